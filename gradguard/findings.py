@@ -1,0 +1,303 @@
+"""Findings: what gradguard tells the user, the catalog of codes, and the errors that carry them.
+
+A `Finding` is one diagnosis: a stable `code` (see `CODES`), a `severity`, a one-sentence
+`message` naming the variables, the numbers seen and the likely fix, the `step` it was first seen
+at and the `variables` it concerns. A `Report` keeps findings deduplicated by code and variables
+and serializes to the JSON contract of DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from absl import logging
+
+__all__ = [
+    "CODES",
+    "ActivationError",
+    "CheckpointError",
+    "Finding",
+    "GradGuardError",
+    "GradientError",
+    "LossError",
+    "NonFiniteError",
+    "Policy",
+    "Report",
+    "Severity",
+    "UpdateError",
+    "resolve_policy",
+]
+
+# Kept here rather than imported from the package to avoid an import cycle.
+_VERSION = "0.1.0"
+
+
+class Severity(str, enum.Enum):
+    """How bad a finding is; the default policy follows from it."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class Policy(str, enum.Enum):
+    """What to do when a finding is made."""
+
+    RAISE = "raise"
+    WARN = "warn"
+    IGNORE = "ignore"
+
+
+class GradGuardError(Exception):
+    """Raised for a finding whose policy is `raise`; `.finding` holds it."""
+
+    def __init__(self, finding: Finding):
+        super().__init__(f"[{finding.code}] {finding.message}")
+        self.finding = finding
+
+
+class GradientError(GradGuardError):
+    """Gradients that cannot train the model: missing, zero, exploding or vanishing."""
+
+
+class UpdateError(GradGuardError):
+    """Optimizer updates that are missing, ineffective, too small or too large."""
+
+
+class NonFiniteError(GradGuardError):
+    """NaN or Inf in the loss, a gradient or a weight."""
+
+
+class LossError(GradGuardError):
+    """A loss that does not decrease or that silently broadcasts its inputs."""
+
+
+class ActivationError(GradGuardError):
+    """Activations that make units useless (dead ReLUs)."""
+
+
+class CheckpointError(GradGuardError):
+    """A checkpoint that does not match the model or optimizer, or cannot be read."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CodeInfo:
+    """Catalog entry: default severity, the error class raised, and what the code means."""
+
+    severity: Severity
+    error: type[GradGuardError]
+    meaning: str
+
+
+_E, _W = Severity.ERROR, Severity.WARNING
+CODES: Mapping[str, CodeInfo] = {
+    "none-gradient": CodeInfo(_E, GradientError, "a trainable variable got a None gradient"),
+    "zero-gradient": CodeInfo(_E, GradientError, "the gradient is exactly zero on every step"),
+    "missing-apply": CodeInfo(_E, UpdateError, "gradients computed but no update applied"),
+    "weights-unchanged": CodeInfo(_E, UpdateError, "an update was applied, weights unchanged"),
+    "update-too-small": CodeInfo(_W, UpdateError, "update-to-weight ratio far below healthy"),
+    "update-too-large": CodeInfo(_W, UpdateError, "update-to-weight ratio far above healthy"),
+    "exploding-gradient": CodeInfo(_W, GradientError, "gradient norm very large or growing"),
+    "vanishing-gradient": CodeInfo(_W, GradientError, "early-layer gradients far below later"),
+    "non-finite": CodeInfo(_E, NonFiniteError, "NaN or Inf in the loss, a gradient or a weight"),
+    "dead-units": CodeInfo(_W, ActivationError, "units that never activate"),
+    "loss-not-decreasing": CodeInfo(_W, LossError, "the loss has not improved"),
+    "variable-not-trained": CodeInfo(_W, UpdateError, "a trainable variable is never updated"),
+    "loss-broadcast": CodeInfo(_W, LossError, "y_true and y_pred broadcast in the loss"),
+    "checkpoint-shape-mismatch": CodeInfo(_E, CheckpointError, "saved shape differs"),
+    "checkpoint-dtype-mismatch": CodeInfo(_E, CheckpointError, "saved dtype differs"),
+    "checkpoint-missing-variables": CodeInfo(_E, CheckpointError, "variables with no value"),
+    "checkpoint-unexpected-variables": CodeInfo(_W, CheckpointError, "values with no variable"),
+    "checkpoint-corrupt": CodeInfo(_E, CheckpointError, "the checkpoint cannot be read whole"),
+    "checkpoint-optimizer-config-changed": CodeInfo(
+        _W, CheckpointError, "optimizer hyperparameters differ from save time"
+    ),
+    "checkpoint-optimizer-state-not-restored": CodeInfo(
+        _E, CheckpointError, "saved optimizer slots did not reach the optimizer"
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """One diagnosis.
+
+    Attributes:
+      code: A key of `CODES`.
+      severity: `Severity`; defaults to the code's catalog severity.
+      message: One sentence: what was seen (variables, numbers) and the likely fix.
+      step: The 0-based training step at which it was first seen (-1 if not tied to a step).
+      variables: Names of the variables (or layers) concerned, e.g. ``("dense/kernel",)``.
+      details: Numbers behind the message, JSON-serializable.
+      count: How many times the same finding (code and variables) was made.
+    """
+
+    code: str
+    message: str
+    step: int = -1
+    variables: tuple[str, ...] = ()
+    severity: Severity | None = None
+    details: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.code not in CODES:
+            raise ValueError(f"unknown finding code {self.code!r}; known: {sorted(CODES)}")
+        if self.severity is None:
+            object.__setattr__(self, "severity", CODES[self.code].severity)
+        object.__setattr__(self, "severity", Severity(self.severity))
+        object.__setattr__(self, "variables", tuple(self.variables))
+
+    @property
+    def key(self) -> tuple[str, tuple[str, ...]]:
+        """What makes two findings the same one."""
+        return (self.code, self.variables)
+
+    def error(self) -> GradGuardError:
+        """The exception that carries this finding."""
+        return CODES[self.code].error(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The DESIGN.md JSON form."""
+        assert self.severity is not None
+        return {
+            "code": self.code,
+            "severity": self.severity.value,
+            "message": self.message,
+            "step": int(self.step),
+            "variables": list(self.variables),
+            "details": _jsonable(self.details),
+            "count": int(self.count),
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    """Converts numpy scalars and tuples in details to plain JSON types."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    return value
+
+
+def resolve_policy(policy: Mapping[str, str | Policy] | None) -> dict[str, Policy]:
+    """Returns the policy for every code: user overrides on top of severity defaults.
+
+    Errors raise, warnings and infos are logged.
+
+    Raises:
+      ValueError: for an unknown code or policy name.
+    """
+    resolved = {
+        code: Policy.RAISE if info.severity is Severity.ERROR else Policy.WARN
+        for code, info in CODES.items()
+    }
+    for code, value in (policy or {}).items():
+        if code not in CODES:
+            raise ValueError(f"policy names unknown finding code {code!r}; known: {sorted(CODES)}")
+        try:
+            resolved[code] = Policy(value)
+        except ValueError:
+            raise ValueError(
+                f"policy for {code!r} is {value!r}; use one of 'raise', 'warn', 'ignore'."
+            ) from None
+    return resolved
+
+
+class Report:
+    """Findings deduplicated by code and variables, in the order first seen.
+
+    Example:
+      >>> report = Report()
+      >>> report.add(Finding("zero-gradient", "dense/bias got a zero gradient.", step=3))
+      True
+      >>> report.to_dict()["findings"][0]["code"]
+      'zero-gradient'
+    """
+
+    def __init__(self, findings: Iterable[Finding] = (), steps_observed: int = 0):
+        self._findings: dict[tuple[str, tuple[str, ...]], Finding] = {}
+        self.steps_observed = steps_observed
+        for finding in findings:
+            self.add(finding)
+
+    @property
+    def findings(self) -> list[Finding]:
+        """All findings, in the order they were first made."""
+        return list(self._findings.values())
+
+    def codes(self) -> set[str]:
+        """The set of codes found."""
+        return {f.code for f in self._findings.values()}
+
+    def add(self, finding: Finding) -> bool:
+        """Adds a finding; returns whether it is new (not a repeat of one already kept)."""
+        seen = self._findings.get(finding.key)
+        if seen is None:
+            self._findings[finding.key] = finding
+            return True
+        self._findings[finding.key] = dataclasses.replace(seen, count=seen.count + 1)
+        return False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The DESIGN.md report: version, findings, steps observed."""
+        return {
+            "gradguard_version": _VERSION,
+            "findings": [f.to_dict() for f in self._findings.values()],
+            "steps_observed": int(self.steps_observed),
+        }
+
+    def to_json(self, path: str | None = None) -> str:
+        """Returns the report as JSON text, also writing it to `path` if given."""
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text + "\n")
+        return text
+
+    def __len__(self) -> int:
+        return len(self._findings)
+
+    def __str__(self) -> str:
+        if not self._findings:
+            return f"gradguard: no findings in {self.steps_observed} steps."
+        lines = [f"gradguard: {len(self._findings)} finding(s) in {self.steps_observed} steps:"]
+        for f in self._findings.values():
+            assert f.severity is not None
+            seen = f" (x{f.count})" if f.count > 1 else ""
+            lines.append(f"  {f.severity.value:7s} {f.code} at step {f.step}{seen}: {f.message}")
+        return "\n".join(lines)
+
+
+def emit(report: Report, finding: Finding, policy: Mapping[str, Policy]) -> None:
+    """Keeps a finding and acts on its policy: log once when new, raise when new and `raise`."""
+    if policy[finding.code] is Policy.IGNORE:
+        return
+    if not report.add(finding):
+        return
+    log = logging.error if finding.severity is Severity.ERROR else logging.warning
+    log("gradguard [%s] step %d: %s", finding.code, finding.step, finding.message)
+    if policy[finding.code] is Policy.RAISE:
+        raise finding.error()
+
+
+def names(variables: Sequence[Any], model_name: str = "") -> list[str]:
+    """Display names of variables: Keras paths (``dense/kernel``) or tf.Variable names.
+
+    The model's own name is dropped from the front of Keras paths
+    (``sequential/dense/kernel`` -> ``dense/kernel``): it is the same for every variable.
+    """
+    prefix = f"{model_name}/" if model_name else None
+    result = []
+    for v in variables:
+        name = getattr(v, "path", None) or v.name.split(":")[0]
+        if prefix and name.startswith(prefix):
+            name = name[len(prefix):]
+        result.append(name)
+    return result
