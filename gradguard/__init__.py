@@ -1,20 +1,58 @@
-"""gradguard: makes TensorFlow custom training loops safe to write."""
+"""gradguard: makes TensorFlow custom training loops safe to write.
 
+A training loop that runs but does not learn is told why, in one sentence naming the variable
+and the fix; what can be fixed (clipping, skipping non-finite updates) is fixed in-graph.
+"""
+
+from gradguard import checks
 from gradguard.findings import (
     CODES,
+    ActivationError,
+    CheckpointError,
     Finding,
     GradGuardError,
+    GradientError,
+    LossError,
+    NonFiniteError,
     Report,
     Severity,
+    UpdateError,
+)
+from gradguard.train_step import TrainStep
+from gradguard.transforms import (
+    GradientTransform,
+    adaptive_clip,
+    chain,
+    clip_by_global_norm,
+    clip_by_norm,
+    clip_by_value,
+    identity,
+    skip_nonfinite,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CODES",
+    "ActivationError",
+    "CheckpointError",
     "Finding",
     "GradGuardError",
+    "GradientError",
+    "GradientTransform",
+    "LossError",
+    "NonFiniteError",
     "Report",
     "Severity",
+    "TrainStep",
+    "UpdateError",
     "__version__",
+    "adaptive_clip",
+    "chain",
+    "checks",
+    "clip_by_global_norm",
+    "clip_by_norm",
+    "clip_by_value",
+    "identity",
+    "skip_nonfinite",
 ]

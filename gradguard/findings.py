@@ -237,13 +237,27 @@ class Report:
         return {f.code for f in self._findings.values()}
 
     def add(self, finding: Finding) -> bool:
-        """Adds a finding; returns whether it is new (not a repeat of one already kept)."""
-        seen = self._findings.get(finding.key)
-        if seen is None:
-            self._findings[finding.key] = finding
-            return True
-        self._findings[finding.key] = dataclasses.replace(seen, count=seen.count + 1)
-        return False
+        """Adds a finding; returns whether it is new.
+
+        A finding with the code of one already kept and overlapping variables is the same
+        finding seen again (e.g. one more layer crossed a threshold): it is merged into the kept
+        one (variables joined, message and details updated, first step kept, count raised).
+        """
+        for key, seen in self._findings.items():
+            if key[0] == finding.code and (
+                key[1] == finding.variables or set(key[1]) & set(finding.variables)
+            ):
+                variables = seen.variables + tuple(
+                    v for v in finding.variables if v not in seen.variables
+                )
+                merged = dataclasses.replace(
+                    finding, step=seen.step, variables=variables, count=seen.count + 1
+                )
+                del self._findings[key]
+                self._findings[merged.key] = merged
+                return False
+        self._findings[finding.key] = finding
+        return True
 
     def to_dict(self) -> dict[str, Any]:
         """The DESIGN.md report: version, findings, steps observed."""
@@ -275,16 +289,24 @@ class Report:
         return "\n".join(lines)
 
 
-def emit(report: Report, finding: Finding, policy: Mapping[str, Policy]) -> None:
-    """Keeps a finding and acts on its policy: log once when new, raise when new and `raise`."""
-    if policy[finding.code] is Policy.IGNORE:
-        return
-    if not report.add(finding):
-        return
-    log = logging.error if finding.severity is Severity.ERROR else logging.warning
-    log("gradguard [%s] step %d: %s", finding.code, finding.step, finding.message)
-    if policy[finding.code] is Policy.RAISE:
-        raise finding.error()
+def emit(
+    report: Report, found: Iterable[Finding], policy: Mapping[str, Policy], *, raise_errors: bool
+) -> None:
+    """Keeps findings and acts on their policies.
+
+    A new finding is logged once (absl); repeats only raise its count. After all are kept, the
+    first new finding whose policy is `raise` is raised, if `raise_errors`.
+    """
+    to_raise = None
+    for finding in found:
+        if policy[finding.code] is Policy.IGNORE or not report.add(finding):
+            continue
+        log = logging.error if finding.severity is Severity.ERROR else logging.warning
+        log("gradguard [%s] step %d: %s", finding.code, finding.step, finding.message)
+        if policy[finding.code] is Policy.RAISE and to_raise is None:
+            to_raise = finding
+    if to_raise is not None and raise_errors:
+        raise to_raise.error()
 
 
 def names(variables: Sequence[Any], model_name: str = "") -> list[str]:

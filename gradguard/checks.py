@@ -1,0 +1,561 @@
+"""Checks: fold each step's statistics into small state in-graph, judge them on the host.
+
+A check has two halves (torchmetrics' `update`/`compute`, clu's `Metric`):
+
+* `update(stats)` runs inside the compiled step every step. It folds the step's `Stats` into a few
+  state variables (counts, first-seen steps, maxima, running sums), so nothing that happened
+  between two host reads is lost. It never blocks an update; transforms do that.
+* `findings(context)` runs on the host every `every` steps. It reads the state and returns
+  `Finding`s.
+
+Every check sees the same `Stats`, computed once per step by the core; a check never recomputes a
+statistic another check also needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from gradguard.findings import Finding, Severity, names
+
+__all__ = [
+    "Check",
+    "Context",
+    "ExplodingGradient",
+    "Layout",
+    "LossNotDecreasing",
+    "NonFinite",
+    "Stats",
+    "UpdateRatio",
+    "VanishingGradient",
+    "ZeroGradient",
+    "default_checks",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Static facts about the variables a step trains, shared by all checks.
+
+    Attributes:
+      names: Display name per variable (``dense/kernel``).
+      layers: Layer names in model order (``dense``), each once.
+      layer_index: Per variable, its layer's index into `layers`.
+    """
+
+    names: tuple[str, ...]
+    layers: tuple[str, ...]
+    layer_index: tuple[int, ...]
+
+    @classmethod
+    def from_variables(cls, variables: Sequence[Any], model_name: str = "") -> Layout:
+        """Groups variables by layer: the variable's path without its last component."""
+        var_names = names(variables, model_name)
+        layers: list[str] = []
+        index = []
+        for name in var_names:
+            layer = name.rsplit("/", 1)[0] if "/" in name else name
+            if layer not in layers:
+                layers.append(layer)
+            index.append(layers.index(layer))
+        return cls(tuple(var_names), tuple(layers), tuple(index))
+
+    @property
+    def size(self) -> int:
+        """Number of variables."""
+        return len(self.names)
+
+    def per_layer(self, per_variable: tf.Tensor) -> tf.Tensor:
+        """Sums a per-variable vector into a per-layer vector (in-graph)."""
+        return tf.math.unsorted_segment_sum(
+            per_variable, tf.constant(self.layer_index, tf.int32), len(self.layers)
+        )
+
+    def variables_of(self, layer_ids: Sequence[int]) -> tuple[str, ...]:
+        """Names of the variables in the given layers."""
+        wanted = set(layer_ids)
+        return tuple(n for n, li in zip(self.names, self.layer_index) if li in wanted)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stats:
+    """One step's statistics, as tensors; computed once by the core for every check.
+
+    Attributes:
+      step: 0-based step index, int64 scalar.
+      loss: float32 scalar.
+      grad_sq: float32 [n]: squared L2 norm of each variable's gradient before the transforms
+        (0 where the gradient is None).
+      grad_norm: global gradient norm before the transforms.
+      grad_norm_after: global gradient norm after the transforms (what the optimizer got).
+      applied: bool scalar: the optimizer update ran (False when a transform skipped it).
+      measured: bool scalar: `update_sq` and `weight_sq` were measured on this step (they are
+        measured only every `every` steps, as they need a copy of the weights).
+      update_sq: float32 [n]: squared norm of each variable's change in this step.
+      weight_sq: float32 [n]: squared norm of each variable before the update.
+    """
+
+    step: tf.Tensor
+    loss: tf.Tensor
+    grad_sq: tf.Tensor
+    grad_norm: tf.Tensor
+    grad_norm_after: tf.Tensor
+    applied: tf.Tensor
+    measured: tf.Tensor
+    update_sq: tf.Tensor
+    weight_sq: tf.Tensor
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """What the host knows when it judges.
+
+    Attributes:
+      steps: Number of steps observed so far.
+      step: Index of the latest step.
+      none: Indices of variables whose gradient is None (reported as `none-gradient`).
+      learning_rate: The optimizer's current learning rate, if known, for messages.
+    """
+
+    steps: int
+    step: int
+    none: frozenset[int] = frozenset()
+    learning_rate: float | None = None
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def _listing(items: Sequence[str], limit: int = 4) -> str:
+    shown = ", ".join(items[:limit])
+    return shown if len(items) <= limit else f"{shown} and {len(items) - limit} more"
+
+
+def _lr_text(context: Context) -> str:
+    return "" if context.learning_rate is None else f" ({_fmt(context.learning_rate)})"
+
+
+class Check:
+    """Base class: subclasses create state in `build`, fold in `update`, judge in `findings`."""
+
+    layout: Layout
+
+    def build(self, layout: Layout) -> None:
+        """Creates the state variables; called once, outside any trace."""
+        self.layout = layout
+        self._state: dict[str, tf.Variable] = {}
+        self._build()
+
+    def _build(self) -> None:
+        raise NotImplementedError
+
+    def _add(self, name: str, value: Any, dtype: tf.DType = tf.float32) -> tf.Variable:
+        variable = tf.Variable(value, dtype=dtype, trainable=False, name=f"gradguard_{name}")
+        self._state[name] = variable
+        return variable
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The state as NumPy values (a host read)."""
+        return {name: v.numpy() for name, v in self._state.items()}
+
+    def update(self, stats: Stats) -> None:
+        """Folds one step into the state (in-graph)."""
+        raise NotImplementedError
+
+    def findings(self, context: Context) -> list[Finding]:
+        """Turns the state into findings (host)."""
+        raise NotImplementedError
+
+
+class NonFinite(Check):
+    """`non-finite`: NaN or Inf in the loss, a gradient or a weight; names where it came first."""
+
+    def _build(self) -> None:
+        n = self.layout.size
+        self.loss_first = self._add("loss_first", -1, tf.int64)
+        self.grad_first = self._add("grad_first", [-1] * n, tf.int64)
+        self.weight_first = self._add("weight_first", [-1] * n, tf.int64)
+        self.skipped = self._add("skipped", 0, tf.int64)
+
+    def update(self, stats: Stats) -> None:
+        def first(state: tf.Variable, bad: tf.Tensor) -> None:
+            state.assign(tf.where((state < 0) & bad, stats.step, state))
+
+        first(self.loss_first, ~tf.math.is_finite(stats.loss))
+        first(self.grad_first, ~tf.math.is_finite(stats.grad_sq))
+        first(self.weight_first, stats.measured & ~tf.math.is_finite(stats.weight_sq))
+        self.skipped.assign_add(tf.cast(~stats.applied, tf.int64))
+
+    def findings(self, context: Context) -> list[Finding]:
+        s = self.state()
+        sources = [
+            (int(s["loss_first"]), "loss", ()),
+            (_earliest(s["grad_first"]), "gradient", _at(self.layout, s["grad_first"])),
+            (_earliest(s["weight_first"]), "weight", _at(self.layout, s["weight_first"])),
+        ]
+        seen = [src for src in sources if src[0] >= 0]
+        if not seen:
+            return []
+        step, where, variables = min(seen, key=lambda src: (src[0], len(src[1])))
+        skipped = int(s["skipped"])
+        skip_text = (
+            f" {skipped} update(s) were skipped, so the weights are intact."
+            if skipped
+            else " The update was applied: add gradguard.skip_nonfinite() to the transform."
+        )
+        if where == "loss":
+            message = (
+                f"The loss became NaN/Inf at step {step}: look for log(0), division by zero or "
+                "sqrt of a negative in the loss (add an epsilon, or use from_logits=True), "
+                "and for an exploding learning rate."
+            )
+        elif where == "gradient":
+            message = (
+                f"The gradient of {_listing(variables)} became NaN/Inf at step {step} while the "
+                "loss was finite: an op with an unstable gradient (sqrt or log near 0, a "
+                "division) or overflow; clip gradients or add an epsilon."
+            )
+        else:
+            message = (
+                f"The weights of {_listing(variables)} became NaN/Inf (seen at step {step}) "
+                "while loss and gradients were finite: the optimizer update overflowed; "
+                "lower the learning rate or raise the optimizer's epsilon."
+            )
+        details = {"first_in": where, "first_step": step, "skipped_updates": skipped}
+        return [Finding("non-finite", message + skip_text, step, variables, details=details)]
+
+
+def _earliest(first_steps: np.ndarray) -> int:
+    seen = first_steps[first_steps >= 0]
+    return int(seen.min()) if seen.size else -1
+
+
+def _at(layout: Layout, first_steps: np.ndarray) -> tuple[str, ...]:
+    step = _earliest(first_steps)
+    return tuple(n for n, s in zip(layout.names, first_steps) if s == step and step >= 0)
+
+
+class ZeroGradient(Check):
+    """`zero-gradient`: a gradient that is exactly zero on every step seen.
+
+    Args:
+      min_steps: Steps to see before judging.
+    """
+
+    def __init__(self, min_steps: int = 2):
+        self.min_steps = min_steps
+
+    def _build(self) -> None:
+        self.max_sq = self._add("grad_sq_max", [0.0] * self.layout.size)
+
+    def update(self, stats: Stats) -> None:
+        # A non-finite gradient is not a zero one; count it as non-zero.
+        sq = tf.where(tf.math.is_finite(stats.grad_sq), stats.grad_sq, 1.0)
+        self.max_sq.assign(tf.maximum(self.max_sq, sq))
+
+    def findings(self, context: Context) -> list[Finding]:
+        if context.steps < self.min_steps:
+            return []
+        max_sq = self.max_sq.numpy()
+        with_grad = [i for i in range(self.layout.size) if i not in context.none]
+        zero = [i for i in with_grad if max_sq[i] == 0.0]
+        if not zero:
+            return []
+        variables = tuple(self.layout.names[i] for i in zero)
+        if len(zero) == len(with_grad):
+            message = (
+                f"The gradient of every trainable variable was exactly zero on all "
+                f"{context.steps} steps seen: the loss is flat in the weights (it is built "
+                "from rounded or thresholded outputs, does not depend on the prediction, or "
+                "every ReLU unit is dead); check the loss function."
+            )
+            severity = Severity.ERROR
+        else:
+            message = (
+                f"The gradient of {_listing(variables)} was exactly zero on all "
+                f"{context.steps} steps seen: these weights never learn (a dead ReLU layer, a "
+                "zero multiplier, or an input that is always zero); check how they reach the loss."
+            )
+            severity = Severity.WARNING
+        return [Finding("zero-gradient", message, context.step, variables, severity)]
+
+
+class UpdateRatio(Check):
+    """`weights-unchanged`, `update-too-small`, `update-too-large`: the update-to-weight ratio.
+
+    The ratio ``|delta w| / |w|`` is taken per layer (all of a layer's variables together, so a
+    zero-initialized bias does not dominate) on the steps where updates are measured.
+
+    Args:
+      low: A layer whose ratio is below this on every measured step gets `update-too-small`.
+        Healthy training sits around 1e-4 to 1e-2; 1e-7 means the weights barely move.
+      high: A layer whose ratio is above this on most measured steps gets `update-too-large`.
+    """
+
+    def __init__(self, low: float = 1e-7, high: float = 1e-1):
+        self.low = low
+        self.high = high
+
+    def _build(self) -> None:
+        n, layers = self.layout.size, len(self.layout.layers)
+        self.measured = self._add("measured", [0] * layers, tf.int64)
+        self.below = self._add("below", [0] * layers, tf.int64)
+        self.above = self._add("above", [0] * layers, tf.int64)
+        self.last = self._add("last", [0.0] * layers)
+        self.eligible = self._add("eligible", [0] * n, tf.int64)
+        self.unchanged = self._add("unchanged", [0] * n, tf.int64)
+
+    def update(self, stats: Stats) -> None:
+        measured = stats.measured & stats.applied
+        w_norm = tf.sqrt(self.layout.per_layer(stats.weight_sq))
+        u_norm = tf.sqrt(self.layout.per_layer(stats.update_sq))
+        # A layer whose weights are all zero (just initialized) has no meaningful ratio yet, and
+        # one without gradient is `zero-gradient`'s business, not a learning rate problem.
+        valid = measured & (w_norm > 0) & (self.layout.per_layer(stats.grad_sq) > 0)
+        ratio = u_norm / tf.where(w_norm > 0, w_norm, 1.0)
+
+        def count(state: tf.Variable, condition: tf.Tensor) -> None:
+            state.assign_add(tf.cast(condition, tf.int64))
+
+        count(self.measured, valid)
+        count(self.below, valid & (ratio < self.low))
+        count(self.above, valid & (ratio > self.high))
+        self.last.assign(tf.where(valid, ratio, self.last))
+        eligible = measured & (stats.grad_sq > 0)
+        count(self.eligible, eligible)
+        count(self.unchanged, eligible & tf.equal(stats.update_sq, 0.0))
+
+    def findings(self, context: Context) -> list[Finding]:
+        s = self.state()
+        layout, lr = self.layout, _lr_text(context)
+        results = []
+        unchanged = [
+            i
+            for i in range(layout.size)
+            if i not in context.none and s["eligible"][i] > 0 and s["unchanged"][i] == s["eligible"][i]
+        ]
+        if unchanged:
+            variables = tuple(layout.names[i] for i in unchanged)
+            results.append(
+                Finding(
+                    "weights-unchanged",
+                    f"Updates were applied but {_listing(variables)} did not change on any of "
+                    f"{int(s['eligible'][unchanged[0]])} measured step(s) despite non-zero "
+                    f"gradients: the update is zero or below float precision; the learning "
+                    f"rate{lr} is likely 0 or far too small.",
+                    context.step,
+                    variables,
+                )
+            )
+        measured = s["measured"]
+        judged = [li for li in range(len(layout.layers)) if measured[li] > 0]
+        small = [li for li in judged if measured[li] == s["below"][li]]
+        large = [li for li in judged if 2 * s["above"][li] > measured[li]]
+        if small and len(small) == len(judged):
+            small_cause = (
+                f"the learning rate{lr} is likely far too small (try 1e-3 for Adam, 1e-2 for SGD)."
+            )
+        else:
+            small_cause = (
+                "these layers barely learn while the others do: their gradients are tiny "
+                "(vanishing gradients, saturated activations) rather than the learning rate."
+            )
+        for code, layer_ids, text in (
+            (
+                "update-too-small",
+                small,
+                f"far below the healthy 1e-4..1e-2 on every measured step: {small_cause}",
+            ),
+            (
+                "update-too-large",
+                large,
+                f"above {_fmt(self.high)} on most measured steps: each step rewrites the "
+                f"weights; the learning rate{lr} is likely too large (lower it 10x, or clip "
+                "gradients).",
+            ),
+        ):
+            if not layer_ids:
+                continue
+            layers = [layout.layers[li] for li in layer_ids]
+            ratios = {layout.layers[li]: float(s["last"][li]) for li in layer_ids}
+            shown = ", ".join(f"{name} {_fmt(r)}" for name, r in list(ratios.items())[:4])
+            results.append(
+                Finding(
+                    code,
+                    f"Update-to-weight ratio of {_listing(layers)} ({shown}) is {text}",
+                    context.step,
+                    layout.variables_of(layer_ids),
+                    details={"ratio": ratios, "low": self.low, "high": self.high},
+                )
+            )
+        return results
+
+
+class ExplodingGradient(Check):
+    """`exploding-gradient`: a gradient norm that is very large or grew by orders of magnitude.
+
+    Args:
+      growth: Flags when the largest norm seen is this many times the first step's norm
+        (and at least `min_norm`).
+      limit: Flags any global norm above this.
+      min_norm: Growth to a norm below this is not judged (small gradients that grow are normal).
+    """
+
+    def __init__(self, growth: float = 1e3, limit: float = 1e6, min_norm: float = 1.0):
+        self.growth = growth
+        self.limit = limit
+        self.min_norm = min_norm
+
+    def _build(self) -> None:
+        self.first = self._add("norm_first", -1.0)
+        self.max = self._add("norm_max", 0.0)
+        self.max_step = self._add("norm_max_step", -1, tf.int64)
+        self.layer_max = self._add("layer_norm_max", [0.0] * len(self.layout.layers))
+
+    def update(self, stats: Stats) -> None:
+        norm = stats.grad_norm
+        finite = tf.math.is_finite(norm)
+        self.first.assign(tf.where((self.first < 0) & finite, norm, self.first))
+        larger = finite & (norm > self.max)
+        self.max.assign(tf.where(larger, norm, self.max))
+        self.max_step.assign(tf.where(larger, stats.step, self.max_step))
+        layer_norm = tf.sqrt(self.layout.per_layer(stats.grad_sq))
+        layer_norm = tf.where(tf.math.is_finite(layer_norm), layer_norm, 0.0)
+        self.layer_max.assign(tf.maximum(self.layer_max, layer_norm))
+
+    def findings(self, context: Context) -> list[Finding]:
+        s = self.state()
+        first, largest = float(s["norm_first"]), float(s["norm_max"])
+        grew = first > 0 and largest >= self.min_norm and largest >= self.growth * first
+        if not (grew or largest > self.limit):
+            return []
+        layer = self.layout.layers[int(np.argmax(s["layer_norm_max"]))]
+        step = int(s["norm_max_step"])
+        message = (
+            f"The gradient norm reached {_fmt(largest)} at step {step} (first step: "
+            f"{_fmt(first)}), largest in {layer}: training is diverging; lower the learning "
+            "rate, clip with gradguard.clip_by_global_norm(1.0), and check that inputs and "
+            "targets are normalized."
+        )
+        details = {"first_norm": first, "max_norm": largest, "max_step": step, "layer": layer}
+        variables = self.layout.variables_of([self.layout.layers.index(layer)])
+        return [Finding("exploding-gradient", message, step, variables, details=details)]
+
+
+class VanishingGradient(Check):
+    """`vanishing-gradient`: early layers' gradients orders of magnitude below the last layer's.
+
+    Args:
+      ratio: Flags early layers whose mean gradient norm is below this fraction of the last
+        layer's.
+      min_layers: Models with fewer layers (with gradients) are not judged.
+      min_steps: Steps to see before judging.
+    """
+
+    def __init__(self, ratio: float = 1e-3, min_layers: int = 3, min_steps: int = 2):
+        self.ratio = ratio
+        self.min_layers = min_layers
+        self.min_steps = min_steps
+
+    def _build(self) -> None:
+        self.norm_sum = self._add("layer_norm_sum", [0.0] * len(self.layout.layers))
+        self.count = self._add("layer_norm_count", 0, tf.int64)
+
+    def update(self, stats: Stats) -> None:
+        finite = tf.math.is_finite(stats.grad_norm)
+        layer_norm = tf.sqrt(self.layout.per_layer(stats.grad_sq))
+        self.norm_sum.assign_add(tf.where(finite, layer_norm, 0.0))
+        self.count.assign_add(tf.cast(finite, tf.int64))
+
+    def findings(self, context: Context) -> list[Finding]:
+        count = int(self.count.numpy())
+        if context.steps < self.min_steps or count == 0:
+            return []
+        mean = self.norm_sum.numpy() / count
+        none_layers = {self.layout.layer_index[i] for i in context.none}
+        layers = [li for li in range(len(self.layout.layers)) if li not in none_layers]
+        if len(layers) < self.min_layers or mean[layers[-1]] <= 0:
+            return []
+        last = layers[-1]
+        weak = [li for li in layers[:-1] if mean[li] < self.ratio * mean[last]]
+        if not weak or weak[0] != layers[0]:
+            return []
+        first = weak[0]
+        message = (
+            f"Gradients vanish toward the input: {self.layout.layers[first]}'s mean gradient "
+            f"norm {_fmt(mean[first])} is {_fmt(mean[first] / mean[last])} of "
+            f"{self.layout.layers[last]}'s {_fmt(mean[last])} ({len(weak)} early layer(s) "
+            f"below {_fmt(self.ratio)}x): saturating activations (sigmoid/tanh) in a deep stack "
+            "or a poor initialization; use ReLU with He initialization, batch normalization "
+            "or residual connections."
+        )
+        details = {"mean_norm": {self.layout.layers[li]: float(mean[li]) for li in layers}}
+        variables = self.layout.variables_of(weak)
+        return [Finding("vanishing-gradient", message, context.step, variables, details=details)]
+
+
+class LossNotDecreasing(Check):
+    """`loss-not-decreasing`: the loss now is no lower than over the first `window` steps.
+
+    Compares the mean loss of the first `window` steps with a moving average of the recent loss,
+    once `2 * window` steps are seen. A loss that improved and then plateaus is not flagged.
+
+    Args:
+      window: Steps in the first window, and the moving average's span.
+      min_improvement: Relative improvement that counts as decreasing.
+    """
+
+    def __init__(self, window: int = 50, min_improvement: float = 1e-3):
+        self.window = window
+        self.min_improvement = min_improvement
+
+    def _build(self) -> None:
+        self.first_sum = self._add("loss_first_sum", 0.0)
+        self.recent = self._add("loss_recent", 0.0)
+        self.count = self._add("loss_count", 0, tf.int64)
+
+    def update(self, stats: Stats) -> None:
+        loss = tf.cast(stats.loss, tf.float32)
+        finite = tf.math.is_finite(loss)
+        loss = tf.where(finite, loss, 0.0)
+        in_first = finite & (self.count < self.window)
+        self.first_sum.assign_add(tf.where(in_first, loss, 0.0))
+        decay = 2.0 / (self.window + 1)
+        recent = tf.where(self.count == 0, loss, self.recent + decay * (loss - self.recent))
+        self.recent.assign(tf.where(finite, recent, self.recent))
+        self.count.assign_add(tf.cast(finite, tf.int64))
+
+    def findings(self, context: Context) -> list[Finding]:
+        s = self.state()
+        if int(s["loss_count"]) < 2 * self.window:
+            return []
+        first = float(s["loss_first_sum"]) / self.window
+        recent = float(s["loss_recent"])
+        if abs(first) < 1e-8 or first - recent > self.min_improvement * abs(first):
+            return []
+        message = (
+            f"The loss has not decreased: it averaged {_fmt(first)} over the first "
+            f"{self.window} steps and is {_fmt(recent)} now (step {context.step}); the weights "
+            "are not moving usefully: see the other findings (learning rate, gradients, "
+            "updates) and check that labels match the model's outputs."
+        )
+        details = {"first_mean": first, "recent": recent, "window": self.window}
+        return [Finding("loss-not-decreasing", message, context.step, details=details)]
+
+
+def default_checks() -> list[Check]:
+    """A fresh list of the built-in gradient and update checks with default thresholds."""
+    return [
+        NonFinite(),
+        ZeroGradient(),
+        UpdateRatio(),
+        ExplodingGradient(),
+        VanishingGradient(),
+        LossNotDecreasing(),
+    ]

@@ -1,0 +1,206 @@
+"""Trace-time diagnosis: where the chain from a variable to the loss breaks, and silent broadcasts.
+
+Both read a traced `FuncGraph` (TensorFlow's record of the computation) rather than running
+anything, so they cost one trace, once, and only when a problem was already seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import tensorflow as tf
+from tensorflow.python.framework import ops as tf_ops
+
+from gradguard.findings import Finding, Severity
+
+__all__ = ["chain_breaks", "loss_broadcast", "none_gradient_finding"]
+
+# Ops whose gradient function exists but returns None.
+_NO_GRADIENT = {"Round", "Floor", "Ceil", "Rint"}
+_FRIENDLY = {
+    "PyFunc": "tf.numpy_function (a NumPy round trip)",
+    "PyFuncStateless": "tf.numpy_function (a NumPy round trip)",
+    "StopGradient": "tf.stop_gradient",
+    "PreventGradient": "an op that prevents gradients",
+    "ArgMax": "argmax",
+    "ArgMin": "argmin",
+    "Round": "round",
+    "Floor": "floor",
+    "Ceil": "ceil",
+    "Rint": "rint",
+}
+NOT_USED = "not used in computing the loss"
+NUMPY_CALL = ".numpy() or a NumPy conversion of a tensor (a NumPy round trip)"
+
+
+def _breaks_chain(op: tf.Operation) -> bool:
+    if op.type in _NO_GRADIENT:
+        return True
+    outputs = [t for t in op.outputs]
+    if outputs and not any(t.dtype.is_floating or t.dtype.is_complex for t in outputs):
+        return True  # integer or bool output: argmax, casts to int, comparisons
+    try:
+        return tf_ops.get_gradient_function(op) is None
+    except LookupError:
+        return True
+
+
+def _describe(op: tf.Operation) -> str:
+    if op.type == "Cast":
+        return f"a cast to {op.outputs[0].dtype.name}"
+    if op.type in ("Greater", "GreaterEqual", "Less", "LessEqual", "Equal", "NotEqual"):
+        return "a comparison (>, <, ==)"
+    name = _FRIENDLY.get(op.type, f"{op.type}, which has no gradient")
+    return f"{name} (op '{op.name}')"
+
+
+def _ancestors(tensor: tf.Tensor) -> set[tf.Operation]:
+    seen: set[tf.Operation] = set()
+    stack = [tensor.op]
+    while stack:
+        op = stack.pop()
+        if op in seen:
+            continue
+        seen.add(op)
+        stack.extend(t.op for t in op.inputs)
+    return seen
+
+
+def _handle(variable: Any) -> Any:
+    value = getattr(variable, "value", variable)  # a Keras Variable wraps a tf.Variable
+    return getattr(value, "handle", None)
+
+
+def chain_breaks(
+    fn: Callable[..., tf.Tensor], args: Sequence[Any], variables: Sequence[Any]
+) -> dict[int, str]:
+    """Says, per variable, why the loss computed by `fn(*args)` has no gradient for it.
+
+    Traces `fn` (the forward pass and loss) once and walks the graph from each variable towards
+    the loss, naming the first op on the way that has no gradient.
+
+    Args:
+      fn: Computes the scalar loss from `args`.
+      args: Example arguments (tensors or arrays); only their shapes and dtypes matter.
+      variables: The variables to explain.
+
+    Returns:
+      Index into `variables` -> a phrase naming the break (e.g. "tf.stop_gradient ...") or
+      `NOT_USED`. A variable that reaches the loss without a break is absent.
+    """
+    try:
+        concrete = tf.function(fn).get_concrete_function(*args)
+    except (AttributeError, NotImplementedError, TypeError) as e:
+        if "numpy" in str(e).lower():
+            return dict.fromkeys(range(len(variables)), NUMPY_CALL)
+        raise
+    graph = concrete.graph
+    on_path = _ancestors(concrete.outputs[0])
+    placeholders = {id(ext): internal for ext, internal in graph.captures}
+    causes: dict[int, str] = {}
+    for index, variable in enumerate(variables):
+        placeholder = placeholders.get(id(_handle(variable)))
+        if placeholder is None or placeholder.op not in on_path:
+            causes[index] = NOT_USED
+            continue
+        # Breadth-first from the variable, so the break named is the one nearest to it.
+        frontier, seen = [placeholder.op], {placeholder.op}
+        while frontier:
+            breaking = [op for op in frontier if op is not placeholder.op and _breaks_chain(op)]
+            if breaking:
+                causes[index] = _describe(breaking[0])
+                break
+            following = []
+            for op in frontier:
+                for out in op.outputs:
+                    for consumer in out.consumers():
+                        if consumer in on_path and consumer not in seen:
+                            seen.add(consumer)
+                            following.append(consumer)
+            frontier = following
+    return causes
+
+
+def none_gradient_finding(
+    variable_names: Sequence[str], none: Iterable[int], causes: dict[int, str], step: int
+) -> Finding:
+    """The `none-gradient` finding for the variables at indices `none`, grouped by cause."""
+    none = sorted(none)
+    by_cause: dict[str, list[str]] = {}
+    for i in none:
+        by_cause.setdefault(causes.get(i, "an unknown break"), []).append(variable_names[i])
+    parts = []
+    for cause, vars_ in by_cause.items():
+        shown = ", ".join(vars_[:4]) + (f" and {len(vars_) - 4} more" if len(vars_) > 4 else "")
+        if cause == NOT_USED:
+            parts.append(
+                f"{shown} {'is' if len(vars_) == 1 else 'are'} not used in computing the loss "
+                "(a layer not called, an output the loss ignores, or work done outside the tape)"
+            )
+        else:
+            parts.append(f"the path from {shown} to the loss is cut by {cause}")
+    every = len(none) == len(variable_names)
+    head = "No trainable variable got a gradient" if every else "Some variables got no gradient"
+    message = (
+        f"{head}: {'; '.join(parts)}. Compute the loss from the model's output with "
+        "differentiable TensorFlow ops inside the GradientTape."
+    )
+    return Finding(
+        "none-gradient",
+        message,
+        step,
+        tuple(variable_names[i] for i in none),
+        Severity.ERROR if every else Severity.WARNING,
+        details={"causes": {variable_names[i]: causes.get(i, "unknown") for i in none}},
+    )
+
+
+def _mutually_broadcast(a: tf.TensorShape, b: tf.TensorShape) -> bool:
+    """True when each of two shapes is stretched along some axis by the other: (n,) vs (n, 1)."""
+    if a.rank is None or b.rank is None or a.rank == 0 or b.rank == 0:
+        return False
+    rank = max(a.rank, b.rank)
+    dims_a = [1] * (rank - a.rank) + list(a.as_list())
+    dims_b = [1] * (rank - b.rank) + list(b.as_list())
+    a_stretched = any(x == 1 and y != 1 for x, y in zip(dims_a, dims_b))
+    b_stretched = any(y == 1 and x != 1 for x, y in zip(dims_a, dims_b))
+    return a_stretched and b_stretched
+
+
+def loss_broadcast(
+    loss_fn: Callable[[Any, Any], Any], y_true: tf.TensorSpec, y_pred: tf.TensorSpec, step: int
+) -> Finding | None:
+    """Finds a loss that silently broadcasts `y_true` against `y_pred` (e.g. (32,) vs (32, 1)).
+
+    Traces `loss_fn` alone and looks for an elementwise op whose two inputs stretch each other,
+    the signature of comparing every label with every prediction. Keras loss objects align ranks
+    first, so they are never flagged.
+    """
+    if y_true.shape == y_pred.shape:
+        return None
+    concrete = tf.function(loss_fn).get_concrete_function(y_true, y_pred)
+    for op in concrete.graph.get_operations():
+        inputs = [t for t in op.inputs if t.dtype.is_floating]
+        if len(inputs) == 2 and _mutually_broadcast(inputs[0].shape, inputs[1].shape):
+            shape = op.outputs[0].shape
+            message = (
+                f"y_true has shape {_shape(y_true.shape)} and y_pred {_shape(y_pred.shape)}: the "
+                f"loss broadcasts them to {_shape(shape)}, comparing every label with every "
+                "prediction, so the model cannot fit; reshape y_true to y_pred's shape "
+                "(e.g. y[:, None]) or use a keras.losses object, which aligns them."
+            )
+            details = {
+                "y_true_shape": y_true.shape.as_list(),
+                "y_pred_shape": y_pred.shape.as_list(),
+                "broadcast_shape": shape.as_list() if shape.rank is not None else None,
+            }
+            return Finding("loss-broadcast", message, step, details=details)
+    return None
+
+
+def _shape(shape: tf.TensorShape) -> str:
+    if shape.rank is None:
+        return "(?)"
+    dims = ["None" if d is None else str(d) for d in shape.as_list()]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
