@@ -55,6 +55,10 @@ class Policy(str, enum.Enum):
 class GradGuardError(Exception):
     """Raised for a finding whose policy is `raise`; `.finding` holds it."""
 
+    # Raised while a tf.function traces, it reaches the caller as itself, not as autograph's
+    # StagingError (tensorflow/python/autograph/impl/api.py).
+    ag_pass_through = True
+
     def __init__(self, finding: Finding):
         super().__init__(f"[{finding.code}] {finding.message}")
         self.finding = finding
@@ -320,6 +324,6 @@ def names(variables: Sequence[Any], model_name: str = "") -> list[str]:
     for v in variables:
         name = getattr(v, "path", None) or v.name.split(":")[0]
         if prefix and name.startswith(prefix):
-            name = name[len(prefix):]
+            name = name[len(prefix) :]
         result.append(name)
     return result

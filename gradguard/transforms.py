@@ -186,7 +186,7 @@ class _ClipByNorm(GradientTransform):
         self.max_norm = max_norm
 
     def update(self, grads: Grads, state: Any, variables: Sequence[Any]) -> tuple[Grads, Any]:
-        clipped = []
+        clipped: Grads = []
         for g in grads:
             if g is None:
                 clipped.append(None)
@@ -263,10 +263,11 @@ class _AdaptiveClip(GradientTransform):
 
 
 def adaptive_clip(clipping: float = 0.01, eps: float = 1e-3) -> GradientTransform:
-    """Unit-wise adaptive gradient clipping (AGC, Brock et al. 2021, "High-Performance
-    Large-Scale Image Recognition Without Normalization").
+    """Unit-wise adaptive gradient clipping (AGC).
 
-    Each output unit's gradient is scaled so that ``|g_unit| <= clipping * max(|w_unit|, eps)``.
+    From Brock et al. 2021, "High-Performance Large-Scale Image Recognition Without
+    Normalization". Each output unit's gradient is scaled so that
+    ``|g_unit| <= clipping * max(|w_unit|, eps)``.
     Sparse gradients pass through unclipped.
 
     Args:

@@ -1,0 +1,291 @@
+"""TrainStep: same numbers as the plain loop, one trace, every input form, bad input named."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import MODES, mlp, mode_kwargs, plain_step, regression_data
+
+import gradguard
+from gradguard import checks
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_same_weights_as_the_plain_loop(mode, optimizer):
+    make_opt = {
+        "adam": lambda: keras.optimizers.Adam(1e-2),
+        "sgd": lambda: keras.optimizers.SGD(1e-2, momentum=0.9),
+    }[optimizer]
+    x, y = regression_data()
+    loss = keras.losses.MeanSquaredError()
+    plain_model, guarded_model = mlp(depth=2), mlp(depth=2)
+    plain = plain_step(plain_model, make_opt(), loss, jit=mode == "jit")
+    guarded = gradguard.TrainStep(
+        guarded_model,
+        make_opt(),
+        loss,
+        transform=gradguard.identity(),
+        every=5,
+        **mode_kwargs(mode),
+    )
+    for i in range(20):
+        batch = slice((i % 4) * 16, (i % 4) * 16 + 16)
+        want = plain(x[batch], y[batch])
+        got = guarded(x[batch], y[batch])
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5)
+    for a, b in zip(plain_model.weights, guarded_model.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_steady_loop_traces_once_and_last_batch_once():
+    x, y = regression_data(n=100)
+    step = gradguard.TrainStep(
+        mlp(), keras.optimizers.Adam(1e-3), keras.losses.MeanSquaredError(), every=3
+    )
+    for _epoch in range(3):
+        for i in range(0, 100, 32):  # batches of 32, 32, 32 and a last one of 4
+            step(x[i : i + 32], y[i : i + 32])
+    assert step.tracing_count == 2
+
+
+@pytest.mark.parametrize("mode", ["graph", "jit"])
+def test_no_retracing_across_host_reads(mode):
+    x, y = regression_data()
+    step = gradguard.TrainStep(
+        mlp(),
+        keras.optimizers.Adam(1e-3),
+        keras.losses.MeanSquaredError(),
+        every=2,
+        **mode_kwargs(mode),
+    )
+    for _ in range(7):
+        step(tf.constant(x), tf.constant(y))
+    assert step.tracing_count == 1
+
+
+def test_host_reads_only_every_n_steps():
+    x, y = regression_data()
+    step = gradguard.TrainStep(
+        mlp(), keras.optimizers.Adam(1e-3), keras.losses.MeanSquaredError(), every=4
+    )
+    with mock.patch.object(
+        checks.ZeroGradient, "findings", autospec=True, return_value=[]
+    ) as judged:
+        for _ in range(10):
+            step(x, y)
+        assert judged.call_count == 3  # after steps 0, 4 and 8
+        step.report()
+        assert judged.call_count == 4
+
+
+def test_batch_tuple_and_sample_weight_forms():
+    x, y = regression_data()
+    w = np.linspace(0.0, 2.0, len(x)).astype("float32")
+    loss = keras.losses.MeanSquaredError()
+    model = mlp()
+    step = gradguard.TrainStep(
+        model, keras.optimizers.SGD(0.0), loss, policy={"weights-unchanged": "ignore"}
+    )
+    unweighted = float(loss(y, model(x)))
+    weighted = float(loss(y, model(x), sample_weight=w))
+    assert float(step(x, y)) == pytest.approx(unweighted, rel=1e-6)
+    assert float(step((x, y))) == pytest.approx(unweighted, rel=1e-6)
+    assert float(step(x, y, w)) == pytest.approx(weighted, rel=1e-6)
+    assert float(step((x, y, w))) == pytest.approx(weighted, rel=1e-6)
+
+
+def test_plain_function_loss_is_averaged_and_weighted():
+    x, y = regression_data()
+    w = np.linspace(0.0, 2.0, len(x)).astype("float32")
+    model = mlp()
+
+    def squared_error(y_true, y_pred):  # per example, not reduced
+        return tf.reduce_sum(tf.square(y_true - y_pred), axis=-1)
+
+    step = gradguard.TrainStep(
+        model, keras.optimizers.SGD(0.0), squared_error, policy={"weights-unchanged": "ignore"}
+    )
+    per_example = np.sum((y - model(x).numpy()) ** 2, axis=-1)
+    assert float(step(x, y)) == pytest.approx(per_example.mean(), rel=1e-5)
+    assert float(step(x, y, w)) == pytest.approx((per_example * w).mean(), rel=1e-5)
+
+
+def test_dict_and_tuple_inputs_for_multi_input_models(mode):
+    a = keras.Input((3,), name="a")
+    b = keras.Input((2,), name="b")
+    out = keras.layers.Dense(1)(keras.layers.Concatenate()([a, b]))
+    model = keras.Model({"a": a, "b": b}, out)
+    rng = np.random.default_rng(0)
+    xa = rng.normal(size=(16, 3)).astype("float32")
+    xb = rng.normal(size=(16, 2)).astype("float32")
+    y = rng.normal(size=(16, 1)).astype("float32")
+    step = gradguard.TrainStep(
+        model, keras.optimizers.Adam(1e-2), keras.losses.MeanSquaredError(), **mode_kwargs(mode)
+    )
+    first = float(step({"a": xa, "b": xb}, y))
+    for _ in range(30):
+        last = float(step({"a": xa, "b": xb}, y))
+    assert last < first
+
+    seq_a, seq_b = keras.Input((3,)), keras.Input((2,))
+    seq_model = keras.Model(
+        [seq_a, seq_b], keras.layers.Dense(1)(keras.layers.Concatenate()([seq_a, seq_b]))
+    )
+    step = gradguard.TrainStep(
+        seq_model, keras.optimizers.Adam(1e-2), keras.losses.MeanSquaredError(), **mode_kwargs(mode)
+    )
+    assert np.isfinite(float(step((xa, xb), y)))
+
+
+def test_regularization_losses_are_added():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(4, kernel_regularizer=keras.regularizers.L2(0.5)),
+            keras.layers.Dense(1),
+        ]
+    )
+    x, y = regression_data()
+    loss = keras.losses.MeanSquaredError()
+    step = gradguard.TrainStep(
+        model, keras.optimizers.SGD(0.0), loss, policy={"weights-unchanged": "ignore"}
+    )
+    penalty = 0.5 * float(np.sum(model.layers[0].kernel.numpy() ** 2))
+    assert float(step(x, y)) == pytest.approx(float(loss(y, model(x))) + penalty, rel=1e-5)
+
+
+def test_unbuilt_subclassed_model_is_built_on_first_call():
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.hidden = keras.layers.Dense(8, activation="relu")
+            self.out = keras.layers.Dense(1)
+
+        def call(self, x):
+            return self.out(self.hidden(x))
+
+    x, y = regression_data()
+    net = Net()
+    step = gradguard.TrainStep(net, keras.optimizers.Adam(1e-2), keras.losses.MeanSquaredError())
+    first = float(step(x, y))
+    for _ in range(20):
+        last = float(step(x, y))
+    assert last < first
+    assert step.core.layout.names[0].endswith("/kernel")
+    assert not step.core.layout.names[0].startswith(net.name)
+
+
+def test_statistics_are_the_latest_step():
+    x, y = regression_data()
+    step = gradguard.TrainStep(mlp(), keras.optimizers.Adam(1e-3), keras.losses.MeanSquaredError())
+    loss = step(x, y)
+    stats = step.statistics()
+    assert stats["steps"] == 1
+    assert stats["loss"] == pytest.approx(float(loss))
+    assert stats["grad_norm"] > 0
+    assert stats["skipped_updates"] == 0
+
+
+def test_report_json_follows_the_contract():
+    import json
+
+    x, y = regression_data()
+    step = gradguard.TrainStep(
+        mlp(),
+        keras.optimizers.Adam(1e-10),
+        keras.losses.MeanSquaredError(),
+        policy={"weights-unchanged": "warn"},
+    )
+    for _ in range(3):
+        step(x, y)
+    data = json.loads(step.report().to_json())
+    assert data["gradguard_version"] == gradguard.__version__
+    assert data["steps_observed"] == 3
+    finding = next(f for f in data["findings"] if f["code"] == "update-too-small")
+    assert finding["severity"] == "warning"
+    assert finding["step"] == 0
+    assert finding["variables"][0].endswith("/kernel")
+    assert not finding["variables"][0].startswith("sequential")
+    assert set(finding) >= {"code", "severity", "message", "step", "variables", "details"}
+
+
+# Bad input: a clear error naming what was received, and the model untouched.
+
+
+def _untouched(model, before):
+    for old, new in zip(before, model.weights):
+        np.testing.assert_array_equal(old, new.numpy())
+
+
+def test_optimizer_that_is_not_keras():
+    with pytest.raises(TypeError, match="Keras optimizer.*got builtins.str"):
+        gradguard.TrainStep(mlp(), "adam", keras.losses.MeanSquaredError())
+
+
+def test_model_without_trainable_variables():
+    model = mlp()
+    model.trainable = False
+    step = gradguard.TrainStep(model, keras.optimizers.Adam(), keras.losses.MeanSquaredError())
+    x, y = regression_data()
+    with pytest.raises(ValueError, match="no trainable variables"):
+        step(x, y)
+
+
+def test_loss_with_integer_dtype():
+    model = mlp()
+    before = [w.numpy() for w in model.weights]
+    step = gradguard.TrainStep(
+        model, keras.optimizers.Adam(), lambda yt, yp: tf.cast(tf.reduce_sum(yp), tf.int32)
+    )
+    x, y = regression_data()
+    with pytest.raises(TypeError, match="int32.*floating point"):
+        step(x, y)
+    _untouched(model, before)
+
+
+def test_inputs_that_do_not_match_the_model():
+    model = mlp(features=8)
+    before = [w.numpy() for w in model.weights]
+    step = gradguard.TrainStep(model, keras.optimizers.Adam(), keras.losses.MeanSquaredError())
+    x, y = regression_data(features=5)
+    with pytest.raises(ValueError, match=r"model could not be called on x with shapes \(64, 5\)"):
+        step(x, y)
+    _untouched(model, before)
+
+
+def test_transform_that_is_not_a_transform():
+    with pytest.raises(TypeError, match="GradientTransform.*got function"):
+        gradguard.TrainStep(
+            mlp(), keras.optimizers.Adam(), keras.losses.MeanSquaredError(), transform=lambda g: g
+        )
+
+
+@pytest.mark.parametrize("every", [0, -3, 2.5])
+def test_every_must_be_a_positive_int(every):
+    with pytest.raises(ValueError, match="every must be a positive int"):
+        gradguard.TrainStep(
+            mlp(), keras.optimizers.Adam(), keras.losses.MeanSquaredError(), every=every
+        )
+
+
+def test_wrong_number_of_batch_parts():
+    step = gradguard.TrainStep(mlp(), keras.optimizers.Adam(), keras.losses.MeanSquaredError())
+    x, _ = regression_data()
+    with pytest.raises(TypeError, match="step\\(x, y\\)"):
+        step(x)
+
+
+def test_unknown_policy_code():
+    with pytest.raises(ValueError, match="unknown finding code 'zero-grad'"):
+        gradguard.TrainStep(
+            mlp(),
+            keras.optimizers.Adam(),
+            keras.losses.MeanSquaredError(),
+            policy={"zero-grad": "ignore"},
+        )
