@@ -4,7 +4,7 @@ A training loop that runs but does not learn is told why, in one sentence naming
 and the fix; what can be fixed (clipping, skipping non-finite updates) is fixed in-graph.
 """
 
-from gradguard import checks
+from gradguard import checkpoint, checks, sinks
 from gradguard.findings import (
     CODES,
     ActivationError,
@@ -18,6 +18,7 @@ from gradguard.findings import (
     Severity,
     UpdateError,
 )
+from gradguard.guard import guard, model_report
 from gradguard.train_step import TrainStep
 from gradguard.transforms import (
     GradientTransform,
@@ -49,10 +50,14 @@ __all__ = [
     "__version__",
     "adaptive_clip",
     "chain",
+    "checkpoint",
     "checks",
     "clip_by_global_norm",
     "clip_by_norm",
     "clip_by_value",
+    "guard",
     "identity",
+    "model_report",
+    "sinks",
     "skip_nonfinite",
 ]

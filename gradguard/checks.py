@@ -6,7 +6,8 @@ A check has two halves (torchmetrics' `update`/`compute`, clu's `Metric`):
   state variables (counts, first-seen steps, maxima, running sums), so nothing that happened
   between two host reads is lost. It never blocks an update; transforms do that.
 * `findings(context)` runs on the host every `every` steps. It reads the state and returns
-  `Finding`s.
+  `Finding`s. The judging itself is `judge(state, context)`, a function of the state's plain
+  values, so `gradguard inspect` judges state rebuilt from TensorBoard scalars with the same code.
 
 Every check sees the same `Stats`, computed once per step by the core; a check never recomputes a
 statistic another check also needs.
@@ -15,7 +16,7 @@ statistic another check also needs.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -55,7 +56,11 @@ class Layout:
     @classmethod
     def from_variables(cls, variables: Sequence[Any], model_name: str = "") -> Layout:
         """Groups variables by layer: the variable's path without its last component."""
-        var_names = names(variables, model_name)
+        return cls.from_names(names(variables, model_name))
+
+    @classmethod
+    def from_names(cls, var_names: Sequence[str]) -> Layout:
+        """Groups variable names (``dense/kernel``) by layer (``dense``): their path's parent."""
         layers: list[str] = []
         index = []
         for name in var_names:
@@ -118,7 +123,8 @@ class Context:
     Attributes:
       steps: Number of steps observed so far.
       step: Index of the latest step.
-      none: Indices of variables whose gradient is None (reported as `none-gradient`).
+      none: Indices of variables that never had a gradient (None, or not in any update);
+        `none-gradient` and the guard report them, other checks leave them out.
       learning_rate: The optimizer's current learning rate, if known, for messages.
     """
 
@@ -169,8 +175,18 @@ class Check:
         raise NotImplementedError
 
     def findings(self, context: Context) -> list[Finding]:
-        """Turns the state into findings (host)."""
-        raise NotImplementedError
+        """Turns the state into findings (host): `judge` applied to the current `state()`."""
+        return self.judge(self.state(), context)
+
+    def judge(self, state: Mapping[str, np.ndarray], context: Context) -> list[Finding]:
+        """Turns state values (plain numbers, keyed as `state()`) into findings (host).
+
+        The one judging code for a check: the live check calls it on its variables' values,
+        `gradguard inspect` on values rebuilt from logged TensorBoard scalars.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} must override findings(context) or judge(state, context)."
+        )
 
 
 class NonFinite(Check):
@@ -192,8 +208,8 @@ class NonFinite(Check):
         first(self.weight_first, stats.measured & ~tf.math.is_finite(stats.weight_sq))
         self.skipped.assign_add(tf.cast(~stats.applied, tf.int64))
 
-    def findings(self, context: Context) -> list[Finding]:
-        s = self.state()
+    def judge(self, state: Mapping[str, np.ndarray], context: Context) -> list[Finding]:
+        s = state
         sources = [
             (int(s["loss_first"]), "loss", ()),
             (_earliest(s["grad_first"]), "gradient", _at(self.layout, s["grad_first"])),
@@ -259,10 +275,10 @@ class ZeroGradient(Check):
         sq = tf.where(tf.math.is_finite(stats.grad_sq), stats.grad_sq, 1.0)
         self.max_sq.assign(tf.maximum(self.max_sq, sq))
 
-    def findings(self, context: Context) -> list[Finding]:
+    def judge(self, state: Mapping[str, np.ndarray], context: Context) -> list[Finding]:
         if context.steps < self.min_steps:
             return []
-        max_sq = self.max_sq.numpy()
+        max_sq = state["grad_sq_max"]
         with_grad = [i for i in range(self.layout.size) if i not in context.none]
         zero = [i for i in with_grad if max_sq[i] == 0.0]
         if not zero:
@@ -295,10 +311,11 @@ class UpdateRatio(Check):
     Args:
       low: A layer whose ratio is below this on every measured step gets `update-too-small`.
         Healthy training sits around 1e-4 to 1e-2; 1e-7 means the weights barely move.
-      high: A layer whose ratio is above this on most measured steps gets `update-too-large`.
+      high: A layer whose ratio is above this on most measured steps gets `update-too-large`:
+        each step changes the weights by half their size.
     """
 
-    def __init__(self, low: float = 1e-7, high: float = 1e-1):
+    def __init__(self, low: float = 1e-7, high: float = 0.5):
         self.low = low
         self.high = high
 
@@ -331,14 +348,16 @@ class UpdateRatio(Check):
         count(self.eligible, eligible)
         count(self.unchanged, eligible & tf.equal(stats.update_sq, 0.0))
 
-    def findings(self, context: Context) -> list[Finding]:
-        s = self.state()
+    def judge(self, state: Mapping[str, np.ndarray], context: Context) -> list[Finding]:
+        s = state
         layout, lr = self.layout, _lr_text(context)
         results = []
         unchanged = [
             i
             for i in range(layout.size)
-            if i not in context.none and s["eligible"][i] > 0 and s["unchanged"][i] == s["eligible"][i]
+            if i not in context.none
+            and s["eligible"][i] > 0
+            and s["unchanged"][i] == s["eligible"][i]
         ]
         if unchanged:
             variables = tuple(layout.names[i] for i in unchanged)
@@ -429,8 +448,8 @@ class ExplodingGradient(Check):
         layer_norm = tf.where(tf.math.is_finite(layer_norm), layer_norm, 0.0)
         self.layer_max.assign(tf.maximum(self.layer_max, layer_norm))
 
-    def findings(self, context: Context) -> list[Finding]:
-        s = self.state()
+    def judge(self, state: Mapping[str, np.ndarray], context: Context) -> list[Finding]:
+        s = state
         first, largest = float(s["norm_first"]), float(s["norm_max"])
         grew = first > 0 and largest >= self.min_norm and largest >= self.growth * first
         if not (grew or largest > self.limit):
@@ -473,11 +492,11 @@ class VanishingGradient(Check):
         self.norm_sum.assign_add(tf.where(finite, layer_norm, 0.0))
         self.count.assign_add(tf.cast(finite, tf.int64))
 
-    def findings(self, context: Context) -> list[Finding]:
-        count = int(self.count.numpy())
+    def judge(self, state: Mapping[str, np.ndarray], context: Context) -> list[Finding]:
+        count = int(state["layer_norm_count"])
         if context.steps < self.min_steps or count == 0:
             return []
-        mean = self.norm_sum.numpy() / count
+        mean = np.asarray(state["layer_norm_sum"]) / count
         none_layers = {self.layout.layer_index[i] for i in context.none}
         layers = [li for li in range(len(self.layout.layers)) if li not in none_layers]
         if len(layers) < self.min_layers or mean[layers[-1]] <= 0:
@@ -531,8 +550,8 @@ class LossNotDecreasing(Check):
         self.recent.assign(tf.where(finite, recent, self.recent))
         self.count.assign_add(tf.cast(finite, tf.int64))
 
-    def findings(self, context: Context) -> list[Finding]:
-        s = self.state()
+    def judge(self, state: Mapping[str, np.ndarray], context: Context) -> list[Finding]:
+        s = state
         if int(s["loss_count"]) < 2 * self.window:
             return []
         first = float(s["loss_first_sum"]) / self.window

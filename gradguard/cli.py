@@ -1,4 +1,4 @@
-"""Command line: ``gradguard demo`` (and, as they land, ``run``, ``inspect``, ``ckpt``)."""
+"""Command line: a thin argparse layer over the public functions (``gradguard --help``)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,52 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="diagnose seed bugs on built-in data, then learn")
     demo.add_argument("--epochs", type=int, default=25, help="epochs per loop (default 25)")
+    demo.add_argument(
+        "--log-dir", metavar="DIR", help="write the TensorBoard logs here (default: a temp dir)"
+    )
+
+    run = commands.add_parser(
+        "run",
+        help="run a training script unmodified, instrumented, and print a diagnosis at exit",
+    )
+    run.add_argument("--json", metavar="PATH", help="write the findings as JSON to PATH")
+    run.add_argument("--log-dir", metavar="DIR", help="write TensorBoard scalars to DIR")
+    run.add_argument(
+        "--every", type=_positive_int, default=100, metavar="N", help="steps between reads"
+    )
+    run.add_argument("script", help="the Python training script")
+    run.add_argument("args", nargs=argparse.REMAINDER, help="the script's own arguments")
+
+    inspect = commands.add_parser(
+        "inspect",
+        help="read TensorBoard event files: a summary per run and the findings they imply",
+    )
+    inspect.add_argument("logdir", metavar="LOGDIR", help="log directory (runs found inside)")
+    inspect.add_argument("--json", metavar="PATH", help="write the summary and findings as JSON")
+    inspect.add_argument(
+        "--plot", metavar="PNG", help="draw loss, gradient norms and update ratios (matplotlib)"
+    )
+
+    ckpt = commands.add_parser(
+        "ckpt", help="list a checkpoint's variables, verify it reads whole, or validate it"
+    )
+    ckpt.add_argument("path", help="a TF checkpoint prefix or directory, .weights.h5 or .keras")
+    ckpt.add_argument(
+        "--against",
+        metavar="MODULE:FACTORY",
+        help="validate against the model (and optimizer) that FACTORY() returns",
+    )
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (steps between reads), got {value}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,7 +71,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from gradguard import demo
 
-        return demo.main(epochs=args.epochs)
+        return demo.main(epochs=args.epochs, log_dir=args.log_dir)
+    if args.command == "run":
+        from gradguard import runner
+
+        return runner.run_script(
+            args.script, args.args, json_path=args.json, log_dir=args.log_dir, every=args.every
+        )
+    if args.command == "inspect":
+        from gradguard import events
+
+        return events.main(args.logdir, json_path=args.json, plot_path=args.plot)
+    if args.command == "ckpt":
+        from gradguard import checkpoint
+
+        return checkpoint.main_ckpt(args.path, args.against)
     raise AssertionError(f"unhandled command {args.command}")
 
 

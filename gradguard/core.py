@@ -7,6 +7,7 @@ both. Its `update` runs in-graph (or eagerly); its `read` runs on the host every
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ import tensorflow as tf
 
 from gradguard import checks as checks_lib
 from gradguard import findings as findings_lib
+from gradguard import sinks as sinks_lib
 from gradguard import transforms as transforms_lib
 
 __all__ = ["Every", "StepCore"]
@@ -64,6 +66,13 @@ class StepCore:
       policy: Per finding code, ``"raise"``, ``"warn"`` or ``"ignore"`` over the defaults
         (errors raise, warnings are logged).
       model_name: Dropped from the front of variable names.
+      apply_fn: Applies ``(grads, variables)``; default `optimizer.apply`. The guard passes the
+        optimizer's own method here, as it replaces `optimizer.apply` to intercept user calls.
+      report: Report to keep findings in, shared by the cores of several optimizers.
+      log_dir: Write every statistic as a TensorBoard scalar under this directory, in-graph,
+        every `every` steps (tags in `gradguard.sinks`); findings as texts.
+      sink: Where else statistics and findings go (e.g. `sinks.MultiSink([...])`).
+      scalars_per_variable: Scalars per variable instead of per layer.
     """
 
     def __init__(
@@ -76,6 +85,11 @@ class StepCore:
         every: int = 100,
         policy: Mapping[str, str] | None = None,
         model_name: str = "",
+        apply_fn: Any = None,
+        report: findings_lib.Report | None = None,
+        log_dir: str | os.PathLike[str] | None = None,
+        sink: sinks_lib.Sink | None = None,
+        scalars_per_variable: bool = False,
     ):
         check_optimizer(optimizer)
         if transform is None:
@@ -93,16 +107,19 @@ class StepCore:
                     f"checks must be gradguard.checks.Check instances; got {type(check).__name__}."
                 )
         self.optimizer = optimizer
+        self._apply = optimizer.apply if apply_fn is None else apply_fn
         self.variables = list(variables)
         self.transform = transform
         self.checks = checks
         self.cadence = Every(every)
         self.policy = findings_lib.resolve_policy(policy)
         self.layout = checks_lib.Layout.from_variables(self.variables, model_name)
-        self.report = findings_lib.Report()
-        # Filled while tracing: which variables got no gradient. Python state is fine here:
-        # it is a fact about the traced graph, the same on every call of the trace.
+        self.report = findings_lib.Report() if report is None else report
+        # Filled while tracing: which variables got a None gradient, and which got a gradient at
+        # least once. Python state is fine here: these are facts about the traced graph, the
+        # same on every call of the trace.
         self.none_indices: set[int] = set()
+        self.present_indices: set[int] = set()
         with tf.init_scope():
             self._transform_state = tf.nest.map_structure(
                 lambda value: tf.Variable(value, trainable=False),
@@ -114,13 +131,39 @@ class StepCore:
             # loss, grad norm before and after the transforms, at the latest step.
             self._latest = tf.Variable([np.nan] * 3, dtype=tf.float32, trainable=False)
             self._clipped = tf.Variable(0, dtype=tf.int64, trainable=False)
+            sinks: list[sinks_lib.Sink] = []
+            if log_dir is not None:
+                sinks.append(sinks_lib.TensorBoardSink(log_dir))
+            if sink is not None:
+                if not isinstance(sink, sinks_lib.Sink):
+                    raise TypeError(
+                        f"sink must be a gradguard.sinks.Sink (TensorBoardSink, LoggingSink, "
+                        f"JsonLinesSink, MultiSink); got {type(sink).__name__}."
+                    )
+                sinks.append(sink)
+            self.sink = sinks[0] if len(sinks) == 1 else sinks_lib.MultiSink(sinks)
+            self._recorder = (
+                sinks_lib.StepRecorder(
+                    self.sink,
+                    self.layout,
+                    per_variable=scalars_per_variable,
+                    learning_rate=lambda: self.optimizer.learning_rate,
+                    every=every,
+                )
+                if sinks
+                else None
+            )
 
-    def update(self, loss: tf.Tensor, grads: Sequence[Any]) -> checks_lib.Stats:
+    def update(
+        self, loss: tf.Tensor, grads: Sequence[Any], absent: Iterable[int] = ()
+    ) -> checks_lib.Stats:
         """Transforms `grads`, applies them, and folds the step into every check (in-graph).
 
         Args:
           loss: The step's scalar loss.
           grads: One gradient (or None) per variable, in the order of `variables`.
+          absent: Indices of variables this update does not cover at all (their entry in
+            `grads` is None, but they are not reported as having no gradient).
 
         Returns:
           The step's statistics.
@@ -128,7 +171,9 @@ class StepCore:
         n = len(self.variables)
         if len(grads) != n:
             raise ValueError(f"got {len(grads)} gradients for {n} variables.")
-        self.none_indices.update(i for i, g in enumerate(grads) if g is None)
+        absent = set(absent)
+        self.none_indices.update(i for i, g in enumerate(grads) if g is None and i not in absent)
+        self.present_indices.update(i for i, g in enumerate(grads) if g is not None)
         step = self._step.read_value()
         zero = tf.constant(0.0)
         grad_sq = tf.stack([zero if g is None else transforms_lib.sq_norm(g) for g in grads])
@@ -145,14 +190,16 @@ class StepCore:
         no_deltas = (tf.zeros([n]), tf.zeros([n]))
 
         def apply() -> tuple[tf.Tensor, tf.Tensor]:
-            self.optimizer.apply([new_grads[i] for i in present], [self.variables[i] for i in present])
+            self._apply([new_grads[i] for i in present], [self.variables[i] for i in present])
             return no_deltas
 
         def apply_and_measure() -> tuple[tf.Tensor, tf.Tensor]:
             # Reading before the update makes TensorFlow copy a variable it then updates in
             # place; that copy is why deltas are measured only on cadence steps.
             before = {i: tf.convert_to_tensor(self.variables[i]) for i in present}
-            self.optimizer.apply([new_grads[i] for i in present], [self.variables[i] for i in present])
+            if self._recorder is not None:
+                self._recorder.note_learning_rate()  # before the update moves a schedule on
+            self._apply([new_grads[i] for i in present], [self.variables[i] for i in present])
             update_sq, weight_sq = [zero] * n, [zero] * n
             for i, old in before.items():
                 new = tf.convert_to_tensor(self.variables[i])
@@ -190,6 +237,10 @@ class StepCore:
         self._latest.assign(tf.stack([loss, grad_norm, grad_norm_after]))
         clipped = applied & (grad_norm_after < grad_norm * (1.0 - 1e-6))
         self._clipped.assign_add(tf.cast(clipped, tf.int64))
+        if self._recorder is not None:
+            self._recorder.record(
+                stats, present=self.present_indices, clipped=clipped, clipped_steps=self._clipped
+            )
         self._step.assign_add(1)
         return stats
 
@@ -216,14 +267,21 @@ class StepCore:
         context = checks_lib.Context(
             steps=steps,
             step=steps - 1,
-            none=frozenset(self.none_indices),
+            none=frozenset(range(len(self.variables))) - self.present_indices,
             learning_rate=self._learning_rate(),
         )
         self.report.steps_observed = steps
         found = list(extra)
         for check in self.checks:
             found.extend(check.findings(context))
-        findings_lib.emit(self.report, found, self.policy, raise_errors=raise_errors)
+        known = {f.key for f in self.report.findings}
+        try:
+            findings_lib.emit(self.report, found, self.policy, raise_errors=raise_errors)
+        finally:
+            if self._recorder is not None:
+                new = [f for f in self.report.findings if f.key not in known]
+                self._recorder.write_findings(new, steps - 1)
+                self._recorder.flush()
         if raise_errors:
             self.transform.on_read(
                 tf.nest.map_structure(lambda v: v.numpy(), self._transform_state), steps - 1

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -52,8 +55,22 @@ def _show(title: str, losses: list[float], report: Any) -> None:
         print(f"  gradguard [{f.code}] {f.message}")
 
 
-def main(epochs: int = 25) -> int:
-    """Runs the demo and returns the exit status (0 when the fixed loop learned)."""
+def _tensorboard_command() -> str:
+    """`tensorboard`, or its full path when the environment's bin directory is not on PATH."""
+    beside = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+    if shutil.which("tensorboard") or not os.path.exists(beside):
+        return "tensorboard"
+    return beside
+
+
+def main(epochs: int = 25, log_dir: str | None = None) -> int:
+    """Runs the demo and returns the exit status (0 when the fixed loop learned).
+
+    Args:
+      epochs: Epochs per loop.
+      log_dir: Where to write the TensorBoard logs (one run per loop); a new temporary
+        directory by default.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import tensorflow as tf
@@ -67,8 +84,15 @@ def main(epochs: int = 25) -> int:
     report_all = {code: "warn" for code in gradguard.CODES}
     print("gradguard demo: a small MLP on synthetic regression data (512 x 10), batch 64.")
 
-    step = gradguard.TrainStep(_model(), keras.optimizers.Adam(1e-10), mse, every=20,
-                               policy=report_all)
+    log_dir = log_dir or tempfile.mkdtemp(prefix="gradguard-demo-")
+    step = gradguard.TrainStep(
+        _model(),
+        keras.optimizers.Adam(1e-10),
+        mse,
+        every=20,
+        policy=report_all,
+        log_dir=os.path.join(log_dir, "1_lr_1e-10"),
+    )
     _show("1) Learning rate 1e-10 (Adam):", _train(step, x, y, epochs), step.report())
 
     def numpy_loss(y_true: Any, y_pred: Any) -> Any:
@@ -76,10 +100,14 @@ def main(epochs: int = 25) -> int:
         pred = tf.numpy_function(lambda p: p.astype("float32"), [y_pred], tf.float32)
         return tf.reduce_mean(tf.square(y_true - tf.reshape(pred, [-1, 1])))
 
-    step = gradguard.TrainStep(_model(), keras.optimizers.Adam(1e-2), numpy_loss, every=20,
-                               policy=report_all)
-    _show("2) Loss cut off from the tape (tf.numpy_function in the loss):",
-          _train(step, x, y, 1), step.report())
+    step = gradguard.TrainStep(
+        _model(), keras.optimizers.Adam(1e-2), numpy_loss, every=20, policy=report_all
+    )
+    _show(
+        "2) Loss cut off from the tape (tf.numpy_function in the loss):",
+        _train(step, x, y, 1),
+        step.report(),
+    )
 
     fixed = gradguard.TrainStep(
         _model(),
@@ -87,12 +115,22 @@ def main(epochs: int = 25) -> int:
         mse,
         transform=gradguard.chain(gradguard.clip_by_global_norm(5.0), gradguard.skip_nonfinite()),
         every=20,
+        log_dir=os.path.join(log_dir, "3_fixed"),
     )
     losses = _train(fixed, x, y, epochs)
-    _show("3) Fixed: Adam(1e-2), the loss in TensorFlow ops, clipping by global norm 5:",
-          losses, fixed.report())
+    _show(
+        "3) Fixed: Adam(1e-2), the loss in TensorFlow ops, clipping by global norm 5:",
+        losses,
+        fixed.report(),
+    )
     for epoch in range(0, len(losses), max(1, len(losses) // 5)):
         print(f"  epoch {epoch:3d}  loss {losses[epoch]:.4f}")
     learned = losses[-1] < 0.5 * losses[0]
     print("\nThe fixed loop learned." if learned else "\nThe fixed loop did NOT learn.")
+    print(
+        f"\nTensorBoard logs of loops 1 and 3 are in {log_dir}. View them with:\n"
+        f"  {_tensorboard_command()} --logdir {log_dir}\n"
+        f"or read them back here:\n"
+        f"  gradguard inspect {log_dir}"
+    )
     return 0 if learned else 1

@@ -14,7 +14,7 @@ from tensorflow.python.framework import ops as tf_ops
 
 from gradguard.findings import Finding, Severity
 
-__all__ = ["chain_breaks", "loss_broadcast", "none_gradient_finding"]
+__all__ = ["chain_breaks", "graph_breaks", "loss_broadcast", "none_gradient_finding"]
 
 # Ops whose gradient function exists but returns None.
 _NO_GRADIENT = {"Round", "Floor", "Ceil", "Rint"}
@@ -77,8 +77,7 @@ def chain_breaks(
 ) -> dict[int, str]:
     """Says, per variable, why the loss computed by `fn(*args)` has no gradient for it.
 
-    Traces `fn` (the forward pass and loss) once and walks the graph from each variable towards
-    the loss, naming the first op on the way that has no gradient.
+    Traces `fn` (the forward pass and loss) once and reads the graph with `graph_breaks`.
 
     Args:
       fn: Computes the scalar loss from `args`.
@@ -95,13 +94,27 @@ def chain_breaks(
         if "numpy" in str(e).lower():
             return dict.fromkeys(range(len(variables)), NUMPY_CALL)
         raise
-    graph = concrete.graph
-    on_path = _ancestors(concrete.outputs[0])
-    placeholders = {id(ext): internal for ext, internal in graph.captures}
+    return graph_breaks(concrete.outputs[0], variables)
+
+
+def graph_breaks(loss: tf.Tensor, variables: Sequence[Any]) -> dict[int, str]:
+    """Like `chain_breaks`, for a symbolic `loss` already traced in a `FuncGraph`.
+
+    Walks the graph from each variable towards the loss, naming the first op on the way that
+    has no gradient.
+    """
+    graph = loss.graph
+    on_path = _ancestors(loss)
+    # Inside a function, a variable appears as a placeholder that captures its handle.
+    placeholders = {id(ext): internal for ext, internal in getattr(graph, "captures", ())}
     causes: dict[int, str] = {}
     for index, variable in enumerate(variables):
-        placeholder = placeholders.get(id(_handle(variable)))
-        if placeholder is None or placeholder.op not in on_path:
+        handle = _handle(variable)
+        placeholder = placeholders.get(id(handle), handle)
+        if placeholder is None or getattr(placeholder, "graph", None) is not graph:
+            causes[index] = NOT_USED
+            continue
+        if placeholder.op not in on_path:
             causes[index] = NOT_USED
             continue
         # Breadth-first from the variable, so the break named is the one nearest to it.

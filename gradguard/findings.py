@@ -289,7 +289,8 @@ class Report:
         for f in self._findings.values():
             assert f.severity is not None
             seen = f" (x{f.count})" if f.count > 1 else ""
-            lines.append(f"  {f.severity.value:7s} {f.code} at step {f.step}{seen}: {f.message}")
+            at = f" at step {f.step}" if f.step >= 0 else ""
+            lines.append(f"  {f.severity.value:7s} {f.code}{at}{seen}: {f.message}")
         return "\n".join(lines)
 
 

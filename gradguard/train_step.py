@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -11,6 +12,7 @@ import tensorflow as tf
 from gradguard import checks as checks_lib
 from gradguard import diagnose
 from gradguard import findings as findings_lib
+from gradguard import sinks as sinks_lib
 from gradguard import transforms as transforms_lib
 from gradguard.core import Every, StepCore, check_optimizer
 
@@ -81,6 +83,13 @@ class TrainStep:
       run_eagerly: Run the step eagerly (for debugging) instead of as a `tf.function`.
       policy: Per finding code, ``"raise"``, ``"warn"`` or ``"ignore"``. By default errors raise
         a `GradGuardError` at the host read and warnings are logged.
+      log_dir: Write every statistic as a TensorBoard scalar under this directory, in-graph,
+        every `every` steps (tags in `gradguard.sinks`); findings as texts. View with
+        ``tensorboard --logdir DIR``; read back with ``gradguard inspect DIR``.
+      sink: Where else statistics and findings go, e.g.
+        ``gradguard.sinks.MultiSink([gradguard.sinks.LoggingSink(), ...])``.
+      scalars_per_variable: Per-variable scalars (``gradguard_grad_norm/dense/kernel``)
+        instead of per-layer ones (``gradguard_grad_norm/dense``), the default.
 
     Raises:
       TypeError: for an optimizer that is not a Keras optimizer, a transform that is not a
@@ -100,11 +109,12 @@ class TrainStep:
         jit_compile: bool = False,
         run_eagerly: bool = False,
         policy: Mapping[str, str] | None = None,
+        log_dir: str | os.PathLike[str] | None = None,
+        sink: sinks_lib.Sink | None = None,
+        scalars_per_variable: bool = False,
     ):
         if not callable(model) or not hasattr(model, "trainable_variables"):
-            raise TypeError(
-                f"model must be a Keras model or layer; got {type(model).__name__}."
-            )
+            raise TypeError(f"model must be a Keras model or layer; got {type(model).__name__}.")
         check_optimizer(optimizer)
         if not callable(loss_fn):
             raise TypeError(
@@ -118,14 +128,18 @@ class TrainStep:
                 f" got {type(transform).__name__}."
             )
         Every(every)  # validates
+        findings_lib.resolve_policy(policy)  # validates
         self.model = model
         self.optimizer = optimizer
         self.loss_fn = loss_fn
-        self._core_args = {
+        self._core_args: dict[str, Any] = {
             "transform": transform,
             "checks": checks,
             "every": every,
             "policy": policy,
+            "log_dir": log_dir,
+            "sink": sink,
+            "scalars_per_variable": scalars_per_variable,
         }
         self._core: StepCore | None = None
         self._steps = 0
@@ -133,6 +147,7 @@ class TrainStep:
         # (y_true spec, y_pred spec) pairs seen while tracing, judged on the host after the call.
         self._loss_shapes: list[tuple[tf.TensorSpec, tf.TensorSpec]] = []
         self._loss_shapes_judged: set[tuple[Any, ...]] = set()
+
         # A function of this instance's own, so TensorFlow's retracing detector does not count
         # the traces of every TrainStep in the process as one function's.
         def step(x: Any, y: Any, sample_weight: Any) -> tf.Tensor:
@@ -219,7 +234,10 @@ class TrainStep:
             y_true = tf.convert_to_tensor(y)
             if isinstance(y_pred, tf.Tensor):
                 self._loss_shapes.append(
-                    (tf.TensorSpec(y_true.shape, y_true.dtype), tf.TensorSpec(y_pred.shape, y_pred.dtype))
+                    (
+                        tf.TensorSpec(y_true.shape, y_true.dtype),
+                        tf.TensorSpec(y_pred.shape, y_pred.dtype),
+                    )
                 )
         if isinstance(self.loss_fn, keras.losses.Loss):
             value = self.loss_fn(y, y_pred, sample_weight=sample_weight)
@@ -263,6 +281,12 @@ class TrainStep:
             )
             raise finding.error() from e
         grads = tape.gradient(loss, variables)
+        if all(g is None for g in grads) and self.core.policy["none-gradient"] == "raise":
+            # Nothing could be trained: say why now, before XLA compiles or anything runs.
+            causes = diagnose.chain_breaks(self._forward_loss, (x, y, sample_weight), variables)
+            raise diagnose.none_gradient_finding(
+                self.core.layout.names, range(len(variables)), causes, self._steps
+            ).error()
         self.core.update(loss, grads)
         return loss
 
@@ -281,8 +305,10 @@ class TrainStep:
             )
         while self._loss_shapes:
             y_spec, pred_spec = self._loss_shapes.pop()
-            key = (tuple(y_spec.shape.as_list() if y_spec.shape.rank is not None else [None]),
-                   tuple(pred_spec.shape.as_list() if pred_spec.shape.rank is not None else [None]))
+            key = (
+                tuple(y_spec.shape.as_list() if y_spec.shape.rank is not None else [None]),
+                tuple(pred_spec.shape.as_list() if pred_spec.shape.rank is not None else [None]),
+            )
             if key in self._loss_shapes_judged:
                 continue
             self._loss_shapes_judged.add(key)

@@ -1,0 +1,57 @@
+"""The command line as users run it: real subprocesses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import keras
+import tensorflow as tf
+from conftest import mlp
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def gradguard(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "gradguard", *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+        cwd=cwd,
+    )
+
+
+def test_ckpt_lists_and_validates_a_real_checkpoint(tmp_path):
+    model = mlp()
+    optimizer = keras.optimizers.Adam()
+    optimizer.build(model.trainable_variables)
+    prefix = tf.train.Checkpoint(model=model, optimizer=optimizer).write(str(tmp_path / "ckpt"))
+    out = gradguard("ckpt", prefix)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "kernel" in out.stdout and "(8, 16)" in out.stdout
+
+    (tmp_path / "factory.py").write_text(
+        "import keras\n"
+        "def build():\n"
+        "    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16),\n"
+        "                              keras.layers.Dense(1)])\n"
+        "    return {'model': model, 'optimizer': keras.optimizers.Adam()}\n"
+        "def build_wider():\n"
+        "    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(32),\n"
+        "                              keras.layers.Dense(1)])\n"
+        "    return {'model': model, 'optimizer': keras.optimizers.Adam()}\n"
+    )
+    healthy = gradguard("ckpt", prefix, "--against", "factory:build", cwd=tmp_path)
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr[-2000:]
+    wider = gradguard("ckpt", prefix, "--against", "factory:build_wider", cwd=tmp_path)
+    assert wider.returncode == 1
+    assert "checkpoint-shape-mismatch" in wider.stdout
+
+
+def test_ckpt_of_a_missing_path_is_bad_input(tmp_path):
+    out = gradguard("ckpt", str(tmp_path / "nothing"))
+    assert out.returncode == 2
+    assert "no checkpoint" in out.stdout + out.stderr

@@ -1,0 +1,252 @@
+"""The guard decorator over users' own train steps, in every decorator order, and model.fit."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import WARN_ALL, mlp, regression_data
+
+import gradguard
+
+ORDERS = ("eager", "guard-over-function", "function-over-guard")
+
+
+def make_step(model, optimizer, body, order, **options):
+    """Decorates `body` with guard in `order`."""
+    options.setdefault("policy", WARN_ALL)
+    options.setdefault("every", 5)
+    decorate = gradguard.guard(model, optimizer, **options)
+    if order == "eager":
+        return decorate(body), decorate
+    if order == "guard-over-function":
+        return decorate(tf.function(body)), decorate
+    guarded = decorate(body)
+    return tf.function(guarded), guarded
+
+
+def user_step(model, optimizer, bug=None):
+    """A train step as users write it, with an optional planted bug."""
+    loss_fn = keras.losses.MeanSquaredError()
+
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        if bug == "forgot-apply":
+            return loss
+        if bug == "partial-list":
+            variables = model.layers[0].trainable_variables
+            optimizer.apply_gradients(zip(grads, variables))
+            return loss
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    return train_step
+
+
+def names(layer):
+    return tuple(v.path.split("/", 1)[1] for v in layer.trainable_variables)
+
+
+def report_of(step, guarded):
+    return (guarded if hasattr(guarded, "report") else step).report()
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize(
+    "bug,code",
+    [(None, None), ("forgot-apply", "missing-apply"), ("partial-list", "variable-not-trained")],
+    ids=["healthy", "forgot-apply", "partial-list"],
+)
+def test_what_the_user_code_did(order, bug, code):
+    model, optimizer = mlp(depth=1), keras.optimizers.Adam(1e-2)
+    step, guarded = make_step(model, optimizer, user_step(model, optimizer, bug), order)
+    x, y = regression_data()
+    for _ in range(10):
+        step(x, y)
+    report = report_of(step, guarded)
+    if code is None:
+        assert report.findings == [], str(report)
+    else:
+        assert code in report.codes(), str(report)
+        finding = next(f for f in report.findings if f.code == code)
+        if code == "variable-not-trained":
+            assert finding.variables == names(model.layers[1])
+
+
+def test_missing_apply_raises_by_default():
+    model, optimizer = mlp(), keras.optimizers.Adam(1e-2)
+    step = gradguard.guard(model, optimizer, every=10)(
+        tf.function(user_step(model, optimizer, "forgot-apply"))
+    )
+    x, y = regression_data()
+    for _ in range(40):
+        step(x, y)  # reads after calls 0, 10, 20: fewer than 32 gradient calls so far
+    with pytest.raises(gradguard.UpdateError, match="apply_gradients") as info:
+        step(x, y)  # the read after call 40
+    assert info.value.finding.code == "missing-apply"
+
+
+def test_gradient_accumulation_is_not_missing_apply():
+    model, optimizer = mlp(), keras.optimizers.Adam(1e-2)
+    loss_fn = keras.losses.MeanSquaredError()
+    accumulated = [
+        tf.Variable(tf.zeros_like(v), trainable=False) for v in model.trainable_variables
+    ]
+
+    @gradguard.guard(model, optimizer, every=2)
+    def train_step(x, y, apply_now):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        for acc, g in zip(accumulated, tape.gradient(loss, model.trainable_variables)):
+            acc.assign_add(g / 4.0)
+        if apply_now:
+            optimizer.apply_gradients(zip(accumulated, model.trainable_variables))
+            for acc in accumulated:
+                acc.assign(tf.zeros_like(acc))
+        return loss
+
+    x, y = regression_data()
+    for i in range(12):
+        train_step(x, y, i % 4 == 3)
+    assert train_step.report().findings == []
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_transform_is_applied_to_the_users_gradients(order):
+    model, optimizer = mlp(), keras.optimizers.SGD(1.0)
+    step, guarded = make_step(
+        model,
+        optimizer,
+        user_step(model, optimizer),
+        order,
+        transform=gradguard.clip_by_global_norm(0.1),
+    )
+    before = [v.numpy() for v in model.trainable_variables]
+    step(*regression_data())
+    delta = [v.numpy() - b for v, b in zip(model.trainable_variables, before)]
+    assert np.sqrt(sum(np.sum(d.astype(np.float64) ** 2) for d in delta)) == pytest.approx(
+        0.1, rel=1e-4
+    )
+
+
+def test_no_extra_retracing():
+    x, y = tf.constant(regression_data()[0]), tf.constant(regression_data()[1])
+    model, optimizer = mlp(), keras.optimizers.Adam(1e-3)
+    plain = tf.function(user_step(model, optimizer))
+    for _ in range(6):
+        plain(x, y)
+    model, optimizer = mlp(), keras.optimizers.Adam(1e-3)
+    inner = tf.function(user_step(model, optimizer))
+    step = gradguard.guard(model, optimizer, every=2)(inner)
+    for _ in range(6):
+        step(x, y)
+    # Creating the optimizer's variables on the first call costs TensorFlow a second trace,
+    # guarded or not; after that, none.
+    assert inner.experimental_get_tracing_count() == plain.experimental_get_tracing_count() <= 2
+
+
+def test_same_weights_as_unguarded_with_identity_transform():
+    x, y = regression_data()
+    plain_model, guarded_model = mlp(), mlp()
+    plain_opt, guarded_opt = keras.optimizers.Adam(1e-2), keras.optimizers.Adam(1e-2)
+    plain = tf.function(user_step(plain_model, plain_opt))
+    guarded = gradguard.guard(guarded_model, guarded_opt, transform=gradguard.identity())(
+        tf.function(user_step(guarded_model, guarded_opt))
+    )
+    for _ in range(10):
+        plain(x, y)
+        guarded(x, y)
+    for a, b in zip(plain_model.weights, guarded_model.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_none_gradients_passed_to_the_optimizer_are_named():
+    model, optimizer = mlp(depth=1), keras.optimizers.Adam(1e-2)
+    loss_fn = keras.losses.MeanSquaredError()
+
+    @gradguard.guard(model, optimizer, policy=WARN_ALL)
+    @tf.function
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            hidden = tf.stop_gradient(model.layers[0](x))
+            loss = loss_fn(y, model.layers[1](hidden))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    train_step(*regression_data())
+    (finding,) = [f for f in train_step.report().findings if f.code == "none-gradient"]
+    assert finding.variables == names(model.layers[0])
+    assert "tf.stop_gradient" in finding.message
+    assert finding.severity is gradguard.Severity.WARNING
+
+
+@pytest.mark.parametrize("eager", [True, False], ids=["eager", "function"])
+def test_loss_cut_from_the_tape_raises_before_the_optimizer_does(eager):
+    model, optimizer = mlp(), keras.optimizers.Adam(1e-2)
+    loss_fn = keras.losses.MeanSquaredError()
+
+    def train_step(x, y):
+        prediction = model(x, training=True)  # outside the tape
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, prediction)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+
+    step = gradguard.guard(model, optimizer)(train_step if eager else tf.function(train_step))
+    with pytest.raises(gradguard.GradientError, match="outside the `with tf.GradientTape"):
+        step(*regression_data())
+
+
+class GuardedNet(keras.Model):
+    def __init__(self, forget_apply=False):
+        super().__init__()
+        self.hidden = keras.layers.Dense(16, activation="relu")
+        self.out = keras.layers.Dense(1)
+        self.forget_apply = forget_apply
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+    @gradguard.guard
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(x=x, y=y, y_pred=self(x, training=True))
+        grads = tape.gradient(loss, self.trainable_variables)
+        if not self.forget_apply:
+            self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        return {"loss": loss}
+
+
+@pytest.mark.parametrize("forget_apply", [False, True], ids=["healthy", "forgot-apply"])
+def test_bare_guard_over_model_train_step_guards_fit(forget_apply):
+    keras.utils.set_random_seed(0)
+    model = GuardedNet(forget_apply)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    x, y = regression_data(n=256)
+    model(x[:1])
+    before = float(np.mean((model(x).numpy() - y) ** 2))
+    model.fit(x, y, batch_size=32, epochs=3, verbose=0)
+    after = float(np.mean((model(x).numpy() - y) ** 2))
+    report = gradguard.model_report(model)
+    assert report is not None
+    if forget_apply:
+        assert "missing-apply" in report.codes(), str(report)
+        assert after == before
+    else:
+        assert report.findings == [], str(report)
+        assert after < 0.5 * before
+
+
+def test_guard_needs_an_optimizer():
+    with pytest.raises(TypeError, match="needs the optimizer"):
+        gradguard.guard(mlp())
+
+
+def test_guard_rejects_a_non_keras_optimizer():
+    with pytest.raises(TypeError, match="Keras optimizer"):
+        gradguard.guard(mlp(), object())

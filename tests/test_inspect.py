@@ -1,0 +1,297 @@
+"""`gradguard inspect`: event files back to a summary and the findings the live checks made.
+
+The runs are written once per module by real `TrainStep`s and read by the tests; tests that
+damage files work on copies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import gradguard  # noqa: E402
+from gradguard import checks as checks_lib  # noqa: E402
+from gradguard import cli, events  # noqa: E402
+from gradguard.findings import Finding  # noqa: E402
+
+WARN_ALL = {code: "warn" for code in gradguard.CODES}
+
+
+def _model(activation: str = "relu") -> keras.Model:
+    keras.utils.set_random_seed(5)
+    return keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(16, activation=activation, name="first"),
+            keras.layers.Dense(16, activation=activation, name="second"),
+            keras.layers.Dense(1, name="out"),
+        ],
+        name="net",
+    )
+
+
+def _data(n: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 6)).astype("float32")
+    return x, (x @ rng.normal(size=(6, 1))).astype("float32")
+
+
+def _train(
+    log_dir: Path, lr: float, steps: int, every: int = 5, nan_at: int | None = None, **kwargs: Any
+) -> gradguard.TrainStep:
+    step = gradguard.TrainStep(
+        kwargs.pop("model", None) or _model(),
+        keras.optimizers.Adam(lr),
+        keras.losses.MeanSquaredError(),
+        every=every,
+        log_dir=str(log_dir),
+        policy=WARN_ALL,
+        **kwargs,
+    )
+    x, y = _data()
+    for i in range(steps):
+        xi = x.copy()
+        if i == nan_at:
+            xi[0, 0] = np.nan
+        step(xi, y)
+    step.report()
+    return step
+
+
+@dataclasses.dataclass
+class Runs:
+    root: Path
+    healthy: gradguard.TrainStep
+    tiny_lr: gradguard.TrainStep
+    per_variable: gradguard.TrainStep
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    root = tmp_path_factory.mktemp("inspect")
+    return Runs(
+        root=root,
+        healthy=_train(root / "healthy", 1e-2, 60),
+        tiny_lr=_train(root / "tiny_lr", 1e-10, 110),
+        per_variable=_train(root / "variables" / "tiny", 1e-10, 30, scalars_per_variable=True),
+    )
+
+
+@pytest.fixture(scope="module")
+def inspection(runs: Runs) -> events.Inspection:
+    return events.inspect(str(runs.root))
+
+
+def _result(inspection: events.Inspection, name: str) -> events.RunResult:
+    return next(r for r in inspection.results if r.run.name == name)
+
+
+def test_finds_every_run(inspection: events.Inspection) -> None:
+    assert [r.run.name for r in inspection.results] == ["healthy", "tiny_lr", "variables/tiny"]
+    assert all(r.has_gradguard and not r.run.warnings for r in inspection.results)
+
+
+def test_summary_numbers(inspection: events.Inspection, runs: Runs) -> None:
+    s = _result(inspection, "healthy").summary
+    assert s["last_step"] == 55 and s["samples"] == 12 and s["every"] == 5
+    loss = s["loss"]
+    assert loss["first"] > 10 * loss["last"]  # it learned
+    assert loss["best"] == min(loss["first"], loss["last"], loss["best"])
+    assert 0 < s["grad_norm"]["min"] < s["grad_norm"]["max"]
+    assert set(s["update_ratio_median"]) == {"first", "second", "out"}
+    assert all(1e-4 < r < 0.5 for r in s["update_ratio_median"].values())
+    assert s["clipping_rate"] == 0.0 and s["skipped_updates"] == 0
+    assert s["learning_rate"] == {"first": pytest.approx(1e-2), "last": pytest.approx(1e-2)}
+    tiny = _result(inspection, "tiny_lr").summary
+    assert all(r < 1e-8 for r in tiny["update_ratio_median"].values())
+
+
+def test_findings_are_the_live_checks_findings(inspection: events.Inspection, runs: Runs) -> None:
+    assert _result(inspection, "healthy").report.findings == []
+    assert runs.healthy.report().findings == []
+    judged = {f.code: f for f in _result(inspection, "tiny_lr").report.findings}
+    live = {f.code: f for f in runs.tiny_lr.report().findings}
+    assert {"update-too-small", "loss-not-decreasing"} <= set(judged)
+    # The same judging code on the same numbers: the same sentence, dated at the same step.
+    assert judged["update-too-small"].message == live["update-too-small"].message
+    assert judged["update-too-small"].step == live["update-too-small"].step == 0
+    assert judged["loss-not-decreasing"].step == live["loss-not-decreasing"].step
+    assert set(judged) <= set(live)
+
+
+def test_per_variable_logs_name_the_unchanged_variables(
+    inspection: events.Inspection, runs: Runs
+) -> None:
+    judged = {f.code: f for f in _result(inspection, "variables/tiny").report.findings}
+    live = {f.code: f for f in runs.per_variable.report().findings}
+    assert judged["weights-unchanged"].variables == live["weights-unchanged"].variables
+    assert judged["weights-unchanged"].message == live["weights-unchanged"].message
+
+
+def test_inspect_runs_the_checks_own_judge(runs: Runs, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = []
+
+    def judge(self: checks_lib.UpdateRatio, state: Any, context: checks_lib.Context) -> Any:
+        seen.append((dict(state), context))
+        return [Finding("update-too-large", "judged by UpdateRatio.judge", context.step)]
+
+    monkeypatch.setattr(checks_lib.UpdateRatio, "judge", judge)
+    result = _result(events.inspect(str(runs.root / "healthy")), ".")
+    assert [f.message for f in result.report.findings] == ["judged by UpdateRatio.judge"]
+    state, context = seen[-1]
+    assert set(state) == set(runs.healthy.core.checks[2].state())
+    assert context.steps == 56
+
+
+def test_a_check_without_logged_state_is_reported_not_judged(runs: Runs) -> None:
+    class Custom(checks_lib.Check):
+        def _build(self) -> None: ...
+
+    inspection = events.inspect(
+        str(runs.root / "healthy"), checks=[Custom(), checks_lib.NonFinite()]
+    )
+    assert inspection.results[0].not_judged == ["Custom"]
+
+
+@pytest.fixture(scope="module")
+def every_step(tmp_path_factory: pytest.TempPathFactory) -> gradguard.TrainStep:
+    # Logged every step and per variable, nothing is lost: inspect must rebuild the exact state.
+    root = tmp_path_factory.mktemp("every_step")
+    checks = [*checks_lib.default_checks()[:-1], checks_lib.LossNotDecreasing(window=4)]
+    return _train(
+        root,
+        3e-2,
+        24,
+        every=1,
+        nan_at=9,
+        model=_model("tanh"),
+        checks=checks,
+        scalars_per_variable=True,
+    )
+
+
+def test_rebuilt_state_equals_live_state(every_step: gradguard.TrainStep) -> None:
+    core = every_step.core
+    (run,) = events.load_runs(core.sink.log_dir)  # type: ignore[attr-defined]
+    table = events._Table(run)
+    assert table.layout == core.layout
+    for check in core.checks:
+        live = check.state()
+        rebuilt = events._REBUILDERS[type(check)](check, table)
+        assert set(rebuilt) == set(live), type(check).__name__
+        for key, value in live.items():
+            np.testing.assert_allclose(
+                np.asarray(rebuilt[key], np.float64),
+                np.asarray(value, np.float64),
+                rtol=2e-4,
+                atol=1e-6,
+                err_msg=f"{type(check).__name__}.{key}",
+            )
+    assert int(core.checks[0].state()["skipped"]) == 1  # the NaN step was in there
+
+
+def test_every_step_findings_equal_live_findings(every_step: gradguard.TrainStep) -> None:
+    live = every_step.report().findings
+    judged = events.inspect(every_step.core.sink.log_dir).results[0].report.findings  # type: ignore[attr-defined]
+    assert "non-finite" in {f.code for f in live}
+    key = [(f.code, f.step, f.variables) for f in live]
+    assert sorted(key) == sorted((f.code, f.step, f.variables) for f in judged)
+
+
+def test_cli_prints_the_table(runs: Runs, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["inspect", str(runs.root)]) == 0
+    out = capsys.readouterr().out
+    assert "3 run(s)" in out
+    for text in (
+        "run healthy",
+        "run tiny_lr",
+        "steps seen        0..55 (12 logged, every 5 steps)",
+        "loss              first ",
+        "gradient norm",
+        "clipping          0.0% of steps (0)",
+        "skipped updates   0",
+        "update ratio (median per layer; healthy 1e-4 .. 1e-2)",
+        "warning update-too-small at step 0: Update-to-weight ratio of first, second, out",
+        "findings judged from the scalars: none",
+    ):
+        assert text in out
+
+
+def test_json_and_plot(runs: Runs, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    json_path, png = tmp_path / "inspect.json", tmp_path / "inspect.png"
+    assert cli.main(["inspect", str(runs.root), "--json", str(json_path), "--plot", str(png)]) == 0
+
+    def strict(text: str) -> Any:
+        raise ValueError(f"non-standard JSON constant {text}")
+
+    data = json.loads(json_path.read_text(), parse_constant=strict)
+    assert data["gradguard_version"] == gradguard.__version__
+    by_name = {r["run"]: r for r in data["runs"]}
+    assert by_name["healthy"]["findings"] == []
+    codes = {f["code"] for f in by_name["tiny_lr"]["findings"]}
+    assert "update-too-small" in codes
+    assert {f["code"] for f in by_name["tiny_lr"]["logged_findings"]} >= codes
+    assert by_name["tiny_lr"]["summary"]["samples"] == 22
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 20_000  # three panels per run, not an empty canvas
+    assert f"plot written to {png}" in capsys.readouterr().out
+
+
+def test_truncated_file_is_read_up_to_the_damage(
+    runs: Runs, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copytree(runs.root / "tiny_lr", tmp_path / "crashed")
+    (path,) = (tmp_path / "crashed").iterdir()
+    whole, warning = events.read_event_file(str(path))
+    assert warning is None
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        f.truncate(size - 7)
+    cut, warning = events.read_event_file(str(path))
+    assert len(cut) == len(whole) - 1
+    assert warning is not None and "truncated record at byte" in warning
+    json_path = tmp_path / "out.json"
+    assert cli.main(["inspect", str(tmp_path), "--json", str(json_path)]) == 0
+    captured = capsys.readouterr()
+    assert "gradguard inspect: warning:" in captured.err and "truncated record" in captured.err
+    assert "run crashed" in captured.out
+    (run,) = json.loads(json_path.read_text())["runs"]
+    assert len(run["warnings"]) == 1
+    assert "update-too-small" in {f["code"] for f in run["findings"]}
+
+
+def test_missing_logdir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["inspect", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_logdir_without_event_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "notes.txt").write_text("hello")
+    assert cli.main(["inspect", str(tmp_path)]) == 2
+    assert "no TensorBoard event files" in capsys.readouterr().err
+
+
+def test_event_files_from_another_tool(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    writer = tf.summary.create_file_writer(str(tmp_path / "keras"))
+    with writer.as_default():
+        for epoch in range(3):
+            tf.summary.scalar("epoch_loss", 1.0 / (epoch + 1), step=epoch)
+            tf.summary.histogram("dense/kernel", tf.random.normal([10]), step=epoch)
+    writer.close()
+    assert cli.main(["inspect", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "run keras" in out
+    assert "1 scalar tag(s), steps 0..2: epoch_loss" in out
+    assert "1 other tag(s) (histograms): dense/kernel" in out
+    assert "no gradguard tags found" in out
