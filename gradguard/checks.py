@@ -36,6 +36,7 @@ __all__ = [
     "VanishingGradient",
     "ZeroGradient",
     "default_checks",
+    "state_variable",
 ]
 
 
@@ -103,6 +104,9 @@ class Stats:
         measured only every `every` steps, as they need a copy of the weights).
       update_sq: float32 [n]: squared norm of each variable's change in this step.
       weight_sq: float32 [n]: squared norm of each variable before the update.
+      loss_scale: the loss scale the gradients were divided by (mixed precision), else 1.
+      overflow: bool scalar: the loss scaler skips this step on purpose (float16 overflow:
+        non-finite gradients from a finite loss); not a `non-finite` finding.
     """
 
     step: tf.Tensor
@@ -114,6 +118,8 @@ class Stats:
     measured: tf.Tensor
     update_sq: tf.Tensor
     weight_sq: tf.Tensor
+    loss_scale: Any = 1.0
+    overflow: Any = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +138,24 @@ class Context:
     step: int
     none: frozenset[int] = frozenset()
     learning_rate: float | None = None
+
+
+def state_variable(
+    value: Any, dtype: tf.DType | None = None, name: str | None = None
+) -> tf.Variable:
+    """A non-trainable variable for gradguard's own state.
+
+    Under a `tf.distribute` strategy, every replica computes the same statistics (from
+    all-reduced gradients), so the first replica's assignment stands for all; plain variables
+    could not be assigned inside `strategy.run`.
+    """
+    return tf.Variable(
+        value,
+        dtype=dtype,
+        trainable=False,
+        name=name,
+        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+    )
 
 
 def _fmt(x: float) -> str:
@@ -162,7 +186,7 @@ class Check:
         raise NotImplementedError
 
     def _add(self, name: str, value: Any, dtype: tf.DType = tf.float32) -> tf.Variable:
-        variable = tf.Variable(value, dtype=dtype, trainable=False, name=f"gradguard_{name}")
+        variable = state_variable(value, dtype, f"gradguard_{name}")
         self._state[name] = variable
         return variable
 
@@ -190,7 +214,18 @@ class Check:
 
 
 class NonFinite(Check):
-    """`non-finite`: NaN or Inf in the loss, a gradient or a weight; names where it came first."""
+    """`non-finite`: NaN or Inf in the loss, a gradient or a weight; names where it came first.
+
+    With mixed precision, steps the loss scaler skips on purpose (float16 overflow) are counted,
+    not reported; a loss scale that collapses below `min_loss_scale` is reported: the gradients
+    are non-finite even at a tiny scale, so it is not overflow.
+
+    Args:
+      min_loss_scale: Loss scale below which the scaler has collapsed.
+    """
+
+    def __init__(self, min_loss_scale: float = 1.0):
+        self.min_loss_scale = min_loss_scale
 
     def _build(self) -> None:
         n = self.layout.size
@@ -198,15 +233,21 @@ class NonFinite(Check):
         self.grad_first = self._add("grad_first", [-1] * n, tf.int64)
         self.weight_first = self._add("weight_first", [-1] * n, tf.int64)
         self.skipped = self._add("skipped", 0, tf.int64)
+        self.overflows = self._add("overflows", 0, tf.int64)
+        self.loss_scale_min = self._add("loss_scale_min", np.inf)
 
     def update(self, stats: Stats) -> None:
         def first(state: tf.Variable, bad: tf.Tensor) -> None:
             state.assign(tf.where((state < 0) & bad, stats.step, state))
 
+        overflow = tf.convert_to_tensor(stats.overflow)
         first(self.loss_first, ~tf.math.is_finite(stats.loss))
-        first(self.grad_first, ~tf.math.is_finite(stats.grad_sq))
+        first(self.grad_first, ~overflow & ~tf.math.is_finite(stats.grad_sq))
         first(self.weight_first, stats.measured & ~tf.math.is_finite(stats.weight_sq))
-        self.skipped.assign_add(tf.cast(~stats.applied, tf.int64))
+        self.skipped.assign_add(tf.cast(~stats.applied & ~overflow, tf.int64))
+        self.overflows.assign_add(tf.cast(overflow, tf.int64))
+        scale = tf.cast(stats.loss_scale, tf.float32)
+        self.loss_scale_min.assign(tf.minimum(self.loss_scale_min, scale))
 
     def judge(self, state: Mapping[str, np.ndarray], context: Context) -> list[Finding]:
         s = state
@@ -216,6 +257,17 @@ class NonFinite(Check):
             (_earliest(s["weight_first"]), "weight", _at(self.layout, s["weight_first"])),
         ]
         seen = [src for src in sources if src[0] >= 0]
+        scale = float(s.get("loss_scale_min", np.inf))
+        if not seen and scale < self.min_loss_scale:
+            overflows = int(s.get("overflows", 0))
+            message = (
+                f"The loss scale collapsed to {_fmt(scale)} after {overflows} overflow skips: "
+                "the gradients are NaN/Inf even at a tiny scale, so this is not float16 "
+                "overflow; look for log(0), a division by zero or a learning rate that makes "
+                "the weights diverge."
+            )
+            details: dict[str, Any] = {"loss_scale": scale, "overflow_skips": overflows}
+            return [Finding("non-finite", message, context.step, details=details)]
         if not seen:
             return []
         step, where, variables = min(seen, key=lambda src: (src[0], len(src[1])))

@@ -8,7 +8,7 @@ both. Its `update` runs in-graph (or eagerly); its `read` runs on the host every
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -20,7 +20,49 @@ from gradguard import findings as findings_lib
 from gradguard import sinks as sinks_lib
 from gradguard import transforms as transforms_lib
 
-__all__ = ["Every", "StepCore"]
+__all__ = ["Every", "StepCore", "run_if"]
+
+
+def run_if(pred: tf.Tensor, fn: Callable[..., None], *args: Any) -> None:
+    """Runs ``fn(*args)`` for its side effects when `pred` holds; also inside `strategy.run`.
+
+    In a replica context of a strategy that synchronizes through `merge_call` (an optimizer's
+    all-reduce does), a `tf.cond` whose branch synchronizes is not allowed. There, as Keras'
+    LossScaleOptimizer does, the condition is taken in cross-replica context and `fn` runs on
+    each replica. Per-replica tensors must come in `args`, not in `fn`'s closure.
+    """
+
+    def run(*args: Any) -> tf.Tensor:
+        fn(*args)
+        return tf.constant(True)
+
+    def skip(*args: Any) -> tf.Tensor:
+        return tf.constant(False)
+
+    replica = _cross_replica_sum_context()
+    if replica is None or tf.__internal__.distribute.strategy_supports_no_merge_call():
+        tf.cond(pred, lambda: run(*args), lambda: skip(*args))
+        return
+
+    def merge_fn(distribution: tf.distribute.Strategy, pred: Any, *args: Any) -> None:
+        def run_each() -> tf.Tensor:
+            distribution.extended.call_for_each_replica(fn, args=args)
+            return tf.constant(True)
+
+        first = distribution.experimental_local_results(pred)[0]  # the same on every replica
+        tf.cond(first, run_each, skip)
+
+    replica.merge_call(merge_fn, args=(pred, *args))
+
+
+def _cross_replica_sum_context() -> tf.distribute.ReplicaContext | None:
+    """The replica context when the step runs on several replicas (`strategy.run`), else None."""
+    if not tf.distribute.has_strategy():
+        return None
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync <= 1:
+        return None
+    return context
 
 
 class Every:
@@ -108,6 +150,11 @@ class StepCore:
                 )
         self.optimizer = optimizer
         self._apply = optimizer.apply if apply_fn is None else apply_fn
+        # With a LossScaleOptimizer the gradients arrive scaled: checks and transforms see them
+        # unscaled, and the scaler keeps deciding which steps to skip and how to rescale.
+        self._loss_scaler = (
+            optimizer if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else None
+        )
         self.variables = list(variables)
         self.transform = transform
         self.checks = checks
@@ -122,15 +169,17 @@ class StepCore:
         self.present_indices: set[int] = set()
         with tf.init_scope():
             self._transform_state = tf.nest.map_structure(
-                lambda value: tf.Variable(value, trainable=False),
+                checks_lib.state_variable,
                 transform.init(self.variables),
             )
             for check in self.checks:
                 check.build(self.layout)
-            self._step = tf.Variable(0, dtype=tf.int64, trainable=False, name="gradguard_step")
+            self._step = checks_lib.state_variable(0, tf.int64, "gradguard_step")
             # loss, grad norm before and after the transforms, at the latest step.
-            self._latest = tf.Variable([np.nan] * 3, dtype=tf.float32, trainable=False)
-            self._clipped = tf.Variable(0, dtype=tf.int64, trainable=False)
+            self._latest = checks_lib.state_variable([np.nan] * 3, tf.float32)
+            self._clipped = checks_lib.state_variable(0, tf.int64)
+            # |delta w|^2 and |w|^2 per variable, from the latest measured update.
+            self._deltas = checks_lib.state_variable(tf.zeros([2, len(self.variables)]))
             sinks: list[sinks_lib.Sink] = []
             if log_dir is not None:
                 sinks.append(sinks_lib.TensorBoardSink(log_dir))
@@ -176,51 +225,82 @@ class StepCore:
         self.present_indices.update(i for i, g in enumerate(grads) if g is not None)
         step = self._step.read_value()
         zero = tf.constant(0.0)
+        loss = tf.cast(loss, tf.float32)
+        grads = list(grads)
+        # What the optimizer needs multiplied back into the transformed gradients, if anything.
+        apply_factor: tf.Tensor | None = None
+        replica = _cross_replica_sum_context()
+        if replica is not None:
+            # Checks and transforms must see the gradient of the whole batch (the clipped norm is
+            # the global one), so sum over replicas first. Keras sums again inside `apply`;
+            # handing it 1/R of the sum gives the sum back.
+            present_in = [i for i, g in enumerate(grads) if g is not None]
+            summed = replica.all_reduce(tf.distribute.ReduceOp.SUM, [grads[i] for i in present_in])
+            for i, g in zip(present_in, summed):
+                grads[i] = g
+            loss = replica.all_reduce(tf.distribute.ReduceOp.SUM, loss)
+            apply_factor = tf.constant(1.0 / replica.num_replicas_in_sync)
+        loss_scale = tf.constant(1.0)
+        if self._loss_scaler is not None:
+            loss_scale = tf.cast(tf.convert_to_tensor(self._loss_scaler.dynamic_scale), tf.float32)
+            grads = [transforms_lib.scale_gradient(g, 1.0 / loss_scale) for g in grads]
+            apply_factor = loss_scale if apply_factor is None else apply_factor * loss_scale
         grad_sq = tf.stack([zero if g is None else transforms_lib.sq_norm(g) for g in grads])
         grad_norm = tf.sqrt(tf.reduce_sum(grad_sq))
+        # float16 overflow the loss scaler will skip on purpose: not a non-finite finding.
+        overflow = tf.constant(self._loss_scaler is not None) & (
+            ~tf.math.is_finite(grad_norm) & tf.math.is_finite(loss)
+        )
 
         state = tf.nest.map_structure(lambda v: v.read_value(), self._transform_state)
-        new_grads, new_state = self.transform.update(list(grads), state, self.variables)
+        new_grads, new_state = self.transform.update(grads, state, self.variables)
+        if self._loss_scaler is not None:  # an overflow step is not a step for the transforms
+            new_state = tf.nest.map_structure(
+                lambda old, new: tf.where(overflow, old, new), state, new_state
+            )
         tf.nest.map_structure(lambda v, value: v.assign(value), self._transform_state, new_state)
         grad_norm_after = transforms_lib.global_norm(new_grads)
-        gate = self.transform.should_apply(new_state)
+        # The loss scaler decides itself which steps to skip, and must see them to rescale.
+        gate = None if self._loss_scaler is not None else self.transform.should_apply(new_state)
 
         present = [i for i, g in enumerate(new_grads) if g is not None]
+        present_variables = [self.variables[i] for i in present]
         measure = self.cadence(step)
-        no_deltas = (tf.zeros([n]), tf.zeros([n]))
+        to_apply = [new_grads[i] for i in present]
+        if apply_factor is not None:
+            to_apply = [transforms_lib.scale_gradient(g, apply_factor) for g in to_apply]
 
-        def apply() -> tuple[tf.Tensor, tf.Tensor]:
-            self._apply([new_grads[i] for i in present], [self.variables[i] for i in present])
-            return no_deltas
+        def apply(grads: list[Any]) -> None:
+            self._apply(grads, present_variables)
 
-        def apply_and_measure() -> tuple[tf.Tensor, tf.Tensor]:
+        def apply_and_measure(grads: list[Any]) -> None:
             # Reading before the update makes TensorFlow copy a variable it then updates in
             # place; that copy is why deltas are measured only on cadence steps.
-            before = {i: tf.convert_to_tensor(self.variables[i]) for i in present}
+            before = [tf.convert_to_tensor(v) for v in present_variables]
             if self._recorder is not None:
                 self._recorder.note_learning_rate()  # before the update moves a schedule on
-            self._apply([new_grads[i] for i in present], [self.variables[i] for i in present])
+            self._apply(grads, present_variables)
             update_sq, weight_sq = [zero] * n, [zero] * n
-            for i, old in before.items():
-                new = tf.convert_to_tensor(self.variables[i])
-                update_sq[i] = transforms_lib.sq_norm(new - old)
+            for i, v, old in zip(present, present_variables, before):
+                update_sq[i] = transforms_lib.sq_norm(tf.convert_to_tensor(v) - old)
                 weight_sq[i] = transforms_lib.sq_norm(old)
-            return tf.stack(update_sq), tf.stack(weight_sq)
-
-        def apply_maybe_measure() -> tuple[tf.Tensor, tf.Tensor]:
-            return tf.cond(measure, apply_and_measure, apply)
+            self._deltas.assign(tf.stack([tf.stack(update_sq), tf.stack(weight_sq)]))
 
         if not present:
             applied = tf.constant(False)
-            update_sq, weight_sq = no_deltas
         elif gate is None:
-            applied = tf.constant(True)
-            update_sq, weight_sq = apply_maybe_measure()
+            applied = ~overflow if self._loss_scaler is not None else tf.constant(True)
         else:
             applied = gate
-            update_sq, weight_sq = tf.cond(gate, apply_maybe_measure, lambda: no_deltas)
+        if present:
+            # The loss scaler skips overflow steps itself, inside its `apply`.
+            go = gate if gate is not None else tf.constant(True)
+            run_if(go & measure, apply_and_measure, to_apply)
+            run_if(go & ~measure, apply, to_apply)
+        measured = applied & measure
+        deltas = tf.where(measured, self._deltas.read_value(), tf.zeros([2, n]))
+        update_sq, weight_sq = deltas[0], deltas[1]
 
-        loss = tf.cast(loss, tf.float32)
         stats = checks_lib.Stats(
             step=step,
             loss=loss,
@@ -231,6 +311,8 @@ class StepCore:
             measured=measure,
             update_sq=update_sq,
             weight_sq=weight_sq,
+            loss_scale=loss_scale,
+            overflow=overflow,
         )
         for check in self.checks:
             check.update(stats)
@@ -291,19 +373,20 @@ class StepCore:
     def statistics(self) -> dict[str, float]:
         """The latest step's loss and gradient norms and the run's counters (a host read)."""
         loss, grad_norm, grad_norm_after = (float(x) for x in self._latest.numpy())
-        skipped = next(
-            (int(c.skipped.numpy()) for c in self.checks if isinstance(c, checks_lib.NonFinite)),
-            None,
-        )
-        stats = {
+        stats: dict[str, float] = {
             "steps": int(self._step.numpy()),
             "loss": loss,
             "grad_norm": grad_norm,
             "grad_norm_after": grad_norm_after,
             "clipped_steps": int(self._clipped.numpy()),
         }
-        if skipped is not None:
-            stats["skipped_updates"] = skipped
+        non_finite = next((c for c in self.checks if isinstance(c, checks_lib.NonFinite)), None)
+        if non_finite is not None:
+            stats["skipped_updates"] = int(non_finite.skipped.numpy())
+        if self._loss_scaler is not None:
+            stats["loss_scale"] = float(np.asarray(self._loss_scaler.dynamic_scale))
+            if non_finite is not None:
+                stats["overflow_skips"] = int(non_finite.overflows.numpy())
         return stats
 
     def _learning_rate(self) -> float | None:

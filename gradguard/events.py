@@ -343,6 +343,9 @@ def _non_finite_state(check: checks_lib.Check, table: _Table) -> dict[str, Any]:
             np.int64,
         ),
         "skipped": np.int64(skipped[present][-1] if present.any() else 0),
+        # The loss scale is not logged: inspect does not judge a collapsing one.
+        "overflows": np.int64(0),
+        "loss_scale_min": np.float32(1.0),
     }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from absl import logging
 
 __all__ = [
     "CODES",
+    "GUIDE",
     "ActivationError",
     "CheckpointError",
     "Finding",
@@ -29,11 +31,34 @@ __all__ = [
     "Report",
     "Severity",
     "UpdateError",
+    "pointer",
     "resolve_policy",
 ]
 
 # Kept here rather than imported from the package to avoid an import cycle.
 _VERSION = "0.1.0"
+
+# The troubleshooting guide: one section per code, anchored by the code itself.
+GUIDE = "docs/findings.md"
+_POINTER = re.compile(r" \(see " + re.escape(GUIDE) + r"#[a-z-]+\)")
+
+
+def pointer(code: str) -> str:
+    """The short pointer every finding's message ends with: ``(see docs/findings.md#code)``."""
+    return f"(see {GUIDE}#{code})"
+
+
+def _with_pointer(message: str, code: str) -> str:
+    """`message` ending with the pointer to its guide section, exactly once.
+
+    A pointer already in the message (a finding rebuilt with `dataclasses.replace`, or one with
+    text added after it) is moved to the end. It goes before a final period, so the message
+    still reads as one sentence: ``... after tape.gradient (see docs/findings.md#missing-apply).``
+    """
+    text = _POINTER.sub("", message).rstrip()
+    if text.endswith("."):
+        return f"{text[:-1]} {pointer(code)}."
+    return f"{text} {pointer(code)}" if text else pointer(code)
 
 
 class Severity(str, enum.Enum):
@@ -133,7 +158,9 @@ class Finding:
     Attributes:
       code: A key of `CODES`.
       severity: `Severity`; defaults to the code's catalog severity.
-      message: One sentence: what was seen (variables, numbers) and the likely fix.
+      message: One sentence: what was seen (variables, numbers) and the likely fix. It is
+        made to end with a pointer to the code's section of the troubleshooting guide,
+        ``(see docs/findings.md#<code>)``.
       step: The 0-based training step at which it was first seen (-1 if not tied to a step).
       variables: Names of the variables (or layers) concerned, e.g. ``("dense/kernel",)``.
       details: Numbers behind the message, JSON-serializable.
@@ -155,6 +182,7 @@ class Finding:
             object.__setattr__(self, "severity", CODES[self.code].severity)
         object.__setattr__(self, "severity", Severity(self.severity))
         object.__setattr__(self, "variables", tuple(self.variables))
+        object.__setattr__(self, "message", _with_pointer(str(self.message), self.code))
 
     @property
     def key(self) -> tuple[str, tuple[str, ...]]:

@@ -56,6 +56,21 @@ def _is_variable(x: Any) -> bool:
     return isinstance(x, (tf.Variable, keras.Variable))
 
 
+def _shared_root(variables: Iterable[Any]) -> str:
+    """The model name at the front of every Keras path (``sequential/dense/kernel``), if shared.
+
+    Under `gradguard run` the model is unknown; its name is the first of three or more path
+    components common to all variables. Different roots (a GAN's two models) are kept.
+    """
+    roots = set()
+    for v in variables:
+        parts = str(getattr(v, "path", "")).split("/")
+        if len(parts) < 3:
+            return ""
+        roots.add(parts[0])
+    return roots.pop() if len(roots) == 1 else ""
+
+
 def _fingerprint(variable: Any) -> tf.Tensor:
     """Sum and sum of squares, in float64: changes when the variable is updated."""
     value = tf.cast(tf.convert_to_tensor(variable), tf.float64)
@@ -125,8 +140,8 @@ class Guard:
         self._baseline: dict[int, tf.Variable] = {}
         self._last_loss: tf.Tensor | None = None
         with tf.init_scope():
-            self._gradient_calls = tf.Variable(0, dtype=tf.int64, trainable=False)
-            self._updates = tf.Variable(0, dtype=tf.int64, trainable=False)
+            self._gradient_calls = checks_lib.state_variable(0, tf.int64)
+            self._updates = checks_lib.state_variable(0, tf.int64)
         if model is not None:
             self._expect_model(model)
 
@@ -191,7 +206,7 @@ class Guard:
         if not new:
             return
         with tf.init_scope():
-            baselines = [tf.Variable([np.nan, np.nan], dtype=tf.float64) for _ in new]
+            baselines = [checks_lib.state_variable([np.nan, np.nan], tf.float64) for _ in new]
         for v, baseline in zip(new, baselines):
             self._baseline[id(v)] = baseline
 
@@ -310,7 +325,7 @@ class Guard:
                 optimizer,
                 variables,
                 checks=None if checks is None else list(checks),
-                model_name=getattr(self.model, "name", "") or "",
+                model_name=self._model_name(variables),
                 apply_fn=original,
                 report=self.report,
                 **options,
@@ -418,8 +433,13 @@ class Guard:
             before, _fingerprint(variable).numpy()
         )
 
+    def _model_name(self, variables: list[Any]) -> str:
+        if self.model is not None:
+            return str(getattr(self.model, "name", ""))
+        return _shared_root({**self._requested, **self._applied}.values() or variables)
+
     def _names(self, variables: list[Any]) -> list[str]:
-        return findings_lib.names(variables, getattr(self.model, "name", "") or "")
+        return findings_lib.names(variables, self._model_name(variables))
 
 
 _PROCESS_WIDE = False

@@ -176,11 +176,26 @@ class MultiSink(Sink):
             sink.close()
 
 
+def is_chief() -> bool:
+    """Whether this process writes logs: always, except on the non-chief workers of a cluster."""
+    resolver: Any = getattr(tf.distribute.get_strategy(), "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    if not task_type:
+        return True
+    if task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
 class TensorBoardSink(Sink):
     """Writes TensorBoard event files under `log_dir` (one run per directory).
 
     gradguard's step statistics are written into the same file from inside the compiled step
     through `writer`; `write_scalars` and `write_texts` write from the host.
+
+    On the non-chief workers of a multi-worker cluster it writes nothing (every worker still
+    builds the same step: their collective operations must match).
 
     Args:
       log_dir: The run's directory; created if missing. Give each run its own directory.
@@ -190,7 +205,10 @@ class TensorBoardSink(Sink):
         self.log_dir = os.fspath(log_dir)
         # Created once, outside any trace, so every trace of a step shares one writer.
         with tf.init_scope():
-            self.writer = tf.summary.create_file_writer(self.log_dir)
+            if is_chief():
+                self.writer = tf.summary.create_file_writer(self.log_dir)
+            else:
+                self.writer = tf.summary.create_noop_writer()
 
     def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
         """Writes scalar summaries."""
@@ -361,11 +379,11 @@ class StepRecorder:
         self._xla = False
         self._host_written = -1
         with tf.init_scope():
-            self._skipped = tf.Variable(0, dtype=tf.int64, trainable=False)
-            self._pending = tf.Variable(tf.zeros([len(self.tags)]), trainable=False)
-            self._pending_step = tf.Variable(-1, dtype=tf.int64, trainable=False)
-            self._written_step = tf.Variable(-1, dtype=tf.int64, trainable=False)
-            self._lr_at_step = tf.Variable(np.nan, dtype=tf.float32, trainable=False)
+            self._skipped = checks_lib.state_variable(0, tf.int64)
+            self._pending = checks_lib.state_variable(tf.zeros([len(self.tags)]))
+            self._pending_step = checks_lib.state_variable(-1, tf.int64)
+            self._written_step = checks_lib.state_variable(-1, tf.int64)
+            self._lr_at_step = checks_lib.state_variable(np.nan, tf.float32)
         self._write_pending: Callable[[], None] | None = None
         config = {
             "scalars": "variable" if per_variable else "layer",

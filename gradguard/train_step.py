@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -14,7 +15,7 @@ from gradguard import diagnose
 from gradguard import findings as findings_lib
 from gradguard import sinks as sinks_lib
 from gradguard import transforms as transforms_lib
-from gradguard.core import Every, StepCore, check_optimizer
+from gradguard.core import Every, StepCore, check_optimizer, run_if
 
 __all__ = ["TrainStep"]
 
@@ -42,6 +43,22 @@ def _unpack(batch: tuple[Any, ...]) -> tuple[Any, Any, Any]:
         f"TrainStep takes step(x, y), step(x, y, sample_weight) or step((x, y)); got "
         f"{len(batch)} argument(s) with shapes {_describe(batch)}."
     )
+
+
+def _replica_slice(t: Any, index: Any, replicas: int) -> Any:
+    """This replica's rows of a global batch tensor."""
+    if t is None:
+        return None
+    t = tf.convert_to_tensor(t)
+    rows = t.shape[0]
+    if rows is not None and rows % replicas:
+        raise ValueError(
+            f"a batch of {rows} examples cannot be split evenly over {replicas} replicas: use a "
+            f"global batch size divisible by {replicas}, or drop the remainder "
+            "(dataset.batch(..., drop_remainder=True))."
+        )
+    size = tf.shape(t)[0] // replicas
+    return t[index * size : (index + 1) * size]
 
 
 class TrainStep:
@@ -74,8 +91,9 @@ class TrainStep:
     Args:
       model: A Keras model (or layer) to train; its `trainable_variables` are updated.
       optimizer: A Keras 3 optimizer.
-      loss_fn: A `keras.losses.Loss` or any ``fn(y_true, y_pred)``; a non-scalar result is
-        averaged, as Keras does, and `model.losses` (regularizers) are added.
+      loss_fn: A `keras.losses.Loss`, a Keras loss name (``"mse"``) or any
+        ``fn(y_true, y_pred)``; a non-scalar result is averaged, as Keras does, and
+        `model.losses` (regularizers) are added.
       transform: Gradient transform applied before the update. Default: `skip_nonfinite()`.
       checks: Checks to run. Default: `gradguard.checks.default_checks()`.
       every: Steps between host reads and update measurements (default 100).
@@ -83,6 +101,16 @@ class TrainStep:
       run_eagerly: Run the step eagerly (for debugging) instead of as a `tf.function`.
       policy: Per finding code, ``"raise"``, ``"warn"`` or ``"ignore"``. By default errors raise
         a `GradGuardError` at the host read and warnings are logged.
+      log_dir: Write the statistics as TensorBoard scalars there (see `gradguard.sinks`).
+      sink: Other destinations for statistics and findings (`gradguard.sinks.Sink`).
+      scalars_per_variable: Scalars per variable instead of per layer.
+      accumulate: Average the gradients of `accumulate` calls (micro-batches) and update every
+        `accumulate`-th call, as one batch that many times larger would. Costs one copy of the
+        weights; sparse gradients are accumulated densely.
+      strategy: A `tf.distribute.Strategy` to run the step on (default: the strategy whose
+        scope the TrainStep is created in). The step runs under `strategy.run`: each replica
+        takes its slice of the global batch, and gradients are summed over replicas before the
+        checks and transforms, so the clipped and logged norms are the global ones.
       log_dir: Write every statistic as a TensorBoard scalar under this directory, in-graph,
         every `every` steps (tags in `gradguard.sinks`); findings as texts. View with
         ``tensorboard --logdir DIR``; read back with ``gradguard inspect DIR``.
@@ -112,10 +140,20 @@ class TrainStep:
         log_dir: str | os.PathLike[str] | None = None,
         sink: sinks_lib.Sink | None = None,
         scalars_per_variable: bool = False,
+        accumulate: int = 1,
+        strategy: tf.distribute.Strategy | None = None,
     ):
         if not callable(model) or not hasattr(model, "trainable_variables"):
             raise TypeError(f"model must be a Keras model or layer; got {type(model).__name__}.")
         check_optimizer(optimizer)
+        if isinstance(loss_fn, str):  # "mse", as in model.compile
+            try:
+                loss_fn = keras.losses.get(loss_fn)
+            except ValueError:
+                raise ValueError(
+                    f"loss_fn {loss_fn!r} is not a Keras loss name; use e.g. 'mse' or a "
+                    "keras.losses.Loss object."
+                ) from None
         if not callable(loss_fn):
             raise TypeError(
                 f"loss_fn must be a keras.losses.Loss or a function (y_true, y_pred) -> loss; "
@@ -129,6 +167,21 @@ class TrainStep:
             )
         Every(every)  # validates
         findings_lib.resolve_policy(policy)  # validates
+        if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
+            raise ValueError(
+                f"accumulate must be a positive int (micro-batches per update); got {accumulate!r}."
+            )
+        if strategy is None and tf.distribute.has_strategy():
+            strategy = tf.distribute.get_strategy()  # created under strategy.scope()
+        if strategy is not None and jit_compile and strategy.num_replicas_in_sync > 1:
+            raise ValueError(
+                f"jit_compile=True is not supported under {type(strategy).__name__} with "
+                f"{strategy.num_replicas_in_sync} replicas: XLA cannot compile the step's "
+                "cross-replica synchronization (Keras too turns XLA off under tf.distribute). "
+                "Use jit_compile=False with a strategy."
+            )
+        self.strategy = strategy
+        self.accumulate = accumulate
         self.model = model
         self.optimizer = optimizer
         self.loss_fn = loss_fn
@@ -151,7 +204,10 @@ class TrainStep:
         # A function of this instance's own, so TensorFlow's retracing detector does not count
         # the traces of every TrainStep in the process as one function's.
         def step(x: Any, y: Any, sample_weight: Any) -> tf.Tensor:
-            return self._step(x, y, sample_weight)
+            if self.strategy is None:
+                return self._step(x, y, sample_weight)
+            per_replica = self.strategy.run(self._replica_step, args=(x, y, sample_weight))
+            return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
         if run_eagerly:
             self._fn: Callable[..., tf.Tensor] = step
@@ -208,14 +264,61 @@ class TrainStep:
                 "layer is frozen (trainable=False) or the model has no weights. Unfreeze the "
                 "layers to train, e.g. model.layers[-1].trainable = True."
             )
-        if not self.optimizer.built:
-            self.optimizer.build(variables)
-        self._core = StepCore(
-            self.optimizer,
-            variables,
-            model_name=getattr(self.model, "name", ""),
-            **self._core_args,
-        )
+        scope = self.strategy.scope() if self.strategy else contextlib.nullcontext()
+        with scope:
+            if self.strategy is not None:
+                self._check_distributed(variables)
+            if not self.optimizer.built:
+                self.optimizer.build(variables)
+            self._core = StepCore(
+                self.optimizer,
+                variables,
+                model_name=getattr(self.model, "name", ""),
+                **self._core_args,
+            )
+            if self.accumulate > 1:
+                # One copy of the weights. ON_READ: each replica sums its own micro-batches;
+                # the core sums over replicas when it applies.
+                self._accumulators = [
+                    tf.Variable(
+                        tf.zeros(v.shape, v.dtype),
+                        trainable=False,
+                        synchronization=tf.VariableSynchronization.ON_READ,
+                        aggregation=tf.VariableAggregation.SUM,
+                    )
+                    for v in variables
+                ]
+                self._accumulated_loss = tf.Variable(
+                    0.0,
+                    trainable=False,
+                    synchronization=tf.VariableSynchronization.ON_READ,
+                    aggregation=tf.VariableAggregation.SUM,
+                )
+                self._micro_batches = checks_lib.state_variable(0, tf.int64)
+
+    def _check_distributed(self, variables: list[Any]) -> None:
+        assert self.strategy is not None
+        value = getattr(variables[0], "value", variables[0])
+        if not self.strategy.extended.variable_created_in_scope(value):
+            raise ValueError(
+                f"model {getattr(self.model, 'name', '')!r} was created outside the strategy's "
+                "scope, so its variables are not mirrored: create the model and the optimizer "
+                "inside `with strategy.scope():`."
+            )
+
+    def _replica_step(self, x: Any, y: Any, sample_weight: Any) -> tf.Tensor:
+        """One replica's share: its slice of the global batch, its 1/R share of the loss."""
+        context = tf.distribute.get_replica_context()
+        replicas = context.num_replicas_in_sync
+        if not any(
+            isinstance(t, tf.distribute.DistributedValues)
+            for t in tf.nest.flatten((x, y, sample_weight))
+        ):
+            index = context.replica_id_in_sync_group
+            x, y, sample_weight = tf.nest.map_structure(
+                lambda t: _replica_slice(t, index, replicas), (x, y, sample_weight)
+            )
+        return self._step(x, y, sample_weight)
 
     def _call_model(self, x: Any, training: bool) -> Any:
         try:
@@ -239,9 +342,14 @@ class TrainStep:
                         tf.TensorSpec(y_pred.shape, y_pred.dtype),
                     )
                 )
+        # Under a strategy the replicas' gradients are summed, so each replica's loss is 1/R of
+        # its mean. Keras loss objects do that division themselves; the rest is done here.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         if isinstance(self.loss_fn, keras.losses.Loss):
             value = self.loss_fn(y, y_pred, sample_weight=sample_weight)
+            replicas_left = 1
         else:
+            replicas_left = replicas
             value = self.loss_fn(y, y_pred)
             if value is not None and sample_weight is not None:
                 value = tf.convert_to_tensor(value)
@@ -259,10 +367,10 @@ class TrainStep:
             )
         if value.shape.rank != 0:
             value = tf.reduce_mean(value)  # as Keras' default "sum_over_batch_size"
-        value = tf.cast(value, tf.float32)
+        value = tf.cast(value, tf.float32) / replicas_left
         regularization = getattr(self.model, "losses", [])
         if regularization:
-            value += tf.add_n([tf.cast(r, tf.float32) for r in regularization])
+            value += tf.add_n([tf.cast(r, tf.float32) for r in regularization]) / replicas
         return value
 
     def _step(self, x: Any, y: Any, sample_weight: Any) -> tf.Tensor:
@@ -270,6 +378,9 @@ class TrainStep:
         try:
             with tf.GradientTape() as tape:
                 loss = self._forward_loss(x, y, sample_weight)
+                scaled_loss = loss
+                if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+                    scaled_loss = self.optimizer.scale_loss(loss)  # float16 gradients underflow
         except (AttributeError, NotImplementedError) as e:
             if "numpy" not in str(e).lower():
                 raise
@@ -280,15 +391,42 @@ class TrainStep:
                 self._steps,
             )
             raise finding.error() from e
-        grads = tape.gradient(loss, variables)
+        grads = tape.gradient(scaled_loss, variables)
         if all(g is None for g in grads) and self.core.policy["none-gradient"] == "raise":
             # Nothing could be trained: say why now, before XLA compiles or anything runs.
             causes = diagnose.chain_breaks(self._forward_loss, (x, y, sample_weight), variables)
             raise diagnose.none_gradient_finding(
                 self.core.layout.names, range(len(variables)), causes, self._steps
             ).error()
-        self.core.update(loss, grads)
+        if self.accumulate > 1:
+            self._accumulate(loss, grads)
+        else:
+            self.core.update(loss, grads)
         return loss
+
+    def _accumulate(self, loss: tf.Tensor, grads: list[Any]) -> None:
+        """Adds 1/k of this micro-batch's gradients; every k-th call, applies their sum."""
+        k = self.accumulate
+        for accumulator, g in zip(self._accumulators, grads):
+            if isinstance(g, tf.IndexedSlices):
+                values = g.values / tf.cast(k, g.values.dtype)
+                accumulator.scatter_add(tf.IndexedSlices(values, g.indices, g.dense_shape))
+            elif g is not None:
+                accumulator.assign_add(g / tf.cast(k, g.dtype))
+        self._accumulated_loss.assign_add(loss / k)
+        micro_batch = self._micro_batches.assign_add(1)
+
+        def apply() -> None:
+            mean_grads = [
+                None if g is None else tf.convert_to_tensor(a)
+                for a, g in zip(self._accumulators, grads)
+            ]
+            self.core.update(tf.convert_to_tensor(self._accumulated_loss), mean_grads)
+            for accumulator in self._accumulators:
+                accumulator.assign(tf.zeros_like(accumulator))
+            self._accumulated_loss.assign(0.0)
+
+        run_if(tf.equal(micro_batch % k, 0), apply)
 
     def _trace_findings(self, x: Any, y: Any, sample_weight: Any) -> list[findings_lib.Finding]:
         """Findings known from the traced graph, each made once: no gradient, broadcasting."""

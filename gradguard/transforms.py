@@ -35,6 +35,7 @@ __all__ = [
     "clip_by_value",
     "global_norm",
     "identity",
+    "scale_gradient",
     "skip_nonfinite",
     "sq_norm",
 ]
@@ -62,7 +63,7 @@ def global_norm(grads: Sequence[Grad]) -> tf.Tensor:
     return tf.sqrt(tf.add_n(squares))
 
 
-def _scale(grad: Grad, factor: tf.Tensor) -> Grad:
+def scale_gradient(grad: Grad, factor: tf.Tensor) -> Grad:
     """Multiplies a dense or sparse gradient by a float32 scalar, keeping its dtype."""
     if grad is None:
         return None
@@ -192,7 +193,7 @@ class _ClipByNorm(GradientTransform):
                 clipped.append(None)
                 continue
             norm = tf.sqrt(sq_norm(g))
-            clipped.append(_scale(g, self.max_norm / tf.maximum(norm, self.max_norm)))
+            clipped.append(scale_gradient(g, self.max_norm / tf.maximum(norm, self.max_norm)))
         return clipped, state
 
 
@@ -212,7 +213,7 @@ class _ClipByGlobalNorm(GradientTransform):
 
     def update(self, grads: Grads, state: Any, variables: Sequence[Any]) -> tuple[Grads, Any]:
         factor = self.max_norm / tf.maximum(global_norm(grads), self.max_norm)
-        return [_scale(g, factor) for g in grads], state
+        return [scale_gradient(g, factor) for g in grads], state
 
 
 def clip_by_global_norm(max_norm: float) -> GradientTransform:

@@ -37,7 +37,7 @@ def test_report_json_contract(tmp_path):
         {
             "code": "missing-apply",
             "severity": "error",
-            "message": "No update.",
+            "message": "No update (see docs/findings.md#missing-apply).",
             "step": 12,
             "variables": ["dense/kernel"],
             "details": {},
@@ -53,7 +53,8 @@ def test_repeats_are_counted_and_overlaps_merged():
     assert report.add(Finding("update-too-large", "c", step=9, variables=("d3/k",)))
     first, second = report.findings
     assert first.variables == ("d1/k", "d2/k")
-    assert first.step == 3 and first.count == 2 and first.message == "b"
+    assert first.step == 3 and first.count == 2
+    assert first.message == "b (see docs/findings.md#update-too-large)"
     assert second.variables == ("d3/k",)
 
 

@@ -1,0 +1,127 @@
+"""MirroredStrategy over 2 logical CPUs against one device; prints JSON for test_distributed.py."""
+
+import json
+import sys
+
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import gradguard  # noqa: E402
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(64, 8)).astype("float32")
+Y = (X @ RNG.normal(size=(8, 1))).astype("float32")
+POLICY = {code: "warn" for code in gradguard.CODES}
+STRATEGY = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+def model():
+    keras.utils.set_random_seed(1)
+    return keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(1)]
+    )
+
+
+def weights(net):
+    return [w.numpy().tolist() for w in net.weights]
+
+
+def train_step(strategy, lr, loss="keras", **options):
+    """TrainStep for 10 steps; weights, finding codes and the logged global norms."""
+    scope = strategy.scope() if strategy else tf.device("/cpu:0")
+    loss_fn = keras.losses.MeanSquaredError()
+    if loss == "function":
+
+        def loss_fn(y_true, y_pred):
+            return tf.reduce_mean(tf.square(y_true - y_pred), axis=-1)
+
+    with scope:
+        net = model()
+        step = gradguard.TrainStep(
+            net, keras.optimizers.Adam(lr), loss_fn, every=5, policy=POLICY, **options
+        )
+    norms = []
+    for _ in range(10):
+        step(X, Y)
+        norms.append(step.statistics()["grad_norm"])
+    return weights(net), sorted(step.report().codes()), norms
+
+
+def guarded_user_step(strategy, lr, clip):
+    """The user's own step calling strategy.run, under the guard decorator."""
+    scope = strategy.scope() if strategy else tf.device("/cpu:0")
+    with scope:
+        net = model()
+        optimizer = keras.optimizers.SGD(lr)
+
+    @gradguard.guard(
+        net, optimizer, transform=gradguard.clip_by_global_norm(clip), every=5, policy=POLICY
+    )
+    @tf.function
+    def step(x, y):
+        def replica_fn(x, y):
+            with tf.GradientTape() as tape:
+                per_example = tf.reduce_mean(tf.square(y - net(x, training=True)), axis=-1)
+                loss = tf.nn.compute_average_loss(per_example, global_batch_size=64)
+            grads = tape.gradient(loss, net.trainable_variables)
+            optimizer.apply_gradients(zip(grads, net.trainable_variables))
+            return loss
+
+        if strategy is None:
+            return replica_fn(x, y)
+        return strategy.reduce("SUM", strategy.run(replica_fn, args=(x, y)), axis=None)
+
+    dataset = tf.data.Dataset.from_tensor_slices((X, Y)).batch(64)
+    if strategy is not None:
+        dataset = strategy.experimental_distribute_dataset(dataset)
+    for _ in range(10):
+        for x, y in dataset:
+            step(x, y)
+    return weights(net), sorted(step.report().codes())
+
+
+def bad_input():
+    errors = {}
+    net = model()  # outside the scope
+    with STRATEGY.scope():
+        try:
+            gradguard.TrainStep(net, keras.optimizers.Adam(), "mse")(X, Y)
+        except (ValueError, TypeError) as e:
+            errors["outside_scope"] = str(e)
+        net = model()
+        step = gradguard.TrainStep(net, keras.optimizers.Adam(), keras.losses.MeanSquaredError())
+    try:
+        step(X[:63], Y[:63])
+    except ValueError as e:
+        errors["indivisible_batch"] = str(e)
+    with STRATEGY.scope():
+        try:
+            gradguard.TrainStep(model(), keras.optimizers.Adam(), "mse", jit_compile=True)
+        except ValueError as e:
+            errors["jit"] = str(e)
+    return errors
+
+
+out = {"bad_input": bad_input()}
+for name, lr, options in [
+    ("clipped", 1e-2, {"transform": gradguard.clip_by_global_norm(0.5)}),
+    ("plain_function_loss", 1e-2, {"loss": "function"}),
+    ("tiny_lr", 1e-10, {}),
+    ("accumulate", 1e-2, {"accumulate": 2}),
+]:
+    out[name] = {
+        "single": train_step(None, lr, **options),
+        "mirrored": train_step(STRATEGY, lr, **options),
+    }
+out["guard"] = {
+    "single": guarded_user_step(None, 0.05, 1.0),
+    "mirrored": guarded_user_step(STRATEGY, 0.05, 1.0),
+}
+json.dump(out, sys.stdout)

@@ -1,0 +1,100 @@
+"""tf.distribute: the same weights and findings on 2 replicas as on one device.
+
+Logical devices must be configured before TensorFlow starts, so these run in subprocesses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HERE = Path(__file__).parent / "distributed"
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+@pytest.fixture(scope="module")
+def mirrored():
+    out = subprocess.run(
+        [sys.executable, str(HERE / "mirrored.py")],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize(
+    "case", ["clipped", "plain_function_loss", "tiny_lr", "accumulate", "guard"]
+)
+def test_mirrored_matches_one_device(mirrored, case):
+    single, replicated = mirrored[case]["single"], mirrored[case]["mirrored"]
+    for a, b in zip(single[0], replicated[0]):
+        np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-5, atol=1e-6)
+    assert single[1] == replicated[1]
+    if len(single) > 2:  # the global gradient norm, logged on both: the all-reduced one
+        np.testing.assert_allclose(single[2], replicated[2], rtol=1e-5)
+
+
+def test_mirrored_findings_are_the_planted_ones(mirrored):
+    assert mirrored["tiny_lr"]["mirrored"][1] == ["update-too-small", "weights-unchanged"]
+    assert mirrored["clipped"]["mirrored"][1] == []
+
+
+def test_mirrored_bad_input_is_named(mirrored):
+    errors = mirrored["bad_input"]
+    assert "outside the strategy's scope" in errors["outside_scope"]
+    assert "63 examples cannot be split evenly over 2 replicas" in errors["indivisible_batch"]
+    assert "jit_compile=True is not supported" in errors["jit"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_multi_worker_agrees_and_only_the_chief_writes(tmp_path):
+    ports = [str(_free_port()), str(_free_port())]
+    log_dir = tmp_path / "logs"
+    outs = [tmp_path / f"worker{i}.json" for i in range(2)]
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(HERE / "multi_worker.py"),
+                str(i),
+                *ports,
+                str(log_dir),
+                str(outs[i]),
+            ],
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    try:
+        results = [w.communicate(timeout=300) for w in workers]
+    finally:
+        for w in workers:
+            w.kill()
+    for w, (_, err) in zip(workers, results):
+        assert w.returncode == 0, err[-3000:]
+    chief, other = (json.loads(p.read_text()) for p in outs)
+    assert chief["replicas"] == 2
+    assert chief["codes"] == other["codes"] == ["update-too-small", "weights-unchanged"]
+    np.testing.assert_allclose(chief["losses"], other["losses"], rtol=1e-6)
+    for a, b in zip(chief["weights"], other["weights"]):
+        np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-6)
+    event_files = list(log_dir.rglob("events.out.tfevents.*"))
+    assert len(event_files) == 1, event_files  # the chief's
