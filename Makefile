@@ -4,7 +4,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-SOURCES := gradguard tests benchmarks
+SOURCES := gradguard tests benchmarks notebooks
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)

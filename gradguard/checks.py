@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from gradguard import replicas
 from gradguard.findings import Finding, Severity, names
 
 __all__ = [
@@ -36,7 +37,6 @@ __all__ = [
     "VanishingGradient",
     "ZeroGradient",
     "default_checks",
-    "state_variable",
 ]
 
 
@@ -140,24 +140,6 @@ class Context:
     learning_rate: float | None = None
 
 
-def state_variable(
-    value: Any, dtype: tf.DType | None = None, name: str | None = None
-) -> tf.Variable:
-    """A non-trainable variable for gradguard's own state.
-
-    Under a `tf.distribute` strategy, every replica computes the same statistics (from
-    all-reduced gradients), so the first replica's assignment stands for all; plain variables
-    could not be assigned inside `strategy.run`.
-    """
-    return tf.Variable(
-        value,
-        dtype=dtype,
-        trainable=False,
-        name=name,
-        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
-    )
-
-
 def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
@@ -186,7 +168,7 @@ class Check:
         raise NotImplementedError
 
     def _add(self, name: str, value: Any, dtype: tf.DType = tf.float32) -> tf.Variable:
-        variable = state_variable(value, dtype, f"gradguard_{name}")
+        variable = replicas.state_variable(value, dtype, f"gradguard_{name}")
         self._state[name] = variable
         return variable
 
@@ -363,13 +345,16 @@ class UpdateRatio(Check):
     Args:
       low: A layer whose ratio is below this on every measured step gets `update-too-small`.
         Healthy training sits around 1e-4 to 1e-2; 1e-7 means the weights barely move.
+      min_measured: Each finding needs this many measured steps (steps 0, 1, then every
+        `every`): one step can be a warmup that starts at 0, or a first step of Adam.
       high: A layer whose ratio is above this on most measured steps gets `update-too-large`:
         each step changes the weights by half their size.
     """
 
-    def __init__(self, low: float = 1e-7, high: float = 0.5):
+    def __init__(self, low: float = 1e-7, high: float = 0.5, min_measured: int = 2):
         self.low = low
         self.high = high
+        self.min_measured = min_measured
 
     def _build(self) -> None:
         n, layers = self.layout.size, len(self.layout.layers)
@@ -408,7 +393,7 @@ class UpdateRatio(Check):
             i
             for i in range(layout.size)
             if i not in context.none
-            and s["eligible"][i] > 0
+            and s["eligible"][i] >= self.min_measured
             and s["unchanged"][i] == s["eligible"][i]
         ]
         if unchanged:
@@ -416,18 +401,26 @@ class UpdateRatio(Check):
             results.append(
                 Finding(
                     "weights-unchanged",
-                    f"Updates were applied but {_listing(variables)} did not change on any of "
-                    f"{int(s['eligible'][unchanged[0]])} measured step(s) despite non-zero "
-                    f"gradients: the update is zero or below float precision; the learning "
-                    f"rate{lr} is likely 0 or far too small.",
+                    f"Updates were applied but {_listing(variables)} did not change on any "
+                    f"measured step despite non-zero gradients: the update is zero or below "
+                    f"float precision; the learning rate{lr} is likely 0 or far too small.",
                     context.step,
                     variables,
+                    details={"measured_steps": int(s["eligible"][unchanged[0]])},
                 )
             )
         measured = s["measured"]
         judged = [li for li in range(len(layout.layers)) if measured[li] > 0]
-        small = [li for li in judged if measured[li] == s["below"][li]]
-        large = [li for li in judged if 2 * s["above"][li] > measured[li]]
+        small = [
+            li
+            for li in judged
+            if measured[li] >= self.min_measured and measured[li] == s["below"][li]
+        ]
+        large = [
+            li
+            for li in judged
+            if measured[li] >= self.min_measured and 2 * s["above"][li] > measured[li]
+        ]
         if small and len(small) == len(judged):
             small_cause = (
                 f"the learning rate{lr} is likely far too small (try 1e-3 for Adam, 1e-2 for SGD)."
@@ -515,8 +508,8 @@ class ExplodingGradient(Check):
             "targets are normalized."
         )
         details = {"first_norm": first, "max_norm": largest, "max_step": step, "layer": layer}
-        variables = self.layout.variables_of([self.layout.layers.index(layer)])
-        return [Finding("exploding-gradient", message, step, variables, details=details)]
+        # One finding per run: which layer is largest may change from read to read.
+        return [Finding("exploding-gradient", message, step, details=details)]
 
 
 class VanishingGradient(Check):

@@ -8,7 +8,7 @@ both. Its `update` runs in-graph (or eagerly); its `read` runs on the host every
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -17,52 +17,15 @@ import tensorflow as tf
 
 from gradguard import checks as checks_lib
 from gradguard import findings as findings_lib
+from gradguard import replicas
 from gradguard import sinks as sinks_lib
 from gradguard import transforms as transforms_lib
 
-__all__ = ["Every", "StepCore", "run_if"]
+__all__ = ["Every", "StepCore"]
 
 
-def run_if(pred: tf.Tensor, fn: Callable[..., None], *args: Any) -> None:
-    """Runs ``fn(*args)`` for its side effects when `pred` holds; also inside `strategy.run`.
-
-    In a replica context of a strategy that synchronizes through `merge_call` (an optimizer's
-    all-reduce does), a `tf.cond` whose branch synchronizes is not allowed. There, as Keras'
-    LossScaleOptimizer does, the condition is taken in cross-replica context and `fn` runs on
-    each replica. Per-replica tensors must come in `args`, not in `fn`'s closure.
-    """
-
-    def run(*args: Any) -> tf.Tensor:
-        fn(*args)
-        return tf.constant(True)
-
-    def skip(*args: Any) -> tf.Tensor:
-        return tf.constant(False)
-
-    replica = _cross_replica_sum_context()
-    if replica is None or tf.__internal__.distribute.strategy_supports_no_merge_call():
-        tf.cond(pred, lambda: run(*args), lambda: skip(*args))
-        return
-
-    def merge_fn(distribution: tf.distribute.Strategy, pred: Any, *args: Any) -> None:
-        def run_each() -> tf.Tensor:
-            distribution.extended.call_for_each_replica(fn, args=args)
-            return tf.constant(True)
-
-        first = distribution.experimental_local_results(pred)[0]  # the same on every replica
-        tf.cond(first, run_each, skip)
-
-    replica.merge_call(merge_fn, args=(pred, *args))
-
-
-def _cross_replica_sum_context() -> tf.distribute.ReplicaContext | None:
-    """The replica context when the step runs on several replicas (`strategy.run`), else None."""
-    if not tf.distribute.has_strategy():
-        return None
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync <= 1:
-        return None
-    return context
+def _inner_optimizer(optimizer: Any) -> Any:
+    return getattr(optimizer, "inner_optimizer", optimizer)
 
 
 class Every:
@@ -169,17 +132,17 @@ class StepCore:
         self.present_indices: set[int] = set()
         with tf.init_scope():
             self._transform_state = tf.nest.map_structure(
-                checks_lib.state_variable,
+                replicas.state_variable,
                 transform.init(self.variables),
             )
             for check in self.checks:
                 check.build(self.layout)
-            self._step = checks_lib.state_variable(0, tf.int64, "gradguard_step")
+            self._step = replicas.state_variable(0, tf.int64, "gradguard_step")
             # loss, grad norm before and after the transforms, at the latest step.
-            self._latest = checks_lib.state_variable([np.nan] * 3, tf.float32)
-            self._clipped = checks_lib.state_variable(0, tf.int64)
+            self._latest = replicas.state_variable([np.nan] * 3, tf.float32)
+            self._clipped = replicas.state_variable(0, tf.int64)
             # |delta w|^2 and |w|^2 per variable, from the latest measured update.
-            self._deltas = checks_lib.state_variable(tf.zeros([2, len(self.variables)]))
+            self._deltas = replicas.state_variable(tf.zeros([2, len(self.variables)]))
             sinks: list[sinks_lib.Sink] = []
             if log_dir is not None:
                 sinks.append(sinks_lib.TensorBoardSink(log_dir))
@@ -229,7 +192,7 @@ class StepCore:
         grads = list(grads)
         # What the optimizer needs multiplied back into the transformed gradients, if anything.
         apply_factor: tf.Tensor | None = None
-        replica = _cross_replica_sum_context()
+        replica = replicas.summing_replica_context()
         if replica is not None:
             # Checks and transforms must see the gradient of the whole batch (the clipped norm is
             # the global one), so sum over replicas first. Keras sums again inside `apply`;
@@ -265,7 +228,8 @@ class StepCore:
 
         present = [i for i, g in enumerate(new_grads) if g is not None]
         present_variables = [self.variables[i] for i in present]
-        measure = self.cadence(step)
+        # Step 1 too: step 0 alone may be unrepresentative (a warmup schedule starting at 0).
+        measure = self.cadence(step) | tf.equal(step, 1)
         to_apply = [new_grads[i] for i in present]
         if apply_factor is not None:
             to_apply = [transforms_lib.scale_gradient(g, apply_factor) for g in to_apply]
@@ -292,11 +256,19 @@ class StepCore:
             applied = ~overflow if self._loss_scaler is not None else tf.constant(True)
         else:
             applied = gate
+        accumulation = getattr(
+            _inner_optimizer(self.optimizer), "gradient_accumulation_steps", None
+        )
+        if accumulation:
+            # A Keras optimizer that accumulates gradients changes the weights only every k-th
+            # call; the other calls are not updates to judge.
+            iterations = tf.convert_to_tensor(_inner_optimizer(self.optimizer).iterations)
+            applied = applied & tf.equal((iterations + 1) % accumulation, 0)
         if present:
             # The loss scaler skips overflow steps itself, inside its `apply`.
             go = gate if gate is not None else tf.constant(True)
-            run_if(go & measure, apply_and_measure, to_apply)
-            run_if(go & ~measure, apply, to_apply)
+            replicas.run_if(go & measure, apply_and_measure, to_apply)
+            replicas.run_if(go & ~measure, apply, to_apply)
         measured = applied & measure
         deltas = tf.where(measured, self._deltas.read_value(), tf.zeros([2, n]))
         update_sq, weight_sq = deltas[0], deltas[1]
@@ -365,10 +337,22 @@ class StepCore:
                 self._recorder.write_findings(new, steps - 1)
                 self._recorder.flush()
         if raise_errors:
-            self.transform.on_read(
-                tf.nest.map_structure(lambda v: v.numpy(), self._transform_state), steps - 1
-            )
+            self.check_transform(steps - 1)
         return self.report
+
+    def check_transform(self, step: int) -> None:
+        """Lets the transform refuse to go on (e.g. too many skipped updates in a row).
+
+        Raises:
+          GradGuardError: from the transform; its finding is kept in the report first.
+        """
+        try:
+            self.transform.on_read(
+                tf.nest.map_structure(lambda v: v.numpy(), self._transform_state), step
+            )
+        except findings_lib.GradGuardError as e:
+            self.report.add(e.finding)
+            raise
 
     def statistics(self) -> dict[str, float]:
         """The latest step's loss and gradient norms and the run's counters (a host read)."""

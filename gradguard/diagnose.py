@@ -14,7 +14,13 @@ from tensorflow.python.framework import ops as tf_ops
 
 from gradguard.findings import Finding, Severity
 
-__all__ = ["chain_breaks", "graph_breaks", "loss_broadcast", "none_gradient_finding"]
+__all__ = [
+    "chain_breaks",
+    "graph_breaks",
+    "graph_loss_broadcast",
+    "loss_broadcast",
+    "none_gradient_finding",
+]
 
 # Ops whose gradient function exists but returns None.
 _NO_GRADIENT = {"Round", "Floor", "Ceil", "Rint"}
@@ -208,6 +214,41 @@ def loss_broadcast(
                 "y_pred_shape": y_pred.shape.as_list(),
                 "broadcast_shape": shape.as_list() if shape.rank is not None else None,
             }
+            return Finding("loss-broadcast", message, step, details=details)
+    return None
+
+
+def _labels_against_predictions(a: tf.TensorShape, b: tf.TensorShape) -> bool:
+    """True for shapes (n,) and (n, 1), in either order: labels against predictions."""
+    if a.rank is None or b.rank is None or {a.rank, b.rank} != {1, 2}:
+        return False
+    flat, column = (a, b) if a.rank == 1 else (b, a)
+    n, (m, one) = flat[0], column
+    return one == 1 and (n is None or m is None or n == m) and n != 1
+
+
+def graph_loss_broadcast(loss: tf.Tensor, step: int) -> Finding | None:
+    """`loss-broadcast` from a traced loss: an elementwise op on (n,) and (n, 1) inputs.
+
+    For code gradguard did not write (the guard, `gradguard run`), where only the loss tensor
+    is seen. Only this exact pattern is reported: pairwise terms written on purpose
+    (``x[:, None] - x[None, :]``) have two rank-2 inputs.
+    """
+    for op in _ancestors(loss):
+        inputs = [t for t in op.inputs if t.dtype.is_floating]
+        if len(inputs) != 2 or len(op.outputs) != 1:
+            continue
+        a, b = inputs[0].shape, inputs[1].shape
+        if _labels_against_predictions(a, b):
+            shape = op.outputs[0].shape
+            flat, column = (a, b) if a.rank == 1 else (b, a)
+            message = (
+                f"An op in the loss ({op.type}) combines shapes {_shape(flat)} and "
+                f"{_shape(column)} into {_shape(shape)}, comparing every label with every "
+                "prediction, so the model cannot fit; reshape the labels to the predictions' "
+                "shape (e.g. y[:, None]) or use a keras.losses object, which aligns them."
+            )
+            details = {"shapes": [flat.as_list(), column.as_list()], "op": op.name}
             return Finding("loss-broadcast", message, step, details=details)
     return None
 

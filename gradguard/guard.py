@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from gradguard import checks as checks_lib
-from gradguard import diagnose
+from gradguard import diagnose, replicas
 from gradguard import findings as findings_lib
 from gradguard import transforms as transforms_lib
 from gradguard.core import Every, StepCore, check_optimizer
@@ -140,8 +140,8 @@ class Guard:
         self._baseline: dict[int, tf.Variable] = {}
         self._last_loss: tf.Tensor | None = None
         with tf.init_scope():
-            self._gradient_calls = checks_lib.state_variable(0, tf.int64)
-            self._updates = checks_lib.state_variable(0, tf.int64)
+            self._gradient_calls = replicas.state_variable(0, tf.int64)
+            self._updates = replicas.state_variable(0, tf.int64)
         if model is not None:
             self._expect_model(model)
 
@@ -206,17 +206,16 @@ class Guard:
         if not new:
             return
         with tf.init_scope():
-            baselines = [checks_lib.state_variable([np.nan, np.nan], tf.float64) for _ in new]
+            baselines = [replicas.state_variable([np.nan, np.nan], tf.float64) for _ in new]
         for v, baseline in zip(new, baselines):
             self._baseline[id(v)] = baseline
 
-        def take() -> tf.Tensor:
+        def take() -> None:
             for v, baseline in zip(new, baselines):
                 baseline.assign(_fingerprint(v))
-            return tf.constant(True)
 
         if tf.inside_function():
-            tf.cond(tf.math.is_nan(baselines[0][0]), take, lambda: tf.constant(False))
+            replicas.run_if(tf.math.is_nan(baselines[0][0]), take)
         else:
             take()
 
@@ -229,6 +228,10 @@ class Guard:
         self._gradient_calls.assign_add(1)
         if isinstance(target, tf.Tensor) and target.shape.rank == 0:
             self._last_loss = target
+            if tf.inside_function() and hasattr(target, "graph"):  # traced once: read the graph
+                finding = diagnose.graph_loss_broadcast(target, self._calls)
+                if finding is not None:
+                    self._pending.append(finding)
         self._take_baselines([v for v, _ in pairs])
         for variable, grad in pairs:
             key = id(variable)
@@ -331,6 +334,11 @@ class Guard:
                 **options,
             )
             self._cores[id(optimizer)] = core
+            if len(self._cores) > 1:
+                # Several optimizers (a GAN): their losses fight each other by design, so a loss
+                # that does not decrease says nothing.
+                for each in self._cores.values():
+                    each.policy = {**each.policy, "loss-not-decreasing": findings_lib.Policy.IGNORE}
         return core
 
     # -- host side -----------------------------------------------------------------------------
@@ -360,15 +368,15 @@ class Guard:
                 if finding.key not in known and self.policy[finding.code] == "raise":
                     raise finding.error()
             for core in self._cores.values():
-                core.transform.on_read(
-                    tf.nest.map_structure(lambda v: v.numpy(), core._transform_state), steps - 1
-                )
+                core.check_transform(steps - 1)
         return self.report
 
     def _steps_seen(self) -> int:
         """Guarded calls, or gradient calls and updates where no call is counted (run, fit)."""
-        counts = [self._calls, int(self._gradient_calls.numpy())]
-        return max(counts + [int(c._step.numpy()) for c in self._cores.values()])
+        counts = [self._calls] + [int(c._step.numpy()) for c in self._cores.values()]
+        if not self._cores:
+            counts.append(int(self._gradient_calls.numpy()))
+        return max(counts)
 
     def saw_training(self) -> bool:
         """Whether any gradient was computed or any update applied under this guard."""

@@ -56,9 +56,18 @@ def run_script(
         return 2
     try:
         with open(script, "rb") as f:
-            compile(f.read(), script, "exec")
+            source = f.read()
+        compile(source, script, "exec")
     except (SyntaxError, ValueError, UnicodeDecodeError) as e:
         print(f"gradguard run: {script} is not a Python script: {e}", file=sys.stderr)
+        return 2
+    if script.endswith(".ipynb") or source.lstrip().startswith(b"{"):
+        # A notebook's JSON happens to compile as Python; it would fail with a NameError.
+        print(
+            f"gradguard run: {script} is a notebook, not a Python script: convert it with "
+            "`jupyter nbconvert --to script` first.",
+            file=sys.stderr,
+        )
         return 2
 
     guard = Guard(
@@ -97,7 +106,7 @@ def _finish(guard: Guard, json_path: str | None) -> None:
         report = guard.report
     if not guard.saw_training():
         print(
-            "gradguard: the script computed no gradients and applied no optimizer update; "
+            "gradguard: no gradient computation or optimizer update completed in the script; "
             "nothing to diagnose.",
             file=sys.stderr,
         )

@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -42,6 +43,7 @@ from tensorboard.plugins.text import metadata as text_metadata
 from tensorflow.python.ops import control_flow_util
 
 from gradguard import checks as checks_lib
+from gradguard import replicas
 from gradguard.findings import Finding
 
 __all__ = [
@@ -176,18 +178,6 @@ class MultiSink(Sink):
             sink.close()
 
 
-def is_chief() -> bool:
-    """Whether this process writes logs: always, except on the non-chief workers of a cluster."""
-    resolver: Any = getattr(tf.distribute.get_strategy(), "cluster_resolver", None)
-    task_type = getattr(resolver, "task_type", None)
-    if not task_type:
-        return True
-    if task_type == "chief":
-        return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return task_type == "worker" and resolver.task_id == 0 and not has_chief
-
-
 class TensorBoardSink(Sink):
     """Writes TensorBoard event files under `log_dir` (one run per directory).
 
@@ -205,7 +195,7 @@ class TensorBoardSink(Sink):
         self.log_dir = os.fspath(log_dir)
         # Created once, outside any trace, so every trace of a step shares one writer.
         with tf.init_scope():
-            if is_chief():
+            if replicas.is_chief():
                 self.writer = tf.summary.create_file_writer(self.log_dir)
             else:
                 self.writer = tf.summary.create_noop_writer()
@@ -355,6 +345,7 @@ class StepRecorder:
         learning_rate: Callable[[], Any],
         every: int,
     ):
+        self.every = int(every)
         self.sink = sink
         self.layout = layout
         self.per_variable = per_variable
@@ -379,11 +370,11 @@ class StepRecorder:
         self._xla = False
         self._host_written = -1
         with tf.init_scope():
-            self._skipped = checks_lib.state_variable(0, tf.int64)
-            self._pending = checks_lib.state_variable(tf.zeros([len(self.tags)]))
-            self._pending_step = checks_lib.state_variable(-1, tf.int64)
-            self._written_step = checks_lib.state_variable(-1, tf.int64)
-            self._lr_at_step = checks_lib.state_variable(np.nan, tf.float32)
+            self._skipped = replicas.state_variable(0, tf.int64)
+            self._pending = replicas.state_variable(tf.zeros([len(self.tags)]))
+            self._pending_step = replicas.state_variable(-1, tf.int64)
+            self._written_step = replicas.state_variable(-1, tf.int64)
+            self._lr_at_step = replicas.state_variable(np.nan, tf.float32)
         self._write_pending: Callable[[], None] | None = None
         config = {
             "scalars": "variable" if per_variable else "layer",
@@ -420,17 +411,24 @@ class StepRecorder:
         keep = in_xla or bool(self._host_sinks)
         writers = [] if in_xla else self._writers
 
-        def measured() -> None:
+        fields = [f.name for f in dataclasses.fields(stats)]
+
+        def measured(clipped: tf.Tensor, *values: Any) -> None:
+            stats = checks_lib.Stats(**dict(zip(fields, values)))
             # An applied update noted the rate before it moved a schedule's step on; a skipped
             # one did not move it, so the current rate is the step's.
             lr = tf.where(stats.applied, self._lr_at_step, self._current_learning_rate())
-            values = self._values(stats, clipped, clipped_steps, lr, skipped)
+            scalars = self._values(stats, clipped, clipped_steps, lr, ~stats.applied)
             if keep:
-                self._pending.assign(values)
+                self._pending.assign(scalars)
                 self._pending_step.assign(stats.step)
-            self._write(writers, stats.step, values)
+            self._write(writers, stats.step, scalars)
 
-        tf.cond(stats.measured, measured, lambda: None)
+        # Per-replica tensors go in as arguments: under a strategy the branch may run once per
+        # replica (see replicas.run_if).
+        due = stats.measured & tf.equal(stats.step % self.every, 0)
+        values = [tf.convert_to_tensor(getattr(stats, name)) for name in fields]
+        replicas.run_if(due, measured, clipped, *values)
 
     def note_learning_rate(self) -> None:
         """Keeps the learning rate of this step; call right before the update (in-graph)."""

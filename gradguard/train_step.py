@@ -11,11 +11,11 @@ import keras
 import tensorflow as tf
 
 from gradguard import checks as checks_lib
-from gradguard import diagnose
+from gradguard import diagnose, replicas
 from gradguard import findings as findings_lib
 from gradguard import sinks as sinks_lib
 from gradguard import transforms as transforms_lib
-from gradguard.core import Every, StepCore, check_optimizer, run_if
+from gradguard.core import Every, StepCore, check_optimizer
 
 __all__ = ["TrainStep"]
 
@@ -294,7 +294,7 @@ class TrainStep:
                     synchronization=tf.VariableSynchronization.ON_READ,
                     aggregation=tf.VariableAggregation.SUM,
                 )
-                self._micro_batches = checks_lib.state_variable(0, tf.int64)
+                self._micro_batches = replicas.state_variable(0, tf.int64)
 
     def _check_distributed(self, variables: list[Any]) -> None:
         assert self.strategy is not None
@@ -426,7 +426,7 @@ class TrainStep:
                 accumulator.assign(tf.zeros_like(accumulator))
             self._accumulated_loss.assign(0.0)
 
-        run_if(tf.equal(micro_batch % k, 0), apply)
+        replicas.run_if(tf.equal(micro_batch % k, 0), apply)
 
     def _trace_findings(self, x: Any, y: Any, sample_weight: Any) -> list[findings_lib.Finding]:
         """Findings known from the traced graph, each made once: no gradient, broadcasting."""

@@ -286,6 +286,7 @@ def adaptive_clip(clipping: float = 0.01, eps: float = 1e-3) -> GradientTransfor
 class _SkipNonfinite(GradientTransform):
     def __init__(self, max_consecutive: int | None):
         self.max_consecutive = max_consecutive
+        self._raised_for = 0  # the run length last raised for: raise once per new record
 
     def init(self, variables: Sequence[Any]) -> Any:
         zero = tf.constant(0, tf.int64)
@@ -309,6 +310,9 @@ class _SkipNonfinite(GradientTransform):
     def on_read(self, state: Any, step: int) -> None:
         longest = int(state["longest"])
         if self.max_consecutive is not None and longest >= self.max_consecutive:
+            if longest <= self._raised_for:
+                return
+            self._raised_for = longest
             raise findings_lib.Finding(
                 "non-finite",
                 f"{longest} updates in a row had NaN or Inf gradients and were skipped "

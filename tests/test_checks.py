@@ -261,11 +261,25 @@ def test_numpy_call_in_eager_loss_is_named():
 
 
 def test_default_policy_raises_errors_at_the_host_read():
-    step = gradguard.TrainStep(mlp(), keras.optimizers.SGD(0.0), keras.losses.MeanSquaredError())
+    step = gradguard.TrainStep(
+        mlp(), keras.optimizers.SGD(0.0), keras.losses.MeanSquaredError(), every=5
+    )
     x, y = regression_data()
+    for _ in range(5):
+        step(x, y)  # steps 0 and 1 are measured; the read after step 0 has seen one of them
     with pytest.raises(gradguard.UpdateError) as info:
-        step(x, y)  # step 0 is measured and read
+        step(x, y)  # the read after step 5
     assert info.value.finding.code == "weights-unchanged"
+
+
+def test_warmup_from_a_zero_learning_rate_is_not_weights_unchanged():
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=100, warmup_target=1e-2, warmup_steps=10
+    )
+    _, report = run_case(
+        Case("warmup", mlp, lambda: keras.optimizers.Adam(schedule), steps=30, every=100), "graph"
+    )
+    assert report.findings == [], str(report)
 
 
 def test_warnings_are_logged_not_raised(caplog):
@@ -277,6 +291,7 @@ def test_warnings_are_logged_not_raised(caplog):
     )
     x, y = regression_data()
     step(x, y)
+    step(x, y)  # two measured steps
     assert "update-too-small" in step.report().codes()
     assert "weights-unchanged" not in step.report().codes()
 
@@ -319,5 +334,5 @@ def test_findings_are_deduplicated_with_count():
         Case("adam-lr-1e-10", mlp, lambda: keras.optimizers.Adam(1e-10), steps=20, every=5), "graph"
     )
     (finding,) = [f for f in report.findings if f.code == "update-too-small"]
-    assert finding.step == 0
-    assert finding.count >= 4  # read at steps 0, 5, 10, 15 and in report()
+    assert finding.step == 5  # the first read with two measured steps (0 and 1)
+    assert finding.count >= 3  # read at steps 5, 10, 15 and in report()

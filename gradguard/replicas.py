@@ -1,0 +1,87 @@
+"""tf.distribute concerns in one place.
+
+State every replica can write, conditional updates that work inside `strategy.run`, the replica
+context that sums gradients, and which worker is the chief.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import tensorflow as tf
+
+__all__ = ["is_chief", "run_if", "state_variable", "summing_replica_context"]
+
+
+def state_variable(
+    value: Any, dtype: tf.DType | None = None, name: str | None = None
+) -> tf.Variable:
+    """A non-trainable variable for gradguard's own state.
+
+    Under a `tf.distribute` strategy, every replica computes the same statistics (from
+    all-reduced gradients), so the first replica's assignment stands for all; plain variables
+    could not be assigned inside `strategy.run`.
+    """
+    return tf.Variable(
+        value,
+        dtype=dtype,
+        trainable=False,
+        name=name,
+        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+    )
+
+
+def run_if(pred: tf.Tensor, fn: Callable[..., None], *args: Any) -> None:
+    """Runs ``fn(*args)`` for its side effects when `pred` holds; also inside `strategy.run`.
+
+    In a replica context of a strategy that synchronizes through `merge_call` (an optimizer's
+    all-reduce does), a `tf.cond` whose branch synchronizes is not allowed. There, as Keras'
+    LossScaleOptimizer does, the condition is taken in cross-replica context and `fn` runs on
+    each replica. Per-replica tensors must come in `args`, not in `fn`'s closure.
+    """
+
+    def run(*args: Any) -> tf.Tensor:
+        fn(*args)
+        return tf.constant(True)
+
+    def skip(*args: Any) -> tf.Tensor:
+        return tf.constant(False)
+
+    # Even with one replica, a mirrored variable's assignment goes through merge_call.
+    replica = tf.distribute.get_replica_context() if tf.distribute.has_strategy() else None
+    if replica is None or tf.__internal__.distribute.strategy_supports_no_merge_call():
+        tf.cond(pred, lambda: run(*args), lambda: skip(*args))
+        return
+
+    def merge_fn(distribution: tf.distribute.Strategy, pred: Any, *args: Any) -> None:
+        def run_each() -> tf.Tensor:
+            distribution.extended.call_for_each_replica(fn, args=args)
+            return tf.constant(True)
+
+        first = distribution.experimental_local_results(pred)[0]  # the same on every replica
+        tf.cond(first, run_each, skip)
+
+    replica.merge_call(merge_fn, args=(pred, *args))
+
+
+def summing_replica_context() -> tf.distribute.ReplicaContext | None:
+    """The replica context when the step runs on several replicas (`strategy.run`), else None."""
+    if not tf.distribute.has_strategy():
+        return None
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync <= 1:
+        return None
+    return context
+
+
+def is_chief() -> bool:
+    """Whether this process writes logs: always, except on the non-chief workers of a cluster."""
+    resolver: Any = getattr(tf.distribute.get_strategy(), "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    if not task_type:
+        return True
+    if task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return task_type == "worker" and resolver.task_id == 0 and not has_chief

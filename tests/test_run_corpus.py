@@ -1,0 +1,475 @@
+"""The proof corpus for `gradguard run`: real-looking training scripts, each run in a subprocess.
+
+Every script in `tests/scripts/` is a standalone program written the way TensorFlow users write
+them (none imports gradguard). `bug_*` scripts carry one known bug and must get its finding code;
+`ok_*` scripts are healthy and must get no error-severity finding (and ideally no finding at
+all). `cli_*` scripts exercise the command-line contract of DESIGN.md.
+
+The scripts run at most two at a time (the CI machine has two cores): the first test that needs
+a run starts every run the selected tests need, in the order the tests come, and each test
+waits only for its own.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SCRIPTS = Path(__file__).parent / "scripts"
+MAX_PARALLEL = 2
+TIMEOUT = 240  # seconds per script; each takes 4-15 s
+
+
+@dataclasses.dataclass(frozen=True)
+class Bug:
+    """What `gradguard run` must say about a buggy script.
+
+    Attributes:
+      codes: Finding codes that must be present.
+      also_errors: Other error-severity codes that are right for this script (e.g. the weights
+        of a layer whose 1e-10 update is below float precision really are unchanged).
+      mentions: Per code, a phrase its message must contain (where the gradient chain broke).
+      exit: The script's own exit status (1 when the bug makes Keras raise).
+      wrong: Why gradguard does not get it right yet (the test is an expected failure).
+    """
+
+    codes: tuple[str, ...]
+    also_errors: tuple[str, ...] = ()
+    mentions: tuple[tuple[str, str], ...] = ()
+    exit: int = 0
+    wrong: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Healthy:
+    """A healthy script: no error-severity finding, and ideally none at all.
+
+    Attributes:
+      false_error: Why gradguard wrongly reports an error here (an expected failure).
+      false_warning: Why gradguard reports a warning here it should not (an expected failure
+        of the "no finding at all" test only).
+    """
+
+    false_error: str | None = None
+    false_warning: str | None = None
+
+
+BUGS: dict[str, Bug] = {
+    # missing-apply
+    "bug_forgot_apply_gradients.py": Bug(("missing-apply",)),
+    "bug_forgot_apply_gradients_tf_function.py": Bug(("missing-apply",)),
+    "bug_fit_train_step_forgot_apply.py": Bug(("missing-apply",)),
+    # variable-not-trained
+    "bug_apply_only_head_variables.py": Bug(("variable-not-trained",)),
+    "bug_extra_variable_dropped_by_zip.py": Bug(("variable-not-trained",)),
+    "bug_fit_train_step_partial_variables.py": Bug(("variable-not-trained",)),
+    "bug_decoder_never_trained.py": Bug(
+        ("variable-not-trained",),
+        wrong="silent: under `gradguard run` the guard knows no model (Guard._expected is "
+        "empty), and the decoder's variables are never asked a gradient, never applied and "
+        "never changed, so nothing marks them. They are read inside the tape "
+        "(tape.watched_variables() lists them), which is what could mark them.",
+    ),
+    # none-gradient: every way of cutting the loss from the tape. All but the last make
+    # Keras raise at the first apply_gradients, after gradguard has seen the gradients.
+    "bug_numpy_roundtrip_eager.py": Bug(
+        ("none-gradient",), mentions=(("none-gradient", "numpy"),), exit=1
+    ),
+    "bug_numpy_function_loss.py": Bug(
+        ("none-gradient",), mentions=(("none-gradient", "numpy_function"),), exit=1
+    ),
+    "bug_cast_predictions_to_int.py": Bug(
+        ("none-gradient",), mentions=(("none-gradient", "int32"),), exit=1
+    ),
+    "bug_argmax_loss.py": Bug(("none-gradient",), mentions=(("none-gradient", "argmax"),), exit=1),
+    "bug_stop_gradient_dqn.py": Bug(
+        ("none-gradient",), mentions=(("none-gradient", "stop_gradient"),), exit=1
+    ),
+    "bug_forward_pass_outside_tape.py": Bug(
+        ("none-gradient",), mentions=(("none-gradient", "outside"),), exit=1
+    ),
+    "bug_round_inside_model.py": Bug(("none-gradient",), mentions=(("none-gradient", "round"),)),
+    "bug_round_inside_model_eager.py": Bug(
+        ("none-gradient",),
+        wrong="silent: Keras warns 'Gradients do not exist for variables [dense/kernel, "
+        "dense/bias]', but Guard._note_partial_none returns at once outside a tf.function, so "
+        "a partial cut in an eager loop is never reported (the same model in a tf.function is).",
+    ),
+    # the gradient and update checks
+    "bug_sign_of_prediction_loss.py": Bug(("zero-gradient",)),
+    "bug_learning_rate_zero.py": Bug(("weights-unchanged",)),
+    # SGD at 1e-10 moves a weight of size ~0.3 by less than its float32 spacing: the output
+    # layer's kernel is, bit for bit, unchanged, so weights-unchanged is right there too.
+    "bug_learning_rate_tiny.py": Bug(("update-too-small",), also_errors=("weights-unchanged",)),
+    "bug_adam_learning_rate_one.py": Bug(("update-too-large",)),
+    "bug_unscaled_features_sgd.py": Bug(("exploding-gradient",), also_errors=("non-finite",)),
+    "bug_deep_sigmoid_stack.py": Bug(("vanishing-gradient",)),
+    "bug_log_zero_cross_entropy.py": Bug(("non-finite",)),
+    # ReLU maps NaN to 0 on CPU, so Keras prints a finite loss; the first kernel's gradient is
+    # NaN at step 0 and the model dies silently.
+    "bug_nan_in_input_data_fit.py": Bug(("non-finite",), mentions=(("non-finite", "gradient"),)),
+    "bug_lr_schedule_goes_negative.py": Bug(("loss-not-decreasing",), also_errors=("non-finite",)),
+    # loss-broadcast
+    "bug_loss_broadcast_mse.py": Bug(("loss-broadcast",)),
+    "bug_loss_broadcast_eager.py": Bug(
+        ("loss-broadcast",),
+        wrong="in an eager loop there is no graph to read the broadcast from: the guard sees "
+        "only the finished loss value (the tf.function version is found).",
+    ),
+}
+
+HEALTHY: dict[str, Healthy] = {
+    "ok_custom_loop_eager.py": Healthy(),
+    "ok_custom_loop_tf_function.py": Healthy(),
+    "ok_model_fit.py": Healthy(),
+    "ok_fit_custom_train_step.py": Healthy(),
+    "ok_gan_two_optimizers.py": Healthy(),
+    "ok_gradient_accumulation.py": Healthy(),
+    "ok_frozen_layer.py": Healthy(),
+    "ok_unused_output_head.py": Healthy(),
+    "ok_unused_output_head_eager.py": Healthy(),
+    "ok_mixed_precision_loss_scale.py": Healthy(),
+    "ok_mixed_precision_fit.py": Healthy(),
+    "ok_sparse_embedding.py": Healthy(),
+    "ok_manual_gradient_descent.py": Healthy(),
+    "ok_finetune_adam_1e5.py": Healthy(),
+    "ok_gradient_accumulation_cond.py": Healthy(),
+    "ok_keras_gradient_accumulation_fit.py": Healthy(),
+    "ok_distillation_fit.py": Healthy(),
+    "ok_lstm_fit.py": Healthy(),
+    "ok_linear_regression_adam_lr01.py": Healthy(),
+    "ok_fit_aux_head_loss_weight_zero.py": Healthy(
+        false_warning="zero-gradient (warning) on aux/kernel, aux/bias: loss_weights 0 is how "
+        "Keras users switch an output off; the head is legitimately unused.",
+    ),
+    "ok_mirrored_strategy_loop.py": Healthy(),
+    "ok_warmup_from_zero.py": Healthy(),
+}
+
+
+# -- running scripts ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Run:
+    """One finished `gradguard run`."""
+
+    command: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    json_path: Path
+
+    @property
+    def report(self) -> dict[str, Any]:
+        assert self.json_path.exists(), f"no JSON report written\n{self.describe()}"
+        return json.loads(self.json_path.read_text())
+
+    @property
+    def findings(self) -> list[dict[str, Any]]:
+        return self.report["findings"]
+
+    def codes(self, severity: str | None = None) -> set[str]:
+        return {f["code"] for f in self.findings if severity in (None, f["severity"])}
+
+    def describe(self) -> str:
+        lines = [f"$ {' '.join(self.command)}", f"exit status {self.returncode}"]
+        if self.json_path.exists():
+            for f in json.loads(self.json_path.read_text())["findings"]:
+                lines.append(f"  {f['severity']} {f['code']}: {f['message']}")
+        else:
+            lines.append("  (no JSON report)")
+        lines.append("stderr (tail):")
+        lines.extend("  " + line for line in self.stderr.splitlines()[-25:])
+        return "\n".join(lines)
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    env["CUDA_VISIBLE_DEVICES"] = ""
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def gradguard_run(
+    workdir: Path, script: str | Path, *args: str, options: Sequence[str] = ()
+) -> Run:
+    """`python -m gradguard run --json PATH [options] SCRIPT [args]` in `workdir`."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    json_path = workdir / "report.json"
+    command = [
+        sys.executable,
+        "-m",
+        "gradguard",
+        "run",
+        "--json",
+        str(json_path),
+        *options,
+        str(script),
+        *args,
+    ]
+    proc = subprocess.run(
+        command,
+        cwd=workdir,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    return Run(command, proc.returncode, proc.stdout, proc.stderr, json_path)
+
+
+# A Jupyter notebook: JSON, which happens to compile as Python (`null` is only a NameError).
+NOTEBOOK = {
+    "cells": [
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "metadata": {},
+            "outputs": [],
+            "source": ["import tensorflow as tf\n", "print(tf.__version__)"],
+        }
+    ],
+    "metadata": {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
+    },
+    "nbformat": 4,
+    "nbformat_minor": 5,
+}
+
+
+def _contract_runs(root: Path) -> dict[str, Any]:
+    """The command-line contract's runs: key -> a function making the Run."""
+    not_python = root / "data" / "train.sh"
+    not_python.parent.mkdir(parents=True, exist_ok=True)
+    not_python.write_text("#!/bin/bash\nset -e\npython train.py --epochs 3\n")
+    notebook = root / "data" / "train.ipynb"
+    notebook.write_text(json.dumps(NOTEBOOK, indent=1))
+    argv_file = root / "argv" / "argv.json"
+    argv_file.parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "cli_exit_status": lambda: gradguard_run(
+            root / "exit_status",
+            SCRIPTS / "cli_exit_status.py",
+            str(argv_file),
+            "3",
+            "--epochs",
+            "7",
+            options=["--every", "2"],
+        ),
+        "cli_uncaught_exception": lambda: gradguard_run(
+            root / "uncaught", SCRIPTS / "cli_uncaught_exception.py"
+        ),
+        "cli_never_trains": lambda: gradguard_run(root / "never", SCRIPTS / "cli_never_trains.py"),
+        "cli_missing_script": lambda: gradguard_run(root / "missing", root / "no_such_train.py"),
+        "cli_not_python": lambda: gradguard_run(root / "not_python", not_python),
+        "cli_notebook": lambda: gradguard_run(root / "notebook", notebook),
+        "cli_every_zero": lambda: gradguard_run(
+            root / "every_zero", SCRIPTS / "cli_never_trains.py", options=["--every", "0"]
+        ),
+    }
+
+
+CLI_SCRIPTS = {"cli_exit_status.py", "cli_uncaught_exception.py", "cli_never_trains.py"}
+# Contract tests and the runs they read.
+CONTRACT_NEEDS = {
+    "test_cli_passes_argv_and_returns_exit_status": "cli_exit_status",
+    "test_cli_uncaught_exception_exits_1_with_findings": "cli_uncaught_exception",
+    "test_cli_script_that_never_trains": "cli_never_trains",
+    "test_cli_missing_script": "cli_missing_script",
+    "test_cli_not_a_python_script": "cli_not_python",
+    "test_cli_notebook_is_not_a_python_script": "cli_notebook",
+    "test_cli_every_zero_is_a_usage_error": "cli_every_zero",
+}
+
+
+class Runs:
+    """Runs scripts in the background, at most `MAX_PARALLEL` at once; results by key."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.pool = concurrent.futures.ThreadPoolExecutor(MAX_PARALLEL)
+        self.futures: dict[str, concurrent.futures.Future[Run]] = {}
+        self.contract = _contract_runs(root / "cli")
+
+    def submit(self, key: str) -> None:
+        if key in self.futures:
+            return
+        if key in self.contract:
+            self.futures[key] = self.pool.submit(self.contract[key])
+        else:
+            workdir = self.root / key.removesuffix(".py")
+            self.futures[key] = self.pool.submit(gradguard_run, workdir, SCRIPTS / key)
+
+    def get(self, key: str) -> Run:
+        self.submit(key)
+        return self.futures[key].result()
+
+
+@pytest.fixture(scope="session")
+def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Starts every run the selected tests of this module need, in test order."""
+    the_runs = Runs(tmp_path_factory.mktemp("gradguard_run"))
+    for item in request.session.items:
+        if getattr(item, "module", None) is not sys.modules[__name__]:
+            continue
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        key = params.get("script") or CONTRACT_NEEDS.get(getattr(item, "originalname", ""))
+        if key:
+            the_runs.submit(key)
+    yield the_runs
+    the_runs.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _params(table: dict[str, Any], reason_of: Any) -> list[Any]:
+    params = []
+    for script, expected in table.items():
+        reason = reason_of(expected)
+        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        params.append(pytest.param(script, id=script.removesuffix(".py"), marks=marks))
+    return params
+
+
+# -- the corpus --------------------------------------------------------------------------------
+
+
+def test_corpus_is_complete() -> None:
+    """Every script is in a table, every table entry exists, and each says what it is."""
+    on_disk = {p.name for p in SCRIPTS.glob("*.py")}
+    corpus = {n for n in on_disk if n.startswith(("bug_", "ok_"))}
+    assert corpus == set(BUGS) | set(HEALTHY)
+    assert {n for n in on_disk if n.startswith("cli_")} == CLI_SCRIPTS
+    assert len(BUGS) + len(HEALTHY) >= 20
+    for name in on_disk:
+        text = (SCRIPTS / name).read_text()
+        assert text.startswith('"""'), f"{name} must open with a docstring saying what it is"
+        assert "gradguard" not in text, f"{name} must not know about gradguard"
+
+
+def test_every_runtime_code_has_a_buggy_script() -> None:
+    """The codes `gradguard run` can emit, each proven by at least one buggy script."""
+    runtime_codes = {
+        "missing-apply",
+        "variable-not-trained",
+        "none-gradient",
+        "zero-gradient",
+        "weights-unchanged",
+        "update-too-small",
+        "update-too-large",
+        "exploding-gradient",
+        "vanishing-gradient",
+        "non-finite",
+        "loss-not-decreasing",
+        "loss-broadcast",
+    }
+    covered = {code for bug in BUGS.values() for code in bug.codes}
+    assert runtime_codes <= covered
+
+
+@pytest.mark.parametrize("script", _params(BUGS, lambda bug: bug.wrong))
+def test_buggy_script_is_diagnosed(runs: Runs, script: str) -> None:
+    bug = BUGS[script]
+    run = runs.get(script)
+    context = run.describe()
+    assert run.returncode == bug.exit, context
+    found = run.codes()
+    missing = set(bug.codes) - found
+    assert not missing, f"expected {sorted(missing)}\n{context}"
+    wrong_errors = run.codes("error") - set(bug.codes) - set(bug.also_errors)
+    assert not wrong_errors, f"unexpected error findings {sorted(wrong_errors)}\n{context}"
+    for code, phrase in bug.mentions:
+        messages = " ".join(f["message"] for f in run.findings if f["code"] == code)
+        assert phrase in messages, f"{code} should name {phrase!r}\n{context}"
+
+
+@pytest.mark.parametrize("script", _params(HEALTHY, lambda ok: ok.false_error))
+def test_healthy_script_has_no_error(runs: Runs, script: str) -> None:
+    run = runs.get(script)
+    context = run.describe()
+    assert run.returncode == 0, context
+    assert run.report["steps_observed"] > 0, context
+    errors = run.codes("error")
+    assert not errors, f"false alarm {sorted(errors)} on a healthy script\n{context}"
+
+
+@pytest.mark.parametrize("script", _params(HEALTHY, lambda ok: ok.false_error or ok.false_warning))
+def test_healthy_script_is_silent(runs: Runs, script: str) -> None:
+    run = runs.get(script)
+    context = run.describe()
+    assert run.returncode == 0, context
+    assert not run.findings, f"healthy script got findings\n{context}"
+
+
+# -- the command-line contract -----------------------------------------------------------------
+
+
+def test_cli_passes_argv_and_returns_exit_status(runs: Runs) -> None:
+    run = runs.get("cli_exit_status")
+    context = run.describe()
+    assert run.returncode == 3, context
+    script = str(SCRIPTS / "cli_exit_status.py")
+    argv_file = run.command[run.command.index(script) + 1]
+    recorded = json.loads(Path(argv_file).read_text())
+    assert recorded["name"] == "__main__", context
+    assert recorded["argv"] == [script, argv_file, "3", "--epochs", "7"], context
+    # Findings made before sys.exit are still reported, on stderr and in the JSON.
+    assert "missing-apply" in run.codes(), context
+    assert "missing-apply" in run.stderr, context
+
+
+def test_cli_uncaught_exception_exits_1_with_findings(runs: Runs) -> None:
+    run = runs.get("cli_uncaught_exception")
+    context = run.describe()
+    assert run.returncode == 1, context
+    assert "Traceback" in run.stderr and "boom: the data loader ran dry" in run.stderr, context
+    assert "missing-apply" in run.codes(), context
+    assert "missing-apply" in run.stderr, context
+
+
+def test_cli_script_that_never_trains(runs: Runs) -> None:
+    run = runs.get("cli_never_trains")
+    context = run.describe()
+    assert run.returncode == 0, context
+    assert "(4, 2)" in run.stdout, context
+    assert "no gradient computation" in run.stderr, context
+    assert "nothing to diagnose" in run.stderr, context
+    assert run.findings == [], context
+
+
+def test_cli_missing_script(runs: Runs) -> None:
+    run = runs.get("cli_missing_script")
+    assert run.returncode == 2, run.describe()
+    assert "no such script" in run.stderr and "no_such_train.py" in run.stderr, run.describe()
+    assert "Traceback" not in run.stderr, run.describe()
+
+
+def test_cli_not_a_python_script(runs: Runs) -> None:
+    run = runs.get("cli_not_python")
+    assert run.returncode == 2, run.describe()
+    assert "train.sh" in run.stderr and "not a Python script" in run.stderr, run.describe()
+    assert "Traceback" not in run.stderr, run.describe()
+
+
+def test_cli_notebook_is_not_a_python_script(runs: Runs) -> None:
+    run = runs.get("cli_notebook")
+    assert run.returncode == 2, run.describe()
+    assert "train.ipynb" in run.stderr and "not a Python script" in run.stderr, run.describe()
+    assert "nbconvert" in run.stderr, run.describe()
+    assert "Traceback" not in run.stderr, run.describe()
+
+
+def test_cli_every_zero_is_a_usage_error(runs: Runs) -> None:
+    run = runs.get("cli_every_zero")
+    assert run.returncode == 2, run.describe()
+    assert "usage:" in run.stderr and "--every" in run.stderr, run.describe()
+    assert not run.json_path.exists(), run.describe()
