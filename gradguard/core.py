@@ -99,12 +99,7 @@ class StepCore:
         check_optimizer(optimizer)
         if transform is None:
             transform = transforms_lib.skip_nonfinite()
-        if not isinstance(transform, transforms_lib.GradientTransform):
-            raise TypeError(
-                f"transform must be a gradguard GradientTransform, e.g. "
-                f"gradguard.chain(gradguard.clip_by_global_norm(1.0), gradguard.skip_nonfinite());"
-                f" got {type(transform).__name__}."
-            )
+        transforms_lib.check_transform(transform)
         checks = checks_lib.default_checks() if checks is None else list(checks)
         for check in checks:
             if not isinstance(check, checks_lib.Check):

@@ -86,7 +86,8 @@ class Guard:
       optimizer: The optimizer to instrument (decorator mode). `None` with `process_wide`.
       transform: Gradient transform applied to the gradients the user passes, before the
         update. Default: `skip_nonfinite()`; `identity()` only observes.
-      checks: Checks per optimizer; default `checks.default_checks()`.
+      checks: The checks, as a list (one optimizer) or a function returning a fresh list per
+        optimizer; default `checks.default_checks()`.
       every: Host reads happen every `every` guarded calls.
       policy: Per finding code, ``"raise"``, ``"warn"`` or ``"ignore"``.
       raise_errors: Whether findings with policy `raise` raise (False under `gradguard run`,
@@ -108,11 +109,7 @@ class Guard:
     ):
         if optimizer is not None:
             check_optimizer(optimizer)
-        if transform is not None and not isinstance(transform, transforms_lib.GradientTransform):
-            raise TypeError(
-                f"transform must be a gradguard GradientTransform, e.g. "
-                f"gradguard.clip_by_global_norm(1.0); got {type(transform).__name__}."
-            )
+        transforms_lib.check_transform(transform)
         self.cadence = Every(every)
         self.model = model
         self.optimizer = optimizer
@@ -280,6 +277,8 @@ class Guard:
             return original(grads, variables)  # the optimizer says what is wrong with that
         core = self._core(optimizer, original, variables)
         index = {id(v): i for i, v in enumerate(core.variables)}
+        if any(id(v) not in index for v in variables):
+            return original(grads, variables)  # Keras names the unknown variable itself
         full: list[Any] = [None] * len(core.variables)
         absent = set(range(len(core.variables)))
         for g, v in zip(grads, variables):
@@ -320,6 +319,11 @@ class Guard:
         if core is None:
             if optimizer.built:
                 variables = list(optimizer._trainable_variables)
+            if self._cores and self._checks is not None and not callable(self._checks):
+                raise TypeError(
+                    "a second optimizer needs checks of its own: pass checks as a function "
+                    "returning a fresh list, e.g. checks=gradguard.checks.default_checks."
+                )
             checks = self._checks() if callable(self._checks) else self._checks
             options = dict(self._core_options)
             if options["log_dir"] is not None and (self.optimizer is None or self._cores):
@@ -471,7 +475,7 @@ def guard(
     optimizer: Any = None,
     *,
     transform: transforms_lib.GradientTransform | None = None,
-    checks: Callable[[], Iterable[checks_lib.Check]] | None = None,
+    checks: Callable[[], Iterable[checks_lib.Check]] | Iterable[checks_lib.Check] | None = None,
     every: int = 100,
     policy: Mapping[str, str] | None = None,
     log_dir: str | None = None,

@@ -159,12 +159,7 @@ class TrainStep:
                 f"loss_fn must be a keras.losses.Loss or a function (y_true, y_pred) -> loss; "
                 f"got {type(loss_fn).__name__}."
             )
-        if transform is not None and not isinstance(transform, transforms_lib.GradientTransform):
-            raise TypeError(
-                f"transform must be a gradguard GradientTransform, e.g. "
-                f"gradguard.chain(gradguard.clip_by_global_norm(1.0), gradguard.skip_nonfinite());"
-                f" got {type(transform).__name__}."
-            )
+        transforms_lib.check_transform(transform)
         Every(every)  # validates
         findings_lib.resolve_policy(policy)  # validates
         if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
