@@ -118,6 +118,10 @@ BUGS: dict[str, Bug] = {
     # NaN at step 0 and the model dies silently.
     "bug_nan_in_input_data_fit.py": Bug(("non-finite",), mentions=(("non-finite", "gradient"),)),
     "bug_lr_schedule_goes_negative.py": Bug(("loss-not-decreasing",), also_errors=("non-finite",)),
+    # checkpoint restores in the script are validated (a layer added before resuming)
+    "bug_restore_after_adding_layer.py": Bug(
+        ("checkpoint-missing-variables",), also_errors=("checkpoint-shape-mismatch",), exit=1
+    ),
     # loss-broadcast
     "bug_loss_broadcast_mse.py": Bug(("loss-broadcast",)),
     "bug_loss_broadcast_eager.py": Bug(
