@@ -53,7 +53,8 @@ def sq_norm(grad: tf.Tensor | tf.IndexedSlices) -> tf.Tensor:
     For `tf.IndexedSlices` the norm is that of the slices (repeated indices are not merged).
     """
     values = grad.values if isinstance(grad, tf.IndexedSlices) else grad
-    return tf.reduce_sum(tf.square(tf.cast(values, tf.float32)))
+    # l2_loss is sum(x**2) / 2 in one fused pass, without a squared temporary (benchmarked).
+    return 2.0 * tf.nn.l2_loss(tf.cast(values, tf.float32))
 
 
 def global_norm(grads: Sequence[Grad]) -> tf.Tensor:
