@@ -184,6 +184,16 @@ def _train_step(**options: Any) -> Build:
     return build
 
 
+def _train_step_watching(**options: Any) -> Build:
+    """TrainStep with `checks.ActivationHealth()` added: fresh checks for every workload."""
+
+    def build(w: Workload, x: tf.Tensor, y: tf.Tensor, log_dir: str) -> Runner:
+        checks = [*gradguard.checks.default_checks(), gradguard.checks.ActivationHealth()]
+        return _train_step(checks=checks, **options)(w, x, y, log_dir)
+
+    return build
+
+
 def _guard(**options: Any) -> Build:
     def build(w: Workload, x: tf.Tensor, y: tf.Tensor, log_dir: str) -> Runner:
         del log_dir
@@ -284,6 +294,12 @@ VARIANTS: dict[str, Variant] = {
             _train_step(every=100),
         ),
         Variant(
+            "trainstep-act",
+            "trainstep",
+            "TrainStep, default checks plus checks.ActivationHealth(), scalars every 100 steps",
+            _train_step_watching(every=100),
+        ),
+        Variant(
             "trainstep-all",
             "plain",
             "TrainStep, every statistic (and scalar) every step (every=1)",
@@ -373,7 +389,7 @@ RUN_VARIANT = "gradguard-run"
 CHILD_WINDOWS = 3
 ALL_VARIANTS = [*VARIANTS, "check-numerics", RUN_VARIANT]
 # Left out by default to keep the suite near 10 minutes on 2 cores; `--variants all` runs them.
-EXTRA_VARIANTS = ["trainstep-id", "plain-clip", "trainstep-clip"]
+EXTRA_VARIANTS = ["trainstep-id", "plain-clip", "trainstep-clip", "trainstep-act"]
 DEFAULT_VARIANTS = [n for n in ALL_VARIANTS if n not in EXTRA_VARIANTS]
 
 

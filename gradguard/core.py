@@ -156,13 +156,23 @@ class StepCore:
                     per_variable=scalars_per_variable,
                     learning_rate=lambda: self.optimizer.learning_rate,
                     every=every,
+                    extra=[
+                        item
+                        for check in self.checks
+                        if isinstance(check, checks_lib.ActivationHealth)
+                        for item in check.scalars()
+                    ],
                 )
                 if sinks
                 else None
             )
 
     def update(
-        self, loss: tf.Tensor, grads: Sequence[Any], absent: Iterable[int] = ()
+        self,
+        loss: tf.Tensor,
+        grads: Sequence[Any],
+        absent: Iterable[int] = (),
+        activations: Sequence[Any] = (),
     ) -> checks_lib.Stats:
         """Transforms `grads`, applies them, and folds the step into every check (in-graph).
 
@@ -171,6 +181,8 @@ class StepCore:
           grads: One gradient (or None) per variable, in the order of `variables`.
           absent: Indices of variables this update does not cover at all (their entry in
             `grads` is None, but they are not reported as having no gradient).
+          activations: The watched layer outputs of this step's forward pass, one
+            ``[examples, units]`` tensor per site (see `checks.Stats.activations`).
 
         Returns:
           The step's statistics.
@@ -280,6 +292,7 @@ class StepCore:
             weight_sq=weight_sq,
             loss_scale=loss_scale,
             overflow=overflow,
+            activations=tuple(activations),
         )
         for check in self.checks:
             check.update(stats)
@@ -318,6 +331,7 @@ class StepCore:
             step=steps - 1,
             none=frozenset(range(len(self.variables))) - self.present_indices,
             learning_rate=self._learning_rate(),
+            saturation=self._saturation(),
         )
         self.report.steps_observed = steps
         found = list(extra)
@@ -362,11 +376,21 @@ class StepCore:
         non_finite = next((c for c in self.checks if isinstance(c, checks_lib.NonFinite)), None)
         if non_finite is not None:
             stats["skipped_updates"] = int(non_finite.skipped.numpy())
+        for check in self.checks:
+            if isinstance(check, checks_lib.ActivationHealth) and check.sites:
+                stats.update(check.summary(check.state()))
         if self._loss_scaler is not None:
             stats["loss_scale"] = float(np.asarray(self._loss_scaler.dynamic_scale))
             if non_finite is not None:
                 stats["overflow_skips"] = int(non_finite.overflows.numpy())
         return stats
+
+    def _saturation(self) -> dict[str, float]:
+        saturation: dict[str, float] = {}
+        for check in self.checks:
+            if isinstance(check, checks_lib.ActivationHealth) and check.sites:
+                saturation.update(check.saturated_layers(check.state()))
+        return saturation
 
     def _learning_rate(self) -> float | None:
         try:

@@ -26,6 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gradguard import activations as activations_lib
 from gradguard import checks as checks_lib
 from gradguard import diagnose, replicas
 from gradguard import findings as findings_lib
@@ -122,7 +123,17 @@ class Guard:
             "policy": policy,
             "log_dir": log_dir,
         }
+        if checks is not None and not callable(checks):
+            checks = list(checks)
         self._checks = checks
+        # Watched layer outputs of the model, when a check watches them (a list of checks).
+        self._recorder = (
+            activations_lib.Recorder(model, str(getattr(model, "name", "")))
+            if model is not None
+            and not callable(checks)
+            and any(getattr(c, "watches_activations", False) for c in checks or ())
+            else None
+        )
         self._cores: dict[int, StepCore] = {}
         self._calls = 0  # host-side calls of the guarded function
         self._pending: list[findings_lib.Finding] = []
@@ -141,6 +152,11 @@ class Guard:
             self._updates = replicas.state_variable(0, tf.int64)
         if model is not None:
             self._expect_model(model)
+        inner = _inner(optimizer) if optimizer is not None else None
+        if inner is not None and inner.built:
+            # Its variables now, not in the user's first trace: creating variables there makes
+            # tf.function trace the step a second time.
+            self._core(inner, inner.apply, list(inner._trainable_variables))
 
     # -- instrumentation -----------------------------------------------------------------------
 
@@ -160,8 +176,10 @@ class Guard:
             object.__setattr__(optimizer, "apply", apply)
         _ACTIVE.append(self)
         tf.GradientTape.gradient = _gradient
+        recording = self._recorder.recording() if self._recorder else contextlib.nullcontext()
         try:
-            yield self
+            with recording:
+                yield self
         finally:
             _ACTIVE.remove(self)
             if not _ACTIVE and not _PROCESS_WIDE:
@@ -293,7 +311,8 @@ class Guard:
             and getattr(loss, "graph", None) is not tf.compat.v1.get_default_graph()
         ):
             loss = tf.constant(0.0)  # not known: the loss checks see a constant and stay silent
-        core.update(loss, full, absent)
+        recorder = self._recorder if optimizer is _inner(self.optimizer) else None
+        core.update(loss, full, absent, recorder.take() if recorder is not None else ())
         return None
 
     def _note_partial_none(self, variables: list[Any], without: list[Any]) -> None:
@@ -325,6 +344,11 @@ class Guard:
                     "returning a fresh list, e.g. checks=gradguard.checks.default_checks."
                 )
             checks = self._checks() if callable(self._checks) else self._checks
+            if self._recorder is not None and checks is not None:
+                sites = self._recorder.fix_sites()
+                for check in checks:
+                    if getattr(check, "watches_activations", False):
+                        check.watch(sites)
             options = dict(self._core_options)
             if options["log_dir"] is not None and (self.optimizer is None or self._cores):
                 options["log_dir"] = f"{options['log_dir']}/{optimizer.name}"

@@ -83,6 +83,8 @@ SKIPPED_UPDATES = "gradguard/skipped_updates"
 LAYER_GRAD_NORM = "gradguard_grad_norm"
 LAYER_WEIGHT_NORM = "gradguard_weight_norm"
 LAYER_UPDATE_RATIO = "gradguard_update_ratio"
+DEAD_UNITS = "gradguard_dead_units"
+SATURATION = "gradguard_saturation"
 # Texts.
 FINDINGS = "gradguard_findings"
 CONFIG = "gradguard/config"
@@ -334,6 +336,8 @@ class StepRecorder:
       per_variable: Per-variable scalars instead of per-layer ones.
       learning_rate: Returns the optimizer's current learning rate (a float or tensor).
       every: The cadence, recorded in the config text.
+      extra: More scalars, as (tag, function returning a float scalar tensor) pairs, read
+        in-graph on cadence steps (e.g. `checks.ActivationHealth.scalars`).
     """
 
     def __init__(
@@ -344,8 +348,10 @@ class StepRecorder:
         per_variable: bool,
         learning_rate: Callable[[], Any],
         every: int,
+        extra: Sequence[tuple[str, Callable[[], tf.Tensor]]] = (),
     ):
         self.every = int(every)
+        self._extra = list(extra)
         self.sink = sink
         self.layout = layout
         self.per_variable = per_variable
@@ -360,10 +366,12 @@ class StepRecorder:
             + [f"{LAYER_GRAD_NORM}/{name}" for name in self.groups]
             + [f"{LAYER_WEIGHT_NORM}/{name}" for name in self.groups]
             + [f"{LAYER_UPDATE_RATIO}/{name}" for name in self.groups]
+            + [tag for tag, _ in self._extra]
         )
         self._grad_at = len(_STEP_TAGS)
         self._weight_at = self._grad_at + g
         self._ratio_at = self._weight_at + g
+        self._extra_at = self._ratio_at + g
         # Filled while tracing: groups none of whose variables gets a gradient. They get no
         # scalars (their weights are not measured either), so inspect does not judge them.
         self._none_groups: frozenset[int] = frozenset()
@@ -411,7 +419,8 @@ class StepRecorder:
         keep = in_xla or bool(self._host_sinks)
         writers = [] if in_xla else self._writers
 
-        fields = [f.name for f in dataclasses.fields(stats)]
+        # Activations are tensors of many shapes, summarized by their check, not written here.
+        fields = [f.name for f in dataclasses.fields(stats) if f.name != "activations"]
 
         def measured(clipped: tf.Tensor, *values: Any) -> None:
             stats = checks_lib.Stats(**dict(zip(fields, values)))
@@ -470,6 +479,9 @@ class StepRecorder:
         applied = values[_SKIPPED_INDEX] == 0
         scalars = {}
         for i, tag in enumerate(self.tags):
+            if i >= self._extra_at:
+                scalars[tag] = float(values[i])
+                continue
             group = (i - self._grad_at) % len(self.groups) if i >= self._grad_at else -1
             if group in self._none_groups:
                 continue
@@ -511,6 +523,7 @@ class StepRecorder:
                 tf.sqrt(group(stats.grad_sq)),
                 weight,
                 ratio,
+                *[f32(value()) for _, value in self._extra],
             ],
             axis=0,
         )
@@ -526,6 +539,8 @@ class StepRecorder:
         for i in range(self._weight_at):
             if i < self._grad_at or i - self._grad_at in live:
                 _scalar(self.tags[i], values[i])
+        for i in range(self._extra_at, len(self.tags)):
+            _scalar(self.tags[i], values[i])
         # Whatever `tf.summary.record_if` the caller set still applies.
         record = tf.summary.should_record_summaries()
 

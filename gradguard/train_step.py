@@ -10,6 +10,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from gradguard import activations as activations_lib
 from gradguard import checks as checks_lib
 from gradguard import diagnose, replicas
 from gradguard import findings as findings_lib
@@ -95,7 +96,11 @@ class TrainStep:
         ``fn(y_true, y_pred)``; a non-scalar result is averaged, as Keras does, and
         `model.losses` (regularizers) are added.
       transform: Gradient transform applied before the update. Default: `skip_nonfinite()`.
-      checks: Checks to run. Default: `gradguard.checks.default_checks()`.
+      checks: Checks to run. Default: `gradguard.checks.default_checks()`. Add
+        `gradguard.checks.ActivationHealth()` to watch the activations (`dead-units`,
+        saturation): the outputs of the activation-bearing layers are then captured in the
+        training forward pass, and the layers are found once, at the first call, with one
+        inference pass on its batch. Not under a multi-replica strategy.
       every: Steps between host reads and update measurements (default 100).
       jit_compile: Compile the step with XLA.
       run_eagerly: Run the step eagerly (for debugging) instead of as a `tf.function`.
@@ -191,6 +196,11 @@ class TrainStep:
         }
         self._core: StepCore | None = None
         self._steps = 0
+        # Layers whose outputs checks watch (`checks.ActivationHealth`), found at build time, and
+        # the outputs the current trace's forward pass captured from them.
+        self._watched_layers: list[Any] = []
+        self._sites: list[activations_lib.Site] = []
+        self._captured: tuple[Any, ...] = ()
         self._diagnosed: set[int] = set()
         # (y_true spec, y_pred spec) pairs seen while tracing, judged on the host after the call.
         self._loss_shapes: list[tuple[tf.TensorSpec, tf.TensorSpec]] = []
@@ -259,6 +269,7 @@ class TrainStep:
                 "layer is frozen (trainable=False) or the model has no weights. Unfreeze the "
                 "layers to train, e.g. model.layers[-1].trainable = True."
             )
+        self._watch_activations(x)
         scope = self.strategy.scope() if self.strategy else contextlib.nullcontext()
         with scope:
             if self.strategy is not None:
@@ -290,6 +301,26 @@ class TrainStep:
                     aggregation=tf.VariableAggregation.SUM,
                 )
                 self._micro_batches = replicas.state_variable(0, tf.int64)
+
+    def _watch_activations(self, x: Any) -> None:
+        """Finds the layer outputs the checks watch, with one inference pass on `x` (once)."""
+        checks = self._core_args["checks"]
+        checks = checks_lib.default_checks() if checks is None else list(checks)
+        self._core_args["checks"] = checks
+        watchers = [c for c in checks if getattr(c, "watches_activations", False)]
+        if not watchers:
+            return
+        # Replicas would each see a slice of the batch; capture is one-device only for now.
+        if self.strategy is not None and self.strategy.num_replicas_in_sync > 1:
+            return
+        self._watched_layers, self._sites = activations_lib.find_sites(
+            self.model,
+            x,
+            lambda x: self._call_model(x, training=False),
+            getattr(self.model, "name", ""),
+        )
+        for check in watchers:
+            check.watch(self._sites)
 
     def _check_distributed(self, variables: list[Any]) -> None:
         assert self.strategy is not None
@@ -327,7 +358,12 @@ class TrainStep:
             ) from e
 
     def _forward_loss(self, x: Any, y: Any, sample_weight: Any) -> tf.Tensor:
-        y_pred = self._call_model(x, training=True)
+        if self._watched_layers:
+            with activations_lib.capture(self._watched_layers) as outputs:
+                y_pred = self._call_model(x, training=True)
+            self._captured = activations_lib.flatten_outputs(outputs, self._sites)
+        else:
+            y_pred = self._call_model(x, training=True)
         if isinstance(y, tf.Tensor) or hasattr(y, "shape"):
             y_true = tf.convert_to_tensor(y)
             if isinstance(y_pred, tf.Tensor):
@@ -393,13 +429,14 @@ class TrainStep:
             raise diagnose.none_gradient_finding(
                 self.core.layout.names, range(len(variables)), causes, self._steps
             ).error()
+        captured, self._captured = self._captured, ()
         if self.accumulate > 1:
-            self._accumulate(loss, grads)
+            self._accumulate(loss, grads, captured)
         else:
-            self.core.update(loss, grads)
+            self.core.update(loss, grads, activations=captured)
         return loss
 
-    def _accumulate(self, loss: tf.Tensor, grads: list[Any]) -> None:
+    def _accumulate(self, loss: tf.Tensor, grads: list[Any], captured: tuple[Any, ...]) -> None:
         """Adds 1/k of this micro-batch's gradients; every k-th call, applies their sum."""
         k = self.accumulate
         for accumulator, g in zip(self._accumulators, grads):
@@ -411,17 +448,20 @@ class TrainStep:
         self._accumulated_loss.assign_add(loss / k)
         micro_batch = self._micro_batches.assign_add(1)
 
-        def apply() -> None:
+        def apply(captured: tuple[Any, ...]) -> None:
             mean_grads = [
                 None if g is None else tf.convert_to_tensor(a)
                 for a, g in zip(self._accumulators, grads)
             ]
-            self.core.update(tf.convert_to_tensor(self._accumulated_loss), mean_grads)
+            # The checks see the activations of the micro-batch that completes the update.
+            self.core.update(
+                tf.convert_to_tensor(self._accumulated_loss), mean_grads, activations=captured
+            )
             for accumulator in self._accumulators:
                 accumulator.assign(tf.zeros_like(accumulator))
             self._accumulated_loss.assign(0.0)
 
-        replicas.run_if(tf.equal(micro_batch % k, 0), apply)
+        replicas.run_if(tf.equal(micro_batch % k, 0), apply, captured)
 
     def _trace_findings(self, x: Any, y: Any, sample_weight: Any) -> list[findings_lib.Finding]:
         """Findings known from the traced graph, each made once: no gradient, broadcasting."""

@@ -148,6 +148,17 @@ def test_no_extra_retracing():
     assert inner.experimental_get_tracing_count() == plain.experimental_get_tracing_count() <= 2
 
 
+def test_built_optimizer_one_trace():
+    model, optimizer = mlp(), keras.optimizers.Adam(1e-3)
+    optimizer.build(model.trainable_variables)
+    inner = tf.function(user_step(model, optimizer))
+    step = gradguard.guard(model, optimizer, every=2)(inner)
+    x, y = regression_data()
+    for _ in range(6):
+        step(tf.constant(x), tf.constant(y))
+    assert inner.experimental_get_tracing_count() == 1
+
+
 def test_same_weights_as_unguarded_with_identity_transform():
     x, y = regression_data()
     plain_model, guarded_model = mlp(), mlp()
