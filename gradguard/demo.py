@@ -85,6 +85,24 @@ def main(epochs: int = 25, log_dir: str | None = None) -> int:
     print("gradguard demo: a small MLP on synthetic regression data (512 x 10), batch 64.")
 
     log_dir = log_dir or tempfile.mkdtemp(prefix="gradguard-demo-")
+
+    # A hand-written step that forgets the update, under the guard decorator.
+    model, optimizer = _model(), keras.optimizers.Adam(1e-2)
+
+    @gradguard.guard(model, optimizer, every=20, policy=report_all)
+    @tf.function
+    def forgetful_step(xb: Any, yb: Any) -> Any:
+        with tf.GradientTape() as tape:
+            loss = mse(yb, model(xb, training=True))
+        tape.gradient(loss, model.trainable_variables)  # ... and no apply_gradients
+        return loss
+
+    _show(
+        "0) A custom train step that forgets optimizer.apply_gradients:",
+        _train(forgetful_step, x, y, 1),
+        forgetful_step.report(),
+    )
+
     step = gradguard.TrainStep(
         _model(),
         keras.optimizers.Adam(1e-10),

@@ -42,6 +42,7 @@ def test_demo_diagnoses_the_seed_bugs_and_learns():
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]
+    assert "[missing-apply]" in out.stdout
     assert "[update-too-small]" in out.stdout
     assert "[none-gradient]" in out.stdout and "tf.numpy_function" in out.stdout
     assert "The fixed loop learned." in out.stdout
