@@ -191,6 +191,11 @@ class Check:
         self._state[name] = variable
         return variable
 
+    @property
+    def state_variables(self) -> Mapping[str, tf.Variable]:
+        """The state variables by name: what `state()` reads."""
+        return self._state
+
     def state(self) -> dict[str, np.ndarray]:
         """The state as NumPy values (a host read)."""
         return {name: v.numpy() for name, v in self._state.items()}

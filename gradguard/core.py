@@ -120,6 +120,7 @@ class StepCore:
         self.policy = findings_lib.resolve_policy(policy)
         self.layout = checks_lib.Layout.from_variables(self.variables, model_name)
         self.report = findings_lib.Report() if report is None else report
+        self._state_reader: tuple[int, Any] | None = None
         # Filled while tracing: which variables got a None gradient, and which got a gradient at
         # least once. Python state is fine here: these are facts about the traced graph, the
         # same on every call of the trace.
@@ -335,8 +336,11 @@ class StepCore:
         )
         self.report.steps_observed = steps
         found = list(extra)
-        for check in self.checks:
-            found.extend(check.findings(context))
+        for check, state in zip(self.checks, self._check_states()):
+            if type(check).findings is checks_lib.Check.findings:
+                found.extend(check.judge(state, context))
+            else:  # a check that reads its state its own way
+                found.extend(check.findings(context))
         known = {f.key for f in self.report.findings}
         try:
             findings_lib.emit(self.report, found, self.policy, raise_errors=raise_errors)
@@ -348,6 +352,18 @@ class StepCore:
         if raise_errors:
             self.check_transform(steps - 1)
         return self.report
+
+    def _check_states(self) -> list[dict[str, np.ndarray]]:
+        """Every check's state in one call: one host sync, not one per variable."""
+        variables = [dict(check.state_variables) for check in self.checks]
+        count = sum(len(v) for v in variables)
+        if self._state_reader is None or self._state_reader[0] != count:
+            # Rebuilt when a check adds state later (ActivationHealth, once it knows the layers).
+            reader = tf.function(
+                lambda: [{name: v.read_value() for name, v in d.items()} for d in variables]
+            )
+            self._state_reader = (count, reader)
+        return [{k: v.numpy() for k, v in d.items()} for d in self._state_reader[1]()]
 
     def check_transform(self, step: int) -> None:
         """Lets the transform refuse to go on (e.g. too many skipped updates in a row).
