@@ -37,9 +37,9 @@ class Every:
       [0, 100, 200]
     """
 
-    def __init__(self, n: int):
+    def __init__(self, n: int, name: str = "every"):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"every must be a positive int (steps between reads); got {n!r}.")
+            raise ValueError(f"{name} must be a positive int (a number of steps); got {n!r}.")
         self.n = int(n)
 
     def __call__(self, step: Any) -> Any:
@@ -137,8 +137,6 @@ class StepCore:
             # loss, grad norm before and after the transforms, at the latest step.
             self._latest = replicas.state_variable([np.nan] * 3, tf.float32)
             self._clipped = replicas.state_variable(0, tf.int64)
-            # |delta w|^2 and |w|^2 per variable, from the latest measured update.
-            self._deltas = replicas.state_variable(tf.zeros([2, len(self.variables)]))
             sinks: list[sinks_lib.Sink] = []
             if log_dir is not None:
                 sinks.append(sinks_lib.TensorBoardSink(log_dir))
@@ -242,22 +240,6 @@ class StepCore:
         if apply_factor is not None:
             to_apply = [transforms_lib.scale_gradient(g, apply_factor) for g in to_apply]
 
-        def apply(grads: list[Any]) -> None:
-            self._apply(grads, present_variables)
-
-        def apply_and_measure(grads: list[Any]) -> None:
-            # Reading before the update makes TensorFlow copy a variable it then updates in
-            # place; that copy is why deltas are measured only on cadence steps.
-            before = [tf.convert_to_tensor(v) for v in present_variables]
-            if self._recorder is not None:
-                self._recorder.note_learning_rate()  # before the update moves a schedule on
-            self._apply(grads, present_variables)
-            update_sq, weight_sq = [zero] * n, [zero] * n
-            for i, v, old in zip(present, present_variables, before):
-                update_sq[i] = transforms_lib.sq_norm(tf.convert_to_tensor(v) - old)
-                weight_sq[i] = transforms_lib.sq_norm(old)
-            self._deltas.assign(tf.stack([tf.stack(update_sq), tf.stack(weight_sq)]))
-
         if not present:
             applied = tf.constant(False)
         elif gate is None:
@@ -272,14 +254,17 @@ class StepCore:
             # call; the other calls are not updates to judge.
             iterations = tf.convert_to_tensor(_inner_optimizer(self.optimizer).iterations)
             applied = applied & tf.equal((iterations + 1) % accumulation, 0)
-        if present:
-            # The loss scaler skips overflow steps itself, inside its `apply`.
-            go = gate if gate is not None else tf.constant(True)
-            replicas.run_if(go & measure, apply_and_measure, to_apply)
-            replicas.run_if(go & ~measure, apply, to_apply)
+
+        before, learning_rate = self._snapshot(measure, present_variables)
+        if present and gate is None:
+            # Not inside a conditional: the optimizer's work then overlaps the backward pass.
+            # (The loss scaler skips overflow steps itself, inside its `apply`.)
+            self._apply(to_apply, present_variables)
+        elif present:
+            # A gate waits for every gradient; that wait is what skipping non-finite costs.
+            replicas.run_if(gate, lambda grads: self._apply(grads, present_variables), to_apply)
         measured = applied & measure
-        deltas = tf.where(measured, self._deltas.read_value(), tf.zeros([2, n]))
-        update_sq, weight_sq = deltas[0], deltas[1]
+        update_sq, weight_sq = self._deltas(measured, present, before)
 
         stats = checks_lib.Stats(
             step=step,
@@ -302,10 +287,58 @@ class StepCore:
         self._clipped.assign_add(tf.cast(clipped, tf.int64))
         if self._recorder is not None:
             self._recorder.record(
-                stats, present=self.present_indices, clipped=clipped, clipped_steps=self._clipped
+                stats,
+                present=self.present_indices,
+                clipped=clipped,
+                clipped_steps=self._clipped,
+                learning_rate=learning_rate,
             )
         self._step.assign_add(1)
         return stats
+
+    def _snapshot(
+        self, measure: tf.Tensor, variables: Sequence[Any]
+    ) -> tuple[list[tf.Tensor], tf.Tensor]:
+        """On measured steps, the weights before the update and the step's learning rate.
+
+        Reading a variable before an update makes TensorFlow copy it when the update writes in
+        place: that copy is why deltas are measured on cadence steps only. Other steps get empty
+        tensors (XLA needs both branches' shapes equal: zeros there).
+        """
+        xla = sinks_lib.in_xla_context()
+
+        def read() -> tuple[list[tf.Tensor], tf.Tensor]:
+            # The rate before the update moves a schedule on.
+            return [tf.convert_to_tensor(v) for v in variables], self._current_learning_rate()
+
+        def skip() -> tuple[list[tf.Tensor], tf.Tensor]:
+            empty = [tf.zeros_like(v) if xla else tf.zeros([0], v.dtype) for v in variables]
+            return empty, tf.constant(np.nan)
+
+        return tf.cond(measure, read, skip)
+
+    def _deltas(
+        self, measured: tf.Tensor, present: Sequence[int], before: Sequence[tf.Tensor]
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """|delta w|^2 and |w|^2 per variable on measured steps (zeros on the others)."""
+        n = len(self.variables)
+
+        def measure() -> tf.Tensor:
+            update_sq, weight_sq = [tf.constant(0.0)] * n, [tf.constant(0.0)] * n
+            for i, old in zip(present, before):
+                new = tf.convert_to_tensor(self.variables[i])
+                update_sq[i] = transforms_lib.sq_norm(new - tf.reshape(old, new.shape))
+                weight_sq[i] = transforms_lib.sq_norm(old)
+            return tf.stack([tf.stack(update_sq), tf.stack(weight_sq)])
+
+        deltas = tf.cond(measured, measure, lambda: tf.zeros([2, n]))
+        return deltas[0], deltas[1]
+
+    def _current_learning_rate(self) -> tf.Tensor:
+        try:
+            return tf.cast(tf.convert_to_tensor(self.optimizer.learning_rate), tf.float32)
+        except (TypeError, ValueError):
+            return tf.constant(np.nan)
 
     def read(
         self,

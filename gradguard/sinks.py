@@ -312,7 +312,7 @@ def _leaves(sink: Sink) -> list[Sink]:
     return [sink]
 
 
-def _in_xla_context() -> bool:
+def in_xla_context() -> bool:
     """Whether the code being traced will be compiled by XLA (`jit_compile=True`)."""
     return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
 
@@ -382,7 +382,6 @@ class StepRecorder:
             self._pending = replicas.state_variable(tf.zeros([len(self.tags)]))
             self._pending_step = replicas.state_variable(-1, tf.int64)
             self._written_step = replicas.state_variable(-1, tf.int64)
-            self._lr_at_step = replicas.state_variable(np.nan, tf.float32)
         self._write_pending: Callable[[], None] | None = None
         config = {
             "scalars": "variable" if per_variable else "layer",
@@ -399,6 +398,7 @@ class StepRecorder:
         present: Iterable[int],
         clipped: tf.Tensor,
         clipped_steps: tf.Variable,
+        learning_rate: tf.Tensor,
     ) -> None:
         """Folds one step in and writes its scalars on cadence steps (in-graph).
 
@@ -407,6 +407,7 @@ class StepRecorder:
           present: Indices of the variables that get a gradient.
           clipped: Whether a transform scaled the gradients down on this step.
           clipped_steps: The core's count of clipped steps, this step included.
+          learning_rate: The rate read before the update (NaN on steps not measured).
         """
         present = set(present)
         index = range(self.layout.size) if self.per_variable else self.layout.layer_index
@@ -414,7 +415,7 @@ class StepRecorder:
         self._none_groups = frozenset(k for k in range(len(self.groups)) if k not in live)
         skipped = tf.logical_not(stats.applied)
         self._skipped.assign_add(tf.cast(skipped, tf.int64))
-        in_xla = _in_xla_context()
+        in_xla = in_xla_context()
         self._xla = self._xla or in_xla
         keep = in_xla or bool(self._host_sinks)
         writers = [] if in_xla else self._writers
@@ -422,11 +423,11 @@ class StepRecorder:
         # Activations are tensors of many shapes, summarized by their check, not written here.
         fields = [f.name for f in dataclasses.fields(stats) if f.name != "activations"]
 
-        def measured(clipped: tf.Tensor, *values: Any) -> None:
+        def measured(clipped: tf.Tensor, learning_rate: tf.Tensor, *values: Any) -> None:
             stats = checks_lib.Stats(**dict(zip(fields, values)))
-            # An applied update noted the rate before it moved a schedule's step on; a skipped
-            # one did not move it, so the current rate is the step's.
-            lr = tf.where(stats.applied, self._lr_at_step, self._current_learning_rate())
+            # An applied update moved a schedule's step on: the step's rate is the one read
+            # before it; a skipped one did not, so the current rate is the step's.
+            lr = tf.where(stats.applied, learning_rate, self._current_learning_rate())
             scalars = self._values(stats, clipped, clipped_steps, lr, ~stats.applied)
             if keep:
                 self._pending.assign(scalars)
@@ -437,11 +438,7 @@ class StepRecorder:
         # replica (see replicas.run_if).
         due = stats.measured & tf.equal(stats.step % self.every, 0)
         values = [tf.convert_to_tensor(getattr(stats, name)) for name in fields]
-        replicas.run_if(due, measured, clipped, *values)
-
-    def note_learning_rate(self) -> None:
-        """Keeps the learning rate of this step; call right before the update (in-graph)."""
-        self._lr_at_step.assign(self._current_learning_rate())
+        replicas.run_if(due, measured, clipped, learning_rate, *values)
 
     def _current_learning_rate(self) -> tf.Tensor:
         return tf.cast(self._learning_rate(), tf.float32)
