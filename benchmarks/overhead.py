@@ -302,8 +302,9 @@ VARIANTS: dict[str, Variant] = {
         Variant(
             "trainstep-all",
             "plain",
-            "TrainStep, every statistic (and scalar) every step (every=1)",
-            _train_step(every=1),
+            "TrainStep, every statistic (and scalar) every step, host reads every 100 steps "
+            "(every=1, read_every=100)",
+            _train_step(every=1, read_every=100),
         ),
         Variant(
             "trainstep-id",

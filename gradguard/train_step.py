@@ -101,8 +101,15 @@ class TrainStep:
         saturation): the outputs of the activation-bearing layers are then captured in the
         training forward pass, and the layers are found once, at the first call, with one
         inference pass on its batch. Not under a multi-replica strategy.
-      every: Steps between host reads and update measurements (default 100).
-      jit_compile: Compile the step with XLA.
+      every: Steps between update measurements and TensorBoard scalars, and by default
+        between host reads (default 100).
+      read_every: Steps between host reads, where the checks are judged and findings raised or
+        logged (default: `every`). Each read waits for the step to finish; with ``every=1``,
+        ``read_every=100`` logs every statistic on every step and still syncs rarely.
+      jit_compile: Compile the step with XLA. Under a multi-replica strategy, XLA compiles
+        each replica's forward and backward pass; the gradient sum, the checks, the
+        transforms and the update run as a graph (TensorFlow cannot compile the cross-replica
+        synchronization on CPU devices).
       run_eagerly: Run the step eagerly (for debugging) instead of as a `tf.function`.
       policy: Per finding code, ``"raise"``, ``"warn"`` or ``"ignore"``. By default errors raise
         a `GradGuardError` at the host read and warnings are logged.
@@ -127,7 +134,7 @@ class TrainStep:
     Raises:
       TypeError: for an optimizer that is not a Keras optimizer, a transform that is not a
         `GradientTransform`, a model that is not callable or a loss that is not callable.
-      ValueError: for `every < 1`.
+      ValueError: for `every < 1` or `read_every < 1`.
     """
 
     def __init__(
@@ -139,6 +146,7 @@ class TrainStep:
         transform: transforms_lib.GradientTransform | None = None,
         checks: Iterable[checks_lib.Check] | None = None,
         every: int = 100,
+        read_every: int | None = None,
         jit_compile: bool = False,
         run_eagerly: bool = False,
         policy: Mapping[str, str] | None = None,
@@ -166,6 +174,7 @@ class TrainStep:
             )
         transforms_lib.check_transform(transform)
         Every(every)  # validates
+        self._read_cadence = Every(every if read_every is None else read_every, "read_every")
         findings_lib.resolve_policy(policy)  # validates
         if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
             raise ValueError(
@@ -173,13 +182,6 @@ class TrainStep:
             )
         if strategy is None and tf.distribute.has_strategy():
             strategy = tf.distribute.get_strategy()  # created under strategy.scope()
-        if strategy is not None and jit_compile and strategy.num_replicas_in_sync > 1:
-            raise ValueError(
-                f"jit_compile=True is not supported under {type(strategy).__name__} with "
-                f"{strategy.num_replicas_in_sync} replicas: XLA cannot compile the step's "
-                "cross-replica synchronization (Keras too turns XLA off under tf.distribute). "
-                "Use jit_compile=False with a strategy."
-            )
         self.strategy = strategy
         self.accumulate = accumulate
         self.model = model
@@ -214,10 +216,23 @@ class TrainStep:
             per_replica = self.strategy.run(self._replica_step, args=(x, y, sample_weight))
             return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
+        # Under several replicas XLA compiles each replica's forward and backward pass only:
+        # TensorFlow compiles a step that synchronizes replicas (the gradient sum, the
+        # optimizer's all-reduce) only when every device is a GPU, so the sum, the checks and
+        # the update run as a graph around it.
+        self._per_replica_jit = bool(
+            jit_compile and strategy is not None and strategy.num_replicas_in_sync > 1
+        )
+        self._gradients: Callable[..., tuple[tf.Tensor, list[Any]]] = (
+            tf.function(self._loss_and_grads, jit_compile=True)
+            if self._per_replica_jit
+            else self._loss_and_grads
+        )
         if run_eagerly:
             self._fn: Callable[..., tf.Tensor] = step
         else:
-            self._fn = tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
+            whole_step_jit = jit_compile and not self._per_replica_jit
+            self._fn = tf.function(step, jit_compile=whole_step_jit, reduce_retracing=True)
 
     @property
     def core(self) -> StepCore:
@@ -241,7 +256,7 @@ class TrainStep:
         loss = self._fn(x, y, sample_weight)
         self._steps += 1
         trace_findings = self._trace_findings(x, y, sample_weight)
-        if trace_findings or self.core.cadence(self._steps - 1):
+        if trace_findings or self._read_cadence(self._steps - 1):
             self.core.read(self._steps, trace_findings)
         return loss
 
@@ -404,7 +419,7 @@ class TrainStep:
             value += tf.add_n([tf.cast(r, tf.float32) for r in regularization]) / replicas
         return value
 
-    def _step(self, x: Any, y: Any, sample_weight: Any) -> tf.Tensor:
+    def _loss_and_grads(self, x: Any, y: Any, sample_weight: Any) -> tuple[tf.Tensor, list[Any]]:
         variables = self.core.variables
         try:
             with tf.GradientTape() as tape:
@@ -422,7 +437,11 @@ class TrainStep:
                 self._steps,
             )
             raise finding.error() from e
-        grads = tape.gradient(scaled_loss, variables)
+        return loss, tape.gradient(scaled_loss, variables)
+
+    def _step(self, x: Any, y: Any, sample_weight: Any) -> tf.Tensor:
+        variables = self.core.variables
+        loss, grads = self._gradients(x, y, sample_weight)
         if all(g is None for g in grads) and self.core.policy["none-gradient"] == "raise":
             # Nothing could be trained: say why now, before XLA compiles or anything runs.
             causes = diagnose.chain_breaks(self._forward_loss, (x, y, sample_weight), variables)

@@ -33,7 +33,16 @@ def mirrored():
 
 
 @pytest.mark.parametrize(
-    "case", ["clipped", "plain_function_loss", "tiny_lr", "accumulate", "guard"]
+    "case",
+    [
+        "clipped",
+        "plain_function_loss",
+        "tiny_lr",
+        "accumulate",
+        "guard",
+        "jit_clipped",
+        "jit_tiny_lr",
+    ],
 )
 def test_mirrored_matches_one_device(mirrored, case):
     single, replicated = mirrored[case]["single"], mirrored[case]["mirrored"]
@@ -47,13 +56,14 @@ def test_mirrored_matches_one_device(mirrored, case):
 def test_mirrored_findings_are_the_planted_ones(mirrored):
     assert mirrored["tiny_lr"]["mirrored"][1] == ["update-too-small", "weights-unchanged"]
     assert mirrored["clipped"]["mirrored"][1] == []
+    assert mirrored["jit_tiny_lr"]["mirrored"][1] == ["update-too-small", "weights-unchanged"]
+    assert mirrored["jit_clipped"]["mirrored"][1] == []
 
 
 def test_mirrored_bad_input_is_named(mirrored):
     errors = mirrored["bad_input"]
     assert "outside the strategy's scope" in errors["outside_scope"]
     assert "63 examples cannot be split evenly over 2 replicas" in errors["indivisible_batch"]
-    assert "jit_compile=True is not supported" in errors["jit"]
 
 
 def _free_port() -> int:

@@ -83,6 +83,28 @@ def test_host_reads_only_every_n_steps():
         assert judged.call_count == 4
 
 
+def test_read_every_reads_rarely_while_statistics_are_logged_every_step(tmp_path):
+    from test_tensorboard import read_scalars
+
+    x, y = regression_data()
+    step = gradguard.TrainStep(
+        mlp(),
+        keras.optimizers.Adam(1e-3),
+        keras.losses.MeanSquaredError(),
+        every=1,
+        read_every=4,
+        log_dir=str(tmp_path),
+    )
+    with mock.patch.object(
+        checks.ZeroGradient, "findings", autospec=True, return_value=[]
+    ) as judged:
+        for _ in range(10):
+            step(x, y)
+        assert judged.call_count == 3  # after steps 0, 4 and 8
+    step.report()
+    assert sorted(read_scalars(str(tmp_path))["gradguard/loss"]) == list(range(10))
+
+
 def test_batch_tuple_and_sample_weight_forms():
     x, y = regression_data()
     w = np.linspace(0.0, 2.0, len(x)).astype("float32")
@@ -267,10 +289,11 @@ def test_transform_that_is_not_a_transform():
 
 
 @pytest.mark.parametrize("every", [0, -3, 2.5])
-def test_every_must_be_a_positive_int(every):
-    with pytest.raises(ValueError, match="every must be a positive int"):
+@pytest.mark.parametrize("name", ["every", "read_every"])
+def test_every_must_be_a_positive_int(every, name):
+    with pytest.raises(ValueError, match=f"^{name} must be a positive int"):
         gradguard.TrainStep(
-            mlp(), keras.optimizers.Adam(), keras.losses.MeanSquaredError(), every=every
+            mlp(), keras.optimizers.Adam(), keras.losses.MeanSquaredError(), **{name: every}
         )
 
 
