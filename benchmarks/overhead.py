@@ -714,6 +714,25 @@ def _shown(ratio: float | None, cpu_ratio: float | None) -> str:
     return f"{ratio:.3f}x" + ("" if cpu_ratio is None else f" (CPU time {cpu_ratio:.3f}x)")
 
 
+def _median_ms(variants: dict[str, Any], name: str) -> float:
+    return float(variants[name]["ms_per_step"]["median"])
+
+
+def _snapshot_costs(variants: dict[str, Any], steps: int) -> tuple[float, float] | None:
+    """(TensorBoard histogram callback, gradguard) extra ms for one snapshot of statistics.
+
+    The callback writes its histograms once per epoch (a window of `steps` steps here), so its
+    per-step overhead shrinks with the epoch's length; what it costs is the time per snapshot.
+    gradguard's snapshot of every statistic is one step of `trainstep-all` (every=1).
+    """
+    needed = ("fit", "fit-tb-hist", "plain", "trainstep-all")
+    if not all(n in variants and "ms_per_step" in variants[n] for n in needed):
+        return None
+    theirs = (_median_ms(variants, "fit-tb-hist") - _median_ms(variants, "fit")) * steps
+    ours = _median_ms(variants, "trainstep-all") - _median_ms(variants, "plain")
+    return theirs, ours
+
+
 def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The DESIGN.md targets as pass/fail lines (None where a variant did not run)."""
     targets = []
@@ -736,20 +755,29 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             targets.append(_target(label, workload, ratio, limit, passed, shown))
 
         ours = _ratio(variants, "trainstep")
-        for tool, label in [
-            ("check-numerics", "many times cheaper than tf.debugging.enable_check_numerics"),
-            ("fit-tb-hist", "many times cheaper than Keras TensorBoard(histogram_freq=1)"),
-        ]:
-            if tool not in variants or "trainstep" not in variants:
-                continue
+        tool, label = "check-numerics", "many times cheaper than tf.debugging.enable_check_numerics"
+        if tool in variants and "trainstep" in variants:
             theirs = _ratio(variants, tool)
             if ours is None or theirs is None:
                 targets.append(_target(label, workload, None, MANY_TIMES, None, "did not run"))
-                continue
-            times = (theirs - 1.0) / max(ours - 1.0, NOISE_FLOOR)
+            else:
+                times = (theirs - 1.0) / max(ours - 1.0, NOISE_FLOOR)
+                detail = (
+                    f"{tool} +{(theirs - 1) * 100:.1f}% vs TrainStep +{(ours - 1) * 100:.1f}%: "
+                    f"{times:.1f}x cheaper (floor {NOISE_FLOOR * 100:.0f}%)"
+                )
+                passed = times >= MANY_TIMES
+                targets.append(_target(label, workload, times, MANY_TIMES, passed, detail))
+        snapshot = _snapshot_costs(variants, results["config"]["steps"])
+        if snapshot is not None:
+            label = "many times cheaper than Keras TensorBoard(histogram_freq=1), per snapshot"
+            theirs_ms, ours_ms = snapshot
+            floor_ms = NOISE_FLOOR * _median_ms(variants, "plain")
+            times = theirs_ms / max(ours_ms, floor_ms)
             detail = (
-                f"{tool} +{(theirs - 1) * 100:.1f}% vs TrainStep +{(ours - 1) * 100:.1f}%: "
-                f"{times:.1f}x cheaper (floor {NOISE_FLOOR * 100:.0f}%)"
+                f"one histogram snapshot (epoch end) +{theirs_ms:.1f} ms vs one snapshot of "
+                f"every gradguard statistic (a step of trainstep-all) +{ours_ms:.2f} ms: "
+                f"{times:.1f}x cheaper"
             )
             targets.append(_target(label, workload, times, MANY_TIMES, times >= MANY_TIMES, detail))
 
