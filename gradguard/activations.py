@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import keras
 import tensorflow as tf
+from tensorflow.python.eager import record as _tape_record
 
 __all__ = [
     "Recorder",
     "Site",
+    "Tap",
     "capture",
     "find_sites",
     "flatten_outputs",
@@ -297,3 +301,102 @@ class Recorder:
 def _current_graph() -> Any:
     """The graph being traced, or None when running eagerly."""
     return tf.compat.v1.get_default_graph() if tf.inside_function() else None
+
+
+class Tap:
+    """Records watched layer outputs process-wide, for `gradguard run --activations`.
+
+    The model is not known in advance there, so `install` wraps `keras.layers.Layer.__call__`
+    for the whole process: while a `tf.GradientTape` records (a training forward pass; not
+    inference or evaluation), the outputs of activation-bearing layers are kept, and the models
+    called are remembered. Each gradient call closes a forward pass: an optimizer update then
+    `take`s the outputs of its layers from the forward pass before it. The layer's own result
+    is returned untouched.
+
+    Which layers an optimizer's checks watch is decided at its first update (`sites`): those of
+    the models whose trainable variables it updates (a GAN's generator optimizer does not watch
+    the discriminator), and watched layers holding its variables (layers used without a model).
+    """
+
+    def __init__(self) -> None:
+        # (layer, output) recorded since the latest gradient call, and those of the forward
+        # pass(es) before it, which the next updates take from.
+        self._recent: list[tuple[Any, tf.Tensor]] = []
+        self._forward: list[tuple[Any, tf.Tensor]] = []
+        self._models: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+        self._original: Any = None
+
+    def install(self) -> None:
+        """Wraps `keras.layers.Layer.__call__` (once) to record while a tape records."""
+        if self._original is not None:
+            return
+        original = self._original = keras.layers.Layer.__call__
+        tap = self
+
+        def __call__(layer: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N807
+            result = original(layer, *args, **kwargs)
+            if _tape_record.could_possibly_record():
+                tap._record(layer, result)
+            return result
+
+        keras.layers.Layer.__call__ = __call__
+
+    def uninstall(self) -> None:
+        """Restores `keras.layers.Layer.__call__`."""
+        if self._original is not None:
+            keras.layers.Layer.__call__ = self._original
+            self._original = None
+
+    def _record(self, layer: Any, result: Any) -> None:
+        if isinstance(layer, keras.Model):
+            self._models[id(layer)] = layer
+        elif tf.is_tensor(result) and _kind(layer) is not None:
+            self._recent.append((layer, result))
+
+    def on_gradient(self) -> None:
+        """A gradient call: what was recorded since the last one is the forward pass to take.
+
+        A second gradient call on the same forward pass (a persistent tape) keeps it.
+        """
+        if self._recent:
+            self._forward, self._recent = self._recent, []
+
+    def sites(self, variables: Sequence[Any], model_name: str = "") -> tuple[list[Any], list[Site]]:
+        """The layers an update of `variables` watches, in model order, and their sites."""
+        trained = {id(v) for v in variables}
+
+        def trains(layer: Any) -> bool:
+            return any(id(v) in trained for v in getattr(layer, "trainable_variables", ()))
+
+        candidates: dict[int, tuple[Any, str]] = {}
+        for model in list(self._models.values()):
+            if trains(model):
+                for layer, kind in watched_layers(model):
+                    candidates.setdefault(id(layer), (layer, kind))
+        for layer, _ in self._forward:
+            own = _kind(layer)
+            if own is not None and trains(layer):
+                candidates.setdefault(id(layer), (layer, own))
+        layers, sites = [], []
+        for layer, kind in candidates.values():
+            seen = [t for each, t in self._forward if each is layer]
+            site = _site(layer, kind, seen, model_name)
+            if site is not None:
+                layers.append(layer)
+                sites.append(site)
+        return layers, sites
+
+    def take(self, layers: Sequence[Any], sites: Sequence[Site]) -> tuple[Any, ...]:
+        """The outputs of `layers` in the forward pass before the latest gradient call.
+
+        Only outputs of the current graph (or eager ones, when eager) are usable; the taken
+        layers' outputs are forgotten.
+        """
+        graph = _current_graph()
+        wanted = {id(layer) for layer in layers}
+        outputs: dict[int, list[tf.Tensor]] = {id(layer): [] for layer in layers}
+        for layer, t in self._forward:
+            if id(layer) in wanted and getattr(t, "graph", None) is graph:
+                outputs[id(layer)].append(t)
+        self._forward = [(layer, t) for layer, t in self._forward if id(layer) not in wanted]
+        return flatten_outputs([outputs[id(layer)] for layer in layers], sites)

@@ -655,12 +655,14 @@ class ActivationHealth(Check):
     Watches the outputs of the model's activation-bearing layers (Dense/Conv with a ReLU,
     sigmoid or tanh activation, `Activation`, `ReLU`) in the training forward pass itself: no
     second forward pass, outputs and gradients unchanged. Layers with `trainable=False` (a
-    frozen base) are not watched. `TrainStep` and the guard decorator given the model (and the
-    checks as a list) capture activations; under `gradguard run` or a multi-replica strategy
-    this check has nothing to see and stays silent.
+    frozen base) are not watched. `TrainStep`, the guard decorator given the model (and the
+    checks as a list), and ``gradguard run --activations`` (each optimizer watches the model it
+    trains) capture activations; under a multi-replica strategy, or under the guard without the
+    model, this check has nothing to see and stays silent.
 
-    * **Dead units.** Per ReLU unit (last axis: units or channels), the last step on which it
-      was non-zero for at least one example (any position). A unit silent for the last `window`
+    * **Dead units.** Per ReLU unit (last axis: units or channels; axis 1 for a
+      ``channels_first`` convolution), the last step on which it was non-zero for at least one
+      example (any position). A unit silent for the last `window`
       steps is dead: it gets no gradient, so it cannot recover. A layer is reported when at
       least `dead_fraction` of its units are dead; a modest share of units inactive on a batch,
       sparse inputs, or dropout (applied after the watched output) are normal and stay silent.
