@@ -324,13 +324,10 @@ class Tap:
         self._recent: list[tuple[Any, tf.Tensor]] = []
         self._forward: list[tuple[Any, tf.Tensor]] = []
         self._models: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
-        self._original: Any = None
 
     def install(self) -> None:
-        """Wraps `keras.layers.Layer.__call__` (once) to record while a tape records."""
-        if self._original is not None:
-            return
-        original = self._original = keras.layers.Layer.__call__
+        """Wraps `keras.layers.Layer.__call__` to record while a tape records (for good)."""
+        original = keras.layers.Layer.__call__
         tap = self
 
         def __call__(layer: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N807
@@ -340,12 +337,6 @@ class Tap:
             return result
 
         keras.layers.Layer.__call__ = __call__
-
-    def uninstall(self) -> None:
-        """Restores `keras.layers.Layer.__call__`."""
-        if self._original is not None:
-            keras.layers.Layer.__call__ = self._original
-            self._original = None
 
     def _record(self, layer: Any, result: Any) -> None:
         if isinstance(layer, keras.Model):

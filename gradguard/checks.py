@@ -663,10 +663,10 @@ class ActivationHealth(Check):
 
     * **Dead units.** Per ReLU unit (last axis: units or channels; axis 1 for a
       ``channels_first`` convolution), the last step on which it was non-zero for at least one
-      example (any position). A unit silent for the last `window`
-      steps is dead: it gets no gradient, so it cannot recover. A layer is reported when at
-      least `dead_fraction` of its units are dead; a modest share of units inactive on a batch,
-      sparse inputs, or dropout (applied after the watched output) are normal and stay silent.
+      example (any position). A unit silent for the last `window` steps is dead: it gets no
+      gradient, so it cannot recover. A layer is reported when at least `dead_fraction` of its
+      units are dead; a modest share of units inactive on a batch, sparse inputs, or dropout
+      (applied after the watched output) are normal and stay silent.
     * **Saturation.** Per sigmoid/tanh layer, the fraction of outputs within `margin` of the
       limits (sigmoid below `margin` or above ``1 - margin``, ``|tanh|`` above ``1 - margin``,
       where the derivative is below about `margin`), as a moving average over about `window`
