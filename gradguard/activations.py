@@ -10,12 +10,23 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import keras
 import tensorflow as tf
+from tensorflow.python.eager import record as _tape_record
 
-__all__ = ["Recorder", "Site", "capture", "find_sites", "flatten_outputs", "watched_layers"]
+__all__ = [
+    "Recorder",
+    "Site",
+    "Tap",
+    "capture",
+    "find_sites",
+    "flatten_outputs",
+    "watched_layers",
+]
 
 # Activation functions by family: "relu" units can die (output exactly 0 for every input, so no
 # gradient reaches them); "sigmoid" and "tanh" units can saturate (derivative near 0).
@@ -40,12 +51,14 @@ class Site:
     Attributes:
       name: The layer's path without the model's name (``dense``), as in variable names.
       kind: ``"relu"`` (can die), ``"sigmoid"`` or ``"tanh"`` (can saturate).
-      units: Size of the last axis (units, channels): each is judged over every other axis.
+      units: Size of the unit axis (units, channels): each unit is judged over every other axis.
+      axis: The unit axis: -1 (the last), or 1 for a ``channels_first`` convolution.
     """
 
     name: str
     kind: str
     units: int
+    axis: int = -1
 
 
 def _kind(layer: Any) -> str | None:
@@ -62,6 +75,23 @@ def _kind(layer: Any) -> str | None:
     if not callable(activation):
         return None
     return _KINDS.get(getattr(activation, "__name__", ""))
+
+
+def _unit_axis(layer: Any) -> int:
+    """Where a layer's output holds its units: axis 1 for a ``channels_first`` convolution.
+
+    Element-wise layers (`Activation`, `ReLU`) do not know the layout of their input and are
+    judged on the last axis.
+    """
+    return 1 if getattr(layer, "data_format", None) == "channels_first" else -1
+
+
+def _size(output: Any, axis: int) -> int | None:
+    """The size of `output` along `axis`, if its shape says."""
+    shape = output.shape
+    if shape.rank is None or shape.rank < 2 or shape[axis] is None:
+        return None
+    return int(shape[axis])
 
 
 def _name(layer: Any, model_name: str) -> str:
@@ -147,10 +177,12 @@ def find_sites(model: Any, x: Any, call: Any, model_name: str = "") -> tuple[lis
         call(x)
     kept, sites = [], []
     for (layer, kind), out in zip(candidates, outputs):
-        if not out or out[0].shape.rank is None or out[0].shape[-1] is None:
+        axis = _unit_axis(layer)
+        units = _size(out[0], axis) if out else None
+        if units is None:
             continue
         kept.append(layer)
-        sites.append(Site(_name(layer, model_name), kind, int(out[0].shape[-1])))
+        sites.append(Site(_name(layer, model_name), kind, units, axis))
     return kept, sites
 
 
@@ -164,7 +196,7 @@ def flatten_outputs(
     """
     result: list[Any] = []
     for out, site in zip(outputs, sites):
-        rows = [tf.reshape(t, [-1, site.units]) for t in out]
+        rows = [tf.reshape(_units_last(t, site.axis), [-1, site.units]) for t in out]
         if not rows:
             result.append(None)
         else:
@@ -172,19 +204,37 @@ def flatten_outputs(
     return tuple(result)
 
 
+def _units_last(output: tf.Tensor, axis: int) -> tf.Tensor:
+    """`output` with its unit axis moved last (a copy only for ``channels_first``)."""
+    rank = output.shape.rank
+    if axis == -1 or rank is None or axis == rank - 1:
+        return output
+    return tf.transpose(output, [i for i in range(rank) if i != axis] + [axis])
+
+
 def _units(layer: Any, outputs: Sequence[tf.Tensor]) -> int | None:
-    """Size of a layer output's last axis: from an output seen, else from the layer."""
-    if outputs and outputs[0].shape.rank and outputs[0].shape[-1] is not None:
-        return int(outputs[0].shape[-1])
+    """Size of a layer output's unit axis: from an output seen, else from the layer."""
+    axis = _unit_axis(layer)
+    if outputs:
+        size = _size(outputs[0], axis)
+        if size is not None:
+            return size
     for attribute in ("units", "filters"):
         size = getattr(layer, attribute, None)
         if isinstance(size, int):
             return size
     try:
-        size = layer.output.shape[-1]  # a built Sequential or functional model's layer
+        size = layer.output.shape[axis]  # a built Sequential or functional model's layer
     except (AttributeError, ValueError, IndexError, TypeError):
         return None
     return int(size) if size is not None else None
+
+
+def _site(layer: Any, kind: str, outputs: Sequence[tf.Tensor], model_name: str) -> Site | None:
+    units = _units(layer, outputs)
+    if units is None:
+        return None
+    return Site(_name(layer, model_name), kind, units, _unit_axis(layer))
 
 
 class Recorder:
@@ -228,9 +278,9 @@ class Recorder:
         if self.sites is None:
             kept = []
             for (layer, kind), out in zip(self._candidates, self._outputs):
-                units = _units(layer, out)
-                if units is not None:
-                    kept.append((layer, Site(_name(layer, self._model_name), kind, units), out))
+                site = _site(layer, kind, out, self._model_name)
+                if site is not None:
+                    kept.append((layer, site, out))
             self.sites = [site for _, site, _ in kept]
             self._layers = [layer for layer, _, _ in kept]
             self._outputs = [out for _, _, out in kept]
@@ -240,9 +290,104 @@ class Recorder:
         """The outputs captured in this graph since the last take, per site; then forgets them."""
         if not self.sites:
             return ()
-        graph = tf.compat.v1.get_default_graph() if tf.inside_function() else None
+        graph = _current_graph()
         # Outputs of another graph (a forward pass traced apart from the update) cannot be used.
         usable = [[t for t in out if getattr(t, "graph", None) is graph] for out in self._outputs]
         for out in self._outputs:
             out.clear()
         return flatten_outputs(usable, self.sites)
+
+
+def _current_graph() -> Any:
+    """The graph being traced, or None when running eagerly."""
+    return tf.compat.v1.get_default_graph() if tf.inside_function() else None
+
+
+class Tap:
+    """Records watched layer outputs process-wide, for `gradguard run --activations`.
+
+    The model is not known in advance there, so `install` wraps `keras.layers.Layer.__call__`
+    for the whole process: while a `tf.GradientTape` records (a training forward pass; not
+    inference or evaluation), the outputs of activation-bearing layers are kept, and the models
+    called are remembered. Each gradient call closes a forward pass: an optimizer update then
+    `take`s the outputs of its layers from the forward pass before it. The layer's own result
+    is returned untouched.
+
+    Which layers an optimizer's checks watch is decided at its first update (`sites`): those of
+    the models whose trainable variables it updates (a GAN's generator optimizer does not watch
+    the discriminator), and watched layers holding its variables (layers used without a model).
+    """
+
+    def __init__(self) -> None:
+        # (layer, output) recorded since the latest gradient call, and those of the forward
+        # pass(es) before it, which the next updates take from.
+        self._recent: list[tuple[Any, tf.Tensor]] = []
+        self._forward: list[tuple[Any, tf.Tensor]] = []
+        self._models: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+
+    def install(self) -> None:
+        """Wraps `keras.layers.Layer.__call__` to record while a tape records (for good)."""
+        original = keras.layers.Layer.__call__
+        tap = self
+
+        def __call__(layer: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N807
+            result = original(layer, *args, **kwargs)
+            if _tape_record.could_possibly_record():
+                tap._record(layer, result)
+            return result
+
+        keras.layers.Layer.__call__ = __call__
+
+    def _record(self, layer: Any, result: Any) -> None:
+        if isinstance(layer, keras.Model):
+            self._models[id(layer)] = layer
+        elif tf.is_tensor(result) and _kind(layer) is not None:
+            self._recent.append((layer, result))
+
+    def on_gradient(self) -> None:
+        """A gradient call: what was recorded since the last one is the forward pass to take.
+
+        A second gradient call on the same forward pass (a persistent tape) keeps it.
+        """
+        if self._recent:
+            self._forward, self._recent = self._recent, []
+
+    def sites(self, variables: Sequence[Any], model_name: str = "") -> tuple[list[Any], list[Site]]:
+        """The layers an update of `variables` watches, in model order, and their sites."""
+        trained = {id(v) for v in variables}
+
+        def trains(layer: Any) -> bool:
+            return any(id(v) in trained for v in getattr(layer, "trainable_variables", ()))
+
+        candidates: dict[int, tuple[Any, str]] = {}
+        for model in list(self._models.values()):
+            if trains(model):
+                for layer, kind in watched_layers(model):
+                    candidates.setdefault(id(layer), (layer, kind))
+        for layer, _ in self._forward:
+            own = _kind(layer)
+            if own is not None and trains(layer):
+                candidates.setdefault(id(layer), (layer, own))
+        layers, sites = [], []
+        for layer, kind in candidates.values():
+            seen = [t for each, t in self._forward if each is layer]
+            site = _site(layer, kind, seen, model_name)
+            if site is not None:
+                layers.append(layer)
+                sites.append(site)
+        return layers, sites
+
+    def take(self, layers: Sequence[Any], sites: Sequence[Site]) -> tuple[Any, ...]:
+        """The outputs of `layers` in the forward pass before the latest gradient call.
+
+        Only outputs of the current graph (or eager ones, when eager) are usable; the taken
+        layers' outputs are forgotten.
+        """
+        graph = _current_graph()
+        wanted = {id(layer) for layer in layers}
+        outputs: dict[int, list[tf.Tensor]] = {id(layer): [] for layer in layers}
+        for layer, t in self._forward:
+            if id(layer) in wanted and getattr(t, "graph", None) is graph:
+                outputs[id(layer)].append(t)
+        self._forward = [(layer, t) for layer, t in self._forward if id(layer) not in wanted]
+        return flatten_outputs([outputs[id(layer)] for layer in layers], sites)

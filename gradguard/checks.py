@@ -655,15 +655,18 @@ class ActivationHealth(Check):
     Watches the outputs of the model's activation-bearing layers (Dense/Conv with a ReLU,
     sigmoid or tanh activation, `Activation`, `ReLU`) in the training forward pass itself: no
     second forward pass, outputs and gradients unchanged. Layers with `trainable=False` (a
-    frozen base) are not watched. `TrainStep` and the guard decorator given the model (and the
-    checks as a list) capture activations; under `gradguard run` or a multi-replica strategy
-    this check has nothing to see and stays silent.
+    frozen base) are not watched. `TrainStep`, the guard decorator given the model (and the
+    checks as a list), and ``gradguard run --activations`` (each optimizer watches the model it
+    trains) capture activations; under a multi-replica strategy, or under the guard without the
+    model, this check has nothing to see and stays silent. ``gradguard inspect`` judges dead
+    units again from the logged ``gradguard_dead_units/<layer>`` scalars (`judge_logged`).
 
-    * **Dead units.** Per ReLU unit (last axis: units or channels), the last step on which it
-      was non-zero for at least one example (any position). A unit silent for the last `window`
-      steps is dead: it gets no gradient, so it cannot recover. A layer is reported when at
-      least `dead_fraction` of its units are dead; a modest share of units inactive on a batch,
-      sparse inputs, or dropout (applied after the watched output) are normal and stay silent.
+    * **Dead units.** Per ReLU unit (last axis: units or channels; axis 1 for a
+      ``channels_first`` convolution), the last step on which it was non-zero for at least one
+      example (any position). A unit silent for the last `window` steps is dead: it gets no
+      gradient, so it cannot recover. A layer is reported when at least `dead_fraction` of its
+      units are dead; a modest share of units inactive on a batch, sparse inputs, or dropout
+      (applied after the watched output) are normal and stay silent.
     * **Saturation.** Per sigmoid/tanh layer, the fraction of outputs within `margin` of the
       limits (sigmoid below `margin` or above ``1 - margin``, ``|tanh|`` above ``1 - margin``,
       where the derivative is below about `margin`), as a moving average over about `window`
@@ -812,33 +815,70 @@ class ActivationHealth(Check):
             return []
         results = []
         for name, (fraction, since) in self.dead(state).items():
-            if fraction < self.dead_fraction:
-                continue
             site = next(s for s in self.sites if s.name == name)
-            began = "from the first step" if since <= 0 else f"from step {since}"
-            variables = (
-                self.layout.variables_of([self.layout.layers.index(name)])
-                if name in self.layout.layers
-                else (name,)
-            )
-            message = (
-                f"{fraction:.0%} of the ReLU units of {name} ({round(fraction * site.units)} of "
-                f"{site.units}) are dead, zero for every example for at least the last "
-                f"{self.window} steps (dying {began} on): they get no gradient and never "
-                "recover. Likely "
-                "causes: a learning rate too high, an outlier batch, or the bias "
-                "initialization; use LeakyReLU or ELU, a lower learning rate (or clipping), "
-                "and normalized inputs."
-            )
-            details = {
-                "layer": name,
-                "dead_fraction": fraction,
-                "units": site.units,
-                "since_step": since,
-                "window": self.window,
-            }
-            results.append(Finding("dead-units", message, context.step, variables, details=details))
+            finding = self._dead_units(name, fraction, context, units=site.units, since=since)
+            if finding is not None:
+                results.append(finding)
         return results
+
+    def judge_logged(self, fractions: Mapping[str, float], context: Context) -> list[Finding]:
+        """`dead-units` from logged dead fractions per layer (``gradguard inspect``).
+
+        Args:
+          fractions: Per layer, the ``gradguard_dead_units/<layer>`` value at the latest
+            logged step. The live run computed it with its own `window`; this check's
+            `dead_fraction` decides.
+          context: The step judged at.
+
+        Returns:
+          One finding per layer at or above `dead_fraction` (the unit count and the step the
+          units died at are not logged, so the message leaves them out).
+        """
+        results = []
+        for name, fraction in fractions.items():
+            finding = self._dead_units(name, fraction, context)
+            if finding is not None:
+                results.append(finding)
+        return results
+
+    def _dead_units(
+        self,
+        name: str,
+        fraction: float,
+        context: Context,
+        units: int | None = None,
+        since: int | None = None,
+    ) -> Finding | None:
+        """The `dead-units` finding for one layer output, if `fraction` reaches the threshold."""
+        if not fraction >= self.dead_fraction:  # also False for NaN
+            return None
+        count = "" if units is None else f" ({round(fraction * units)} of {units})"
+        began = ""
+        if since is not None:
+            began = (
+                " (dying from the first step on)"
+                if since <= 0
+                else f" (dying from step {since} on)"
+            )
+        message = (
+            f"{fraction:.0%} of the ReLU units of {name}{count} are dead, zero for every example "
+            f"for at least the last {self.window} steps{began}: they get no gradient and never "
+            "recover. Likely causes: a learning rate too high, an outlier batch, or the bias "
+            "initialization; use LeakyReLU or ELU, a lower learning rate (or clipping), and "
+            "normalized inputs."
+        )
+        layout = getattr(self, "layout", None)
+        variables = (
+            layout.variables_of([layout.layers.index(name)])
+            if layout is not None and name in layout.layers
+            else (name,)
+        )
+        details: dict[str, Any] = {"layer": name, "dead_fraction": fraction, "window": self.window}
+        if units is not None:
+            details["units"] = units
+        if since is not None:
+            details["since_step"] = since
+        return Finding("dead-units", message, context.step, variables, details=details)
 
 
 def default_checks() -> list[Check]:

@@ -30,6 +30,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--every", type=_positive_int, default=100, metavar="N", help="steps between reads"
     )
+    run.add_argument(
+        "--activations",
+        action="store_true",
+        help="also watch the activations of the trained models: dead ReLU units, saturated "
+        "sigmoid/tanh (off by default: up to ~10%% slower per step on a CNN)",
+    )
     run.add_argument("script", help="the Python training script")
     run.add_argument("args", nargs=argparse.REMAINDER, help="the script's own arguments")
 
@@ -76,7 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gradguard import runner
 
         return runner.run_script(
-            args.script, args.args, json_path=args.json, log_dir=args.log_dir, every=args.every
+            args.script,
+            args.args,
+            json_path=args.json,
+            log_dir=args.log_dir,
+            every=args.every,
+            activations=args.activations,
         )
     if args.command == "inspect":
         from gradguard import events

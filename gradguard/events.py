@@ -4,7 +4,9 @@
 a file cut short by a crash is read up to the damage, with a warning. `inspect(logdir)` turns
 each run's gradguard scalars into a summary and into findings. The findings come from the live
 checks' own judging code: each check's state is rebuilt from the logged series and handed to
-`Check.judge`, the function the live check calls on its variables' values.
+`Check.judge`, the function the live check calls on its variables' values. Dead units are the
+exception: the per-unit state is not logged, so `ActivationHealth.judge_logged` judges the
+logged dead share per layer, with the same message.
 
 What inspect sees is what was logged: one sample every `every` steps, per layer (or per
 variable). So the state it rebuilds is that of a check that ran on the logged steps only: exact
@@ -642,9 +644,14 @@ def _judge(table: _Table, checks: Sequence[checks_lib.Check]) -> tuple[Report, l
     """
     judged = []
     not_judged = []
+    # Dead units are judged from the logged per-layer fractions, not from a rebuilt state
+    # (that holds the last step each unit fired, which is not logged).
+    activation_checks = [c for c in checks if isinstance(c, checks_lib.ActivationHealth)]
     for check in checks:
         rebuild = next((f for t, f in _REBUILDERS.items() if isinstance(check, t)), None)
-        if rebuild is None:
+        if isinstance(check, checks_lib.ActivationHealth):
+            check.layout = table.layout
+        elif rebuild is None:
             not_judged.append(type(check).__name__)
         else:
             check.layout = table.layout
@@ -662,7 +669,23 @@ def _judge(table: _Table, checks: Sequence[checks_lib.Check]) -> tuple[Report, l
         for check, rebuild in judged:
             for finding in check.judge(rebuild(check, view), context):
                 report.add(finding)
+        fractions = _dead_fractions(view) if activation_checks else {}
+        for check in activation_checks:
+            for finding in check.judge_logged(fractions, context):
+                report.add(finding)
     return report, not_judged
+
+
+def _dead_fractions(table: _Table) -> dict[str, float]:
+    """Per layer, the logged ``gradguard_dead_units/<layer>`` at its latest logged step."""
+    prefix = sinks.DEAD_UNITS + "/"
+    fractions = {}
+    for tag in table.run.scalars:
+        if tag.startswith(prefix):
+            values, present = table.column(tag)
+            if present.any():
+                fractions[tag[len(prefix) :]] = float(values[present][-1])
+    return fractions
 
 
 def _logged_findings(run: Run) -> list[tuple[int, str, str]]:
@@ -680,7 +703,8 @@ def inspect(logdir: str, checks: Iterable[checks_lib.Check] | None = None) -> In
 
     Args:
       logdir: A log directory (searched recursively) or one event file.
-      checks: Checks to judge with (their thresholds apply); default `default_checks()`.
+      checks: Checks to judge with (their thresholds apply); default `default_checks()` and
+        `ActivationHealth()` (dead units, from ``gradguard_dead_units/<layer>`` where logged).
 
     Returns:
       An `Inspection`: per run, a summary, the findings and any reading warnings.
@@ -688,7 +712,9 @@ def inspect(logdir: str, checks: Iterable[checks_lib.Check] | None = None) -> In
     Raises:
       LogDirError: if `logdir` does not exist or holds no event files.
     """
-    checks = checks_lib.default_checks() if checks is None else list(checks)
+    if checks is None:
+        checks = [*checks_lib.default_checks(), checks_lib.ActivationHealth()]
+    checks = list(checks)
     ratio_check = next(
         (c for c in checks if isinstance(c, checks_lib.UpdateRatio)), checks_lib.UpdateRatio()
     )

@@ -134,6 +134,10 @@ class Guard:
             and any(getattr(c, "watches_activations", False) for c in checks or ())
             else None
         )
+        # Under `instrument_process` with a check that watches activations: the process-wide
+        # layer tap, and per optimizer the layers and sites its checks watch.
+        self._tap: activations_lib.Tap | None = None
+        self._tapped: dict[int, tuple[list[Any], list[activations_lib.Site]]] = {}
         self._cores: dict[int, StepCore] = {}
         self._calls = 0  # host-side calls of the guarded function
         self._pending: list[findings_lib.Finding] = []
@@ -188,9 +192,18 @@ class Guard:
                 object.__delattr__(optimizer, "apply")
 
     def instrument_process(self) -> None:
-        """Routes every gradient call and every Keras optimizer update through this guard."""
+        """Routes every gradient call and every Keras optimizer update through this guard.
+
+        With a check that watches activations (`checks.ActivationHealth`), the outputs of
+        activation-bearing layers are also recorded process-wide in the training forward pass
+        (`activations.Tap`), and each optimizer's checks see those of the model it trains.
+        """
         global _PROCESS_WIDE
         _PROCESS_WIDE = True
+        checks = self._checks() if callable(self._checks) else self._checks
+        if any(getattr(c, "watches_activations", False) for c in checks or ()):
+            self._tap = activations_lib.Tap()
+            self._tap.install()
         _ACTIVE.insert(0, self)
         tf.GradientTape.gradient = _gradient
 
@@ -235,6 +248,8 @@ class Guard:
             take()
 
     def _on_gradient(self, tape: Any, target: Any, sources: Any, result: Any) -> None:
+        if self._tap is not None:
+            self._tap.on_gradient()
         flat_sources = tf.nest.flatten(sources)
         flat_result = tf.nest.flatten(result) if result is not None else [None] * len(flat_sources)
         pairs = [(s, g) for s, g in zip(flat_sources, flat_result) if _is_variable(s)]
@@ -311,9 +326,17 @@ class Guard:
             and getattr(loss, "graph", None) is not tf.compat.v1.get_default_graph()
         ):
             loss = tf.constant(0.0)  # not known: the loss checks see a constant and stay silent
-        recorder = self._recorder if optimizer is _inner(self.optimizer) else None
-        core.update(loss, full, absent, recorder.take() if recorder is not None else ())
+        core.update(loss, full, absent, self._activations(optimizer))
         return None
+
+    def _activations(self, optimizer: Any) -> tuple[Any, ...]:
+        """The watched layer outputs of the forward pass before this update, one per site."""
+        if self._recorder is not None and optimizer is _inner(self.optimizer):
+            return self._recorder.take()
+        tapped = self._tapped.get(id(optimizer))
+        if self._tap is not None and tapped is not None and tapped[1]:
+            return self._tap.take(*tapped)
+        return ()
 
     def _note_partial_none(self, variables: list[Any], without: list[Any]) -> None:
         """`none-gradient` for None gradients passed to the optimizer, when a break is known.
@@ -344,11 +367,16 @@ class Guard:
                     "returning a fresh list, e.g. checks=gradguard.checks.default_checks."
                 )
             checks = self._checks() if callable(self._checks) else self._checks
-            if self._recorder is not None and checks is not None:
+            watchers = [c for c in checks or () if getattr(c, "watches_activations", False)]
+            if watchers and self._recorder is not None:
                 sites = self._recorder.fix_sites()
-                for check in checks:
-                    if getattr(check, "watches_activations", False):
-                        check.watch(sites)
+            elif watchers and self._tap is not None and not _multi_replica():
+                layers, sites = self._tap.sites(variables, self._model_name(variables))
+                self._tapped[id(optimizer)] = (layers, sites)
+            else:
+                sites = []  # nothing to capture: the check stays silent
+            for check in watchers:
+                check.watch(sites)
             options = dict(self._core_options)
             if options["log_dir"] is not None and (self.optimizer is None or self._cores):
                 options["log_dir"] = f"{options['log_dir']}/{optimizer.name}"
@@ -479,6 +507,14 @@ class Guard:
 
 
 _PROCESS_WIDE = False
+
+
+def _multi_replica() -> bool:
+    """Whether the update runs under a strategy with several replicas.
+
+    Each replica would see only its slice of the batch: activations are not watched there.
+    """
+    return tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1
 
 
 def _listener() -> Guard | None:

@@ -9,6 +9,7 @@ import traceback
 from collections.abc import Sequence
 
 from gradguard import checkpoint
+from gradguard import checks as checks_lib
 from gradguard import findings as findings_lib
 from gradguard import transforms as transforms_lib
 from gradguard.guard import Guard
@@ -29,6 +30,11 @@ def _exit_status(code: object) -> int:
     return 1
 
 
+def _checks_with_activations() -> list[checks_lib.Check]:
+    """The default checks and `ActivationHealth`: fresh ones for each optimizer."""
+    return [*checks_lib.default_checks(), checks_lib.ActivationHealth()]
+
+
 def run_script(
     script: str,
     args: Sequence[str] = (),
@@ -36,6 +42,7 @@ def run_script(
     json_path: str | None = None,
     log_dir: str | None = None,
     every: int = 100,
+    activations: bool = False,
 ) -> int:
     """Runs `script` as `__main__` with every optimizer update and gradient call instrumented.
 
@@ -47,6 +54,10 @@ def run_script(
       json_path: Where to write the DESIGN.md JSON report.
       log_dir: TensorBoard directory for gradguard's statistics.
       every: Steps between statistics (and reads) per optimizer.
+      activations: Also watch the activations (`checks.ActivationHealth`: `dead-units`,
+        saturation): every guarded optimizer watches the activation-bearing layers of the
+        model(s) it trains, in the training forward pass. Off by default: it costs up to ~10%
+        per step on a CNN.
 
     Returns:
       The script's own exit status (1 for an uncaught exception); 2 if it cannot be run.
@@ -72,6 +83,7 @@ def run_script(
 
     guard = Guard(
         transform=transforms_lib.identity(),
+        checks=_checks_with_activations if activations else None,
         every=every,
         policy=_OBSERVE_ONLY,
         raise_errors=False,

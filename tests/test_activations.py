@@ -382,3 +382,75 @@ def test_gradient_accumulation_sees_the_updating_micro_batch() -> None:
     (dead,) = [f for f in report.findings if f.code == "dead-units"]
     assert dead.details["layer"] == "h"
     assert step.statistics()["dead_fraction/h"] == 1.0
+
+
+def channels_first_cnn(dead_channels: int) -> keras.Model:
+    """A channels_first conv with 8 channels, the first `dead_channels` biased far negative."""
+    keras.utils.set_random_seed(2)
+    bias = np.array([-50.0] * dead_channels + [0.0] * (8 - dead_channels), "float32")
+    conv = keras.layers.Conv2D(
+        8,
+        3,
+        data_format="channels_first",
+        activation="relu",
+        bias_initializer=keras.initializers.Constant(bias),
+        name="conv",
+    )
+    return keras.Sequential(
+        [keras.Input((2, 6, 6)), conv, keras.layers.Flatten()] + [keras.layers.Dense(1)]
+    )
+
+
+def image_data(n: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(n, 2, 6, 6)).astype("float32")
+    return x, x.mean(axis=(1, 2, 3))[:, None].astype("float32")
+
+
+def test_channels_first_conv_is_judged_per_channel(mode: str) -> None:
+    # Output (batch, 8 channels, 4, 4): judged on the last axis, the 4 columns would each look
+    # alive (the 2 live channels fire in every column) and the dead channels would be missed.
+    case = Case(
+        "channels-first", lambda: channels_first_cnn(6), keras.optimizers.SGD, data=image_data
+    )
+    step, report = run_case(case, mode, checks=watching())
+    (dead,) = [f for f in report.findings if f.code == "dead-units"]
+    assert dead.details["layer"] == "conv" and dead.details["units"] == 8
+    assert dead.details["dead_fraction"] == 0.75 and "(6 of 8)" in dead.message
+    (check,) = [c for c in step.core.checks if isinstance(c, ActivationHealth)]
+    assert [(s.name, s.units, s.axis) for s in check.sites] == [("conv", 8, 1)]
+    # Per channel, as NumPy sees it on the last batch: the last step each channel fired on.
+    x, _ = image_data()
+    fired = (np.asarray(step.model.layers[0](x)) > 0).any(axis=(0, 2, 3))
+    np.testing.assert_array_equal(fired, [False] * 6 + [True] * 2)
+    last = check.state()["act_last_active_0"]
+    np.testing.assert_array_equal(last, np.where(fired, case.steps - 1, -1))
+
+
+def test_channels_first_conv_healthy_is_silent(mode: str) -> None:
+    case = Case(
+        "channels-first", lambda: channels_first_cnn(0), keras.optimizers.SGD, data=image_data
+    )
+    step, report = run_case(case, mode, checks=watching())
+    assert "dead-units" not in codes(report)
+    assert step.statistics()["dead_fraction/conv"] == 0.0
+
+
+def test_channels_first_conv_under_the_guard() -> None:
+    x, y = image_data()
+    model = channels_first_cnn(6)
+    optimizer = keras.optimizers.SGD(1e-2)
+
+    @gradguard.guard(model, optimizer, checks=watching(), every=5, policy=WARN_ALL)
+    @tf.function
+    def train_step(x: Any, y: Any) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(y - model(x, training=True)))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    for _ in range(12):
+        train_step(x, y)
+    (dead,) = [f for f in train_step.report().findings if f.code == "dead-units"]
+    assert dead.details["units"] == 8 and dead.details["dead_fraction"] == 0.75

@@ -297,3 +297,63 @@ def test_event_files_from_another_tool(tmp_path: Path, capsys: pytest.CaptureFix
     assert "1 scalar tag(s), steps 0..2: epoch_loss" in out
     assert "1 other tag(s) (histograms): dense/kernel" in out
     assert "no gradguard tags found" in out
+
+
+def _half_dead_model(dead: int) -> keras.Model:
+    """`_model()` whose first layer has `dead` of its 16 ReLU units biased far negative."""
+    model = _model()
+    first = model.get_layer("first")
+    kernel, bias = first.get_weights()
+    bias[:dead] = -50.0
+    first.set_weights([kernel, bias])
+    return model
+
+
+@pytest.fixture(scope="module")
+def activation_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, gradguard.TrainStep]:
+    root = tmp_path_factory.mktemp("activations")
+    return {
+        name: _train(
+            root / name,
+            1e-2,
+            30,
+            model=_half_dead_model(dead),
+            checks=[*checks_lib.default_checks(), checks_lib.ActivationHealth()],
+        )
+        for name, dead in (("dead", 12), ("alive", 0))
+    }
+
+
+def test_dead_units_are_judged_from_the_logged_fractions(
+    activation_runs: dict[str, gradguard.TrainStep],
+) -> None:
+    root = os.path.dirname(activation_runs["dead"].core.sink.log_dir)  # type: ignore[attr-defined]
+    results = {r.run.name: r for r in events.inspect(root).results}
+    assert "dead-units" not in {f.code for f in results["alive"].report.findings}
+    (judged,) = [f for f in results["dead"].report.findings if f.code == "dead-units"]
+    (live,) = [f for f in activation_runs["dead"].report().findings if f.code == "dead-units"]
+    assert judged.details["layer"] == live.details["layer"] == "first"
+    assert judged.details["dead_fraction"] == live.details["dead_fraction"] == 0.75
+    # The live check's sentence, less what the scalars do not hold (unit count, first death).
+    assert live.message.startswith("75% of the ReLU units of first (12 of 16) are dead")
+    assert judged.message.startswith("75% of the ReLU units of first are dead")
+    shared = "zero for every example for at least the last 10 steps"
+    assert shared in live.message and shared in judged.message
+    assert judged.message.split(": ", 1)[1] == live.message.split(": ", 1)[1]
+    # First judged where the fraction first reached the threshold: the read at step 10 (step 9
+    # is the tenth step, the earliest a unit can have been silent for 10 steps).
+    assert judged.step == live.step == 10
+    assert judged.variables == ("first",)  # logged per layer: the layer is what is known
+    assert "ActivationHealth" not in results["dead"].not_judged
+
+
+def test_dead_units_threshold_is_inspects_own(
+    activation_runs: dict[str, gradguard.TrainStep], capsys: pytest.CaptureFixture[str]
+) -> None:
+    log_dir = activation_runs["dead"].core.sink.log_dir  # type: ignore[attr-defined]
+    stricter = events.inspect(log_dir, checks=[checks_lib.ActivationHealth(dead_fraction=0.8)])
+    assert stricter.results[0].report.findings == []
+    assert cli.main(["inspect", log_dir]) == 0
+    assert "warning dead-units at step 10: 75% of the ReLU units of first" in (
+        capsys.readouterr().out
+    )

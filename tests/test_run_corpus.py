@@ -40,6 +40,7 @@ class Bug:
       mentions: Per code, a phrase its message must contain (where the gradient chain broke).
       exit: The script's own exit status (1 when the bug makes Keras raise).
       wrong: Why gradguard does not get it right yet (the test is an expected failure).
+      options: `gradguard run` options the finding needs (``--activations``).
     """
 
     codes: tuple[str, ...]
@@ -47,6 +48,7 @@ class Bug:
     mentions: tuple[tuple[str, str], ...] = ()
     exit: int = 0
     wrong: str | None = None
+    options: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,10 +59,12 @@ class Healthy:
       false_error: Why gradguard wrongly reports an error here (an expected failure).
       false_warning: Why gradguard reports a warning here it should not (an expected failure
         of the "no finding at all" test only).
+      options: `gradguard run` options to run it with (``--activations``: silent there too).
     """
 
     false_error: str | None = None
     false_warning: str | None = None
+    options: tuple[str, ...] = ()
 
 
 BUGS: dict[str, Bug] = {
@@ -129,6 +133,16 @@ BUGS: dict[str, Bug] = {
         wrong="in an eager loop there is no graph to read the broadcast from: the guard sees "
         "only the finished loss value (the tf.function version is found).",
     ),
+    # dead-units, under `gradguard run --activations` (an inverted warmup kills the ReLUs)
+    "bug_dead_relu_warmup_inverted_eager.py": Bug(
+        ("dead-units",), mentions=(("dead-units", "dense_1"),), options=("--activations",)
+    ),
+    "bug_dead_relu_warmup_inverted_tf_function.py": Bug(
+        ("dead-units",), mentions=(("dead-units", "dense_1"),), options=("--activations",)
+    ),
+    "bug_dead_relu_warmup_inverted_fit.py": Bug(
+        ("dead-units",), mentions=(("dead-units", "dense_1"),), options=("--activations",)
+    ),
 }
 
 HEALTHY: dict[str, Healthy] = {
@@ -157,7 +171,28 @@ HEALTHY: dict[str, Healthy] = {
     ),
     "ok_mirrored_strategy_loop.py": Healthy(),
     "ok_warmup_from_zero.py": Healthy(),
+    # The same networks as the dead-ReLU bugs, warmup the right way round.
+    "ok_relu_warmup_tf_function.py": Healthy(options=("--activations",)),
+    "ok_relu_warmup_fit.py": Healthy(options=("--activations",)),
 }
+
+# Healthy scripts of other shapes, run again with --activations (and --log-dir): watching the
+# activations must not make them noisy. Each with the layer outputs its optimizers watch, as
+# logged: a CNN; a GAN (its discriminator has only LeakyReLUs); a base trained, then frozen
+# (the second optimizer watches nothing); a teacher, then a student; mixed precision; eager.
+WATCHED_HEALTHY: dict[str, set[str]] = {
+    "ok_model_fit.py": {"dead_units/conv2d", "dead_units/dense", "saturation/dense_1"},
+    "ok_gan_two_optimizers.py": {"dead_units/sequential/dense", "dead_units/sequential/dense_1"},
+    "ok_frozen_layer.py": {
+        "dead_units/base/dense",
+        "dead_units/base/dense_1",
+        "saturation/sequential/dense_2",
+    },
+    "ok_distillation_fit.py": {"dead_units/dense", "dead_units/student/dense_2"},
+    "ok_mixed_precision_fit.py": {"dead_units/dense", "dead_units/dense_1"},
+    "ok_custom_loop_eager.py": {"dead_units/dense"},
+}
+WATCHED_OPTIONS = ["--activations", "--log-dir", "tb"]
 
 
 # -- running scripts ---------------------------------------------------------------------------
@@ -203,6 +238,17 @@ def _env() -> dict[str, str]:
     env["CUDA_VISIBLE_DEVICES"] = ""
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def run_key(script: str, options: Sequence[str] = ()) -> str:
+    """The key of one run: the script and its `gradguard run` options."""
+    return " ".join([script, *options])
+
+
+def table_key(script: str) -> str:
+    """The run of a corpus script, with the options its table entry asks for."""
+    entry = BUGS.get(script) or HEALTHY.get(script)
+    return run_key(script, entry.options if entry else ())
 
 
 def gradguard_run(
@@ -281,6 +327,9 @@ def _contract_runs(root: Path) -> dict[str, Any]:
         "cli_every_zero": lambda: gradguard_run(
             root / "every_zero", SCRIPTS / "cli_never_trains.py", options=["--every", "0"]
         ),
+        "cli_dead_relu_without_activations": lambda: gradguard_run(
+            root / "dead_without_activations", SCRIPTS / DEAD_RELU
+        ),
     }
 
 
@@ -294,6 +343,12 @@ CONTRACT_NEEDS = {
     "test_cli_not_a_python_script": "cli_not_python",
     "test_cli_notebook_is_not_a_python_script": "cli_notebook",
     "test_cli_every_zero_is_a_usage_error": "cli_every_zero",
+    "test_cli_activations_are_off_without_the_flag": "cli_dead_relu_without_activations",
+}
+DEAD_RELU = "bug_dead_relu_warmup_inverted_tf_function.py"
+DEAD_RELU_TESTS = {
+    "test_cli_dead_units_in_the_json_report",
+    "test_cli_activations_are_off_without_the_flag",
 }
 
 
@@ -312,8 +367,11 @@ class Runs:
         if key in self.contract:
             self.futures[key] = self.pool.submit(self.contract[key])
         else:
-            workdir = self.root / key.removesuffix(".py")
-            self.futures[key] = self.pool.submit(gradguard_run, workdir, SCRIPTS / key)
+            script, *options = key.split(" ")
+            workdir = self.root / key.replace(".py", "").replace(" --", "-")
+            self.futures[key] = self.pool.submit(
+                gradguard_run, workdir, SCRIPTS / script, options=options
+            )
 
     def get(self, key: str) -> Run:
         self.submit(key)
@@ -328,9 +386,16 @@ def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         if getattr(item, "module", None) is not sys.modules[__name__]:
             continue
         params = getattr(getattr(item, "callspec", None), "params", {})
-        key = params.get("script") or CONTRACT_NEEDS.get(getattr(item, "originalname", ""))
-        if key:
-            the_runs.submit(key)
+        keys = [CONTRACT_NEEDS.get(getattr(item, "originalname", ""))]
+        if "script" in params:
+            keys.append(table_key(params["script"]))
+        if "watched" in params:
+            keys.append(run_key(params["watched"], WATCHED_OPTIONS))
+        if getattr(item, "originalname", "") in DEAD_RELU_TESTS:
+            keys.append(table_key(DEAD_RELU))
+        for key in keys:
+            if key:
+                the_runs.submit(key)
     yield the_runs
     the_runs.pool.shutdown(wait=False, cancel_futures=True)
 
@@ -375,6 +440,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "non-finite",
         "loss-not-decreasing",
         "loss-broadcast",
+        "dead-units",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}
     assert runtime_codes <= covered
@@ -383,7 +449,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
 @pytest.mark.parametrize("script", _params(BUGS, lambda bug: bug.wrong))
 def test_buggy_script_is_diagnosed(runs: Runs, script: str) -> None:
     bug = BUGS[script]
-    run = runs.get(script)
+    run = runs.get(table_key(script))
     context = run.describe()
     assert run.returncode == bug.exit, context
     found = run.codes()
@@ -398,7 +464,7 @@ def test_buggy_script_is_diagnosed(runs: Runs, script: str) -> None:
 
 @pytest.mark.parametrize("script", _params(HEALTHY, lambda ok: ok.false_error))
 def test_healthy_script_has_no_error(runs: Runs, script: str) -> None:
-    run = runs.get(script)
+    run = runs.get(table_key(script))
     context = run.describe()
     assert run.returncode == 0, context
     assert run.report["steps_observed"] > 0, context
@@ -408,10 +474,30 @@ def test_healthy_script_has_no_error(runs: Runs, script: str) -> None:
 
 @pytest.mark.parametrize("script", _params(HEALTHY, lambda ok: ok.false_error or ok.false_warning))
 def test_healthy_script_is_silent(runs: Runs, script: str) -> None:
-    run = runs.get(script)
+    run = runs.get(table_key(script))
     context = run.describe()
     assert run.returncode == 0, context
     assert not run.findings, f"healthy script got findings\n{context}"
+
+
+@pytest.mark.parametrize("watched", sorted(WATCHED_HEALTHY))
+def test_healthy_script_is_silent_with_activations(runs: Runs, watched: str) -> None:
+    from gradguard import events
+
+    assert not HEALTHY[watched].false_error and not HEALTHY[watched].false_warning
+    run = runs.get(run_key(watched, WATCHED_OPTIONS))
+    context = run.describe()
+    assert run.returncode == 0, context
+    assert run.report["steps_observed"] > 0, context
+    assert not run.findings, f"healthy script got findings under --activations\n{context}"
+    # Silent because the activations were seen healthy, not because none were watched.
+    tags = {
+        tag.removeprefix("gradguard_")
+        for logged in events.load_runs(str(run.json_path.parent / "tb"))
+        for tag in logged.scalars
+        if tag.startswith(("gradguard_dead_units/", "gradguard_saturation/"))
+    }
+    assert tags == WATCHED_HEALTHY[watched], context
 
 
 # -- the command-line contract -----------------------------------------------------------------
@@ -477,3 +563,26 @@ def test_cli_every_zero_is_a_usage_error(runs: Runs) -> None:
     assert run.returncode == 2, run.describe()
     assert "usage:" in run.stderr and "--every" in run.stderr, run.describe()
     assert not run.json_path.exists(), run.describe()
+
+
+def test_cli_dead_units_in_the_json_report(runs: Runs) -> None:
+    run = runs.get(table_key(DEAD_RELU))
+    context = run.describe()
+    (dead,) = [f for f in run.findings if f["code"] == "dead-units"]
+    assert dead["severity"] == "warning" and isinstance(dead["step"], int), context
+    assert dead["variables"] == ["dense_1/kernel", "dense_1/bias"], context
+    details = dead["details"]
+    assert details["layer"] == "dense_1" and details["units"] == 64, context
+    assert 0.6 <= details["dead_fraction"] <= 1.0, context
+    assert "dense_1" in dead["message"] and "LeakyReLU" in dead["message"], context
+    assert run.report["steps_observed"] == 192, context  # 3 epochs of 64 batches
+
+
+def test_cli_activations_are_off_without_the_flag(runs: Runs) -> None:
+    plain = runs.get("cli_dead_relu_without_activations")
+    watched = runs.get(table_key(DEAD_RELU))
+    assert plain.returncode == 0, plain.describe()
+    assert "dead-units" not in plain.codes(), plain.describe()
+    assert "dead-units" in watched.codes(), watched.describe()
+    # Watching changes nothing the script computes: the same losses, printed the same.
+    assert plain.stdout == watched.stdout and "epoch 2: loss" in plain.stdout, watched.describe()
