@@ -657,9 +657,11 @@ class ActivationHealth(Check):
     second forward pass, outputs and gradients unchanged. Layers with `trainable=False` (a
     frozen base) are not watched. `TrainStep`, the guard decorator given the model (and the
     checks as a list), and ``gradguard run --activations`` (each optimizer watches the model it
-    trains) capture activations; under a multi-replica strategy, or under the guard without the
-    model, this check has nothing to see and stays silent. ``gradguard inspect`` judges dead
-    units again from the logged ``gradguard_dead_units/<layer>`` scalars (`judge_logged`).
+    trains) capture activations. Under a multi-replica strategy `TrainStep` sums the replicas'
+    counts (a unit is alive if it fired on any replica's slice of the batch); the guard and
+    ``run`` do not watch there, nor the guard without the model: the check stays silent.
+    ``gradguard inspect`` judges dead units again from the logged
+    ``gradguard_dead_units/<layer>`` scalars (`judge_logged`).
 
     * **Dead units.** Per ReLU unit (last axis: units or channels; axis 1 for a
       ``channels_first`` convolution), the last step on which it was non-zero for at least one
@@ -725,26 +727,39 @@ class ActivationHealth(Check):
             return
         step = tf.cast(stats.step, tf.int64)
         decay = 2.0 / (self.window + 1)
-        fractions = []
         observed = [outputs is not None for outputs in stats.activations]
-        for i, (site, outputs, last) in enumerate(
-            zip(self.sites, stats.activations, self.last_active)
-        ):
+        # Per site, counts over this replica's examples: for a ReLU output, per unit, how many
+        # examples it fired for; for sigmoid/tanh, [saturated outputs, outputs].
+        counts: dict[int, tf.Tensor] = {}
+        for i, (site, outputs) in enumerate(zip(self.sites, stats.activations)):
             if outputs is None:  # not called on this step: nothing seen, nothing changes
-                fractions.append(self.saturation[i])
                 continue
             if site.kind == "relu":
                 # One reduction over the output (ReLU outputs are >= 0): the cheapest pass.
-                fired = tf.reduce_max(outputs, axis=0) > 0
-                last.assign(tf.where(fired, step, last))
-                fractions.append(tf.constant(0.0))
+                counts[i] = tf.cast(tf.reduce_max(outputs, axis=0) > 0, tf.float32)
                 continue
             a = tf.cast(outputs, tf.float32)
             # sigmoid: below margin or above 1 - margin; tanh: |a| above 1 - margin.
             centre, limit = (0.5, 0.5) if site.kind == "sigmoid" else (0.0, 1.0)
             flat = tf.abs(a - centre) > limit - self.margin
-            total = tf.maximum(tf.cast(tf.size(a), tf.float32), 1.0)
-            fractions.append(tf.reduce_sum(tf.cast(flat, tf.float32)) / total)
+            counts[i] = tf.stack(
+                [tf.reduce_sum(tf.cast(flat, tf.float32)), tf.cast(tf.size(a), tf.float32)]
+            )
+        replica = replicas.summing_replica_context()
+        if replica is not None and counts:
+            # Each replica saw its slice of the batch: a unit is alive if it fired on any.
+            keys = list(counts)
+            summed = replica.all_reduce(tf.distribute.ReduceOp.SUM, [counts[k] for k in keys])
+            counts = dict(zip(keys, summed))
+        fractions = []
+        for i, (site, last) in enumerate(zip(self.sites, self.last_active)):
+            if i not in counts:
+                fractions.append(self.saturation[i])
+            elif site.kind == "relu":
+                last.assign(tf.where(counts[i] > 0, step, last))
+                fractions.append(tf.constant(0.0))
+            else:
+                fractions.append(counts[i][0] / tf.maximum(counts[i][1], 1.0))
         fraction = tf.stack(fractions)
         first = tf.equal(self.seen, 0)
         self.saturation.assign(

@@ -100,7 +100,8 @@ class TrainStep:
         `gradguard.checks.ActivationHealth()` to watch the activations (`dead-units`,
         saturation): the outputs of the activation-bearing layers are then captured in the
         training forward pass, and the layers are found once, at the first call, with one
-        inference pass on its batch. Not under a multi-replica strategy.
+        inference pass on its batch. Under a multi-replica strategy the replicas' counts are
+        summed, so a unit is alive if it fired on any replica's slice.
       every: Steps between update measurements and TensorBoard scalars, and by default
         between host reads (default 100).
       read_every: Steps between host reads, where the checks are judged and findings raised or
@@ -223,7 +224,7 @@ class TrainStep:
         self._per_replica_jit = bool(
             jit_compile and strategy is not None and strategy.num_replicas_in_sync > 1
         )
-        self._gradients: Callable[..., tuple[tf.Tensor, list[Any]]] = (
+        self._gradients: Callable[..., tuple[tf.Tensor, list[Any], tuple[Any, ...]]] = (
             tf.function(self._loss_and_grads, jit_compile=True)
             if self._per_replica_jit
             else self._loss_and_grads
@@ -325,9 +326,6 @@ class TrainStep:
         watchers = [c for c in checks if getattr(c, "watches_activations", False)]
         if not watchers:
             return
-        # Replicas would each see a slice of the batch; capture is one-device only for now.
-        if self.strategy is not None and self.strategy.num_replicas_in_sync > 1:
-            return
         self._watched_layers, self._sites = activations_lib.find_sites(
             self.model,
             x,
@@ -419,7 +417,10 @@ class TrainStep:
             value += tf.add_n([tf.cast(r, tf.float32) for r in regularization]) / replicas
         return value
 
-    def _loss_and_grads(self, x: Any, y: Any, sample_weight: Any) -> tuple[tf.Tensor, list[Any]]:
+    def _loss_and_grads(
+        self, x: Any, y: Any, sample_weight: Any
+    ) -> tuple[tf.Tensor, list[Any], tuple[Any, ...]]:
+        """The loss, the gradients and the watched activations of one forward pass."""
         variables = self.core.variables
         try:
             with tf.GradientTape() as tape:
@@ -437,18 +438,18 @@ class TrainStep:
                 self._steps,
             )
             raise finding.error() from e
-        return loss, tape.gradient(scaled_loss, variables)
+        captured, self._captured = self._captured, ()
+        return loss, tape.gradient(scaled_loss, variables), captured
 
     def _step(self, x: Any, y: Any, sample_weight: Any) -> tf.Tensor:
         variables = self.core.variables
-        loss, grads = self._gradients(x, y, sample_weight)
+        loss, grads, captured = self._gradients(x, y, sample_weight)
         if all(g is None for g in grads) and self.core.policy["none-gradient"] == "raise":
             # Nothing could be trained: say why now, before XLA compiles or anything runs.
             causes = diagnose.chain_breaks(self._forward_loss, (x, y, sample_weight), variables)
             raise diagnose.none_gradient_finding(
                 self.core.layout.names, range(len(variables)), causes, self._steps
             ).error()
-        captured, self._captured = self._captured, ()
         if self.accumulate > 1:
             self._accumulate(loss, grads, captured)
         else:

@@ -60,6 +60,13 @@ def test_mirrored_findings_are_the_planted_ones(mirrored):
     assert mirrored["jit_clipped"]["mirrored"][1] == []
 
 
+def test_mirrored_activations_count_every_replicas_examples(mirrored):
+    # Unit 0 fires only on the second replica's slice: alive, as on one device.
+    single, replicated = mirrored["activations"]["single"], mirrored["activations"]["mirrored"]
+    assert single[0] == replicated[0] == 0.5
+    assert single[1] == replicated[1] == []  # half dead is below the 0.6 default
+
+
 def test_mirrored_bad_input_is_named(mirrored):
     errors = mirrored["bad_input"]
     assert "outside the strategy's scope" in errors["outside_scope"]

@@ -91,6 +91,38 @@ def guarded_user_step(strategy, lr, clip):
     return weights(net), sorted(step.report().codes())
 
 
+def activations(strategy):
+    """Unit 0 fires only on the second half of the batch (the second replica's slice); unit 1
+    never fires. Weights are held fixed (learning rate 0)."""
+    x = np.zeros((64, 2), "float32")
+    x[:, 0] = np.where(np.arange(64) < 32, -1.0, 1.0)
+    y = np.zeros((64, 1), "float32")
+    scope = strategy.scope() if strategy else tf.device("/cpu:0")
+    with scope:
+        net = keras.Sequential(
+            [
+                keras.Input((2,)),
+                keras.layers.Dense(
+                    2,
+                    activation="relu",
+                    kernel_initializer=keras.initializers.Constant([[1.0, -1.0], [0.0, 0.0]]),
+                    bias_initializer=keras.initializers.Constant([0.0, -100.0]),
+                    name="hidden",
+                ),
+                keras.layers.Dense(1),
+            ]
+        )
+        checks = [*gradguard.checks.default_checks(), gradguard.checks.ActivationHealth()]
+        step = gradguard.TrainStep(
+            net, keras.optimizers.SGD(0.0), "mse", checks=checks, every=5, policy=POLICY
+        )
+    for _ in range(12):
+        step(x, y)
+    report = step.report()
+    dead = [f.details for f in report.findings if f.code == "dead-units"]
+    return step.statistics()["dead_fraction/hidden"], dead
+
+
 def bad_input():
     errors = {}
     net = model()  # outside the scope
@@ -121,6 +153,7 @@ for name, lr, options in [
         "single": train_step(None, lr, **options),
         "mirrored": train_step(STRATEGY, lr, **options),
     }
+out["activations"] = {"single": activations(None), "mirrored": activations(STRATEGY)}
 out["guard"] = {
     "single": guarded_user_step(None, 0.05, 1.0),
     "mirrored": guarded_user_step(STRATEGY, 0.05, 1.0),
