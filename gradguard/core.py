@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from gradguard import checks as checks_lib
 from gradguard import findings as findings_lib
-from gradguard import replicas
+from gradguard import replicas, tracing
 from gradguard import sinks as sinks_lib
 from gradguard import transforms as transforms_lib
 
@@ -392,7 +392,7 @@ class StepCore:
         count = sum(len(v) for v in variables)
         if self._state_reader is None or self._state_reader[0] != count:
             # Rebuilt when a check adds state later (ActivationHealth, once it knows the layers).
-            reader = tf.function(
+            reader = tracing.own_function(
                 lambda: [{name: v.read_value() for name, v in d.items()} for d in variables]
             )
             self._state_reader = (count, reader)

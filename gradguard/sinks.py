@@ -43,7 +43,7 @@ from tensorboard.plugins.text import metadata as text_metadata
 from tensorflow.python.ops import control_flow_util
 
 from gradguard import checks as checks_lib
-from gradguard import replicas
+from gradguard import replicas, tracing
 from gradguard.findings import Finding
 
 __all__ = [
@@ -447,7 +447,7 @@ class StepRecorder:
         """Host side: writes what the step kept for later, then flushes the sink."""
         if self._xla and self._writers:
             if self._write_pending is None:
-                self._write_pending = tf.function(self._write_kept)
+                self._write_pending = tracing.own_function(self._write_kept)
             self._write_pending()
         if self._host_sinks:
             step = int(self._pending_step.numpy())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from unittest import mock
 
 import keras
@@ -66,6 +67,26 @@ def test_no_retracing_across_host_reads(mode):
     for _ in range(7):
         step(tf.constant(x), tf.constant(y))
     assert step.tracing_count == 1
+
+
+def test_many_train_steps_in_one_process_do_not_warn_of_retracing():
+    # A notebook cell run again, a sweep: each TrainStep traces once, which is no retracing.
+    messages: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("tensorflow")
+    logger.addHandler(handler)
+    try:
+        x, y = regression_data()
+        for _ in range(7):
+            step = gradguard.TrainStep(
+                mlp(), keras.optimizers.Adam(1e-3), keras.losses.MeanSquaredError(), every=1
+            )
+            step(x, y)
+            step(x, y)
+    finally:
+        logger.removeHandler(handler)
+    assert not [m for m in messages if "retracing" in m]
 
 
 def test_host_reads_only_every_n_steps():
