@@ -153,7 +153,7 @@ class StepCore:
                     self.sink,
                     self.layout,
                     per_variable=scalars_per_variable,
-                    learning_rate=lambda: self.optimizer.learning_rate,
+                    learning_rate=self._current_learning_rate,
                     every=every,
                     extra=[
                         item

@@ -334,7 +334,7 @@ class StepRecorder:
       sink: Where to write.
       layout: The variables' layout.
       per_variable: Per-variable scalars instead of per-layer ones.
-      learning_rate: Returns the optimizer's current learning rate (a float or tensor).
+      learning_rate: Returns the optimizer's current learning rate as a float32 tensor.
       every: The cadence, recorded in the config text.
       extra: More scalars, as (tag, function returning a float scalar tensor) pairs, read
         in-graph on cadence steps (e.g. `checks.ActivationHealth.scalars`).
@@ -427,7 +427,7 @@ class StepRecorder:
             stats = checks_lib.Stats(**dict(zip(fields, values)))
             # An applied update moved a schedule's step on: the step's rate is the one read
             # before it; a skipped one did not, so the current rate is the step's.
-            lr = tf.where(stats.applied, learning_rate, self._current_learning_rate())
+            lr = tf.where(stats.applied, learning_rate, self._learning_rate())
             scalars = self._values(stats, clipped, clipped_steps, lr, ~stats.applied)
             if keep:
                 self._pending.assign(scalars)
@@ -439,9 +439,6 @@ class StepRecorder:
         due = stats.measured & tf.equal(stats.step % self.every, 0)
         values = [tf.convert_to_tensor(getattr(stats, name)) for name in fields]
         replicas.run_if(due, measured, clipped, learning_rate, *values)
-
-    def _current_learning_rate(self) -> tf.Tensor:
-        return tf.cast(self._learning_rate(), tf.float32)
 
     def flush(self) -> None:
         """Host side: writes what the step kept for later, then flushes the sink."""
