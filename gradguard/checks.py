@@ -728,8 +728,9 @@ class ActivationHealth(Check):
         step = tf.cast(stats.step, tf.int64)
         decay = 2.0 / (self.window + 1)
         observed = [outputs is not None for outputs in stats.activations]
-        # Per site, counts over this replica's examples: for a ReLU output, per unit, how many
-        # examples it fired for; for sigmoid/tanh, [saturated outputs, outputs].
+        # Per site, counts this replica saw: for a ReLU output, per unit, 1 if it fired for any
+        # of its examples (summed over replicas: on how many it fired); for sigmoid/tanh,
+        # [saturated outputs, outputs].
         counts: dict[int, tf.Tensor] = {}
         for i, (site, outputs) in enumerate(zip(self.sites, stats.activations)):
             if outputs is None:  # not called on this step: nothing seen, nothing changes

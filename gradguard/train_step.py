@@ -221,18 +221,18 @@ class TrainStep:
         # TensorFlow compiles a step that synchronizes replicas (the gradient sum, the
         # optimizer's all-reduce) only when every device is a GPU, so the sum, the checks and
         # the update run as a graph around it.
-        self._per_replica_jit = bool(
+        per_replica_jit = bool(
             jit_compile and strategy is not None and strategy.num_replicas_in_sync > 1
         )
         self._gradients: Callable[..., tuple[tf.Tensor, list[Any], tuple[Any, ...]]] = (
             tracing.own_function(self._loss_and_grads, jit_compile=True)
-            if self._per_replica_jit
+            if per_replica_jit
             else self._loss_and_grads
         )
         if run_eagerly:
             self._fn: Callable[..., tf.Tensor] = step
         else:
-            whole_step_jit = jit_compile and not self._per_replica_jit
+            whole_step_jit = jit_compile and not per_replica_jit
             self._fn = tracing.own_function(step, jit_compile=whole_step_jit, reduce_retracing=True)
 
     @property
