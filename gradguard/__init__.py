@@ -30,8 +30,7 @@ from gradguard.transforms import (
     identity,
     skip_nonfinite,
 )
-
-__version__ = "0.1.0"
+from gradguard.version import __version__
 
 __all__ = [
     "CODES",

@@ -34,6 +34,7 @@ from absl import logging
 from gradguard import checks as checks_lib
 from gradguard import sinks
 from gradguard.findings import Report
+from gradguard.version import __version__
 
 __all__ = [
     "Inspection",
@@ -48,8 +49,6 @@ __all__ = [
     "plot",
     "read_event_file",
 ]
-
-_VERSION = "0.1.0"
 
 
 class LogDirError(ValueError):
@@ -563,7 +562,7 @@ class Inspection:
         """The ``--json`` form (strict JSON: non-finite numbers as "nan", "inf", "-inf")."""
         return _json_safe(
             {
-                "gradguard_version": _VERSION,
+                "gradguard_version": __version__,
                 "logdir": self.logdir,
                 "runs": [r.to_dict() for r in self.results],
             }

@@ -17,6 +17,8 @@ from typing import Any
 
 from absl import logging
 
+from gradguard.version import __version__
+
 __all__ = [
     "CODES",
     "GUIDE",
@@ -34,9 +36,6 @@ __all__ = [
     "pointer",
     "resolve_policy",
 ]
-
-# Kept here rather than imported from the package to avoid an import cycle.
-_VERSION = "0.1.0"
 
 # The troubleshooting guide: one section per code, anchored by the code itself.
 GUIDE = "docs/findings.md"
@@ -294,7 +293,7 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         """The DESIGN.md report: version, findings, steps observed."""
         return {
-            "gradguard_version": _VERSION,
+            "gradguard_version": __version__,
             "findings": [f.to_dict() for f in self._findings.values()],
             "steps_observed": int(self.steps_observed),
         }
