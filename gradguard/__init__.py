@@ -5,6 +5,7 @@ and the fix; what can be fixed (clipping, skipping non-finite updates) is fixed 
 """
 
 from gradguard import checkpoint, checks, sinks
+from gradguard.decorator import guard, model_report
 from gradguard.findings import (
     CODES,
     ActivationError,
@@ -18,7 +19,6 @@ from gradguard.findings import (
     Severity,
     UpdateError,
 )
-from gradguard.guard import guard, model_report
 from gradguard.train_step import TrainStep
 from gradguard.transforms import (
     GradientTransform,

@@ -7,21 +7,24 @@ TensorFlow or Keras upgrade that breaks one of these breaks this module, not the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import keras
 import tensorflow as tf
 from tensorflow.python.eager import record as _tape_record
 from tensorflow.python.framework import ops as _tf_ops
+from tensorflow.python.lib.io import tf_record as _tf_record
 from tensorflow.python.ops import control_flow_util as _control_flow_util
 
 __all__ = [
     "BASE_OPTIMIZER",
     "flatten_layers",
+    "function",
     "gradient_function",
     "in_xla_context",
     "optimizer_variables",
-    "own_retracing_key",
+    "record_reader",
     "strategy_supports_no_merge_call",
     "tape_is_recording",
 ]
@@ -51,6 +54,15 @@ def gradient_function(op: tf.Operation) -> Any:
     return _tf_ops.get_gradient_function(op)
 
 
+def record_reader(path: str) -> Any:
+    """A random-access reader of a TFRecord file (event files): ``read(offset)`` per record.
+
+    Unlike `tf.data.TFRecordDataset`, it says where a damaged record starts, so a file cut short
+    by a crash can be read up to the damage.
+    """
+    return _tf_record.tf_record_random_reader(path)
+
+
 def optimizer_variables(optimizer: Any) -> list[Any]:
     """The variables a built Keras optimizer was built for, in its own order."""
     return list(getattr(optimizer, "_trainable_variables", []))
@@ -73,12 +85,17 @@ class _RetracingKey:
     """A weak-referenceable identity for TensorFlow's retracing detector."""
 
 
-def own_retracing_key(function: Any) -> None:
-    """Gives a `tf.function` its own key in TensorFlow's "retracing" warning counter.
+def function(fn: Callable[..., Any], **options: Any) -> Any:
+    """``tf.function(fn, **options)`` whose traces are counted for this function alone.
 
-    The counter keys on the Python code object, so the functions of several gradguard objects
-    (notebook cells run again, sweeps) look like one function retracing. If the private
-    attribute is renamed, this does nothing and only the spurious warning comes back.
+    TensorFlow's "triggered tf.function retracing" warning counts traces per Python code object,
+    so the functions of several gradguard objects in one process (a notebook cell run again, a
+    sweep), each traced once, look like one function retracing, and TensorFlow warns after
+    five. With a key of its own, the warning still comes for real retracing of this function,
+    and only then. If the private attribute is renamed, this is plain `tf.function` and only the
+    spurious warning comes back.
     """
-    if hasattr(function, "_key_for_call_stats"):
-        function._key_for_call_stats = _RetracingKey()
+    traced = tf.function(fn, **options)
+    if hasattr(traced, "_key_for_call_stats"):
+        traced._key_for_call_stats = _RetracingKey()
+    return traced

@@ -16,7 +16,8 @@ from typing import Any
 
 import keras
 import tensorflow as tf
-from tensorflow.python.eager import record as _tape_record
+
+from gradguard import _compat
 
 __all__ = [
     "Recorder",
@@ -104,11 +105,8 @@ def _name(layer: Any, model_name: str) -> str:
 
 def watched_layers(model: Any) -> list[tuple[Any, str]]:
     """The model's layers whose outputs are watched, with their kind, in model order."""
-    flatten = getattr(model, "_flatten_layers", None)
-    if flatten is None:
-        return []
     found = []
-    for layer in flatten(include_self=True, recursive=True):
+    for layer in _compat.flatten_layers(model):
         kind = _kind(layer)
         if kind is not None:
             found.append((layer, kind))
@@ -304,14 +302,14 @@ def _current_graph() -> Any:
 
 
 class Tap:
-    """Records watched layer outputs process-wide, for `gradguard run --activations`.
+    """Records watched layer outputs process-wide, for ``gradguard run``.
 
-    The model is not known in advance there, so `install` wraps `keras.layers.Layer.__call__`
-    for the whole process: while a `tf.GradientTape` records (a training forward pass; not
-    inference or evaluation), the outputs of activation-bearing layers are kept, and the models
-    called are remembered. Each gradient call closes a forward pass: an optimizer update then
-    `take`s the outputs of its layers from the forward pass before it. The layer's own result
-    is returned untouched.
+    The model is not known in advance there: `instrument.tapping_layers` hands every Keras
+    layer's output computed while a `tf.GradientTape` records (a training forward pass; not
+    inference or evaluation) to `record`, which keeps the outputs of activation-bearing layers
+    and remembers the models called. Each gradient call closes a forward pass: an optimizer
+    update then `take`s the outputs of its layers from the forward pass before it. The layer's
+    own result is returned untouched.
 
     Which layers an optimizer's checks watch is decided at its first update (`sites`): those of
     the models whose trainable variables it updates (a GAN's generator optimizer does not watch
@@ -325,20 +323,8 @@ class Tap:
         self._forward: list[tuple[Any, tf.Tensor]] = []
         self._models: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
 
-    def install(self) -> None:
-        """Wraps `keras.layers.Layer.__call__` to record while a tape records (for good)."""
-        original = keras.layers.Layer.__call__
-        tap = self
-
-        def __call__(layer: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N807
-            result = original(layer, *args, **kwargs)
-            if _tape_record.could_possibly_record():
-                tap._record(layer, result)
-            return result
-
-        keras.layers.Layer.__call__ = __call__
-
-    def _record(self, layer: Any, result: Any) -> None:
+    def record(self, layer: Any, result: Any) -> None:
+        """Keeps one layer call's output (called by the process-wide layer patch)."""
         if isinstance(layer, keras.Model):
             self._models[id(layer)] = layer
         elif tf.is_tensor(result) and _kind(layer) is not None:

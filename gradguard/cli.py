@@ -1,8 +1,12 @@
-"""Command line: a thin argparse layer over the public functions (``gradguard --help``)."""
+"""Command line: a thin argparse layer over the public functions, and all of gradguard's printing.
+
+Library modules return what happened (a report, a result, a text); this module prints it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 
@@ -31,10 +35,19 @@ def _parser() -> argparse.ArgumentParser:
         "--every", type=_positive_int, default=100, metavar="N", help="steps between reads"
     )
     run.add_argument(
+        "--no-activations",
+        dest="activations",
+        action="store_false",
+        help="do not watch the activations of the trained models (dead ReLU units, saturated "
+        "sigmoid/tanh), which a diagnostic run does by default",
+    )
+    # Kept for scripts written for gradguard 0.1, when watching activations was opt-in.
+    run.add_argument(
         "--activations",
+        dest="activations",
         action="store_true",
-        help="also watch the activations of the trained models: dead ReLU units, saturated "
-        "sigmoid/tanh (off by default: up to ~10%% slower per step on a CNN)",
+        default=True,
+        help=argparse.SUPPRESS,
     )
     run.add_argument("script", help="the Python training script")
     run.add_argument("args", nargs=argparse.REMAINDER, help="the script's own arguments")
@@ -79,9 +92,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return demo.main(epochs=args.epochs, log_dir=args.log_dir)
     if args.command == "run":
-        from gradguard import runner
+        return _run(args)
+    if args.command == "inspect":
+        return _inspect(args.logdir, args.json, args.plot)
+    if args.command == "ckpt":
+        from gradguard import checkpoint
 
-        return runner.run_script(
+        return checkpoint.main_ckpt(args.path, args.against)
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    """``gradguard run``: the script's own exit status; 2 when it cannot be run."""
+    from gradguard import runner
+
+    try:
+        plan = runner.prepare(
             args.script,
             args.args,
             json_path=args.json,
@@ -89,15 +115,55 @@ def main(argv: Sequence[str] | None = None) -> int:
             every=args.every,
             activations=args.activations,
         )
-    if args.command == "inspect":
-        from gradguard import events
+    except runner.RunError as e:
+        print(f"gradguard run: {e}", file=sys.stderr)
+        return 2
+    outcome = runner.run_script(plan)
+    if outcome.crash:
+        print(outcome.crash, file=sys.stderr, end="")
+    if outcome.message:
+        print(outcome.message, file=sys.stderr)
+    if outcome.read_error:
+        print(f"gradguard: {outcome.read_error}", file=sys.stderr)
+    if not outcome.saw_training:
+        print(
+            "gradguard: no gradient computation or optimizer update completed in the script; "
+            "nothing to diagnose.",
+            file=sys.stderr,
+        )
+    print(str(outcome.report), file=sys.stderr)
+    return outcome.status
 
-        return events.main(args.logdir, json_path=args.json, plot_path=args.plot)
-    if args.command == "ckpt":
-        from gradguard import checkpoint
 
-        return checkpoint.main_ckpt(args.path, args.against)
-    raise AssertionError(f"unhandled command {args.command}")
+def _inspect(logdir: str, json_path: str | None, plot_path: str | None) -> int:
+    """``gradguard inspect``; returns the exit status.
+
+    0 when the runs were read (gradguard's or not), 2 when `logdir` does not exist or holds no
+    event files, 1 when the plot could not be drawn.
+    """
+    from gradguard import inspect
+
+    try:
+        inspection = inspect.inspect(logdir)
+    except inspect.LogDirError as e:
+        print(f"gradguard inspect: {e}", file=sys.stderr)
+        return 2
+    for result in inspection.results:
+        for warning in result.run.warnings:
+            print(f"gradguard inspect: warning: {warning}", file=sys.stderr)
+    print(inspect.format_inspection(inspection))
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as f:
+            json.dump(inspection.to_dict(), f, indent=2)
+            f.write("\n")
+    if plot_path:
+        try:
+            inspect.plot(inspection, plot_path)
+        except ImportError as e:
+            print(f"gradguard inspect: {e}", file=sys.stderr)
+            return 1
+        print(f"plot written to {plot_path}")
+    return 0
 
 
 if __name__ == "__main__":

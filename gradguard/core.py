@@ -1,62 +1,34 @@
-"""The one guarded update: measure -> transform -> apply -> measure -> fold into checks.
+"""The one guarded update: gather -> measure -> transform -> apply -> measure -> fold.
 
-`StepCore` is shared by `TrainStep` (which computes loss and gradients itself) and by the guard
-decorator (which intercepts the user's optimizer call), so a check is written once and runs in
-both. Its `update` runs in-graph (or eagerly); its `read` runs on the host every `every` steps.
+`StepCore` is shared by `TrainStep` (which computes loss and gradients itself), the guard
+decorator and ``gradguard run`` (which intercept the user's optimizer call), so a check is
+written once and runs in all of them. Its `update` runs in-graph (or eagerly); its `read` runs
+on the host every `read_every` steps. It knows checks only through `checks.base.Check`.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from gradguard import checks as checks_lib
+from gradguard import _compat, replicas
 from gradguard import findings as findings_lib
-from gradguard import replicas, tracing
-from gradguard import sinks as sinks_lib
 from gradguard import transforms as transforms_lib
+from gradguard.checks import Check
+from gradguard.options import Options
+from gradguard.sinks import Sink, StepRecorder
+from gradguard.stats import Context, Layout, Stats
 
-__all__ = ["Every", "StepCore"]
+__all__ = ["StepCore"]
 
 
-def _inner_optimizer(optimizer: Any) -> Any:
+def _inner(optimizer: Any) -> Any:
+    """The optimizer that sees unscaled gradients (the inner one of a LossScaleOptimizer)."""
     return getattr(optimizer, "inner_optimizer", optimizer)
-
-
-class Every:
-    """Cadence: due on steps 0, n, 2n, ... (0-based), for Python ints and for tensors.
-
-    Example:
-      >>> every = Every(100)
-      >>> [s for s in range(250) if every(s)]
-      [0, 100, 200]
-    """
-
-    def __init__(self, n: int, name: str = "every"):
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"{name} must be a positive int (a number of steps); got {n!r}.")
-        self.n = int(n)
-
-    def __call__(self, step: Any) -> Any:
-        """Whether `step` is due; a bool tensor when `step` is a tensor."""
-        if isinstance(step, (int, np.integer)):
-            return step % self.n == 0
-        return tf.equal(step % self.n, 0)
-
-
-def check_optimizer(optimizer: Any) -> None:
-    """Raises TypeError unless `optimizer` is a Keras 3 optimizer."""
-    if not isinstance(optimizer, keras.optimizers.Optimizer):
-        raise TypeError(
-            f"optimizer must be a Keras optimizer such as keras.optimizers.Adam(1e-3); got "
-            f"{type(optimizer).__module__}.{type(optimizer).__name__}. Legacy tf_keras and "
-            "tf.compat.v1 optimizers are not supported."
-        )
 
 
 class StepCore:
@@ -65,48 +37,29 @@ class StepCore:
     Args:
       optimizer: A Keras 3 optimizer.
       variables: The trainable variables the update covers, in model order.
-      transform: Gradient transform applied before the update; default `skip_nonfinite()`.
-      checks: Checks to run; default `checks.default_checks()`.
-      every: Host reads (and update measurements) happen every `every` steps.
-      policy: Per finding code, ``"raise"``, ``"warn"`` or ``"ignore"`` over the defaults
-        (errors raise, warnings are logged).
+      options: The validated options (transform, cadence, policy).
+      checks: This core's checks (`options.new_checks()`); built here.
       model_name: Dropped from the front of variable names.
       apply_fn: Applies ``(grads, variables)``; default `optimizer.apply`. The guard passes the
         optimizer's own method here, as it replaces `optimizer.apply` to intercept user calls.
       report: Report to keep findings in, shared by the cores of several optimizers.
-      log_dir: Write every statistic as a TensorBoard scalar under this directory, in-graph,
-        every `every` steps (tags in `gradguard.sinks`); findings as texts.
-      sink: Where else statistics and findings go (e.g. `sinks.MultiSink([...])`).
-      scalars_per_variable: Scalars per variable instead of per layer.
+      sink: Where statistics and findings go (`options.sink_for()`), if anywhere.
     """
 
     def __init__(
         self,
         optimizer: keras.optimizers.Optimizer,
         variables: Sequence[Any],
+        options: Options,
         *,
-        transform: transforms_lib.GradientTransform | None = None,
-        checks: Iterable[checks_lib.Check] | None = None,
-        every: int = 100,
-        policy: Mapping[str, str] | None = None,
+        checks: Sequence[Check],
         model_name: str = "",
-        apply_fn: Any = None,
+        apply_fn: Callable[[Any, Any], Any] | None = None,
         report: findings_lib.Report | None = None,
-        log_dir: str | os.PathLike[str] | None = None,
-        sink: sinks_lib.Sink | None = None,
-        scalars_per_variable: bool = False,
+        sink: Sink | None = None,
     ):
-        check_optimizer(optimizer)
-        if transform is None:
-            transform = transforms_lib.skip_nonfinite()
-        transforms_lib.check_transform(transform)
-        checks = checks_lib.default_checks() if checks is None else list(checks)
-        for check in checks:
-            if not isinstance(check, checks_lib.Check):
-                raise TypeError(
-                    f"checks must be gradguard.checks.Check instances; got {type(check).__name__}."
-                )
         self.optimizer = optimizer
+        self.options = options
         self._apply = optimizer.apply if apply_fn is None else apply_fn
         # With a LossScaleOptimizer the gradients arrive scaled: checks and transforms see them
         # unscaled, and the scaler keeps deciding which steps to skip and how to rescale.
@@ -114,12 +67,13 @@ class StepCore:
             optimizer if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else None
         )
         self.variables = list(variables)
-        self.transform = transform
-        self.checks = checks
-        self.cadence = Every(every)
-        self.policy = findings_lib.resolve_policy(policy)
-        self.layout = checks_lib.Layout.from_variables(self.variables, model_name)
+        self.transform = options.transform
+        self.checks = list(checks)
+        self.cadence = options.every
+        self.policy = dict(options.policy)
+        self.layout = Layout.from_variables(self.variables, model_name)
         self.report = findings_lib.Report() if report is None else report
+        self.sink = sink
         self._state_reader: tuple[int, Any] | None = None
         # Filled while tracing: which variables got a None gradient, and which got a gradient at
         # least once. Python state is fine here: these are facts about the traced graph, the
@@ -128,8 +82,7 @@ class StepCore:
         self.present_indices: set[int] = set()
         with tf.init_scope():
             self._transform_state = tf.nest.map_structure(
-                replicas.state_variable,
-                transform.init(self.variables),
+                replicas.state_variable, self.transform.init(self.variables)
             )
             for check in self.checks:
                 check.build(self.layout)
@@ -137,34 +90,25 @@ class StepCore:
             # loss, grad norm before and after the transforms, at the latest step.
             self._latest = replicas.state_variable([np.nan] * 3, tf.float32)
             self._clipped = replicas.state_variable(0, tf.int64)
-            sinks: list[sinks_lib.Sink] = []
-            if log_dir is not None:
-                sinks.append(sinks_lib.TensorBoardSink(log_dir))
-            if sink is not None:
-                if not isinstance(sink, sinks_lib.Sink):
-                    raise TypeError(
-                        f"sink must be a gradguard.sinks.Sink (TensorBoardSink, LoggingSink, "
-                        f"JsonLinesSink, MultiSink); got {type(sink).__name__}."
-                    )
-                sinks.append(sink)
-            self.sink = sinks[0] if len(sinks) == 1 else sinks_lib.MultiSink(sinks)
             self._recorder = (
-                sinks_lib.StepRecorder(
-                    self.sink,
+                StepRecorder(
+                    sink,
                     self.layout,
-                    per_variable=scalars_per_variable,
+                    per_variable=options.scalars_per_variable,
                     learning_rate=self._current_learning_rate,
-                    every=every,
-                    extra=[
-                        item
-                        for check in self.checks
-                        if isinstance(check, checks_lib.ActivationHealth)
-                        for item in check.scalars()
-                    ],
+                    every=options.every,
+                    extra=[scalar for check in self.checks for scalar in check.scalars],
                 )
-                if sinks
+                if sink is not None
                 else None
             )
+
+    @property
+    def steps(self) -> int:
+        """Updates seen so far (a host read)."""
+        return int(self._step.numpy())
+
+    # -- in-graph ------------------------------------------------------------------------------
 
     def update(
         self,
@@ -172,7 +116,7 @@ class StepCore:
         grads: Sequence[Any],
         absent: Iterable[int] = (),
         activations: Sequence[Any] = (),
-    ) -> checks_lib.Stats:
+    ) -> Stats:
         """Transforms `grads`, applies them, and folds the step into every check (in-graph).
 
         Args:
@@ -181,92 +125,36 @@ class StepCore:
           absent: Indices of variables this update does not cover at all (their entry in
             `grads` is None, but they are not reported as having no gradient).
           activations: The watched layer outputs of this step's forward pass, one
-            ``[examples, units]`` tensor per site (see `checks.Stats.activations`).
+            ``[examples, units]`` tensor per site (see `Stats.activations`).
 
         Returns:
           The step's statistics.
         """
-        n = len(self.variables)
-        if len(grads) != n:
-            raise ValueError(f"got {len(grads)} gradients for {n} variables.")
+        if len(grads) != len(self.variables):
+            raise ValueError(f"got {len(grads)} gradients for {len(self.variables)} variables.")
         absent = set(absent)
         self.none_indices.update(i for i, g in enumerate(grads) if g is None and i not in absent)
         self.present_indices.update(i for i, g in enumerate(grads) if g is not None)
         step = self._step.read_value()
-        zero = tf.constant(0.0)
-        loss = tf.cast(loss, tf.float32)
-        grads = list(grads)
-        # What the optimizer needs multiplied back into the transformed gradients, if anything.
-        apply_factor: tf.Tensor | None = None
-        replica = replicas.summing_replica_context()
-        if replica is not None:
-            # Checks and transforms must see the gradient of the whole batch (the clipped norm is
-            # the global one), so sum over replicas first. Keras sums again inside `apply`;
-            # handing it 1/R of the sum gives the sum back.
-            present_in = [i for i, g in enumerate(grads) if g is not None]
-            summed = replica.all_reduce(tf.distribute.ReduceOp.SUM, [grads[i] for i in present_in])
-            for i, g in zip(present_in, summed):
-                grads[i] = g
-            loss = replica.all_reduce(tf.distribute.ReduceOp.SUM, loss)
-            apply_factor = tf.constant(1.0 / replica.num_replicas_in_sync)
-        loss_scale = tf.constant(1.0)
-        if self._loss_scaler is not None:
-            loss_scale = tf.cast(tf.convert_to_tensor(self._loss_scaler.dynamic_scale), tf.float32)
-            grads = [transforms_lib.scale_gradient(g, 1.0 / loss_scale) for g in grads]
-            apply_factor = loss_scale if apply_factor is None else apply_factor * loss_scale
-        grad_sq = tf.stack([zero if g is None else transforms_lib.sq_norm(g) for g in grads])
+        loss, grads, apply_factor, loss_scale = self._gather(tf.cast(loss, tf.float32), grads)
+        grad_sq = tf.stack(
+            [tf.constant(0.0) if g is None else transforms_lib.sq_norm(g) for g in grads]
+        )
         grad_norm = tf.sqrt(tf.reduce_sum(grad_sq))
         # float16 overflow the loss scaler will skip on purpose: not a non-finite finding.
         overflow = tf.constant(self._loss_scaler is not None) & (
             ~tf.math.is_finite(grad_norm) & tf.math.is_finite(loss)
         )
-
-        state = tf.nest.map_structure(lambda v: v.read_value(), self._transform_state)
-        new_grads, new_state = self.transform.update(grads, state, self.variables)
-        if self._loss_scaler is not None:  # an overflow step is not a step for the transforms
-            new_state = tf.nest.map_structure(
-                lambda old, new: tf.where(overflow, old, new), state, new_state
-            )
-        tf.nest.map_structure(lambda v, value: v.assign(value), self._transform_state, new_state)
-        grad_norm_after = transforms_lib.global_norm(new_grads)
-        # The loss scaler decides itself which steps to skip, and must see them to rescale.
-        gate = None if self._loss_scaler is not None else self.transform.should_apply(new_state)
-
+        new_grads, gate = self._transform(grads, overflow)
         present = [i for i, g in enumerate(new_grads) if g is not None]
-        present_variables = [self.variables[i] for i in present]
         # Step 1 too: step 0 alone may be unrepresentative (a warmup schedule starting at 0).
         measure = self.cadence(step) | tf.equal(step, 1)
-        to_apply = [new_grads[i] for i in present]
-        if apply_factor is not None:
-            to_apply = [transforms_lib.scale_gradient(g, apply_factor) for g in to_apply]
-
-        if not present:
-            applied = tf.constant(False)
-        elif gate is None:
-            applied = ~overflow if self._loss_scaler is not None else tf.constant(True)
-        else:
-            applied = gate
-        accumulation = getattr(
-            _inner_optimizer(self.optimizer), "gradient_accumulation_steps", None
-        )
-        if accumulation:
-            # A Keras optimizer that accumulates gradients changes the weights only every k-th
-            # call; the other calls are not updates to judge.
-            iterations = tf.convert_to_tensor(_inner_optimizer(self.optimizer).iterations)
-            applied = applied & tf.equal((iterations + 1) % accumulation, 0)
-
-        before, learning_rate = self._snapshot(measure, present_variables)
-        if present and gate is None:
-            # Not inside a conditional: the optimizer's work then overlaps the backward pass.
-            # (The loss scaler skips overflow steps itself, inside its `apply`.)
-            self._apply(to_apply, present_variables)
-        elif present:
-            # A gate waits for every gradient; that wait is what skipping non-finite costs.
-            replicas.run_if(gate, lambda grads: self._apply(grads, present_variables), to_apply)
-        measured = applied & measure
-        update_sq, weight_sq = self._deltas(measured, present, before)
-
-        stats = checks_lib.Stats(
+        applied = self._applied(bool(present), gate, overflow)
+        before, learning_rate = self._snapshot(measure, present)
+        self._apply_update(new_grads, present, gate, apply_factor)
+        update_sq, weight_sq = self._deltas(applied & measure, present, before)
+        grad_norm_after = transforms_lib.global_norm(new_grads)
+        stats = Stats(
             step=step,
             loss=loss,
             grad_sq=grad_sq,
@@ -280,24 +168,90 @@ class StepCore:
             overflow=overflow,
             activations=tuple(activations),
         )
-        for check in self.checks:
-            check.update(stats)
-        self._latest.assign(tf.stack([loss, grad_norm, grad_norm_after]))
-        clipped = applied & (grad_norm_after < grad_norm * (1.0 - 1e-6))
-        self._clipped.assign_add(tf.cast(clipped, tf.int64))
-        if self._recorder is not None:
-            self._recorder.record(
-                stats,
-                present=self.present_indices,
-                clipped=clipped,
-                clipped_steps=self._clipped,
-                learning_rate=learning_rate,
-            )
-        self._step.assign_add(1)
+        self._fold(stats, learning_rate)
         return stats
 
+    def _gather(
+        self, loss: tf.Tensor, grads: Sequence[Any]
+    ) -> tuple[tf.Tensor, list[Any], tf.Tensor | None, tf.Tensor]:
+        """The whole batch's loss and unscaled gradients, and what `apply` must scale back.
+
+        Returns:
+          The loss, the gradients, the factor the optimizer's gradients need (None: 1) and the
+          loss scale.
+        """
+        grads = list(grads)
+        apply_factor: tf.Tensor | None = None
+        replica = replicas.summing_replica_context()
+        if replica is not None:
+            # Checks and transforms must see the gradient of the whole batch (the clipped norm is
+            # the global one), so sum over replicas first. Keras sums again inside `apply`;
+            # handing it 1/R of the sum gives the sum back.
+            present = [i for i, g in enumerate(grads) if g is not None]
+            summed = replica.all_reduce(tf.distribute.ReduceOp.SUM, [grads[i] for i in present])
+            for i, g in zip(present, summed):
+                grads[i] = g
+            loss = replica.all_reduce(tf.distribute.ReduceOp.SUM, loss)
+            apply_factor = tf.constant(1.0 / replica.num_replicas_in_sync)
+        loss_scale = tf.constant(1.0)
+        if self._loss_scaler is not None:
+            loss_scale = tf.cast(tf.convert_to_tensor(self._loss_scaler.dynamic_scale), tf.float32)
+            grads = [transforms_lib.scale_gradient(g, 1.0 / loss_scale) for g in grads]
+            apply_factor = loss_scale if apply_factor is None else apply_factor * loss_scale
+        return loss, grads, apply_factor, loss_scale
+
+    def _transform(self, grads: list[Any], overflow: tf.Tensor) -> tuple[list[Any], Any]:
+        """The transformed gradients and the transform's gate (None: always apply)."""
+        state = tf.nest.map_structure(lambda v: v.read_value(), self._transform_state)
+        new_grads, new_state = self.transform.update(grads, state, self.variables)
+        if self._loss_scaler is not None:  # an overflow step is not a step for the transforms
+            new_state = tf.nest.map_structure(
+                lambda old, new: tf.where(overflow, old, new), state, new_state
+            )
+        tf.nest.map_structure(lambda v, value: v.assign(value), self._transform_state, new_state)
+        # The loss scaler decides itself which steps to skip, and must see them to rescale.
+        gate = None if self._loss_scaler is not None else self.transform.should_apply(new_state)
+        return new_grads, gate
+
+    def _applied(self, any_present: bool, gate: Any, overflow: tf.Tensor) -> tf.Tensor:
+        """Whether this call changes the weights (a bool tensor)."""
+        if not any_present:
+            return tf.constant(False)
+        if gate is not None:
+            applied = gate
+        elif self._loss_scaler is not None:
+            applied = ~overflow
+        else:
+            applied = tf.constant(True)
+        inner = _inner(self.optimizer)
+        accumulation = getattr(inner, "gradient_accumulation_steps", None)
+        if accumulation:
+            # A Keras optimizer that accumulates gradients changes the weights only every k-th
+            # call; the other calls are not updates to judge.
+            iterations = tf.convert_to_tensor(inner.iterations)
+            applied = applied & tf.equal((iterations + 1) % accumulation, 0)
+        return applied
+
+    def _apply_update(
+        self, grads: list[Any], present: list[int], gate: Any, apply_factor: tf.Tensor | None
+    ) -> None:
+        """Hands the present gradients to the optimizer, behind the gate if there is one."""
+        if not present:
+            return
+        to_apply = [grads[i] for i in present]
+        if apply_factor is not None:
+            to_apply = [transforms_lib.scale_gradient(g, apply_factor) for g in to_apply]
+        variables = [self.variables[i] for i in present]
+        if gate is None:
+            # Not inside a conditional: the optimizer's work then overlaps the backward pass.
+            # (The loss scaler skips overflow steps itself, inside its `apply`.)
+            self._apply(to_apply, variables)
+        else:
+            # A gate waits for every gradient; that wait is what skipping non-finite costs.
+            replicas.run_if(gate, lambda grads: self._apply(grads, variables), to_apply)
+
     def _snapshot(
-        self, measure: tf.Tensor, variables: Sequence[Any]
+        self, measure: tf.Tensor, present: Sequence[int]
     ) -> tuple[list[tf.Tensor], tf.Tensor]:
         """On measured steps, the weights before the update and the step's learning rate.
 
@@ -305,7 +259,8 @@ class StepCore:
         place: that copy is why deltas are measured on cadence steps only. Other steps get empty
         tensors (XLA needs both branches' shapes equal: zeros there).
         """
-        xla = sinks_lib.in_xla_context()
+        xla = _compat.in_xla_context()
+        variables = [self.variables[i] for i in present]
 
         def read() -> tuple[list[tf.Tensor], tf.Tensor]:
             # The rate before the update moves a schedule on.
@@ -334,11 +289,30 @@ class StepCore:
         deltas = tf.cond(measured, measure, lambda: tf.zeros([2, n]))
         return deltas[0], deltas[1]
 
+    def _fold(self, stats: Stats, learning_rate: tf.Tensor) -> None:
+        """Folds the step into every check, the counters and the recorder."""
+        for check in self.checks:
+            check.update(stats)
+        self._latest.assign(tf.stack([stats.loss, stats.grad_norm, stats.grad_norm_after]))
+        clipped = stats.applied & (stats.grad_norm_after < stats.grad_norm * (1.0 - 1e-6))
+        self._clipped.assign_add(tf.cast(clipped, tf.int64))
+        if self._recorder is not None:
+            self._recorder.record(
+                stats,
+                present=self.present_indices,
+                clipped=clipped,
+                clipped_steps=self._clipped,
+                learning_rate=learning_rate,
+            )
+        self._step.assign_add(1)
+
     def _current_learning_rate(self) -> tf.Tensor:
         try:
             return tf.cast(tf.convert_to_tensor(self.optimizer.learning_rate), tf.float32)
         except (TypeError, ValueError):
             return tf.constant(np.nan)
+
+    # -- host side -----------------------------------------------------------------------------
 
     def read(
         self,
@@ -360,17 +334,21 @@ class StepCore:
         Raises:
           GradGuardError: for a new finding whose policy is `raise` (if `raise_errors`).
         """
-        context = checks_lib.Context(
+        states = self._check_states()
+        notes: dict[str, Any] = {}
+        for check, state in zip(self.checks, states):
+            notes.update(check.notes(state))
+        context = Context(
             steps=steps,
             step=steps - 1,
             none=frozenset(range(len(self.variables))) - self.present_indices,
             learning_rate=self._learning_rate(),
-            saturation=self._saturation(),
+            notes=notes,
         )
         self.report.steps_observed = steps
         found = list(extra)
-        for check, state in zip(self.checks, self._check_states()):
-            if type(check).findings is checks_lib.Check.findings:
+        for check, state in zip(self.checks, states):
+            if type(check).findings is Check.findings:
                 found.extend(check.judge(state, context))
             else:  # a check that reads its state its own way
                 found.extend(check.findings(context))
@@ -388,15 +366,19 @@ class StepCore:
 
     def _check_states(self) -> list[dict[str, np.ndarray]]:
         """Every check's state in one call: one host sync, not one per variable."""
-        variables = [dict(check.state_variables) for check in self.checks]
-        count = sum(len(v) for v in variables)
+        specs = [dict(check.state_specs) for check in self.checks]
+        count = sum(len(s) for s in specs)
         if self._state_reader is None or self._state_reader[0] != count:
             # Rebuilt when a check adds state later (ActivationHealth, once it knows the layers).
-            reader = tracing.own_function(
-                lambda: [{name: v.read_value() for name, v in d.items()} for d in variables]
+            reader = _compat.function(
+                lambda: [{name: spec.local_values() for name, spec in s.items()} for s in specs]
             )
             self._state_reader = (count, reader)
-        return [{k: v.numpy() for k, v in d.items()} for d in self._state_reader[1]()]
+        values = self._state_reader[1]()
+        return [
+            {name: s[name].combine([v.numpy() for v in copies]) for name, copies in d.items()}
+            for s, d in zip(specs, values)
+        ]
 
     def check_transform(self, step: int) -> None:
         """Lets the transform refuse to go on (e.g. too many skipped updates in a row).
@@ -416,30 +398,17 @@ class StepCore:
         """The latest step's loss and gradient norms and the run's counters (a host read)."""
         loss, grad_norm, grad_norm_after = (float(x) for x in self._latest.numpy())
         stats: dict[str, float] = {
-            "steps": int(self._step.numpy()),
+            "steps": self.steps,
             "loss": loss,
             "grad_norm": grad_norm,
             "grad_norm_after": grad_norm_after,
             "clipped_steps": int(self._clipped.numpy()),
         }
-        non_finite = next((c for c in self.checks if isinstance(c, checks_lib.NonFinite)), None)
-        if non_finite is not None:
-            stats["skipped_updates"] = int(non_finite.skipped.numpy())
-        for check in self.checks:
-            if isinstance(check, checks_lib.ActivationHealth) and check.sites:
-                stats.update(check.summary(check.state()))
+        for check, state in zip(self.checks, self._check_states()):
+            stats.update(check.summary(state))
         if self._loss_scaler is not None:
             stats["loss_scale"] = float(np.asarray(self._loss_scaler.dynamic_scale))
-            if non_finite is not None:
-                stats["overflow_skips"] = int(non_finite.overflows.numpy())
         return stats
-
-    def _saturation(self) -> dict[str, float]:
-        saturation: dict[str, float] = {}
-        for check in self.checks:
-            if isinstance(check, checks_lib.ActivationHealth) and check.sites:
-                saturation.update(check.saturated_layers(check.state()))
-        return saturation
 
     def _learning_rate(self) -> float | None:
         try:

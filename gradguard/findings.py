@@ -33,6 +33,9 @@ __all__ = [
     "Report",
     "Severity",
     "UpdateError",
+    "listing",
+    "names",
+    "number",
     "pointer",
     "resolve_policy",
 ]
@@ -339,6 +342,17 @@ def emit(
             to_raise = finding
     if to_raise is not None and raise_errors:
         raise to_raise.error()
+
+
+def listing(items: Sequence[str], limit: int = 4) -> str:
+    """Names for a message: the first `limit`, then how many more (``a, b and 3 more``)."""
+    shown = ", ".join(items[:limit])
+    return shown if len(items) <= limit else f"{shown} and {len(items) - limit} more"
+
+
+def number(x: float) -> str:
+    """A number for a message, to three significant digits."""
+    return f"{x:.3g}"
 
 
 def names(variables: Sequence[Any], model_name: str = "") -> list[str]:

@@ -6,6 +6,20 @@ wrapper when its first user enters and puts the original back when its last user
 nested and repeated uses (a guarded function calling another, two guards stacked) compose and
 nothing stays patched after gradguard is done.
 
+The patches, and the context managers that use them:
+
+* `listening(guard)`: every `tf.GradientTape.gradient` call is reported to the innermost guard
+  listening (`guard.on_gradient(tape, target, sources, result)`).
+* `intercepting(optimizer, on_apply)`: one optimizer's updates (`apply`, and so
+  `apply_gradients`) go to `on_apply` instead (the decorator).
+* `intercepting_all(guard)`: every Keras optimizer's updates go to the innermost guard
+  listening (``gradguard run``).
+* `tapping_layers(tap)`: every Keras layer call's output is handed to `tap.record` while a
+  tape records (activation health under ``gradguard run``).
+* `wrapping_fit(model_class, wrap)`: a user's `keras.Model` subclass whose `train_step` carries
+  a bare ``@gradguard.guard`` gets its `fit` wrapped (host reads at batch ends), for as long as
+  the class lives.
+
 Example:
   >>> calls = []
   >>> def wrap(original):
@@ -19,11 +33,26 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
 
-__all__ = ["Patch"]
+import keras
+import tensorflow as tf
+
+from gradguard import _compat
+
+__all__ = [
+    "Patch",
+    "intercepting",
+    "intercepting_all",
+    "listener",
+    "listening",
+    "tapping_layers",
+    "wrapping_fit",
+]
 
 _MISSING = object()
 
@@ -74,3 +103,134 @@ class Patch:
         else:
             setattr(self.owner, self.name, self._own)
         self._own = _MISSING
+
+
+# The guards listening now, innermost last: a list, not one global, so a guarded function can
+# call another. `gradguard run`'s process-wide guard goes first, so a decorator inside the
+# script's code takes precedence while it runs.
+_LISTENERS: list[Any] = []
+# The layer taps recording now (`gradguard run` with activation health).
+_TAPS: list[Any] = []
+
+
+def listener() -> Any:
+    """The innermost guard listening now, or None."""
+    return _LISTENERS[-1] if _LISTENERS else None
+
+
+def _report_gradients(original: Any) -> Any:
+    @functools.wraps(original)
+    def gradient(tape: Any, target: Any, sources: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(tape, target, sources, *args, **kwargs)
+        guard = listener()
+        if guard is not None:
+            guard.on_gradient(tape, target, sources, result)
+        return result
+
+    return gradient
+
+
+def _route_updates(original: Any) -> Any:
+    @functools.wraps(original)
+    def apply(optimizer: Any, grads: Any, trainable_variables: Any = None) -> Any:
+        guard = listener()
+        bound = functools.partial(original, optimizer)
+        if guard is None:
+            return bound(grads, trainable_variables)
+        return guard.on_apply(optimizer, bound, grads, trainable_variables)
+
+    return apply
+
+
+def _record_layer_outputs(original: Any) -> Any:
+    @functools.wraps(original)
+    def __call__(layer: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N807
+        result = original(layer, *args, **kwargs)
+        if _TAPS and _compat.tape_is_recording():  # a training forward pass
+            for tap in _TAPS:
+                tap.record(layer, result)
+        return result
+
+    return __call__
+
+
+_GRADIENTS = Patch(tf.GradientTape, "gradient", _report_gradients)
+_ALL_UPDATES = Patch(_compat.BASE_OPTIMIZER, "apply", _route_updates)
+_LAYER_CALLS = Patch(keras.layers.Layer, "__call__", _record_layer_outputs)
+
+
+@contextlib.contextmanager
+def listening(guard: Any, *, outermost: bool = False) -> Iterator[None]:
+    """Reports every gradient call to `guard` while the block runs.
+
+    A guard that starts listening inside the block takes the calls while it listens.
+
+    Args:
+      guard: Has ``on_gradient(tape, target, sources, result)`` (and, for
+        `intercepting_all`, ``on_apply(optimizer, apply, grads, variables)``).
+      outermost: Listen below every guard already listening (``gradguard run``).
+    """
+    if outermost:
+        _LISTENERS.insert(0, guard)
+    else:
+        _LISTENERS.append(guard)
+    try:
+        with _GRADIENTS:
+            yield
+    finally:
+        _LISTENERS.remove(guard)
+
+
+@contextlib.contextmanager
+def intercepting(optimizer: Any, on_apply: Callable[..., Any]) -> Iterator[None]:
+    """Routes one optimizer's updates to ``on_apply(optimizer, apply, grads, variables)``.
+
+    An instance attribute shadows the class's `apply`, so `apply_gradients` comes here too. An
+    optimizer already intercepted (a guarded function calling another with the same optimizer)
+    keeps the outer interception.
+    """
+    if "apply" in vars(optimizer):
+        yield
+        return
+    original = optimizer.apply  # the bound method of the class
+
+    def apply(grads: Any, trainable_variables: Any = None) -> Any:
+        return on_apply(optimizer, original, grads, trainable_variables)
+
+    object.__setattr__(optimizer, "apply", apply)
+    try:
+        yield
+    finally:
+        object.__delattr__(optimizer, "apply")
+
+
+@contextlib.contextmanager
+def intercepting_all(guard: Any) -> Iterator[None]:
+    """Routes every Keras optimizer's updates and every gradient call to the guards.
+
+    To the innermost guard listening, `guard` at the bottom (``gradguard run``).
+    """
+    with listening(guard, outermost=True), _ALL_UPDATES:
+        yield
+
+
+@contextlib.contextmanager
+def tapping_layers(tap: Any) -> Iterator[None]:
+    """Hands every Keras layer output computed while a tape records to ``tap.record``."""
+    _TAPS.append(tap)
+    try:
+        with _LAYER_CALLS:
+            yield
+    finally:
+        _TAPS.remove(tap)
+
+
+def wrapping_fit(model_class: type, wrap: Callable[[Any], Any]) -> Patch:
+    """Wraps a user's model class's `fit` for as long as the class lives; returns the patch.
+
+    Only the user's own class is changed (its `fit`, shadowing Keras' method), never
+    `keras.Model` itself; exiting the returned patch restores the class.
+    """
+    patch = Patch(model_class, "fit", wrap)
+    patch.__enter__()
+    return patch

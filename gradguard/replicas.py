@@ -11,7 +11,15 @@ from typing import Any
 
 import tensorflow as tf
 
-__all__ = ["is_chief", "run_if", "state_variable", "summing_replica_context"]
+from gradguard import _compat
+
+__all__ = [
+    "is_chief",
+    "replica_local_variable",
+    "run_if",
+    "state_variable",
+    "summing_replica_context",
+]
 
 
 def state_variable(
@@ -28,6 +36,25 @@ def state_variable(
         dtype=dtype,
         trainable=False,
         name=name,
+        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+    )
+
+
+def replica_local_variable(
+    value: Any, dtype: tf.DType | None = None, name: str | None = None
+) -> tf.Variable:
+    """A non-trainable variable of which each replica keeps its own copy.
+
+    For state folded from what one replica saw of its slice of the batch (activations): the
+    copies are combined on the host (`checks.base.StateSpec`), so the step needs no
+    cross-replica communication for them. Outside a strategy it is a plain variable.
+    """
+    return tf.Variable(
+        value,
+        dtype=dtype,
+        trainable=False,
+        name=name,
+        synchronization=tf.VariableSynchronization.ON_READ,
         aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
     )
 
@@ -50,7 +77,7 @@ def run_if(pred: tf.Tensor, fn: Callable[..., None], *args: Any) -> None:
 
     # Even with one replica, a mirrored variable's assignment goes through merge_call.
     replica = tf.distribute.get_replica_context() if tf.distribute.has_strategy() else None
-    if replica is None or tf.__internal__.distribute.strategy_supports_no_merge_call():
+    if replica is None or _compat.strategy_supports_no_merge_call():
         tf.cond(pred, lambda: run(*args), lambda: skip(*args))
         return
 

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import keras
 import tensorflow as tf
 
+from gradguard import _compat, diagnose, replicas
 from gradguard import activations as activations_lib
-from gradguard import checks as checks_lib
-from gradguard import diagnose, replicas, tracing
 from gradguard import findings as findings_lib
 from gradguard import sinks as sinks_lib
 from gradguard import transforms as transforms_lib
-from gradguard.core import Every, StepCore, check_optimizer
+from gradguard.core import StepCore
+from gradguard.options import ChecksArg, Options, check_optimizer
 
 __all__ = ["TrainStep"]
 
@@ -145,7 +145,7 @@ class TrainStep:
         loss_fn: LossFn,
         *,
         transform: transforms_lib.GradientTransform | None = None,
-        checks: Iterable[checks_lib.Check] | None = None,
+        checks: ChecksArg = None,
         every: int = 100,
         read_every: int | None = None,
         jit_compile: bool = False,
@@ -173,10 +173,16 @@ class TrainStep:
                 f"loss_fn must be a keras.losses.Loss or a function (y_true, y_pred) -> loss; "
                 f"got {type(loss_fn).__name__}."
             )
-        transforms_lib.check_transform(transform)
-        Every(every)  # validates
-        self._read_cadence = Every(every if read_every is None else read_every, "read_every")
-        findings_lib.resolve_policy(policy)  # validates
+        self.options = Options.create(
+            transform=transform,
+            checks=checks,
+            every=every,
+            read_every=read_every,
+            policy=policy,
+            log_dir=log_dir,
+            sink=sink,
+            scalars_per_variable=scalars_per_variable,
+        )
         if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
             raise ValueError(
                 f"accumulate must be a positive int (micro-batches per update); got {accumulate!r}."
@@ -188,15 +194,6 @@ class TrainStep:
         self.model = model
         self.optimizer = optimizer
         self.loss_fn = loss_fn
-        self._core_args: dict[str, Any] = {
-            "transform": transform,
-            "checks": checks,
-            "every": every,
-            "policy": policy,
-            "log_dir": log_dir,
-            "sink": sink,
-            "scalars_per_variable": scalars_per_variable,
-        }
         self._core: StepCore | None = None
         self._steps = 0
         # Layers whose outputs checks watch (`checks.ActivationHealth`), found at build time, and
@@ -225,7 +222,7 @@ class TrainStep:
             jit_compile and strategy is not None and strategy.num_replicas_in_sync > 1
         )
         self._gradients: Callable[..., tuple[tf.Tensor, list[Any], tuple[Any, ...]]] = (
-            tracing.own_function(self._loss_and_grads, jit_compile=True)
+            _compat.function(self._loss_and_grads, jit_compile=True)
             if per_replica_jit
             else self._loss_and_grads
         )
@@ -233,7 +230,7 @@ class TrainStep:
             self._fn: Callable[..., tf.Tensor] = step
         else:
             whole_step_jit = jit_compile and not per_replica_jit
-            self._fn = tracing.own_function(step, jit_compile=whole_step_jit, reduce_retracing=True)
+            self._fn = _compat.function(step, jit_compile=whole_step_jit, reduce_retracing=True)
 
     @property
     def core(self) -> StepCore:
@@ -258,7 +255,7 @@ class TrainStep:
         loss = self._fn(x, y) if sample_weight is None else self._fn(x, y, sample_weight)
         self._steps += 1
         trace_findings = self._trace_findings(x, y, sample_weight)
-        if trace_findings or self._read_cadence(self._steps - 1):
+        if trace_findings or self.options.read_every(self._steps - 1):
             self.core.read(self._steps, trace_findings)
         return loss
 
@@ -296,8 +293,10 @@ class TrainStep:
             self._core = StepCore(
                 self.optimizer,
                 variables,
+                self.options,
+                checks=self._checks,
                 model_name=getattr(self.model, "name", ""),
-                **self._core_args,
+                sink=self.options.sink_for(),
             )
             if self.accumulate > 1:
                 # One copy of the weights. ON_READ: each replica sums its own micro-batches;
@@ -321,10 +320,8 @@ class TrainStep:
 
     def _watch_activations(self, x: Any) -> None:
         """Finds the layer outputs the checks watch, with one inference pass on `x` (once)."""
-        checks = self._core_args["checks"]
-        checks = checks_lib.default_checks() if checks is None else list(checks)
-        self._core_args["checks"] = checks
-        watchers = [c for c in checks if getattr(c, "watches_activations", False)]
+        self._checks = self.options.new_checks()
+        watchers = [c for c in self._checks if c.watches_activations]
         if not watchers:
             return
         self._watched_layers, self._sites = activations_lib.find_sites(

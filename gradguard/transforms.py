@@ -30,7 +30,6 @@ __all__ = [
     "GradientTransform",
     "adaptive_clip",
     "chain",
-    "check_transform",
     "clip_by_global_norm",
     "clip_by_norm",
     "clip_by_value",
@@ -346,16 +345,6 @@ def skip_nonfinite(max_consecutive: int | None = 10) -> GradientTransform:
             f"got {max_consecutive!r}."
         )
     return _SkipNonfinite(max_consecutive)
-
-
-def check_transform(transform: Any) -> None:
-    """Raises TypeError unless `transform` is a `GradientTransform` (or None)."""
-    if transform is not None and not isinstance(transform, GradientTransform):
-        raise TypeError(
-            "transform must be a gradguard GradientTransform, e.g. "
-            "gradguard.chain(gradguard.clip_by_global_norm(1.0), gradguard.skip_nonfinite()); "
-            f"got {type(transform).__name__}."
-        )
 
 
 def _check_positive(fn: str, arg: str, value: float) -> None:

@@ -320,7 +320,7 @@ def test_guard_healthy_is_silent(mode: str) -> None:
     for _ in range(15):
         guarded(x, y)
     assert "dead-units" not in codes(guarded.report())
-    (check,) = [c for c in guarded.guard._cores[id(optimizer)].checks if c.watches_activations]
+    (check,) = [c for c in guarded.guard.cores[id(optimizer)].checks if c.watches_activations]
     assert [s.name for s in check.sites] == [layer.name for layer in model.layers[:2]]
     assert int(check.state()["act_steps"]) == 15  # every update saw the activations
 
@@ -363,7 +363,7 @@ def test_guard_with_an_optimizer_built_before() -> None:
 
     for _ in range(20):
         train_step(x, y)
-    (check,) = [c for c in train_step.guard._cores[id(optimizer)].checks if c.watches_activations]
+    (check,) = [c for c in train_step.guard.cores[id(optimizer)].checks if c.watches_activations]
     assert [(s.name, s.units) for s in check.sites] == [("relu", 32)]
     assert int(check.state()["act_steps"]) == 20
 

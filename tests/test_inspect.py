@@ -22,7 +22,8 @@ import tensorflow as tf  # noqa: E402
 
 import gradguard  # noqa: E402
 from gradguard import checks as checks_lib  # noqa: E402
-from gradguard import cli, events  # noqa: E402
+from gradguard import cli  # noqa: E402
+from gradguard import inspect as events  # noqa: E402
 from gradguard.findings import Finding  # noqa: E402
 
 WARN_ALL = {code: "warn" for code in gradguard.CODES}
@@ -186,11 +187,12 @@ def every_step(tmp_path_factory: pytest.TempPathFactory) -> gradguard.TrainStep:
 def test_rebuilt_state_equals_live_state(every_step: gradguard.TrainStep) -> None:
     core = every_step.core
     (run,) = events.load_runs(core.sink.log_dir)  # type: ignore[attr-defined]
-    table = events._Table(run)
+    table = events.Logged(run)
     assert table.layout == core.layout
     for check in core.checks:
         live = check.state()
-        rebuilt = events._REBUILDERS[type(check)](check, table)
+        rebuilt = check.replay(table)
+        assert rebuilt is not None, type(check).__name__
         assert set(rebuilt) == set(live), type(check).__name__
         for key, value in live.items():
             np.testing.assert_allclose(

@@ -328,7 +328,7 @@ def _contract_runs(root: Path) -> dict[str, Any]:
             root / "every_zero", SCRIPTS / "cli_never_trains.py", options=["--every", "0"]
         ),
         "cli_dead_relu_without_activations": lambda: gradguard_run(
-            root / "dead_without_activations", SCRIPTS / DEAD_RELU
+            root / "dead_without_activations", SCRIPTS / DEAD_RELU, options=["--no-activations"]
         ),
     }
 
@@ -343,12 +343,12 @@ CONTRACT_NEEDS = {
     "test_cli_not_a_python_script": "cli_not_python",
     "test_cli_notebook_is_not_a_python_script": "cli_notebook",
     "test_cli_every_zero_is_a_usage_error": "cli_every_zero",
-    "test_cli_activations_are_off_without_the_flag": "cli_dead_relu_without_activations",
+    "test_cli_activations_are_off_with_no_activations": "cli_dead_relu_without_activations",
 }
 DEAD_RELU = "bug_dead_relu_warmup_inverted_tf_function.py"
 DEAD_RELU_TESTS = {
     "test_cli_dead_units_in_the_json_report",
-    "test_cli_activations_are_off_without_the_flag",
+    "test_cli_activations_are_off_with_no_activations",
 }
 
 
@@ -482,7 +482,7 @@ def test_healthy_script_is_silent(runs: Runs, script: str) -> None:
 
 @pytest.mark.parametrize("watched", sorted(WATCHED_HEALTHY))
 def test_healthy_script_is_silent_with_activations(runs: Runs, watched: str) -> None:
-    from gradguard import events
+    from gradguard import inspect as events
 
     assert not HEALTHY[watched].false_error and not HEALTHY[watched].false_warning
     run = runs.get(run_key(watched, WATCHED_OPTIONS))
@@ -578,7 +578,7 @@ def test_cli_dead_units_in_the_json_report(runs: Runs) -> None:
     assert run.report["steps_observed"] == 192, context  # 3 epochs of 64 batches
 
 
-def test_cli_activations_are_off_without_the_flag(runs: Runs) -> None:
+def test_cli_activations_are_off_with_no_activations(runs: Runs) -> None:
     plain = runs.get("cli_dead_relu_without_activations")
     watched = runs.get(table_key(DEAD_RELU))
     assert plain.returncode == 0, plain.describe()

@@ -395,15 +395,14 @@ def test_json_lines_are_strict_json(tmp_path: Path) -> None:
 def test_bad_sinks_are_refused() -> None:
     with pytest.raises(TypeError, match="MultiSink takes gradguard Sinks.*got str"):
         sinks.MultiSink(["logs"])  # type: ignore[list-item]
-    step = gradguard.TrainStep(
-        _model(),
-        keras.optimizers.SGD(LR),
-        keras.losses.MeanSquaredError(),
-        sink="logs",  # type: ignore[arg-type]
-    )
-    x, y = _batches(1)[0]
+    # Refused where it enters: at construction, before any step runs.
     with pytest.raises(TypeError, match="sink must be a gradguard.sinks.Sink.*got str"):
-        step(x, y)
+        gradguard.TrainStep(
+            _model(),
+            keras.optimizers.SGD(LR),
+            keras.losses.MeanSquaredError(),
+            sink="logs",  # type: ignore[arg-type]
+        )
 
 
 def _free_port() -> int:

@@ -1,0 +1,209 @@
+"""Gradient checks: `zero-gradient`, `exploding-gradient`, `vanishing-gradient`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import tensorflow as tf
+
+from gradguard.checks.base import Check
+from gradguard.findings import Finding, Severity, listing, number
+from gradguard.sinks import tags
+from gradguard.stats import Context, Stats
+
+if TYPE_CHECKING:
+    from gradguard.inspect.logged import Logged
+
+__all__ = ["ExplodingGradient", "VanishingGradient", "ZeroGradient"]
+
+
+class ZeroGradient(Check):
+    """`zero-gradient`: a gradient that is exactly zero on every step seen.
+
+    Args:
+      min_steps: Steps to see before judging.
+    """
+
+    def __init__(self, min_steps: int = 2):
+        self.min_steps = min_steps
+
+    def _build(self) -> None:
+        self.max_sq = self.add_state("grad_sq_max", [0.0] * self.layout.size)
+
+    def update(self, stats: Stats) -> None:
+        # A non-finite gradient is not a zero one; count it as non-zero.
+        sq = tf.where(tf.math.is_finite(stats.grad_sq), stats.grad_sq, 1.0)
+        self.max_sq.assign(tf.maximum(self.max_sq, sq))
+
+    def judge(self, state: Mapping[str, np.ndarray], context: Context) -> list[Finding]:
+        if context.steps < self.min_steps:
+            return []
+        max_sq = state["grad_sq_max"]
+        with_grad = [i for i in range(self.layout.size) if i not in context.none]
+        zero = [i for i in with_grad if max_sq[i] == 0.0]
+        if not zero:
+            return []
+        variables = tuple(self.layout.names[i] for i in zero)
+        if len(zero) == len(with_grad):
+            message = (
+                f"The gradient of every trainable variable was exactly zero on all "
+                f"{context.steps} steps seen: the loss is flat in the weights (it is built "
+                "from rounded or thresholded outputs, does not depend on the prediction, or "
+                "every ReLU unit is dead); check the loss function."
+            )
+            severity = Severity.ERROR
+        else:
+            message = (
+                f"The gradient of {listing(variables)} was exactly zero on all "
+                f"{context.steps} steps seen: these weights never learn (a dead ReLU layer, a "
+                "zero multiplier, or an input that is always zero); check how they reach the loss."
+            )
+            severity = Severity.WARNING
+        return [Finding("zero-gradient", message, context.step, variables, severity)]
+
+    def replay(self, logged: Logged) -> Mapping[str, Any]:
+        grad, present = logged.groups_of(tags.LAYER_GRAD_NORM)
+        sq = np.where(np.isfinite(grad), grad**2, 1.0)
+        return {"grad_sq_max": np.where(present, sq, 0.0).max(axis=1, initial=0.0)}
+
+
+class ExplodingGradient(Check):
+    """`exploding-gradient`: a gradient norm that is very large or grew by orders of magnitude.
+
+    Args:
+      growth: Flags when the largest norm seen is this many times the first step's norm
+        (and at least `min_norm`).
+      limit: Flags any global norm above this.
+      min_norm: Growth to a norm below this is not judged (small gradients that grow are normal).
+    """
+
+    def __init__(self, growth: float = 1e3, limit: float = 1e6, min_norm: float = 1.0):
+        self.growth = growth
+        self.limit = limit
+        self.min_norm = min_norm
+
+    def _build(self) -> None:
+        self.first = self.add_state("norm_first", -1.0)
+        self.max = self.add_state("norm_max", 0.0)
+        self.max_step = self.add_state("norm_max_step", -1, tf.int64)
+        self.layer_max = self.add_state("layer_norm_max", [0.0] * len(self.layout.layers))
+
+    def update(self, stats: Stats) -> None:
+        norm = stats.grad_norm
+        finite = tf.math.is_finite(norm)
+        self.first.assign(tf.where((self.first < 0) & finite, norm, self.first))
+        larger = finite & (norm > self.max)
+        self.max.assign(tf.where(larger, norm, self.max))
+        self.max_step.assign(tf.where(larger, stats.step, self.max_step))
+        layer_norm = tf.sqrt(self.layout.per_layer(stats.grad_sq))
+        layer_norm = tf.where(tf.math.is_finite(layer_norm), layer_norm, 0.0)
+        self.layer_max.assign(tf.maximum(self.layer_max, layer_norm))
+
+    def judge(self, state: Mapping[str, np.ndarray], context: Context) -> list[Finding]:
+        s = state
+        first, largest = float(s["norm_first"]), float(s["norm_max"])
+        grew = first > 0 and largest >= self.min_norm and largest >= self.growth * first
+        if not (grew or largest > self.limit):
+            return []
+        layer = self.layout.layers[int(np.argmax(s["layer_norm_max"]))]
+        step = int(s["norm_max_step"])
+        message = (
+            f"The gradient norm reached {number(largest)} at step {step} (first step: "
+            f"{number(first)}), largest in {layer}: training is diverging; lower the learning "
+            "rate, clip with gradguard.clip_by_global_norm(1.0), and check that inputs and "
+            "targets are normalized."
+        )
+        details = {"first_norm": first, "max_norm": largest, "max_step": step, "layer": layer}
+        # One finding per run: which layer is largest may change from read to read.
+        return [Finding("exploding-gradient", message, step, details=details)]
+
+    def replay(self, logged: Logged) -> Mapping[str, Any]:
+        norm, present = logged.column(tags.GRAD_NORM)
+        finite = present & np.isfinite(norm)
+        first = float(norm[finite][0]) if finite.any() else -1.0
+        largest, largest_step = 0.0, -1
+        for step, value, ok in zip(logged.steps, norm, finite):
+            if ok and value > largest:
+                largest, largest_step = float(value), int(step)
+        layer = logged.layer_grad_norms()
+        layer = np.where(np.isfinite(layer), layer, 0.0)
+        return {
+            "norm_first": np.float32(first),
+            "norm_max": np.float32(largest),
+            "norm_max_step": np.int64(largest_step),
+            "layer_norm_max": layer.max(axis=1, initial=0.0),
+        }
+
+
+class VanishingGradient(Check):
+    """`vanishing-gradient`: early layers' gradients orders of magnitude below the last layer's.
+
+    Args:
+      ratio: Flags early layers whose mean gradient norm is below this fraction of the last
+        layer's.
+      min_layers: Models with fewer layers (with gradients) are not judged.
+      min_steps: Steps to see before judging.
+    """
+
+    def __init__(self, ratio: float = 1e-3, min_layers: int = 3, min_steps: int = 2):
+        self.ratio = ratio
+        self.min_layers = min_layers
+        self.min_steps = min_steps
+
+    def _build(self) -> None:
+        self.norm_sum = self.add_state("layer_norm_sum", [0.0] * len(self.layout.layers))
+        self.count = self.add_state("layer_norm_count", 0, tf.int64)
+
+    def update(self, stats: Stats) -> None:
+        finite = tf.math.is_finite(stats.grad_norm)
+        layer_norm = tf.sqrt(self.layout.per_layer(stats.grad_sq))
+        self.norm_sum.assign_add(tf.where(finite, layer_norm, 0.0))
+        self.count.assign_add(tf.cast(finite, tf.int64))
+
+    def judge(self, state: Mapping[str, np.ndarray], context: Context) -> list[Finding]:
+        count = int(state["layer_norm_count"])
+        if context.steps < self.min_steps or count == 0:
+            return []
+        mean = np.asarray(state["layer_norm_sum"]) / count
+        none_layers = {self.layout.layer_index[i] for i in context.none}
+        layers = [li for li in range(len(self.layout.layers)) if li not in none_layers]
+        if len(layers) < self.min_layers or mean[layers[-1]] <= 0:
+            return []
+        last = layers[-1]
+        weak = [li for li in layers[:-1] if mean[li] < self.ratio * mean[last]]
+        if not weak or weak[0] != layers[0]:
+            return []
+        first = weak[0]
+        message = (
+            f"Gradients vanish toward the input: {self.layout.layers[first]}'s mean gradient "
+            f"norm {number(mean[first])} is {number(mean[first] / mean[last])} of "
+            f"{self.layout.layers[last]}'s {number(mean[last])} ({len(weak)} early layer(s) "
+            f"below {number(self.ratio)}x): saturating activations (sigmoid/tanh) in a deep stack "
+            "or a poor initialization; use ReLU with He initialization, batch normalization "
+            "or residual connections."
+        )
+        details: dict[str, Any] = {
+            "mean_norm": {self.layout.layers[li]: float(mean[li]) for li in layers}
+        }
+        saturation = context.notes.get("saturation")
+        if saturation:
+            shown = ", ".join(f"{name} {frac:.0%}" for name, frac in list(saturation.items())[:4])
+            message += (
+                f" Likely cause: saturated activations ({shown} of the sigmoid/tanh outputs "
+                "sit where the derivative is below 1e-2): scale the inputs, use Glorot "
+                "initialization, or switch these layers to ReLU."
+            )
+            details["saturation"] = dict(saturation)
+        variables = self.layout.variables_of(weak)
+        return [Finding("vanishing-gradient", message, context.step, variables, details=details)]
+
+    def replay(self, logged: Logged) -> Mapping[str, Any]:
+        norm, present = logged.column(tags.GRAD_NORM)
+        finite = present & np.isfinite(norm)
+        layer = logged.layer_grad_norms()
+        return {
+            "layer_norm_sum": np.where(finite, layer, 0.0).sum(axis=1),
+            "layer_norm_count": np.int64(finite.sum()),
+        }

@@ -1,0 +1,148 @@
+"""`non-finite`: NaN or Inf in the loss, a gradient or a weight; names where it came first."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import tensorflow as tf
+
+from gradguard.checks.base import Check
+from gradguard.findings import Finding, listing, number
+from gradguard.sinks import tags
+from gradguard.stats import Context, Layout, Stats
+
+if TYPE_CHECKING:
+    from gradguard.inspect.logged import Logged
+
+__all__ = ["NonFinite"]
+
+
+class NonFinite(Check):
+    """`non-finite`: NaN or Inf in the loss, a gradient or a weight; names where it came first.
+
+    With mixed precision, steps the loss scaler skips on purpose (float16 overflow) are counted,
+    not reported; a loss scale that collapses below `min_loss_scale` is reported: the gradients
+    are non-finite even at a tiny scale, so it is not overflow.
+
+    Args:
+      min_loss_scale: Loss scale below which the scaler has collapsed.
+    """
+
+    def __init__(self, min_loss_scale: float = 1.0):
+        self.min_loss_scale = min_loss_scale
+
+    def _build(self) -> None:
+        n = self.layout.size
+        self.loss_first = self.add_state("loss_first", -1, tf.int64)
+        self.grad_first = self.add_state("grad_first", [-1] * n, tf.int64)
+        self.weight_first = self.add_state("weight_first", [-1] * n, tf.int64)
+        self.skipped = self.add_state("skipped", 0, tf.int64)
+        self.overflows = self.add_state("overflows", 0, tf.int64)
+        self.loss_scale_min = self.add_state("loss_scale_min", np.inf)
+
+    def update(self, stats: Stats) -> None:
+        def first(state: tf.Variable, bad: tf.Tensor) -> None:
+            state.assign(tf.where((state < 0) & bad, stats.step, state))
+
+        overflow = tf.convert_to_tensor(stats.overflow)
+        first(self.loss_first, ~tf.math.is_finite(stats.loss))
+        first(self.grad_first, ~overflow & ~tf.math.is_finite(stats.grad_sq))
+        first(self.weight_first, stats.measured & ~tf.math.is_finite(stats.weight_sq))
+        self.skipped.assign_add(tf.cast(~stats.applied & ~overflow, tf.int64))
+        self.overflows.assign_add(tf.cast(overflow, tf.int64))
+        scale = tf.cast(stats.loss_scale, tf.float32)
+        self.loss_scale_min.assign(tf.minimum(self.loss_scale_min, scale))
+
+    def judge(self, state: Mapping[str, np.ndarray], context: Context) -> list[Finding]:
+        s = state
+        sources = [
+            (int(s["loss_first"]), "loss", ()),
+            (_earliest(s["grad_first"]), "gradient", _at(self.layout, s["grad_first"])),
+            (_earliest(s["weight_first"]), "weight", _at(self.layout, s["weight_first"])),
+        ]
+        seen = [src for src in sources if src[0] >= 0]
+        scale = float(s.get("loss_scale_min", np.inf))
+        if not seen and scale < self.min_loss_scale:
+            overflows = int(s.get("overflows", 0))
+            message = (
+                f"The loss scale collapsed to {number(scale)} after {overflows} overflow skips: "
+                "the gradients are NaN/Inf even at a tiny scale, so this is not float16 "
+                "overflow; look for log(0), a division by zero or a learning rate that makes "
+                "the weights diverge."
+            )
+            details: dict[str, Any] = {"loss_scale": scale, "overflow_skips": overflows}
+            return [Finding("non-finite", message, context.step, details=details)]
+        if not seen:
+            return []
+        step, where, variables = min(seen, key=lambda src: (src[0], len(src[1])))
+        skipped = int(s["skipped"])
+        skip_text = (
+            f" {skipped} update(s) were skipped, so the weights are intact."
+            if skipped
+            else " The update was applied: add gradguard.skip_nonfinite() to the transform."
+        )
+        if where == "loss":
+            message = (
+                f"The loss became NaN/Inf at step {step}: look for log(0), division by zero or "
+                "sqrt of a negative in the loss (add an epsilon, or use from_logits=True), "
+                "and for an exploding learning rate."
+            )
+        elif where == "gradient":
+            message = (
+                f"The gradient of {listing(variables)} became NaN/Inf at step {step} while the "
+                "loss was finite: an op with an unstable gradient (sqrt or log near 0, a "
+                "division) or overflow; clip gradients or add an epsilon."
+            )
+        else:
+            message = (
+                f"The weights of {listing(variables)} became NaN/Inf (seen at step {step}) "
+                "while loss and gradients were finite: the optimizer update overflowed; "
+                "lower the learning rate or raise the optimizer's epsilon."
+            )
+        details = {"first_in": where, "first_step": step, "skipped_updates": skipped}
+        return [Finding("non-finite", message + skip_text, step, variables, details=details)]
+
+    def summary(self, state: Mapping[str, np.ndarray]) -> Mapping[str, float]:
+        return {
+            "skipped_updates": int(state["skipped"]),
+            "overflow_skips": int(state["overflows"]),
+        }
+
+    def replay(self, logged: Logged) -> Mapping[str, Any]:
+        loss, loss_present = logged.column(tags.LOSS)
+        grad, grad_present = logged.groups_of(tags.LAYER_GRAD_NORM)
+        weight, weight_present = logged.groups_of(tags.LAYER_WEIGHT_NORM)
+        skipped, present = logged.column(tags.SKIPPED_UPDATES)
+        steps = logged.steps
+        return {
+            "loss_first": np.int64(_first_step(steps, loss_present & ~np.isfinite(loss))),
+            "grad_first": np.array(
+                [_first_step(steps, p & ~np.isfinite(g)) for g, p in zip(grad, grad_present)],
+                np.int64,
+            ),
+            "weight_first": np.array(
+                [_first_step(steps, p & ~np.isfinite(w)) for w, p in zip(weight, weight_present)],
+                np.int64,
+            ),
+            "skipped": np.int64(skipped[present][-1] if present.any() else 0),
+            # The loss scale is not logged: inspect does not judge a collapsing one.
+            "overflows": np.int64(0),
+            "loss_scale_min": np.float32(1.0),
+        }
+
+
+def _earliest(first_steps: np.ndarray) -> int:
+    seen = first_steps[first_steps >= 0]
+    return int(seen.min()) if seen.size else -1
+
+
+def _at(layout: Layout, first_steps: np.ndarray) -> tuple[str, ...]:
+    step = _earliest(first_steps)
+    return tuple(n for n, s in zip(layout.names, first_steps) if s == step and step >= 0)
+
+
+def _first_step(steps: np.ndarray, bad: np.ndarray) -> int:
+    hits = np.flatnonzero(bad)
+    return int(steps[hits[0]]) if hits.size else -1

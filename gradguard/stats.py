@@ -1,0 +1,163 @@
+"""The step's shared vocabulary: which variables it trains, what it measured, what the host knows.
+
+* `Layout`: static facts about the trained variables (names, layers), shared by every check.
+* `Stats`: one step's statistics as tensors, computed once by the core for every check.
+* `Context`: what the host knows when it judges the checks' state.
+* `Every`: the cadence, "every n steps", for Python ints and for tensors alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from gradguard.findings import names
+
+__all__ = ["Context", "Every", "Layout", "Stats"]
+
+
+class Every:
+    """Cadence: due on steps 0, n, 2n, ... (0-based), for Python ints and for tensors.
+
+    Args:
+      n: Steps between due steps; a positive int.
+      name: The argument's name, for the error message.
+
+    Raises:
+      ValueError: if `n` is not a positive int.
+
+    Example:
+      >>> every = Every(100)
+      >>> [s for s in range(250) if every(s)]
+      [0, 100, 200]
+    """
+
+    def __init__(self, n: int, name: str = "every"):
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"{name} must be a positive int (a number of steps); got {n!r}.")
+        self.n = int(n)
+
+    def __call__(self, step: Any) -> Any:
+        """Whether `step` is due; a bool tensor when `step` is a tensor."""
+        if isinstance(step, (int, np.integer)):
+            return step % self.n == 0
+        return tf.equal(step % self.n, 0)
+
+    def __repr__(self) -> str:
+        return f"Every({self.n})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Static facts about the variables a step trains, shared by all checks.
+
+    Attributes:
+      names: Display name per variable (``dense/kernel``).
+      layers: Layer names in model order (``dense``), each once.
+      layer_index: Per variable, its layer's index into `layers`.
+    """
+
+    names: tuple[str, ...]
+    layers: tuple[str, ...]
+    layer_index: tuple[int, ...]
+
+    @classmethod
+    def from_variables(cls, variables: Sequence[Any], model_name: str = "") -> Layout:
+        """Groups variables by layer: the variable's path without its last component."""
+        return cls.from_names(names(variables, model_name))
+
+    @classmethod
+    def from_names(cls, var_names: Sequence[str]) -> Layout:
+        """Groups variable names (``dense/kernel``) by layer (``dense``): their path's parent."""
+        layers: list[str] = []
+        index = []
+        for name in var_names:
+            layer = name.rsplit("/", 1)[0] if "/" in name else name
+            if layer not in layers:
+                layers.append(layer)
+            index.append(layers.index(layer))
+        return cls(tuple(var_names), tuple(layers), tuple(index))
+
+    @classmethod
+    def of_layers(cls, layers: Sequence[str]) -> Layout:
+        """A layout whose variables are whole layers (per-layer logged scalars)."""
+        return cls(tuple(layers), tuple(layers), tuple(range(len(layers))))
+
+    @property
+    def size(self) -> int:
+        """Number of variables."""
+        return len(self.names)
+
+    def per_layer(self, per_variable: tf.Tensor) -> tf.Tensor:
+        """Sums a per-variable vector into a per-layer vector (in-graph)."""
+        return tf.math.unsorted_segment_sum(
+            per_variable, tf.constant(self.layer_index, tf.int32), len(self.layers)
+        )
+
+    def variables_of(self, layer_ids: Sequence[int]) -> tuple[str, ...]:
+        """Names of the variables in the given layers."""
+        wanted = set(layer_ids)
+        return tuple(n for n, li in zip(self.names, self.layer_index) if li in wanted)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stats:
+    """One step's statistics, as tensors; computed once by the core for every check.
+
+    Attributes:
+      step: 0-based step index, int64 scalar.
+      loss: float32 scalar.
+      grad_sq: float32 [n]: squared L2 norm of each variable's gradient before the transforms
+        (0 where the gradient is None).
+      grad_norm: global gradient norm before the transforms.
+      grad_norm_after: global gradient norm after the transforms (what the optimizer got).
+      applied: bool scalar: the optimizer update ran (False when a transform skipped it).
+      measured: bool scalar: `update_sq` and `weight_sq` were measured on this step (they are
+        measured only every `every` steps, as they need a copy of the weights).
+      update_sq: float32 [n]: squared norm of each variable's change in this step.
+      weight_sq: float32 [n]: squared norm of each variable before the update.
+      loss_scale: the loss scale the gradients were divided by (mixed precision), else 1.
+      overflow: bool scalar: the loss scaler skips this step on purpose (float16 overflow:
+        non-finite gradients from a finite loss); not a `non-finite` finding.
+      activations: One ``[examples, units]`` tensor per watched layer output (the checks'
+        `sites`), from this step's training forward pass, or None for a layer not called on
+        this step; empty unless a check watches activations and the step can capture them.
+    """
+
+    step: tf.Tensor
+    loss: tf.Tensor
+    grad_sq: tf.Tensor
+    grad_norm: tf.Tensor
+    grad_norm_after: tf.Tensor
+    applied: tf.Tensor
+    measured: tf.Tensor
+    update_sq: tf.Tensor
+    weight_sq: tf.Tensor
+    loss_scale: Any = 1.0
+    overflow: Any = False
+    activations: tuple[Any, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """What the host knows when it judges.
+
+    Attributes:
+      steps: Number of steps observed so far.
+      step: Index of the latest step.
+      none: Indices of variables that never had a gradient (None, or not in any update);
+        `none-gradient` and the guard report them, other checks leave them out.
+      learning_rate: The optimizer's current learning rate, if known, for messages.
+      notes: What checks tell each other, by key (`Check.notes`): e.g. ``"saturation"``, the
+        layers `ActivationHealth` saw saturated, which `VanishingGradient` names as the cause.
+    """
+
+    steps: int
+    step: int
+    none: frozenset[int] = frozenset()
+    learning_rate: float | None = None
+    notes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
