@@ -21,9 +21,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check $(SOURCES)
 	$(BIN)/mypy
 
-# Two workers (CI has two cores); a file's tests stay together, as several share fixtures.
+# Two workers (CI has two cores); a file's tests stay together (several share module fixtures)
+# except those tests/conftest.py spreads.
 test: lint
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/overhead.py

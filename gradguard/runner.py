@@ -93,7 +93,9 @@ def prepare(
     except SyntaxError as e:
         where = f"line {e.lineno}" + (f", column {e.offset}" if e.offset else "")
         text = f": {e.text.strip()}" if e.text else ""
-        raise RunError(f"{script} has a syntax error at {where}: {e.msg}{text}") from None
+        raise RunError(
+            f"{script} is not a Python script: a syntax error at {where}: {e.msg}{text}"
+        ) from None
     except (ValueError, UnicodeDecodeError) as e:
         raise RunError(f"{script} is not a Python script: {e}") from None
     if json_path is not None:

@@ -10,7 +10,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from gradguard import _compat, diagnose, replicas
+from gradguard import _compat, diagnose, losses
+from gradguard import accumulate as accumulate_lib
 from gradguard import activations as activations_lib
 from gradguard import findings as findings_lib
 from gradguard import sinks as sinks_lib
@@ -19,8 +20,6 @@ from gradguard.core import StepCore
 from gradguard.options import ChecksArg, Options, check_optimizer
 
 __all__ = ["TrainStep"]
-
-LossFn = Callable[..., Any]
 
 
 def _describe(structure: Any) -> str:
@@ -94,14 +93,15 @@ class TrainStep:
       optimizer: A Keras 3 optimizer.
       loss_fn: A `keras.losses.Loss`, a Keras loss name (``"mse"``) or any
         ``fn(y_true, y_pred)``; a non-scalar result is averaged, as Keras does, and
-        `model.losses` (regularizers) are added.
+        `model.losses` (regularizers) are added. With `sample_weight`, a function must return
+        one loss per example (a scalar cannot be weighted; it is refused).
       transform: Gradient transform applied before the update. Default: `skip_nonfinite()`.
       checks: Checks to run. Default: `gradguard.checks.default_checks()`. Add
         `gradguard.checks.ActivationHealth()` to watch the activations (`dead-units`,
         saturation): the outputs of the activation-bearing layers are then captured in the
         training forward pass, and the layers are found once, at the first call, with one
-        inference pass on its batch. Under a multi-replica strategy the replicas' counts are
-        summed, so a unit is alive if it fired on any replica's slice.
+        inference pass on its batch. Under a multi-replica strategy a unit is alive if it fired
+        on any replica's slice. A list, or a function returning a fresh list.
       every: Steps between update measurements and TensorBoard scalars, and by default
         between host reads (default 100).
       read_every: Steps between host reads, where the checks are judged and findings raised or
@@ -114,9 +114,6 @@ class TrainStep:
       run_eagerly: Run the step eagerly (for debugging) instead of as a `tf.function`.
       policy: Per finding code, ``"raise"``, ``"warn"`` or ``"ignore"``. By default errors raise
         a `GradGuardError` at the host read and warnings are logged.
-      log_dir: Write the statistics as TensorBoard scalars there (see `gradguard.sinks`).
-      sink: Other destinations for statistics and findings (`gradguard.sinks.Sink`).
-      scalars_per_variable: Scalars per variable instead of per layer.
       accumulate: Average the gradients of `accumulate` calls (micro-batches) and update every
         `accumulate`-th call, as one batch that many times larger would. Costs one copy of the
         weights; sparse gradients are accumulated densely.
@@ -142,7 +139,7 @@ class TrainStep:
         self,
         model: Any,
         optimizer: keras.optimizers.Optimizer,
-        loss_fn: LossFn,
+        loss_fn: losses.LossFn | str,
         *,
         transform: transforms_lib.GradientTransform | None = None,
         checks: ChecksArg = None,
@@ -160,19 +157,6 @@ class TrainStep:
         if not callable(model) or not hasattr(model, "trainable_variables"):
             raise TypeError(f"model must be a Keras model or layer; got {type(model).__name__}.")
         check_optimizer(optimizer)
-        if isinstance(loss_fn, str):  # "mse", as in model.compile
-            try:
-                loss_fn = keras.losses.get(loss_fn)
-            except ValueError:
-                raise ValueError(
-                    f"loss_fn {loss_fn!r} is not a Keras loss name; use e.g. 'mse' or a "
-                    "keras.losses.Loss object."
-                ) from None
-        if not callable(loss_fn):
-            raise TypeError(
-                f"loss_fn must be a keras.losses.Loss or a function (y_true, y_pred) -> loss; "
-                f"got {type(loss_fn).__name__}."
-            )
         self.options = Options.create(
             transform=transform,
             checks=checks,
@@ -193,7 +177,7 @@ class TrainStep:
         self.accumulate = accumulate
         self.model = model
         self.optimizer = optimizer
-        self.loss_fn = loss_fn
+        self.loss_fn = losses.resolve(loss_fn)
         self._core: StepCore | None = None
         self._steps = 0
         # Layers whose outputs checks watch (`checks.ActivationHealth`), found at build time, and
@@ -206,7 +190,7 @@ class TrainStep:
         self._loss_shapes: list[tuple[tf.TensorSpec, tf.TensorSpec]] = []
         self._loss_shapes_judged: set[tuple[Any, ...]] = set()
 
-        # The step of this instance; `tracing.own_function` keeps TensorFlow's retracing
+        # The step of this instance; `_compat.function` keeps TensorFlow's retracing
         # detector from counting the traces of every TrainStep in the process as one's.
         def step(x: Any, y: Any, sample_weight: Any = None) -> tf.Tensor:
             if self.strategy is None:
@@ -299,24 +283,7 @@ class TrainStep:
                 sink=self.options.sink_for(),
             )
             if self.accumulate > 1:
-                # One copy of the weights. ON_READ: each replica sums its own micro-batches;
-                # the core sums over replicas when it applies.
-                self._accumulators = [
-                    tf.Variable(
-                        tf.zeros(v.shape, v.dtype),
-                        trainable=False,
-                        synchronization=tf.VariableSynchronization.ON_READ,
-                        aggregation=tf.VariableAggregation.SUM,
-                    )
-                    for v in variables
-                ]
-                self._accumulated_loss = tf.Variable(
-                    0.0,
-                    trainable=False,
-                    synchronization=tf.VariableSynchronization.ON_READ,
-                    aggregation=tf.VariableAggregation.SUM,
-                )
-                self._micro_batches = replicas.state_variable(0, tf.int64)
+                self._accumulator = accumulate_lib.Accumulator(variables, self.accumulate)
 
     def _watch_activations(self, x: Any) -> None:
         """Finds the layer outputs the checks watch, with one inference pass on `x` (once)."""
@@ -384,36 +351,9 @@ class TrainStep:
                         tf.TensorSpec(y_pred.shape, y_pred.dtype),
                     )
                 )
-        # Under a strategy the replicas' gradients are summed, so each replica's loss is 1/R of
-        # its mean. Keras loss objects do that division themselves; the rest is done here.
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        if isinstance(self.loss_fn, keras.losses.Loss):
-            value = self.loss_fn(y, y_pred, sample_weight=sample_weight)
-            replicas_left = 1
-        else:
-            replicas_left = replicas
-            value = self.loss_fn(y, y_pred)
-            if value is not None and sample_weight is not None:
-                value = tf.convert_to_tensor(value)
-                weight = tf.cast(sample_weight, value.dtype)
-                while weight.shape.rank is not None and weight.shape.rank < value.shape.rank:
-                    weight = weight[..., None]
-                value = value * weight
-        if value is None:
-            raise TypeError("loss_fn returned None; it must return the loss as a float tensor.")
-        value = tf.convert_to_tensor(value)
-        if not value.dtype.is_floating:
-            raise TypeError(
-                f"loss_fn returned a {value.dtype.name} tensor; a loss must be floating point "
-                "to have gradients. Cast labels and predictions to float before the loss."
-            )
-        if value.shape.rank != 0:
-            value = tf.reduce_mean(value)  # as Keras' default "sum_over_batch_size"
-        value = tf.cast(value, tf.float32) / replicas_left
-        regularization = getattr(self.model, "losses", [])
-        if regularization:
-            value += tf.add_n([tf.cast(r, tf.float32) for r in regularization]) / replicas
-        return value
+        return losses.compute(
+            self.loss_fn, y, y_pred, sample_weight, getattr(self.model, "losses", [])
+        )
 
     def _loss_and_grads(
         self, x: Any, y: Any, sample_weight: Any
@@ -449,37 +389,14 @@ class TrainStep:
                 self.core.layout.names, range(len(variables)), causes, self._steps
             ).error()
         if self.accumulate > 1:
-            self._accumulate(loss, grads, captured)
+            # The checks see the activations of the micro-batch that completes the update.
+            self._accumulator.add(loss, grads, self._accumulated_update, captured)
         else:
             self.core.update(loss, grads, activations=captured)
         return loss
 
-    def _accumulate(self, loss: tf.Tensor, grads: list[Any], captured: tuple[Any, ...]) -> None:
-        """Adds 1/k of this micro-batch's gradients; every k-th call, applies their sum."""
-        k = self.accumulate
-        for accumulator, g in zip(self._accumulators, grads):
-            if isinstance(g, tf.IndexedSlices):
-                values = g.values / tf.cast(k, g.values.dtype)
-                accumulator.scatter_add(tf.IndexedSlices(values, g.indices, g.dense_shape))
-            elif g is not None:
-                accumulator.assign_add(g / tf.cast(k, g.dtype))
-        self._accumulated_loss.assign_add(loss / k)
-        micro_batch = self._micro_batches.assign_add(1)
-
-        def apply(captured: tuple[Any, ...]) -> None:
-            mean_grads = [
-                None if g is None else tf.convert_to_tensor(a)
-                for a, g in zip(self._accumulators, grads)
-            ]
-            # The checks see the activations of the micro-batch that completes the update.
-            self.core.update(
-                tf.convert_to_tensor(self._accumulated_loss), mean_grads, activations=captured
-            )
-            for accumulator in self._accumulators:
-                accumulator.assign(tf.zeros_like(accumulator))
-            self._accumulated_loss.assign(0.0)
-
-        replicas.run_if(tf.equal(micro_batch % k, 0), apply, captured)
+    def _accumulated_update(self, loss: tf.Tensor, grads: list[Any], captured: Any) -> None:
+        self.core.update(loss, grads, activations=captured)
 
     def _trace_findings(self, x: Any, y: Any, sample_weight: Any) -> list[findings_lib.Finding]:
         """Findings known from the traced graph, each made once: no gradient, broadcasting."""

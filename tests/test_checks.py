@@ -1,175 +1,317 @@
-"""Each check finds its planted bug, and healthy loops stay silent, in every execution mode."""
+"""Every check: its fold against a NumPy reference in every mode, its planted bug found and its
+healthy twin silent through every entry point (`harness.py`)."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import MODES, Case, mlp, mode_kwargs, regression_data, run_case
+from harness import Scripted, fold, judge, numpy_cut_loss, stats
 
 import gradguard
+from gradguard import checks
+from gradguard.activations import Site
+from gradguard.stats import Layout
+
+# -- each check's fold against a NumPy reference, eager, graph and XLA ------------------------
+
+LAYOUT = Layout.from_names(["dense/kernel", "dense/bias", "out/kernel", "out/bias"])
+STEPS = 12
 
 
-def _numpy_cut_loss(y_true, y_pred):
-    pred = tf.numpy_function(lambda p: p, [y_pred], tf.float32)
-    return tf.reduce_mean(tf.square(y_true - tf.reshape(pred, [-1, 1])))
+def _field(steps: Sequence[Mapping[str, Any]], name: str) -> np.ndarray:
+    return np.array([s[name] for s in steps])
 
 
-def _flat_y():
-    x, y = regression_data()
-    return x, y[:, 0]
+def _per_layer(per_variable: np.ndarray, layout: Layout) -> np.ndarray:
+    """[..., variables] summed into [..., layers]."""
+    out = np.zeros(per_variable.shape[:-1] + (len(layout.layers),))
+    for i, layer in enumerate(layout.layer_index):
+        out[..., layer] += per_variable[..., i]
+    return out
 
 
-BUGS = [
-    ("weights-unchanged", Case("sgd-lr-0", mlp, lambda: keras.optimizers.SGD(0.0))),
-    ("update-too-small", Case("adam-lr-1e-10", mlp, lambda: keras.optimizers.Adam(1e-10))),
-    ("update-too-large", Case("adam-lr-1", mlp, lambda: keras.optimizers.Adam(1.0))),
-    (
-        "none-gradient",
-        Case("numpy-round-trip", mlp, lambda: keras.optimizers.Adam(1e-3), _numpy_cut_loss),
-    ),
-    (
-        "none-gradient",
-        Case(
-            "stop-gradient",
-            mlp,
-            lambda: keras.optimizers.Adam(1e-3),
-            lambda yt, yp: tf.reduce_mean(tf.square(yt - tf.stop_gradient(yp))),
-        ),
-    ),
-    (
-        "zero-gradient",
-        Case(
-            "loss-of-rounded-output",
-            mlp,
-            lambda: keras.optimizers.Adam(1e-3),
-            lambda yt, yp: tf.reduce_mean(yp * 0.0),
-        ),
-    ),
-    (
-        "non-finite",
-        Case(
-            "log-of-zero",
-            mlp,
-            lambda: keras.optimizers.Adam(1e-3),
-            lambda yt, yp: tf.reduce_mean(tf.math.log(yp * 0.0)),
-            steps=5,  # fewer than skip_nonfinite's max_consecutive, which raises regardless
-        ),
-    ),
-    (
-        "loss-broadcast",
-        Case(
-            "y-n-against-pred-n-1",
-            mlp,
-            lambda: keras.optimizers.Adam(1e-3),
-            lambda yt, yp: tf.reduce_mean(tf.square(yt - yp)),
-            data=_flat_y,
-        ),
-    ),
-    (
-        "exploding-gradient",
-        Case(
-            "sgd-lr-too-high",
-            lambda: mlp(depth=3),
-            lambda: keras.optimizers.SGD(0.5),
-            steps=30,
-            transform=lambda: gradguard.skip_nonfinite(None),
-        ),
-    ),
-    (
-        "vanishing-gradient",
-        Case(
-            "deep-sigmoid",
-            lambda: mlp(units=32, depth=10, activation="sigmoid"),
-            lambda: keras.optimizers.SGD(0.01),
-        ),
-    ),
-    (
-        "loss-not-decreasing",
-        Case("sgd-lr-1e-12", mlp, lambda: keras.optimizers.SGD(1e-12), steps=100, every=50),
-    ),
-]
+def _first(bad: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Per column, the first step where `bad` holds (-1 if never)."""
+    bad = bad.reshape(len(steps), -1)
+    first = [int(steps[np.flatnonzero(col)[0]]) if col.any() else -1 for col in bad.T]
+    return np.array(first)
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("code,case", BUGS, ids=[f"{c}:{case.name}" for c, case in BUGS])
-def test_planted_bug_is_found(code, case, mode):
-    if mode == "jit" and case.name == "numpy-round-trip":
-        pytest.skip("XLA cannot compile tf.numpy_function; see test_no_gradient_raises_at_trace")
-    _, report = run_case(case, mode)
-    assert code in report.codes(), str(report)
-    finding = next(f for f in report.findings if f.code == code)
-    assert finding.message.endswith(".")
-    assert finding.step >= 0
+def non_finite_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -> dict[str, Any]:
+    step, overflow = _field(steps, "step"), _field(steps, "overflow")
+    grad, weight = _field(steps, "grad_sq"), _field(steps, "weight_sq")
+    measured, applied = _field(steps, "measured"), _field(steps, "applied")
+    return {
+        "loss_first": _first(~np.isfinite(_field(steps, "loss")), step)[0],
+        "grad_first": _first(~overflow[:, None] & ~np.isfinite(grad), step),
+        "weight_first": _first(measured[:, None] & ~np.isfinite(weight), step),
+        "skipped": np.sum(~applied & ~overflow),
+        "overflows": np.sum(overflow),
+        "loss_scale_min": min(np.inf, _field(steps, "loss_scale").min()),
+    }
 
 
-def _embedding_model():
-    keras.utils.set_random_seed(0)
-    return keras.Sequential(
-        [
-            keras.Input((4,), dtype="int32"),
-            keras.layers.Embedding(50, 8),
-            keras.layers.GlobalAveragePooling1D(),
-            keras.layers.Dense(1),
-        ]
-    )
+def zero_gradient_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -> dict[str, Any]:
+    grad = _field(steps, "grad_sq")
+    return {"grad_sq_max": np.maximum(0.0, np.where(np.isfinite(grad), grad, 1.0).max(axis=0))}
 
 
-def _embedding_data():
+def update_ratio_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -> dict:
+    low, high = 1e-7, 0.5
+    measured = _field(steps, "measured") & _field(steps, "applied")
+    grad, update, weight = (_field(steps, k) for k in ("grad_sq", "update_sq", "weight_sq"))
+    w, u = np.sqrt(_per_layer(weight, layout)), np.sqrt(_per_layer(update, layout))
+    valid = measured[:, None] & (w > 0) & (_per_layer(grad, layout) > 0)
+    ratio = u / np.where(w > 0, w, 1.0)
+    last = np.zeros(len(layout.layers))
+    for layer in range(len(last)):
+        hits = np.flatnonzero(valid[:, layer])
+        if hits.size:
+            last[layer] = ratio[hits[-1], layer]
+    eligible = measured[:, None] & (grad > 0)
+    return {
+        "measured": valid.sum(0),
+        "below": (valid & (ratio < low)).sum(0),
+        "above": (valid & (ratio > high)).sum(0),
+        "last": last,
+        "eligible": eligible.sum(0),
+        "unchanged": (eligible & (update == 0)).sum(0),
+    }
+
+
+def exploding_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -> dict[str, Any]:
+    norm, step = _field(steps, "grad_norm"), _field(steps, "step")
+    finite = np.isfinite(norm)
+    first = norm[finite][0] if finite.any() else -1.0
+    largest, at = 0.0, -1
+    for value, s, ok in zip(norm, step, finite):
+        if ok and value > largest:
+            largest, at = value, s
+    layer = np.sqrt(_per_layer(_field(steps, "grad_sq"), layout))
+    return {
+        "norm_first": first,
+        "norm_max": largest,
+        "norm_max_step": at,
+        "layer_norm_max": np.where(np.isfinite(layer), layer, 0.0).max(axis=0),
+    }
+
+
+def vanishing_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -> dict[str, Any]:
+    finite = np.isfinite(_field(steps, "grad_norm"))
+    layer = np.sqrt(_per_layer(_field(steps, "grad_sq"), layout))
+    return {
+        "layer_norm_sum": np.where(finite[:, None], layer, 0.0).sum(axis=0),
+        "layer_norm_count": finite.sum(),
+    }
+
+
+def loss_reference(steps: Sequence[Mapping[str, Any]], window: int) -> dict[str, Any]:
+    first_sum, recent, count = 0.0, 0.0, 0
+    decay = 2.0 / (window + 1)
+    for loss in _field(steps, "loss"):
+        if not np.isfinite(loss):
+            continue
+        if count < window:
+            first_sum += loss
+        recent = loss if count == 0 else recent + decay * (loss - recent)
+        count += 1
+    return {"loss_first_sum": first_sum, "loss_recent": recent, "loss_count": count}
+
+
+def _steps(**per_step: Any) -> list[dict[str, Any]]:
+    """STEPS healthy steps; each keyword maps a step to the fields it changes there."""
+    result = []
+    for step in range(STEPS):
+        changes = {k: f(step) for k, f in per_step.items()}
+        result.append(stats(LAYOUT, step, **{k: v for k, v in changes.items() if v is not None}))
+    return result
+
+
+SITES = (Site("hidden", "relu", 4), Site("gate", "sigmoid", 3))
+HIDDEN = Layout.from_names(["hidden/kernel", "hidden/bias", "gate/kernel", "gate/bias"])
+
+
+def activations_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -> dict[str, Any]:
+    window = 10
+    decay = 2.0 / (window + 1)
+    saturation = np.zeros(len(SITES))
+    last = [np.full(site.units, -1) for site in SITES]
+    for k, values in enumerate(steps):
+        fractions = np.zeros(len(SITES))
+        for i, (site, a) in enumerate(zip(SITES, values["activations"])):
+            if site.kind == "relu":
+                last[i] = np.where(a.max(axis=0) > 0, values["step"], last[i])
+            else:
+                fractions[i] = np.mean(np.abs(a - 0.5) > 0.5 - 0.01)
+        saturation = fractions if k == 0 else saturation + decay * (fractions - saturation)
+    return {
+        "act_steps": len(steps),
+        "act_latest_step": np.full(len(SITES), steps[-1]["step"]),
+        "act_saturation": saturation,
+        **{f"act_last_active_{i}": last[i] for i in range(len(SITES))},
+    }
+
+
+def _activations(dead_from: int, dead_units: int, saturated: bool) -> Any:
+    """Per step: ReLU outputs whose last `dead_units` units are 0 from `dead_from` on."""
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 50, size=(64, 4)).astype("int32")
-    return x, rng.normal(size=(64, 1)).astype("float32")
+
+    def at(step: int) -> list[np.ndarray]:
+        relu = np.abs(rng.normal(size=(5, 4))).astype("float32")
+        if step >= dead_from:
+            relu[:, 4 - dead_units :] = 0.0
+        gate = np.full((5, 3), 0.999 if saturated else 0.5, "float32")
+        return [relu, gate]
+
+    return at
 
 
-def _frozen_first_layer():
-    model = mlp(depth=2)
-    model.layers[0].trainable = False
-    return model
-
-
-def _regularized():
-    keras.utils.set_random_seed(1)
-    return keras.Sequential(
-        [
-            keras.Input((8,)),
-            keras.layers.Dense(16, activation="relu", kernel_regularizer="l2"),
-            keras.layers.Dense(1),
-        ]
-    )
-
-
-HEALTHY = [
-    Case("adam-1e-3", mlp, lambda: keras.optimizers.Adam(1e-3)),
-    Case("fine-tuning-adam-1e-5", mlp, lambda: keras.optimizers.Adam(1e-5), steps=120, every=40),
-    Case("frozen-layer", _frozen_first_layer, lambda: keras.optimizers.Adam(1e-3)),
-    Case(
-        "sparse-embedding",
-        _embedding_model,
-        lambda: keras.optimizers.Adam(1e-2),
-        data=_embedding_data,
+NAN = float("nan")
+SCRIPTED = [
+    Scripted("non-finite-healthy", checks.NonFinite, LAYOUT, _steps(), non_finite_reference),
+    Scripted(
+        "non-finite-loss-at-step-3",
+        checks.NonFinite,
+        LAYOUT,
+        _steps(loss=lambda s: NAN if s == 3 else None, applied=lambda s: s != 3 or None),
+        non_finite_reference,
+        frozenset({"non-finite"}),
     ),
-    Case("sgd-momentum", lambda: mlp(depth=3), lambda: keras.optimizers.SGD(0.01, momentum=0.9)),
-    Case("deep-relu", lambda: mlp(units=32, depth=8), lambda: keras.optimizers.Adam(1e-3)),
-    Case("regularized", _regularized, lambda: keras.optimizers.Adam(1e-3)),
-    Case(
-        "clipped",
-        mlp,
-        lambda: keras.optimizers.Adam(1e-2),
-        transform=lambda: gradguard.chain(
-            gradguard.clip_by_global_norm(1.0), gradguard.skip_nonfinite()
+    Scripted(
+        "non-finite-gradient-of-one-variable",
+        checks.NonFinite,
+        LAYOUT,
+        _steps(grad_sq=lambda s: np.array([0.01, np.inf, 0.01, 0.01]) if s >= 7 else None),
+        non_finite_reference,
+        frozenset({"non-finite"}),
+    ),
+    Scripted(
+        "loss-scale-overflows-are-not-non-finite",
+        checks.NonFinite,
+        LAYOUT,
+        _steps(
+            overflow=lambda s: s < 3 or None,
+            grad_sq=lambda s: np.full(4, np.inf) if s < 3 else None,
+            loss_scale=lambda s: 2.0 ** (15 - s),
         ),
+        non_finite_reference,
     ),
-    # Learns quickly, then plateaus for the rest of the run: not a finding.
-    Case("plateaus-late", mlp, lambda: keras.optimizers.Adam(3e-2), steps=300, every=100),
+    Scripted(
+        "zero-gradient-healthy", checks.ZeroGradient, LAYOUT, _steps(), zero_gradient_reference
+    ),
+    Scripted(
+        "zero-gradient-of-one-layer",
+        checks.ZeroGradient,
+        LAYOUT,
+        _steps(grad_sq=lambda s: np.array([0.0, 0.0, 0.01, 0.02])),
+        zero_gradient_reference,
+        frozenset({"zero-gradient"}),
+    ),
+    Scripted("update-ratio-healthy", checks.UpdateRatio, LAYOUT, _steps(), update_ratio_reference),
+    Scripted(
+        "update-ratio-learning-rate-zero",
+        checks.UpdateRatio,
+        LAYOUT,
+        _steps(update_sq=lambda s: np.zeros(4, np.float32)),
+        update_ratio_reference,
+        frozenset({"weights-unchanged", "update-too-small"}),
+    ),
+    Scripted(
+        "update-ratio-far-too-large",
+        checks.UpdateRatio,
+        LAYOUT,
+        _steps(update_sq=lambda s: np.ones(4, np.float32)),
+        update_ratio_reference,
+        frozenset({"update-too-large"}),
+    ),
+    Scripted("exploding-healthy", checks.ExplodingGradient, LAYOUT, _steps(), exploding_reference),
+    Scripted(
+        "exploding-grows-10000x",
+        checks.ExplodingGradient,
+        LAYOUT,
+        _steps(
+            grad_norm=lambda s: 0.01 * 10.0**s,
+            grad_sq=lambda s: np.full(4, (0.01 * 10.0**s) ** 2 / 4),
+        ),
+        exploding_reference,
+        frozenset({"exploding-gradient"}),
+    ),
+    Scripted("vanishing-healthy", checks.VanishingGradient, LAYOUT, _steps(), vanishing_reference),
+    Scripted(
+        "vanishing-first-layer-1e-6",
+        checks.VanishingGradient,
+        Layout.from_names([f"d{i}/kernel" for i in range(4)]),
+        _steps(grad_sq=lambda s: np.array([1e-12, 1e-4, 1e-2, 1.0])),
+        vanishing_reference,
+        frozenset({"vanishing-gradient"}),
+    ),
+    Scripted(
+        "loss-decreasing",
+        lambda: checks.LossNotDecreasing(window=4),
+        LAYOUT,
+        _steps(loss=lambda s: 1.0 / (1 + s)),
+        lambda steps, layout: loss_reference(steps, window=4),
+    ),
+    Scripted(
+        "loss-flat",
+        lambda: checks.LossNotDecreasing(window=4),
+        LAYOUT,
+        _steps(loss=lambda s: NAN if s == 5 else 0.7),
+        lambda steps, layout: loss_reference(steps, window=4),
+        frozenset({"loss-not-decreasing"}),
+    ),
+]
+
+
+SCRIPTED += [
+    Scripted(
+        "activations-healthy",
+        checks.ActivationHealth,
+        HIDDEN,
+        _steps(activations=_activations(dead_from=99, dead_units=0, saturated=False)),
+        activations_reference,
+        sites=SITES,
+    ),
+    Scripted(
+        "activations-three-of-four-units-die-at-step-1",
+        checks.ActivationHealth,
+        HIDDEN,
+        _steps(activations=_activations(dead_from=1, dead_units=3, saturated=True)),
+        activations_reference,
+        frozenset({"dead-units"}),
+        sites=SITES,
+    ),
 ]
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("case", HEALTHY, ids=[c.name for c in HEALTHY])
-def test_healthy_loop_is_silent(case, mode):
-    _, report = run_case(case, mode)
-    assert report.findings == [], str(report)
+@pytest.mark.parametrize("scripted", SCRIPTED, ids=[s.name for s in SCRIPTED])
+def test_fold_matches_numpy_and_judges(scripted, mode):
+    check, state = fold(scripted, mode)
+    expected = scripted.reference(scripted.steps, scripted.layout)
+    assert set(state) == set(expected)
+    for key, value in expected.items():
+        np.testing.assert_allclose(
+            np.asarray(state[key], np.float64),
+            np.asarray(value, np.float64),
+            rtol=1e-5,
+            err_msg=key,
+        )
+    assert judge(check, state, len(scripted.steps)) == set(scripted.codes)
+
+
+def test_every_built_in_check_is_scripted():
+    scripted = {type(s.check()) for s in SCRIPTED}
+    assert {c for c, _ in checks.BUILT_IN} <= scripted
+
+
+# -- each check's particulars -------------------------------------------------------------------
 
 
 def test_none_gradient_names_only_the_disconnected_head(mode):
@@ -224,7 +366,7 @@ def test_no_gradient_raises_at_trace_with_model_untouched(mode):
     model = mlp()
     before = [w.numpy() for w in model.weights]
     step = gradguard.TrainStep(
-        model, keras.optimizers.Adam(1e-3), _numpy_cut_loss, **mode_kwargs(mode)
+        model, keras.optimizers.Adam(1e-3), numpy_cut_loss, **mode_kwargs(mode)
     )
     x, y = regression_data()
     with pytest.raises(gradguard.GradientError, match="tf.numpy_function") as info:

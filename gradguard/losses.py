@@ -1,0 +1,113 @@
+"""The loss `TrainStep` differentiates: the user's loss function, reduced as Keras reduces it.
+
+`resolve` accepts what `model.compile(loss=...)` accepts; `compute` turns ``loss_fn(y, y_pred)``
+into the scalar the step differentiates: sample weights applied, a per-example result averaged
+("sum_over_batch_size"), `model.losses` added, and divided by the number of replicas when the
+replicas' gradients are summed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+__all__ = ["LossFn", "compute", "resolve"]
+
+LossFn = Callable[..., Any]
+
+
+def resolve(loss_fn: Any) -> LossFn:
+    """The loss as a callable: a `keras.losses.Loss`, a Keras loss name or a function.
+
+    Raises:
+      ValueError: for a name Keras does not know.
+      TypeError: for something that is not callable.
+    """
+    if isinstance(loss_fn, str):  # "mse", as in model.compile
+        try:
+            loss_fn = keras.losses.get(loss_fn)
+        except ValueError:
+            raise ValueError(
+                f"loss_fn {loss_fn!r} is not a Keras loss name; use e.g. 'mse' or a "
+                "keras.losses.Loss object."
+            ) from None
+    if not callable(loss_fn):
+        raise TypeError(
+            f"loss_fn must be a keras.losses.Loss or a function (y_true, y_pred) -> loss; "
+            f"got {type(loss_fn).__name__}."
+        )
+    return loss_fn
+
+
+def compute(
+    loss_fn: LossFn,
+    y: Any,
+    y_pred: Any,
+    sample_weight: Any,
+    regularization: Sequence[Any],
+) -> tf.Tensor:
+    """The scalar float32 loss of one batch (one replica's share under a strategy).
+
+    Args:
+      loss_fn: From `resolve`.
+      y: The labels.
+      y_pred: The model's output.
+      sample_weight: Per-example weights, or None.
+      regularization: `model.losses`.
+
+    Raises:
+      TypeError: for a loss that is None, not a floating-point tensor, or a tuple; or a
+        scalar loss with `sample_weight` (weights need one loss per example).
+    """
+    # Under a strategy the replicas' gradients are summed, so each replica's loss is 1/R of
+    # its mean. Keras loss objects do that division themselves; the rest is done here.
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    if isinstance(loss_fn, keras.losses.Loss):
+        value = _checked(loss_fn(y, y_pred, sample_weight=sample_weight))
+        replicas_left = 1
+    else:
+        replicas_left = replicas
+        value = _checked(loss_fn(y, y_pred))
+        if sample_weight is not None:
+            value = _weighted(value, sample_weight)
+    if value.shape.rank != 0:
+        value = tf.reduce_mean(value)  # as Keras' default "sum_over_batch_size"
+    value = tf.cast(value, tf.float32) / replicas_left
+    if regularization:
+        value += tf.add_n([tf.cast(r, tf.float32) for r in regularization]) / replicas
+    return value
+
+
+def _checked(value: Any) -> tf.Tensor:
+    if value is None:
+        raise TypeError("loss_fn returned None; it must return the loss as a float tensor.")
+    if isinstance(value, (tuple, list)):
+        raise TypeError(
+            f"loss_fn returned a {type(value).__name__} of {len(value)} values; it must return "
+            "the loss alone (a scalar, or one loss per example). Return the other values "
+            "from a separate function."
+        )
+    value = tf.convert_to_tensor(value)
+    if not value.dtype.is_floating:
+        raise TypeError(
+            f"loss_fn returned a {value.dtype.name} tensor; a loss must be floating point "
+            "to have gradients. Cast labels and predictions to float before the loss."
+        )
+    return value
+
+
+def _weighted(value: tf.Tensor, sample_weight: Any) -> tf.Tensor:
+    """Per-example losses times their weights (Keras semantics: the mean is over examples)."""
+    if value.shape.rank == 0:
+        raise TypeError(
+            "loss_fn returned a scalar, so sample_weight cannot weight the examples: return one "
+            "loss per example (no reduction, e.g. tf.square(y_true - y_pred)), or use a "
+            "keras.losses.Loss, which takes sample_weight itself."
+        )
+    weight = tf.cast(sample_weight, value.dtype)
+    while weight.shape.rank is not None and weight.shape.rank < value.shape.rank:
+        weight = weight[..., None]
+    return value * weight

@@ -1,0 +1,288 @@
+"""One harness for checks: any check, in every execution mode, through every entry point.
+
+Two levels, each a parametrization away for a new check (torchmetrics' `MetricTester` idea):
+
+* `Scripted`: a check driven by a scripted sequence of step statistics, folded eagerly, in a
+  `tf.function` and under XLA, its state compared with a NumPy reference fold and judged.
+* `Case`: a small training loop (a planted bug or its healthy twin) trained through an entry
+  point (`ENTRY_POINTS`: `TrainStep`, the guard decorator over the user's step, and
+  ``gradguard run`` over an unmodified script, run in this process through `gradguard.runner`)
+  in a mode (`MODES`: the user's step eager, in a `tf.function`, or compiled with XLA).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import gradguard
+from gradguard import runner
+from gradguard.checks import Check
+from gradguard.stats import Context, Layout, Stats
+
+MODES = ("eager", "graph", "jit")
+ENTRY_POINTS = ("train_step", "guard", "run")
+WARN_ALL = {code: "warn" for code in gradguard.CODES}
+
+
+def regression_data(n: int = 64, features: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, features)).astype("float32")
+    w = rng.normal(size=(features, 1)).astype("float32")
+    return x, (x @ w).astype("float32")
+
+
+def mlp(
+    features: int = 8, units: int = 16, depth: int = 1, activation: str = "relu", seed: int = 1
+) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    layers = [keras.layers.Dense(units, activation=activation) for _ in range(depth)]
+    return keras.Sequential([keras.Input((features,)), *layers, keras.layers.Dense(1)])
+
+
+def mode_kwargs(mode: str) -> dict[str, bool]:
+    """TrainStep keyword arguments for an execution mode."""
+    return {"run_eagerly": mode == "eager", "jit_compile": mode == "jit"}
+
+
+# -- training loops through the entry points --------------------------------------------------
+
+
+@dataclasses.dataclass
+class Case:
+    """A training loop to run: model, optimizer and loss factories, data, steps.
+
+    Attributes:
+      modes: The modes it runs in (XLA cannot compile `tf.numpy_function`, for one).
+      unsupported: Entry points (``"guard"``) or entry points in a mode (``"guard-eager"``)
+        that cannot see this case's bug: the guard and ``run`` see only what the user's code
+        hands the optimizer and the tape.
+      crashes: The user's own loop raises (Keras refuses what gradguard reported first).
+      checks: The checks, when not the default ones (``gradguard run`` always watches all).
+    """
+
+    name: str
+    model: Callable[[], Any]
+    optimizer: Callable[[], keras.optimizers.Optimizer]
+    loss: Callable[..., Any] = dataclasses.field(default_factory=keras.losses.MeanSquaredError)
+    data: Callable[[], tuple[Any, Any]] = regression_data
+    steps: int = 20
+    every: int = 5
+    transform: Callable[[], Any] | None = None
+    checks: Callable[[], list[Check]] | None = None
+    modes: tuple[str, ...] = MODES
+    unsupported: frozenset[str] = frozenset()
+    crashes: bool = False
+
+    def supports(self, entry_point: str, mode: str) -> bool:
+        """Whether `entry_point` in `mode` can see this case's bug."""
+        unsupported = {entry_point, f"{entry_point}-{mode}"} & self.unsupported
+        return mode in self.modes and not unsupported
+
+
+def numpy_cut_loss(y_true: Any, y_pred: Any) -> tf.Tensor:
+    """A loss cut from the tape by a NumPy round trip (`tf.numpy_function`)."""
+    pred = tf.numpy_function(lambda p: p, [y_pred], tf.float32)
+    return tf.reduce_mean(tf.square(y_true - tf.reshape(pred, [-1, 1])))
+
+
+def run_case(case: Case, mode: str, **kwargs: Any) -> tuple[gradguard.TrainStep, gradguard.Report]:
+    """Trains `case` with `TrainStep` in `mode`, every finding only logged; the final report."""
+    x, y = case.data()
+    step = gradguard.TrainStep(
+        case.model(),
+        case.optimizer(),
+        case.loss,
+        every=case.every,
+        policy=WARN_ALL,
+        transform=case.transform() if case.transform else None,
+        **({"checks": case.checks()} if case.checks else {}),
+        **mode_kwargs(mode),
+        **kwargs,
+    )
+    for _ in range(case.steps):
+        step(x, y)
+    return step, step.report()
+
+
+def user_step(model: Any, optimizer: Any, loss_fn: Any, mode: str) -> Callable[..., tf.Tensor]:
+    """The train step users write, run eagerly, as a `tf.function` or compiled with XLA."""
+
+    def train_step(x: Any, y: Any) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(loss_fn(y, model(x, training=True)))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    if mode == "eager":
+        return train_step
+    return tf.function(train_step, jit_compile=mode == "jit")
+
+
+def user_loop(case: Case, mode: str) -> None:
+    """The case's loop as a user writes it, without gradguard (what ``gradguard run`` runs)."""
+    x, y = case.data()
+    step = user_step(case.model(), case.optimizer(), case.loss, mode)
+    for _ in range(case.steps):
+        step(x, y)
+
+
+def train(case: Case, mode: str, entry_point: str, workdir: Path) -> gradguard.Report:
+    """Trains `case` through `entry_point` in `mode`; returns the report (findings only logged).
+
+    Args:
+      case: The loop.
+      mode: One of `MODES`.
+      entry_point: One of `ENTRY_POINTS`.
+      workdir: A directory for the script ``gradguard run`` runs.
+    """
+    if entry_point == "train_step":
+        return run_case(case, mode)[1]
+    if entry_point == "guard":
+        transform = case.transform() if case.transform else None
+        x, y = case.data()
+        model, optimizer = case.model(), case.optimizer()
+        guarded = gradguard.guard(
+            model,
+            optimizer,
+            every=case.every,
+            policy=WARN_ALL,
+            transform=transform,
+            checks=case.checks() if case.checks else None,
+        )(user_step(model, optimizer, case.loss, mode))
+        try:
+            for _ in range(case.steps):
+                guarded(x, y)
+        except (ValueError, tf.errors.InvalidArgumentError):
+            if not case.crashes:
+                raise
+        return guarded.report()
+    if entry_point == "run":
+        return _run_script(case, mode, workdir).report
+    raise ValueError(f"unknown entry point {entry_point!r}")
+
+
+# Cases `gradguard run` can find by name from the script it runs (in this process).
+_RUNNABLE: dict[str, Case] = {}
+
+
+def _run_script(case: Case, mode: str, workdir: Path) -> runner.Outcome:
+    """``gradguard run`` over a script that runs the case's user loop, in this process."""
+    key = f"{case.name}-{mode}"
+    _RUNNABLE[key] = case
+    script = workdir / f"train_{key}.py"
+    script.write_text(
+        f"import harness\nharness.user_loop(harness._RUNNABLE[{key!r}], {mode!r})\n",
+        encoding="utf-8",
+    )
+    plan = runner.prepare(str(script), every=case.every)
+    outcome = runner.run_script(plan)
+    assert outcome.status == (1 if case.crashes else 0), outcome.crash
+    return outcome
+
+
+def combinations(cases: Iterable[Case], full: bool | None = None) -> list[Any]:
+    """pytest params (case, mode, entry point) for the combinations each case supports.
+
+    `TrainStep` runs every case in every mode. The guard and ``gradguard run`` run each case in
+    one mode, rotating over the cases, so that every mode of every entry point is covered by
+    several cases and the suite stays fast; with ``full`` (default: the environment variable
+    ``GRADGUARD_FULL_MATRIX=1``) every case runs in every mode of every entry point.
+    """
+    import pytest
+
+    if full is None:
+        full = os.environ.get("GRADGUARD_FULL_MATRIX") == "1"
+    params = []
+    for index, case in enumerate(cases):
+        for shift, entry in enumerate(ENTRY_POINTS):
+            modes = [m for m in MODES if case.supports(entry, m)]
+            if entry != "train_step" and not full and modes:
+                modes = [modes[(index + shift) % len(modes)]]
+            params += [pytest.param(case, m, entry, id=f"{case.name}-{entry}-{m}") for m in modes]
+    return params
+
+
+# -- a check driven by scripted statistics ------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Scripted:
+    """A check fed a scripted sequence of step statistics.
+
+    Attributes:
+      name: The test id.
+      check: Makes the check.
+      sites: The watched layer outputs (`activations.Site`), for a check that watches them;
+        each step then holds ``activations``: one ``[examples, units]`` array per site.
+      layout: The variables' names (their layers come from the names).
+      steps: Per step, the `Stats` fields as plain values (missing fields get healthy
+        defaults: see `stats`).
+      reference: The NumPy fold of (steps, layout): the state after all steps, keyed as
+        `state()`.
+      codes: The finding codes the state must be judged to (empty: silent).
+    """
+
+    name: str
+    check: Callable[[], Check]
+    layout: Layout
+    steps: Sequence[Mapping[str, Any]]
+    reference: Callable[[Sequence[Mapping[str, Any]], Layout], Mapping[str, Any]]
+    codes: frozenset[str] = frozenset()
+    sites: Sequence[Any] = ()
+
+
+def stats(layout: Layout, step: int, **fields: Any) -> dict[str, Any]:
+    """One step's statistics as plain values; fields not given are those of a healthy step."""
+    n = layout.size
+    values: dict[str, Any] = {
+        "step": step,
+        "loss": 1.0,
+        "grad_sq": np.full(n, 0.01, np.float32),
+        "grad_norm": float(np.sqrt(0.01 * n)),
+        "grad_norm_after": float(np.sqrt(0.01 * n)),
+        "applied": True,
+        "measured": step % 5 == 0,
+        "update_sq": np.full(n, 1e-6, np.float32),
+        "weight_sq": np.ones(n, np.float32),
+        "loss_scale": 1.0,
+        "overflow": False,
+    }
+    values.update(fields)
+    return values
+
+
+_DTYPES = {"step": tf.int64, "applied": tf.bool, "measured": tf.bool, "overflow": tf.bool}
+_FIELDS = [f.name for f in dataclasses.fields(Stats) if f.name != "activations"]
+
+
+def fold(scripted: Scripted, mode: str) -> tuple[Check, dict[str, np.ndarray]]:
+    """Builds the check and folds every scripted step in `mode`; returns it and its state."""
+    check = scripted.check()
+    check.watch(scripted.sites)
+    check.build(scripted.layout)
+
+    def update(*values: tf.Tensor) -> None:
+        fields = dict(zip(_FIELDS, values))
+        check.update(Stats(**fields, activations=tuple(values[len(_FIELDS) :])))
+
+    run = update if mode == "eager" else tf.function(update, jit_compile=mode == "jit")
+    for values in scripted.steps:
+        tensors = [tf.constant(values[k], _DTYPES.get(k, tf.float32)) for k in _FIELDS]
+        activations = [tf.constant(a, tf.float32) for a in values.get("activations", ())]
+        run(*tensors, *activations)
+    return check, check.state()
+
+
+def judge(check: Check, state: Mapping[str, np.ndarray], steps: int) -> set[str]:
+    """The codes the check finds in `state` after `steps` steps."""
+    context = Context(steps=steps, step=steps - 1)
+    return {f.code for f in check.judge(state, context)}
