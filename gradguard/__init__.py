@@ -2,39 +2,79 @@
 
 A training loop that runs but does not learn is told why, in one sentence naming the variable
 and the fix; what can be fixed (clipping, skipping non-finite updates) is fixed in-graph.
+
+The public names are imported on first use, so that ``gradguard --help`` and ``--version`` do
+not pay TensorFlow's import.
 """
 
-from gradguard import checkpoint, checks, sinks
-from gradguard.decorator import guard, model_report
-from gradguard.findings import (
-    CODES,
-    ActivationError,
-    CheckpointError,
-    Finding,
-    GradGuardError,
-    GradientError,
-    LossError,
-    NonFiniteError,
-    Report,
-    Severity,
-    UpdateError,
-)
-from gradguard.train_step import TrainStep
-from gradguard.transforms import (
-    GradientTransform,
-    adaptive_clip,
-    chain,
-    clip_by_global_norm,
-    clip_by_norm,
-    clip_by_value,
-    identity,
-    skip_nonfinite,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from gradguard.version import __version__
 
+if TYPE_CHECKING:
+    from gradguard import checkpoint, checks, inspect, sinks
+    from gradguard.decorator import guard, model_report
+    from gradguard.findings import (
+        CODES,
+        ActivationError,
+        CheckpointError,
+        Finding,
+        GradGuardError,
+        GradientError,
+        LossError,
+        NonFiniteError,
+        Report,
+        Severity,
+        UpdateError,
+    )
+    from gradguard.train_step import TrainStep
+    from gradguard.transforms import (
+        GradientTransform,
+        adaptive_clip,
+        chain,
+        clip_by_global_norm,
+        clip_by_norm,
+        clip_by_value,
+        identity,
+        skip_nonfinite,
+    )
+
+# Public name -> the module that defines it (None: the name is a submodule).
+_WHERE = {
+    "CODES": "gradguard.findings",
+    "ActivationError": "gradguard.findings",
+    "CheckpointError": "gradguard.findings",
+    "Finding": "gradguard.findings",
+    "GradGuardError": "gradguard.findings",
+    "GradientError": "gradguard.findings",
+    "LossError": "gradguard.findings",
+    "NonFiniteError": "gradguard.findings",
+    "Report": "gradguard.findings",
+    "Severity": "gradguard.findings",
+    "UpdateError": "gradguard.findings",
+    "TrainStep": "gradguard.train_step",
+    "guard": "gradguard.decorator",
+    "model_report": "gradguard.decorator",
+    "GradientTransform": "gradguard.transforms",
+    "adaptive_clip": "gradguard.transforms",
+    "chain": "gradguard.transforms",
+    "clip_by_global_norm": "gradguard.transforms",
+    "clip_by_norm": "gradguard.transforms",
+    "clip_by_value": "gradguard.transforms",
+    "identity": "gradguard.transforms",
+    "skip_nonfinite": "gradguard.transforms",
+    "checkpoint": None,
+    "checks": None,
+    "inspect": None,
+    "sinks": None,
+}
+
 __all__ = [
-    "CODES",
     "ActivationError",
+    "CODES",
     "CheckpointError",
     "Finding",
     "GradGuardError",
@@ -46,7 +86,6 @@ __all__ = [
     "Severity",
     "TrainStep",
     "UpdateError",
-    "__version__",
     "adaptive_clip",
     "chain",
     "checkpoint",
@@ -56,7 +95,24 @@ __all__ = [
     "clip_by_value",
     "guard",
     "identity",
+    "inspect",
     "model_report",
     "sinks",
     "skip_nonfinite",
+    "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name, "")
+    if module == "":
+        raise AttributeError(f"module 'gradguard' has no attribute {name!r}")
+    value = importlib.import_module(f"gradguard.{name}" if module is None else module)
+    if module is not None:
+        value = getattr(value, name)
+    globals()[name] = value  # later lookups do not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -14,10 +15,15 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
+    from gradguard.version import __version__
+
     parser = argparse.ArgumentParser(
         prog="gradguard",
         description="Finds why a TensorFlow training loop runs but does not learn.",
+        epilog="TensorFlow's own C++ log lines are hidden (TF_CPP_MIN_LOG_LEVEL=2) unless "
+        "TF_CPP_MIN_LOG_LEVEL is set.",
     )
+    parser.add_argument("--version", action="version", version=f"gradguard {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="diagnose seed bugs on built-in data, then learn")
     demo.add_argument("--epochs", type=int, default=25, help="epochs per loop (default 25)")
@@ -87,10 +93,12 @@ def _positive_int(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `gradguard` console script; returns the exit status."""
     args = _parser().parse_args(argv)
+    # Before TensorFlow is imported: its C++ start-up lines are noise here, unless asked for.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.command == "demo":
         from gradguard import demo
 
-        return demo.main(epochs=args.epochs, log_dir=args.log_dir)
+        return demo.main(epochs=args.epochs, log_dir=args.log_dir, out=print)
     if args.command == "run":
         return _run(args)
     if args.command == "inspect":

@@ -70,7 +70,7 @@ class StepCore:
         self.transform = options.transform
         self.checks = list(checks)
         self.cadence = options.every
-        self.policy = dict(options.policy)
+        self.policy = options.policy
         self.layout = Layout.from_variables(self.variables, model_name)
         self.report = findings_lib.Report() if report is None else report
         self.sink = sink
@@ -166,6 +166,7 @@ class StepCore:
             weight_sq=weight_sq,
             loss_scale=loss_scale,
             overflow=overflow,
+            vetoed=tf.constant(False) if gate is None or not present else ~gate,
             activations=tuple(activations),
         )
         self._fold(stats, learning_rate)

@@ -46,13 +46,13 @@ def _train(step: Callable[..., Any], x: np.ndarray, y: np.ndarray, epochs: int) 
     return means
 
 
-def _show(title: str, losses: list[float], report: Any) -> None:
-    print(f"\n{title}")
-    print(f"  mean epoch loss {losses[0]:.3f} -> {losses[-1]:.3f} over {len(losses)} epoch(s)")
+def _show(out: Callable[[str], None], title: str, losses: list[float], report: Any) -> None:
+    out(f"\n{title}")
+    out(f"  mean epoch loss {losses[0]:.3f} -> {losses[-1]:.3f} over {len(losses)} epoch(s)")
     if not report.findings:
-        print("  gradguard: no findings.")
+        out("  gradguard: no findings.")
     for f in report.findings:
-        print(f"  gradguard [{f.code}] {f.message}")
+        out(f"  gradguard [{f.code}] {f.message}")
 
 
 def _tensorboard_command() -> str:
@@ -63,13 +63,14 @@ def _tensorboard_command() -> str:
     return beside
 
 
-def main(epochs: int = 25, log_dir: str | None = None) -> int:
+def main(epochs: int = 25, log_dir: str | None = None, out: Callable[[str], None] = print) -> int:
     """Runs the demo and returns the exit status (0 when the fixed loop learned).
 
     Args:
       epochs: Epochs per loop.
       log_dir: Where to write the TensorBoard logs (one run per loop); a new temporary
         directory by default.
+      out: Where the demo's text goes, a line (or paragraph) at a time (the CLI prints it).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
@@ -82,7 +83,7 @@ def main(epochs: int = 25, log_dir: str | None = None) -> int:
     x, y = _data()
     mse = keras.losses.MeanSquaredError()
     report_all = {code: "warn" for code in gradguard.CODES}
-    print("gradguard demo: a small MLP on synthetic regression data (512 x 10), batch 64.")
+    out("gradguard demo: a small MLP on synthetic regression data (512 x 10), batch 64.")
 
     log_dir = log_dir or tempfile.mkdtemp(prefix="gradguard-demo-")
 
@@ -98,6 +99,7 @@ def main(epochs: int = 25, log_dir: str | None = None) -> int:
         return loss
 
     _show(
+        out,
         "0) A custom train step that forgets optimizer.apply_gradients:",
         _train(forgetful_step, x, y, 1),
         forgetful_step.report(),
@@ -111,7 +113,7 @@ def main(epochs: int = 25, log_dir: str | None = None) -> int:
         policy=report_all,
         log_dir=os.path.join(log_dir, "1_lr_1e-10"),
     )
-    _show("1) Learning rate 1e-10 (Adam):", _train(step, x, y, epochs), step.report())
+    _show(out, "1) Learning rate 1e-10 (Adam):", _train(step, x, y, epochs), step.report())
 
     def numpy_loss(y_true: Any, y_pred: Any) -> Any:
         # A NumPy round trip: the loss is computed, but no gradient flows back through it.
@@ -122,6 +124,7 @@ def main(epochs: int = 25, log_dir: str | None = None) -> int:
         _model(), keras.optimizers.Adam(1e-2), numpy_loss, every=20, policy=report_all
     )
     _show(
+        out,
         "2) Loss cut off from the tape (tf.numpy_function in the loss):",
         _train(step, x, y, 1),
         step.report(),
@@ -137,15 +140,16 @@ def main(epochs: int = 25, log_dir: str | None = None) -> int:
     )
     losses = _train(fixed, x, y, epochs)
     _show(
+        out,
         "3) Fixed: Adam(1e-2), the loss in TensorFlow ops, clipping by global norm 5:",
         losses,
         fixed.report(),
     )
     for epoch in range(0, len(losses), max(1, len(losses) // 5)):
-        print(f"  epoch {epoch:3d}  loss {losses[epoch]:.4f}")
+        out(f"  epoch {epoch:3d}  loss {losses[epoch]:.4f}")
     learned = losses[-1] < 0.5 * losses[0]
-    print("\nThe fixed loop learned." if learned else "\nThe fixed loop did NOT learn.")
-    print(
+    out("\nThe fixed loop learned." if learned else "\nThe fixed loop did NOT learn.")
+    out(
         f"\nTensorBoard logs of loops 1 and 3 are in {log_dir}. View them with:\n"
         f"  {_tensorboard_command()} --logdir {log_dir}\n"
         f"or read them back here:\n"

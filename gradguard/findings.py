@@ -29,6 +29,7 @@ __all__ = [
     "GradientError",
     "LossError",
     "NonFiniteError",
+    "Policies",
     "Policy",
     "Report",
     "Severity",
@@ -220,7 +221,31 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def resolve_policy(policy: Mapping[str, str | Policy] | None) -> dict[str, Policy]:
+class Policies(dict[str, Policy]):
+    """The policy for every code, and which codes the user set.
+
+    Indexing by code gives the code's policy (its default follows the code's catalog
+    severity); `of` gives the policy for one finding: the user's for its code if set, else one
+    that follows the finding's own severity, so that a finding of a code that is an error by
+    default but made as a warning (a partly unused head's `none-gradient`) is only logged.
+    """
+
+    def __init__(self, policies: Mapping[str, Policy], explicit: Iterable[str] = ()):
+        super().__init__(policies)
+        self.explicit = frozenset(explicit)
+
+    def of(self, finding: Finding) -> Policy:
+        """The policy that applies to `finding`."""
+        if finding.code in self.explicit:
+            return self[finding.code]
+        return Policy.RAISE if finding.severity is Severity.ERROR else Policy.WARN
+
+    def overriding(self, code: str, policy: Policy) -> Policies:
+        """A copy in which `code` has `policy`, as if the user had set it."""
+        return Policies({**self, code: policy}, self.explicit | {code})
+
+
+def resolve_policy(policy: Mapping[str, str | Policy] | None) -> Policies:
     """Returns the policy for every code: user overrides on top of severity defaults.
 
     Errors raise, warnings and infos are logged.
@@ -241,7 +266,7 @@ def resolve_policy(policy: Mapping[str, str | Policy] | None) -> dict[str, Polic
             raise ValueError(
                 f"policy for {code!r} is {value!r}; use one of 'raise', 'warn', 'ignore'."
             ) from None
-    return resolved
+    return Policies(resolved, explicit=(policy or {}).keys())
 
 
 class Report:
@@ -324,21 +349,19 @@ class Report:
         return "\n".join(lines)
 
 
-def emit(
-    report: Report, found: Iterable[Finding], policy: Mapping[str, Policy], *, raise_errors: bool
-) -> None:
-    """Keeps findings and acts on their policies.
+def emit(report: Report, found: Iterable[Finding], policy: Policies, *, raise_errors: bool) -> None:
+    """Keeps findings and acts on their policies (`Policies.of`).
 
     A new finding is logged once (absl); repeats only raise its count. After all are kept, the
     first new finding whose policy is `raise` is raised, if `raise_errors`.
     """
     to_raise = None
     for finding in found:
-        if policy[finding.code] is Policy.IGNORE or not report.add(finding):
+        if policy.of(finding) is Policy.IGNORE or not report.add(finding):
             continue
         log = logging.error if finding.severity is Severity.ERROR else logging.warning
         log("gradguard [%s] step %d: %s", finding.code, finding.step, finding.message)
-        if policy[finding.code] is Policy.RAISE and to_raise is None:
+        if policy.of(finding) is Policy.RAISE and to_raise is None:
             to_raise = finding
     if to_raise is not None and raise_errors:
         raise to_raise.error()

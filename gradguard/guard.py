@@ -89,7 +89,7 @@ class Guard:
         self.cadence = self.options.read_every
         self.model = model
         self.optimizer = optimizer
-        self.policy = dict(self.options.policy)
+        self.policy = self.options.policy
         self.raise_errors = raise_errors
         self.report = findings_lib.Report()
         self.ledger = Ledger()
@@ -173,7 +173,7 @@ class Guard:
                 self._calls,
             )
             self._pending.append(finding)
-            if self.raise_errors and self.policy["none-gradient"] == "raise":
+            if self.raise_errors and self.policy.of(finding) is findings_lib.Policy.RAISE:
                 raise finding.error()  # before the optimizer fails on it with less to say
 
     def _why_no_gradient(self, tape: Any, target: Any, variables: list[Any]) -> dict[int, str]:
@@ -285,7 +285,9 @@ class Guard:
             # Several optimizers (a GAN): their losses fight each other by design, so a loss
             # that does not decrease says nothing.
             for each in self.cores.values():
-                each.policy["loss-not-decreasing"] = findings_lib.Policy.IGNORE
+                each.policy = each.policy.overriding(
+                    "loss-not-decreasing", findings_lib.Policy.IGNORE
+                )
         return core
 
     # -- host side -----------------------------------------------------------------------------
@@ -314,7 +316,10 @@ class Guard:
         self.report.steps_observed = steps
         if raise_errors:
             for finding in self.report.findings:
-                if finding.key not in known and self.policy[finding.code] == "raise":
+                if (
+                    finding.key not in known
+                    and self.policy.of(finding) is findings_lib.Policy.RAISE
+                ):
                     raise finding.error()
             for core in self.cores.values():
                 core.check_transform(steps - 1)

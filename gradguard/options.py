@@ -45,7 +45,7 @@ class Options:
     transform: transforms_lib.GradientTransform
     every: Every
     read_every: Every
-    policy: Mapping[str, findings_lib.Policy]
+    policy: findings_lib.Policies
     log_dir: str | None
     sink: Sink | None
     scalars_per_variable: bool

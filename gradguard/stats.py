@@ -123,6 +123,8 @@ class Stats:
       loss_scale: the loss scale the gradients were divided by (mixed precision), else 1.
       overflow: bool scalar: the loss scaler skips this step on purpose (float16 overflow:
         non-finite gradients from a finite loss); not a `non-finite` finding.
+      vetoed: bool scalar: a transform refused the update (`GradientTransform.should_apply`),
+        e.g. `skip_nonfinite` on NaN gradients.
       activations: One ``[examples, units]`` tensor per watched layer output (the checks'
         `sites`), from this step's training forward pass, or None for a layer not called on
         this step; empty unless a check watches activations and the step can capture them.
@@ -139,6 +141,7 @@ class Stats:
     weight_sq: tf.Tensor
     loss_scale: Any = 1.0
     overflow: Any = False
+    vetoed: Any = False
     activations: tuple[Any, ...] = ()
 
 

@@ -17,6 +17,7 @@ from gradguard import findings as findings_lib
 from gradguard import sinks as sinks_lib
 from gradguard import transforms as transforms_lib
 from gradguard.core import StepCore
+from gradguard.findings import Policy
 from gradguard.options import ChecksArg, Options, check_optimizer
 
 __all__ = ["TrainStep"]
@@ -382,7 +383,7 @@ class TrainStep:
     def _step(self, x: Any, y: Any, sample_weight: Any) -> tf.Tensor:
         variables = self.core.variables
         loss, grads, captured = self._gradients(x, y, sample_weight)
-        if all(g is None for g in grads) and self.core.policy["none-gradient"] == "raise":
+        if all(g is None for g in grads) and self.core.policy["none-gradient"] is Policy.RAISE:
             # Nothing could be trained: say why now, before XLA compiles or anything runs.
             causes = diagnose.chain_breaks(self._forward_loss, (x, y, sample_weight), variables)
             raise diagnose.none_gradient_finding(

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -348,5 +349,10 @@ def skip_nonfinite(max_consecutive: int | None = 10) -> GradientTransform:
 
 
 def _check_positive(fn: str, arg: str, value: float) -> None:
-    if not isinstance(value, (int, float)) or not value > 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"{fn}({arg}=...) must be a positive number; got {value!r}.")
+    if not math.isfinite(value):
+        raise ValueError(
+            f"{fn}({arg}=...) must be finite; got {value!r}, which turns every gradient into "
+            f"NaN. To not clip, leave {fn} out of the transform."
+        )

@@ -255,12 +255,16 @@ def stats(layout: Layout, step: int, **fields: Any) -> dict[str, Any]:
         "weight_sq": np.ones(n, np.float32),
         "loss_scale": 1.0,
         "overflow": False,
+        "vetoed": False,
     }
     values.update(fields)
     return values
 
 
-_DTYPES = {"step": tf.int64, "applied": tf.bool, "measured": tf.bool, "overflow": tf.bool}
+_DTYPES = {
+    "step": tf.int64,
+    **dict.fromkeys(("applied", "measured", "overflow", "vetoed"), tf.bool),
+}
 _FIELDS = [f.name for f in dataclasses.fields(Stats) if f.name != "activations"]
 
 

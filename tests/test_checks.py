@@ -47,6 +47,8 @@ def non_finite_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -> 
     step, overflow = _field(steps, "step"), _field(steps, "overflow")
     grad, weight = _field(steps, "grad_sq"), _field(steps, "weight_sq")
     measured, applied = _field(steps, "measured"), _field(steps, "applied")
+    finite = np.isfinite(_field(steps, "loss")) & np.isfinite(grad).all(axis=1)
+    vetoed = _field(steps, "vetoed") & finite
     return {
         "loss_first": _first(~np.isfinite(_field(steps, "loss")), step)[0],
         "grad_first": _first(~overflow[:, None] & ~np.isfinite(grad), step),
@@ -54,6 +56,8 @@ def non_finite_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -> 
         "skipped": np.sum(~applied & ~overflow),
         "overflows": np.sum(overflow),
         "loss_scale_min": min(np.inf, _field(steps, "loss_scale").min()),
+        "vetoed_finite_first": _first(vetoed, step)[0],
+        "vetoed_finite": np.sum(vetoed),
     }
 
 
@@ -179,7 +183,7 @@ SCRIPTED = [
         "non-finite-loss-at-step-3",
         checks.NonFinite,
         LAYOUT,
-        _steps(loss=lambda s: NAN if s == 3 else None, applied=lambda s: s != 3 or None),
+        _steps(loss=lambda s: NAN if s == 3 else None, applied=lambda s: False if s == 3 else None),
         non_finite_reference,
         frozenset({"non-finite"}),
     ),
@@ -201,6 +205,14 @@ SCRIPTED = [
             loss_scale=lambda s: 2.0 ** (15 - s),
         ),
         non_finite_reference,
+    ),
+    Scripted(
+        "non-finite-transform-vetoes-finite-gradients",
+        checks.NonFinite,
+        LAYOUT,
+        _steps(vetoed=lambda s: s >= 4 or None, applied=lambda s: False if s >= 4 else None),
+        non_finite_reference,
+        frozenset({"non-finite"}),
     ),
     Scripted(
         "zero-gradient-healthy", checks.ZeroGradient, LAYOUT, _steps(), zero_gradient_reference

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import MODES, mlp, mode_kwargs, regression_data
+from conftest import MODES, WARN_ALL, mlp, mode_kwargs, regression_data
 
 import gradguard
 from gradguard import transforms
@@ -250,3 +250,37 @@ def test_bad_transform_arguments_are_named(factory, kwargs):
 def test_chain_rejects_non_transforms():
     with pytest.raises(TypeError, match="argument 1 is float"):
         transforms.chain(transforms.identity(), 1.0)
+
+
+@pytest.mark.parametrize("make", [transforms.clip_by_global_norm, transforms.clip_by_norm])
+def test_non_finite_clipping_limits_are_refused(make):
+    with pytest.raises(ValueError, match="must be finite"):
+        make(float("inf"))
+
+
+class _Poison(transforms.GradientTransform):
+    """A transform that turns every gradient into NaN (as a clipping limit of inf did)."""
+
+    def update(self, grads, state, variables):
+        return [None if g is None else g * float("nan") for g in grads], state
+
+
+def test_updates_a_transform_poisons_are_reported_not_silent():
+    model = mlp()
+    before = [w.numpy() for w in model.weights]
+    step = gradguard.TrainStep(
+        model,
+        keras.optimizers.Adam(1e-3),
+        keras.losses.MeanSquaredError(),
+        transform=transforms.chain(_Poison(), transforms.skip_nonfinite(None)),
+        every=5,
+        policy=WARN_ALL,
+    )
+    x, y = regression_data()
+    for _ in range(6):
+        step(x, y)
+    (finding,) = [f for f in step.report().findings if f.code == "non-finite"]
+    assert finding.details["first_in"] == "transform" and finding.step == 0
+    assert "every update so far" in finding.message and "transform" in finding.message
+    for old, new in zip(before, model.weights):
+        np.testing.assert_array_equal(old, new.numpy())

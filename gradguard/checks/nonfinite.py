@@ -41,6 +41,9 @@ class NonFinite(Check):
         self.skipped = self.add_state("skipped", 0, tf.int64)
         self.overflows = self.add_state("overflows", 0, tf.int64)
         self.loss_scale_min = self.add_state("loss_scale_min", np.inf)
+        # Updates a transform refused although the loss and the gradients were finite.
+        self.vetoed_first = self.add_state("vetoed_finite_first", -1, tf.int64)
+        self.vetoed = self.add_state("vetoed_finite", 0, tf.int64)
 
     def update(self, stats: Stats) -> None:
         def first(state: tf.Variable, bad: tf.Tensor) -> None:
@@ -54,6 +57,10 @@ class NonFinite(Check):
         self.overflows.assign_add(tf.cast(overflow, tf.int64))
         scale = tf.cast(stats.loss_scale, tf.float32)
         self.loss_scale_min.assign(tf.minimum(self.loss_scale_min, scale))
+        finite = tf.math.is_finite(stats.loss) & tf.reduce_all(tf.math.is_finite(stats.grad_sq))
+        vetoed = tf.convert_to_tensor(stats.vetoed) & finite
+        first(self.vetoed_first, vetoed)
+        self.vetoed.assign_add(tf.cast(vetoed, tf.int64))
 
     def judge(self, state: Mapping[str, np.ndarray], context: Context) -> list[Finding]:
         s = state
@@ -74,15 +81,21 @@ class NonFinite(Check):
             )
             details: dict[str, Any] = {"loss_scale": scale, "overflow_skips": overflows}
             return [Finding("non-finite", message, context.step, details=details)]
+        if not seen and int(s.get("vetoed_finite", 0)):
+            return [self._vetoed(s, context)]
         if not seen:
             return []
         step, where, variables = min(seen, key=lambda src: (src[0], len(src[1])))
         skipped = int(s["skipped"])
-        skip_text = (
-            f" {skipped} update(s) were skipped, so the weights are intact."
-            if skipped
-            else " The update was applied: add gradguard.skip_nonfinite() to the transform."
-        )
+        if skipped and skipped >= context.steps:
+            skip_text = (
+                f" Every one of the {skipped} updates so far was skipped: the model has not "
+                "trained at all."
+            )
+        elif skipped:
+            skip_text = f" {skipped} update(s) were skipped, so the weights are intact."
+        else:
+            skip_text = " The update was applied: add gradguard.skip_nonfinite() to the transform."
         if where == "loss":
             message = (
                 f"The loss became NaN/Inf at step {step}: look for log(0), division by zero or "
@@ -103,6 +116,18 @@ class NonFinite(Check):
             )
         details = {"first_in": where, "first_step": step, "skipped_updates": skipped}
         return [Finding("non-finite", message + skip_text, step, variables, details=details)]
+
+    def _vetoed(self, s: Mapping[str, np.ndarray], context: Context) -> Finding:
+        count, since = int(s["vetoed_finite"]), int(s["vetoed_finite_first"])
+        every = " (every update so far)" if count >= context.steps else ""
+        message = (
+            f"{count} update(s) were skipped from step {since} on{every} although the loss and "
+            "the gradients were finite: a gradient transform turned them into NaN/Inf before "
+            "the update (a clipping limit of 0 or inf, or a custom transform), so the weights "
+            "do not change; check the transform passed to gradguard."
+        )
+        details = {"first_in": "transform", "first_step": since, "skipped_updates": count}
+        return Finding("non-finite", message, since, details=details)
 
     def summary(self, state: Mapping[str, np.ndarray]) -> Mapping[str, float]:
         return {
@@ -130,6 +155,9 @@ class NonFinite(Check):
             # The loss scale is not logged: inspect does not judge a collapsing one.
             "overflows": np.int64(0),
             "loss_scale_min": np.float32(1.0),
+            # Vetoed updates are logged as skipped, not told apart: not judged from logs.
+            "vetoed_finite_first": np.int64(-1),
+            "vetoed_finite": np.int64(0),
         }
 
 
