@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from gradguard import findings as findings_lib
 from gradguard import instrument
-from gradguard.guard import Guard
+from gradguard.guarding import Guard
 from gradguard.options import ChecksArg, Options
 from gradguard.transforms import GradientTransform
 

@@ -10,10 +10,8 @@ The patches, and the context managers that use them:
 
 * `listening(guard)`: every `tf.GradientTape.gradient` call is reported to the innermost guard
   listening (`guard.on_gradient(tape, target, sources, result)`).
-* `intercepting(optimizer, on_apply)`: one optimizer's updates (`apply`, and so
-  `apply_gradients`) go to `on_apply` instead (the decorator).
-* `intercepting_all(guard)`: every Keras optimizer's updates go to the innermost guard
-  listening (``gradguard run``).
+* `intercepting_all(guard)`: every Keras optimizer's updates (`apply`, and so
+  `apply_gradients`) go to the innermost guard listening (the decorator, ``gradguard run``).
 * `tapping_layers(tap)`: every Keras layer call's output is handed to `tap.record` while a
   tape records (activation health under ``gradguard run``).
 * `wrapping_fit(model_class, wrap)`: a user's `keras.Model` subclass whose `train_step` carries
@@ -46,7 +44,6 @@ from gradguard import _compat
 
 __all__ = [
     "Patch",
-    "intercepting",
     "intercepting_all",
     "listener",
     "listening",
@@ -182,35 +179,13 @@ def listening(guard: Any, *, outermost: bool = False) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def intercepting(optimizer: Any, on_apply: Callable[..., Any]) -> Iterator[None]:
-    """Routes one optimizer's updates to ``on_apply(optimizer, apply, grads, variables)``.
-
-    An instance attribute shadows the class's `apply`, so `apply_gradients` comes here too. An
-    optimizer already intercepted (a guarded function calling another with the same optimizer)
-    keeps the outer interception.
-    """
-    if "apply" in vars(optimizer):
-        yield
-        return
-    original = optimizer.apply  # the bound method of the class
-
-    def apply(grads: Any, trainable_variables: Any = None) -> Any:
-        return on_apply(optimizer, original, grads, trainable_variables)
-
-    object.__setattr__(optimizer, "apply", apply)
-    try:
-        yield
-    finally:
-        object.__delattr__(optimizer, "apply")
-
-
-@contextlib.contextmanager
-def intercepting_all(guard: Any) -> Iterator[None]:
+def intercepting_all(guard: Any, *, outermost: bool = True) -> Iterator[None]:
     """Routes every Keras optimizer's updates and every gradient call to the guards.
 
-    To the innermost guard listening, `guard` at the bottom (``gradguard run``).
+    To the innermost guard listening: `guard` at the bottom for ``gradguard run``
+    (`outermost`), or on top for a decorator's guard while its function runs.
     """
-    with listening(guard, outermost=True), _ALL_UPDATES:
+    with listening(guard, outermost=outermost), _ALL_UPDATES:
         yield
 
 

@@ -18,7 +18,7 @@ from gradguard import checkpoint
 from gradguard import findings as findings_lib
 from gradguard import transforms as transforms_lib
 from gradguard.checks import all_checks, default_checks
-from gradguard.guard import Guard
+from gradguard.guarding import Guard
 from gradguard.options import Options
 
 __all__ = ["Outcome", "RunError", "prepare", "run_script"]

@@ -261,3 +261,104 @@ def test_guard_needs_an_optimizer():
 def test_guard_rejects_a_non_keras_optimizer():
     with pytest.raises(TypeError, match="Keras optimizer"):
         gradguard.guard(mlp(), object())
+
+
+# -- several optimizers in one step: GANs ---------------------------------------------------------
+
+
+def _gan_parts(seed=0):
+    keras.utils.set_random_seed(seed)
+    generator = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(2)],
+        name="generator",
+    )
+    discriminator = keras.Sequential(
+        [keras.Input((2,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(1)],
+        name="discriminator",
+    )
+    return generator, discriminator
+
+
+def _real_points(n=256, seed=0):
+    rng = np.random.default_rng(seed)
+    angle = rng.uniform(0, 2 * np.pi, size=n)
+    return np.stack([np.cos(angle), np.sin(angle)], axis=1).astype("float32")
+
+
+class KerasIoGan(keras.Model):
+    """The keras.io "Customizing fit(): GAN" pattern, with a bare @gradguard.guard."""
+
+    def __init__(self):
+        super().__init__()
+        self.generator, self.discriminator = _gan_parts()
+        self.bce = keras.losses.BinaryCrossentropy(from_logits=True)
+
+    def compile(self, d_optimizer, g_optimizer):
+        super().compile()
+        self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
+
+    @gradguard.guard
+    def train_step(self, real):
+        batch = tf.shape(real)[0]
+        noise = tf.random.normal((batch, 4))
+        fake = self.generator(noise)
+        points = tf.concat([fake, real], axis=0)
+        labels = tf.concat([tf.ones((batch, 1)), tf.zeros((batch, 1))], axis=0)
+        with tf.GradientTape() as tape:
+            d_loss = self.bce(labels, self.discriminator(points))
+        grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
+        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
+        with tf.GradientTape() as tape:
+            g_loss = self.bce(tf.zeros((batch, 1)), self.discriminator(self.generator(noise)))
+        grads = tape.gradient(g_loss, self.generator.trainable_variables)
+        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
+        return {"d_loss": d_loss, "g_loss": g_loss}
+
+
+def test_bare_guard_over_a_gan_train_step_guards_both_optimizers():
+    gan = KerasIoGan()
+    gan.compile(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3))
+    gan.fit(_real_points(), batch_size=8, epochs=8, verbose=0)  # 256 steps
+    report = gradguard.model_report(gan)
+    assert report.findings == [], str(report)  # no missing-apply from the unused default
+    guarded = type(gan).__dict__["train_step"].guards[gan]
+    cores = {core.optimizer.name for core in guarded.cores.values()}
+    assert cores == {gan.d_optimizer.name, gan.g_optimizer.name}
+    assert report.steps_observed == 256
+
+
+def _gan_step(generator, discriminator, g_opt, d_opt):
+    bce = keras.losses.BinaryCrossentropy(from_logits=True)
+
+    def step(real):
+        noise = tf.random.normal((tf.shape(real)[0], 4))
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            fake = generator(noise, training=True)
+            real_out, fake_out = discriminator(real), discriminator(fake)
+            d_loss = bce(tf.ones_like(real_out), real_out) + bce(tf.zeros_like(fake_out), fake_out)
+            g_loss = bce(tf.ones_like(fake_out), fake_out)
+        d_grads = d_tape.gradient(d_loss, discriminator.trainable_variables)
+        g_grads = g_tape.gradient(g_loss, generator.trainable_variables)
+        d_opt.apply_gradients(zip(d_grads, discriminator.trainable_variables))
+        g_opt.apply_gradients(zip(g_grads, generator.trainable_variables))
+        return d_loss
+
+    return step
+
+
+@pytest.mark.parametrize("form", ["stacked", "lists"])
+def test_one_gan_step_under_guards_gives_one_silent_report(form):
+    generator, discriminator = _gan_parts()
+    g_opt, d_opt = keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3)
+    body = tf.function(_gan_step(generator, discriminator, g_opt, d_opt))
+    if form == "stacked":
+        inner = gradguard.guard(discriminator, d_opt, every=20)(body)
+        step = gradguard.guard(generator, g_opt, every=20)(inner)
+    else:
+        step = inner = gradguard.guard([generator, discriminator], [g_opt, d_opt], every=20)(body)
+    real = _real_points()
+    for i in range(250):
+        step(real[(i % 32) * 8 : (i % 32) * 8 + 8])
+    assert step.report() is inner.report()
+    assert step.report().findings == [], str(step.report())
+    assert step.report().steps_observed == 250

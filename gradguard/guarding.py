@@ -10,6 +10,7 @@ optimizer's updates (`apply_gradients` / `apply`) go through it (`gradguard.inst
   (`none-gradient`, with where the chain broke).
 
 The decorator forms are in `gradguard.decorator`; ``gradguard run`` uses `Guard` process-wide.
+(The module is not called `guard`: that is the decorator's public name.)
 """
 
 from __future__ import annotations
@@ -63,13 +64,23 @@ def _multi_replica() -> bool:
     return tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1
 
 
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 class Guard:
     """Instruments optimizers and gradient tapes, and diagnoses what it sees.
 
     Args:
-      model: The model being trained, if known: its trainable variables are expected to be
-        updated, and its name is dropped from variable names.
-      optimizer: The optimizer to instrument (decorator mode). `None` with `instrument_process`.
+      model: The model being trained, if known, or a list of them (a GAN's generator and
+        discriminator): their trainable variables are expected to be updated, and a single
+        model's name is dropped from variable names.
+      optimizer: The optimizer the step applies, or a list of them. Every Keras optimizer the
+        guarded code applies is guarded, named here or not; the named ones that are built get
+        their checks before the first call (no variable is created while tracing). `None` with
+        `instrument_process`.
       options: The validated options (`Options.create`).
       raise_errors: Whether findings with policy `raise` raise (False under `gradguard run`,
         which must not change how the script ends).
@@ -83,20 +94,23 @@ class Guard:
         *,
         raise_errors: bool = True,
     ):
-        if optimizer is not None:
-            check_optimizer(optimizer)
+        optimizers = _as_list(optimizer)
+        for each in optimizers:
+            check_optimizer(each)
+        models = _as_list(model)
         self.options = options if options is not None else Options.create()
         self.cadence = self.options.read_every
-        self.model = model
-        self.optimizer = optimizer
+        self.models = models
+        self.model = models[0] if len(models) == 1 else None
+        self.optimizer = optimizers[0] if optimizers else None
         self.policy = self.options.policy
         self.raise_errors = raise_errors
         self.report = findings_lib.Report()
         self.ledger = Ledger()
-        # Watched layer outputs of the model, when a check watches them.
+        # Watched layer outputs of the model (one model), when a check watches them.
         self._recorder = (
-            activations_lib.Recorder(model, str(getattr(model, "name", "")))
-            if model is not None and self.options.watches_activations()
+            activations_lib.Recorder(self.model, str(getattr(self.model, "name", "")))
+            if self.model is not None and self.options.watches_activations()
             else None
         )
         # Under `instrument_process` with a check that watches activations: the process-wide
@@ -107,28 +121,53 @@ class Guard:
         self._calls = 0  # host-side calls of the guarded function
         self._pending: list[findings_lib.Finding] = []
         self._last_loss: tf.Tensor | None = None
-        if model is not None:
-            self.model = model
-            self.ledger.expect(list(getattr(model, "trainable_variables", [])))
-        inner = _inner(optimizer) if optimizer is not None else None
-        if inner is not None and inner.built:
-            # Its variables now, not in the user's first trace: creating variables there makes
-            # tf.function trace the step a second time.
-            self._core(inner, inner.apply, _compat.optimizer_variables(inner))
+        # A guard entered while another decorator's guard listens hands everything to it: one
+        # report for the whole step (stacked decorators, a guarded step calling another).
+        self._outer: Guard | None = None
+        for each in models:
+            self.ledger.expect(list(getattr(each, "trainable_variables", [])))
+        for each in optimizers:
+            inner = _inner(each)
+            if inner.built:
+                # Its variables now, not in the user's first trace: creating variables there
+                # makes tf.function trace the step a second time.
+                self._core(inner, inner.apply, _compat.optimizer_variables(inner))
+
+    @property
+    def lead(self) -> Guard:
+        """The guard that records for this one: itself, or the outer guard it delegates to."""
+        return self if self._outer is None else self._outer.lead
 
     # -- instrumentation -----------------------------------------------------------------------
 
     @contextlib.contextmanager
     def instrument(self) -> Iterator[Guard]:
-        """Routes gradient calls and this guard's optimizer's updates through it, for a block."""
-        optimizer = _inner(self.optimizer) if self.optimizer is not None else None
+        """Routes gradient calls and optimizer updates through this guard, for a block.
+
+        Every Keras optimizer the block applies is intercepted. Inside another decorator's
+        guard, this one delegates to it, adding its models to what that guard expects.
+        """
+        outer = instrument.listener()
+        if isinstance(outer, Guard) and outer is not self and not outer.process_wide:
+            if self._outer is None:
+                self._outer = outer
+                outer.lead.adopt(self)
+            yield self
+            return
         with contextlib.ExitStack() as stack:
-            if optimizer is not None:
-                stack.enter_context(instrument.intercepting(optimizer, self.on_apply))
-            stack.enter_context(instrument.listening(self))
+            stack.enter_context(instrument.intercepting_all(self, outermost=False))
             if self._recorder is not None:
                 stack.enter_context(self._recorder.recording())
             yield self
+
+    def adopt(self, inner: Guard) -> None:
+        """Takes on what an inner guard expects (its models' variables)."""
+        for model in inner.models:
+            self.ledger.expect(list(getattr(model, "trainable_variables", [])))
+            if model not in self.models:
+                self.models.append(model)
+
+    process_wide = False
 
     @contextlib.contextmanager
     def instrument_process(self, *, activations: bool = False) -> Iterator[Guard]:
@@ -139,6 +178,7 @@ class Guard:
             the training forward pass (`activations.Tap`): each optimizer's checks that watch
             activations see those of the model it trains.
         """
+        self.process_wide = True
         with contextlib.ExitStack() as stack:
             if activations:
                 self._tap = activations_lib.Tap()
@@ -268,8 +308,8 @@ class Guard:
             sites = []  # nothing to capture: the check stays silent
         for check in watchers:
             check.watch(sites)
-        # Several optimizers write to a directory each.
-        several = self.optimizer is None or self.cores
+        # Several optimizers (or ones not named) write to a directory each.
+        several = self.optimizer is None or self.cores or _inner(self.optimizer) is not optimizer
         core = StepCore(
             optimizer,
             variables,
@@ -294,6 +334,8 @@ class Guard:
 
     def after_call(self) -> None:
         """Counts one guarded call and reads on the cadence (host side)."""
+        if self._outer is not None:
+            return  # the outer guard counts the call and reads
         self._calls += 1
         if self._pending or self.cadence(self._calls - 1):
             self.read()
@@ -302,8 +344,10 @@ class Guard:
         """Judges everything seen so far; raises per policy unless `final` or not raising.
 
         Returns:
-          The report with all findings so far.
+          The report with all findings so far (the outer guard's, when delegating).
         """
+        if self._outer is not None:
+            return self.lead.read(final=final)
         raise_errors = self.raise_errors and not final
         known = {f.key for f in self.report.findings}
         step = max(self.steps_seen() - 1, 0)
