@@ -82,3 +82,89 @@ def own_retracing_key(function: Any) -> None:
     """
     if hasattr(function, "_key_for_call_stats"):
         function._key_for_call_stats = _RetracingKey()
+
+
+# --- checkpoints
+# What `gradguard.checkpoint` reads of TensorFlow's checkpoint internals and Keras' saving code.
+# Imported here, at the end, so that this section stays one block.
+
+from keras.src.saving import saving_lib as _saving_lib  # noqa: E402
+from tensorflow.core.protobuf import trackable_object_graph_pb2 as _graph_pb2  # noqa: E402
+
+__all__ += [
+    "CHECKPOINT_GRAPH_KEY",
+    "checkpoint_object_graph",
+    "keras_weights_layout",
+    "lookup_dependency",
+    "trackable_children",
+    "update_checkpoint_state",
+]
+
+# The key under which `tf.train.Checkpoint` stores its object graph in the checkpoint.
+CHECKPOINT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+
+
+def checkpoint_object_graph(serialized: bytes) -> Any:
+    """The `TrackableObjectGraph` proto stored under `CHECKPOINT_GRAPH_KEY`."""
+    graph = _graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(serialized)
+    return graph
+
+
+def trackable_children(obj: Any) -> dict[str, Any]:
+    """The children `tf.train.Checkpoint` saves for `obj`, by local name."""
+    return dict(obj._trackable_children())
+
+
+def lookup_dependency(obj: Any, name: str, children: dict[str, Any]) -> Any:
+    """The child a restore binds to the saved child `name` of `obj` (None if there is none)."""
+    return obj._lookup_dependency(name, children)
+
+
+def update_checkpoint_state(directory: str, paths: list[str], timestamps: list[float]) -> None:
+    """Rewrites TensorFlow's ``checkpoint`` state file to list `paths`, the last one latest."""
+    tf.__internal__.train.update_checkpoint_state(
+        directory,
+        paths[-1],
+        all_model_checkpoint_paths=paths,
+        all_model_checkpoint_timestamps=timestamps,
+        last_preserved_timestamp=min(timestamps) - 1,  # older: none are "preserved" forever
+        save_relative_paths=True,
+    )
+
+
+class _RecordingStore(_saving_lib.H5IOStore):
+    """Receives what `model.save_weights` would write, keeping the values instead.
+
+    Keras' `_save_state` accepts only its own store classes, hence the subclass; nothing is
+    written.
+    """
+
+    def __init__(self) -> None:  # no file
+        self.path = ""
+        self.values: dict[str, Any] = {}
+
+    def __bool__(self) -> bool:
+        return True
+
+    def make(self, path: str, metadata: dict[str, Any] | None = None) -> _RecordingStore:
+        self.path = f"{path}/vars" if path else "vars"
+        return self
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.values[f"{self.path}/{key}"] = value
+
+    def close(self) -> None:
+        pass
+
+
+def keras_weights_layout(model: Any, skip: list[Any]) -> dict[str, Any]:
+    """What `model.save_weights` would write, by HDF5 dataset path (``dense/vars/0``).
+
+    Walking the model with Keras' own `_save_state` gives exactly the dataset paths that
+    `load_weights` reads, without writing anything. Objects in `skip` (and their children) are
+    left out.
+    """
+    store = _RecordingStore()
+    _saving_lib._save_state(model, store, None, "", visited_saveables={id(o) for o in skip})
+    return store.values

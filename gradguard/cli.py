@@ -94,9 +94,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return events.main(args.logdir, json_path=args.json, plot_path=args.plot)
     if args.command == "ckpt":
-        from gradguard import checkpoint
+        from gradguard.checkpoint import summary
 
-        return checkpoint.main_ckpt(args.path, args.against)
+        shown = summary.summarize(args.path, args.against)
+        sys.stdout.write(shown.out)
+        sys.stderr.write(shown.err)
+        return shown.status
     raise AssertionError(f"unhandled command {args.command}")
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gradguard import checkpoint
+from gradguard import checkpoint, cli
 from gradguard.checkpoint import CheckpointMismatchError, Manager
 from gradguard.findings import CheckpointError, NonFiniteError, Report, Severity
 
@@ -461,6 +461,11 @@ def test_save_killed_half_way_leaves_the_previous_checkpoint_restorable(tmp_path
 # --- listing and the CLI entry point --------------------------------------------------------
 
 
+def main_ckpt(path, against=None):
+    """`gradguard ckpt PATH [--against AGAINST]` in this process: its exit status."""
+    return cli.main(["ckpt", path, *(["--against", against] if against else [])])
+
+
 def test_list_variables_names_shapes_dtypes_sizes(saved):
     infos = {i.name: i for i in checkpoint.list_variables(saved["path"])}
     first = saved["model"].layers[0].name
@@ -470,17 +475,17 @@ def test_list_variables_names_shapes_dtypes_sizes(saved):
 
 
 def test_main_ckpt_lists_and_verifies(saved, tmp_path, capsys):
-    assert checkpoint.main_ckpt(saved["path"]) == 0
+    assert main_ckpt(saved["path"]) == 0
     out = capsys.readouterr().out
     assert f"{saved['model'].layers[0].name}/kernel" in out and "(4, 3)" in out
     assert "reads whole" in out
-    assert checkpoint.main_ckpt(str(saved["dir"])) == 0  # a directory: its latest checkpoint
+    assert main_ckpt(str(saved["dir"])) == 0  # a directory: its latest checkpoint
     capsys.readouterr()
     path = copy_checkpoint(saved, tmp_path)
     truncate(path)
-    assert checkpoint.main_ckpt(path) == 1
+    assert main_ckpt(path) == 1
     assert "checkpoint-corrupt" in capsys.readouterr().out
-    assert checkpoint.main_ckpt(str(tmp_path / "nothing-here")) == 2
+    assert main_ckpt(str(tmp_path / "nothing-here")) == 2
 
 
 def test_main_ckpt_against_a_factory(saved, tmp_path, capsys, monkeypatch):
@@ -496,15 +501,15 @@ def test_main_ckpt_against_a_factory(saved, tmp_path, capsys, monkeypatch):
         "    return {'model': m, 'optimizer': keras.optimizers.Adam(1e-3)}\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert checkpoint.main_ckpt(saved["path"], against="factories:good") == 0
+    assert main_ckpt(saved["path"], against="factories:good") == 0
     capsys.readouterr()
-    assert checkpoint.main_ckpt(saved["path"], against=f"{tmp_path}/factories.py:wide") == 1
+    assert main_ckpt(saved["path"], against=f"{tmp_path}/factories.py:wide") == 1
     out = capsys.readouterr().out
     assert (
         "checkpoint-shape-mismatch" in out and "(3, 2) float32" in out and "(3, 5) float32" in out
     )
-    assert checkpoint.main_ckpt(saved["path"], against="factories:nope") == 2
-    assert checkpoint.main_ckpt(saved["path"], against="no_colon") == 2
+    assert main_ckpt(saved["path"], against="factories:nope") == 2
+    assert main_ckpt(saved["path"], against="no_colon") == 2
 
 
 # --- watching an unmodified script's restores ------------------------------------------------

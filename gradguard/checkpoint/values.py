@@ -1,0 +1,83 @@
+"""What validation compares: each saved value beside the live variable it restores into."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gradguard.findings import Report
+
+__all__ = [
+    "NAMED",
+    "Check",
+    "Spec",
+    "Value",
+    "fmt",
+    "is_optimizer",
+    "is_variable",
+    "natural",
+    "spec",
+]
+
+# Shown in messages; more are counted ("and 12 more"), the table lists them all.
+NAMED = 4
+
+Spec = tuple[tuple[int, ...], str]
+
+
+@dataclasses.dataclass
+class Value:
+    """One saved value and the live variable it restores into; either side may be absent."""
+
+    name: str
+    key: str = ""
+    saved: Spec | None = None
+    variable: Any = None
+    current: Spec | None = None
+    optimizer: bool = False
+    problem: str | None = None
+
+
+@dataclasses.dataclass
+class Check:
+    """What validation found: each value side by side, and the findings."""
+
+    path: str
+    values: list[Value]
+    report: Report
+    # What restore needs afterwards: how to read the saved arrays back.
+    read: Callable[[str], np.ndarray] | None = None
+
+
+def is_variable(obj: Any) -> bool:
+    """Whether `obj` is a TensorFlow or Keras variable."""
+    return isinstance(obj, (tf.Variable, keras.Variable))
+
+
+def is_optimizer(obj: Any) -> bool:
+    """Whether `obj` is a Keras 3 optimizer."""
+    return isinstance(obj, keras.optimizers.Optimizer)
+
+
+def spec(variable: Any) -> Spec:
+    """The shape and dtype name of a live variable."""
+    return tuple(int(d) for d in variable.shape), tf.as_dtype(variable.dtype).name
+
+
+def fmt(value_spec: Spec | None) -> str:
+    """``(3, 2) float32``, or ``-`` for a side that is absent."""
+    if value_spec is None:
+        return "-"
+    shape, dtype = value_spec
+    return f"{shape} {dtype}"
+
+
+def natural(key: str) -> list[Any]:
+    """A sort key that orders ``vars/10`` after ``vars/9``."""
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", key)]
