@@ -95,6 +95,7 @@ __all__ += [
     "CHECKPOINT_GRAPH_KEY",
     "checkpoint_object_graph",
     "keras_weights_layout",
+    "load_keras_weights",
     "lookup_dependency",
     "trackable_children",
     "update_checkpoint_state",
@@ -168,3 +169,12 @@ def keras_weights_layout(model: Any, skip: list[Any]) -> dict[str, Any]:
     store = _RecordingStore()
     _saving_lib._save_state(model, store, None, "", visited_saveables={id(o) for o in skip})
     return store.values
+
+
+def load_keras_weights(model: Any, path: str, skip_mismatch: bool, skip: list[Any]) -> None:
+    """`model.load_weights(path)` (`.weights.h5` or `.keras`), leaving the objects in `skip`.
+
+    The public `load_weights` refuses `objects_to_skip` for `.keras` archives; Keras' own loader
+    behind it takes it for both.
+    """
+    _saving_lib.load_weights_only(model, path, skip_mismatch=skip_mismatch, objects_to_skip=skip)

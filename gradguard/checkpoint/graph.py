@@ -30,6 +30,7 @@ __all__ = [
     "prepare_optimizers",
     "saved_names",
     "slot_lists",
+    "slot_name",
     "walk",
 ]
 
@@ -62,7 +63,7 @@ def _strip_first(path: str) -> str:
     return path.split("/", 1)[1] if "/" in path else path
 
 
-def _singular(attribute: str) -> str:
+def slot_name(attribute: str) -> str:
     """``_momentums`` -> ``momentum``, ``_velocities`` -> ``velocity``: the slot's name."""
     name = attribute.lstrip("_")
     if name.endswith("ies"):
@@ -111,7 +112,7 @@ def live_names(
         for attribute, items in slot_lists(optimizer).items():
             for variable, slot in zip(trainable, items, strict=True):
                 base = result.get(id(variable)) or names([variable])[0]
-                slots[id(slot)] = f"{base}/{_singular(attribute)}"
+                slots[id(slot)] = f"{base}/{slot_name(attribute)}"
         for variable in optimizer.variables:
             result.setdefault(id(variable), f"{key}/{slots.get(id(variable), variable.name)}")
     for path, obj in seen.values():
@@ -146,7 +147,7 @@ def optimizer_nodes(graph: Any) -> dict[int, SavedOptimizer]:
             if attribute not in _NOT_SLOTS and trainable and len(items) == len(trainable)
         }
         slots = {
-            slot: (variable, _singular(attribute))
+            slot: (variable, slot_name(attribute))
             for attribute, items in slot_attributes.items()
             for variable, slot in zip(trainable, items, strict=True)
         }

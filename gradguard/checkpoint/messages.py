@@ -46,12 +46,21 @@ def _versus(value: Value, index: int) -> str:
 def _mismatch(code: str, group: list[Value], where: str) -> str:
     what = "shape" if code == "checkpoint-shape-mismatch" else "dtype"
     listing = _listing(group, functools.partial(_versus, index=int(what == "dtype")))
-    fix = (
-        "build the model as it was when saved (same layers and units)"
-        if what == "shape"
-        else "create the model with the dtype it was saved with (set dtype= or the "
-        "mixed-precision policy before building) and cast after restoring"
-    )
+    if all(v.optimizer for v in group):
+        # Only slots differ: the model fits, the optimizer is another class or built otherwise.
+        fix = (
+            "only optimizer values differ, so the model fits: the optimizer is not the one "
+            "saved (another class, or built for other variables); restore with the optimizer "
+            "it was saved with, or restore the model alone (model=...) and let the optimizer "
+            "start fresh"
+        )
+    elif what == "shape":
+        fix = "build the model as it was when saved (same layers and units)"
+    else:
+        fix = (
+            "create the model with the dtype it was saved with (set dtype= or the "
+            "mixed-precision policy before building) and cast after restoring"
+        )
     return f"{len(group)} variable(s) differ in {what} from {where}: {listing}; {fix}."
 
 
@@ -94,11 +103,16 @@ def findings(values: list[Value], where: str) -> list[Finding]:
                 "a layer removed or renamed, or an object such as optimizer= not passed?)."
             )
         else:  # checkpoint-optimizer-state-not-restored
+            fixes = {v.fix for v in group}
+            fix = (
+                fixes.pop()
+                if len(fixes) == 1 and None not in fixes
+                else "its state (e.g. Adam's moments) would silently start from zero; use the "
+                "optimizer class and variables it was saved with"
+            )
             message = (
                 f"{len(group)} saved optimizer value(s) in {where} do not reach the optimizer: "
-                f"{_listing(group, lambda v: fmt(v.saved))}; its state (e.g. Adam's moments) "
-                "would silently start from zero; use the optimizer class and variables it was "
-                "saved with."
+                f"{_listing(group, lambda v: fmt(v.saved))}; {fix}."
             )
         details = {
             "path": where,

@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from gradguard import _compat
 from gradguard.checkpoint import files, graph
 from gradguard.checkpoint.compare import check, model_of
 from gradguard.checkpoint.config import write_sidecar
@@ -121,7 +122,7 @@ def restore_resolved(path: str, objects: Mapping[str, Any], strict: bool, root: 
     snapshot = {i: v.numpy() for i, v in variables.items()}
     try:
         if files.is_keras_file(path):
-            model_of(objects).load_weights(path, skip_mismatch=not strict)
+            _load_keras(path, objects, checked, strict)
         else:
             root.restore(path).expect_partial()  # what does not fit is in the report already
         lost = _verify(checked)
@@ -145,6 +146,26 @@ def restore_resolved(path: str, objects: Mapping[str, Any], strict: bool, root: 
         log = logging.error if finding.severity is Severity.ERROR else logging.warning
         log("gradguard [%s]: %s", finding.code, finding.message)
     return checked.report
+
+
+def _load_keras(path: str, objects: Mapping[str, Any], checked: Check, strict: bool) -> None:
+    """Loads a Keras weights file: the model's weights, then the optimizer's own state.
+
+    The optimizer is loaded here rather than by `load_weights`, which would load only the
+    model's compiled optimizer: the one passed as ``optimizer=`` is the one restored into.
+    """
+    assert checked.read is not None
+    model = model_of(objects)
+    own = getattr(model, "optimizer", None)
+    if not path.endswith((".weights.h5", ".keras")):  # a legacy .h5: Keras' own loader
+        model.load_weights(path, skip_mismatch=not strict)
+        return
+    _compat.load_keras_weights(model, path, not strict, [own] if own is not None else [])
+    saved = [v.key for v in checked.values if v.key.startswith("optimizer/") and v.saved]
+    for state in checked.optimizers:
+        if state.restored and len(saved) == len(state.optimizer.variables):
+            store = {str(i): checked.read(f"optimizer/vars/{i}") for i in range(len(saved))}
+            state.optimizer.load_own_variables(store)
 
 
 def _verify(checked: Check) -> list[Value]:

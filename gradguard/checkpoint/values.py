@@ -16,6 +16,7 @@ from gradguard.findings import Report
 __all__ = [
     "NAMED",
     "Check",
+    "OptimizerState",
     "Spec",
     "Value",
     "fmt",
@@ -42,6 +43,40 @@ class Value:
     current: Spec | None = None
     optimizer: bool = False
     problem: str | None = None
+    # What to do about it, where the code's usual advice does not fit this value.
+    fix: str | None = None
+
+
+@dataclasses.dataclass
+class OptimizerState:
+    """An optimizer a checkpoint restores into, beside what the checkpoint holds for it.
+
+    Attributes:
+      key: Its name in messages (``optimizer``, ``model/optimizer``).
+      optimizer: The live optimizer.
+      built: What it is compared through: itself, or a built copy of an optimizer that has not
+        taken a step yet (whose slots do not exist yet).
+      learning_rate: The learning rate saved as a value (None if not saved as one, e.g. a
+        schedule); a restore puts it back.
+      iterations: The saved iteration count (None if not saved).
+      slots: The saved optimizer's slot lists (``_momentums``, ``momentums``), None where the
+        format does not record them (Keras weights files).
+      config: Its configuration at save time (flat fields, as `config.optimizer_config`), None
+        where nothing recorded it.
+      config_source: The file the configuration was read from, for messages.
+      restored: False when the restore gives it none of its saved values (Keras skips an
+        optimizer whose variable count differs from the file's).
+    """
+
+    key: str
+    optimizer: Any
+    built: Any
+    learning_rate: float | None = None
+    iterations: int | None = None
+    slots: frozenset[str] | None = None
+    config: dict[str, Any] | None = None
+    config_source: str = ""
+    restored: bool = True
 
 
 @dataclasses.dataclass
@@ -53,6 +88,7 @@ class Check:
     report: Report
     # What restore needs afterwards: how to read the saved arrays back.
     read: Callable[[str], np.ndarray] | None = None
+    optimizers: list[OptimizerState] = dataclasses.field(default_factory=list)
 
 
 def is_variable(obj: Any) -> bool:
