@@ -97,8 +97,8 @@ __all__ += [
     "keras_weights_layout",
     "load_keras_weights",
     "lookup_dependency",
+    "checkpoint_state_text",
     "trackable_children",
-    "update_checkpoint_state",
 ]
 
 # The key under which `tf.train.Checkpoint` stores its object graph in the checkpoint.
@@ -122,16 +122,23 @@ def lookup_dependency(obj: Any, name: str, children: dict[str, Any]) -> Any:
     return obj._lookup_dependency(name, children)
 
 
-def update_checkpoint_state(directory: str, paths: list[str], timestamps: list[float]) -> None:
-    """Rewrites TensorFlow's ``checkpoint`` state file to list `paths`, the last one latest."""
-    tf.__internal__.train.update_checkpoint_state(
-        directory,
+def checkpoint_state_text(paths: list[str], timestamps: list[float]) -> str:
+    """The text of TensorFlow's ``checkpoint`` state file, as its CheckpointManager writes it.
+
+    `paths` are relative to the directory, oldest first; the last is the latest. gradguard
+    writes the file itself, so that it reaches the disk (fsync) before it counts.
+    """
+    from google.protobuf import text_format
+    from tensorflow.python.checkpoint import checkpoint_management
+
+    state = checkpoint_management.generate_checkpoint_state_proto(
+        "",
         paths[-1],
-        all_model_checkpoint_paths=paths,
-        all_model_checkpoint_timestamps=timestamps,
+        all_model_checkpoint_paths=list(paths),
+        all_model_checkpoint_timestamps=list(timestamps),
         last_preserved_timestamp=min(timestamps) - 1,  # older: none are "preserved" forever
-        save_relative_paths=True,
     )
+    return str(text_format.MessageToString(state))
 
 
 class _RecordingStore(_saving_lib.H5IOStore):

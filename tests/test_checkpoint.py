@@ -413,14 +413,13 @@ def test_manager_verifies_a_save_before_deleting_older_ones(tmp_path, monkeypatc
     model, optimizer = make()
     manager = Manager(tmp_path, max_to_keep=1, model=model, optimizer=optimizer)
     good = manager.save()
-    inner_save = manager._manager.save
+    inner_write = manager._write
 
-    def save_then_disk_fault(**kwargs):
-        path = inner_save(**kwargs)
-        flip(path)  # the write "succeeded" but the bytes on disk are wrong
-        return path
+    def write_then_disk_fault(prefix):
+        inner_write(prefix)
+        flip(prefix)  # the write "succeeded" but the bytes on disk are wrong
 
-    monkeypatch.setattr(manager._manager, "save", save_then_disk_fault)
+    monkeypatch.setattr(manager, "_write", write_then_disk_fault)
     with pytest.raises(CheckpointError) as raised:
         manager.save()
     assert raised.value.finding.code == "checkpoint-corrupt"
@@ -438,9 +437,8 @@ def test_save_killed_half_way_leaves_the_previous_checkpoint_restorable(tmp_path
     try:
         assert child.stdout.readline().startswith("saving 2")
         deadline = time.monotonic() + 60
-        while not [
-            f for f in glob.glob(str(tmp_path / "ckpt-2_temp" / "*data*")) if os.path.getsize(f) > 0
-        ]:
+        writing = str(tmp_path / "ckpt-2.saving" / "ckpt-2_temp" / "*data*")  # staged
+        while not [f for f in glob.glob(writing) if os.path.getsize(f) > 0]:
             assert time.monotonic() < deadline, "the second save never started writing"
             time.sleep(0.001)
     finally:
@@ -456,6 +454,7 @@ def test_save_killed_half_way_leaves_the_previous_checkpoint_restorable(tmp_path
     blob.assign(tf.fill([size], 3.0))
     assert manager.save() == str(tmp_path / "ckpt-2")
     assert not os.path.exists(tmp_path / "ckpt-2_temp")  # leftovers of the killed save removed
+    assert not os.path.exists(tmp_path / "ckpt-2.saving")
 
 
 # --- listing and the CLI entry point --------------------------------------------------------

@@ -1,11 +1,11 @@
 """Optimizer configuration: recorded beside a checkpoint, compared when it is restored.
 
 What the configuration was at save time comes from gradguard's sidecar
-(``<prefix>.gradguard.json``, written by `save` and `Manager.save`), from a `.keras` archive's
-own ``config.json``, and, for any TF checkpoint, from what the checkpoint itself holds: the
-learning rate and iteration count (saved variables, which a restore puts back) and the kinds of
-slot the optimizer had (which tell its class apart: SGD's ``momentums`` are not Adam's
-``_momentums`` and ``_velocities``).
+(``<prefix>.gradguard.json``, written with the checkpoint by `save` and `Manager.save`), from a
+`.keras` archive's own ``config.json``, and, for any TF checkpoint, from what the checkpoint
+itself holds: the learning rate and iteration count (saved variables, which a restore puts
+back) and the kinds of slot the optimizer had (which tell its class apart: SGD's ``momentums``
+are not Adam's ``_momentums`` and ``_velocities``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ __all__ = [
     "optimizer_config",
     "read_sidecar",
     "sidecar_text",
-    "write_sidecar",
 ]
 
 SIDECAR = ".gradguard.json"
@@ -67,18 +66,6 @@ def sidecar_text(objects: Mapping[str, Any]) -> str | None:
     if not optimizers:
         return None
     return json.dumps({"format": _SIDECAR_FORMAT, "optimizers": optimizers}, indent=2) + "\n"
-
-
-def write_sidecar(prefix: str, objects: Mapping[str, Any]) -> None:
-    """Writes the optimizers' configuration to ``<prefix>.gradguard.json`` (if there are any)."""
-    text = sidecar_text(objects)
-    if text is None:
-        return
-    os.makedirs(os.path.dirname(prefix) or ".", exist_ok=True)  # as TF's write does
-    temporary = f"{prefix}{SIDECAR}.tmp"
-    with open(temporary, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(temporary, prefix + SIDECAR)  # a crash leaves the old file or the new, whole
 
 
 def read_sidecar(prefix: str) -> tuple[dict[str, Any] | None, Finding | None]:

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import os
-import re
-import shutil
+import weakref
+from types import TracebackType
 from typing import Any
 
 import tensorflow as tf
+from absl import logging
 
-from gradguard import _compat
-from gradguard.checkpoint import files
-from gradguard.checkpoint.config import SIDECAR, write_sidecar
+from gradguard.checkpoint import directory as directory_lib
+from gradguard.checkpoint import durable, files
+from gradguard.checkpoint.config import sidecar_text
+from gradguard.checkpoint.lock import DirectoryLock, holder
 from gradguard.checkpoint.messages import CheckpointMismatchError, findings_text
 from gradguard.checkpoint.restore import refuse_non_finite, restore_resolved
-from gradguard.findings import Finding, Report
+from gradguard.findings import Finding, Report, Severity
 
 __all__ = ["Manager"]
 
@@ -24,15 +25,20 @@ __all__ = ["Manager"]
 class Manager:
     """A `tf.train.CheckpointManager` that never keeps a bad save in place of a good one.
 
-    - `save` refuses weights or optimizer state holding NaN or Inf (unless forced), records the
-      optimizer configuration beside the checkpoint, reads the new checkpoint back (which checks
-      every tensor's checksum), and only then deletes checkpoints beyond `max_to_keep`, so the
-      newest checkpoint that validated is never deleted.
-    - A save killed half-way leaves the previous checkpoints untouched: TensorFlow writes into a
-      temporary directory and renames at the end; the leftovers are removed by the next save.
+    - `save` refuses weights or optimizer state holding NaN or Inf (unless forced). It writes the
+      checkpoint and the optimizer configuration into ``ckpt-N.saving/``, reads every value back
+      (checksums), flushes every file to the disk (fsync), and only then moves them into place,
+      the index last: a checkpoint exists only once it is whole, verified and on disk, and a
+      save that fails (a full disk) or is killed leaves nothing that counts. Then the state file
+      is written (durably too) and the checkpoints beyond `max_to_keep` are deleted, counting
+      only those that read: the newest good checkpoint is never deleted for a broken one.
+    - One writer per directory: the first save takes a lock in the directory
+      (``.gradguard-writer.lock``); a second process is refused with `DirectoryLockedError`
+      naming the holder (pid, host); the lock of a process that died is taken over, with a
+      warning naming it. Managers of one process share it.
     - `restore` restores the newest checkpoint that reads whole, reporting any newer one it
-      skipped (damaged, or its save interrupted) as `checkpoint-corrupt`; the next save deletes
-      the damaged ones first.
+      skipped (damaged, its save unfinished, or deleted since this Manager saved it) as
+      `checkpoint-corrupt`; the next save deletes the damaged ones first.
 
     Example:
       >>> manager = Manager("/tmp/run", max_to_keep=3, model=model, optimizer=optimizer)
@@ -65,25 +71,38 @@ class Manager:
         self._name = checkpoint_name
         self._objects = dict(objects)
         self._root = tf.train.Checkpoint(**objects)
-        self._manager = self._inner()
+        self._lock = DirectoryLock(self.directory)
+        # Released when the Manager goes, and at exit: the next writer then finds no stale lock.
+        self._release = weakref.finalize(self, self._lock.release)
         self._damaged: set[str] = set()  # found by restore; rotation drops them first
-
-    def _inner(self) -> Any:
-        # Rotation is done here, after verification, so the inner manager keeps everything.
-        return tf.train.CheckpointManager(
-            self._root, self.directory, max_to_keep=None, checkpoint_name=self._name
-        )
+        self._known: list[str] = []  # saved (and kept) or restored by this Manager, oldest first
+        self._failed: dict[int, str] = {}  # why a save of this process failed, by number
 
     @property
     def checkpoints(self) -> list[str]:
         """The checkpoints in the directory (with an index), oldest first."""
-        return [path for _, path in self._on_disk()]
+        return [path for _, path in directory_lib.on_disk(self.directory, self._name)]
 
     @property
     def latest_checkpoint(self) -> str | None:
         """The newest checkpoint in the directory, or None."""
-        found = self._on_disk()
-        return found[-1][1] if found else None
+        found = self.checkpoints
+        return found[-1] if found else None
+
+    def close(self) -> None:
+        """Releases the directory's writer lock (also done when the Manager is collected)."""
+        self._release()
+
+    def __enter__(self) -> Manager:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
 
     def save(self, *, force: bool = False) -> str:
         """Saves a checkpoint, verifies it, then drops the oldest beyond `max_to_keep`.
@@ -97,33 +116,66 @@ class Manager:
         Raises:
           NonFiniteError: (a `non-finite` finding) if a variable holds NaN or Inf, not `force`.
           CheckpointMismatchError: (`checkpoint-corrupt`) if the new checkpoint does not read
-            back whole; it is deleted and the older ones are kept.
+            back whole; nothing of it is kept, and the older ones are.
+          DirectoryLockedError: if another process is saving into the directory.
+          OSError: if a file cannot be written (e.g. ENOSPC), naming it; nothing of the new
+            checkpoint is kept, and the older ones are. TensorFlow's own write errors come as
+            TensorFlow raises them.
         """
         if not force:
             refuse_non_finite(self._root, self._objects)
-        os.makedirs(self.directory, exist_ok=True)
-        self._remove_incomplete()
-        numbers = [n for n, _ in self._on_disk()]
-        number = max([int(self._root.save_counter.numpy()), *numbers]) + 1
-        prefix = os.path.join(self.directory, f"{self._name}-{number}")
-        write_sidecar(prefix, self._objects)
-        path = str(self._manager.save(checkpoint_number=number))
-        _, problems = files.read_tf(path)
-        if problems:
-            self._write_state([p for p in self.checkpoints if p != path])
-            _delete(path)
-            raise CheckpointMismatchError(Report(problems))
-        kept = [p for p in self.checkpoints if p not in self._damaged]
-        excess = [p for p in self.checkpoints if p in self._damaged]
-        if self.max_to_keep:
-            excess += kept[: -self.max_to_keep]
-            kept = kept[-self.max_to_keep :]
+        if not self._release.alive:  # closed: a later save takes the lock again
+            self._release = weakref.finalize(self, self._lock.release)
+        self._lock.acquire()
+        with self._lock.turn:
+            self._say_if_gone()
+            self._remove_incomplete()
+            numbers = [n for n, _ in directory_lib.on_disk(self.directory, self._name)]
+            counter = self._root.save_counter
+            number = max([int(counter.numpy()), *numbers]) + 1
+            prefix = os.path.join(self.directory, f"{self._name}-{number}")
+            counter.assign_add(1)  # as tf.train.CheckpointManager.save does
+            try:
+                path = durable.write_checkpoint(self._write, prefix, sidecar_text(self._objects))
+                self._rotate(path)
+            except BaseException as e:
+                if not os.path.exists(prefix + ".index"):  # it does not count: nor its number
+                    counter.assign_sub(1)
+                    self._failed[number] = files.first_line(e)
+                raise
+        return path
+
+    def _write(self, prefix: str) -> None:
+        """Writes the objects as a TF checkpoint at `prefix` (a staging place)."""
+        self._root.write(prefix)
+
+    def _rotate(self, new: str) -> None:
+        """Lists the checkpoints that read in the state file, then deletes the rest."""
+        good: list[str] = []
+        bad: list[str] = []
+        for _, path in directory_lib.on_disk(self.directory, self._name):
+            why = None if path == new else directory_lib.unreadable(path)
+            if path in self._damaged:
+                why = "restore found it damaged"
+            (bad if why else good).append(path)
+            if why:
+                logging.warning("gradguard: deleting checkpoint %s: %s.", path, why)
+        excess = good[: -self.max_to_keep] if self.max_to_keep else []
+        kept = good[len(excess) :]
         # The state file forgets them first, so a crash while deleting leaves no dangling
         # entry; the newest (just verified) is always among those kept.
-        self._write_state(kept)
-        for old in excess:
-            _delete(old)
-        return path
+        try:
+            directory_lib.write_state(self.directory, kept)
+        except BaseException as e:
+            # The save fails as a whole: the new checkpoint goes, the state file is as it was.
+            directory_lib.delete(new)
+            e.add_note(f"gradguard: {new} was removed again; older checkpoints are untouched.")
+            raise
+        for old in [*excess, *bad]:
+            directory_lib.delete(old)
+        durable.fsync_directory(self.directory)
+        self._damaged.clear()
+        self._known = [p for p in self._known if p in kept and p != new] + [new]
 
     def restore(self, *, strict: bool = True) -> tuple[str | None, Report]:
         """Restores the newest checkpoint that reads whole.
@@ -137,101 +189,96 @@ class Manager:
 
         Raises:
           CheckpointMismatchError: if a checkpoint reads whole but does not fit the objects (an
-            older one would not fit either), or if every checkpoint is damaged.
+            older one would not fit either), if every checkpoint is damaged, or if the
+            checkpoints this Manager saved or restored are gone (the directory deleted): never
+            a silent fresh start.
         """
         report = Report()
-        candidates = sorted(self._on_disk(), reverse=True)
-        incomplete = self._incomplete()
+        candidates = sorted(directory_lib.on_disk(self.directory, self._name), reverse=True)
+        gone = self._gone()
+        unfinished = self._incomplete()
         for number, path in candidates:
             try:
                 result = restore_resolved(path, self._objects, strict, root=self._root)
             except CheckpointMismatchError as e:
-                if "checkpoint-corrupt" not in e.report.codes():
+                if not _damaged(e.report):
                     raise
                 self._damaged.add(path)
                 for finding in e.report.findings:
                     skipped = f"{finding.message} Skipped: an older checkpoint is tried instead."
                     report.add(dataclasses.replace(finding, message=skipped))
                 continue
-            for n, leftover in incomplete:
-                if n > number:
-                    report.add(leftover)
+            for newer, finding in [*gone, *unfinished]:
+                if newer > number:
+                    report.add(finding)
             for finding in result.findings:
                 report.add(finding)
+            if path not in self._known:
+                self._known = sorted([*self._known, path], key=_number)
             return path, report
-        for _, leftover in incomplete:
-            report.add(leftover)
-        if candidates:
+        for _, finding in [*gone, *unfinished]:
+            report.add(finding)
+        if candidates or gone:
+            what = "reads whole" if candidates else "is left"
             raise CheckpointMismatchError(
-                report, f"no checkpoint in {self.directory} reads whole:\n{findings_text(report)}"
+                report, f"no checkpoint in {self.directory} {what}:\n{findings_text(report)}"
             )
         return None, report
 
-    def _on_disk(self) -> list[tuple[int, str]]:
-        """Checkpoints in the directory that have an index, by number, oldest first.
-
-        The directory, not the state file, is the truth: a crash can leave the state file behind.
-        """
-        pattern = re.compile(re.escape(self._name) + r"-(\d+)\.index$")
-        found = []
-        for entry in os.listdir(self.directory) if os.path.isdir(self.directory) else []:
-            match = pattern.match(entry)
-            if match:
-                prefix = os.path.join(self.directory, entry[: -len(".index")])
-                found.append((int(match.group(1)), prefix))
-        return sorted(found)
-
-    def _incomplete(self) -> list[tuple[int, Finding]]:
-        """Saves that were interrupted: temporary files, or data or sidecar without an index.
-
-        TensorFlow writes into ``ckpt-N_temp/`` and ``*.tempstate*`` files and renames them at
-        the end; a killed save leaves those behind, and never a finished index.
-        """
-        pattern = re.compile(
-            re.escape(self._name) + r"-(\d+)(_temp|\.data-\d+-of-\d+(\.tempstate\d+)?"
-            r"|\.index\.tempstate\d+|\.gradguard\.json(\.tmp)?)$"
-        )
-        leftovers: dict[int, list[str]] = collections.defaultdict(list)
-        for entry in sorted(os.listdir(self.directory)) if os.path.isdir(self.directory) else []:
-            match = pattern.match(entry)
-            if not match:
-                continue
-            prefix = os.path.join(self.directory, f"{self._name}-{match.group(1)}")
-            temporary = match.group(2) == "_temp" or ".tempstate" in entry or entry.endswith(".tmp")
-            if temporary or not os.path.exists(prefix + ".index"):
-                leftovers[int(match.group(1))].append(os.path.join(self.directory, entry))
+    def _gone(self) -> list[tuple[int, Finding]]:
+        """Checkpoints this Manager saved or restored that are no longer there."""
+        missing = [p for p in self._known if not os.path.exists(p + ".index")]
+        if not missing:
+            return []
+        if not os.path.isdir(self.directory):
+            where = f"the directory {self.directory} was deleted"
+        else:
+            where = "it was deleted from the directory"
         return [
             (
-                number,
+                _number(path),
                 files.corrupt(
-                    f"checkpoint {self._name}-{number} is incomplete: its save was interrupted "
-                    f"({', '.join(left)} left behind); it is skipped and removed by the next "
-                    "save.",
-                    left,
+                    f"checkpoint {path} is gone: this Manager saved or restored it, and {where} "
+                    "since; restoring it is not possible, and starting fresh would be silent "
+                    "data loss (make a new Manager to start fresh on purpose).",
+                    [path + ".index"],
                 ),
             )
-            for number, left in sorted(leftovers.items())
+            for path in missing
+        ]
+
+    def _say_if_gone(self) -> None:
+        gone = self._gone()
+        if gone:
+            logging.warning(
+                "gradguard: %d checkpoint(s) this Manager saved in %s are gone (e.g. %s); "
+                "saving anew.",
+                len(gone),
+                self.directory,
+                gone[-1][1].variables[0],
+            )
+            self._known = []
+
+    def _incomplete(self) -> list[tuple[int, Finding]]:
+        """Saves that did not finish, as findings; none while another process is writing."""
+        if holder(self.directory) is not None:
+            return []  # its staging files are a save in progress, not leftovers
+        return [
+            (n, directory_lib.leftover_finding(self._name, n, left, self._failed.get(n)))
+            for n, left in directory_lib.leftovers(self.directory, self._name).items()
         ]
 
     def _remove_incomplete(self) -> None:
-        for _, finding in self._incomplete():
-            for leftover in finding.variables:
-                if os.path.isdir(leftover):
-                    shutil.rmtree(leftover, ignore_errors=True)
-                elif os.path.exists(leftover):
-                    os.remove(leftover)
-
-    def _write_state(self, paths: list[str]) -> None:
-        """Rewrites TensorFlow's ``checkpoint`` state file (atomically) to list `paths`."""
-        if paths:
-            times = [os.path.getmtime(p + ".index") for p in paths]
-            _compat.update_checkpoint_state(self.directory, paths, times)
-        elif os.path.exists(os.path.join(self.directory, "checkpoint")):
-            os.remove(os.path.join(self.directory, "checkpoint"))
-        self._manager = self._inner()  # re-reads the state file
+        for left in directory_lib.leftovers(self.directory, self._name).values():
+            directory_lib.remove(left)
 
 
-def _delete(prefix: str) -> None:
-    for path in [prefix + ".index", *files.data_files(prefix), prefix + SIDECAR]:
-        if os.path.exists(path):
-            os.remove(path)
+def _number(prefix: str) -> int:
+    return int(prefix.rpartition("-")[2])
+
+
+def _damaged(report: Report) -> bool:
+    """Whether a restore failed because the checkpoint is damaged (an older one may do)."""
+    return any(
+        f.code == "checkpoint-corrupt" and f.severity is Severity.ERROR for f in report.findings
+    )

@@ -12,9 +12,9 @@ import tensorflow as tf
 from absl import logging
 
 from gradguard import _compat
-from gradguard.checkpoint import files, graph
+from gradguard.checkpoint import durable, files, graph
 from gradguard.checkpoint.compare import check, model_of
-from gradguard.checkpoint.config import write_sidecar
+from gradguard.checkpoint.config import sidecar_text
 from gradguard.checkpoint.messages import CheckpointMismatchError, findings, text
 from gradguard.checkpoint.values import NAMED, Check, Value, is_optimizer, is_variable
 from gradguard.findings import Finding, Report, Severity
@@ -82,7 +82,9 @@ def save(path_prefix: str | os.PathLike[str], *, force: bool = False, **objects:
     """Writes a checkpoint, with the optimizer configuration recorded beside it.
 
     The configuration (class, learning rate or schedule, betas, epsilon, clipping) is written to
-    ``<prefix>.gradguard.json`` so that `validate` can report what changed since.
+    ``<prefix>.gradguard.json`` so that `validate` can report what changed since. The checkpoint
+    is written aside, read back whole, flushed to the disk, and only then put in place (see
+    `Manager`): a save that fails leaves nothing at `path_prefix`.
 
     Args:
       path_prefix: The checkpoint prefix, as for `tf.train.Checkpoint.write`.
@@ -94,13 +96,15 @@ def save(path_prefix: str | os.PathLike[str], *, force: bool = False, **objects:
 
     Raises:
       NonFiniteError: (a `non-finite` finding) if a variable holds NaN or Inf and not `force`.
+      CheckpointMismatchError: (`checkpoint-corrupt`) if what was written does not read back.
+      OSError: if a file cannot be written (e.g. ENOSPC), naming it.
     """
     root = tf.train.Checkpoint(**objects)
     if not force:
         refuse_non_finite(root, objects)
     prefix = os.fspath(path_prefix)
-    write_sidecar(prefix, objects)
-    return str(root.write(prefix))
+    os.makedirs(os.path.dirname(prefix) or ".", exist_ok=True)  # as TF's write does
+    return durable.write_checkpoint(root.write, prefix, sidecar_text(objects))
 
 
 _BLOCKING = {"checkpoint-corrupt", "checkpoint-shape-mismatch", "checkpoint-dtype-mismatch"}
