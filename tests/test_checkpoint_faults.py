@@ -493,3 +493,39 @@ def test_a_missing_or_unreadable_sidecar_says_the_config_cannot_be_compared(tmp_
         in checkpoint.validate(latest, model=model2, optimizer=optimizer2).codes()
     )
     manager.close()
+
+
+SECOND_WRITER = """
+import os, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import tensorflow as tf
+from gradguard.checkpoint import Manager
+from gradguard.checkpoint.lock import DirectoryLockedError
+try:
+    Manager(sys.argv[1], step=tf.Variable(9)).save()
+except DirectoryLockedError as e:
+    print("refused", e.holder["pid"])
+else:
+    print("saved")
+"""
+
+
+def test_a_forked_child_letting_go_does_not_unlock_the_parent(tmp_path):
+    manager = Manager(tmp_path, step=tf.Variable(1))
+    manager.save()
+    child = os.fork()
+    if child == 0:  # the child inherits the lock's descriptor; closing must not unlock it
+        try:
+            manager.close()
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+    other = subprocess.run(
+        [sys.executable, "-c", SECOND_WRITER, str(tmp_path)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert other.stdout.split() == ["refused", str(os.getpid())], other.stdout + other.stderr
+    manager.close()

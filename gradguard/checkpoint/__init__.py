@@ -14,8 +14,10 @@ error, or restores partially and silently. This package looks first and says wha
 - `watch_restores(report)` validates the restores a script makes itself (`gradguard run`).
 
 Inside: `files` reads checkpoints, `graph` matches saved values to live objects, `compare`
-puts them side by side, `config` records and compares the optimizer's configuration,
-`messages` says what differs, `restore` holds the public functions, `manager` the `Manager`,
+puts them side by side (`values` is what it compares), `config` records and compares the
+optimizer's configuration, `messages` says what differs, `restore` holds the public functions,
+`durable` writes a checkpoint that counts only once whole and on disk, `directory` knows what a
+Manager's directory holds, `lock` keeps one writer per directory, `manager` is the `Manager`,
 `watch` the restore watcher, and `summary` what `gradguard ckpt` shows.
 
 Example:

@@ -42,6 +42,8 @@ def fsync_file(path: str) -> None:
 
 def fsync_directory(path: str) -> None:
     """Flushes a directory's entries (files created, renamed, removed) to the disk."""
+    if os.name == "nt":
+        return  # directories cannot be opened there; NTFS journals renames itself
     fd = os.open(path or ".", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         os.fsync(fd)

@@ -16,19 +16,25 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import errno
-import fcntl
 import json
 import os
 import socket
 import sys
 import threading
+import time
 from typing import Any
 
 from absl import logging
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; checkpoints are saved without the writer lock
+    fcntl = None  # type: ignore[assignment]
+
 __all__ = ["LOCK_FILE", "DirectoryLock", "DirectoryLockedError", "holder"]
 
 LOCK_FILE = ".gradguard-writer.lock"
+_ATTEMPTS = 10  # tries, 20 ms apart, before a lock held elsewhere refuses this writer
 # flock is not offered by every filesystem (some network filesystems): no lock is taken there.
 _NO_FLOCK = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
 
@@ -81,6 +87,8 @@ def _me() -> dict[str, Any]:
 
 def holder(directory: str) -> dict[str, Any] | None:
     """Who holds the directory's lock, if another process does now (without taking it)."""
+    if fcntl is None:
+        return None
     path = os.path.join(directory, LOCK_FILE)
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -106,6 +114,9 @@ class _Held:
     inode: tuple[int, int] | None
     users: int = 0
     turn: threading.RLock = dataclasses.field(default_factory=threading.RLock)
+    # A forked child inherits the descriptor; only the process that took the lock lets it go
+    # (an unlock from the child would unlock the parent too).
+    pid: int = dataclasses.field(default_factory=os.getpid)
 
 
 _HELD: dict[str, _Held] = {}
@@ -176,9 +187,20 @@ def _still_there(held: _Held, path: str) -> bool:
 
 def _take(directory: str, path: str) -> _Held:
     os.makedirs(directory, exist_ok=True)
+    if fcntl is None:
+        logging.warning("gradguard: no file locks here: a second writer would not be refused.")
+        return _Held(None, None)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        for attempt in range(_ATTEMPTS):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                # `holder()` in a reading process holds the lock shared for an instant.
+                if attempt == _ATTEMPTS - 1:
+                    raise
+                time.sleep(0.02)
     except BlockingIOError:
         record = _read(fd)
         os.close(fd)
@@ -211,7 +233,7 @@ def _take(directory: str, path: str) -> _Held:
 
 
 def _drop(held: _Held, clear: bool = False) -> None:
-    if held.fd is None:
+    if held.fd is None or held.pid != os.getpid():
         return
     try:
         if clear:
