@@ -12,6 +12,8 @@ from typing import Any
 
 import keras
 import tensorflow as tf
+from keras.src.saving import saving_lib as _saving_lib
+from tensorflow.core.protobuf import trackable_object_graph_pb2 as _graph_pb2
 from tensorflow.python.eager import record as _tape_record
 from tensorflow.python.framework import ops as _tf_ops
 from tensorflow.python.lib.io import tf_record as _tf_record
@@ -19,14 +21,21 @@ from tensorflow.python.ops import control_flow_util as _control_flow_util
 
 __all__ = [
     "BASE_OPTIMIZER",
+    "CHECKPOINT_GRAPH_KEY",
+    "checkpoint_object_graph",
+    "checkpoint_state_text",
     "flatten_layers",
     "function",
     "gradient_function",
     "in_xla_context",
+    "keras_weights_layout",
+    "load_keras_weights",
+    "lookup_dependency",
     "optimizer_variables",
     "record_reader",
     "strategy_supports_no_merge_call",
     "tape_is_recording",
+    "trackable_children",
 ]
 
 # Keras' BaseOptimizer, which holds `apply`: every Keras 3 optimizer (and the TensorFlow
@@ -99,3 +108,92 @@ def function(fn: Callable[..., Any], **options: Any) -> Any:
     if hasattr(traced, "_key_for_call_stats"):
         traced._key_for_call_stats = _RetracingKey()
     return traced
+
+
+# --- checkpoints
+# What `gradguard.checkpoint` reads of TensorFlow's checkpoint internals and Keras' saving code.
+
+# The key under which `tf.train.Checkpoint` stores its object graph in the checkpoint.
+CHECKPOINT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+
+
+def checkpoint_object_graph(serialized: bytes) -> Any:
+    """The `TrackableObjectGraph` proto stored under `CHECKPOINT_GRAPH_KEY`."""
+    graph = _graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(serialized)
+    return graph
+
+
+def trackable_children(obj: Any) -> dict[str, Any]:
+    """The children `tf.train.Checkpoint` saves for `obj`, by local name."""
+    return dict(obj._trackable_children())
+
+
+def lookup_dependency(obj: Any, name: str, children: dict[str, Any]) -> Any:
+    """The child a restore binds to the saved child `name` of `obj` (None if there is none)."""
+    return obj._lookup_dependency(name, children)
+
+
+def checkpoint_state_text(paths: list[str], timestamps: list[float]) -> str:
+    """The text of TensorFlow's ``checkpoint`` state file, as its CheckpointManager writes it.
+
+    `paths` are relative to the directory, oldest first; the last is the latest. gradguard
+    writes the file itself, so that it reaches the disk (fsync) before it counts.
+    """
+    from google.protobuf import text_format
+    from tensorflow.python.checkpoint import checkpoint_management
+
+    state = checkpoint_management.generate_checkpoint_state_proto(
+        "",
+        paths[-1],
+        all_model_checkpoint_paths=list(paths),
+        all_model_checkpoint_timestamps=list(timestamps),
+        last_preserved_timestamp=min(timestamps) - 1,  # older: none are "preserved" forever
+    )
+    return str(text_format.MessageToString(state))
+
+
+class _RecordingStore(_saving_lib.H5IOStore):
+    """Receives what `model.save_weights` would write, keeping the values instead.
+
+    Keras' `_save_state` accepts only its own store classes, hence the subclass; nothing is
+    written.
+    """
+
+    def __init__(self) -> None:  # no file
+        self.path = ""
+        self.values: dict[str, Any] = {}
+
+    def __bool__(self) -> bool:
+        return True
+
+    def make(self, path: str, metadata: dict[str, Any] | None = None) -> _RecordingStore:
+        self.path = f"{path}/vars" if path else "vars"
+        return self
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.values[f"{self.path}/{key}"] = value
+
+    def close(self) -> None:
+        pass
+
+
+def keras_weights_layout(model: Any, skip: list[Any]) -> dict[str, Any]:
+    """What `model.save_weights` would write, by HDF5 dataset path (``dense/vars/0``).
+
+    Walking the model with Keras' own `_save_state` gives exactly the dataset paths that
+    `load_weights` reads, without writing anything. Objects in `skip` (and their children) are
+    left out.
+    """
+    store = _RecordingStore()
+    _saving_lib._save_state(model, store, None, "", visited_saveables={id(o) for o in skip})
+    return store.values
+
+
+def load_keras_weights(model: Any, path: str, skip_mismatch: bool, skip: list[Any]) -> None:
+    """`model.load_weights(path)` (`.weights.h5` or `.keras`), leaving the objects in `skip`.
+
+    The public `load_weights` refuses `objects_to_skip` for `.keras` archives; Keras' own loader
+    behind it takes it for both.
+    """
+    _saving_lib.load_weights_only(model, path, skip_mismatch=skip_mismatch, objects_to_skip=skip)

@@ -104,9 +104,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "inspect":
         return _inspect(args.logdir, args.json, args.plot)
     if args.command == "ckpt":
-        from gradguard import checkpoint
+        from gradguard.checkpoint import summary
 
-        return checkpoint.main_ckpt(args.path, args.against)
+        shown = summary.summarize(args.path, args.against)
+        sys.stdout.write(shown.out)
+        sys.stderr.write(shown.err)
+        return shown.status
     raise AssertionError(f"unhandled command {args.command}")
 
 

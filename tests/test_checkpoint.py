@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gradguard import checkpoint
+from gradguard import checkpoint, cli
 from gradguard.checkpoint import CheckpointMismatchError, Manager
 from gradguard.findings import CheckpointError, NonFiniteError, Report, Severity
 
@@ -413,14 +413,13 @@ def test_manager_verifies_a_save_before_deleting_older_ones(tmp_path, monkeypatc
     model, optimizer = make()
     manager = Manager(tmp_path, max_to_keep=1, model=model, optimizer=optimizer)
     good = manager.save()
-    inner_save = manager._manager.save
+    inner_write = manager._write
 
-    def save_then_disk_fault(**kwargs):
-        path = inner_save(**kwargs)
-        flip(path)  # the write "succeeded" but the bytes on disk are wrong
-        return path
+    def write_then_disk_fault(prefix):
+        inner_write(prefix)
+        flip(prefix)  # the write "succeeded" but the bytes on disk are wrong
 
-    monkeypatch.setattr(manager._manager, "save", save_then_disk_fault)
+    monkeypatch.setattr(manager, "_write", write_then_disk_fault)
     with pytest.raises(CheckpointError) as raised:
         manager.save()
     assert raised.value.finding.code == "checkpoint-corrupt"
@@ -438,9 +437,8 @@ def test_save_killed_half_way_leaves_the_previous_checkpoint_restorable(tmp_path
     try:
         assert child.stdout.readline().startswith("saving 2")
         deadline = time.monotonic() + 60
-        while not [
-            f for f in glob.glob(str(tmp_path / "ckpt-2_temp" / "*data*")) if os.path.getsize(f) > 0
-        ]:
+        writing = str(tmp_path / "ckpt-2.saving" / "ckpt-2_temp" / "*data*")  # staged
+        while not [f for f in glob.glob(writing) if os.path.getsize(f) > 0]:
             assert time.monotonic() < deadline, "the second save never started writing"
             time.sleep(0.001)
     finally:
@@ -456,9 +454,15 @@ def test_save_killed_half_way_leaves_the_previous_checkpoint_restorable(tmp_path
     blob.assign(tf.fill([size], 3.0))
     assert manager.save() == str(tmp_path / "ckpt-2")
     assert not os.path.exists(tmp_path / "ckpt-2_temp")  # leftovers of the killed save removed
+    assert not os.path.exists(tmp_path / "ckpt-2.saving")
 
 
 # --- listing and the CLI entry point --------------------------------------------------------
+
+
+def main_ckpt(path, against=None):
+    """`gradguard ckpt PATH [--against AGAINST]` in this process: its exit status."""
+    return cli.main(["ckpt", path, *(["--against", against] if against else [])])
 
 
 def test_list_variables_names_shapes_dtypes_sizes(saved):
@@ -470,17 +474,17 @@ def test_list_variables_names_shapes_dtypes_sizes(saved):
 
 
 def test_main_ckpt_lists_and_verifies(saved, tmp_path, capsys):
-    assert checkpoint.main_ckpt(saved["path"]) == 0
+    assert main_ckpt(saved["path"]) == 0
     out = capsys.readouterr().out
     assert f"{saved['model'].layers[0].name}/kernel" in out and "(4, 3)" in out
     assert "reads whole" in out
-    assert checkpoint.main_ckpt(str(saved["dir"])) == 0  # a directory: its latest checkpoint
+    assert main_ckpt(str(saved["dir"])) == 0  # a directory: its latest checkpoint
     capsys.readouterr()
     path = copy_checkpoint(saved, tmp_path)
     truncate(path)
-    assert checkpoint.main_ckpt(path) == 1
+    assert main_ckpt(path) == 1
     assert "checkpoint-corrupt" in capsys.readouterr().out
-    assert checkpoint.main_ckpt(str(tmp_path / "nothing-here")) == 2
+    assert main_ckpt(str(tmp_path / "nothing-here")) == 2
 
 
 def test_main_ckpt_against_a_factory(saved, tmp_path, capsys, monkeypatch):
@@ -496,15 +500,15 @@ def test_main_ckpt_against_a_factory(saved, tmp_path, capsys, monkeypatch):
         "    return {'model': m, 'optimizer': keras.optimizers.Adam(1e-3)}\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert checkpoint.main_ckpt(saved["path"], against="factories:good") == 0
+    assert main_ckpt(saved["path"], against="factories:good") == 0
     capsys.readouterr()
-    assert checkpoint.main_ckpt(saved["path"], against=f"{tmp_path}/factories.py:wide") == 1
+    assert main_ckpt(saved["path"], against=f"{tmp_path}/factories.py:wide") == 1
     out = capsys.readouterr().out
     assert (
         "checkpoint-shape-mismatch" in out and "(3, 2) float32" in out and "(3, 5) float32" in out
     )
-    assert checkpoint.main_ckpt(saved["path"], against="factories:nope") == 2
-    assert checkpoint.main_ckpt(saved["path"], against="no_colon") == 2
+    assert main_ckpt(saved["path"], against="factories:nope") == 2
+    assert main_ckpt(saved["path"], against="no_colon") == 2
 
 
 # --- watching an unmodified script's restores ------------------------------------------------

@@ -143,6 +143,26 @@ BUGS: dict[str, Bug] = {
     "bug_dead_relu_warmup_inverted_fit.py": Bug(
         ("dead-units",), mentions=(("dead-units", "dense_1"),), options=("--activations",)
     ),
+    # --- checkpoint paths Keras 3 users take (issue #14 item 1): judged as the script's own
+    # load_weights / tf.train.Checkpoint.restore call restores.
+    "bug_load_weights_h5_optimizer_not_built.py": Bug(
+        ("checkpoint-optimizer-state-not-restored",),
+        mentions=(("checkpoint-optimizer-state-not-restored", "not been built"),),
+    ),
+    "bug_keras_archive_load_weights_optimizer_not_built.py": Bug(
+        ("checkpoint-optimizer-state-not-restored",),
+        mentions=(("checkpoint-optimizer-state-not-restored", "not been built"),),
+    ),
+    "bug_checkpoint_restore_overrides_finetune_lr.py": Bug(
+        ("checkpoint-optimizer-config-changed",),
+        mentions=(("checkpoint-optimizer-config-changed", "the 1e-05 the code asked for"),),
+    ),
+    # SGD's slots do not fit Adam's: the rows that meet are optimizer slots of other shapes.
+    "bug_optimizer_class_changed_sgd_to_adam.py": Bug(
+        ("checkpoint-optimizer-config-changed",),
+        also_errors=("checkpoint-shape-mismatch",),
+        mentions=(("checkpoint-optimizer-config-changed", "SGD with momentum"),),
+    ),
 }
 
 HEALTHY: dict[str, Healthy] = {
@@ -174,6 +194,11 @@ HEALTHY: dict[str, Healthy] = {
     # The same networks as the dead-ReLU bugs, warmup the right way round.
     "ok_relu_warmup_tf_function.py": Healthy(options=("--activations",)),
     "ok_relu_warmup_fit.py": Healthy(options=("--activations",)),
+    # --- the healthy twins of the checkpoint paths above (issue #14 item 1).
+    "ok_load_weights_h5_optimizer_built.py": Healthy(),
+    "ok_keras_archive_load_model_resume.py": Healthy(),
+    "ok_checkpoint_restore_then_set_finetune_lr.py": Healthy(),
+    "ok_optimizer_same_class_resume.py": Healthy(),
 }
 
 # Healthy scripts of other shapes, run again with --activations (and --log-dir): watching the

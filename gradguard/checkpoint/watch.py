@@ -1,0 +1,165 @@
+"""Watching the restores an unmodified script makes (for `gradguard run`).
+
+Each `tf.train.Checkpoint.restore` / `read` and `keras.Model.load_weights` call is validated
+first, judged as that call restores (Keras skips the state of an optimizer that has not been
+built yet; TensorFlow restores it when the optimizer builds), and then runs unchanged.
+
+One thing can only be judged later: a restore puts the saved learning rate back over the one the
+code asked for (stage 2 fine-tunes at 1e-5 after stage 1 at 1e-3, and trains at 1e-3). Scripts
+that know this set the rate again after restoring, so the watcher looks when it is removed (at the
+end of `gradguard run`): a rate still at the restored value, above the one asked for, is reported.
+A restored rate below the one asked for is what resuming a run whose rate was lowered on the way
+(e.g. by `ReduceLROnPlateau`) looks like, and is left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from gradguard import instrument
+from gradguard.checkpoint import files, graph
+from gradguard.checkpoint.compare import check
+from gradguard.checkpoint.values import OptimizerState
+from gradguard.findings import Finding, Report
+
+__all__ = ["watch_restores"]
+
+
+def _objects_of(owner: Any) -> dict[str, Any]:
+    """What a restore call restores into: a checkpoint's children, or the Keras model."""
+    if isinstance(owner, tf.train.Checkpoint):
+        return {k: v for k, v in graph.children(owner).items() if k != "save_counter"}
+    return {"model": owner}
+
+
+def _rate(optimizer: Any) -> float | None:
+    rate = optimizer.learning_rate
+    return float(np.asarray(rate)) if isinstance(rate, keras.Variable) else None
+
+
+@dataclasses.dataclass
+class _RestoredRate:
+    """A learning rate a restore is about to put back over the one the code asked for."""
+
+    path: str
+    key: str
+    optimizer: weakref.ref[Any]
+    asked: float
+    saved: float
+    iterations: int | None
+
+    def finding(self) -> Finding | None:
+        """The finding, if the optimizer still trains at the restored rate, above the asked."""
+        optimizer = self.optimizer()
+        if optimizer is None or self.saved <= self.asked:
+            return None
+        now = _rate(optimizer)
+        if now is None or np.float32(now) != np.float32(self.saved):
+            return None  # the script set the rate again after restoring
+        count = (
+            f" (and its iteration count, {self.iterations})" if self.iterations is not None else ""
+        )
+        return Finding(
+            "checkpoint-optimizer-config-changed",
+            f"{self.key} trains at learning_rate {self.saved:.6g}, the value saved in "
+            f"{self.path}, not the {self.asked:.6g} the code asked for: restoring put the saved "
+            f"learning rate back{count}, since it is a variable of the optimizer; set "
+            f"{self.key}.learning_rate = {self.asked:.6g} after restoring to train at the new "
+            "rate.",
+            # The variable, not the optimizer: not merged with what was found at the restore.
+            variables=(f"{self.key}/learning_rate",),
+            details={
+                "path": self.path,
+                "changed": {"learning_rate": {"saved": self.saved, "current": self.asked}},
+                "restored_iterations": self.iterations,
+            },
+        )
+
+
+class _Watcher:
+    """The hook `instrument.watching_restores` calls for each restore: validate, then restore."""
+
+    def __init__(self, report: Report):
+        self.report = report
+        self.rates: list[_RestoredRate] = []
+
+    def __call__(self, owner: Any, path: Any, restore: Callable[[], Any]) -> Any:
+        try:
+            resolved = files.resolve(path)
+            root = owner if isinstance(owner, tf.train.Checkpoint) else None
+            checked = check(
+                resolved,
+                _objects_of(owner),
+                build=False,
+                root=root,
+                plain=True,
+                learning_rate=False,
+            )
+            for finding in checked.report.findings:
+                self._add(finding)
+            self.rates += [r for s in checked.optimizers if (r := self._rate(resolved, s))]
+        except Exception as e:  # noqa: BLE001 - the user's script must go on
+            logging.warning("gradguard: could not validate checkpoint %s: %s", path, e)
+        return restore()
+
+    @staticmethod
+    def _rate(path: str, state: OptimizerState) -> _RestoredRate | None:
+        asked = _rate(state.optimizer)
+        if not state.restored or state.learning_rate is None or asked is None:
+            return None
+        if np.float32(asked) == np.float32(state.learning_rate):
+            return None
+        optimizer = weakref.ref(state.optimizer)
+        return _RestoredRate(
+            path, state.key, optimizer, asked, state.learning_rate, state.iterations
+        )
+
+    def _add(self, finding: Finding) -> None:
+        if self.report.add(finding):
+            logging.warning("gradguard [%s]: %s", finding.code, finding.message)
+
+    def finish(self) -> None:
+        """Judges the restored learning rates, now that the script had its chance to reset them."""
+        for rate in self.rates:
+            try:
+                finding = rate.finding()
+            except Exception as e:  # noqa: BLE001 - never break the end of the run
+                logging.warning(
+                    "gradguard: could not read the learning rate of %s: %s", rate.key, e
+                )
+                continue
+            if finding is not None:
+                self._add(finding)
+        self.rates = []
+
+
+def watch_restores(report: Report) -> Callable[[], None]:
+    """Validates every checkpoint restore and `load_weights` call made from now on.
+
+    `tf.train.Checkpoint.restore` / `read` and `keras.Model.load_weights` are wrapped: before each
+    call the checkpoint is validated against the objects it restores into, as that call restores
+    them, and the findings are added to `report` (and logged); the call itself then runs
+    unchanged, so the script behaves exactly as without gradguard. A validation that fails is
+    logged and never breaks the script. A learning rate the restore put back over the one the
+    code asked for is judged when the watch ends (see the module's docstring).
+
+    Args:
+      report: Where the findings go.
+
+    Returns:
+      A function that judges what is left to judge and removes the wrappers.
+    """
+    watcher = _Watcher(report)
+    stack = contextlib.ExitStack()
+    stack.enter_context(instrument.watching_restores(watcher))
+    stack.callback(watcher.finish)
+    return stack.close

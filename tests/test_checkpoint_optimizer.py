@@ -1,0 +1,316 @@
+"""Optimizer state across checkpoint formats: the restores Keras 3 users make, on real files.
+
+Issue #14 item 1 (the paths users take: `load_weights` into an optimizer not built yet, a
+restore that puts the old learning rate back, an optimizer class changed) and issue #19 item 5
+(TF checkpoints, `.weights.h5` and `.keras` behave the same).
+"""
+
+import json
+import re
+import warnings
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gradguard import checkpoint
+from gradguard.findings import Report, Severity
+
+RNG = np.random.default_rng(7)
+X = RNG.normal(size=(32, 4)).astype("float32")
+Y = RNG.normal(size=(32, 1)).astype("float32")
+FORMATS = ["tf", ".weights.h5", ".keras"]
+
+
+def make():
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)])
+
+
+def train(model, optimizer, steps=5):
+    for _ in range(steps):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean((model(X) - Y) ** 2)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+
+
+def values(obj):
+    return [v.numpy().copy() for v in (obj.weights if hasattr(obj, "weights") else obj.variables)]
+
+
+def same(a, b):
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def finding(report, code):
+    found = [f for f in report.findings if f.code == code]
+    assert found, f"no {code} in:\n{report}"
+    return found[0]
+
+
+def save(directory, kind, model, optimizer):
+    """Saves model and optimizer as users do for each format; returns the path."""
+    if kind == "tf":
+        return tf.train.Checkpoint(model=model, optimizer=optimizer).write(str(directory / "ckpt"))
+    model.compile(optimizer=optimizer, loss="mse")  # Keras files hold the compiled optimizer
+    path = str(directory / f"model{kind}")
+    model.save_weights(path) if kind == ".weights.h5" else model.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained():
+    keras.utils.set_random_seed(11)
+    model, optimizer = make(), keras.optimizers.Adam(1e-3)
+    train(model, optimizer, 5)
+    return model, optimizer
+
+
+def saved_as(kind, trained, tmp_path_factory):
+    model, optimizer = trained
+    path = save(tmp_path_factory.mktemp("fmt"), kind, model, optimizer)
+    return kind, path, values(model), values(optimizer)
+
+
+@pytest.fixture(scope="module", params=FORMATS)
+def saved(request, trained, tmp_path_factory):
+    return saved_as(request.param, trained, tmp_path_factory)
+
+
+@pytest.fixture(scope="module", params=FORMATS[1:])
+def keras_saved(request, trained, tmp_path_factory):
+    return saved_as(request.param, trained, tmp_path_factory)
+
+
+def watched(action):
+    """Runs `action()` under `checkpoint.watch_restores`; returns the report (watch ended)."""
+    report = Report()
+    unwatch = checkpoint.watch_restores(report)
+    try:
+        action()
+    finally:
+        unwatch()
+    return report
+
+
+# --- the three formats behave the same (#19.5) -------------------------------------------------
+
+
+def check_restored_whole(saved, model, optimizer, report):
+    _, _, model_values, optimizer_values = saved
+    assert len(report) == 0, str(report)
+    assert int(optimizer.iterations) == 5  # not iteration 0
+    assert same(values(model), model_values) and same(values(optimizer), optimizer_values)
+
+
+def test_every_format_restores_into_the_optimizer_passed(saved):
+    model, optimizer = make(), keras.optimizers.Adam(1e-3)
+    report = checkpoint.restore(saved[1], model=model, optimizer=optimizer)
+    check_restored_whole(saved, model, optimizer, report)
+
+
+def test_keras_files_restore_into_the_compiled_optimizer(keras_saved):
+    model = make()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    report = checkpoint.restore(keras_saved[1], model=model)
+    check_restored_whole(keras_saved, model, model.optimizer, report)
+
+
+@pytest.mark.parametrize("kind", FORMATS)
+def test_a_model_only_file_warns_alike_that_the_optimizer_starts_fresh(kind, tmp_path):
+    model = make()
+    if kind == "tf":
+        path = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
+    else:
+        path = str(tmp_path / f"model{kind}")
+        model.save_weights(path) if kind == ".weights.h5" else model.save(path)
+    report = checkpoint.validate(path, model=make(), optimizer=keras.optimizers.Adam())
+    missing = finding(report, "checkpoint-missing-variables")
+    assert report.codes() == {"checkpoint-missing-variables"}, str(report)
+    assert missing.severity is Severity.WARNING and "optimizer starts fresh" in missing.message
+    assert set(missing.variables) == {"optimizer/iteration", "optimizer/learning_rate"}
+
+
+def test_optimizer_state_not_passed_is_unexpected_alike(saved):
+    report = checkpoint.validate(saved[1], model=make())
+    unexpected = finding(report, "checkpoint-unexpected-variables")
+    assert unexpected.severity is Severity.WARNING and report.codes() == {unexpected.code}
+    assert len(unexpected.variables) == len(saved[3])  # every optimizer value, none lost
+
+
+def test_model_only_weights_into_a_compiled_model_are_silent(tmp_path):
+    # Fine-tuning from pretrained weights: Keras restores no optimizer, and none was saved.
+    path = str(tmp_path / "pretrained.weights.h5")
+    make().save_weights(path)
+    model = make()
+    model.compile(optimizer="adam", loss="mse")
+    assert len(checkpoint.validate(path, model=model)) == 0
+    assert len(watched(lambda: model.load_weights(path))) == 0
+
+
+# --- load_weights into an optimizer Keras has not built (#14.1) --------------------------------
+
+
+@pytest.mark.parametrize("kind", [".weights.h5", ".keras"])
+def test_load_weights_into_an_unbuilt_optimizer_is_state_not_restored(trained, tmp_path, kind):
+    model, optimizer = trained
+    path = save(tmp_path, kind, model, optimizer)
+    fresh = make()
+    fresh.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = watched(lambda: fresh.load_weights(path))
+    # What Keras really does: a UserWarning only, and Adam restarts from zero.
+    assert any("Skipping variable loading for optimizer" in str(w.message) for w in caught)
+    assert int(fresh.optimizer.iterations) == 0 and not fresh.optimizer.built
+    lost = finding(report, "checkpoint-optimizer-state-not-restored")
+    assert lost.severity is Severity.ERROR and len(lost.variables) == len(optimizer.variables)
+    assert "has not been built yet" in lost.message
+    assert "model.optimizer.build(model.trainable_variables)" in lost.message
+
+
+@pytest.mark.parametrize("kind", [".weights.h5", ".keras"])
+def test_load_weights_after_building_the_optimizer_is_silent_and_restores(trained, tmp_path, kind):
+    model, optimizer = trained
+    path = save(tmp_path, kind, model, optimizer)
+    fresh = make()
+    fresh.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    fresh.optimizer.build(fresh.trainable_variables)
+    report = watched(lambda: fresh.load_weights(path))
+    assert len(report) == 0, str(report)
+    assert same(values(fresh.optimizer), values(optimizer))
+
+
+@pytest.mark.parametrize("kind", [".weights.h5", ".keras"])
+def test_gradguard_restore_builds_what_keras_would_skip(trained, tmp_path, kind):
+    model, optimizer = trained
+    path = save(tmp_path, kind, model, optimizer)
+    fresh = make()
+    fresh.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    assert len(checkpoint.validate(path, model=fresh)) == 0  # what restore will do: fine
+    assert len(checkpoint.restore(path, model=fresh)) == 0
+    assert same(values(fresh.optimizer), values(optimizer))
+
+
+# --- the learning rate a restore puts back (#14.1) ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stage1(trained, tmp_path_factory):
+    model, optimizer = trained
+    return str(
+        tf.train.Checkpoint(model=model, optimizer=optimizer).write(
+            str(tmp_path_factory.mktemp("stage1") / "ckpt")
+        )
+    )
+
+
+def test_stage2_restore_puts_the_old_learning_rate_back_and_is_reported(stage1):
+    model, optimizer = make(), keras.optimizers.Adam(1e-5)
+
+    def stage2():
+        tf.train.Checkpoint(model=model, optimizer=optimizer).restore(stage1)
+        train(model, optimizer, 2)
+
+    report = watched(stage2)
+    assert np.isclose(float(optimizer.learning_rate), 1e-3)  # TF really did put it back
+    changed = finding(report, "checkpoint-optimizer-config-changed")
+    assert changed.severity is Severity.WARNING and report.codes() == {changed.code}
+    assert (
+        "learning_rate 0.001" in changed.message
+        and "the 1e-05 the code asked for" in changed.message
+    )
+    assert "iteration count, 5" in changed.message
+    assert changed.details["changed"]["learning_rate"]["current"] == pytest.approx(1e-5)
+
+
+def test_setting_the_learning_rate_again_after_restoring_is_silent(stage1):
+    model, optimizer = make(), keras.optimizers.Adam(1e-5)
+
+    def stage2():
+        tf.train.Checkpoint(model=model, optimizer=optimizer).restore(stage1)
+        optimizer.learning_rate = 1e-5
+        train(model, optimizer, 2)
+
+    assert len(watched(stage2)) == 0
+
+
+def test_resuming_a_lowered_learning_rate_is_silent(stage1):
+    # ReduceLROnPlateau lowered the rate before the save; the script asks for the initial one.
+    model, optimizer = make(), keras.optimizers.Adam(1e-2)
+    assert (
+        len(watched(lambda: tf.train.Checkpoint(model=model, optimizer=optimizer).restore(stage1)))
+        == 0
+    )
+
+
+def test_validate_names_the_learning_rate_without_a_sidecar(stage1):
+    report = checkpoint.validate(stage1, model=make(), optimizer=keras.optimizers.Adam(1e-5))
+    changed = finding(report, "checkpoint-optimizer-config-changed")
+    assert "learning_rate 0.001 -> 1e-05" in changed.message and report.codes() == {changed.code}
+    assert "iteration count (5)" in changed.message
+
+
+# --- the optimizer class changed (#14.1) -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sgd_momentum(tmp_path_factory):
+    keras.utils.set_random_seed(12)
+    model, optimizer = make(), keras.optimizers.SGD(1e-2, momentum=0.9)
+    train(model, optimizer, 3)
+    directory = tmp_path_factory.mktemp("sgd")
+    return str(tf.train.Checkpoint(model=model, optimizer=optimizer).write(str(directory / "ckpt")))
+
+
+def check_class_change(report):
+    changed = finding(report, "checkpoint-optimizer-config-changed")
+    assert "SGD with momentum" in changed.message and "-> Adam" in changed.message
+    assert changed.details["changed"]["class"]["current"].startswith("Adam")
+    for f in report.findings:  # the model fits: no advice to rebuild it
+        assert "build the model as it was" not in f.message, f.message
+        assert all(v.startswith("optimizer/") for v in f.variables if f.code.endswith("mismatch"))
+
+
+def test_sgd_momentum_checkpoint_into_adam_names_both_classes(sgd_momentum):
+    model, adam = make(), keras.optimizers.Adam(1e-3)
+    report = watched(lambda: tf.train.Checkpoint(model=model, optimizer=adam).restore(sgd_momentum))
+    train(model, adam, 1)  # TensorFlow says nothing, and Adam trains on
+    check_class_change(report)
+    check_class_change(
+        checkpoint.validate(sgd_momentum, model=make(), optimizer=keras.optimizers.Adam())
+    )
+
+
+def test_same_class_restore_is_silent(sgd_momentum):
+    model, optimizer = make(), keras.optimizers.SGD(1e-2, momentum=0.9)
+    report = watched(
+        lambda: tf.train.Checkpoint(model=model, optimizer=optimizer).restore(sgd_momentum)
+    )
+    train(model, optimizer, 1)
+    assert len(report) == 0, str(report)
+
+
+def test_keras_archive_config_names_the_class_change(trained, tmp_path):
+    model, optimizer = trained
+    path = save(tmp_path, ".keras", model, optimizer)
+    with zipfile.ZipFile(path) as archive:  # the archive records its compile config
+        assert json.loads(archive.read("config.json"))["compile_config"]["optimizer"]
+    report = checkpoint.validate(path, model=make(), optimizer=keras.optimizers.SGD())
+    assert "class Adam -> SGD" in finding(report, "checkpoint-optimizer-config-changed").message
+    assert "checkpoint-optimizer-state-not-restored" in report.codes()
+
+
+def test_probe_optimizers_do_not_shift_keras_auto_names():
+    from gradguard.checkpoint import config
+
+    def number(name):
+        match = re.search(r"_(\d+)$", name)
+        return int(match.group(1)) if match else 0
+
+    config._slot_signatures.cache_clear()
+    before = keras.optimizers.Adam().name
+    assert config._slot_signatures()  # the probes built
+    assert number(keras.optimizers.Adam().name) == number(before) + 1
