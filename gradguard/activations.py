@@ -296,39 +296,66 @@ class Recorder:
         return flatten_outputs(usable, self.sites)
 
 
+def _spec(value: Any) -> Any:
+    """A structure of inputs as `tf.TensorSpec`s (the batch axis left open)."""
+
+    def one(t: Any) -> Any:
+        if not tf.is_tensor(t) and not hasattr(t, "shape"):
+            return t
+        t = tf.convert_to_tensor(t)
+        shape = [None, *t.shape[1:]] if t.shape.rank else t.shape
+        return tf.TensorSpec(shape, t.dtype)
+
+    return tf.nest.map_structure(one, value)
+
+
 def _current_graph() -> Any:
     """The graph being traced, or None when running eagerly."""
     return tf.compat.v1.get_default_graph() if tf.inside_function() else None
 
 
 class Tap:
-    """Records watched layer outputs process-wide, for ``gradguard run``.
+    """Records the layers called in training forward passes, and for ``gradguard run`` outputs.
 
     The model is not known in advance there: `instrument.tapping_layers` hands every Keras
     layer's output computed while a `tf.GradientTape` records (a training forward pass; not
-    inference or evaluation) to `record`, which keeps the outputs of activation-bearing layers
-    and remembers the models called. Each gradient call closes a forward pass: an optimizer
-    update then `take`s the outputs of its layers from the forward pass before it. The layer's
-    own result is returned untouched.
+    inference or evaluation) to `record`, which remembers the layers and models called and,
+    with `outputs`, keeps the outputs of activation-bearing layers. Each gradient call closes a
+    forward pass: an optimizer update then `take`s the outputs of its layers from the forward
+    pass before it. The layer's own result is returned untouched.
 
     Which layers an optimizer's checks watch is decided at its first update (`sites`): those of
     the models whose trainable variables it updates (a GAN's generator optimizer does not watch
     the discriminator), and watched layers holding its variables (layers used without a model).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, outputs: bool = False) -> None:
+        self.outputs = outputs
         # (layer, output) recorded since the latest gradient call, and those of the forward
         # pass(es) before it, which the next updates take from.
         self._recent: list[tuple[Any, tf.Tensor]] = []
         self._forward: list[tuple[Any, tf.Tensor]] = []
         self._models: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+        self._layers: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+        self._inputs: dict[int, Any] = {}  # per model, the spec of its first input seen
 
-    def record(self, layer: Any, result: Any) -> None:
-        """Keeps one layer call's output (called by the process-wide layer patch)."""
+    def record(self, layer: Any, result: Any, args: Sequence[Any] = ()) -> None:
+        """Notes one layer call (called by the process-wide layer patch)."""
+        self._layers[id(layer)] = layer
         if isinstance(layer, keras.Model):
             self._models[id(layer)] = layer
-        elif tf.is_tensor(result) and _kind(layer) is not None:
+            if args and id(layer) not in self._inputs:
+                self._inputs[id(layer)] = _spec(args[0])
+        elif self.outputs and tf.is_tensor(result) and _kind(layer) is not None:
             self._recent.append((layer, result))
+
+    def layers(self) -> list[Any]:
+        """The layers (and models) called in a training forward pass so far."""
+        return list(self._layers.values())
+
+    def models(self) -> list[tuple[Any, Any]]:
+        """The models called in a training forward pass, each with its input's spec."""
+        return [(m, self._inputs[k]) for k, m in self._models.items() if k in self._inputs]
 
     def on_gradient(self) -> None:
         """A gradient call: what was recorded since the last one is the forward pass to take.

@@ -15,10 +15,12 @@ from tensorflow.python.framework import ops as tf_ops
 from gradguard.findings import Finding, Severity
 
 __all__ = [
+    "DISCARDED",
     "chain_breaks",
     "graph_breaks",
     "graph_loss_broadcast",
     "loss_broadcast",
+    "model_breaks",
     "none_gradient_finding",
 ]
 
@@ -141,6 +143,35 @@ def graph_breaks(loss: tf.Tensor, variables: Sequence[Any]) -> dict[int, str]:
     return causes
 
 
+DISCARDED = (
+    "computed, but the result is discarded inside the model (a layer called whose output "
+    "nothing uses: check call())"
+)
+
+
+def model_breaks(model: Any, spec: Any, variables: Sequence[Any]) -> dict[int, str]:
+    """Says, per variable, why it cannot reach the model's outputs, from a trace of the model.
+
+    Traces ``model(x, training=True)`` for inputs of `spec` (once; no data runs) and reads the
+    graph from each variable to the outputs.
+
+    Returns:
+      Index into `variables` -> the break (an op without gradient) when every path to the
+      outputs is cut, or `DISCARDED` when no path reaches them. A variable that reaches an
+      output (its output unused by the loss, say) is absent.
+    """
+    concrete = tf.function(lambda x: model(x, training=True)).get_concrete_function(spec)
+    outputs = [t for t in tf.nest.flatten(concrete.structured_outputs) if tf.is_tensor(t)]
+    causes: dict[int, str] = {}
+    for index in range(len(variables)):
+        found = [graph_breaks(out, [variables[index]]).get(0) for out in outputs]
+        if any(cause is None for cause in found):
+            continue  # reaches an output
+        cuts = [cause for cause in found if cause is not None and cause != NOT_USED]
+        causes[index] = cuts[0] if cuts else DISCARDED
+    return causes
+
+
 def none_gradient_finding(
     variable_names: Sequence[str], none: Iterable[int], causes: dict[int, str], step: int
 ) -> Finding:
@@ -157,6 +188,8 @@ def none_gradient_finding(
                 f"{shown} {'is' if len(vars_) == 1 else 'are'} not used in computing the loss "
                 "(a layer not called, an output the loss ignores, or work done outside the tape)"
             )
+        elif cause == DISCARDED:
+            parts.append(f"{shown} {'is' if len(vars_) == 1 else 'are'} {DISCARDED}")
         else:
             parts.append(f"the path from {shown} to the loss is cut by {cause}")
     every = len(none) == len(variable_names)

@@ -16,7 +16,7 @@ The decorator forms are in `gradguard.decorator`; ``gradguard run`` uses `Guard`
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import keras
@@ -27,9 +27,16 @@ from gradguard import activations as activations_lib
 from gradguard import findings as findings_lib
 from gradguard.core import StepCore
 from gradguard.ledger import Ledger
+from gradguard.ledger import key as ledger_key
 from gradguard.options import Options, check_optimizer
 
 __all__ = ["Guard"]
+
+
+# Eager gradient calls that also differentiate the watched variables not asked for: a backward
+# pass through them each, so only the first few (the variables a loop reads do not change).
+_EAGER_EXTRA_CALLS = 3
+_NONE_GRADIENTS = tf.UnconnectedGradients.NONE
 
 
 def _inner(optimizer: Any) -> Any:
@@ -113,13 +120,16 @@ class Guard:
             if self.model is not None and self.options.watches_activations()
             else None
         )
-        # Under `instrument_process` with a check that watches activations: the process-wide
-        # layer tap, and per optimizer the layers and sites its checks watch.
-        self._tap: activations_lib.Tap | None = None
+        # The layers called under a tape while this guard instruments (which variables are
+        # Keras', and frozen), and under `instrument_process` with activations watched, their
+        # outputs; per optimizer the layers and sites its checks watch.
+        self._tap = activations_lib.Tap()
+        self._extra_budget = _EAGER_EXTRA_CALLS
         self._tapped: dict[int, tuple[list[Any], list[activations_lib.Site]]] = {}
         self.cores: dict[int, StepCore] = {}
         self._calls = 0  # host-side calls of the guarded function
         self._pending: list[findings_lib.Finding] = []
+        self._diagnosed: set[int] = set()  # variables whose missing gradient was explained
         self._last_loss: tf.Tensor | None = None
         # A guard entered while another decorator's guard listens hands everything to it: one
         # report for the whole step (stacked decorators, a guarded step calling another).
@@ -156,6 +166,7 @@ class Guard:
             return
         with contextlib.ExitStack() as stack:
             stack.enter_context(instrument.intercepting_all(self, outermost=False))
+            stack.enter_context(instrument.tapping_layers(self._tap))
             if self._recorder is not None:
                 stack.enter_context(self._recorder.recording())
             yield self
@@ -179,19 +190,35 @@ class Guard:
             activations see those of the model it trains.
         """
         self.process_wide = True
-        with contextlib.ExitStack() as stack:
-            if activations:
-                self._tap = activations_lib.Tap()
-                stack.enter_context(instrument.tapping_layers(self._tap))
-            stack.enter_context(instrument.intercepting_all(self))
+        self._tap.outputs = activations
+        with instrument.tapping_layers(self._tap), instrument.intercepting_all(self):
             yield self
 
     # -- what the user's code does (in-graph or eager) -----------------------------------------
 
-    def on_gradient(self, tape: Any, target: Any, sources: Any, result: Any) -> None:
-        """A `tape.gradient` call: what was asked, what came back."""
-        if self._tap is not None:
-            self._tap.on_gradient()
+    def extra_sources(self, tape: Any, sources: Any, options: Mapping[str, Any]) -> list[Any]:
+        """Variables the tape watched but the call does not ask for, to differentiate too.
+
+        In a trace this costs nothing at run time (the extra gradients are not used, so
+        TensorFlow prunes them); eagerly it costs a backward pass through them, so only the
+        first few eager calls ask.
+        """
+        if options.get("unconnected_gradients") not in (None, "none", _NONE_GRADIENTS):
+            return []  # zeros for the unconnected: they could not be told apart
+        eager = tf.executing_eagerly()
+        if eager and self._extra_budget <= 0:
+            return []
+        asked = {ledger_key(s) for s in tf.nest.flatten(sources) if _is_variable(s)}
+        extra = [v for v in tape.watched_variables() if ledger_key(v) not in asked]
+        if eager and extra:
+            self._extra_budget -= 1
+        return extra
+
+    def on_gradient(
+        self, tape: Any, target: Any, sources: Any, result: Any, extra: Any = ()
+    ) -> None:
+        """A `tape.gradient` call: what was asked, what came back, and what else it reads."""
+        self._tap.on_gradient()
         flat_sources = tf.nest.flatten(sources)
         flat_result = tf.nest.flatten(result) if result is not None else [None] * len(flat_sources)
         pairs = [(s, g) for s, g in zip(flat_sources, flat_result) if _is_variable(s)]
@@ -203,7 +230,7 @@ class Guard:
                 finding = diagnose.graph_loss_broadcast(target, self._calls)
                 if finding is not None:
                     self._pending.append(finding)
-        self.ledger.on_gradient(pairs)
+        self.ledger.on_gradient(pairs, tape.watched_variables(), extra)
         if all(g is None for _, g in pairs):
             variables = [v for v, _ in pairs]
             finding = diagnose.none_gradient_finding(
@@ -269,7 +296,7 @@ class Guard:
         if self._recorder is not None and optimizer is _inner(self.optimizer):
             return self._recorder.take()
         tapped = self._tapped.get(id(optimizer))
-        if self._tap is not None and tapped is not None and tapped[1]:
+        if tapped is not None and tapped[1]:
             return self._tap.take(*tapped)
         return ()
 
@@ -301,7 +328,7 @@ class Guard:
         watchers = [c for c in checks if c.watches_activations]
         if watchers and self._recorder is not None:
             sites = self._recorder.fix_sites()
-        elif watchers and self._tap is not None and not _multi_replica():
+        elif watchers and self._tap.outputs and not _multi_replica():
             layers, sites = self._tap.sites(variables, self._model_name(variables))
             self._tapped[id(optimizer)] = (layers, sites)
         else:
@@ -351,7 +378,11 @@ class Guard:
         raise_errors = self.raise_errors and not final
         known = {f.key for f in self.report.findings}
         step = max(self.steps_seen() - 1, 0)
-        found = self._pending + self.ledger.judge(step, final, self._names)
+        layers = [*self.models, *self._tap.layers()]
+        keras_variables = {ledger_key(v): v for layer in layers for v in layer.weights}
+        untracked = self.ledger.untracked(layers)
+        found = self._pending + self._unreached(step)
+        found += self.ledger.judge(step, final, self._names, keras_variables, bool(untracked))
         self._pending = []
         findings_lib.emit(self.report, found, self.policy, raise_errors=False)
         for core in self.cores.values():
@@ -368,6 +399,40 @@ class Guard:
             for core in self.cores.values():
                 core.check_transform(steps - 1)
         return self.report
+
+    def _unreached(self, step: int) -> list[findings_lib.Finding]:
+        """`none-gradient` for variables read that never got a gradient, when it is known why.
+
+        A trace of their model shows it: cut inside the model, or their result discarded there.
+        An output head the loss does not use reaches the model's outputs: not reported.
+        """
+        ledger = self.ledger
+        requested = list(ledger.requested.items())
+        unreached = [
+            i
+            for i, (k, _) in enumerate(requested)
+            if k in ledger.watched and k not in ledger.with_gradient and k not in self._diagnosed
+        ]
+        if not unreached or not ledger.with_gradient:
+            return []
+        self._diagnosed |= {requested[i][0] for i in unreached}
+        causes: dict[int, str] = {}
+        # The largest model first: the one whose outputs the loss is computed from.
+        models = sorted(self._tap.models(), key=lambda m: -len(m[0].trainable_variables))
+        for model, spec in models:
+            members = {ledger_key(v) for v in model.trainable_variables}
+            mine = [i for i in unreached if requested[i][0] in members and i not in causes]
+            if not mine:
+                continue
+            try:
+                found = diagnose.model_breaks(model, spec, [requested[i][1] for i in mine])
+            except Exception:  # noqa: BLE001 - a model that cannot be traced alone says nothing
+                continue
+            causes.update({mine[j]: cause for j, cause in found.items()})
+        if not causes:
+            return []
+        names = self._names([v for _, v in requested])
+        return [diagnose.none_gradient_finding(names, sorted(causes), causes, step)]
 
     def steps_seen(self) -> int:
         """Guarded calls, or gradient calls and updates where no call is counted (run, fit)."""
@@ -387,4 +452,6 @@ class Guard:
         return _shared_root(seen or variables)
 
     def _names(self, variables: list[Any]) -> list[str]:
-        return findings_lib.names(variables, self._model_name(variables))
+        shown = findings_lib.names(variables, self._model_name(variables))
+        labels = self.ledger.labels
+        return [labels.get(ledger_key(v), name) for v, name in zip(variables, shown)]

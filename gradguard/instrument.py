@@ -9,11 +9,12 @@ nothing stays patched after gradguard is done.
 The patches, and the context managers that use them:
 
 * `listening(guard)`: every `tf.GradientTape.gradient` call is reported to the innermost guard
-  listening (`guard.on_gradient(tape, target, sources, result)`).
+  listening (`guard.on_gradient(tape, target, sources, result, extra)`), with the gradients of
+  the variables it asks for (`guard.extra_sources`) computed in the same call.
 * `intercepting_all(guard)`: every Keras optimizer's updates (`apply`, and so
   `apply_gradients`) go to the innermost guard listening (the decorator, ``gradguard run``).
-* `tapping_layers(tap)`: every Keras layer call's output is handed to `tap.record` while a
-  tape records (activation health under ``gradguard run``).
+* `tapping_layers(tap)`: every Keras layer call made while a tape records (a training forward
+  pass) is handed to ``tap.record(layer, output, args)``.
 * `wrapping_fit(model_class, wrap)`: a user's `keras.Model` subclass whose `train_step` carries
   a bare ``@gradguard.guard`` gets its `fit` wrapped (host reads at batch ends), for as long as
   the class lives.
@@ -121,10 +122,25 @@ def listener() -> Any:
 def _report_gradients(original: Any) -> Any:
     @functools.wraps(original)
     def gradient(tape: Any, target: Any, sources: Any, *args: Any, **kwargs: Any) -> Any:
-        result = original(tape, target, sources, *args, **kwargs)
         guard = listener()
-        if guard is not None:
-            guard.on_gradient(tape, target, sources, result)
+        if guard is None:
+            return original(tape, target, sources, *args, **kwargs)
+        # Variables the tape watched that the call does not ask for: their gradients come in
+        # the same call (a tape gives gradients once), to tell which the target depends on.
+        extra = list(guard.extra_sources(tape, sources, kwargs))
+        if not extra:
+            result = original(tape, target, sources, *args, **kwargs)
+            guard.on_gradient(tape, target, sources, result, ())
+            return result
+        flat = tf.nest.flatten(sources)
+        try:
+            both = original(tape, target, [*flat, *extra], *args, **kwargs)
+        except Exception:  # noqa: BLE001 - the extras' fault (the tape is not spent): without
+            result = original(tape, target, sources, *args, **kwargs)
+            guard.on_gradient(tape, target, sources, result, ())
+            return result
+        result = tf.nest.pack_sequence_as(sources, both[: len(flat)])
+        guard.on_gradient(tape, target, sources, result, tuple(zip(extra, both[len(flat) :])))
         return result
 
     return gradient
@@ -148,7 +164,7 @@ def _record_layer_outputs(original: Any) -> Any:
         result = original(layer, *args, **kwargs)
         if _TAPS and _compat.tape_is_recording():  # a training forward pass
             for tap in _TAPS:
-                tap.record(layer, result)
+                tap.record(layer, result, args)
         return result
 
     return __call__
@@ -166,8 +182,10 @@ def listening(guard: Any, *, outermost: bool = False) -> Iterator[None]:
     A guard that starts listening inside the block takes the calls while it listens.
 
     Args:
-      guard: Has ``on_gradient(tape, target, sources, result)`` (and, for
-        `intercepting_all`, ``on_apply(optimizer, apply, grads, variables)``).
+      guard: Has ``extra_sources(tape, sources, kwargs)`` (variables to differentiate too)
+        and ``on_gradient(tape, target, sources, result, extra)`` (``extra``: (variable,
+        gradient) pairs), and, for `intercepting_all`, ``on_apply(optimizer, apply, grads,
+        variables)``.
       outermost: Listen below every guard already listening (``gradguard run``).
     """
     if outermost:
@@ -194,7 +212,7 @@ def intercepting_all(guard: Any, *, outermost: bool = True) -> Iterator[None]:
 
 @contextlib.contextmanager
 def tapping_layers(tap: Any) -> Iterator[None]:
-    """Hands every Keras layer output computed while a tape records to ``tap.record``."""
+    """Hands every Keras layer call made while a tape records to ``tap.record``."""
     _TAPS.append(tap)
     try:
         with _LAYER_CALLS:

@@ -12,21 +12,29 @@ so the bookkeeping is traced once into the user's graph and adds no retrace.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from gradguard import replicas
-from gradguard.findings import Finding, listing
+from gradguard.findings import Finding, Severity, listing
 
-__all__ = ["MISSING_APPLY_CALLS_AT_END", "MISSING_APPLY_CALLS_WHILE_RUNNING", "Ledger"]
+__all__ = ["MISSING_APPLY_CALLS_AT_END", "MISSING_APPLY_CALLS_WHILE_RUNNING", "Ledger", "key"]
 
 # `missing-apply` needs this many gradient calls with no update: at the end of a run, a few;
 # while it runs, more, so that gradient accumulation over up to that many calls stays silent.
 MISSING_APPLY_CALLS_AT_END = 3
 MISSING_APPLY_CALLS_WHILE_RUNNING = 32
+
+
+def key(variable: Any) -> int:
+    """One key per variable: a Keras variable and the `tf.Variable` holding it are one."""
+    if isinstance(variable, keras.Variable):
+        return id(variable.value)
+    return id(variable)
 
 
 def _fingerprint(variable: Any) -> tf.Tensor:
@@ -36,13 +44,18 @@ def _fingerprint(variable: Any) -> tf.Tensor:
 
 
 class Ledger:
-    """Per variable (by id; the dicts keep them alive), what the user's code did with it."""
+    """Per variable (by `key`; the dicts keep them alive), what the user's code did with it."""
 
     def __init__(self) -> None:
         self.expected: dict[int, Any] = {}  # the model's trainable variables
         self.requested: dict[int, Any] = {}  # asked a gradient for
         self.with_gradient: dict[int, Any] = {}  # given a (non-None) gradient
         self.applied: dict[int, Any] = {}  # passed to an optimizer update
+        self.watched: dict[int, Any] = {}  # read in the forward pass under a tape
+        # Read under a tape, not asked a gradient for, yet the target depends on them.
+        self.unasked: dict[int, Any] = {}
+        # Display names of variables no layer tracks: the attribute holding them.
+        self.labels: dict[int, str] = {}
         # Fingerprints when first seen, to tell "updated by hand" from "never updated"; NaN until
         # the first run of the step that saw them.
         self._baseline: dict[int, tf.Variable] = {}
@@ -63,23 +76,40 @@ class Ledger:
     def expect(self, variables: Sequence[Any]) -> None:
         """Remembers the model's trainable variables as ones that should be updated."""
         for v in variables:
-            self.expected.setdefault(id(v), v)
+            self.expected.setdefault(key(v), v)
         self._take_baselines(variables)
 
-    def on_gradient(self, pairs: Sequence[tuple[Any, Any]]) -> None:
-        """One gradient call: (variable, gradient or None) pairs."""
+    def on_gradient(
+        self,
+        pairs: Sequence[tuple[Any, Any]],
+        watched: Sequence[Any] = (),
+        unasked: Sequence[tuple[Any, Any]] = (),
+    ) -> None:
+        """One gradient call.
+
+        Args:
+          pairs: (variable, gradient or None) for each variable asked for.
+          watched: The variables the tape watched (read in the forward pass).
+          unasked: (variable, gradient or None) for watched variables not asked for.
+        """
         self._gradient_calls.assign_add(1)
         self._take_baselines([v for v, _ in pairs])
         for variable, grad in pairs:
-            self.requested.setdefault(id(variable), variable)
+            self.requested.setdefault(key(variable), variable)
             if grad is not None:
-                self.with_gradient.setdefault(id(variable), variable)
+                self.with_gradient.setdefault(key(variable), variable)
+        for variable in watched:
+            self.watched.setdefault(key(variable), variable)
+        depends = [v for v, g in unasked if g is not None]
+        self._take_baselines(depends)
+        for variable in depends:
+            self.unasked.setdefault(key(variable), variable)
 
     def on_apply(self, variables: Sequence[Any]) -> None:
         """One optimizer update of `variables`."""
         self._updates.assign_add(1)
         for v in variables:
-            self.applied.setdefault(id(v), v)
+            self.applied.setdefault(key(v), v)
 
     def _take_baselines(self, variables: Sequence[Any]) -> None:
         """Records the fingerprints of `variables` not seen before, once, at their first run.
@@ -87,13 +117,13 @@ class Ledger:
         While tracing, a variable created in the same trace has no value yet, so the
         fingerprint is taken in-graph, under a `tf.cond` that runs it only the first time.
         """
-        new = [v for v in variables if id(v) not in self._baseline]
+        new = [v for v in variables if key(v) not in self._baseline]
         if not new:
             return
         with tf.init_scope():
             baselines = [replicas.state_variable([np.nan, np.nan], tf.float64) for _ in new]
         for v, baseline in zip(new, baselines):
-            self._baseline[id(v)] = baseline
+            self._baseline[key(v)] = baseline
 
         def take() -> None:
             for v, baseline in zip(new, baselines):
@@ -104,10 +134,10 @@ class Ledger:
         else:
             take()
 
-    def changed(self, key: int) -> bool:
-        """Whether the variable with id `key` changed since first seen (a host read)."""
-        variable = self.requested.get(key, self.expected.get(key))
-        baseline = self._baseline.get(key)
+    def changed(self, k: int) -> bool:
+        """Whether the variable with key `k` changed since first seen (a host read)."""
+        variable = self.named(k)
+        baseline = self._baseline.get(k)
         if variable is None or baseline is None:
             return False
         before = baseline.numpy()
@@ -115,21 +145,37 @@ class Ledger:
             before, _fingerprint(variable).numpy()
         )
 
+    def named(self, k: int) -> Any:
+        """The variable with key `k`, as the user's code named it (a Keras variable if any)."""
+        for known in (self.expected, self.requested, self.applied, self.unasked, self.watched):
+            if k in known:
+                return known[k]
+        return None
+
     def judge(
-        self, step: int, final: bool, names: Callable[[list[Any]], list[str]]
+        self,
+        step: int,
+        final: bool,
+        names: Callable[[list[Any]], list[str]],
+        keras_variables: Mapping[int, Any] = {},  # noqa: B006 - read only
+        untracked: bool = False,
     ) -> list[Finding]:
-        """`missing-apply` and `variable-not-trained`, from what the user's code did (host).
+        """`missing-apply`, `variable-not-trained` and unread `none-gradient` (host).
 
         Args:
           step: The step to date findings at.
           final: The run is over: fewer gradient calls without an update are enough.
           names: Display names of variables.
+          keras_variables: By `key`, the Keras variables of the layers seen (to tell frozen and
+            untracked variables among those the tapes watched).
+          untracked: Layers trained hold untracked variables (`untracked`): judged even when
+            no update ran (`fit` skips the update of a model it sees no weights in).
         """
         gradient_calls, updates = self.gradient_calls, self.updates
-        watched = {**self.expected, **self.requested}
+        trainable = {**self.expected, **self.requested}
         enough = MISSING_APPLY_CALLS_AT_END if final else MISSING_APPLY_CALLS_WHILE_RUNNING
         if gradient_calls >= enough and updates == 0:
-            if not any(self.changed(k) for k in watched):
+            if not any(self.changed(k) for k in trainable):
                 variables = list(self.with_gradient.values()) or list(self.requested.values())
                 return [
                     Finding(
@@ -143,28 +189,107 @@ class Ledger:
                         details={"gradient_calls": gradient_calls, "updates": 0},
                     )
                 ]
-        if updates == 0:
+        if updates == 0 and not untracked:
             return []
-        # Given a gradient, or expected (the model's) but never asked one, and never passed to
-        # an optimizer nor updated by hand. Variables whose gradient was always None are left
+        found = self._never_read(step, names)
+        # Given a gradient, or expected (the model's) but never asked one, or read under a tape
+        # with the target depending on it but never asked for (`_left_out_of`); and never passed
+        # to an optimizer nor updated by hand. Variables whose gradient was always None are left
         # out: an unused output head is not a bug.
         candidates = {**self.with_gradient}
         candidates.update((k, v) for k, v in self.expected.items() if k not in self.requested)
+        candidates.update(self._left_out_of(keras_variables))
         left_out = [
             v for k, v in candidates.items() if k not in self.applied and not self.changed(k)
         ]
         if not left_out:
-            return []
+            return found
         left_names = names(left_out)
-        total = len(watched)
-        return [
+        total = len({*trainable, *candidates})
+        found.append(
             Finding(
                 "variable-not-trained",
                 f"{listing(left_names)} never reached an optimizer ({total - len(left_out)} of "
                 f"{total} trainable variables did), so they never learn: compute gradients for "
                 "all of model.trainable_variables and pass them to apply_gradients, each zipped "
-                "with its own gradient.",
+                "with its own gradient (a tf.Variable kept as a plain attribute of a Keras 3 "
+                "layer is not tracked: create it with self.add_weight).",
                 step,
                 tuple(left_names),
+            )
+        )
+        return found
+
+    def _left_out_of(self, keras_variables: Mapping[int, Any]) -> dict[int, Any]:
+        """Read under a tape, the target depending on them, never asked a gradient for.
+
+        Frozen Keras variables (``trainable=False``, which the tape still watches) are left
+        out; so is whatever was read outside the tape or under `tf.stop_gradient` (a target
+        network, a teacher), which the target does not depend on. A `tf.Variable` no layer
+        tracks (kept as a plain attribute of a Keras 3 layer) is named as itself.
+        """
+        left = {}
+        for k, variable in self.unasked.items():
+            if k in self.requested:
+                continue
+            known = keras_variables.get(k)
+            if known is not None and not known.trainable:
+                continue
+            left[k] = known if known is not None else variable
+        return left
+
+    def untracked(self, layers: Sequence[Any]) -> list[Any]:
+        """Trainable `tf.Variable`s kept as plain attributes of `layers`, which no layer tracks.
+
+        Keras 3 tracks only its own variables (`add_weight`): a `tf.Variable` attribute, or a
+        list or dict of them, is left out of `trainable_variables`, so `fit` and every loop over
+        them never train it. Their fingerprints are taken when first seen.
+        """
+        found = []
+        for layer in layers:
+            tracked = {key(w) for w in getattr(layer, "weights", [])}
+            for attribute, value in vars(layer).items():
+                values = value.values() if isinstance(value, dict) else value
+                items = list(values) if isinstance(values, (list, tuple)) else [value]
+                for i, v in enumerate(items):
+                    if (
+                        isinstance(v, tf.Variable)
+                        and not isinstance(v, keras.Variable)
+                        and v.trainable
+                        and key(v) not in tracked
+                    ):
+                        index = f"[{i}]" if len(items) > 1 or items[0] is not value else ""
+                        self.labels.setdefault(key(v), f"{layer.name}.{attribute}{index}")
+                        found.append(v)
+        self._take_baselines(found)
+        for v in found:
+            self.unasked.setdefault(key(v), v)
+        return found
+
+    def _never_read(self, step: int, names: Callable[[list[Any]], list[str]]) -> list[Finding]:
+        """`none-gradient` for variables asked for that no forward pass ever read."""
+        unread = [
+            v
+            for k, v in self.requested.items()
+            if k not in self.watched and k not in self.with_gradient
+        ]
+        if not unread or not self.with_gradient:
+            return []  # nothing got a gradient: the gradient call itself is diagnosed
+        unread_names = names(unread)
+        every = len(unread) == len(self.requested)
+        message = (
+            f"{listing(unread_names)} got no gradient: the forward pass never read "
+            f"{'it' if len(unread) == 1 else 'them'} (a layer that is never called, or weights "
+            "that build() creates and call() does not use); call the layer, or remove the "
+            "unused weights."
+        )
+        return [
+            Finding(
+                "none-gradient",
+                message,
+                step,
+                tuple(unread_names),
+                Severity.ERROR if every else Severity.WARNING,
+                details={"causes": dict.fromkeys(unread_names, "never read")},
             )
         ]

@@ -31,6 +31,7 @@ logging.set_verbosity(logging.ERROR)
 SPREAD = {"test_entry_points.py", "test_checks.py", "test_transforms.py"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's loadgroup reads the marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # `--dist loadgroup`: a file's tests stay on one worker (several share module fixtures),
     # except the files above, which spread over the workers.
