@@ -79,13 +79,20 @@ def update_ratio_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -
         if hits.size:
             last[layer] = ratio[hits[-1], layer]
     eligible = measured[:, None] & (grad > 0)
+    still = eligible & (update == 0)
+    streak, since = np.zeros(layout.size), np.full(layout.size, -1)
+    for t, values in enumerate(steps):
+        since = np.where(still[t] & (streak == 0), values["step"], since)
+        streak = np.where(still[t], streak + 1, np.where(eligible[t], 0, streak))
     return {
         "measured": valid.sum(0),
         "below": (valid & (ratio < low)).sum(0),
         "above": (valid & (ratio > high)).sum(0),
         "last": last,
         "eligible": eligible.sum(0),
-        "unchanged": (eligible & (update == 0)).sum(0),
+        "unchanged": still.sum(0),
+        "unchanged_streak": streak,
+        "unchanged_since": since,
     }
 
 
@@ -225,6 +232,13 @@ SCRIPTED = [
         zero_gradient_reference,
         frozenset({"zero-gradient"}),
     ),
+    Scripted(
+        "zero-gradient-of-a-bias-whose-kernel-learns",  # a Wasserstein critic's output bias
+        checks.ZeroGradient,
+        LAYOUT,
+        _steps(grad_sq=lambda s: np.array([0.01, 0.01, 0.01, 0.0])),
+        zero_gradient_reference,
+    ),
     Scripted("update-ratio-healthy", checks.UpdateRatio, LAYOUT, _steps(), update_ratio_reference),
     Scripted(
         "update-ratio-learning-rate-zero",
@@ -233,6 +247,14 @@ SCRIPTED = [
         _steps(update_sq=lambda s: np.zeros(4, np.float32)),
         update_ratio_reference,
         frozenset({"weights-unchanged", "update-too-small"}),
+    ),
+    Scripted(
+        "update-ratio-schedule-reaches-zero-at-step-6",
+        checks.UpdateRatio,
+        LAYOUT,
+        _steps(update_sq=lambda s: np.zeros(4, np.float32) if s >= 6 else None, measured=bool),
+        update_ratio_reference,
+        frozenset({"weights-unchanged"}),
     ),
     Scripted(
         "update-ratio-far-too-large",

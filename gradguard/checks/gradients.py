@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ExplodingGradient", "VanishingGradient", "ZeroGradient"]
 
+# Names of the variables that shift a layer's output (Dense/Conv bias, normalization beta).
+_OFFSETS = frozenset({"bias", "beta", "offset"})
+
 
 class ZeroGradient(Check):
     """`zero-gradient`: a gradient that is exactly zero on every step seen.
@@ -43,6 +46,8 @@ class ZeroGradient(Check):
         max_sq = state["grad_sq_max"]
         with_grad = [i for i in range(self.layout.size) if i not in context.none]
         zero = [i for i in with_grad if max_sq[i] == 0.0]
+        if len(zero) < len(with_grad):
+            zero = [i for i in zero if not self._shift_invariant(i, max_sq)]
         if not zero:
             return []
         variables = tuple(self.layout.names[i] for i in zero)
@@ -62,6 +67,21 @@ class ZeroGradient(Check):
             )
             severity = Severity.WARNING
         return [Finding("zero-gradient", message, context.step, variables, severity)]
+
+    def _shift_invariant(self, i: int, max_sq: np.ndarray) -> bool:
+        """Whether variable `i` is an offset (a bias) whose layer's other weights learn.
+
+        The loss is then invariant to shifting that layer's output: a batch normalization
+        after it, or a loss of output differences (a Wasserstein critic's mean(fake) -
+        mean(real)). Its gradient is zero by construction, not a bug; a dead unit or a zero
+        input zeroes the kernel's gradient too.
+        """
+        name = self.layout.names[i].rsplit("/", 1)[-1]
+        if name not in _OFFSETS:
+            return False
+        layer = self.layout.layer_index[i]
+        mates = [j for j, li in enumerate(self.layout.layer_index) if li == layer and j != i]
+        return any(max_sq[j] > 0.0 for j in mates)
 
     def replay(self, logged: Logged) -> Mapping[str, Any]:
         grad, present = logged.groups_of(tags.LAYER_GRAD_NORM)

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from gradguard.checks.base import Check
-from gradguard.findings import Finding, listing, number
+from gradguard.findings import Finding, Severity, listing, number
 from gradguard.stats import Context, Stats
 
 if TYPE_CHECKING:
@@ -31,12 +31,24 @@ class UpdateRatio(Check):
         `every`): one step can be a warmup that starts at 0, or a first step of Adam.
       high: A layer whose ratio is above this on most measured steps gets `update-too-large`:
         each step changes the weights by half their size.
+      stopped_after: Weights that changed before and then stayed unchanged on this many
+        measured steps in a row (with non-zero gradients) get `weights-unchanged` from the step
+        they stopped: a learning-rate schedule that reached 0 partway. With the default
+        cadence that is 200 steps or more, so a schedule that reaches 0 on the last step is
+        not judged. Two measured steps are enough when the learning rate is exactly 0 now.
     """
 
-    def __init__(self, low: float = 1e-7, high: float = 0.5, min_measured: int = 2):
+    def __init__(
+        self,
+        low: float = 1e-7,
+        high: float = 0.5,
+        min_measured: int = 2,
+        stopped_after: int = 3,
+    ):
         self.low = low
         self.high = high
         self.min_measured = min_measured
+        self.stopped_after = stopped_after
 
     def _build(self) -> None:
         n, layers = self.layout.size, len(self.layout.layers)
@@ -46,6 +58,9 @@ class UpdateRatio(Check):
         self.last = self.add_state("last", [0.0] * layers)
         self.eligible = self.add_state("eligible", [0] * n, tf.int64)
         self.unchanged = self.add_state("unchanged", [0] * n, tf.int64)
+        # The current run of measured steps that left each variable unchanged, and its start.
+        self.streak = self.add_state("unchanged_streak", [0] * n, tf.int64)
+        self.since = self.add_state("unchanged_since", [-1] * n, tf.int64)
 
     def update(self, stats: Stats) -> None:
         measured = stats.measured & stats.applied
@@ -65,7 +80,12 @@ class UpdateRatio(Check):
         self.last.assign(tf.where(valid, ratio, self.last))
         eligible = measured & (stats.grad_sq > 0)
         count(self.eligible, eligible)
-        count(self.unchanged, eligible & tf.equal(stats.update_sq, 0.0))
+        still = eligible & tf.equal(stats.update_sq, 0.0)
+        count(self.unchanged, still)
+        self.since.assign(tf.where(still & tf.equal(self.streak, 0), stats.step, self.since))
+        moved = eligible & ~still
+        restart = tf.where(moved, tf.zeros_like(self.streak), self.streak)
+        self.streak.assign(tf.where(still, self.streak + 1, restart))
 
     def judge(self, state: Mapping[str, np.ndarray], context: Context) -> list[Finding]:
         s = state
@@ -90,6 +110,35 @@ class UpdateRatio(Check):
                     context.step,
                     variables,
                     details={"measured_steps": int(s["eligible"][unchanged[0]])},
+                )
+            )
+        # A learning rate that is exactly 0 now needs fewer measured steps to be sure.
+        enough = 2 if context.learning_rate == 0.0 else self.stopped_after
+        stopped = [
+            i
+            for i in range(layout.size)
+            if i not in context.none
+            and i not in unchanged
+            and s["unchanged_streak"][i] >= enough
+            and s["eligible"][i] > s["unchanged_streak"][i]
+        ]
+        if stopped:
+            variables = tuple(layout.names[i] for i in stopped)
+            since = int(min(s["unchanged_since"][i] for i in stopped))
+            results.append(
+                Finding(
+                    "weights-unchanged",
+                    f"{listing(variables)} stopped changing by step {since}: the "
+                    f"{int(s['unchanged_streak'][stopped[0]])} measured updates since left them "
+                    "unchanged despite non-zero gradients, after earlier ones moved them; "
+                    f"the learning rate{lr} reached 0 (a schedule whose decay_steps ran out: "
+                    "decay_steps counts optimizer steps, not epochs) or fell below float "
+                    "precision.",
+                    since,
+                    variables,
+                    # The weights did train until then: the steps since are wasted, not broken.
+                    Severity.WARNING,
+                    details={"since_step": since, "learning_rate": context.learning_rate},
                 )
             )
         measured = s["measured"]
@@ -156,6 +205,11 @@ class UpdateRatio(Check):
         eligible = u.measured & (u.grad > 0)
         # A variable whose ratio was not logged (zero weights) is not known to be unchanged.
         unchanged = eligible & u.known & (u.update == 0)
+        streak = np.zeros(len(eligible), np.int64)
+        since = np.full(len(eligible), -1, np.int64)
+        for t, step in enumerate(logged.steps):
+            since = np.where(unchanged[:, t] & (streak == 0), step, since)
+            streak = np.where(unchanged[:, t], streak + 1, np.where(eligible[:, t], 0, streak))
         return {
             "measured": valid.sum(axis=1),
             "below": (valid & (ratio < self.low)).sum(axis=1),
@@ -163,4 +217,6 @@ class UpdateRatio(Check):
             "last": last,
             "eligible": eligible.sum(axis=1),
             "unchanged": unchanged.sum(axis=1),
+            "unchanged_streak": streak,
+            "unchanged_since": since,
         }
