@@ -116,6 +116,7 @@ class StepCore:
         grads: Sequence[Any],
         absent: Iterable[int] = (),
         activations: Sequence[Any] = (),
+        bad_input: Any = 0,
     ) -> Stats:
         """Transforms `grads`, applies them, and folds the step into every check (in-graph).
 
@@ -126,6 +127,7 @@ class StepCore:
             `grads` is None, but they are not reported as having no gradient).
           activations: The watched layer outputs of this step's forward pass, one
             ``[examples, units]`` tensor per site (see `Stats.activations`).
+          bad_input: What was wrong with the batch (`Stats.bad_input`; `stats.batch_faults`).
 
         Returns:
           The step's statistics.
@@ -167,6 +169,7 @@ class StepCore:
             loss_scale=loss_scale,
             overflow=overflow,
             vetoed=tf.constant(False) if gate is None or not present else ~gate,
+            bad_input=tf.convert_to_tensor(bad_input, tf.int32),
             activations=tuple(activations),
         )
         self._fold(stats, learning_rate)

@@ -17,7 +17,52 @@ import tensorflow as tf
 
 from gradguard.findings import names
 
-__all__ = ["Context", "Every", "Layout", "Stats"]
+__all__ = [
+    "BAD_WEIGHT",
+    "BAD_X",
+    "BAD_Y",
+    "EMPTY",
+    "Context",
+    "Every",
+    "Layout",
+    "Stats",
+    "batch_faults",
+]
+
+# Bits of `Stats.bad_input`, and what each names.
+BAD_X, BAD_Y, BAD_WEIGHT, EMPTY = 1, 2, 4, 8
+BATCH_FAULTS = {
+    BAD_X: "the inputs x",
+    BAD_Y: "the labels y",
+    BAD_WEIGHT: "the sample weights",
+    EMPTY: "an empty batch",
+}
+
+
+def batch_faults(healthy: tf.Tensor, x: Any, y: Any = None, sample_weight: Any = None) -> tf.Tensor:
+    """The `Stats.bad_input` mask of a batch, computed only on an unhealthy step (in-graph).
+
+    Healthy steps (loss and gradients finite: `healthy`) pay for one untaken conditional; a
+    step whose loss or gradients are NaN or Inf gets its inputs, labels and sample weights
+    checked, so the finding can say the data was at fault.
+    """
+    parts = [(BAD_X, x), (BAD_Y, y), (BAD_WEIGHT, sample_weight)]
+
+    def check() -> tf.Tensor:
+        mask = tf.constant(0, tf.int32)
+        for bit, value in parts:
+            tensors = [t for t in tf.nest.flatten(value) if t is not None]
+            floats = [tf.convert_to_tensor(t) for t in tensors]
+            floats = [t for t in floats if t.dtype.is_floating]
+            if floats:
+                finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in floats])
+                mask |= tf.where(finite, 0, bit)
+        first = [tf.convert_to_tensor(t) for t in tf.nest.flatten(x) if t is not None]
+        if first and first[0].shape.rank:
+            mask |= tf.where(tf.equal(tf.shape(first[0])[0], 0), EMPTY, 0)
+        return mask
+
+    return tf.cond(healthy, lambda: tf.constant(0), check)
 
 
 class Every:
@@ -125,6 +170,10 @@ class Stats:
         non-finite gradients from a finite loss); not a `non-finite` finding.
       vetoed: bool scalar: a transform refused the update (`GradientTransform.should_apply`),
         e.g. `skip_nonfinite` on NaN gradients.
+      bad_input: int32 scalar, a bit mask of what was wrong with the step's batch, looked at
+        only when the loss is not finite (so healthy steps pay nothing): `BAD_X`, `BAD_Y`,
+        `BAD_WEIGHT` (NaN or Inf in the inputs, the labels, the sample weights), `EMPTY`
+        (no examples). 0 when the batch is not known (the guard sees no labels).
       activations: One ``[examples, units]`` tensor per watched layer output (the checks'
         `sites`), from this step's training forward pass, or None for a layer not called on
         this step; empty unless a check watches activations and the step can capture them.
@@ -142,6 +191,7 @@ class Stats:
     loss_scale: Any = 1.0
     overflow: Any = False
     vetoed: Any = False
+    bad_input: Any = 0
     activations: tuple[Any, ...] = ()
 
 

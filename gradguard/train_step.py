@@ -15,6 +15,7 @@ from gradguard import accumulate as accumulate_lib
 from gradguard import activations as activations_lib
 from gradguard import findings as findings_lib
 from gradguard import sinks as sinks_lib
+from gradguard import stats as stats_lib
 from gradguard import transforms as transforms_lib
 from gradguard.core import StepCore
 from gradguard.findings import Policy
@@ -389,15 +390,19 @@ class TrainStep:
             raise diagnose.none_gradient_finding(
                 self.core.layout.names, range(len(variables)), causes, self._steps
             ).error()
+        # The same per-gradient norms as the core's: TensorFlow computes them once.
+        healthy = tf.math.is_finite(loss) & tf.math.is_finite(transforms_lib.global_norm(grads))
+        bad_input = stats_lib.batch_faults(healthy, x, y, sample_weight)
         if self.accumulate > 1:
             # The checks see the activations of the micro-batch that completes the update.
-            self._accumulator.add(loss, grads, self._accumulated_update, captured)
+            self._accumulator.add(loss, grads, self._accumulated_update, (captured, bad_input))
         else:
-            self.core.update(loss, grads, activations=captured)
+            self.core.update(loss, grads, activations=captured, bad_input=bad_input)
         return loss
 
-    def _accumulated_update(self, loss: tf.Tensor, grads: list[Any], captured: Any) -> None:
-        self.core.update(loss, grads, activations=captured)
+    def _accumulated_update(self, loss: tf.Tensor, grads: list[Any], extra: Any) -> None:
+        captured, bad_input = extra
+        self.core.update(loss, grads, activations=captured, bad_input=bad_input)
 
     def _trace_findings(self, x: Any, y: Any, sample_weight: Any) -> list[findings_lib.Finding]:
         """Findings known from the traced graph, each made once: no gradient, broadcasting."""

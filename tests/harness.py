@@ -256,15 +256,14 @@ def stats(layout: Layout, step: int, **fields: Any) -> dict[str, Any]:
         "loss_scale": 1.0,
         "overflow": False,
         "vetoed": False,
+        "bad_input": 0,
     }
     values.update(fields)
     return values
 
 
-_DTYPES = {
-    "step": tf.int64,
-    **dict.fromkeys(("applied", "measured", "overflow", "vetoed"), tf.bool),
-}
+_FLAGS = ("applied", "measured", "overflow", "vetoed")
+_DTYPES = {"step": tf.int64, "bad_input": tf.int32, **dict.fromkeys(_FLAGS, tf.bool)}
 _FIELDS = [f.name for f in dataclasses.fields(Stats) if f.name != "activations"]
 
 

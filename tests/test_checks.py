@@ -49,6 +49,7 @@ def non_finite_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -> 
     measured, applied = _field(steps, "measured"), _field(steps, "applied")
     finite = np.isfinite(_field(steps, "loss")) & np.isfinite(grad).all(axis=1)
     vetoed = _field(steps, "vetoed") & finite
+    bad = _field(steps, "bad_input")
     return {
         "loss_first": _first(~np.isfinite(_field(steps, "loss")), step)[0],
         "grad_first": _first(~overflow[:, None] & ~np.isfinite(grad), step),
@@ -58,6 +59,8 @@ def non_finite_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -> 
         "loss_scale_min": min(np.inf, _field(steps, "loss_scale").min()),
         "vetoed_finite_first": _first(vetoed, step)[0],
         "vetoed_finite": np.sum(vetoed),
+        "data_first": _first(bad != 0, step)[0],
+        "data_faults": bad[bad != 0][0] if (bad != 0).any() else 0,
     }
 
 
@@ -191,6 +194,18 @@ SCRIPTED = [
         checks.NonFinite,
         LAYOUT,
         _steps(loss=lambda s: NAN if s == 3 else None, applied=lambda s: False if s == 3 else None),
+        non_finite_reference,
+        frozenset({"non-finite"}),
+    ),
+    Scripted(
+        "non-finite-labels-at-step-4",
+        checks.NonFinite,
+        LAYOUT,
+        _steps(
+            loss=lambda s: NAN if s == 4 else None,
+            bad_input=lambda s: 2 if s == 4 else None,  # BAD_Y
+            applied=lambda s: False if s == 4 else None,
+        ),
         non_finite_reference,
         frozenset({"non-finite"}),
     ),
@@ -512,3 +527,30 @@ def test_findings_are_deduplicated_with_count():
     (finding,) = [f for f in report.findings if f.code == "update-too-small"]
     assert finding.step == 5  # the first read with two measured steps (0 and 1)
     assert finding.count >= 3  # read at steps 5, 10, 15 and in report()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "fault,phrase",
+    [("x", "the inputs x"), ("y", "the labels y"), ("empty", "empty (0 examples)")],
+)
+def test_bad_data_is_named_not_blamed_on_the_loss(fault, phrase, mode):
+    x, y = regression_data()
+    bad_x, bad_y = x.copy(), y.copy()
+    bad_x[3, 1], bad_y[5, 0] = np.nan, np.inf
+    batch = {"x": (bad_x, y), "y": (x, bad_y), "empty": (x[:0], y[:0])}[fault]
+    # A plain mean: NaN over no examples (Keras' losses give 0 there, and nothing is lost).
+    step = gradguard.TrainStep(
+        mlp(),
+        keras.optimizers.Adam(1e-3),
+        lambda yt, yp: tf.reduce_mean(tf.square(yt - yp)),
+        every=5,
+        policy={"non-finite": "warn"},
+        **mode_kwargs(mode),
+    )
+    for i in range(6):
+        step(*(batch if i == 2 else (x, y)))
+    (finding,) = [f for f in step.report().findings if f.code == "non-finite"]
+    assert phrase in finding.message and finding.step == 2, finding.message
+    assert finding.details["origin"]["stage"] == "data"
+    assert "log(0)" not in finding.message.split(":")[0]

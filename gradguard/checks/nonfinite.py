@@ -11,7 +11,7 @@ import tensorflow as tf
 from gradguard.checks.base import Check
 from gradguard.findings import Finding, listing, number
 from gradguard.sinks import tags
-from gradguard.stats import Context, Layout, Stats
+from gradguard.stats import BATCH_FAULTS, EMPTY, Context, Layout, Stats
 
 if TYPE_CHECKING:
     from gradguard.inspect.logged import Logged
@@ -44,6 +44,9 @@ class NonFinite(Check):
         # Updates a transform refused although the loss and the gradients were finite.
         self.vetoed_first = self.add_state("vetoed_finite_first", -1, tf.int64)
         self.vetoed = self.add_state("vetoed_finite", 0, tf.int64)
+        # The first step whose batch was at fault (`Stats.bad_input`), and what was wrong.
+        self.data_first = self.add_state("data_first", -1, tf.int64)
+        self.data_faults = self.add_state("data_faults", 0, tf.int32)
 
     def update(self, stats: Stats) -> None:
         def first(state: tf.Variable, bad: tf.Tensor) -> None:
@@ -61,6 +64,10 @@ class NonFinite(Check):
         vetoed = tf.convert_to_tensor(stats.vetoed) & finite
         first(self.vetoed_first, vetoed)
         self.vetoed.assign_add(tf.cast(vetoed, tf.int64))
+        bad = tf.convert_to_tensor(stats.bad_input, tf.int32)
+        new = (self.data_first < 0) & (bad != 0)
+        self.data_faults.assign(tf.where(new, bad, self.data_faults))
+        first(self.data_first, bad != 0)
 
     def judge(self, state: Mapping[str, np.ndarray], context: Context) -> list[Finding]:
         s = state
@@ -86,6 +93,9 @@ class NonFinite(Check):
         if not seen:
             return []
         step, where, variables = min(seen, key=lambda src: (src[0], len(src[1])))
+        data_step = int(s.get("data_first", -1))
+        if 0 <= data_step <= step:
+            return [self._bad_data(s, data_step)]
         skipped = int(s["skipped"])
         if skipped and skipped >= context.steps:
             skip_text = (
@@ -116,6 +126,33 @@ class NonFinite(Check):
             )
         details = {"first_in": where, "first_step": step, "skipped_updates": skipped}
         return [Finding("non-finite", message + skip_text, step, variables, details=details)]
+
+    def _bad_data(self, s: Mapping[str, np.ndarray], step: int) -> Finding:
+        faults = int(s["data_faults"])
+        named = [text for bit, text in BATCH_FAULTS.items() if faults & bit]
+        skipped = int(s["skipped"])
+        kept = f" {skipped} update(s) were skipped, so the weights are intact." if skipped else ""
+        if faults & EMPTY:
+            message = (
+                f"The batch of step {step} was empty (0 examples): the mean loss over no "
+                "examples is NaN; drop empty batches (dataset.filter on the batch size, or "
+                "batch(..., drop_remainder=True)) and check the input pipeline's filters."
+            )
+        else:
+            message = (
+                f"The loss became NaN/Inf at step {step} because the batch held NaN or Inf in "
+                f"{' and '.join(named)}: the data, not the model, is at fault; clean it before "
+                "training (e.g. np.nan_to_num, or drop the rows: x[np.isfinite(x).all(axis=1)]) "
+                "and look for log(0) or a division by zero in the preprocessing."
+            )
+        origin = {"stage": "data", "step": step, "inputs": named}
+        details = {
+            "first_in": "data",
+            "first_step": step,
+            "skipped_updates": skipped,
+            "origin": origin,
+        }
+        return Finding("non-finite", message + kept, step, details=details)
 
     def _vetoed(self, s: Mapping[str, np.ndarray], context: Context) -> Finding:
         count, since = int(s["vetoed_finite"]), int(s["vetoed_finite_first"])
@@ -155,9 +192,11 @@ class NonFinite(Check):
             # The loss scale is not logged: inspect does not judge a collapsing one.
             "overflows": np.int64(0),
             "loss_scale_min": np.float32(1.0),
-            # Vetoed updates are logged as skipped, not told apart: not judged from logs.
+            # Vetoed updates and bad batches are not logged: not judged from logs.
             "vetoed_finite_first": np.int64(-1),
             "vetoed_finite": np.int64(0),
+            "data_first": np.int64(-1),
+            "data_faults": np.int32(0),
         }
 
 
