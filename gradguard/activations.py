@@ -338,6 +338,7 @@ class Tap:
         self._models: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
         self._layers: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
         self._inputs: dict[int, Any] = {}  # per model, the spec of its first input seen
+        self._outputs: dict[int, Any] = {}  # and of its output
 
     def record(self, layer: Any, result: Any, args: Sequence[Any] = ()) -> None:
         """Notes one layer call (called by the process-wide layer patch)."""
@@ -346,6 +347,7 @@ class Tap:
             self._models[id(layer)] = layer
             if args and id(layer) not in self._inputs:
                 self._inputs[id(layer)] = _spec(args[0])
+                self._outputs[id(layer)] = _spec(result)
         elif self.outputs and tf.is_tensor(result) and _kind(layer) is not None:
             self._recent.append((layer, result))
 
@@ -356,6 +358,10 @@ class Tap:
     def models(self) -> list[tuple[Any, Any]]:
         """The models called in a training forward pass, each with its input's spec."""
         return [(m, self._inputs[k]) for k, m in self._models.items() if k in self._inputs]
+
+    def output_spec(self, model: Any) -> Any:
+        """The spec of `model`'s output in a training forward pass, if it was called in one."""
+        return self._outputs.get(id(model))
 
     def on_gradient(self) -> None:
         """A gradient call: what was recorded since the last one is the forward pass to take.

@@ -74,6 +74,8 @@ class StepCore:
         self.layout = Layout.from_variables(self.variables, model_name)
         self.report = findings_lib.Report() if report is None else report
         self.sink = sink
+        # What the owner knows for the judgment (`Context.notes`), e.g. ``"chance_loss"``.
+        self.notes: dict[str, Any] = {}
         self._state_reader: tuple[int, Any] | None = None
         # Filled while tracing: which variables got a None gradient, and which got a gradient at
         # least once. Python state is fine here: these are facts about the traced graph, the
@@ -112,7 +114,7 @@ class StepCore:
 
     def update(
         self,
-        loss: tf.Tensor,
+        loss: tf.Tensor | None,
         grads: Sequence[Any],
         absent: Iterable[int] = (),
         activations: Sequence[Any] = (),
@@ -121,7 +123,7 @@ class StepCore:
         """Transforms `grads`, applies them, and folds the step into every check (in-graph).
 
         Args:
-          loss: The step's scalar loss.
+          loss: The step's scalar loss; None when not known (the loss checks stay silent).
           grads: One gradient (or None) per variable, in the order of `variables`.
           absent: Indices of variables this update does not cover at all (their entry in
             `grads` is None, but they are not reported as having no gradient).
@@ -138,7 +140,9 @@ class StepCore:
         self.none_indices.update(i for i, g in enumerate(grads) if g is None and i not in absent)
         self.present_indices.update(i for i, g in enumerate(grads) if g is not None)
         step = self._step.read_value()
-        loss, grads, apply_factor, loss_scale = self._gather(tf.cast(loss, tf.float32), grads)
+        loss_known = loss is not None
+        loss = tf.constant(0.0) if loss is None else tf.cast(loss, tf.float32)
+        loss, grads, apply_factor, loss_scale = self._gather(loss, grads)
         grad_sq = tf.stack(
             [tf.constant(0.0) if g is None else transforms_lib.sq_norm(g) for g in grads]
         )
@@ -170,6 +174,7 @@ class StepCore:
             overflow=overflow,
             vetoed=tf.constant(False) if gate is None or not present else ~gate,
             bad_input=tf.convert_to_tensor(bad_input, tf.int32),
+            loss_known=tf.constant(loss_known),
             activations=tuple(activations),
         )
         self._fold(stats, learning_rate)
@@ -347,7 +352,7 @@ class StepCore:
             step=steps - 1,
             none=frozenset(range(len(self.variables))) - self.present_indices,
             learning_rate=self._learning_rate(),
-            notes=notes,
+            notes={**self.notes, **notes},
         )
         self.report.steps_observed = steps
         found = list(extra)

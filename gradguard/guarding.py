@@ -22,7 +22,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from gradguard import _compat, diagnose, instrument
+from gradguard import _compat, chance, diagnose, instrument
 from gradguard import activations as activations_lib
 from gradguard import findings as findings_lib
 from gradguard.core import StepCore
@@ -283,11 +283,11 @@ class Guard:
                 absent.discard(i)
         absent -= {index[id(v)] for v in explicit_none}
         loss = self._last_loss
-        if loss is None or (
+        if loss is not None and (
             tf.inside_function()
             and getattr(loss, "graph", None) is not tf.compat.v1.get_default_graph()
         ):
-            loss = tf.constant(0.0)  # not known: the loss checks see a constant and stay silent
+            loss = None  # not known here: the loss checks stay silent
         core.update(loss, full, absent, self._activations(optimizer))
         return None
 
@@ -386,6 +386,7 @@ class Guard:
         self._pending = []
         findings_lib.emit(self.report, found, self.policy, raise_errors=False)
         for core in self.cores.values():
+            self._note_chance(core)
             core.read(core.steps, raise_errors=False)
         steps = self.steps_seen()
         self.report.steps_observed = steps
@@ -433,6 +434,27 @@ class Guard:
             return []
         names = self._names([v for _, v in requested])
         return [diagnose.none_gradient_finding(names, sorted(causes), causes, step)]
+
+    def _note_chance(self, core: StepCore) -> None:
+        """Tells the core the chance-level loss of the model it trains, when it can be told.
+
+        From a compiled model's loss (`fit`) and its output's width; the labels are not seen.
+        """
+        if "chance_loss" in core.notes:
+            return
+        trained = {ledger_key(v) for v in core.variables}
+        models = [
+            m
+            for m, _ in self._tap.models()
+            if trained & {ledger_key(v) for v in m.trainable_variables}
+        ]
+        if not models:
+            return
+        model = max(models, key=lambda m: len(m.trainable_variables))
+        spec = tf.nest.flatten(self._tap.output_spec(model))
+        width = spec[0].shape[-1] if spec and getattr(spec[0], "shape", None) else None
+        loss = getattr(model, "loss", None)
+        core.notes["chance_loss"] = chance.chance_loss(loss, width)
 
     def steps_seen(self) -> int:
         """Guarded calls, or gradient calls and updates where no call is counted (run, fit)."""

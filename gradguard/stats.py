@@ -174,6 +174,7 @@ class Stats:
         only when the loss is not finite (so healthy steps pay nothing): `BAD_X`, `BAD_Y`,
         `BAD_WEIGHT` (NaN or Inf in the inputs, the labels, the sample weights), `EMPTY`
         (no examples). 0 when the batch is not known (the guard sees no labels).
+      loss_known: bool: `loss` is the step's loss (the guard may not have seen it: then 0).
       activations: One ``[examples, units]`` tensor per watched layer output (the checks'
         `sites`), from this step's training forward pass, or None for a layer not called on
         this step; empty unless a check watches activations and the step can capture them.
@@ -192,6 +193,7 @@ class Stats:
     overflow: Any = False
     vetoed: Any = False
     bad_input: Any = 0
+    loss_known: Any = True
     activations: tuple[Any, ...] = ()
 
 

@@ -8,9 +8,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from gradguard import _compat, diagnose, losses
+from gradguard import _compat, chance, diagnose, losses
 from gradguard import accumulate as accumulate_lib
 from gradguard import activations as activations_lib
 from gradguard import findings as findings_lib
@@ -45,6 +46,14 @@ def _unpack(batch: tuple[Any, ...]) -> tuple[Any, Any, Any]:
         f"TrainStep takes step(x, y), step(x, y, sample_weight) or step((x, y)); got "
         f"{len(batch)} argument(s) with shapes {_describe(batch)}."
     )
+
+
+def _labels(y: Any) -> Any:
+    """The labels as a NumPy array when they are one tensor or array (else None)."""
+    try:
+        return np.asarray(y) if not isinstance(y, (dict, list, tuple)) else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _replica_slice(t: Any, index: Any, replicas: int) -> Any:
@@ -417,6 +426,11 @@ class TrainStep:
             found.append(
                 diagnose.none_gradient_finding(core.layout.names, core.none_indices, causes, step)
             )
+        if "chance_loss" not in core.notes and self._loss_shapes:
+            width = (
+                self._loss_shapes[-1][1].shape[-1] if self._loss_shapes[-1][1].shape.rank else None
+            )
+            core.notes["chance_loss"] = chance.chance_loss(self.loss_fn, width, _labels(y))
         while self._loss_shapes:
             y_spec, pred_spec = self._loss_shapes.pop()
             key = (

@@ -257,12 +257,13 @@ def stats(layout: Layout, step: int, **fields: Any) -> dict[str, Any]:
         "overflow": False,
         "vetoed": False,
         "bad_input": 0,
+        "loss_known": True,
     }
     values.update(fields)
     return values
 
 
-_FLAGS = ("applied", "measured", "overflow", "vetoed")
+_FLAGS = ("applied", "measured", "overflow", "vetoed", "loss_known")
 _DTYPES = {"step": tf.int64, "bad_input": tf.int32, **dict.fromkeys(_FLAGS, tf.bool)}
 _FIELDS = [f.name for f in dataclasses.fields(Stats) if f.name != "activations"]
 

@@ -126,16 +126,23 @@ def vanishing_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -> d
 
 
 def loss_reference(steps: Sequence[Mapping[str, Any]], window: int) -> dict[str, Any]:
-    first_sum, recent, count = 0.0, 0.0, 0
+    first_sum, recent, count, low, high = 0.0, 0.0, 0, np.inf, -np.inf
     decay = 2.0 / (window + 1)
     for loss in _field(steps, "loss"):
         if not np.isfinite(loss):
             continue
+        low, high = min(low, loss), max(high, loss)
         if count < window:
             first_sum += loss
         recent = loss if count == 0 else recent + decay * (loss - recent)
         count += 1
-    return {"loss_first_sum": first_sum, "loss_recent": recent, "loss_count": count}
+    return {
+        "loss_first_sum": first_sum,
+        "loss_recent": recent,
+        "loss_count": count,
+        "loss_min": low,
+        "loss_max": high,
+    }
 
 
 def _steps(**per_step: Any) -> list[dict[str, Any]]:

@@ -20,29 +20,45 @@ __all__ = ["LossNotDecreasing"]
 
 
 class LossNotDecreasing(Check):
-    """`loss-not-decreasing`: the loss now is no lower than over the first `window` steps.
+    """`loss-not-decreasing`: the loss is not improving, or sits where an untrained model is.
 
-    Compares the mean loss of the first `window` steps with a moving average of the recent loss,
-    once `2 * window` steps are seen. A loss that improved and then plateaus is not flagged.
+    Judged once `2 * window` steps are seen, on three signs:
+
+    * the moving average of the recent loss is no lower than the mean of the first `window`
+      steps (a loss that improved and then plateaus is not flagged);
+    * the recent loss is within `chance_tolerance` of the chance level, when the entry point
+      knows it (``Context.notes["chance_loss"]``: ln C for a C-class cross-entropy, the labels'
+      entropy or variance when the labels were seen): the model predicts no better than the
+      label distribution, whatever the loss did at first;
+    * the loss is exactly the same on every step: it does not depend on the weights.
 
     Args:
       window: Steps in the first window, and the moving average's span.
       min_improvement: Relative improvement that counts as decreasing.
+      chance_tolerance: How close (relative) to the chance level counts as at chance.
     """
 
-    def __init__(self, window: int = 50, min_improvement: float = 1e-3):
+    def __init__(
+        self, window: int = 50, min_improvement: float = 1e-3, chance_tolerance: float = 0.02
+    ):
         self.window = window
         self.min_improvement = min_improvement
+        self.chance_tolerance = chance_tolerance
 
     def _build(self) -> None:
         self.first_sum = self.add_state("loss_first_sum", 0.0)
         self.recent = self.add_state("loss_recent", 0.0)
         self.count = self.add_state("loss_count", 0, tf.int64)
+        self.low = self.add_state("loss_min", np.inf)
+        self.high = self.add_state("loss_max", -np.inf)
 
     def update(self, stats: Stats) -> None:
         loss = tf.cast(stats.loss, tf.float32)
-        finite = tf.math.is_finite(loss)
+        # A loss the entry point does not know (the guard before it saw one) is not judged.
+        finite = tf.math.is_finite(loss) & tf.convert_to_tensor(stats.loss_known)
         loss = tf.where(finite, loss, 0.0)
+        self.low.assign(tf.where(finite, tf.minimum(self.low, loss), self.low))
+        self.high.assign(tf.where(finite, tf.maximum(self.high, loss), self.high))
         in_first = finite & (self.count < self.window)
         self.first_sum.assign_add(tf.where(in_first, loss, 0.0))
         decay = 2.0 / (self.window + 1)
@@ -56,6 +72,27 @@ class LossNotDecreasing(Check):
             return []
         first = float(s["loss_first_sum"]) / self.window
         recent = float(s["loss_recent"])
+        details: dict[str, Any] = {"first_mean": first, "recent": recent, "window": self.window}
+        if float(s.get("loss_min", np.nan)) == float(s.get("loss_max", np.nan)):
+            message = (
+                f"The loss was exactly {number(recent)} on every one of {int(s['loss_count'])} "
+                "steps: it does not depend on the weights (a categorical cross-entropy on a "
+                "single output unit is always 0; a loss computed from constants or from "
+                "rounded predictions); check the loss against the model's output."
+            )
+            return [Finding("loss-not-decreasing", message, context.step, details=details)]
+        chance = context.notes.get("chance_loss")
+        if chance and abs(recent - chance) <= self.chance_tolerance * chance:
+            details["chance_loss"] = chance
+            message = (
+                f"The loss is at chance level: {number(recent)} now (step {context.step}) "
+                f"against {number(chance)} for a model that ignores its inputs (ln C for C "
+                "classes, or the labels' own entropy or variance): the model predicts no better "
+                "than guessing. Check that labels stay paired with their inputs (shuffle them "
+                "together), that softmax is not applied twice (a softmax output with "
+                "from_logits=True), and the learning rate."
+            )
+            return [Finding("loss-not-decreasing", message, context.step, details=details)]
         if abs(first) < 1e-8 or first - recent > self.min_improvement * abs(first):
             return []
         message = (
@@ -64,7 +101,6 @@ class LossNotDecreasing(Check):
             "are not moving usefully: see the other findings (learning rate, gradients, "
             "updates) and check that labels match the model's outputs."
         )
-        details = {"first_mean": first, "recent": recent, "window": self.window}
         return [Finding("loss-not-decreasing", message, context.step, details=details)]
 
     def replay(self, logged: Logged) -> Mapping[str, Any]:
@@ -73,7 +109,13 @@ class LossNotDecreasing(Check):
         finite = present & np.isfinite(loss)
         losses = loss[finite]
         if not losses.size:
-            return {"loss_first_sum": 0.0, "loss_recent": 0.0, "loss_count": np.int64(0)}
+            return {
+                "loss_first_sum": 0.0,
+                "loss_recent": 0.0,
+                "loss_count": np.int64(0),
+                "loss_min": np.inf,
+                "loss_max": -np.inf,
+            }
         # The first window is the first `window` finite steps: a logged non-finite step pushes
         # its end one step later.
         finite_steps = logged.steps - np.cumsum(present & ~finite)
@@ -103,4 +145,7 @@ class LossNotDecreasing(Check):
             "loss_first_sum": first_mean * window,
             "loss_recent": recent if recent is not None else 0.0,
             "loss_count": np.int64(count),
+            # Samples only: a loss constant on the logged steps may move in between.
+            "loss_min": -np.inf,
+            "loss_max": np.inf,
         }

@@ -1,0 +1,81 @@
+"""Chance level: the loss of a model that ignores its inputs and predicts the labels' distribution.
+
+A classifier stuck at chance level predicts the class frequencies whatever the input: its
+cross-entropy is the labels' entropy (ln C for C balanced classes); a regressor stuck there
+predicts the labels' mean: its mean squared error is their variance. `LossNotDecreasing` reports
+a loss that sits there (``Context.notes["chance_loss"]``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = ["chance_loss"]
+
+# Keras loss names (as `model.compile` and `keras.losses.get` spell them) by family.
+_SPARSE = {"sparse_categorical_crossentropy", "sparsecategoricalcrossentropy"}
+_CATEGORICAL = {"categorical_crossentropy", "categoricalcrossentropy"}
+_BINARY = {"binary_crossentropy", "binarycrossentropy"}
+_SQUARED = {"mean_squared_error", "meansquarederror", "mse"}
+
+
+def _family(loss: Any) -> str | None:
+    """The loss's family from its Keras name, class name or function name; None if unknown."""
+    if loss is None:
+        return None
+    name = loss if isinstance(loss, str) else getattr(loss, "name", None)
+    name = name or getattr(loss, "__name__", None) or type(loss).__name__
+    name = str(name).lower()
+    for family, names in (
+        ("sparse", _SPARSE),
+        ("categorical", _CATEGORICAL),
+        ("binary", _BINARY),
+        ("squared", _SQUARED),
+    ):
+        if name in names:
+            return family
+    return None
+
+
+def _entropy(frequencies: np.ndarray) -> float:
+    p = frequencies[frequencies > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+def chance_loss(loss: Any, outputs: int | None, labels: Any = None) -> float | None:
+    """The chance-level loss for a Keras loss, or None when it cannot be told.
+
+    Args:
+      loss: A Keras loss object or name (as given to `compile` or `TrainStep`).
+      outputs: The size of the model output's last axis (C classes), if known.
+      labels: A batch of labels, if seen: the class frequencies (or the variance) are taken
+        from them; otherwise classes are taken as balanced (ln C), and a squared error has no
+        chance level to give.
+
+    Returns:
+      The loss of predicting the label distribution, or None (an unknown loss, no classes).
+    """
+    family = _family(loss)
+    y = None if labels is None else np.asarray(labels)
+    if family == "squared":
+        if y is None or y.size < 2 or not np.issubdtype(y.dtype, np.number):
+            return None
+        variance = float(np.var(y.reshape(len(y), -1).astype(np.float64), axis=0).mean())
+        return variance if variance > 0 else None
+    if family == "binary":
+        if y is None:
+            return math.log(2)
+        p = float(np.clip(np.mean(y), 1e-7, 1 - 1e-7))
+        return _entropy(np.array([p, 1 - p]))
+    if family in ("sparse", "categorical") and outputs and outputs >= 2:
+        if y is None:
+            return math.log(outputs)
+        if family == "sparse":
+            classes = y.reshape(-1).astype(np.int64).clip(0, outputs - 1)
+            counts = np.bincount(classes, minlength=outputs)
+            return _entropy(counts / max(counts.sum(), 1))
+        return _entropy(y.reshape(-1, y.shape[-1]).mean(axis=0))
+    return None
