@@ -68,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
         "--plot", metavar="PNG", help="draw loss, gradient norms and update ratios (matplotlib)"
     )
 
+    explain = commands.add_parser(
+        "explain", help="print the troubleshooting guide's section for a finding code"
+    )
+    explain.add_argument("code", nargs="?", help="a finding code, e.g. missing-apply")
+
     ckpt = commands.add_parser(
         "ckpt", help="list a checkpoint's variables, verify it reads whole, or validate it"
     )
@@ -101,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return demo.main(epochs=args.epochs, log_dir=args.log_dir, out=print)
     if args.command == "run":
         return _run(args)
+    if args.command == "explain":
+        return _explain(args.code)
     if args.command == "inspect":
         return _inspect(args.logdir, args.json, args.plot)
     if args.command == "ckpt":
@@ -144,6 +151,22 @@ def _run(args: argparse.Namespace) -> int:
         )
     print(str(outcome.report), file=sys.stderr)
     return outcome.status
+
+
+def _explain(code: str | None) -> int:
+    """``gradguard explain CODE``: the guide's section; 2 for an unknown code."""
+    from gradguard.findings import CODES, guide_section
+
+    if code is None or code not in CODES:
+        stream = sys.stdout if code is None else sys.stderr
+        if code is not None:
+            print(f"gradguard explain: unknown finding code {code!r}.", file=stream)
+        print("Finding codes (gradguard explain CODE):", file=stream)
+        for known, info in CODES.items():
+            print(f"  {known:42s} {info.severity.value:8s} {info.meaning}", file=stream)
+        return 2 if code is not None else 0
+    print(guide_section(code), end="")
+    return 0
 
 
 def _inspect(logdir: str, json_path: str | None, plot_path: str | None) -> int:

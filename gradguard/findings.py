@@ -13,6 +13,7 @@ import enum
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from importlib import resources
 from typing import Any
 
 from absl import logging
@@ -34,6 +35,7 @@ __all__ = [
     "Report",
     "Severity",
     "UpdateError",
+    "guide_section",
     "listing",
     "names",
     "number",
@@ -41,14 +43,28 @@ __all__ = [
     "resolve_policy",
 ]
 
-# The troubleshooting guide: one section per code, anchored by the code itself.
-GUIDE = "docs/findings.md"
-_POINTER = re.compile(r" \(see " + re.escape(GUIDE) + r"#[a-z-]+\)")
+# The troubleshooting guide, shipped in the package: one section per code, headed by the code.
+# `gradguard explain CODE` prints a section; every finding's message points there.
+GUIDE = "guide.md"
+_POINTER = re.compile(r" \(see: gradguard explain [a-z-]+\)")
 
 
 def pointer(code: str) -> str:
-    """The short pointer every finding's message ends with: ``(see docs/findings.md#code)``."""
-    return f"(see {GUIDE}#{code})"
+    """The short pointer every finding's message ends with: ``(see: gradguard explain code)``."""
+    return f"(see: gradguard explain {code})"
+
+
+def guide_section(code: str) -> str:
+    """The troubleshooting guide's section for `code` (what ``gradguard explain`` prints).
+
+    Raises:
+      KeyError: for a code the guide has no section for.
+    """
+    text = resources.files("gradguard").joinpath(GUIDE).read_text(encoding="utf-8")
+    match = re.search(rf"^## {re.escape(code)}\n.*?(?=^## |\Z)", text, re.M | re.S)
+    if match is None:
+        raise KeyError(code)
+    return match.group(0).rstrip() + "\n"
 
 
 def _with_pointer(message: str, code: str) -> str:
@@ -56,7 +72,7 @@ def _with_pointer(message: str, code: str) -> str:
 
     A pointer already in the message (a finding rebuilt with `dataclasses.replace`, or one with
     text added after it) is moved to the end. It goes before a final period, so the message
-    still reads as one sentence: ``... after tape.gradient (see docs/findings.md#missing-apply).``
+    still reads as one sentence: ``... after tape.gradient (see: gradguard explain missing-apply).``
     """
     text = _POINTER.sub("", message).rstrip()
     if text.endswith("."):
@@ -163,7 +179,7 @@ class Finding:
       severity: `Severity`; defaults to the code's catalog severity.
       message: One sentence: what was seen (variables, numbers) and the likely fix. It is
         made to end with a pointer to the code's section of the troubleshooting guide,
-        ``(see docs/findings.md#<code>)``.
+        ``(see: gradguard explain <code>)``.
       step: The 0-based training step at which it was first seen (-1 if not tied to a step).
       variables: Names of the variables (or layers) concerned, e.g. ``("dense/kernel",)``.
       details: Numbers behind the message, JSON-serializable.

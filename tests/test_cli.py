@@ -55,3 +55,27 @@ def test_ckpt_of_a_missing_path_is_bad_input(tmp_path):
     out = gradguard("ckpt", str(tmp_path / "nothing"))
     assert out.returncode == 2
     assert "no checkpoint" in out.stdout + out.stderr
+
+
+def test_explain_prints_the_guide_section_shipped_in_the_package():
+    out = gradguard("explain", "missing-apply")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("## missing-apply") and "apply_gradients" in out.stdout
+    assert "## weights-unchanged" not in out.stdout  # one section only
+    listing = gradguard("explain")
+    assert listing.returncode == 0 and "non-finite" in listing.stdout
+    unknown = gradguard("explain", "nan-everywhere")
+    assert unknown.returncode == 2 and "unknown finding code" in unknown.stderr
+
+
+def test_version_and_help_are_fast_and_quiet():
+    import time
+
+    started = time.perf_counter()
+    out = gradguard("--help")
+    assert out.returncode == 0 and "explain" in out.stdout
+    assert time.perf_counter() - started < 3.0  # TensorFlow is not imported for help
+    version = gradguard("--version")
+    assert version.returncode == 0 and version.stdout.startswith("gradguard ")
+    for line in (out.stderr + version.stderr).splitlines():
+        assert "oneDNN" not in line and "cuda" not in line.lower(), line

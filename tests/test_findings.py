@@ -37,7 +37,7 @@ def test_report_json_contract(tmp_path):
         {
             "code": "missing-apply",
             "severity": "error",
-            "message": "No update (see docs/findings.md#missing-apply).",
+            "message": "No update (see: gradguard explain missing-apply).",
             "step": 12,
             "variables": ["dense/kernel"],
             "details": {},
@@ -54,7 +54,7 @@ def test_repeats_are_counted_and_overlaps_merged():
     first, second = report.findings
     assert first.variables == ("d1/k", "d2/k")
     assert first.step == 3 and first.count == 2
-    assert first.message == "b (see docs/findings.md#update-too-large)"
+    assert first.message == "b (see: gradguard explain update-too-large)"
     assert second.variables == ("d3/k",)
 
 

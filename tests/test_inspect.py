@@ -150,7 +150,7 @@ def test_inspect_runs_the_checks_own_judge(runs: Runs, monkeypatch: pytest.Monke
     monkeypatch.setattr(checks_lib.UpdateRatio, "judge", judge)
     result = _result(events.inspect(str(runs.root / "healthy")), ".")
     assert [f.message for f in result.report.findings] == [
-        "judged by UpdateRatio.judge (see docs/findings.md#update-too-large)"
+        "judged by UpdateRatio.judge (see: gradguard explain update-too-large)"
     ]
     state, context = seen[-1]
     assert set(state) == set(runs.healthy.core.checks[2].state())

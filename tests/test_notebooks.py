@@ -26,7 +26,7 @@ from gradguard.findings import Finding
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = os.path.join(REPO, "notebooks")
-GUIDE = os.path.join(REPO, "docs", "findings.md")
+GUIDE = os.path.join(REPO, "gradguard", "guide.md")
 KERNEL = "gradguard-tests"
 
 
@@ -48,7 +48,7 @@ EXPECTED = {
             "findings judged from the scalars: none",
             "UpdateError at step 5",
             "code:      update-too-small",
-            "(see docs/findings.md#update-too-small)",
+            "(see: gradguard explain update-too-small)",
         ),
         healthy=1,
         images=1,
@@ -69,7 +69,7 @@ EXPECTED = {
             "[vanishing-gradient]",
             "[non-finite] The loss became NaN/Inf",
             "weights all finite: True",
-            "(see docs/findings.md#missing-apply).",
+            "(see: gradguard explain missing-apply).",
         ),
         # apply added, Adam(1e-2), loss in TF ops, labels reshaped, two clips, ReLU + He,
         # batch norm, from_logits.
@@ -214,7 +214,7 @@ def _anchors(markdown: str) -> set[str]:
 def test_guide_has_a_section_for_every_code() -> None:
     anchors = _anchors(_guide())
     missing = [code for code in gradguard.CODES if code not in anchors]
-    assert not missing, f"docs/findings.md has no section for {missing}"
+    assert not missing, f"gradguard/guide.md has no section for {missing}"
 
 
 def test_guide_sections_say_what_to_do() -> None:
@@ -239,7 +239,7 @@ def test_guide_links_resolve() -> None:
 
 @pytest.mark.parametrize("code", sorted(gradguard.CODES))
 def test_every_message_ends_with_a_pointer_to_its_section(code: str) -> None:
-    pointer = f"(see docs/findings.md#{code})"
+    pointer = f"(see: gradguard explain {code})"
     assert code in _anchors(_guide())
     finding = Finding(code, "Something was seen; do this.")
     assert finding.message == f"Something was seen; do this {pointer}."

@@ -1,0 +1,26 @@
+# Source: https://github.com/keras-team/keras/issues/2711 (healthy twin: the same ReLU classifier at
+#         Adam's default learning rate 1e-3)
+# expected: silent
+import numpy as np
+import tensorflow as tf
+
+np.random.seed(15)
+tf.random.set_seed(15)
+
+N_CLASSES = 10
+templates = np.random.rand(N_CLASSES, 64).astype("float32")
+y = np.random.randint(0, N_CLASSES, size=3000)
+# raw 8-bit pixel values, as loaded from the image files (not divided by 255)
+x = (255 * np.clip(templates[y] + 0.25 * np.random.randn(3000, 64), 0, 1)).astype("float32")
+
+model = tf.keras.Sequential([
+    tf.keras.Input((64,)),
+    tf.keras.layers.Dense(128, activation="relu"),
+    tf.keras.layers.Dense(64, activation="relu"),
+    tf.keras.layers.Dense(N_CLASSES, activation="softmax"),
+])
+model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=1e-3),
+              loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+hist = model.fit(x, y, epochs=8, batch_size=32, verbose=0)
+print("loss per epoch:", [round(v, 4) for v in hist.history["loss"]], "ln(10) =", round(float(np.log(10)), 4))
+print("accuracy per epoch:", [round(v, 3) for v in hist.history["accuracy"]])
