@@ -78,7 +78,11 @@ def guard(
         def guarded(*args: Any, **kwargs: Any) -> Any:
             traced = tf.inside_function()  # called by an outer tf.function: only instrument
             with the_guard.instrument():
-                result = fn(*args, **kwargs)
+                try:
+                    result = fn(*args, **kwargs)
+                except ValueError as e:
+                    _explain_empty_models(the_guard.models, e)
+                    raise
             if not traced:
                 the_guard.after_call()
             return result
@@ -88,6 +92,19 @@ def guard(
         return guarded
 
     return decorate
+
+
+def _explain_empty_models(models: list[Any], error: ValueError) -> None:
+    """Raises a clear error when the step failed on a model with nothing to train."""
+    for model in models:
+        if getattr(model, "built", True) and not model.trainable_variables:
+            raise ValueError(
+                f"model {getattr(model, 'name', '')!r} has no trainable variables, so there is "
+                "nothing to differentiate or apply (Keras failed with: "
+                f"{str(error).splitlines()[0] if str(error) else type(error).__name__}): every "
+                "layer is frozen (trainable=False) or the model has no weights. Unfreeze the "
+                "layers to train, e.g. model.layers[-1].trainable = True."
+            ) from error
 
 
 class _GuardedTrainStep:

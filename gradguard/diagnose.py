@@ -231,6 +231,21 @@ def loss_broadcast(
     """
     if y_true.shape == y_pred.shape:
         return None
+    axis = _prediction_stretched(y_true.shape, y_pred.shape)
+    if axis is not None:
+        labels, outputs = y_true.shape[axis], y_pred.shape[axis]
+        message = (
+            f"y_true has shape {_shape(y_true.shape)} and y_pred {_shape(y_pred.shape)}: the "
+            f"loss compares each of the model's {outputs} output(s) with {labels} labels "
+            f"(broadcast along axis {axis}), so it cannot fit them; give the last layer "
+            f"{labels} units, or pass labels of the output's shape."
+        )
+        details = {
+            "y_true_shape": y_true.shape.as_list(),
+            "y_pred_shape": y_pred.shape.as_list(),
+            "axis": axis,
+        }
+        return Finding("loss-broadcast", message, step, details=details)
     concrete = tf.function(loss_fn).get_concrete_function(y_true, y_pred)
     for op in concrete.graph.get_operations():
         inputs = [t for t in op.inputs if t.dtype.is_floating]
@@ -248,6 +263,21 @@ def loss_broadcast(
                 "broadcast_shape": shape.as_list() if shape.rank is not None else None,
             }
             return Finding("loss-broadcast", message, step, details=details)
+    return None
+
+
+def _prediction_stretched(y_true: tf.TensorShape, y_pred: tf.TensorShape) -> int | None:
+    """The axis where predictions of size 1 meet labels of a larger size, at equal ranks.
+
+    (n, 1) predictions against (n, 3) labels: the output is too narrow for the labels. The
+    other way round ((n, 1) class indices against (n, C) logits) is how sparse losses work.
+    """
+    if y_true.rank is None or y_true.rank != y_pred.rank or y_true.rank < 2:
+        return None
+    for axis in range(1, y_true.rank):
+        labels, outputs = y_true[axis], y_pred[axis]
+        if outputs == 1 and labels is not None and labels > 1:
+            return axis
     return None
 
 

@@ -26,7 +26,14 @@ __all__ = ["TrainStep"]
 
 
 def _describe(structure: Any) -> str:
-    """Shapes of a nested input, for error messages: {'a': (32, 4)}."""
+    """Shapes of a nested input, for error messages: {'a': (32, 4)}; long lists summarized."""
+    if isinstance(structure, (list, tuple)) and len(structure) > 8:
+        kinds = sorted({type(item).__name__ for item in structure})
+        return (
+            f"a Python {type(structure).__name__} of {len(structure)} items "
+            f"({', '.join(kinds)}): pass a NumPy array or a tensor, e.g. "
+            "np.asarray(x, dtype='float32')"
+        )
 
     def shape(t: Any) -> str:
         s = getattr(t, "shape", None)

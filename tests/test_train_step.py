@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import MODES, mlp, mode_kwargs, plain_step, regression_data
+from conftest import MODES, WARN_ALL, mlp, mode_kwargs, plain_step, regression_data
 
 import gradguard
 from gradguard import checks
@@ -333,3 +333,54 @@ def test_unknown_policy_code():
             keras.losses.MeanSquaredError(),
             policy={"zero-grad": "ignore"},
         )
+
+
+def test_python_lists_as_x_get_a_short_clear_error():
+    x, y = regression_data()
+    step = gradguard.TrainStep(mlp(), keras.optimizers.Adam(), "mse")
+    with pytest.raises((TypeError, ValueError)) as info:
+        step(x.tolist(), y)
+    message = str(info.value)
+    assert len(message) < 1500, len(message)
+    assert "Python list of 64 items" in message and "np.asarray" in message
+
+
+def test_predictions_narrower_than_labels_are_a_loss_broadcast():
+    x, y = regression_data()
+    labels = np.concatenate([y, y, y], axis=1)  # (64, 3) labels, a (64, 1) model
+    step = gradguard.TrainStep(
+        mlp(), keras.optimizers.Adam(), keras.losses.MeanSquaredError(), policy=WARN_ALL
+    )
+    step(x, labels)
+    (finding,) = [f for f in step.report().findings if f.code == "loss-broadcast"]
+    assert "(64, 3)" in finding.message and "3 units" in finding.message
+    # Class indices against logits are how sparse losses work: not flagged.
+    classes = (np.abs(y) > 1).astype("int32")  # (64, 1)
+    wide = keras.Sequential([keras.Input((8,)), keras.layers.Dense(2)])
+    sparse = gradguard.TrainStep(
+        wide,
+        keras.optimizers.Adam(),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        policy=WARN_ALL,
+    )
+    sparse(x, classes)
+    assert "loss-broadcast" not in sparse.report().codes()
+
+
+@pytest.mark.parametrize("eager", [True, False])
+def test_guard_over_a_model_with_nothing_to_train_says_so(eager):
+    model = mlp()
+    for layer in model.layers:
+        layer.trainable = False
+    optimizer = keras.optimizers.Adam()
+
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(y - model(x, training=True)))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    step = gradguard.guard(model, optimizer)(train_step if eager else tf.function(train_step))
+    with pytest.raises(ValueError, match="has no trainable variables"):
+        step(*regression_data())
