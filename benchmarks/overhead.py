@@ -219,7 +219,7 @@ class _WindowTimer(keras.callbacks.Callback):
         self.elapsed = time.perf_counter() - self.start, time.process_time() - self.start_cpu
 
 
-def _fit(histograms: bool) -> Build:
+def _fit(histograms: bool = False, guarded: bool = False) -> Build:
     def build(w: Workload, x: tf.Tensor, y: tf.Tensor, log_dir: str) -> Runner:
         model = w.model()
         model.compile(optimizer=w.optimizer(), loss=w.loss(), jit_compile=False)
@@ -232,10 +232,14 @@ def _fit(histograms: bool) -> Build:
 
         model.train_step = counted_train_step
         dataset = tf.data.Dataset.from_tensors((x, y)).repeat()
+        # One callback for every window: a later fit of the same model reuses its function.
+        guard = gradguard.GuardCallback(every=100, log_dir=log_dir) if guarded else None
 
         def window(n: int) -> tuple[float, float]:
             timer = _WindowTimer()
             callbacks: list[keras.callbacks.Callback] = [timer]
+            if guard is not None:
+                callbacks.insert(0, guard)
             if histograms:
                 # One fit call per window, so one epoch = one window. write_graph=False: the
                 # graph would be written again on every call, which one long fit does once.
@@ -355,7 +359,13 @@ VARIANTS: dict[str, Variant] = {
             "TrainStep(jit_compile=True), scalars every 100 steps",
             _train_step(every=100, jit_compile=True),
         ),
-        Variant("fit", None, "Keras model.fit", _fit(histograms=False), gradguard=False),
+        Variant("fit", None, "Keras model.fit", _fit(), gradguard=False),
+        Variant(
+            "fit-guard",
+            "fit",
+            "model.fit with gradguard.GuardCallback(every=100, log_dir=...)",
+            _fit(guarded=True),
+        ),
         Variant(
             "fit-tb-hist",
             "fit",

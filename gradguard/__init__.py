@@ -16,6 +16,7 @@ from gradguard.version import __version__
 
 if TYPE_CHECKING:
     from gradguard import checkpoint, checks, inspect, sinks
+    from gradguard.callback import GuardCallback
     from gradguard.decorator import guard, model_report
     from gradguard.findings import (
         CODES,
@@ -56,6 +57,7 @@ _WHERE = {
     "Severity": "gradguard.findings",
     "UpdateError": "gradguard.findings",
     "TrainStep": "gradguard.train_step",
+    "GuardCallback": "gradguard.callback",
     "guard": "gradguard.decorator",
     "model_report": "gradguard.decorator",
     "GradientTransform": "gradguard.transforms",
@@ -80,6 +82,7 @@ __all__ = [
     "GradGuardError",
     "GradientError",
     "GradientTransform",
+    "GuardCallback",
     "LossError",
     "NonFiniteError",
     "Report",

@@ -1,0 +1,149 @@
+"""`GuardCallback`: every check and transform of the guard, inside `model.fit`'s own train step."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+
+from gradguard import findings as findings_lib
+from gradguard.guarding import Guard
+from gradguard.options import ChecksArg, Options
+from gradguard.sinks import Sink
+from gradguard.transforms import GradientTransform
+
+__all__ = ["GuardCallback"]
+
+
+class GuardCallback(keras.callbacks.Callback):
+    """Guards `model.fit`: the checks and transforms run inside fit's compiled train function.
+
+    For the duration of `fit`, the model's `train_step` (Keras' own or the model's override)
+    runs under a `Guard`: its gradients go through the transform before the update (default
+    `skip_nonfinite()`), every check measures them, and what the step did is recorded
+    (`missing-apply` when an overridden `train_step` forgets the update). The statistics are
+    written as TensorBoard scalars in-graph every `every` steps under `log_dir`, beside Keras'
+    own TensorBoard logs if both are used, and `gradguard inspect` reads them back.
+
+    The host reads every `every` batches: errors raise their `GradGuardError` out of `fit` (as
+    `TerminateOnNaN(raise_error=True)` does), warnings are logged. After `fit`, normal or not,
+    the model's train step and train function are as they were, so a later `fit` without the
+    callback is plain.
+
+    Example:
+      >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")  # doctest: +SKIP
+      >>> guard = gradguard.GuardCallback(log_dir="logs/run1")  # doctest: +SKIP
+      >>> model.fit(x, y, epochs=5, callbacks=[guard])  # doctest: +SKIP
+      >>> print(guard.report())  # doctest: +SKIP
+
+    Args:
+      transform: Gradient transform applied before each update; default `skip_nonfinite()`.
+      checks: Checks to run (a list, or a function returning a fresh list); default
+        `gradguard.checks.default_checks()`.
+      every: Steps between TensorBoard scalars and update measurements, and batches between
+        host reads (default 100).
+      log_dir: Write the statistics as TensorBoard scalars there.
+      policy: Per finding code, ``"raise"``, ``"warn"`` or ``"ignore"``.
+      sink: Other destinations for statistics and findings (`gradguard.sinks.Sink`).
+
+    Raises:
+      TypeError, ValueError: for arguments of the wrong kind (see `TrainStep`).
+    """
+
+    def __init__(
+        self,
+        *,
+        transform: GradientTransform | None = None,
+        checks: ChecksArg = None,
+        every: int = 100,
+        log_dir: str | os.PathLike[str] | None = None,
+        policy: Mapping[str, str] | None = None,
+        sink: Sink | None = None,
+    ):
+        super().__init__()
+        self.options = Options.create(
+            transform=transform,
+            checks=checks,
+            every=every,
+            log_dir=log_dir,
+            policy=policy,
+            sink=sink,
+        )
+        self.guard: Guard | None = None
+        self._restore: tuple[Any, Any] | None = None
+        # The guarded train step and fit's function around it, kept for a later fit of the
+        # same model (no second trace).
+        self._guarded: tuple[Any, Any] | None = None
+        self._traces = 0
+
+    def on_train_begin(self, logs: Any = None) -> None:
+        model = self.model
+        if self.guard is None or self.guard.model is not model:
+            self.guard = Guard(model, model.optimizer, self.options)
+            self._guarded = None
+        guard = self.guard
+        own = vars(model).get("train_step")  # an instance's own train_step, if it has one
+        self._restore = (own, model.train_function)
+        if self._guarded is not None:
+            step, function = self._guarded
+            object.__setattr__(model, "train_step", step)
+            model.train_function = function
+            return
+        train_step = model.train_step
+
+        def guarded_train_step(data: Any) -> Any:
+            self._traces += 1  # once per trace of fit's function (or per step when eager)
+            with guard.instrument():
+                return train_step(data)
+
+        # Shadows the class's train_step for this fit; fit made its function before this
+        # callback ran, so it is made again around the guarded step.
+        object.__setattr__(model, "train_step", guarded_train_step)
+        model.make_train_function(force=True)
+        self._guarded = (guarded_train_step, model.train_function)
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        if self.guard is None:
+            return
+        try:
+            self.guard.after_call()
+        except findings_lib.GradGuardError:
+            self._put_back()  # fit does not call on_train_end when a callback raises
+            raise
+
+    def on_train_end(self, logs: Any = None) -> None:
+        self._put_back()
+        if self.guard is not None:
+            self.guard.read(final=True)
+
+    def _put_back(self) -> None:
+        """Gives the model back its own train step and train function."""
+        if self._restore is None:
+            return
+        own, function = self._restore
+        self._restore = None
+        model = self.model
+        if own is None:
+            object.__delattr__(model, "train_step")
+        else:
+            object.__setattr__(model, "train_step", own)
+        model.train_function = function
+
+    @property
+    def tracing_count(self) -> int:
+        """How many times fit traced the guarded train step (per step when run eagerly)."""
+        return self._traces
+
+    def report(self) -> findings_lib.Report:
+        """Every finding so far (never raises for them).
+
+        Raises:
+          RuntimeError: before the callback was used in a `fit`.
+        """
+        if self.guard is None:
+            raise RuntimeError(
+                "GuardCallback has not run yet: pass it to model.fit(callbacks=[...])."
+            )
+        return self.guard.read(final=True)

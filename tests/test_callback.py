@@ -1,0 +1,174 @@
+"""`GuardCallback`: every check and transform inside real `model.fit` runs."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import WARN_ALL, mlp, regression_data
+
+import gradguard
+from gradguard import inspect as inspect_lib
+
+EPOCHS, BATCH = 3, 16  # 4 batches an epoch on 64 examples: 12 steps
+
+
+def _fit(model, optimizer, *, callbacks=(), epochs=EPOCHS, x=None, y=None, **compile_kwargs):
+    if x is None:
+        x, y = regression_data()
+    model.compile(optimizer=optimizer, loss="mse", **compile_kwargs)
+    return model.fit(
+        x, y, batch_size=BATCH, epochs=epochs, verbose=0, shuffle=False, callbacks=list(callbacks)
+    )
+
+
+def test_healthy_fit_is_silent_and_trains_exactly_as_plain_fit():
+    guarded, plain = mlp(seed=3), mlp(seed=3)
+    callback = gradguard.GuardCallback(transform=gradguard.identity(), every=5)
+    _fit(guarded, keras.optimizers.Adam(1e-2), callbacks=[callback])
+    _fit(plain, keras.optimizers.Adam(1e-2))
+    assert callback.report().findings == [], str(callback.report())
+    assert callback.report().steps_observed == 12
+    for a, b in zip(guarded.weights, plain.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_the_model_is_left_as_it_was_after_fit():
+    model = mlp()
+    callback = gradguard.GuardCallback(every=5)
+    _fit(model, keras.optimizers.Adam(1e-2), callbacks=[callback])
+    assert "train_step" not in vars(model)
+    assert callback.guard is not None
+    updates = callback.guard.ledger.updates
+    model.fit(*regression_data(), batch_size=BATCH, epochs=1, verbose=0)  # plain again
+    assert callback.guard.ledger.updates == updates
+
+
+@pytest.mark.parametrize(
+    "optimizer,code",
+    [
+        (lambda: keras.optimizers.Adam(1e-10), "update-too-small"),
+        (lambda: keras.optimizers.SGD(0.0), "weights-unchanged"),
+        (lambda: keras.optimizers.Adam(1.0), "update-too-large"),
+    ],
+    ids=["lr-1e-10", "lr-0", "lr-1"],
+)
+def test_planted_learning_rate_bugs_are_found_inside_fit(optimizer, code):
+    callback = gradguard.GuardCallback(every=2, policy=WARN_ALL)
+    _fit(mlp(), optimizer(), callbacks=[callback], epochs=2)
+    assert code in callback.report().codes(), str(callback.report())
+
+
+def test_exploding_gradients_and_nan_stop_fit_with_the_error():
+    x, y = regression_data()
+    callback = gradguard.GuardCallback(every=1)
+    with pytest.raises(gradguard.NonFiniteError):
+        _fit(mlp(depth=3), keras.optimizers.SGD(5.0), callbacks=[callback], x=x * 100, y=y * 100)
+    report = callback.report()
+    assert "non-finite" in report.codes(), str(report)
+    assert "train_step" not in vars(callback.model)  # put back although fit stopped
+
+
+def test_clipping_inside_fit_clips_to_the_norm_asked_for(tmp_path):
+    callback = gradguard.GuardCallback(
+        transform=gradguard.clip_by_global_norm(0.05), every=1, log_dir=tmp_path
+    )
+    _fit(mlp(), keras.optimizers.SGD(1e-2), callbacks=[callback], epochs=1)
+    (run,) = inspect_lib.load_runs(str(tmp_path))
+    before = run.scalars["gradguard/grad_norm"].values
+    after = run.scalars["gradguard/grad_norm_applied"].values
+    assert len(after) == 4 and (before > 0.05).all()
+    np.testing.assert_allclose(after, 0.05, rtol=1e-4)
+    assert any(tag.startswith("gradguard_grad_norm/") for tag in run.scalars)  # per layer
+
+
+class ForgetfulNet(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.hidden = keras.layers.Dense(16, activation="relu")
+        self.out = keras.layers.Dense(1)
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(x=x, y=y, y_pred=self(x, training=True))
+        tape.gradient(loss, self.trainable_variables)  # ... and no apply_gradients
+        return {"loss": loss}
+
+
+def test_a_train_step_that_forgets_the_update_stops_fit():
+    model = ForgetfulNet()
+    with pytest.raises(gradguard.UpdateError, match="apply_gradients"):
+        _fit(
+            model, keras.optimizers.Adam(), callbacks=[gradguard.GuardCallback(every=1)], epochs=12
+        )
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"jit_compile": True},
+        {"steps_per_execution": 3},
+    ],
+    ids=["jit", "steps-per-execution"],
+)
+def test_works_with_fit_options(options):
+    callback = gradguard.GuardCallback(every=2, policy=WARN_ALL)
+    model = mlp()
+    _fit(model, keras.optimizers.Adam(1e-10), callbacks=[callback], epochs=2, **options)
+    assert "update-too-small" in callback.report().codes(), str(callback.report())
+
+
+def test_works_beside_other_callbacks_and_validation(tmp_path):
+    x, y = regression_data()
+    callback = gradguard.GuardCallback(every=4, log_dir=tmp_path / "gradguard")
+    model = mlp()
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    model.fit(
+        x,
+        y,
+        batch_size=BATCH,
+        epochs=3,
+        verbose=0,
+        validation_data=(x[:16], y[:16]),
+        callbacks=[
+            keras.callbacks.TensorBoard(tmp_path / "keras"),
+            keras.callbacks.EarlyStopping(patience=5),
+            keras.callbacks.TerminateOnNaN(),
+            callback,
+        ],
+    )
+    assert callback.report().findings == [], str(callback.report())
+    runs = {r.name: r for r in inspect_lib.load_runs(str(tmp_path))}
+    assert "gradguard/loss" in runs["gradguard"].scalars
+    assert any(name.startswith("keras") for name in runs)
+
+
+def test_mixed_precision_and_a_strategy_scope():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+        with strategy.scope():
+            model = mlp()
+            optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(1e-2))
+        callback = gradguard.GuardCallback(every=4)
+        _fit(model, optimizer, callbacks=[callback])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert callback.report().findings == [], str(callback.report())
+    assert callback.report().steps_observed >= 10
+
+
+def test_a_later_fit_with_the_same_callback_does_not_trace_again():
+    model = mlp()
+    callback = gradguard.GuardCallback(every=5)
+    _fit(model, keras.optimizers.Adam(1e-2), callbacks=[callback], epochs=1)
+    traces = callback.tracing_count
+    for _ in range(2):
+        model.fit(*regression_data(), batch_size=BATCH, epochs=1, verbose=0, callbacks=[callback])
+    assert callback.tracing_count == traces >= 1
+    assert callback.report().steps_observed == 12
