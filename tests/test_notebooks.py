@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import re
+import subprocess
 import sys
 from typing import Any
 
@@ -247,3 +248,25 @@ def test_every_message_ends_with_a_pointer_to_its_section(code: str) -> None:
     again = dataclasses.replace(finding, message=finding.message + " Skipped.")
     assert again.message.count(pointer) == 1 and again.message.endswith(f"Skipped {pointer}.")
     assert str(finding.error()).endswith(f"{pointer}.")
+
+
+def test_readme_python_blocks_run_as_written(tmp_path: Any) -> None:
+    """The README's Python blocks, in order, in one namespace (each builds on the ones before),
+    in a fresh process working in an empty directory."""
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    blocks = re.findall(r"^```python\n(.*?)^```", text, re.M | re.S)
+    assert len(blocks) >= 5
+    script = tmp_path / "readme.py"
+    script.write_text("\n\n".join(blocks), encoding="utf-8")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count("gradguard:") >= 3, out.stdout  # the reports printed
