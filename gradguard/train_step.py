@@ -258,12 +258,17 @@ class TrainStep:
         self._steps += 1
         trace_findings = self._trace_findings(x, y, sample_weight)
         if trace_findings or self.options.read_every(self._steps - 1):
-            self.core.read(self._steps, trace_findings)
+            self.core.read(self._updates, trace_findings)
         return loss
 
     def report(self) -> findings_lib.Report:
         """Reads the checks now and returns every finding so far (never raises for them)."""
-        return self.core.read(self._steps, raise_errors=False)
+        return self.core.read(self._updates, raise_errors=False)
+
+    @property
+    def _updates(self) -> int:
+        """Updates so far: a step is one update (`accumulate` calls make one)."""
+        return self._steps // self.accumulate
 
     def statistics(self) -> dict[str, float]:
         """The latest step's loss and gradient norms and the run's counters (a host read)."""

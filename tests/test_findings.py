@@ -79,8 +79,8 @@ def test_emit_logs_new_findings_once_and_raises_after_keeping_all():
         emit(report, found, policy, raise_errors=True)
     assert info.value.finding.code == "non-finite"
     assert len(report) == 3
-    emit(report, found, policy, raise_errors=True)  # repeats: no new raise
-    assert report.findings[0].count == 2
+    emit(report, found, policy, raise_errors=True)  # judged again: no new raise, no new count
+    assert report.findings[0].count == 1
 
 
 def test_error_classes_by_code():

@@ -164,10 +164,12 @@ class LoggingSink(Sink):
     """Logs scalars and texts with absl logging (one line per write).
 
     Args:
-      level: absl logging level, e.g. `absl.logging.INFO` (the default) or `WARNING`.
+      level: absl logging level. The default, `absl.logging.WARNING`, shows under absl's
+        default verbosity; `absl.logging.INFO` lines show only after
+        ``absl.logging.set_verbosity(absl.logging.INFO)``.
     """
 
-    def __init__(self, level: int = logging.INFO):
+    def __init__(self, level: int = logging.WARNING):
         self.level = level
 
     def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
