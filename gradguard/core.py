@@ -105,6 +105,20 @@ class StepCore:
                 else None
             )
 
+    def ignore(self, code: str) -> None:
+        """Stops reporting `code` for this core, here and in ``gradguard inspect`` of its logs.
+
+        For judgments that do not apply to this training (the loss of a GAN's player, which an
+        adversary is trained to raise, does not decrease by design).
+        """
+        ignore = findings_lib.Policy.IGNORE
+        if self.policy[code] is ignore:
+            return
+        self.policy = self.policy.overriding(code, ignore)
+        if self._recorder is not None:
+            ignored = sorted(c for c, policy in self.policy.items() if policy is ignore)
+            self._recorder.note(ignored=ignored)
+
     @property
     def steps(self) -> int:
         """Updates seen so far (a host read)."""

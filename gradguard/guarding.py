@@ -349,13 +349,17 @@ class Guard:
         )
         self.cores[id(optimizer)] = core
         if len(self.cores) > 1:
-            # Several optimizers (a GAN): their losses fight each other by design, so a loss
-            # that does not decrease says nothing.
-            for each in self.cores.values():
-                each.policy = each.policy.overriding(
-                    "loss-not-decreasing", findings_lib.Policy.IGNORE
-                )
+            self._adversarial()
         return core
+
+    def _adversarial(self) -> None:
+        """The losses here fight other players' (a GAN): a loss not decreasing says nothing.
+
+        Several optimizers in one guard, or a loss that depends on variables something else
+        trains (a GAN's discriminator read by the generator's loss, in a separate guard).
+        """
+        for core in self.cores.values():
+            core.ignore("loss-not-decreasing")
 
     # -- host side -----------------------------------------------------------------------------
 
@@ -385,6 +389,8 @@ class Guard:
         found += self.ledger.judge(step, final, self._names, keras_variables, bool(untracked))
         self._pending = []
         findings_lib.emit(self.report, found, self.policy, raise_errors=False)
+        if any(self.ledger.changed(k) for k in self.ledger.unasked):
+            self._adversarial()
         for core in self.cores.values():
             self._note_chance(core)
             core.read(core.steps, raise_errors=False)

@@ -12,6 +12,7 @@ so the bookkeeping is traced once into the user's graph and adds no retrace.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -59,6 +60,8 @@ class Ledger:
         # Fingerprints when first seen, to tell "updated by hand" from "never updated"; NaN until
         # the first run of the step that saw them.
         self._baseline: dict[int, tf.Variable] = {}
+        # Per traced graph, the variables whose baseline it takes.
+        self._taken: weakref.WeakKeyDictionary[Any, set[int]] = weakref.WeakKeyDictionary()
         with tf.init_scope():
             self._gradient_calls = replicas.state_variable(0, tf.int64)
             self._updates = replicas.state_variable(0, tf.int64)
@@ -112,27 +115,36 @@ class Ledger:
             self.applied.setdefault(key(v), v)
 
     def _take_baselines(self, variables: Sequence[Any]) -> None:
-        """Records the fingerprints of `variables` not seen before, once, at their first run.
+        """Records the fingerprints of `variables` when first seen, at their first run.
 
-        While tracing, a variable created in the same trace has no value yet, so the
-        fingerprint is taken in-graph, under a `tf.cond` that runs it only the first time.
+        Eagerly they are taken at once. While tracing, a variable created in the same trace has
+        no value yet, so the fingerprint is taken in-graph, under a `tf.cond` that runs it only
+        while it is unset; each trace gets that conditional (tf.function traces a step again
+        when the first trace created variables, and only the last trace runs).
         """
         new = [v for v in variables if key(v) not in self._baseline]
-        if not new:
+        if new:
+            with tf.init_scope():
+                for v in new:
+                    self._baseline[key(v)] = replicas.state_variable([np.nan, np.nan], tf.float64)
+        if not tf.inside_function():
+            for v in new:
+                self._baseline[key(v)].assign(_fingerprint(v))
             return
-        with tf.init_scope():
-            baselines = [replicas.state_variable([np.nan, np.nan], tf.float64) for _ in new]
-        for v, baseline in zip(new, baselines):
-            self._baseline[key(v)] = baseline
+        done = self._taken.setdefault(tf.compat.v1.get_default_graph(), set())
+        todo = [v for v in variables if key(v) not in done]
+        if not todo:
+            return
+        done.update(key(v) for v in todo)
+        baselines = [self._baseline[key(v)] for v in todo]
 
         def take() -> None:
-            for v, baseline in zip(new, baselines):
-                baseline.assign(_fingerprint(v))
+            for v, baseline in zip(todo, baselines):
+                unset = tf.math.is_nan(baseline[0])
+                baseline.assign(tf.where(unset, _fingerprint(v), baseline))
 
-        if tf.inside_function():
-            replicas.run_if(tf.math.is_nan(baselines[0][0]), take)
-        else:
-            take()
+        unset = tf.reduce_any(tf.stack([tf.math.is_nan(b[0]) for b in baselines]))
+        replicas.run_if(unset, take)
 
     def changed(self, k: int) -> bool:
         """Whether the variable with key `k` changed since first seen (a host read)."""
@@ -198,7 +210,9 @@ class Ledger:
         # out: an unused output head is not a bug.
         candidates = {**self.with_gradient}
         candidates.update((k, v) for k, v in self.expected.items() if k not in self.requested)
-        candidates.update(self._left_out_of(keras_variables))
+        if final or updates >= MISSING_APPLY_CALLS_WHILE_RUNNING:
+            # Given time first: a GAN's other player trains them in a step not seen yet.
+            candidates.update(self._left_out_of(keras_variables))
         left_out = [
             v for k, v in candidates.items() if k not in self.applied and not self.changed(k)
         ]

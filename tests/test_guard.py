@@ -362,3 +362,40 @@ def test_one_gan_step_under_guards_gives_one_silent_report(form):
     assert step.report() is inner.report()
     assert step.report().findings == [], str(step.report())
     assert step.report().steps_observed == 250
+
+
+def test_separately_guarded_gan_steps_do_not_judge_their_losses(tmp_path):
+    from gradguard import inspect as inspect_lib
+
+    generator, discriminator = _gan_parts()
+    g_opt, d_opt = keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3)
+    bce = keras.losses.BinaryCrossentropy(from_logits=True)
+
+    @gradguard.guard(discriminator, d_opt, every=50, log_dir=str(tmp_path / "d"))
+    @tf.function
+    def d_step(real):
+        fake = generator(tf.random.normal((tf.shape(real)[0], 4)))
+        with tf.GradientTape() as tape:
+            real_out, fake_out = discriminator(real), discriminator(fake)
+            loss = bce(tf.ones_like(real_out), real_out) + bce(tf.zeros_like(fake_out), fake_out)
+        grads = tape.gradient(loss, discriminator.trainable_variables)
+        d_opt.apply_gradients(zip(grads, discriminator.trainable_variables))
+
+    @gradguard.guard(generator, g_opt, every=50, log_dir=str(tmp_path / "g"))
+    @tf.function
+    def g_step(real):
+        with tf.GradientTape() as tape:
+            fake_out = discriminator(generator(tf.random.normal((tf.shape(real)[0], 4))))
+            loss = bce(tf.ones_like(fake_out), fake_out)  # reads the discriminator
+        grads = tape.gradient(loss, generator.trainable_variables)
+        g_opt.apply_gradients(zip(grads, generator.trainable_variables))
+
+    real = _real_points()
+    for i in range(300):
+        batch = real[(i % 32) * 8 : (i % 32) * 8 + 8]
+        d_step(batch)
+        g_step(batch)
+    assert g_step.report().findings == [], str(g_step.report())
+    assert d_step.report().findings == [], str(d_step.report())
+    g_run = inspect_lib.inspect(str(tmp_path / "g")).results[0]
+    assert "loss-not-decreasing" not in g_run.report.codes(), g_run.report

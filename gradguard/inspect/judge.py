@@ -224,7 +224,12 @@ def inspect(logdir: str, checks: Iterable[Check] | None = None) -> Inspection:
             results.append(RunResult(run, {}, Report(), [], _logged_findings(run)))
             continue
         logged = Logged(run)
+        # Codes the live run's policy ignored (a GAN player's loss): not judged here either.
+        ignored = set(run.config.get("ignored", ()))
         report, not_judged = _judge(logged, checks)
+        report = Report(
+            [f for f in report.findings if f.code not in ignored], report.steps_observed
+        )
         results.append(
             RunResult(run, _summarize(logged), report, not_judged, _logged_findings(run))
         )

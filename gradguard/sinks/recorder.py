@@ -91,13 +91,21 @@ class StepRecorder:
             self._pending_step = replicas.state_variable(-1, tf.int64)
             self._written_step = replicas.state_variable(-1, tf.int64)
         self._write_pending: Callable[[], None] | None = None
-        config = {
+        self.config: dict[str, Any] = {
             "scalars": "variable" if per_variable else "layer",
             "every": every.n,
             "layers": list(layout.layers),
             "variables": list(layout.names),
         }
-        sink.write_texts(0, {tags.CONFIG: json.dumps(config)})
+        sink.write_texts(0, {tags.CONFIG: json.dumps(self.config)})
+
+    def note(self, **config: Any) -> None:
+        """Adds to the recorded configuration, which ``gradguard inspect`` reads.
+
+        E.g. the codes the run's policy ignores: ``note(ignored=["loss-not-decreasing"])``.
+        """
+        self.config.update(config)
+        self.sink.write_texts(0, {tags.CONFIG: json.dumps(self.config)})
 
     def record(
         self,
