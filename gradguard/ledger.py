@@ -12,7 +12,6 @@ so the bookkeeping is traced once into the user's graph and adds no retrace.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -60,8 +59,7 @@ class Ledger:
         # Fingerprints when first seen, to tell "updated by hand" from "never updated"; NaN until
         # the first run of the step that saw them.
         self._baseline: dict[int, tf.Variable] = {}
-        # Per traced graph, the variables whose baseline it takes.
-        self._taken: weakref.WeakKeyDictionary[Any, set[int]] = weakref.WeakKeyDictionary()
+        self._taken: set[int] = set()  # baselines taken on the host
         with tf.init_scope():
             self._gradient_calls = replicas.state_variable(0, tf.int64)
             self._updates = replicas.state_variable(0, tf.int64)
@@ -115,36 +113,37 @@ class Ledger:
             self.applied.setdefault(key(v), v)
 
     def _take_baselines(self, variables: Sequence[Any]) -> None:
-        """Records the fingerprints of `variables` when first seen, at their first run.
+        """Records the fingerprints of `variables` when first seen.
 
-        Eagerly they are taken at once. While tracing, a variable created in the same trace has
-        no value yet, so the fingerprint is taken in-graph, under a `tf.cond` that runs it only
-        while it is unset; each trace gets that conditional (tf.function traces a step again
-        when the first trace created variables, and only the last trace runs).
+        Taken on the host at once, also while tracing (a variable that exists has a value):
+        nothing is added to the step. Only a variable created in the same trace has no value
+        yet; its fingerprint is taken in-graph, under a `tf.cond` that runs while it is unset,
+        in each trace that sees it so (tf.function traces a step again when the first trace
+        created variables, and only the last trace runs).
         """
         new = [v for v in variables if key(v) not in self._baseline]
-        if new:
-            with tf.init_scope():
-                for v in new:
-                    self._baseline[key(v)] = replicas.state_variable([np.nan, np.nan], tf.float64)
-        if not tf.inside_function():
+        with tf.init_scope():
             for v in new:
-                self._baseline[key(v)].assign(_fingerprint(v))
+                self._baseline[key(v)] = replicas.state_variable([np.nan, np.nan], tf.float64)
+            pending = [v for v in variables if key(v) not in self._taken]
+            for v in pending:
+                try:
+                    self._baseline[key(v)].assign(_fingerprint(v))
+                except (tf.errors.FailedPreconditionError, ValueError):
+                    continue  # created in this trace: no value yet
+                self._taken.add(key(v))
+        unset = [v for v in variables if key(v) not in self._taken]
+        if not unset or not tf.inside_function():
             return
-        done = self._taken.setdefault(tf.compat.v1.get_default_graph(), set())
-        todo = [v for v in variables if key(v) not in done]
-        if not todo:
-            return
-        done.update(key(v) for v in todo)
-        baselines = [self._baseline[key(v)] for v in todo]
+        baselines = [self._baseline[key(v)] for v in unset]
 
         def take() -> None:
-            for v, baseline in zip(todo, baselines):
-                unset = tf.math.is_nan(baseline[0])
-                baseline.assign(tf.where(unset, _fingerprint(v), baseline))
+            for v, baseline in zip(unset, baselines):
+                missing = tf.math.is_nan(baseline[0])
+                baseline.assign(tf.where(missing, _fingerprint(v), baseline))
 
-        unset = tf.reduce_any(tf.stack([tf.math.is_nan(b[0]) for b in baselines]))
-        replicas.run_if(unset, take)
+        missing = tf.reduce_any(tf.stack([tf.math.is_nan(b[0]) for b in baselines]))
+        replicas.run_if(missing, take)
 
     def changed(self, k: int) -> bool:
         """Whether the variable with key `k` changed since first seen (a host read)."""
