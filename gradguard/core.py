@@ -133,6 +133,7 @@ class StepCore:
         absent: Iterable[int] = (),
         activations: Sequence[Any] = (),
         bad_input: Any = 0,
+        measure: bool | None = None,
     ) -> Stats:
         """Transforms `grads`, applies them, and folds the step into every check (in-graph).
 
@@ -144,6 +145,10 @@ class StepCore:
           activations: The watched layer outputs of this step's forward pass, one
             ``[examples, units]`` tensor per site (see `Stats.activations`).
           bad_input: What was wrong with the batch (`Stats.bad_input`; `stats.batch_faults`).
+          measure: Whether this step measures the weights' change and writes the scalars:
+            known when tracing (`TrainStep` traces a lean and a measuring step, and the host
+            picks), or None to decide in-graph on the cadence (the guard, inside the user's
+            function).
 
         Returns:
           The step's statistics.
@@ -167,12 +172,25 @@ class StepCore:
         )
         new_grads, gate = self._transform(grads, overflow)
         present = [i for i, g in enumerate(new_grads) if g is not None]
-        # Step 1 too: step 0 alone may be unrepresentative (a warmup schedule starting at 0).
-        measure = self.cadence(step) | tf.equal(step, 1)
         applied = self._applied(bool(present), gate, overflow)
-        before, learning_rate = self._snapshot(measure, present)
-        self._apply_update(new_grads, present, gate, apply_factor)
-        update_sq, weight_sq = self._deltas(applied & measure, present, before)
+        if measure is None:
+            # Step 1 too: step 0 alone may be unrepresentative (a warmup that starts at 0).
+            measured = self.cadence(step) | tf.equal(step, 1)
+            before, learning_rate = self._snapshot(measured, present)
+            self._apply_update(new_grads, present, gate, apply_factor)
+            update_sq, weight_sq = self._deltas(applied & measured, present, before)
+        elif measure:
+            measured = tf.constant(True)
+            before = [tf.convert_to_tensor(self.variables[i]) for i in present]
+            learning_rate = self._current_learning_rate()  # before the update moves a schedule
+            self._apply_update(new_grads, present, gate, apply_factor)
+            # A skipped update leaves the weights as they were: its delta is 0, no branch needed.
+            update_sq, weight_sq = self._measure(present, before)
+        else:
+            measured = tf.constant(False)
+            learning_rate = tf.constant(np.nan)
+            self._apply_update(new_grads, present, gate, apply_factor)
+            update_sq = weight_sq = tf.zeros([len(self.variables)])
         grad_norm_after = transforms_lib.global_norm(new_grads)
         stats = Stats(
             step=step,
@@ -181,7 +199,7 @@ class StepCore:
             grad_norm=grad_norm,
             grad_norm_after=grad_norm_after,
             applied=applied,
-            measured=measure,
+            measured=measured,
             update_sq=update_sq,
             weight_sq=weight_sq,
             loss_scale=loss_scale,
@@ -299,18 +317,25 @@ class StepCore:
         self, measured: tf.Tensor, present: Sequence[int], before: Sequence[tf.Tensor]
     ) -> tuple[tf.Tensor, tf.Tensor]:
         """|delta w|^2 and |w|^2 per variable on measured steps (zeros on the others)."""
-        n = len(self.variables)
 
         def measure() -> tf.Tensor:
-            update_sq, weight_sq = [tf.constant(0.0)] * n, [tf.constant(0.0)] * n
-            for i, old in zip(present, before):
-                new = tf.convert_to_tensor(self.variables[i])
-                update_sq[i] = transforms_lib.sq_norm(new - tf.reshape(old, new.shape))
-                weight_sq[i] = transforms_lib.sq_norm(old)
-            return tf.stack([tf.stack(update_sq), tf.stack(weight_sq)])
+            return tf.stack(self._measure(present, before))
 
+        n = len(self.variables)
         deltas = tf.cond(measured, measure, lambda: tf.zeros([2, n]))
         return deltas[0], deltas[1]
+
+    def _measure(
+        self, present: Sequence[int], before: Sequence[tf.Tensor]
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """|delta w|^2 and |w|^2 per variable, from the weights before the update."""
+        n = len(self.variables)
+        update_sq, weight_sq = [tf.constant(0.0)] * n, [tf.constant(0.0)] * n
+        for i, old in zip(present, before):
+            new = tf.convert_to_tensor(self.variables[i])
+            update_sq[i] = transforms_lib.sq_norm(new - tf.reshape(old, new.shape))
+            weight_sq[i] = transforms_lib.sq_norm(old)
+        return tf.stack(update_sq), tf.stack(weight_sq)
 
     def _fold(self, stats: Stats, learning_rate: tf.Tensor) -> None:
         """Folds the step into every check, the counters and the recorder."""

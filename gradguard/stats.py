@@ -27,6 +27,7 @@ __all__ = [
     "Layout",
     "Stats",
     "batch_faults",
+    "known_false",
 ]
 
 # Bits of `Stats.bad_input`, and what each names.
@@ -37,6 +38,12 @@ BATCH_FAULTS = {
     BAD_WEIGHT: "the sample weights",
     EMPTY: "an empty batch",
 }
+
+
+def known_false(flag: Any) -> bool:
+    """Whether a bool tensor is False at trace time (a lean step's `Stats.measured`)."""
+    value = tf.get_static_value(flag)
+    return value is not None and not bool(value)
 
 
 def batch_faults(healthy: tf.Tensor, x: Any, y: Any = None, sample_weight: Any = None) -> tf.Tensor:

@@ -208,13 +208,20 @@ class TrainStep:
         self._loss_shapes: list[tuple[tf.TensorSpec, tf.TensorSpec]] = []
         self._loss_shapes_judged: set[tuple[Any, ...]] = set()
 
-        # The step of this instance; `_compat.function` keeps TensorFlow's retracing
-        # detector from counting the traces of every TrainStep in the process as one's.
-        def step(x: Any, y: Any, sample_weight: Any = None) -> tf.Tensor:
-            if self.strategy is None:
-                return self._step(x, y, sample_weight)
-            per_replica = self.strategy.run(self._replica_step, args=(x, y, sample_weight))
-            return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+        # Two steps: a lean one for most steps and a measuring one for cadence steps (the
+        # weights' change, the TensorBoard scalars). The host knows the step number without a
+        # sync, so it picks; neither step branches on the cadence in-graph. (With gradient
+        # accumulation the update's step is not the call's: one step measures in-graph.)
+        def make_step(measure: bool | None) -> Callable[..., tf.Tensor]:
+            def step(x: Any, y: Any, sample_weight: Any = None) -> tf.Tensor:
+                if self.strategy is None:
+                    return self._step(x, y, sample_weight, measure)
+                per_replica = self.strategy.run(
+                    self._replica_step, args=(x, y, sample_weight, measure)
+                )
+                return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+            return step
 
         # Under several replicas XLA compiles each replica's forward and backward pass only:
         # TensorFlow compiles a step that synchronizes replicas (the gradient sum, the
@@ -228,11 +235,20 @@ class TrainStep:
             if per_replica_jit
             else self._loss_and_grads
         )
-        if run_eagerly:
-            self._fn: Callable[..., tf.Tensor] = step
-        else:
-            whole_step_jit = jit_compile and not per_replica_jit
-            self._fn = _compat.function(step, jit_compile=whole_step_jit, reduce_retracing=True)
+        measures: tuple[bool | None, ...] = (False, True) if accumulate == 1 else (None,)
+        self._fns: dict[bool | None, Callable[..., tf.Tensor]] = {}
+        for measure in measures:
+            # `_compat.function` keeps TensorFlow's retracing detector from counting the traces
+            # of every TrainStep in the process as one's.
+            self._fns[measure] = (
+                make_step(measure)
+                if run_eagerly
+                else _compat.function(
+                    make_step(measure),
+                    jit_compile=jit_compile and not per_replica_jit,
+                    reduce_retracing=True,
+                )
+            )
 
     @property
     def core(self) -> StepCore:
@@ -253,8 +269,9 @@ class TrainStep:
         x, y, sample_weight = _unpack(batch)
         if self._core is None:
             self._build(x)
+        fn = self._fns[self._measures(self._updates)]
         # A None argument costs the call a few percent on millisecond steps: left out when unused.
-        loss = self._fn(x, y) if sample_weight is None else self._fn(x, y, sample_weight)
+        loss = fn(x, y) if sample_weight is None else fn(x, y, sample_weight)
         self._steps += 1
         trace_findings = self._trace_findings(x, y, sample_weight)
         if trace_findings or self.options.read_every(self._steps - 1):
@@ -274,11 +291,21 @@ class TrainStep:
         """The latest step's loss and gradient norms and the run's counters (a host read)."""
         return self.core.statistics()
 
+    def _measures(self, update: int) -> bool | None:
+        """Whether the `update`-th update is measured (None: decided in-graph)."""
+        if None in self._fns:
+            return None
+        return bool(self.options.every(update) or update == 1)
+
     @property
     def tracing_count(self) -> int:
-        """How many times the step was traced (0 when run eagerly)."""
-        count = getattr(self._fn, "experimental_get_tracing_count", None)
-        return count() if count else 0
+        """How many times the step was traced, for each input signature (0 when run eagerly).
+
+        The lean step (most steps) and the measuring step (cadence steps) are traced once each
+        per input signature; this is the larger of their counts.
+        """
+        counts = [getattr(fn, "experimental_get_tracing_count", None) for fn in self._fns.values()]
+        return max((count() for count in counts if count), default=0)
 
     def _build(self, x: Any) -> None:
         if not getattr(self.model, "built", True) or not self.model.trainable_variables:
@@ -333,7 +360,9 @@ class TrainStep:
                 "inside `with strategy.scope():`."
             )
 
-    def _replica_step(self, x: Any, y: Any, sample_weight: Any) -> tf.Tensor:
+    def _replica_step(
+        self, x: Any, y: Any, sample_weight: Any, measure: bool | None = None
+    ) -> tf.Tensor:
         """One replica's share: its slice of the global batch, its 1/R share of the loss."""
         context = tf.distribute.get_replica_context()
         replicas = context.num_replicas_in_sync
@@ -345,7 +374,7 @@ class TrainStep:
             x, y, sample_weight = tf.nest.map_structure(
                 lambda t: _replica_slice(t, index, replicas), (x, y, sample_weight)
             )
-        return self._step(x, y, sample_weight)
+        return self._step(x, y, sample_weight, measure)
 
     def _call_model(self, x: Any, training: bool) -> Any:
         try:
@@ -402,7 +431,9 @@ class TrainStep:
         captured, self._captured = self._captured, ()
         return loss, tape.gradient(scaled_loss, variables), captured
 
-    def _step(self, x: Any, y: Any, sample_weight: Any) -> tf.Tensor:
+    def _step(
+        self, x: Any, y: Any, sample_weight: Any, measure: bool | None = None
+    ) -> tf.Tensor:
         variables = self.core.variables
         loss, grads, captured = self._gradients(x, y, sample_weight)
         if all(g is None for g in grads) and self.core.policy["none-gradient"] is Policy.RAISE:
@@ -418,7 +449,9 @@ class TrainStep:
             # The checks see the activations of the micro-batch that completes the update.
             self._accumulator.add(loss, grads, self._accumulated_update, (captured, bad_input))
         else:
-            self.core.update(loss, grads, activations=captured, bad_input=bad_input)
+            self.core.update(
+                loss, grads, activations=captured, bad_input=bad_input, measure=measure
+            )
         return loss
 
     def _accumulated_update(self, loss: tf.Tensor, grads: list[Any], extra: Any) -> None:

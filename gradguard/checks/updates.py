@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from gradguard.checks.base import Check
 from gradguard.findings import Finding, Severity, listing, number
-from gradguard.stats import Context, Stats
+from gradguard.stats import Context, Stats, known_false
 
 if TYPE_CHECKING:
     from gradguard.inspect.logged import Logged
@@ -63,6 +63,8 @@ class UpdateRatio(Check):
         self.since = self.add_state("unchanged_since", [-1] * n, tf.int64)
 
     def update(self, stats: Stats) -> None:
+        if known_false(stats.measured):
+            return  # a lean step: nothing measured, nothing to fold
         measured = stats.measured & stats.applied
         w_norm = tf.sqrt(self.layout.per_layer(stats.weight_sq))
         u_norm = tf.sqrt(self.layout.per_layer(stats.update_sq))

@@ -18,7 +18,7 @@ from gradguard import _compat, replicas
 from gradguard.findings import Finding
 from gradguard.sinks import tags
 from gradguard.sinks.writers import Sink, write_scalar
-from gradguard.stats import Every, Layout, Stats
+from gradguard.stats import Every, Layout, Stats, known_false
 
 __all__ = ["StepRecorder"]
 
@@ -131,6 +131,8 @@ class StepRecorder:
         self._none_groups = frozenset(k for k in range(len(self.groups)) if k not in live)
         skipped = tf.logical_not(stats.applied)
         self._skipped.assign_add(tf.cast(skipped, tf.int64))
+        if known_false(stats.measured):
+            return  # a lean step (the host picked it): nothing to write
         in_xla = _compat.in_xla_context()
         self._xla = self._xla or in_xla
         keep = in_xla or bool(self._host_sinks)
