@@ -8,12 +8,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from gradguard import _compat, chance, diagnose, losses
 from gradguard import accumulate as accumulate_lib
 from gradguard import activations as activations_lib
+from gradguard import batch as batch_lib
 from gradguard import findings as findings_lib
 from gradguard import sinks as sinks_lib
 from gradguard import stats as stats_lib
@@ -23,60 +23,6 @@ from gradguard.findings import Policy
 from gradguard.options import ChecksArg, Options, check_optimizer
 
 __all__ = ["TrainStep"]
-
-
-def _describe(structure: Any) -> str:
-    """Shapes of a nested input, for error messages: {'a': (32, 4)}; long lists summarized."""
-    if isinstance(structure, (list, tuple)) and len(structure) > 8:
-        kinds = sorted({type(item).__name__ for item in structure})
-        return (
-            f"a Python {type(structure).__name__} of {len(structure)} items "
-            f"({', '.join(kinds)}): pass a NumPy array or a tensor, e.g. "
-            "np.asarray(x, dtype='float32')"
-        )
-
-    def shape(t: Any) -> str:
-        s = getattr(t, "shape", None)
-        return str(tuple(s)) if s is not None else type(t).__name__
-
-    return str(tf.nest.map_structure(shape, structure))
-
-
-def _unpack(batch: tuple[Any, ...]) -> tuple[Any, Any, Any]:
-    if len(batch) == 1 and isinstance(batch[0], (tuple, list)) and len(batch[0]) in (2, 3):
-        batch = tuple(batch[0])
-    if len(batch) == 2:
-        return batch[0], batch[1], None
-    if len(batch) == 3:
-        return batch[0], batch[1], batch[2]
-    raise TypeError(
-        f"TrainStep takes step(x, y), step(x, y, sample_weight) or step((x, y)); got "
-        f"{len(batch)} argument(s) with shapes {_describe(batch)}."
-    )
-
-
-def _labels(y: Any) -> Any:
-    """The labels as a NumPy array when they are one tensor or array (else None)."""
-    try:
-        return np.asarray(y) if not isinstance(y, (dict, list, tuple)) else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _replica_slice(t: Any, index: Any, replicas: int) -> Any:
-    """This replica's rows of a global batch tensor."""
-    if t is None:
-        return None
-    t = tf.convert_to_tensor(t)
-    rows = t.shape[0]
-    if rows is not None and rows % replicas:
-        raise ValueError(
-            f"a batch of {rows} examples cannot be split evenly over {replicas} replicas: use a "
-            f"global batch size divisible by {replicas}, or drop the remainder "
-            "(dataset.batch(..., drop_remainder=True))."
-        )
-    size = tf.shape(t)[0] // replicas
-    return t[index * size : (index + 1) * size]
 
 
 class TrainStep:
@@ -266,7 +212,7 @@ class TrainStep:
         Raises:
           GradGuardError: at a host read, for a new finding whose policy is `raise`.
         """
-        x, y, sample_weight = _unpack(batch)
+        x, y, sample_weight = batch_lib.unpack(batch)
         if self._core is None:
             self._build(x)
         fn = self._fns[self._measures(self._updates)]
@@ -372,7 +318,7 @@ class TrainStep:
         ):
             index = context.replica_id_in_sync_group
             x, y, sample_weight = tf.nest.map_structure(
-                lambda t: _replica_slice(t, index, replicas), (x, y, sample_weight)
+                lambda t: batch_lib.replica_slice(t, index, replicas), (x, y, sample_weight)
             )
         return self._step(x, y, sample_weight, measure)
 
@@ -381,10 +327,11 @@ class TrainStep:
             return self.model(x, training=training)
         except (ValueError, TypeError, tf.errors.InvalidArgumentError) as e:
             expected = getattr(self.model, "inputs", None)
-            hint = f" The model expects {_describe(expected)}." if expected else ""
+            hint = f" The model expects {batch_lib.describe(expected)}." if expected else ""
             raise ValueError(
-                f"model could not be called on x with shapes {_describe(x)}: {e}.{hint} Pass x "
-                "as the model's inputs (a tensor, a tuple or a dict matching its Input layers)."
+                f"model could not be called on x with shapes {batch_lib.describe(x)}: {e}.{hint} "
+                "Pass x as the model's inputs (a tensor, a tuple or a dict matching its Input "
+                "layers)."
             ) from e
 
     def _forward_loss(self, x: Any, y: Any, sample_weight: Any) -> tf.Tensor:
@@ -431,9 +378,7 @@ class TrainStep:
         captured, self._captured = self._captured, ()
         return loss, tape.gradient(scaled_loss, variables), captured
 
-    def _step(
-        self, x: Any, y: Any, sample_weight: Any, measure: bool | None = None
-    ) -> tf.Tensor:
+    def _step(self, x: Any, y: Any, sample_weight: Any, measure: bool | None = None) -> tf.Tensor:
         variables = self.core.variables
         loss, grads, captured = self._gradients(x, y, sample_weight)
         if all(g is None for g in grads) and self.core.policy["none-gradient"] is Policy.RAISE:
@@ -475,7 +420,8 @@ class TrainStep:
             width = (
                 self._loss_shapes[-1][1].shape[-1] if self._loss_shapes[-1][1].shape.rank else None
             )
-            core.notes["chance_loss"] = chance.chance_loss(self.loss_fn, width, _labels(y))
+            labels = batch_lib.labels(y)
+            core.notes["chance_loss"] = chance.chance_loss(self.loss_fn, width, labels)
         while self._loss_shapes:
             y_spec, pred_spec = self._loss_shapes.pop()
             key = (

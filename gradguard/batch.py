@@ -1,0 +1,69 @@
+"""One step's batch: how `TrainStep` takes it apart, describes it in errors, splits it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["describe", "labels", "replica_slice", "unpack"]
+
+
+def describe(structure: Any) -> str:
+    """Shapes of a nested input, for error messages: {'a': (32, 4)}; long lists summarized."""
+    if isinstance(structure, (list, tuple)) and len(structure) > 8:
+        kinds = sorted({type(item).__name__ for item in structure})
+        return (
+            f"a Python {type(structure).__name__} of {len(structure)} items "
+            f"({', '.join(kinds)}): pass a NumPy array or a tensor, e.g. "
+            "np.asarray(x, dtype='float32')"
+        )
+
+    def shape(t: Any) -> str:
+        s = getattr(t, "shape", None)
+        return str(tuple(s)) if s is not None else type(t).__name__
+
+    return str(tf.nest.map_structure(shape, structure))
+
+
+def unpack(batch: tuple[Any, ...]) -> tuple[Any, Any, Any]:
+    """``(x, y, sample_weight or None)`` from ``step(x, y)``, ``step(x, y, w)`` or ``step((x, y))``.
+
+    Raises:
+      TypeError: for another number of arguments, naming their shapes.
+    """
+    if len(batch) == 1 and isinstance(batch[0], (tuple, list)) and len(batch[0]) in (2, 3):
+        batch = tuple(batch[0])
+    if len(batch) == 2:
+        return batch[0], batch[1], None
+    if len(batch) == 3:
+        return batch[0], batch[1], batch[2]
+    raise TypeError(
+        f"TrainStep takes step(x, y), step(x, y, sample_weight) or step((x, y)); got "
+        f"{len(batch)} argument(s) with shapes {describe(batch)}."
+    )
+
+
+def replica_slice(t: Any, index: Any, replicas: int) -> Any:
+    """This replica's rows of a global batch tensor."""
+    if t is None:
+        return None
+    t = tf.convert_to_tensor(t)
+    rows = t.shape[0]
+    if rows is not None and rows % replicas:
+        raise ValueError(
+            f"a batch of {rows} examples cannot be split evenly over {replicas} replicas: use a "
+            f"global batch size divisible by {replicas}, or drop the remainder "
+            "(dataset.batch(..., drop_remainder=True))."
+        )
+    size = tf.shape(t)[0] // replicas
+    return t[index * size : (index + 1) * size]
+
+
+def labels(y: Any) -> Any:
+    """The labels as a NumPy array when they are one tensor or array (else None)."""
+    try:
+        return np.asarray(y) if not isinstance(y, (dict, list, tuple)) else None
+    except (TypeError, ValueError):
+        return None

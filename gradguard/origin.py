@@ -1,0 +1,204 @@
+"""Where a NaN or Inf came from: the batch replayed once, layer by layer, forward and backward.
+
+Healthy steps pay nothing for this. When a step's loss or gradients are not finite, the step
+keeps its batch (`TrainStep`, `GuardCallback`); the next host read replays it here, eagerly
+(never under XLA), through the model with every layer's inputs and outputs recorded, and names
+the first tensor that went non-finite in the order the step computed it:
+
+* ``data``: NaN/Inf already in the inputs, the labels or the sample weights;
+* ``forward``: the first layer whose output is not finite while its inputs are;
+* ``loss``: the loss itself, every layer's output being finite;
+* ``backward``: walking back from the loss, the first layer whose input gradient is not finite
+  while its output gradient is.
+
+The op inside the culprit is named by running that layer (or its backward pass) once more under
+`tf.debugging.enable_check_numerics`, which names the first op that produced a NaN or Inf.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gradguard import instrument
+
+__all__ = ["Origin", "trace"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Origin:
+    """The first non-finite tensor of a replayed step.
+
+    Attributes:
+      stage: ``"data"``, ``"forward"``, ``"loss"`` or ``"backward"``.
+      layer: The culprit layer's path (``encoder/dense``), or None.
+      op: The op that produced the NaN/Inf (``Log``; ``SqrtGrad`` in the backward pass), if named.
+      inputs: For ``data``: which of the batch's parts hold NaN/Inf, with their first bad rows.
+    """
+
+    stage: str
+    layer: str | None = None
+    op: str | None = None
+    inputs: tuple[str, ...] = ()
+
+    def to_dict(self, step: int) -> dict[str, Any]:
+        """The ``details["origin"]`` of a `non-finite` finding."""
+        origin: dict[str, Any] = {"stage": self.stage, "layer": self.layer, "op": self.op}
+        if self.inputs:
+            origin["inputs"] = list(self.inputs)
+        origin["step"] = step
+        return origin
+
+    def describe(self) -> str:
+        """A phrase for the finding's message."""
+        op = f" (op {self.op})" if self.op else ""
+        if self.stage == "data":
+            return f"the batch itself: NaN/Inf in {', '.join(self.inputs)}"
+        if self.stage == "forward":
+            return f"the forward pass, in layer {self.layer}{op}, whose inputs were finite"
+        if self.stage == "loss":
+            return f"the loss{op}, every layer's output being finite"
+        return (
+            f"the backward pass, in layer {self.layer}{op}: its input gradient is NaN/Inf while "
+            "its output gradient is finite"
+        )
+
+
+class _Calls:
+    """Every Keras layer call of a forward pass: (layer, inputs, output), in completion order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, list[tf.Tensor], list[tf.Tensor]]] = []
+
+    def record(self, layer: Any, result: Any, args: Sequence[Any] = ()) -> None:
+        inputs = [t for t in tf.nest.flatten(list(args)) if tf.is_tensor(t)]
+        outputs = [t for t in tf.nest.flatten(result) if tf.is_tensor(t)]
+        self.calls.append((layer, inputs, outputs))
+
+
+def _finite(tensors: Sequence[Any]) -> bool:
+    return all(
+        bool(np.all(np.isfinite(t.numpy())))
+        for t in tensors
+        if t is not None and t.dtype.is_floating
+    )
+
+
+_OP = re.compile(r'eagerly-executing op "(\w+)"')
+
+
+def _op_of(run: Callable[[], Any]) -> str | None:
+    """The first op that produces NaN/Inf when `run()` runs eagerly, or None."""
+    tf.debugging.enable_check_numerics()
+    try:
+        run()
+    except tf.errors.InvalidArgumentError as e:
+        match = _OP.search(str(e))
+        return match.group(1) if match else None
+    except Exception:  # noqa: BLE001 - a layer that cannot be called alone: no op named
+        return None
+    finally:
+        tf.debugging.disable_check_numerics()
+    return None
+
+
+def _path(layer: Any, model_name: str) -> str:
+    name = str(getattr(layer, "path", None) or layer.name)
+    prefix = f"{model_name}/"
+    return name[len(prefix) :] if model_name and name.startswith(prefix) else name
+
+
+def _bad_rows(value: Any) -> list[int]:
+    array = np.asarray(value)
+    if not np.issubdtype(array.dtype, np.floating) or array.ndim == 0:
+        return []
+    bad = ~np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+    return [int(i) for i in np.flatnonzero(bad)[:5]]
+
+
+def _data(x: Any, y: Any, sample_weight: Any) -> Origin | None:
+    named = []
+    parts = (("the inputs x", x), ("the labels y", y), ("the sample weights", sample_weight))
+    for name, value in parts:
+        rows = [r for leaf in tf.nest.flatten(value) if leaf is not None for r in _bad_rows(leaf)]
+        if rows:
+            named.append(f"{name} (rows {', '.join(map(str, sorted(set(rows))[:5]))})")
+    return Origin("data", inputs=tuple(named)) if named else None
+
+
+def trace(
+    model: Any,
+    x: Any,
+    y: Any = None,
+    sample_weight: Any = None,
+    loss: Callable[[Any, Any], Any] | None = None,
+) -> Origin | None:
+    """Replays one step's batch eagerly and finds where it first went non-finite.
+
+    Args:
+      model: The Keras model (or layer) trained.
+      x: The step's inputs.
+      y: Its labels, if known.
+      sample_weight: Its sample weights, if any.
+      loss: Computes the scalar loss from ``(y, y_pred)``; without it the replay stops after
+        the forward pass (a non-finite loss of finite outputs is then the loss's doing).
+
+    Returns:
+      The origin, or None when the replay is all finite (it did not reproduce the NaN).
+    """
+    found = _data(x, y, sample_weight)
+    if found is not None:
+        return found
+    model_name = str(getattr(model, "name", ""))
+    calls = _Calls()
+    with tf.GradientTape(persistent=True) as tape, instrument.tapping_layers(calls):
+        y_pred = model(x, training=True)
+        value = None if loss is None or y is None else loss(y, y_pred)
+    for layer, inputs, outputs in calls.calls:
+        if isinstance(layer, keras.Model) or not outputs or _finite(outputs):
+            continue
+        if _finite(inputs):
+            op = _op_of(functools.partial(layer, *inputs, training=True))
+            return Origin("forward", _path(layer, model_name), op)
+    if value is None:
+        return None if _finite(tf.nest.flatten(y_pred)) else Origin("forward")
+    if not _finite([tf.convert_to_tensor(value)]):
+        op = _op_of(lambda: loss(y, y_pred)) if loss is not None else None
+        return Origin("loss", op=op)
+    # Backward: from the loss towards the inputs (reverse completion order), innermost layers
+    # first (a block's own input gradient breaks where one of its layers' does).
+    layered = [(layer, i, o) for layer, i, o in calls.calls if not isinstance(layer, keras.Model)]
+    sources = [t for _, i, o in layered for t in (*i, *o)]
+    grads = tape.gradient(value, sources, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    del tape
+    by_id = {id(t): g for t, g in zip(sources, grads)}
+    broken = []
+    for layer, inputs, outputs in reversed(layered):
+        upstream = [by_id.get(id(o)) for o in outputs]
+        if _finite(upstream) and not _finite([by_id.get(id(i)) for i in inputs]):
+            broken.append((layer, inputs, upstream))
+    broken.sort(key=lambda found: bool(getattr(found[0], "_layers", None)))  # leaves first
+    if broken:
+        layer, inputs, upstream = broken[0]
+        return Origin("backward", _path(layer, model_name), _backward_op(layer, inputs, upstream))
+    return None
+
+
+def _backward_op(layer: Any, inputs: Sequence[tf.Tensor], upstream: Sequence[Any]) -> str | None:
+    """The op of `layer`'s backward pass that produces the NaN/Inf (e.g. ``SqrtGrad``)."""
+    watched = [tf.identity(t) for t in inputs]
+
+    def run() -> Any:
+        with tf.GradientTape() as tape:
+            tape.watch(watched)
+            outputs = tf.nest.flatten(layer(*watched, training=True))
+        return tape.gradient(outputs, watched, output_gradients=list(upstream))
+
+    return _op_of(run)
