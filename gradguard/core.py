@@ -124,6 +124,10 @@ class StepCore:
         """Updates seen so far (a host read)."""
         return int(self._step.numpy())
 
+    def steps_tensor(self) -> tf.Tensor:
+        """Updates seen so far, in-graph."""
+        return self._step.read_value()
+
     # -- in-graph ------------------------------------------------------------------------------
 
     def update(

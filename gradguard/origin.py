@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from gradguard import instrument
 
-__all__ = ["Origin", "trace"]
+__all__ = ["Keeper", "Origin", "note", "trace"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +69,58 @@ class Origin:
             f"the backward pass, in layer {self.layer}{op}: its input gradient is NaN/Inf while "
             "its output gradient is finite"
         )
+
+
+class Keeper:
+    """Keeps the batch of the first step whose loss or gradients were not finite (in-graph).
+
+    One conditional per step, taken only on that step: the batch is copied into variables
+    (of any shape) that the host reads at its next read, for `trace`. Not under XLA, which
+    cannot assign a variable of unknown shape: an XLA step is wrapped by one that keeps.
+
+    Args:
+      batch: An example ``(x, y, sample_weight)`` (its structure and dtypes are kept).
+    """
+
+    def __init__(self, batch: Any):
+        self._structure = batch
+        leaves = tf.nest.flatten(batch)
+        with tf.init_scope():
+            self._values = [
+                tf.Variable(
+                    tf.zeros([0] * np.ndim(leaf), tf.as_dtype(np.asarray(leaf).dtype.name))
+                    if leaf is not None
+                    else tf.zeros([0]),
+                    shape=tf.TensorShape(None),
+                    trainable=False,
+                )
+                for leaf in leaves
+            ]
+            self._step = tf.Variable(tf.constant(-1, tf.int64), trainable=False)
+
+    def keep(self, healthy: tf.Tensor, step: Any, batch: Any) -> None:
+        """Keeps `batch` if this is the first unhealthy step (in-graph)."""
+        leaves = tf.nest.flatten(batch)
+        if len(leaves) != len(self._values):
+            return  # a batch of another structure than the first: not kept
+
+        def keep() -> tf.Tensor:
+            for variable, leaf in zip(self._values, leaves):
+                if leaf is not None:
+                    variable.assign(tf.cast(leaf, variable.dtype))
+            self._step.assign(tf.cast(step, tf.int64))
+            return tf.constant(True)
+
+        tf.cond(~healthy & (self._step < 0), keep, lambda: tf.constant(False))
+
+    def kept(self) -> tuple[int, Any] | None:
+        """The step kept and its batch (host), or None."""
+        step = int(self._step.numpy())
+        if step < 0:
+            return None
+        leaves = tf.nest.flatten(self._structure)
+        values = [None if leaf is None else v.numpy() for v, leaf in zip(self._values, leaves)]
+        return step, tf.nest.pack_sequence_as(self._structure, values)
 
 
 class _Calls:
@@ -117,7 +169,7 @@ def _path(layer: Any, model_name: str) -> str:
 
 def _bad_rows(value: Any) -> list[int]:
     array = np.asarray(value)
-    if not np.issubdtype(array.dtype, np.floating) or array.ndim == 0:
+    if not np.issubdtype(array.dtype, np.floating) or array.ndim == 0 or not array.size:
         return []
     bad = ~np.isfinite(array.reshape(len(array), -1)).all(axis=1)
     return [int(i) for i in np.flatnonzero(bad)[:5]]
@@ -202,3 +254,29 @@ def _backward_op(layer: Any, inputs: Sequence[tf.Tensor], upstream: Sequence[Any
         return tape.gradient(outputs, watched, output_gradients=list(upstream))
 
     return _op_of(run)
+
+
+def note(found: Origin | None, step: int, *, xla: bool = False) -> dict[str, Any]:
+    """What a replay found, as `Context.notes["non_finite_origin"]` for `NonFinite`.
+
+    Args:
+      found: What `trace` returned (None: the replay stayed finite).
+      step: The step replayed.
+      xla: The step ran under XLA (the replay does not).
+    """
+    if found is None:
+        return {
+            "step": step,
+            "replayed": False,
+            "where": (
+                "a replay of its batch stayed finite"
+                + (" (the replay runs without XLA: XLA's numerics differ)" if xla else "")
+                + "; randomness (dropout, noise) or state the replay cannot restore is at play"
+            ),
+        }
+    return {
+        "step": step,
+        "replayed": True,
+        "where": found.describe() + (" (replayed without XLA)" if xla else ""),
+        "origin": found.to_dict(step),
+    }

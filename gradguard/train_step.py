@@ -15,6 +15,7 @@ from gradguard import accumulate as accumulate_lib
 from gradguard import activations as activations_lib
 from gradguard import batch as batch_lib
 from gradguard import findings as findings_lib
+from gradguard import origin as origin_lib
 from gradguard import sinks as sinks_lib
 from gradguard import stats as stats_lib
 from gradguard import transforms as transforms_lib
@@ -158,16 +159,31 @@ class TrainStep:
         # weights' change, the TensorBoard scalars). The host knows the step number without a
         # sync, so it picks; neither step branches on the cadence in-graph. (With gradient
         # accumulation the update's step is not the call's: one step measures in-graph.)
-        def make_step(measure: bool | None) -> Callable[..., tf.Tensor]:
-            def step(x: Any, y: Any, sample_weight: Any = None) -> tf.Tensor:
+        def make_step(measure: bool | None) -> Callable[..., tuple[tf.Tensor, tf.Tensor]]:
+            def step(x: Any, y: Any, sample_weight: Any = None) -> tuple[tf.Tensor, tf.Tensor]:
                 if self.strategy is None:
                     return self._step(x, y, sample_weight, measure)
-                per_replica = self.strategy.run(
+                loss, healthy = self.strategy.run(
                     self._replica_step, args=(x, y, sample_weight, measure)
                 )
-                return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+                sum_, min_ = tf.distribute.ReduceOp.SUM, tf.distribute.ReduceOp.MIN
+                healthy = self.strategy.reduce(min_, tf.cast(healthy, tf.int32), axis=None) > 0
+                return self.strategy.reduce(sum_, loss, axis=None), healthy
 
             return step
+
+        def keeping(
+            step: Callable[..., tuple[tf.Tensor, tf.Tensor]],
+        ) -> Callable[..., tf.Tensor]:
+            # The batch of the first unhealthy step is kept for a replay that says where its
+            # NaN came from (`origin`); outside XLA, which cannot keep a batch of any shape.
+            def kept(x: Any, y: Any, sample_weight: Any = None) -> tf.Tensor:
+                loss, healthy = step(x, y, sample_weight)
+                if self._keeper is not None:
+                    self._keeper.keep(healthy, self.core.steps_tensor() - 1, (x, y, sample_weight))
+                return loss
+
+            return kept
 
         # Under several replicas XLA compiles each replica's forward and backward pass only:
         # TensorFlow compiles a step that synchronizes replicas (the gradient sum, the
@@ -183,18 +199,20 @@ class TrainStep:
         )
         measures: tuple[bool | None, ...] = (False, True) if accumulate == 1 else (None,)
         self._fns: dict[bool | None, Callable[..., tf.Tensor]] = {}
+        self._keeper: origin_lib.Keeper | None = None
+        self._xla = bool(jit_compile)
+        self._origin_step = -1  # the kept step already replayed
         for measure in measures:
             # `_compat.function` keeps TensorFlow's retracing detector from counting the traces
             # of every TrainStep in the process as one's.
-            self._fns[measure] = (
-                make_step(measure)
-                if run_eagerly
-                else _compat.function(
-                    make_step(measure),
-                    jit_compile=jit_compile and not per_replica_jit,
-                    reduce_retracing=True,
-                )
-            )
+            step = make_step(measure)
+            if run_eagerly:
+                self._fns[measure] = keeping(step)
+            elif jit_compile and not per_replica_jit:
+                compiled = _compat.function(step, jit_compile=True, reduce_retracing=True)
+                self._fns[measure] = _compat.function(keeping(compiled), reduce_retracing=True)
+            else:
+                self._fns[measure] = _compat.function(keeping(step), reduce_retracing=True)
 
     @property
     def core(self) -> StepCore:
@@ -215,18 +233,38 @@ class TrainStep:
         x, y, sample_weight = batch_lib.unpack(batch)
         if self._core is None:
             self._build(x)
+            if self.strategy is None:
+                self._keeper = origin_lib.Keeper((x, y, sample_weight))
         fn = self._fns[self._measures(self._updates)]
         # A None argument costs the call a few percent on millisecond steps: left out when unused.
         loss = fn(x, y) if sample_weight is None else fn(x, y, sample_weight)
         self._steps += 1
         trace_findings = self._trace_findings(x, y, sample_weight)
         if trace_findings or self.options.read_every(self._steps - 1):
+            self._replay()
             self.core.read(self._updates, trace_findings)
         return loss
 
     def report(self) -> findings_lib.Report:
         """Reads the checks now and returns every finding so far (never raises for them)."""
+        self._replay()
         return self.core.read(self._updates, raise_errors=False)
+
+    def _replay(self) -> None:
+        """Replays the batch kept from the first non-finite step, once: where its NaN began."""
+        kept = self._keeper.kept() if self._keeper is not None else None
+        if kept is None or kept[0] == self._origin_step:
+            return
+        step, (x, y, sample_weight) = kept
+        self._origin_step = step
+
+        def loss(y: Any, y_pred: Any) -> tf.Tensor:
+            return losses.compute(
+                self.loss_fn, y, y_pred, sample_weight, getattr(self.model, "losses", [])
+            )
+
+        found = origin_lib.trace(self.model, x, y, sample_weight, loss)
+        self.core.notes["non_finite_origin"] = origin_lib.note(found, step, xla=self._xla)
 
     @property
     def _updates(self) -> int:
@@ -308,7 +346,7 @@ class TrainStep:
 
     def _replica_step(
         self, x: Any, y: Any, sample_weight: Any, measure: bool | None = None
-    ) -> tf.Tensor:
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         """One replica's share: its slice of the global batch, its 1/R share of the loss."""
         context = tf.distribute.get_replica_context()
         replicas = context.num_replicas_in_sync
@@ -397,7 +435,7 @@ class TrainStep:
             self.core.update(
                 loss, grads, activations=captured, bad_input=bad_input, measure=measure
             )
-        return loss
+        return loss, healthy
 
     def _accumulated_update(self, loss: tf.Tensor, grads: list[Any], extra: Any) -> None:
         captured, bad_input = extra

@@ -19,6 +19,25 @@ if TYPE_CHECKING:
 __all__ = ["NonFinite"]
 
 
+# Where the in-graph statistics saw it first, as an origin stage (before any replay).
+_STAGES = {"loss": "loss", "gradient": "backward", "weight": "update"}
+# What to do, by the stage a replay found.
+_ADVICE = {
+    "forward": (
+        "Make that computation safe: an epsilon inside log, sqrt or a division, a clipped "
+        "argument to exp, normalized inputs, or a lower learning rate if its weights grew."
+    ),
+    "loss": (
+        "Look for log(0) or a division by zero in the loss: add an epsilon, use "
+        "from_logits=True, or a keras.losses object."
+    ),
+    "backward": (
+        "The value is finite but its derivative is not (sqrt or pow at 0, a division by a "
+        "tiny norm): add an epsilon inside, e.g. tf.sqrt(x + 1e-12), or tf.math.divide_no_nan."
+    ),
+}
+
+
 class NonFinite(Check):
     """`non-finite`: NaN or Inf in the loss, a gradient or a weight; names where it came first.
 
@@ -86,7 +105,11 @@ class NonFinite(Check):
                 "overflow; look for log(0), a division by zero or a learning rate that makes "
                 "the weights diverge."
             )
-            details: dict[str, Any] = {"loss_scale": scale, "overflow_skips": overflows}
+            details: dict[str, Any] = {
+                "loss_scale": scale,
+                "overflow_skips": overflows,
+                "origin": {"stage": "backward", "layer": None, "op": None, "step": context.step},
+            }
             return [Finding("non-finite", message, context.step, details=details)]
         if not seen and int(s.get("vetoed_finite", 0)):
             return [self._vetoed(s, context)]
@@ -124,7 +147,24 @@ class NonFinite(Check):
                 "while loss and gradients were finite: the optimizer update overflowed; "
                 "lower the learning rate or raise the optimizer's epsilon."
             )
-        details = {"first_in": where, "first_step": step, "skipped_updates": skipped}
+        origin: dict[str, Any] = {"stage": _STAGES[where], "layer": None, "op": None, "step": step}
+        replay = context.notes.get("non_finite_origin")
+        if replay is not None and replay["step"] == step and where != "weight":
+            if replay["replayed"]:
+                origin = replay["origin"]
+                what = "The loss" if where == "loss" else f"The gradient of {listing(variables)}"
+                message = (
+                    f"{what} became NaN/Inf at step {step}; replaying that batch found where it "
+                    f"began: {replay['where']}. {_ADVICE.get(origin['stage'], '')}"
+                )
+            else:
+                message = f"{message[:-1]} ({replay['where']})."
+        details = {
+            "first_in": where,
+            "first_step": step,
+            "skipped_updates": skipped,
+            "origin": origin,
+        }
         return [Finding("non-finite", message + skip_text, step, variables, details=details)]
 
     def _bad_data(self, s: Mapping[str, np.ndarray], step: int) -> Finding:
@@ -163,7 +203,12 @@ class NonFinite(Check):
             "the update (a clipping limit of 0 or inf, or a custom transform), so the weights "
             "do not change; check the transform passed to gradguard."
         )
-        details = {"first_in": "transform", "first_step": since, "skipped_updates": count}
+        details = {
+            "first_in": "transform",
+            "first_step": since,
+            "skipped_updates": count,
+            "origin": {"stage": "update", "layer": None, "op": "transform", "step": since},
+        }
         return Finding("non-finite", message, since, details=details)
 
     def summary(self, state: Mapping[str, np.ndarray]) -> Mapping[str, float]:

@@ -1,0 +1,110 @@
+"""Where a NaN came from: each planted origin found and named, in every mode, with no cost on
+healthy steps (the batch is kept only on the step that went non-finite)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import MODES, mode_kwargs, regression_data
+
+import gradguard
+
+
+@keras.saving.register_keras_serializable("gradguard_tests")
+class LogLayer(keras.layers.Layer):
+    """log of its input: NaN for a negative one."""
+
+    def call(self, x):
+        return tf.math.log(x)
+
+
+class ExpActivation(keras.layers.Layer):
+    """A custom activation that overflows: exp of a large input."""
+
+    def call(self, x):
+        return tf.exp(x * 100.0)
+
+
+class SqrtNorm(keras.layers.Layer):
+    """Divides by sqrt of the squared inputs: finite forward, Inf gradient at 0."""
+
+    def call(self, x):
+        return tf.sqrt(tf.square(x))
+
+
+def _model(culprit: keras.layers.Layer, name: str) -> keras.Model:
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(4, name="hidden")(inputs)
+    bad = culprit(hidden) if name != "culprit_first" else culprit(inputs)
+    return keras.Model(inputs, keras.layers.Dense(1, name="head")(bad), name="net")
+
+
+def _planted(kind: str):
+    x, y = regression_data()
+    if kind == "log-of-negative":
+        model = _model(LogLayer(name="log"), "net")
+        return model, x, y, "forward", "log", "Log"
+    if kind == "exp-overflow":
+        model = _model(ExpActivation(name="exp"), "net")
+        return model, x * 10, y, "forward", "exp", "Exp"
+    if kind == "sqrt-at-zero":
+        model = _model(SqrtNorm(name="sqrt"), "net")
+        # The hidden layer's output is exactly 0 for a zero input row: sqrt'(0) is Inf.
+        x = x.copy()
+        x[:] = 0.0
+        model.get_layer("hidden").set_weights([np.zeros((8, 4), "float32"), np.zeros(4, "float32")])
+        return model, x, y, "backward", "sqrt", "SqrtGrad"
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("kind", ["log-of-negative", "exp-overflow", "sqrt-at-zero"])
+def test_the_first_layer_that_went_non_finite_is_named(kind, mode):
+    model, x, y, stage, layer, op = _planted(kind)
+    step = gradguard.TrainStep(
+        model,
+        keras.optimizers.SGD(1e-3),
+        keras.losses.MeanSquaredError(),
+        every=4,
+        policy={"non-finite": "warn"},
+        **mode_kwargs(mode),
+    )
+    for _ in range(3):
+        step(x, y)
+    (finding,) = [f for f in step.report().findings if f.code == "non-finite"]
+    origin = finding.details["origin"]
+    assert origin["stage"] == stage, finding.message
+    assert origin["layer"] == layer and origin["op"] == op, origin
+    assert origin["step"] == 0 and f"layer {layer}" in finding.message
+    if mode == "jit":
+        assert "replayed without XLA" in finding.message
+
+
+def test_a_loss_that_takes_log_of_zero_is_the_loss():
+    x, y = regression_data()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1, activation="relu")])
+    model.layers[0].set_weights([np.zeros((8, 1), "float32"), np.zeros(1, "float32")])
+    step = gradguard.TrainStep(
+        model,
+        keras.optimizers.SGD(1e-3),
+        lambda yt, yp: tf.reduce_mean(tf.math.log(yp)),  # log(0)
+        policy={"non-finite": "warn"},
+    )
+    step(x, y)
+    (finding,) = [f for f in step.report().findings if f.code == "non-finite"]
+    assert finding.details["origin"]["stage"] == "loss"
+    assert finding.details["origin"]["op"] == "Log"
+
+
+def test_healthy_steps_keep_nothing():
+    x, y = regression_data()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
+    step = gradguard.TrainStep(model, keras.optimizers.SGD(1e-3), "mse")
+    for _ in range(5):
+        step(x, y)
+    assert step._keeper is not None and step._keeper.kept() is None
