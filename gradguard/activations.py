@@ -339,12 +339,15 @@ class Tap:
         self._layers: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
         self._inputs: dict[int, Any] = {}  # per model, the spec of its first input seen
         self._outputs: dict[int, Any] = {}  # and of its output
+        self._latest: dict[int, Any] = {}  # per model, its latest input (a tensor)
 
     def record(self, layer: Any, result: Any, args: Sequence[Any] = ()) -> None:
         """Notes one layer call (called by the process-wide layer patch)."""
         self._layers[id(layer)] = layer
         if isinstance(layer, keras.Model):
             self._models[id(layer)] = layer
+            if args:
+                self._latest[id(layer)] = args[0]
             if args and id(layer) not in self._inputs:
                 self._inputs[id(layer)] = _spec(args[0])
                 self._outputs[id(layer)] = _spec(result)
@@ -358,6 +361,18 @@ class Tap:
     def models(self) -> list[tuple[Any, Any]]:
         """The models called in a training forward pass, each with its input's spec."""
         return [(m, self._inputs[k]) for k, m in self._models.items() if k in self._inputs]
+
+    def latest_input(self, model: Any) -> Any:
+        """`model`'s input in its latest training forward pass, or None.
+
+        Only an input of the graph being traced (or an eager one, eagerly) is returned.
+        """
+        value = self._latest.get(id(model))
+        if value is None:
+            return None
+        graph = _current_graph()
+        usable = all(getattr(t, "graph", None) is graph for t in tf.nest.flatten(value))
+        return value if usable else None
 
     def output_spec(self, model: Any) -> Any:
         """The spec of `model`'s output in a training forward pass, if it was called in one."""

@@ -76,6 +76,8 @@ class StepCore:
         self.sink = sink
         # What the owner knows for the judgment (`Context.notes`), e.g. ``"chance_loss"``.
         self.notes: dict[str, Any] = {}
+        # The latest update's statistics, in the graph it was traced in (or eager).
+        self.last_stats: Stats | None = None
         self._state_reader: tuple[int, Any] | None = None
         # Filled while tracing: which variables got a None gradient, and which got a gradient at
         # least once. Python state is fine here: these are facts about the traced graph, the
@@ -214,6 +216,7 @@ class StepCore:
             activations=tuple(activations),
         )
         self._fold(stats, learning_rate)
+        self.last_stats = stats
         return stats
 
     def _gather(

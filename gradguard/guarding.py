@@ -16,7 +16,7 @@ The decorator forms are in `gradguard.decorator`; ``gradguard run`` uses `Guard`
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import keras
@@ -25,6 +25,7 @@ import tensorflow as tf
 from gradguard import _compat, chance, diagnose, instrument
 from gradguard import activations as activations_lib
 from gradguard import findings as findings_lib
+from gradguard import origin as origin_lib
 from gradguard.core import StepCore
 from gradguard.ledger import Ledger
 from gradguard.ledger import key as ledger_key
@@ -61,6 +62,14 @@ def _shared_root(variables: Iterable[Any]) -> str:
             return ""
         roots.add(parts[0])
     return roots.pop() if len(roots) == 1 else ""
+
+
+def _in_this_graph(structure: Any) -> bool:
+    """Whether every tensor of `structure` belongs to the graph being traced (or is eager)."""
+    graph = tf.compat.v1.get_default_graph() if tf.inside_function() else None
+    return all(
+        getattr(t, "graph", None) is graph for t in tf.nest.flatten(structure) if tf.is_tensor(t)
+    )
 
 
 def _multi_replica() -> bool:
@@ -130,6 +139,14 @@ class Guard:
         self._calls = 0  # host-side calls of the guarded function
         self._pending: list[findings_lib.Finding] = []
         self._diagnosed: set[int] = set()  # variables whose missing gradient was explained
+        # Per core, the keeper of its first unhealthy step's model input, and that model; and
+        # the step a replay already explained.
+        self._keepers: dict[int, tuple[origin_lib.Keeper, Any]] = {}
+        self._replayed: dict[int, int] = {}
+        # The step's whole batch ``(x, y, sample_weight)`` and its loss, when the caller knows
+        # them (`GuardCallback`): a replay then covers the loss and the backward pass too.
+        self.batch: tuple[Any, ...] | None = None
+        self.replay_loss: Callable[[Any, Any], Any] | None = None
         self._last_loss: tf.Tensor | None = None
         # A guard entered while another decorator's guard listens hands everything to it: one
         # report for the whole step (stacked decorators, a guarded step calling another).
@@ -289,7 +306,56 @@ class Guard:
         ):
             loss = None  # not known here: the loss checks stay silent
         core.update(loss, full, absent, self._activations(optimizer))
+        self._keep_batch(core)
         return None
+
+    def _model_of(self, core: StepCore) -> Any:
+        """The largest model called under a tape whose variables `core` trains, or None."""
+        trained = {ledger_key(v) for v in core.variables}
+        models = [
+            m
+            for m, _ in self._tap.models()
+            if trained & {ledger_key(v) for v in m.trainable_variables}
+        ]
+        return max(models, key=lambda m: len(m.trainable_variables)) if models else None
+
+    def _keep_batch(self, core: StepCore) -> None:
+        """Keeps the model's input of the first unhealthy step, for a replay (`origin`).
+
+        The guard sees the model's inputs (through the layer tap), not the labels or the loss,
+        so the replay covers the forward pass. Not under XLA, which cannot keep a batch.
+        """
+        model, stats = self._model_of(core), core.last_stats
+        batch: tuple[Any, ...] | None = None
+        if self.batch is not None and _in_this_graph(self.batch):
+            batch = self.batch  # the whole batch, given by `GuardCallback`
+        elif model is not None and self._tap.latest_input(model) is not None:
+            batch = (self._tap.latest_input(model),)
+        if batch is None or stats is None or _compat.in_xla_context():
+            return
+        keeper = self._keepers.get(id(core))
+        if keeper is None:
+            keeper = self._keepers[id(core)] = (origin_lib.Keeper(batch), model)
+        healthy = tf.math.is_finite(stats.grad_norm) & (
+            tf.math.is_finite(stats.loss) | ~tf.convert_to_tensor(stats.loss_known)
+        )
+        keeper[0].keep(healthy, stats.step, batch)
+
+    def _replay(self, core: StepCore) -> None:
+        """Replays the kept input of `core`'s first unhealthy step through its model, once."""
+        keeper = self._keepers.get(id(core))
+        kept = keeper[0].kept() if keeper is not None else None
+        if keeper is None or kept is None or self._replayed.get(id(core)) == kept[0]:
+            return
+        step, batch = kept
+        self._replayed[id(core)] = step
+        if len(batch) == 3 and self.replay_loss is not None:  # the whole batch, and the loss
+            x, y, sample_weight = batch
+            found = origin_lib.trace(keeper[1], x, y, sample_weight, loss=self.replay_loss)
+            core.notes["non_finite_origin"] = origin_lib.note(found, step)
+            return
+        found = origin_lib.trace(keeper[1], batch[0])
+        core.notes["non_finite_origin"] = origin_lib.note(found, step, forward_only=True)
 
     def _activations(self, optimizer: Any) -> tuple[Any, ...]:
         """The watched layer outputs of the forward pass before this update, one per site."""
@@ -393,6 +459,7 @@ class Guard:
             self._adversarial()
         for core in self.cores.values():
             self._note_chance(core)
+            self._replay(core)
             core.read(core.steps, raise_errors=False)
         steps = self.steps_seen()
         self.report.steps_observed = steps

@@ -9,7 +9,9 @@ the first tensor that went non-finite in the order the step computed it:
 * ``forward``: the first layer whose output is not finite while its inputs are;
 * ``loss``: the loss itself, every layer's output being finite;
 * ``backward``: walking back from the loss, the first layer whose input gradient is not finite
-  while its output gradient is.
+  while its output gradient is;
+* ``update``: the weights themselves are not finite: an update of finite gradients made them so
+  (a float16 epsilon that rounds to 0, an overflowing learning rate).
 
 The op inside the culprit is named by running that layer (or its backward pass) once more under
 `tf.debugging.enable_check_numerics`, which names the first op that produced a NaN or Inf.
@@ -37,7 +39,7 @@ class Origin:
     """The first non-finite tensor of a replayed step.
 
     Attributes:
-      stage: ``"data"``, ``"forward"``, ``"loss"`` or ``"backward"``.
+      stage: ``"data"``, ``"forward"``, ``"loss"``, ``"backward"`` or ``"update"``.
       layer: The culprit layer's path (``encoder/dense``), or None.
       op: The op that produced the NaN/Inf (``Log``; ``SqrtGrad`` in the backward pass), if named.
       inputs: For ``data``: which of the batch's parts hold NaN/Inf, with their first bad rows.
@@ -65,6 +67,11 @@ class Origin:
             return f"the forward pass, in layer {self.layer}{op}, whose inputs were finite"
         if self.stage == "loss":
             return f"the loss{op}, every layer's output being finite"
+        if self.stage == "update":
+            return (
+                f"the optimizer update: the weights of {self.layer} were already NaN/Inf, made "
+                "so by an update of finite gradients"
+            )
         return (
             f"the backward pass, in layer {self.layer}{op}: its input gradient is NaN/Inf while "
             "its output gradient is finite"
@@ -88,8 +95,8 @@ class Keeper:
         with tf.init_scope():
             self._values = [
                 tf.Variable(
-                    tf.zeros([0] * np.ndim(leaf), tf.as_dtype(np.asarray(leaf).dtype.name))
-                    if leaf is not None
+                    tf.zeros([0] * len(leaf.shape), tf.as_dtype(leaf.dtype))
+                    if leaf is not None and hasattr(leaf, "dtype")
                     else tf.zeros([0]),
                     shape=tf.TensorShape(None),
                     trainable=False,
@@ -209,6 +216,10 @@ def trace(
     if found is not None:
         return found
     model_name = str(getattr(model, "name", ""))
+    for weight in getattr(model, "weights", []):
+        if not _finite([tf.convert_to_tensor(weight)]):
+            # Updates of finite gradients made them so (non-finite gradients are skipped).
+            return Origin("update", _path(weight, model_name).rsplit("/", 1)[0])
     calls = _Calls()
     with tf.GradientTape(persistent=True) as tape, instrument.tapping_layers(calls):
         y_pred = model(x, training=True)
@@ -256,14 +267,27 @@ def _backward_op(layer: Any, inputs: Sequence[tf.Tensor], upstream: Sequence[Any
     return _op_of(run)
 
 
-def note(found: Origin | None, step: int, *, xla: bool = False) -> dict[str, Any]:
+def note(
+    found: Origin | None, step: int, *, xla: bool = False, forward_only: bool = False
+) -> dict[str, Any]:
     """What a replay found, as `Context.notes["non_finite_origin"]` for `NonFinite`.
 
     Args:
       found: What `trace` returned (None: the replay stayed finite).
       step: The step replayed.
       xla: The step ran under XLA (the replay does not).
+      forward_only: Only the model's forward pass could be replayed (the guard sees the model's
+        inputs, not the labels or the loss).
     """
+    if found is None and forward_only:
+        return {
+            "step": step,
+            "replayed": False,
+            "where": (
+                "a replay of the model on that batch stayed finite, so it began in the loss or "
+                "the backward pass (the guard does not see the loss function to replay them)"
+            ),
+        }
     if found is None:
         return {
             "step": step,

@@ -108,3 +108,58 @@ def test_healthy_steps_keep_nothing():
     for _ in range(5):
         step(x, y)
     assert step._keeper is not None and step._keeper.kept() is None
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "tf.function"])
+def test_the_guard_names_the_layer_from_the_model_input(compiled):
+    model, x, y, stage, layer, op = _planted("log-of-negative")
+    optimizer = keras.optimizers.SGD(1e-3)
+
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(y - model(x, training=True)))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    step = gradguard.guard(model, optimizer, every=4, policy={"non-finite": "warn"})(
+        tf.function(train_step) if compiled else train_step
+    )
+    for _ in range(3):
+        step(x, y)
+    (finding,) = [f for f in step.report().findings if f.code == "non-finite"]
+    assert finding.details["origin"]["stage"] == "forward", finding.message
+    assert finding.details["origin"]["layer"] == "log"
+    assert finding.details["origin"]["op"] == "Log"
+
+
+def test_guard_callback_replays_the_whole_step_inside_fit():
+    model, x, y, stage, layer, op = _planted("sqrt-at-zero")
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+    callback = gradguard.GuardCallback(every=2, policy={"non-finite": "warn"})
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
+    (finding,) = [f for f in callback.report().findings if f.code == "non-finite"]
+    origin = finding.details["origin"]
+    assert (origin["stage"], origin["layer"], origin["op"]) == (stage, layer, op), finding.message
+
+
+def test_a_float16_epsilon_that_rounds_to_zero_is_the_update():
+    x, y = regression_data()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(4, dtype="float16", name="half"),
+            keras.layers.Dense(1, dtype="float16"),
+        ]
+    )
+    # In float16, epsilon 1e-8 is 0: the first update divides by sqrt(0) where a gradient is 0.
+    model.get_layer("half").set_weights([np.zeros((8, 4), "float16"), np.zeros(4, "float16")])
+    step = gradguard.TrainStep(
+        model, keras.optimizers.Adam(1e-3, epsilon=1e-8), "mse", policy={"non-finite": "warn"}
+    )
+    for _ in range(3):
+        step(x.astype("float16"), y.astype("float16"))
+    (finding,) = [f for f in step.report().findings if f.code == "non-finite"]
+    assert finding.details["origin"]["stage"] == "update", finding.message
+    assert "epsilon" in finding.message

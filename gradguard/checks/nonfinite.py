@@ -35,6 +35,10 @@ _ADVICE = {
         "The value is finite but its derivative is not (sqrt or pow at 0, a division by a "
         "tiny norm): add an epsilon inside, e.g. tf.sqrt(x + 1e-12), or tf.math.divide_no_nan."
     ),
+    "update": (
+        "Lower the learning rate, or raise the optimizer's epsilon (in float16, 1e-7 rounds to "
+        "0: use mixed precision, which keeps the weights in float32, or epsilon=1e-4)."
+    ),
 }
 
 
@@ -115,7 +119,9 @@ class NonFinite(Check):
             return [self._vetoed(s, context)]
         if not seen:
             return []
-        step, where, variables = min(seen, key=lambda src: (src[0], len(src[1])))
+        # At one step, weights are measured before that step's update: they come first.
+        order = {"weight": 0, "loss": 1, "gradient": 2}
+        step, where, variables = min(seen, key=lambda src: (src[0], order[src[1]], len(src[2])))
         data_step = int(s.get("data_first", -1))
         if 0 <= data_step <= step:
             return [self._bad_data(s, data_step)]
@@ -124,6 +130,11 @@ class NonFinite(Check):
             skip_text = (
                 f" Every one of the {skipped} updates so far was skipped: the model has not "
                 "trained at all."
+            )
+        elif skipped and where == "weight":
+            skip_text = (
+                f" {skipped} later update(s) were skipped, but the weights were already NaN/Inf: "
+                "restore them from a checkpoint."
             )
         elif skipped:
             skip_text = f" {skipped} update(s) were skipped, so the weights are intact."
@@ -149,10 +160,14 @@ class NonFinite(Check):
             )
         origin: dict[str, Any] = {"stage": _STAGES[where], "layer": None, "op": None, "step": step}
         replay = context.notes.get("non_finite_origin")
-        if replay is not None and replay["step"] == step and where != "weight":
+        if replay is not None and replay["step"] == step:
             if replay["replayed"]:
                 origin = replay["origin"]
-                what = "The loss" if where == "loss" else f"The gradient of {listing(variables)}"
+                what = {
+                    "loss": "The loss",
+                    "gradient": f"The gradient of {listing(variables)}",
+                    "weight": f"The weights of {listing(variables)}",
+                }[where]
                 message = (
                     f"{what} became NaN/Inf at step {step}; replaying that batch found where it "
                     f"began: {replay['where']}. {_ADVICE.get(origin['stage'], '')}"
