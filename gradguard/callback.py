@@ -88,7 +88,7 @@ class GuardCallback(keras.callbacks.Callback):
         model = self.model
         if self.guard is None or self.guard.model is not model:
             self.guard = Guard(model, model.optimizer, self.options)
-            self.guard.replay_loss = functools.partial(_replay_loss, model)
+            self.guard.forensics.replay_loss = functools.partial(_replay_loss, model)
             self._guarded = None
         guard = self.guard
         own = vars(model).get("train_step")  # an instance's own train_step, if it has one
@@ -103,7 +103,7 @@ class GuardCallback(keras.callbacks.Callback):
         def guarded_train_step(data: Any) -> Any:
             self._traces += 1  # once per trace of fit's function (or per step when eager)
             x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-            guard.batch = (x, y, sample_weight)  # kept if the step goes non-finite
+            guard.forensics.batch = (x, y, sample_weight)  # kept if the step goes non-finite
             with guard.instrument():
                 return train_step(data)
 

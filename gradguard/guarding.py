@@ -16,17 +16,17 @@ The decorator forms are in `gradguard.decorator`; ``gradguard run`` uses `Guard`
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import keras
 import tensorflow as tf
 
-from gradguard import _compat, chance, diagnose, instrument
+from gradguard import _compat, diagnose, instrument
 from gradguard import activations as activations_lib
 from gradguard import findings as findings_lib
-from gradguard import origin as origin_lib
 from gradguard.core import StepCore
+from gradguard.forensics import Forensics
 from gradguard.ledger import Ledger
 from gradguard.ledger import key as ledger_key
 from gradguard.options import Options, check_optimizer
@@ -62,14 +62,6 @@ def _shared_root(variables: Iterable[Any]) -> str:
             return ""
         roots.add(parts[0])
     return roots.pop() if len(roots) == 1 else ""
-
-
-def _in_this_graph(structure: Any) -> bool:
-    """Whether every tensor of `structure` belongs to the graph being traced (or is eager)."""
-    graph = tf.compat.v1.get_default_graph() if tf.inside_function() else None
-    return all(
-        getattr(t, "graph", None) is graph for t in tf.nest.flatten(structure) if tf.is_tensor(t)
-    )
 
 
 def _multi_replica() -> bool:
@@ -138,15 +130,7 @@ class Guard:
         self.cores: dict[int, StepCore] = {}
         self._calls = 0  # host-side calls of the guarded function
         self._pending: list[findings_lib.Finding] = []
-        self._diagnosed: set[int] = set()  # variables whose missing gradient was explained
-        # Per core, the keeper of its first unhealthy step's model input, and that model; and
-        # the step a replay already explained.
-        self._keepers: dict[int, tuple[origin_lib.Keeper, Any]] = {}
-        self._replayed: dict[int, int] = {}
-        # The step's whole batch ``(x, y, sample_weight)`` and its loss, when the caller knows
-        # them (`GuardCallback`): a replay then covers the loss and the backward pass too.
-        self.batch: tuple[Any, ...] | None = None
-        self.replay_loss: Callable[[Any, Any], Any] | None = None
+        self.forensics = Forensics(self._tap, self.ledger, self._names)
         self._last_loss: tf.Tensor | None = None
         # A guard entered while another decorator's guard listens hands everything to it: one
         # report for the whole step (stacked decorators, a guarded step calling another).
@@ -306,56 +290,8 @@ class Guard:
         ):
             loss = None  # not known here: the loss checks stay silent
         core.update(loss, full, absent, self._activations(optimizer))
-        self._keep_batch(core)
+        self.forensics.keep_batch(core)
         return None
-
-    def _model_of(self, core: StepCore) -> Any:
-        """The largest model called under a tape whose variables `core` trains, or None."""
-        trained = {ledger_key(v) for v in core.variables}
-        models = [
-            m
-            for m, _ in self._tap.models()
-            if trained & {ledger_key(v) for v in m.trainable_variables}
-        ]
-        return max(models, key=lambda m: len(m.trainable_variables)) if models else None
-
-    def _keep_batch(self, core: StepCore) -> None:
-        """Keeps the model's input of the first unhealthy step, for a replay (`origin`).
-
-        The guard sees the model's inputs (through the layer tap), not the labels or the loss,
-        so the replay covers the forward pass. Not under XLA, which cannot keep a batch.
-        """
-        model, stats = self._model_of(core), core.last_stats
-        batch: tuple[Any, ...] | None = None
-        if self.batch is not None and _in_this_graph(self.batch):
-            batch = self.batch  # the whole batch, given by `GuardCallback`
-        elif model is not None and self._tap.latest_input(model) is not None:
-            batch = (self._tap.latest_input(model),)
-        if batch is None or stats is None or _compat.in_xla_context():
-            return
-        keeper = self._keepers.get(id(core))
-        if keeper is None:
-            keeper = self._keepers[id(core)] = (origin_lib.Keeper(batch), model)
-        healthy = tf.math.is_finite(stats.grad_norm) & (
-            tf.math.is_finite(stats.loss) | ~tf.convert_to_tensor(stats.loss_known)
-        )
-        keeper[0].keep(healthy, stats.step, batch)
-
-    def _replay(self, core: StepCore) -> None:
-        """Replays the kept input of `core`'s first unhealthy step through its model, once."""
-        keeper = self._keepers.get(id(core))
-        kept = keeper[0].kept() if keeper is not None else None
-        if keeper is None or kept is None or self._replayed.get(id(core)) == kept[0]:
-            return
-        step, batch = kept
-        self._replayed[id(core)] = step
-        if len(batch) == 3 and self.replay_loss is not None:  # the whole batch, and the loss
-            x, y, sample_weight = batch
-            found = origin_lib.trace(keeper[1], x, y, sample_weight, loss=self.replay_loss)
-            core.notes["non_finite_origin"] = origin_lib.note(found, step)
-            return
-        found = origin_lib.trace(keeper[1], batch[0])
-        core.notes["non_finite_origin"] = origin_lib.note(found, step, forward_only=True)
 
     def _activations(self, optimizer: Any) -> tuple[Any, ...]:
         """The watched layer outputs of the forward pass before this update, one per site."""
@@ -414,6 +350,7 @@ class Guard:
             sink=self.options.sink_for(optimizer.name if several else None),
         )
         self.cores[id(optimizer)] = core
+        self.forensics.watch(core)
         if len(self.cores) > 1:
             self._adversarial()
         return core
@@ -451,15 +388,15 @@ class Guard:
         layers = [*self.models, *self._tap.layers()]
         keras_variables = {ledger_key(v): v for layer in layers for v in layer.weights}
         untracked = self.ledger.untracked(layers)
-        found = self._pending + self._unreached(step)
+        found = self._pending + self.forensics.unreached(step)
         found += self.ledger.judge(step, final, self._names, keras_variables, bool(untracked))
         self._pending = []
         findings_lib.emit(self.report, found, self.policy, raise_errors=False)
         if any(self.ledger.changed(k) for k in self.ledger.unasked):
             self._adversarial()
         for core in self.cores.values():
-            self._note_chance(core)
-            self._replay(core)
+            self.forensics.note_chance(core)
+            self.forensics.replay(core)
             core.read(core.steps, raise_errors=False)
         steps = self.steps_seen()
         self.report.steps_observed = steps
@@ -473,61 +410,6 @@ class Guard:
             for core in self.cores.values():
                 core.check_transform(steps - 1)
         return self.report
-
-    def _unreached(self, step: int) -> list[findings_lib.Finding]:
-        """`none-gradient` for variables read that never got a gradient, when it is known why.
-
-        A trace of their model shows it: cut inside the model, or their result discarded there.
-        An output head the loss does not use reaches the model's outputs: not reported.
-        """
-        ledger = self.ledger
-        requested = list(ledger.requested.items())
-        unreached = [
-            i
-            for i, (k, _) in enumerate(requested)
-            if k in ledger.watched and k not in ledger.with_gradient and k not in self._diagnosed
-        ]
-        if not unreached or not ledger.with_gradient:
-            return []
-        self._diagnosed |= {requested[i][0] for i in unreached}
-        causes: dict[int, str] = {}
-        # The largest model first: the one whose outputs the loss is computed from.
-        models = sorted(self._tap.models(), key=lambda m: -len(m[0].trainable_variables))
-        for model, spec in models:
-            members = {ledger_key(v) for v in model.trainable_variables}
-            mine = [i for i in unreached if requested[i][0] in members and i not in causes]
-            if not mine:
-                continue
-            try:
-                found = diagnose.model_breaks(model, spec, [requested[i][1] for i in mine])
-            except Exception:  # noqa: BLE001 - a model that cannot be traced alone says nothing
-                continue
-            causes.update({mine[j]: cause for j, cause in found.items()})
-        if not causes:
-            return []
-        names = self._names([v for _, v in requested])
-        return [diagnose.none_gradient_finding(names, sorted(causes), causes, step)]
-
-    def _note_chance(self, core: StepCore) -> None:
-        """Tells the core the chance-level loss of the model it trains, when it can be told.
-
-        From a compiled model's loss (`fit`) and its output's width; the labels are not seen.
-        """
-        if "chance_loss" in core.notes:
-            return
-        trained = {ledger_key(v) for v in core.variables}
-        models = [
-            m
-            for m, _ in self._tap.models()
-            if trained & {ledger_key(v) for v in m.trainable_variables}
-        ]
-        if not models:
-            return
-        model = max(models, key=lambda m: len(m.trainable_variables))
-        spec = tf.nest.flatten(self._tap.output_spec(model))
-        width = spec[0].shape[-1] if spec and getattr(spec[0], "shape", None) else None
-        loss = getattr(model, "loss", None)
-        core.notes["chance_loss"] = chance.chance_loss(loss, width)
 
     def steps_seen(self) -> int:
         """Guarded calls, or gradient calls and updates where no call is counted (run, fit)."""

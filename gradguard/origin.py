@@ -81,52 +81,49 @@ class Origin:
 class Keeper:
     """Keeps the batch of the first step whose loss or gradients were not finite (in-graph).
 
-    One conditional per step, taken only on that step: the batch is copied into variables
-    (of any shape) that the host reads at its next read, for `trace`. Not under XLA, which
-    cannot assign a variable of unknown shape: an XLA step is wrapped by one that keeps.
-
-    Args:
-      batch: An example ``(x, y, sample_weight)`` (its structure and dtypes are kept).
+    One conditional per step, taken only on that step: the batch is serialized into one
+    string variable that the host reads at its next read, for `trace`. Its variables need no
+    batch to be made, so they can be made before any trace (one made during a trace would make
+    tf.function trace twice). Not under XLA, which has no strings: an XLA step is wrapped by one
+    that keeps.
     """
 
-    def __init__(self, batch: Any):
-        self._structure = batch
-        leaves = tf.nest.flatten(batch)
+    def __init__(self) -> None:
         with tf.init_scope():
-            self._values = [
-                tf.Variable(
-                    tf.zeros([0] * len(leaf.shape), tf.as_dtype(leaf.dtype))
-                    if leaf is not None and hasattr(leaf, "dtype")
-                    else tf.zeros([0]),
-                    shape=tf.TensorShape(None),
-                    trainable=False,
-                )
-                for leaf in leaves
-            ]
+            self._data = tf.Variable(
+                tf.constant([], tf.string), shape=tf.TensorShape([None]), trainable=False
+            )
             self._step = tf.Variable(tf.constant(-1, tf.int64), trainable=False)
+        # The batch's structure and dtypes, from the trace that keeps it.
+        self._structure: Any = None
+        self._dtypes: list[tf.DType | None] = []
 
     def keep(self, healthy: tf.Tensor, step: Any, batch: Any) -> None:
         """Keeps `batch` if this is the first unhealthy step (in-graph)."""
         leaves = tf.nest.flatten(batch)
-        if len(leaves) != len(self._values):
-            return  # a batch of another structure than the first: not kept
+        self._structure = batch
+        self._dtypes = [None if leaf is None else tf.as_dtype(leaf.dtype) for leaf in leaves]
 
         def keep() -> tf.Tensor:
-            for variable, leaf in zip(self._values, leaves):
-                if leaf is not None:
-                    variable.assign(tf.cast(leaf, variable.dtype))
+            serialized = [
+                tf.constant("") if leaf is None else tf.io.serialize_tensor(leaf) for leaf in leaves
+            ]
+            self._data.assign(tf.stack(serialized))
             self._step.assign(tf.cast(step, tf.int64))
             return tf.constant(True)
 
         tf.cond(~healthy & (self._step < 0), keep, lambda: tf.constant(False))
 
     def kept(self) -> tuple[int, Any] | None:
-        """The step kept and its batch (host), or None."""
+        """The step kept and its batch, as NumPy arrays (host), or None."""
         step = int(self._step.numpy())
-        if step < 0:
+        if step < 0 or self._structure is None:
             return None
-        leaves = tf.nest.flatten(self._structure)
-        values = [None if leaf is None else v.numpy() for v, leaf in zip(self._values, leaves)]
+        data = self._data.numpy()
+        values = [
+            None if dtype is None else tf.io.parse_tensor(item, dtype).numpy()
+            for item, dtype in zip(data, self._dtypes)
+        ]
         return step, tf.nest.pack_sequence_as(self._structure, values)
 
 

@@ -234,7 +234,7 @@ class TrainStep:
         if self._core is None:
             self._build(x)
             if self.strategy is None:
-                self._keeper = origin_lib.Keeper((x, y, sample_weight))
+                self._keeper = origin_lib.Keeper()
         fn = self._fns[self._measures(self._updates)]
         # A None argument costs the call a few percent on millisecond steps: left out when unused.
         loss = fn(x, y) if sample_weight is None else fn(x, y, sample_weight)

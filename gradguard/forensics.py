@@ -1,0 +1,160 @@
+"""What the guard works out about the models the user's code trains, from what it saw them do.
+
+The guard sees the models only through the layer calls made under a tape (`activations.Tap`)
+and the variables the tapes and optimizers touch (`ledger.Ledger`). From those, `Forensics`
+tells each step core:
+
+* which model it trains, and that model's chance-level loss (`chance`);
+* why variables read in the forward pass never got a gradient (a trace of their model:
+  cut inside it, or their result discarded);
+* where a NaN began: the model's input of the first unhealthy step is kept in-graph and replayed
+  once (`origin`) at the next host read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import tensorflow as tf
+
+from gradguard import _compat, chance, diagnose
+from gradguard import origin as origin_lib
+from gradguard.activations import Tap
+from gradguard.core import StepCore
+from gradguard.findings import Finding
+from gradguard.ledger import Ledger, key
+
+__all__ = ["Forensics"]
+
+
+def _in_this_graph(structure: Any) -> bool:
+    """Whether every tensor of `structure` belongs to the graph being traced (or is eager)."""
+    graph = tf.compat.v1.get_default_graph() if tf.inside_function() else None
+    return all(
+        getattr(t, "graph", None) is graph for t in tf.nest.flatten(structure) if tf.is_tensor(t)
+    )
+
+
+class Forensics:
+    """The models' side of a guard's diagnosis.
+
+    Args:
+      tap: The layer calls the guard saw.
+      ledger: What the user's code did with the variables.
+      names: Display names of variables.
+    """
+
+    def __init__(self, tap: Tap, ledger: Ledger, names: Callable[[list[Any]], list[str]]):
+        self._tap = tap
+        self._ledger = ledger
+        self._names = names
+        self._diagnosed: set[int] = set()  # variables whose missing gradient was explained
+        # Per core, the keeper of its first unhealthy step's batch and the model; and the step a
+        # replay already explained.
+        self._keepers: dict[int, tuple[origin_lib.Keeper, Any]] = {}
+        self._replayed: dict[int, int] = {}
+        # The step's whole batch ``(x, y, sample_weight)`` and its loss, when the caller knows
+        # them (`GuardCallback`): a replay then covers the loss and the backward pass too.
+        self.batch: tuple[Any, ...] | None = None
+        self.replay_loss: Callable[[Any, Any], Any] | None = None
+
+    def model_of(self, core: StepCore) -> Any:
+        """The largest model called under a tape whose variables `core` trains, or None."""
+        trained = {key(v) for v in core.variables}
+        models = [
+            m for m, _ in self._tap.models() if trained & {key(v) for v in m.trainable_variables}
+        ]
+        return max(models, key=lambda m: len(m.trainable_variables)) if models else None
+
+    def note_chance(self, core: StepCore) -> None:
+        """Tells the core the chance-level loss of the model it trains, when it can be told.
+
+        From a compiled model's loss (`fit`) and its output's width; the labels are not seen.
+        """
+        model = self.model_of(core)
+        if "chance_loss" in core.notes or model is None:
+            return
+        spec = tf.nest.flatten(self._tap.output_spec(model))
+        width = spec[0].shape[-1] if spec and getattr(spec[0], "shape", None) else None
+        core.notes["chance_loss"] = chance.chance_loss(getattr(model, "loss", None), width)
+
+    def watch(self, core: StepCore) -> None:
+        """Gets ready to keep `core`'s first unhealthy batch (call when the core is made)."""
+        self._keepers[id(core)] = (origin_lib.Keeper(), None)
+
+    def keep_batch(self, core: StepCore) -> None:
+        """Keeps the batch of `core`'s first unhealthy step, for a replay (in-graph).
+
+        The model's input (through the layer tap), or the whole batch when the caller gave it.
+        Not under XLA, which cannot keep a batch of any shape.
+        """
+        model, stats = self.model_of(core), core.last_stats
+        batch: tuple[Any, ...] | None = None
+        if self.batch is not None and _in_this_graph(self.batch):
+            batch = self.batch
+        elif model is not None and self._tap.latest_input(model) is not None:
+            batch = (self._tap.latest_input(model),)
+        if batch is None or stats is None or _compat.in_xla_context():
+            return
+        keeper = self._keepers.get(id(core))
+        if keeper is None:  # made with the core, before any trace where it can
+            return
+        self._keepers[id(core)] = keeper = (keeper[0], model)
+        healthy = tf.math.is_finite(stats.grad_norm) & (
+            tf.math.is_finite(stats.loss) | ~tf.convert_to_tensor(stats.loss_known)
+        )
+        keeper[0].keep(healthy, stats.step, batch)
+
+    def replay(self, core: StepCore) -> None:
+        """Replays the kept batch of `core`'s first unhealthy step through its model, once."""
+        keeper = self._keepers.get(id(core))
+        kept = keeper[0].kept() if keeper is not None else None
+        if keeper is None or kept is None or self._replayed.get(id(core)) == kept[0]:
+            return
+        step, batch = kept
+        self._replayed[id(core)] = step
+        if len(batch) == 3 and self.replay_loss is not None:  # the whole batch, and the loss
+            x, y, sample_weight = batch
+            found = origin_lib.trace(keeper[1], x, y, sample_weight, loss=self.replay_loss)
+            core.notes["non_finite_origin"] = origin_lib.note(found, step)
+            return
+        found = origin_lib.trace(keeper[1], batch[0])
+        core.notes["non_finite_origin"] = origin_lib.note(found, step, forward_only=True)
+
+    def unreached(self, step: int) -> list[Finding]:
+        """`none-gradient` for variables read that never got a gradient, when it is known why.
+
+        A trace of their model shows it: cut inside the model, or their result discarded there.
+        An output head the loss does not use reaches the model's outputs: not reported.
+        """
+        ledger = self._ledger
+        requested = list(ledger.requested.items())
+        unreached = [
+            i
+            for i, (k, _) in enumerate(requested)
+            if k in ledger.watched and k not in ledger.with_gradient and k not in self._diagnosed
+        ]
+        if not unreached or not ledger.with_gradient:
+            return []
+        self._diagnosed |= {requested[i][0] for i in unreached}
+        causes: dict[int, str] = {}
+        # The largest model first: the one whose outputs the loss is computed from.
+        models = sorted(self._tap.models(), key=lambda m: -len(m[0].trainable_variables))
+        for model, spec in models:
+            members = {key(v) for v in model.trainable_variables}
+            mine = [i for i in unreached if requested[i][0] in members and i not in causes]
+            if mine:
+                causes.update(_breaks(model, spec, [requested[i][1] for i in mine], mine))
+        if not causes:
+            return []
+        names = self._names([v for _, v in requested])
+        return [diagnose.none_gradient_finding(names, sorted(causes), causes, step)]
+
+
+def _breaks(model: Any, spec: Any, variables: Sequence[Any], indices: list[int]) -> dict[int, str]:
+    try:
+        found = diagnose.model_breaks(model, spec, variables)
+    except Exception:  # noqa: BLE001 - a model that cannot be traced alone says nothing
+        return {}
+    return {indices[j]: cause for j, cause in found.items()}
