@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         Severity,
         UpdateError,
     )
+    from gradguard.lr_range import LRFindResult, lr_find
     from gradguard.train_step import TrainStep
     from gradguard.transforms import (
         GradientTransform,
@@ -58,6 +59,8 @@ _WHERE = {
     "UpdateError": "gradguard.findings",
     "TrainStep": "gradguard.train_step",
     "GuardCallback": "gradguard.callback",
+    "LRFindResult": "gradguard.lr_range",
+    "lr_find": "gradguard.lr_range",
     "guard": "gradguard.decorator",
     "model_report": "gradguard.decorator",
     "GradientTransform": "gradguard.transforms",
@@ -83,6 +86,7 @@ __all__ = [
     "GradientError",
     "GradientTransform",
     "GuardCallback",
+    "LRFindResult",
     "LossError",
     "NonFiniteError",
     "Report",
@@ -99,6 +103,7 @@ __all__ = [
     "guard",
     "identity",
     "inspect",
+    "lr_find",
     "model_report",
     "sinks",
     "skip_nonfinite",
