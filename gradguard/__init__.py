@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         UpdateError,
     )
     from gradguard.lr_range import LRFindResult, lr_find
+    from gradguard.preflighting import PreflightReport, preflight
     from gradguard.train_step import TrainStep
     from gradguard.transforms import (
         GradientTransform,
@@ -61,6 +62,8 @@ _WHERE = {
     "GuardCallback": "gradguard.callback",
     "LRFindResult": "gradguard.lr_range",
     "lr_find": "gradguard.lr_range",
+    "PreflightReport": "gradguard.preflighting",
+    "preflight": "gradguard.preflighting",
     "guard": "gradguard.decorator",
     "model_report": "gradguard.decorator",
     "GradientTransform": "gradguard.transforms",
@@ -89,6 +92,7 @@ __all__ = [
     "LRFindResult",
     "LossError",
     "NonFiniteError",
+    "PreflightReport",
     "Report",
     "Severity",
     "TrainStep",
@@ -105,6 +109,7 @@ __all__ = [
     "inspect",
     "lr_find",
     "model_report",
+    "preflight",
     "sinks",
     "skip_nonfinite",
     "__version__",
