@@ -64,6 +64,24 @@ class Examples:
         """The same inputs with other labels (the same structure and rows)."""
         return Examples(self.x, y, self.batch_size)
 
+    def spread(self, count: int) -> Examples:
+        """`count` examples spread over the labels: evenly spaced in the labels' sort order.
+
+        Classes then appear about as often as in all the examples (a rare class too, once
+        there are enough examples), and regression targets cover their range: the first
+        examples of sorted or imbalanced data may all share one label. Labels other than one
+        array are not sorted; the first examples are taken.
+        """
+        n = len(self)
+        if count >= n:
+            return self
+        if not isinstance(self.y, np.ndarray):
+            return self.take(np.arange(count))
+        rows = self.y.reshape(n, -1)
+        key = rows.argmax(axis=1) if rows.shape[1] > 1 else rows[:, 0]
+        order = np.argsort(key, kind="stable")
+        return self.take(np.sort(order[np.linspace(0, n - 1, count).round().astype(int)]))
+
     def shuffled_labels(self, seed: int) -> tuple[Examples, float]:
         """The same inputs with the labels permuted against them, and how many labels changed.
 

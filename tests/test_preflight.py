@@ -119,6 +119,33 @@ def test_healthy_batch_norm_dropout_model_on_a_dataset_with_a_schedule_is_silent
     assert report.measured["learning_rate"]["in_use"] == pytest.approx(3e-3, rel=1e-3)
 
 
+def test_healthy_imbalanced_binary_classifier_is_silent(classes):
+    x, _ = classes
+    rare = (x[:, 0] > 1.65).astype("float32")[:, None]  # 5% positives
+    loss = keras.losses.BinaryCrossentropy(from_logits=True)
+    report = gradguard.preflight(mlp(1), keras.optimizers.Adam(1e-3), loss, (x, rare))
+    assert loud(report) == [], str(report)
+    # The batch to overfit holds both labels, not 16 negatives; shuffling 5% positives
+    # changes too few labels to judge them.
+    assert report.measured["overfit"]["reference_is"] == "constant prediction's loss"
+    assert "shuffling changes only" in report.measured["labels"]["skipped"]
+
+
+def test_multi_input_model_from_a_generator_of_batches(classes):
+    x, y = classes
+    keras.utils.set_random_seed(0)
+    left, right = keras.Input((6,), name="left"), keras.Input((4,), name="right")
+    hidden = keras.layers.Dense(32, activation="relu")(keras.layers.Concatenate()([left, right]))
+    model = keras.Model({"left": left, "right": right}, keras.layers.Dense(4)(hidden))
+
+    def batches():
+        for i in range(0, 512, 64):
+            yield {"left": x[i : i + 64, :6], "right": x[i : i + 64, 6:]}, y[i : i + 64]
+
+    result = gradguard.lr_find(model, keras.optimizers.Adam(), logits_loss(), batches(), steps=40)
+    assert result.suggestion is not None and len(result.lrs) > 10
+
+
 # -- each planted bug is named -------------------------------------------------------------------
 
 
