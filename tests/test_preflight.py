@@ -7,6 +7,7 @@ and the optimizer come back bit for bit, also when a call raises midway; bad inp
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -90,7 +91,7 @@ def test_healthy_classifier_is_silent(classes):
     assert measured["labels"]["real"] < 0.5 * measured["labels"]["shuffled"]
     text = str(report)
     assert "initial loss" in text and "lr_find suggests" in text
-    assert report.to_dict()["preflight"]["gradients"]["variables"] == 6
+    assert json.loads(report.to_json())["preflight"]["gradients"]["variables"] == 6
 
 
 def test_healthy_regressor_is_silent(targets):
