@@ -122,7 +122,7 @@ EXPECTED = {
             "warning none-gradient",
             "side/kernel",
             "the targets are not centered",
-            "(see docs/findings.md#labels-uninformative).",
+            "(see: gradguard explain labels-uninformative).",
         ),
         # The healthy model, and the regressor with standardized targets.
         healthy=2,

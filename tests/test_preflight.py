@@ -8,8 +8,6 @@ and the optimizer come back bit for bit, also when a call raises midway; bad inp
 from __future__ import annotations
 
 import json
-import os
-import re
 import sys
 from typing import Any
 
@@ -21,7 +19,6 @@ import tensorflow as tf
 import gradguard
 from gradguard.findings import Severity
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOUD = (Severity.WARNING, Severity.ERROR)
 
 
@@ -425,19 +422,3 @@ def test_bad_arguments_are_named(targets):
         gradguard.preflight(model, keras.optimizers.Adam(), "mse", (np.zeros((8, 3)), y[:8]))
     with pytest.raises(ValueError, match=r"loss_fn could not compare y with shapes \(2, 5\)"):
         gradguard.preflight(mlp(4), keras.optimizers.Adam(), logits_loss(), (x, np.zeros((512, 5))))
-
-
-# -- the README runs as written ------------------------------------------------------------------
-
-
-def test_readme_before_the_long_run_runs_as_written(tmp_path, monkeypatch):
-    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
-        readme = f.read()
-    section = readme.split("## Before the long run", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
-    assert blocks
-    monkeypatch.chdir(tmp_path)
-    namespace: dict[str, Any] = {}
-    for block in blocks:
-        exec(compile(block, "README.md", "exec"), namespace)
-    assert (tmp_path / "lr_find.png").exists()
