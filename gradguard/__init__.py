@@ -32,7 +32,8 @@ if TYPE_CHECKING:
         UpdateError,
     )
     from gradguard.lr_range import LRFindResult, lr_find
-    from gradguard.preflighting import PreflightReport, preflight
+    from gradguard.preflight_report import PreflightReport
+    from gradguard.preflighting import preflight
     from gradguard.train_step import TrainStep
     from gradguard.transforms import (
         GradientTransform,
@@ -62,7 +63,7 @@ _WHERE = {
     "GuardCallback": "gradguard.callback",
     "LRFindResult": "gradguard.lr_range",
     "lr_find": "gradguard.lr_range",
-    "PreflightReport": "gradguard.preflighting",
+    "PreflightReport": "gradguard.preflight_report",
     "preflight": "gradguard.preflighting",
     "guard": "gradguard.decorator",
     "model_report": "gradguard.decorator",

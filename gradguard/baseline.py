@@ -17,7 +17,15 @@ from typing import Any
 import keras
 import numpy as np
 
-__all__ = ["Expectation", "LossKind", "constant_loss", "expect", "kind_of", "output_mismatch"]
+__all__ = [
+    "Expectation",
+    "LossKind",
+    "class_count",
+    "constant_loss",
+    "expect",
+    "kind_of",
+    "output_mismatch",
+]
 
 SPARSE_CE = "sparse_categorical_crossentropy"
 CE = "categorical_crossentropy"
@@ -155,6 +163,17 @@ def constant_loss(
     if kind.name == MSE:
         return float(((rows - fitted.mean(axis=0)) ** 2).mean())
     return float(np.abs(rows - np.median(fitted, axis=0)).mean())
+
+
+def class_count(kind: LossKind | None, y: Any) -> int | None:
+    """How many classes a classifier's labels hold (None for other losses)."""
+    if kind is None or not isinstance(y, np.ndarray):
+        return None
+    if kind.name == SPARSE_CE:
+        return int(np.unique(y).size)
+    if kind.name == CE and y.ndim > 1:
+        return int(y.shape[-1])
+    return None
 
 
 def _whole(values: np.ndarray) -> bool:

@@ -21,7 +21,6 @@ examples, labels that shuffling barely changes) is skipped and says why in `repo
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import itertools
 import math
@@ -33,11 +32,12 @@ import numpy as np
 from gradguard import baseline, lr_range
 from gradguard import batches as batches_lib
 from gradguard import findings as findings_lib
-from gradguard import preflight_findings as messages
+from gradguard import preflight_report as messages
 from gradguard import trial as trial_lib
 from gradguard.findings import Finding, Severity, number
+from gradguard.preflight_report import PreflightReport
 
-__all__ = ["PreflightReport", "Thresholds", "preflight"]
+__all__ = ["Thresholds", "preflight"]
 
 # Examples held for the checks (a random subset of arrays, the first batches of a dataset).
 _MAX_EXAMPLES = 512
@@ -98,66 +98,6 @@ class Thresholds:
     label_shuffled_margin: float = 0.2
     lr_tolerance: float = 10.0
     initial_loss_factor: float | None = None
-
-
-class PreflightReport(findings_lib.Report):
-    """The findings of `preflight`, and what each check measured (`measured`).
-
-    `measured` maps each check (``"initial_loss"``, ``"gradients"``, ``"learning_rate"``,
-    ``"overfit"``, ``"labels"``) to its numbers, or to ``{"skipped": reason}``; `to_dict` and
-    `to_json` add it under ``"preflight"``.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.measured: dict[str, dict[str, Any]] = {}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "preflight": copy.deepcopy(self.measured)}
-
-    def __str__(self) -> str:
-        lines = [super().__str__()]
-        for check, values in self.measured.items():
-            lines.append(f"  {check.replace('_', ' '):14s} {_summary(check, values)}")
-        return "\n".join(lines)
-
-
-def _summary(check: str, m: dict[str, Any]) -> str:
-    """One line per check for `PreflightReport.__str__`."""
-    if "skipped" in m:
-        return f"skipped: {m['skipped']}"
-    if check == "initial_loss":
-        text = number(m["loss"])
-        if "expected" in m:
-            text += f" (untrained: about {number(m['expected'])}, {m['reason']})"
-        if "mismatch" in m:
-            text += f"; the outputs are {m['mismatch']['outputs']}, against from_logits"
-        return text
-    if check == "gradients":
-        return f"{m['with_gradient']} of {m['variables']} trainable variables got a gradient"
-    if check == "learning_rate":
-        suggestion = m["suggestion"]
-        advice = f"lr_find suggests {number(suggestion)}" if suggestion else "no suggestion"
-        return f"{number(m['in_use'])} in use; {advice}"
-    if check == "overfit":
-        runs = ", ".join(
-            f"{_percent(r['fitted'] / m['reference'])} at lr {number(r['lr'])}" for r in m["runs"]
-        )
-        return (
-            f"one batch of {m['examples']} to {runs} of the {m['reference_is']} "
-            f"({m['steps']} steps)"
-        )
-    constant = m.get("constant")
-    against = f", {number(constant)} (constant prediction)" if constant is not None else ""
-    return (
-        f"held-out loss {number(m['real'])} (real pairing), {number(m['shuffled'])} (shuffled "
-        f"labels){against}"
-    )
-
-
-def _percent(fraction: float) -> str:
-    percent = 100 * fraction
-    return "<0.1%" if percent < 0.1 else f"{percent:.2g}%"
 
 
 def preflight(
@@ -428,7 +368,7 @@ class _Run:
         held = len(examples) // 3
         heldout, train = examples.take(order[:held]), examples.take(order[held:])
         shuffled, changed = train.shuffled_labels(seed=3)
-        classes = _classes(self.kind, train.y)
+        classes = baseline.class_count(self.kind, train.y)
         m.update(changed=changed, classes=classes, held_out=held)
         if changed < limits.label_min_changed:
             m["skipped"] = f"shuffling changes only {changed:.0%} of the labels"
@@ -475,14 +415,3 @@ class _Run:
 
 def _array(y: Any) -> np.ndarray | None:
     return y if isinstance(y, np.ndarray) else None
-
-
-def _classes(kind: baseline.LossKind | None, y: Any) -> int | None:
-    """How many classes a classifier's labels hold (None for other losses)."""
-    if kind is None or not isinstance(y, np.ndarray):
-        return None
-    if kind.name == baseline.SPARSE_CE:
-        return int(np.unique(y).size)
-    if kind.name == baseline.CE and y.ndim > 1:
-        return int(y.shape[-1])
-    return None

@@ -1,20 +1,25 @@
-"""The findings `preflight` makes, as sentences: what was measured, the likely cause, the fix.
+"""What `preflight` tells the user: its report, and its findings as sentences.
 
-Each function takes what a check measured and returns one `Finding` whose message names the
-numbers and what to do (the check's logic is in `gradguard.preflighting`).
+`PreflightReport` is a `Report` that also holds what each check measured, and prints one line
+per check. Each other function takes what a check measured and returns one `Finding` whose
+message names the numbers and what to do (the checks themselves are in
+`gradguard.preflighting`).
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from gradguard import baseline
+from gradguard import findings as findings_lib
 from gradguard.findings import Finding, Severity, number
 
 __all__ = [
+    "PreflightReport",
     "cannot_overfit",
     "from_logits_mismatch",
     "initial_loss",
@@ -22,6 +27,66 @@ __all__ = [
     "learning_rate",
     "non_finite_start",
 ]
+
+
+class PreflightReport(findings_lib.Report):
+    """The findings of `preflight`, and what each check measured (`measured`).
+
+    `measured` maps each check (``"initial_loss"``, ``"gradients"``, ``"learning_rate"``,
+    ``"overfit"``, ``"labels"``) to its numbers, or to ``{"skipped": reason}``; `to_dict` and
+    `to_json` add it under ``"preflight"``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.measured: dict[str, dict[str, Any]] = {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "preflight": copy.deepcopy(self.measured)}
+
+    def __str__(self) -> str:
+        lines = [super().__str__()]
+        for check, values in self.measured.items():
+            lines.append(f"  {check.replace('_', ' '):14s} {_summary(check, values)}")
+        return "\n".join(lines)
+
+
+def _summary(check: str, m: dict[str, Any]) -> str:
+    """One line per check for `PreflightReport.__str__`."""
+    if "skipped" in m:
+        return f"skipped: {m['skipped']}"
+    if check == "initial_loss":
+        text = number(m["loss"])
+        if "expected" in m:
+            text += f" (untrained: about {number(m['expected'])}, {m['reason']})"
+        if "mismatch" in m:
+            text += f"; the outputs are {m['mismatch']['outputs']}, against from_logits"
+        return text
+    if check == "gradients":
+        return f"{m['with_gradient']} of {m['variables']} trainable variables got a gradient"
+    if check == "learning_rate":
+        suggestion = m["suggestion"]
+        advice = f"lr_find suggests {number(suggestion)}" if suggestion else "no suggestion"
+        return f"{number(m['in_use'])} in use; {advice}"
+    if check == "overfit":
+        runs = ", ".join(
+            f"{_percent(r['fitted'] / m['reference'])} at lr {number(r['lr'])}" for r in m["runs"]
+        )
+        return (
+            f"one batch of {m['examples']} to {runs} of the {m['reference_is']} "
+            f"({m['steps']} steps)"
+        )
+    constant = m.get("constant")
+    against = f", {number(constant)} (constant prediction)" if constant is not None else ""
+    return (
+        f"held-out loss {number(m['real'])} (real pairing), {number(m['shuffled'])} (shuffled "
+        f"labels){against}"
+    )
+
+
+def _percent(fraction: float) -> str:
+    percent = 100 * fraction
+    return "<0.1%" if percent < 0.1 else f"{percent:.2g}%"
 
 
 def non_finite_start(loss: float, bad_data: dict[str, int], outputs: Any) -> Finding:
