@@ -31,6 +31,9 @@ if TYPE_CHECKING:
         Severity,
         UpdateError,
     )
+    from gradguard.lr_range import LRFindResult, lr_find
+    from gradguard.preflight_report import PreflightReport
+    from gradguard.preflighting import preflight
     from gradguard.train_step import TrainStep
     from gradguard.transforms import (
         GradientTransform,
@@ -58,6 +61,10 @@ _WHERE = {
     "UpdateError": "gradguard.findings",
     "TrainStep": "gradguard.train_step",
     "GuardCallback": "gradguard.callback",
+    "LRFindResult": "gradguard.lr_range",
+    "lr_find": "gradguard.lr_range",
+    "PreflightReport": "gradguard.preflight_report",
+    "preflight": "gradguard.preflighting",
     "guard": "gradguard.decorator",
     "model_report": "gradguard.decorator",
     "GradientTransform": "gradguard.transforms",
@@ -83,8 +90,10 @@ __all__ = [
     "GradientError",
     "GradientTransform",
     "GuardCallback",
+    "LRFindResult",
     "LossError",
     "NonFiniteError",
+    "PreflightReport",
     "Report",
     "Severity",
     "TrainStep",
@@ -99,7 +108,9 @@ __all__ = [
     "guard",
     "identity",
     "inspect",
+    "lr_find",
     "model_report",
+    "preflight",
     "sinks",
     "skip_nonfinite",
     "__version__",

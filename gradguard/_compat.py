@@ -26,13 +26,16 @@ __all__ = [
     "checkpoint_state_text",
     "flatten_layers",
     "function",
+    "global_seed_state",
     "gradient_function",
     "in_xla_context",
     "keras_weights_layout",
+    "learning_rate_object",
     "load_keras_weights",
     "lookup_dependency",
     "optimizer_variables",
     "record_reader",
+    "set_learning_rate_object",
     "strategy_supports_no_merge_call",
     "tape_is_recording",
     "trackable_children",
@@ -75,6 +78,39 @@ def record_reader(path: str) -> Any:
 def optimizer_variables(optimizer: Any) -> list[Any]:
     """The variables a built Keras optimizer was built for, in its own order."""
     return list(getattr(optimizer, "_trainable_variables", []))
+
+
+def _rate_owner(optimizer: Any) -> Any:
+    """The optimizer whose rate the update reads (the innermost of a LossScaleOptimizer)."""
+    while hasattr(optimizer, "inner_optimizer"):
+        optimizer = optimizer.inner_optimizer
+    return optimizer
+
+
+def learning_rate_object(optimizer: Any) -> Any:
+    """What a Keras optimizer holds as its rate: a variable, a schedule or a callable.
+
+    The public `learning_rate` gives the current value only, and its setter cannot put a
+    schedule's variable-backed rate back (it untracks the variable), hence the attribute.
+    """
+    return _rate_owner(optimizer)._learning_rate
+
+
+def set_learning_rate_object(optimizer: Any, rate: Any) -> None:
+    """Makes `rate` (as `learning_rate_object` returned it, or a callable) the optimizer's rate.
+
+    A callable is not a variable, so Keras' tracker leaves the optimizer's variable list alone;
+    the original variable, when put back, is already in that list and is not added twice.
+    """
+    _rate_owner(optimizer)._learning_rate = rate
+
+
+def global_seed_state() -> Any:
+    """The state variable of Keras' global seed generator (`seed=None` draws), if one exists."""
+    from keras.src.backend.common import global_state
+
+    generator = global_state.get_global_attribute("global_seed_generator")
+    return getattr(generator, "state", None)
 
 
 def flatten_layers(model: Any) -> list[Any]:

@@ -16,7 +16,8 @@ def test_every_design_code_is_in_the_catalog():
     loss-not-decreasing variable-not-trained loss-broadcast checkpoint-shape-mismatch
     checkpoint-dtype-mismatch checkpoint-missing-variables checkpoint-unexpected-variables
     checkpoint-corrupt checkpoint-optimizer-config-changed
-    checkpoint-optimizer-state-not-restored""".split()
+    checkpoint-optimizer-state-not-restored initial-loss-unexpected from-logits-mismatch
+    cannot-overfit-batch labels-uninformative learning-rate-far-from-suggestion""".split()
     assert sorted(gradguard.CODES) == sorted(design)
 
 

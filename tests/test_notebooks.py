@@ -105,6 +105,29 @@ EXPECTED = {
         healthy=0,
         images=3,
     ),
+    "05_preflight.ipynb": Expect(
+        texts=(
+            "weights and optimizer state identical: True",
+            "lr_find suggests",
+            "Adam: suggestion",
+            "warning labels-uninformative",
+            "warning cannot-overfit-batch: At the learning rate in use (1e-10)",
+            "info    learning-rate-far-from-suggestion",
+            "error   from-logits-mismatch",
+            "applies softmax a second time",
+            "info The model's outputs are probabilities",
+            "set from_logits=True",
+            "warning initial-loss-unexpected",
+            "confidently wrong",
+            "warning none-gradient",
+            "side/kernel",
+            "the targets are not centered",
+            "(see: gradguard explain labels-uninformative).",
+        ),
+        # The healthy model, and the regressor with standardized targets.
+        healthy=2,
+        images=2,
+    ),
 }
 
 
