@@ -130,7 +130,9 @@ class ActivationHealth(Check):
                 continue
             if site.kind == "relu":
                 # One reduction over the output (ReLU outputs are >= 0): the cheapest pass.
-                fired = tf.reduce_max(outputs, axis=0) > 0
+                peak = tf.reduce_max(outputs, axis=0)
+                # A NaN output is not a silent unit: the non-finite check reports it.
+                fired = (peak > 0) | ~tf.math.is_finite(peak)
                 last = self.last_active[i]
                 last.assign(tf.where(fired, step, last))
                 fractions.append(tf.constant(0.0))

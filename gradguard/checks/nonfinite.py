@@ -161,7 +161,16 @@ class NonFinite(Check):
         origin: dict[str, Any] = {"stage": _STAGES[where], "layer": None, "op": None, "step": step}
         replay = context.notes.get("non_finite_origin")
         if replay is not None and replay["step"] == step:
-            if replay["replayed"]:
+            late = replay.get("origin", {}).get("stage") == "update" and where != "weight"
+            if late:
+                # The weights a replay runs on came from that step's own non-finite update.
+                message = (
+                    f"{message[:-1]} (a replay of its batch could not tell where: that step's "
+                    "non-finite update was applied and overwrote the weights; with "
+                    "gradguard.skip_nonfinite() in the transform they are kept, and the replay "
+                    "names the layer)."
+                )
+            elif replay["replayed"]:
                 origin = replay["origin"]
                 what = {
                     "loss": "The loss",
