@@ -193,10 +193,13 @@ class ActivationHealth(Check):
         if not self.sites or int(state["act_steps"]) < self.window:
             return []
         results = []
+        broken = context.notes.get("non_finite_from")
         for site in self.sites:
             if site.kind != "relu":
                 continue
             fraction, since = self.dead(state)[site.name]
+            if broken is not None and since >= broken:
+                continue  # silenced by NaN weights (a NaN input is 0 after ReLU on some kernels)
             finding = self._dead_units(site.name, fraction, context, site.units, since)
             if finding is not None:
                 results.append(finding)

@@ -235,6 +235,16 @@ class NonFinite(Check):
         }
         return Finding("non-finite", message, since, details=details)
 
+    def notes(self, state: Mapping[str, np.ndarray]) -> Mapping[str, Any]:
+        """``non_finite_from``: the first step anything went NaN/Inf.
+
+        Other checks' judgments of what followed (units silenced by NaN weights) are moot.
+        """
+        steps = [int(state["loss_first"]), _earliest(state["grad_first"])]
+        steps.append(_earliest(state["weight_first"]))
+        seen = [s for s in steps if s >= 0]
+        return {"non_finite_from": min(seen)} if seen else {}
+
     def summary(self, state: Mapping[str, np.ndarray]) -> Mapping[str, float]:
         return {
             "skipped_updates": int(state["skipped"]),
