@@ -261,6 +261,11 @@ class Guard:
         )
         return dict.fromkeys(range(len(variables)), cause)
 
+    def on_scaled_apply(self, optimizer: Any) -> None:
+        """A LossScaleOptimizer's update call (its inner update may be skipped in-graph)."""
+        del optimizer
+        self.ledger.on_scaled_apply()
+
     def on_apply(self, optimizer: Any, original: Any, grads: Any, variables: Any) -> Any:
         """An optimizer update: through the optimizer's `StepCore` instead of straight on."""
         grads = list(grads)

@@ -171,7 +171,23 @@ def _record_layer_outputs(original: Any) -> Any:
 
 
 _GRADIENTS = Patch(tf.GradientTape, "gradient", _report_gradients)
+
+
+def _note_scaled_updates(original: Any) -> Any:
+    @functools.wraps(original)
+    def apply(optimizer: Any, grads: Any, trainable_variables: Any = None) -> Any:
+        # The loss scaler decides in-graph whether its inner optimizer's update runs: noted
+        # here, so that updates it skipped every time are told from updates never made.
+        guard = listener()
+        if guard is not None:
+            guard.on_scaled_apply(optimizer)
+        return original(optimizer, grads, trainable_variables)
+
+    return apply
+
+
 _ALL_UPDATES = Patch(_compat.BASE_OPTIMIZER, "apply", _route_updates)
+_SCALED_UPDATES = Patch(keras.optimizers.LossScaleOptimizer, "apply", _note_scaled_updates)
 _LAYER_CALLS = Patch(keras.layers.Layer, "__call__", _record_layer_outputs)
 
 
@@ -206,7 +222,7 @@ def intercepting_all(guard: Any, *, outermost: bool = True) -> Iterator[None]:
     To the innermost guard listening: `guard` at the bottom for ``gradguard run``
     (`outermost`), or on top for a decorator's guard while its function runs.
     """
-    with listening(guard, outermost=outermost), _ALL_UPDATES:
+    with listening(guard, outermost=outermost), _ALL_UPDATES, _SCALED_UPDATES:
         yield
 
 

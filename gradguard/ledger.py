@@ -63,6 +63,8 @@ class Ledger:
         with tf.init_scope():
             self._gradient_calls = replicas.state_variable(0, tf.int64)
             self._updates = replicas.state_variable(0, tf.int64)
+            # Update calls of a loss scaler, which may skip its inner optimizer's update.
+            self._scaled = replicas.state_variable(0, tf.int64)
 
     @property
     def gradient_calls(self) -> int:
@@ -105,6 +107,10 @@ class Ledger:
         self._take_baselines(depends)
         for variable in depends:
             self.unasked.setdefault(key(variable), variable)
+
+    def on_scaled_apply(self) -> None:
+        """One update call of a LossScaleOptimizer."""
+        self._scaled.assign_add(1)
 
     def on_apply(self, variables: Sequence[Any]) -> None:
         """One optimizer update of `variables`."""
@@ -185,6 +191,9 @@ class Ledger:
         gradient_calls, updates = self.gradient_calls, self.updates
         trainable = {**self.expected, **self.requested}
         enough = MISSING_APPLY_CALLS_AT_END if final else MISSING_APPLY_CALLS_WHILE_RUNNING
+        scaled = int(self._scaled.numpy())
+        if gradient_calls >= enough and updates == 0 and scaled:
+            return [self._all_overflowed(scaled, step, names)]
         if gradient_calls >= enough and updates == 0:
             if not any(self.changed(k) for k in trainable):
                 variables = list(self.with_gradient.values()) or list(self.requested.values())
@@ -232,6 +241,25 @@ class Ledger:
             )
         )
         return found
+
+    def _all_overflowed(
+        self, scaled: int, step: int, names: Callable[[list[Any]], list[str]]
+    ) -> Finding:
+        """`non-finite`: the loss scaler skipped every update (float16 overflow every time)."""
+        message = (
+            f"The loss scaler skipped every one of the {scaled} updates: the float16 gradients "
+            "overflow at every loss scale it tried, so the model never trains. The values are "
+            "out of float16's range: normalize the inputs (raw 0-255 or uint16 pixels overflow "
+            "float16), or keep the layer that overflows in float32 (dtype='float32')."
+        )
+        origin = {"stage": "backward", "layer": None, "op": None, "step": 0}
+        return Finding(
+            "non-finite",
+            message,
+            step,
+            tuple(names(list(self.requested.values()))),
+            details={"skipped_updates": scaled, "origin": origin},
+        )
 
     def _left_out_of(self, keras_variables: Mapping[int, Any]) -> dict[int, Any]:
         """Read under a tape, the target depending on them, never asked a gradient for.

@@ -66,7 +66,20 @@ def non_finite_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -> 
 
 def zero_gradient_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -> dict[str, Any]:
     grad = _field(steps, "grad_sq")
-    return {"grad_sq_max": np.maximum(0.0, np.where(np.isfinite(grad), grad, 1.0).max(axis=0))}
+    sq = np.where(np.isfinite(grad), grad, 1.0)
+    stalled, since = 0, -1
+    for values, row in zip(steps, sq):
+        loss = values["loss"]
+        if (row == 0).all() and np.isfinite(loss) and loss != 0 and values["loss_known"]:
+            since = values["step"] if stalled == 0 else since
+            stalled += 1
+        else:
+            stalled = 0
+    return {
+        "grad_sq_max": np.maximum(0.0, sq.max(axis=0)),
+        "stalled_steps": stalled,
+        "stalled_since": since,
+    }
 
 
 def update_ratio_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -> dict:
@@ -251,6 +264,14 @@ SCRIPTED = [
         checks.ZeroGradient,
         LAYOUT,
         _steps(grad_sq=lambda s: np.array([0.0, 0.0, 0.01, 0.02])),
+        zero_gradient_reference,
+        frozenset({"zero-gradient"}),
+    ),
+    Scripted(
+        "zero-gradient-every-gradient-stalls-at-step-2",
+        lambda: checks.ZeroGradient(stalled_after=8),
+        LAYOUT,
+        _steps(grad_sq=lambda s: np.zeros(4, np.float32) if s >= 2 else None),
         zero_gradient_reference,
         frozenset({"zero-gradient"}),
     ),

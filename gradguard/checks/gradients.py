@@ -23,28 +23,61 @@ _OFFSETS = frozenset({"bias", "beta", "offset"})
 
 
 class ZeroGradient(Check):
-    """`zero-gradient`: a gradient that is exactly zero on every step seen.
+    """`zero-gradient`: a gradient exactly zero on every step seen, or every gradient stalled.
+
+    Stalled: every gradient exactly zero on every recent step, after earlier non-zero ones.
 
     Args:
       min_steps: Steps to see before judging.
+      stalled_after: Steps in a row on which every gradient is exactly zero while the loss is
+        not (a model whose loss reached 0 has nothing left to learn), after earlier non-zero
+        gradients, that make a stalled training.
     """
 
-    def __init__(self, min_steps: int = 2):
+    def __init__(self, min_steps: int = 2, stalled_after: int = 50):
         self.min_steps = min_steps
+        self.stalled_after = stalled_after
 
     def _build(self) -> None:
         self.max_sq = self.add_state("grad_sq_max", [0.0] * self.layout.size)
+        self.stalled = self.add_state("stalled_steps", 0, tf.int64)
+        self.stalled_since = self.add_state("stalled_since", -1, tf.int64)
 
     def update(self, stats: Stats) -> None:
         # A non-finite gradient is not a zero one; count it as non-zero.
         sq = tf.where(tf.math.is_finite(stats.grad_sq), stats.grad_sq, 1.0)
         self.max_sq.assign(tf.maximum(self.max_sq, sq))
+        loss = tf.cast(stats.loss, tf.float32)
+        stalled = (
+            tf.reduce_all(tf.equal(sq, 0.0))
+            & tf.math.is_finite(loss)
+            & tf.not_equal(loss, 0.0)
+            & tf.convert_to_tensor(stats.loss_known)
+        )
+        zero = tf.zeros_like(self.stalled)
+        self.stalled_since.assign(
+            tf.where(stalled & tf.equal(self.stalled, 0), stats.step, self.stalled_since)
+        )
+        self.stalled.assign(tf.where(stalled, self.stalled + 1, zero))
 
     def judge(self, state: Mapping[str, np.ndarray], context: Context) -> list[Finding]:
         if context.steps < self.min_steps:
             return []
         max_sq = state["grad_sq_max"]
         with_grad = [i for i in range(self.layout.size) if i not in context.none]
+        stalled = int(state.get("stalled_steps", 0))
+        if stalled >= self.stalled_after and any(max_sq[i] > 0 for i in with_grad):
+            since = int(state["stalled_since"])
+            message = (
+                f"Every gradient has been exactly zero since step {since} ({stalled} steps in a "
+                "row) although the loss is not: training stopped. Every ReLU feeding the loss "
+                "died (a learning rate too high, an output layer with a ReLU), or the gradients "
+                "were zeroed before the optimizer (an accumulator reset before "
+                "apply_gradients)."
+            )
+            # A warning: training had gradients, and a stall can pass (a saturated adversary).
+            details = {"since_step": since, "steps": stalled}
+            return [Finding("zero-gradient", message, since, (), Severity.WARNING, details)]
         zero = [i for i in with_grad if max_sq[i] == 0.0]
         if len(zero) < len(with_grad):
             zero = [i for i in zero if not self._shift_invariant(i, max_sq)]
@@ -56,7 +89,9 @@ class ZeroGradient(Check):
                 f"The gradient of every trainable variable was exactly zero on all "
                 f"{context.steps} steps seen: the loss is flat in the weights (it is built "
                 "from rounded or thresholded outputs, does not depend on the prediction, or "
-                "every ReLU unit is dead); check the loss function."
+                "every ReLU unit is dead), or the gradients were zeroed before the optimizer "
+                "got them (an accumulator reset before apply_gradients); check the loss "
+                "function."
             )
             severity = Severity.ERROR
         else:
@@ -86,7 +121,12 @@ class ZeroGradient(Check):
     def replay(self, logged: Logged) -> Mapping[str, Any]:
         grad, present = logged.groups_of(tags.LAYER_GRAD_NORM)
         sq = np.where(np.isfinite(grad), grad**2, 1.0)
-        return {"grad_sq_max": np.where(present, sq, 0.0).max(axis=1, initial=0.0)}
+        return {
+            "grad_sq_max": np.where(present, sq, 0.0).max(axis=1, initial=0.0),
+            # Samples every `every` steps cannot show steps in a row.
+            "stalled_steps": np.int64(0),
+            "stalled_since": np.int64(-1),
+        }
 
 
 class ExplodingGradient(Check):
