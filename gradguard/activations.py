@@ -338,6 +338,7 @@ class Tap:
         self._models: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
         self._layers: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
         self._inputs: dict[int, Any] = {}  # per model, the spec of its first input seen
+        self.last_model: Any = None  # a weak reference to the model called last
         self._outputs: dict[int, Any] = {}  # and of its output
         self._latest: dict[int, Any] = {}  # per model, its latest input (a tensor)
 
@@ -346,6 +347,7 @@ class Tap:
         self._layers[id(layer)] = layer
         if isinstance(layer, keras.Model):
             self._models[id(layer)] = layer
+            self.last_model = weakref.ref(layer)
             if args:
                 self._latest[id(layer)] = args[0]
             if args and id(layer) not in self._inputs:

@@ -18,6 +18,7 @@ __all__ = [
     "DISCARDED",
     "chain_breaks",
     "graph_breaks",
+    "graph_double_softmax",
     "graph_loss_broadcast",
     "loss_broadcast",
     "model_breaks",
@@ -288,6 +289,38 @@ def _labels_against_predictions(a: tf.TensorShape, b: tf.TensorShape) -> bool:
     flat, column = (a, b) if a.rank == 1 else (b, a)
     n, (m, one) = flat[0], column
     return one == 1 and (n is None or m is None or n == m) and n != 1
+
+
+# Ops that apply softmax (or sigmoid) themselves to their `logits` input.
+_WITH_LOGITS = {"SparseSoftmaxCrossEntropyWithLogits", "SoftmaxCrossEntropyWithLogits"}
+# Ops that pass a value through unchanged in kind (a probability stays one).
+_PASSING = {"Identity", "Reshape", "Cast", "ExpandDims", "Squeeze", "Transpose", "Pack", "ConcatV2"}
+
+
+def graph_double_softmax(loss: tf.Tensor, step: int) -> Finding | None:
+    """`from-logits-mismatch`: a cross-entropy that applies softmax to a softmax's output.
+
+    Read from a traced loss: a ``*SoftmaxCrossEntropyWithLogits`` op whose logits come from a
+    ``Softmax`` (through reshapes or casts only). The predictions are squashed toward uniform
+    and the loss cannot get near 0. Keras' own losses with ``from_logits=True`` on a model
+    ending in its softmax take the logits instead, and are not flagged.
+    """
+    for op in _ancestors(loss):
+        if op.type not in _WITH_LOGITS:
+            continue
+        source = op.inputs[0].op
+        while source.type in _PASSING and source.inputs:
+            source = source.inputs[0].op
+        if source.type == "Softmax":
+            message = (
+                f"The loss applies softmax to the output of a softmax ({source.name} feeds "
+                f"{op.type}): the predictions are squashed toward uniform and the loss cannot "
+                "get near 0. Give the model a plain Dense output (logits) for a loss with "
+                "logits, or use a loss on probabilities (from_logits=False)."
+            )
+            details = {"softmax": source.name, "loss_op": op.name}
+            return Finding("from-logits-mismatch", message, step, details=details)
+    return None
 
 
 def graph_loss_broadcast(loss: tf.Tensor, step: int) -> Finding | None:

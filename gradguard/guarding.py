@@ -228,9 +228,10 @@ class Guard:
         if isinstance(target, tf.Tensor) and target.shape.rank == 0:
             self._last_loss = target
             if tf.inside_function() and hasattr(target, "graph"):  # traced once: read the graph
-                finding = diagnose.graph_loss_broadcast(target, self._calls)
-                if finding is not None:
-                    self._pending.append(finding)
+                for judge in (diagnose.graph_loss_broadcast, diagnose.graph_double_softmax):
+                    finding = judge(target, self._calls)
+                    if finding is not None:
+                        self._pending.append(finding)
         self.ledger.on_gradient(pairs, tape.watched_variables(), extra)
         if all(g is None for _, g in pairs):
             variables = [v for v, _ in pairs]
@@ -260,6 +261,13 @@ class Guard:
             "argmax or round, or tf.stop_gradient)"
         )
         return dict.fromkeys(range(len(variables)), cause)
+
+    def on_warning(self, message: str) -> None:
+        """A Python warning raised while the guard listens (Keras' own diagnoses)."""
+        if "does not have any trainable weights" in message and self._tap.last_model:
+            model = self._tap.last_model()
+            if model is not None and not model.trainable_variables and model.weights:
+                self.ledger.frozen_models.setdefault(id(model), model)
 
     def on_scaled_apply(self, optimizer: Any) -> None:
         """A LossScaleOptimizer's update call (its inner update may be skipped in-graph)."""

@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
@@ -186,7 +187,21 @@ def _note_scaled_updates(original: Any) -> Any:
     return apply
 
 
+def _report_warnings(original: Any) -> Any:
+    @functools.wraps(original)
+    def warn(message: Any, *args: Any, **kwargs: Any) -> Any:
+        # Keras says some things only as warnings ("The model does not have any trainable
+        # weights."): the guard listening hears them too. The warning goes on unchanged.
+        guard = listener()
+        if guard is not None:
+            guard.on_warning(str(message))
+        return original(message, *args, **kwargs)
+
+    return warn
+
+
 _ALL_UPDATES = Patch(_compat.BASE_OPTIMIZER, "apply", _route_updates)
+_WARNINGS = Patch(warnings, "warn", _report_warnings)
 _SCALED_UPDATES = Patch(keras.optimizers.LossScaleOptimizer, "apply", _note_scaled_updates)
 _LAYER_CALLS = Patch(keras.layers.Layer, "__call__", _record_layer_outputs)
 
@@ -222,7 +237,7 @@ def intercepting_all(guard: Any, *, outermost: bool = True) -> Iterator[None]:
     To the innermost guard listening: `guard` at the bottom for ``gradguard run``
     (`outermost`), or on top for a decorator's guard while its function runs.
     """
-    with listening(guard, outermost=outermost), _ALL_UPDATES, _SCALED_UPDATES:
+    with listening(guard, outermost=outermost), _ALL_UPDATES, _SCALED_UPDATES, _WARNINGS:
         yield
 
 

@@ -56,6 +56,8 @@ class Ledger:
         self.unasked: dict[int, Any] = {}
         # Display names of variables no layer tracks: the attribute holding them.
         self.labels: dict[int, str] = {}
+        # Models Keras was asked to train that had no trainable weights (it says so, and skips).
+        self.frozen_models: dict[int, Any] = {}
         # Fingerprints when first seen, to tell "updated by hand" from "never updated"; NaN until
         # the first run of the step that saw them.
         self._baseline: dict[int, tf.Variable] = {}
@@ -209,9 +211,10 @@ class Ledger:
                         details={"gradient_calls": gradient_calls, "updates": 0},
                     )
                 ]
+        frozen = [self._frozen(model, step, names) for model in self.frozen_models.values()]
         if updates == 0 and not untracked:
-            return []
-        found = self._never_read(step, names)
+            return frozen
+        found = frozen + self._never_read(step, names)
         # Given a gradient, or expected (the model's) but never asked one, or read under a tape
         # with the target depending on it but never asked for (`_left_out_of`); and never passed
         # to an optimizer nor updated by hand. Variables whose gradient was always None are left
@@ -241,6 +244,18 @@ class Ledger:
             )
         )
         return found
+
+    def _frozen(self, model: Any, step: int, names: Callable[[list[Any]], list[str]]) -> Finding:
+        """`variable-not-trained`: a model trained with no trainable weight (Keras skipped it)."""
+        weights = list(model.weights)
+        message = (
+            f"Keras was asked to train {model.name} (fit or train_on_batch), but it has no "
+            "trainable weights, so it never learns: it was frozen (trainable=False) when its "
+            "train function was first built. Keras 3 reads `trainable` then, not at compile(): "
+            "set it after that model's first training call, or compile a model of its own "
+            "for the frozen copy."
+        )
+        return Finding("variable-not-trained", message, step, tuple(names(weights)))
 
     def _all_overflowed(
         self, scaled: int, step: int, names: Callable[[list[Any]], list[str]]
