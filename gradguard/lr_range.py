@@ -70,7 +70,7 @@ class LRFindResult:
         except ImportError as e:
             raise ImportError(
                 "LRFindResult.plot needs matplotlib: pip install matplotlib "
-                "(or pip install 'gradguard[plot]')."
+                "(or, from a gradguard source checkout, pip install -e '.[plot]')."
             ) from e
         # Figure, not pyplot: no global state, no display needed.
         figure = Figure(figsize=(6.4, 4.0), layout="constrained")

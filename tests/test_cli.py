@@ -79,3 +79,36 @@ def test_version_and_help_are_fast_and_quiet():
     assert version.returncode == 0 and version.stdout.startswith("gradguard ")
     for line in (out.stderr + version.stderr).splitlines():
         assert "oneDNN" not in line and "cuda" not in line.lower(), line
+
+
+def _script(tmp_path, text):
+    path = tmp_path / "train.py"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_run_refuses_bad_options_before_the_script_starts(tmp_path):
+    script = _script(tmp_path, "print('the script ran')\n")
+    (tmp_path / "afile").write_text("")
+    cases = [
+        (["--log-dir", str(tmp_path / "afile")], "--log-dir"),
+        (["--json", str(tmp_path / "missing" / "report.json")], "does not exist"),
+    ]
+    for options, phrase in cases:
+        out = gradguard("run", *options, script)
+        assert out.returncode == 2, out.stderr
+        assert phrase in out.stderr and "the script ran" not in out.stdout, out.stderr
+        assert "Traceback" not in out.stderr
+
+
+def test_run_names_a_syntax_error_with_its_line(tmp_path):
+    out = gradguard("run", _script(tmp_path, "x = 1\nif x\n    pass\n"))
+    assert out.returncode == 2
+    assert "syntax error at line 2" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_run_exits_130_on_keyboard_interrupt_and_still_reports(tmp_path):
+    json_path = tmp_path / "report.json"
+    out = gradguard("run", "--json", str(json_path), _script(tmp_path, "raise KeyboardInterrupt\n"))
+    assert out.returncode == 130, out.stderr
+    assert "KeyboardInterrupt" in out.stderr and json_path.exists()

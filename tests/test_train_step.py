@@ -384,3 +384,31 @@ def test_guard_over_a_model_with_nothing_to_train_says_so(eager):
     step = gradguard.guard(model, optimizer)(train_step if eager else tf.function(train_step))
     with pytest.raises(ValueError, match="has no trainable variables"):
         step(*regression_data())
+
+
+def test_checks_must_be_a_list_and_may_be_a_function():
+    with pytest.raises(TypeError, match="single ZeroGradient.*checks=\\[ZeroGradient"):
+        gradguard.TrainStep(
+            mlp(), keras.optimizers.Adam(), "mse", checks=gradguard.checks.ZeroGradient()
+        )
+    step = gradguard.TrainStep(
+        mlp(), keras.optimizers.Adam(), "mse", checks=gradguard.checks.default_checks
+    )
+    step(*regression_data())
+    assert len(step.core.checks) == len(gradguard.checks.default_checks())
+
+
+def test_a_loss_returning_a_tuple_or_a_weighted_scalar_is_refused_clearly():
+    x, y = regression_data()
+    model = mlp()
+    before = [w.numpy() for w in model.weights]
+    tupled = gradguard.TrainStep(model, keras.optimizers.Adam(), lambda yt, yp: (1.0, yp))
+    with pytest.raises(TypeError, match="returned a tuple of 2 values"):
+        tupled(x, y)
+    scalar = gradguard.TrainStep(
+        model, keras.optimizers.Adam(), lambda yt, yp: tf.reduce_mean(tf.square(yt - yp))
+    )
+    with pytest.raises(TypeError, match="sample_weight cannot weight the examples"):
+        scalar(x, y, np.ones(len(x), "float32"))
+    for old, new in zip(before, model.weights):
+        np.testing.assert_array_equal(old, new.numpy())  # bad input leaves the weights alone

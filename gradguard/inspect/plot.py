@@ -24,14 +24,15 @@ def plot(inspection: Inspection, path: str) -> None:
       path: The PNG to write.
 
     Raises:
-      ImportError: if matplotlib is not installed (``pip install 'gradguard[plot]'``).
+      ImportError: if matplotlib is not installed (``pip install matplotlib``).
     """
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as e:
         raise ImportError(
-            "gradguard inspect --plot needs matplotlib: pip install 'gradguard[plot]'."
+            "gradguard inspect --plot needs matplotlib: pip install matplotlib (or, from a "
+            "gradguard source checkout, pip install -e '.[plot]')."
         ) from e
 
     results = [r for r in inspection.results if r.has_gradguard]
