@@ -140,6 +140,7 @@ class StepCore:
         activations: Sequence[Any] = (),
         bad_input: Any = 0,
         measure: bool | None = None,
+        before_apply: Callable[[tf.Tensor, tf.Tensor], None] | None = None,
     ) -> Stats:
         """Transforms `grads`, applies them, and folds the step into every check (in-graph).
 
@@ -155,6 +156,8 @@ class StepCore:
             known when tracing (`TrainStep` traces a lean and a measuring step, and the host
             picks), or None to decide in-graph on the cadence (the guard, inside the user's
             function).
+          before_apply: Called in-graph as ``before_apply(healthy, step)`` just before the
+            update is applied (`healthy`: the loss, if known, and the gradients are finite).
 
         Returns:
           The step's statistics.
@@ -179,6 +182,9 @@ class StepCore:
         new_grads, gate = self._transform(grads, overflow)
         present = [i for i, g in enumerate(new_grads) if g is not None]
         applied = self._applied(bool(present), gate, overflow)
+        if before_apply is not None:
+            finite_loss = tf.math.is_finite(loss) if loss_known else tf.constant(True)
+            before_apply(tf.math.is_finite(grad_norm) & finite_loss, step)
         if measure is None:
             # Step 1 too: step 0 alone may be unrepresentative (a warmup that starts at 0).
             measured = self.cadence(step) | tf.equal(step, 1)
@@ -448,6 +454,11 @@ class StepCore:
         except findings_lib.GradGuardError as e:
             self.report.add(e.finding)
             raise
+
+    def latest_healthy(self) -> bool:
+        """Whether the latest step's loss and gradient norm were finite (a host read)."""
+        loss, grad_norm, _ = self._latest.numpy()
+        return bool(np.isfinite(grad_norm) and np.isfinite(loss))
 
     def statistics(self) -> dict[str, float]:
         """The latest step's loss and gradient norms and the run's counters (a host read)."""

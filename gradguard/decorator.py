@@ -84,6 +84,7 @@ def guard(
                     _explain_empty_models(the_guard.models, e)
                     raise
             if not traced:
+                the_guard.forensics.offer(args, kwargs)
                 the_guard.after_call()
             return result
 

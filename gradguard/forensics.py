@@ -58,6 +58,10 @@ class Forensics:
         # them (`GuardCallback`): a replay then covers the loss and the backward pass too.
         self.batch: tuple[Any, ...] | None = None
         self.replay_loss: Callable[[Any, Any], Any] | None = None
+        # Under XLA no batch can be kept in-graph: per core, the spec of its model's input;
+        # and the arguments of the latest call the host made (`offer`), to find it among.
+        self._xla_inputs: dict[int, tf.TensorSpec] = {}
+        self._latest_call: list[Any] = []
 
     def model_of(self, core: StepCore) -> Any:
         """The largest model called under a tape whose variables `core` trains, or None."""
@@ -83,44 +87,94 @@ class Forensics:
         """Gets ready to keep `core`'s first unhealthy batch (call when the core is made)."""
         self._keepers[id(core)] = (origin_lib.Keeper(), None)
 
-    def keep_batch(self, core: StepCore) -> None:
+    def keep_batch(self, core: StepCore, healthy: tf.Tensor, step: tf.Tensor) -> None:
         """Keeps the batch of `core`'s first unhealthy step, for a replay (in-graph).
 
-        The model's input (through the layer tap), or the whole batch when the caller gave it.
-        Not under XLA, which cannot keep a batch of any shape.
+        Called before the step's update is applied (`StepCore.update`'s `before_apply`). The
+        model's input (through the layer tap), or the whole batch when the caller gave it, and
+        the model's weights: `gradguard run` applies a non-finite update (it never changes what
+        the script computes), and a replay needs the weights as they were. Not under XLA, which
+        cannot keep a batch of any shape.
         """
-        model, stats = self.model_of(core), core.last_stats
+        model = self.model_of(core)
         batch: tuple[Any, ...] | None = None
         if self.batch is not None and _in_this_graph(self.batch):
             batch = self.batch
         elif model is not None and self._tap.latest_input(model) is not None:
             batch = (self._tap.latest_input(model),)
-        if batch is None or stats is None or _compat.in_xla_context():
+        if batch is None:
+            return
+        if _compat.in_xla_context():
+            self._xla_inputs[id(core)] = tf.TensorSpec.from_tensor(batch[0])
             return
         keeper = self._keepers.get(id(core))
         if keeper is None:  # made with the core, before any trace where it can
             return
         self._keepers[id(core)] = keeper = (keeper[0], model)
-        healthy = tf.math.is_finite(stats.grad_norm) & (
-            tf.math.is_finite(stats.loss) | ~tf.convert_to_tensor(stats.loss_known)
-        )
-        keeper[0].keep(healthy, stats.step, batch)
+        weights = getattr(model, "weights", []) if model is not None else []
+        keeper[0].keep(healthy, step, batch, weights)
+
+    def offer(self, *call: Any) -> None:
+        """The arguments of a call the host just made (a train step), kept only under XLA.
+
+        Only a reference to the latest call's, and only once an XLA step was traced: under XLA
+        the first unhealthy batch cannot be kept in-graph, so the latest one is replayed.
+        """
+        if self._xla_inputs:
+            self._latest_call = tf.nest.flatten(call)
 
     def replay(self, core: StepCore) -> None:
         """Replays the kept batch of `core`'s first unhealthy step through its model, once."""
+        if id(core) in self._xla_inputs:
+            self._replay_latest(core)
+            return
         keeper = self._keepers.get(id(core))
         kept = keeper[0].kept() if keeper is not None else None
         if keeper is None or kept is None or self._replayed.get(id(core)) == kept[0]:
             return
-        step, batch = kept
+        step, batch, weights = kept
         self._replayed[id(core)] = step
         if len(batch) == 3 and self.replay_loss is not None:  # the whole batch, and the loss
             x, y, sample_weight = batch
-            found = origin_lib.trace(keeper[1], x, y, sample_weight, loss=self.replay_loss)
+            found = origin_lib.trace(
+                keeper[1], x, y, sample_weight, loss=self.replay_loss, weights=weights
+            )
             core.notes["non_finite_origin"] = origin_lib.note(found, step)
             return
-        found = origin_lib.trace(keeper[1], batch[0])
+        found = origin_lib.trace(keeper[1], batch[0], weights=weights)
         core.notes["non_finite_origin"] = origin_lib.note(found, step, forward_only=True)
+
+    def _replay_latest(self, core: StepCore) -> None:
+        """Under XLA: replays the latest call's model input, once, if that step was unhealthy."""
+        model = self.model_of(core)
+        spec = self._xla_inputs[id(core)]
+        if id(core) in self._replayed or model is None or core.latest_healthy():
+            return
+        matches = [
+            leaf
+            for leaf in self._latest_call
+            if hasattr(leaf, "shape")
+            and hasattr(leaf, "dtype")
+            and tf.as_dtype(leaf.dtype) == spec.dtype
+            and spec.shape.is_compatible_with(leaf.shape)
+        ]
+        step = core.steps - 1
+        self._replayed[id(core)] = step
+        if not matches:  # no call seen from the host (`gradguard run`), or not this model's
+            core.notes["non_finite_origin"] = {
+                "step": step,
+                "replayed": False,
+                "latest": True,
+                "where": (
+                    "under XLA the step's batch cannot be kept for a replay; run the step "
+                    "without jit_compile=True to have the layer named"
+                ),
+            }
+            return
+        found = origin_lib.trace(model, matches[0])
+        core.notes["non_finite_origin"] = origin_lib.note(
+            found, step, xla=True, forward_only=True, latest=True
+        )
 
     def unreached(self, step: int) -> list[Finding]:
         """`none-gradient` for variables read that never got a gradient, when it is known why.

@@ -16,6 +16,7 @@ The decorator forms are in `gradguard.decorator`; ``gradguard run`` uses `Guard`
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -302,8 +303,13 @@ class Guard:
             and getattr(loss, "graph", None) is not tf.compat.v1.get_default_graph()
         ):
             loss = None  # not known here: the loss checks stay silent
-        core.update(loss, full, absent, self._activations(optimizer))
-        self.forensics.keep_batch(core)
+        core.update(
+            loss,
+            full,
+            absent,
+            self._activations(optimizer),
+            before_apply=functools.partial(self.forensics.keep_batch, core),
+        )
         return None
 
     def _activations(self, optimizer: Any) -> tuple[Any, ...]:

@@ -19,11 +19,12 @@ The op inside the culprit is named by running that layer (or its backward pass) 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import re
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 import keras
 import numpy as np
@@ -31,7 +32,7 @@ import tensorflow as tf
 
 from gradguard import instrument
 
-__all__ = ["Keeper", "Origin", "note", "trace"]
+__all__ = ["Keeper", "Kept", "Origin", "note", "trace"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,13 +95,25 @@ class Keeper:
                 tf.constant([], tf.string), shape=tf.TensorShape([None]), trainable=False
             )
             self._step = tf.Variable(tf.constant(-1, tf.int64), trainable=False)
-        # The batch's structure and dtypes, from the trace that keeps it.
+        # The batch's structure and dtypes, and the weights kept with it, from the trace that
+        # keeps it.
         self._structure: Any = None
         self._dtypes: list[tf.DType | None] = []
+        self._weights: list[Any] = []
 
-    def keep(self, healthy: tf.Tensor, step: Any, batch: Any) -> None:
-        """Keeps `batch` if this is the first unhealthy step (in-graph)."""
-        leaves = tf.nest.flatten(batch)
+    def keep(self, healthy: tf.Tensor, step: Any, batch: Any, weights: Sequence[Any] = ()) -> None:
+        """Keeps `batch` if this is the first unhealthy step (in-graph).
+
+        Args:
+          healthy: Whether this step's loss and gradients are finite.
+          step: The step.
+          batch: What to replay.
+          weights: Variables to keep with it, read before this step's update (the guard keeps
+            before the update is applied): a replay restores them when a non-finite update
+            overwrote them. Read only on the step kept, so healthy steps copy nothing.
+        """
+        self._weights = list(weights)
+        leaves = [*tf.nest.flatten(batch), *self._weights]
         self._structure = batch
         self._dtypes = [None if leaf is None else tf.as_dtype(leaf.dtype) for leaf in leaves]
 
@@ -114,8 +127,8 @@ class Keeper:
 
         tf.cond(~healthy & (self._step < 0), keep, lambda: tf.constant(False))
 
-    def kept(self) -> tuple[int, Any] | None:
-        """The step kept and its batch, as NumPy arrays (host), or None."""
+    def kept(self) -> Kept | None:
+        """The step kept, its batch and weights, as NumPy arrays (host), or None."""
         step = int(self._step.numpy())
         if step < 0 or self._structure is None:
             return None
@@ -124,7 +137,30 @@ class Keeper:
             None if dtype is None else tf.io.parse_tensor(item, dtype).numpy()
             for item, dtype in zip(data, self._dtypes)
         ]
-        return step, tf.nest.pack_sequence_as(self._structure, values)
+        split = len(values) - len(self._weights)
+        batch = tf.nest.pack_sequence_as(self._structure, values[:split])
+        return Kept(step, batch, list(zip(self._weights, values[split:])))
+
+
+class Kept(NamedTuple):
+    """What `Keeper` kept: the step, its batch, and ``(variable, value)`` of the weights kept."""
+
+    step: int
+    batch: Any
+    weights: list[tuple[Any, np.ndarray]]
+
+
+@contextlib.contextmanager
+def _weights_of(weights: Sequence[tuple[Any, np.ndarray]]) -> Iterator[None]:
+    """Gives the variables the values kept for the duration, then puts the current ones back."""
+    current = [variable.numpy() for variable, _ in weights]
+    try:
+        for variable, value in weights:
+            variable.assign(value)
+        yield
+    finally:
+        for (variable, _), value in zip(weights, current):
+            variable.assign(value)
 
 
 class _Calls:
@@ -195,6 +231,7 @@ def trace(
     y: Any = None,
     sample_weight: Any = None,
     loss: Callable[[Any, Any], Any] | None = None,
+    weights: Sequence[tuple[Any, np.ndarray]] = (),
 ) -> Origin | None:
     """Replays one step's batch eagerly and finds where it first went non-finite.
 
@@ -205,6 +242,8 @@ def trace(
       sample_weight: Its sample weights, if any.
       loss: Computes the scalar loss from ``(y, y_pred)``; without it the replay stops after
         the forward pass (a non-finite loss of finite outputs is then the loss's doing).
+      weights: ``(variable, value)`` kept with the batch (`Keeper`): the replay runs on them
+        when the current weights are not finite (a non-finite update was applied since).
 
     Returns:
       The origin, or None when the replay is all finite (it did not reproduce the NaN).
@@ -212,6 +251,10 @@ def trace(
     found = _data(x, y, sample_weight)
     if found is not None:
         return found
+    current = [tf.convert_to_tensor(w) for w in getattr(model, "weights", [])]
+    if weights and not _finite(current) and _finite([tf.constant(v) for _, v in weights]):
+        with _weights_of(weights):
+            return trace(model, x, y, sample_weight, loss)
     model_name = str(getattr(model, "name", ""))
     for weight in getattr(model, "weights", []):
         if not _finite([tf.convert_to_tensor(weight)]):
@@ -265,7 +308,12 @@ def _backward_op(layer: Any, inputs: Sequence[tf.Tensor], upstream: Sequence[Any
 
 
 def note(
-    found: Origin | None, step: int, *, xla: bool = False, forward_only: bool = False
+    found: Origin | None,
+    step: int,
+    *,
+    xla: bool = False,
+    forward_only: bool = False,
+    latest: bool = False,
 ) -> dict[str, Any]:
     """What a replay found, as `Context.notes["non_finite_origin"]` for `NonFinite`.
 
@@ -275,7 +323,14 @@ def note(
       xla: The step ran under XLA (the replay does not).
       forward_only: Only the model's forward pass could be replayed (the guard sees the model's
         inputs, not the labels or the loss).
+      latest: `step` is the latest unhealthy step, not the first (an XLA step keeps no batch:
+        the host replays the latest call's).
     """
+    if latest:
+        return {
+            **note(found, step, xla=xla, forward_only=forward_only),
+            "latest": True,
+        }
     if found is None and forward_only:
         return {
             "step": step,

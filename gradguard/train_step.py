@@ -255,7 +255,7 @@ class TrainStep:
         kept = self._keeper.kept() if self._keeper is not None else None
         if kept is None or kept[0] == self._origin_step:
             return
-        step, (x, y, sample_weight) = kept
+        step, (x, y, sample_weight) = kept.step, kept.batch
         self._origin_step = step
 
         def loss(y: Any, y_pred: Any) -> tf.Tensor:

@@ -210,3 +210,29 @@ HEALTHY = [
 def test_healthy_loop_is_silent(case, mode, entry_point, tmp_path):
     report = train(case, mode, entry_point, tmp_path)
     assert report.findings == [], str(report)
+
+
+def _log_model():
+    """A model with a layer that takes log of its (partly negative) input: NaN in the forward."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(4, name="hidden")(inputs)
+    logged = keras.layers.Lambda(tf.math.log, name="log")(hidden)
+    return keras.Model(inputs, keras.layers.Dense(1, name="head")(logged))
+
+
+NAN_IN_A_LAYER = Case("log-layer", _log_model, lambda: keras.optimizers.SGD(1e-3), steps=3)
+
+
+@pytest.mark.parametrize("case,mode,entry_point", combinations([NAN_IN_A_LAYER]))
+def test_the_layer_a_nan_came_from_is_named(case, mode, entry_point, tmp_path):
+    report = train(case, mode, entry_point, tmp_path)
+    (finding,) = [f for f in report.findings if f.code == "non-finite"]
+    if (entry_point, mode) == ("run", "jit"):
+        # No call of the script's XLA step passes through gradguard on the host, and its
+        # non-finite update was applied: nothing to replay, and the message says how to get it.
+        assert "without jit_compile=True" in finding.message
+        return
+    origin = finding.details["origin"]
+    assert (origin["stage"], origin["layer"], origin["op"]) == ("forward", "log", "Log"), origin
+    assert "layer log" in finding.message

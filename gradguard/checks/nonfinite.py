@@ -160,7 +160,7 @@ class NonFinite(Check):
             )
         origin: dict[str, Any] = {"stage": _STAGES[where], "layer": None, "op": None, "step": step}
         replay = context.notes.get("non_finite_origin")
-        if replay is not None and replay["step"] == step:
+        if replay is not None and (replay["step"] == step or replay.get("latest")):
             late = replay.get("origin", {}).get("stage") == "update" and where != "weight"
             if late:
                 # The weights a replay runs on came from that step's own non-finite update.
@@ -177,8 +177,14 @@ class NonFinite(Check):
                     "gradient": f"The gradient of {listing(variables)}",
                     "weight": f"The weights of {listing(variables)}",
                 }[where]
+                batch = (
+                    "that batch"
+                    if replay["step"] == step
+                    else f"the batch of step {replay['step']} (the latest: an XLA step keeps no "
+                    "batch)"
+                )
                 message = (
-                    f"{what} became NaN/Inf at step {step}; replaying that batch found where it "
+                    f"{what} became NaN/Inf at step {step}; replaying {batch} found where it "
                     f"began: {replay['where']}. {_ADVICE.get(origin['stage'], '')}"
                 )
             else:
