@@ -133,7 +133,7 @@ class Keeper:
         if step < 0 or self._structure is None:
             return None
         data = self._data.numpy()
-        values = [
+        values: list[Any] = [
             None if dtype is None else tf.io.parse_tensor(item, dtype).numpy()
             for item, dtype in zip(data, self._dtypes)
         ]
