@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gradguard import _compat, replicas
+from gradguard import _compat, deltas, replicas
 from gradguard import findings as findings_lib
 from gradguard import transforms as transforms_lib
 from gradguard.checks import Check
@@ -188,16 +188,20 @@ class StepCore:
         if measure is None:
             # Step 1 too: step 0 alone may be unrepresentative (a warmup that starts at 0).
             measured = self.cadence(step) | tf.equal(step, 1)
-            before, learning_rate = self._snapshot(measured, present)
+            before, learning_rate = deltas.snapshot(
+                self.variables, present, measured, self._current_learning_rate
+            )
             self._apply_update(new_grads, present, gate, apply_factor)
-            update_sq, weight_sq = self._deltas(applied & measured, present, before)
+            update_sq, weight_sq = deltas.measured(
+                self.variables, present, before, applied & measured
+            )
         elif measure:
             measured = tf.constant(True)
             before = [tf.convert_to_tensor(self.variables[i]) for i in present]
             learning_rate = self._current_learning_rate()  # before the update moves a schedule
             self._apply_update(new_grads, present, gate, apply_factor)
             # A skipped update leaves the weights as they were: its delta is 0, no branch needed.
-            update_sq, weight_sq = self._measure(present, before)
+            update_sq, weight_sq = deltas.measure(self.variables, present, before)
         else:
             measured = tf.constant(False)
             learning_rate = tf.constant(np.nan)
@@ -303,52 +307,6 @@ class StepCore:
         else:
             # A gate waits for every gradient; that wait is what skipping non-finite costs.
             replicas.run_if(gate, lambda grads: self._apply(grads, variables), to_apply)
-
-    def _snapshot(
-        self, measure: tf.Tensor, present: Sequence[int]
-    ) -> tuple[list[tf.Tensor], tf.Tensor]:
-        """On measured steps, the weights before the update and the step's learning rate.
-
-        Reading a variable before an update makes TensorFlow copy it when the update writes in
-        place: that copy is why deltas are measured on cadence steps only. Other steps get empty
-        tensors (XLA needs both branches' shapes equal: zeros there).
-        """
-        xla = _compat.in_xla_context()
-        variables = [self.variables[i] for i in present]
-
-        def read() -> tuple[list[tf.Tensor], tf.Tensor]:
-            # The rate before the update moves a schedule on.
-            return [tf.convert_to_tensor(v) for v in variables], self._current_learning_rate()
-
-        def skip() -> tuple[list[tf.Tensor], tf.Tensor]:
-            empty = [tf.zeros_like(v) if xla else tf.zeros([0], v.dtype) for v in variables]
-            return empty, tf.constant(np.nan)
-
-        return tf.cond(measure, read, skip)
-
-    def _deltas(
-        self, measured: tf.Tensor, present: Sequence[int], before: Sequence[tf.Tensor]
-    ) -> tuple[tf.Tensor, tf.Tensor]:
-        """|delta w|^2 and |w|^2 per variable on measured steps (zeros on the others)."""
-
-        def measure() -> tf.Tensor:
-            return tf.stack(self._measure(present, before))
-
-        n = len(self.variables)
-        deltas = tf.cond(measured, measure, lambda: tf.zeros([2, n]))
-        return deltas[0], deltas[1]
-
-    def _measure(
-        self, present: Sequence[int], before: Sequence[tf.Tensor]
-    ) -> tuple[tf.Tensor, tf.Tensor]:
-        """|delta w|^2 and |w|^2 per variable, from the weights before the update."""
-        n = len(self.variables)
-        update_sq, weight_sq = [tf.constant(0.0)] * n, [tf.constant(0.0)] * n
-        for i, old in zip(present, before):
-            new = tf.convert_to_tensor(self.variables[i])
-            update_sq[i] = transforms_lib.sq_norm(new - tf.reshape(old, new.shape))
-            weight_sq[i] = transforms_lib.sq_norm(old)
-        return tf.stack(update_sq), tf.stack(weight_sq)
 
     def _fold(self, stats: Stats, learning_rate: tf.Tensor) -> None:
         """Folds the step into every check, the counters and the recorder."""

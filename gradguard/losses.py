@@ -14,7 +14,10 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-__all__ = ["LossFn", "compute", "resolve"]
+from gradguard import diagnose
+from gradguard.findings import Finding
+
+__all__ = ["LossFn", "LossShapes", "compute", "resolve"]
 
 LossFn = Callable[..., Any]
 
@@ -111,3 +114,48 @@ def _weighted(value: tf.Tensor, sample_weight: Any) -> tf.Tensor:
     while weight.shape.rank is not None and weight.shape.rank < value.shape.rank:
         weight = weight[..., None]
     return value * weight
+
+
+class LossShapes:
+    """The shapes of ``(y_true, y_pred)`` the loss was traced with: each pair judged once.
+
+    Recorded while the step traces (`record`); judged on the host after the call (`judge`),
+    which finds a loss that silently broadcasts labels against predictions (`loss-broadcast`).
+    """
+
+    def __init__(self) -> None:
+        self._traced: list[tuple[tf.TensorSpec, tf.TensorSpec]] = []
+        self._judged: set[tuple[Any, ...]] = set()
+        self.traced = False  # whether any loss call was recorded
+        self.output_width: int | None = None  # the last traced prediction's last axis
+
+    def record(self, y: Any, y_pred: Any) -> None:
+        """Notes the shapes of one traced loss call, when both are single tensors."""
+        if (isinstance(y, tf.Tensor) or hasattr(y, "shape")) and isinstance(y_pred, tf.Tensor):
+            y_true = tf.convert_to_tensor(y)
+            self._traced.append(
+                (
+                    tf.TensorSpec(y_true.shape, y_true.dtype),
+                    tf.TensorSpec(y_pred.shape, y_pred.dtype),
+                )
+            )
+            self.output_width = y_pred.shape[-1] if y_pred.shape.rank else None
+            self.traced = True
+
+    def judge(self, loss_fn: LossFn, step: int) -> list[Finding]:
+        """`loss-broadcast` for the shapes traced since the last call and not judged before."""
+        found = []
+        while self._traced:
+            y_spec, pred_spec = self._traced.pop()
+            key = (_shape_key(y_spec), _shape_key(pred_spec))
+            if key in self._judged:
+                continue
+            self._judged.add(key)
+            finding = diagnose.loss_broadcast(loss_fn, y_spec, pred_spec, step)
+            if finding is not None:
+                found.append(finding)
+        return found
+
+
+def _shape_key(spec: tf.TensorSpec) -> tuple[Any, ...]:
+    return tuple(spec.shape.as_list() if spec.shape.rank is not None else [None])

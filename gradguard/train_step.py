@@ -152,8 +152,7 @@ class TrainStep:
         self._captured: tuple[Any, ...] = ()
         self._diagnosed: set[int] = set()
         # (y_true spec, y_pred spec) pairs seen while tracing, judged on the host after the call.
-        self._loss_shapes: list[tuple[tf.TensorSpec, tf.TensorSpec]] = []
-        self._loss_shapes_judged: set[tuple[Any, ...]] = set()
+        self._loss_shapes = losses.LossShapes()
 
         # Two steps: a lean one for most steps and a measuring one for cadence steps (the
         # weights' change, the TensorBoard scalars). The host knows the step number without a
@@ -166,8 +165,8 @@ class TrainStep:
                 loss, healthy = self.strategy.run(
                     self._replica_step, args=(x, y, sample_weight, measure)
                 )
-                sum_, min_ = tf.distribute.ReduceOp.SUM, tf.distribute.ReduceOp.MIN
-                healthy = self.strategy.reduce(min_, tf.cast(healthy, tf.int32), axis=None) > 0
+                healthy = tf.reduce_all(tf.stack(self.strategy.experimental_local_results(healthy)))
+                sum_ = tf.distribute.ReduceOp.SUM
                 return self.strategy.reduce(sum_, loss, axis=None), healthy
 
             return step
@@ -379,15 +378,7 @@ class TrainStep:
             self._captured = activations_lib.flatten_outputs(outputs, self._sites)
         else:
             y_pred = self._call_model(x, training=True)
-        if isinstance(y, tf.Tensor) or hasattr(y, "shape"):
-            y_true = tf.convert_to_tensor(y)
-            if isinstance(y_pred, tf.Tensor):
-                self._loss_shapes.append(
-                    (
-                        tf.TensorSpec(y_true.shape, y_true.dtype),
-                        tf.TensorSpec(y_pred.shape, y_pred.dtype),
-                    )
-                )
+        self._loss_shapes.record(y, y_pred)
         return losses.compute(
             self.loss_fn, y, y_pred, sample_weight, getattr(self.model, "losses", [])
         )
@@ -454,25 +445,7 @@ class TrainStep:
             found.append(
                 diagnose.none_gradient_finding(core.layout.names, core.none_indices, causes, step)
             )
-        if "chance_loss" not in core.notes and self._loss_shapes:
-            width = (
-                self._loss_shapes[-1][1].shape[-1] if self._loss_shapes[-1][1].shape.rank else None
-            )
-            labels = batch_lib.labels(y)
+        if "chance_loss" not in core.notes and self._loss_shapes.traced:
+            width, labels = self._loss_shapes.output_width, batch_lib.labels(y)
             core.notes["chance_loss"] = chance.chance_loss(self.loss_fn, width, labels)
-        while self._loss_shapes:
-            y_spec, pred_spec = self._loss_shapes.pop()
-            key = (
-                tuple(y_spec.shape.as_list() if y_spec.shape.rank is not None else [None]),
-                tuple(pred_spec.shape.as_list() if pred_spec.shape.rank is not None else [None]),
-            )
-            if key in self._loss_shapes_judged:
-                continue
-            self._loss_shapes_judged.add(key)
-            finding = diagnose.loss_broadcast(self._raw_loss, y_spec, pred_spec, step)
-            if finding is not None:
-                found.append(finding)
-        return found
-
-    def _raw_loss(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> Any:
-        return self.loss_fn(y_true, y_pred)
+        return found + self._loss_shapes.judge(self.loss_fn, step)

@@ -4,9 +4,9 @@
 # outputs ~0.5 for everything), rises by orders of magnitude while the discriminator learns, then
 # settles; nothing diverges.
 # expected: silent
+import keras
 import numpy as np
 import tensorflow as tf
-import keras
 from keras import layers
 
 keras.utils.set_random_seed(7)
