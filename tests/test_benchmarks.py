@@ -40,13 +40,15 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "--run-repeats",
         "1",
         "--concurrent",
+        "--threads",
+        "1",
         "--out",
         str(out),
     ]
     # About 40 s on 2 busy cores; the timeout only stops a hang.
     proc = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "Targets (DESIGN.md):" in proc.stdout
+    assert "Targets (DESIGN.md" in proc.stdout
     assert os.path.exists(os.path.splitext(out)[0] + ".md")
     with open(out, encoding="utf-8") as f:
         return json.load(f)
@@ -74,10 +76,11 @@ def test_every_variant_ran_and_produced_numbers(results):
 def test_gradguard_run_timed_both_ways(results):
     run = results["gradguard_run"]
     assert "error" not in run, run.get("error")
-    for mode in ("plain", overhead.RUN_VARIANT):
+    for mode in ("plain", overhead.RUN_VARIANT, overhead.RUN_LEAN):
         assert _number(run[mode]["ms_per_step"]["median"]), mode
         assert isinstance(run[mode]["trace_count"], int), mode
     assert _number(run[overhead.RUN_VARIANT]["ratio"])
+    assert _number(run[overhead.RUN_LEAN]["ratio"])
 
 
 def test_targets_and_machine_are_reported(results):
@@ -92,3 +95,6 @@ def test_targets_and_machine_are_reported(results):
     assert any("check_numerics" in n for n in names)
     assert any("TensorBoard" in n for n in names)
     assert any("gradguard run" in n for n in names)
+    assert any("--no-activations" in n for n in names)
+    assert any("first call" in n for n in names)
+    assert results["config"]["threads"] == 1
