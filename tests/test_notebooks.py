@@ -50,8 +50,11 @@ EXPECTED = {
             "UpdateError at step 5",
             "code:      update-too-small",
             "(see: gradguard explain update-too-small)",
+            "gradguard: no findings in 80 steps.",  # GuardCallback in fit
+            "clipped-rate scalar logged: True",
+            "fit: [update-too-small]",
         ),
-        healthy=1,
+        healthy=2,
         images=1,
     ),
     "02_why_is_my_model_not_learning.ipynb": Expect(
