@@ -21,6 +21,7 @@ from tensorflow.python.ops import control_flow_util as _control_flow_util
 
 __all__ = [
     "BASE_OPTIMIZER",
+    "KERAS_TRAINER",
     "CHECKPOINT_GRAPH_KEY",
     "checkpoint_object_graph",
     "checkpoint_state_text",
@@ -44,6 +45,8 @@ __all__ = [
 # Keras' BaseOptimizer, which holds `apply`: every Keras 3 optimizer (and the TensorFlow
 # backend's `TFOptimizer` mixin) inherits it. Patched process-wide by `gradguard run`.
 BASE_OPTIMIZER: type = keras.optimizers.Optimizer.__mro__[-3]
+# The backend's trainer, whose `train_step(data)` fit and train_on_batch call (Keras 3, TF).
+KERAS_TRAINER: type = next(c for c in keras.Model.__mro__ if "train_step" in vars(c))
 
 
 def tape_is_recording() -> bool:

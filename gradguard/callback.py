@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -16,11 +15,6 @@ from gradguard.sinks import Sink
 from gradguard.transforms import GradientTransform
 
 __all__ = ["GuardCallback"]
-
-
-def _replay_loss(model: Any, y: Any, y_pred: Any) -> Any:
-    """The compiled model's loss of a replayed batch (`origin.trace`)."""
-    return model.compute_loss(y=y, y_pred=y_pred)
 
 
 class GuardCallback(keras.callbacks.Callback):
@@ -88,7 +82,6 @@ class GuardCallback(keras.callbacks.Callback):
         model = self.model
         if self.guard is None or self.guard.model is not model:
             self.guard = Guard(model, model.optimizer, self.options)
-            self.guard.forensics.replay_loss = functools.partial(_replay_loss, model)
             self._guarded = None
         guard = self.guard
         own = vars(model).get("train_step")  # an instance's own train_step, if it has one
@@ -102,8 +95,7 @@ class GuardCallback(keras.callbacks.Callback):
 
         def guarded_train_step(data: Any) -> Any:
             self._traces += 1  # once per trace of fit's function (or per step when eager)
-            x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-            guard.forensics.batch = (x, y, sample_weight)  # kept if the step goes non-finite
+            guard.forensics.fit_batch(model, data)  # kept if the step goes non-finite
             with guard.instrument():
                 return train_step(data)
 

@@ -13,9 +13,11 @@ tells each step core:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import keras
 import tensorflow as tf
 
 from gradguard import _compat, chance, diagnose
@@ -26,6 +28,11 @@ from gradguard.findings import Finding
 from gradguard.ledger import Ledger, key
 
 __all__ = ["Forensics"]
+
+
+def _compiled_loss(model: Any, y: Any, y_pred: Any) -> Any:
+    """A compiled model's loss of a replayed batch (`origin.trace`)."""
+    return model.compute_loss(y=y, y_pred=y_pred)
 
 
 def _in_this_graph(structure: Any) -> bool:
@@ -54,14 +61,21 @@ class Forensics:
         # replay already explained.
         self._keepers: dict[int, tuple[origin_lib.Keeper, Any]] = {}
         self._replayed: dict[int, int] = {}
-        # The step's whole batch ``(x, y, sample_weight)`` and its loss, when the caller knows
-        # them (`GuardCallback`): a replay then covers the loss and the backward pass too.
+        # The step's whole batch ``(x, y, sample_weight)`` when a Keras train step got it
+        # (`fit_batch`), and the compiled loss of each model seen there: a replay then covers
+        # the loss and the backward pass too.
         self.batch: tuple[Any, ...] | None = None
-        self.replay_loss: Callable[[Any, Any], Any] | None = None
+        self._losses: dict[int, Callable[[Any, Any], Any]] = {}
         # Under XLA no batch can be kept in-graph: per core, the spec of its model's input;
         # and the arguments of the latest call the host made (`offer`), to find it among.
         self._xla_inputs: dict[int, tf.TensorSpec] = {}
         self._latest_call: list[Any] = []
+
+    def fit_batch(self, model: Any, data: Any) -> None:
+        """A Keras train step's batch (`fit`, `train_on_batch`): kept with its model's loss."""
+        self.batch = keras.utils.unpack_x_y_sample_weight(data)
+        if getattr(model, "compiled", False) and id(model) not in self._losses:
+            self._losses[id(model)] = functools.partial(_compiled_loss, model)
 
     def model_of(self, core: StepCore) -> Any:
         """The largest model called under a tape whose variables `core` trains, or None."""
@@ -91,10 +105,10 @@ class Forensics:
         """Keeps the batch of `core`'s first unhealthy step, for a replay (in-graph).
 
         Called before the step's update is applied (`StepCore.update`'s `before_apply`). The
-        model's input (through the layer tap), or the whole batch when the caller gave it, and
-        the model's weights: `gradguard run` applies a non-finite update (it never changes what
-        the script computes), and a replay needs the weights as they were. Not under XLA, which
-        cannot keep a batch of any shape.
+        model's input (through the layer tap), or the whole batch when a Keras train step got
+        it, and the model's trainable weights: `gradguard run` applies a non-finite update (it
+        never changes what the script computes), and a replay needs the weights as they were.
+        Not under XLA, which cannot keep a batch of any shape.
         """
         model = self.model_of(core)
         batch: tuple[Any, ...] | None = None
@@ -111,7 +125,7 @@ class Forensics:
         if keeper is None:  # made with the core, before any trace where it can
             return
         self._keepers[id(core)] = keeper = (keeper[0], model)
-        weights = getattr(model, "weights", []) if model is not None else []
+        weights = getattr(model, "trainable_weights", []) if model is not None else []
         keeper[0].keep(healthy, step, batch, weights)
 
     def offer(self, *call: Any) -> None:
@@ -134,11 +148,10 @@ class Forensics:
             return
         step, batch, weights = kept
         self._replayed[id(core)] = step
-        if len(batch) == 3 and self.replay_loss is not None:  # the whole batch, and the loss
+        loss = self._losses.get(id(keeper[1]))
+        if len(batch) == 3 and loss is not None:  # the whole batch, and the loss
             x, y, sample_weight = batch
-            found = origin_lib.trace(
-                keeper[1], x, y, sample_weight, loss=self.replay_loss, weights=weights
-            )
+            found = origin_lib.trace(keeper[1], x, y, sample_weight, loss=loss, weights=weights)
             core.notes["non_finite_origin"] = origin_lib.note(found, step)
             return
         found = origin_lib.trace(keeper[1], batch[0], weights=weights)

@@ -270,6 +270,10 @@ class Guard:
             if model is not None and not model.trainable_variables and model.weights:
                 self.ledger.frozen_models.setdefault(id(model), model)
 
+    def on_fit_batch(self, model: Any, data: Any) -> None:
+        """Keras' own train step is about to run on `data` (fit, train_on_batch)."""
+        self.forensics.fit_batch(model, data)
+
     def on_scaled_apply(self, optimizer: Any) -> None:
         """A LossScaleOptimizer's update call (its inner update may be skipped in-graph)."""
         del optimizer

@@ -200,7 +200,21 @@ def _report_warnings(original: Any) -> Any:
     return warn
 
 
+def _report_fit_batches(original: Any) -> Any:
+    @functools.wraps(original)
+    def train_step(model: Any, data: Any) -> Any:
+        # Keras' own train step (fit, train_on_batch) is the one place that sees the labels
+        # and the compiled loss: the guard keeps them for a NaN-origin replay.
+        guard = listener()
+        if guard is not None:
+            guard.on_fit_batch(model, data)
+        return original(model, data)
+
+    return train_step
+
+
 _ALL_UPDATES = Patch(_compat.BASE_OPTIMIZER, "apply", _route_updates)
+_FIT_BATCHES = Patch(_compat.KERAS_TRAINER, "train_step", _report_fit_batches)
 _WARNINGS = Patch(warnings, "warn", _report_warnings)
 _SCALED_UPDATES = Patch(keras.optimizers.LossScaleOptimizer, "apply", _note_scaled_updates)
 _LAYER_CALLS = Patch(keras.layers.Layer, "__call__", _record_layer_outputs)
@@ -238,7 +252,8 @@ def intercepting_all(guard: Any, *, outermost: bool = True) -> Iterator[None]:
     (`outermost`), or on top for a decorator's guard while its function runs.
     """
     with listening(guard, outermost=outermost), _ALL_UPDATES, _SCALED_UPDATES, _WARNINGS:
-        yield
+        with _FIT_BATCHES:
+            yield
 
 
 @contextlib.contextmanager

@@ -63,7 +63,7 @@ class Origin:
         """A phrase for the finding's message."""
         op = f" (op {self.op})" if self.op else ""
         if self.stage == "data":
-            return f"the batch itself: NaN/Inf in {', '.join(self.inputs)}"
+            return f"the batch itself: {' and '.join(self.inputs)}"
         if self.stage == "forward":
             return f"the forward pass, in layer {self.layer}{op}, whose inputs were finite"
         if self.stage == "loss":
@@ -216,12 +216,17 @@ def _bad_rows(value: Any) -> list[int]:
 
 
 def _data(x: Any, y: Any, sample_weight: Any) -> Origin | None:
+    """The batch at fault: no examples, or NaN/Inf in its inputs, labels or sample weights."""
+    leaves = [np.asarray(leaf) for leaf in tf.nest.flatten(x) if leaf is not None]
+    if any(leaf.ndim and not len(leaf) for leaf in leaves):
+        # A mean over no examples is 0/0 (in a loss, or in batch normalization's statistics).
+        return Origin("data", inputs=("no examples (an empty batch)",))
     named = []
     parts = (("the inputs x", x), ("the labels y", y), ("the sample weights", sample_weight))
     for name, value in parts:
         rows = [r for leaf in tf.nest.flatten(value) if leaf is not None for r in _bad_rows(leaf)]
         if rows:
-            named.append(f"{name} (rows {', '.join(map(str, sorted(set(rows))[:5]))})")
+            named.append(f"NaN/Inf in {name} (rows {', '.join(map(str, sorted(set(rows))[:5]))})")
     return Origin("data", inputs=tuple(named)) if named else None
 
 
@@ -251,13 +256,16 @@ def trace(
     found = _data(x, y, sample_weight)
     if found is not None:
         return found
-    current = [tf.convert_to_tensor(w) for w in getattr(model, "weights", [])]
+    # Only what updates write: a non-trainable statistic (batch normalization's moving mean)
+    # is written by the forward pass itself, which the replay runs again.
+    trained = list(getattr(model, "trainable_weights", []))
+    current = [tf.convert_to_tensor(w) for w in trained]
     if weights and not _finite(current) and _finite([tf.constant(v) for _, v in weights]):
         with _weights_of(weights):
             return trace(model, x, y, sample_weight, loss)
     model_name = str(getattr(model, "name", ""))
-    for weight in getattr(model, "weights", []):
-        if not _finite([tf.convert_to_tensor(weight)]):
+    for weight, value in zip(trained, current):
+        if not _finite([value]):
             # Updates of finite gradients made them so (non-finite gradients are skipped).
             return Origin("update", _path(weight, model_name).rsplit("/", 1)[0])
     calls = _Calls()

@@ -163,3 +163,23 @@ def test_a_float16_epsilon_that_rounds_to_zero_is_the_update():
     (finding,) = [f for f in step.report().findings if f.code == "non-finite"]
     assert finding.details["origin"]["stage"] == "update", finding.message
     assert "epsilon" in finding.message
+
+
+def test_an_empty_batch_is_the_data():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.BatchNormalization()])
+    found = gradguard.origin.trace(model, np.zeros((0, 8), "float32"))
+    assert found is not None and found.stage == "data", found
+    assert "empty batch" in found.describe()
+
+
+def test_the_replay_runs_on_the_weights_kept_from_before_the_update():
+    """`gradguard run` applies non-finite updates: the kept weights, not the NaN ones, replay."""
+    model, x, y, stage, layer, op = _planted("log-of-negative")
+    kept = [(w, w.numpy()) for w in model.trainable_weights]
+    for w in model.trainable_weights:
+        w.assign(np.full(w.shape, np.nan, "float32"))
+    found = gradguard.origin.trace(model, x, weights=kept)
+    assert (found.stage, found.layer, found.op) == (stage, layer, op), found
+    assert all(np.isnan(w.numpy()).all() for w in model.trainable_weights)  # put back as found
+    assert gradguard.origin.trace(model, x).stage == "update"  # without them: the NaN weights

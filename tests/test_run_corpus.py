@@ -158,6 +158,65 @@ BUGS: dict[str, Bug] = {
         also_errors=("checkpoint-shape-mismatch",),
         mentions=(("checkpoint-optimizer-config-changed", "SGD with momentum"),),
     ),
+    # --- reported bugs from the second corpus (tests/scripts headers name their sources).
+    # Variables that never train: hand-made tf.Variables Keras 3 does not track, a GAN's
+    # discriminator frozen before compile, an encoder left out of both optimizers.
+    "bug_keras3_model_tf_variable_attributes_fit.py": Bug(("variable-not-trained",)),
+    "bug_layer_tf_variable_list_custom_loop.py": Bug(("variable-not-trained",)),
+    "bug_lambda_layer_closes_over_variable_fit.py": Bug(("variable-not-trained",)),
+    "bug_keras_gan_classic_freeze_order_keras3.py": Bug(("variable-not-trained",)),
+    "bug_gaugan_encoder_never_trained.py": Bug(("variable-not-trained",)),
+    # Weights the forward pass never reads, or a model whose call skips layers.
+    "bug_build_time_concat_weights_fit.py": Bug(
+        ("none-gradient",), mentions=(("none-gradient", "never read"),)
+    ),
+    "bug_noisy_dense_unused_weights_tf_function.py": Bug(("none-gradient",)),
+    "bug_rnn_cell_unused_weight_fit.py": Bug(("none-gradient",)),
+    "bug_subclassed_call_skips_layers_eager.py": Bug(("none-gradient",)),
+    "bug_reinforce_log_probs_numpy_buffer.py": Bug(("none-gradient",), exit=1),
+    # set_weights inside the tape replaces the variables' values: no path to the loss.
+    "bug_maml_set_weights_breaks_tape.py": Bug(("none-gradient",), exit=1),
+    # Schedules whose decay_steps count epochs: the weights stop changing partway.
+    "bug_cosine_decay_steps_in_epochs_fit.py": Bug(("weights-unchanged",)),
+    "bug_polynomial_decay_steps_in_epochs_tf_function.py": Bug(("weights-unchanged",)),
+    "bug_poly_lr_callback_past_max_epoch_fit.py": Bug(("weights-unchanged",)),
+    # The accumulator is reset before apply_gradients: every applied gradient is zero.
+    "bug_grad_accumulation_reset_before_apply.py": Bug(
+        ("zero-gradient",), mentions=(("zero-gradient", "accumulator"),)
+    ),
+    # A ReLU output layer that died: every gradient stalls at zero from one step on.
+    "bug_relu_output_layer_predictions_zero.py": Bug(
+        ("zero-gradient",), mentions=(("zero-gradient", "since step"),)
+    ),
+    # Stuck at chance level, or a loss that never changes, or inputs and labels misaligned.
+    "bug_adam_lr_too_high_chance_level_fit.py": Bug(
+        ("loss-not-decreasing",), mentions=(("loss-not-decreasing", "chance level"),)
+    ),
+    "bug_categorical_ce_single_sigmoid_unit_fit.py": Bug(
+        ("loss-not-decreasing",), mentions=(("loss-not-decreasing", "exactly"),)
+    ),
+    "bug_shuffle_then_map_zip_misaligned.py": Bug(("loss-not-decreasing",)),
+    "bug_adam_lr_1e7_from_scratch_fit.py": Bug(("loss-not-decreasing",)),
+    "bug_deep_sigmoid_dnn_stuck_fit.py": Bug(("vanishing-gradient", "loss-not-decreasing")),
+    # Softmax applied twice, seen in the traced loss.
+    "bug_softmax_twice_logits_loss.py": Bug(("from-logits-mismatch",)),
+    # NaN: in the data (inputs, labels, an empty batch), a masked mean over no positives,
+    # float16 overflow on every step, an IRNN diverging.
+    "bug_nan_in_labels_fit.py": Bug(("non-finite",), mentions=(("non-finite", "labels"),)),
+    "bug_log_of_zero_feature_inf_input_eager.py": Bug(
+        ("non-finite",), mentions=(("non-finite", "inputs"),)
+    ),
+    "bug_empty_batch_batchnorm_nan_eager.py": Bug(
+        ("non-finite",), mentions=(("non-finite", "empty"),)
+    ),
+    "bug_masked_loss_batch_without_positives.py": Bug(("non-finite",)),
+    "bug_mixed_precision_fp16_overflow_every_step_skipped.py": Bug(
+        ("non-finite",), mentions=(("non-finite", "loss scaler skipped every"),)
+    ),
+    "bug_irnn_relu_long_sequences_exploding.py": Bug(("non-finite",)),
+    # Labels (n,) against predictions (n, 1) in a traced custom loss.
+    "bug_custom_train_step_loss_broadcast.py": Bug(("loss-broadcast",)),
+    "bug_pinn_initial_condition_broadcast_tf_function.py": Bug(("loss-broadcast",)),
 }
 
 HEALTHY: dict[str, Healthy] = {
@@ -184,6 +243,37 @@ HEALTHY: dict[str, Healthy] = {
         false_warning="zero-gradient (warning) on aux/kernel, aux/bias: loss_weights 0 is how "
         "Keras users switch an output off; the head is legitimately unused.",
     ),
+    # --- the healthy twins of the second corpus: each bug's script done right.
+    "ok_keras3_model_add_weight_fit.py": Healthy(),
+    "ok_layer_add_weight_custom_loop.py": Healthy(),
+    "ok_keras_gan_trainable_toggled_train_on_batch.py": Healthy(),
+    "ok_gaugan_encoder_trained.py": Healthy(),
+    "ok_dcgan_override_train_step.py": Healthy(),
+    "ok_wgan_gp_critic_steps.py": Healthy(),
+    "ok_build_weights_combined_in_call_fit.py": Healthy(),
+    "ok_rnn_cell_all_weights_used_fit.py": Healthy(),
+    "ok_subclassed_call_chained_eager.py": Healthy(),
+    "ok_reinforce_log_probs_stacked.py": Healthy(),
+    "ok_dqn_target_network_tf_function.py": Healthy(),
+    "ok_transfer_learning_freeze_then_finetune_fit.py": Healthy(),
+    "ok_multi_output_one_head_without_loss_fit.py": Healthy(),
+    "ok_warmup_cosine_decay_fit.py": Healthy(),
+    "ok_polynomial_decay_total_steps_tf_function.py": Healthy(),
+    "ok_grad_accumulation_reset_after_apply.py": Healthy(),
+    "ok_adam_default_lr_classifier_fit.py": Healthy(),
+    "ok_single_unit_sigmoid_binary_fit.py": Healthy(),
+    "ok_softmax_sparse_ce_digit_labels_fit.py": Healthy(),
+    "ok_logits_with_from_logits_loss.py": Healthy(),
+    "ok_zip_then_shuffle_aligned.py": Healthy(),
+    "ok_deep_relu_he_init_fit.py": Healthy(),
+    "ok_linear_output_regression_lstm.py": Healthy(),
+    "ok_lstm_tanh_clipnorm.py": Healthy(),
+    "ok_log1p_features_eager.py": Healthy(),
+    "ok_batchnorm_full_batches_eager.py": Healthy(),
+    "ok_masked_loss_divide_no_nan.py": Healthy(),
+    "ok_mixed_precision_initial_scale_skips_fit.py": Healthy(),
+    "ok_custom_train_step_shapes_match.py": Healthy(),
+    "ok_pinn_initial_condition_shapes_match.py": Healthy(),
     "ok_mirrored_strategy_loop.py": Healthy(),
     "ok_warmup_from_zero.py": Healthy(),
     # The same networks as the dead-ReLU bugs, warmup the right way round.

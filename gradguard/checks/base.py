@@ -205,6 +205,10 @@ class Check:
         del state
         return {}
 
+    # State no logged scalar carries: `replay` gives it its initial value (a finding that
+    # needs it is not made from logs).
+    not_logged: frozenset[str] = frozenset()
+
     def replay(self, logged: Logged) -> Mapping[str, Any] | None:
         """The state rebuilt from a run's logged scalars (for ``gradguard inspect``).
 

@@ -23,6 +23,10 @@ __all__ = ["NonFinite"]
 _STAGES = {"loss": "loss", "gradient": "backward", "weight": "update"}
 # What to do, by the stage a replay found.
 _ADVICE = {
+    "data": (
+        "Clean the data before training (np.nan_to_num, or drop the rows), look for log(0) or "
+        "a division by zero in the preprocessing, and drop empty batches."
+    ),
     "forward": (
         "Make that computation safe: an epsilon inside log, sqrt or a division, a clipped "
         "argument to exp, normalized inputs, or a lower learning rate if its weights grew."
@@ -52,6 +56,9 @@ class NonFinite(Check):
     Args:
       min_loss_scale: Loss scale below which the scaler has collapsed.
     """
+
+    # Vetoed updates and bad batches are not logged: not judged from logs.
+    not_logged = frozenset({"vetoed_finite_first", "vetoed_finite", "data_first", "data_faults"})
 
     def __init__(self, min_loss_scale: float = 1.0):
         self.min_loss_scale = min_loss_scale
@@ -277,7 +284,7 @@ class NonFinite(Check):
             # The loss scale is not logged: inspect does not judge a collapsing one.
             "overflows": np.int64(0),
             "loss_scale_min": np.float32(1.0),
-            # Vetoed updates and bad batches are not logged: not judged from logs.
+            # `not_logged`: their initial values.
             "vetoed_finite_first": np.int64(-1),
             "vetoed_finite": np.int64(0),
             "data_first": np.int64(-1),
