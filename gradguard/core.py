@@ -339,6 +339,7 @@ class StepCore:
         extra: Iterable[findings_lib.Finding] = (),
         *,
         raise_errors: bool = True,
+        final: bool = False,
     ) -> findings_lib.Report:
         """Host read: judges every check and emits the findings (with `extra` ones).
 
@@ -346,6 +347,7 @@ class StepCore:
           steps: Steps observed so far.
           extra: Findings made elsewhere (at trace time) to emit with the checks' ones.
           raise_errors: Whether a new finding with policy `raise` raises.
+          final: The run is over, or the user asked for the report (`Context.final`).
 
         Returns:
           The report, with all findings so far.
@@ -363,6 +365,7 @@ class StepCore:
             none=frozenset(range(len(self.variables))) - self.present_indices,
             learning_rate=self._learning_rate(),
             notes={**self.notes, **notes},
+            final=final,
         )
         self.report.steps_observed = steps
         found = list(extra)

@@ -420,7 +420,7 @@ class Guard:
         for core in self.cores.values():
             self.forensics.note_chance(core)
             self.forensics.replay(core)
-            core.read(core.steps, raise_errors=False)
+            core.read(core.steps, raise_errors=False, final=final)
         steps = self.steps_seen()
         self.report.steps_observed = steps
         if raise_errors:

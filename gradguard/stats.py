@@ -216,6 +216,8 @@ class Context:
       learning_rate: The optimizer's current learning rate, if known, for messages.
       notes: What checks tell each other, by key (`Check.notes`): e.g. ``"saturation"``, the
         layers `ActivationHealth` saw saturated, which `VanishingGradient` names as the cause.
+      final: The run is over, or the user asked for the report: what was seen is the whole
+        run (a judgment may then weigh it as such), not its beginning.
     """
 
     steps: int
@@ -223,3 +225,4 @@ class Context:
     none: frozenset[int] = frozenset()
     learning_rate: float | None = None
     notes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    final: bool = False

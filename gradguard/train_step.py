@@ -247,7 +247,7 @@ class TrainStep:
     def report(self) -> findings_lib.Report:
         """Reads the checks now and returns every finding so far (never raises for them)."""
         self._replay()
-        return self.core.read(self._updates, raise_errors=False)
+        return self.core.read(self._updates, raise_errors=False, final=True)
 
     def _replay(self) -> None:
         """Replays the batch kept from the first non-finite step, once: where its NaN began."""

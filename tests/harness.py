@@ -229,6 +229,7 @@ class Scripted:
       reference: The NumPy fold of (steps, layout): the state after all steps, keyed as
         `state()`.
       codes: The finding codes the state must be judged to (empty: silent).
+      notes: What the entry point tells the judgment (`Context.notes`), e.g. the chance level.
     """
 
     name: str
@@ -238,6 +239,7 @@ class Scripted:
     reference: Callable[[Sequence[Mapping[str, Any]], Layout], Mapping[str, Any]]
     codes: frozenset[str] = frozenset()
     sites: Sequence[Any] = ()
+    notes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def stats(layout: Layout, step: int, **fields: Any) -> dict[str, Any]:
@@ -286,7 +288,9 @@ def fold(scripted: Scripted, mode: str) -> tuple[Check, dict[str, np.ndarray]]:
     return check, check.state()
 
 
-def judge(check: Check, state: Mapping[str, np.ndarray], steps: int) -> set[str]:
+def judge(
+    check: Check, state: Mapping[str, np.ndarray], steps: int, notes: Mapping[str, Any] = {}
+) -> set[str]:
     """The codes the check finds in `state` after `steps` steps."""
-    context = Context(steps=steps, step=steps - 1)
+    context = Context(steps=steps, step=steps - 1, notes=dict(notes))
     return {f.code for f in check.judge(state, context)}

@@ -3,6 +3,7 @@ healthy twin silent through every entry point (`harness.py`)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,7 +17,7 @@ from harness import Scripted, fold, judge, numpy_cut_loss, stats
 import gradguard
 from gradguard import checks
 from gradguard.activations import Site
-from gradguard.stats import Layout
+from gradguard.stats import Context, Layout
 
 # -- each check's fold against a NumPy reference, eager, graph and XLA ------------------------
 
@@ -138,8 +139,12 @@ def vanishing_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -> d
     }
 
 
-def loss_reference(steps: Sequence[Mapping[str, Any]], window: int) -> dict[str, Any]:
+def loss_reference(
+    steps: Sequence[Mapping[str, Any]], window: int, samples: int | None = None
+) -> dict[str, Any]:
+    samples = samples or -(-300 // window)  # the default chance_steps, in samples
     first_sum, recent, count, low, high = 0.0, 0.0, 0, np.inf, -np.inf
+    history = [NAN] * samples  # the moving average every `window` finite steps
     decay = 2.0 / (window + 1)
     for loss in _field(steps, "loss"):
         if not np.isfinite(loss):
@@ -149,12 +154,15 @@ def loss_reference(steps: Sequence[Mapping[str, Any]], window: int) -> dict[str,
             first_sum += loss
         recent = loss if count == 0 else recent + decay * (loss - recent)
         count += 1
+        if count % window == 0:
+            history = [*history[1:], recent]
     return {
         "loss_first_sum": first_sum,
         "loss_recent": recent,
         "loss_count": count,
         "loss_min": low,
         "loss_max": high,
+        "loss_history": history,
     }
 
 
@@ -346,6 +354,39 @@ SCRIPTED = [
 ]
 
 
+def _chance_case(name: str, loss: Any, codes: frozenset[str] = frozenset()) -> Scripted:
+    """A 10-class cross-entropy (chance level ln 10), judged on the last 8 steps."""
+    return Scripted(
+        name,
+        lambda: checks.LossNotDecreasing(window=4, chance_steps=8),
+        LAYOUT,
+        _steps(loss=loss),
+        lambda steps, layout: loss_reference(steps, window=4, samples=2),
+        codes,
+        notes={"chance_loss": float(np.log(10))},
+    )
+
+
+SCRIPTED += [
+    # Falls from a bad start, then sits at ln 10: decreasing, yet no better than guessing.
+    _chance_case(
+        "loss-falls-to-chance-and-stays",
+        lambda s: 2.6 if s == 0 else 2.3 + 0.001 * (s % 2),
+        frozenset({"loss-not-decreasing"}),
+    ),
+    # Stays a little above chance while creeping down: a rate far too small, from scratch.
+    _chance_case(
+        "loss-creeps-down-above-chance",
+        lambda s: 2.36 - 0.001 * s,
+        frozenset({"loss-not-decreasing"}),
+    ),
+    # Warms up at chance, then learns: silent.
+    _chance_case("loss-leaves-chance", lambda s: 2.3 if s < 6 else 1.0),
+    # Below chance throughout (a model that learned): silent.
+    _chance_case("loss-below-chance", lambda s: 1.5 - 0.01 * s),
+]
+
+
 SCRIPTED += [
     Scripted(
         "activations-healthy",
@@ -380,7 +421,7 @@ def test_fold_matches_numpy_and_judges(scripted, mode):
             rtol=1e-5,
             err_msg=key,
         )
-    assert judge(check, state, len(scripted.steps)) == set(scripted.codes)
+    assert judge(check, state, len(scripted.steps), scripted.notes) == set(scripted.codes)
 
 
 def test_every_built_in_check_is_scripted():
@@ -583,3 +624,19 @@ def test_bad_data_is_named_not_blamed_on_the_loss(fault, phrase, mode):
     assert phrase in finding.message and finding.step == 2, finding.message
     assert finding.details["origin"]["stage"] == "data"
     assert "log(0)" not in finding.message.split(":")[0]
+
+
+def test_chance_level_over_the_last_half_of_a_finished_run():
+    """Mid-run, the loss must sit at chance for `chance_steps`; once the run is over (or the
+    report is asked for), its last half at chance is enough: a short run stuck there is found,
+    a long one warming up near chance is not judged early."""
+    scripted = _chance_case("at-chance", lambda s: 2.6 if s == 0 else 2.3)
+    longer = dataclasses.replace(
+        scripted, check=lambda: checks.LossNotDecreasing(window=4, chance_steps=40)
+    )
+    check, state = fold(longer, "graph")
+    notes = {"chance_loss": float(np.log(10))}
+    running = Context(steps=STEPS, step=STEPS - 1, notes=notes)
+    assert check.judge(state, running) == []
+    (finding,) = check.judge(state, dataclasses.replace(running, final=True))
+    assert "chance level for the last 8 steps" in finding.message

@@ -196,7 +196,7 @@ def test_rebuilt_state_equals_live_state(every_step: gradguard.TrainStep) -> Non
         assert set(rebuilt) == set(live), type(check).__name__
         for key, value in live.items():
             if key in check.not_logged:
-                continue  # no scalar carries it: rebuilt as its initial value
+                continue  # the logs cannot rebuild it: replayed as a value making no finding
             np.testing.assert_allclose(
                 np.asarray(rebuilt[key], np.float64),
                 np.asarray(value, np.float64),

@@ -5,9 +5,12 @@ them (none imports gradguard). `bug_*` scripts carry one known bug and must get 
 `ok_*` scripts are healthy and must get no error-severity finding (and ideally no finding at
 all). `cli_*` scripts exercise the command-line contract of DESIGN.md.
 
-The scripts run at most two at a time (the CI machine has two cores): the first test that needs
-a run starts every run the selected tests need, in the order the tests come, and each test
-waits only for its own.
+The first test that needs a run starts every run the selected tests need, in the order the tests
+come, and each test waits only for its own. Corpus scripts run in two worker processes (the CI
+machine has two cores), each going through its share one script after another with exactly
+what ``python -m gradguard run`` does (`corpus_worker.py`: importing TensorFlow once per worker,
+not once per script, is what keeps the corpus affordable). The command-line contract runs real
+``python -m gradguard run`` processes.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,8 +29,9 @@ from typing import Any
 import pytest
 
 SCRIPTS = Path(__file__).parent / "scripts"
+WORKER = Path(__file__).parent / "corpus_worker.py"
 MAX_PARALLEL = 2
-TIMEOUT = 240  # seconds per script; each takes 4-15 s
+TIMEOUT = 240  # seconds per script; each takes 1-10 s
 
 
 @dataclasses.dataclass(frozen=True)
@@ -462,52 +467,123 @@ DEAD_RELU_TESTS = {
 }
 
 
+class _Worker:
+    """A `corpus_worker.py` process running its share of the corpus, one script at a time."""
+
+    def __init__(self, jobs: list[dict[str, Any]], root: Path, index: int):
+        jobs_file = root / f"worker{index}.json"
+        jobs_file.write_text(json.dumps(jobs))
+        self.done_files = [Path(job["done"]) for job in jobs]
+        self.log = root / f"worker{index}.log"
+        self.started = time.time()
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(WORKER), str(jobs_file)],
+                cwd=root,
+                env=_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def _last_progress(self) -> float:
+        """When the worker last finished a job (or started)."""
+        finished = [f.stat().st_mtime for f in self.done_files if f.exists()]
+        return max([self.started, *finished])
+
+    def wait(self, done: Path) -> dict[str, Any]:
+        """The finished job's outcome; fails if the worker dies or hangs before it."""
+        while not done.exists():
+            if self.process.poll() is not None and not done.exists():
+                tail = self.log.read_text(errors="replace")[-3000:]
+                raise AssertionError(f"corpus worker exited {self.process.returncode}:\n{tail}")
+            if time.time() - self._last_progress() > TIMEOUT:
+                self.process.kill()
+                raise AssertionError(f"a corpus script ran for over {TIMEOUT} s before {done}")
+            time.sleep(0.2)
+        return json.loads(done.read_text())
+
+
 class Runs:
-    """Runs scripts in the background, at most `MAX_PARALLEL` at once; results by key."""
+    """Runs scripts in the background; results by key.
+
+    Corpus runs go to `MAX_PARALLEL` workers, planned all at once (`plan`); the contract's runs
+    are real command-line processes, one at a time beside them.
+    """
 
     def __init__(self, root: Path):
         self.root = root
-        self.pool = concurrent.futures.ThreadPoolExecutor(MAX_PARALLEL)
+        self.pool = concurrent.futures.ThreadPoolExecutor(1)
         self.futures: dict[str, concurrent.futures.Future[Run]] = {}
         self.contract = _contract_runs(root / "cli")
+        self.jobs: dict[str, tuple[dict[str, Any], _Worker]] = {}
+        self.workers: list[_Worker] = []
 
-    def submit(self, key: str) -> None:
-        if key in self.futures:
-            return
-        if key in self.contract:
-            self.futures[key] = self.pool.submit(self.contract[key])
-        else:
-            script, *options = key.split(" ")
-            workdir = self.root / key.replace(".py", "").replace(" --", "-")
-            self.futures[key] = self.pool.submit(
-                gradguard_run, workdir, SCRIPTS / script, options=options
-            )
+    def plan(self, keys: Sequence[str]) -> None:
+        """Starts the runs of `keys`: contract runs one by one, corpus runs in workers."""
+        corpus = []
+        for key in dict.fromkeys(keys):
+            if key in self.contract:
+                if key not in self.futures:
+                    self.futures[key] = self.pool.submit(self.contract[key])
+            elif key not in self.jobs:
+                corpus.append(key)
+        for share in (corpus[i::MAX_PARALLEL] for i in range(MAX_PARALLEL)):
+            if not share:
+                continue
+            jobs = [self._job(key) for key in share]
+            worker = _Worker(jobs, self.root, len(self.workers))
+            self.workers.append(worker)
+            for key, job in zip(share, jobs):
+                self.jobs[key] = (job, worker)
+
+    def _job(self, key: str) -> dict[str, Any]:
+        script, *options = key.split(" ")
+        workdir = self.root / key.replace(".py", "").replace(" --", "-").replace(" ", "-")
+        workdir.mkdir(parents=True, exist_ok=True)
+        return {
+            "script": str(SCRIPTS / script),
+            "options": options,
+            "workdir": str(workdir),
+            "json": str(workdir / "report.json"),
+            "done": str(workdir / "done.json"),
+        }
 
     def get(self, key: str) -> Run:
-        self.submit(key)
-        return self.futures[key].result()
+        if key not in self.futures and key not in self.jobs:
+            self.plan([key])
+        if key in self.futures:
+            return self.futures[key].result()
+        job, worker = self.jobs[key]
+        done = worker.wait(Path(job["done"]))
+        command = ["gradguard", "run", "--json", job["json"], *job["options"], job["script"]]
+        return Run(command, done["returncode"], done["stdout"], done["stderr"], Path(job["json"]))
+
+    def close(self) -> None:
+        for worker in self.workers:
+            if worker.process.poll() is None:
+                worker.process.kill()
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 @pytest.fixture(scope="session")
 def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """Starts every run the selected tests of this module need, in test order."""
     the_runs = Runs(tmp_path_factory.mktemp("gradguard_run"))
+    keys = []
     for item in request.session.items:
         if getattr(item, "module", None) is not sys.modules[__name__]:
             continue
         params = getattr(getattr(item, "callspec", None), "params", {})
-        keys = [CONTRACT_NEEDS.get(getattr(item, "originalname", ""))]
+        keys.append(CONTRACT_NEEDS.get(getattr(item, "originalname", "")))
         if "script" in params:
             keys.append(table_key(params["script"]))
         if "watched" in params:
             keys.append(run_key(params["watched"], WATCHED_OPTIONS))
         if getattr(item, "originalname", "") in DEAD_RELU_TESTS:
             keys.append(table_key(DEAD_RELU))
-        for key in keys:
-            if key:
-                the_runs.submit(key)
+    the_runs.plan([key for key in keys if key])
     yield the_runs
-    the_runs.pool.shutdown(wait=False, cancel_futures=True)
+    the_runs.close()
 
 
 def _params(table: dict[str, Any], reason_of: Any) -> list[Any]:

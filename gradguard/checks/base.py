@@ -205,8 +205,8 @@ class Check:
         del state
         return {}
 
-    # State no logged scalar carries: `replay` gives it its initial value (a finding that
-    # needs it is not made from logs).
+    # State the logged scalars cannot rebuild exactly: `replay` gives it a value that makes no
+    # finding (a finding that needs it is not made from logs).
     not_logged: frozenset[str] = frozenset()
 
     def replay(self, logged: Logged) -> Mapping[str, Any] | None:

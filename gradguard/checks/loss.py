@@ -26,24 +26,38 @@ class LossNotDecreasing(Check):
 
     * the moving average of the recent loss is no lower than the mean of the first `window`
       steps (a loss that improved and then plateaus is not flagged);
-    * the recent loss is within `chance_tolerance` of the chance level, when the entry point
-      knows it (``Context.notes["chance_loss"]``: ln C for a C-class cross-entropy, the labels'
-      entropy or variance when the labels were seen): the model predicts no better than the
-      label distribution, whatever the loss did at first;
+    * the moving average has stayed at or above the chance level (less than `chance_tolerance`
+      below it) for the last `chance_steps` steps, when the entry point knows that level
+      (``Context.notes["chance_loss"]``: ln C for a C-class cross-entropy, the labels' entropy
+      or variance when the labels were seen): the model predicts no better than the label
+      distribution, whatever the loss did at first. A model that warms up near chance and
+      leaves it within `chance_steps` steps is not flagged. At the final read (the whole run
+      seen) its last half is enough, if that is at least `2 * window` steps;
     * the loss is exactly the same on every step: it does not depend on the weights.
 
     Args:
       window: Steps in the first window, and the moving average's span.
       min_improvement: Relative improvement that counts as decreasing.
-      chance_tolerance: How close (relative) to the chance level counts as at chance.
+      chance_tolerance: How far (relative) below the chance level still counts as at chance.
+      chance_steps: How long the loss must have stayed at chance: the moving average is sampled
+        every `window` steps, and the last ``chance_steps / window`` samples must all be there.
     """
 
     def __init__(
-        self, window: int = 50, min_improvement: float = 1e-3, chance_tolerance: float = 0.02
+        self,
+        window: int = 50,
+        min_improvement: float = 1e-3,
+        chance_tolerance: float = 0.02,
+        chance_steps: int = 300,
     ):
         self.window = window
         self.min_improvement = min_improvement
         self.chance_tolerance = chance_tolerance
+        self.chance_samples = max(1, -(-chance_steps // window))  # ceil
+
+    # A loss constant on the logged steps may move in between, and the chance level is not
+    # logged: neither is judged from logs.
+    not_logged = frozenset({"loss_min", "loss_max", "loss_history"})
 
     def _build(self) -> None:
         self.first_sum = self.add_state("loss_first_sum", 0.0)
@@ -51,6 +65,8 @@ class LossNotDecreasing(Check):
         self.count = self.add_state("loss_count", 0, tf.int64)
         self.low = self.add_state("loss_min", np.inf)
         self.high = self.add_state("loss_max", -np.inf)
+        # The moving average every `window` finite steps, latest last (NaN: not yet).
+        self.history = self.add_state("loss_history", [np.nan] * self.chance_samples)
 
     def update(self, stats: Stats) -> None:
         loss = tf.cast(stats.loss, tf.float32)
@@ -64,6 +80,9 @@ class LossNotDecreasing(Check):
         decay = 2.0 / (self.window + 1)
         recent = tf.where(self.count == 0, loss, self.recent + decay * (loss - self.recent))
         self.recent.assign(tf.where(finite, recent, self.recent))
+        sample = finite & tf.equal((self.count + 1) % self.window, 0)
+        shifted = tf.concat([self.history[1:], tf.reshape(recent, [1])], axis=0)
+        self.history.assign(tf.where(sample, shifted, self.history))
         self.count.assign_add(tf.cast(finite, tf.int64))
 
     def judge(self, state: Mapping[str, np.ndarray], context: Context) -> list[Finding]:
@@ -81,16 +100,22 @@ class LossNotDecreasing(Check):
                 "rounded predictions); check the loss against the model's output."
             )
             return [Finding("loss-not-decreasing", message, context.step, details=details)]
-        chance = context.notes.get("chance_loss")
-        if chance and abs(recent - chance) <= self.chance_tolerance * chance:
+        chance = float(context.notes.get("chance_loss") or 0.0)
+        floor = (1.0 - self.chance_tolerance) * chance if chance > 0 else None
+        history = np.asarray(s.get("loss_history", [np.nan]), np.float64)
+        if context.final:  # the whole run: its last half, and at least two windows
+            half = int(s["loss_count"]) // (2 * self.window)
+            history = history[-min(len(history), max(2, half)) :]
+        if floor is not None and recent >= floor and bool(np.all(history >= floor)):
+            steps = len(history) * self.window
             details["chance_loss"] = chance
             message = (
-                f"The loss is at chance level: {number(recent)} now (step {context.step}) "
-                f"against {number(chance)} for a model that ignores its inputs (ln C for C "
-                "classes, or the labels' own entropy or variance): the model predicts no better "
-                "than guessing. Check that labels stay paired with their inputs (shuffle them "
-                "together), that softmax is not applied twice (a softmax output with "
-                "from_logits=True), and the learning rate."
+                f"The loss has stayed at or above chance level for the last {steps} steps: "
+                f"{number(recent)} now (step {context.step}) against {number(chance)} for a "
+                "model that ignores its inputs (ln C for C classes, or the labels' own entropy "
+                "or variance): the model predicts no better than guessing. Check that labels "
+                "stay paired with their inputs (shuffle them together), that softmax is not "
+                "applied twice (a softmax output with from_logits=True), and the learning rate."
             )
             return [Finding("loss-not-decreasing", message, context.step, details=details)]
         if abs(first) < 1e-8 or first - recent > self.min_improvement * abs(first):
@@ -115,6 +140,7 @@ class LossNotDecreasing(Check):
                 "loss_count": np.int64(0),
                 "loss_min": np.inf,
                 "loss_max": -np.inf,
+                "loss_history": np.full(self.chance_samples, np.nan, np.float32),
             }
         # The first window is the first `window` finite steps: a logged non-finite step pushes
         # its end one step later.
@@ -145,7 +171,8 @@ class LossNotDecreasing(Check):
             "loss_first_sum": first_mean * window,
             "loss_recent": recent if recent is not None else 0.0,
             "loss_count": np.int64(count),
-            # Samples only: a loss constant on the logged steps may move in between.
+            # `not_logged`: values that make no finding.
             "loss_min": -np.inf,
             "loss_max": np.inf,
+            "loss_history": np.full(self.chance_samples, np.nan, np.float32),
         }

@@ -284,7 +284,7 @@ class NonFinite(Check):
             # The loss scale is not logged: inspect does not judge a collapsing one.
             "overflows": np.int64(0),
             "loss_scale_min": np.float32(1.0),
-            # `not_logged`: their initial values.
+            # `not_logged`: values that make no finding.
             "vetoed_finite_first": np.int64(-1),
             "vetoed_finite": np.int64(0),
             "data_first": np.int64(-1),

@@ -1,11 +1,13 @@
-# Source: https://github.com/keras-team/keras/issues/2711 ("Loss not changing when training"; comment by
-#         DiyuanLu: "I had the same problem. But for me it is just the learning_rate is too small. Try
-#         with a bigger learning_rate")
-# Reported symptom: a network trained from scratch (random initialisation) with Adam(learning_rate=1e-7)
-# -- an exponent typo for 1e-3 --: every update moves the weights by ~1e-7, the loss changes in the
-# fourth decimal over ten epochs. (A fine-tuning rate of 1e-5 on a trained model is healthy; this is a
-# fresh model that has everything to learn.)
-# expected: update-too-small, loss-not-decreasing
+"""Reported symptom: a network trained from scratch (random initialisation) with Adam(learning_rate=1e-7)
+-- an exponent typo for 1e-3 --: every update moves the weights by ~1e-7, the loss changes in the
+fourth decimal over ten epochs. (A fine-tuning rate of 1e-5 on a trained model is healthy; this is a
+fresh model that has everything to learn.)
+
+Source: https://github.com/keras-team/keras/issues/2711 ("Loss not changing when training"; comment by
+        DiyuanLu: "I had the same problem. But for me it is just the learning_rate is too small. Try
+        with a bigger learning_rate")
+expected: loss-not-decreasing
+"""
 import numpy as np
 import tensorflow as tf
 

@@ -1,12 +1,14 @@
-# Source: https://github.com/keras-team/keras/issues/2711 ("Loss not changing when training"; the
-#         comment that fixed it for many: "Lower the learning rate (0.1 converges too fast and already
-#         after the first epoch, there is no change anymore)")
-#         https://github.com/keras-team/keras/issues/3752 ("is there a bug with 'relu'?": with relu "the
-#         loss and accuracy does't change", with tanh it trains)
-# Reported symptom: a ReLU classifier compiled with Adam(learning_rate=0.1): the first updates throw the
-# hidden units into the dead zone, after the first epoch the loss sits at ln(10) (the loss of predicting
-# the class prior) and accuracy at ~10 %, unchanged for every later epoch.
-# expected: loss-not-decreasing, update-too-large
+"""Reported symptom: a ReLU classifier compiled with Adam(learning_rate=0.1): the first updates throw the
+hidden units into the dead zone, after the first epoch the loss sits at ln(10) (the loss of predicting
+the class prior) and accuracy at ~10 %, unchanged for every later epoch.
+
+Source: https://github.com/keras-team/keras/issues/2711 ("Loss not changing when training"; the
+        comment that fixed it for many: "Lower the learning rate (0.1 converges too fast and already
+        after the first epoch, there is no change anymore)")
+        https://github.com/keras-team/keras/issues/3752 ("is there a bug with 'relu'?": with relu "the
+        loss and accuracy does't change", with tanh it trains)
+expected: loss-not-decreasing (at chance level), dead-units
+"""
 import numpy as np
 import tensorflow as tf
 

@@ -1,13 +1,15 @@
-# Source: https://github.com/tensorflow/tensorflow/issues/40632 ("Concatenating weights in Keras custom
-#         layer using `add_weight` fails while computing gradients": concatenating in build() gives
-#         "No gradients provided", concatenating in call() works);
-#         see also https://github.com/keras-team/keras/issues/4401 (fchollet: first create the
-#         variables, *then* apply operations to them in call())
-# Reported symptom: a custom layer creates several gate matrices with add_weight and concatenates
-# them once in build(); the concatenated tensor is a constant computed outside any tape, so the gate
-# weights get None gradients. Here the layer sits between two Dense layers, so Keras 3 fit only warns
-# "Gradients do not exist for variables" and trains the Dense layers; the gates never change.
-# expected: none-gradient
+"""Reported symptom: a custom layer creates several gate matrices with add_weight and concatenates
+them once in build(); the concatenated tensor is a constant computed outside any tape, so the gate
+weights get None gradients. Here the layer sits between two Dense layers, so Keras 3 fit only warns
+"Gradients do not exist for variables" and trains the Dense layers; the gates never change.
+
+Source: https://github.com/tensorflow/tensorflow/issues/40632 ("Concatenating weights in Keras custom
+        layer using `add_weight` fails while computing gradients": concatenating in build() gives
+        "No gradients provided", concatenating in call() works);
+        see also https://github.com/keras-team/keras/issues/4401 (fchollet: first create the
+        variables, *then* apply operations to them in call())
+expected: none-gradient
+"""
 import numpy as np
 import tensorflow as tf
 from tensorflow import keras

@@ -1,12 +1,14 @@
-# Source: https://github.com/keras-team/keras/issues/14729 ("too low accuracy": breast-cancer data,
-#         Dense(1, activation="sigmoid") compiled with loss=keras.losses.categorical_crossentropy)
-# Reported symptom: with one output unit, categorical cross-entropy is -y*log(softmax over a single
-# logit) = -y*log(1) = 0 for every sample whatever the weights: the loss prints 0.0000 from the first
-# batch and accuracy stays where the initialisation put it. (Verified under Keras 3: the loss is exactly
-# 0.0 on every step, but the gradient is NOT zero -- Keras routes the sigmoid's logit into
-# softmax_cross_entropy_with_logits, whose fused gradient softmax - y assumes the labels sum to 1, so
-# the weights drift on a bogus gradient while the loss cannot move.)
-# expected: loss-not-decreasing
+"""Reported symptom: with one output unit, categorical cross-entropy is -y*log(softmax over a single
+logit) = -y*log(1) = 0 for every sample whatever the weights: the loss prints 0.0000 from the first
+batch and accuracy stays where the initialisation put it. (Verified under Keras 3: the loss is exactly
+0.0 on every step, but the gradient is NOT zero -- Keras routes the sigmoid's logit into
+softmax_cross_entropy_with_logits, whose fused gradient softmax - y assumes the labels sum to 1, so
+the weights drift on a bogus gradient while the loss cannot move.)
+
+Source: https://github.com/keras-team/keras/issues/14729 ("too low accuracy": breast-cancer data,
+        Dense(1, activation="sigmoid") compiled with loss=keras.losses.categorical_crossentropy)
+expected: loss-not-decreasing
+"""
 import numpy as np
 import tensorflow as tf
 from tensorflow import keras

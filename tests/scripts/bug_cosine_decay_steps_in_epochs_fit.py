@@ -1,12 +1,14 @@
-# Sources: https://github.com/tensorflow/tensorflow/issues/52529 ("How to decrease the learning rate
-#          every 10 epochs": the schedule's step is the optimizer step (batch), not the epoch)
-#          https://github.com/mindee/doctr/pull/374 ("fix: step count in LR scheduler": CosineDecay
-#          decay_steps must be epochs * len(train_loader))
-# Reported symptom: CosineDecay(decay_steps=EPOCHS) with the default alpha=0 passed to compile(); Keras
-# evaluates the schedule at every batch, so the learning rate is exactly 0 after EPOCHS batches, i.e.
-# inside the first epoch; the loss falls for a few batches and then fit() runs epoch after epoch with
-# frozen weights.
-# expected: weights-unchanged
+"""Reported symptom: CosineDecay(decay_steps=EPOCHS) with the default alpha=0 passed to compile(); Keras
+evaluates the schedule at every batch, so the learning rate is exactly 0 after EPOCHS batches, i.e.
+inside the first epoch; the loss falls for a few batches and then fit() runs epoch after epoch with
+frozen weights.
+
+Sources: https://github.com/tensorflow/tensorflow/issues/52529 ("How to decrease the learning rate
+         every 10 epochs": the schedule's step is the optimizer step (batch), not the epoch)
+         https://github.com/mindee/doctr/pull/374 ("fix: step count in LR scheduler": CosineDecay
+         decay_steps must be epochs * len(train_loader))
+expected: weights-unchanged
+"""
 import numpy as np
 import tensorflow as tf
 

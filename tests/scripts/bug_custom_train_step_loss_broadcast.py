@@ -1,11 +1,13 @@
-# Source: https://github.com/keras-team/keras/issues/16836 ("Loss is significantly worse when calculated
-#         manually in train_step compared to passed into model.compile"; the reduction: y_true of shape
-#         (80,) against y_pred of shape (80, 1) -- mean_squared_error broadcasts them to (80, 80))
-# Reported symptom: a subclassed keras.Model overrides train_step and computes
-# tf.reduce_mean(tf.square(y - y_pred)) itself; the labels are a flat vector, the model output is
-# (batch, 1); the loss is averaged over every (i, j) pair, the model learns only the mean of y and the
-# loss stays at the target's variance, while the same model with compile(loss="mse") fits.
-# expected: loss-broadcast
+"""Reported symptom: a subclassed keras.Model overrides train_step and computes
+tf.reduce_mean(tf.square(y - y_pred)) itself; the labels are a flat vector, the model output is
+(batch, 1); the loss is averaged over every (i, j) pair, the model learns only the mean of y and the
+loss stays at the target's variance, while the same model with compile(loss="mse") fits.
+
+Source: https://github.com/keras-team/keras/issues/16836 ("Loss is significantly worse when calculated
+        manually in train_step compared to passed into model.compile"; the reduction: y_true of shape
+        (80,) against y_pred of shape (80, 1) -- mean_squared_error broadcasts them to (80, 80))
+expected: loss-broadcast
+"""
 import numpy as np
 import tensorflow as tf
 from tensorflow import keras

@@ -1,12 +1,14 @@
-# Source: https://github.com/microsoft/CNTK/issues/476 ("Training invalidation when add the number of
-#         layers": a DNN with sigmoid hidden layers trains with 6 layers, and with 7 "the training stucked
-#         at the beginning. The training error don't descend at all")
-#         see also https://github.com/SilasMarvin/dnns-from-scratch-in-zig/pull/7 ("you will see vanishing
-#         gradients at only 5 layers")
-# Reported symptom: a deep stack of sigmoid layers trained with plain SGD: the gradient reaching the first
-# layers is orders of magnitude smaller than at the top, the loss sits at ln(C) for the whole run.
-# Keras version: 8 sigmoid hidden layers, SGD, model.fit.
-# expected: vanishing-gradient, loss-not-decreasing
+"""Reported symptom: a deep stack of sigmoid layers trained with plain SGD: the gradient reaching the first
+layers is orders of magnitude smaller than at the top, the loss sits at ln(C) for the whole run.
+Keras version: 8 sigmoid hidden layers, SGD, model.fit.
+
+Source: https://github.com/microsoft/CNTK/issues/476 ("Training invalidation when add the number of
+        layers": a DNN with sigmoid hidden layers trains with 6 layers, and with 7 "the training stucked
+        at the beginning. The training error don't descend at all")
+        see also https://github.com/SilasMarvin/dnns-from-scratch-in-zig/pull/7 ("you will see vanishing
+        gradients at only 5 layers")
+expected: vanishing-gradient, loss-not-decreasing
+"""
 import numpy as np
 import tensorflow as tf
 

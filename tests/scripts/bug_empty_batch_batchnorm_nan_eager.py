@@ -1,14 +1,16 @@
-# Sources: https://github.com/keras-team/keras/issues/11858 and
-#          https://github.com/tensorflow/tensorflow/issues/24320 ("BatchNormalization produces NaN
-#          weights without NaN loss": when the dataset size is not a multiple of the batch size, one
-#          replica receives an empty batch)
-#          https://github.com/tensorflow/tensorflow/issues/41657 (comment: "sometimes an empty batch is
-#          created ... this can create a divide-by-zero error")
-# Reported symptom: the training loss looks normal, but BatchNormalization's moving mean/variance become
-# NaN because one step ran on an empty batch; inference (training=False) then outputs NaN everywhere.
-# Here the empty batch comes from the classic slicing loop `for i in range(n // bs + 1)` when n is a
-# multiple of bs.
-# expected: non-finite
+"""Reported symptom: the training loss looks normal, but BatchNormalization's moving mean/variance become
+NaN because one step ran on an empty batch; inference (training=False) then outputs NaN everywhere.
+Here the empty batch comes from the classic slicing loop `for i in range(n // bs + 1)` when n is a
+multiple of bs.
+
+Sources: https://github.com/keras-team/keras/issues/11858 and
+         https://github.com/tensorflow/tensorflow/issues/24320 ("BatchNormalization produces NaN
+         weights without NaN loss": when the dataset size is not a multiple of the batch size, one
+         replica receives an empty batch)
+         https://github.com/tensorflow/tensorflow/issues/41657 (comment: "sometimes an empty batch is
+         created ... this can create a divide-by-zero error")
+expected: non-finite
+"""
 import numpy as np
 import tensorflow as tf
 

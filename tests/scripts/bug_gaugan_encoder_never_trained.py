@@ -1,12 +1,14 @@
-# Sources: https://github.com/soumik12345/tf2_gans/issues/14 ("gaugan encoder not training":
-#          "the encoder is not part of the combined_model"), fixed in
-#          https://github.com/soumik12345/tf2_gans/pull/15 (add self.encoder.trainable_variables)
-# Reported symptom: in the GauGAN training step (also the keras.io GauGAN example), the image encoder
-# produces mean/variance, the sampled latent goes into the generator, the KL term is part of the
-# generator loss, but the generator optimizer is applied to combined_model.trainable_variables only;
-# the encoder's variables are read inside the tape, never differentiated, never updated.
-# Small vector version: "images" are 16-d vectors, the segmentation map a 4-d one-hot code.
-# expected: variable-not-trained
+"""Reported symptom: in the GauGAN training step (also the keras.io GauGAN example), the image encoder
+produces mean/variance, the sampled latent goes into the generator, the KL term is part of the
+generator loss, but the generator optimizer is applied to combined_model.trainable_variables only;
+the encoder's variables are read inside the tape, never differentiated, never updated.
+Small vector version: "images" are 16-d vectors, the segmentation map a 4-d one-hot code.
+
+Sources: https://github.com/soumik12345/tf2_gans/issues/14 ("gaugan encoder not training":
+         "the encoder is not part of the combined_model"), fixed in
+         https://github.com/soumik12345/tf2_gans/pull/15 (add self.encoder.trainable_variables)
+expected: variable-not-trained
+"""
 import numpy as np
 import tensorflow as tf
 from tensorflow import keras

@@ -1,12 +1,14 @@
-# Source: https://github.com/tensorflow/addons/pull/2525 (comment by john32979 on the gradient
-#         accumulator: "In my runs the 'ga' slot is always 0 until I added control dependencies on
-#         handle.scatter_add() and handle.assign_add()" -- the accumulated gradient that reaches
-#         apply_gradients is all zeros)
-# Reported symptom: gradient accumulation in a custom loop where the accumulators are zeroed before
-# (instead of after) they are handed to apply_gradients; every k-th step applies an all-zero
-# gradient, Adam's update is 0, and the model never changes although the per-batch gradients are
-# healthy and the loop "applies" regularly.
-# expected: weights-unchanged
+"""Reported symptom: gradient accumulation in a custom loop where the accumulators are zeroed before
+(instead of after) they are handed to apply_gradients; every k-th step applies an all-zero
+gradient, Adam's update is 0, and the model never changes although the per-batch gradients are
+healthy and the loop "applies" regularly.
+
+Source: https://github.com/tensorflow/addons/pull/2525 (comment by john32979 on the gradient
+        accumulator: "In my runs the 'ga' slot is always 0 until I added control dependencies on
+        handle.scatter_add() and handle.assign_add()" -- the accumulated gradient that reaches
+        apply_gradients is all zeros)
+expected: zero-gradient (every gradient handed to the optimizer is zero)
+"""
 import numpy as np
 import tensorflow as tf
 

@@ -1,13 +1,15 @@
-# Sources: https://github.com/keras-team/keras/issues/2194 ("Nan acc in A LSTM model with ReLU
-#          activations": sequences of up to 1019 steps, "When I fit it ... I get a loss of nan")
-#          https://github.com/keras-team/keras/issues/5127 ("why do the loss equal nan when i don't use
-#          clipnorm?" -- "the gradient gets really really large, which changes the weight values a LOT")
-#          the IRNN recipe of the old keras example examples/mnist_irnn.py (SimpleRNN, relu,
-#          recurrent_initializer=Identity, kernel_initializer=RandomNormal(stddev=0.001)), which used
-#          RMSprop at 1e-6; here plain SGD at 1e-2 and a slightly expanding recurrence.
-# Reported symptom: an unbounded ReLU recurrence over 150 steps: the gradient norm is in the thousands
-# from the first batch, the first SGD updates blow the weights up and the loss is nan after a few steps.
-# expected: exploding-gradient, non-finite
+"""Reported symptom: an unbounded ReLU recurrence over 150 steps: the gradient norm is in the thousands
+from the first batch, the first SGD updates blow the weights up and the loss is nan after a few steps.
+
+Sources: https://github.com/keras-team/keras/issues/2194 ("Nan acc in A LSTM model with ReLU
+         activations": sequences of up to 1019 steps, "When I fit it ... I get a loss of nan")
+         https://github.com/keras-team/keras/issues/5127 ("why do the loss equal nan when i don't use
+         clipnorm?" -- "the gradient gets really really large, which changes the weight values a LOT")
+         the IRNN recipe of the old keras example examples/mnist_irnn.py (SimpleRNN, relu,
+         recurrent_initializer=Identity, kernel_initializer=RandomNormal(stddev=0.001)), which used
+         RMSprop at 1e-6; here plain SGD at 1e-2 and a slightly expanding recurrence.
+expected: non-finite (the forward pass of the RNN cell overflows)
+"""
 import numpy as np
 import tensorflow as tf
 from tensorflow.keras import initializers

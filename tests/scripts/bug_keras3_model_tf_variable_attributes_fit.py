@@ -1,12 +1,14 @@
-# Source: https://github.com/tensorflow/tensorflow/issues/97599
-#   (the "Basic training loops" guide, section "The same solution, but with Keras", run on TF 2.19+)
-# Reported symptom: following the official guide, a keras.Model subclass keeps its weights as plain
-# tf.Variable attributes (self.w = tf.Variable(5.0)); under Keras 3 `fit` prints
-# "UserWarning: The model does not have any trainable weights." and the loss never moves.
-# The bug: Keras 3 only tracks keras.Variable / add_weight; a tf.Variable assigned as an attribute
-# is read in call() (the forward pass and the tape see it) but is not in model.trainable_variables,
-# so no optimizer ever receives it.
-# expected: variable-not-trained
+"""Reported symptom: following the official guide, a keras.Model subclass keeps its weights as plain
+tf.Variable attributes (self.w = tf.Variable(5.0)); under Keras 3 `fit` prints
+"UserWarning: The model does not have any trainable weights." and the loss never moves.
+The bug: Keras 3 only tracks keras.Variable / add_weight; a tf.Variable assigned as an attribute
+is read in call() (the forward pass and the tape see it) but is not in model.trainable_variables,
+so no optimizer ever receives it.
+
+Source: https://github.com/tensorflow/tensorflow/issues/97599
+  (the "Basic training loops" guide, section "The same solution, but with Keras", run on TF 2.19+)
+expected: variable-not-trained
+"""
 import numpy as np
 import tensorflow as tf
 

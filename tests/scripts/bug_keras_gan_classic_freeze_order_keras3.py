@@ -1,16 +1,18 @@
-# Sources: https://github.com/eriklindernoren/Keras-GAN/blob/master/gan/gan.py (the classic Keras GAN:
-#          discriminator.compile(); discriminator.trainable = False; combined.compile(); then
-#          discriminator.train_on_batch / combined.train_on_batch), run under Keras 3 as in
-#          https://github.com/keras-team/keras/issues/20474 ("The code works perfectly in other versions
-#          and it comes from a example of this repo ... cgan.py")
-#          https://github.com/0b01/SimGAN-Captcha/issues/4 ("when pre-train discriminator, loss keeps the
-#          same ... 0.693147"; "It's related to the order of model.trainable = False")
-# Reported symptom: in Keras 2 `trainable` was frozen into each model at compile() time; Keras 3 reads it
-# when the train function is first built. The flag is already False when discriminator.train_on_batch
-# runs for the first time, so Keras 3 warns "The model does not have any trainable weights" and the
-# discriminator is never trained: its weights stay at their initial values for the whole run while
-# the generator trains against a fixed random critic.
-# expected: variable-not-trained
+"""Reported symptom: in Keras 2 `trainable` was frozen into each model at compile() time; Keras 3 reads it
+when the train function is first built. The flag is already False when discriminator.train_on_batch
+runs for the first time, so Keras 3 warns "The model does not have any trainable weights" and the
+discriminator is never trained: its weights stay at their initial values for the whole run while
+the generator trains against a fixed random critic.
+
+Sources: https://github.com/eriklindernoren/Keras-GAN/blob/master/gan/gan.py (the classic Keras GAN:
+         discriminator.compile(); discriminator.trainable = False; combined.compile(); then
+         discriminator.train_on_batch / combined.train_on_batch), run under Keras 3 as in
+         https://github.com/keras-team/keras/issues/20474 ("The code works perfectly in other versions
+         and it comes from a example of this repo ... cgan.py")
+         https://github.com/0b01/SimGAN-Captcha/issues/4 ("when pre-train discriminator, loss keeps the
+         same ... 0.693147"; "It's related to the order of model.trainable = False")
+expected: variable-not-trained
+"""
 import numpy as np
 import tensorflow as tf
 from tensorflow import keras

@@ -1,11 +1,13 @@
-# Sources: https://github.com/keras-team/keras/issues/13106 ("keras.backend.variable is not behaving
-#          correctly": a bias variable added in a Lambda layer is never changed by model.fit)
-#          https://github.com/tensorflow/tensorflow/issues/61658 (maintainer: "if variables are involved
-#          in the layer created by [Lambda], the variable will not be automatically added to the
-#          variable set for gradient calculation")
-# Reported symptom: y = 5x + 3 fitted with Dense(1, use_bias=False) followed by Lambda(x + b) where b is
-# a tf.Variable: the kernel converges, b stays at its initial 1.0 and the loss plateaus above zero.
-# expected: variable-not-trained
+"""Reported symptom: y = 5x + 3 fitted with Dense(1, use_bias=False) followed by Lambda(x + b) where b is
+a tf.Variable: the kernel converges, b stays at its initial 1.0 and the loss plateaus above zero.
+
+Sources: https://github.com/keras-team/keras/issues/13106 ("keras.backend.variable is not behaving
+         correctly": a bias variable added in a Lambda layer is never changed by model.fit)
+         https://github.com/tensorflow/tensorflow/issues/61658 (maintainer: "if variables are involved
+         in the layer created by [Lambda], the variable will not be automatically added to the
+         variable set for gradient calculation")
+expected: variable-not-trained
+"""
 import numpy as np
 import tensorflow as tf
 

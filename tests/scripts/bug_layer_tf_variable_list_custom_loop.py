@@ -1,13 +1,15 @@
-# Sources: https://github.com/tensorflow/tensorflow/issues/38211 ("Missing Trainable Variables and Variables")
-#          https://github.com/keras-team/keras/issues/16797 ("Unpredictable behaviour of tracked variables
-#          in subclassing layers and models": "untracked variables are not trained")
-# Reported symptom: a custom Layer builds its parameters as plain tf.Variable objects (one attribute and
-# a list filled with append) and multiplies the input by them in call(); the variables are missing from
-# model.trainable_variables and keep their initial values while the rest of the model trains.
-# Under Keras 3 no tf.Variable attribute of a Layer is tracked at all. The custom loop differentiates
-# model.trainable_variables, so the polynomial coefficients are read in the forward pass (inside the
-# tape) but never differentiated nor handed to the optimizer.
-# expected: variable-not-trained
+"""Reported symptom: a custom Layer builds its parameters as plain tf.Variable objects (one attribute and
+a list filled with append) and multiplies the input by them in call(); the variables are missing from
+model.trainable_variables and keep their initial values while the rest of the model trains.
+Under Keras 3 no tf.Variable attribute of a Layer is tracked at all. The custom loop differentiates
+model.trainable_variables, so the polynomial coefficients are read in the forward pass (inside the
+tape) but never differentiated nor handed to the optimizer.
+
+Sources: https://github.com/tensorflow/tensorflow/issues/38211 ("Missing Trainable Variables and Variables")
+         https://github.com/keras-team/keras/issues/16797 ("Unpredictable behaviour of tracked variables
+         in subclassing layers and models": "untracked variables are not trained")
+expected: variable-not-trained
+"""
 import numpy as np
 import tensorflow as tf
 

@@ -1,12 +1,14 @@
-# Sources: https://github.com/ratschlab/DeepSpot/issues/9 ("Train loss: nan" -- maintainer: "It looks
-#          like you have nans in your input ... likely from empty cells/spots")
-#          https://github.com/krishnaik06/Stock-Price-Prediction-using-Keras-and-Recurrent-Neural-Networ/issues/2
-#          ("NAN in during Epoch in Loss" on another data file)
-# Reported symptom: count features are log-transformed with np.log (not np.log1p); the rows with a zero
-# count become -inf, the first batch that contains one turns the loss and the first layer's weights
-# into NaN, and every later step prints nan.
-# Eager GradientTape loop over numpy batches.
-# expected: non-finite
+"""Reported symptom: count features are log-transformed with np.log (not np.log1p); the rows with a zero
+count become -inf, the first batch that contains one turns the loss and the first layer's weights
+into NaN, and every later step prints nan.
+Eager GradientTape loop over numpy batches.
+
+Sources: https://github.com/ratschlab/DeepSpot/issues/9 ("Train loss: nan" -- maintainer: "It looks
+         like you have nans in your input ... likely from empty cells/spots")
+         https://github.com/krishnaik06/Stock-Price-Prediction-using-Keras-and-Recurrent-Neural-Networ/issues/2
+         ("NAN in during Epoch in Loss" on another data file)
+expected: non-finite
+"""
 import numpy as np
 import tensorflow as tf
 

@@ -1,12 +1,14 @@
-# Source: https://github.com/tensorflow/tensorflow/issues/34335 ("[TF 2.0] Nested Gradient Tape -
-#         unconnected graphs": "A copy of my model (model_copy) should be trained one step, then I need my
-#         meta_model to be trained with the loss of my model_copy. It seems, that the graphs are
-#         unconnected.")
-# Reported symptom: MAML-style meta-learning: the inner step builds a copy of the meta-model with
-# copy_model() / set_weights(), updates the copy, and the outer loss is computed with the copy; set_weights
-# copies *values*, so the meta-model's variables are not on the path from the outer loss: every meta
-# gradient is None and Keras raises "No gradients provided for any variable".
-# expected: none-gradient
+"""Reported symptom: MAML-style meta-learning: the inner step builds a copy of the meta-model with
+copy_model() / set_weights(), updates the copy, and the outer loss is computed with the copy; set_weights
+copies *values*, so the meta-model's variables are not on the path from the outer loss: every meta
+gradient is None and Keras raises "No gradients provided for any variable".
+
+Source: https://github.com/tensorflow/tensorflow/issues/34335 ("[TF 2.0] Nested Gradient Tape -
+        unconnected graphs": "A copy of my model (model_copy) should be trained one step, then I need my
+        meta_model to be trained with the loss of my model_copy. It seems, that the graphs are
+        unconnected.")
+expected: none-gradient
+"""
 import numpy as np
 import tensorflow as tf
 import tensorflow.keras as keras

@@ -1,12 +1,14 @@
-# Sources: https://github.com/HuiZhang0812/DiffusionAD/issues/32 ("train_loss becomes nan": "When the
-#          batch size is small, it may lead to an entire batch consisting solely of abnormal samples")
-#          https://github.com/JJBOY/BMN-Boundary-Matching-Network/issues/22 ("There is a statistical ratio
-#          in the loss function. It may happen that the number of iou > 0.7 ... [is zero]")
-# Reported symptom: a loss averaged over a masked subset of the batch,
-# sum(mask * l) / sum(mask); a batch with no sample in the subset gives 0/0 = NaN, the NaN gradient
-# reaches every weight and the loss is nan from then on.
-# @tf.function loop, small batches of an imbalanced detection-style target.
-# expected: non-finite
+"""Reported symptom: a loss averaged over a masked subset of the batch,
+sum(mask * l) / sum(mask); a batch with no sample in the subset gives 0/0 = NaN, the NaN gradient
+reaches every weight and the loss is nan from then on.
+@tf.function loop, small batches of an imbalanced detection-style target.
+
+Sources: https://github.com/HuiZhang0812/DiffusionAD/issues/32 ("train_loss becomes nan": "When the
+         batch size is small, it may lead to an entire batch consisting solely of abnormal samples")
+         https://github.com/JJBOY/BMN-Boundary-Matching-Network/issues/22 ("There is a statistical ratio
+         in the loss function. It may happen that the number of iou > 0.7 ... [is zero]")
+expected: non-finite
+"""
 import numpy as np
 import tensorflow as tf
 

@@ -1,14 +1,16 @@
-# Sources: https://github.com/keras-team/keras/issues/16100 (maintainer: "if gradients are still
-#          nonfinite when the loss scale reaches 1, every step will be skipped and training will not
-#          progress. This behavior is not great")
-#          https://github.com/keras-team/keras/issues/16552 ("Mix precision leads to nan loss": "Model
-#          works well in float32")
-# Reported symptom: with the mixed_float16 policy, raw 16-bit sensor/image values (0..65535, read from
-# uint16 files and not rescaled) are cast to float16 inside the first layer; everything above 65504
-# becomes inf, the loss is nan on every batch, the LossScaleOptimizer that fit() wraps around Adam skips
-# every single step, and the weights never change although fit() runs to the end. The same script in
-# float32 trains.
-# expected: non-finite
+"""Reported symptom: with the mixed_float16 policy, raw 16-bit sensor/image values (0..65535, read from
+uint16 files and not rescaled) are cast to float16 inside the first layer; everything above 65504
+becomes inf, the loss is nan on every batch, the LossScaleOptimizer that fit() wraps around Adam skips
+every single step, and the weights never change although fit() runs to the end. The same script in
+float32 trains.
+
+Sources: https://github.com/keras-team/keras/issues/16100 (maintainer: "if gradients are still
+         nonfinite when the loss scale reaches 1, every step will be skipped and training will not
+         progress. This behavior is not great")
+         https://github.com/keras-team/keras/issues/16552 ("Mix precision leads to nan loss": "Model
+         works well in float32")
+expected: non-finite
+"""
 import numpy as np
 import tensorflow as tf
 from tensorflow import keras

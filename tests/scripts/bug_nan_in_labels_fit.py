@@ -1,12 +1,14 @@
-# Sources: https://github.com/Nixtla/neuralforecast/issues/186 ("silent bug, training with NaNs values":
-#          "The loss becomes nan during training but it is hard to notice that the problem is in the
-#          data")
-#          https://github.com/keras-team/keras/issues/6447 (comment: "found NaN values [in my data],
-#          after fixing my data it worked properly")
-# Reported symptom: a regression target column read from a CSV has a few missing values (NaN); fit()
-# prints loss: nan from the first epoch and the weights become NaN: the NaN comes from the labels, not
-# from the model.
-# expected: non-finite
+"""Reported symptom: a regression target column read from a CSV has a few missing values (NaN); fit()
+prints loss: nan from the first epoch and the weights become NaN: the NaN comes from the labels, not
+from the model.
+
+Sources: https://github.com/Nixtla/neuralforecast/issues/186 ("silent bug, training with NaNs values":
+         "The loss becomes nan during training but it is hard to notice that the problem is in the
+         data")
+         https://github.com/keras-team/keras/issues/6447 (comment: "found NaN values [in my data],
+         after fixing my data it worked properly")
+expected: non-finite
+"""
 import numpy as np
 import tensorflow as tf
 

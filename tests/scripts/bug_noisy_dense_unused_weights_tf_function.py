@@ -1,11 +1,13 @@
-# Source: https://github.com/tensorflow/tensorflow/issues/32729 ("ValueError: Variable
-#         <tf.Variable 'basic_nstepTD_1/noisy_dense/bias:0'> has `None` for gradient")
-# Reported symptom: a NoisyNet DQN (n-step TD) with a custom NoisyDense layer: build() creates the
-# usual kernel/bias *and* the noisy mu/sigma parameters, call() computes the output from mu/sigma only,
-# so kernel and bias never get a gradient (the maintainer: weights set up in build() must be used in
-# call()). TF 2.0 raised; Keras 3 only logs a warning and trains the rest.
-# The bug: partially disconnected variables of a custom layer in a @tf.function loop.
-# expected: none-gradient
+"""Reported symptom: a NoisyNet DQN (n-step TD) with a custom NoisyDense layer: build() creates the
+usual kernel/bias *and* the noisy mu/sigma parameters, call() computes the output from mu/sigma only,
+so kernel and bias never get a gradient (the maintainer: weights set up in build() must be used in
+call()). TF 2.0 raised; Keras 3 only logs a warning and trains the rest.
+The bug: partially disconnected variables of a custom layer in a @tf.function loop.
+
+Source: https://github.com/tensorflow/tensorflow/issues/32729 ("ValueError: Variable
+        <tf.Variable 'basic_nstepTD_1/noisy_dense/bias:0'> has `None` for gradient")
+expected: none-gradient
+"""
 import numpy as np
 import tensorflow as tf
 

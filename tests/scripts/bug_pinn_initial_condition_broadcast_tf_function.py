@@ -1,12 +1,14 @@
-# Source: https://github.com/tensorflow/tensorflow/issues/56969 ("Model does not train properly when
-#         explicitly applying the gradients": the same model trains with fit but "with apply_gradient
-#         seems not training"); the reporter's fun_u_0 returns a vector of shape (N,)
-#         (tf.where on a reduce_sum over axis=1) while the model outputs (N, 1).
-# Reported symptom: fitting an initial condition u0(x) (1 inside a disc, 0 outside) with a LeakyReLU MLP;
-# model.fit(..., loss="mse") converges (Keras aligns the shapes), the hand-written tf.function loop with
-# tf.reduce_mean(tf.square(u0 - model(x))) broadcasts (N,) against (N, 1) to (N, N) and only learns the
-# mean value of u0.
-# expected: loss-broadcast
+"""Reported symptom: fitting an initial condition u0(x) (1 inside a disc, 0 outside) with a LeakyReLU MLP;
+model.fit(..., loss="mse") converges (Keras aligns the shapes), the hand-written tf.function loop with
+tf.reduce_mean(tf.square(u0 - model(x))) broadcasts (N,) against (N, 1) to (N, N) and only learns the
+mean value of u0.
+
+Source: https://github.com/tensorflow/tensorflow/issues/56969 ("Model does not train properly when
+        explicitly applying the gradients": the same model trains with fit but "with apply_gradient
+        seems not training"); the reporter's fun_u_0 returns a vector of shape (N,)
+        (tf.where on a reduce_sum over axis=1) while the model outputs (N, 1).
+expected: loss-broadcast
+"""
 import numpy as np
 import tensorflow as tf
 

@@ -1,10 +1,12 @@
-# Source: https://github.com/likyoo/open-cd/issues/93 ("学习率衰减为0": "every time the epoch reaches
-#         101 the learning rate decays to 0" -- a poly schedule written for max_epochs=100 while the
-#         run trains longer)
-# Reported symptom: a poly learning-rate policy lr = base * (1 - epoch/max_epochs)^0.9, clamped at
-# max_epochs, driven by a Keras LearningRateScheduler callback; fit() is asked for more epochs than
-# max_epochs, so from that epoch on the learning rate is 0 and the remaining epochs do nothing.
-# expected: weights-unchanged
+"""Reported symptom: a poly learning-rate policy lr = base * (1 - epoch/max_epochs)^0.9, clamped at
+max_epochs, driven by a Keras LearningRateScheduler callback; fit() is asked for more epochs than
+max_epochs, so from that epoch on the learning rate is 0 and the remaining epochs do nothing.
+
+Source: https://github.com/likyoo/open-cd/issues/93 ("学习率衰减为0": "every time the epoch reaches
+        101 the learning rate decays to 0" -- a poly schedule written for max_epochs=100 while the
+        run trains longer)
+expected: weights-unchanged
+"""
 import numpy as np
 import tensorflow as tf
 

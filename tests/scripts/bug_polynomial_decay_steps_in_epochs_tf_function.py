@@ -1,13 +1,15 @@
-# Sources: https://github.com/MaybeShewill-CV/CRNN_Tensorflow/issues/393 (polynomial_decay called
-#          with decay_steps=CFG.TRAIN.EPOCHS while global_step counts optimizer steps: "if you set it
-#          to the total number of training [epochs] ... the decay has no effect")
-#          https://github.com/vanhuyz/CycleGAN-TensorFlow/issues/47 (polynomial decay to
-#          end_learning_rate=0: "the learning rate will decay to 0, which means the model could never
-#          change right?" -- "Yes!")
-# Reported symptom: the schedule is written in epochs but evaluated per optimizer step, so a
-# PolynomialDecay to 0 reaches 0 after EPOCHS *steps*; the loss drops during the first few batches,
-# then every later step applies a zero update and training is frozen for the rest of the run.
-# expected: weights-unchanged
+"""Reported symptom: the schedule is written in epochs but evaluated per optimizer step, so a
+PolynomialDecay to 0 reaches 0 after EPOCHS *steps*; the loss drops during the first few batches,
+then every later step applies a zero update and training is frozen for the rest of the run.
+
+Sources: https://github.com/MaybeShewill-CV/CRNN_Tensorflow/issues/393 (polynomial_decay called
+         with decay_steps=CFG.TRAIN.EPOCHS while global_step counts optimizer steps: "if you set it
+         to the total number of training [epochs] ... the decay has no effect")
+         https://github.com/vanhuyz/CycleGAN-TensorFlow/issues/47 (polynomial decay to
+         end_learning_rate=0: "the learning rate will decay to 0, which means the model could never
+         change right?" -- "Yes!")
+expected: weights-unchanged
+"""
 import numpy as np
 import tensorflow as tf
 

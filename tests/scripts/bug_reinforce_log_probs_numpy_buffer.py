@@ -1,13 +1,15 @@
-# Sources: https://github.com/kengz/SLM-Lab/pull/133 ("REINFORCE and its descendants are broken ...
-#          root cause: torch.tensor creates a brand new tensor detached from the computation graph. So
-#          no gradient update was done." -- the TF version of it: a preallocated numpy buffer)
-#          https://github.com/rlcode/reinforcement-learning/issues/104 (REINFORCE agent under TF2:
-#          "has `None` for gradient")
-# Reported symptom: the per-step log-probabilities are written into a preallocated numpy buffer
-# (log_probs[t] = ...) during the episode and the return-weighted loss is computed from that buffer;
-# the assignment copies each value out of TensorFlow, the tape cannot trace it, every gradient is None
-# and Keras raises "No gradients provided for any variable" at the first update.
-# expected: none-gradient
+"""Reported symptom: the per-step log-probabilities are written into a preallocated numpy buffer
+(log_probs[t] = ...) during the episode and the return-weighted loss is computed from that buffer;
+the assignment copies each value out of TensorFlow, the tape cannot trace it, every gradient is None
+and Keras raises "No gradients provided for any variable" at the first update.
+
+Sources: https://github.com/kengz/SLM-Lab/pull/133 ("REINFORCE and its descendants are broken ...
+         root cause: torch.tensor creates a brand new tensor detached from the computation graph. So
+         no gradient update was done." -- the TF version of it: a preallocated numpy buffer)
+         https://github.com/rlcode/reinforcement-learning/issues/104 (REINFORCE agent under TF2:
+         "has `None` for gradient")
+expected: none-gradient
+"""
 import numpy as np
 import tensorflow as tf
 

@@ -1,9 +1,11 @@
-# Source: https://github.com/keras-team/keras/issues/3687 ("Predictions are all zero": an LSTM
-#         many-to-many regression ending in TimeDistributed(Dense(1, activation='relu')), trained with
-#         SGD(lr=0.01, momentum=0.99, nesterov=True) by train_on_batch)
-# Reported symptom: after some batches every prediction is exactly 0 and stays 0: the output ReLU unit
-# is dead for every input, its gradient and the gradient of everything below it are zero.
-# expected: dead-units, zero-gradient
+"""Reported symptom: after some batches every prediction is exactly 0 and stays 0: the output ReLU unit
+is dead for every input, its gradient and the gradient of everything below it are zero.
+
+Source: https://github.com/keras-team/keras/issues/3687 ("Predictions are all zero": an LSTM
+        many-to-many regression ending in TimeDistributed(Dense(1, activation='relu')), trained with
+        SGD(lr=0.01, momentum=0.99, nesterov=True) by train_on_batch)
+expected: zero-gradient (every gradient stalls at zero once the output ReLU dies)
+"""
 import numpy as np
 import tensorflow as tf
 from tensorflow.keras.layers import LSTM, Dense, TimeDistributed

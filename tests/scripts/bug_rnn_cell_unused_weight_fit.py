@@ -1,11 +1,13 @@
-# Source: https://github.com/tensorflow/probability/issues/927 ("WARNING:tensorflow:Gradients do not
-#         exist for variables ['rnn/my_gru/interim:0'] when minimizing the loss")
-# Reported symptom: a hand-written GRU cell (wrapped in keras.layers.RNN, trained with model.fit) creates
-# an extra weight "interim" in build() that call() never uses; fit trains the other gates while
-# "interim" stays exactly at its initial value epoch after epoch ("they remained same while other
-# trainable variables have changed").
-# The bug: a partially disconnected variable inside a fit() model: its gradient is None every step.
-# expected: none-gradient
+"""Reported symptom: a hand-written GRU cell (wrapped in keras.layers.RNN, trained with model.fit) creates
+an extra weight "interim" in build() that call() never uses; fit trains the other gates while
+"interim" stays exactly at its initial value epoch after epoch ("they remained same while other
+trainable variables have changed").
+The bug: a partially disconnected variable inside a fit() model: its gradient is None every step.
+
+Source: https://github.com/tensorflow/probability/issues/927 ("WARNING:tensorflow:Gradients do not
+        exist for variables ['rnn/my_gru/interim:0'] when minimizing the loss")
+expected: none-gradient
+"""
 import numpy as np
 import tensorflow as tf
 from tensorflow import keras

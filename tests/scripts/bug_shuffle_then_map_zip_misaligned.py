@@ -1,12 +1,14 @@
-# Sources: https://github.com/tensorflow/tensorflow/issues/41334 ("Shuffling then zip tf.data.Dataset":
-#          master.shuffle() -> warped = master.map(...) -> zip(master, warped): each branch iterates the
-#          shuffled dataset separately, so the pairs no longer match)
-#          https://github.com/tensorflow/tensorflow/issues/12851 ("Dataset Unzip": same effect when
-#          unzipping a shuffled dataset into inputs and labels and zipping them back)
-# Reported symptom: inputs and labels are derived from one shuffled dataset by two map() calls and
-# zipped back; each side is reshuffled independently, the labels are random with respect to the
-# images, and the loss falls to ln(10) (chance for 10 classes) within the first epoch and stays there.
-# expected: loss-not-decreasing
+"""Reported symptom: inputs and labels are derived from one shuffled dataset by two map() calls and
+zipped back; each side is reshuffled independently, the labels are random with respect to the
+images, and the loss falls to ln(10) (chance for 10 classes) within the first epoch and stays there.
+
+Sources: https://github.com/tensorflow/tensorflow/issues/41334 ("Shuffling then zip tf.data.Dataset":
+         master.shuffle() -> warped = master.map(...) -> zip(master, warped): each branch iterates the
+         shuffled dataset separately, so the pairs no longer match)
+         https://github.com/tensorflow/tensorflow/issues/12851 ("Dataset Unzip": same effect when
+         unzipping a shuffled dataset into inputs and labels and zipping them back)
+expected: loss-not-decreasing
+"""
 import numpy as np
 import tensorflow as tf
 

@@ -1,14 +1,16 @@
-# Source: https://github.com/lsdefine/attention-is-all-you-need-keras/issues/12 ("when i use softmax as
-#         proposed in paper, the loss can not down" -- maintainer: "The tf loss contains a softmax. In
-#         fact, you do softmax twice.")
-#         see also https://github.com/tensorflow/docs/pull/1627 (from_logits=True needs raw logits)
-# Reported symptom: the output projection gets activation="softmax" and the loss is
-# tf.nn.sparse_softmax_cross_entropy_with_logits, which applies a second softmax to probabilities in
-# [0, 1]; the loss starts at ln(V) = 3.91 and can only fall to its floor ln(V - 1 + e) - 1 = 2.95 (all
-# probability mass on the right token still gives a near-uniform second softmax); it reaches that floor
-# after a few epochs and stays there, far from 0.
-# Custom @tf.function loop, a small token classifier.
-# expected: loss-not-decreasing
+"""Reported symptom: the output projection gets activation="softmax" and the loss is
+tf.nn.sparse_softmax_cross_entropy_with_logits, which applies a second softmax to probabilities in
+[0, 1]; the loss starts at ln(V) = 3.91 and can only fall to its floor ln(V - 1 + e) - 1 = 2.95 (all
+probability mass on the right token still gives a near-uniform second softmax); it reaches that floor
+after a few epochs and stays there, far from 0.
+Custom @tf.function loop, a small token classifier.
+
+Source: https://github.com/lsdefine/attention-is-all-you-need-keras/issues/12 ("when i use softmax as
+        proposed in paper, the loss can not down" -- maintainer: "The tf loss contains a softmax. In
+        fact, you do softmax twice.")
+        see also https://github.com/tensorflow/docs/pull/1627 (from_logits=True needs raw logits)
+expected: from-logits-mismatch (softmax feeding a loss that applies its own)
+"""
 import numpy as np
 import tensorflow as tf
 

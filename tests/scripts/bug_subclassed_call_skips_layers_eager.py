@@ -1,12 +1,14 @@
-# Source: https://github.com/tensorflow/tensorflow/issues/36880 ("No gradients for bias and kernels in
-#         Dense layer"; maintainer answer: "Your model's call method returns the output of layer4(x),
-#         meaning that the first three layers have no effect on the predictions")
-# Reported symptom: a subclassed model whose call() feeds the *input* x to every layer instead of the
-# previous output; an eager GradientTape loop prints Keras' "Gradients do not exist for variables
-# [linear1/kernel, ...]" warning, the first three layers never change and the model is only as good as
-# a single linear layer.
-# The bug: a layer skipped by a wiring mistake: partially disconnected variables in an eager loop.
-# expected: none-gradient
+"""Reported symptom: a subclassed model whose call() feeds the *input* x to every layer instead of the
+previous output; an eager GradientTape loop prints Keras' "Gradients do not exist for variables
+[linear1/kernel, ...]" warning, the first three layers never change and the model is only as good as
+a single linear layer.
+The bug: a layer skipped by a wiring mistake: partially disconnected variables in an eager loop.
+
+Source: https://github.com/tensorflow/tensorflow/issues/36880 ("No gradients for bias and kernels in
+        Dense layer"; maintainer answer: "Your model's call method returns the output of layer4(x),
+        meaning that the first three layers have no effect on the predictions")
+expected: none-gradient
+"""
 import numpy as np
 import tensorflow as tf
 

@@ -1,6 +1,9 @@
-# Source: https://github.com/keras-team/keras/issues/2711 (healthy twin: the same ReLU classifier at
-#         Adam's default learning rate 1e-3)
-# expected: silent
+"""Healthy twin of the bug reported in the source below: the same training, done right.
+
+Source: https://github.com/keras-team/keras/issues/2711 (healthy twin: the same ReLU classifier at
+        Adam's default learning rate 1e-3)
+expected: silent
+"""
 import numpy as np
 import tensorflow as tf
 

@@ -1,7 +1,9 @@
-# Source: https://github.com/keras-team/keras/issues/11858 (healthy twin: no empty batch --
-#         range(ceil(n / bs)) -- and BatchNormalization's moving statistics stay finite)
-# Healthy twin: the same BatchNorm classifier and eager loop, the last (partial) batch kept, no empty one.
-# expected: silent
+"""Healthy twin: the same BatchNorm classifier and eager loop, the last (partial) batch kept, no empty one.
+
+Source: https://github.com/keras-team/keras/issues/11858 (healthy twin: no empty batch --
+        range(ceil(n / bs)) -- and BatchNormalization's moving statistics stay finite)
+expected: silent
+"""
 import math
 
 import numpy as np

@@ -1,7 +1,9 @@
-# Source: https://github.com/tensorflow/tensorflow/issues/40632 (healthy twin: "if I make a list of
-#         weights in build and concatenate them in call it works")
-# Healthy twin: the same multi-gate layer, the concatenation done in call(); fit trains every gate.
-# expected: silent
+"""Healthy twin: the same multi-gate layer, the concatenation done in call(); fit trains every gate.
+
+Source: https://github.com/tensorflow/tensorflow/issues/40632 (healthy twin: "if I make a list of
+        weights in build and concatenate them in call it works")
+expected: silent
+"""
 import numpy as np
 import tensorflow as tf
 from tensorflow import keras

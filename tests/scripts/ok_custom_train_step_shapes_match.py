@@ -1,6 +1,9 @@
-# Source: https://github.com/keras-team/keras/issues/16836 (healthy twin: labels reshaped to (n, 1) so
-#         y and y_pred have the same shape in the hand-written train_step)
-# expected: silent
+"""Healthy twin of the bug reported in the source below: the same training, done right.
+
+Source: https://github.com/keras-team/keras/issues/16836 (healthy twin: labels reshaped to (n, 1) so
+        y and y_pred have the same shape in the hand-written train_step)
+expected: silent
+"""
 import numpy as np
 import tensorflow as tf
 from tensorflow import keras

@@ -1,9 +1,11 @@
-# Source: https://keras.io/examples/generative/dcgan_overriding_train_step/ (DCGAN, "Customizing what
-#         happens in fit()": a GAN subclassing keras.Model, two optimizers applied in train_step)
-# Healthy: the generator's gradient norm starts near 0 by construction (an untrained discriminator
-# outputs ~0.5 for everything), rises by orders of magnitude while the discriminator learns, then
-# settles; nothing diverges.
-# expected: silent
+"""Healthy: the generator's gradient norm starts near 0 by construction (an untrained discriminator
+outputs ~0.5 for everything), rises by orders of magnitude while the discriminator learns, then
+settles; nothing diverges.
+
+Source: https://keras.io/examples/generative/dcgan_overriding_train_step/ (DCGAN, "Customizing what
+        happens in fit()": a GAN subclassing keras.Model, two optimizers applied in train_step)
+expected: silent
+"""
 import keras
 import numpy as np
 import tensorflow as tf

@@ -1,8 +1,10 @@
-# Sources: https://github.com/SilasMarvin/dnns-from-scratch-in-zig/pull/7 ("Use He weight initialization
-#          ... this will allow you to go up to like 30 layers of depth"),
-#          https://github.com/microsoft/CNTK/issues/476 (healthy twin)
-# Healthy twin: the same 8-hidden-layer network with ReLU and He initialisation, SGD; the loss falls.
-# expected: silent
+"""Healthy twin: the same 8-hidden-layer network with ReLU and He initialisation, SGD; the loss falls.
+
+Sources: https://github.com/SilasMarvin/dnns-from-scratch-in-zig/pull/7 ("Use He weight initialization
+         ... this will allow you to go up to like 30 layers of depth"),
+         https://github.com/microsoft/CNTK/issues/476 (healthy twin)
+expected: silent
+"""
 import numpy as np
 import tensorflow as tf
 

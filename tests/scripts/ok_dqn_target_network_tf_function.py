@@ -1,9 +1,11 @@
-# Sources: https://keras.io/examples/rl/deep_q_network_breakout/ (model + model_target; the target
-#          network is only read, never trained, and copied from the online network every N updates)
-#          https://www.tensorflow.org/agents/tutorials/0_intro_rl
-# Healthy twin (target networks): a DQN-style update on a synthetic chain MDP; the target network's
-# variables are read outside the tape and never handed to an optimizer, on purpose.
-# expected: silent
+"""Healthy twin (target networks): a DQN-style update on a synthetic chain MDP; the target network's
+variables are read outside the tape and never handed to an optimizer, on purpose.
+
+Sources: https://keras.io/examples/rl/deep_q_network_breakout/ (model + model_target; the target
+         network is only read, never trained, and copied from the online network every N updates)
+         https://www.tensorflow.org/agents/tutorials/0_intro_rl
+expected: silent
+"""
 import numpy as np
 import tensorflow as tf
 from tensorflow import keras

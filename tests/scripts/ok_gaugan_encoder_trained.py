@@ -1,10 +1,12 @@
-# Sources: https://github.com/soumik12345/tf2_gans/pull/15 (the fix of issue #14:
-#          zip(gradients, self.combined_model.trainable_variables + self.encoder.trainable_variables))
-#          https://keras.io/examples/generative/gaugan/
-# Healthy twin: the same small GauGAN (encoder + generator + discriminator, two Adam optimizers, the
-# discriminator read inside the generator's tape on purpose), the encoder now trained together with
-# the generator. A GAN: each model is trained by its own optimizer, the generator tape also watches D.
-# expected: silent
+"""Healthy twin: the same small GauGAN (encoder + generator + discriminator, two Adam optimizers, the
+discriminator read inside the generator's tape on purpose), the encoder now trained together with
+the generator. A GAN: each model is trained by its own optimizer, the generator tape also watches D.
+
+Sources: https://github.com/soumik12345/tf2_gans/pull/15 (the fix of issue #14:
+         zip(gradients, self.combined_model.trainable_variables + self.encoder.trainable_variables))
+         https://keras.io/examples/generative/gaugan/
+expected: silent
+"""
 import numpy as np
 import tensorflow as tf
 from tensorflow import keras

@@ -1,8 +1,10 @@
-# Source: https://github.com/tensorflow/addons/pull/2525 (healthy twin: accumulate, apply the
-#         accumulated gradient, *then* reset the accumulators)
-# Healthy twin: gradient accumulation over 4 micro-batches in a tf.function custom loop; the optimizer
-# is applied every 4th batch only (on purpose) and the loss falls.
-# expected: silent
+"""Healthy twin: gradient accumulation over 4 micro-batches in a tf.function custom loop; the optimizer
+is applied every 4th batch only (on purpose) and the loss falls.
+
+Source: https://github.com/tensorflow/addons/pull/2525 (healthy twin: accumulate, apply the
+        accumulated gradient, *then* reset the accumulators)
+expected: silent
+"""
 import numpy as np
 import tensorflow as tf
 

@@ -1,8 +1,10 @@
-# Source: https://github.com/tensorflow/tensorflow/issues/97599 (healthy twin: the fix)
-#   and https://keras.io/guides/making_new_layers_and_models_via_subclassing/
-# The same linear model as the guide, with its weights created through add_weight so that
-# Keras 3 tracks them; `fit` trains w and b towards 3 and 2.
-# expected: silent
+"""The same linear model as the guide, with its weights created through add_weight so that
+Keras 3 tracks them; `fit` trains w and b towards 3 and 2.
+
+Source: https://github.com/tensorflow/tensorflow/issues/97599 (healthy twin: the fix)
+  and https://keras.io/guides/making_new_layers_and_models_via_subclassing/
+expected: silent
+"""
 import numpy as np
 import tensorflow as tf
 

@@ -1,10 +1,12 @@
-# Sources: https://github.com/0b01/SimGAN-Captcha/issues/1 (the toggling pattern:
-#          discriminator.trainable = True; discriminator.train_on_batch(...);
-#          discriminator.trainable = False; combined.train_on_batch(...))
-#          https://github.com/osh/KerasGAN (make_trainable(discriminator, True/False))
-# Healthy twin under Keras 3: the same small GAN trained with train_on_batch, the discriminator
-# unfrozen for its own steps and frozen for the generator's steps; two optimizers, each model trained.
-# expected: silent
+"""Healthy twin under Keras 3: the same small GAN trained with train_on_batch, the discriminator
+unfrozen for its own steps and frozen for the generator's steps; two optimizers, each model trained.
+
+Sources: https://github.com/0b01/SimGAN-Captcha/issues/1 (the toggling pattern:
+         discriminator.trainable = True; discriminator.train_on_batch(...);
+         discriminator.trainable = False; combined.train_on_batch(...))
+         https://github.com/osh/KerasGAN (make_trainable(discriminator, True/False))
+expected: silent
+"""
 import numpy as np
 import tensorflow as tf
 from tensorflow import keras

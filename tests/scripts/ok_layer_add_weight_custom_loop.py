@@ -1,9 +1,11 @@
-# Sources: https://github.com/keras-team/keras/issues/16797 (the fix the reporter notes: "If instead of
-#          tf.Variable you use self.add_weight, it works in every case")
-#          https://github.com/tensorflow/tensorflow/issues/38211
-# Healthy twin: the same polynomial head, its coefficients created with add_weight, trained by a
-# tf.function custom loop; every coefficient moves and the loss falls.
-# expected: silent
+"""Healthy twin: the same polynomial head, its coefficients created with add_weight, trained by a
+tf.function custom loop; every coefficient moves and the loss falls.
+
+Sources: https://github.com/keras-team/keras/issues/16797 (the fix the reporter notes: "If instead of
+         tf.Variable you use self.add_weight, it works in every case")
+         https://github.com/tensorflow/tensorflow/issues/38211
+expected: silent
+"""
 import numpy as np
 import tensorflow as tf
 

@@ -1,7 +1,9 @@
-# Source: https://github.com/keras-team/keras/issues/3687 (healthy twin: the usual fix, a linear output
-#         unit for a regression target that can be negative, and a tamer optimizer)
-# Healthy twin: the same LSTM many-to-many regression, TimeDistributed(Dense(1)) output, Adam.
-# expected: silent
+"""Healthy twin: the same LSTM many-to-many regression, TimeDistributed(Dense(1)) output, Adam.
+
+Source: https://github.com/keras-team/keras/issues/3687 (healthy twin: the usual fix, a linear output
+        unit for a regression target that can be negative, and a tamer optimizer)
+expected: silent
+"""
 import numpy as np
 import tensorflow as tf
 from tensorflow.keras.layers import LSTM, Dense, TimeDistributed

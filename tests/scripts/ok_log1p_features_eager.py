@@ -1,7 +1,9 @@
-# Source: https://github.com/ratschlab/DeepSpot/issues/9 (healthy twin: clean inputs; log1p keeps zero
-#         counts finite)
-# Healthy twin: the same eager loop on np.log1p(counts).
-# expected: silent
+"""Healthy twin: the same eager loop on np.log1p(counts).
+
+Source: https://github.com/ratschlab/DeepSpot/issues/9 (healthy twin: clean inputs; log1p keeps zero
+        counts finite)
+expected: silent
+"""
 import numpy as np
 import tensorflow as tf
 

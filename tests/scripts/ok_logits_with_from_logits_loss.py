@@ -1,8 +1,10 @@
-# Source: https://github.com/lsdefine/attention-is-all-you-need-keras/issues/12 (healthy twin: the
-#         output projection without softmax, as in the repository's code)
-# Healthy twin: the same token classifier, raw logits into sparse_softmax_cross_entropy_with_logits;
-# the loss drops far below ln(V).
-# expected: silent
+"""Healthy twin: the same token classifier, raw logits into sparse_softmax_cross_entropy_with_logits;
+the loss drops far below ln(V).
+
+Source: https://github.com/lsdefine/attention-is-all-you-need-keras/issues/12 (healthy twin: the
+        output projection without softmax, as in the repository's code)
+expected: silent
+"""
 import numpy as np
 import tensorflow as tf
 

@@ -1,8 +1,10 @@
-# Sources: https://github.com/keras-team/keras/issues/5127 and /2194 (healthy twin: a bounded (tanh)
-#          recurrence and gradient clipping, as suggested in both threads)
-# Healthy twin: a long-sequence recurrent classifier, LSTM with its default tanh activation, Adam with
-# clipnorm=1.0.
-# expected: silent
+"""Healthy twin: a long-sequence recurrent classifier, LSTM with its default tanh activation, Adam with
+clipnorm=1.0.
+
+Sources: https://github.com/keras-team/keras/issues/5127 and /2194 (healthy twin: a bounded (tanh)
+         recurrence and gradient clipping, as suggested in both threads)
+expected: silent
+"""
 import numpy as np
 import tensorflow as tf
 from tensorflow.keras.layers import LSTM, Dense

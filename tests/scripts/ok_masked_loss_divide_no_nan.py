@@ -1,8 +1,10 @@
-# Source: https://github.com/HuiZhang0812/DiffusionAD/issues/32 (healthy twin: the masked average
-#         guarded against empty masks with tf.math.divide_no_nan)
-# Healthy twin: the same detection-style masked loss; batches with no positive contribute no regression
-# loss (and zero gradient to the regression output) on purpose.
-# expected: silent
+"""Healthy twin: the same detection-style masked loss; batches with no positive contribute no regression
+loss (and zero gradient to the regression output) on purpose.
+
+Source: https://github.com/HuiZhang0812/DiffusionAD/issues/32 (healthy twin: the masked average
+        guarded against empty masks with tf.math.divide_no_nan)
+expected: silent
+"""
 import numpy as np
 import tensorflow as tf
 

@@ -1,10 +1,12 @@
-# Sources: https://keras.io/api/mixed_precision/loss_scale_optimizer/ (dynamic loss scaling: steps whose
-#          gradients overflow are skipped and the scale is halved),
-#          https://www.tensorflow.org/guide/mixed_precision
-# Healthy twin: mixed_float16 on the same 16-bit readings, standardised, an explicit LossScaleOptimizer whose initial scale
-# (2**40) is far too high on purpose: the first ~25 steps overflow and are skipped while the scale
-# adapts, then training proceeds normally and the loss falls.
-# expected: silent
+"""Healthy twin: mixed_float16 on the same 16-bit readings, standardised, an explicit LossScaleOptimizer whose initial scale
+(2**40) is far too high on purpose: the first ~25 steps overflow and are skipped while the scale
+adapts, then training proceeds normally and the loss falls.
+
+Sources: https://keras.io/api/mixed_precision/loss_scale_optimizer/ (dynamic loss scaling: steps whose
+         gradients overflow are skipped and the scale is halved),
+         https://www.tensorflow.org/guide/mixed_precision
+expected: silent
+"""
 import numpy as np
 import tensorflow as tf
 from tensorflow import keras

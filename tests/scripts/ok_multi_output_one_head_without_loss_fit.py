@@ -1,10 +1,12 @@
-# Sources: https://keras.io/guides/functional_api/#models-with-multiple-inputs-and-outputs (a model
-#          with several heads), https://github.com/tensorflow/tensorflow/issues/48547 (a shared-trunk
-#          actor/critic model where one loss only reaches one head)
-# Healthy twin (multi-head model with a head unused on purpose): the model exposes an auxiliary
-# "embedding" output that is used for inspection only; compile() gives a loss to the "label" head
-# alone (loss None for "embedding"). The auxiliary head's weights get no gradient by design.
-# expected: silent
+"""Healthy twin (multi-head model with a head unused on purpose): the model exposes an auxiliary
+"embedding" output that is used for inspection only; compile() gives a loss to the "label" head
+alone (loss None for "embedding"). The auxiliary head's weights get no gradient by design.
+
+Sources: https://keras.io/guides/functional_api/#models-with-multiple-inputs-and-outputs (a model
+         with several heads), https://github.com/tensorflow/tensorflow/issues/48547 (a shared-trunk
+         actor/critic model where one loss only reaches one head)
+expected: silent
+"""
 import numpy as np
 import tensorflow as tf
 from tensorflow import keras

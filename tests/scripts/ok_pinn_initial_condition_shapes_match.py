@@ -1,6 +1,9 @@
-# Source: https://github.com/tensorflow/tensorflow/issues/56969 (healthy twin: u0 kept as (N, 1), the
-#         shape of the model output, in the same hand-written tf.function loop)
-# expected: silent
+"""Healthy twin of the bug reported in the source below: the same training, done right.
+
+Source: https://github.com/tensorflow/tensorflow/issues/56969 (healthy twin: u0 kept as (N, 1), the
+        shape of the model output, in the same hand-written tf.function loop)
+expected: silent
+"""
 import numpy as np
 import tensorflow as tf
 

@@ -1,9 +1,11 @@
-# Sources: https://github.com/MaybeShewill-CV/CRNN_Tensorflow/issues/393 (healthy twin: decay_steps
-#          counted in optimizer steps, epochs * steps_per_epoch), linear decay to 0 at the very end
-#          as in BERT fine-tuning (https://www.tensorflow.org/text/tutorials/classify_text_with_bert)
-# Healthy twin: PolynomialDecay(power=1) to exactly 0, reached only at the last step of the run; the
-# last few updates are tiny on purpose.
-# expected: silent
+"""Healthy twin: PolynomialDecay(power=1) to exactly 0, reached only at the last step of the run; the
+last few updates are tiny on purpose.
+
+Sources: https://github.com/MaybeShewill-CV/CRNN_Tensorflow/issues/393 (healthy twin: decay_steps
+         counted in optimizer steps, epochs * steps_per_epoch), linear decay to 0 at the very end
+         as in BERT fine-tuning (https://www.tensorflow.org/text/tutorials/classify_text_with_bert)
+expected: silent
+"""
 import numpy as np
 import tensorflow as tf
 

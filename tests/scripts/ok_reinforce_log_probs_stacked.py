@@ -1,9 +1,11 @@
-# Sources: https://github.com/kengz/SLM-Lab/pull/133 (healthy twin: "use torch.stack instead" -- in TF,
-#          tf.stack keeps the log-probabilities on the tape)
-#          https://www.tensorflow.org/tutorials/reinforcement_learning/actor_critic
-# Healthy twin: the same REINFORCE update, log-probabilities collected per step and stacked with
-# tf.stack (the episode's observations go through the policy in one call); returns rise.
-# expected: silent
+"""Healthy twin: the same REINFORCE update, log-probabilities collected per step and stacked with
+tf.stack (the episode's observations go through the policy in one call); returns rise.
+
+Sources: https://github.com/kengz/SLM-Lab/pull/133 (healthy twin: "use torch.stack instead" -- in TF,
+         tf.stack keeps the log-probabilities on the tape)
+         https://www.tensorflow.org/tutorials/reinforcement_learning/actor_critic
+expected: silent
+"""
 import numpy as np
 import tensorflow as tf
 

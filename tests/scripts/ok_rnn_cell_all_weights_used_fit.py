@@ -1,7 +1,9 @@
-# Source: https://github.com/tensorflow/probability/issues/927 (healthy twin: every weight the cell
-#         creates is used in call()); https://keras.io/api/layers/recurrent_layers/rnn/
-# Healthy twin: the same hand-written GRU cell in keras.layers.RNN trained with fit; all gates used.
-# expected: silent
+"""Healthy twin: the same hand-written GRU cell in keras.layers.RNN trained with fit; all gates used.
+
+Source: https://github.com/tensorflow/probability/issues/927 (healthy twin: every weight the cell
+        creates is used in call()); https://keras.io/api/layers/recurrent_layers/rnn/
+expected: silent
+"""
 import numpy as np
 import tensorflow as tf
 from tensorflow import keras

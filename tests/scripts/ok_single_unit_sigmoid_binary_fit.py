@@ -1,8 +1,10 @@
-# Source: https://github.com/keras-team/keras/issues/2711 (healthy twin: the accepted fix, sigmoid on
-#         the single output unit)
-# Healthy twin: the same binary classifier with Dense(1, activation='sigmoid'); loss falls, accuracy
-# rises.
-# expected: silent
+"""Healthy twin: the same binary classifier with Dense(1, activation='sigmoid'); loss falls, accuracy
+rises.
+
+Source: https://github.com/keras-team/keras/issues/2711 (healthy twin: the accepted fix, sigmoid on
+        the single output unit)
+expected: silent
+"""
 import numpy as np
 import tensorflow as tf
 

@@ -1,7 +1,10 @@
-# Source: http://pullrequest.ru/14126136/polzovatelskaya-funktsiya-poter-dlya-prognozirovaniya-vyhodnyh-dannyh-interget
-#         and https://datascience.stackexchange.com/questions/38604/too-low-accuracy-on-mnist-dataset-using-a-neural-network
-#         (healthy twin: the accepted answers -- 10 softmax outputs, sparse categorical cross-entropy)
-# expected: silent
+"""Healthy twin of the bug reported in the source below: the same training, done right.
+
+Source: http://pullrequest.ru/14126136/polzovatelskaya-funktsiya-poter-dlya-prognozirovaniya-vyhodnyh-dannyh-interget
+        and https://datascience.stackexchange.com/questions/38604/too-low-accuracy-on-mnist-dataset-using-a-neural-network
+        (healthy twin: the accepted answers -- 10 softmax outputs, sparse categorical cross-entropy)
+expected: silent
+"""
 import numpy as np
 import tensorflow as tf
 from tensorflow.keras.layers import Dense

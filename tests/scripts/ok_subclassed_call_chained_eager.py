@@ -1,7 +1,9 @@
-# Source: https://github.com/tensorflow/tensorflow/issues/36880 (healthy twin: the maintainer's fix,
-#         each layer fed the previous layer's output)
-# Healthy twin: the same subclassed model in an eager GradientTape loop, layers chained; all learn.
-# expected: silent
+"""Healthy twin: the same subclassed model in an eager GradientTape loop, layers chained; all learn.
+
+Source: https://github.com/tensorflow/tensorflow/issues/36880 (healthy twin: the maintainer's fix,
+        each layer fed the previous layer's output)
+expected: silent
+"""
 import numpy as np
 import tensorflow as tf
 

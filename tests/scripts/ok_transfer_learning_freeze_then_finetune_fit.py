@@ -1,10 +1,12 @@
-# Source: https://keras.io/guides/transfer_learning/ (the standard workflow: freeze the base model,
-#         train the new head, then unfreeze and fine-tune the whole model with a very low learning
-#         rate such as 1e-5; BatchNormalization kept in inference mode with training=False)
-# Healthy twin (frozen layers, small fine-tuning learning rate): a base model is first trained on a
-# source task, then frozen while a new head is trained on the target task, then fine-tuned end to end
-# at Adam(1e-5) -- the updates of that last phase are small on purpose.
-# expected: silent
+"""Healthy twin (frozen layers, small fine-tuning learning rate): a base model is first trained on a
+source task, then frozen while a new head is trained on the target task, then fine-tuned end to end
+at Adam(1e-5) -- the updates of that last phase are small on purpose.
+
+Source: https://keras.io/guides/transfer_learning/ (the standard workflow: freeze the base model,
+        train the new head, then unfreeze and fine-tune the whole model with a very low learning
+        rate such as 1e-5; BatchNormalization kept in inference mode with training=False)
+expected: silent
+"""
 import numpy as np
 import tensorflow as tf
 from tensorflow import keras

@@ -1,8 +1,10 @@
-# Sources: https://keras.io/api/optimizers/learning_rate_schedules/cosine_decay/ (warmup_target,
-#          warmup_steps), https://github.com/mindee/doctr/pull/374 (decay_steps = epochs * steps)
-# Healthy twin: linear warmup from a learning rate of exactly 0 to 1e-2 over 50 steps, then cosine decay
-# over the remaining optimizer steps of the run; the first update is zero on purpose.
-# expected: silent
+"""Healthy twin: linear warmup from a learning rate of exactly 0 to 1e-2 over 50 steps, then cosine decay
+over the remaining optimizer steps of the run; the first update is zero on purpose.
+
+Sources: https://keras.io/api/optimizers/learning_rate_schedules/cosine_decay/ (warmup_target,
+         warmup_steps), https://github.com/mindee/doctr/pull/374 (decay_steps = epochs * steps)
+expected: silent
+"""
 import numpy as np
 import tensorflow as tf
 

@@ -1,9 +1,11 @@
-# Sources: https://keras.io/examples/generative/wgan_gp/ (WGAN-GP: d_steps critic updates per generator
-#          update, gradient penalty computed with a GradientTape nested inside the critic's tape)
-# Healthy twin (GANs, two optimizers, nested tapes): the critic is trained 5 times per generator step,
-# the generator's tape reads the critic, the gradient penalty differentiates the critic with respect
-# to its input inside the outer tape. Everything is legitimate.
-# expected: silent
+"""Healthy twin (GANs, two optimizers, nested tapes): the critic is trained 5 times per generator step,
+the generator's tape reads the critic, the gradient penalty differentiates the critic with respect
+to its input inside the outer tape. Everything is legitimate.
+
+Sources: https://keras.io/examples/generative/wgan_gp/ (WGAN-GP: d_steps critic updates per generator
+         update, gradient penalty computed with a GradientTape nested inside the critic's tape)
+expected: silent
+"""
 import numpy as np
 import tensorflow as tf
 from tensorflow import keras

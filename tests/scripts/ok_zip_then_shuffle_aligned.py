@@ -1,9 +1,11 @@
-# Sources: https://github.com/tensorflow/tensorflow/issues/41334 (healthy twin: the answer there --
-#          build the (input, label) pair in one map over the shuffled dataset)
-#          https://www.tensorflow.org/guide/data (shuffle the zipped (features, labels) dataset)
-# Healthy twin: the same image classifier, pairs kept together, shuffled as pairs; loss drops well below
-# ln(10).
-# expected: silent
+"""Healthy twin: the same image classifier, pairs kept together, shuffled as pairs; loss drops well below
+ln(10).
+
+Sources: https://github.com/tensorflow/tensorflow/issues/41334 (healthy twin: the answer there --
+         build the (input, label) pair in one map over the shuffled dataset)
+         https://www.tensorflow.org/guide/data (shuffle the zipped (features, labels) dataset)
+expected: silent
+"""
 import numpy as np
 import tensorflow as tf
 
