@@ -22,6 +22,8 @@ from tensorflow.python.ops import control_flow_util as _control_flow_util
 __all__ = [
     "BASE_OPTIMIZER",
     "KERAS_TRAINER",
+    "layers_feeding",
+    "output_loss_weights",
     "CHECKPOINT_GRAPH_KEY",
     "checkpoint_object_graph",
     "checkpoint_state_text",
@@ -76,6 +78,31 @@ def record_reader(path: str) -> Any:
     by a crash can be read up to the damage.
     """
     return _tf_record.tf_record_random_reader(path)
+
+
+def output_loss_weights(model: Any) -> dict[str, float] | None:
+    """Per output name, the loss weight `compile` gave it; None without per-output weights."""
+    weights = getattr(getattr(model, "_compile_loss", None), "_user_loss_weights", None)
+    names = list(getattr(model, "output_names", None) or [])
+    if isinstance(weights, dict):
+        return {name: float(weights.get(name, 1.0)) for name in names}
+    if isinstance(weights, (list, tuple)) and len(weights) == len(names):
+        return {name: float(w) for name, w in zip(names, weights)}
+    return None
+
+
+def layers_feeding(tensors: Any) -> set[int]:
+    """Ids of the layers a functional model's symbolic `tensors` are computed from."""
+    seen: set[int] = set()
+    stack = list(tensors)
+    while stack:
+        history = getattr(stack.pop(), "_keras_history", None)
+        if history is None or id(history.operation) in seen:
+            continue
+        seen.add(id(history.operation))
+        node = history.operation._inbound_nodes[history.node_index]
+        stack.extend(node.input_tensors)
+    return seen
 
 
 def optimizer_variables(optimizer: Any) -> list[Any]:

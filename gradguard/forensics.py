@@ -97,6 +97,29 @@ class Forensics:
         width = spec[0].shape[-1] if spec and getattr(spec[0], "shape", None) else None
         core.notes["chance_loss"] = chance.chance_loss(getattr(model, "loss", None), width)
 
+    def note_switched_off(self, core: StepCore) -> None:
+        """Tells the core which of its variables feed only outputs compiled with loss weight 0.
+
+        ``compile(loss_weights={"aux": 0.0})`` switches an output off: the layers that feed
+        only that output get exactly zero gradients by the user's choice (as a head the loss
+        does not use gets none), so `zero-gradient` leaves them out. A functional model's graph
+        tells which layers feed which output.
+        """
+        if "switched_off" in core.notes:
+            return
+        model = self.model_of(core)
+        weights = _compat.output_loss_weights(model) if model is not None else None
+        outputs = getattr(model, "outputs", None) or []
+        if not weights or len(outputs) != len(weights) or all(weights.values()):
+            return
+        by_name = dict(zip(model.output_names, outputs))
+        off = _compat.layers_feeding(by_name[n] for n, w in weights.items() if w == 0)
+        on = _compat.layers_feeding(by_name[n] for n, w in weights.items() if w != 0)
+        keys = {key(v) for layer in model.layers if id(layer) in off - on for v in layer.weights}
+        core.notes["switched_off"] = frozenset(
+            i for i, v in enumerate(core.variables) if key(v) in keys
+        )
+
     def watch(self, core: StepCore) -> None:
         """Gets ready to keep `core`'s first unhealthy batch (call when the core is made)."""
         self._keepers[id(core)] = (origin_lib.Keeper(), None)

@@ -419,6 +419,7 @@ class Guard:
             self._adversarial()
         for core in self.cores.values():
             self.forensics.note_chance(core)
+            self.forensics.note_switched_off(core)
             self.forensics.replay(core)
             core.read(core.steps, raise_errors=False, final=final)
         steps = self.steps_seen()

@@ -172,3 +172,39 @@ def test_a_later_fit_with_the_same_callback_does_not_trace_again():
         model.fit(*regression_data(), batch_size=BATCH, epochs=1, verbose=0, callbacks=[callback])
     assert callback.tracing_count == traces >= 1
     assert callback.report().steps_observed == 12
+
+
+def _two_heads():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(16, activation="relu", name="hidden")(inputs)
+    main = keras.layers.Dense(1, name="main")(hidden)
+    aux = keras.layers.Dense(1, name="aux")(hidden)
+    return keras.Model(inputs, {"main": main, "aux": aux})
+
+
+def _zero_times_mse(y_true, y_pred):
+    return 0.0 * keras.losses.mean_squared_error(y_true, y_pred)
+
+
+@pytest.mark.parametrize(
+    "losses,weights,silent",
+    [
+        # loss_weights 0 is how Keras users switch an output off: its head is zero by choice.
+        ({"main": "mse", "aux": "mse"}, {"main": 1.0, "aux": 0.0}, True),
+        # The same zero, hidden inside a loss function (left from debugging): a finding.
+        ({"main": "mse", "aux": _zero_times_mse}, None, False),
+    ],
+    ids=["loss-weight-zero", "zero-inside-the-loss"],
+)
+def test_an_output_switched_off_by_its_loss_weight_is_not_a_zero_gradient(losses, weights, silent):
+    x, y = regression_data()
+    model = _two_heads()
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=losses, loss_weights=weights)
+    callback = gradguard.GuardCallback(every=4, policy=WARN_ALL)
+    model.fit(x, {"main": y, "aux": y}, batch_size=BATCH, epochs=2, verbose=0, callbacks=[callback])
+    zero = [f for f in callback.report().findings if f.code == "zero-gradient"]
+    if silent:
+        assert callback.report().findings == [], str(callback.report())
+    else:
+        assert [f.variables for f in zero] == [("aux/kernel", "aux/bias")], str(callback.report())

@@ -628,15 +628,21 @@ def test_bad_data_is_named_not_blamed_on_the_loss(fault, phrase, mode):
 
 def test_chance_level_over_the_last_half_of_a_finished_run():
     """Mid-run, the loss must sit at chance for `chance_steps`; once the run is over (or the
-    report is asked for), its last half at chance is enough: a short run stuck there is found,
-    a long one warming up near chance is not judged early."""
+    report is asked for), its last half at chance is enough if it spans two windows: a run
+    stuck there is found, a long one warming up near chance is not judged early, and a run
+    shorter than four windows (a fine-tuning run of a few steps) is not judged at all."""
     scripted = _chance_case("at-chance", lambda s: 2.6 if s == 0 else 2.3)
-    longer = dataclasses.replace(
-        scripted, check=lambda: checks.LossNotDecreasing(window=4, chance_steps=40)
-    )
-    check, state = fold(longer, "graph")
     notes = {"chance_loss": float(np.log(10))}
     running = Context(steps=STEPS, step=STEPS - 1, notes=notes)
-    assert check.judge(state, running) == []
-    (finding,) = check.judge(state, dataclasses.replace(running, final=True))
-    assert "chance level for the last 8 steps" in finding.message
+    finished = dataclasses.replace(running, final=True)
+    messages = {}
+    for window in (3, 4):  # 12 steps: four windows of 3, three of 4
+        longer = dataclasses.replace(
+            scripted, check=lambda: checks.LossNotDecreasing(window=window, chance_steps=40)
+        )
+        check, state = fold(longer, "graph")
+        assert check.judge(state, running) == []
+        messages[window] = [f.message for f in check.judge(state, finished)]
+    (message,) = messages[3]
+    assert "chance level for the last 6 steps" in message
+    assert messages[4] == []

@@ -64,7 +64,9 @@ class ZeroGradient(Check):
         if context.steps < self.min_steps:
             return []
         max_sq = state["grad_sq_max"]
-        with_grad = [i for i in range(self.layout.size) if i not in context.none]
+        # Variables feeding only outputs compiled with loss weight 0 are zero by choice.
+        off = context.notes.get("switched_off", frozenset())
+        with_grad = [i for i in range(self.layout.size) if i not in context.none and i not in off]
         stalled = int(state.get("stalled_steps", 0))
         if stalled >= self.stalled_after and any(max_sq[i] > 0 for i in with_grad):
             since = int(state["stalled_since"])

@@ -103,9 +103,9 @@ class LossNotDecreasing(Check):
         chance = float(context.notes.get("chance_loss") or 0.0)
         floor = (1.0 - self.chance_tolerance) * chance if chance > 0 else None
         history = np.asarray(s.get("loss_history", [np.nan]), np.float64)
-        if context.final:  # the whole run: its last half, and at least two windows
-            half = int(s["loss_count"]) // (2 * self.window)
-            history = history[-min(len(history), max(2, half)) :]
+        half = int(s["loss_count"]) // (2 * self.window)
+        if context.final and half >= 2:  # the whole run seen: its last half, if two windows
+            history = history[-min(len(history), half) :]
         if floor is not None and recent >= floor and bool(np.all(history >= floor)):
             steps = len(history) * self.window
             details["chance_loss"] = chance
