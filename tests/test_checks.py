@@ -638,7 +638,7 @@ def test_chance_level_over_the_last_half_of_a_finished_run():
     messages = {}
     for window in (3, 4):  # 12 steps: four windows of 3, three of 4
         longer = dataclasses.replace(
-            scripted, check=lambda: checks.LossNotDecreasing(window=window, chance_steps=40)
+            scripted, check=lambda w=window: checks.LossNotDecreasing(window=w, chance_steps=40)
         )
         check, state = fold(longer, "graph")
         assert check.judge(state, running) == []
