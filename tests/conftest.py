@@ -6,6 +6,7 @@ The harness itself (`harness.py`) runs every check in every mode and through eve
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -38,6 +39,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.name not in SPREAD:
             item.add_marker(pytest.mark.xdist_group(item.path.name))
+
+
+@pytest.hookimpl(trylast=True)  # after xdist's own hook has named each item's group
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # xdist's loadgroup reads the group from a "@group" suffix it adds to each item's id; when a
+    # pytest release moves that id, groups are silently lost and module fixtures run twice.
+    if getattr(session.config.option, "loadgroup", False):  # set in xdist's workers
+        lost = [i.nodeid for i in session.items if i.get_closest_marker("xdist_group")]
+        lost = [nodeid for nodeid in lost if "@" not in nodeid]
+        if lost:
+            message = (
+                f"pytest-xdist did not group {len(lost)} tests (e.g. {lost[0]}): this pytest "
+                f"({pytest.__version__}) is too new for its --dist loadgroup; install "
+                "pyproject.toml's test extra (pip install -e '.[test]')."
+            )
+            print(message, file=sys.stderr)  # a worker's exception reaches the user mangled
+            raise pytest.UsageError(message)
 
 
 @pytest.fixture(params=MODES)
