@@ -140,7 +140,7 @@ class StepCore:
         activations: Sequence[Any] = (),
         bad_input: Any = 0,
         measure: bool | None = None,
-        before_apply: Callable[[tf.Tensor, tf.Tensor], None] | None = None,
+        before_apply: Callable[[tf.Tensor, tf.Tensor, bool], None] | None = None,
     ) -> Stats:
         """Transforms `grads`, applies them, and folds the step into every check (in-graph).
 
@@ -156,8 +156,10 @@ class StepCore:
             known when tracing (`TrainStep` traces a lean and a measuring step, and the host
             picks), or None to decide in-graph on the cadence (the guard, inside the user's
             function).
-          before_apply: Called in-graph as ``before_apply(healthy, step)`` just before the
-            update is applied (`healthy`: the loss, if known, and the gradients are finite).
+          before_apply: Called in-graph as ``before_apply(healthy, step, exposed)`` just
+            before the update is applied (`healthy`: the loss, if known, and the gradients are
+            finite; `exposed`: whether a non-finite update would reach the weights, with no
+            skipping transform or loss scaler in the way).
 
         Returns:
           The step's statistics.
@@ -184,7 +186,10 @@ class StepCore:
         applied = self._applied(bool(present), gate, overflow)
         if before_apply is not None:
             finite_loss = tf.math.is_finite(loss) if loss_known else tf.constant(True)
-            before_apply(tf.math.is_finite(grad_norm) & finite_loss, step)
+            # A gate (skip_nonfinite) or the loss scaler keeps a non-finite update from the
+            # weights; without either, the update may overwrite them.
+            exposed = gate is None and self._loss_scaler is None
+            before_apply(tf.math.is_finite(grad_norm) & finite_loss, step, exposed)
         if measure is None:
             # Step 1 too: step 0 alone may be unrepresentative (a warmup that starts at 0).
             measured = self.cadence(step) | tf.equal(step, 1)

@@ -124,13 +124,17 @@ class Forensics:
         """Gets ready to keep `core`'s first unhealthy batch (call when the core is made)."""
         self._keepers[id(core)] = (origin_lib.Keeper(), None)
 
-    def keep_batch(self, core: StepCore, healthy: tf.Tensor, step: tf.Tensor) -> None:
+    def keep_batch(
+        self, core: StepCore, healthy: tf.Tensor, step: tf.Tensor, exposed: bool = True
+    ) -> None:
         """Keeps the batch of `core`'s first unhealthy step, for a replay (in-graph).
 
         Called before the step's update is applied (`StepCore.update`'s `before_apply`). The
         model's input (through the layer tap), or the whole batch when a Keras train step got
-        it, and the model's trainable weights: `gradguard run` applies a non-finite update (it
-        never changes what the script computes), and a replay needs the weights as they were.
+        it; and when a non-finite update reaches the weights (`exposed`: `gradguard run`
+        applies it, as it never changes what the script computes), the model's trainable
+        weights, since a replay needs them as they were. Behind `skip_nonfinite()` they stay
+        as they were, and keeping them would cost every step a wait for the health flag.
         Not under XLA, which cannot keep a batch of any shape.
         """
         model = self.model_of(core)
@@ -148,7 +152,7 @@ class Forensics:
         if keeper is None:  # made with the core, before any trace where it can
             return
         self._keepers[id(core)] = keeper = (keeper[0], model)
-        weights = getattr(model, "trainable_weights", []) if model is not None else []
+        weights = getattr(model, "trainable_weights", []) if model is not None and exposed else []
         keeper[0].keep(healthy, step, batch, weights)
 
     def offer(self, *call: Any) -> None:

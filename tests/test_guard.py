@@ -399,3 +399,20 @@ def test_separately_guarded_gan_steps_do_not_judge_their_losses(tmp_path):
     assert d_step.report().findings == [], str(d_step.report())
     g_run = inspect_lib.inspect(str(tmp_path / "g")).results[0]
     assert "loss-not-decreasing" not in g_run.report.codes(), g_run.report
+
+
+@pytest.mark.parametrize("skips", [True, False], ids=["skip_nonfinite", "identity"])
+def test_weights_are_kept_for_a_nan_replay_only_where_a_nan_update_reaches_them(skips):
+    """Behind `skip_nonfinite()` (the default) a non-finite update never reaches the weights,
+    so the NaN keeper holds only the batch; keeping the weights too would make every update
+    wait for the step's health flag. Without the gate (as under `gradguard run`) it keeps them.
+    """
+    x, y = regression_data()
+    model, optimizer = mlp(), keras.optimizers.Adam(1e-2)
+    options = {} if skips else {"transform": gradguard.identity()}
+    step = gradguard.guard(model, optimizer, policy=WARN_ALL, **options)(
+        tf.function(user_step(model, optimizer))
+    )
+    step(x, y)
+    ((keeper, _),) = step.guard.forensics._keepers.values()
+    assert len(keeper._weights) == (0 if skips else len(model.trainable_weights))
