@@ -18,19 +18,16 @@ if TYPE_CHECKING:
     from gradguard import checkpoint, checks, inspect, sinks
     from gradguard.callback import GuardCallback
     from gradguard.decorator import guard, model_report
-    from gradguard.findings import (
-        CODES,
+    from gradguard.errors import (
         ActivationError,
         CheckpointError,
-        Finding,
         GradGuardError,
         GradientError,
         LossError,
         NonFiniteError,
-        Report,
-        Severity,
         UpdateError,
     )
+    from gradguard.findings import CODES, Finding, Report, Severity
     from gradguard.lr_range import LRFindResult, lr_find
     from gradguard.preflight_report import PreflightReport
     from gradguard.preflighting import preflight
@@ -49,16 +46,16 @@ if TYPE_CHECKING:
 # Public name -> the module that defines it (None: the name is a submodule).
 _WHERE = {
     "CODES": "gradguard.findings",
-    "ActivationError": "gradguard.findings",
-    "CheckpointError": "gradguard.findings",
+    "ActivationError": "gradguard.errors",
+    "CheckpointError": "gradguard.errors",
     "Finding": "gradguard.findings",
-    "GradGuardError": "gradguard.findings",
-    "GradientError": "gradguard.findings",
-    "LossError": "gradguard.findings",
-    "NonFiniteError": "gradguard.findings",
+    "GradGuardError": "gradguard.errors",
+    "GradientError": "gradguard.errors",
+    "LossError": "gradguard.errors",
+    "NonFiniteError": "gradguard.errors",
     "Report": "gradguard.findings",
     "Severity": "gradguard.findings",
-    "UpdateError": "gradguard.findings",
+    "UpdateError": "gradguard.errors",
     "TrainStep": "gradguard.train_step",
     "GuardCallback": "gradguard.callback",
     "LRFindResult": "gradguard.lr_range",

@@ -30,6 +30,7 @@ __all__ = [
     "global_seed_state",
     "gradient_function",
     "in_xla_context",
+    "inner_optimizer",
     "keras_weights_layout",
     "layers_feeding",
     "learning_rate_object",
@@ -110,8 +111,8 @@ def optimizer_variables(optimizer: Any) -> list[Any]:
     return list(getattr(optimizer, "_trainable_variables", []))
 
 
-def _rate_owner(optimizer: Any) -> Any:
-    """The optimizer whose rate the update reads (the innermost of a LossScaleOptimizer)."""
+def inner_optimizer(optimizer: Any) -> Any:
+    """The optimizer that sees unscaled gradients and owns the rate (inside LossScaleOptimizers)."""
     while hasattr(optimizer, "inner_optimizer"):
         optimizer = optimizer.inner_optimizer
     return optimizer
@@ -123,7 +124,7 @@ def learning_rate_object(optimizer: Any) -> Any:
     The public `learning_rate` gives the current value only, and its setter cannot put a
     schedule's variable-backed rate back (it untracks the variable), hence the attribute.
     """
-    return _rate_owner(optimizer)._learning_rate
+    return inner_optimizer(optimizer)._learning_rate
 
 
 def set_learning_rate_object(optimizer: Any, rate: Any) -> None:
@@ -132,7 +133,7 @@ def set_learning_rate_object(optimizer: Any, rate: Any) -> None:
     A callable is not a variable, so Keras' tracker leaves the optimizer's variable list alone;
     the original variable, when put back, is already in that list and is not added twice.
     """
-    _rate_owner(optimizer)._learning_rate = rate
+    inner_optimizer(optimizer)._learning_rate = rate
 
 
 def global_seed_state() -> Any:

@@ -8,6 +8,7 @@ from typing import Any
 
 import keras
 
+from gradguard import errors
 from gradguard import findings as findings_lib
 from gradguard.guarding import Guard
 from gradguard.options import ChecksArg, Options
@@ -110,7 +111,7 @@ class GuardCallback(keras.callbacks.Callback):
             return
         try:
             self.guard.after_call()
-        except findings_lib.GradGuardError:
+        except errors.GradGuardError:
             self._put_back()  # fit does not call on_train_end when a callback raises
             raise
 

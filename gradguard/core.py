@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gradguard import _compat, deltas, replicas
+from gradguard import _compat, deltas, errors, replicas
 from gradguard import findings as findings_lib
 from gradguard import transforms as transforms_lib
 from gradguard.checks import Check
@@ -24,11 +24,6 @@ from gradguard.sinks import Sink, StepRecorder
 from gradguard.stats import Context, Layout, Stats
 
 __all__ = ["StepCore"]
-
-
-def _inner(optimizer: Any) -> Any:
-    """The optimizer that sees unscaled gradients (the inner one of a LossScaleOptimizer)."""
-    return getattr(optimizer, "inner_optimizer", optimizer)
 
 
 class StepCore:
@@ -286,7 +281,7 @@ class StepCore:
             applied = ~overflow
         else:
             applied = tf.constant(True)
-        inner = _inner(self.optimizer)
+        inner = _compat.inner_optimizer(self.optimizer)
         accumulation = getattr(inner, "gradient_accumulation_steps", None)
         if accumulation:
             # A Keras optimizer that accumulates gradients changes the weights only every k-th
@@ -417,7 +412,7 @@ class StepCore:
             self.transform.on_read(
                 tf.nest.map_structure(lambda v: v.numpy(), self._transform_state), step
             )
-        except findings_lib.GradGuardError as e:
+        except errors.GradGuardError as e:
             self.report.add(e.finding)
             raise
 

@@ -1,6 +1,6 @@
 """What the guard works out about the models the user's code trains, from what it saw them do.
 
-The guard sees the models only through the layer calls made under a tape (`activations.Tap`)
+The guard sees the models only through the layer calls made under a tape (`tap.Tap`)
 and the variables the tapes and optimizers touch (`ledger.Ledger`). From those, `Forensics`
 tells each step core:
 
@@ -22,10 +22,10 @@ import tensorflow as tf
 
 from gradguard import _compat, chance, diagnose
 from gradguard import origin as origin_lib
-from gradguard.activations import Tap
 from gradguard.core import StepCore
 from gradguard.findings import Finding
 from gradguard.ledger import Ledger, key
+from gradguard.tap import Tap
 
 __all__ = ["Forensics"]
 

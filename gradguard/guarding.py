@@ -31,6 +31,7 @@ from gradguard.forensics import Forensics
 from gradguard.ledger import Ledger
 from gradguard.ledger import key as ledger_key
 from gradguard.options import Options, check_optimizer
+from gradguard.tap import Tap
 
 __all__ = ["Guard"]
 
@@ -39,11 +40,6 @@ __all__ = ["Guard"]
 # pass through them each, so only the first few (the variables a loop reads do not change).
 _EAGER_EXTRA_CALLS = 3
 _NONE_GRADIENTS = tf.UnconnectedGradients.NONE
-
-
-def _inner(optimizer: Any) -> Any:
-    """The optimizer that sees unscaled gradients (the inner one of a LossScaleOptimizer)."""
-    return getattr(optimizer, "inner_optimizer", optimizer)
 
 
 def _is_variable(x: Any) -> bool:
@@ -125,7 +121,7 @@ class Guard:
         # The layers called under a tape while this guard instruments (which variables are
         # Keras', and frozen), and under `instrument_process` with activations watched, their
         # outputs; per optimizer the layers and sites its checks watch.
-        self._tap = activations_lib.Tap()
+        self._tap = Tap()
         self._extra_budget = _EAGER_EXTRA_CALLS
         self._tapped: dict[int, tuple[list[Any], list[activations_lib.Site]]] = {}
         self.cores: dict[int, StepCore] = {}
@@ -139,7 +135,7 @@ class Guard:
         for each in models:
             self.ledger.expect(list(getattr(each, "trainable_variables", [])))
         for each in optimizers:
-            inner = _inner(each)
+            inner = _compat.inner_optimizer(each)
             if inner.built:
                 # Its variables now, not in the user's first trace: creating variables there
                 # makes tf.function trace the step a second time.
@@ -188,7 +184,7 @@ class Guard:
 
         Args:
           activations: Also record the outputs of activation-bearing layers process-wide in
-            the training forward pass (`activations.Tap`): each optimizer's checks that watch
+            the training forward pass (`tap.Tap`): each optimizer's checks that watch
             activations see those of the model it trains.
         """
         self.process_wide = True
@@ -318,7 +314,7 @@ class Guard:
 
     def _activations(self, optimizer: Any) -> tuple[Any, ...]:
         """The watched layer outputs of the forward pass before this update, one per site."""
-        if self._recorder is not None and optimizer is _inner(self.optimizer):
+        if self._recorder is not None and optimizer is _compat.inner_optimizer(self.optimizer):
             return self._recorder.take()
         tapped = self._tapped.get(id(optimizer))
         if tapped is not None and tapped[1]:
@@ -361,7 +357,11 @@ class Guard:
         for check in watchers:
             check.watch(sites)
         # Several optimizers (or ones not named) write to a directory each.
-        several = self.optimizer is None or self.cores or _inner(self.optimizer) is not optimizer
+        several = (
+            self.optimizer is None
+            or self.cores
+            or _compat.inner_optimizer(self.optimizer) is not optimizer
+        )
         core = StepCore(
             optimizer,
             variables,

@@ -15,7 +15,8 @@ import tensorflow as tf
 
 from gradguard import checkpoint, cli
 from gradguard.checkpoint import CheckpointMismatchError, Manager
-from gradguard.findings import CheckpointError, NonFiniteError, Report, Severity
+from gradguard.errors import CheckpointError, NonFiniteError
+from gradguard.findings import Report, Severity
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "checkpoint_fixtures")
 RNG = np.random.default_rng(0)

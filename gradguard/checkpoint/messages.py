@@ -7,7 +7,8 @@ import functools
 from collections.abc import Callable
 
 from gradguard.checkpoint.values import NAMED, Check, Value, fmt
-from gradguard.findings import CheckpointError, Finding, Report, Severity
+from gradguard.errors import CheckpointError
+from gradguard.findings import Finding, Report, Severity
 
 __all__ = ["CheckpointMismatchError", "findings", "findings_text", "table", "text"]
 

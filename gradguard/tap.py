@@ -1,0 +1,153 @@
+"""The tap on Keras layer calls: which layers and models a training forward pass called.
+
+`gradguard run` and the guard do not know the model in advance; `instrument.tapping_layers`
+hands every layer output computed under a recording `tf.GradientTape` to a `Tap`.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from gradguard.activations import (
+    Site,
+    current_graph,
+    flatten_outputs,
+    layer_kind,
+    make_site,
+    watched_layers,
+)
+
+__all__ = ["Tap"]
+
+
+def _spec(value: Any) -> Any:
+    """A structure of inputs as `tf.TensorSpec`s (the batch axis left open)."""
+
+    def one(t: Any) -> Any:
+        if not tf.is_tensor(t) and not hasattr(t, "shape"):
+            return t
+        t = tf.convert_to_tensor(t)
+        shape = [None, *t.shape[1:]] if t.shape.rank else t.shape
+        return tf.TensorSpec(shape, t.dtype)
+
+    return tf.nest.map_structure(one, value)
+
+
+class Tap:
+    """Records the layers called in training forward passes, and for ``gradguard run`` outputs.
+
+    The model is not known in advance there: `instrument.tapping_layers` hands every Keras
+    layer's output computed while a `tf.GradientTape` records (a training forward pass; not
+    inference or evaluation) to `record`, which remembers the layers and models called and,
+    with `outputs`, keeps the outputs of activation-bearing layers. Each gradient call closes a
+    forward pass: an optimizer update then `take`s the outputs of its layers from the forward
+    pass before it. The layer's own result is returned untouched.
+
+    Which layers an optimizer's checks watch is decided at its first update (`sites`): those of
+    the models whose trainable variables it updates (a GAN's generator optimizer does not watch
+    the discriminator), and watched layers holding its variables (layers used without a model).
+    """
+
+    def __init__(self, outputs: bool = False) -> None:
+        self.outputs = outputs
+        # (layer, output) recorded since the latest gradient call, and those of the forward
+        # pass(es) before it, which the next updates take from.
+        self._recent: list[tuple[Any, tf.Tensor]] = []
+        self._forward: list[tuple[Any, tf.Tensor]] = []
+        self._models: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+        self._layers: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+        self._inputs: dict[int, Any] = {}  # per model, the spec of its first input seen
+        self.last_model: Any = None  # a weak reference to the model called last
+        self._outputs: dict[int, Any] = {}  # and of its output
+        self._latest: dict[int, Any] = {}  # per model, its latest input (a tensor)
+
+    def record(self, layer: Any, result: Any, args: Sequence[Any] = ()) -> None:
+        """Notes one layer call (called by the process-wide layer patch)."""
+        self._layers[id(layer)] = layer
+        if isinstance(layer, keras.Model):
+            self._models[id(layer)] = layer
+            self.last_model = weakref.ref(layer)
+            if args:
+                self._latest[id(layer)] = args[0]
+            if args and id(layer) not in self._inputs:
+                self._inputs[id(layer)] = _spec(args[0])
+                self._outputs[id(layer)] = _spec(result)
+        elif self.outputs and tf.is_tensor(result) and layer_kind(layer) is not None:
+            self._recent.append((layer, result))
+
+    def layers(self) -> list[Any]:
+        """The layers (and models) called in a training forward pass so far."""
+        return list(self._layers.values())
+
+    def models(self) -> list[tuple[Any, Any]]:
+        """The models called in a training forward pass, each with its input's spec."""
+        return [(m, self._inputs[k]) for k, m in self._models.items() if k in self._inputs]
+
+    def latest_input(self, model: Any) -> Any:
+        """`model`'s input in its latest training forward pass, or None.
+
+        Only an input of the graph being traced (or an eager one, eagerly) is returned.
+        """
+        value = self._latest.get(id(model))
+        if value is None:
+            return None
+        graph = current_graph()
+        usable = all(getattr(t, "graph", None) is graph for t in tf.nest.flatten(value))
+        return value if usable else None
+
+    def output_spec(self, model: Any) -> Any:
+        """The spec of `model`'s output in a training forward pass, if it was called in one."""
+        return self._outputs.get(id(model))
+
+    def on_gradient(self) -> None:
+        """A gradient call: what was recorded since the last one is the forward pass to take.
+
+        A second gradient call on the same forward pass (a persistent tape) keeps it.
+        """
+        if self._recent:
+            self._forward, self._recent = self._recent, []
+
+    def sites(self, variables: Sequence[Any], model_name: str = "") -> tuple[list[Any], list[Site]]:
+        """The layers an update of `variables` watches, in model order, and their sites."""
+        trained = {id(v) for v in variables}
+
+        def trains(layer: Any) -> bool:
+            return any(id(v) in trained for v in getattr(layer, "trainable_variables", ()))
+
+        candidates: dict[int, tuple[Any, str]] = {}
+        for model in list(self._models.values()):
+            if trains(model):
+                for layer, kind in watched_layers(model):
+                    candidates.setdefault(id(layer), (layer, kind))
+        for layer, _ in self._forward:
+            own = layer_kind(layer)
+            if own is not None and trains(layer):
+                candidates.setdefault(id(layer), (layer, own))
+        layers, sites = [], []
+        for layer, kind in candidates.values():
+            seen = [t for each, t in self._forward if each is layer]
+            site = make_site(layer, kind, seen, model_name)
+            if site is not None:
+                layers.append(layer)
+                sites.append(site)
+        return layers, sites
+
+    def take(self, layers: Sequence[Any], sites: Sequence[Site]) -> tuple[Any, ...]:
+        """The outputs of `layers` in the forward pass before the latest gradient call.
+
+        Only outputs of the current graph (or eager ones, when eager) are usable; the taken
+        layers' outputs are forgotten.
+        """
+        graph = current_graph()
+        wanted = {id(layer) for layer in layers}
+        outputs: dict[int, list[tf.Tensor]] = {id(layer): [] for layer in layers}
+        for layer, t in self._forward:
+            if id(layer) in wanted and getattr(t, "graph", None) is graph:
+                outputs[id(layer)].append(t)
+        self._forward = [(layer, t) for layer, t in self._forward if id(layer) not in wanted]
+        return flatten_outputs([outputs[id(layer)] for layer in layers], sites)
