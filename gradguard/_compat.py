@@ -170,7 +170,13 @@ def function(fn: Callable[..., Any], **options: Any) -> Any:
     five. With a key of its own, the warning still comes for real retracing of this function,
     and only then. If the private attribute is renamed, this is plain `tf.function` and only the
     spurious warning comes back.
+
+    AutoGraph is off unless asked for: gradguard's own code is plain TensorFlow, and converting
+    it (the core, the transforms, every check) took seconds at every first call. The user's loss
+    function keeps AutoGraph's Python control flow through `losses.resolve`; Keras models and
+    losses are never converted (as in `model.fit`).
     """
+    options.setdefault("autograph", False)
     traced = tf.function(fn, **options)
     if hasattr(traced, "_key_for_call_stats"):
         traced._key_for_call_stats = _RetracingKey()

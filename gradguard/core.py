@@ -127,6 +127,9 @@ class StepCore:
 
     # -- in-graph ------------------------------------------------------------------------------
 
+    # Plain TensorFlow code: AutoGraph converting it (the core, the transforms, every check)
+    # would add seconds to the first call of every step that calls it.
+    @tf.autograph.experimental.do_not_convert
     def update(
         self,
         loss: tf.Tensor | None,

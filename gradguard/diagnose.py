@@ -98,7 +98,7 @@ def chain_breaks(
       `NOT_USED`. A variable that reaches the loss without a break is absent.
     """
     try:
-        concrete = tf.function(fn).get_concrete_function(*args)
+        concrete = tf.function(fn, autograph=False).get_concrete_function(*args)
     except (AttributeError, NotImplementedError, TypeError) as e:
         if "numpy" in str(e).lower():
             return dict.fromkeys(range(len(variables)), NUMPY_CALL)
@@ -161,7 +161,9 @@ def model_breaks(model: Any, spec: Any, variables: Sequence[Any]) -> dict[int, s
       outputs is cut, or `DISCARDED` when no path reaches them. A variable that reaches an
       output (its output unused by the loss, say) is absent.
     """
-    concrete = tf.function(lambda x: model(x, training=True)).get_concrete_function(spec)
+    concrete = tf.function(
+        lambda x: model(x, training=True), autograph=False
+    ).get_concrete_function(spec)
     outputs = [t for t in tf.nest.flatten(concrete.structured_outputs) if tf.is_tensor(t)]
     causes: dict[int, str] = {}
     for index in range(len(variables)):
@@ -247,7 +249,8 @@ def loss_broadcast(
             "axis": axis,
         }
         return Finding("loss-broadcast", message, step, details=details)
-    concrete = tf.function(loss_fn).get_concrete_function(y_true, y_pred)
+    # `loss_fn` is `losses.resolve`'s: AutoGraph has converted a user's function already.
+    concrete = tf.function(loss_fn, autograph=False).get_concrete_function(y_true, y_pred)
     for op in concrete.graph.get_operations():
         inputs = [t for t in op.inputs if t.dtype.is_floating]
         if len(inputs) == 2 and _mutually_broadcast(inputs[0].shape, inputs[1].shape):

@@ -8,6 +8,7 @@ replicas' gradients are summed.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -42,7 +43,24 @@ def resolve(loss_fn: Any) -> LossFn:
             f"loss_fn must be a keras.losses.Loss or a function (y_true, y_pred) -> loss; "
             f"got {type(loss_fn).__name__}."
         )
-    return loss_fn
+    return _with_autograph(loss_fn)
+
+
+def _with_autograph(loss_fn: Any) -> Any:
+    """A function of the user's as a plain `tf.function` would run it: converted by AutoGraph.
+
+    gradguard's steps trace without AutoGraph (see `_compat.function`), so a Python ``if`` on a
+    tensor in the user's loss function is converted here, once. Keras' and TensorFlow's own
+    functions, loss objects and whatever AutoGraph cannot convert are called as they are.
+    """
+    if not inspect.isfunction(loss_fn) and not inspect.ismethod(loss_fn):
+        return loss_fn
+    if (getattr(loss_fn, "__module__", None) or "").split(".")[0] in ("keras", "tensorflow"):
+        return loss_fn
+    try:
+        return tf.autograph.to_graph(loss_fn)
+    except Exception:  # noqa: BLE001 - no source (a REPL), a builtin: plain Python, as tf.function
+        return loss_fn
 
 
 def compute(

@@ -158,6 +158,26 @@ def test_plain_function_loss_is_averaged_and_weighted():
     assert float(step(x, y, w)) == pytest.approx((per_example * w).mean(), rel=1e-5)
 
 
+def test_python_control_flow_in_a_loss_function_works_as_under_tf_function(mode):
+    # gradguard's own code traces without AutoGraph (seconds off the first call); the user's
+    # loss function keeps it, as their own @tf.function would give it.
+    x, y = regression_data()
+    model = mlp()
+
+    def loss_fn(y_true, y_pred):
+        error = tf.reduce_mean(tf.square(y_true - y_pred))
+        if error > 1e6:  # a Python `if` on a tensor: needs AutoGraph inside a graph
+            error = tf.sqrt(error)
+        return error
+
+    step = gradguard.TrainStep(
+        model, keras.optimizers.SGD(0.0), loss_fn, policy=WARN_ALL, **mode_kwargs(mode)
+    )
+    expected = np.mean((y - model(x).numpy()) ** 2)
+    assert float(step(x, y)) == pytest.approx(expected, rel=1e-5)
+    assert float(step(x, y)) == pytest.approx(expected, rel=1e-5)
+
+
 def test_dict_and_tuple_inputs_for_multi_input_models(mode):
     a = keras.Input((3,), name="a")
     b = keras.Input((2,), name="b")
