@@ -1,6 +1,8 @@
 """A user's training script, unchanged: timed run plainly and under `gradguard run`.
 
-`overhead.py` runs it both ways in fresh processes. It times its own steps after warm-up (the
+`overhead.py` runs it both ways in fresh processes, and a third way with `--step trainstep`:
+the hand-written step replaced by `gradguard.TrainStep`, so that its first call is timed as a
+user meets it (in a fresh process, AutoGraph and all). It times its own steps after warm-up (the
 process start-up and TensorFlow import are not a training cost) and prints one JSON line:
 ``{"loop_script": {"ms_per_step": [...], "trace_count": 1, "first_step_s": ...}}``.
 """
@@ -23,6 +25,7 @@ parser.add_argument("--workload", default="mlp", choices=sorted(workloads.WORKLO
 parser.add_argument("--steps", type=int, default=100, help="steps per timed window")
 parser.add_argument("--windows", type=int, default=5)
 parser.add_argument("--warmup", type=int, default=20)
+parser.add_argument("--step", choices=["plain", "trainstep"], default="plain")
 args = parser.parse_args()
 
 workload = workloads.WORKLOADS[args.workload]
@@ -37,6 +40,16 @@ def train_step(x, y):
     grads = tape.gradient(loss, model.trainable_variables)
     optimizer.apply_gradients(zip(grads, model.trainable_variables))
     return loss
+
+
+traces = train_step.experimental_get_tracing_count
+if args.step == "trainstep":
+    import gradguard
+
+    train_step = gradguard.TrainStep(model, optimizer, loss_fn)
+
+    def traces():
+        return train_step.tracing_count
 
 
 start = time.perf_counter()
@@ -58,7 +71,7 @@ for _ in range(args.windows):
 result = {
     "ms_per_step": ms_per_step,
     "cpu_ms_per_step": cpu_ms_per_step,
-    "trace_count": train_step.experimental_get_tracing_count(),
+    "trace_count": traces(),
     "first_step_s": first_step_s,
     "final_loss": float(loss),
 }

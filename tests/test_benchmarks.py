@@ -76,11 +76,14 @@ def test_every_variant_ran_and_produced_numbers(results):
 def test_gradguard_run_timed_both_ways(results):
     run = results["gradguard_run"]
     assert "error" not in run, run.get("error")
-    for mode in ("plain", overhead.RUN_VARIANT, overhead.RUN_LEAN):
+    for mode in ("plain", overhead.RUN_VARIANT, overhead.RUN_LEAN, overhead.RUN_TRAINSTEP):
         assert _number(run[mode]["ms_per_step"]["median"]), mode
         assert isinstance(run[mode]["trace_count"], int), mode
-    assert _number(run[overhead.RUN_VARIANT]["ratio"])
-    assert _number(run[overhead.RUN_LEAN]["ratio"])
+    for mode in (overhead.RUN_VARIANT, overhead.RUN_LEAN, overhead.RUN_TRAINSTEP):
+        assert _number(run[mode]["ratio"]), mode
+        assert _number(run[mode]["first_ratio"]), mode
+    # The TrainStep script really ran TrainStep: a lean and a measuring step, traced once each.
+    assert run[overhead.RUN_TRAINSTEP]["trace_count"] == 1
 
 
 def test_targets_and_machine_are_reported(results):
@@ -98,3 +101,35 @@ def test_targets_and_machine_are_reported(results):
     assert any("--no-activations" in n for n in names)
     assert any("first call" in n for n in names)
     assert results["config"]["threads"] == 1
+
+
+def test_every_build_of_a_variant_is_timed_every_round_and_averaged(tmp_path):
+    # Two builds of one step can differ for a whole run (where their buffers landed): with
+    # `instances`, a round times every build and the variant's round time is their mean.
+    calls: list[tuple[str, int]] = []
+
+    def fake(name: str, per_step: list[float]) -> overhead.Variant:
+        def build(w, x, y, log_dir):
+            index = sum(1 for n, _ in calls if n == f"{name}-build")
+            calls.append((f"{name}-build", index))
+
+            def window(n: int) -> tuple[float, float]:
+                if n == 10:  # a timed window, not the first call
+                    calls.append((name, index))
+                return per_step[index] * n, per_step[index] * n
+
+            return overhead.Runner(window, lambda: 1)
+
+        baseline = None if name == "base" else "base"
+        return overhead.Variant(name, baseline, name, build)
+
+    workload = overhead.WORKLOADS["mlp"]
+    variants = [fake("base", [1.0, 1.0, 1.0]), fake("slow", [1.0, 2.0, 3.0])]
+    info = overhead.measure_workload(
+        workload, variants, steps=10, windows=2, warmup=0, log_root=str(tmp_path), instances=3
+    )
+    timed = [i for name, i in calls if name == "slow"]
+    assert sorted(timed[:3]) == sorted(timed[3:]) == [0, 1, 2]  # every build, each round
+    slow = info["variants"]["slow"]
+    assert slow["ms_per_step"]["median"] == pytest.approx(2000.0)  # mean of 1, 2 and 3 s/step
+    assert slow["ratio"]["median"] == pytest.approx(2.0)
