@@ -44,6 +44,7 @@ import argparse
 import dataclasses
 import datetime
 import gc
+import glob
 import inspect
 import json
 import math
@@ -76,6 +77,10 @@ REPO = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "results")
 LOOP_SCRIPT = os.path.join(HERE, "loop_script.py")
 MB = 1024 * 1024
+# gradguard.core.SCOPE, spelled out so that this file also measures older gradguard code.
+SCOPE = "gradguard"
+# Profiled with --profile: the plain step and gradguard's two graph entry points.
+PROFILED = ("plain", "trainstep", "guard-skip")
 
 # DESIGN.md targets. "Many times cheaper" is read as: the other tool's overhead is at least
 # MANY_TIMES times gradguard's. gradguard's overhead is floored at NOISE_FLOOR, the smallest
@@ -448,6 +453,59 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def profile_ops(runner: Runner, steps: int, log_root: str) -> dict[str, float]:
+    """Where a step's time goes, from TensorFlow's profiler (microseconds per step).
+
+    Wall-time ratios cannot resolve a cost of 1-2% on a shared machine; the profiler times each
+    op. gradguard creates its ops in the `gradguard` name scope (`gradguard.core.SCOPE`), so
+    they are told apart by name. The executor runs ops it has learnt are cheap inline, without
+    a profiler event, so the time of its threads outside any op event (``other_us``: cheap ops
+    and the executor's own bookkeeping) is kept as well: a variant's ``other_us`` above the
+    plain step's is also gradguard's cost (`gradguard_cost_us`). Graph steps only: XLA fuses
+    ops across scopes.
+
+    Returns:
+      ``op_us``: the time of all ops with an event; ``gradguard_us``: of gradguard's; and
+      ``other_us``: the executor's time outside op events.
+    """
+    # Private to TensorFlow (no public reader of the profiler's XSpace): the benchmark only.
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    directory = tempfile.mkdtemp(dir=log_root)
+    tf.profiler.experimental.start(directory)
+    try:
+        runner.window(steps)
+    finally:
+        tf.profiler.experimental.stop()
+    space = xplane_pb2.XSpace()
+    for path in glob.glob(os.path.join(directory, "**", "*.xplane.pb"), recursive=True):
+        with open(path, "rb") as f:
+            space.MergeFromString(f.read())
+    ops = ours = executor = 0
+    for plane in space.planes:
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):  # the executor's threads run the ops
+                continue
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name  # "scope/op:Type"
+                if name == "ExecutorState::Process":  # runs a batch of ops; holds their events
+                    executor += event.duration_ps
+                elif ":" in name and "::" not in name:
+                    ops += event.duration_ps
+                    ours += event.duration_ps if name.startswith(SCOPE) else 0
+    per_step_us = 1e6 * steps
+    return {
+        "op_us": ops / per_step_us,
+        "gradguard_us": ours / per_step_us,
+        "other_us": (executor - ops) / per_step_us,
+    }
+
+
+def gradguard_cost_us(profile: dict[str, float], plain: dict[str, float]) -> float:
+    """gradguard's time per step: its own ops' events plus the untimed executor work it adds."""
+    return profile["gradguard_us"] + profile["other_us"] - plain["other_us"]
+
+
 def measure_workload(
     workload: Workload,
     variants: Sequence[Variant],
@@ -458,6 +516,7 @@ def measure_workload(
     log_root: str,
     seed: int = 0,
     instances: int = 1,
+    profile: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Builds, warms up and times `variants` of `workload` in interleaved windows.
 
@@ -469,7 +528,9 @@ def measure_workload(
 
     Returns:
       Per variant: ms/step (median, min, max, each window), the paired ratio to its baseline,
-      trace count, first-step time and memory; or the error that stopped it.
+      trace count, first-step time and memory; or the error that stopped it. The variants
+      named in `profile` also get ``profile``: their op time per step by owner
+      (`profile_ops`).
     """
     x, y = workload.data()
     probe = workload.model()
@@ -542,6 +603,9 @@ def measure_workload(
                 peaks[name].append((end_memory["peak"] - start_memory["current"]) / MB)
         _log(f"  {workload.name}: round {round_index + 1}/{windows} done")
 
+    for name in profile:
+        if name in runners and "error" not in results[name]:
+            results[name]["profile"] = profile_ops(runners[name][0], steps, log_root)
     for name, built in runners.items():
         result = results[name]
         if "error" in result:
@@ -1078,6 +1142,20 @@ def notes(results: dict[str, Any]) -> list[str]:
                 f"(windows {r['min']:.2f}-{r['max']:.2f}), CPU time {c['median']:.3f}x "
                 f"({c['min']:.2f}-{c['max']:.2f})."
             )
+        plain = info["variants"].get("plain", {})
+        for name in PROFILED[1:]:
+            mine = info["variants"].get(name, {}).get("profile")
+            if mine is None or "profile" not in plain or "ms_per_step" not in plain:
+                continue
+            cost = gradguard_cost_us(mine, plain["profile"])
+            share = cost / (plain["ms_per_step"]["median"] * 1e3)
+            lines.append(
+                f"Profile [{workload}/{name}]: gradguard costs {cost:.0f} us per step, "
+                f"{share:.1%} of the plain step's {plain['ms_per_step']['median']:.2f} ms (its "
+                f"ops' events {mine['gradguard_us']:.0f} us; cheap ops and executor work outside "
+                f"events {mine['other_us']:.0f} us vs the plain step's "
+                f"{plain['profile']['other_us']:.0f} us)."
+            )
     m = results["machine"]
     load = max(m["load_average_start"] or 0.0, m.get("load_average_end") or 0.0)
     if load > 0.5 * m["usable_cores"] + 1.0:  # this process alone keeps the load near 1-2
@@ -1176,6 +1254,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=0, help="seeds the order of the turns")
     parser.add_argument(
+        "--profile",
+        action="store_true",
+        help=f"after the timing, profile {', '.join(PROFILED)} for one window each: op time "
+        "per step, and how much of it is gradguard's own ops (by name scope)",
+    )
+    parser.add_argument(
         "--instances",
         type=int,
         default=1,
@@ -1225,6 +1309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "threads": args.threads,
             "seed": args.seed,
             "instances": args.instances,
+            "profile": args.profile,
             "workloads": workloads,
             "variants": wanted,
         },
@@ -1257,6 +1342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log_root=tmp,
                 seed=args.seed,
                 instances=args.instances,
+                profile=PROFILED if args.profile else (),
             )
             phases[name] = time.perf_counter() - phase_start
         if "check-numerics" in wanted:

@@ -23,7 +23,11 @@ from gradguard.options import Options
 from gradguard.sinks import Sink, StepRecorder
 from gradguard.stats import Context, Layout, Stats
 
-__all__ = ["StepCore"]
+__all__ = ["SCOPE", "StepCore"]
+
+# The name scope of every op gradguard adds to a step: its cost can be told from the model's and
+# the optimizer's in a profile (`benchmarks/overhead.py --profile`) and in TensorBoard's graph.
+SCOPE = "gradguard"
 
 
 class StepCore:
@@ -167,68 +171,73 @@ class StepCore:
         absent = set(absent)
         self.none_indices.update(i for i, g in enumerate(grads) if g is None and i not in absent)
         self.present_indices.update(i for i, g in enumerate(grads) if g is not None)
-        step = self._step.read_value()
-        loss_known = loss is not None
-        loss = tf.constant(0.0) if loss is None else tf.cast(loss, tf.float32)
-        loss, grads, apply_factor, loss_scale = self._gather(loss, grads)
-        grad_sq = tf.stack(
-            [tf.constant(0.0) if g is None else transforms_lib.sq_norm(g) for g in grads]
-        )
-        grad_norm = tf.sqrt(tf.reduce_sum(grad_sq))
-        # float16 overflow the loss scaler will skip on purpose: not a non-finite finding.
-        overflow = tf.constant(self._loss_scaler is not None) & (
-            ~tf.math.is_finite(grad_norm) & tf.math.is_finite(loss)
-        )
-        new_grads, gate = self._transform(grads, overflow)
-        present = [i for i, g in enumerate(new_grads) if g is not None]
-        applied = self._applied(bool(present), gate, overflow)
-        if before_apply is not None:
-            finite_loss = tf.math.is_finite(loss) if loss_known else tf.constant(True)
-            # A gate (skip_nonfinite) or the loss scaler keeps a non-finite update from the
-            # weights; without either, the update may overwrite them.
-            exposed = gate is None and self._loss_scaler is None
-            before_apply(tf.math.is_finite(grad_norm) & finite_loss, step, exposed)
-        if measure is None:
-            # Step 1 too: step 0 alone may be unrepresentative (a warmup that starts at 0).
-            measured = self.cadence(step) | tf.equal(step, 1)
-            before, learning_rate = deltas.snapshot(
-                self.variables, present, measured, self._current_learning_rate
+        with tf.name_scope(SCOPE):
+            step = self._step.read_value()
+            loss_known = loss is not None
+            loss = tf.constant(0.0) if loss is None else tf.cast(loss, tf.float32)
+            loss, grads, apply_factor, loss_scale = self._gather(loss, grads)
+            grad_sq = tf.stack(
+                [tf.constant(0.0) if g is None else transforms_lib.sq_norm(g) for g in grads]
             )
-            self._apply_update(new_grads, present, gate, apply_factor)
-            update_sq, weight_sq = deltas.measured(
-                self.variables, present, before, applied & measured
+            grad_norm = tf.sqrt(tf.reduce_sum(grad_sq))
+            # float16 overflow the loss scaler will skip on purpose: not a non-finite finding.
+            overflow = tf.constant(self._loss_scaler is not None) & (
+                ~tf.math.is_finite(grad_norm) & tf.math.is_finite(loss)
             )
-        elif measure:
-            measured = tf.constant(True)
-            before = [tf.convert_to_tensor(self.variables[i]) for i in present]
-            learning_rate = self._current_learning_rate()  # before the update moves a schedule
-            self._apply_update(new_grads, present, gate, apply_factor)
-            # A skipped update leaves the weights as they were: its delta is 0, no branch needed.
-            update_sq, weight_sq = deltas.measure(self.variables, present, before)
-        else:
-            measured = tf.constant(False)
-            learning_rate = tf.constant(np.nan)
-            self._apply_update(new_grads, present, gate, apply_factor)
-            update_sq = weight_sq = tf.zeros([len(self.variables)])
-        grad_norm_after = transforms_lib.global_norm(new_grads)
-        stats = Stats(
-            step=step,
-            loss=loss,
-            grad_sq=grad_sq,
-            grad_norm=grad_norm,
-            grad_norm_after=grad_norm_after,
-            applied=applied,
-            measured=measured,
-            update_sq=update_sq,
-            weight_sq=weight_sq,
-            loss_scale=loss_scale,
-            overflow=overflow,
-            vetoed=tf.constant(False) if gate is None or not present else ~gate,
-            bad_input=tf.convert_to_tensor(bad_input, tf.int32),
-            loss_known=tf.constant(loss_known),
-            activations=tuple(activations),
-        )
-        self._fold(stats, learning_rate)
+            new_grads, gate = self._transform(grads, overflow)
+            present = [i for i, g in enumerate(new_grads) if g is not None]
+            applied = self._applied(bool(present), gate, overflow)
+            if before_apply is not None:
+                finite_loss = tf.math.is_finite(loss) if loss_known else tf.constant(True)
+                # A gate (skip_nonfinite) or the loss scaler keeps a non-finite update from the
+                # weights; without either, the update may overwrite them.
+                exposed = gate is None and self._loss_scaler is None
+                before_apply(tf.math.is_finite(grad_norm) & finite_loss, step, exposed)
+            before: list[Any] = []
+            if measure is None:
+                # Step 1 too: step 0 alone may be unrepresentative (a warmup that starts at 0).
+                measured = self.cadence(step) | tf.equal(step, 1)
+                before, learning_rate = deltas.snapshot(
+                    self.variables, present, measured, self._current_learning_rate
+                )
+            elif measure:
+                measured = tf.constant(True)
+                before = [tf.convert_to_tensor(self.variables[i]) for i in present]
+                learning_rate = self._current_learning_rate()  # before the update moves a schedule
+            else:
+                measured = tf.constant(False)
+                learning_rate = tf.constant(np.nan)
+        # The optimizer's own work stays in the caller's name scope: it is not gradguard's cost.
+        self._apply_update(new_grads, present, gate, apply_factor)
+        with tf.name_scope(SCOPE):
+            if measure is None:
+                update_sq, weight_sq = deltas.measured(
+                    self.variables, present, before, applied & measured
+                )
+            elif measure:
+                # A skipped update leaves the weights as they were: its delta is 0, no branch.
+                update_sq, weight_sq = deltas.measure(self.variables, present, before)
+            else:
+                update_sq = weight_sq = tf.zeros([len(self.variables)])
+            grad_norm_after = transforms_lib.global_norm(new_grads)
+            stats = Stats(
+                step=step,
+                loss=loss,
+                grad_sq=grad_sq,
+                grad_norm=grad_norm,
+                grad_norm_after=grad_norm_after,
+                applied=applied,
+                measured=measured,
+                update_sq=update_sq,
+                weight_sq=weight_sq,
+                loss_scale=loss_scale,
+                overflow=overflow,
+                vetoed=tf.constant(False) if gate is None or not present else ~gate,
+                bad_input=tf.convert_to_tensor(bad_input, tf.int32),
+                loss_known=tf.constant(loss_known),
+                activations=tuple(activations),
+            )
+            self._fold(stats, learning_rate)
         self.last_stats = stats
         return stats
 

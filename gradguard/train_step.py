@@ -19,7 +19,7 @@ from gradguard import origin as origin_lib
 from gradguard import sinks as sinks_lib
 from gradguard import stats as stats_lib
 from gradguard import transforms as transforms_lib
-from gradguard.core import StepCore
+from gradguard.core import SCOPE, StepCore
 from gradguard.findings import Policy
 from gradguard.options import ChecksArg, Options, check_optimizer
 
@@ -179,7 +179,9 @@ class TrainStep:
             def kept(x: Any, y: Any, sample_weight: Any = None) -> tf.Tensor:
                 loss, healthy = step(x, y, sample_weight)
                 if self._keeper is not None:
-                    self._keeper.keep(healthy, self.core.steps_tensor() - 1, (x, y, sample_weight))
+                    with tf.name_scope(SCOPE):
+                        step_index = self.core.steps_tensor() - 1
+                        self._keeper.keep(healthy, step_index, (x, y, sample_weight))
                 return loss
 
             return kept
@@ -416,9 +418,10 @@ class TrainStep:
             raise diagnose.none_gradient_finding(
                 self.core.layout.names, range(len(variables)), causes, self._steps
             ).error()
-        # The same per-gradient norms as the core's: TensorFlow computes them once.
-        healthy = tf.math.is_finite(loss) & tf.math.is_finite(transforms_lib.global_norm(grads))
-        bad_input = stats_lib.batch_faults(healthy, x, y, sample_weight)
+        with tf.name_scope(SCOPE):
+            # The same per-gradient norms as the core's: TensorFlow computes them once.
+            healthy = tf.math.is_finite(loss) & tf.math.is_finite(transforms_lib.global_norm(grads))
+            bad_input = stats_lib.batch_faults(healthy, x, y, sample_weight)
         if self.accumulate > 1:
             # The checks see the activations of the micro-batch that completes the update.
             self._accumulator.add(loss, grads, self._accumulated_update, (captured, bad_input))
