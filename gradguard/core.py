@@ -171,6 +171,18 @@ class StepCore:
         absent = set(absent)
         self.none_indices.update(i for i, g in enumerate(grads) if g is None and i not in absent)
         self.present_indices.update(i for i, g in enumerate(grads) if g is not None)
+        with transforms_lib.computing_norms_once():
+            return self._update(loss, grads, activations, bad_input, measure, before_apply)
+
+    def _update(
+        self,
+        loss: tf.Tensor | None,
+        grads: Sequence[Any],
+        activations: Sequence[Any],
+        bad_input: Any,
+        measure: bool | None,
+        before_apply: Callable[[tf.Tensor, tf.Tensor, bool], None] | None,
+    ) -> Stats:
         with tf.name_scope(SCOPE):
             step = self._step.read_value()
             loss_known = loss is not None

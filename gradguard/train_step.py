@@ -418,17 +418,18 @@ class TrainStep:
             raise diagnose.none_gradient_finding(
                 self.core.layout.names, range(len(variables)), causes, self._steps
             ).error()
-        with tf.name_scope(SCOPE):
-            # The same per-gradient norms as the core's: TensorFlow computes them once.
-            healthy = tf.math.is_finite(loss) & tf.math.is_finite(transforms_lib.global_norm(grads))
-            bad_input = stats_lib.batch_faults(healthy, x, y, sample_weight)
-        if self.accumulate > 1:
-            # The checks see the activations of the micro-batch that completes the update.
-            self._accumulator.add(loss, grads, self._accumulated_update, (captured, bad_input))
-        else:
-            self.core.update(
-                loss, grads, activations=captured, bad_input=bad_input, measure=measure
-            )
+        with transforms_lib.computing_norms_once():  # the same norms as the core's
+            with tf.name_scope(SCOPE):
+                finite = tf.math.is_finite(transforms_lib.global_norm(grads))
+                healthy = tf.math.is_finite(loss) & finite
+                bad_input = stats_lib.batch_faults(healthy, x, y, sample_weight)
+            if self.accumulate > 1:
+                # The checks see the activations of the micro-batch that completes the update.
+                self._accumulator.add(loss, grads, self._accumulated_update, (captured, bad_input))
+            else:
+                self.core.update(
+                    loss, grads, activations=captured, bad_input=bad_input, measure=measure
+                )
         return loss, healthy
 
     def _accumulated_update(self, loss: tf.Tensor, grads: list[Any], extra: Any) -> None:

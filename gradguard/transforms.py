@@ -19,8 +19,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import tensorflow as tf
@@ -34,6 +36,7 @@ __all__ = [
     "clip_by_global_norm",
     "clip_by_norm",
     "clip_by_value",
+    "computing_norms_once",
     "global_norm",
     "identity",
     "scale_gradient",
@@ -45,16 +48,47 @@ Grad = Any  # tf.Tensor | tf.IndexedSlices | None
 Grads = list[Grad]
 
 
+# Norms already computed inside `computing_norms_once()`, per thread (replicas trace in threads).
+_known = threading.local()
+
+
 def sq_norm(grad: tf.Tensor | tf.IndexedSlices) -> tf.Tensor:
     """Squared L2 norm of one gradient, in float32 (float16 gradients would overflow).
 
-    Every statistic and transform computes norms through this function so that the graph holds
-    one expression per gradient, which TensorFlow's optimizer then computes once.
+    Every statistic and transform computes norms through this function, so that inside
+    `computing_norms_once()` each gradient's norm is computed once per step.
     For `tf.IndexedSlices` the norm is that of the slices (repeated indices are not merged).
     """
+    known: dict[int, tuple[Any, Any, tf.Tensor]] | None = getattr(_known, "norms", None)
+    graph = tf.compat.v1.get_default_graph()
+    if known is not None and id(grad) in known:
+        kept, kept_graph, norm = known[id(grad)]
+        if kept is grad and kept_graph is graph:  # a tensor of a branch is not used outside it
+            return norm
     values = grad.values if isinstance(grad, tf.IndexedSlices) else grad
     # l2_loss is sum(x**2) / 2 in one fused pass, without a squared temporary (benchmarked).
-    return 2.0 * tf.nn.l2_loss(tf.cast(values, tf.float32))
+    norm = 2.0 * tf.nn.l2_loss(tf.cast(values, tf.float32))
+    if known is not None:
+        known[id(grad)] = (grad, graph, norm)  # holding `grad` keeps its id from being reused
+    return norm
+
+
+@contextlib.contextmanager
+def computing_norms_once() -> Iterator[None]:
+    """Within, `sq_norm` of the same gradient object returns the norm computed first.
+
+    The statistics, the transforms and the non-finite gate each take the norms of the same
+    gradients. A graph's optimizer merges the copies, but an eager step computes each one (a
+    quarter of gradguard's eager cost), and every copy adds to the trace.
+    """
+    outer = getattr(_known, "norms", None)
+    if outer is None:
+        _known.norms = {}
+    try:
+        yield
+    finally:
+        if outer is None:
+            del _known.norms
 
 
 def global_norm(grads: Sequence[Grad]) -> tf.Tensor:

@@ -284,3 +284,30 @@ def test_updates_a_transform_poisons_are_reported_not_silent():
     assert "every update so far" in finding.message and "transform" in finding.message
     for old, new in zip(before, model.weights):
         np.testing.assert_array_equal(old, new.numpy())
+
+
+def test_each_gradient_norm_is_computed_once_per_step():
+    g = tf.constant([3.0, 4.0])
+    other = tf.constant([1.0])
+    assert transforms.sq_norm(g) is not transforms.sq_norm(g)  # no memory outside a step
+    with transforms.computing_norms_once():
+        first = transforms.sq_norm(g)
+        assert float(first) == 25.0
+        assert transforms.sq_norm(g) is first
+        assert float(transforms.global_norm([g, None, other])) == pytest.approx(26.0**0.5)
+        with transforms.computing_norms_once():  # nested: the outer step's norms stay known
+            assert transforms.sq_norm(g) is first
+        assert transforms.sq_norm(g) is first
+    assert transforms.sq_norm(g) is not first
+
+
+def test_a_norm_computed_in_a_branch_is_not_used_outside_it():
+    # A tensor of a conditional's branch does not exist outside it: the step computes its own.
+    @tf.function(autograph=False)
+    def step(g, flag):
+        with transforms.computing_norms_once():
+            inside = tf.cond(flag, lambda: transforms.sq_norm(g), lambda: tf.constant(0.0))
+            outside = transforms.sq_norm(g)
+            return outside + inside + transforms.sq_norm(g)
+
+    assert float(step(tf.constant([3.0, 4.0]), tf.constant(True))) == 75.0
