@@ -78,8 +78,8 @@ def computing_norms_once() -> Iterator[None]:
     """Within, `sq_norm` of the same gradient object returns the norm computed first.
 
     The statistics, the transforms and the non-finite gate each take the norms of the same
-    gradients. A graph's optimizer merges the copies, but an eager step computes each one (a
-    quarter of gradguard's eager cost), and every copy adds to the trace.
+    gradients. A graph's optimizer merges the copies, but an eager step computed every one (four
+    per gradient), and every copy adds to the trace.
     """
     outer = getattr(_known, "norms", None)
     if outer is None:
