@@ -8,6 +8,7 @@ on the host every `read_every` steps. It knows checks only through `checks.base.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -78,6 +79,7 @@ class StepCore:
         # The latest update's statistics, in the graph it was traced in (or eager).
         self.last_stats: Stats | None = None
         self._state_reader: tuple[int, Any] | None = None
+        self._eager_fold: Any = None  # `_fold_state` as a graph, for eager steps
         # Filled while tracing: which variables got a None gradient, and which got a gradient at
         # least once. Python state is fine here: these are facts about the traced graph, the
         # same on every call of the trace.
@@ -334,11 +336,21 @@ class StepCore:
 
     def _fold(self, stats: Stats, learning_rate: tf.Tensor) -> None:
         """Folds the step into every check, the counters and the recorder."""
-        for check in self.checks:
-            check.update(stats)
-        self._latest.assign(tf.stack([stats.loss, stats.grad_norm, stats.grad_norm_after]))
         clipped = stats.applied & (stats.grad_norm_after < stats.grad_norm * (1.0 - 1e-6))
-        self._clipped.assign_add(tf.cast(clipped, tf.int64))
+        if tf.executing_eagerly() and not tf.distribute.has_strategy():
+            # An eager step would dispatch the checks' few hundred small ops one by one from
+            # Python (most of gradguard's cost in an eager loop): they run as one graph.
+            fields = {f.name: getattr(stats, f.name) for f in dataclasses.fields(stats)}
+            # Known, as in a traced step: a lean step's checks skip the measured-only work.
+            fields["measured"] = bool(stats.measured)
+            if self._eager_fold is None:
+                self._eager_fold = _compat.function(
+                    lambda fields, clipped: self._fold_state(Stats(**fields), clipped),
+                    reduce_retracing=True,
+                )
+            self._eager_fold(fields, clipped)
+        else:
+            self._fold_state(stats, clipped)
         if self._recorder is not None:
             self._recorder.record(
                 stats,
@@ -348,6 +360,13 @@ class StepCore:
                 learning_rate=learning_rate,
             )
         self._step.assign_add(1)
+
+    def _fold_state(self, stats: Stats, clipped: tf.Tensor) -> None:
+        """Folds the step into every check and the latest-step statistics (in-graph)."""
+        for check in self.checks:
+            check.update(stats)
+        self._latest.assign(tf.stack([stats.loss, stats.grad_norm, stats.grad_norm_after]))
+        self._clipped.assign_add(tf.cast(clipped, tf.int64))
 
     def _current_learning_rate(self) -> tf.Tensor:
         try:

@@ -178,6 +178,23 @@ def test_python_control_flow_in_a_loss_function_works_as_under_tf_function(mode)
     assert float(step(x, y)) == pytest.approx(expected, rel=1e-5)
 
 
+def test_an_eager_step_folds_its_checks_as_one_graph_traced_once_per_kind_of_step():
+    # Eagerly, the checks' few hundred small ops would be dispatched one by one from Python;
+    # they run as one traced function, which must not retrace as steps go by.
+    x, y = regression_data()
+    step = gradguard.TrainStep(
+        mlp(), keras.optimizers.Adam(1e-3), "mse", run_eagerly=True, every=5, policy=WARN_ALL
+    )
+    for i in range(12):
+        n = 64 if i < 11 else 40  # a smaller last batch, as at an epoch's end
+        step(x[:n], y[:n])
+    fold = step.core._eager_fold
+    assert fold is not None
+    assert fold.experimental_get_tracing_count() <= 3  # lean, measuring, one new batch size
+    assert step.core.steps == 12
+    assert step.statistics()["steps"] == 12
+
+
 def test_dict_and_tuple_inputs_for_multi_input_models(mode):
     a = keras.Input((3,), name="a")
     b = keras.Input((2,), name="b")
