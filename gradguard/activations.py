@@ -24,6 +24,7 @@ __all__ = [
     "capture",
     "find_sites",
     "flatten_outputs",
+    "in_current_graph",
     "layer_kind",
     "make_site",
     "watched_layers",
@@ -300,3 +301,11 @@ class Recorder:
 def current_graph() -> Any:
     """The graph being traced, or None when running eagerly."""
     return tf.compat.v1.get_default_graph() if tf.inside_function() else None
+
+
+def in_current_graph(structure: Any) -> bool:
+    """Whether every tensor of `structure` belongs to the graph being traced (or is eager)."""
+    graph = current_graph()
+    return all(
+        getattr(t, "graph", None) is graph for t in tf.nest.flatten(structure) if tf.is_tensor(t)
+    )

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["describe", "labels", "replica_slice", "unpack"]
+__all__ = ["call_model", "describe", "labels", "replica_slice", "unpack"]
 
 
 def describe(structure: Any) -> str:
@@ -67,3 +67,21 @@ def labels(y: Any) -> Any:
         return np.asarray(y) if not isinstance(y, (dict, list, tuple)) else None
     except (TypeError, ValueError):
         return None
+
+
+def call_model(model: Any, x: Any, training: bool) -> Any:
+    """``model(x, training=training)``, or a ValueError naming x's shapes and the model's inputs.
+
+    Raises:
+      ValueError: when the model cannot be called on `x`.
+    """
+    try:
+        return model(x, training=training)
+    except (ValueError, TypeError, tf.errors.InvalidArgumentError) as e:
+        expected = getattr(model, "inputs", None)
+        hint = f" The model expects {describe(expected)}." if expected else ""
+        raise ValueError(
+            f"model could not be called on x with shapes {describe(x)}: {e}.{hint} "
+            "Pass x as the model's inputs (a tensor, a tuple or a dict matching its Input "
+            "layers)."
+        ) from e

@@ -16,10 +16,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gradguard import _compat, deltas, errors, replicas
+from gradguard import _compat, deltas, errors, replicas, updating
 from gradguard import findings as findings_lib
 from gradguard import transforms as transforms_lib
 from gradguard.checks import Check
+from gradguard.checks.base import StateReader
 from gradguard.options import Options
 from gradguard.sinks import Sink, StepRecorder
 from gradguard.stats import Context, Layout, Stats
@@ -78,7 +79,7 @@ class StepCore:
         self.notes: dict[str, Any] = {}
         # The latest update's statistics, in the graph it was traced in (or eager).
         self.last_stats: Stats | None = None
-        self._state_reader: tuple[int, Any] | None = None
+        self._read_states = StateReader(self.checks)
         self._eager_fold: Any = None  # `_fold_state` as a graph, for eager steps
         # Filled while tracing: which variables got a None gradient, and which got a gradient at
         # least once. Python state is fine here: these are facts about the traced graph, the
@@ -189,7 +190,7 @@ class StepCore:
             step = self._step.read_value()
             loss_known = loss is not None
             loss = tf.constant(0.0) if loss is None else tf.cast(loss, tf.float32)
-            loss, grads, apply_factor, loss_scale = self._gather(loss, grads)
+            loss, grads, apply_factor, loss_scale = updating.gather(loss, grads, self._loss_scaler)
             grad_sq = tf.stack(
                 [tf.constant(0.0) if g is None else transforms_lib.sq_norm(g) for g in grads]
             )
@@ -200,7 +201,8 @@ class StepCore:
             )
             new_grads, gate = self._transform(grads, overflow)
             present = [i for i, g in enumerate(new_grads) if g is not None]
-            applied = self._applied(bool(present), gate, overflow)
+            scaled = self._loss_scaler is not None
+            applied = updating.applied(self.optimizer, bool(present), gate, overflow, scaled)
             if before_apply is not None:
                 finite_loss = tf.math.is_finite(loss) if loss_known else tf.constant(True)
                 # A gate (skip_nonfinite) or the loss scaler keeps a non-finite update from the
@@ -222,7 +224,9 @@ class StepCore:
                 measured = tf.constant(False)
                 learning_rate = tf.constant(np.nan)
         # The optimizer's own work stays in the caller's name scope: it is not gradguard's cost.
-        self._apply_update(new_grads, present, gate, apply_factor)
+        to_apply = [new_grads[i] for i in present]
+        variables = [self.variables[i] for i in present]
+        updating.apply(self._apply, to_apply, variables, gate, apply_factor)
         with tf.name_scope(SCOPE):
             if measure is None:
                 update_sq, weight_sq = deltas.measured(
@@ -255,35 +259,6 @@ class StepCore:
         self.last_stats = stats
         return stats
 
-    def _gather(
-        self, loss: tf.Tensor, grads: Sequence[Any]
-    ) -> tuple[tf.Tensor, list[Any], tf.Tensor | None, tf.Tensor]:
-        """The whole batch's loss and unscaled gradients, and what `apply` must scale back.
-
-        Returns:
-          The loss, the gradients, the factor the optimizer's gradients need (None: 1) and the
-          loss scale.
-        """
-        grads = list(grads)
-        apply_factor: tf.Tensor | None = None
-        replica = replicas.summing_replica_context()
-        if replica is not None:
-            # Checks and transforms must see the gradient of the whole batch (the clipped norm is
-            # the global one), so sum over replicas first. Keras sums again inside `apply`;
-            # handing it 1/R of the sum gives the sum back.
-            present = [i for i, g in enumerate(grads) if g is not None]
-            summed = replica.all_reduce(tf.distribute.ReduceOp.SUM, [grads[i] for i in present])
-            for i, g in zip(present, summed):
-                grads[i] = g
-            loss = replica.all_reduce(tf.distribute.ReduceOp.SUM, loss)
-            apply_factor = tf.constant(1.0 / replica.num_replicas_in_sync)
-        loss_scale = tf.constant(1.0)
-        if self._loss_scaler is not None:
-            loss_scale = tf.cast(tf.convert_to_tensor(self._loss_scaler.dynamic_scale), tf.float32)
-            grads = [transforms_lib.scale_gradient(g, 1.0 / loss_scale) for g in grads]
-            apply_factor = loss_scale if apply_factor is None else apply_factor * loss_scale
-        return loss, grads, apply_factor, loss_scale
-
     def _transform(self, grads: list[Any], overflow: tf.Tensor) -> tuple[list[Any], Any]:
         """The transformed gradients and the transform's gate (None: always apply)."""
         state = tf.nest.map_structure(lambda v: v.read_value(), self._transform_state)
@@ -296,43 +271,6 @@ class StepCore:
         # The loss scaler decides itself which steps to skip, and must see them to rescale.
         gate = None if self._loss_scaler is not None else self.transform.should_apply(new_state)
         return new_grads, gate
-
-    def _applied(self, any_present: bool, gate: Any, overflow: tf.Tensor) -> tf.Tensor:
-        """Whether this call changes the weights (a bool tensor)."""
-        if not any_present:
-            return tf.constant(False)
-        if gate is not None:
-            applied = gate
-        elif self._loss_scaler is not None:
-            applied = ~overflow
-        else:
-            applied = tf.constant(True)
-        inner = _compat.inner_optimizer(self.optimizer)
-        accumulation = getattr(inner, "gradient_accumulation_steps", None)
-        if accumulation:
-            # A Keras optimizer that accumulates gradients changes the weights only every k-th
-            # call; the other calls are not updates to judge.
-            iterations = tf.convert_to_tensor(inner.iterations)
-            applied = applied & tf.equal((iterations + 1) % accumulation, 0)
-        return applied
-
-    def _apply_update(
-        self, grads: list[Any], present: list[int], gate: Any, apply_factor: tf.Tensor | None
-    ) -> None:
-        """Hands the present gradients to the optimizer, behind the gate if there is one."""
-        if not present:
-            return
-        to_apply = [grads[i] for i in present]
-        if apply_factor is not None:
-            to_apply = [transforms_lib.scale_gradient(g, apply_factor) for g in to_apply]
-        variables = [self.variables[i] for i in present]
-        if gate is None:
-            # Not inside a conditional: the optimizer's work then overlaps the backward pass.
-            # (The loss scaler skips overflow steps itself, inside its `apply`.)
-            self._apply(to_apply, variables)
-        else:
-            # A gate waits for every gradient; that wait is what skipping non-finite costs.
-            replicas.run_if(gate, lambda grads: self._apply(grads, variables), to_apply)
 
     def _fold(self, stats: Stats, learning_rate: tf.Tensor) -> None:
         """Folds the step into every check, the counters and the recorder."""
@@ -398,7 +336,7 @@ class StepCore:
         Raises:
           GradGuardError: for a new finding whose policy is `raise` (if `raise_errors`).
         """
-        states = self._check_states()
+        states = self._read_states()
         notes: dict[str, Any] = {}
         for check, state in zip(self.checks, states):
             notes.update(check.notes(state))
@@ -429,22 +367,6 @@ class StepCore:
             self.check_transform(steps - 1)
         return self.report
 
-    def _check_states(self) -> list[dict[str, np.ndarray]]:
-        """Every check's state in one call: one host sync, not one per variable."""
-        specs = [dict(check.state_specs) for check in self.checks]
-        count = sum(len(s) for s in specs)
-        if self._state_reader is None or self._state_reader[0] != count:
-            # Rebuilt when a check adds state later (ActivationHealth, once it knows the layers).
-            reader = _compat.function(
-                lambda: [{name: spec.local_values() for name, spec in s.items()} for s in specs]
-            )
-            self._state_reader = (count, reader)
-        values = self._state_reader[1]()
-        return [
-            {name: s[name].combine([v.numpy() for v in copies]) for name, copies in d.items()}
-            for s, d in zip(specs, values)
-        ]
-
     def check_transform(self, step: int) -> None:
         """Lets the transform refuse to go on (e.g. too many skipped updates in a row).
 
@@ -474,7 +396,7 @@ class StepCore:
             "grad_norm_after": grad_norm_after,
             "clipped_steps": int(self._clipped.numpy()),
         }
-        for check, state in zip(self.checks, self._check_states()):
+        for check, state in zip(self.checks, self._read_states()):
             stats.update(check.summary(state))
         if self._loss_scaler is not None:
             stats["loss_scale"] = float(np.asarray(self._loss_scaler.dynamic_scale))

@@ -23,6 +23,7 @@ __all__ = [
     "loss_broadcast",
     "model_breaks",
     "none_gradient_finding",
+    "tape_breaks",
 ]
 
 # Ops whose gradient function exists but returns None.
@@ -104,6 +105,29 @@ def chain_breaks(
             return dict.fromkeys(range(len(variables)), NUMPY_CALL)
         raise
     return graph_breaks(concrete.outputs[0], variables)
+
+
+def tape_breaks(tape: Any, target: Any, variables: Sequence[Any]) -> dict[int, str]:
+    """Why `tape.gradient(target, variables)` gave None for every one of `variables`.
+
+    The forward pass ran outside the tape; else, inside a trace, the break `graph_breaks` finds
+    on the graph; else (eagerly, no graph to read) the kinds of op that break a chain.
+    """
+    watched = {id(v) for v in tape.watched_variables()}
+    handles = {id(getattr(v, "value", v)) for v in variables} | {id(v) for v in variables}
+    if not watched & handles:
+        cause = (
+            "the tape, because the forward pass ran outside the `with tf.GradientTape()` "
+            "block (nothing was recorded)"
+        )
+        return dict.fromkeys(range(len(variables)), cause)
+    if isinstance(target, tf.Tensor) and hasattr(target, "graph") and tf.inside_function():
+        return graph_breaks(target, variables)
+    cause = (
+        "an op without gradient (a .numpy() or NumPy round trip, a cast to an integer, "
+        "argmax or round, or tf.stop_gradient)"
+    )
+    return dict.fromkeys(range(len(variables)), cause)
 
 
 def graph_breaks(loss: tf.Tensor, variables: Sequence[Any]) -> dict[int, str]:

@@ -21,6 +21,7 @@ import keras
 import tensorflow as tf
 
 from gradguard import _compat, chance, diagnose
+from gradguard import activations as activations_lib
 from gradguard import origin as origin_lib
 from gradguard.core import StepCore
 from gradguard.findings import Finding
@@ -33,14 +34,6 @@ __all__ = ["Forensics"]
 def _compiled_loss(model: Any, y: Any, y_pred: Any) -> Any:
     """A compiled model's loss of a replayed batch (`origin.trace`)."""
     return model.compute_loss(y=y, y_pred=y_pred)
-
-
-def _in_this_graph(structure: Any) -> bool:
-    """Whether every tensor of `structure` belongs to the graph being traced (or is eager)."""
-    graph = tf.compat.v1.get_default_graph() if tf.inside_function() else None
-    return all(
-        getattr(t, "graph", None) is graph for t in tf.nest.flatten(structure) if tf.is_tensor(t)
-    )
 
 
 class Forensics:
@@ -57,8 +50,8 @@ class Forensics:
         self._ledger = ledger
         self._names = names
         self._diagnosed: set[int] = set()  # variables whose missing gradient was explained
-        # Per core, the keeper of its first unhealthy step's batch and the model; and the step a
-        # replay already explained.
+        # Per core, the keeper of its first unhealthy step's batch and the model; and, under XLA,
+        # the step whose latest batch a replay already explained.
         self._keepers: dict[int, tuple[origin_lib.Keeper, Any]] = {}
         self._replayed: dict[int, int] = {}
         # The step's whole batch ``(x, y, sample_weight)`` when a Keras train step got it
@@ -139,7 +132,7 @@ class Forensics:
         """
         model = self.model_of(core)
         batch: tuple[Any, ...] | None = None
-        if self.batch is not None and _in_this_graph(self.batch):
+        if self.batch is not None and activations_lib.in_current_graph(self.batch):
             batch = self.batch
         elif model is not None and self._tap.latest_input(model) is not None:
             batch = (self._tap.latest_input(model),)
@@ -170,11 +163,10 @@ class Forensics:
             self._replay_latest(core)
             return
         keeper = self._keepers.get(id(core))
-        kept = keeper[0].kept() if keeper is not None else None
-        if keeper is None or kept is None or self._replayed.get(id(core)) == kept[0]:
+        kept = keeper[0].unreplayed() if keeper is not None else None
+        if keeper is None or kept is None:
             return
         step, batch, weights = kept
-        self._replayed[id(core)] = step
         loss = self._losses.get(id(keeper[1]))
         if len(batch) == 3 and loss is not None:  # the whole batch, and the loss
             x, y, sample_weight = batch

@@ -17,18 +17,18 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import keras
 import tensorflow as tf
 
-from gradguard import _compat, diagnose, instrument
+from gradguard import _compat, diagnose, instrument, replicas
 from gradguard import activations as activations_lib
 from gradguard import findings as findings_lib
 from gradguard.core import StepCore
 from gradguard.forensics import Forensics
-from gradguard.ledger import Ledger
+from gradguard.ledger import Ledger, shared_root
 from gradguard.ledger import key as ledger_key
 from gradguard.options import Options, check_optimizer
 from gradguard.tap import Tap
@@ -44,29 +44,6 @@ _NONE_GRADIENTS = tf.UnconnectedGradients.NONE
 
 def _is_variable(x: Any) -> bool:
     return isinstance(x, (tf.Variable, keras.Variable))
-
-
-def _shared_root(variables: Iterable[Any]) -> str:
-    """The model name at the front of every Keras path (``sequential/dense/kernel``), if shared.
-
-    Under `gradguard run` the model is unknown; its name is the first of three or more path
-    components common to all variables. Different roots (a GAN's two models) are kept.
-    """
-    roots = set()
-    for v in variables:
-        parts = str(getattr(v, "path", "")).split("/")
-        if len(parts) < 3:
-            return ""
-        roots.add(parts[0])
-    return roots.pop() if len(roots) == 1 else ""
-
-
-def _multi_replica() -> bool:
-    """Whether the update runs under a strategy with several replicas.
-
-    Each replica would see only its slice of the batch: activations are not watched there.
-    """
-    return tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -235,29 +212,12 @@ class Guard:
             finding = diagnose.none_gradient_finding(
                 self._names(variables),
                 range(len(variables)),
-                self._why_no_gradient(tape, target, variables),
+                diagnose.tape_breaks(tape, target, variables),
                 self._calls,
             )
             self._pending.append(finding)
             if self.raise_errors and self.policy.of(finding) is findings_lib.Policy.RAISE:
                 raise finding.error()  # before the optimizer fails on it with less to say
-
-    def _why_no_gradient(self, tape: Any, target: Any, variables: list[Any]) -> dict[int, str]:
-        watched = {id(v) for v in tape.watched_variables()}
-        handles = {id(getattr(v, "value", v)) for v in variables} | {id(v) for v in variables}
-        if not watched & handles:
-            cause = (
-                "the tape, because the forward pass ran outside the `with tf.GradientTape()` "
-                "block (nothing was recorded)"
-            )
-            return dict.fromkeys(range(len(variables)), cause)
-        if isinstance(target, tf.Tensor) and hasattr(target, "graph") and tf.inside_function():
-            return diagnose.graph_breaks(target, variables)
-        cause = (
-            "an op without gradient (a .numpy() or NumPy round trip, a cast to an integer, "
-            "argmax or round, or tf.stop_gradient)"
-        )
-        return dict.fromkeys(range(len(variables)), cause)
 
     def on_warning(self, message: str) -> None:
         """A Python warning raised while the guard listens (Keras' own diagnoses)."""
@@ -290,18 +250,11 @@ class Guard:
         if any(id(v) not in index for v in variables):
             return original(grads, variables)  # Keras names the unknown variable itself
         full: list[Any] = [None] * len(core.variables)
-        absent = set(range(len(core.variables)))
         for g, v in zip(grads, variables):
-            i = index[id(v)]
-            full[i] = g
-            if g is not None:
-                absent.discard(i)
-        absent -= {index[id(v)] for v in explicit_none}
+            full[index[id(v)]] = g
+        absent = set(range(len(full))) - {index[id(v)] for v in variables}  # not in this call
         loss = self._last_loss
-        if loss is not None and (
-            tf.inside_function()
-            and getattr(loss, "graph", None) is not tf.compat.v1.get_default_graph()
-        ):
+        if not activations_lib.in_current_graph(loss):
             loss = None  # not known here: the loss checks stay silent
         core.update(
             loss,
@@ -335,9 +288,8 @@ class Guard:
         causes = {positions[j]: cause for j, cause in found.items()}
         cut = [i for i, cause in causes.items() if cause != diagnose.NOT_USED]
         if cut:
-            self._pending.append(
-                diagnose.none_gradient_finding(self._names(variables), cut, causes, self._calls)
-            )
+            names = self._names(variables)
+            self._pending.append(diagnose.none_gradient_finding(names, cut, causes, self._calls))
 
     def _core(self, optimizer: Any, original: Any, variables: list[Any]) -> StepCore:
         core = self.cores.get(id(optimizer))
@@ -349,7 +301,7 @@ class Guard:
         watchers = [c for c in checks if c.watches_activations]
         if watchers and self._recorder is not None:
             sites = self._recorder.fix_sites()
-        elif watchers and self._tap.outputs and not _multi_replica():
+        elif watchers and self._tap.outputs and not replicas.multi_replica():
             layers, sites = self._tap.sites(variables, self._model_name(variables))
             self._tapped[id(optimizer)] = (layers, sites)
         else:
@@ -450,7 +402,7 @@ class Guard:
         if self.model is not None:
             return str(getattr(self.model, "name", ""))
         seen = {**self.ledger.requested, **self.ledger.applied}.values()
-        return _shared_root(seen or variables)
+        return shared_root(seen or variables)
 
     def _names(self, variables: list[Any]) -> list[str]:
         shown = findings_lib.names(variables, self._model_name(variables))

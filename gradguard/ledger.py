@@ -12,7 +12,7 @@ so the bookkeeping is traced once into the user's graph and adds no retrace.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -22,7 +22,13 @@ import tensorflow as tf
 from gradguard import replicas
 from gradguard.findings import Finding, Severity, listing
 
-__all__ = ["MISSING_APPLY_CALLS_AT_END", "MISSING_APPLY_CALLS_WHILE_RUNNING", "Ledger", "key"]
+__all__ = [
+    "MISSING_APPLY_CALLS_AT_END",
+    "MISSING_APPLY_CALLS_WHILE_RUNNING",
+    "Ledger",
+    "key",
+    "shared_root",
+]
 
 # `missing-apply` needs this many gradient calls with no update: at the end of a run, a few;
 # while it runs, more, so that gradient accumulation over up to that many calls stays silent.
@@ -349,3 +355,18 @@ class Ledger:
                 details={"causes": dict.fromkeys(unread_names, "never read")},
             )
         ]
+
+
+def shared_root(variables: Iterable[Any]) -> str:
+    """The model name at the front of every Keras path (``sequential/dense/kernel``), if shared.
+
+    Under `gradguard run` the model is unknown; its name is the first of three or more path
+    components common to all variables. Different roots (a GAN's two models) are kept.
+    """
+    roots = set()
+    for v in variables:
+        parts = str(getattr(v, "path", "")).split("/")
+        if len(parts) < 3:
+            return ""
+        roots.add(parts[0])
+    return roots.pop() if len(roots) == 1 else ""

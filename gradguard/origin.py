@@ -100,6 +100,7 @@ class Keeper:
         self._structure: Any = None
         self._dtypes: list[tf.DType | None] = []
         self._weights: list[Any] = []
+        self._replayed = -1  # the step `unreplayed` last gave
 
     def keep(self, healthy: tf.Tensor, step: Any, batch: Any, weights: Sequence[Any] = ()) -> None:
         """Keeps `batch` if this is the first unhealthy step (in-graph).
@@ -126,6 +127,14 @@ class Keeper:
             return tf.constant(True)
 
         tf.cond(~healthy & (self._step < 0), keep, lambda: tf.constant(False))
+
+    def unreplayed(self) -> Kept | None:
+        """`kept()` the first time it is asked for after the step was kept; then None."""
+        kept = self.kept()
+        if kept is None or kept.step == self._replayed:
+            return None
+        self._replayed = kept.step
+        return kept
 
     def kept(self) -> Kept | None:
         """The step kept, its batch and weights, as NumPy arrays (host), or None."""

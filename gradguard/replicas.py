@@ -12,11 +12,15 @@ from typing import Any
 import tensorflow as tf
 
 from gradguard import _compat
+from gradguard import batch as batch_lib
 
 __all__ = [
+    "check_mirrored",
     "is_chief",
+    "multi_replica",
     "replica_local_variable",
     "run_if",
+    "run_sharded",
     "state_variable",
     "summing_replica_context",
 ]
@@ -112,3 +116,43 @@ def is_chief() -> bool:
         return True
     has_chief = "chief" in resolver.cluster_spec().as_dict()
     return task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def run_sharded(
+    strategy: tf.distribute.Strategy,
+    step: Callable[..., tuple[tf.Tensor, tf.Tensor]],
+    batch: tuple[Any, ...],
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Runs ``step(*batch) -> (loss, healthy)`` on every replica, each on its share of `batch`.
+
+    A batch the strategy already distributed is used as it is; a global batch is sliced, one
+    slice per replica. Returns the summed loss (each replica's is its 1/R share) and whether
+    every replica's step was healthy.
+    """
+
+    def replica_step(*batch: Any) -> tuple[tf.Tensor, tf.Tensor]:
+        context = tf.distribute.get_replica_context()
+        if not any(isinstance(t, tf.distribute.DistributedValues) for t in tf.nest.flatten(batch)):
+            index, count = context.replica_id_in_sync_group, context.num_replicas_in_sync
+            batch = tf.nest.map_structure(lambda t: batch_lib.replica_slice(t, index, count), batch)
+        return step(*batch)
+
+    loss, healthy = strategy.run(replica_step, args=batch)
+    healthy = tf.reduce_all(tf.stack(strategy.experimental_local_results(healthy)))
+    return strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None), healthy
+
+
+def check_mirrored(strategy: tf.distribute.Strategy, variables: list[Any], model: Any) -> None:
+    """Raises a ValueError if `model`'s variables were not created in the strategy's scope."""
+    value = getattr(variables[0], "value", variables[0])
+    if not strategy.extended.variable_created_in_scope(value):
+        raise ValueError(
+            f"model {getattr(model, 'name', '')!r} was created outside the strategy's "
+            "scope, so its variables are not mirrored: create the model and the optimizer "
+            "inside `with strategy.scope():`."
+        )
+
+
+def multi_replica() -> bool:
+    """Whether the code runs under a strategy with several replicas."""
+    return tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import keras
@@ -16,6 +17,7 @@ from gradguard import activations as activations_lib
 from gradguard import batch as batch_lib
 from gradguard import findings as findings_lib
 from gradguard import origin as origin_lib
+from gradguard import replicas as replicas_lib
 from gradguard import sinks as sinks_lib
 from gradguard import stats as stats_lib
 from gradguard import transforms as transforms_lib
@@ -154,38 +156,6 @@ class TrainStep:
         # (y_true spec, y_pred spec) pairs seen while tracing, judged on the host after the call.
         self._loss_shapes = losses.LossShapes()
 
-        # Two steps: a lean one for most steps and a measuring one for cadence steps (the
-        # weights' change, the TensorBoard scalars). The host knows the step number without a
-        # sync, so it picks; neither step branches on the cadence in-graph. (With gradient
-        # accumulation the update's step is not the call's: one step measures in-graph.)
-        def make_step(measure: bool | None) -> Callable[..., tuple[tf.Tensor, tf.Tensor]]:
-            def step(x: Any, y: Any, sample_weight: Any = None) -> tuple[tf.Tensor, tf.Tensor]:
-                if self.strategy is None:
-                    return self._step(x, y, sample_weight, measure)
-                loss, healthy = self.strategy.run(
-                    self._replica_step, args=(x, y, sample_weight, measure)
-                )
-                healthy = tf.reduce_all(tf.stack(self.strategy.experimental_local_results(healthy)))
-                sum_ = tf.distribute.ReduceOp.SUM
-                return self.strategy.reduce(sum_, loss, axis=None), healthy
-
-            return step
-
-        def keeping(
-            step: Callable[..., tuple[tf.Tensor, tf.Tensor]],
-        ) -> Callable[..., tf.Tensor]:
-            # The batch of the first unhealthy step is kept for a replay that says where its
-            # NaN came from (`origin`); outside XLA, which cannot keep a batch of any shape.
-            def kept(x: Any, y: Any, sample_weight: Any = None) -> tf.Tensor:
-                loss, healthy = step(x, y, sample_weight)
-                if self._keeper is not None:
-                    with tf.name_scope(SCOPE):
-                        step_index = self.core.steps_tensor() - 1
-                        self._keeper.keep(healthy, step_index, (x, y, sample_weight))
-                return loss
-
-            return kept
-
         # Under several replicas XLA compiles each replica's forward and backward pass only:
         # TensorFlow compiles a step that synchronizes replicas (the gradient sum, the
         # optimizer's all-reduce) only when every device is a GPU, so the sum, the checks and
@@ -198,22 +168,24 @@ class TrainStep:
             if per_replica_jit
             else self._loss_and_grads
         )
+        # Two steps: a lean one for most steps and a measuring one for cadence steps (the
+        # weights' change, the TensorBoard scalars). The host knows the step number without a
+        # sync, so it picks; neither step branches on the cadence in-graph. (With gradient
+        # accumulation the update's step is not the call's: one step measures in-graph.)
         measures: tuple[bool | None, ...] = (False, True) if accumulate == 1 else (None,)
         self._fns: dict[bool | None, Callable[..., tf.Tensor]] = {}
         self._keeper: origin_lib.Keeper | None = None
         self._xla = bool(jit_compile)
-        self._origin_step = -1  # the kept step already replayed
         for measure in measures:
             # `_compat.function` keeps TensorFlow's retracing detector from counting the traces
             # of every TrainStep in the process as one's.
-            step = make_step(measure)
-            if run_eagerly:
-                self._fns[measure] = keeping(step)
-            elif jit_compile and not per_replica_jit:
-                compiled = _compat.function(step, jit_compile=True, reduce_retracing=True)
-                self._fns[measure] = _compat.function(keeping(compiled), reduce_retracing=True)
-            else:
-                self._fns[measure] = _compat.function(keeping(step), reduce_retracing=True)
+            step: Callable[..., Any] = functools.partial(self._sharded_step, measure=measure)
+            if jit_compile and not per_replica_jit and not run_eagerly:
+                step = _compat.function(step, jit_compile=True, reduce_retracing=True)
+            kept = functools.partial(self._keeping, step)
+            self._fns[measure] = (
+                kept if run_eagerly else _compat.function(kept, reduce_retracing=True)
+            )
 
     @property
     def core(self) -> StepCore:
@@ -251,13 +223,35 @@ class TrainStep:
         self._replay()
         return self.core.read(self._updates, raise_errors=False, final=True)
 
+    def _sharded_step(
+        self, x: Any, y: Any, sample_weight: Any = None, *, measure: bool | None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """One step here, or on every replica of the strategy, each on its slice of the batch."""
+        if self.strategy is None:
+            return self._step(x, y, sample_weight, measure)
+        return replicas_lib.run_sharded(
+            self.strategy,
+            lambda x, y, sample_weight: self._step(x, y, sample_weight, measure),
+            (x, y, sample_weight),
+        )
+
+    def _keeping(self, step: Callable[..., Any], x: Any, y: Any, sample_weight: Any = None) -> Any:
+        """Runs `step`; keeps the first unhealthy step's batch, to say where its NaN came from.
+
+        (`origin`; outside XLA, which cannot keep a batch of any shape.)
+        """
+        loss, healthy = step(x, y, sample_weight)
+        if self._keeper is not None:
+            with tf.name_scope(SCOPE):
+                self._keeper.keep(healthy, self.core.steps_tensor() - 1, (x, y, sample_weight))
+        return loss
+
     def _replay(self) -> None:
         """Replays the batch kept from the first non-finite step, once: where its NaN began."""
-        kept = self._keeper.kept() if self._keeper is not None else None
-        if kept is None or kept[0] == self._origin_step:
+        kept = self._keeper.unreplayed() if self._keeper is not None else None
+        if kept is None:
             return
         step, (x, y, sample_weight) = kept.step, kept.batch
-        self._origin_step = step
 
         def loss(y: Any, y_pred: Any) -> tf.Tensor:
             return losses.compute(
@@ -294,7 +288,7 @@ class TrainStep:
 
     def _build(self, x: Any) -> None:
         if not getattr(self.model, "built", True) or not self.model.trainable_variables:
-            self._call_model(x, training=False)  # builds the layers' variables
+            batch_lib.call_model(self.model, x, training=False)  # builds the layers' variables
         variables = list(self.model.trainable_variables)
         if not variables:
             raise ValueError(
@@ -306,7 +300,7 @@ class TrainStep:
         scope = self.strategy.scope() if self.strategy else contextlib.nullcontext()
         with scope:
             if self.strategy is not None:
-                self._check_distributed(variables)
+                replicas_lib.check_mirrored(self.strategy, variables, self.model)
             if not self.optimizer.built:
                 self.optimizer.build(variables)
             self._core = StepCore(
@@ -329,57 +323,19 @@ class TrainStep:
         self._watched_layers, self._sites = activations_lib.find_sites(
             self.model,
             x,
-            lambda x: self._call_model(x, training=False),
+            lambda x: batch_lib.call_model(self.model, x, training=False),
             getattr(self.model, "name", ""),
         )
         for check in watchers:
             check.watch(self._sites)
 
-    def _check_distributed(self, variables: list[Any]) -> None:
-        assert self.strategy is not None
-        value = getattr(variables[0], "value", variables[0])
-        if not self.strategy.extended.variable_created_in_scope(value):
-            raise ValueError(
-                f"model {getattr(self.model, 'name', '')!r} was created outside the strategy's "
-                "scope, so its variables are not mirrored: create the model and the optimizer "
-                "inside `with strategy.scope():`."
-            )
-
-    def _replica_step(
-        self, x: Any, y: Any, sample_weight: Any, measure: bool | None = None
-    ) -> tuple[tf.Tensor, tf.Tensor]:
-        """One replica's share: its slice of the global batch, its 1/R share of the loss."""
-        context = tf.distribute.get_replica_context()
-        replicas = context.num_replicas_in_sync
-        if not any(
-            isinstance(t, tf.distribute.DistributedValues)
-            for t in tf.nest.flatten((x, y, sample_weight))
-        ):
-            index = context.replica_id_in_sync_group
-            x, y, sample_weight = tf.nest.map_structure(
-                lambda t: batch_lib.replica_slice(t, index, replicas), (x, y, sample_weight)
-            )
-        return self._step(x, y, sample_weight, measure)
-
-    def _call_model(self, x: Any, training: bool) -> Any:
-        try:
-            return self.model(x, training=training)
-        except (ValueError, TypeError, tf.errors.InvalidArgumentError) as e:
-            expected = getattr(self.model, "inputs", None)
-            hint = f" The model expects {batch_lib.describe(expected)}." if expected else ""
-            raise ValueError(
-                f"model could not be called on x with shapes {batch_lib.describe(x)}: {e}.{hint} "
-                "Pass x as the model's inputs (a tensor, a tuple or a dict matching its Input "
-                "layers)."
-            ) from e
-
     def _forward_loss(self, x: Any, y: Any, sample_weight: Any) -> tf.Tensor:
         if self._watched_layers:
             with activations_lib.capture(self._watched_layers) as outputs:
-                y_pred = self._call_model(x, training=True)
+                y_pred = batch_lib.call_model(self.model, x, training=True)
             self._captured = activations_lib.flatten_outputs(outputs, self._sites)
         else:
-            y_pred = self._call_model(x, training=True)
+            y_pred = batch_lib.call_model(self.model, x, training=True)
         self._loss_shapes.record(y, y_pred)
         return losses.compute(
             self.loss_fn, y, y_pred, sample_weight, getattr(self.model, "losses", [])
@@ -399,25 +355,20 @@ class TrainStep:
         except (AttributeError, NotImplementedError) as e:
             if "numpy" not in str(e).lower():
                 raise
-            finding = diagnose.none_gradient_finding(
-                self.core.layout.names,
-                range(len(variables)),
-                dict.fromkeys(range(len(variables)), diagnose.NUMPY_CALL),
-                self._steps,
-            )
-            raise finding.error() from e
+            every = range(len(variables))
+            causes = dict.fromkeys(every, diagnose.NUMPY_CALL)
+            raise self._no_gradient(
+                every, (x, y, sample_weight), self._steps, causes
+            ).error() from e
         captured, self._captured = self._captured, ()
         return loss, tape.gradient(scaled_loss, variables), captured
 
     def _step(self, x: Any, y: Any, sample_weight: Any, measure: bool | None = None) -> tf.Tensor:
-        variables = self.core.variables
         loss, grads, captured = self._gradients(x, y, sample_weight)
         if all(g is None for g in grads) and self.core.policy["none-gradient"] is Policy.RAISE:
             # Nothing could be trained: say why now, before XLA compiles or anything runs.
-            causes = diagnose.chain_breaks(self._forward_loss, (x, y, sample_weight), variables)
-            raise diagnose.none_gradient_finding(
-                self.core.layout.names, range(len(variables)), causes, self._steps
-            ).error()
+            every = range(len(grads))
+            raise self._no_gradient(every, (x, y, sample_weight), self._steps).error()
         with transforms_lib.computing_norms_once():  # the same norms as the core's
             with tf.name_scope(SCOPE):
                 finite = tf.math.is_finite(transforms_lib.global_norm(grads))
@@ -432,6 +383,14 @@ class TrainStep:
                 )
         return loss, healthy
 
+    def _no_gradient(
+        self, indices: Iterable[int], batch: tuple[Any, ...], step: int, causes: Any = None
+    ) -> findings_lib.Finding:
+        """The `none-gradient` finding for `indices`: where each one's chain to the loss broke."""
+        if causes is None:
+            causes = diagnose.chain_breaks(self._forward_loss, batch, self.core.variables)
+        return diagnose.none_gradient_finding(self.core.layout.names, indices, causes, step)
+
     def _accumulated_update(self, loss: tf.Tensor, grads: list[Any], extra: Any) -> None:
         captured, bad_input = extra
         self.core.update(loss, grads, activations=captured, bad_input=bad_input)
@@ -443,12 +402,7 @@ class TrainStep:
         new_none = core.none_indices - self._diagnosed
         if new_none:
             self._diagnosed |= new_none
-            causes = diagnose.chain_breaks(
-                self._forward_loss, (x, y, sample_weight), core.variables
-            )
-            found.append(
-                diagnose.none_gradient_finding(core.layout.names, core.none_indices, causes, step)
-            )
+            found.append(self._no_gradient(core.none_indices, (x, y, sample_weight), step))
         if "chance_loss" not in core.notes and self._loss_shapes.traced:
             width, labels = self._loss_shapes.output_width, batch_lib.labels(y)
             core.notes["chance_loss"] = chance.chance_loss(self.loss_fn, width, labels)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import tensorflow as tf
 
+from gradguard import _compat
 from gradguard import replicas as replicas_lib
 from gradguard.findings import Finding
 from gradguard.stats import Context, Layout, Stats
@@ -35,7 +36,7 @@ from gradguard.stats import Context, Layout, Stats
 if TYPE_CHECKING:
     from gradguard.inspect.logged import Logged
 
-__all__ = ["Check", "Scalar", "StateSpec"]
+__all__ = ["Check", "Scalar", "StateReader", "StateSpec"]
 
 # How the replicas' copies of a state combine at a host read.
 _COMBINE: Mapping[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -231,3 +232,31 @@ class Check:
         """
         state = self.replay(logged)
         return None if state is None else self.judge(state, context)
+
+
+class StateReader:
+    """Every check's state in one call, replicas combined: one host sync, not one per variable.
+
+    Args:
+      checks: The checks whose state to read, built.
+    """
+
+    def __init__(self, checks: Sequence[Check]):
+        self.checks = list(checks)
+        self._read: tuple[int, Any] | None = None  # (state count, the traced read)
+
+    def __call__(self) -> list[dict[str, np.ndarray]]:
+        """Each check's state as `Check.state()` gives it, in the order of `checks`."""
+        specs = [dict(check.state_specs) for check in self.checks]
+        count = sum(len(s) for s in specs)
+        if self._read is None or self._read[0] != count:
+            # Rebuilt when a check adds state later (ActivationHealth, once it knows the layers).
+            read = _compat.function(
+                lambda: [{name: spec.local_values() for name, spec in s.items()} for s in specs]
+            )
+            self._read = (count, read)
+        values = self._read[1]()
+        return [
+            {name: s[name].combine([v.numpy() for v in copies]) for name, copies in d.items()}
+            for s, d in zip(specs, values)
+        ]

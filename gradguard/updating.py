@@ -1,0 +1,99 @@
+"""How a guarded update reaches the optimizer, around `StepCore.update`.
+
+* `gather`: the whole batch's loss and gradients, as checks and transforms must see them
+  (summed over replicas, the loss scale removed), and the factor the optimizer's own gradients
+  need to come out as Keras expects;
+* `apply`: the present gradients handed to the optimizer, behind the transform's gate if any;
+* `applied`: whether the call changes the weights (a skipped update, a loss-scale overflow, a
+  Keras optimizer accumulating gradients).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from gradguard import _compat, replicas
+from gradguard import transforms as transforms_lib
+
+__all__ = ["applied", "apply", "gather"]
+
+
+def gather(
+    loss: tf.Tensor, grads: Sequence[Any], loss_scaler: keras.optimizers.LossScaleOptimizer | None
+) -> tuple[tf.Tensor, list[Any], tf.Tensor | None, tf.Tensor]:
+    """The whole batch's loss and unscaled gradients, and what `apply` must scale back.
+
+    Returns:
+      The loss, the gradients, the factor the optimizer's gradients need (None: 1) and the
+      loss scale.
+    """
+    grads = list(grads)
+    apply_factor: tf.Tensor | None = None
+    replica = replicas.summing_replica_context()
+    if replica is not None:
+        # Checks and transforms must see the gradient of the whole batch (the clipped norm is
+        # the global one), so sum over replicas first. Keras sums again inside `apply`;
+        # handing it 1/R of the sum gives the sum back.
+        present = [i for i, g in enumerate(grads) if g is not None]
+        summed = replica.all_reduce(tf.distribute.ReduceOp.SUM, [grads[i] for i in present])
+        for i, g in zip(present, summed):
+            grads[i] = g
+        loss = replica.all_reduce(tf.distribute.ReduceOp.SUM, loss)
+        apply_factor = tf.constant(1.0 / replica.num_replicas_in_sync)
+    loss_scale = tf.constant(1.0)
+    if loss_scaler is not None:
+        loss_scale = tf.cast(tf.convert_to_tensor(loss_scaler.dynamic_scale), tf.float32)
+        grads = [transforms_lib.scale_gradient(g, 1.0 / loss_scale) for g in grads]
+        apply_factor = loss_scale if apply_factor is None else apply_factor * loss_scale
+    return loss, grads, apply_factor, loss_scale
+
+
+def applied(
+    optimizer: keras.optimizers.Optimizer,
+    any_present: bool,
+    gate: Any,
+    overflow: tf.Tensor,
+    loss_scaled: bool,
+) -> tf.Tensor:
+    """Whether this call changes the weights (a bool tensor)."""
+    if not any_present:
+        return tf.constant(False)
+    if gate is not None:
+        result = gate
+    elif loss_scaled:
+        result = ~overflow
+    else:
+        result = tf.constant(True)
+    inner = _compat.inner_optimizer(optimizer)
+    accumulation = getattr(inner, "gradient_accumulation_steps", None)
+    if accumulation:
+        # A Keras optimizer that accumulates gradients changes the weights only every k-th
+        # call; the other calls are not updates to judge.
+        iterations = tf.convert_to_tensor(inner.iterations)
+        result = result & tf.equal((iterations + 1) % accumulation, 0)
+    return result
+
+
+def apply(
+    apply_fn: Callable[[Any, Any], Any],
+    grads: list[Any],
+    variables: list[Any],
+    gate: Any,
+    apply_factor: tf.Tensor | None,
+) -> None:
+    """Hands the gradients to `apply_fn` with `variables`, behind the gate if there is one."""
+    if not grads:
+        return
+    if apply_factor is not None:
+        grads = [transforms_lib.scale_gradient(g, apply_factor) for g in grads]
+    if gate is None:
+        # Not inside a conditional: the optimizer's work then overlaps the backward pass.
+        # (The loss scaler skips overflow steps itself, inside its `apply`.)
+        apply_fn(grads, variables)
+    else:
+        # A gate waits for every gradient; that wait is what skipping non-finite costs.
+        replicas.run_if(gate, lambda grads: apply_fn(grads, variables), grads)
