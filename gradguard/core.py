@@ -255,7 +255,7 @@ class StepCore:
                 loss_known=tf.constant(loss_known),
                 activations=tuple(activations),
             )
-            self._fold(stats, learning_rate)
+            self._fold(stats, learning_rate, measure)
         self.last_stats = stats
         return stats
 
@@ -272,15 +272,15 @@ class StepCore:
         gate = None if self._loss_scaler is not None else self.transform.should_apply(new_state)
         return new_grads, gate
 
-    def _fold(self, stats: Stats, learning_rate: tf.Tensor) -> None:
-        """Folds the step into every check, the counters and the recorder."""
+    def _fold(self, stats: Stats, learning_rate: tf.Tensor, measure: bool | None) -> None:
+        """Folds the step into every check, the counters and the recorder (`measure`: as given)."""
         clipped = stats.applied & (stats.grad_norm_after < stats.grad_norm * (1.0 - 1e-6))
         if tf.executing_eagerly() and not tf.distribute.has_strategy():
             # An eager step would dispatch the checks' few hundred small ops one by one from
             # Python (most of gradguard's cost in an eager loop): they run as one graph.
             fields = {f.name: getattr(stats, f.name) for f in dataclasses.fields(stats)}
-            # Known, as in a traced step: a lean step's checks skip the measured-only work.
-            fields["measured"] = bool(stats.measured)
+            if measure is not None:  # known, as in a traced step: no host read to learn it
+                fields["measured"] = measure  # a lean step's checks skip the measuring work
             if self._eager_fold is None:
                 self._eager_fold = _compat.function(
                     lambda fields, clipped: self._fold_state(Stats(**fields), clipped),
