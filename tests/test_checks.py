@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import keras
@@ -17,6 +18,7 @@ from harness import Scripted, fold, judge, numpy_cut_loss, stats
 import gradguard
 from gradguard import checks
 from gradguard.activations import Site
+from gradguard.checks.base import StateReader
 from gradguard.stats import Context, Layout
 
 # -- each check's fold against a NumPy reference, eager, graph and XLA ------------------------
@@ -427,6 +429,48 @@ def test_fold_matches_numpy_and_judges(scripted, mode):
 def test_every_built_in_check_is_scripted():
     scripted = {type(s.check()) for s in SCRIPTED}
     assert {c for c, _ in checks.BUILT_IN} <= scripted
+
+
+class _Packed(checks.Check):
+    """Two counters and a per-variable maximum folded through one packed variable."""
+
+    def _build(self):
+        n = self.layout.size
+        self.packed = self.add_states({"steps": 0.0, "top": [0.0] * n, "last": -1.0})
+
+    def update(self, stats):
+        steps, top, last = tf.split(self.packed.read_value(), [1, self.layout.size, 1])
+        self.packed.assign(tf.concat([steps + 1, tf.maximum(top, stats.grad_sq), last * 0], 0))
+
+    def judge(self, state, context):
+        return []
+
+
+def test_packed_states_read_back_by_name_and_shape():
+    check = _Packed()
+    check.build(Layout.from_names(["a/kernel", "a/bias", "b/kernel"]))
+    assert len({id(spec.variable) for spec in check.state_specs.values()}) == 1
+    for grad_sq in ([1.0, 5.0, 2.0], [3.0, 0.0, 2.5]):
+        check.update(SimpleNamespace(grad_sq=tf.constant(grad_sq)))
+    state = check.state()
+    assert state["steps"].shape == () and state["steps"] == 2
+    np.testing.assert_allclose(state["top"], [3.0, 5.0, 2.5])
+    assert state["last"] == 0
+    # The checks' one-sync reader splits it the same way.
+    (read,) = StateReader([check])()
+    assert {k: np.asarray(v).tolist() for k, v in read.items()} == {
+        k: np.asarray(v).tolist() for k, v in state.items()
+    }
+
+
+def test_a_state_declared_twice_across_packs_is_refused():
+    class Twice(_Packed):
+        def _build(self):
+            super()._build()
+            self.add_states({"other": 0.0, "top": 1.0})
+
+    with pytest.raises(ValueError, match="declares state 'top' twice"):
+        Twice().build(Layout.from_names(["a/kernel"]))
 
 
 # -- each check's particulars -------------------------------------------------------------------

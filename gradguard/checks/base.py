@@ -63,6 +63,9 @@ class StateSpec:
     variable: tf.Variable
     replicas: str
     strategy: tf.distribute.Strategy
+    # Where this state sits in a variable packed with others (`Check.add_states`): its
+    # elements and shape. None: the state is the whole variable.
+    part: tuple[slice, tuple[int, ...]] | None = None
 
     def local_values(self) -> list[tf.Tensor]:
         """The copies' values (in-graph or eager): one, or one per local replica."""
@@ -75,8 +78,13 @@ class StateSpec:
     def combine(self, values: Sequence[np.ndarray]) -> np.ndarray:
         """The host value: the copies combined as declared."""
         if self.replicas == "same" or len(values) == 1:
-            return np.asarray(values[0])
-        return _COMBINE[self.replicas](np.stack([np.asarray(v) for v in values]))
+            value = np.asarray(values[0])
+        else:
+            value = _COMBINE[self.replicas](np.stack([np.asarray(v) for v in values]))
+        if self.part is None:
+            return value
+        elements, shape = self.part
+        return value[elements].reshape(shape)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,19 +151,57 @@ class Check:
         Returns:
           The variable (in-graph reads in `update` see this replica's copy).
         """
-        if name in self._specs:
-            raise ValueError(f"{type(self).__name__} declares state {name!r} twice.")
+        variable = self._variable([name], default, dtype, replicas)
+        self._specs[name] = StateSpec(variable, replicas, tf.distribute.get_strategy())
+        return variable
+
+    def add_states(
+        self,
+        defaults: Mapping[str, Any],
+        dtype: tf.DType = tf.float32,
+        *,
+        replicas: str = "same",
+    ) -> tf.Variable:
+        """Declares several states of one dtype kept in one flat variable (call from `_build`).
+
+        Each executed op costs the step about a microsecond whatever its size, so a check that
+        folds several small states reads this variable once, computes the new values, and
+        writes them back with one ``assign`` of their concatenation, in the order of
+        `defaults`. `state()` still gives each state by its name and shape.
+
+        Args:
+          defaults: Initial value of each state (a scalar or a list), by name.
+          dtype: Their dtype.
+          replicas: How replicas combine them (`StateSpec.replicas`), element by element.
+
+        Returns:
+          The packed variable: 1-D, the states flattened one after another.
+        """
+        values = {name: np.asarray(value) for name, value in defaults.items()}
+        flat = np.concatenate([v.reshape(-1) for v in values.values()])
+        variable = self._variable(list(values), flat, dtype, replicas)
+        strategy = tf.distribute.get_strategy()
+        start = 0
+        for name, value in values.items():
+            part = (slice(start, start + value.size), value.shape)
+            self._specs[name] = StateSpec(variable, replicas, strategy, part)
+            start += value.size
+        return variable
+
+    def _variable(
+        self, names: Sequence[str], default: Any, dtype: tf.DType, replicas: str
+    ) -> tf.Variable:
+        for name in names:
+            if name in self._specs:
+                raise ValueError(f"{type(self).__name__} declares state {name!r} twice.")
         if replicas != "same" and replicas not in _COMBINE:
             raise ValueError(
                 f"replicas must be 'same' or one of {sorted(_COMBINE)}; got {replicas!r}."
             )
-        strategy = tf.distribute.get_strategy()
+        name = "gradguard_" + "_".join(names)
         if replicas == "same":
-            variable = replicas_lib.state_variable(default, dtype, f"gradguard_{name}")
-        else:
-            variable = replicas_lib.replica_local_variable(default, dtype, f"gradguard_{name}")
-        self._specs[name] = StateSpec(variable, replicas, strategy)
-        return variable
+            return replicas_lib.state_variable(default, dtype, name)
+        return replicas_lib.replica_local_variable(default, dtype, name)
 
     def add_scalar(self, tag: str, value: Callable[[], tf.Tensor]) -> None:
         """Declares a TensorBoard scalar computed from the state in-graph (from `_build`)."""

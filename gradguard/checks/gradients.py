@@ -40,8 +40,8 @@ class ZeroGradient(Check):
 
     def _build(self) -> None:
         self.max_sq = self.add_state("grad_sq_max", [0.0] * self.layout.size)
-        self.stalled = self.add_state("stalled_steps", 0, tf.int64)
-        self.stalled_since = self.add_state("stalled_since", -1, tf.int64)
+        # How many steps in a row every gradient was zero, and since which step.
+        self.stalled = self.add_states({"stalled_steps": 0, "stalled_since": -1}, tf.int64)
 
     def update(self, stats: Stats) -> None:
         # A non-finite gradient is not a zero one; count it as non-zero.
@@ -54,11 +54,9 @@ class ZeroGradient(Check):
             & tf.not_equal(loss, 0.0)
             & tf.convert_to_tensor(stats.loss_known)
         )
-        zero = tf.zeros_like(self.stalled)
-        self.stalled_since.assign(
-            tf.where(stalled & tf.equal(self.stalled, 0), stats.step, self.stalled_since)
-        )
-        self.stalled.assign(tf.where(stalled, self.stalled + 1, zero))
+        steps, since = tf.unstack(self.stalled.read_value())
+        since = tf.where(stalled & tf.equal(steps, 0), stats.step, since)
+        self.stalled.assign(tf.stack([tf.where(stalled, steps + 1, 0), since]))
 
     def judge(self, state: Mapping[str, np.ndarray], context: Context) -> list[Finding]:
         if context.steps < self.min_steps:
@@ -147,21 +145,25 @@ class ExplodingGradient(Check):
         self.min_norm = min_norm
 
     def _build(self) -> None:
-        self.first = self.add_state("norm_first", -1.0)
-        self.max = self.add_state("norm_max", 0.0)
+        layers = len(self.layout.layers)
+        self.norms = self.add_states(
+            {"norm_first": -1.0, "norm_max": 0.0, "layer_norm_max": [0.0] * layers}
+        )
         self.max_step = self.add_state("norm_max_step", -1, tf.int64)
-        self.layer_max = self.add_state("layer_norm_max", [0.0] * len(self.layout.layers))
 
     def update(self, stats: Stats) -> None:
         norm = stats.grad_norm
         finite = tf.math.is_finite(norm)
-        self.first.assign(tf.where((self.first < 0) & finite, norm, self.first))
-        larger = finite & (norm > self.max)
-        self.max.assign(tf.where(larger, norm, self.max))
-        self.max_step.assign(tf.where(larger, stats.step, self.max_step))
+        firsts, layer_max = tf.split(self.norms.read_value(), [2, len(self.layout.layers)])
+        first, largest = tf.unstack(firsts)
+        larger = finite & (norm > largest)
         layer_norm = tf.sqrt(self.layout.per_layer(stats.grad_sq))
         layer_norm = tf.where(tf.math.is_finite(layer_norm), layer_norm, 0.0)
-        self.layer_max.assign(tf.maximum(self.layer_max, layer_norm))
+        firsts = tf.stack(
+            [tf.where((first < 0) & finite, norm, first), tf.where(larger, norm, largest)]
+        )
+        self.norms.assign(tf.concat([firsts, tf.maximum(layer_max, layer_norm)], axis=0))
+        self.max_step.assign(tf.where(larger, stats.step, self.max_step))
 
     def judge(self, state: Mapping[str, np.ndarray], context: Context) -> list[Finding]:
         s = state

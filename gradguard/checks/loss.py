@@ -60,29 +60,36 @@ class LossNotDecreasing(Check):
     not_logged = frozenset({"loss_min", "loss_max", "loss_history"})
 
     def _build(self) -> None:
-        self.first_sum = self.add_state("loss_first_sum", 0.0)
-        self.recent = self.add_state("loss_recent", 0.0)
+        # The first window's sum, the moving average, the extremes, and the moving average every
+        # `window` finite steps, latest last (NaN: not yet).
+        self.losses = self.add_states(
+            {
+                "loss_first_sum": 0.0,
+                "loss_recent": 0.0,
+                "loss_min": np.inf,
+                "loss_max": -np.inf,
+                "loss_history": [np.nan] * self.chance_samples,
+            }
+        )
         self.count = self.add_state("loss_count", 0, tf.int64)
-        self.low = self.add_state("loss_min", np.inf)
-        self.high = self.add_state("loss_max", -np.inf)
-        # The moving average every `window` finite steps, latest last (NaN: not yet).
-        self.history = self.add_state("loss_history", [np.nan] * self.chance_samples)
 
     def update(self, stats: Stats) -> None:
         loss = tf.cast(stats.loss, tf.float32)
         # A loss the entry point does not know (the guard before it saw one) is not judged.
         finite = tf.math.is_finite(loss) & tf.convert_to_tensor(stats.loss_known)
         loss = tf.where(finite, loss, 0.0)
-        self.low.assign(tf.where(finite, tf.minimum(self.low, loss), self.low))
-        self.high.assign(tf.where(finite, tf.maximum(self.high, loss), self.high))
-        in_first = finite & (self.count < self.window)
-        self.first_sum.assign_add(tf.where(in_first, loss, 0.0))
+        losses = self.losses.read_value()
+        latest, history = tf.split(losses, [4, self.chance_samples])
+        first_sum, recent, low, high = tf.unstack(latest)
+        count = self.count.read_value()
+        first_sum += tf.where(count < self.window, loss, 0.0)
         decay = 2.0 / (self.window + 1)
-        recent = tf.where(self.count == 0, loss, self.recent + decay * (loss - self.recent))
-        self.recent.assign(tf.where(finite, recent, self.recent))
-        sample = finite & tf.equal((self.count + 1) % self.window, 0)
-        shifted = tf.concat([self.history[1:], tf.reshape(recent, [1])], axis=0)
-        self.history.assign(tf.where(sample, shifted, self.history))
+        recent = tf.where(count == 0, loss, recent + decay * (loss - recent))
+        sample = tf.equal((count + 1) % self.window, 0)
+        shifted = tf.concat([history[1:], tf.reshape(recent, [1])], axis=0)
+        latest = tf.stack([first_sum, recent, tf.minimum(low, loss), tf.maximum(high, loss)])
+        new = tf.concat([latest, tf.where(sample, shifted, history)], axis=0)
+        self.losses.assign(tf.where(finite, new, losses))
         self.count.assign_add(tf.cast(finite, tf.int64))
 
     def judge(self, state: Mapping[str, np.ndarray], context: Context) -> list[Finding]:

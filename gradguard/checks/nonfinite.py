@@ -65,39 +65,48 @@ class NonFinite(Check):
 
     def _build(self) -> None:
         n = self.layout.size
-        self.loss_first = self.add_state("loss_first", -1, tf.int64)
-        self.grad_first = self.add_state("grad_first", [-1] * n, tf.int64)
-        self.weight_first = self.add_state("weight_first", [-1] * n, tf.int64)
-        self.skipped = self.add_state("skipped", 0, tf.int64)
-        self.overflows = self.add_state("overflows", 0, tf.int64)
+        # The first step each thing went wrong (-1: not yet): the loss, each gradient, each
+        # weight, an update a transform refused although the loss and the gradients were
+        # finite, a batch at fault (`Stats.bad_input`).
+        self.firsts = self.add_states(
+            {
+                "loss_first": -1,
+                "grad_first": [-1] * n,
+                "weight_first": [-1] * n,
+                "vetoed_finite_first": -1,
+                "data_first": -1,
+            },
+            tf.int64,
+        )
+        self.counts = self.add_states({"skipped": 0, "overflows": 0, "vetoed_finite": 0}, tf.int64)
         self.loss_scale_min = self.add_state("loss_scale_min", np.inf)
-        # Updates a transform refused although the loss and the gradients were finite.
-        self.vetoed_first = self.add_state("vetoed_finite_first", -1, tf.int64)
-        self.vetoed = self.add_state("vetoed_finite", 0, tf.int64)
-        # The first step whose batch was at fault (`Stats.bad_input`), and what was wrong.
-        self.data_first = self.add_state("data_first", -1, tf.int64)
+        # What was wrong with the first batch at fault.
         self.data_faults = self.add_state("data_faults", 0, tf.int32)
 
     def update(self, stats: Stats) -> None:
-        def first(state: tf.Variable, bad: tf.Tensor) -> None:
-            state.assign(tf.where((state < 0) & bad, stats.step, state))
-
         overflow = tf.convert_to_tensor(stats.overflow)
-        first(self.loss_first, ~tf.math.is_finite(stats.loss))
-        first(self.grad_first, ~overflow & ~tf.math.is_finite(stats.grad_sq))
-        first(self.weight_first, stats.measured & ~tf.math.is_finite(stats.weight_sq))
-        self.skipped.assign_add(tf.cast(~stats.applied & ~overflow, tf.int64))
-        self.overflows.assign_add(tf.cast(overflow, tf.int64))
+        finite_loss = tf.math.is_finite(stats.loss)
+        finite_grads = tf.math.is_finite(stats.grad_sq)
+        vetoed = tf.convert_to_tensor(stats.vetoed) & finite_loss & tf.reduce_all(finite_grads)
+        bad_input = tf.convert_to_tensor(stats.bad_input, tf.int32)
+        bad = tf.concat(
+            [
+                tf.reshape(~finite_loss, [1]),
+                ~overflow & ~finite_grads,
+                stats.measured & ~tf.math.is_finite(stats.weight_sq),
+                tf.stack([vetoed, bad_input != 0]),
+            ],
+            axis=0,
+        )
+        firsts = self.firsts.read_value()
+        self.firsts.assign(tf.where((firsts < 0) & bad, stats.step, firsts))
+        self.data_faults.assign(
+            tf.where((firsts[-1] < 0) & (bad_input != 0), bad_input, self.data_faults)
+        )
+        counted = tf.stack([~tf.convert_to_tensor(stats.applied) & ~overflow, overflow, vetoed])
+        self.counts.assign_add(tf.cast(counted, tf.int64))
         scale = tf.cast(stats.loss_scale, tf.float32)
         self.loss_scale_min.assign(tf.minimum(self.loss_scale_min, scale))
-        finite = tf.math.is_finite(stats.loss) & tf.reduce_all(tf.math.is_finite(stats.grad_sq))
-        vetoed = tf.convert_to_tensor(stats.vetoed) & finite
-        first(self.vetoed_first, vetoed)
-        self.vetoed.assign_add(tf.cast(vetoed, tf.int64))
-        bad = tf.convert_to_tensor(stats.bad_input, tf.int32)
-        new = (self.data_first < 0) & (bad != 0)
-        self.data_faults.assign(tf.where(new, bad, self.data_faults))
-        first(self.data_first, bad != 0)
 
     def judge(self, state: Mapping[str, np.ndarray], context: Context) -> list[Finding]:
         s = state

@@ -52,15 +52,22 @@ class UpdateRatio(Check):
 
     def _build(self) -> None:
         n, layers = self.layout.size, len(self.layout.layers)
-        self.measured = self.add_state("measured", [0] * layers, tf.int64)
-        self.below = self.add_state("below", [0] * layers, tf.int64)
-        self.above = self.add_state("above", [0] * layers, tf.int64)
+        # Counted per layer and per variable, folded with one assign_add.
+        self.counts = self.add_states(
+            {
+                "measured": [0] * layers,
+                "below": [0] * layers,
+                "above": [0] * layers,
+                "eligible": [0] * n,
+                "unchanged": [0] * n,
+            },
+            tf.int64,
+        )
         self.last = self.add_state("last", [0.0] * layers)
-        self.eligible = self.add_state("eligible", [0] * n, tf.int64)
-        self.unchanged = self.add_state("unchanged", [0] * n, tf.int64)
         # The current run of measured steps that left each variable unchanged, and its start.
-        self.streak = self.add_state("unchanged_streak", [0] * n, tf.int64)
-        self.since = self.add_state("unchanged_since", [-1] * n, tf.int64)
+        self.streaks = self.add_states(
+            {"unchanged_streak": [0] * n, "unchanged_since": [-1] * n}, tf.int64
+        )
 
     def update(self, stats: Stats) -> None:
         if known_false(stats.measured):
@@ -72,22 +79,15 @@ class UpdateRatio(Check):
         # one without gradient is `zero-gradient`'s business, not a learning rate problem.
         valid = measured & (w_norm > 0) & (self.layout.per_layer(stats.grad_sq) > 0)
         ratio = u_norm / tf.where(w_norm > 0, w_norm, 1.0)
-
-        def count(state: tf.Variable, condition: tf.Tensor) -> None:
-            state.assign_add(tf.cast(condition, tf.int64))
-
-        count(self.measured, valid)
-        count(self.below, valid & (ratio < self.low))
-        count(self.above, valid & (ratio > self.high))
         self.last.assign(tf.where(valid, ratio, self.last))
         eligible = measured & (stats.grad_sq > 0)
-        count(self.eligible, eligible)
         still = eligible & tf.equal(stats.update_sq, 0.0)
-        count(self.unchanged, still)
-        self.since.assign(tf.where(still & tf.equal(self.streak, 0), stats.step, self.since))
-        moved = eligible & ~still
-        restart = tf.where(moved, tf.zeros_like(self.streak), self.streak)
-        self.streak.assign(tf.where(still, self.streak + 1, restart))
+        counted = [valid, valid & (ratio < self.low), valid & (ratio > self.high), eligible, still]
+        self.counts.assign_add(tf.cast(tf.concat(counted, axis=0), tf.int64))
+        streak, since = tf.split(self.streaks.read_value(), 2)
+        since = tf.where(still & tf.equal(streak, 0), stats.step, since)
+        restart = tf.where(eligible & ~still, tf.zeros_like(streak), streak)
+        self.streaks.assign(tf.concat([tf.where(still, streak + 1, restart), since], axis=0))
 
     def judge(self, state: Mapping[str, np.ndarray], context: Context) -> list[Finding]:
         s = state
