@@ -194,7 +194,7 @@ class StepCore:
             grad_sq = tf.stack(
                 [tf.constant(0.0) if g is None else transforms_lib.sq_norm(g) for g in grads]
             )
-            grad_norm = tf.sqrt(tf.reduce_sum(grad_sq))
+            grad_norm = transforms_lib.global_norm(grads)
             # float16 overflow the loss scaler will skip on purpose: not a non-finite finding.
             overflow = tf.constant(self._loss_scaler is not None) & (
                 ~tf.math.is_finite(grad_norm) & tf.math.is_finite(loss)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import tensorflow as tf
@@ -59,23 +59,35 @@ def sq_norm(grad: tf.Tensor | tf.IndexedSlices) -> tf.Tensor:
     `computing_norms_once()` each gradient's norm is computed once per step.
     For `tf.IndexedSlices` the norm is that of the slices (repeated indices are not merged).
     """
-    known: dict[int, tuple[Any, Any, tf.Tensor]] | None = getattr(_known, "norms", None)
+
+    def compute() -> tf.Tensor:
+        values = grad.values if isinstance(grad, tf.IndexedSlices) else grad
+        # l2_loss is sum(x**2) / 2 in one fused pass, without a squared temporary (benchmarked).
+        return 2.0 * tf.nn.l2_loss(tf.cast(values, tf.float32))
+
+    return _once((grad,), compute)
+
+
+def _once(of: tuple[Any, ...], compute: Callable[[], tf.Tensor]) -> tf.Tensor:
+    """``compute()``, or inside `computing_norms_once` what it gave first for the objects `of`."""
+    known: dict[tuple[int, ...], tuple[Any, Any, tf.Tensor]] | None = getattr(_known, "norms", None)
     graph = tf.compat.v1.get_default_graph()
-    if known is not None and id(grad) in known:
-        kept, kept_graph, norm = known[id(grad)]
-        if kept is grad and kept_graph is graph:  # a tensor of a branch is not used outside it
-            return norm
-    values = grad.values if isinstance(grad, tf.IndexedSlices) else grad
-    # l2_loss is sum(x**2) / 2 in one fused pass, without a squared temporary (benchmarked).
-    norm = 2.0 * tf.nn.l2_loss(tf.cast(values, tf.float32))
+    key = tuple(map(id, of))
+    if known is not None and key in known:
+        kept, kept_graph, value = known[key]
+        # The same objects (not new ones at a reused id) in the same graph (a tensor of a
+        # conditional's branch is not used outside it).
+        if all(a is b for a, b in zip(kept, of)) and kept_graph is graph:
+            return value
+    value = compute()
     if known is not None:
-        known[id(grad)] = (grad, graph, norm)  # holding `grad` keeps its id from being reused
-    return norm
+        known[key] = (of, graph, value)  # holding `of` keeps their ids from being reused
+    return value
 
 
 @contextlib.contextmanager
 def computing_norms_once() -> Iterator[None]:
-    """Within, `sq_norm` of the same gradient object returns the norm computed first.
+    """Within, `sq_norm` (and `global_norm`) of the same gradients return the norm computed first.
 
     The statistics, the transforms and the non-finite gate each take the norms of the same
     gradients. A graph's optimizer merges the copies, but an eager step computed every one (four
@@ -93,10 +105,10 @@ def computing_norms_once() -> Iterator[None]:
 
 def global_norm(grads: Sequence[Grad]) -> tf.Tensor:
     """L2 norm of all gradients together, ignoring `None` entries; float32."""
-    squares = [sq_norm(g) for g in grads if g is not None]
-    if not squares:
+    present = tuple(g for g in grads if g is not None)
+    if not present:
         return tf.constant(0.0)
-    return tf.sqrt(tf.add_n(squares))
+    return _once(present, lambda: tf.sqrt(tf.add_n([sq_norm(g) for g in present])))
 
 
 def scale_gradient(grad: Grad, factor: tf.Tensor) -> Grad:

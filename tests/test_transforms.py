@@ -294,7 +294,10 @@ def test_each_gradient_norm_is_computed_once_per_step():
         first = transforms.sq_norm(g)
         assert float(first) == 25.0
         assert transforms.sq_norm(g) is first
-        assert float(transforms.global_norm([g, None, other])) == pytest.approx(26.0**0.5)
+        total = transforms.global_norm([g, None, other])
+        assert float(total) == pytest.approx(26.0**0.5)
+        assert transforms.global_norm([g, other]) is total  # the same gradients: the same norm
+        assert transforms.global_norm([g]) is not total
         with transforms.computing_norms_once():  # nested: the outer step's norms stay known
             assert transforms.sq_norm(g) is first
         assert transforms.sq_norm(g) is first
