@@ -164,7 +164,7 @@ class Check:
     ) -> tf.Variable:
         """Declares several states of one dtype kept in one flat variable (call from `_build`).
 
-        Each executed op costs the step about a microsecond whatever its size, so a check that
+        Each executed op costs the step microseconds however small it is, so a check that
         folds several small states reads this variable once, computes the new values, and
         writes them back with one ``assign`` of their concatenation, in the order of
         `defaults`. `state()` still gives each state by its name and shape.
