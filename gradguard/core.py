@@ -302,9 +302,31 @@ class StepCore:
     def _fold_state(self, stats: Stats, clipped: tf.Tensor) -> None:
         """Folds the step into every check and the latest-step statistics (in-graph)."""
         for check in self.checks:
-            check.update(stats)
+            if not check.measured_only:
+                check.update(stats)
+        self._fold_measured(stats)
         self._latest.assign(tf.stack([stats.loss, stats.grad_norm, stats.grad_norm_after]))
         self._clipped.assign_add(tf.cast(clipped, tf.int64))
+
+    def _fold_measured(self, stats: Stats) -> None:
+        """Folds the step into the checks that use only measuring steps, when it measures."""
+        checks = [check for check in self.checks if check.measured_only]
+        measured = tf.get_static_value(stats.measured)
+        if not checks or (measured is not None and not measured):
+            return
+        if measured is not None:
+            for check in checks:
+                check.update(stats)
+            return
+        # The graph decides (the guard): their folds stay off the steps that do not measure.
+        fields = [f.name for f in dataclasses.fields(stats) if f.name != "activations"]
+
+        def fold(*values: tf.Tensor) -> None:
+            for check in checks:
+                check.update(Stats(**dict(zip(fields, values))))
+
+        values = [tf.convert_to_tensor(getattr(stats, name)) for name in fields]
+        replicas.run_if(stats.measured, fold, *values)
 
     def _current_learning_rate(self) -> tf.Tensor:
         try:

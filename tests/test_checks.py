@@ -473,6 +473,52 @@ def test_a_state_declared_twice_across_packs_is_refused():
         Twice().build(Layout.from_names(["a/kernel"]))
 
 
+class _Counting(checks.Check):
+    """Counts the steps it folds, and (when it folds every step) those that measured."""
+
+    def __init__(self, measured_only):
+        self.measured_only = measured_only
+
+    def _build(self):
+        self.counts = self.add_states({"folded": 0.0, "measured": 0.0})
+
+    def update(self, stats):
+        measured = tf.cast(tf.convert_to_tensor(stats.measured), tf.float32)
+        self.counts.assign_add(tf.stack([1.0, measured]))
+
+    def judge(self, state, context):
+        return []
+
+
+@pytest.mark.parametrize("entry", ["train_step", "guard"])
+@pytest.mark.parametrize("mode", ["eager", "graph"])
+def test_a_measured_only_check_folds_exactly_the_measuring_steps(entry, mode):
+    # TrainStep knows when tracing whether a step measures; the guard decides in-graph.
+    every_step, measuring = _Counting(False), _Counting(True)
+    model, (x, y) = mlp(), regression_data()
+    optimizer, loss_fn = keras.optimizers.SGD(0.01), keras.losses.MeanSquaredError()
+    options = dict(checks=[every_step, measuring], every=5)
+    if entry == "train_step":
+        step = gradguard.TrainStep(model, optimizer, loss_fn, **options, **mode_kwargs(mode))
+    else:
+
+        def body(x, y):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, model(x, training=True))
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply(grads, model.trainable_variables)
+            return loss
+
+        step = gradguard.guard(model, optimizer, **options)(
+            body if mode == "eager" else tf.function(body)
+        )
+    for _ in range(12):
+        step(x, y)
+    folded, measured = every_step.state()["folded"], every_step.state()["measured"]
+    assert folded == 12 and 0 < measured < 12
+    assert measuring.state()["folded"] == measured == measuring.state()["measured"]
+
+
 # -- each check's particulars -------------------------------------------------------------------
 
 

@@ -112,6 +112,10 @@ class Check:
 
     layout: Layout
     watches_activations = False
+    # A check that folds only steps that measure the weights (`Stats.measured`): the core
+    # calls its `update` on those steps alone (at trace time when the step is known to be lean
+    # or measuring, in one conditional when the graph decides).
+    measured_only = False
     sites: tuple[Any, ...] = ()
 
     def watch(self, sites: Sequence[Any]) -> None:

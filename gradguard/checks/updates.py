@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from gradguard.checks.base import Check
 from gradguard.findings import Finding, Severity, listing, number
-from gradguard.stats import Context, Stats, known_false
+from gradguard.stats import Context, Stats
 
 if TYPE_CHECKING:
     from gradguard.inspect.logged import Logged
@@ -69,9 +69,9 @@ class UpdateRatio(Check):
             {"unchanged_streak": [0] * n, "unchanged_since": [-1] * n}, tf.int64
         )
 
+    measured_only = True  # nothing to fold on a step that does not measure the weights
+
     def update(self, stats: Stats) -> None:
-        if known_false(stats.measured):
-            return  # a lean step: nothing measured, nothing to fold
         measured = stats.measured & stats.applied
         w_norm = tf.sqrt(self.layout.per_layer(stats.weight_sq))
         u_norm = tf.sqrt(self.layout.per_layer(stats.update_sq))
