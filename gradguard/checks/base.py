@@ -2,7 +2,8 @@
 
 A check has two halves (torchmetrics' `update`/`compute`, clu's `Metric`):
 
-* `update(stats)` runs inside the compiled step every step. It folds the step's `Stats` into a
+* `update(stats)` runs inside the compiled step every step (a `measured_only` check's, every
+  step that measures the weights). It folds the step's `Stats` into a
   few state variables (counts, first-seen steps, maxima, running sums), so nothing that happened
   between two host reads is lost. It never blocks an update; transforms do that.
 * `judge(state, context)` runs on the host every `every` steps, on the state's plain values, and
@@ -11,7 +12,10 @@ A check has two halves (torchmetrics' `update`/`compute`, clu's `Metric`):
 Everything else about a check is declared by the check itself, so the core, the sinks and
 ``gradguard inspect`` need not know it:
 
-* its state, with `add_state(name, default, replicas=...)`: how replicas combine it;
+* its state, with `add_state(name, default, replicas=...)`: how replicas combine it (small
+  states folded together share one variable, `add_states`: each op a step executes costs
+  microseconds, however small);
+* whether it folds only the steps that measure the weights (`measured_only`);
 * what it logs to TensorBoard beyond the step's own statistics (`add_scalar`), written
   in-graph with the step's scalars;
 * how ``gradguard inspect`` judges it again from the logged scalars (`replay`, or
