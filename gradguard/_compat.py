@@ -52,6 +52,11 @@ BASE_OPTIMIZER: type = keras.optimizers.Optimizer.__mro__[-3]
 KERAS_TRAINER: type = next(c for c in keras.Model.__mro__ if "train_step" in vars(c))
 
 
+def is_variable(obj: Any) -> bool:
+    """Whether `obj` is a TensorFlow or Keras variable (Keras 3 variables are not tf.Variables)."""
+    return isinstance(obj, (tf.Variable, keras.Variable))
+
+
 def tape_is_recording() -> bool:
     """Whether a `tf.GradientTape` is recording now (a training forward pass)."""
     return bool(_tape_record.could_possibly_record())

@@ -8,7 +8,6 @@ on the host every `read_every` steps. It knows checks only through `checks.base.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -16,11 +15,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gradguard import _compat, deltas, errors, replicas, updating
+from gradguard import _compat, deltas, errors, norms, replicas, updating
 from gradguard import findings as findings_lib
-from gradguard import transforms as transforms_lib
 from gradguard.checks import Check
-from gradguard.checks.base import StateReader
+from gradguard.checks.base import StateReader, fold
 from gradguard.options import Options
 from gradguard.sinks import Sink, StepRecorder
 from gradguard.stats import Context, Layout, Stats
@@ -77,8 +75,6 @@ class StepCore:
         self.sink = sink
         # What the owner knows for the judgment (`Context.notes`), e.g. ``"chance_loss"``.
         self.notes: dict[str, Any] = {}
-        # The latest update's statistics, in the graph it was traced in (or eager).
-        self.last_stats: Stats | None = None
         self._read_states = StateReader(self.checks)
         self._eager_fold: Any = None  # `_fold_state` as a graph, for eager steps
         # Filled while tracing: which variables got a None gradient, and which got a gradient at
@@ -174,7 +170,7 @@ class StepCore:
         absent = set(absent)
         self.none_indices.update(i for i, g in enumerate(grads) if g is None and i not in absent)
         self.present_indices.update(i for i, g in enumerate(grads) if g is not None)
-        with transforms_lib.computing_norms_once():
+        with norms.computing_norms_once():
             return self._update(loss, grads, activations, bad_input, measure, before_apply)
 
     def _update(
@@ -191,10 +187,8 @@ class StepCore:
             loss_known = loss is not None
             loss = tf.constant(0.0) if loss is None else tf.cast(loss, tf.float32)
             loss, grads, apply_factor, loss_scale = updating.gather(loss, grads, self._loss_scaler)
-            grad_sq = tf.stack(
-                [tf.constant(0.0) if g is None else transforms_lib.sq_norm(g) for g in grads]
-            )
-            grad_norm = transforms_lib.global_norm(grads)
+            grad_sq = tf.stack([tf.constant(0.0) if g is None else norms.sq_norm(g) for g in grads])
+            grad_norm = norms.global_norm(grads)
             # float16 overflow the loss scaler will skip on purpose: not a non-finite finding.
             overflow = tf.constant(self._loss_scaler is not None) & (
                 ~tf.math.is_finite(grad_norm) & tf.math.is_finite(loss)
@@ -211,8 +205,7 @@ class StepCore:
                 before_apply(tf.math.is_finite(grad_norm) & finite_loss, step, exposed)
             before: list[Any] = []
             if measure is None:
-                # Step 1 too: step 0 alone may be unrepresentative (a warmup that starts at 0).
-                measured = self.cadence(step) | tf.equal(step, 1)
+                measured = self.cadence.measures(step)
                 before, learning_rate = deltas.snapshot(
                     self.variables, present, measured, self._current_learning_rate
                 )
@@ -237,7 +230,7 @@ class StepCore:
                 update_sq, weight_sq = deltas.measure(self.variables, present, before)
             else:
                 update_sq = weight_sq = tf.zeros([len(self.variables)])
-            grad_norm_after = transforms_lib.global_norm(new_grads)
+            grad_norm_after = norms.global_norm(new_grads)
             stats = Stats(
                 step=step,
                 loss=loss,
@@ -256,7 +249,6 @@ class StepCore:
                 activations=tuple(activations),
             )
             self._fold(stats, learning_rate, measure)
-        self.last_stats = stats
         return stats
 
     def _transform(self, grads: list[Any], overflow: tf.Tensor) -> tuple[list[Any], Any]:
@@ -277,18 +269,14 @@ class StepCore:
         clipped = stats.applied & (stats.grad_norm_after < stats.grad_norm * (1.0 - 1e-6))
         if tf.executing_eagerly() and not tf.distribute.has_strategy():
             # An eager step would dispatch the checks' few hundred small ops one by one from
-            # Python (most of gradguard's cost in an eager loop): they run as one graph.
-            fields = {f.name: getattr(stats, f.name) for f in dataclasses.fields(stats)}
-            if measure is not None:  # known, as in a traced step: no host read to learn it
-                fields["measured"] = measure  # a lean step's checks skip the measuring work
+            # Python (most of gradguard's cost in an eager loop): they run as one graph. A known
+            # `measure` (as in a traced step) spares a lean step's checks the measuring work.
+            fields = dict(vars(stats), measured=stats.measured if measure is None else measure)
             if self._eager_fold is None:
-                self._eager_fold = _compat.function(
-                    lambda fields, clipped: self._fold_state(Stats(**fields), clipped),
-                    reduce_retracing=True,
-                )
+                self._eager_fold = _compat.function(self._fold_state, reduce_retracing=True)
             self._eager_fold(fields, clipped)
         else:
-            self._fold_state(stats, clipped)
+            self._fold_state(vars(stats), clipped)
         if self._recorder is not None:
             self._recorder.record(
                 stats,
@@ -299,34 +287,12 @@ class StepCore:
             )
         self._step.assign_add(1)
 
-    def _fold_state(self, stats: Stats, clipped: tf.Tensor) -> None:
-        """Folds the step into every check and the latest-step statistics (in-graph)."""
-        for check in self.checks:
-            if not check.measured_only:
-                check.update(stats)
-        self._fold_measured(stats)
+    def _fold_state(self, fields: dict[str, Any], clipped: tf.Tensor) -> None:
+        """Folds the step (`Stats` fields) into every check and the latest statistics (in-graph)."""
+        stats = Stats(**fields)
+        fold(self.checks, stats)
         self._latest.assign(tf.stack([stats.loss, stats.grad_norm, stats.grad_norm_after]))
         self._clipped.assign_add(tf.cast(clipped, tf.int64))
-
-    def _fold_measured(self, stats: Stats) -> None:
-        """Folds the step into the checks that use only measuring steps, when it measures."""
-        checks = [check for check in self.checks if check.measured_only]
-        measured = tf.get_static_value(stats.measured)
-        if not checks or (measured is not None and not measured):
-            return
-        if measured is not None:
-            for check in checks:
-                check.update(stats)
-            return
-        # The graph decides (the guard): their folds stay off the steps that do not measure.
-        fields = [f.name for f in dataclasses.fields(stats) if f.name != "activations"]
-
-        def fold(*values: tf.Tensor) -> None:
-            for check in checks:
-                check.update(Stats(**dict(zip(fields, values))))
-
-        values = [tf.convert_to_tensor(getattr(stats, name)) for name in fields]
-        replicas.run_if(stats.measured, fold, *values)
 
     def _current_learning_rate(self) -> tf.Tensor:
         try:

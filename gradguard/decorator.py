@@ -10,8 +10,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from gradguard import diagnose, instrument
 from gradguard import findings as findings_lib
-from gradguard import instrument
 from gradguard.guarding import Guard
 from gradguard.options import ChecksArg, Options
 from gradguard.transforms import GradientTransform
@@ -99,13 +99,7 @@ def _explain_empty_models(models: list[Any], error: ValueError) -> None:
     """Raises a clear error when the step failed on a model with nothing to train."""
     for model in models:
         if getattr(model, "built", True) and not model.trainable_variables:
-            raise ValueError(
-                f"model {getattr(model, 'name', '')!r} has no trainable variables, so there is "
-                "nothing to differentiate or apply (Keras failed with: "
-                f"{str(error).splitlines()[0] if str(error) else type(error).__name__}): every "
-                "layer is frozen (trainable=False) or the model has no weights. Unfreeze the "
-                "layers to train, e.g. model.layers[-1].trainable = True."
-            ) from error
+            raise diagnose.no_trainable_variables(model, error) from error
 
 
 class _GuardedTrainStep:

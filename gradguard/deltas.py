@@ -13,8 +13,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from gradguard import _compat
-from gradguard import transforms as transforms_lib
+from gradguard import _compat, norms
 
 __all__ = ["measure", "measured", "snapshot"]
 
@@ -66,6 +65,6 @@ def measure(
     update_sq, weight_sq = [tf.constant(0.0)] * n, [tf.constant(0.0)] * n
     for i, old in zip(present, before):
         new = tf.convert_to_tensor(variables[i])
-        update_sq[i] = transforms_lib.sq_norm(new - tf.reshape(old, new.shape))
-        weight_sq[i] = transforms_lib.sq_norm(old)
+        update_sq[i] = norms.sq_norm(new - tf.reshape(old, new.shape))
+        weight_sq[i] = norms.sq_norm(old)
     return tf.stack(update_sq), tf.stack(weight_sq)

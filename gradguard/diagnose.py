@@ -381,3 +381,19 @@ def _shape(shape: tf.TensorShape) -> str:
         return "(?)"
     dims = ["None" if d is None else str(d) for d in shape.as_list()]
     return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def no_trainable_variables(model: Any, keras_error: BaseException | None = None) -> ValueError:
+    """The error for a model with nothing to train, with Keras' own error if it failed first."""
+    cause = ""
+    if keras_error is not None:
+        first = str(keras_error).splitlines()[0] if str(keras_error) else ""
+        cause = (
+            ", so there is nothing to differentiate or apply (Keras failed with: "
+            f"{first or type(keras_error).__name__})"
+        )
+    return ValueError(
+        f"model {getattr(model, 'name', '')!r} has no trainable variables{cause}: every layer "
+        "is frozen (trainable=False) or the model has no weights. Unfreeze the layers to train, "
+        "e.g. model.layers[-1].trainable = True."
+    )

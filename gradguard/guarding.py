@@ -20,7 +20,6 @@ import functools
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import keras
 import tensorflow as tf
 
 from gradguard import _compat, diagnose, instrument, replicas
@@ -40,10 +39,6 @@ __all__ = ["Guard"]
 # pass through them each, so only the first few (the variables a loop reads do not change).
 _EAGER_EXTRA_CALLS = 3
 _NONE_GRADIENTS = tf.UnconnectedGradients.NONE
-
-
-def _is_variable(x: Any) -> bool:
-    return isinstance(x, (tf.Variable, keras.Variable))
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -183,7 +178,7 @@ class Guard:
         eager = tf.executing_eagerly()
         if eager and self._extra_budget <= 0:
             return []
-        asked = {ledger_key(s) for s in tf.nest.flatten(sources) if _is_variable(s)}
+        asked = {ledger_key(s) for s in tf.nest.flatten(sources) if _compat.is_variable(s)}
         extra = [v for v in tape.watched_variables() if ledger_key(v) not in asked]
         if eager and extra:
             self._extra_budget -= 1
@@ -196,7 +191,7 @@ class Guard:
         self._tap.on_gradient()
         flat_sources = tf.nest.flatten(sources)
         flat_result = tf.nest.flatten(result) if result is not None else [None] * len(flat_sources)
-        pairs = [(s, g) for s, g in zip(flat_sources, flat_result) if _is_variable(s)]
+        pairs = [(s, g) for s, g in zip(flat_sources, flat_result) if _compat.is_variable(s)]
         if not pairs:
             return
         if isinstance(target, tf.Tensor) and target.shape.rank == 0:
@@ -377,12 +372,7 @@ class Guard:
         steps = self.steps_seen()
         self.report.steps_observed = steps
         if raise_errors:
-            for finding in self.report.findings:
-                if (
-                    finding.key not in known
-                    and self.policy.of(finding) is findings_lib.Policy.RAISE
-                ):
-                    raise finding.error()
+            findings_lib.raise_new(self.report, known, self.policy)
             for core in self.cores.values():
                 core.check_transform(steps - 1)
         return self.report

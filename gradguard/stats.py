@@ -99,6 +99,15 @@ class Every:
             return step % self.n == 0
         return tf.equal(step % self.n, 0)
 
+    def measures(self, step: Any) -> Any:
+        """Whether the update at `step` measures the weights: due steps, and step 1 too.
+
+        Step 0 alone may be unrepresentative (a warmup that starts at 0).
+        """
+        if isinstance(step, (int, np.integer)):
+            return bool(self(step) or step == 1)
+        return self(step) | tf.equal(step, 1)
+
     def __repr__(self) -> str:
         return f"Every({self.n})"
 
@@ -202,6 +211,19 @@ class Stats:
     bad_input: Any = 0
     loss_known: Any = True
     activations: tuple[Any, ...] = ()
+
+    def tensors(self) -> list[tf.Tensor]:
+        """Every field but `activations`, as tensors: to pass into a conditional's branch."""
+        return [tf.convert_to_tensor(getattr(self, name)) for name in _TENSOR_FIELDS]
+
+    @classmethod
+    def from_tensors(cls, values: Sequence[tf.Tensor]) -> Stats:
+        """The statistics back from `tensors()` (without activations)."""
+        return cls(**dict(zip(_TENSOR_FIELDS, values)))
+
+
+# The fields a branch receives as arguments (under a strategy it may run once per replica).
+_TENSOR_FIELDS = [f.name for f in dataclasses.fields(Stats) if f.name != "activations"]
 
 
 @dataclasses.dataclass(frozen=True)

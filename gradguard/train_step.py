@@ -11,7 +11,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from gradguard import _compat, chance, diagnose, losses
+from gradguard import _compat, chance, diagnose, losses, norms
 from gradguard import accumulate as accumulate_lib
 from gradguard import activations as activations_lib
 from gradguard import batch as batch_lib
@@ -208,7 +208,8 @@ class TrainStep:
             self._build(x)
             if self.strategy is None:
                 self._keeper = origin_lib.Keeper()
-        fn = self._fns[self._measures(self._updates)]
+        # The host picks the lean or the measuring step (None: one step decides in-graph).
+        fn = self._fns[None if None in self._fns else self.options.every.measures(self._updates)]
         # A None argument costs the call a few percent on millisecond steps: left out when unused.
         loss = fn(x, y) if sample_weight is None else fn(x, y, sample_weight)
         self._steps += 1
@@ -270,12 +271,6 @@ class TrainStep:
         """The latest step's loss and gradient norms and the run's counters (a host read)."""
         return self.core.statistics()
 
-    def _measures(self, update: int) -> bool | None:
-        """Whether the `update`-th update is measured (None: decided in-graph)."""
-        if None in self._fns:
-            return None
-        return bool(self.options.every(update) or update == 1)
-
     @property
     def tracing_count(self) -> int:
         """How many times the step was traced, for each input signature (0 when run eagerly).
@@ -291,11 +286,7 @@ class TrainStep:
             batch_lib.call_model(self.model, x, training=False)  # builds the layers' variables
         variables = list(self.model.trainable_variables)
         if not variables:
-            raise ValueError(
-                f"model {getattr(self.model, 'name', '')!r} has no trainable variables: every "
-                "layer is frozen (trainable=False) or the model has no weights. Unfreeze the "
-                "layers to train, e.g. model.layers[-1].trainable = True."
-            )
+            raise diagnose.no_trainable_variables(self.model)
         self._watch_activations(x)
         scope = self.strategy.scope() if self.strategy else contextlib.nullcontext()
         with scope:
@@ -369,9 +360,9 @@ class TrainStep:
             # Nothing could be trained: say why now, before XLA compiles or anything runs.
             every = range(len(grads))
             raise self._no_gradient(every, (x, y, sample_weight), self._steps).error()
-        with transforms_lib.computing_norms_once():  # the same norms as the core's
+        with norms.computing_norms_once():  # the same norms as the core's
             with tf.name_scope(SCOPE):
-                finite = tf.math.is_finite(transforms_lib.global_norm(grads))
+                finite = tf.math.is_finite(norms.global_norm(grads))
                 healthy = tf.math.is_finite(loss) & finite
                 bad_input = stats_lib.batch_faults(healthy, x, y, sample_weight)
             if self.accumulate > 1:

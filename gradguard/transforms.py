@@ -19,15 +19,16 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import math
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import tensorflow as tf
 
 from gradguard import findings as findings_lib
+
+# The norms every transform and statistic shares; still importable from here.
+from gradguard.norms import computing_norms_once, global_norm, sq_norm
 
 __all__ = [
     "GradientTransform",
@@ -46,69 +47,6 @@ __all__ = [
 
 Grad = Any  # tf.Tensor | tf.IndexedSlices | None
 Grads = list[Grad]
-
-
-# Norms already computed inside `computing_norms_once()`, per thread (replicas trace in threads).
-_known = threading.local()
-
-
-def sq_norm(grad: tf.Tensor | tf.IndexedSlices) -> tf.Tensor:
-    """Squared L2 norm of one gradient, in float32 (float16 gradients would overflow).
-
-    Every statistic and transform computes norms through this function, so that inside
-    `computing_norms_once()` each gradient's norm is computed once per step.
-    For `tf.IndexedSlices` the norm is that of the slices (repeated indices are not merged).
-    """
-
-    def compute() -> tf.Tensor:
-        values = grad.values if isinstance(grad, tf.IndexedSlices) else grad
-        # l2_loss is sum(x**2) / 2 in one fused pass, without a squared temporary (benchmarked).
-        return 2.0 * tf.nn.l2_loss(tf.cast(values, tf.float32))
-
-    return _once((grad,), compute)
-
-
-def _once(of: tuple[Any, ...], compute: Callable[[], tf.Tensor]) -> tf.Tensor:
-    """``compute()``, or inside `computing_norms_once` what it gave first for the objects `of`."""
-    known: dict[tuple[int, ...], tuple[Any, Any, tf.Tensor]] | None = getattr(_known, "norms", None)
-    graph = tf.compat.v1.get_default_graph()
-    key = tuple(map(id, of))
-    if known is not None and key in known:
-        kept, kept_graph, value = known[key]
-        # The same objects (not new ones at a reused id) in the same graph (a tensor of a
-        # conditional's branch is not used outside it).
-        if all(a is b for a, b in zip(kept, of)) and kept_graph is graph:
-            return value
-    value = compute()
-    if known is not None:
-        known[key] = (of, graph, value)  # holding `of` keeps their ids from being reused
-    return value
-
-
-@contextlib.contextmanager
-def computing_norms_once() -> Iterator[None]:
-    """Within, `sq_norm` (and `global_norm`) of the same gradients return the norm computed first.
-
-    The statistics, the transforms and the non-finite gate each take the norms of the same
-    gradients. A graph's optimizer merges the copies, but an eager step computed every one (four
-    per gradient), and every copy adds to the trace.
-    """
-    outer = getattr(_known, "norms", None)
-    if outer is None:
-        _known.norms = {}
-    try:
-        yield
-    finally:
-        if outer is None:
-            del _known.norms
-
-
-def global_norm(grads: Sequence[Grad]) -> tf.Tensor:
-    """L2 norm of all gradients together, ignoring `None` entries; float32."""
-    present = tuple(g for g in grads if g is not None)
-    if not present:
-        return tf.constant(0.0)
-    return _once(present, lambda: tf.sqrt(tf.add_n([sq_norm(g) for g in present])))
 
 
 def scale_gradient(grad: Grad, factor: tf.Tensor) -> Grad:

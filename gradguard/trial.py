@@ -26,6 +26,7 @@ import tensorflow as tf
 from gradguard import _compat, losses
 from gradguard import findings as findings_lib
 from gradguard import transforms as transforms_lib
+from gradguard.batch import call_model, describe
 from gradguard.batches import Examples, tensors
 from gradguard.checks import ZeroGradient
 from gradguard.train_step import TrainStep
@@ -105,7 +106,7 @@ def _rate_in_use(rate: Any, iterations: int) -> float:
     if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
         offsets = np.unique(np.geomspace(1, _SCHEDULE_HORIZON, 60).astype(np.int64))
         return max(float(np.asarray(rate(iterations + int(k)))) for k in [0, *offsets])
-    if callable(rate) and not isinstance(rate, (tf.Variable, keras.Variable)):
+    if callable(rate) and not _compat.is_variable(rate):
         return float(np.asarray(rate()))
     return float(np.asarray(rate))
 
@@ -223,27 +224,15 @@ def _build(
     """
     few = examples.take(np.arange(min(len(examples), 2)))
     x, y = tensors(few.x), tensors(few.y)
-    try:
-        y_pred = model(x, training=False)
-    except (ValueError, TypeError, tf.errors.InvalidArgumentError) as e:
-        expected = getattr(model, "inputs", None)
-        hint = f" The model expects {expected}." if expected else ""
-        raise ValueError(
-            f"model could not be called on x with shapes {_shapes(x)}: {e}.{hint} Pass x "
-            "as the model's inputs (a tensor, a tuple or a dict matching its Input layers)."
-        ) from e
+    y_pred = call_model(model, x, training=False)
     try:
         losses.compute(step.loss_fn, y, y_pred, None, [])
     except (ValueError, tf.errors.InvalidArgumentError) as e:
         raise ValueError(
-            f"loss_fn could not compare y with shapes {_shapes(y)} to the model's outputs "
-            f"with shapes {_shapes(y_pred)}: {e}. Pass labels that match the outputs (e.g. "
+            f"loss_fn could not compare y with shapes {describe(y)} to the model's outputs "
+            f"with shapes {describe(y_pred)}: {e}. Pass labels that match the outputs (e.g. "
             "integer classes for SparseCategoricalCrossentropy, one column per output for "
             "mean squared error)."
         ) from e
     if not optimizer.built and model.trainable_variables:
         optimizer.build(model.trainable_variables)
-
-
-def _shapes(structure: Any) -> str:
-    return str(tf.nest.map_structure(lambda t: tuple(t.shape), structure))

@@ -18,7 +18,6 @@ from gradguard.checkpoint.values import (
     OptimizerState,
     Value,
     is_optimizer,
-    is_variable,
     natural,
     spec,
 )
@@ -111,7 +110,7 @@ def _check_tf(prefix: str, objects: Mapping[str, Any], root: Any, build: bool) -
             key = attr.checkpoint_key
             saved = (tuple(shapes[key]), dtypes[key].name)
             live = bound.get(node_id)
-            if is_variable(live):
+            if _compat.is_variable(live):
                 restored.add(id(live))
                 current = spec(live)
                 problem = None
@@ -144,7 +143,7 @@ def _check_tf(prefix: str, objects: Mapping[str, Any], root: Any, build: bool) -
                 )
             result.values.append(value)
     for path, obj in seen.values():
-        if is_variable(obj) and id(obj) not in restored and path != "save_counter":
+        if _compat.is_variable(obj) and id(obj) not in restored and path != "save_counter":
             result.values.append(
                 Value(
                     live_names[id(obj)],
@@ -286,8 +285,8 @@ def _keras_value(
 ) -> Value:
     """One dataset of a Keras weights file beside what `load_weights` would load it into."""
     is_optimizer_value = key.startswith("optimizer/")
-    name = live_names.get(id(live), key) if is_variable(live) else key
-    current = spec(live) if is_variable(live) else None
+    name = live_names.get(id(live), key) if _compat.is_variable(live) else key
+    current = spec(live) if _compat.is_variable(live) else None
     if live is not None and current is None:
         array = np.asarray(live)
         current = (tuple(array.shape), array.dtype.name)
@@ -308,7 +307,7 @@ def _keras_value(
         name,
         key,
         saved,
-        live if is_variable(live) else None,
+        live if _compat.is_variable(live) else None,
         current,
         is_optimizer_value,
         problem,

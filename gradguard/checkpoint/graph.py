@@ -16,7 +16,7 @@ from typing import Any
 import keras
 
 from gradguard import _compat
-from gradguard.checkpoint.values import is_optimizer, is_variable
+from gradguard.checkpoint.values import is_optimizer
 from gradguard.findings import names
 
 __all__ = [
@@ -82,7 +82,7 @@ def slot_lists(optimizer: Any) -> dict[str, list[Any]]:
     for attribute, child in children(optimizer).items():
         if attribute in _NOT_SLOTS or not isinstance(child, list) or not trainable:
             continue
-        if len(child) == len(trainable) and all(is_variable(v) for v in child):
+        if len(child) == len(trainable) and all(_compat.is_variable(v) for v in child):
             result[attribute] = list(child)
     return result
 
@@ -116,7 +116,7 @@ def live_names(
         for variable in optimizer.variables:
             result.setdefault(id(variable), f"{key}/{slots.get(id(variable), variable.name)}")
     for path, obj in seen.values():
-        if is_variable(obj):
+        if _compat.is_variable(obj):
             result.setdefault(id(obj), path)
     return result
 
@@ -269,7 +269,7 @@ def prepare_optimizers(graph: Any, bound: Mapping[int, Any], build: bool) -> dic
         if not is_optimizer(optimizer) or optimizer.built or not saved.trainable:
             continue
         variables = [bound.get(n) for n in saved.trainable]
-        if not all(is_variable(v) for v in variables):
+        if not all(_compat.is_variable(v) for v in variables):
             continue  # the model changed; its slots are reported as not restorable
         substitutes[id(optimizer)] = built(optimizer, variables, build)
     return substitutes

@@ -16,7 +16,7 @@ from gradguard.checkpoint import durable, files, graph
 from gradguard.checkpoint.compare import check, model_of
 from gradguard.checkpoint.config import sidecar_text
 from gradguard.checkpoint.messages import CheckpointMismatchError, findings, text
-from gradguard.checkpoint.values import NAMED, Check, Value, is_optimizer, is_variable
+from gradguard.checkpoint.values import NAMED, Check, Value, is_optimizer
 from gradguard.findings import Finding, Report, Severity
 
 __all__ = ["refuse_non_finite", "restore", "restore_resolved", "save", "validate"]
@@ -208,7 +208,7 @@ def refuse_non_finite(root: Any, objects: Mapping[str, Any]) -> None:
     bad = [
         live_names[i]
         for i, (_, obj) in seen.items()
-        if is_variable(obj)
+        if _compat.is_variable(obj)
         and tf.as_dtype(obj.dtype).is_floating
         and not bool(tf.reduce_all(tf.math.is_finite(obj)))
     ]

@@ -21,7 +21,6 @@ __all__ = [
     "Value",
     "fmt",
     "is_optimizer",
-    "is_variable",
     "natural",
     "spec",
 ]
@@ -89,11 +88,6 @@ class Check:
     # What restore needs afterwards: how to read the saved arrays back.
     read: Callable[[str], np.ndarray] | None = None
     optimizers: list[OptimizerState] = dataclasses.field(default_factory=list)
-
-
-def is_variable(obj: Any) -> bool:
-    """Whether `obj` is a TensorFlow or Keras variable."""
-    return isinstance(obj, (tf.Variable, keras.Variable))
 
 
 def is_optimizer(obj: Any) -> bool:

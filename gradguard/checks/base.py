@@ -40,7 +40,7 @@ from gradguard.stats import Context, Layout, Stats
 if TYPE_CHECKING:
     from gradguard.inspect.logged import Logged
 
-__all__ = ["Check", "Scalar", "StateReader", "StateSpec"]
+__all__ = ["Check", "Scalar", "StateReader", "StateSpec", "fold"]
 
 # How the replicas' copies of a state combine at a host read.
 _COMBINE: Mapping[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -314,3 +314,28 @@ class StateReader:
             {name: s[name].combine([v.numpy() for v in copies]) for name, copies in d.items()}
             for s, d in zip(specs, values)
         ]
+
+
+def fold(checks: Sequence[Check], stats: Stats) -> None:
+    """Folds one step into `checks` (in-graph); a `measured_only` check only if the step measures.
+
+    Whether it does is known when tracing (`TrainStep`'s lean and measuring steps), or decided
+    in-graph (the guard): then those checks fold inside one conditional.
+    """
+    for check in checks:
+        if not check.measured_only:
+            check.update(stats)
+    measuring = [check for check in checks if check.measured_only]
+    measured = tf.get_static_value(stats.measured)
+    if not measuring or (measured is not None and not measured):
+        return
+    if measured is not None:
+        for check in measuring:
+            check.update(stats)
+        return
+
+    def fold_measuring(*values: tf.Tensor) -> None:
+        for check in measuring:
+            check.update(Stats.from_tensors(values))
+
+    replicas_lib.run_if(stats.measured, fold_measuring, *stats.tensors())

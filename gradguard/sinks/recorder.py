@@ -6,7 +6,6 @@ no value crosses to the host for the sinks that can be written in-graph.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -139,10 +138,8 @@ class StepRecorder:
         writers = [] if in_xla else self._writers
 
         # Activations are tensors of many shapes, summarized by their check, not written here.
-        fields = [f.name for f in dataclasses.fields(stats) if f.name != "activations"]
-
         def measured(clipped: tf.Tensor, learning_rate: tf.Tensor, *values: Any) -> None:
-            stats = Stats(**dict(zip(fields, values)))
+            stats = Stats.from_tensors(values)
             # An applied update moved a schedule's step on: the step's rate is the one read
             # before it; a skipped one did not, so the current rate is the step's.
             lr = tf.where(stats.applied, learning_rate, self._learning_rate())
@@ -155,8 +152,7 @@ class StepRecorder:
         # Per-replica tensors go in as arguments: under a strategy the branch may run once per
         # replica (see replicas.run_if).
         due = stats.measured & self.every(stats.step)
-        values = [tf.convert_to_tensor(getattr(stats, name)) for name in fields]
-        replicas.run_if(due, measured, clipped, learning_rate, *values)
+        replicas.run_if(due, measured, clipped, learning_rate, *stats.tensors())
 
     def flush(self) -> None:
         """Host side: writes what the step kept for later, then flushes the sink."""
