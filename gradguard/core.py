@@ -211,7 +211,7 @@ class StepCore:
                 )
             elif measure:
                 measured = tf.constant(True)
-                before = [tf.convert_to_tensor(self.variables[i]) for i in present]
+                before = [deltas.part(self.variables[i]) for i in present]
                 learning_rate = self._current_learning_rate()  # before the update moves a schedule
             else:
                 measured = tf.constant(False)

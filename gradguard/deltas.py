@@ -3,6 +3,11 @@
 Reading a variable before an update makes TensorFlow copy it when the update writes in place:
 that copy is why `StepCore` measures only on cadence steps (`snapshot` and `measured` decide
 in-graph; `measure` when the step is known to measure).
+
+A large variable is measured on an evenly spaced sample of its elements (`part`): keeping,
+subtracting and summing all of a 2.6 MB MLP's weights took 0.9 ms of a 6 ms step (memory
+traffic), a sample of 4096 per variable takes almost nothing, and its ratio is within a few
+percent of the whole variable's.
 """
 
 from __future__ import annotations
@@ -15,7 +20,43 @@ import tensorflow as tf
 
 from gradguard import _compat, norms
 
-__all__ = ["measure", "measured", "snapshot"]
+__all__ = ["SAMPLE", "measure", "measured", "part", "sampled", "snapshot", "stride"]
+
+SAMPLE = 4096  # elements kept of a variable larger than 16 times this
+
+
+def stride(shape: Sequence[int]) -> int:
+    """The step between the measured elements of a variable of this shape: 1 for all of them.
+
+    A variable of more than ``16 * SAMPLE`` elements is measured on at most `SAMPLE` elements,
+    a prime number of elements apart that divides none of its dimensions: the sample then
+    visits every column and spreads over the rows (a stride dividing the last dimension would
+    read one column only). At least 16 float32 apart (a 64-byte cache line), so it reads one
+    line in 16 instead of all of them, which would cost as much as reading everything.
+    """
+    size = int(np.prod(shape))
+    if size <= 16 * SAMPLE:
+        return 1
+    step = -(-size // SAMPLE)
+    while not _is_prime(step) or any(d % step == 0 for d in shape):
+        step += 1
+    return step
+
+
+def sampled(shape: Sequence[int]) -> bool:
+    """Whether a variable of this shape is measured on a sample (see `stride`)."""
+    return stride(shape) > 1
+
+
+def part(variable: Any) -> tf.Tensor:
+    """The variable's current value, or its sample (flat) if it is large (see `stride`)."""
+    value = tf.convert_to_tensor(variable)
+    every = stride(value.shape)
+    return value if every == 1 else tf.reshape(value, [-1])[::every]
+
+
+def _is_prime(n: int) -> bool:
+    return n > 1 and all(n % k for k in range(2, int(n**0.5) + 1))
 
 
 def snapshot(
@@ -33,10 +74,10 @@ def snapshot(
 
     def take() -> tuple[list[tf.Tensor], tf.Tensor]:
         # The rate before the update moves a schedule on.
-        return [tf.convert_to_tensor(v) for v in read], learning_rate()
+        return [part(v) for v in read], learning_rate()
 
     def skip() -> tuple[list[tf.Tensor], tf.Tensor]:
-        empty = [tf.zeros_like(v) if xla else tf.zeros([0], v.dtype) for v in read]
+        empty = [tf.zeros_like(part(v)) if xla else tf.zeros([0], v.dtype) for v in read]
         return empty, tf.constant(np.nan)
 
     return tf.cond(now, take, skip)
@@ -60,11 +101,17 @@ def measured(
 def measure(
     variables: Sequence[Any], present: Sequence[int], before: Sequence[tf.Tensor]
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """|delta w|^2 and |w|^2 per variable (0 for those not present), from their values before."""
+    """|delta w|^2 and |w|^2 per variable (0 for those not present), from their `part`s before.
+
+    A sampled variable's sums are scaled to its size: estimates of the whole variable's.
+    """
     n = len(variables)
     update_sq, weight_sq = [tf.constant(0.0)] * n, [tf.constant(0.0)] * n
     for i, old in zip(present, before):
-        new = tf.convert_to_tensor(variables[i])
+        new = part(variables[i])
         update_sq[i] = norms.sq_norm(new - tf.reshape(old, new.shape))
         weight_sq[i] = norms.sq_norm(old)
+        if sampled(variables[i].shape):
+            scale = variables[i].shape.num_elements() / new.shape.num_elements()
+            update_sq[i], weight_sq[i] = update_sq[i] * scale, weight_sq[i] * scale
     return tf.stack(update_sq), tf.stack(weight_sq)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from gradguard import deltas
 from gradguard.findings import names
 
 __all__ = [
@@ -120,16 +121,24 @@ class Layout:
       names: Display name per variable (``dense/kernel``).
       layers: Layer names in model order (``dense``), each once.
       layer_index: Per variable, its layer's index into `layers`.
+      sampled: Per variable, whether its update is measured on a sample of its elements
+        (`deltas.stride`): a zero there is no proof the variable did not change. Empty when
+        the shapes are not known (all measured whole).
     """
 
     names: tuple[str, ...]
     layers: tuple[str, ...]
     layer_index: tuple[int, ...]
+    # How the variables are measured, not which they are: not compared (a layout read back
+    # from logged names is the same layout).
+    sampled: tuple[bool, ...] = dataclasses.field(default=(), compare=False)
 
     @classmethod
     def from_variables(cls, variables: Sequence[Any], model_name: str = "") -> Layout:
         """Groups variables by layer: the variable's path without its last component."""
-        return cls.from_names(names(variables, model_name))
+        layout = cls.from_names(names(variables, model_name))
+        sampled = tuple(deltas.sampled(v.shape) for v in variables)
+        return dataclasses.replace(layout, sampled=sampled)
 
     @classmethod
     def from_names(cls, var_names: Sequence[str]) -> Layout:
@@ -180,7 +189,8 @@ class Stats:
       measured: bool scalar: `update_sq` and `weight_sq` were measured on this step (they are
         measured only every `every` steps, as they need a copy of the weights).
       update_sq: float32 [n]: squared norm of each variable's change in this step.
-      weight_sq: float32 [n]: squared norm of each variable before the update.
+      weight_sq: float32 [n]: squared norm of each variable before the update. Both are
+        estimates from a sample for variables larger than 65536 elements (`Layout.sampled`).
       loss_scale: the loss scale the gradients were divided by (mixed precision), else 1.
       overflow: bool scalar: the loss scaler skips this step on purpose (float16 overflow:
         non-finite gradients from a finite loss); not a `non-finite` finding.

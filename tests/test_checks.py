@@ -24,6 +24,8 @@ from gradguard.stats import Context, Layout
 # -- each check's fold against a NumPy reference, eager, graph and XLA ------------------------
 
 LAYOUT = Layout.from_names(["dense/kernel", "dense/bias", "out/kernel", "out/bias"])
+# The same variables with the two kernels too large to measure whole (`deltas.stride`).
+SAMPLED = dataclasses.replace(LAYOUT, sampled=(True, False, True, False))
 STEPS = 12
 
 
@@ -91,13 +93,16 @@ def update_ratio_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -
     grad, update, weight = (_field(steps, k) for k in ("grad_sq", "update_sq", "weight_sq"))
     w, u = np.sqrt(_per_layer(weight, layout)), np.sqrt(_per_layer(update, layout))
     valid = measured[:, None] & (w > 0) & (_per_layer(grad, layout) > 0)
+    # A sampled variable whose sample did not change is unknown, and so is its layer.
+    known = ~np.array(layout.sampled or [False] * layout.size) | (update > 0)
+    valid &= _per_layer((~known).astype(float), layout) == 0
     ratio = u / np.where(w > 0, w, 1.0)
     last = np.zeros(len(layout.layers))
     for layer in range(len(last)):
         hits = np.flatnonzero(valid[:, layer])
         if hits.size:
             last[layer] = ratio[hits[-1], layer]
-    eligible = measured[:, None] & (grad > 0)
+    eligible = measured[:, None] & (grad > 0) & known
     still = eligible & (update == 0)
     streak, since = np.zeros(layout.size), np.full(layout.size, -1)
     for t, values in enumerate(steps):
@@ -308,6 +313,23 @@ SCRIPTED = [
         _steps(update_sq=lambda s: np.zeros(4, np.float32) if s >= 6 else None, measured=bool),
         update_ratio_reference,
         frozenset({"weights-unchanged"}),
+    ),
+    Scripted(
+        # Exactly zero on the whole: the biases show it; the kernels' samples cannot.
+        "update-ratio-learning-rate-zero-sampled-kernels",
+        checks.UpdateRatio,
+        SAMPLED,
+        _steps(update_sq=lambda s: np.zeros(4, np.float32)),
+        update_ratio_reference,
+        frozenset({"weights-unchanged"}),
+    ),
+    Scripted(
+        # Sparse inputs: the kernels changed only in rows their samples do not visit.
+        "update-ratio-sampled-kernels-unchanged-on-their-samples",
+        checks.UpdateRatio,
+        SAMPLED,
+        _steps(update_sq=lambda s: np.array([0.0, 1e-6, 0.0, 1e-6], np.float32)),
+        update_ratio_reference,
     ),
     Scripted(
         "update-ratio-far-too-large",

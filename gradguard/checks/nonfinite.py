@@ -93,6 +93,8 @@ class NonFinite(Check):
             [
                 tf.reshape(~finite_loss, [1]),
                 ~overflow & ~finite_grads,
+                # Weights on measuring steps, a large one through its sample (`deltas.stride`);
+                # a NaN weight the sample misses makes the next loss NaN instead.
                 stats.measured & ~tf.math.is_finite(stats.weight_sq),
                 tf.stack([vetoed, bad_input != 0]),
             ],

@@ -22,7 +22,9 @@ class UpdateRatio(Check):
     """`weights-unchanged`, `update-too-small`, `update-too-large`: the update-to-weight ratio.
 
     The ratio ``|delta w| / |w|`` is taken per layer (all of a layer's variables together, so a
-    zero-initialized bias does not dominate) on the steps where updates are measured.
+    zero-initialized bias does not dominate) on the steps where updates are measured. A variable
+    of more than 65536 elements is measured on a sample of 4096 (`deltas.stride`); a step on
+    which its sample did not change is not judged for it or its layer.
 
     Args:
       low: A layer whose ratio is below this on every measured step gets `update-too-small`.
@@ -78,9 +80,16 @@ class UpdateRatio(Check):
         # A layer whose weights are all zero (just initialized) has no meaningful ratio yet, and
         # one without gradient is `zero-gradient`'s business, not a learning rate problem.
         valid = measured & (w_norm > 0) & (self.layout.per_layer(stats.grad_sq) > 0)
+        eligible = measured & (stats.grad_sq > 0)
+        if any(self.layout.sampled):
+            # A large variable is measured on a sample (`deltas.stride`): a sample that did not
+            # change says nothing of the rest (an update confined to a few rows), so neither
+            # the variable nor its layer is judged on that step.
+            known = tf.constant([not s for s in self.layout.sampled]) | (stats.update_sq > 0)
+            eligible &= known
+            valid &= tf.equal(self.layout.per_layer(tf.cast(~known, tf.float32)), 0.0)
         ratio = u_norm / tf.where(w_norm > 0, w_norm, 1.0)
         self.last.assign(tf.where(valid, ratio, self.last))
-        eligible = measured & (stats.grad_sq > 0)
         still = eligible & tf.equal(stats.update_sq, 0.0)
         counted = [valid, valid & (ratio < self.low), valid & (ratio > self.high), eligible, still]
         self.counts.assign_add(tf.cast(tf.concat(counted, axis=0), tf.int64))

@@ -1,0 +1,46 @@
+"""Measuring an update: large variables on a spread sample, close to the whole variable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gradguard import deltas
+
+SHAPES = [(784, 512), (512, 512, 2), (3, 3, 64, 128), (20000, 4), (100003,)]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_a_large_variable_is_sampled_across_its_rows_and_columns(shape):
+    size = int(np.prod(shape))
+    step = deltas.stride(shape)
+    assert deltas.sampled(shape) and step >= 16  # one 64-byte line in 16 at most
+    assert all(step % k for k in range(2, step)) and all(d % step for d in shape)
+    index = np.arange(0, size, step)
+    assert len(index) <= deltas.SAMPLE
+    columns = set(index % shape[-1])
+    assert len(columns) == min(shape[-1], len(index))  # every column while there are enough
+    if len(shape) > 1:
+        rows = set(index // shape[-1])
+        assert len(rows) >= 0.9 * min(size // shape[-1], len(index))
+
+
+def test_a_variable_up_to_16_samples_is_measured_whole():
+    assert deltas.stride((256, 256)) == 1 and not deltas.sampled((16 * deltas.SAMPLE,))
+    value = tf.Variable(tf.ones([256, 256]))
+    assert deltas.part(value).shape == (256, 256)
+
+
+@pytest.mark.parametrize("shape", [(784, 512), (200,)], ids=str)
+def test_measured_norms_are_within_a_few_percent_of_the_whole(shape):
+    rng = np.random.default_rng(0)
+    start = rng.uniform(-0.08, 0.08, shape).astype(np.float32)  # Glorot-uniform like
+    update = 1e-3 * rng.normal(size=shape).astype(np.float32)
+    variable = tf.Variable(start)
+    before = [deltas.part(variable)]
+    variable.assign_sub(update)
+    update_sq, weight_sq = (float(t[0]) for t in deltas.measure([variable], [0], before))
+    exact = dict(rel=1e-5) if not deltas.sampled(shape) else dict(rel=0.05)
+    assert update_sq == pytest.approx(float(np.sum(update.astype(np.float64) ** 2)), **exact)
+    assert weight_sq == pytest.approx(float(np.sum(start.astype(np.float64) ** 2)), **exact)
