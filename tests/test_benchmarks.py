@@ -73,6 +73,13 @@ def test_every_variant_ran_and_produced_numbers(results):
             assert _number(v["cpu_ratio"]["median"]), name
 
 
+def test_the_xla_pair_is_timed_in_its_own_phase(results):
+    # Its windows interleaved with the graph steps' raised their ratios (benchmarks/README.md).
+    assert set(results["phase_s"]) >= {"mlp", "mlp (xla)"}
+    xla = {name for name, v in overhead.VARIANTS.items() if v.xla}
+    assert xla == {"plain-xla", "trainstep-xla"}
+
+
 def test_gradguard_run_timed_both_ways(results):
     run = results["gradguard_run"]
     assert "error" not in run, run.get("error")
