@@ -636,6 +636,27 @@ def measure_workload(
     return info
 
 
+def _measure(
+    args: argparse.Namespace,
+    workload: str,
+    variants: Sequence[Variant],
+    log_root: str,
+    profile: Sequence[str] = (),
+) -> dict[str, Any]:
+    """`measure_workload` with the command line's steps, windows, warm-up, seed and instances."""
+    return measure_workload(
+        WORKLOADS[workload],
+        variants,
+        steps=args.steps,
+        windows=args.windows,
+        warmup=args.warmup,
+        log_root=log_root,
+        seed=args.seed,
+        instances=args.instances,
+        profile=profile,
+    )
+
+
 def _prime(log_root: str) -> None:
     """Pays the process's one-time costs before any variant is built.
 
@@ -721,16 +742,7 @@ def _run_child(args: argparse.Namespace) -> int:
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as log_root:
         for name in _names(args.workloads, WORKLOADS):
-            measured = measure_workload(
-                WORKLOADS[name],
-                list(CHILD_VARIANTS.values()),
-                steps=args.steps,
-                windows=args.windows,
-                warmup=args.warmup,
-                log_root=log_root,
-                seed=args.seed,
-                instances=args.instances,
-            )
+            measured = _measure(args, name, list(CHILD_VARIANTS.values()), log_root)
             out[name] = measured["variants"]
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(out, f)
@@ -1350,17 +1362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name in workloads if group else ():
                 _log(f"{name}{suffix}: building and warming up {len(group)} variants")
                 phase_start = time.perf_counter()
-                measured = measure_workload(
-                    WORKLOADS[name],
-                    group,
-                    steps=args.steps,
-                    windows=args.windows,
-                    warmup=args.warmup,
-                    log_root=tmp,
-                    seed=args.seed,
-                    instances=args.instances,
-                    profile=PROFILED if args.profile else (),
-                )
+                measured = _measure(args, name, group, tmp, PROFILED if args.profile else ())
                 known = results["workloads"].setdefault(name, measured)
                 known["variants"].update(measured["variants"])
                 phases[name + suffix] = time.perf_counter() - phase_start

@@ -30,10 +30,12 @@ def stride(shape: Sequence[int]) -> int:
 
     A variable of more than ``16 * SAMPLE`` elements is measured on at most `SAMPLE` elements,
     a prime number of elements apart that divides none of its dimensions: the sample then
-    visits every column and spreads over the rows (a stride dividing the last dimension would
-    read one column only). At least 16 float32 apart (a 64-byte cache line), so it reads one
-    line in 16 instead of all of them, which would cost as much as reading everything.
+    visits every column and spreads over the rows (a stride sharing a factor with the last
+    dimension would visit only some columns). At least 16 float32 apart (a 64-byte cache line),
+    so it reads one line in 16: reading every line would cost as much as reading everything.
     """
+    if any(d is None for d in shape):
+        return 1
     size = int(np.prod(shape))
     if size <= 16 * SAMPLE:
         return 1

@@ -26,8 +26,9 @@ def test_a_large_variable_is_sampled_across_its_rows_and_columns(shape):
         assert len(rows) >= 0.9 * min(size // shape[-1], len(index))
 
 
-def test_a_variable_up_to_16_samples_is_measured_whole():
+def test_a_variable_up_to_16_samples_or_of_unknown_shape_is_measured_whole():
     assert deltas.stride((256, 256)) == 1 and not deltas.sampled((16 * deltas.SAMPLE,))
+    assert deltas.stride(tf.TensorShape([None, 100000])) == 1
     value = tf.Variable(tf.ones([256, 256]))
     assert deltas.part(value).shape == (256, 256)
 
