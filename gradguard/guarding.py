@@ -22,7 +22,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard import _compat, diagnose, instrument, replicas
+from gradguard import _compat, diagnose, instrument, replicas, stats
 from gradguard import activations as activations_lib
 from gradguard import findings as findings_lib
 from gradguard.core import StepCore
@@ -395,6 +395,6 @@ class Guard:
         return shared_root(seen or variables)
 
     def _names(self, variables: list[Any]) -> list[str]:
-        shown = findings_lib.names(variables, self._model_name(variables))
+        shown = stats.names(variables, self._model_name(variables))
         labels = self.ledger.labels
         return [labels.get(ledger_key(v), name) for v, name in zip(variables, shown)]

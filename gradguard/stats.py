@@ -16,7 +16,6 @@ import numpy as np
 import tensorflow as tf
 
 from gradguard import deltas
-from gradguard.findings import names
 
 __all__ = [
     "BAD_WEIGHT",
@@ -29,6 +28,7 @@ __all__ = [
     "Stats",
     "batch_faults",
     "known_false",
+    "names",
 ]
 
 # Bits of `Stats.bad_input`, and what each names.
@@ -111,6 +111,22 @@ class Every:
 
     def __repr__(self) -> str:
         return f"Every({self.n})"
+
+
+def names(variables: Sequence[Any], model_name: str = "") -> list[str]:
+    """Display names of variables: Keras paths (``dense/kernel``) or tf.Variable names.
+
+    The model's own name is dropped from the front of Keras paths
+    (``sequential/dense/kernel`` -> ``dense/kernel``): it is the same for every variable.
+    """
+    prefix = f"{model_name}/" if model_name else None
+    result = []
+    for v in variables:
+        name = getattr(v, "path", None) or v.name.split(":")[0]
+        if prefix and name.startswith(prefix):
+            name = name[len(prefix) :]
+        result.append(name)
+    return result
 
 
 @dataclasses.dataclass(frozen=True)

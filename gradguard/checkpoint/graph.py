@@ -17,7 +17,7 @@ import keras
 
 from gradguard import _compat
 from gradguard.checkpoint.values import is_optimizer
-from gradguard.findings import names
+from gradguard.stats import names
 
 __all__ = [
     "SavedOptimizer",
