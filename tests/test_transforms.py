@@ -304,6 +304,19 @@ def test_each_gradient_norm_is_computed_once_per_step():
     assert transforms.sq_norm(g) is not first
 
 
+def test_norms_compiled_by_xla_are_sums_of_squares_and_wide_ones_a_matrix_product():
+    # XLA on CPU adds up a reduction serially; a gradient with rows of 16 or more is summed as a
+    # matrix-vector product instead (3-4x faster), with the same value.
+    rng = np.random.default_rng(0)
+    shapes = [(40, 32), (3, 3, 4, 32), (7,), (33, 8), ()]
+    grads = [rng.normal(size=shape).astype(np.float32) for shape in shapes]
+    norms_of = tf.function(lambda *gs: [transforms.sq_norm(g) for g in gs], jit_compile=True)
+    got = [float(n) for n in norms_of(*grads)]
+    assert got == pytest.approx([float(np.sum(g.astype(np.float64) ** 2)) for g in grads], 1e-5)
+    graph = norms_of.get_concrete_function(*grads).graph
+    assert [op.type for op in graph.get_operations()].count("MatMul") == 2  # the two wide ones
+
+
 def test_a_norm_computed_in_a_branch_is_not_used_outside_it():
     # A tensor of a conditional's branch does not exist outside it: the step computes its own.
     @tf.function(autograph=False)
