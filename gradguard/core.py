@@ -222,14 +222,16 @@ class StepCore:
         updating.apply(self._apply, to_apply, variables, gate, apply_factor)
         with tf.name_scope(SCOPE):
             if measure is None:
-                update_sq, weight_sq = deltas.measured(
-                    self.variables, present, before, applied & measured
+                update_sq, weight_sq, grad_sample_sq = deltas.measured(
+                    self.variables, present, before, to_apply, applied & measured
                 )
             elif measure:
                 # A skipped update leaves the weights as they were: its delta is 0, no branch.
-                update_sq, weight_sq = deltas.measure(self.variables, present, before)
+                update_sq, weight_sq, grad_sample_sq = deltas.measure(
+                    self.variables, present, before, to_apply
+                )
             else:
-                update_sq = weight_sq = tf.zeros([len(self.variables)])
+                update_sq = weight_sq = grad_sample_sq = tf.zeros([len(self.variables)])
             grad_norm_after = norms.global_norm(new_grads)
             stats = Stats(
                 step=step,
@@ -241,6 +243,7 @@ class StepCore:
                 measured=measured,
                 update_sq=update_sq,
                 weight_sq=weight_sq,
+                grad_sample_sq=grad_sample_sq,
                 loss_scale=loss_scale,
                 overflow=overflow,
                 vetoed=tf.constant(False) if gate is None or not present else ~gate,

@@ -89,31 +89,48 @@ def measured(
     variables: Sequence[Any],
     present: Sequence[int],
     before: Sequence[tf.Tensor],
+    grads: Sequence[Any],
     now: tf.Tensor,
-) -> tuple[tf.Tensor, tf.Tensor]:
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """`measure` if `now` (the `snapshot` was taken and the update applied), else zeros."""
 
     def take() -> tf.Tensor:
-        return tf.stack(measure(variables, present, before))
+        return tf.stack(measure(variables, present, before, grads))
 
-    both = tf.cond(now, take, lambda: tf.zeros([2, len(variables)]))
-    return both[0], both[1]
+    all_three = tf.cond(now, take, lambda: tf.zeros([3, len(variables)]))
+    return all_three[0], all_three[1], all_three[2]
 
 
 def measure(
-    variables: Sequence[Any], present: Sequence[int], before: Sequence[tf.Tensor]
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """|delta w|^2 and |w|^2 per variable (0 for those not present), from their `part`s before.
+    variables: Sequence[Any],
+    present: Sequence[int],
+    before: Sequence[tf.Tensor],
+    grads: Sequence[Any],
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Per variable (0 for those not present): |delta w|^2, |w|^2 and the sample's |g|^2.
 
-    A sampled variable's sums are scaled to its size: estimates of the whole variable's.
+    Args:
+      variables: Every variable of the step.
+      present: The indices of those updated.
+      before: Their `part`s before the update, in the order of `present`.
+      grads: The gradients they were updated with, in the order of `present`.
+
+    Returns:
+      ``update_sq`` and ``weight_sq``, a sampled variable's scaled to its size (estimates of the
+      whole variable's), and ``grad_sample_sq``: a sampled variable's dense gradient's squared
+      norm over its sample (0 for the others). A sample that had a gradient and did not move
+      shows the update did not move the variable; one without gradient shows nothing.
     """
     n = len(variables)
     update_sq, weight_sq = [tf.constant(0.0)] * n, [tf.constant(0.0)] * n
-    for i, old in zip(present, before):
+    grad_sample_sq = [tf.constant(0.0)] * n
+    for i, old, grad in zip(present, before, grads):
         new = part(variables[i])
         update_sq[i] = norms.sq_norm(new - tf.reshape(old, new.shape))
         weight_sq[i] = norms.sq_norm(old)
         if sampled(variables[i].shape):
             scale = variables[i].shape.num_elements() / new.shape.num_elements()
             update_sq[i], weight_sq[i] = update_sq[i] * scale, weight_sq[i] * scale
-    return tf.stack(update_sq), tf.stack(weight_sq)
+            if not isinstance(grad, tf.IndexedSlices):  # its rows say where, not a dense sample
+                grad_sample_sq[i] = norms.sq_norm(part(tf.reshape(grad, variables[i].shape)))
+    return tf.stack(update_sq), tf.stack(weight_sq), tf.stack(grad_sample_sq)

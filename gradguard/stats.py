@@ -207,6 +207,10 @@ class Stats:
       update_sq: float32 [n]: squared norm of each variable's change in this step.
       weight_sq: float32 [n]: squared norm of each variable before the update. Both are
         estimates from a sample for variables larger than 65536 elements (`Layout.sampled`).
+      grad_sample_sq: float32 [n] on measuring steps: the squared norm of the gradient a
+        sampled variable was updated with, over its sample's elements (0 for the others, and
+        for sparse gradients): a sample that had a gradient yet did not change is evidence
+        the variable did not.
       loss_scale: the loss scale the gradients were divided by (mixed precision), else 1.
       overflow: bool scalar: the loss scaler skips this step on purpose (float16 overflow:
         non-finite gradients from a finite loss); not a `non-finite` finding.
@@ -231,6 +235,7 @@ class Stats:
     measured: tf.Tensor
     update_sq: tf.Tensor
     weight_sq: tf.Tensor
+    grad_sample_sq: Any = 0.0
     loss_scale: Any = 1.0
     overflow: Any = False
     vetoed: Any = False

@@ -90,11 +90,14 @@ def zero_gradient_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) 
 def update_ratio_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -> dict:
     low, high = 1e-7, 0.5
     measured = _field(steps, "measured") & _field(steps, "applied")
-    grad, update, weight = (_field(steps, k) for k in ("grad_sq", "update_sq", "weight_sq"))
+    grad, update, weight, sample = (
+        _field(steps, k) for k in ("grad_sq", "update_sq", "weight_sq", "grad_sample_sq")
+    )
     w, u = np.sqrt(_per_layer(weight, layout)), np.sqrt(_per_layer(update, layout))
     valid = measured[:, None] & (w > 0) & (_per_layer(grad, layout) > 0)
-    # A sampled variable whose sample did not change is unknown, and so is its layer.
-    known = ~np.array(layout.sampled or [False] * layout.size) | (update > 0)
+    # A sampled variable whose sample did not change and had no gradient is unknown, and so is
+    # its layer.
+    known = ~np.array(layout.sampled or [False] * layout.size) | (update > 0) | (sample > 0)
     valid &= _per_layer((~known).astype(float), layout) == 0
     ratio = u / np.where(w > 0, w, 1.0)
     last = np.zeros(len(layout.layers))
@@ -322,6 +325,18 @@ SCRIPTED = [
         _steps(update_sq=lambda s: np.zeros(4, np.float32)),
         update_ratio_reference,
         frozenset({"weights-unchanged"}),
+    ),
+    Scripted(
+        # Exactly zero everywhere, and the kernels' samples had gradients: they did not move.
+        "update-ratio-learning-rate-zero-sampled-kernels-whose-samples-had-gradients",
+        checks.UpdateRatio,
+        SAMPLED,
+        _steps(
+            update_sq=lambda s: np.zeros(4, np.float32),
+            grad_sample_sq=lambda s: np.array([1e-4, 0.0, 1e-4, 0.0], np.float32),
+        ),
+        update_ratio_reference,
+        frozenset({"weights-unchanged", "update-too-small"}),
     ),
     Scripted(
         # Sparse inputs: the kernels changed only in rows their samples do not visit.

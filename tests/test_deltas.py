@@ -41,7 +41,21 @@ def test_measured_norms_are_within_a_few_percent_of_the_whole(shape):
     variable = tf.Variable(start)
     before = [deltas.part(variable)]
     variable.assign_sub(update)
-    update_sq, weight_sq = (float(t[0]) for t in deltas.measure([variable], [0], before))
+    measured = deltas.measure([variable], [0], before, [tf.constant(update)])
+    update_sq, weight_sq, grad_sample_sq = (float(t[0]) for t in measured)
     exact = dict(rel=1e-5) if not deltas.sampled(shape) else dict(rel=0.05)
     assert update_sq == pytest.approx(float(np.sum(update.astype(np.float64) ** 2)), **exact)
     assert weight_sq == pytest.approx(float(np.sum(start.astype(np.float64) ** 2)), **exact)
+    # The gradient (here the update itself) over the sample, unscaled; nothing when measured whole.
+    sample = update.reshape(-1)[:: deltas.stride(shape)] if deltas.sampled(shape) else 0.0
+    assert grad_sample_sq == pytest.approx(float(np.sum(np.square(sample, dtype=np.float64))), 1e-5)
+
+
+def test_a_sparse_gradient_gives_no_sample_evidence():
+    # Its rows say where the update went, not what the sample's elements received: a sample
+    # that did not move is then no sign the variable did not.
+    variable = tf.Variable(tf.ones([20000, 4]))
+    assert deltas.sampled(variable.shape)
+    rows = tf.IndexedSlices(tf.ones([2, 4]), tf.constant([0, 7]), tf.constant([20000, 4]))
+    _, _, grad_sample_sq = deltas.measure([variable], [0], [deltas.part(variable)], [rows])
+    assert float(grad_sample_sq[0]) == 0.0

@@ -23,8 +23,32 @@ def _flat_y():
     return x, y[:, 0]
 
 
+WIDE = 20000  # features: a kernel of 20000 x 4 is measured on a sample (`deltas.stride`)
+
+
+def _wide_linear_model():
+    """No variable measured whole: a bias-free linear layer over many features."""
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.Input((WIDE,)), keras.layers.Dense(4, use_bias=False)])
+
+
+def _wide_data():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(64, WIDE)).astype("float32"), rng.normal(size=(64, 4)).astype("float32")
+
+
 BUGS = [
     ("weights-unchanged", Case("sgd-lr-0", mlp, lambda: keras.optimizers.SGD(0.0))),
+    (
+        # Only samples measured: they had gradients and did not move.
+        "weights-unchanged",
+        Case(
+            "adam-lr-0-wide",
+            _wide_linear_model,
+            lambda: keras.optimizers.Adam(0.0),
+            data=_wide_data,
+        ),
+    ),
     ("update-too-small", Case("adam-lr-1e-10", mlp, lambda: keras.optimizers.Adam(1e-10))),
     # Adam's ratio falls as 1/step once the weights have grown: judged over the first steps.
     ("update-too-large", Case("adam-lr-1", mlp, lambda: keras.optimizers.Adam(1.0), steps=10)),
@@ -162,9 +186,6 @@ def _embedding_data():
     rng = np.random.default_rng(0)
     x = rng.integers(0, 50, size=(64, 4)).astype("int32")
     return x, rng.normal(size=(64, 1)).astype("float32")
-
-
-WIDE = 20000  # one-hot features: the first kernel (20000 x 4) is measured on a sample
 
 
 def _wide_one_hot_model():

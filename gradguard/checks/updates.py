@@ -24,7 +24,7 @@ class UpdateRatio(Check):
     The ratio ``|delta w| / |w|`` is taken per layer (all of a layer's variables together, so a
     zero-initialized bias does not dominate) on the steps where updates are measured. A variable
     of more than 65536 elements is measured on a sample of 4096 (`deltas.stride`); a step on
-    which its sample did not change is not judged for it or its layer.
+    which its sample neither changed nor had a gradient is not judged for it or its layer.
 
     Args:
       low: A layer whose ratio is below this on every measured step gets `update-too-small`.
@@ -83,9 +83,14 @@ class UpdateRatio(Check):
         eligible = measured & (stats.grad_sq > 0)
         if any(self.layout.sampled):
             # A large variable is measured on a sample (`deltas.stride`): a sample that did not
-            # change says nothing of the rest (an update confined to a few rows), so neither
-            # the variable nor its layer is judged on that step.
-            known = tf.constant([not s for s in self.layout.sampled]) | (stats.update_sq > 0)
+            # change, and had no gradient to change it, says nothing of the rest (an update
+            # confined to a few rows), so neither the variable nor its layer is judged on that
+            # step. One that had a gradient and did not change shows a learning rate of 0.
+            known = (
+                tf.constant([not s for s in self.layout.sampled])
+                | (stats.update_sq > 0)
+                | (stats.grad_sample_sq > 0)
+            )
             eligible &= known
             valid &= tf.equal(self.layout.per_layer(tf.cast(~known, tf.float32)), 0.0)
         ratio = u_norm / tf.where(w_norm > 0, w_norm, 1.0)
