@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from gradguard import _compat, norms
 
-__all__ = ["SAMPLE", "measure", "measured", "part", "sampled", "snapshot", "stride"]
+__all__ = ["SAMPLE", "known", "measure", "measured", "part", "sampled", "snapshot", "stride"]
 
 SAMPLE = 4096  # elements kept of a variable larger than 16 times this
 
@@ -48,6 +48,23 @@ def stride(shape: Sequence[int]) -> int:
 def sampled(shape: Sequence[int]) -> bool:
     """Whether a variable of this shape is measured on a sample (see `stride`)."""
     return stride(shape) > 1
+
+
+def known(is_sampled: Sequence[bool], update_sq: tf.Tensor, grad_sample_sq: Any) -> tf.Tensor:
+    """Per variable, whether its measured change says how the whole variable changed (in-graph).
+
+    A variable measured whole always does. A sampled one does when its sample moved, or when
+    the sample's elements had a gradient (then a sample that did not move shows the update did
+    not move the variable); a sample with neither says nothing of the rest: the update may be
+    confined to rows it does not visit (one-hot inputs, sparse gradients).
+
+    Args:
+      is_sampled: `Layout.sampled` (empty: every variable measured whole).
+      update_sq: `Stats.update_sq`.
+      grad_sample_sq: `Stats.grad_sample_sq`.
+    """
+    whole = tf.constant([not s for s in is_sampled] or [True] * update_sq.shape[0])
+    return whole | (update_sq > 0) | (tf.convert_to_tensor(grad_sample_sq) > 0)
 
 
 def part(variable: Any) -> tf.Tensor:

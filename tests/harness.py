@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 import gradguard
-from gradguard import runner
+from gradguard import deltas, runner
 from gradguard.checks import Check
 from gradguard.stats import Context, Layout, Stats
 
@@ -37,6 +37,23 @@ def regression_data(n: int = 64, features: int = 8, seed: int = 0) -> tuple[np.n
     x = rng.normal(size=(n, features)).astype("float32")
     w = rng.normal(size=(features, 1)).astype("float32")
     return x, (x @ w).astype("float32")
+
+
+WIDE = 20000  # features: a kernel of 20000 x 4 is measured on a sample (`deltas.stride`)
+
+
+def one_hot_rows_the_sample_misses() -> tuple[np.ndarray, np.ndarray]:
+    """One-hot rows of a few of `WIDE` features whose rows of a (WIDE, 4) kernel hold no sample.
+
+    With plain SGD only those rows of the kernel change: its sample neither moves nor has a
+    gradient, which is no sign the weights stopped (`weights-unchanged` would be a false alarm).
+    """
+    stride = deltas.stride((WIDE, 4))
+    missed = [row for row in range(200) if all((4 * row + c) % stride for c in range(4))][:8]
+    rng = np.random.default_rng(0)
+    x = np.zeros((64, WIDE), np.float32)
+    x[np.arange(64), rng.choice(missed, 64)] = 1.0
+    return x, rng.normal(size=(64, 1)).astype(np.float32)
 
 
 def mlp(

@@ -10,10 +10,18 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from harness import Case, combinations, mlp, numpy_cut_loss, regression_data, train
+from harness import (
+    WIDE,
+    Case,
+    combinations,
+    mlp,
+    numpy_cut_loss,
+    one_hot_rows_the_sample_misses,
+    regression_data,
+    train,
+)
 
 import gradguard
-from gradguard import deltas
 
 # -- planted bugs and healthy twins, through every entry point ----------------------------------
 
@@ -21,9 +29,6 @@ from gradguard import deltas
 def _flat_y():
     x, y = regression_data()
     return x, y[:, 0]
-
-
-WIDE = 20000  # features: a kernel of 20000 x 4 is measured on a sample (`deltas.stride`)
 
 
 def _wide_linear_model():
@@ -193,20 +198,6 @@ def _wide_one_hot_model():
     return keras.Sequential([keras.Input((WIDE,)), keras.layers.Dense(4), keras.layers.Dense(1)])
 
 
-def _one_hot_rows_the_sample_misses():
-    """One-hot rows of a few features whose kernel rows hold no sampled element.
-
-    With plain SGD only those rows of the wide kernel change: its sample does not, which is no
-    sign the weights stopped (`weights-unchanged` would be a false alarm).
-    """
-    stride = deltas.stride((WIDE, 4))
-    missed = [row for row in range(200) if all((4 * row + c) % stride for c in range(4))][:8]
-    rng = np.random.default_rng(0)
-    x = np.zeros((64, WIDE), np.float32)
-    x[np.arange(64), rng.choice(missed, 64)] = 1.0
-    return x, rng.normal(size=(64, 1)).astype(np.float32)
-
-
 def _frozen_first_layer():
     model = mlp(depth=2)
     model.layers[0].trainable = False
@@ -238,7 +229,7 @@ HEALTHY = [
         "wide-one-hot-rows-outside-the-sample",
         _wide_one_hot_model,
         lambda: keras.optimizers.SGD(0.05),
-        data=_one_hot_rows_the_sample_misses,
+        data=one_hot_rows_the_sample_misses,
     ),
     Case("sgd-momentum", lambda: mlp(depth=3), lambda: keras.optimizers.SGD(0.01, momentum=0.9)),
     Case("deep-relu", lambda: mlp(units=32, depth=8), lambda: keras.optimizers.Adam(1e-3)),

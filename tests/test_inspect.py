@@ -19,6 +19,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from harness import WIDE, one_hot_rows_the_sample_misses  # noqa: E402
 
 import gradguard  # noqa: E402
 from gradguard import checks as checks_lib  # noqa: E402
@@ -129,6 +130,48 @@ def test_findings_are_the_live_checks_findings(inspection: events.Inspection, ru
     assert judged["update-too-small"].step == live["update-too-small"].step
     assert judged["loss-not-decreasing"].step == live["loss-not-decreasing"].step
     assert set(judged) <= set(live)
+
+
+def _train_wide(log_dir: Path, lr: float, x: np.ndarray, y: np.ndarray) -> gradguard.Report:
+    """A bias-free (WIDE, 4) kernel, measured on a sample, and a small head, trained by SGD."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((WIDE,)),
+            keras.layers.Dense(4, use_bias=False, name="wide"),
+            keras.layers.Dense(1, name="out"),
+        ]
+    )
+    optimizer = keras.optimizers.SGD(lr)
+    step = gradguard.TrainStep(
+        model, optimizer, "mse", every=5, log_dir=str(log_dir), policy=WARN_ALL
+    )
+    for _ in range(20):
+        step(x, y)
+    return step.report()
+
+
+def test_a_sample_that_told_nothing_is_not_judged_from_the_logs(tmp_path: Path) -> None:
+    # One-hot rows the kernel's sample does not visit: only those rows change. Live, its layer
+    # is not judged on those steps; its logs must not make `weights-unchanged` or
+    # `update-too-small` of them.
+    assert _train_wide(tmp_path, 0.05, *one_hot_rows_the_sample_misses()).findings == []
+    (result,) = events.inspect(str(tmp_path)).results
+    assert result.report.findings == []
+    # The layer measured whole still has its ratio logged and judged.
+    assert set(result.summary["update_ratio_median"]) == {"out"}
+
+
+def test_a_sample_that_had_a_gradient_and_did_not_move_is_judged_from_the_logs(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, WIDE)), rng.normal(size=(64, 1))
+    live = _train_wide(tmp_path, 0.0, x.astype("float32"), y.astype("float32"))
+    (result,) = events.inspect(str(tmp_path)).results
+    for report in (live, result.report):
+        (unchanged,) = [f for f in report.findings if f.code == "weights-unchanged"]
+        assert any(v.split("/")[0] == "wide" for v in unchanged.variables), unchanged
 
 
 def test_per_variable_logs_name_the_unchanged_variables(

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import tensorflow as tf
 
+from gradguard import deltas
 from gradguard.checks.base import Check
 from gradguard.findings import Finding, Severity, listing, number
 from gradguard.stats import Context, Stats
@@ -82,15 +83,9 @@ class UpdateRatio(Check):
         valid = measured & (w_norm > 0) & (self.layout.per_layer(stats.grad_sq) > 0)
         eligible = measured & (stats.grad_sq > 0)
         if any(self.layout.sampled):
-            # A large variable is measured on a sample (`deltas.stride`): a sample that did not
-            # change, and had no gradient to change it, says nothing of the rest (an update
-            # confined to a few rows), so neither the variable nor its layer is judged on that
-            # step. One that had a gradient and did not change shows a learning rate of 0.
-            known = (
-                tf.constant([not s for s in self.layout.sampled])
-                | (stats.update_sq > 0)
-                | (stats.grad_sample_sq > 0)
-            )
+            # A sample that says nothing of the rest of its variable (`deltas.known`): neither
+            # the variable nor its layer is judged on that step.
+            known = deltas.known(self.layout.sampled, stats.update_sq, stats.grad_sample_sq)
             eligible &= known
             valid &= tf.equal(self.layout.per_layer(tf.cast(~known, tf.float32)), 0.0)
         ratio = u_norm / tf.where(w_norm > 0, w_norm, 1.0)
@@ -218,7 +213,7 @@ class UpdateRatio(Check):
             hits = np.flatnonzero(valid[li])
             if hits.size:
                 last[li] = ratio[li, hits[-1]]
-        eligible = u.measured & (u.grad > 0)
+        eligible = u.measured & (u.grad > 0) & ~u.unknown
         # A variable whose ratio was not logged (zero weights) is not known to be unchanged.
         unchanged = eligible & u.known & (u.update == 0)
         streak = np.zeros(len(eligible), np.int64)

@@ -117,13 +117,17 @@ class Logged:
         w_layer = np.sqrt(self.per_layer(weight**2))
         u_layer = np.sqrt(self.per_layer(update**2))
         layer_measured = self.per_layer(measured.astype(float)) > 0
+        # Weights logged without a ratio: a sample that told nothing of its variable (a zero
+        # weight has no ratio either, and is no evidence of anything).
+        unknown = measured & (weight > 0) & ~known
         return Updates(
             grad=grad,
             measured=measured,
             known=known,
+            unknown=unknown,
             update=update,
             layer_ratio=u_layer / np.where(w_layer > 0, w_layer, 1.0),
-            layer_valid=layer_measured & (w_layer > 0),
+            layer_valid=layer_measured & (w_layer > 0) & (self.per_layer(unknown * 1.0) == 0),
             layer_grad_sq=self.per_layer(grad**2),
         )
 
@@ -135,6 +139,7 @@ class Updates:
     grad: np.ndarray  # [groups, steps] gradient norms (0 where not logged)
     measured: np.ndarray  # [groups, steps] the update ran and was measured (weights logged)
     known: np.ndarray  # [groups, steps] the update norm is known (a ratio was logged)
+    unknown: np.ndarray  # [groups, steps] weights logged but no ratio: a sample told nothing
     update: np.ndarray  # [groups, steps] update norms (0 where not known)
     layer_ratio: np.ndarray  # [layers, steps]
     layer_valid: np.ndarray  # [layers, steps] measured, with non-zero weights

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from gradguard import _compat, replicas
+from gradguard import _compat, deltas, replicas
 from gradguard.findings import Finding
 from gradguard.sinks import tags
 from gradguard.sinks.writers import Sink, write_scalar
@@ -195,7 +195,7 @@ class StepRecorder:
                 continue
             if i >= self._weight_at and not applied:
                 continue
-            if i >= self._ratio_at and values[self._weight_at + group] == 0:
+            if i >= self._ratio_at and (values[self._weight_at + group] == 0 or values[i] < 0):
                 continue
             scalars[tag] = float(values[i])
         return scalars
@@ -214,6 +214,10 @@ class StepRecorder:
         weight = tf.sqrt(group(stats.weight_sq))
         update = tf.sqrt(group(stats.update_sq))
         ratio = update / tf.where(weight > 0, weight, 1.0)
+        # A group with a sample that told nothing of its variable (`deltas.known`) gets no
+        # ratio, as the live check judges none: -1 marks it (a ratio is >= 0 or NaN).
+        unknown = ~deltas.known(self.layout.sampled, stats.update_sq, stats.grad_sample_sq)
+        ratio = tf.where(group(tf.cast(unknown, tf.float32)) > 0, -1.0, ratio)
 
         def f32(x: Any) -> tf.Tensor:
             return tf.reshape(tf.cast(x, tf.float32), [1])
@@ -254,12 +258,12 @@ class StepRecorder:
 
         def updates() -> None:
             # Weights are measured only when the update ran; a zero-norm weight (a fresh zero
-            # bias) has no ratio.
+            # bias) has no ratio, nor has a group whose sample told nothing (-1).
             for k in live:
-                weight = values[self._weight_at + k]
+                weight, ratio = values[self._weight_at + k], values[self._ratio_at + k]
                 write_scalar(self.tags[self._weight_at + k], weight)
-                with tf.summary.record_if(record & tf.not_equal(weight, 0.0)):
-                    write_scalar(self.tags[self._ratio_at + k], values[self._ratio_at + k])
+                with tf.summary.record_if(record & tf.not_equal(weight, 0.0) & ~(ratio < 0.0)):
+                    write_scalar(self.tags[self._ratio_at + k], ratio)
 
         tf.cond(tf.equal(values[_SKIPPED_INDEX], 0.0), updates, lambda: None)
 

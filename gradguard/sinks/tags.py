@@ -8,7 +8,8 @@ statistic gets its own section:
   ``gradguard/skipped``, ``gradguard/skipped_updates``: the whole step.
 * ``gradguard_grad_norm/<layer>``, ``gradguard_weight_norm/<layer>``,
   ``gradguard_update_ratio/<layer>``: per layer (per variable, ``<layer>/<variable>``, on
-  request).
+  request). No ratio where the weights are zero, nor where a sampled variable's sample told
+  nothing (`deltas.known`), as the live check judges none there.
 * ``gradguard_findings/<code>`` (text): each finding, at the step it was first seen.
 * ``gradguard/config`` (text, JSON): how the run was recorded, for ``gradguard inspect``.
 
