@@ -142,5 +142,5 @@ class Updates:
     unknown: np.ndarray  # [groups, steps] weights logged but no ratio: a sample told nothing
     update: np.ndarray  # [groups, steps] update norms (0 where not known)
     layer_ratio: np.ndarray  # [layers, steps]
-    layer_valid: np.ndarray  # [layers, steps] measured, with non-zero weights
+    layer_valid: np.ndarray  # [layers, steps] measured, non-zero weights, no sample unknown
     layer_grad_sq: np.ndarray  # [layers, steps]
