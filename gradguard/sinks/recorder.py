@@ -214,10 +214,11 @@ class StepRecorder:
         weight = tf.sqrt(group(stats.weight_sq))
         update = tf.sqrt(group(stats.update_sq))
         ratio = update / tf.where(weight > 0, weight, 1.0)
-        # A group with a sample that told nothing of its variable (`deltas.known`) gets no
-        # ratio, as the live check judges none: -1 marks it (a ratio is >= 0 or NaN).
-        unknown = ~deltas.known(self.layout.sampled, stats.update_sq, stats.grad_sample_sq)
-        ratio = tf.where(group(tf.cast(unknown, tf.float32)) > 0, -1.0, ratio)
+        if any(self.layout.sampled):
+            # A group with a sample that told nothing of its variable (`deltas.known`) gets no
+            # ratio, as the live check judges none: -1 marks it (a ratio is >= 0 or NaN).
+            unknown = ~deltas.known(self.layout.sampled, stats.update_sq, stats.grad_sample_sq)
+            ratio = tf.where(group(tf.cast(unknown, tf.float32)) > 0, -1.0, ratio)
 
         def f32(x: Any) -> tf.Tensor:
             return tf.reshape(tf.cast(x, tf.float32), [1])
