@@ -15,13 +15,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gradguard import _compat, deltas, errors, norms, replicas, updating
+from gradguard import _compat, deferred, deltas, errors, norms, replicas, updating
 from gradguard import findings as findings_lib
 from gradguard.checks import Check
 from gradguard.checks.base import StateReader, fold
 from gradguard.options import Options
 from gradguard.sinks import Sink, StepRecorder
-from gradguard.stats import Context, Layout, Stats
+from gradguard.stats import Context, Layout, Stats, known_false
 
 __all__ = ["SCOPE", "StepCore"]
 
@@ -43,6 +43,9 @@ class StepCore:
         optimizer's own method here, as it replaces `optimizer.apply` to intercept user calls.
       report: Report to keep findings in, shared by the cores of several optimizers.
       sink: Where statistics and findings go (`options.sink_for()`), if anywhere.
+      defer: Lean steps (`update`'s `measure=False`) may leave the deferrable checks' fold
+        to measuring steps (`gradguard.deferred`); the owner says no for steps always
+        compiled by XLA or run under a strategy (each replica would need its rows).
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class StepCore:
         apply_fn: Callable[[Any, Any], Any] | None = None,
         report: findings_lib.Report | None = None,
         sink: Sink | None = None,
+        defer: bool = False,
     ):
         self.optimizer = optimizer
         self.options = options
@@ -89,6 +93,7 @@ class StepCore:
             for check in self.checks:
                 check.build(self.layout)
             self._step = replicas.state_variable(0, tf.int64, "gradguard_step")
+            self._deferred = self._deferred_fold(defer)
             # loss, grad norm before and after the transforms, at the latest step.
             self._latest = replicas.state_variable([np.nan] * 3, tf.float32)
             self._clipped = replicas.state_variable(0, tf.int64)
@@ -105,6 +110,13 @@ class StepCore:
                 else None
             )
 
+    def _deferred_fold(self, defer: bool) -> deferred.DeferredFold | None:
+        """The buffer lean steps write the deferrable checks' statistics to, if any."""
+        checks = [check for check in self.checks if check.deferrable]
+        if not (defer and checks and deferred.defers(self.cadence.n)):
+            return None
+        return deferred.DeferredFold(checks, len(self.variables), self.cadence.n - 1, self._step)
+
     def ignore(self, code: str) -> None:
         """Stops reporting `code` for this core, here and in ``gradguard inspect`` of its logs.
 
@@ -118,6 +130,14 @@ class StepCore:
         if self._recorder is not None:
             ignored = sorted(c for c, policy in self.policy.items() if policy is ignore)
             self._recorder.note(ignored=ignored)
+
+    def before_step(self, measure: bool | None) -> None:
+        """Host, before a step that measures or not as `update`'s `measure` (None: in-graph).
+
+        Folds the lean steps' waiting rows before a measuring step (`gradguard.deferred`).
+        """
+        if self._deferred is not None and measure is not None:
+            self._deferred.before_step(measure)
 
     @property
     def steps(self) -> int:
@@ -291,9 +311,19 @@ class StepCore:
         self._step.assign_add(1)
 
     def _fold_state(self, fields: dict[str, Any], clipped: tf.Tensor) -> None:
-        """Folds the step (`Stats` fields) into every check and the latest statistics (in-graph)."""
+        """Folds the step (`Stats` fields) into every check and the latest statistics (in-graph).
+
+        A lean step known as such when tracing leaves the deferrable checks' fold to the host,
+        before the next measuring step (`deferred`), except under XLA, which fuses the
+        per-step fold already.
+        """
         stats = Stats(**fields)
-        fold(self.checks, stats)
+        later = self._deferred
+        if later is None or not known_false(stats.measured) or _compat.in_xla_context():
+            fold(self.checks, stats)
+        else:
+            fold([check for check in self.checks if check not in later.checks], stats)
+            later.write(stats)
         self._latest.assign(tf.stack([stats.loss, stats.grad_norm, stats.grad_norm_after]))
         self._clipped.assign_add(tf.cast(clipped, tf.int64))
 

@@ -209,7 +209,9 @@ class TrainStep:
             if self.strategy is None:
                 self._keeper = origin_lib.Keeper()
         # The host picks the lean or the measuring step (None: one step decides in-graph).
-        fn = self._fns[None if None in self._fns else self.options.every.measures(self._updates)]
+        measure = None if None in self._fns else self.options.every.measures(self._updates)
+        fn = self._fns[measure]
+        self.core.before_step(measure)
         # A None argument costs the call a few percent on millisecond steps: left out when unused.
         loss = fn(x, y) if sample_weight is None else fn(x, y, sample_weight)
         self._steps += 1
@@ -301,6 +303,9 @@ class TrainStep:
                 checks=self._checks,
                 model_name=getattr(self.model, "name", ""),
                 sink=self.options.sink_for(),
+                # Lean steps leave the checks' fold to measuring steps (`deferred`); XLA fuses
+                # it already, and a strategy's replicas would each need their rows.
+                defer=not (self._xla or self.strategy),
             )
             if self.accumulate > 1:
                 self._accumulator = accumulate_lib.Accumulator(variables, self.accumulate)

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 import gradguard
-from gradguard import deltas, runner
+from gradguard import deferred, deltas, runner
 from gradguard.checks import Check
 from gradguard.stats import Context, Layout, Stats
 
@@ -288,21 +288,43 @@ _DTYPES = {"step": tf.int64, "bad_input": tf.int32, **dict.fromkeys(_FLAGS, tf.b
 _FIELDS = [f.name for f in dataclasses.fields(Stats) if f.name != "activations"]
 
 
+# Folds of a deferrable check (`gradguard.deferred`) as `TrainStep`'s lean graph steps leave
+# them: the rows folded by a loop compiled by XLA before each measuring step, the last ones by a
+# graph at the read.
+DEFERRED_MODES = ("deferred",)
+
+
 def fold(scripted: Scripted, mode: str) -> tuple[Check, dict[str, np.ndarray]]:
-    """Builds the check and folds every scripted step in `mode`; returns it and its state."""
+    """Builds the check and folds every scripted step in `mode`; returns it and its state.
+
+    `mode` is one of `MODES`, or of `DEFERRED_MODES` for a deferrable check: the state is
+    then read with rows still waiting (`state()` folds them first).
+    """
     check = scripted.check()
     check.watch(scripted.sites)
     check.build(scripted.layout)
+    step = tf.Variable(0, dtype=tf.int64)
+    later = mode in DEFERRED_MODES
+    rows = len(scripted.steps)
+    folding = deferred.DeferredFold([check], scripted.layout.size, rows, step) if later else None
 
-    def update(*values: tf.Tensor) -> None:
-        fields = dict(zip(_FIELDS, values))
-        check.update(Stats(**fields, activations=tuple(values[len(_FIELDS) :])))
+    def update(*values: tf.Tensor, measured: bool | None = None) -> None:
+        stats = Stats(**dict(zip(_FIELDS, values)), activations=tuple(values[len(_FIELDS) :]))
+        if folding is not None and measured is False:
+            folding.write(stats)
+        else:
+            check.update(stats)
 
     run = update if mode == "eager" else tf.function(update, jit_compile=mode == "jit")
     for values in scripted.steps:
         tensors = [tf.constant(values[k], _DTYPES.get(k, tf.float32)) for k in _FIELDS]
         activations = [tf.constant(a, tf.float32) for a in values.get("activations", ())]
-        run(*tensors, *activations)
+        step.assign(values["step"])
+        measured = bool(values["measured"]) if later else None
+        if folding is not None:
+            folding.before_step(bool(measured))
+        run(*tensors, *activations, measured=measured)
+    step.assign_add(1)
     return check, check.state()
 
 

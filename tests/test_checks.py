@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import MODES, Case, mlp, mode_kwargs, regression_data, run_case
-from harness import Scripted, fold, judge, numpy_cut_loss, stats
+from harness import DEFERRED_MODES, Scripted, fold, judge, numpy_cut_loss, stats
 
 import gradguard
 from gradguard import checks
@@ -447,8 +447,14 @@ SCRIPTED += [
 ]
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("scripted", SCRIPTED, ids=[s.name for s in SCRIPTED])
+@pytest.mark.parametrize(
+    "scripted, mode",
+    [
+        pytest.param(s, mode, id=f"{s.name}-{mode}")
+        for s in SCRIPTED
+        for mode in MODES + (DEFERRED_MODES if s.check().deferrable else ())
+    ],
+)
 def test_fold_matches_numpy_and_judges(scripted, mode):
     check, state = fold(scripted, mode)
     expected = scripted.reference(scripted.steps, scripted.layout)

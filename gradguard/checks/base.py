@@ -120,6 +120,12 @@ class Check:
     # calls its `update` on those steps alone (at trace time when the step is known to be lean
     # or measuring, in one conditional when the graph decides).
     measured_only = False
+    # A check whose `update` reads only `Stats`' scalars, `grad_sq` and its own state, and
+    # compiles with XLA: a lean step may leave its fold to a later step (`gradguard.deferred`).
+    deferrable = False
+    # Set by the core when this check's fold may wait (`gradguard.deferred`): folds what waits
+    # (host), before any read of the state.
+    before_read: Callable[[], Any] | None = None
     sites: tuple[Any, ...] = ()
 
     def watch(self, sites: Sequence[Any]) -> None:
@@ -227,6 +233,8 @@ class Check:
 
     def state(self) -> dict[str, np.ndarray]:
         """The state as NumPy values, replicas combined (a host read)."""
+        if self.before_read is not None:
+            self.before_read()
         return {
             name: spec.combine([v.numpy() for v in spec.local_values()])
             for name, spec in self._specs.items()
@@ -301,6 +309,9 @@ class StateReader:
 
     def __call__(self) -> list[dict[str, np.ndarray]]:
         """Each check's state as `Check.state()` gives it, in the order of `checks`."""
+        for fold_waiting in {id(c.before_read): c.before_read for c in self.checks}.values():
+            if fold_waiting is not None:
+                fold_waiting()
         specs = [dict(check.state_specs) for check in self.checks]
         count = sum(len(s) for s in specs)
         if self._read is None or self._read[0] != count:

@@ -34,6 +34,8 @@ class ZeroGradient(Check):
         gradients, that make a stalled training.
     """
 
+    deferrable = True
+
     def __init__(self, min_steps: int = 2, stalled_after: int = 50):
         self.min_steps = min_steps
         self.stalled_after = stalled_after
@@ -139,6 +141,8 @@ class ExplodingGradient(Check):
       min_norm: Growth to a norm below this is not judged (small gradients that grow are normal).
     """
 
+    deferrable = True
+
     def __init__(self, growth: float = 1e3, limit: float = 1e6, min_norm: float = 1.0):
         self.growth = growth
         self.limit = limit
@@ -210,6 +214,8 @@ class VanishingGradient(Check):
       min_layers: Models with fewer layers (with gradients) are not judged.
       min_steps: Steps to see before judging.
     """
+
+    deferrable = True
 
     def __init__(self, ratio: float = 1e-3, min_layers: int = 3, min_steps: int = 2):
         self.ratio = ratio

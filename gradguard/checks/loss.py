@@ -43,6 +43,8 @@ class LossNotDecreasing(Check):
         every `window` steps, and the last ``chance_steps / window`` samples must all be there.
     """
 
+    deferrable = True
+
     def __init__(
         self,
         window: int = 50,

@@ -60,6 +60,8 @@ class NonFinite(Check):
     # Vetoed updates and bad batches are not logged: not judged from logs.
     not_logged = frozenset({"vetoed_finite_first", "vetoed_finite", "data_first", "data_faults"})
 
+    deferrable = True
+
     def __init__(self, min_loss_scale: float = 1.0):
         self.min_loss_scale = min_loss_scale
 
