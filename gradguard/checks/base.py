@@ -15,7 +15,8 @@ Everything else about a check is declared by the check itself, so the core, the 
 * its state, with `add_state(name, default, replicas=...)`: how replicas combine it (small
   states folded together share one variable, `add_states`: each op a step executes costs
   microseconds, however small);
-* whether it folds only the steps that measure the weights (`measured_only`);
+* whether it folds only the steps that measure the weights (`measured_only`), and whether
+  its fold may wait for a later step (`deferrable`: `gradguard.deferred`);
 * what it logs to TensorBoard beyond the step's own statistics (`add_scalar`), written
   in-graph with the step's scalars;
 * how ``gradguard inspect`` judges it again from the logged scalars (`replay`, or
