@@ -43,9 +43,8 @@ class StepCore:
         optimizer's own method here, as it replaces `optimizer.apply` to intercept user calls.
       report: Report to keep findings in, shared by the cores of several optimizers.
       sink: Where statistics and findings go (`options.sink_for()`), if anywhere.
-      defer: Lean steps (`update`'s `measure=False`) may leave the deferrable checks' fold
-        to measuring steps (`gradguard.deferred`); the owner says no for steps always
-        compiled by XLA or run under a strategy (each replica would need its rows).
+      defer: Lean steps (`update`'s `measure=False`) leave the deferrable checks' fold for
+        later (`gradguard.deferred`; the owner calls `deferred.before_step`).
     """
 
     def __init__(
@@ -64,6 +63,7 @@ class StepCore:
         self.optimizer = optimizer
         self.options = options
         self._apply = optimizer.apply if apply_fn is None else apply_fn
+        self._learning_rate = lambda: updating.learning_rate(optimizer)  # in-graph
         # With a LossScaleOptimizer the gradients arrive scaled: checks and transforms see them
         # unscaled, and the scaler keeps deciding which steps to skip and how to rescale.
         self._loss_scaler = (
@@ -93,7 +93,11 @@ class StepCore:
             for check in self.checks:
                 check.build(self.layout)
             self._step = replicas.state_variable(0, tf.int64, "gradguard_step")
-            self._deferred = self._deferred_fold(defer)
+            self.deferred = (
+                deferred.for_checks(self.checks, self.variables, options.every, self._step)
+                if defer
+                else None
+            )
             # loss, grad norm before and after the transforms, at the latest step.
             self._latest = replicas.state_variable([np.nan] * 3, tf.float32)
             self._clipped = replicas.state_variable(0, tf.int64)
@@ -102,20 +106,13 @@ class StepCore:
                     sink,
                     self.layout,
                     per_variable=options.scalars_per_variable,
-                    learning_rate=self._current_learning_rate,
+                    learning_rate=self._learning_rate,
                     every=options.every,
                     extra=[scalar for check in self.checks for scalar in check.scalars],
                 )
                 if sink is not None
                 else None
             )
-
-    def _deferred_fold(self, defer: bool) -> deferred.DeferredFold | None:
-        """The buffer lean steps write the deferrable checks' statistics to, if any."""
-        checks = [check for check in self.checks if check.deferrable]
-        if not (defer and checks and deferred.defers(self.cadence.n)):
-            return None
-        return deferred.DeferredFold(checks, len(self.variables), self.cadence.n - 1, self._step)
 
     def ignore(self, code: str) -> None:
         """Stops reporting `code` for this core, here and in ``gradguard inspect`` of its logs.
@@ -130,14 +127,6 @@ class StepCore:
         if self._recorder is not None:
             ignored = sorted(c for c, policy in self.policy.items() if policy is ignore)
             self._recorder.note(ignored=ignored)
-
-    def before_step(self, measure: bool | None) -> None:
-        """Host, before a step that measures or not as `update`'s `measure` (None: in-graph).
-
-        Folds the lean steps' waiting rows before a measuring step (`gradguard.deferred`).
-        """
-        if self._deferred is not None and measure is not None:
-            self._deferred.before_step(measure)
 
     @property
     def steps(self) -> int:
@@ -227,12 +216,12 @@ class StepCore:
             if measure is None:
                 measured = self.cadence.measures(step)
                 before, learning_rate = deltas.snapshot(
-                    self.variables, present, measured, self._current_learning_rate
+                    self.variables, present, measured, self._learning_rate
                 )
             elif measure:
                 measured = tf.constant(True)
                 before = [deltas.part(self.variables[i]) for i in present]
-                learning_rate = self._current_learning_rate()  # before the update moves a schedule
+                learning_rate = self._learning_rate()  # before the update moves a schedule
             else:
                 measured = tf.constant(False)
                 learning_rate = tf.constant(np.nan)
@@ -291,9 +280,8 @@ class StepCore:
         """Folds the step into every check, the counters and the recorder (`measure`: as given)."""
         clipped = stats.applied & (stats.grad_norm_after < stats.grad_norm * (1.0 - 1e-6))
         if tf.executing_eagerly() and not tf.distribute.has_strategy():
-            # An eager step would dispatch the checks' few hundred small ops one by one from
-            # Python (most of gradguard's cost in an eager loop): they run as one graph. A known
-            # `measure` (as in a traced step) spares a lean step's checks the measuring work.
+            # The checks' few hundred small ops run as one graph, not one by one from Python. A
+            # known `measure` (as in a traced step) spares a lean step the measuring work.
             fields = dict(vars(stats), measured=stats.measured if measure is None else measure)
             if self._eager_fold is None:
                 self._eager_fold = _compat.function(self._fold_state, reduce_retracing=True)
@@ -313,25 +301,17 @@ class StepCore:
     def _fold_state(self, fields: dict[str, Any], clipped: tf.Tensor) -> None:
         """Folds the step (`Stats` fields) into every check and the latest statistics (in-graph).
 
-        A lean step known as such when tracing leaves the deferrable checks' fold to the host,
-        before the next measuring step (`deferred`), except under XLA, which fuses the
-        per-step fold already.
+        A lean step writes the deferrable checks' row instead (not under XLA, which fuses them).
         """
         stats = Stats(**fields)
-        later = self._deferred
+        later = self.deferred
         if later is None or not known_false(stats.measured) or _compat.in_xla_context():
-            fold(self.checks, stats)
+            fold(self.checks, stats)  # a measuring step: the host folded the rows before it
         else:
             fold([check for check in self.checks if check not in later.checks], stats)
             later.write(stats)
         self._latest.assign(tf.stack([stats.loss, stats.grad_norm, stats.grad_norm_after]))
         self._clipped.assign_add(tf.cast(clipped, tf.int64))
-
-    def _current_learning_rate(self) -> tf.Tensor:
-        try:
-            return tf.cast(tf.convert_to_tensor(self.optimizer.learning_rate), tf.float32)
-        except (TypeError, ValueError):
-            return tf.constant(np.nan)
 
     # -- host side -----------------------------------------------------------------------------
 
@@ -365,7 +345,7 @@ class StepCore:
             steps=steps,
             step=steps - 1,
             none=frozenset(range(len(self.variables))) - self.present_indices,
-            learning_rate=self._learning_rate(),
+            learning_rate=updating.learning_rate_value(self.optimizer),
             notes={**self.notes, **notes},
             final=final,
         )
@@ -422,9 +402,3 @@ class StepCore:
         if self._loss_scaler is not None:
             stats["loss_scale"] = float(np.asarray(self._loss_scaler.dynamic_scale))
         return stats
-
-    def _learning_rate(self) -> float | None:
-        try:
-            return float(np.asarray(self.optimizer.learning_rate))
-        except (TypeError, ValueError, AttributeError):
-            return None

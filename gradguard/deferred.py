@@ -18,15 +18,16 @@ in-graph whether they measure (the guard's) fold every step.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from gradguard import _compat, replicas
 from gradguard.checks.base import Check
-from gradguard.stats import Stats
+from gradguard.stats import Every, Stats
 
-__all__ = ["EVERY_RANGE", "DeferredFold", "defers"]
+__all__ = ["EVERY_RANGE", "DeferredFold", "defers", "for_checks"]
 
 # A row: these `Stats` fields as float32, then the per-variable squared gradient norms. Bools
 # and the small int mask are exact in float32; the step is the row's place.
@@ -51,6 +52,16 @@ EVERY_RANGE = range(16, 1001)
 def defers(every: int) -> bool:
     """Whether a step measuring every `every` steps leaves the deferrable checks' fold to it."""
     return every in EVERY_RANGE
+
+
+def for_checks(
+    checks: Sequence[Check], variables: Sequence[Any], every: Every, step: tf.Variable
+) -> DeferredFold | None:
+    """The buffer for the deferrable ones among `checks`, if there are any and `every` gains."""
+    deferrable = [check for check in checks if check.deferrable]
+    if not deferrable or not defers(every.n):
+        return None
+    return DeferredFold(deferrable, len(variables), every.n - 1, step)
 
 
 class DeferredFold:

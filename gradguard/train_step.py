@@ -211,7 +211,8 @@ class TrainStep:
         # The host picks the lean or the measuring step (None: one step decides in-graph).
         measure = None if None in self._fns else self.options.every.measures(self._updates)
         fn = self._fns[measure]
-        self.core.before_step(measure)
+        if self.core.deferred is not None and measure is not None:
+            self.core.deferred.before_step(measure)  # folds the rows before a measuring step
         # A None argument costs the call a few percent on millisecond steps: left out when unused.
         loss = fn(x, y) if sample_weight is None else fn(x, y, sample_weight)
         self._steps += 1
@@ -277,8 +278,7 @@ class TrainStep:
     def tracing_count(self) -> int:
         """How many times the step was traced, for each input signature (0 when run eagerly).
 
-        The lean step (most steps) and the measuring step (cadence steps) are traced once each
-        per input signature; this is the larger of their counts.
+        The larger count of the lean step's (most steps) and the measuring step's traces.
         """
         counts = [getattr(fn, "experimental_get_tracing_count", None) for fn in self._fns.values()]
         return max((count() for count in counts if count), default=0)
@@ -303,9 +303,8 @@ class TrainStep:
                 checks=self._checks,
                 model_name=getattr(self.model, "name", ""),
                 sink=self.options.sink_for(),
-                # Lean steps leave the checks' fold to measuring steps (`deferred`); XLA fuses
-                # it already, and a strategy's replicas would each need their rows.
-                defer=not (self._xla or self.strategy),
+                # (XLA fuses the checks' fold; each replica would need its rows.)
+                defer=not (self._xla or self.strategy or self.accumulate > 1),
             )
             if self.accumulate > 1:
                 self._accumulator = accumulate_lib.Accumulator(variables, self.accumulate)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from gradguard import _compat, replicas
@@ -97,3 +98,19 @@ def apply(
     else:
         # A gate waits for every gradient; that wait is what skipping non-finite costs.
         replicas.run_if(gate, lambda grads: apply_fn(grads, variables), grads)
+
+
+def learning_rate(optimizer: keras.optimizers.Optimizer) -> tf.Tensor:
+    """The optimizer's current learning rate as a float32 tensor (in-graph); NaN if unknown."""
+    try:
+        return tf.cast(tf.convert_to_tensor(optimizer.learning_rate), tf.float32)
+    except (TypeError, ValueError):
+        return tf.constant(float("nan"))
+
+
+def learning_rate_value(optimizer: keras.optimizers.Optimizer) -> float | None:
+    """The optimizer's current learning rate (a host read); None if unknown."""
+    try:
+        return float(np.asarray(optimizer.learning_rate))
+    except (TypeError, ValueError, AttributeError):
+        return None
