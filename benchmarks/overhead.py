@@ -1255,7 +1255,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--steps", type=int, default=100, help="steps per window (default 100)")
     parser.add_argument("--windows", type=int, default=5, help="windows per variant (default 5)")
-    parser.add_argument("--warmup", type=int, default=20, help="warm-up steps after the first")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=110,
+        help="warm-up steps after the first (default 110: past step 100, before which "
+        "TrainStep's deferred fold is compiled by XLA, once)",
+    )
     parser.add_argument(
         "--run-workload", default="mlp", choices=list(WORKLOADS), help="for gradguard run"
     )
