@@ -20,13 +20,14 @@ from gradguard import deferred
 EVERY, STEPS, NAN_AT, READ_AT = 20, 47, 13, 26
 
 
-def _train() -> tuple[list[dict[str, np.ndarray]], Any]:
+def _train(mode: str) -> tuple[list[dict[str, np.ndarray]], Any]:
     """The checks' state after STEPS steps: a NaN batch at NAN_AT, a report at READ_AT."""
     x, y = regression_data()
     bad = x.copy()
     bad[3, 2] = np.nan
+    eager = mode == "eager"  # (the eager step folds its checks as one graph: it writes rows)
     step = gradguard.TrainStep(
-        mlp(), keras.optimizers.SGD(0.05), "mse", every=EVERY, policy=WARN_ALL
+        mlp(), keras.optimizers.SGD(0.05), "mse", every=EVERY, policy=WARN_ALL, run_eagerly=eager
     )
     for i in range(STEPS):
         step(bad if i == NAN_AT else x, y)
@@ -35,14 +36,15 @@ def _train() -> tuple[list[dict[str, np.ndarray]], Any]:
     return [check.state() for check in step.core.checks], step.core
 
 
-def test_deferred_folds_leave_the_state_of_folding_every_step(monkeypatch):
-    deferred_states, core = _train()
+@pytest.mark.parametrize("mode", ["graph", "eager"])
+def test_deferred_folds_leave_the_state_of_folding_every_step(mode, monkeypatch):
+    deferred_states, core = _train(mode)
     # The XLA loop folded steps 2-19 before step 20 (the NaN among them) and 27-39 before step
     # 40; the report folded 21-26 as a graph, and so did `state()` for 41-46.
     assert core.deferred is not None
     with monkeypatch.context() as patch:
         patch.setattr(deferred, "defers", lambda every: False)
-        per_step_states, per_step_core = _train()
+        per_step_states, per_step_core = _train(mode)
     assert per_step_core.deferred is None
     (nonfinite,) = [s for s in deferred_states if "data_first" in s]
     # ReLU turns the NaN input into a NaN gradient of the first kernel; the loss stays finite.
