@@ -93,11 +93,7 @@ class StepCore:
             for check in self.checks:
                 check.build(self.layout)
             self._step = replicas.state_variable(0, tf.int64, "gradguard_step")
-            self.deferred = (
-                deferred.for_checks(self.checks, self.variables, options.every, self._step)
-                if defer
-                else None
-            )
+            self.deferred = deferred.for_checks(self.checks, options.every, self._step, defer)
             # loss, grad norm before and after the transforms, at the latest step.
             self._latest = replicas.state_variable([np.nan] * 3, tf.float32)
             self._clipped = replicas.state_variable(0, tf.int64)
@@ -280,8 +276,7 @@ class StepCore:
         """Folds the step into every check, the counters and the recorder (`measure`: as given)."""
         clipped = stats.applied & (stats.grad_norm_after < stats.grad_norm * (1.0 - 1e-6))
         if tf.executing_eagerly() and not tf.distribute.has_strategy():
-            # The checks' few hundred small ops run as one graph, not one by one from Python. A
-            # known `measure` (as in a traced step) spares a lean step the measuring work.
+            # One graph for the checks' small ops; a known `measure` spares a lean step's work.
             fields = dict(vars(stats), measured=stats.measured if measure is None else measure)
             if self._eager_fold is None:
                 self._eager_fold = _compat.function(self._fold_state, reduce_retracing=True)
@@ -299,10 +294,7 @@ class StepCore:
         self._step.assign_add(1)
 
     def _fold_state(self, fields: dict[str, Any], clipped: tf.Tensor) -> None:
-        """Folds the step (`Stats` fields) into every check and the latest statistics (in-graph).
-
-        A lean step writes the deferrable checks' row instead (not under XLA, which fuses them).
-        """
+        """Folds the step into the checks (a lean step: a row for the deferrable ones; in-graph)."""
         stats = Stats(**fields)
         later = self.deferred
         if later is None or not known_false(stats.measured) or _compat.in_xla_context():

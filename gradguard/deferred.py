@@ -18,7 +18,6 @@ in-graph whether they measure (the guard's) fold every step.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -55,13 +54,13 @@ def defers(every: int) -> bool:
 
 
 def for_checks(
-    checks: Sequence[Check], variables: Sequence[Any], every: Every, step: tf.Variable
+    checks: Sequence[Check], every: Every, step: tf.Variable, wanted: bool = True
 ) -> DeferredFold | None:
-    """The buffer for the deferrable ones among `checks`, if there are any and `every` gains."""
+    """The buffer for the deferrable ones among built `checks`, if wanted and `every` gains."""
     deferrable = [check for check in checks if check.deferrable]
-    if not deferrable or not defers(every.n):
+    if not (wanted and deferrable and defers(every.n)):
         return None
-    return DeferredFold(deferrable, len(variables), every.n - 1, step)
+    return DeferredFold(deferrable, deferrable[0].layout.size, every.n - 1, step)
 
 
 class DeferredFold:

@@ -276,10 +276,7 @@ class TrainStep:
 
     @property
     def tracing_count(self) -> int:
-        """How many times the step was traced, for each input signature (0 when run eagerly).
-
-        The larger count of the lean step's (most steps) and the measuring step's traces.
-        """
+        """Traces per input signature of the lean or the measuring step (0 when run eagerly)."""
         counts = [getattr(fn, "experimental_get_tracing_count", None) for fn in self._fns.values()]
         return max((count() for count in counts if count), default=0)
 
@@ -303,7 +300,6 @@ class TrainStep:
                 checks=self._checks,
                 model_name=getattr(self.model, "name", ""),
                 sink=self.options.sink_for(),
-                # (XLA fuses the checks' fold; each replica would need its rows.)
                 defer=not (self._xla or self.strategy or self.accumulate > 1),
             )
             if self.accumulate > 1:
