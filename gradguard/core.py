@@ -298,7 +298,7 @@ class StepCore:
         stats = Stats(**fields)
         later = self.deferred
         if later is None or not known_false(stats.measured) or _compat.in_xla_context():
-            fold(self.checks, stats)  # a measuring step: the host folded the rows before it
+            fold(self.checks, stats)  # (before a measuring step the host folded the rows)
         else:
             fold([check for check in self.checks if check not in later.checks], stats)
             later.write(stats)

@@ -60,7 +60,7 @@ def for_checks(
     deferrable = [check for check in checks if check.deferrable]
     if not (wanted and deferrable and defers(every.n)):
         return None
-    return DeferredFold(deferrable, deferrable[0].layout.size, every.n - 1, step)
+    return DeferredFold(deferrable, every.n - 1, step)
 
 
 class DeferredFold:
@@ -70,20 +70,19 @@ class DeferredFold:
     of a check's state (it sets `Check.before_read`).
 
     Args:
-      checks: The deferrable checks, built.
-      size: The number of variables (`Stats.grad_sq`'s length).
+      checks: The deferrable checks, built (on one layout).
       rows: The buffer's rows: at least the lean steps between two measuring steps.
       step: The step counter: after a step, the next one (the rows are the steps before it).
     """
 
-    def __init__(self, checks: Sequence[Check], size: int, rows: int, step: tf.Variable):
+    def __init__(self, checks: Sequence[Check], rows: int, step: tf.Variable):
         self.checks = tuple(checks)
-        self.size = size
+        self.size = checks[0].layout.size  # `Stats.grad_sq`'s length
         self._step = step
         self.waiting = 0  # lean steps run since the last fold (the host's count)
         with tf.init_scope():
             self._rows = replicas.state_variable(
-                np.zeros([rows, len(_SCALARS) + size], np.float32), name="gradguard_rows"
+                np.zeros([rows, len(_SCALARS) + self.size], np.float32), name="gradguard_rows"
             )
             self._count = replicas.state_variable(0, tf.int32, "gradguard_rows_count")
         # Traced and compiled at the first measuring step with rows, not at the first call.

@@ -59,11 +59,11 @@ def known(is_sampled: Sequence[bool], update_sq: tf.Tensor, grad_sample_sq: Any)
     confined to rows it does not visit (one-hot inputs, sparse gradients).
 
     Args:
-      is_sampled: `Layout.sampled` (empty: every variable measured whole).
+      is_sampled: `Layout.sampled`, not empty (with no sampled variable, every one is known).
       update_sq: `Stats.update_sq`.
       grad_sample_sq: `Stats.grad_sample_sq`.
     """
-    whole = tf.constant([not s for s in is_sampled] or [True] * update_sq.shape[0])
+    whole = tf.constant([not s for s in is_sampled])
     return whole | (update_sq > 0) | (tf.convert_to_tensor(grad_sample_sq) > 0)
 
 

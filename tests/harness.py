@@ -305,8 +305,7 @@ def fold(scripted: Scripted, mode: str) -> tuple[Check, dict[str, np.ndarray]]:
     check.build(scripted.layout)
     step = tf.Variable(0, dtype=tf.int64)
     later = mode in DEFERRED_MODES
-    rows = len(scripted.steps)
-    folding = deferred.DeferredFold([check], scripted.layout.size, rows, step) if later else None
+    folding = deferred.DeferredFold([check], len(scripted.steps), step) if later else None
 
     def update(*values: tf.Tensor, measured: bool | None = None) -> None:
         stats = Stats(**dict(zip(_FIELDS, values)), activations=tuple(values[len(_FIELDS) :]))
