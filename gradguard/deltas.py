@@ -99,7 +99,7 @@ def snapshot(
         empty = [tf.zeros_like(part(v)) if xla else tf.zeros([0], v.dtype) for v in read]
         return empty, tf.constant(np.nan)
 
-    return tf.cond(now, take, skip)
+    return _compat.rare_cond(now, take, skip)
 
 
 def measured(
@@ -114,7 +114,7 @@ def measured(
     def take() -> tf.Tensor:
         return tf.stack(measure(variables, present, before, grads))
 
-    all_three = tf.cond(now, take, lambda: tf.zeros([3, len(variables)]))
+    all_three = _compat.rare_cond(now, take, lambda: tf.zeros([3, len(variables)]))
     return all_three[0], all_three[1], all_three[2]
 
 

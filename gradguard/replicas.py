@@ -63,7 +63,7 @@ def replica_local_variable(
     )
 
 
-def run_if(pred: tf.Tensor, fn: Callable[..., None], *args: Any) -> None:
+def run_if(pred: tf.Tensor, fn: Callable[..., None], *args: Any, rare: bool = False) -> None:
     """Runs ``fn(*args)`` for its side effects when `pred` holds; also inside `strategy.run`.
 
     In a replica context of a strategy that synchronizes through `merge_call` (an optimizer's
@@ -82,7 +82,7 @@ def run_if(pred: tf.Tensor, fn: Callable[..., None], *args: Any) -> None:
     # Even with one replica, a mirrored variable's assignment goes through merge_call.
     replica = tf.distribute.get_replica_context() if tf.distribute.has_strategy() else None
     if replica is None or _compat.strategy_supports_no_merge_call():
-        tf.cond(pred, lambda: run(*args), lambda: skip(*args))
+        (_compat.rare_cond if rare else tf.cond)(pred, lambda: run(*args), lambda: skip(*args))
         return
 
     def merge_fn(distribution: tf.distribute.Strategy, pred: Any, *args: Any) -> None:

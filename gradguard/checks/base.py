@@ -350,4 +350,4 @@ def fold(checks: Sequence[Check], stats: Stats) -> None:
         for check in measuring:
             check.update(Stats.from_tensors(values))
 
-    replicas_lib.run_if(stats.measured, fold_measuring, *stats.tensors())
+    replicas_lib.run_if(stats.measured, fold_measuring, *stats.tensors(), rare=True)
