@@ -43,8 +43,9 @@ class StepCore:
         optimizer's own method here, as it replaces `optimizer.apply` to intercept user calls.
       report: Report to keep findings in, shared by the cores of several optimizers.
       sink: Where statistics and findings go (`options.sink_for()`), if anywhere.
-      defer: Lean steps (`update`'s `measure=False`) leave the deferrable checks' fold for
-        later (`gradguard.deferred`; the owner calls `deferred.before_step`).
+      defer: Leave the deferrable checks' fold for later (`gradguard.deferred.for_checks`):
+        ``"lean"`` steps' (`update`'s `measure=False`; the owner calls
+        `deferred.before_step`), or ``"all"`` steps' (a full buffer is folded by a step).
     """
 
     def __init__(
@@ -58,7 +59,7 @@ class StepCore:
         apply_fn: Callable[[Any, Any], Any] | None = None,
         report: findings_lib.Report | None = None,
         sink: Sink | None = None,
-        defer: bool = False,
+        defer: str | None = None,
     ):
         self.optimizer = optimizer
         self.options = options
@@ -93,7 +94,9 @@ class StepCore:
             for check in self.checks:
                 check.build(self.layout)
             self._step = replicas.state_variable(0, tf.int64, "gradguard_step")
-            self.deferred = deferred.for_checks(self.checks, options.every, self._step, defer)
+            self.deferred = deferred.for_checks(
+                self.checks, options.every, options.read_every, self._step, defer
+            )
             # loss, grad norm before and after the transforms, at the latest step.
             self._latest = replicas.state_variable([np.nan] * 3, tf.float32)
             self._clipped = replicas.state_variable(0, tf.int64)
@@ -297,7 +300,7 @@ class StepCore:
         """Folds the step into the checks (a lean step: a row for the deferrable ones; in-graph)."""
         stats = Stats(**fields)
         later = self.deferred
-        if later is None or not known_false(stats.measured) or _compat.in_xla_context():
+        if later is None or (later.host_folds and not known_false(stats.measured)):
             fold(self.checks, stats)  # (before a measuring step the host folded the rows)
         else:
             fold([check for check in self.checks if check not in later.checks], stats)

@@ -1,18 +1,27 @@
-"""Checks folded later, many steps at once: a lean step writes one row instead of ~100 ops.
+"""Checks folded later, many steps at once: a step writes one row instead of ~100 ops.
 
 Every op a step executes costs the executor a microsecond or two however small it is, and the
 checks' folds are about a hundred scalar ops: on a model whose step is itself many small ops (an
-LSTM, a transformer) they were most of gradguard's cost. `TrainStep`'s lean graph steps now
-write the statistics the deferrable checks need as one row of a buffer; before the next
-measuring step (every `every` steps) the host folds the rows into the checks in one loop
-compiled by XLA (one launch, the loop's scalar work fused). The loop calls the checks' own
-`update` on each row, so the deferred fold is the per-step fold by construction. A host read
-folds what waits first (`Check.state`, `StateReader`), as a graph, without compiling.
+LSTM, a transformer) they were most of gradguard's cost. Steps now write the statistics the
+deferrable checks need as one row of a buffer, and one loop compiled by XLA (one launch, the
+loop's scalar work fused) folds the rows into the checks, many at a time. The loop calls the
+checks' own `update` on each row, so the deferred fold is the per-step fold by construction. A
+host read folds what waits first (`Check.state`, `StateReader`), as a graph, without compiling.
+
+Who folds the rows:
+
+* `TrainStep`'s lean steps (``host_folds``): the host, which picks lean and measuring steps,
+  folds them before each measuring step (`before_step`); measuring steps fold every check.
+* The guard's steps, which decide in-graph whether they measure and run any number of updates
+  per call (GANs, accumulation, loops), and `TrainStep`'s when they measure more often than
+  every 16 steps or accumulate: the step that finds the buffer full folds it first
+  (the loop is called from the step, compiled on its first run; in a step XLA compiles, part
+  of it). The host reads every `read_every` calls, when the rows of one update per call have
+  just been folded.
 
 Deferrable checks say so (`Check.deferrable`: their fold reads only `Stats`' scalars,
-`grad_sq` and their own state, and compiles with XLA). Other checks, measuring steps, XLA
-steps (which fuse the per-step fold already), steps under a strategy, and steps that decide
-in-graph whether they measure (the guard's) fold every step.
+`grad_sq`, `weight_sq` and their own state, and compiles with XLA). Other checks, `TrainStep`'s
+XLA steps (which fuse the per-step fold already) and steps under a strategy fold every step.
 """
 
 from __future__ import annotations
@@ -40,8 +49,10 @@ _SCALARS = (
     "bad_input",
     "loss_scale",
     "loss_known",
+    "measured",
 )
-_BOOLS = ("applied", "overflow", "vetoed", "loss_known")
+_BOOLS = ("applied", "overflow", "vetoed", "loss_known", "measured")
+_PER_VARIABLE = ("grad_sq", "weight_sq")
 # The measuring cadences (`every`) whose lean steps leave the fold: from 16 steps the one XLA
 # compile (a few tenths of a second, at the first measuring step with rows) pays for itself; up
 # to 1000 the buffer stays small (a row is a few dozen floats).
@@ -54,38 +65,54 @@ def defers(every: int) -> bool:
 
 
 def for_checks(
-    checks: Sequence[Check], every: Every, step: tf.Variable, wanted: bool = True
+    checks: Sequence[Check], every: Every, read_every: Every, step: tf.Variable, defer: str | None
 ) -> DeferredFold | None:
-    """The buffer for the deferrable ones among built `checks`, if wanted and `every` gains."""
+    """The buffer for the deferrable ones among built `checks`, if `defer` and it gains.
+
+    `defer`: ``"lean"`` (the host folds before each measuring step, every `every` steps) or
+    ``"all"`` (the steps fold a full buffer; the host reads every `read_every` calls). The
+    ``cadence - 1`` rows then fill just before the host would fold or read them. Measuring
+    steps too close together for ``"lean"`` (every statistic every step) take ``"all"``.
+    """
     deferrable = [check for check in checks if check.deferrable]
-    if not (wanted and deferrable and defers(every.n)):
+    if defer == "lean" and not defers(every.n):
+        defer = "all"
+    cadence = every if defer == "lean" else read_every
+    if defer is None or not deferrable or not defers(cadence.n):
         return None
-    return DeferredFold(deferrable, every.n - 1, step)
+    return DeferredFold(deferrable, cadence.n - 1, step, host_folds=defer == "lean")
 
 
 class DeferredFold:
     """A buffer of lean steps' statistics and the loop that folds it into the checks.
 
-    The host folds the rows before each measuring step (`before_step`), and before any read
-    of a check's state (it sets `Check.before_read`).
+    The rows are folded before any read of a check's state (it sets `Check.before_read`), and
+    before each measuring step by the host (`before_step`) or, without ``host_folds``, when
+    the buffer is full by the step that would write the next row.
 
     Args:
       checks: The deferrable checks, built (on one layout).
-      rows: The buffer's rows: at least the lean steps between two measuring steps.
+      rows: The buffer's rows: with ``host_folds``, at least the lean steps between two
+        measuring steps.
       step: The step counter: after a step, the next one (the rows are the steps before it).
+      host_folds: The host calls `before_step` before every step.
     """
 
-    def __init__(self, checks: Sequence[Check], rows: int, step: tf.Variable):
+    def __init__(
+        self, checks: Sequence[Check], rows: int, step: tf.Variable, *, host_folds: bool = True
+    ):
         self.checks = tuple(checks)
         self.size = checks[0].layout.size  # `Stats.grad_sq`'s length
+        self.host_folds = host_folds
         self._step = step
-        self.waiting = 0  # lean steps run since the last fold (the host's count)
+        self.waiting = 0  # lean steps run since the last fold (the host's count, if it folds)
+        width = len(_SCALARS) + len(_PER_VARIABLE) * self.size
         with tf.init_scope():
             self._rows = replicas.state_variable(
-                np.zeros([rows, len(_SCALARS) + self.size], np.float32), name="gradguard_rows"
+                np.zeros([rows, width], np.float32), name="gradguard_rows"
             )
             self._count = replicas.state_variable(0, tf.int32, "gradguard_rows_count")
-        # Traced and compiled at the first measuring step with rows, not at the first call.
+        # Compiled when first run: at the first measuring step with rows, or the first full buffer.
         self._compiled_fold = _compat.function(self._fold, jit_compile=True)
         self._graph_fold = _compat.function(self._fold)
         for check in self.checks:
@@ -93,6 +120,8 @@ class DeferredFold:
 
     def before_step(self, measure: bool) -> None:
         """Host, before a step: a measuring step's fold comes after the rows'."""
+        if not self.host_folds:
+            return  # (the steps fold a full buffer)
         if not measure:
             self.waiting += 1
         elif self.waiting:
@@ -101,17 +130,25 @@ class DeferredFold:
 
     def fold(self) -> None:
         """Host: folds the waiting rows into the checks, as a graph (no compile for a read)."""
-        if self.waiting:
+        if self.waiting or not self.host_folds:  # (the guard's host does not know)
             self._graph_fold()
             self.waiting = 0
 
     def write(self, stats: Stats) -> None:
-        """Writes a lean step's statistics as the buffer's next row (in-graph)."""
+        """Writes a step's statistics as the buffer's next row (in-graph)."""
         values = [tf.cast(getattr(stats, name), tf.float32) for name in _SCALARS]
-        row = tf.concat([tf.stack(values), tf.cast(stats.grad_sq, tf.float32)], axis=0)
+        per_variable = [tf.cast(getattr(stats, name), tf.float32) for name in _PER_VARIABLE]
+        row = tf.concat([tf.stack(values), *per_variable], axis=0)
         count = self._count.read_value()
+        if not self.host_folds:
+            count = _compat.rare_cond(count >= self._rows.shape[0], self._fold_full, lambda: count)
         self._rows.scatter_nd_update(tf.reshape(count, [1, 1]), row[tf.newaxis])
         self._count.assign(count + 1)
+
+    def _fold_full(self) -> tf.Tensor:
+        """Folds a full buffer (in-graph); its next row is then the first."""
+        self._compiled_fold()
+        return self._count.read_value()
 
     def _fold(self) -> None:
         """Folds the rows into the checks, oldest first, and empties the buffer (in-graph)."""
@@ -124,12 +161,11 @@ class DeferredFold:
             fields = {name: row[k] for k, name in enumerate(_SCALARS)}
             fields.update({name: fields[name] > 0.5 for name in _BOOLS})
             fields["bad_input"] = tf.cast(fields["bad_input"], tf.int32)
+            per_variable = tf.reshape(row[len(_SCALARS) :], [len(_PER_VARIABLE), self.size])
+            fields.update(zip(_PER_VARIABLE, tf.unstack(per_variable)))
             stats = Stats(
                 step=first + tf.cast(i, tf.int64),
-                grad_sq=row[len(_SCALARS) :],
-                measured=tf.constant(False),  # rows are lean steps'
-                update_sq=zeros,
-                weight_sq=zeros,
+                update_sq=zeros,  # (no deferrable check reads these two)
                 grad_sample_sq=zeros,
                 **fields,
             )

@@ -42,7 +42,7 @@ class TrainStep:
             return loss
 
     with the same numbers, plus the transforms (clipping, skipping non-finite updates) and the
-    checks. Statistics are folded in-graph every step; the host reads them only every `every`
+    checks. Statistics are kept in-graph every step; the host reads them only every `every`
     steps (and in `report()`), where findings are logged or raised as their policy says.
 
     Example:
@@ -300,7 +300,11 @@ class TrainStep:
                 checks=self._checks,
                 model_name=getattr(self.model, "name", ""),
                 sink=self.options.sink_for(),
-                defer=not (self._xla or self.strategy or self.accumulate > 1),
+                defer=None
+                if self._xla or self.strategy
+                else "lean"
+                if self.accumulate == 1
+                else "all",
             )
             if self.accumulate > 1:
                 self._accumulator = accumulate_lib.Accumulator(variables, self.accumulate)

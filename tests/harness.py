@@ -163,16 +163,20 @@ def train(case: Case, mode: str, entry_point: str, workdir: Path) -> gradguard.R
       entry_point: One of `ENTRY_POINTS`.
       workdir: A directory for the script ``gradguard run`` runs.
     """
+    if entry_point == "train_step" and mode != "graph":
+        return run_case(case, mode)[1]  # (eager and XLA: the checks fold every step)
+    # The other entry points leave the default checks' fold for later (`gradguard.deferred`)
+    # from a cadence of 16 on (users' default is 100); here from the case's own, so that every
+    # planted bug and healthy twin crosses that path: `TrainStep`'s rows folded before its
+    # measuring steps, the guard's when the buffer is full and at reads.
+    with mock.patch.object(deferred, "EVERY_RANGE", range(2, 1001)):
+        return _train_deferring(case, mode, entry_point, workdir)
+
+
+def _train_deferring(case: Case, mode: str, entry_point: str, workdir: Path) -> gradguard.Report:
     if entry_point == "train_step":
-        if mode != "graph":
-            return run_case(case, mode)[1]
-        # Graph steps leave the default checks' fold to the host (`gradguard.deferred`) from
-        # `every=16` on (users' default is 100); here from the case's own cadence, so that every
-        # planted bug and healthy twin crosses that path, rows folded before each measuring step.
-        with mock.patch.object(deferred, "EVERY_RANGE", range(2, 1001)):
-            step, report = run_case(case, mode)
-        core = step.core
-        assert core.deferred is not None or not any(c.deferrable for c in core.checks)
+        step, report = run_case(case, mode)
+        _assert_deferred([step.core])
         return report
     if entry_point == "guard":
         transform = case.transform() if case.transform else None
@@ -192,10 +196,16 @@ def train(case: Case, mode: str, entry_point: str, workdir: Path) -> gradguard.R
         except (ValueError, tf.errors.InvalidArgumentError):
             if not case.crashes:
                 raise
+        _assert_deferred(guarded.guard.cores.values())
         return guarded.report()
     if entry_point == "run":
         return _run_script(case, mode, workdir).report
     raise ValueError(f"unknown entry point {entry_point!r}")
+
+
+def _assert_deferred(cores: Iterable[Any]) -> None:
+    for core in cores:
+        assert core.deferred is not None or not any(c.deferrable for c in core.checks)
 
 
 # Cases `gradguard run` can find by name from the script it runs (in this process).

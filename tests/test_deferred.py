@@ -1,8 +1,10 @@
-"""Deferred folds: lean steps' rows folded later give the state the per-step fold gives.
+"""Deferred folds: rows folded later give the state the per-step fold gives.
 
 The scripted folds of every deferrable check against NumPy run in `test_checks.py`
-(`DEFERRED_MODES`); here, whole `TrainStep` loops: the rows folded by the XLA loop at measuring
-steps, by a host read between them, and still waiting at the end.
+(`DEFERRED_MODES`); here, whole loops. `TrainStep`: the rows folded by the XLA loop at
+measuring steps, by a host read between them, and still waiting at the end. The guard: rows of
+every update, folded by the step that finds the buffer full (also inside a loop of updates and
+under XLA) and by the host's reads.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from harness import WARN_ALL, mlp, regression_data, user_step
 
 import gradguard
@@ -20,14 +23,23 @@ from gradguard import deferred
 EVERY, STEPS, NAN_AT, READ_AT = 20, 47, 13, 26
 
 
+# TrainStep's options per mode. ``every-step`` and ``accumulate``: every update writes a row
+# and the one that finds the buffer full folds it, as the guard's do.
+OPTIONS = {
+    "graph": {"every": EVERY},
+    "eager": {"every": EVERY, "run_eagerly": True},  # (its fold is one graph: it writes rows)
+    "every-step": {"every": 1, "read_every": EVERY},
+    "accumulate": {"every": EVERY, "accumulate": 2},
+}
+
+
 def _train(mode: str) -> tuple[list[dict[str, np.ndarray]], Any]:
     """The checks' state after STEPS steps: a NaN batch at NAN_AT, a report at READ_AT."""
     x, y = regression_data()
     bad = x.copy()
     bad[3, 2] = np.nan
-    eager = mode == "eager"  # (the eager step folds its checks as one graph: it writes rows)
     step = gradguard.TrainStep(
-        mlp(), keras.optimizers.SGD(0.05), "mse", every=EVERY, policy=WARN_ALL, run_eagerly=eager
+        mlp(), keras.optimizers.SGD(0.05), "mse", policy=WARN_ALL, **OPTIONS[mode]
     )
     for i in range(STEPS):
         step(bad if i == NAN_AT else x, y)
@@ -36,20 +48,87 @@ def _train(mode: str) -> tuple[list[dict[str, np.ndarray]], Any]:
     return [check.state() for check in step.core.checks], step.core
 
 
-@pytest.mark.parametrize("mode", ["graph", "eager"])
+@pytest.mark.parametrize("mode", list(OPTIONS))
 def test_deferred_folds_leave_the_state_of_folding_every_step(mode, monkeypatch):
     deferred_states, core = _train(mode)
-    # The XLA loop folded steps 2-19 before step 20 (the NaN among them) and 27-39 before step
-    # 40; the report folded 21-26 as a graph, and so did `state()` for 41-46.
+    # graph, eager: the XLA loop folded steps 2-19 before step 20 (the NaN among them) and
+    # 27-39 before step 40; the report folded 21-26 as a graph, and so did `state()` for 41-46.
     assert core.deferred is not None
+    assert core.deferred.host_folds == (mode in ("graph", "eager"))
     with monkeypatch.context() as patch:
         patch.setattr(deferred, "defers", lambda every: False)
         per_step_states, per_step_core = _train(mode)
     assert per_step_core.deferred is None
     (nonfinite,) = [s for s in deferred_states if "data_first" in s]
     # ReLU turns the NaN input into a NaN gradient of the first kernel; the loss stays finite.
-    assert int(nonfinite["grad_first"][0]) == int(nonfinite["data_first"]) == NAN_AT
+    nan_step = NAN_AT // OPTIONS[mode].get("accumulate", 1)  # the update it was part of
+    assert int(nonfinite["grad_first"][0]) == int(nonfinite["data_first"]) == nan_step
     assert int(nonfinite["skipped"]) == 1
+    for got, want in zip(deferred_states, per_step_states):
+        assert set(got) == set(want)
+        for key in want:
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-6, err_msg=key)
+
+
+def test_rows_of_measuring_steps_carry_the_weights_a_nan_weight_is_found_at_its_step():
+    x, y = regression_data()
+    model = mlp()
+    step = gradguard.TrainStep(
+        model, keras.optimizers.SGD(0.05), "mse", policy=WARN_ALL, **OPTIONS["every-step"]
+    )
+    for i in range(30):
+        if i == NAN_AT:
+            model.layers[-1].bias.assign([np.nan])  # e.g. a bad checkpoint restored
+        step(x, y)
+    assert step.core.deferred is not None
+    (nonfinite,) = [c.state() for c in step.core.checks if type(c).__name__ == "NonFinite"]
+    assert list(nonfinite["weight_first"]) == [-1, -1, -1, NAN_AT]  # the bias, before the loss
+    assert int(nonfinite["loss_first"]) == NAN_AT
+
+
+def _guarded(mode: str) -> tuple[list[dict[str, np.ndarray]], Any]:
+    """The guard's checks' state after STEPS calls: a NaN batch at NAN_AT, a report at READ_AT.
+
+    ``loop``: three updates a call in a `tf.while_loop`, so that a step in the loop finds the
+    buffer full; ``jit``: the step compiled by XLA, the fold of a full buffer with it.
+    """
+    x, y = regression_data()
+    bad = x.copy()
+    bad[3, 2] = np.nan
+    model, optimizer = mlp(), keras.optimizers.SGD(0.05)
+    loss_fn = keras.losses.MeanSquaredError()
+
+    def updates(x: Any, y: Any) -> Any:
+        for _ in tf.range(3):  # AutoGraph: a while loop
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, model(x, training=True))
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    user = tf.function(updates) if mode == "loop" else user_step(model, optimizer, loss_fn, mode)
+    guarded = gradguard.guard(model, optimizer, every=EVERY, policy=WARN_ALL)(user)
+    for i in range(STEPS):
+        guarded(bad if i == NAN_AT else x, y)
+        if i == READ_AT:
+            guarded.report()
+    (core,) = guarded.guard.cores.values()
+    return [check.state() for check in core.checks], core
+
+
+@pytest.mark.parametrize("mode", ["graph", "loop", "eager", "jit"])
+def test_the_guards_deferred_folds_leave_the_state_of_folding_every_step(mode, monkeypatch):
+    deferred_states, core = _guarded(mode)
+    # Rows of every update, measuring or not; a step that finds the 19 rows full folds them
+    # (with three updates a call, in the loop), the reads every 20 calls fold the rest.
+    assert core.deferred is not None and not core.deferred.host_folds
+    with monkeypatch.context() as patch:
+        patch.setattr(deferred, "defers", lambda every: False)
+        per_step_states, per_step_core = _guarded(mode)
+    assert per_step_core.deferred is None
+    (nonfinite,) = [s for s in deferred_states if "data_first" in s]
+    nan_step = NAN_AT * (3 if mode == "loop" else 1)  # the first update of that call
+    assert int(nonfinite["grad_first"][0]) == nan_step, nonfinite
     for got, want in zip(deferred_states, per_step_states):
         assert set(got) == set(want)
         for key in want:
@@ -63,15 +142,8 @@ def test_only_deferrable_checks_wait_and_other_steps_fold_every_step(mode):
     step = gradguard.TrainStep(
         mlp(), keras.optimizers.SGD(0.05), "mse", every=EVERY, jit_compile=jit
     )
-    # The guard decides in-graph whether a step measures: it folds every step.
-    model, optimizer = mlp(), keras.optimizers.SGD(0.05)
-    optimizer.build(model.trainable_variables)
-    user = user_step(model, optimizer, keras.losses.MeanSquaredError(), mode)
-    guarded = gradguard.guard(model, optimizer, every=EVERY)(user)
     for _ in range(5):
         step(x, y)
-        guarded(x, y)
-    assert all(core.deferred is None for core in guarded.guard.cores.values())
     if jit:  # XLA fuses the fold into the step
         assert step.core.deferred is None
         return

@@ -121,8 +121,8 @@ class Check:
     # calls its `update` on those steps alone (at trace time when the step is known to be lean
     # or measuring, in one conditional when the graph decides).
     measured_only = False
-    # A check whose `update` reads only `Stats`' scalars, `grad_sq` and its own state, and
-    # compiles with XLA: a lean step may leave its fold to a later step (`gradguard.deferred`).
+    # A check whose `update` reads only `Stats`' scalars, `grad_sq`, `weight_sq` and its own
+    # state, and compiles with XLA: a step may leave its fold to later (`gradguard.deferred`).
     deferrable = False
     # Set by the core when this check's fold may wait (`gradguard.deferred`): folds what waits
     # (host), before any read of the state.
@@ -310,9 +310,9 @@ class StateReader:
 
     def __call__(self) -> list[dict[str, np.ndarray]]:
         """Each check's state as `Check.state()` gives it, in the order of `checks`."""
-        for check in self.checks:  # (the first folds what waits; the others find nothing)
-            if check.before_read is not None:
-                check.before_read()
+        # One call per hook (a bound method equals another of the same object and function).
+        for before_read in dict.fromkeys(c.before_read for c in self.checks if c.before_read):
+            before_read()
         specs = [dict(check.state_specs) for check in self.checks]
         count = sum(len(s) for s in specs)
         if self._read is None or self._read[0] != count:
