@@ -141,7 +141,7 @@ class DeferredFold:
         row = tf.concat([tf.stack(values), *per_variable], axis=0)
         count = self._count.read_value()
         if not self.host_folds:
-            count = _compat.rare_cond(count >= self._rows.shape[0], self._fold_full, lambda: count)
+            count = tf.cond(count < self._rows.shape[0], lambda: count, self._fold_full)
         self._rows.scatter_nd_update(tf.reshape(count, [1, 1]), row[tf.newaxis])
         self._count.assign(count + 1)
 

@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gradguard import _compat, instrument
+from gradguard import instrument
 
 __all__ = ["Keeper", "Kept", "Origin", "note", "trace"]
 
@@ -126,7 +126,7 @@ class Keeper:
             self._step.assign(tf.cast(step, tf.int64))
             return tf.constant(True)
 
-        _compat.rare_cond(~healthy & (self._step < 0), keep, lambda: tf.constant(False))
+        tf.cond(~healthy & (self._step < 0), keep, lambda: tf.constant(False))
 
     def unreplayed(self) -> Kept | None:
         """`kept()` the first time it is asked for after the step was kept; then None."""

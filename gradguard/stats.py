@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from gradguard import _compat, deltas
+from gradguard import deltas
 
 __all__ = [
     "BAD_WEIGHT",
@@ -70,7 +70,7 @@ def batch_faults(healthy: tf.Tensor, x: Any, y: Any = None, sample_weight: Any =
             mask |= tf.where(tf.equal(tf.shape(first[0])[0], 0), EMPTY, 0)
         return mask
 
-    return _compat.rare_cond(healthy, lambda: tf.constant(0), check)
+    return tf.cond(healthy, lambda: tf.constant(0), check)
 
 
 class Every:
