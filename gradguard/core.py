@@ -297,7 +297,7 @@ class StepCore:
         self._step.assign_add(1)
 
     def _fold_state(self, fields: dict[str, Any], clipped: tf.Tensor) -> None:
-        """Folds the step into the checks (a lean step: a row for the deferrable ones; in-graph)."""
+        """Folds the step into the checks (a row for the deferrable ones if they wait; in-graph)."""
         stats = Stats(**fields)
         later = self.deferred
         if later is None or (later.host_folds and not known_false(stats.measured)):

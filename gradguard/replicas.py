@@ -69,7 +69,8 @@ def run_if(pred: tf.Tensor, fn: Callable[..., None], *args: Any, rare: bool = Fa
     In a replica context of a strategy that synchronizes through `merge_call` (an optimizer's
     all-reduce does), a `tf.cond` whose branch synchronizes is not allowed. There, as Keras'
     LossScaleOptimizer does, the condition is taken in cross-replica context and `fn` runs on
-    each replica. Per-replica tensors must come in `args`, not in `fn`'s closure.
+    each replica. Per-replica tensors must come in `args`, not in `fn`'s closure. `rare`: `fn`
+    runs on few steps and is many ops (`_compat.rare_cond`).
     """
 
     def run(*args: Any) -> tf.Tensor:
