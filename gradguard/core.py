@@ -44,8 +44,7 @@ class StepCore:
       report: Report to keep findings in, shared by the cores of several optimizers.
       sink: Where statistics and findings go (`options.sink_for()`), if anywhere.
       defer: Leave the deferrable checks' fold for later (`gradguard.deferred.for_checks`):
-        ``"lean"`` steps' (`update`'s `measure=False`; the owner calls
-        `deferred.before_step`), or ``"all"`` steps' (a full buffer is folded by a step).
+        ``"lean"`` steps' (the owner calls `deferred.before_step`), or ``"all"`` steps'.
     """
 
     def __init__(
@@ -59,8 +58,10 @@ class StepCore:
         apply_fn: Callable[[Any, Any], Any] | None = None,
         report: findings_lib.Report | None = None,
         sink: Sink | None = None,
-        defer: str | None = None,
+        defer: str | None = "all",
     ):
+        # Under a strategy each replica would need its own rows: those steps fold every step.
+        defer = None if tf.distribute.has_strategy() else defer
         self.optimizer = optimizer
         self.options = options
         self._apply = optimizer.apply if apply_fn is None else apply_fn

@@ -318,7 +318,6 @@ class Guard:
             apply_fn=original,
             report=self.report,
             sink=self.options.sink_for(optimizer.name if several else None),
-            defer=None if tf.distribute.has_strategy() else "all",
         )
         self.cores[id(optimizer)] = core
         self.forensics.watch(core)

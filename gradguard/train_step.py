@@ -288,7 +288,6 @@ class TrainStep:
             raise diagnose.no_trainable_variables(self.model)
         self._watch_activations(x)
         scope = self.strategy.scope() if self.strategy else contextlib.nullcontext()
-        lean = self.accumulate == 1  # the host picks lean steps (else one step decides in-graph)
         with scope:
             if self.strategy is not None:
                 replicas_lib.check_mirrored(self.strategy, variables, self.model)
@@ -301,7 +300,7 @@ class TrainStep:
                 checks=self._checks,
                 model_name=getattr(self.model, "name", ""),
                 sink=self.options.sink_for(),
-                defer=None if self._xla or self.strategy else "lean" if lean else "all",
+                defer=None if self._xla else "lean" if self.accumulate == 1 else "all",
             )
             if self.accumulate > 1:
                 self._accumulator = accumulate_lib.Accumulator(variables, self.accumulate)
