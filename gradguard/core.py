@@ -196,7 +196,7 @@ class StepCore:
             loss_known = loss is not None
             loss = tf.constant(0.0) if loss is None else tf.cast(loss, tf.float32)
             loss, grads, apply_factor, loss_scale = updating.gather(loss, grads, self._loss_scaler)
-            grad_sq = tf.stack([tf.constant(0.0) if g is None else norms.sq_norm(g) for g in grads])
+            grad_sq = norms.sq_norms(grads)
             grad_norm = norms.global_norm(grads)
             # float16 overflow the loss scaler will skip on purpose: not a non-finite finding.
             overflow = tf.constant(self._loss_scaler is not None) & (

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from gradguard import _compat
 
-__all__ = ["computing_norms_once", "global_norm", "sq_norm"]
+__all__ = ["computing_norms_once", "global_norm", "sq_norm", "sq_norms"]
 
 # Narrower rows are summed as a plain reduction under XLA (a matrix-vector product gains little).
 _MATVEC_COLUMNS = 16
@@ -35,7 +35,7 @@ def sq_norm(grad: tf.Tensor | tf.IndexedSlices) -> tf.Tensor:
     """
 
     def compute() -> tf.Tensor:
-        values = tf.cast(grad.values if isinstance(grad, tf.IndexedSlices) else grad, tf.float32)
+        values = _values(grad)
         columns = values.shape[-1] if values.shape.rank is not None and values.shape.rank > 1 else 0
         if columns and columns >= _MATVEC_COLUMNS and _compat.in_xla_context():
             # XLA on CPU adds up a reduction one element after another (about 1 ns each); as
@@ -46,14 +46,35 @@ def sq_norm(grad: tf.Tensor | tf.IndexedSlices) -> tf.Tensor:
         # l2_loss is sum(x**2) / 2 in one fused pass, without a squared temporary (benchmarked).
         return 2.0 * tf.nn.l2_loss(values)
 
-    return _once((grad,), compute)
+    return _once("sq_norm", (grad,), compute)
 
 
-def _once(of: tuple[Any, ...], compute: Callable[[], tf.Tensor]) -> tf.Tensor:
-    """``compute()``, or inside `computing_norms_once` what it gave first for the objects `of`."""
-    known: dict[tuple[int, ...], tuple[Any, Any, tf.Tensor]] | None = getattr(_known, "norms", None)
+def sq_norms(grads: Sequence[Any]) -> tf.Tensor:
+    """`sq_norm` of each gradient (0 for None) as one float32 vector, computed once like it."""
+
+    def compute() -> tf.Tensor:
+        if _compat.in_xla_context():
+            return tf.stack([tf.constant(0.0) if g is None else sq_norm(g) for g in grads])
+        # Half of each squared norm, doubled once for the vector: a graph runs one op fewer per
+        # gradient (each op costs the executor about a microsecond, however small).
+        halves = [tf.constant(0.0) if g is None else tf.nn.l2_loss(_values(g)) for g in grads]
+        return 2.0 * tf.stack(halves)
+
+    return _once("sq_norms", tuple(grads), compute)
+
+
+def _values(grad: tf.Tensor | tf.IndexedSlices) -> tf.Tensor:
+    return tf.cast(grad.values if isinstance(grad, tf.IndexedSlices) else grad, tf.float32)
+
+
+def _once(kind: str, of: tuple[Any, ...], compute: Callable[[], tf.Tensor]) -> tf.Tensor:
+    """``compute()``, or inside `computing_norms_once` what it gave first for `kind` of `of`.
+
+    (`kind` keeps one gradient's squared norm apart from the global norm of it alone.)
+    """
+    known: dict[tuple[Any, ...], tuple[Any, Any, tf.Tensor]] | None = getattr(_known, "norms", None)
     graph = tf.compat.v1.get_default_graph()
-    key = tuple(map(id, of))
+    key = (kind, *map(id, of))
     if known is not None and key in known:
         kept, kept_graph, value = known[key]
         # The same objects (not new ones at a reused id) in the same graph (a tensor of a
@@ -84,4 +105,4 @@ def global_norm(grads: Sequence[Any]) -> tf.Tensor:
     present = tuple(g for g in grads if g is not None)
     if not present:
         return tf.constant(0.0)
-    return _once(present, lambda: tf.sqrt(tf.add_n([sq_norm(g) for g in present])))
+    return _once("global_norm", present, lambda: tf.sqrt(tf.reduce_sum(sq_norms(grads))))

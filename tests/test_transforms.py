@@ -9,7 +9,7 @@ import tensorflow as tf
 from conftest import MODES, WARN_ALL, mlp, mode_kwargs, regression_data
 
 import gradguard
-from gradguard import transforms
+from gradguard import norms, transforms
 
 RNG = np.random.default_rng(0)
 SHAPES = [(3, 4), (4,), (2, 2, 3, 5)]
@@ -302,6 +302,29 @@ def test_each_gradient_norm_is_computed_once_per_step():
             assert transforms.sq_norm(g) is first
         assert transforms.sq_norm(g) is first
     assert transforms.sq_norm(g) is not first
+
+
+def test_one_gradients_squared_norm_and_its_global_norm_stay_apart():
+    # A model with one trainable variable: the step takes the global norm of its one gradient
+    # first, and the per-variable squared norms after; each must stay what it is.
+    g = tf.constant([3.0, 4.0])
+    with transforms.computing_norms_once():
+        assert float(transforms.global_norm([g])) == 5.0
+        assert float(transforms.sq_norm(g)) == 25.0
+        assert norms.sq_norms([g, None]).numpy().tolist() == [25.0, 0.0]
+        assert norms.sq_norms([g]).numpy().tolist() == [25.0]
+    with transforms.computing_norms_once():
+        assert norms.sq_norms([g]).numpy().tolist() == [25.0]
+        assert float(transforms.global_norm([g])) == 5.0
+
+
+def test_a_steps_squared_norms_double_once_in_a_graph():
+    # Each op costs the executor about a microsecond: half-norms are doubled as one vector.
+    grads = [tf.ones([3, 2]), tf.ones([2]), tf.ones([4, 1])]
+    fn = tf.function(lambda *gs: norms.sq_norms(list(gs)))
+    assert fn(*grads).numpy().tolist() == [6.0, 2.0, 4.0]
+    ops = [op.type for op in fn.get_concrete_function(*grads).graph.get_operations()]
+    assert ops.count("L2Loss") == 3 and ops.count("Mul") == 1
 
 
 def test_norms_compiled_by_xla_are_sums_of_squares_and_wide_ones_a_matrix_product():
