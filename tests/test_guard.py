@@ -9,6 +9,7 @@ import tensorflow as tf
 from conftest import WARN_ALL, mlp, regression_data
 
 import gradguard
+from gradguard import instrument
 
 ORDERS = ("eager", "guard-over-function", "function-over-guard")
 
@@ -416,3 +417,32 @@ def test_weights_are_kept_for_a_nan_replay_only_where_a_nan_update_reaches_them(
     step(x, y)
     ((keeper, _),) = step.guard.forensics._keepers.values()
     assert len(keeper._weights) == (0 if skips else len(model.trainable_weights))
+
+
+def test_a_patch_is_installed_while_used_and_restored_exactly():
+    class Base:
+        def method(self) -> str:
+            return "base"
+
+    class Owner(Base):
+        pass
+
+    wrapped = []
+
+    def wrap(original):
+        wrapped.append(original)
+        return lambda self: "wrapped " + original(self)
+
+    patch = instrument.Patch(Owner, "method", wrap)
+    with patch:
+        with patch:  # nested uses: installed once
+            assert Owner().method() == "wrapped base"
+        assert Owner().method() == "wrapped base"
+    assert "method" not in vars(Owner) and Owner().method() == "base"  # inherited: not copied
+    with patch:
+        assert Owner().method() == "wrapped base"
+    assert len(wrapped) == 1  # a guard enters its patches every call: the wrapper is made once
+    Base.method = lambda self: "replaced"  # changed by someone else between two uses
+    with patch:
+        assert Owner().method() == "wrapped replaced"
+    assert len(wrapped) == 2 and Owner().method() == "replaced"
