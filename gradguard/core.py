@@ -8,6 +8,7 @@ on the host every `read_every` steps. It knows checks only through `checks.base.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -61,7 +62,8 @@ class StepCore:
         defer: str | None = "all",
     ):
         # Under a strategy each replica would need its own rows: those steps fold every step.
-        defer = None if tf.distribute.has_strategy() else defer
+        strategy_scope = replicas.entering_strategy_of(variables)
+        defer = None if tf.distribute.has_strategy() or strategy_scope else defer
         self.optimizer = optimizer
         self.options = options
         self._apply = optimizer.apply if apply_fn is None else apply_fn
@@ -88,7 +90,7 @@ class StepCore:
         # same on every call of the trace.
         self.none_indices: set[int] = set()
         self.present_indices: set[int] = set()
-        with tf.init_scope():
+        with tf.init_scope(), strategy_scope or contextlib.nullcontext():
             self._transform_state = tf.nest.map_structure(
                 replicas.state_variable, self.transform.init(self.variables)
             )
@@ -199,12 +201,14 @@ class StepCore:
             grad_sq = norms.sq_norms(grads)
             grad_norm = norms.global_norm(grads)
             # float16 overflow the loss scaler will skip on purpose: not a non-finite finding.
-            overflow = tf.constant(self._loss_scaler is not None) & (
+            scaled = self._loss_scaler is not None
+            overflow = tf.constant(scaled) & (
                 ~tf.math.is_finite(grad_norm) & tf.math.is_finite(loss)
             )
-            new_grads, gate = self._transform(grads, overflow)
+            new_grads, gate = updating.transform(
+                self.transform, self._transform_state, grads, self.variables, overflow, scaled
+            )
             present = [i for i, g in enumerate(new_grads) if g is not None]
-            scaled = self._loss_scaler is not None
             applied = updating.applied(self.optimizer, bool(present), gate, overflow, scaled)
             if before_apply is not None:
                 finite_loss = tf.math.is_finite(loss) if loss_known else tf.constant(True)
@@ -262,19 +266,6 @@ class StepCore:
             )
             self._fold(stats, learning_rate, measure)
         return stats
-
-    def _transform(self, grads: list[Any], overflow: tf.Tensor) -> tuple[list[Any], Any]:
-        """The transformed gradients and the transform's gate (None: always apply)."""
-        state = tf.nest.map_structure(lambda v: v.read_value(), self._transform_state)
-        new_grads, new_state = self.transform.update(grads, state, self.variables)
-        if self._loss_scaler is not None:  # an overflow step is not a step for the transforms
-            new_state = tf.nest.map_structure(
-                lambda old, new: tf.where(overflow, old, new), state, new_state
-            )
-        tf.nest.map_structure(lambda v, value: v.assign(value), self._transform_state, new_state)
-        # The loss scaler decides itself which steps to skip, and must see them to rescale.
-        gate = None if self._loss_scaler is not None else self.transform.should_apply(new_state)
-        return new_grads, gate
 
     def _fold(self, stats: Stats, learning_rate: tf.Tensor, measure: bool | None) -> None:
         """Folds the step into every check, the counters and the recorder (`measure`: as given)."""

@@ -83,7 +83,7 @@ class Guard:
         self.policy = self.options.policy
         self.raise_errors = raise_errors
         self.report = findings_lib.Report()
-        self.ledger = Ledger()
+        self.ledger = Ledger(models)
         # Watched layer outputs of the model (one model), when a check watches them.
         self._recorder = (
             activations_lib.Recorder(self.model, str(getattr(self.model, "name", "")))

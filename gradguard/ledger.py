@@ -12,6 +12,7 @@ so the bookkeeping is traced once into the user's graph and adds no retrace.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -52,7 +53,7 @@ def _fingerprint(variable: Any) -> tf.Tensor:
 class Ledger:
     """Per variable (by `key`; the dicts keep them alive), what the user's code did with it."""
 
-    def __init__(self) -> None:
+    def __init__(self, models: Sequence[Any] = ()) -> None:
         self.expected: dict[int, Any] = {}  # the model's trainable variables
         self.requested: dict[int, Any] = {}  # asked a gradient for
         self.with_gradient: dict[int, Any] = {}  # given a (non-None) gradient
@@ -68,7 +69,9 @@ class Ledger:
         # the first run of the step that saw them.
         self._baseline: dict[int, tf.Variable] = {}
         self._taken: set[int] = set()  # baselines taken on the host
-        with tf.init_scope():
+        # Counted once per step, not per replica: in the strategy of the models' variables.
+        weights = [v for model in models for v in getattr(model, "weights", [])]
+        with tf.init_scope(), replicas.entering_strategy_of(weights) or contextlib.nullcontext():
             self._gradient_calls = replicas.state_variable(0, tf.int64)
             self._updates = replicas.state_variable(0, tf.int64)
             # Update calls of a loss scaler, which may skip its inner optimizer's update.

@@ -6,7 +6,8 @@ context that sums gradients, and which worker is the chief.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import tensorflow as tf
@@ -16,6 +17,7 @@ from gradguard import batch as batch_lib
 
 __all__ = [
     "check_mirrored",
+    "entering_strategy_of",
     "is_chief",
     "multi_replica",
     "replica_local_variable",
@@ -152,6 +154,23 @@ def check_mirrored(strategy: tf.distribute.Strategy, variables: list[Any], model
             "scope, so its variables are not mirrored: create the model and the optimizer "
             "inside `with strategy.scope():`."
         )
+
+
+def entering_strategy_of(variables: Sequence[Any]) -> contextlib.AbstractContextManager[Any] | None:
+    """The scope of the strategy `variables` were made in, if the code is not in one already.
+
+    gradguard's state for them must be made there too: made outside (a guard made over a built
+    optimizer, outside `strategy.scope()`), a `state_variable` is a plain variable that every
+    replica assigns, counting each step once per replica.
+    """
+    if tf.distribute.has_strategy():
+        return None
+    for variable in variables:
+        value = getattr(variable, "value", variable)  # a Keras Variable wraps a tf.Variable
+        strategy = getattr(value, "distribute_strategy", None)  # a distributed variable's
+        if strategy is not None:
+            return strategy.scope()
+    return None
 
 
 def multi_replica() -> bool:

@@ -3,6 +3,7 @@
 * `gather`: the whole batch's loss and gradients, as checks and transforms must see them
   (summed over replicas, the loss scale removed), and the factor the optimizer's own gradients
   need to come out as Keras expects;
+* `transform`: the transformed gradients, and the transform's gate;
 * `apply`: the present gradients handed to the optimizer, behind the transform's gate if any;
 * `applied`: whether the call changes the weights (a skipped update, a loss-scale overflow, a
   Keras optimizer accumulating gradients).
@@ -20,7 +21,7 @@ import tensorflow as tf
 from gradguard import _compat, replicas
 from gradguard import transforms as transforms_lib
 
-__all__ = ["applied", "apply", "gather"]
+__all__ = ["applied", "apply", "gather", "transform"]
 
 
 def gather(
@@ -51,6 +52,27 @@ def gather(
         grads = [transforms_lib.scale_gradient(g, 1.0 / loss_scale) for g in grads]
         apply_factor = loss_scale if apply_factor is None else apply_factor * loss_scale
     return loss, grads, apply_factor, loss_scale
+
+
+def transform(
+    transform: transforms_lib.GradientTransform,
+    state: Any,
+    grads: list[Any],
+    variables: Sequence[Any],
+    overflow: tf.Tensor,
+    loss_scaled: bool,
+) -> tuple[list[Any], Any]:
+    """The transformed gradients and the transform's gate (None: always apply).
+
+    `state`: the transform's state variables, updated here.
+    """
+    before = tf.nest.map_structure(lambda v: v.read_value(), state)
+    new_grads, after = transform.update(grads, before, variables)
+    if loss_scaled:  # an overflow step is not a step for the transforms
+        after = tf.nest.map_structure(lambda old, new: tf.where(overflow, old, new), before, after)
+    tf.nest.map_structure(lambda v, value: v.assign(value), state, after)
+    # The loss scaler decides itself which steps to skip, and must see them to rescale.
+    return new_grads, None if loss_scaled else transform.should_apply(after)
 
 
 def applied(

@@ -53,6 +53,16 @@ def test_mirrored_matches_one_device(mirrored, case):
         np.testing.assert_allclose(single[2], replicated[2], rtol=1e-5)
 
 
+def test_replicas_fold_every_step_and_count_each_step_once(mirrored):
+    # Each replica would need its own rows: under a strategy TrainStep and the guard keep none.
+    # A guard made outside the scope makes its state in the strategy of the model's variables:
+    # made plain, every replica assigned it: two calls counted four steps and four gradient calls.
+    assert mirrored["built_optimizer"] == {
+        "single": [True, [[True, 2]], 2],
+        "mirrored": [False, [[False, 2]], 2],
+    }
+
+
 def test_mirrored_findings_are_the_planted_ones(mirrored):
     assert mirrored["tiny_lr"]["mirrored"][1] == ["update-too-small", "weights-unchanged"]
     assert mirrored["clipped"]["mirrored"][1] == []

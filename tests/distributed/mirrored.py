@@ -123,6 +123,39 @@ def activations(strategy):
     return step.statistics()["dead_fraction/hidden"], dead
 
 
+def built_optimizer_state(strategy):
+    """Whether TrainStep's and the guard's default steps keep rows to fold later (one device
+    does; replicas would each need their own, and fold every step), and the guard's step and
+    gradient call counts after two calls. The guard is made outside the scope, over a model
+    and an optimizer built in it."""
+    scope = strategy.scope() if strategy else tf.device("/cpu:0")
+    with scope:
+        net, guarded_net = model(), model()
+        step = gradguard.TrainStep(net, keras.optimizers.Adam(), "mse")
+        optimizer = keras.optimizers.Adam()
+        optimizer.build(guarded_net.trainable_variables)  # Keras cannot, in a replica's trace
+
+    @gradguard.guard(guarded_net, optimizer)
+    @tf.function
+    def guarded(x, y):
+        def replica_fn(x, y):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.square(y - guarded_net(x, training=True)))
+            grads = tape.gradient(loss, guarded_net.trainable_variables)
+            optimizer.apply_gradients(zip(grads, guarded_net.trainable_variables))
+            return loss
+
+        return replica_fn(x, y) if strategy is None else strategy.run(replica_fn, args=(x, y))
+
+    step(X, Y)
+    guarded(X, Y)
+    guarded(X, Y)
+    cores = list(guarded.guard.cores.values())
+    guard = guarded.guard
+    rows = [[c.deferred is not None, c.steps] for c in cores]
+    return [step.core.deferred is not None, rows, guard.ledger.gradient_calls]
+
+
 def bad_input():
     errors = {}
     net = model()  # outside the scope
@@ -153,6 +186,10 @@ for name, lr, options in [
         "single": train_step(None, lr, **options),
         "mirrored": train_step(STRATEGY, lr, **options),
     }
+out["built_optimizer"] = {
+    "single": built_optimizer_state(None),
+    "mirrored": built_optimizer_state(STRATEGY),
+}
 out["activations"] = {"single": activations(None), "mirrored": activations(STRATEGY)}
 out["guard"] = {
     "single": guarded_user_step(None, 0.05, 1.0),
