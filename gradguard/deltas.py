@@ -139,15 +139,21 @@ def measure(
       shows the update did not move the variable; one without gradient shows nothing.
     """
     n = len(variables)
-    update_sq, weight_sq = [tf.constant(0.0)] * n, [tf.constant(0.0)] * n
-    grad_sample_sq = [tf.constant(0.0)] * n
+    deltas: list[Any] = [None] * n
+    weights: list[Any] = [None] * n
+    grad_samples: list[Any] = [None] * n
+    scale = [1.0] * n  # a sample's norms, scaled to the whole variable's
     for i, old, grad in zip(present, before, grads):
         new = part(variables[i])
-        update_sq[i] = norms.sq_norm(new - tf.reshape(old, new.shape))
-        weight_sq[i] = norms.sq_norm(old)
+        deltas[i], weights[i] = new - tf.reshape(old, new.shape), old
         if sampled(variables[i].shape):
-            scale = variables[i].shape.num_elements() / new.shape.num_elements()
-            update_sq[i], weight_sq[i] = update_sq[i] * scale, weight_sq[i] * scale
+            scale[i] = variables[i].shape.num_elements() / new.shape.num_elements()
             if not isinstance(grad, tf.IndexedSlices):  # its rows say where, not a dense sample
-                grad_sample_sq[i] = norms.sq_norm(part(tf.reshape(grad, variables[i].shape)))
-    return tf.stack(update_sq), tf.stack(weight_sq), tf.stack(grad_sample_sq)
+                grad_samples[i] = part(tf.reshape(grad, variables[i].shape))
+    # As vectors (`norms.sq_norms`): a few ops in all rather than a few per variable.
+    scales = tf.constant(scale, tf.float32)
+    return (
+        norms.sq_norms(deltas) * scales,
+        norms.sq_norms(weights) * scales,
+        norms.sq_norms(grad_samples),
+    )
