@@ -95,8 +95,9 @@ def applied(
     accumulation = getattr(inner, "gradient_accumulation_steps", None)
     if accumulation:
         # A Keras optimizer that accumulates gradients changes the weights only every k-th
-        # call; the other calls are not updates to judge.
-        iterations = tf.convert_to_tensor(inner.iterations)
+        # call; the other calls are not updates to judge. Its calls are counted in
+        # `_iterations` (recent Keras: `iterations` counts its updates, the calls // k).
+        iterations = tf.convert_to_tensor(getattr(inner, "_iterations", inner.iterations))
         result = result & tf.equal((iterations + 1) % accumulation, 0)
     return result
 

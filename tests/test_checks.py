@@ -51,15 +51,15 @@ def _first(bad: np.ndarray, steps: np.ndarray) -> np.ndarray:
 def non_finite_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -> dict[str, Any]:
     step, overflow = _field(steps, "step"), _field(steps, "overflow")
     grad, weight = _field(steps, "grad_sq"), _field(steps, "weight_sq")
-    measured, applied = _field(steps, "measured"), _field(steps, "applied")
+    measured, skipped = _field(steps, "measured"), _field(steps, "vetoed")
     finite = np.isfinite(_field(steps, "loss")) & np.isfinite(grad).all(axis=1)
-    vetoed = _field(steps, "vetoed") & finite
+    vetoed = skipped & finite
     bad = _field(steps, "bad_input")
     return {
         "loss_first": _first(~np.isfinite(_field(steps, "loss")), step)[0],
         "grad_first": _first(~overflow[:, None] & ~np.isfinite(grad), step),
         "weight_first": _first(measured[:, None] & ~np.isfinite(weight), step),
-        "skipped": np.sum(~applied & ~overflow),
+        "skipped": np.sum(skipped),  # by the gate, not a call a Keras optimizer accumulates
         "overflows": np.sum(overflow),
         "loss_scale_min": min(np.inf, _field(steps, "loss_scale").min()),
         "vetoed_finite_first": _first(vetoed, step)[0],

@@ -232,6 +232,15 @@ HEALTHY = [
         data=one_hot_rows_the_sample_misses,
     ),
     Case("sgd-momentum", lambda: mlp(depth=3), lambda: keras.optimizers.SGD(0.01, momentum=0.9)),
+    # Keras applies every second call: the calls that only accumulate are not updates to judge
+    # (measured every 6th call, so that a call counted wrongly would be the only evidence).
+    Case(
+        "keras-gradient-accumulation",
+        mlp,
+        lambda: keras.optimizers.Adam(1e-2, gradient_accumulation_steps=2),
+        steps=40,
+        every=6,
+    ),
     Case("deep-relu", lambda: mlp(units=32, depth=8), lambda: keras.optimizers.Adam(1e-3)),
     Case("regularized", _regularized, lambda: keras.optimizers.Adam(1e-3)),
     Case(

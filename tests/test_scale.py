@@ -11,6 +11,7 @@ import tensorflow as tf
 from conftest import MODES, WARN_ALL, mlp, mode_kwargs, regression_data
 
 import gradguard
+from gradguard import checks
 
 
 @contextlib.contextmanager
@@ -159,3 +160,28 @@ def test_guard_sees_unscaled_gradients_of_a_loss_scale_optimizer():
         0.1, rel=1e-2
     )
     assert train_step.report().findings == []
+
+
+@pytest.mark.parametrize("steps", [2, 3])
+def test_a_keras_optimizer_that_accumulates_updates_on_the_calls_keras_applies(steps):
+    # Keras applies on every `steps`-th call; `iterations` counts its updates (the calls //
+    # steps in recent Keras), so the calls are told from `_iterations`. The calls that only
+    # accumulate are neither updates to judge nor skipped updates.
+    model = mlp()
+    step = gradguard.TrainStep(
+        model,
+        keras.optimizers.Adam(1e-2, gradient_accumulation_steps=steps),
+        keras.losses.MeanSquaredError(),
+        every=1,
+    )
+    x, y = regression_data()
+    moved = []
+    for _ in range(3 * steps):
+        before = [w.numpy() for w in model.trainable_variables]
+        step(x, y)
+        moved.append(any((b != w.numpy()).any() for b, w in zip(before, model.trainable_variables)))
+    assert moved == [(i + 1) % steps == 0 for i in range(3 * steps)]
+    ratio = next(c for c in step.core.checks if isinstance(c, checks.UpdateRatio)).state()
+    # Judged on the calls Keras applied, each of which moved every variable.
+    assert (ratio["eligible"] == 3).all() and (ratio["unchanged"] == 0).all()
+    assert step.statistics()["skipped_updates"] == 0

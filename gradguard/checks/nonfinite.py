@@ -89,7 +89,9 @@ class NonFinite(Check):
         overflow = tf.convert_to_tensor(stats.overflow)
         finite_loss = tf.math.is_finite(stats.loss)
         finite_grads = tf.math.is_finite(stats.grad_sq)
-        vetoed = tf.convert_to_tensor(stats.vetoed) & finite_loss & tf.reduce_all(finite_grads)
+        # Updates the gate skipped (not the calls a Keras optimizer only accumulates).
+        skipped = tf.convert_to_tensor(stats.vetoed)
+        vetoed = skipped & finite_loss & tf.reduce_all(finite_grads)
         bad_input = tf.convert_to_tensor(stats.bad_input, tf.int32)
         bad = tf.concat(
             [
@@ -107,7 +109,7 @@ class NonFinite(Check):
         self.data_faults.assign(
             tf.where((firsts[-1] < 0) & (bad_input != 0), bad_input, self.data_faults)
         )
-        counted = tf.stack([~tf.convert_to_tensor(stats.applied) & ~overflow, overflow, vetoed])
+        counted = tf.stack([skipped, overflow, vetoed])
         self.counts.assign_add(tf.cast(counted, tf.int64))
         scale = tf.cast(stats.loss_scale, tf.float32)
         self.loss_scale_min.assign(tf.minimum(self.loss_scale_min, scale))
