@@ -31,7 +31,7 @@ def sq_norm(grad: tf.Tensor | tf.IndexedSlices) -> tf.Tensor:
 
     Every statistic and transform computes norms through this function, so that inside
     `computing_norms_once()` each gradient's norm is computed once per step.
-    For `tf.IndexedSlices` the norm is that of the slices (repeated indices are not merged).
+    For `tf.IndexedSlices` the norm is that of the dense gradient (repeated rows summed).
     """
 
     def compute() -> tf.Tensor:
@@ -64,7 +64,15 @@ def sq_norms(grads: Sequence[Any]) -> tf.Tensor:
 
 
 def _values(grad: tf.Tensor | tf.IndexedSlices) -> tf.Tensor:
-    return tf.cast(grad.values if isinstance(grad, tf.IndexedSlices) else grad, tf.float32)
+    """The gradient's values in float32; a sparse gradient's rows given twice summed first.
+
+    A row given twice (a token repeated in the batch, padding) is one row of the dense
+    gradient, the sum of both, and the optimizer applies the sum: the norm is the sum's.
+    """
+    if not isinstance(grad, tf.IndexedSlices):
+        return tf.cast(grad, tf.float32)
+    rows, index = tf.unique(grad.indices)
+    return tf.math.unsorted_segment_sum(tf.cast(grad.values, tf.float32), index, tf.size(rows))
 
 
 def _once(kind: str, of: tuple[Any, ...], compute: Callable[[], tf.Tensor]) -> tf.Tensor:

@@ -147,6 +147,27 @@ def test_sparse_global_norm_clip_matches_dense():
     np.testing.assert_allclose(out[0].values.numpy(), values / np.sqrt(26.0), rtol=1e-6)
 
 
+@pytest.mark.parametrize("jit", [False, True], ids=["graph", "xla"])
+def test_a_sparse_gradients_norm_sums_its_repeated_rows_first(jit):
+    # A token repeated in the batch gives its row twice; the optimizer applies the sum, so the
+    # norm and the clip are the dense gradient's.
+    values = np.array([[1.0, 2.0], [3.0, 0.0], [0.5, 0.5]], np.float32)
+    sparse = tf.IndexedSlices(tf.constant(values), tf.constant([4, 4, 1]), tf.constant([6, 2]))
+    dense = tf.convert_to_tensor(sparse).numpy()  # rows 4 and 1: [4, 2] and [0.5, 0.5]
+
+    @tf.function(jit_compile=jit)
+    def norms_and_clipped(values, indices):
+        grad = tf.IndexedSlices(values, indices, tf.constant([6, 2]))
+        (clipped,), _ = transforms.clip_by_global_norm(1.0).update([grad], (), [None])
+        return transforms.sq_norm(grad), transforms.global_norm([grad]), clipped.values
+
+    sq, norm, clipped = norms_and_clipped(sparse.values, sparse.indices)
+    assert float(sq) == pytest.approx(float(np.sum(dense**2)))
+    assert float(norm) == pytest.approx(float(np.sqrt(np.sum(dense**2))))
+    applied = tf.convert_to_tensor(tf.IndexedSlices(clipped, sparse.indices, sparse.dense_shape))
+    assert float(tf.norm(applied)) == pytest.approx(1.0)  # the norm asked for
+
+
 def test_skip_nonfinite_counts_and_gates(mode):
     transform = transforms.skip_nonfinite(max_consecutive=None)
     bad = [g.copy() for g in GRADS]
