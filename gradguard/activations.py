@@ -25,6 +25,7 @@ __all__ = [
     "find_sites",
     "flatten_outputs",
     "in_current_graph",
+    "visible_here",
     "layer_kind",
     "make_site",
     "watched_layers",
@@ -301,6 +302,24 @@ class Recorder:
 def current_graph() -> Any:
     """The graph being traced, or None when running eagerly."""
     return tf.compat.v1.get_default_graph() if tf.inside_function() else None
+
+
+def visible_here(tensor: Any) -> bool:
+    """Whether `tensor` can be used in the graph being traced (or eagerly) here.
+
+    It can if it is of that graph or of one enclosing it: a conditional's branch (a loss
+    scaler's update) captures it.
+    """
+    if not tf.is_tensor(tensor):
+        return True
+    graph = current_graph()
+    if graph is None:
+        return getattr(tensor, "graph", None) is None  # eager: an eager tensor
+    while graph is not None:
+        if tensor.graph is graph:
+            return True
+        graph = getattr(graph, "outer_graph", None)
+    return False
 
 
 def in_current_graph(structure: Any) -> bool:

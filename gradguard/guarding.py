@@ -35,12 +35,6 @@ from gradguard.tap import Tap
 __all__ = ["Guard"]
 
 
-# Eager gradient calls that also differentiate the watched variables not asked for: a backward
-# pass through them each, so only the first few (the variables a loop reads do not change).
-_EAGER_EXTRA_CALLS = 3
-_NONE_GRADIENTS = tf.UnconnectedGradients.NONE
-
-
 def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
@@ -94,13 +88,13 @@ class Guard:
         # Keras', and frozen), and under `instrument_process` with activations watched, their
         # outputs; per optimizer the layers and sites its checks watch.
         self._tap = Tap()
-        self._extra_budget = _EAGER_EXTRA_CALLS
         self._tapped: dict[int, tuple[list[Any], list[activations_lib.Site]]] = {}
         self.cores: dict[int, StepCore] = {}
         self._calls = 0  # host-side calls of the guarded function
         self._pending: list[findings_lib.Finding] = []
         self.forensics = Forensics(self._tap, self.ledger, self._names)
         self._last_loss: tf.Tensor | None = None
+        self._scaled_loss: tuple[Any, Any] = (None, None)  # the latest (scaled, loss) pair
         # A guard entered while another decorator's guard listens hands everything to it: one
         # report for the whole step (stacked decorators, a guarded step calling another).
         self._outer: Guard | None = None
@@ -167,22 +161,8 @@ class Guard:
     # -- what the user's code does (in-graph or eager) -----------------------------------------
 
     def extra_sources(self, tape: Any, sources: Any, options: Mapping[str, Any]) -> list[Any]:
-        """Variables the tape watched but the call does not ask for, to differentiate too.
-
-        In a trace this costs nothing at run time (the extra gradients are not used, so
-        TensorFlow prunes them); eagerly it costs a backward pass through them, so only the
-        first few eager calls ask.
-        """
-        if options.get("unconnected_gradients") not in (None, "none", _NONE_GRADIENTS):
-            return []  # zeros for the unconnected: they could not be told apart
-        eager = tf.executing_eagerly()
-        if eager and self._extra_budget <= 0:
-            return []
-        asked = {ledger_key(s) for s in tf.nest.flatten(sources) if _compat.is_variable(s)}
-        extra = [v for v in tape.watched_variables() if ledger_key(v) not in asked]
-        if eager and extra:
-            self._extra_budget -= 1
-        return extra
+        """Variables the tape watched but the call does not ask for (`Ledger.extra_sources`)."""
+        return self.ledger.extra_sources(tape, sources, options)
 
     def on_gradient(
         self, tape: Any, target: Any, sources: Any, result: Any, extra: Any = ()
@@ -195,7 +175,8 @@ class Guard:
         if not pairs:
             return
         if isinstance(target, tf.Tensor) and target.shape.rank == 0:
-            self._last_loss = target
+            scaled, loss = self._scaled_loss
+            self._last_loss = target = loss if target is scaled else target
             if tf.inside_function() and hasattr(target, "graph"):  # traced once: read the graph
                 for judge in (diagnose.graph_loss_broadcast, diagnose.graph_double_softmax):
                     finding = judge(target, self._calls)
@@ -225,6 +206,10 @@ class Guard:
         """Keras' own train step is about to run on `data` (fit, train_on_batch)."""
         self.forensics.fit_batch(model, data)
 
+    def on_scaled_loss(self, loss: Any, scaled: Any) -> None:
+        """A LossScaleOptimizer scaled `loss`: a gradient of `scaled` is taken for `loss`."""
+        self._scaled_loss = (scaled, loss)
+
     def on_scaled_apply(self, optimizer: Any) -> None:
         """A LossScaleOptimizer's update call (its inner update may be skipped in-graph)."""
         del optimizer
@@ -249,7 +234,7 @@ class Guard:
             full[index[id(v)]] = g
         absent = set(range(len(full))) - {index[id(v)] for v in variables}  # not in this call
         loss = self._last_loss
-        if not activations_lib.in_current_graph(loss):
+        if not activations_lib.visible_here(loss):
             loss = None  # not known here: the loss checks stay silent
         core.update(
             loss,

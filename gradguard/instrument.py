@@ -193,6 +193,19 @@ def _note_scaled_updates(original: Any) -> Any:
     return apply
 
 
+def _note_scaled_losses(original: Any) -> Any:
+    @functools.wraps(original)
+    def scale_loss(optimizer: Any, loss: Any) -> Any:
+        # The tape is then asked for the gradient of the scaled loss: the guard judges `loss`.
+        scaled = original(optimizer, loss)
+        guard = listener()
+        if guard is not None:
+            guard.on_scaled_loss(loss, scaled)
+        return scaled
+
+    return scale_loss
+
+
 def _report_warnings(original: Any) -> Any:
     @functools.wraps(original)
     def warn(message: Any, *args: Any, **kwargs: Any) -> Any:
@@ -223,6 +236,7 @@ _ALL_UPDATES = Patch(_compat.BASE_OPTIMIZER, "apply", _route_updates)
 _FIT_BATCHES = Patch(_compat.KERAS_TRAINER, "train_step", _report_fit_batches)
 _WARNINGS = Patch(warnings, "warn", _report_warnings)
 _SCALED_UPDATES = Patch(keras.optimizers.LossScaleOptimizer, "apply", _note_scaled_updates)
+_SCALED_LOSSES = Patch(keras.optimizers.LossScaleOptimizer, "scale_loss", _note_scaled_losses)
 _LAYER_CALLS = Patch(keras.layers.Layer, "__call__", _record_layer_outputs)
 
 
@@ -258,7 +272,7 @@ def intercepting_all(guard: Any, *, outermost: bool = True) -> Iterator[None]:
     (`outermost`), or on top for a decorator's guard while its function runs.
     """
     with listening(guard, outermost=outermost), _ALL_UPDATES, _SCALED_UPDATES, _WARNINGS:
-        with _FIT_BATCHES:
+        with _SCALED_LOSSES, _FIT_BATCHES:
             yield
 
 

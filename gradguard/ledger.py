@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gradguard import replicas
+from gradguard import _compat, replicas
 from gradguard.findings import Finding, Severity, listing
 
 __all__ = [
@@ -50,6 +50,12 @@ def _fingerprint(variable: Any) -> tf.Tensor:
     return tf.stack([tf.reduce_sum(value), tf.reduce_sum(tf.square(value))])
 
 
+# Eager gradient calls that also differentiate the watched variables not asked for: a backward
+# pass through them each, so only the first few (the variables a loop reads do not change).
+_EAGER_EXTRA_CALLS = 3
+_NONE_GRADIENTS = tf.UnconnectedGradients.NONE
+
+
 class Ledger:
     """Per variable (by `key`; the dicts keep them alive), what the user's code did with it."""
 
@@ -69,6 +75,7 @@ class Ledger:
         # the first run of the step that saw them.
         self._baseline: dict[int, tf.Variable] = {}
         self._taken: set[int] = set()  # baselines taken on the host
+        self._extra_budget = _EAGER_EXTRA_CALLS
         # Counted once per step, not per replica: in the strategy of the models' variables.
         weights = [v for model in models for v in getattr(model, "weights", [])]
         with tf.init_scope(), replicas.entering_strategy_of(weights) or contextlib.nullcontext():
@@ -92,6 +99,23 @@ class Ledger:
         for v in variables:
             self.expected.setdefault(key(v), v)
         self._take_baselines(variables)
+
+    def extra_sources(self, tape: Any, sources: Any, options: Mapping[str, Any]) -> list[Any]:
+        """Variables the tape watched but the call does not ask for, to differentiate too.
+
+        Their gradients say what the target depends on (`unasked`). Free in a trace (unused,
+        TensorFlow prunes them); eagerly a backward pass through them: the first few calls ask.
+        """
+        if options.get("unconnected_gradients") not in (None, "none", _NONE_GRADIENTS):
+            return []  # zeros for the unconnected: they could not be told apart
+        eager = tf.executing_eagerly()
+        if eager and self._extra_budget <= 0:
+            return []
+        asked = {key(s) for s in tf.nest.flatten(sources) if _compat.is_variable(s)}
+        extra = [v for v in tape.watched_variables() if key(v) not in asked]
+        if eager and extra:
+            self._extra_budget -= 1
+        return extra
 
     def on_gradient(
         self,

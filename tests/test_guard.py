@@ -419,6 +419,32 @@ def test_weights_are_kept_for_a_nan_replay_only_where_a_nan_update_reaches_them(
     assert len(keeper._weights) == (0 if skips else len(model.trainable_weights))
 
 
+@pytest.mark.parametrize("order", ORDERS)
+def test_a_loss_scalers_loss_is_judged_unscaled(order):
+    # The tape is asked for the gradient of the scaled loss, and the update runs inside the
+    # scaler's conditional: the loss judged is still the user's, as in TrainStep.
+    model = mlp()
+    optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.01))
+    loss_fn = keras.losses.MeanSquaredError()
+
+    def body(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+            scaled = optimizer.scale_loss(loss)
+        optimizer.apply_gradients(
+            zip(tape.gradient(scaled, model.trainable_variables), model.trainable_variables)
+        )
+        return loss
+
+    step, guarded = make_step(model, optimizer, body, order)
+    x, y = regression_data()
+    for _ in range(3):
+        loss = float(step(x, y))
+    (core,) = (guarded if order == "function-over-guard" else step).guard.cores.values()
+    assert core.statistics()["loss"] == pytest.approx(loss, rel=1e-6)
+    assert float(optimizer.dynamic_scale.numpy()) > 1e3  # the loss was scaled
+
+
 def test_a_patch_is_installed_while_used_and_restored_exactly():
     class Base:
         def method(self) -> str:
