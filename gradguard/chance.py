@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["chance_loss"]
+__all__ = ["LabelSample", "chance_loss"]
 
 # Keras loss names (as `model.compile` and `keras.losses.get` spell them) by family.
 _SPARSE = {"sparse_categorical_crossentropy", "sparsecategoricalcrossentropy"}
@@ -79,3 +79,38 @@ def chance_loss(loss: Any, outputs: int | None, labels: Any = None) -> float | N
             return _entropy(counts / max(counts.sum(), 1))
         return _entropy(y.reshape(-1, y.shape[-1]).mean(axis=0))
     return None
+
+
+class LabelSample:
+    """The labels of batches spread over a run, for its chance level.
+
+    One batch is not the data: in an ordered (unshuffled) dataset, or with a rare class, the
+    first batch's variance or class frequencies can be far from the run's, and a model that
+    beats the true chance level would be told it only guesses. The owner adds the labels of
+    its first batch and of the batch at each host read; past `limit` batches, each new one
+    replaces one kept at random (a uniform sample of the batches added).
+    """
+
+    def __init__(self, limit: int = 64, seed: int = 0):
+        self.limit = limit
+        self._batches: list[np.ndarray] = []
+        self._added = 0
+        self._rng = np.random.default_rng(seed)
+
+    def add(self, labels: Any) -> None:
+        """Keeps a batch's labels (None, or labels of another shape than the first, are left)."""
+        if labels is None:
+            return
+        labels = np.asarray(labels)
+        if self._batches and labels.shape[1:] != self._batches[0].shape[1:]:
+            return
+        self._added += 1
+        if len(self._batches) < self.limit:
+            self._batches.append(labels)
+        elif (slot := int(self._rng.integers(self._added))) < self.limit:
+            self._batches[slot] = labels
+
+    def chance_loss(self, loss: Any, outputs: int | None) -> float | None:
+        """`chance_loss` of the labels kept (None labels when none were)."""
+        labels = np.concatenate(self._batches) if self._batches else None
+        return chance_loss(loss, outputs, labels)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import keras
 import tensorflow as tf
 
-from gradguard import _compat, chance, diagnose, losses, norms
+from gradguard import _compat, diagnose, losses, norms
 from gradguard import accumulate as accumulate_lib
 from gradguard import activations as activations_lib
 from gradguard import batch as batch_lib
@@ -24,6 +24,7 @@ from gradguard import transforms as transforms_lib
 from gradguard.core import SCOPE, StepCore
 from gradguard.findings import Policy
 from gradguard.options import ChecksArg, Options, check_optimizer
+from gradguard.traced import TraceFindings
 
 __all__ = ["TrainStep"]
 
@@ -152,9 +153,7 @@ class TrainStep:
         self._watched_layers: list[Any] = []
         self._sites: list[activations_lib.Site] = []
         self._captured: tuple[Any, ...] = ()
-        self._diagnosed: set[int] = set()
-        # (y_true spec, y_pred spec) pairs seen while tracing, judged on the host after the call.
-        self._loss_shapes = losses.LossShapes()
+        self._traced = TraceFindings(self.loss_fn, self._forward_loss)
 
         # Under several replicas XLA compiles each replica's forward and backward pass only:
         # TensorFlow compiles a step that synchronizes replicas (the gradient sum, the
@@ -216,8 +215,11 @@ class TrainStep:
         # A None argument costs the call a few percent on millisecond steps: left out when unused.
         loss = fn(x, y) if sample_weight is None else fn(x, y, sample_weight)
         self._steps += 1
-        trace_findings = self._trace_findings(x, y, sample_weight)
-        if trace_findings or self.options.read_every(self._steps - 1):
+        read = self.options.read_every(self._steps - 1)
+        trace_findings = self._traced.after_call(
+            self.core, (x, y, sample_weight), self._steps - 1, read
+        )
+        if trace_findings or read:
             self._replay()
             self.core.read(self._updates, trace_findings)
         return loss
@@ -327,7 +329,7 @@ class TrainStep:
             self._captured = activations_lib.flatten_outputs(outputs, self._sites)
         else:
             y_pred = batch_lib.call_model(self.model, x, training=True)
-        self._loss_shapes.record(y, y_pred)
+        self._traced.loss_shapes.record(y, y_pred)
         return losses.compute(
             self.loss_fn, y, y_pred, sample_weight, getattr(self.model, "losses", [])
         )
@@ -348,8 +350,9 @@ class TrainStep:
                 raise
             every = range(len(variables))
             causes = dict.fromkeys(every, diagnose.NUMPY_CALL)
-            raise self._no_gradient(
-                every, (x, y, sample_weight), self._steps, causes
+            batch = (x, y, sample_weight)
+            raise self._traced.no_gradient(
+                self.core, every, batch, self._steps, causes
             ).error() from e
         captured, self._captured = self._captured, ()
         return loss, tape.gradient(scaled_loss, variables), captured
@@ -359,7 +362,8 @@ class TrainStep:
         if all(g is None for g in grads) and self.core.policy["none-gradient"] is Policy.RAISE:
             # Nothing could be trained: say why now, before XLA compiles or anything runs.
             every = range(len(grads))
-            raise self._no_gradient(every, (x, y, sample_weight), self._steps).error()
+            batch = (x, y, sample_weight)
+            raise self._traced.no_gradient(self.core, every, batch, self._steps).error()
         with norms.computing_norms_once():  # the same norms as the core's
             with tf.name_scope(SCOPE):
                 finite = tf.math.is_finite(norms.global_norm(grads))
@@ -374,27 +378,6 @@ class TrainStep:
                 )
         return loss, healthy
 
-    def _no_gradient(
-        self, indices: Iterable[int], batch: tuple[Any, ...], step: int, causes: Any = None
-    ) -> findings_lib.Finding:
-        """The `none-gradient` finding for `indices`: where each one's chain to the loss broke."""
-        if causes is None:
-            causes = diagnose.chain_breaks(self._forward_loss, batch, self.core.variables)
-        return diagnose.none_gradient_finding(self.core.layout.names, indices, causes, step)
-
     def _accumulated_update(self, loss: tf.Tensor, grads: list[Any], extra: Any) -> None:
         captured, bad_input = extra
         self.core.update(loss, grads, activations=captured, bad_input=bad_input)
-
-    def _trace_findings(self, x: Any, y: Any, sample_weight: Any) -> list[findings_lib.Finding]:
-        """Findings known from the traced graph, each made once: no gradient, broadcasting."""
-        core, step = self.core, self._steps - 1
-        found = []
-        new_none = core.none_indices - self._diagnosed
-        if new_none:
-            self._diagnosed |= new_none
-            found.append(self._no_gradient(core.none_indices, (x, y, sample_weight), step))
-        if "chance_loss" not in core.notes and self._loss_shapes.traced:
-            width, labels = self._loss_shapes.output_width, batch_lib.labels(y)
-            core.notes["chance_loss"] = chance.chance_loss(self.loss_fn, width, labels)
-        return found + self._loss_shapes.judge(self.loss_fn, step)

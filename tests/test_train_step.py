@@ -449,3 +449,25 @@ def test_a_loss_returning_a_tuple_or_a_weighted_scalar_is_refused_clearly():
         scalar(x, y, np.ones(len(x), "float32"))
     for old, new in zip(before, model.weights):
         np.testing.assert_array_equal(old, new.numpy())  # bad input leaves the weights alone
+
+
+@pytest.mark.parametrize("labels", ["ordered", "noise"])
+def test_the_chance_level_is_the_runs_not_the_first_batchs(labels):
+    # Unshuffled data ordered by its target: the first batch's variance is a small part of the
+    # data's, and a model that learned would be told it only guesses. Labels of pure noise,
+    # never seen twice: a model can do no better than chance, and is told so.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20 * 512, 4)).astype(np.float32)
+    y = x @ np.array([[2.0], [-1.0], [0.5], [1.0]], np.float32)
+    if labels == "noise":
+        y = rng.normal(size=y.shape).astype(np.float32) * y.std()
+    else:  # an epoch of 512 examples sorted outward from the median target, repeated
+        order = np.argsort(np.abs(y[:512, 0] - np.median(y[:512, 0])))
+        x, y = np.tile(x[order], (20, 1)), np.tile(y[order], (20, 1))
+    model = mlp(features=4)
+    step = gradguard.TrainStep(model, keras.optimizers.Adam(1e-2), "mse", every=5, policy=WARN_ALL)
+    for i in range(320):
+        step(x[32 * i : 32 * (i + 1)], y[32 * i : 32 * (i + 1)])
+    codes = step.report().codes()
+    assert ("loss-not-decreasing" in codes) == (labels == "noise"), str(step.report())
+    assert step.core.notes["chance_loss"] == pytest.approx(float(np.var(y)), rel=0.2)

@@ -1,0 +1,71 @@
+"""What `TrainStep` learns from its traced step, judged on the host after the call.
+
+Each made once: the variables the trace gave no gradient (`none-gradient`, with where each one's
+chain to the loss broke) and labels broadcast against the predictions (`loss-broadcast`); and
+the chance level the loss checks compare with, from the labels of batches spread over the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from gradguard import batch as batch_lib
+from gradguard import chance, diagnose, losses
+from gradguard.core import StepCore
+from gradguard.findings import Finding
+
+__all__ = ["TraceFindings"]
+
+
+class TraceFindings:
+    """The findings and notes of `TrainStep`'s traces.
+
+    Args:
+      loss_fn: The step's loss function.
+      forward_loss: ``forward_loss(x, y, sample_weight)``, the step's loss (replayed to find
+        where a chain to the loss broke).
+    """
+
+    def __init__(self, loss_fn: Any, forward_loss: Callable[..., Any]):
+        self.loss_fn = loss_fn
+        self._forward_loss = forward_loss
+        self._diagnosed: set[int] = set()
+        # (y_true spec, y_pred spec) pairs seen while tracing, judged on the host after the call.
+        self.loss_shapes = losses.LossShapes()
+        self._labels = chance.LabelSample()  # the first batch's and each read's
+
+    def no_gradient(
+        self,
+        core: StepCore,
+        indices: Iterable[int],
+        batch: tuple[Any, ...],
+        step: int,
+        causes: Any = None,
+    ) -> Finding:
+        """The `none-gradient` finding for `indices`: where each one's chain to the loss broke."""
+        if causes is None:
+            causes = diagnose.chain_breaks(self._forward_loss, batch, core.variables)
+        return diagnose.none_gradient_finding(core.layout.names, indices, causes, step)
+
+    def after_call(
+        self, core: StepCore, batch: tuple[Any, ...], step: int, read: bool
+    ) -> list[Finding]:
+        """The findings new since the last call; the chance level, on the first call and reads.
+
+        Args:
+          core: The step's core (its trace's facts, and its notes for the judgment).
+          batch: The call's ``(x, y, sample_weight)``.
+          step: The call's step.
+          read: Whether the host reads after this call: its labels join the chance level's.
+        """
+        found = []
+        new_none = core.none_indices - self._diagnosed
+        if new_none:
+            self._diagnosed |= new_none
+            found.append(self.no_gradient(core, core.none_indices, batch, step))
+        if self.loss_shapes.traced and (read or "chance_loss" not in core.notes):
+            self._labels.add(batch_lib.labels(batch[1]))
+            width = self.loss_shapes.output_width
+            core.notes["chance_loss"] = self._labels.chance_loss(self.loss_fn, width)
+        return found + self.loss_shapes.judge(self.loss_fn, step)
