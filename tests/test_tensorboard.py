@@ -298,6 +298,16 @@ def test_learning_rate_schedule_is_resolved_at_the_step(tmp_path: Path) -> None:
     assert [logged[k] for k in range(5)] == pytest.approx(expected)
 
 
+def test_a_call_keras_only_accumulates_changes_no_weights_and_skips_no_update(
+    tmp_path: Path,
+) -> None:
+    optimizer = keras.optimizers.SGD(LR, gradient_accumulation_steps=2)
+    run = _run(tmp_path, "graph", optimizer=optimizer, every=1, batches=_batches(4))
+    s = run.scalars
+    assert [s["gradguard/skipped"][k] for k in range(4)] == [1.0, 0.0, 1.0, 0.0]
+    assert [s["gradguard/skipped_updates"][k] for k in range(4)] == [0.0] * 4
+
+
 def test_skipped_update_is_logged(tmp_path: Path) -> None:
     batches = _batches()
     bad = batches[EVERY][0].copy()

@@ -128,7 +128,9 @@ class StepRecorder:
         index = range(self.layout.size) if self.per_variable else self.layout.layer_index
         live = {group for i, group in enumerate(index) if i in present}
         self._none_groups = frozenset(k for k in range(len(self.groups)) if k not in live)
-        skipped = tf.logical_not(stats.applied)
+        # Updates skipped as non-finite (by the gate or the loss scaler); a call a Keras
+        # optimizer only accumulates is no update (its step's `skipped` flag, below, is 1).
+        skipped = tf.convert_to_tensor(stats.vetoed) | tf.convert_to_tensor(stats.overflow)
         self._skipped.assign_add(tf.cast(skipped, tf.int64))
         if known_false(stats.measured):
             return  # a lean step (the host picked it): nothing to write
