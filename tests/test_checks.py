@@ -469,6 +469,17 @@ def test_fold_matches_numpy_and_judges(scripted, mode):
     assert judge(check, state, len(scripted.steps), scripted.notes) == set(scripted.codes)
 
 
+@pytest.mark.parametrize("learning_rate", [0.0, 1e-10])
+def test_weights_that_stopped_are_blamed_on_a_schedule_only_at_a_zero_rate(learning_rate):
+    # A schedule that ran out reaches 0; a constant 1e-10 is below float precision.
+    (scripted,) = [s for s in SCRIPTED if s.name == "update-ratio-schedule-reaches-zero-at-step-6"]
+    check, state = fold(scripted, "graph")
+    steps = len(scripted.steps)
+    context = Context(steps=steps, step=steps - 1, learning_rate=learning_rate)
+    (stopped,) = [f for f in check.judge(state, context) if f.code == "weights-unchanged"]
+    assert ("decay_steps" in stopped.message) == (learning_rate == 0.0), stopped.message
+
+
 def test_every_built_in_check_is_scripted():
     scripted = {type(s.check()) for s in SCRIPTED}
     assert {c for c, _ in checks.BUILT_IN} <= scripted

@@ -136,15 +136,19 @@ class UpdateRatio(Check):
         if stopped:
             variables = tuple(layout.names[i] for i in stopped)
             since = int(min(s["unchanged_since"][i] for i in stopped))
+            cause = (
+                f"the learning rate{lr} is too small for float precision at these weights"
+                if context.learning_rate  # still positive: not a schedule run out
+                else f"the learning rate{lr} reached 0 (a schedule whose decay_steps ran out: "
+                "decay_steps counts optimizer steps, not epochs) or fell below float precision"
+            )
             results.append(
                 Finding(
                     "weights-unchanged",
                     f"{listing(variables)} stopped changing by step {since}: the "
                     f"{int(s['unchanged_streak'][stopped[0]])} measured updates since left them "
-                    "unchanged despite non-zero gradients, after earlier ones moved them; "
-                    f"the learning rate{lr} reached 0 (a schedule whose decay_steps ran out: "
-                    "decay_steps counts optimizer steps, not epochs) or fell below float "
-                    "precision.",
+                    f"unchanged despite non-zero gradients, after earlier ones moved them; "
+                    f"{cause}.",
                     since,
                     variables,
                     # The weights did train until then: the steps since are wasted, not broken.
