@@ -224,7 +224,10 @@ class Guard:
         if explicit_none and len(explicit_none) < len(variables):
             self._note_partial_none(variables, explicit_none)
         if len(explicit_none) == len(variables):
-            return original(grads, variables)  # the optimizer says what is wrong with that
+            # Keras raises on them: the findings that say why are kept and logged first.
+            findings_lib.emit(self.report, self._pending, self.policy, raise_errors=False)
+            self._pending = []
+            return original(grads, variables)
         core = self._core(optimizer, original, variables)
         index = {id(v): i for i, v in enumerate(core.variables)}
         if any(id(v) not in index for v in variables):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import keras
 import numpy as np
 import pytest
@@ -33,7 +35,8 @@ def user_step(model, optimizer, bug=None):
 
     def train_step(x, y):
         with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True))
+            y_pred = model(x, training=True)
+            loss = loss_fn(y, tf.stop_gradient(y_pred) if bug == "stop-gradient" else y_pred)
         grads = tape.gradient(loss, model.trainable_variables)
         if bug == "forgot-apply":
             return loss
@@ -443,6 +446,18 @@ def test_a_loss_scalers_loss_is_judged_unscaled(order):
     (core,) = (guarded if order == "function-over-guard" else step).guard.cores.values()
     assert core.statistics()["loss"] == pytest.approx(loss, rel=1e-6)
     assert float(optimizer.dynamic_scale.numpy()) > 1e3  # the loss was scaled
+
+
+def test_a_none_gradient_at_warn_is_logged_before_keras_refuses_the_update(caplog):
+    # With the finding not raised, Keras raises on the all-None gradients: the explanation (where
+    # the chain broke) must be out before that, not at a read that never comes.
+    model, optimizer = mlp(), keras.optimizers.SGD(0.1)
+    body = user_step(model, optimizer, bug="stop-gradient")
+    policy = {"none-gradient": "warn"}
+    step, _ = make_step(model, optimizer, body, "guard-over-function", policy=policy)
+    with caplog.at_level(logging.WARNING), pytest.raises(ValueError):
+        step(*regression_data())
+    assert "[none-gradient]" in caplog.text and "tf.stop_gradient" in caplog.text
 
 
 def test_a_patch_is_installed_while_used_and_restored_exactly():
