@@ -423,6 +423,12 @@ SCRIPTED += [
     _chance_case("loss-leaves-chance", lambda s: 2.3 if s < 6 else 1.0),
     # Below chance throughout (a model that learned): silent.
     _chance_case("loss-below-chance", lambda s: 1.5 - 0.01 * s),
+    # A trained model fine-tuned on its plateau, far below chance: holding, silent.
+    _chance_case("trained-model-holds-its-loss", lambda s: 1.0 + 0.004 * (s % 3)),
+    # ... and one whose loss rises (training undone): flagged, though still below chance.
+    _chance_case(
+        "trained-model-unlearns", lambda s: 1.0 + 0.05 * s, frozenset({"loss-not-decreasing"})
+    ),
 ]
 
 

@@ -35,6 +35,11 @@ class LossNotDecreasing(Check):
       seen) its last half is enough, if that is at least `2 * window` steps;
     * the loss is exactly the same on every step: it does not depend on the weights.
 
+    A run that starts from a trained model (fine-tuning, a resumed run) may hold its loss: when
+    its first window is already below `TRAINED` times the chance level and the loss has not
+    risen more than `HOLDING` since, it is not flagged for not decreasing; a loss that rises
+    (training being undone: wrong labels, a rate too large) still is.
+
     Args:
       window: Steps in the first window, and the moving average's span.
       min_improvement: Relative improvement that counts as decreasing.
@@ -44,6 +49,8 @@ class LossNotDecreasing(Check):
     """
 
     deferrable = True
+    TRAINED = 0.75  # a first window this far below chance: trained before the run began
+    HOLDING = 0.05  # ... and a recent loss at most this much above it: holding, not stuck
 
     def __init__(
         self,
@@ -129,6 +136,12 @@ class LossNotDecreasing(Check):
             return [Finding("loss-not-decreasing", message, context.step, details=details)]
         if abs(first) < 1e-8 or first - recent > self.min_improvement * abs(first):
             return []
+        if (
+            floor is not None
+            and first < self.TRAINED * chance
+            and recent <= first * (1.0 + self.HOLDING)
+        ):
+            return []  # a trained model holding its loss
         message = (
             f"The loss has not decreased: it averaged {number(first)} over the first "
             f"{self.window} steps and is {number(recent)} now (step {context.step}); the weights "
