@@ -336,6 +336,9 @@ class StepCore:
             notes={**self.notes, **notes},
             final=final,
         )
+        chance = self.notes.get("chance_loss")
+        if self._recorder is not None and self._recorder.config.get("chance_loss") != chance:
+            self._recorder.note(chance_loss=chance)  # for `gradguard inspect`'s judgment
         self.report.steps_observed = steps
         found = list(extra)
         for check, state in zip(self.checks, states):

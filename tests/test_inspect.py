@@ -404,3 +404,27 @@ def test_dead_units_threshold_is_inspects_own(
     assert "warning dead-units at step 10: 75% of the ReLU units of first" in (
         capsys.readouterr().out
     )
+
+
+def test_a_trained_model_holding_its_loss_is_silent_live_and_from_its_logs(
+    tmp_path: Path,
+) -> None:
+    # Fine-tuning at Adam 1e-5 on the task a model already learned: its loss holds far below
+    # the chance level (the labels' variance), which the run logs for the judgment from logs.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = (x @ rng.normal(size=(4, 1)) + 0.05 * rng.normal(size=(64, 1))).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    pretrain = gradguard.TrainStep(model, keras.optimizers.Adam(0.05), "mse", policy=WARN_ALL)
+    for _ in range(200):
+        pretrain(x, y)
+    step = gradguard.TrainStep(
+        model, keras.optimizers.Adam(1e-5), "mse", every=10, log_dir=str(tmp_path), policy=WARN_ALL
+    )
+    for _ in range(120):
+        step(x, y)
+    assert step.report().findings == [], str(step.report())
+    (result,) = events.inspect(str(tmp_path)).results
+    assert result.run.config["chance_loss"] == pytest.approx(float(np.var(y)))
+    assert "loss-not-decreasing" not in result.report.codes(), str(result.report)

@@ -64,8 +64,9 @@ class LossNotDecreasing(Check):
         self.chance_tolerance = chance_tolerance
         self.chance_samples = max(1, -(-chance_steps // window))  # ceil
 
-    # A loss constant on the logged steps may move in between, and the chance level is not
-    # logged: neither is judged from logs.
+    # A loss constant on the logged steps may move in between, and the moving average's history
+    # is not logged: neither sign is judged from logs (the chance level, logged in the run's
+    # configuration when known, still tells a trained model holding its loss).
     not_logged = frozenset({"loss_min", "loss_max", "loss_history"})
 
     def _build(self) -> None:

@@ -165,7 +165,9 @@ def _summarize(logged: Logged) -> dict[str, Any]:
 _JUDGE_POINTS = 64
 
 
-def _judge(logged: Logged, checks: Sequence[Check]) -> tuple[Report, list[str]]:
+def _judge(
+    logged: Logged, checks: Sequence[Check], notes: Mapping[str, Any]
+) -> tuple[Report, list[str]]:
     """Judges `checks` on the run as it stood at successive logged steps.
 
     As the live run's host reads did; a finding keeps the first step it was made at. A check
@@ -181,7 +183,9 @@ def _judge(logged: Logged, checks: Sequence[Check]) -> tuple[Report, list[str]]:
     for index in points if n else []:
         view = logged.upto(int(index))
         rate = float(lr[index]) if lr_present[index] and math.isfinite(lr[index]) else None
-        context = Context(steps=view.last_step + 1, step=view.last_step, learning_rate=rate)
+        context = Context(
+            steps=view.last_step + 1, step=view.last_step, learning_rate=rate, notes=dict(notes)
+        )
         for k, check in enumerate(checks):
             found = check.judge_logged(view, context)
             if found is None:
@@ -226,7 +230,9 @@ def inspect(logdir: str, checks: Iterable[Check] | None = None) -> Inspection:
         logged = Logged(run)
         # Codes the live run's policy ignored (a GAN player's loss): not judged here either.
         ignored = set(run.config.get("ignored", ()))
-        report, not_judged = _judge(logged, checks)
+        # What the live run's owner told its judgment (the chance level), when it was logged.
+        notes = {k: run.config[k] for k in ("chance_loss",) if run.config.get(k) is not None}
+        report, not_judged = _judge(logged, checks, notes)
         report = Report(
             [f for f in report.findings if f.code not in ignored], report.steps_observed
         )
