@@ -22,7 +22,9 @@ def describe(structure: Any) -> str:
 
     def shape(t: Any) -> str:
         s = getattr(t, "shape", None)
-        return str(tuple(s)) if s is not None else type(t).__name__
+        if s is None:
+            return type(t).__name__
+        return "(unknown rank)" if tf.TensorShape(s).rank is None else str(tuple(s))
 
     return str(tf.nest.map_structure(shape, structure))
 
@@ -80,8 +82,12 @@ def call_model(model: Any, x: Any, training: bool) -> Any:
     except (ValueError, TypeError, tf.errors.InvalidArgumentError) as e:
         expected = getattr(model, "inputs", None)
         hint = f" The model expects {describe(expected)}." if expected else ""
+        shapes = describe(x)
+        if "unknown rank" in shapes:  # the step was traced again for a batch of another rank
+            hint += " A batch had another rank than the first: keep x's batch axis (x[None] for "
+            hint += "one example)."
         raise ValueError(
-            f"model could not be called on x with shapes {describe(x)}: {e}.{hint} "
+            f"model could not be called on x with shapes {shapes}: {e}.{hint} "
             "Pass x as the model's inputs (a tensor, a tuple or a dict matching its Input "
             "layers)."
         ) from e

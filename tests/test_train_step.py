@@ -339,6 +339,17 @@ def test_inputs_that_do_not_match_the_model():
     _untouched(model, before)
 
 
+def test_a_batch_without_its_batch_axis_after_batched_ones_is_named():
+    # The step is traced again with a shape of unknown rank: the message says so and how to fix
+    # it (it used to fail formatting that shape, hiding the error).
+    model = mlp(features=8)
+    step = gradguard.TrainStep(model, keras.optimizers.Adam(), keras.losses.MeanSquaredError())
+    x, y = regression_data()
+    step(x, y)
+    with pytest.raises(ValueError, match=r"(?s)unknown rank.*keep x's batch axis \(x\[None\]"):
+        step(x[0], y[0])
+
+
 def test_transform_that_is_not_a_transform():
     with pytest.raises(TypeError, match="GradientTransform.*got function"):
         gradguard.TrainStep(
@@ -360,6 +371,12 @@ def test_wrong_number_of_batch_parts():
     x, _ = regression_data()
     with pytest.raises(TypeError, match="step\\(x, y\\)"):
         step(x)
+
+
+@pytest.mark.parametrize("policy", ["warn", [("non-finite", "warn")]])
+def test_a_policy_that_is_not_a_mapping(policy):
+    with pytest.raises(TypeError, match=r"^policy must map finding codes .* got (str|list)"):
+        gradguard.TrainStep(mlp(), keras.optimizers.Adam(), "mse", policy=policy)
 
 
 def test_unknown_policy_code():
