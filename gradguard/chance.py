@@ -98,10 +98,12 @@ class LabelSample:
         self._rng = np.random.default_rng(seed)
 
     def add(self, labels: Any) -> None:
-        """Keeps a batch's labels (None, or labels of another shape than the first, are left)."""
+        """Keeps a batch's labels (not: None, or labels of another shape than the first's)."""
         if labels is None:
             return
         labels = np.asarray(labels)
+        if labels.ndim == 0 or labels.dtype == object:
+            return  # not an array of labels (one a strategy already split across replicas)
         if self._batches and labels.shape[1:] != self._batches[0].shape[1:]:
             return
         self._added += 1

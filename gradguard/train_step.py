@@ -205,8 +205,7 @@ class TrainStep:
         x, y, sample_weight = batch_lib.unpack(batch)
         if self._core is None:
             self._build(x)
-            if self.strategy is None:
-                self._keeper = origin_lib.Keeper()
+            self._keeper = origin_lib.Keeper()
         # The host picks the lean or the measuring step (None: one step decides in-graph).
         measure = None if None in self._fns else self.options.every.measures(self._updates)
         fn = self._fns[measure]
@@ -244,12 +243,15 @@ class TrainStep:
     def _keeping(self, step: Callable[..., Any], x: Any, y: Any, sample_weight: Any = None) -> Any:
         """Runs `step`; keeps the first unhealthy step's batch, to say where its NaN came from.
 
-        (`origin`; outside XLA, which cannot keep a batch of any shape.)
+        (`origin`; outside XLA, which cannot keep a batch of any shape. Under a strategy the
+        global batch, unless the strategy already split it.)
         """
         loss, healthy = step(x, y, sample_weight)
-        if self._keeper is not None:
+        batch = (x, y, sample_weight)
+        split = any(isinstance(t, tf.distribute.DistributedValues) for t in tf.nest.flatten(batch))
+        if self._keeper is not None and not split:
             with tf.name_scope(SCOPE):
-                self._keeper.keep(healthy, self.core.steps_tensor() - 1, (x, y, sample_weight))
+                self._keeper.keep(healthy, self.core.steps_tensor() - 1, batch)
         return loss
 
     def _replay(self) -> None:

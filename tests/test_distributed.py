@@ -63,6 +63,15 @@ def test_replicas_fold_every_step_and_count_each_step_once(mirrored):
     }
 
 
+def test_a_nan_is_traced_to_its_layer_on_replicas_as_on_one_device(mirrored):
+    single, replicated = mirrored["nan_origin"]["single"], mirrored["nan_origin"]["mirrored"]
+    assert single == replicated and replicated["layer"] == "bad_sqrt", replicated
+
+
+def test_batches_the_strategy_split_are_trained_on_and_judged(mirrored):
+    assert mirrored["distributed_batches"] == [6, []]
+
+
 def test_mirrored_findings_are_the_planted_ones(mirrored):
     assert mirrored["tiny_lr"]["mirrored"][1] == ["update-too-small", "weights-unchanged"]
     assert mirrored["clipped"]["mirrored"][1] == []

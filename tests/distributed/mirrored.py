@@ -156,6 +156,35 @@ def built_optimizer_state(strategy):
     return [step.core.deferred is not None, rows, guard.ledger.gradient_calls]
 
 
+def nan_origin(strategy):
+    """Where a NaN made in a layer began, as the replay of its batch finds it."""
+    scope = strategy.scope() if strategy else tf.device("/cpu:0")
+    with scope:
+        net = keras.Sequential(
+            [
+                keras.Input((8,)),
+                keras.layers.Dense(4, name="hidden"),
+                keras.layers.Lambda(lambda t: tf.sqrt(t - 100.0), name="bad_sqrt"),
+                keras.layers.Dense(1),
+            ]
+        )
+        step = gradguard.TrainStep(net, keras.optimizers.Adam(), "mse", policy=POLICY)
+    step(X, Y)
+    (finding,) = [f for f in step.report().findings if f.code == "non-finite"]
+    return finding.details["origin"]
+
+
+def distributed_batches():
+    """TrainStep on batches the strategy already split: steps counted, no finding."""
+    with STRATEGY.scope():
+        step = gradguard.TrainStep(model(), keras.optimizers.Adam(1e-2), "mse", every=2)
+    batches = tf.data.Dataset.from_tensor_slices((X, Y)).batch(32)
+    for _ in range(3):
+        for x, y in STRATEGY.experimental_distribute_dataset(batches):
+            step(x, y)
+    return [step.core.steps, sorted(step.report().codes())]
+
+
 def bad_input():
     errors = {}
     net = model()  # outside the scope
@@ -190,6 +219,8 @@ out["built_optimizer"] = {
     "single": built_optimizer_state(None),
     "mirrored": built_optimizer_state(STRATEGY),
 }
+out["nan_origin"] = {"single": nan_origin(None), "mirrored": nan_origin(STRATEGY)}
+out["distributed_batches"] = distributed_batches()
 out["activations"] = {"single": activations(None), "mirrored": activations(STRATEGY)}
 out["guard"] = {
     "single": guarded_user_step(None, 0.05, 1.0),
