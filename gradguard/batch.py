@@ -7,7 +7,15 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["call_model", "describe", "labels", "replica_slice", "unpack"]
+__all__ = [
+    "ModelInputError",
+    "call_model",
+    "describe",
+    "labels",
+    "mismatched_rows",
+    "replica_slice",
+    "unpack",
+]
 
 
 def describe(structure: Any) -> str:
@@ -71,11 +79,33 @@ def labels(y: Any) -> Any:
         return None
 
 
+def mismatched_rows(batch: tuple[Any, Any, Any]) -> str | None:
+    """What is wrong when ``(x, y, sample_weight)`` hold different numbers of examples, or None."""
+    rows: dict[str, int] = {}
+    for name, part in zip(("x", "y", "sample_weight"), batch):
+        for leaf in tf.nest.flatten(part):
+            shape = tf.TensorShape(getattr(leaf, "shape", None))
+            if shape.rank and shape[0] is not None:
+                rows.setdefault(name, int(shape[0]))
+    if len(set(rows.values())) < 2:
+        return None
+    counts = ", ".join(f"{name} {n}" for name, n in rows.items())
+    return (
+        f"the batch's parts hold different numbers of examples ({counts} rows): each example "
+        "needs its label (and weight). Slice x and y with the same indices, or batch them "
+        "together: tf.data.Dataset.from_tensor_slices((x, y)).batch(n)."
+    )
+
+
+class ModelInputError(ValueError):
+    """The model could not be called on x: the message names x's shapes and the model's inputs."""
+
+
 def call_model(model: Any, x: Any, training: bool) -> Any:
     """``model(x, training=training)``, or a ValueError naming x's shapes and the model's inputs.
 
     Raises:
-      ValueError: when the model cannot be called on `x`.
+      ModelInputError: when the model cannot be called on `x`.
     """
     try:
         return model(x, training=training)
@@ -86,7 +116,7 @@ def call_model(model: Any, x: Any, training: bool) -> Any:
         if "unknown rank" in shapes:  # the step was traced again for a batch of another rank
             hint += " A batch had another rank than the first: keep x's batch axis (x[None] for "
             hint += "one example)."
-        raise ValueError(
+        raise ModelInputError(
             f"model could not be called on x with shapes {shapes}: {e}.{hint} "
             "Pass x as the model's inputs (a tensor, a tuple or a dict matching its Input "
             "layers)."

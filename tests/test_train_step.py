@@ -339,6 +339,16 @@ def test_inputs_that_do_not_match_the_model():
     _untouched(model, before)
 
 
+def test_x_and_y_with_different_numbers_of_examples():
+    model = mlp(features=8)
+    before = [w.numpy() for w in model.weights]
+    step = gradguard.TrainStep(model, keras.optimizers.Adam(), keras.losses.MeanSquaredError())
+    x, y = regression_data()
+    with pytest.raises(ValueError, match=r"different numbers of examples \(x 64, y 63 rows\)"):
+        step(x, y[:63])
+    _untouched(model, before)
+
+
 def test_a_batch_without_its_batch_axis_after_batched_ones_is_named():
     # The step is traced again with a shape of unknown rank: the message says so and how to fix
     # it (it used to fail formatting that shape, hiding the error).
