@@ -88,11 +88,14 @@ class LabelSample:
     first batch's variance or class frequencies can be far from the run's, and a model that
     beats the true chance level would be told it only guesses. The owner adds the labels of
     its first batch and of the batch at each host read; past `limit` batches, each new one
-    replaces one kept at random (a uniform sample of the batches added).
+    replaces one kept at random (a uniform sample of the batches added). Each batch keeps at
+    most ``values // limit`` label values (whole examples, at random): a segmentation mask is
+    hundreds of thousands of labels an example.
     """
 
-    def __init__(self, limit: int = 64, seed: int = 0):
+    def __init__(self, limit: int = 64, values: int = 1 << 20, seed: int = 0):
         self.limit = limit
+        self._per_batch = max(1, values // limit)
         self._batches: list[np.ndarray] = []
         self._added = 0
         self._rng = np.random.default_rng(seed)
@@ -102,10 +105,13 @@ class LabelSample:
         if labels is None:
             return
         labels = np.asarray(labels)
-        if labels.ndim == 0 or labels.dtype == object:
-            return  # not an array of labels (one a strategy already split across replicas)
+        if labels.ndim == 0 or labels.dtype == object or not len(labels):
+            return  # no labels, or not an array of them (a batch a strategy already split)
         if self._batches and labels.shape[1:] != self._batches[0].shape[1:]:
             return
+        examples = max(1, self._per_batch // max(1, labels[0].size))
+        if len(labels) > examples:
+            labels = labels[np.sort(self._rng.choice(len(labels), examples, replace=False))]
         self._added += 1
         if len(self._batches) < self.limit:
             self._batches.append(labels)

@@ -478,6 +478,22 @@ def test_a_loss_returning_a_tuple_or_a_weighted_scalar_is_refused_clearly():
         np.testing.assert_array_equal(old, new.numpy())  # bad input leaves the weights alone
 
 
+def test_the_label_sample_stays_small_and_takes_the_whole_run():
+    from gradguard import chance
+
+    masks = chance.LabelSample()  # segmentation masks: 65,536 labels an example
+    for i in range(100):
+        masks.add(np.full((8, 256, 256), i % 3, np.int32))
+    masks.add(np.zeros((0, 256, 256), np.int32))  # an empty batch adds nothing
+    assert sum(b.size for b in masks._batches) == 64 * 256 * 256  # one mask of each batch kept
+    assert masks.chance_loss("sparse_categorical_crossentropy", 3) == pytest.approx(np.log(3), 0.1)
+    targets = chance.LabelSample(limit=8)  # more batches than kept: a uniform sample of them
+    y = np.arange(64 * 32, dtype=np.float64)[:, None]  # ordered: each batch a narrow slice
+    for i in range(64):
+        targets.add(y[32 * i : 32 * (i + 1)])
+    assert targets.chance_loss("mse", 1) == pytest.approx(float(np.var(y)), rel=0.5)
+
+
 @pytest.mark.parametrize("labels", ["ordered", "noise"])
 def test_the_chance_level_is_the_runs_not_the_first_batchs(labels):
     # Unshuffled data ordered by its target: the first batch's variance is a small part of the
