@@ -28,10 +28,12 @@ class GuardCallback(keras.callbacks.Callback):
     written as TensorBoard scalars in-graph every `every` steps under `log_dir`, beside Keras'
     own TensorBoard logs if both are used, and `gradguard inspect` reads them back.
 
-    The host reads every `every` batches: errors raise their `GradGuardError` out of `fit` (as
+    The host reads every `every` batches (however many `steps_per_execution` runs a call) and
+    at the end of `fit`: errors raise their `GradGuardError` out of `fit` (as
     `TerminateOnNaN(raise_error=True)` does), warnings are logged. After `fit`, normal or not,
     the model's train step and train function are as they were, so a later `fit` without the
-    callback is plain.
+    callback is plain; a later `fit` with it follows a compile made since (another optimizer
+    gets a guard of its own).
 
     Example:
       >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")  # doctest: +SKIP
@@ -77,16 +79,25 @@ class GuardCallback(keras.callbacks.Callback):
         # The guarded train step and fit's function around it, kept for a later fit of the
         # same model (no second trace).
         self._guarded: tuple[Any, Any] | None = None
+        self._plain_function: Any = None  # the model's train function the guarded one replaced
+        self._batches = 0  # batches of the current epoch seen at batch ends
         self._traces = 0
 
     def on_train_begin(self, logs: Any = None) -> None:
         model = self.model
-        if self.guard is None or self.guard.model is not model:
+        if self.guard is None or (self.guard.model, self.guard.optimizer) != (
+            model,
+            model.optimizer,
+        ):
+            # A new model, or a compile with another optimizer (a fine-tuning stage).
             self.guard = Guard(model, model.optimizer, self.options)
             self._guarded = None
+        if model.train_function is not self._plain_function:
+            self._guarded = None  # compiled since: its function trains what compile set up
         guard = self.guard
         own = vars(model).get("train_step")  # an instance's own train_step, if it has one
         self._restore = (own, model.train_function)
+        self._plain_function = model.train_function
         if self._guarded is not None:
             step, function = self._guarded
             object.__setattr__(model, "train_step", step)
@@ -106,11 +117,16 @@ class GuardCallback(keras.callbacks.Callback):
         model.make_train_function(force=True)
         self._guarded = (guarded_train_step, model.train_function)
 
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self._batches = 0
+
     def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
         if self.guard is None:
             return
+        # `batch` is the last of the call's batches (`steps_per_execution` run in one call).
+        calls, self._batches = batch + 1 - self._batches, batch + 1
         try:
-            self.guard.after_call()
+            self.guard.after_call(max(calls, 1))
         except errors.GradGuardError:
             self._put_back()  # fit does not call on_train_end when a callback raises
             raise
@@ -118,7 +134,11 @@ class GuardCallback(keras.callbacks.Callback):
     def on_train_end(self, logs: Any = None) -> None:
         self._put_back()
         if self.guard is not None:
-            self.guard.read(final=True)
+            # The last batches' errors raise out of fit too, as at every read.
+            known = {f.key for f in self.guard.report.findings}
+            report = self.guard.read(final=True)
+            if self.guard.raise_errors:
+                findings_lib.raise_new(report, known, self.guard.policy)
 
     def _put_back(self) -> None:
         """Gives the model back its own train step and train function."""

@@ -324,12 +324,12 @@ class Guard:
 
     # -- host side -----------------------------------------------------------------------------
 
-    def after_call(self) -> None:
-        """Counts one guarded call and reads on the cadence (host side)."""
+    def after_call(self, calls: int = 1) -> None:
+        """Counts `calls` guarded calls (fit runs several a call) and reads on the cadence."""
         if self._outer is not None:
             return  # the outer guard counts the call and reads
-        self._calls += 1
-        if self._pending or self.cadence(self._calls - 1):
+        first, self._calls = self._calls, self._calls + calls
+        if self._pending or any(self.cadence(k) for k in range(first, self._calls)):
             self.read()
 
     def read(self, *, final: bool = False) -> findings_lib.Report:

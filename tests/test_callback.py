@@ -208,3 +208,44 @@ def test_an_output_switched_off_by_its_loss_weight_is_not_a_zero_gradient(losses
         assert callback.report().findings == [], str(callback.report())
     else:
         assert [f.variables for f in zero] == [("aux/kernel", "aux/bias")], str(callback.report())
+
+
+def test_a_fine_tuning_stage_after_a_recompile_trains_as_without_the_callback():
+    # Freeze, fit, unfreeze, recompile with another optimizer, fit again, one callback: the
+    # second fit must train what the recompile set up (it reused the first compile's function).
+    def stages(callback):
+        model = mlp(seed=4)
+        model.layers[0].trainable = False
+        _fit(model, keras.optimizers.Adam(1e-2), callbacks=[callback] if callback else (), epochs=1)
+        model.layers[0].trainable = True
+        optimizer = keras.optimizers.SGD(1e-2)
+        _fit(model, optimizer, callbacks=[callback] if callback else (), epochs=1)
+        return model, optimizer
+
+    callback = gradguard.GuardCallback(every=2)
+    guarded, optimizer = stages(callback)
+    plain, _ = stages(None)
+    assert int(optimizer.iterations.numpy()) == 4
+    for a, b in zip(guarded.weights, plain.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+    assert callback.report().findings == [], str(callback.report())
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 4])
+@pytest.mark.parametrize("bad_batch", [3, 14])
+def test_an_error_raises_out_of_fit_at_the_read_after_it(steps_per_execution, bad_batch):
+    # Fit runs `steps_per_execution` batches a call: the host reads by batches, not calls; and
+    # an error in the last batches raises at the read that ends fit.
+    x, y = regression_data(n=16 * BATCH)  # one epoch of 16 batches
+    x[BATCH * bad_batch, 0] = np.nan
+    reads = []
+    callback = gradguard.GuardCallback(every=4)
+    ran = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: reads.append(b))
+    model = mlp()
+    model.compile(keras.optimizers.Adam(1e-2), "mse", steps_per_execution=steps_per_execution)
+    with pytest.raises(gradguard.NonFiniteError) as info:
+        model.fit(x, y, batch_size=BATCH, verbose=0, shuffle=False, callbacks=[callback, ran])
+    assert info.value.finding.step == bad_batch
+    # Raised at the first read after the bad batch: a read every 4 batches, at the latest when
+    # the call that ran it ends.
+    assert len(reads) * steps_per_execution <= (bad_batch // 4 + 1) * 4 + steps_per_execution
