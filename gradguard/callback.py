@@ -123,8 +123,11 @@ class GuardCallback(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
         if self.guard is None:
             return
-        # `batch` is the last of the call's batches (`steps_per_execution` run in one call).
-        calls, self._batches = batch + 1 - self._batches, batch + 1
+        # `batch` is the last of the call's batches (`steps_per_execution` run in one call);
+        # Keras does not cut it to the epoch's last batch when the epoch ends mid-call.
+        steps = (self.params or {}).get("steps")
+        done = min(batch + 1, steps) if steps else batch + 1
+        calls, self._batches = done - self._batches, done
         try:
             self.guard.after_call(max(calls, 1))
         except errors.GradGuardError:

@@ -249,3 +249,14 @@ def test_an_error_raises_out_of_fit_at_the_read_after_it(steps_per_execution, ba
     # Raised at the first read after the bad batch: a read every 4 batches, at the latest when
     # the call that ran it ends.
     assert len(reads) * steps_per_execution <= (bad_batch // 4 + 1) * 4 + steps_per_execution
+
+
+def test_steps_are_counted_by_batches_with_several_a_call():
+    # 10 batches an epoch, 4 a call: the third call of each epoch runs 2 (Keras names it by the
+    # 12th); the steps are the batches trained on, as Keras' own iteration count.
+    x, y = regression_data(n=10 * BATCH)
+    model = mlp()
+    model.compile(keras.optimizers.Adam(1e-3), "mse", steps_per_execution=4)
+    callback = gradguard.GuardCallback(every=5)
+    model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0, callbacks=[callback])
+    assert callback.report().steps_observed == int(model.optimizer.iterations.numpy()) == 20
