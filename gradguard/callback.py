@@ -85,10 +85,8 @@ class GuardCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: Any = None) -> None:
         model = self.model
-        if self.guard is None or (self.guard.model, self.guard.optimizer) != (
-            model,
-            model.optimizer,
-        ):
+        guard = self.guard
+        if guard is None or guard.model is not model or guard.optimizer is not model.optimizer:
             # A new model, or a compile with another optimizer (a fine-tuning stage).
             self.guard = Guard(model, model.optimizer, self.options)
             self._guarded = None

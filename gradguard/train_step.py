@@ -11,7 +11,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from gradguard import _compat, diagnose, errors, losses, norms
+from gradguard import _compat, diagnose, losses, norms
 from gradguard import accumulate as accumulate_lib
 from gradguard import activations as activations_lib
 from gradguard import batch as batch_lib
@@ -216,7 +216,7 @@ class TrainStep:
             loss = fn(x, y) if sample_weight is None else fn(x, y, sample_weight)
         except (ValueError, tf.errors.InvalidArgumentError) as e:  # when traced, or run
             problem = batch_lib.mismatched_rows((x, y, sample_weight))
-            if problem is None or isinstance(e, (errors.GradGuardError, batch_lib.ModelInputError)):
+            if problem is None or isinstance(e, batch_lib.ModelInputError):
                 raise  # (explained already)
             raise ValueError(problem) from e
         self._steps += 1
