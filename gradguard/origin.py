@@ -50,12 +50,15 @@ class Origin:
     layer: str | None = None
     op: str | None = None
     inputs: tuple[str, ...] = ()
+    exploding: float | None = None  # the global norm of finite gradients too large for float32
 
     def to_dict(self, step: int) -> dict[str, Any]:
         """The ``details["origin"]`` of a `non-finite` finding."""
         origin: dict[str, Any] = {"stage": self.stage, "layer": self.layer, "op": self.op}
         if self.inputs:
             origin["inputs"] = list(self.inputs)
+        if self.exploding is not None:
+            origin["exploding_norm"] = self.exploding
         origin["step"] = step
         return origin
 
@@ -68,6 +71,12 @@ class Origin:
             return f"the forward pass, in layer {self.layer}{op}, whose inputs were finite"
         if self.stage == "loss":
             return f"the loss{op}, every layer's output being finite"
+        if self.exploding is not None:
+            return (
+                f"the gradients were finite but exploding: their global norm, "
+                f"{self.exploding:.2g} (largest in layer {self.layer}), overflows float32 when "
+                "squared, so the step read it as Inf"
+            )
         if self.stage == "update":
             return (
                 f"the optimizer update: the weights of {self.layer} were already NaN/Inf, made "
@@ -297,6 +306,7 @@ def trace(
     layered = [(layer, i, o) for layer, i, o in calls.calls if not isinstance(layer, keras.Model)]
     sources = [t for _, i, o in layered for t in (*i, *o)]
     grads = tape.gradient(value, sources, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    weight_grads = tape.gradient(value, trained)
     del tape
     by_id = {id(t): g for t, g in zip(sources, grads)}
     broken = []
@@ -308,7 +318,25 @@ def trace(
     if broken:
         layer, inputs, upstream = broken[0]
         return Origin("backward", _path(layer, model_name), _backward_op(layer, inputs, upstream))
-    return None
+    return _exploding(trained, weight_grads, model_name)
+
+
+def _exploding(weights: Sequence[Any], grads: Sequence[Any], model_name: str) -> Origin | None:
+    """Finite gradients whose squared global norm overflows float32 (a norm above ~1.8e19).
+
+    The step measures squared norms in float32, so such gradients read as Inf there: the
+    update is skipped and reported as non-finite, while every value the replay sees is finite.
+    """
+    norms = {
+        id(w): float(np.linalg.norm(np.asarray(tf.convert_to_tensor(g), np.float64)))
+        for w, g in zip(weights, grads)
+        if g is not None
+    }
+    total = float(np.sqrt(sum(n * n for n in norms.values())))
+    if not norms or not np.isfinite(total) or total**2 < np.finfo(np.float32).max / 4:
+        return None
+    largest = max(weights, key=lambda w: norms.get(id(w), -1.0))
+    return Origin("backward", _path(largest, model_name).rsplit("/", 1)[0], exploding=total)
 
 
 def _backward_op(layer: Any, inputs: Sequence[tf.Tensor], upstream: Sequence[Any]) -> str | None:
@@ -353,8 +381,9 @@ def note(
             "step": step,
             "replayed": False,
             "where": (
-                "a replay of the model on that batch stayed finite, so it began in the loss or "
-                "the backward pass (the guard does not see the loss function to replay them)"
+                "a replay of the model on that batch stayed finite, so it began in the labels, "
+                "the loss or the backward pass (the guard does not see the labels or the loss "
+                "function to replay them)"
             ),
         }
     if found is None:

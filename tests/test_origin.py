@@ -183,3 +183,24 @@ def test_the_replay_runs_on_the_weights_kept_from_before_the_update():
     assert (found.stage, found.layer, found.op) == (stage, layer, op), found
     assert all(np.isnan(w.numpy()).all() for w in model.trainable_weights)  # put back as found
     assert gradguard.origin.trace(model, x).stage == "update"  # without them: the NaN weights
+
+
+@pytest.mark.parametrize("scale", [1e10, 1e5], ids=["exploding", "large-but-measurable"])
+def test_finite_gradients_too_large_for_float32_are_named_exploding(scale):
+    """Gradient norms above ~1.8e19 overflow when squared in float32: not NaN, exploding."""
+    x, y = regression_data()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1, name="head")])
+    step = gradguard.TrainStep(
+        model, keras.optimizers.SGD(1e-3), "mse", policy={"non-finite": "warn"}
+    )
+    step(x * scale, y * scale)
+    found = [f for f in step.report().findings if f.code == "non-finite"]
+    if scale < 1e6:  # a gradient norm of about 1e11: measured, and applied
+        assert not found, found
+        return
+    (finding,) = found
+    origin = finding.details["origin"]
+    assert (origin["stage"], origin["layer"]) == ("backward", "head"), finding.message
+    assert origin["exploding_norm"] > 1.8e19, origin
+    assert "finite but exploding" in finding.message and "scale the inputs" in finding.message

@@ -45,6 +45,13 @@ _ADVICE = {
     ),
 }
 
+# For finite gradients whose squared norm overflowed float32 (`origin._exploding`).
+_EXPLODING = (
+    "Gradients this large come from unscaled data or a diverging run: scale the inputs and "
+    "targets to about unit range, lower the learning rate, and look for a loss summed where a "
+    "mean was meant. Such updates are skipped like non-finite ones."
+)
+
 
 class NonFinite(Check):
     """`non-finite`: NaN or Inf in the loss, a gradient or a weight; names where it came first.
@@ -191,6 +198,12 @@ class NonFinite(Check):
                     "non-finite update was applied and overwrote the weights; with "
                     "gradguard.skip_nonfinite() in the transform they are kept, and the replay "
                     "names the layer)."
+                )
+            elif replay["replayed"] and "exploding_norm" in replay["origin"]:
+                origin = replay["origin"]
+                message = (
+                    f"The gradient of {listing(variables)} read as NaN/Inf at step {step}, "
+                    f"but a replay of that batch shows {replay['where']}. {_EXPLODING}"
                 )
             elif replay["replayed"]:
                 origin = replay["origin"]
