@@ -86,13 +86,12 @@ class GuardCallback(keras.callbacks.Callback):
     def on_train_begin(self, logs: Any = None) -> None:
         model = self.model
         guard = self.guard
-        if guard is None or guard.model is not model or guard.optimizer is not model.optimizer:
+        if guard is None or guard.optimizer is not model.optimizer or guard.model is not model:
             # A new model, or a compile with another optimizer (a fine-tuning stage).
-            self.guard = Guard(model, model.optimizer, self.options)
+            guard = self.guard = Guard(model, model.optimizer, self.options)
             self._guarded = None
         if model.train_function is not self._plain_function:
             self._guarded = None  # compiled since: its function trains what compile set up
-        guard = self.guard
         own = vars(model).get("train_step")  # an instance's own train_step, if it has one
         self._restore = (own, model.train_function)
         self._plain_function = model.train_function
