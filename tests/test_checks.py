@@ -354,6 +354,14 @@ SCRIPTED = [
         update_ratio_reference,
         frozenset({"update-too-large"}),
     ),
+    Scripted(
+        # A gain initialized near 0 (LayerScale, ReZero): rewritten on its first steps, then not.
+        "update-ratio-large-on-its-first-steps-only",
+        checks.UpdateRatio,
+        LAYOUT,
+        _steps(update_sq=lambda s: np.ones(4, np.float32) if s < 8 else None),
+        update_ratio_reference,
+    ),
     Scripted("exploding-healthy", checks.ExplodingGradient, LAYOUT, _steps(), exploding_reference),
     Scripted(
         "exploding-grows-10000x",

@@ -32,8 +32,8 @@ class UpdateRatio(Check):
         Healthy training sits around 1e-4 to 1e-2; 1e-7 means the weights barely move.
       min_measured: Each finding needs this many measured steps (steps 0, 1, then every
         `every`): one step can be a warmup that starts at 0, or a first step of Adam.
-      high: A layer whose ratio is above this on most measured steps gets `update-too-large`:
-        each step changes the weights by half their size.
+      high: A layer whose ratio is above this on most measured steps, the latest among them,
+        gets `update-too-large`: each step changes the weights by half their size.
       stopped_after: Weights that changed before and then stayed unchanged on this many
         measured steps in a row (with non-zero gradients) get `weights-unchanged` from the step
         they stopped: a learning-rate schedule that reached 0 partway. With the default
@@ -163,10 +163,14 @@ class UpdateRatio(Check):
             for li in judged
             if measured[li] >= self.min_measured and measured[li] == s["below"][li]
         ]
+        # Most measured steps, and the latest: a gain initialized near 0 (LayerScale, ReZero)
+        # has huge ratios on its first steps and healthy ones once it has grown.
         large = [
             li
             for li in judged
-            if measured[li] >= self.min_measured and 2 * s["above"][li] > measured[li]
+            if measured[li] >= self.min_measured
+            and 2 * s["above"][li] > measured[li]
+            and s["last"][li] > self.high
         ]
         if small and len(small) == len(judged):
             small_cause = (
