@@ -40,44 +40,62 @@ def _family(loss: Any) -> str | None:
     return None
 
 
+def _count(labels: np.ndarray, family: str | None) -> int:
+    """How many labels: one a row of one-hot labels, one a value otherwise."""
+    return labels.size // max(labels.shape[-1], 1) if family == "categorical" else labels.size
+
+
 def _entropy(frequencies: np.ndarray) -> float:
     p = frequencies[frequencies > 0]
     return float(-(p * np.log(p)).sum())
+
+
+# Fewer labels than this (or than 10 a class) estimate the entropy or variance too roughly to
+# judge a model by: classes are then taken as balanced, the upper bound of their entropy.
+MIN_LABELS = 100
 
 
 def chance_loss(loss: Any, outputs: int | None, labels: Any = None) -> float | None:
     """The chance-level loss for a Keras loss, or None when it cannot be told.
 
     Args:
-      loss: A Keras loss object or name (as given to `compile` or `TrainStep`).
+      loss: A Keras loss object or name (as given to `compile` or `TrainStep`); its
+        ``label_smoothing``, if any, smooths the labels as the loss does.
       outputs: The size of the model output's last axis (C classes), if known.
-      labels: A batch of labels, if seen: the class frequencies (or the variance) are taken
-        from them; otherwise classes are taken as balanced (ln C), and a squared error has no
-        chance level to give.
+      labels: Labels seen, if any: the class frequencies (or the variance) are taken from them
+        when there are enough; otherwise classes are taken as balanced (ln C, the most a
+        model that ignores its inputs can score), and a squared error has no chance level.
 
     Returns:
       The loss of predicting the label distribution, or None (an unknown loss, no classes).
     """
     family = _family(loss)
+    classes = outputs if family in ("sparse", "categorical") else 2
     y = None if labels is None else np.asarray(labels)
+    if y is not None and (y.ndim == 0 or _count(y, family) < max(MIN_LABELS, 10 * (classes or 0))):
+        y = None
+    smoothing = float(getattr(loss, "label_smoothing", 0.0) or 0.0)
     if family == "squared":
-        if y is None or y.size < 2 or not np.issubdtype(y.dtype, np.number):
+        if y is None or not np.issubdtype(y.dtype, np.number):
             return None
         variance = float(np.var(y.reshape(len(y), -1).astype(np.float64), axis=0).mean())
         return variance if variance > 0 else None
     if family == "binary":
         if y is None:
             return math.log(2)
-        p = float(np.clip(np.mean(y), 1e-7, 1 - 1e-7))
+        p = float(np.mean(y)) * (1 - smoothing) + smoothing / 2
+        p = min(max(p, 1e-7), 1 - 1e-7)
         return _entropy(np.array([p, 1 - p]))
     if family in ("sparse", "categorical") and outputs and outputs >= 2:
         if y is None:
             return math.log(outputs)
         if family == "sparse":
-            classes = y.reshape(-1).astype(np.int64).clip(0, outputs - 1)
-            counts = np.bincount(classes, minlength=outputs)
-            return _entropy(counts / max(counts.sum(), 1))
-        return _entropy(y.reshape(-1, y.shape[-1]).mean(axis=0))
+            labels = y.reshape(-1).astype(np.int64).clip(0, outputs - 1)
+            counts = np.bincount(labels, minlength=outputs)
+            frequencies = counts / max(counts.sum(), 1)
+        else:
+            frequencies = y.reshape(-1, y.shape[-1]).mean(axis=0)
+        return _entropy(frequencies * (1 - smoothing) + smoothing / outputs)
     return None
 
 

@@ -22,7 +22,7 @@ from gradguard.checks import Check
 from gradguard.checks.base import StateReader, fold
 from gradguard.options import Options
 from gradguard.sinks import Sink, StepRecorder
-from gradguard.stats import Context, Layout, Stats, known_false
+from gradguard.stats import LOGGED_NOTES, Context, Layout, Stats, known_false
 
 __all__ = ["SCOPE", "StepCore"]
 
@@ -97,6 +97,9 @@ class StepCore:
             for check in self.checks:
                 check.build(self.layout)
             self._step = replicas.state_variable(0, tf.int64, "gradguard_step")
+            # Updates made before this core watched (a second `fit`, a restored checkpoint):
+            # the loss of a resumed run may rightly hold from its start (`LossNotDecreasing`).
+            self.notes["resumed"] = updating.updates_made(optimizer) > 0
             self.deferred = deferred.for_checks(
                 self.checks, options.every, options.read_every, self._step, defer
             )
@@ -336,9 +339,11 @@ class StepCore:
             notes={**self.notes, **notes},
             final=final,
         )
-        chance = self.notes.get("chance_loss")
-        if self._recorder is not None and self._recorder.config.get("chance_loss") != chance:
-            self._recorder.note(chance_loss=chance)  # for `gradguard inspect`'s judgment
+        logged = {key: self.notes.get(key) for key in LOGGED_NOTES}
+        if self._recorder is not None and any(
+            self._recorder.config.get(key) != value for key, value in logged.items()
+        ):
+            self._recorder.note(**logged)  # for `gradguard inspect`'s judgment
         self.report.steps_observed = steps
         found = list(extra)
         for check, state in zip(self.checks, states):

@@ -81,14 +81,18 @@ class Forensics:
     def note_chance(self, core: StepCore) -> None:
         """Tells the core the chance-level loss of the model it trains, when it can be told.
 
-        From a compiled model's loss (`fit`) and its output's width; the labels are not seen.
+        From a compiled model's loss (`fit`) and its output's width; the labels are not seen,
+        so classes are taken as balanced. None for several outputs (their losses add up) and
+        for weighted examples (`sample_weight`, `class_weight`), which change the level.
         """
         model = self.model_of(core)
         if "chance_loss" in core.notes or model is None:
             return
         spec = tf.nest.flatten(self._tap.output_spec(model))
         width = spec[0].shape[-1] if spec and getattr(spec[0], "shape", None) else None
-        core.notes["chance_loss"] = chance.chance_loss(getattr(model, "loss", None), width)
+        weighted = self.batch is not None and self.batch[2] is not None
+        loss = getattr(model, "loss", None) if len(spec) == 1 and not weighted else None
+        core.notes["chance_loss"] = chance.chance_loss(loss, width)
 
     def note_switched_off(self, core: StepCore) -> None:
         """Tells the core which of its variables feed only outputs compiled with loss weight 0.

@@ -22,6 +22,7 @@ __all__ = [
     "BAD_X",
     "BAD_Y",
     "EMPTY",
+    "LOGGED_NOTES",
     "Context",
     "Every",
     "Layout",
@@ -255,6 +256,12 @@ class Stats:
 
 # The fields a branch receives as arguments (under a strategy it may run once per replica).
 _TENSOR_FIELDS = [f.name for f in dataclasses.fields(Stats) if f.name != "activations"]
+
+
+# The owners' notes (`StepCore.notes`) a judgment uses, logged in the run's configuration so
+# that ``gradguard inspect`` judges its logs the same: the chance-level loss, and whether the
+# optimizer had made updates before it was watched (a resumed run).
+LOGGED_NOTES = ("chance_loss", "resumed")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,6 +34,7 @@ class TraceFindings:
         # (y_true spec, y_pred spec) pairs seen while tracing, judged on the host after the call.
         self.loss_shapes = losses.LossShapes()
         self._labels = chance.LabelSample()  # the first batch's and each read's
+        self._weighted = False  # a call had sample weights, or labels of several outputs
 
     def no_gradient(
         self,
@@ -65,7 +66,12 @@ class TraceFindings:
             self._diagnosed |= new_none
             found.append(self.no_gradient(core, core.none_indices, batch, step))
         if self.loss_shapes.traced and (read or "chance_loss" not in core.notes):
-            self._labels.add(batch_lib.labels(batch[1]))
+            labels = batch_lib.labels(batch[1])
+            # Weighted examples, or labels for several outputs: no one label distribution to
+            # compare the loss with (the weights and the sum over outputs change the level).
+            self._weighted |= batch[2] is not None or labels is None
+            self._labels.add(labels)
             width = self.loss_shapes.output_width
-            core.notes["chance_loss"] = self._labels.chance_loss(self.loss_fn, width)
+            chance_loss = None if self._weighted else self._labels.chance_loss(self.loss_fn, width)
+            core.notes["chance_loss"] = chance_loss
         return found + self.loss_shapes.judge(self.loss_fn, step)

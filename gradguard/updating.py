@@ -137,3 +137,9 @@ def learning_rate_value(optimizer: keras.optimizers.Optimizer) -> float | None:
         return float(np.asarray(optimizer.learning_rate))
     except (TypeError, ValueError, AttributeError):
         return None
+
+
+def updates_made(optimizer: Any) -> int:
+    """The updates `optimizer` has applied so far, read eagerly (0 without an update count)."""
+    iterations = getattr(optimizer, "iterations", None)
+    return int(np.asarray(iterations)) if iterations is not None else 0

@@ -260,3 +260,50 @@ def test_steps_are_counted_by_batches_with_several_a_call():
     callback = gradguard.GuardCallback(every=5)
     model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0, callbacks=[callback])
     assert callback.report().steps_observed == int(model.optimizer.iterations.numpy()) == 20
+
+
+def _binary_task(n, rng, positives=0.5):
+    x = rng.normal(size=(n, 16)).astype("float32")
+    score = x @ rng.normal(size=16) / 4 + 0.7 * rng.normal(size=n)
+    return x, (score > np.quantile(score, 1 - positives)).astype("float32")[:, None]
+
+
+@pytest.mark.parametrize("task", ["three-heads-one-loss", "class-weight"])
+def test_fit_claims_no_chance_level_it_cannot_know(task):
+    """Three heads' losses add up (chance 3 ln 2, not ln 2); class weights move the level."""
+    rng = np.random.default_rng(0)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16,))
+    hidden = keras.layers.Dense(32, activation="relu")(inputs)
+    fit_kwargs = {}
+    if task == "three-heads-one-loss":
+        x, y = _binary_task(4096, rng)
+        labels = [y, *(_binary_task(4096, rng)[1] for _ in range(2))]
+        outputs = [keras.layers.Dense(1, name=f"task{k}")(hidden) for k in range(3)]
+    else:
+        x, labels = _binary_task(4096, rng, positives=0.1)
+        outputs = keras.layers.Dense(1)(hidden)
+        fit_kwargs["class_weight"] = {0: 1.0, 1: 9.0}
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    callback = gradguard.GuardCallback(every=50, policy=WARN_ALL)
+    model.fit(x, labels, batch_size=32, epochs=4, verbose=0, callbacks=[callback], **fit_kwargs)
+    assert not callback.report().findings, str(callback.report())
+
+
+@pytest.mark.parametrize("rate", [None, 1.0], ids=["rate-kept", "rate-too-large"])
+def test_a_resumed_fit_may_hold_its_loss_but_not_lose_it(rate):
+    """A second fit at the noise floor holds its loss; one at a rate that undoes the training
+    does not (its loss rises): flagged."""
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(2048, 8)).astype("float32")
+    y = (x @ rng.normal(size=(8, 1)) + 0.5 * rng.normal(size=(2048, 1))).astype("float32")
+    model = mlp(features=8)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    model.fit(x, y, batch_size=32, epochs=6, verbose=0)  # to the noise floor, unwatched
+    if rate is not None:
+        model.optimizer.learning_rate = rate
+    callback = gradguard.GuardCallback(every=50, policy=WARN_ALL)
+    model.fit(x, y, batch_size=32, epochs=3, verbose=0, callbacks=[callback])
+    codes = callback.report().codes()
+    assert ("loss-not-decreasing" in codes) == (rate is not None), str(callback.report())

@@ -440,6 +440,37 @@ SCRIPTED += [
 ]
 
 
+def _resumed_case(name: str, loss: Any, codes: frozenset[str] = frozenset()) -> Scripted:
+    """A run whose optimizer had made updates before it was watched; no chance level known."""
+    return Scripted(
+        name,
+        lambda: checks.LossNotDecreasing(window=4),
+        LAYOUT,
+        _steps(loss=loss),
+        lambda steps, layout: loss_reference(steps, window=4),
+        codes,
+        notes={"resumed": True},
+    )
+
+
+SCRIPTED += [
+    # A regression resumed at its noise floor (a second fit): holding, silent.
+    _resumed_case("resumed-run-holds-its-loss", lambda s: 0.265 + 0.001 * (s % 3)),
+    # ... and one whose loss rises (training undone): flagged.
+    _resumed_case(
+        "resumed-run-unlearns", lambda s: 0.265 * (1 + 0.05 * s), frozenset({"loss-not-decreasing"})
+    ),
+    # A policy-gradient surrogate: below 0, rising while the reward rises: silent.
+    Scripted(
+        "loss-below-zero-rises",
+        lambda: checks.LossNotDecreasing(window=4),
+        LAYOUT,
+        _steps(loss=lambda s: -0.36 + 0.02 * s),
+        lambda steps, layout: loss_reference(steps, window=4),
+    ),
+]
+
+
 SCRIPTED += [
     Scripted(
         "activations-healthy",

@@ -494,6 +494,42 @@ def test_the_label_sample_stays_small_and_takes_the_whole_run():
     assert targets.chance_loss("mse", 1) == pytest.approx(float(np.var(y)), rel=0.5)
 
 
+def test_the_chance_level_needs_enough_labels_and_smooths_them_as_the_loss_does():
+    from gradguard import chance
+
+    rare = (np.random.default_rng(0).random(4000) < 0.05).astype("float32")  # 5% positives
+    p = rare.mean() * 0.9 + 0.05  # the smoothed labels' mean
+    smoothed = keras.losses.BinaryCrossentropy(label_smoothing=0.1)
+    assert chance.chance_loss(smoothed, 1, rare) == pytest.approx(
+        -(p * np.log(p) + (1 - p) * np.log(1 - p))
+    )
+    # Nine labels of ten classes (a batch of one, read a few times): too few to tell the
+    # frequencies, so the classes are taken as balanced, the most that chance can score.
+    assert chance.chance_loss("sparse_categorical_crossentropy", 10, np.arange(9)) == (
+        pytest.approx(np.log(10))
+    )
+    assert chance.chance_loss("mse", 1, np.arange(50.0)) is None
+    assert chance.chance_loss("mse", 1, np.arange(500.0)) == pytest.approx(np.var(np.arange(500)))
+
+
+def test_weighted_examples_have_no_chance_level_to_be_judged_by():
+    # Balanced weights on 10% positives: the best constant prediction scores ln 2 under them,
+    # not the labels' entropy (0.33), which a model that learned sits at. Healthy: silent.
+    rng = np.random.default_rng(14)
+    x = rng.normal(size=(320 * 32, 4)).astype(np.float32)
+    score = x @ np.array([2.0, -1.0, 0.5, 1.0], np.float32) + rng.normal(size=len(x))
+    y = (score > np.quantile(score, 0.9)).astype(np.float32)[:, None]
+    weights = np.where(y[:, 0] == 1, 5.0, 0.5 / 0.9).astype(np.float32)
+    model = mlp(features=4)
+    loss = keras.losses.BinaryCrossentropy(from_logits=True)
+    step = gradguard.TrainStep(model, keras.optimizers.Adam(1e-3), loss, every=5, policy=WARN_ALL)
+    for i in range(320):
+        rows = slice(32 * i, 32 * (i + 1))
+        step(x[rows], y[rows], weights[rows])
+    assert not step.report().findings, str(step.report())
+    assert step.core.notes["chance_loss"] is None
+
+
 @pytest.mark.parametrize("labels", ["ordered", "noise"])
 def test_the_chance_level_is_the_runs_not_the_first_batchs(labels):
     # Unshuffled data ordered by its target: the first batch's variance is a small part of the

@@ -36,9 +36,12 @@ class LossNotDecreasing(Check):
     * the loss is exactly the same on every step: it does not depend on the weights.
 
     A run that starts from a trained model (fine-tuning, a resumed run) may hold its loss: when
-    its first window is already below `TRAINED` times the chance level and the loss has not
-    risen more than `HOLDING` since, it is not flagged for not decreasing; a loss that rises
-    (training being undone: wrong labels, a rate too large) still is.
+    its first window is already below `TRAINED` times the chance level, or its optimizer had
+    made updates before it was watched (``Context.notes["resumed"]``: a second `fit`, a
+    restored checkpoint), and the loss has not risen more than `HOLDING` since, it is not
+    flagged for not decreasing; a loss that rises (training being undone: wrong labels, a rate
+    too large) still is. Nor is a loss whose first window is below 0 (a policy-gradient
+    surrogate, a critic's score): an objective with no floor, whose trend says nothing.
 
     Args:
       window: Steps in the first window, and the moving average's span.
@@ -135,13 +138,14 @@ class LossNotDecreasing(Check):
                 "applied twice (a softmax output with from_logits=True), and the learning rate."
             )
             return [Finding("loss-not-decreasing", message, context.step, details=details)]
-        if abs(first) < 1e-8 or first - recent > self.min_improvement * abs(first):
+        # A loss that starts below 0 is an objective with no floor (a policy-gradient
+        # surrogate, a critic's score): its trend says nothing of learning.
+        if first < 1e-8 or first - recent > self.min_improvement * first:
             return []
-        if (
-            floor is not None
-            and first < self.TRAINED * chance
-            and recent <= first * (1.0 + self.HOLDING)
-        ):
+        trained = (floor is not None and first < self.TRAINED * chance) or context.notes.get(
+            "resumed"
+        )
+        if trained and recent <= first * (1.0 + self.HOLDING):
             return []  # a trained model holding its loss
         message = (
             f"The loss has not decreased: it averaged {number(first)} over the first "

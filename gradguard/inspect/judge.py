@@ -28,7 +28,7 @@ from gradguard.findings import Report
 from gradguard.inspect.events import Run, load_runs
 from gradguard.inspect.logged import Logged
 from gradguard.sinks import tags
-from gradguard.stats import Context
+from gradguard.stats import LOGGED_NOTES, Context
 from gradguard.version import __version__
 
 __all__ = ["Inspection", "RunResult", "inspect"]
@@ -231,7 +231,7 @@ def inspect(logdir: str, checks: Iterable[Check] | None = None) -> Inspection:
         # Codes the live run's policy ignored (a GAN player's loss): not judged here either.
         ignored = set(run.config.get("ignored", ()))
         # What the live run's owner told its judgment (the chance level), when it was logged.
-        notes = {k: run.config[k] for k in ("chance_loss",) if run.config.get(k) is not None}
+        notes = {k: run.config[k] for k in LOGGED_NOTES if run.config.get(k) is not None}
         report, not_judged = _judge(logged, checks, notes)
         report = Report(
             [f for f in report.findings if f.code not in ignored], report.steps_observed
