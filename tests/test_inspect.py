@@ -406,11 +406,13 @@ def test_dead_units_threshold_is_inspects_own(
     )
 
 
+@pytest.mark.parametrize("known_by", ["chance-level", "resumed"])
 def test_a_trained_model_holding_its_loss_is_silent_live_and_from_its_logs(
-    tmp_path: Path,
+    tmp_path: Path, known_by: str
 ) -> None:
     # Fine-tuning at Adam 1e-5 on the task a model already learned: its loss holds far below
-    # the chance level (the labels' variance), which the run logs for the judgment from logs.
+    # the chance level (the labels' variance), which the run logs for the judgment from logs;
+    # or, with a loss whose chance level is unknown, the same optimizer resumes (logged too).
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 4)).astype("float32")
     y = (x @ rng.normal(size=(4, 1)) + 0.05 * rng.normal(size=(64, 1))).astype("float32")
@@ -419,12 +421,18 @@ def test_a_trained_model_holding_its_loss_is_silent_live_and_from_its_logs(
     pretrain = gradguard.TrainStep(model, keras.optimizers.Adam(0.05), "mse", policy=WARN_ALL)
     for _ in range(200):
         pretrain(x, y)
+    optimizer, loss = keras.optimizers.Adam(1e-5), "mse"
+    if known_by == "resumed":  # the pre-training's optimizer goes on, at its own rate
+        optimizer, loss = pretrain.optimizer, lambda yt, yp: tf.reduce_mean(tf.square(yt - yp))
     step = gradguard.TrainStep(
-        model, keras.optimizers.Adam(1e-5), "mse", every=10, log_dir=str(tmp_path), policy=WARN_ALL
+        model, optimizer, loss, every=10, log_dir=str(tmp_path), policy=WARN_ALL
     )
     for _ in range(120):
         step(x, y)
     assert step.report().findings == [], str(step.report())
     (result,) = events.inspect(str(tmp_path)).results
-    assert result.run.config["chance_loss"] == pytest.approx(float(np.var(y)))
+    if known_by == "resumed":
+        assert result.run.config["resumed"] and result.run.config["chance_loss"] is None
+    else:
+        assert result.run.config["chance_loss"] == pytest.approx(float(np.var(y)))
     assert "loss-not-decreasing" not in result.report.codes(), str(result.report)
