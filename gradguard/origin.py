@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
@@ -333,7 +334,7 @@ def _exploding(weights: Sequence[Any], grads: Sequence[Any], model_name: str) ->
         if g is not None
     }
     total = float(np.sqrt(sum(n * n for n in norms.values())))
-    if not norms or not np.isfinite(total) or total**2 < np.finfo(np.float32).max / 4:
+    if not norms or not np.isfinite(total) or total < math.sqrt(np.finfo(np.float32).max / 4):
         return None
     largest = max(weights, key=lambda w: norms.get(id(w), -1.0))
     return Origin("backward", _path(largest, model_name).rsplit("/", 1)[0], exploding=total)

@@ -114,7 +114,7 @@ def update_ratio_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -
     return {
         "measured": valid.sum(0),
         "below": (valid & (ratio < low)).sum(0),
-        "above": (valid & (ratio > high)).sum(0),
+        "above": (valid & (ratio > high) & (w >= 1e-3)).sum(0),  # weights not near 0
         "last": last,
         "eligible": eligible.sum(0),
         "unchanged": still.sum(0),
@@ -355,11 +355,15 @@ SCRIPTED = [
         frozenset({"update-too-large"}),
     ),
     Scripted(
-        # A gain initialized near 0 (LayerScale, ReZero): rewritten on its first steps, then not.
-        "update-ratio-large-on-its-first-steps-only",
+        # A gain initialized near 0 (LayerScale at 1e-6): rewritten while its weights grow
+        # from about 0, for most steps here; then at its scale, with healthy ratios.
+        "update-ratio-large-while-the-weights-are-near-zero",
         checks.UpdateRatio,
         LAYOUT,
-        _steps(update_sq=lambda s: np.ones(4, np.float32) if s < 8 else None),
+        _steps(
+            weight_sq=lambda s: np.full(4, 1e-14 * 100**s, np.float32) if s < 8 else None,
+            update_sq=lambda s: np.full(4, 1e-14 * 100 ** (s + 1), np.float32) if s < 8 else None,
+        ),
         update_ratio_reference,
     ),
     Scripted("exploding-healthy", checks.ExplodingGradient, LAYOUT, _steps(), exploding_reference),

@@ -32,14 +32,18 @@ class UpdateRatio(Check):
         Healthy training sits around 1e-4 to 1e-2; 1e-7 means the weights barely move.
       min_measured: Each finding needs this many measured steps (steps 0, 1, then every
         `every`): one step can be a warmup that starts at 0, or a first step of Adam.
-      high: A layer whose ratio is above this on most measured steps, the latest among them,
-        gets `update-too-large`: each step changes the weights by half their size.
+      high: A layer whose ratio is above this on most measured steps gets `update-too-large`:
+        each step changes the weights by half their size. Steps where the layer's weights were
+        near 0 (a norm below `NEAR_ZERO`: a LayerScale gain initialized at 1e-6) do not count
+        as above: any update is large against such weights, whatever the learning rate.
       stopped_after: Weights that changed before and then stayed unchanged on this many
         measured steps in a row (with non-zero gradients) get `weights-unchanged` from the step
         they stopped: a learning-rate schedule that reached 0 partway. With the default
         cadence that is 200 steps or more, so a schedule that reaches 0 on the last step is
         not judged. Two measured steps are enough when the learning rate is exactly 0 now.
     """
+
+    NEAR_ZERO = 1e-3  # a layer's weight norm below this: weights still near 0, no scale yet
 
     def __init__(
         self,
@@ -91,7 +95,8 @@ class UpdateRatio(Check):
         ratio = u_norm / tf.where(w_norm > 0, w_norm, 1.0)
         self.last.assign(tf.where(valid, ratio, self.last))
         still = eligible & tf.equal(stats.update_sq, 0.0)
-        counted = [valid, valid & (ratio < self.low), valid & (ratio > self.high), eligible, still]
+        above = valid & (ratio > self.high) & (w_norm >= self.NEAR_ZERO)
+        counted = [valid, valid & (ratio < self.low), above, eligible, still]
         self.counts.assign_add(tf.cast(tf.concat(counted, axis=0), tf.int64))
         streak, since = tf.split(self.streaks.read_value(), 2)
         since = tf.where(still & tf.equal(streak, 0), stats.step, since)
@@ -163,14 +168,10 @@ class UpdateRatio(Check):
             for li in judged
             if measured[li] >= self.min_measured and measured[li] == s["below"][li]
         ]
-        # Most measured steps, and the latest: a gain initialized near 0 (LayerScale, ReZero)
-        # has huge ratios on its first steps and healthy ones once it has grown.
         large = [
             li
             for li in judged
-            if measured[li] >= self.min_measured
-            and 2 * s["above"][li] > measured[li]
-            and s["last"][li] > self.high
+            if measured[li] >= self.min_measured and 2 * s["above"][li] > measured[li]
         ]
         if small and len(small) == len(judged):
             small_cause = (
@@ -232,7 +233,7 @@ class UpdateRatio(Check):
         return {
             "measured": valid.sum(axis=1),
             "below": (valid & (ratio < self.low)).sum(axis=1),
-            "above": (valid & (ratio > self.high)).sum(axis=1),
+            "above": (valid & (ratio > self.high) & (u.layer_weight >= self.NEAR_ZERO)).sum(axis=1),
             "last": last,
             "eligible": eligible.sum(axis=1),
             "unchanged": unchanged.sum(axis=1),

@@ -126,6 +126,7 @@ class Logged:
             known=known,
             unknown=unknown,
             update=update,
+            layer_weight=w_layer,
             layer_ratio=u_layer / np.where(w_layer > 0, w_layer, 1.0),
             layer_valid=layer_measured & (w_layer > 0) & (self.per_layer(unknown * 1.0) == 0),
             layer_grad_sq=self.per_layer(grad**2),
@@ -141,6 +142,7 @@ class Updates:
     known: np.ndarray  # [groups, steps] the update norm is known (a ratio was logged)
     unknown: np.ndarray  # [groups, steps] weights logged but no ratio: a sample told nothing
     update: np.ndarray  # [groups, steps] update norms (0 where not known)
+    layer_weight: np.ndarray  # [layers, steps] weight norms (0 where not measured)
     layer_ratio: np.ndarray  # [layers, steps]
     layer_valid: np.ndarray  # [layers, steps] measured, non-zero weights, no sample unknown
     layer_grad_sq: np.ndarray  # [layers, steps]
