@@ -97,23 +97,30 @@ def test_bias_initialization_dead_from_the_start(mode: str) -> None:
     assert "from the first step" in dead.message
 
 
+def _dropout_mlp() -> keras.Model:
+    return keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dropout(0.5),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dense(1),
+        ]
+    )
+
+
+# Each network in graph mode and in one of the others: every mode sees a ReLU network, and
+# XLA and eager mode each a different one (the full matrix took a minute, XLA most of it).
 @pytest.mark.parametrize(
-    "model",
+    "mode, model",
     [
-        pytest.param(lambda: mlp(units=32, depth=2), id="relu-mlp"),
-        pytest.param(
-            lambda: keras.Sequential(
-                [
-                    keras.Input((8,)),
-                    keras.layers.Dense(32, activation="relu"),
-                    keras.layers.Dropout(0.5),
-                    keras.layers.Dense(32, activation="relu"),
-                    keras.layers.Dense(1),
-                ]
-            ),
-            id="dropout",
-        ),
-        pytest.param(lambda: mlp(units=32, depth=6, activation="sigmoid"), id="sigmoid-stack"),
+        pytest.param(mode, model, id=f"{mode}-{name}")
+        for name, model, other in [
+            ("relu-mlp", lambda: mlp(units=32, depth=2), "eager"),
+            ("dropout", _dropout_mlp, "jit"),
+            ("sigmoid-stack", lambda: mlp(units=32, depth=6, activation="sigmoid"), "eager"),
+        ]
+        for mode in ("graph", other)
     ],
 )
 def test_healthy_networks_are_silent(mode: str, model: Any) -> None:
