@@ -224,24 +224,27 @@ BUGS: dict[str, Bug] = {
     "bug_pinn_initial_condition_broadcast_tf_function.py": Bug(("loss-broadcast",)),
 }
 
+# The healthy scripts `test_healthy_script_is_silent_with_activations` reads the logs of (see
+# WATCHED_HEALTHY) run once, with their logs written: the same run serves every test of them.
+WATCHED_OPTIONS = ("--activations", "--log-dir", "tb")
 HEALTHY: dict[str, Healthy] = {
-    "ok_custom_loop_eager.py": Healthy(),
+    "ok_custom_loop_eager.py": Healthy(options=WATCHED_OPTIONS),
     "ok_custom_loop_tf_function.py": Healthy(),
-    "ok_model_fit.py": Healthy(),
+    "ok_model_fit.py": Healthy(options=WATCHED_OPTIONS),
     "ok_fit_custom_train_step.py": Healthy(),
-    "ok_gan_two_optimizers.py": Healthy(),
+    "ok_gan_two_optimizers.py": Healthy(options=WATCHED_OPTIONS),
     "ok_gradient_accumulation.py": Healthy(),
-    "ok_frozen_layer.py": Healthy(),
+    "ok_frozen_layer.py": Healthy(options=WATCHED_OPTIONS),
     "ok_unused_output_head.py": Healthy(),
     "ok_unused_output_head_eager.py": Healthy(),
     "ok_mixed_precision_loss_scale.py": Healthy(),
-    "ok_mixed_precision_fit.py": Healthy(),
+    "ok_mixed_precision_fit.py": Healthy(options=WATCHED_OPTIONS),
     "ok_sparse_embedding.py": Healthy(),
     "ok_manual_gradient_descent.py": Healthy(),
     "ok_finetune_adam_1e5.py": Healthy(),
     "ok_gradient_accumulation_cond.py": Healthy(),
     "ok_keras_gradient_accumulation_fit.py": Healthy(),
-    "ok_distillation_fit.py": Healthy(),
+    "ok_distillation_fit.py": Healthy(options=WATCHED_OPTIONS),
     "ok_lstm_fit.py": Healthy(),
     "ok_linear_regression_adam_lr01.py": Healthy(),
     # loss_weights 0 switches the aux output off: its head's zero gradient is the user's choice.
@@ -289,10 +292,11 @@ HEALTHY: dict[str, Healthy] = {
     "ok_optimizer_same_class_resume.py": Healthy(),
 }
 
-# Healthy scripts of other shapes, run again with --activations (and --log-dir): watching the
-# activations must not make them noisy. Each with the layer outputs its optimizers watch, as
-# logged: a CNN; a GAN (its discriminator has only LeakyReLUs); a base trained, then frozen
-# (the second optimizer watches nothing); a teacher, then a student; mixed precision; eager.
+# Healthy scripts of other shapes whose logs (`--log-dir`, `WATCHED_OPTIONS`) show that
+# watching the activations does not make them noisy. Each with the layer outputs its
+# optimizers watch, as logged: a CNN; a GAN (its discriminator has only LeakyReLUs); a base
+# trained, then frozen (the second optimizer watches nothing); a teacher, then a student;
+# mixed precision; eager.
 WATCHED_HEALTHY: dict[str, set[str]] = {
     "ok_model_fit.py": {"dead_units/conv2d", "dead_units/dense", "saturation/dense_1"},
     "ok_gan_two_optimizers.py": {"dead_units/sequential/dense", "dead_units/sequential/dense_1"},
@@ -305,7 +309,6 @@ WATCHED_HEALTHY: dict[str, set[str]] = {
     "ok_mixed_precision_fit.py": {"dead_units/dense", "dead_units/dense_1"},
     "ok_custom_loop_eager.py": {"dead_units/dense"},
 }
-WATCHED_OPTIONS = ["--activations", "--log-dir", "tb"]
 
 
 # -- running scripts ---------------------------------------------------------------------------
