@@ -9,7 +9,7 @@ the first tensor that went non-finite in the order the step computed it:
 * ``forward``: the first layer whose output is not finite while its inputs are;
 * ``loss``: the loss itself, every layer's output being finite;
 * ``backward``: walking back from the loss, the first layer whose input gradient is not finite
-  while its output gradient is;
+  while its output gradient is (or every gradient finite, but too large to square in float32);
 * ``update``: the weights themselves are not finite: an update of finite gradients made them so
   (a float16 epsilon that rounds to 0, an overflowing learning rate).
 
@@ -195,11 +195,8 @@ class _Calls:
 
 
 def _finite(tensors: Sequence[Any]) -> bool:
-    return all(
-        bool(np.all(np.isfinite(t.numpy())))
-        for t in tensors
-        if t is not None and t.dtype.is_floating
-    )
+    floats = [t for t in tensors if t is not None and t.dtype.is_floating]
+    return all(bool(np.all(np.isfinite(t.numpy()))) for t in floats)
 
 
 _OP = re.compile(r'eagerly-executing op "(\w+)"')
@@ -325,16 +322,16 @@ def trace(
 def _exploding(weights: Sequence[Any], grads: Sequence[Any], model_name: str) -> Origin | None:
     """Finite gradients whose squared global norm overflows float32 (a norm above ~1.8e19).
 
-    The step measures squared norms in float32, so such gradients read as Inf there: the
-    update is skipped and reported as non-finite, while every value the replay sees is finite.
+    The step squares norms in float32, where such gradients read as Inf: their update is
+    skipped and reported as non-finite, while every value the replay sees is finite.
     """
     norms = {
         id(w): float(np.linalg.norm(np.asarray(tf.convert_to_tensor(g), np.float64)))
         for w, g in zip(weights, grads)
         if g is not None
     }
-    total = float(np.sqrt(sum(n * n for n in norms.values())))
-    if not norms or not np.isfinite(total) or total < math.sqrt(np.finfo(np.float32).max / 4):
+    total = float(np.sqrt(sum(n * n for n in norms.values())))  # 0 without gradients
+    if not np.isfinite(total) or total < math.sqrt(np.finfo(np.float32).max / 4):
         return None
     largest = max(weights, key=lambda w: norms.get(id(w), -1.0))
     return Origin("backward", _path(largest, model_name).rsplit("/", 1)[0], exploding=total)
@@ -373,10 +370,7 @@ def note(
         the host replays the latest call's).
     """
     if latest:
-        return {
-            **note(found, step, xla=xla, forward_only=forward_only),
-            "latest": True,
-        }
+        return {**note(found, step, xla=xla, forward_only=forward_only), "latest": True}
     if found is None and forward_only:
         return {
             "step": step,
