@@ -230,11 +230,10 @@ def _run_script(case: Case, mode: str, workdir: Path) -> runner.Outcome:
 def combinations(cases: Iterable[Case], full: bool | None = None) -> list[Any]:
     """pytest params (case, mode, entry point) for the combinations each case supports.
 
-    `TrainStep` runs every case in graph mode (its default) and in one of the others; the guard
-    and ``gradguard run`` run each case in one mode. The modes rotate over the cases, so that
-    every mode of every entry point is covered by several cases and the suite stays fast; with
-    ``full`` (default: the environment variable ``GRADGUARD_FULL_MATRIX=1``) every case runs in
-    every mode of every entry point.
+    Each entry point runs each case in one mode, rotating over the cases (and the entry points:
+    a case runs in a different mode through each), so that every mode of every entry point is
+    covered by several cases and the suite stays fast; with ``full`` (default: the environment
+    variable ``GRADGUARD_FULL_MATRIX=1``) every case runs in every mode of every entry point.
     """
     import pytest
 
@@ -244,10 +243,7 @@ def combinations(cases: Iterable[Case], full: bool | None = None) -> list[Any]:
     for index, case in enumerate(cases):
         for shift, entry in enumerate(ENTRY_POINTS):
             modes = [m for m in MODES if case.supports(entry, m)]
-            if entry == "train_step" and not full and "graph" in modes and len(modes) > 2:
-                others = [m for m in modes if m != "graph"]
-                modes = ["graph", others[index % len(others)]]
-            elif entry != "train_step" and not full and modes:
+            if not full and modes:
                 modes = [modes[(index + shift) % len(modes)]]
             params += [pytest.param(case, m, entry, id=f"{case.name}-{entry}-{m}") for m in modes]
     return params
