@@ -70,9 +70,11 @@ def chance_loss(loss: Any, outputs: int | None, labels: Any = None) -> float | N
       The loss of predicting the label distribution, or None (an unknown loss, no classes).
     """
     family = _family(loss)
-    classes = outputs if family in ("sparse", "categorical") else 2
+    enough = MIN_LABELS  # labels to tell frequencies from: 10 a class where there are many
+    if family in ("sparse", "categorical"):
+        enough = max(enough, 10 * (outputs or 0))
     y = None if labels is None else np.asarray(labels)
-    if y is not None and (y.ndim == 0 or _count(y, family) < max(MIN_LABELS, 10 * (classes or 0))):
+    if y is not None and (y.ndim == 0 or _count(y, family) < enough):
         y = None
     smoothing = float(getattr(loss, "label_smoothing", 0.0) or 0.0)
     if family == "squared":

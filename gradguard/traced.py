@@ -34,7 +34,9 @@ class TraceFindings:
         # (y_true spec, y_pred spec) pairs seen while tracing, judged on the host after the call.
         self.loss_shapes = losses.LossShapes()
         self._labels = chance.LabelSample()  # the first batch's and each read's
-        self._weighted = False  # a call had sample weights, or labels of several outputs
+        # A call had sample weights or labels of several outputs: no one label distribution to
+        # compare the loss with (the weights and the sum over outputs change the level).
+        self._no_chance_level = False
 
     def no_gradient(
         self,
@@ -67,11 +69,9 @@ class TraceFindings:
             found.append(self.no_gradient(core, core.none_indices, batch, step))
         if self.loss_shapes.traced and (read or "chance_loss" not in core.notes):
             labels = batch_lib.labels(batch[1])
-            # Weighted examples, or labels for several outputs: no one label distribution to
-            # compare the loss with (the weights and the sum over outputs change the level).
-            self._weighted |= batch[2] is not None or labels is None
+            self._no_chance_level |= batch[2] is not None or labels is None
             self._labels.add(labels)
             width = self.loss_shapes.output_width
-            chance_loss = None if self._weighted else self._labels.chance_loss(self.loss_fn, width)
-            core.notes["chance_loss"] = chance_loss
+            level = None if self._no_chance_level else self._labels.chance_loss(self.loss_fn, width)
+            core.notes["chance_loss"] = level
         return found + self.loss_shapes.judge(self.loss_fn, step)

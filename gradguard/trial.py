@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gradguard import _compat, losses
+from gradguard import _compat, losses, updating
 from gradguard import findings as findings_lib
 from gradguard import transforms as transforms_lib
 from gradguard.batch import call_model, describe
@@ -86,7 +86,7 @@ class LearningRate:
     def __init__(self, optimizer: keras.optimizers.Optimizer):
         self._optimizer = optimizer
         self._original = _compat.learning_rate_object(optimizer)
-        self.in_use = _rate_in_use(self._original, int(np.asarray(optimizer.iterations)))
+        self.in_use = _rate_in_use(self._original, updating.updates_made(optimizer))
         with tf.init_scope():
             self._variable = tf.Variable(self.in_use, dtype=tf.float32, trainable=False)
         variable = self._variable
