@@ -166,7 +166,7 @@ class StepCore:
             `grads` is None, but they are not reported as having no gradient).
           activations: The watched layer outputs of this step's forward pass, one
             ``[examples, units]`` tensor per site (see `Stats.activations`).
-          bad_input: What was wrong with the batch (`Stats.bad_input`; `stats.batch_faults`).
+          bad_input: The batch's faults (`stats.batch_faults`), or a function of `healthy` (below).
           measure: Whether this step measures the weights' change and writes the scalars:
             known when tracing (`TrainStep` traces a lean and a measuring step, and the host
             picks), or None to decide in-graph on the cadence (the guard, inside the user's
@@ -213,12 +213,14 @@ class StepCore:
             )
             present = [i for i, g in enumerate(new_grads) if g is not None]
             applied = updating.applied(self.optimizer, bool(present), gate, overflow, scaled)
+            finite_loss = tf.math.is_finite(loss) if loss_known else tf.constant(True)
+            healthy = tf.math.is_finite(grad_norm) & finite_loss
+            bad_input = bad_input(healthy) if callable(bad_input) else bad_input
             if before_apply is not None:
-                finite_loss = tf.math.is_finite(loss) if loss_known else tf.constant(True)
                 # A gate (skip_nonfinite) or the loss scaler keeps a non-finite update from the
                 # weights; without either, the update may overwrite them.
                 exposed = gate is None and self._loss_scaler is None
-                before_apply(tf.math.is_finite(grad_norm) & finite_loss, step, exposed)
+                before_apply(healthy, step, exposed)
             before: list[Any] = []
             if measure is None:
                 measured = self.cadence.measures(step)
@@ -369,18 +371,16 @@ class StepCore:
         Raises:
           GradGuardError: from the transform; its finding is kept in the report first.
         """
+        state = tf.nest.map_structure(lambda v: v.numpy(), self._transform_state)
         try:
-            self.transform.on_read(
-                tf.nest.map_structure(lambda v: v.numpy(), self._transform_state), step
-            )
+            self.transform.on_read(state, step)
         except errors.GradGuardError as e:
             self.report.add(e.finding)
             raise
 
     def latest_healthy(self) -> bool:
         """Whether the latest step's loss and gradient norm were finite (a host read)."""
-        loss, grad_norm, _ = self._latest.numpy()
-        return bool(np.isfinite(grad_norm) and np.isfinite(loss))
+        return bool(np.isfinite(self._latest.numpy()[:2]).all())
 
     def statistics(self) -> dict[str, float]:
         """The latest step's loss and gradient norms and the run's counters (a host read)."""

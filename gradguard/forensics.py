@@ -23,6 +23,7 @@ import tensorflow as tf
 from gradguard import _compat, chance, diagnose
 from gradguard import activations as activations_lib
 from gradguard import origin as origin_lib
+from gradguard import stats as stats_lib
 from gradguard.core import StepCore
 from gradguard.findings import Finding
 from gradguard.ledger import Ledger, key
@@ -135,11 +136,7 @@ class Forensics:
         Not under XLA, which cannot keep a batch of any shape.
         """
         model = self.model_of(core)
-        batch: tuple[Any, ...] | None = None
-        if self.batch is not None and activations_lib.in_current_graph(self.batch):
-            batch = self.batch
-        elif model is not None and self._tap.latest_input(model) is not None:
-            batch = (self._tap.latest_input(model),)
+        batch = self._batch_of(model)
         if batch is None:
             return
         if _compat.in_xla_context():
@@ -151,6 +148,24 @@ class Forensics:
         self._keepers[id(core)] = keeper = (keeper[0], model)
         weights = getattr(model, "trainable_weights", []) if model is not None and exposed else []
         keeper[0].keep(healthy, step, batch, weights)
+
+    def batch_faults(self, core: StepCore, healthy: tf.Tensor) -> Any:
+        """`stats.batch_faults` of the step's batch, as far as it is seen (in-graph; any mode).
+
+        The whole batch when a Keras train step got it, else the model's input; 0 when none is
+        seen. Under XLA, where no batch can be kept for a replay, this still tells a NaN in the
+        data from one the model made.
+        """
+        batch = self._batch_of(self.model_of(core))
+        return 0 if batch is None else stats_lib.batch_faults(healthy, *batch)
+
+    def _batch_of(self, model: Any) -> tuple[Any, ...] | None:
+        """The step's whole batch (`fit_batch`), or `model`'s latest input, traced in this graph."""
+        if self.batch is not None and activations_lib.in_current_graph(self.batch):
+            return self.batch
+        if model is not None and self._tap.latest_input(model) is not None:
+            return (self._tap.latest_input(model),)
+        return None
 
     def offer(self, *call: Any) -> None:
         """The arguments of a call the host just made (a train step), kept only under XLA.

@@ -244,6 +244,7 @@ class Guard:
             full,
             absent,
             self._activations(optimizer),
+            bad_input=functools.partial(self.forensics.batch_faults, core),
             before_apply=functools.partial(self.forensics.keep_batch, core),
         )
         return None

@@ -251,6 +251,22 @@ def test_an_error_raises_out_of_fit_at_the_read_after_it(steps_per_execution, ba
     assert len(reads) * steps_per_execution <= (bad_batch // 4 + 1) * 4 + steps_per_execution
 
 
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_a_nan_in_the_labels_is_blamed_on_the_data_under_xla_too(jit_compile):
+    # XLA keeps no batch for a replay: the step tells bad data from a bad model in-graph.
+    x, y = regression_data(n=4 * BATCH)
+    y[BATCH + 2, 0] = np.inf
+    model = mlp()
+    model.compile(keras.optimizers.SGD(1e-3), "mse", jit_compile=jit_compile)
+    with pytest.raises(gradguard.NonFiniteError) as info:
+        model.fit(
+            x, y, batch_size=BATCH, verbose=0, shuffle=False, callbacks=[gradguard.GuardCallback()]
+        )
+    finding = info.value.finding
+    assert (finding.step, finding.details["origin"]["stage"]) == (1, "data"), finding.message
+    assert "the labels y" in finding.message
+
+
 def test_steps_are_counted_by_batches_with_several_a_call():
     # 10 batches an epoch, 4 a call: the third call of each epoch runs 2 (Keras names it by the
     # 12th); the steps are the batches trained on, as Keras' own iteration count.

@@ -294,3 +294,23 @@ def test_the_layer_a_nan_came_from_is_named(case, mode, entry_point, tmp_path):
     origin = finding.details["origin"]
     assert (origin["stage"], origin["layer"], origin["op"]) == ("forward", "log", "Log"), origin
     assert "layer log" in finding.message
+
+
+def _data_with_a_nan():
+    x, y = regression_data()
+    x[5, 3] = np.nan  # one missing value left in the table
+    return x, y
+
+
+NAN_IN_THE_DATA = Case(
+    "nan-in-inputs", mlp, lambda: keras.optimizers.SGD(1e-3), data=_data_with_a_nan, steps=3
+)
+
+
+@pytest.mark.parametrize("case,mode,entry_point", combinations([NAN_IN_THE_DATA], full=True))
+def test_a_nan_in_the_inputs_is_blamed_on_the_data_in_every_mode(case, mode, entry_point, tmp_path):
+    # Told in-graph, so under XLA too, where no batch can be kept for a replay.
+    report = train(case, mode, entry_point, tmp_path)
+    (finding,) = [f for f in report.findings if f.code == "non-finite"]
+    assert finding.details["origin"]["stage"] == "data", finding.message
+    assert "the inputs x" in finding.message

@@ -153,7 +153,8 @@ class NonFinite(Check):
         step, where, variables = min(seen, key=lambda src: (src[0], order[src[1]], len(src[2])))
         data_step = int(s.get("data_first", -1))
         if 0 <= data_step <= step:
-            return [self._bad_data(s, data_step)]
+            what = f"The gradient of {listing(variables)}" if where == "gradient" else "The loss"
+            return [self._bad_data(s, data_step, what)]
         skipped = int(s["skipped"])
         if skipped and skipped >= context.steps:
             skip_text = (
@@ -232,7 +233,7 @@ class NonFinite(Check):
         }
         return [Finding("non-finite", message + skip_text, step, variables, details=details)]
 
-    def _bad_data(self, s: Mapping[str, np.ndarray], step: int) -> Finding:
+    def _bad_data(self, s: Mapping[str, np.ndarray], step: int, what: str) -> Finding:
         faults = int(s["data_faults"])
         named = [text for bit, text in BATCH_FAULTS.items() if faults & bit]
         skipped = int(s["skipped"])
@@ -245,7 +246,7 @@ class NonFinite(Check):
             )
         else:
             message = (
-                f"The loss became NaN/Inf at step {step} because the batch held NaN or Inf in "
+                f"{what} became NaN/Inf at step {step} because the batch held NaN or Inf in "
                 f"{' and '.join(named)}: the data, not the model, is at fault; clean it before "
                 "training (e.g. np.nan_to_num, or drop the rows: x[np.isfinite(x).all(axis=1)]) "
                 "and look for log(0) or a division by zero in the preprocessing."
