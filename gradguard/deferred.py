@@ -142,8 +142,11 @@ class DeferredFold:
         count = self._count.read_value()
         if not self.host_folds:
             count = tf.cond(count < self._rows.shape[0], lambda: count, self._fold_full)
-        self._rows.scatter_nd_update(tf.reshape(count, [1, 1]), row[tf.newaxis])
-        self._count.assign(count + 1)
+        written = self._rows.scatter_nd_update(tf.reshape(count, [1, 1]), row[tf.newaxis])
+        # Counted only once written: a call that fails midway (an assert in the user's step)
+        # may have run some of the step's ops, never a count without its row.
+        with tf.control_dependencies([written]):
+            self._count.assign(count + 1)
 
     def _fold_full(self) -> tf.Tensor:
         """Folds a full buffer (in-graph); its next row is then the first."""

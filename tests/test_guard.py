@@ -487,3 +487,25 @@ def test_a_patch_is_installed_while_used_and_restored_exactly():
     with patch:
         assert Owner().method() == "wrapped replaced"
     assert len(wrapped) == 2 and Owner().method() == "replaced"
+
+
+def test_a_step_that_fails_midway_leaves_no_invented_finding():
+    # A call aborted by an assert in the user's step may have run some of gradguard's ops: a
+    # row counted without being written read as a loss scale of 0 ("collapsed").
+    x, y = regression_data()
+    model, optimizer = mlp(), keras.optimizers.Adam()
+
+    @gradguard.guard(model, optimizer, policy=WARN_ALL)
+    @tf.function
+    def step(x, y, i):
+        with tf.GradientTape() as tape:
+            tf.debugging.assert_less(i, 2, message="stop here")
+            loss = tf.reduce_mean(tf.square(y - model(x)))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match="stop here"):
+        for i in range(4):
+            step(x, y, tf.constant(i))
+    assert step.report().findings == [], str(step.report())
