@@ -1,7 +1,7 @@
-"""Trace-time diagnosis: where the chain from a variable to the loss breaks, and silent broadcasts.
+"""Trace-time diagnosis: where the chain from a variable to the loss breaks.
 
-Both read a traced `FuncGraph` (TensorFlow's record of the computation) rather than running
-anything, so they cost one trace, once, and only when a problem was already seen.
+It reads a traced `FuncGraph` (TensorFlow's record of the computation) rather than running
+anything, so it costs one trace, once, and only when a problem was already seen.
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ from gradguard.findings import Finding, Severity
 
 __all__ = [
     "DISCARDED",
+    "ancestors",
     "chain_breaks",
     "graph_breaks",
-    "graph_double_softmax",
-    "graph_loss_broadcast",
-    "loss_broadcast",
     "model_breaks",
     "none_gradient_finding",
     "tape_breaks",
@@ -65,7 +63,8 @@ def _describe(op: tf.Operation) -> str:
     return f"{name} (op '{op.name}')"
 
 
-def _ancestors(tensor: tf.Tensor) -> set[tf.Operation]:
+def ancestors(tensor: tf.Tensor) -> set[tf.Operation]:
+    """The ops `tensor` is computed from (its own op included)."""
     seen: set[tf.Operation] = set()
     stack = [tensor.op]
     while stack:
@@ -137,7 +136,7 @@ def graph_breaks(loss: tf.Tensor, variables: Sequence[Any]) -> dict[int, str]:
     has no gradient.
     """
     graph = loss.graph
-    on_path = _ancestors(loss)
+    on_path = ancestors(loss)
     # Inside a function, a variable appears as a placeholder that captures its handle.
     placeholders = {id(ext): internal for ext, internal in getattr(graph, "captures", ())}
     causes: dict[int, str] = {}
@@ -233,154 +232,6 @@ def none_gradient_finding(
         Severity.ERROR if every else Severity.WARNING,
         details={"causes": {variable_names[i]: causes.get(i, "unknown") for i in none}},
     )
-
-
-def _mutually_broadcast(a: tf.TensorShape, b: tf.TensorShape) -> bool:
-    """True when each of two shapes is stretched along some axis by the other: (n,) vs (n, 1)."""
-    if a.rank is None or b.rank is None or a.rank == 0 or b.rank == 0:
-        return False
-    rank = max(a.rank, b.rank)
-    dims_a = [1] * (rank - a.rank) + list(a.as_list())
-    dims_b = [1] * (rank - b.rank) + list(b.as_list())
-    a_stretched = any(x == 1 and y != 1 for x, y in zip(dims_a, dims_b))
-    b_stretched = any(y == 1 and x != 1 for x, y in zip(dims_a, dims_b))
-    return a_stretched and b_stretched
-
-
-def loss_broadcast(
-    loss_fn: Callable[[Any, Any], Any], y_true: tf.TensorSpec, y_pred: tf.TensorSpec, step: int
-) -> Finding | None:
-    """Finds a loss that silently broadcasts `y_true` against `y_pred` (e.g. (32,) vs (32, 1)).
-
-    Traces `loss_fn` alone and looks for an elementwise op whose two inputs stretch each other,
-    the signature of comparing every label with every prediction. Keras loss objects align ranks
-    first, so they are never flagged.
-    """
-    if y_true.shape == y_pred.shape:
-        return None
-    axis = _prediction_stretched(y_true.shape, y_pred.shape)
-    if axis is not None:
-        labels, outputs = y_true.shape[axis], y_pred.shape[axis]
-        message = (
-            f"y_true has shape {_shape(y_true.shape)} and y_pred {_shape(y_pred.shape)}: the "
-            f"loss compares each of the model's {outputs} output(s) with {labels} labels "
-            f"(broadcast along axis {axis}), so it cannot fit them; give the last layer "
-            f"{labels} units, or pass labels of the output's shape."
-        )
-        details = {
-            "y_true_shape": y_true.shape.as_list(),
-            "y_pred_shape": y_pred.shape.as_list(),
-            "axis": axis,
-        }
-        return Finding("loss-broadcast", message, step, details=details)
-    # `loss_fn` is `losses.resolve`'s: AutoGraph has converted a user's function already.
-    concrete = tf.function(loss_fn, autograph=False).get_concrete_function(y_true, y_pred)
-    for op in concrete.graph.get_operations():
-        inputs = [t for t in op.inputs if t.dtype.is_floating]
-        if len(inputs) == 2 and _mutually_broadcast(inputs[0].shape, inputs[1].shape):
-            shape = op.outputs[0].shape
-            message = (
-                f"y_true has shape {_shape(y_true.shape)} and y_pred {_shape(y_pred.shape)}: the "
-                f"loss broadcasts them to {_shape(shape)}, comparing every label with every "
-                "prediction, so the model cannot fit; reshape y_true to y_pred's shape "
-                "(e.g. y[:, None]) or use a keras.losses object, which aligns them."
-            )
-            details = {
-                "y_true_shape": y_true.shape.as_list(),
-                "y_pred_shape": y_pred.shape.as_list(),
-                "broadcast_shape": shape.as_list() if shape.rank is not None else None,
-            }
-            return Finding("loss-broadcast", message, step, details=details)
-    return None
-
-
-def _prediction_stretched(y_true: tf.TensorShape, y_pred: tf.TensorShape) -> int | None:
-    """The axis where predictions of size 1 meet labels of a larger size, at equal ranks.
-
-    (n, 1) predictions against (n, 3) labels: the output is too narrow for the labels. The
-    other way round ((n, 1) class indices against (n, C) logits) is how sparse losses work.
-    """
-    if y_true.rank is None or y_true.rank != y_pred.rank or y_true.rank < 2:
-        return None
-    for axis in range(1, y_true.rank):
-        labels, outputs = y_true[axis], y_pred[axis]
-        if outputs == 1 and labels is not None and labels > 1:
-            return axis
-    return None
-
-
-def _labels_against_predictions(a: tf.TensorShape, b: tf.TensorShape) -> bool:
-    """True for shapes (n,) and (n, 1), in either order: labels against predictions."""
-    if a.rank is None or b.rank is None or {a.rank, b.rank} != {1, 2}:
-        return False
-    flat, column = (a, b) if a.rank == 1 else (b, a)
-    n, (m, one) = flat[0], column
-    return one == 1 and (n is None or m is None or n == m) and n != 1
-
-
-# Ops that apply softmax (or sigmoid) themselves to their `logits` input.
-_WITH_LOGITS = {"SparseSoftmaxCrossEntropyWithLogits", "SoftmaxCrossEntropyWithLogits"}
-# Ops that pass a value through unchanged in kind (a probability stays one).
-_PASSING = {"Identity", "Reshape", "Cast", "ExpandDims", "Squeeze", "Transpose", "Pack", "ConcatV2"}
-
-
-def graph_double_softmax(loss: tf.Tensor, step: int) -> Finding | None:
-    """`from-logits-mismatch`: a cross-entropy that applies softmax to a softmax's output.
-
-    Read from a traced loss: a ``*SoftmaxCrossEntropyWithLogits`` op whose logits come from a
-    ``Softmax`` (through reshapes or casts only). The predictions are squashed toward uniform
-    and the loss cannot get near 0. Keras' own losses with ``from_logits=True`` on a model
-    ending in its softmax take the logits instead, and are not flagged.
-    """
-    for op in _ancestors(loss):
-        if op.type not in _WITH_LOGITS:
-            continue
-        source = op.inputs[0].op
-        while source.type in _PASSING and source.inputs:
-            source = source.inputs[0].op
-        if source.type == "Softmax":
-            message = (
-                f"The loss applies softmax to the output of a softmax ({source.name} feeds "
-                f"{op.type}): the predictions are squashed toward uniform and the loss cannot "
-                "get near 0. Give the model a plain Dense output (logits) for a loss with "
-                "logits, or use a loss on probabilities (from_logits=False)."
-            )
-            details = {"softmax": source.name, "loss_op": op.name}
-            return Finding("from-logits-mismatch", message, step, details=details)
-    return None
-
-
-def graph_loss_broadcast(loss: tf.Tensor, step: int) -> Finding | None:
-    """`loss-broadcast` from a traced loss: an elementwise op on (n,) and (n, 1) inputs.
-
-    For code gradguard did not write (the guard, `gradguard run`), where only the loss tensor
-    is seen. Only this exact pattern is reported: pairwise terms written on purpose
-    (``x[:, None] - x[None, :]``) have two rank-2 inputs.
-    """
-    for op in _ancestors(loss):
-        inputs = [t for t in op.inputs if t.dtype.is_floating]
-        if len(inputs) != 2 or len(op.outputs) != 1:
-            continue
-        a, b = inputs[0].shape, inputs[1].shape
-        if _labels_against_predictions(a, b):
-            shape = op.outputs[0].shape
-            flat, column = (a, b) if a.rank == 1 else (b, a)
-            message = (
-                f"An op in the loss ({op.type}) combines shapes {_shape(flat)} and "
-                f"{_shape(column)} into {_shape(shape)}, comparing every label with every "
-                "prediction, so the model cannot fit; reshape the labels to the predictions' "
-                "shape (e.g. y[:, None]) or use a keras.losses object, which aligns them."
-            )
-            details = {"shapes": [flat.as_list(), column.as_list()], "op": op.name}
-            return Finding("loss-broadcast", message, step, details=details)
-    return None
-
-
-def _shape(shape: tf.TensorShape) -> str:
-    if shape.rank is None:
-        return "(?)"
-    dims = ["None" if d is None else str(d) for d in shape.as_list()]
-    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
 
 
 def no_trainable_variables(model: Any, keras_error: BaseException | None = None) -> ValueError:

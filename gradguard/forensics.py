@@ -20,7 +20,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from gradguard import _compat, chance, diagnose
+from gradguard import _compat, chance, diagnose, losses, lossgraph
 from gradguard import activations as activations_lib
 from gradguard import origin as origin_lib
 from gradguard import stats as stats_lib
@@ -59,6 +59,7 @@ class Forensics:
         # (`fit_batch`), and the compiled loss of each model seen there: a replay then covers
         # the loss and the backward pass too.
         self.batch: tuple[Any, ...] | None = None
+        self._fit_model: Any = None
         self._losses: dict[int, Callable[[Any, Any], Any]] = {}
         # Under XLA no batch can be kept in-graph: per core, the spec of its model's input;
         # and the arguments of the latest call the host made (`offer`), to find it among.
@@ -68,8 +69,28 @@ class Forensics:
     def fit_batch(self, model: Any, data: Any) -> None:
         """A Keras train step's batch (`fit`, `train_on_batch`): kept with its model's loss."""
         self.batch = keras.utils.unpack_x_y_sample_weight(data)
+        self._fit_model = model
         if getattr(model, "compiled", False) and id(model) not in self._losses:
             self._losses[id(model)] = functools.partial(_compiled_loss, model)
+
+    def loss_broadcast(self, step: int) -> Finding | None:
+        """`loss-broadcast` in a Keras train step being traced: its labels against its output.
+
+        The compiled loss (one, for one output) traced alone on the shapes of the batch's
+        labels and of the model's output (`lossgraph.loss_broadcast`). A hand-written loop's
+        labels are not seen: its traced loss is read instead (`lossgraph.graph_loss_broadcast`).
+        """
+        model, batch = self._fit_model, self.batch
+        if batch is None or not activations_lib.in_current_graph(batch):
+            return None
+        loss, y = getattr(model, "loss", None), batch[1]
+        outputs = tf.nest.flatten(self._tap.output_spec(model))
+        if loss is None or isinstance(loss, (list, tuple, dict)) or len(outputs) != 1:
+            return None
+        if not tf.is_tensor(y) or y.shape.rank is None:
+            return None
+        labels = tf.TensorSpec([None, *y.shape[1:]], y.dtype)
+        return lossgraph.loss_broadcast(losses.resolve(loss), labels, outputs[0], step)
 
     def model_of(self, core: StepCore) -> Any:
         """The largest model called under a tape whose variables `core` trains, or None."""

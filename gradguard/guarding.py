@@ -22,7 +22,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard import _compat, diagnose, instrument, replicas, stats
+from gradguard import _compat, diagnose, instrument, lossgraph, replicas, stats
 from gradguard import activations as activations_lib
 from gradguard import findings as findings_lib
 from gradguard.core import StepCore
@@ -178,10 +178,12 @@ class Guard:
             scaled, loss = self._scaled_loss
             self._last_loss = target = loss if target is scaled else target
             if tf.inside_function() and hasattr(target, "graph"):  # traced once: read the graph
-                for judge in (diagnose.graph_loss_broadcast, diagnose.graph_double_softmax):
-                    finding = judge(target, self._calls)
-                    if finding is not None:
-                        self._pending.append(finding)
+                found = [
+                    judge(target, self._calls)
+                    for judge in (lossgraph.graph_loss_broadcast, lossgraph.graph_double_softmax)
+                ]
+                found.append(self.forensics.loss_broadcast(self._calls))
+                self._pending += [finding for finding in found if finding is not None]
         self.ledger.on_gradient(pairs, tape.watched_variables(), extra)
         if all(g is None for _, g in pairs):
             variables = [v for v, _ in pairs]

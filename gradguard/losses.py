@@ -15,7 +15,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from gradguard import diagnose
+from gradguard import lossgraph
 from gradguard.findings import Finding
 
 __all__ = ["LossFn", "LossShapes", "compute", "resolve"]
@@ -169,7 +169,7 @@ class LossShapes:
             if key in self._judged:
                 continue
             self._judged.add(key)
-            finding = diagnose.loss_broadcast(loss_fn, y_spec, pred_spec, step)
+            finding = lossgraph.loss_broadcast(loss_fn, y_spec, pred_spec, step)
             if finding is not None:
                 found.append(finding)
         return found

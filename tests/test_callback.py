@@ -267,6 +267,49 @@ def test_a_nan_in_the_labels_is_blamed_on_the_data_under_xla_too(jit_compile):
     assert "the labels y" in finding.message
 
 
+def _sequence_model():
+    return keras.Sequential(
+        [
+            keras.Input((6, 2)),
+            keras.layers.SimpleRNN(4, return_sequences=True),
+            keras.layers.Dense(1),
+        ]
+    )
+
+
+def _sequence_data(rng):
+    x = rng.normal(size=(64, 6, 2)).astype("float32")
+    return x, x.sum(axis=(1, 2))[:, None]  # one target per sequence
+
+
+@pytest.mark.parametrize(
+    "case,found",
+    [
+        ("one-hot-into-one-unit", True),
+        ("label-per-sequence", True),
+        ("packed-weights", False),  # a twin: labels wider than the output, by design
+    ],
+)
+def test_fit_finds_a_loss_broadcast_in_its_compiled_loss(case, found):
+    rng = np.random.default_rng(0)
+    x, y = regression_data()
+    loss = "mse"
+    if case == "one-hot-into-one-unit":
+        model, y = mlp(), keras.utils.to_categorical(y[:, 0] > 0, 2)
+    elif case == "label-per-sequence":
+        model, (x, y) = _sequence_model(), _sequence_data(rng)
+    else:
+        model, y = mlp(), np.concatenate([y, np.ones_like(y)], axis=1)
+
+        def loss(y_true, y_pred):
+            return tf.square(y_true[:, :1] - y_pred) * y_true[:, 1:]
+
+    model.compile(keras.optimizers.Adam(1e-3), loss)
+    callback = gradguard.GuardCallback(policy=WARN_ALL)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
+    assert ("loss-broadcast" in callback.report().codes()) == found, str(callback.report())
+
+
 def test_steps_are_counted_by_batches_with_several_a_call():
     # 10 batches an epoch, 4 a call: the third call of each epoch runs 2 (Keras names it by the
     # 12th); the steps are the batches trained on, as Keras' own iteration count.

@@ -431,6 +431,50 @@ def test_predictions_narrower_than_labels_are_a_loss_broadcast():
     assert "loss-broadcast" not in sparse.report().codes()
 
 
+def _packed_weighted_mse(y_true, y_pred):
+    target, weight = y_true[:, :1], y_true[:, 1:]  # the example's weight packed beside it
+    return tf.reduce_mean(weight * tf.square(target - y_pred))
+
+
+def _pinball(y_true, y_pred):
+    error = y_true - y_pred  # one target against three quantiles
+    return tf.reduce_mean(tf.maximum(QUANTILES * error, (QUANTILES - 1) * error))
+
+
+QUANTILES = tf.constant([0.1, 0.5, 0.9])
+
+
+@pytest.mark.parametrize(
+    "loss,width,units",
+    [(_packed_weighted_mse, 2, 1), (_pinball, 1, 3)],
+    ids=["packed", "quantiles"],
+)
+def test_labels_and_predictions_of_other_widths_by_design_are_not_a_broadcast(loss, width, units):
+    x, y = regression_data()
+    labels = np.concatenate([y] + [np.ones_like(y)] * (width - 1), axis=1)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(units)])
+    step = gradguard.TrainStep(model, keras.optimizers.Adam(), loss, policy=WARN_ALL)
+    step(x, labels)
+    assert "loss-broadcast" not in step.report().codes(), str(step.report())
+
+
+def test_one_label_per_sequence_against_every_time_step_is_a_loss_broadcast():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 6, 2)).astype("float32")
+    y = x.sum(axis=(1, 2))[:, None]  # one target per sequence
+    model = keras.Sequential(
+        [
+            keras.Input((6, 2)),
+            keras.layers.SimpleRNN(4, return_sequences=True),
+            keras.layers.Dense(1),
+        ]
+    )
+    step = gradguard.TrainStep(model, keras.optimizers.Adam(), "mse", policy=WARN_ALL)
+    step(x, y)
+    (finding,) = [f for f in step.report().findings if f.code == "loss-broadcast"]
+    assert "return_sequences=False" in finding.message and "(32, 6, 1)" in finding.message
+
+
 @pytest.mark.parametrize("eager", [True, False])
 def test_guard_over_a_model_with_nothing_to_train_says_so(eager):
     model = mlp()

@@ -1,0 +1,200 @@
+"""What a traced loss shows about how it compares labels with predictions.
+
+A loss that silently broadcasts them (`loss-broadcast`: every label compared with every
+prediction, or a narrow output stretched over wide labels) and a cross-entropy applied to a
+softmax's output (`from-logits-mismatch`). Read from a traced `FuncGraph`, once per trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import tensorflow as tf
+
+from gradguard.diagnose import ancestors
+from gradguard.findings import Finding
+
+__all__ = ["graph_double_softmax", "graph_loss_broadcast", "loss_broadcast"]
+
+
+def _mutually_broadcast(a: tf.TensorShape, b: tf.TensorShape) -> bool:
+    """True when each of two shapes is stretched along some axis by the other: (n,) vs (n, 1)."""
+    if a.rank is None or b.rank is None or a.rank == 0 or b.rank == 0:
+        return False
+    rank = max(a.rank, b.rank)
+    dims_a = [1] * (rank - a.rank) + list(a.as_list())
+    dims_b = [1] * (rank - b.rank) + list(b.as_list())
+    a_stretched = any(x == 1 and y != 1 for x, y in zip(dims_a, dims_b))
+    b_stretched = any(y == 1 and x != 1 for x, y in zip(dims_a, dims_b))
+    return a_stretched and b_stretched
+
+
+def loss_broadcast(
+    loss_fn: Callable[[Any, Any], Any], y_true: tf.TensorSpec, y_pred: tf.TensorSpec, step: int
+) -> Finding | None:
+    """Finds a loss that silently broadcasts `y_true` against `y_pred` (e.g. (32,) vs (32, 1)).
+
+    Traces `loss_fn` alone and looks for an elementwise op that stretches a prediction over
+    several labels: two inputs that stretch each other ((n,) against (n, 1): every label
+    compared with every prediction), or predictions of width 1 against labels of a larger
+    width at the same rank ((n, 1) against one-hot (n, 3)). Labels that pack more than the
+    target (a weight beside it, sliced off in the loss) meet the predictions at their width,
+    and class indices against logits stretch the labels, not the predictions: neither is
+    flagged. Keras loss objects align ranks first, so (n,) against (n, 1) is never flagged.
+    """
+    if y_true.shape == y_pred.shape:
+        return None
+    # `loss_fn` is `losses.resolve`'s: AutoGraph has converted a user's function already.
+    concrete = tf.function(loss_fn, autograph=False).get_concrete_function(y_true, y_pred)
+    from_labels, from_predictions = (_descendants(t) for t in concrete.inputs[:2])
+    details: dict[str, Any] = {
+        "y_true_shape": y_true.shape.as_list(),
+        "y_pred_shape": y_pred.shape.as_list(),
+    }
+    shapes = f"y_true has shape {_shape(y_true.shape)} and y_pred {_shape(y_pred.shape)}"
+    # Predictions per time step against labels per sequence: (n, T, 1) against (n, 1), which a
+    # Keras loss aligns by squeezing the predictions' last axis.
+    sequences = (y_pred.shape.rank or 0) >= 3 and y_pred.shape.rank > (y_true.shape.rank or 0)
+    for op in concrete.graph.get_operations():
+        inputs = [t for t in op.inputs if t.dtype.is_floating]
+        if len(inputs) != 2 or len(op.outputs) != 1:
+            continue
+        if _mutually_broadcast(inputs[0].shape, inputs[1].shape):
+            shape = op.outputs[0].shape
+            message = (
+                f"{shapes}: the loss broadcasts them to {_shape(shape)}, comparing every label "
+                "with every prediction, so the model cannot fit; reshape y_true to y_pred's "
+                "shape (e.g. y[:, None]) or use a keras.losses object, which aligns them."
+            )
+            details["broadcast_shape"] = shape.as_list() if shape.rank is not None else None
+            return Finding("loss-broadcast", message, step, details=details)
+        for pred, label in (inputs, inputs[::-1]):
+            if pred.op not in from_predictions or label.op not in from_labels - from_predictions:
+                continue
+            stretched = _stretched(label.shape, pred.shape, sequences)
+            if stretched is not None:
+                details["axis"], why = stretched
+                return Finding("loss-broadcast", f"{shapes}: {why}", step, details=details)
+    return None
+
+
+def _descendants(tensor: tf.Tensor) -> set[tf.Operation]:
+    """The ops computed from `tensor` (its own op included)."""
+    seen: set[tf.Operation] = set()
+    stack = [tensor.op]
+    while stack:
+        op = stack.pop()
+        if op not in seen:
+            seen.add(op)
+            stack.extend(c for t in op.outputs for c in t.consumers())
+    return seen
+
+
+def _stretched(
+    labels: tf.TensorShape, outputs: tf.TensorShape, sequences: bool
+) -> tuple[int, str] | None:
+    """The axis along which labels and predictions of equal rank are stretched, and why.
+
+    Predictions of size 1 against labels of a larger size ((n, 1) against one-hot (n, 3)): the
+    output is too narrow for the labels. Labels of size 1 against several predictions along an
+    axis between the batch and the last one ((n, 1, 1) against (n, T, 1)), or along any axis
+    when the model's output had time steps the loss squeezed away (`sequences`): one label
+    per sequence compared with every time step's output (a recurrent layer left at
+    ``return_sequences=True``). A label against several outputs on the last axis is otherwise
+    a design: quantiles or an ensemble's heads against one target.
+    """
+    if labels.rank is None or labels.rank != outputs.rank or labels.rank < 2:
+        return None
+    for axis in range(1, labels.rank):
+        label, output = labels[axis], outputs[axis]
+        if output == 1 and label is not None and label > 1:
+            return axis, (
+                f"the loss compares each of the model's {output} output(s) with {label} labels "
+                f"(broadcast along axis {axis}), so it cannot fit them; give the last layer "
+                f"{label} units, or pass labels of the output's shape."
+            )
+        if label == 1 and output != 1 and (axis < labels.rank - 1 or sequences):
+            count = "several" if output is None else str(output)
+            return axis, (
+                f"the loss compares each label with {count} outputs along axis {axis} (one "
+                "label per sequence against every time step's output), so the model is "
+                "trained to predict it at every step; end the model with one output per "
+                "example (return_sequences=False on the last recurrent layer, or pooling), "
+                "or give labels per step."
+            )
+    return None
+
+
+def _labels_against_predictions(a: tf.TensorShape, b: tf.TensorShape) -> bool:
+    """True for shapes (n,) and (n, 1), in either order: labels against predictions."""
+    if a.rank is None or b.rank is None or {a.rank, b.rank} != {1, 2}:
+        return False
+    flat, column = (a, b) if a.rank == 1 else (b, a)
+    n, (m, one) = flat[0], column
+    return one == 1 and (n is None or m is None or n == m) and n != 1
+
+
+# Ops that apply softmax (or sigmoid) themselves to their `logits` input.
+_WITH_LOGITS = {"SparseSoftmaxCrossEntropyWithLogits", "SoftmaxCrossEntropyWithLogits"}
+# Ops that pass a value through unchanged in kind (a probability stays one).
+_PASSING = {"Identity", "Reshape", "Cast", "ExpandDims", "Squeeze", "Transpose", "Pack", "ConcatV2"}
+
+
+def graph_double_softmax(loss: tf.Tensor, step: int) -> Finding | None:
+    """`from-logits-mismatch`: a cross-entropy that applies softmax to a softmax's output.
+
+    Read from a traced loss: a ``*SoftmaxCrossEntropyWithLogits`` op whose logits come from a
+    ``Softmax`` (through reshapes or casts only). The predictions are squashed toward uniform
+    and the loss cannot get near 0. Keras' own losses with ``from_logits=True`` on a model
+    ending in its softmax take the logits instead, and are not flagged.
+    """
+    for op in ancestors(loss):
+        if op.type not in _WITH_LOGITS:
+            continue
+        source = op.inputs[0].op
+        while source.type in _PASSING and source.inputs:
+            source = source.inputs[0].op
+        if source.type == "Softmax":
+            message = (
+                f"The loss applies softmax to the output of a softmax ({source.name} feeds "
+                f"{op.type}): the predictions are squashed toward uniform and the loss cannot "
+                "get near 0. Give the model a plain Dense output (logits) for a loss with "
+                "logits, or use a loss on probabilities (from_logits=False)."
+            )
+            details = {"softmax": source.name, "loss_op": op.name}
+            return Finding("from-logits-mismatch", message, step, details=details)
+    return None
+
+
+def graph_loss_broadcast(loss: tf.Tensor, step: int) -> Finding | None:
+    """`loss-broadcast` from a traced loss: an elementwise op on (n,) and (n, 1) inputs.
+
+    For code gradguard did not write (the guard, `gradguard run`), where only the loss tensor
+    is seen. Only this exact pattern is reported: pairwise terms written on purpose
+    (``x[:, None] - x[None, :]``) have two rank-2 inputs.
+    """
+    for op in ancestors(loss):
+        inputs = [t for t in op.inputs if t.dtype.is_floating]
+        if len(inputs) != 2 or len(op.outputs) != 1:
+            continue
+        a, b = inputs[0].shape, inputs[1].shape
+        if _labels_against_predictions(a, b):
+            shape = op.outputs[0].shape
+            flat, column = (a, b) if a.rank == 1 else (b, a)
+            message = (
+                f"An op in the loss ({op.type}) combines shapes {_shape(flat)} and "
+                f"{_shape(column)} into {_shape(shape)}, comparing every label with every "
+                "prediction, so the model cannot fit; reshape the labels to the predictions' "
+                "shape (e.g. y[:, None]) or use a keras.losses object, which aligns them."
+            )
+            details = {"shapes": [flat.as_list(), column.as_list()], "op": op.name}
+            return Finding("loss-broadcast", message, step, details=details)
+    return None
+
+
+def _shape(shape: tf.TensorShape) -> str:
+    if shape.rank is None:
+        return "(?)"
+    dims = ["None" if d is None else str(d) for d in shape.as_list()]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
