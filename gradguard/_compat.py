@@ -119,6 +119,21 @@ def output_loss_weights(model: Any) -> dict[str, float] | None:
     return None
 
 
+def compiled_loss_object(loss: Any) -> Any:
+    """A single loss as `compile` calls it, or None for a name resolved from the data.
+
+    A name is looked up and a function wrapped, as Keras' `LossFunctionWrapper` does (it
+    aligns ranks first); ``"crossentropy"`` is resolved by `compile` from the labels.
+    """
+    from keras.src.losses.losses import LossFunctionWrapper
+
+    try:
+        loss = keras.losses.get(loss) if isinstance(loss, str) else loss
+    except ValueError:
+        return None
+    return loss if isinstance(loss, keras.losses.Loss) else LossFunctionWrapper(loss)
+
+
 def layers_feeding(tensors: Any) -> set[int]:
     """Ids of the layers a functional model's symbolic `tensors` are computed from."""
     seen: set[int] = set()

@@ -20,7 +20,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from gradguard import _compat, chance, diagnose, losses, lossgraph
+from gradguard import _compat, chance, diagnose, lossgraph, output_layer
 from gradguard import activations as activations_lib
 from gradguard import origin as origin_lib
 from gradguard import stats as stats_lib
@@ -73,24 +73,27 @@ class Forensics:
         if getattr(model, "compiled", False) and id(model) not in self._losses:
             self._losses[id(model)] = functools.partial(_compiled_loss, model)
 
-    def loss_broadcast(self, step: int) -> Finding | None:
-        """`loss-broadcast` in a Keras train step being traced: its labels against its output.
+    def compiled_loss(self, step: int) -> list[Finding | None]:
+        """A Keras train step being traced: its compiled loss against its model and labels.
 
-        The compiled loss (one, for one output) traced alone on the shapes of the batch's
-        labels and of the model's output (`lossgraph.loss_broadcast`). A hand-written loop's
-        labels are not seen: its traced loss is read instead (`lossgraph.graph_loss_broadcast`).
+        One loss for one output: traced alone on the shapes of the batch's labels and of the
+        model's output (`lossgraph.loss_broadcast`), and held against the model's output
+        layer (`output_layer.mismatch`). A hand-written loop's labels and loss function are
+        not seen: its traced loss is read instead (`lossgraph.graph_loss_broadcast`).
         """
         model, batch = self._fit_model, self.batch
         if batch is None or not activations_lib.in_current_graph(batch):
-            return None
+            return []
         loss, y = getattr(model, "loss", None), batch[1]
         outputs = tf.nest.flatten(self._tap.output_spec(model))
         if loss is None or isinstance(loss, (list, tuple, dict)) or len(outputs) != 1:
-            return None
-        if not tf.is_tensor(y) or y.shape.rank is None:
-            return None
-        labels = tf.TensorSpec([None, *y.shape[1:]], y.dtype)
-        return lossgraph.loss_broadcast(losses.resolve(loss), labels, outputs[0], step)
+            return []
+        found = [output_layer.mismatch(model, loss, step)]
+        compiled = _compat.compiled_loss_object(loss)
+        if compiled is not None and tf.is_tensor(y) and y.shape.rank is not None:
+            labels = tf.TensorSpec([None, *y.shape[1:]], y.dtype)
+            found.append(lossgraph.loss_broadcast(compiled, labels, outputs[0], step))
+        return found
 
     def model_of(self, core: StepCore) -> Any:
         """The largest model called under a tape whose variables `core` trains, or None."""

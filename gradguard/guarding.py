@@ -182,7 +182,7 @@ class Guard:
                     judge(target, self._calls)
                     for judge in (lossgraph.graph_loss_broadcast, lossgraph.graph_double_softmax)
                 ]
-                found.append(self.forensics.loss_broadcast(self._calls))
+                found += self.forensics.compiled_loss(self._calls)
                 self._pending += [finding for finding in found if finding is not None]
         self.ledger.on_gradient(pairs, tape.watched_variables(), extra)
         if all(g is None for _, g in pairs):

@@ -46,7 +46,10 @@ def loss_broadcast(
     if y_true.shape == y_pred.shape:
         return None
     # `loss_fn` is `losses.resolve`'s: AutoGraph has converted a user's function already.
-    concrete = tf.function(loss_fn, autograph=False).get_concrete_function(y_true, y_pred)
+    try:
+        concrete = tf.function(loss_fn, autograph=False).get_concrete_function(y_true, y_pred)
+    except Exception:  # noqa: BLE001 - a loss that cannot be traced alone on these says nothing
+        return None
     from_labels, from_predictions = (_descendants(t) for t in concrete.inputs[:2])
     details: dict[str, Any] = {
         "y_true_shape": y_true.shape.as_list(),

@@ -1,8 +1,9 @@
 """What `TrainStep` learns from its traced step, judged on the host after the call.
 
 Each made once: the variables the trace gave no gradient (`none-gradient`, with where each one's
-chain to the loss broke) and labels broadcast against the predictions (`loss-broadcast`); and
-the chance level the loss checks compare with, from the labels of batches spread over the run.
+chain to the loss broke), labels broadcast against the predictions (`loss-broadcast`) and an
+output layer that cannot make what the loss reads (`from-logits-mismatch`); and the chance
+level the loss checks compare with, from the labels of batches spread over the run.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from gradguard import batch as batch_lib
-from gradguard import chance, diagnose, losses
+from gradguard import chance, diagnose, losses, output_layer
 from gradguard.core import StepCore
 from gradguard.findings import Finding
 
@@ -22,12 +23,14 @@ class TraceFindings:
     """The findings and notes of `TrainStep`'s traces.
 
     Args:
+      model: The step's model.
       loss_fn: The step's loss function.
       forward_loss: ``forward_loss(x, y, sample_weight)``, the step's loss (replayed to find
         where a chain to the loss broke).
     """
 
-    def __init__(self, loss_fn: Any, forward_loss: Callable[..., Any]):
+    def __init__(self, model: Any, loss_fn: Any, forward_loss: Callable[..., Any]):
+        self._model = model
         self.loss_fn = loss_fn
         self._forward_loss = forward_loss
         self._diagnosed: set[int] = set()
@@ -62,11 +65,13 @@ class TraceFindings:
           step: The call's step.
           read: Whether the host reads after this call: its labels join the chance level's.
         """
-        found = []
+        found: list[Finding | None] = []
         new_none = core.none_indices - self._diagnosed
         if new_none:
             self._diagnosed |= new_none
             found.append(self.no_gradient(core, core.none_indices, batch, step))
+        if self.loss_shapes.traced and "chance_loss" not in core.notes:  # the first call
+            found.append(output_layer.mismatch(self._model, self.loss_fn, step))
         if self.loss_shapes.traced and (read or "chance_loss" not in core.notes):
             labels = batch_lib.labels(batch[1])
             self._no_chance_level |= batch[2] is not None or labels is None
@@ -74,4 +79,5 @@ class TraceFindings:
             width = self.loss_shapes.output_width
             level = None if self._no_chance_level else self._labels.chance_loss(self.loss_fn, width)
             core.notes["chance_loss"] = level
-        return found + self.loss_shapes.judge(self.loss_fn, step)
+        found += self.loss_shapes.judge(self.loss_fn, step)
+        return [finding for finding in found if finding is not None]

@@ -153,7 +153,7 @@ class TrainStep:
         self._watched_layers: list[Any] = []
         self._sites: list[activations_lib.Site] = []
         self._captured: tuple[Any, ...] = ()
-        self._traced = TraceFindings(self.loss_fn, self._forward_loss)
+        self._traced = TraceFindings(model, self.loss_fn, self._forward_loss)
 
         # Under several replicas XLA compiles each replica's forward and backward pass only:
         # TensorFlow compiles a step that synchronizes replicas (the gradient sum, the

@@ -310,6 +310,72 @@ def test_fit_finds_a_loss_broadcast_in_its_compiled_loss(case, found):
     assert ("loss-broadcast" in callback.report().codes()) == found, str(callback.report())
 
 
+def _classifier(last, sequence=False):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((5, 8) if sequence else (8,))
+    return keras.Model(inputs, last(keras.layers.Dense(16, activation="relu")(inputs)))
+
+
+OUTPUTS_AGAINST_LOSSES = {
+    # name: (output layer(s), loss, classes, a sequence model, found)
+    "logits-into-probabilities": (lambda h: keras.layers.Dense(3)(h), "sparse", 3, False, True),
+    "softmax-over-one-unit": (
+        lambda h: keras.layers.Dense(1, activation="softmax")(h),
+        "binary",
+        2,
+        False,
+        True,
+    ),
+    "softmax-over-time": (
+        lambda h: keras.layers.Softmax(axis=1)(keras.layers.Dense(3)(h)),
+        "sparse",
+        3,
+        True,
+        True,
+    ),
+    "logits-with-from-logits": (lambda h: keras.layers.Dense(3)(h), "logits", 3, False, False),
+    "softmax-output": (
+        lambda h: keras.layers.Dense(3, activation="softmax")(h),
+        "sparse",
+        3,
+        False,
+        False,
+    ),
+    "sigmoid-output": (
+        lambda h: keras.layers.Dense(1, activation="sigmoid")(h),
+        "binary",
+        2,
+        False,
+        False,
+    ),
+    "softmax-over-classes": (
+        lambda h: keras.layers.Softmax()(keras.layers.Dense(3)(h)),
+        "sparse",
+        3,
+        True,
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", OUTPUTS_AGAINST_LOSSES)
+def test_fit_finds_an_output_layer_its_loss_cannot_read(case):
+    last, loss, classes, sequence, found = OUTPUTS_AGAINST_LOSSES[case]
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 5, 8) if sequence else (64, 8)).astype("float32")
+    y = rng.integers(0, classes, size=(64, 5) if sequence else (64, 1))
+    losses = {
+        "sparse": keras.losses.SparseCategoricalCrossentropy(),
+        "logits": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        "binary": "binary_crossentropy",
+    }
+    model = _classifier(last, sequence)
+    model.compile(keras.optimizers.Adam(1e-3), losses[loss])
+    callback = gradguard.GuardCallback(policy=WARN_ALL)
+    model.fit(x, y.astype("float32"), batch_size=16, epochs=1, verbose=0, callbacks=[callback])
+    assert ("from-logits-mismatch" in callback.report().codes()) == found, str(callback.report())
+
+
 def test_steps_are_counted_by_batches_with_several_a_call():
     # 10 batches an epoch, 4 a call: the third call of each epoch runs 2 (Keras names it by the
     # 12th); the steps are the batches trained on, as Keras' own iteration count.

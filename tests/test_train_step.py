@@ -475,6 +475,18 @@ def test_one_label_per_sequence_against_every_time_step_is_a_loss_broadcast():
     assert "return_sequences=False" in finding.message and "(32, 6, 1)" in finding.message
 
 
+@pytest.mark.parametrize("from_logits", [False, True])
+def test_a_logits_output_into_a_loss_on_probabilities_is_a_mismatch(from_logits):
+    x, y = regression_data()
+    classes = (y > 0).astype("int32")
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(2)])  # logits
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
+    step = gradguard.TrainStep(model, keras.optimizers.Adam(), loss, policy=WARN_ALL)
+    step(x, classes)
+    codes = step.report().codes()
+    assert ("from-logits-mismatch" in codes) == (not from_logits), str(step.report())
+
+
 @pytest.mark.parametrize("eager", [True, False])
 def test_guard_over_a_model_with_nothing_to_train_says_so(eager):
     model = mlp()

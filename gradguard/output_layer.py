@@ -1,0 +1,79 @@
+"""The model's output layer against its loss: mismatches told from the model alone.
+
+A cross-entropy reads the outputs as probabilities (``from_logits=False``) or as logits; the
+layer that makes them says which they are before any data is seen:
+
+* a softmax over one unit is 1 whatever the input: the model cannot learn (a sigmoid can);
+* a plain `Dense` (no activation) makes logits, which a loss on probabilities clips or
+  normalizes into nonsense;
+* a `Softmax` over an axis other than the last makes values that do not sum to 1 over the
+  classes the loss reads (a sequence's time steps instead).
+
+`TrainStep` and `fit` (through the guard) report these as `from-logits-mismatch` once, when
+the step is traced. Only layers whose output is plain to read are judged: a `Sequential` or
+functional model with one output, whose last layer is a `Softmax`, or a layer with weights and
+Keras' own ``activation`` (a custom layer, `tf.nn.softmax` passed as a function, a subclassed
+model: nothing is claimed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from gradguard import baseline
+from gradguard.findings import Finding
+
+__all__ = ["mismatch"]
+
+_CROSS_ENTROPIES = (baseline.SPARSE_CE, baseline.CE, baseline.BINARY_CE)
+_CLASSES = (baseline.SPARSE_CE, baseline.CE)  # read the last axis as the classes
+
+
+def mismatch(model: Any, loss_fn: Any, step: int) -> Finding | None:
+    """`from-logits-mismatch` when `model`'s output layer cannot make what `loss_fn` reads."""
+    outputs = getattr(model, "outputs", None) or []
+    history = getattr(outputs[0], "_keras_history", None) if len(outputs) == 1 else None
+    shape = tuple(getattr(outputs[0], "shape", None) or ()) if history is not None else ()
+    if history is None or len(shape) < 2:
+        return None
+    layer = history[0]
+    kind = baseline.kind_of(loss_fn)
+    activation = getattr(layer, "activation", None)
+    axis = layer.axis if isinstance(layer, keras.layers.Softmax) else None
+    if axis is None and activation is keras.activations.softmax:
+        axis = -1
+    if isinstance(axis, int):
+        axis %= len(shape)
+        if shape[axis] == 1:
+            over = "its one unit" if axis == len(shape) - 1 else f"axis {axis}, of size 1"
+            why = (
+                f"{layer.name!r} applies softmax over {over}: "
+                "its output is 1 whatever the input, so the model cannot learn; for two "
+                "classes use one unit with a sigmoid (or two units with a softmax)."
+            )
+            return _finding(why, layer, step)
+        if kind is not None and kind.name in _CLASSES and axis != len(shape) - 1:
+            why = (
+                f"{layer.name!r} applies softmax over axis {axis} (size {shape[axis]}) of an "
+                f"output of shape {shape}, but the loss reads the last axis as the classes: "
+                "its values do not sum to 1 over them; use Softmax() (axis=-1)."
+            )
+            return _finding(why, layer, step)
+        return None
+    logits = activation is keras.activations.linear and getattr(layer, "kernel", None) is not None
+    if logits and kind is not None and kind.name in _CROSS_ENTROPIES and not kind.from_logits:
+        why = (
+            f"{layer.name!r} has no activation, so the model outputs logits, but the loss "
+            f"({kind.name}) reads probabilities (from_logits=False): it clips or normalizes "
+            "the logits and the model cannot learn; pass from_logits=True to the loss, or "
+            "give the last layer a softmax (a sigmoid for one unit)."
+        )
+        return _finding(why, layer, step)
+    return None
+
+
+def _finding(why: str, layer: Any, step: int) -> Finding:
+    message = f"The model's output does not match its loss: {why}"
+    return Finding("from-logits-mismatch", message, step, details={"output_layer": layer.name})
