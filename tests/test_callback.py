@@ -376,6 +376,33 @@ def test_fit_finds_an_output_layer_its_loss_cannot_read(case):
     assert ("from-logits-mismatch" in callback.report().codes()) == found, str(callback.report())
 
 
+@pytest.mark.parametrize("case", ["labels-shuffled-apart", "paired", "overfitting"])
+def test_fit_whose_validation_loss_never_beats_chance_memorizes(case):
+    rng = np.random.default_rng(0)
+    keras.utils.set_random_seed(0)
+    x = rng.normal(size=(400, 10)).astype("float32")
+    y = np.argmax(x @ rng.normal(size=(10, 3)) + rng.normal(size=(400, 3)), axis=1)
+    if case == "labels-shuffled-apart":
+        rng.shuffle(y)  # x and y each shuffled with its own permutation
+    elif case == "overfitting":  # noisy labels, many epochs: the validation loss turns back up
+        flip = rng.random(400) < 0.3
+        y[flip] = rng.integers(0, 3, size=flip.sum())
+    model = keras.Sequential(
+        [keras.Input((10,)), keras.layers.Dense(128, activation="relu"), keras.layers.Dense(3)]
+    )
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(keras.optimizers.Adam(1e-2), loss)
+    callback = gradguard.GuardCallback(policy=WARN_ALL)
+    history = model.fit(
+        x, y, batch_size=32, epochs=8, validation_split=0.25, verbose=0, callbacks=[callback]
+    )
+    codes = callback.report().codes()
+    assert ("loss-not-decreasing" in codes) == (case == "labels-shuffled-apart"), (
+        str(callback.report()),
+        history.history,
+    )
+
+
 def test_steps_are_counted_by_batches_with_several_a_call():
     # 10 batches an epoch, 4 a call: the third call of each epoch runs 2 (Keras names it by the
     # 12th); the steps are the batches trained on, as Keras' own iteration count.

@@ -308,7 +308,7 @@ NAN_IN_THE_DATA = Case(
 
 
 @pytest.mark.parametrize("case,mode,entry_point", combinations([NAN_IN_THE_DATA]))
-def test_a_nan_in_the_inputs_is_blamed_on_the_data_in_every_mode(case, mode, entry_point, tmp_path):
+def test_a_nan_in_the_inputs_is_blamed_on_the_data(case, mode, entry_point, tmp_path):
     # Told in-graph, so under XLA too, where no batch can be kept for a replay.
     report = train(case, mode, entry_point, tmp_path)
     (finding,) = [f for f in report.findings if f.code == "non-finite"]
