@@ -378,6 +378,16 @@ SCRIPTED = [
         exploding_reference,
         frozenset({"exploding-gradient"}),
     ),
+    Scripted(
+        "exploding-huge-from-the-first-step",  # unscaled targets: a norm of 1e7 before any update
+        checks.ExplodingGradient,
+        LAYOUT,
+        _steps(
+            grad_norm=lambda s: 1e7 * (1 + s), grad_sq=lambda s: np.full(4, 1e14 * (1 + s) ** 2)
+        ),
+        exploding_reference,
+        frozenset({"exploding-gradient"}),
+    ),
     Scripted("vanishing-healthy", checks.VanishingGradient, LAYOUT, _steps(), vanishing_reference),
     Scripted(
         "vanishing-first-layer-1e-6",
@@ -516,6 +526,24 @@ def test_fold_matches_numpy_and_judges(scripted, mode):
             err_msg=key,
         )
     assert judge(check, state, len(scripted.steps), scripted.notes) == set(scripted.codes)
+
+
+@pytest.mark.parametrize(
+    "name,resumed,cause",
+    [
+        ("exploding-grows-10000x", False, "diverging"),
+        ("exploding-huge-from-the-first-step", False, "before any update"),
+        # A resumed run's first step seen came after updates: it may be diverging.
+        ("exploding-huge-from-the-first-step", True, "diverging"),
+    ],
+)
+def test_gradients_huge_before_any_update_are_blamed_on_the_datas_scale(name, resumed, cause):
+    (scripted,) = [s for s in SCRIPTED if s.name == name]
+    check, state = fold(scripted, "graph")
+    steps = len(scripted.steps)
+    context = Context(steps=steps, step=steps - 1, notes={"resumed": resumed})
+    (finding,) = check.judge(state, context)
+    assert cause in finding.message, finding.message
 
 
 @pytest.mark.parametrize("learning_rate", [0.0, 1e-10])

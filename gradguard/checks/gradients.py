@@ -177,12 +177,23 @@ class ExplodingGradient(Check):
             return []
         layer = self.layout.layers[int(np.argmax(s["layer_norm_max"]))]
         step = int(s["norm_max_step"])
-        message = (
-            f"The gradient norm reached {number(largest)} at step {step} (first step: "
-            f"{number(first)}), largest in {layer}: training is diverging; lower the learning "
-            "rate, clip with gradguard.clip_by_global_norm(1.0), and check that inputs and "
-            "targets are normalized."
-        )
+        reached = f"The gradient norm reached {number(largest)} at step {step}"
+        if first > self.limit and not context.notes.get("resumed"):
+            # Before any update the learning rate has done nothing yet: the scale is the data's.
+            message = (
+                f"{reached}, and was already {number(first)} at the first step, before any "
+                f"update (largest in {layer}): the scale of the data, not the learning rate: "
+                "normalize the targets and the inputs (a regression target in the hundreds of "
+                "thousands makes a squared error near 1e10), or the initialization is too "
+                "large; lowering the learning rate only slows a model that cannot reach them."
+            )
+        else:
+            message = (
+                f"{reached} (first step: {number(first)}), largest in {layer}: training is "
+                "diverging; lower the learning rate, clip with "
+                "gradguard.clip_by_global_norm(1.0), and check that inputs and targets are "
+                "normalized."
+            )
         details = {"first_norm": first, "max_norm": largest, "max_step": step, "layer": layer}
         # One finding per run: which layer is largest may change from read to read.
         return [Finding("exploding-gradient", message, step, details=details)]
