@@ -21,7 +21,9 @@ __all__ = [
     "graph_breaks",
     "model_breaks",
     "none_gradient_finding",
+    "shape_text",
     "tape_breaks",
+    "unwatched_tensor_finding",
 ]
 
 # Ops whose gradient function exists but returns None.
@@ -232,6 +234,27 @@ def none_gradient_finding(
         Severity.ERROR if every else Severity.WARNING,
         details={"causes": {variable_names[i]: causes.get(i, "unknown") for i in none}},
     )
+
+
+def shape_text(shape: tf.TensorShape) -> str:
+    """A shape as users write it: ``(32, 1)``, ``(None,)``."""
+    if shape.rank is None:
+        return "(?)"
+    dims = ["None" if d is None else str(d) for d in shape.as_list()]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def unwatched_tensor_finding(tensors: Sequence[Any], step: int) -> Finding:
+    """`none-gradient` for tensors (not variables) whose gradient `tape.gradient` gave as None."""
+    shapes = ", ".join(shape_text(tf.TensorShape(getattr(t, "shape", None))) for t in tensors[:3])
+    message = (
+        f"tape.gradient returned None for {len(tensors)} source(s) that are tensors, not "
+        f"variables (shape {shapes}): a GradientTape records only variables and the tensors "
+        "it is told to watch. A weight rebound to a tensor (W = W - lr * dW) is no longer a "
+        "variable: update it in place (W.assign_sub(lr * dW)); for an input, call "
+        "tape.watch(x) inside the tape."
+    )
+    return Finding("none-gradient", message, step, severity=Severity.WARNING)
 
 
 def no_trainable_variables(model: Any, keras_error: BaseException | None = None) -> ValueError:

@@ -92,6 +92,7 @@ class Guard:
         self.cores: dict[int, StepCore] = {}
         self._calls = 0  # host-side calls of the guarded function
         self._pending: list[findings_lib.Finding] = []
+        self._unwatched_reported = False  # a gradient asked of a tensor the tape did not watch
         self.forensics = Forensics(self._tap, self.ledger, self._names)
         self._last_loss: tf.Tensor | None = None
         self._scaled_loss: tuple[Any, Any] = (None, None)  # the latest (scaled, loss) pair
@@ -172,6 +173,12 @@ class Guard:
         flat_sources = tf.nest.flatten(sources)
         flat_result = tf.nest.flatten(result) if result is not None else [None] * len(flat_sources)
         pairs = [(s, g) for s, g in zip(flat_sources, flat_result) if _compat.is_variable(s)]
+        unwatched = [
+            s for s, g in zip(flat_sources, flat_result) if g is None and not _compat.is_variable(s)
+        ]
+        if unwatched and not self._unwatched_reported:
+            self._unwatched_reported = True
+            self._pending.append(diagnose.unwatched_tensor_finding(unwatched, self._calls))
         if not pairs:
             return
         if isinstance(target, tf.Tensor) and target.shape.rank == 0:

@@ -12,7 +12,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard.diagnose import ancestors
+from gradguard.diagnose import ancestors, shape_text
 from gradguard.findings import Finding
 
 __all__ = ["graph_double_softmax", "graph_loss_broadcast", "loss_broadcast"]
@@ -55,7 +55,7 @@ def loss_broadcast(
         "y_true_shape": y_true.shape.as_list(),
         "y_pred_shape": y_pred.shape.as_list(),
     }
-    shapes = f"y_true has shape {_shape(y_true.shape)} and y_pred {_shape(y_pred.shape)}"
+    shapes = f"y_true has shape {shape_text(y_true.shape)} and y_pred {shape_text(y_pred.shape)}"
     # Predictions per time step against labels per sequence: (n, T, 1) against (n, 1), which a
     # Keras loss aligns by squeezing the predictions' last axis.
     sequences = (y_pred.shape.rank or 0) >= 3 and y_pred.shape.rank > (y_true.shape.rank or 0)
@@ -66,7 +66,7 @@ def loss_broadcast(
         if _mutually_broadcast(inputs[0].shape, inputs[1].shape):
             shape = op.outputs[0].shape
             message = (
-                f"{shapes}: the loss broadcasts them to {_shape(shape)}, comparing every label "
+                f"{shapes}: the loss broadcasts them to {shape_text(shape)}, comparing every label "
                 "with every prediction, so the model cannot fit; reshape y_true to y_pred's "
                 "shape (e.g. y[:, None]) or use a keras.losses object, which aligns them."
             )
@@ -186,18 +186,11 @@ def graph_loss_broadcast(loss: tf.Tensor, step: int) -> Finding | None:
             shape = op.outputs[0].shape
             flat, column = (a, b) if a.rank == 1 else (b, a)
             message = (
-                f"An op in the loss ({op.type}) combines shapes {_shape(flat)} and "
-                f"{_shape(column)} into {_shape(shape)}, comparing every label with every "
+                f"An op in the loss ({op.type}) combines shapes {shape_text(flat)} and "
+                f"{shape_text(column)} into {shape_text(shape)}, comparing every label with every "
                 "prediction, so the model cannot fit; reshape the labels to the predictions' "
                 "shape (e.g. y[:, None]) or use a keras.losses object, which aligns them."
             )
             details = {"shapes": [flat.as_list(), column.as_list()], "op": op.name}
             return Finding("loss-broadcast", message, step, details=details)
     return None
-
-
-def _shape(shape: tf.TensorShape) -> str:
-    if shape.rank is None:
-        return "(?)"
-    dims = ["None" if d is None else str(d) for d in shape.as_list()]
-    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"

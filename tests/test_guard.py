@@ -509,3 +509,33 @@ def test_a_step_that_fails_midway_leaves_no_invented_finding():
         for i in range(4):
             step(x, y, tf.constant(i))
     assert step.report().findings == [], str(step.report())
+
+
+@pytest.mark.parametrize("watched", [False, True])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_a_gradient_asked_of_an_unwatched_tensor_is_named(watched, compiled):
+    # Input gradients (saliency, a gradient penalty) need tape.watch; without it TensorFlow
+    # returns None silently.
+    x, y = regression_data()
+    model, optimizer = mlp(), keras.optimizers.Adam()
+
+    def step(x, y):
+        x = tf.convert_to_tensor(x)
+        with tf.GradientTape(persistent=True) as tape:
+            if watched:
+                tape.watch(x)
+            loss = tf.reduce_mean(tf.square(y - model(x)))
+        tape.gradient(loss, x)  # a saliency map
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    guarded = gradguard.guard(model, optimizer, policy=WARN_ALL)(
+        tf.function(step) if compiled else step
+    )
+    for _ in range(3):
+        guarded(x, y)
+    found = [f for f in guarded.report().findings if f.code == "none-gradient"]
+    assert bool(found) == (not watched), str(guarded.report())
+    if found:
+        assert "tape.watch(x)" in found[0].message and "(64, 8)" in found[0].message
