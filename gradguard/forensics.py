@@ -20,7 +20,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from gradguard import _compat, chance, diagnose, lossgraph, output_layer
+from gradguard import _compat, chance, diagnose, lossgraph, output_layer, suspects
 from gradguard import activations as activations_lib
 from gradguard import origin as origin_lib
 from gradguard import stats as stats_lib
@@ -118,6 +118,12 @@ class Forensics:
         weighted = self.batch is not None and self.batch[2] is not None
         loss = getattr(model, "loss", None) if len(spec) == 1 and not weighted else None
         core.notes["chance_loss"] = chance.chance_loss(loss, width)
+
+    def note_suspects(self, core: StepCore) -> None:
+        """Tells the core the settings of its model that keep it from learning (`suspects`)."""
+        model = self.model_of(core)
+        if "suspects" not in core.notes and model is not None:
+            core.notes["suspects"] = suspects.of_model(model)
 
     def note_switched_off(self, core: StepCore) -> None:
         """Tells the core which of its variables feed only outputs compiled with loss weight 0.

@@ -364,6 +364,7 @@ class Guard:
             self._adversarial()
         for core in self.cores.values():
             self.forensics.note_chance(core)
+            self.forensics.note_suspects(core)
             self.forensics.note_switched_off(core)
             self.forensics.replay(core)
             core.read(core.steps, raise_errors=False, final=final)

@@ -403,6 +403,20 @@ def test_fit_whose_validation_loss_never_beats_chance_memorizes(case):
     )
 
 
+def test_fit_and_train_step_tell_their_checks_the_models_suspect_settings():
+    x, y = regression_data()
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dropout(0.95, name="drop"), keras.layers.Dense(1)]
+    )
+    model.compile(keras.optimizers.Adam(1e-3), "mse")
+    callback = gradguard.GuardCallback()
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
+    step = gradguard.TrainStep(model, keras.optimizers.Adam(1e-3), "mse")
+    step(x, y)
+    for core in [*callback.guard.cores.values(), step.core]:
+        assert [s.split(":")[0] for s in core.notes["suspects"]] == ["'drop'"]
+
+
 def test_steps_are_counted_by_batches_with_several_a_call():
     # 10 batches an epoch, 4 a call: the third call of each epoch runs 2 (Keras names it by the
     # 12th); the steps are the batches trained on, as Keras' own iteration count.

@@ -16,7 +16,7 @@ from conftest import MODES, Case, mlp, mode_kwargs, regression_data, run_case
 from harness import DEFERRED_MODES, Scripted, fold, judge, numpy_cut_loss, stats
 
 import gradguard
-from gradguard import checks
+from gradguard import checks, suspects
 from gradguard.activations import Site
 from gradguard.checks.base import StateReader
 from gradguard.stats import Context, Layout
@@ -544,6 +544,38 @@ def test_gradients_huge_before_any_update_are_blamed_on_the_datas_scale(name, re
     context = Context(steps=steps, step=steps - 1, notes={"resumed": resumed})
     (finding,) = check.judge(state, context)
     assert cause in finding.message, finding.message
+
+
+def test_settings_that_keep_a_model_from_learning_are_named_when_the_loss_does_not_fall():
+    layers = keras.layers
+    suspect = keras.Sequential(
+        [
+            keras.Input((8,)),
+            layers.Dense(16, kernel_initializer="zeros", name="zeros"),
+            layers.Dropout(0.99, name="drop"),
+            layers.Dense(16, kernel_regularizer=keras.regularizers.l2(1.0), name="l2"),
+            layers.Dense(1),
+        ]
+    )
+    found = suspects.of_model(suspect)
+    assert [phrase.split(":")[0] for phrase in found] == ["'drop'", "'l2'", "'zeros'"]
+    # Usual settings: moderate dropout, a small penalty, a zero-initialized last layer.
+    healthy = keras.Sequential(
+        [
+            keras.Input((8,)),
+            layers.Dense(16, kernel_regularizer=keras.regularizers.l2(1e-4)),
+            layers.Dropout(0.5),
+            layers.Dense(1, kernel_initializer="zeros"),
+        ]
+    )
+    assert suspects.of_model(healthy) == []
+    (scripted,) = [s for s in SCRIPTED if s.name == "loss-falls-to-chance-and-stays"]
+    check, state = fold(scripted, "graph")
+    steps = len(scripted.steps)
+    notes = {**scripted.notes, "suspects": found}
+    context = Context(steps=steps, step=steps - 1, notes=notes)
+    (finding,) = check.judge(state, context)
+    assert "'drop': drop 99% of their inputs" in finding.message, finding.message
 
 
 @pytest.mark.parametrize("learning_rate", [0.0, 1e-10])

@@ -137,6 +137,7 @@ class LossNotDecreasing(Check):
                 "stay paired with their inputs (shuffle them together), that softmax is not "
                 "applied twice (a softmax output with from_logits=True), and the learning rate."
             )
+            message += _suspects(context)
             return [Finding("loss-not-decreasing", message, context.step, details=details)]
         # A loss that starts below 0 is an objective with no floor (a policy-gradient
         # surrogate, a critic's score): its trend says nothing of learning.
@@ -153,6 +154,7 @@ class LossNotDecreasing(Check):
             "are not moving usefully: see the other findings (learning rate, gradients, "
             "updates) and check that labels match the model's outputs."
         )
+        message += _suspects(context)
         return [Finding("loss-not-decreasing", message, context.step, details=details)]
 
     def replay(self, logged: Logged) -> Mapping[str, Any]:
@@ -203,3 +205,9 @@ class LossNotDecreasing(Check):
             "loss_max": np.inf,
             "loss_history": np.full(self.chance_samples, np.nan, np.float32),
         }
+
+
+def _suspects(context: Context) -> str:
+    """The model's settings that keep it from learning (`suspects.of_model`), for a message."""
+    found = context.notes.get("suspects") or []
+    return f" Suspect settings of this model: {'; '.join(found)}." if found else ""

@@ -1,0 +1,61 @@
+"""Settings in a model that keep it from learning, told from the model alone.
+
+Not findings of their own: a dropout rate of 0.9 or an L2 factor of 0.1 can be chosen on
+purpose. When the loss does not decrease (`loss-not-decreasing`), its message names them as
+the likely cause, where it would otherwise say only "see the other findings":
+
+* a `Dropout` rate of 0.9 or more: ``rate`` is the fraction dropped (TensorFlow 1's
+  ``keep_prob`` was the fraction kept), so ``Dropout(0.99)`` leaves 1% of the units;
+* an L1/L2 weight penalty of 0.1 or more on a layer: the penalty outweighs the data's loss and
+  drives the weights to 0;
+* a layer with weights initialized to zeros that feeds another layer with weights: every unit
+  of it gets the same gradient and stays identical to the others (the symmetry is never
+  broken).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from gradguard import _compat
+
+__all__ = ["of_model"]
+
+DROPOUT = 0.9  # rates at or above are named
+PENALTY = 0.1  # L1/L2 factors at or above are named
+
+
+def of_model(model: Any) -> list[str]:
+    """Phrases naming the suspect settings of `model` (none for a model of no Keras layers)."""
+    layers = [layer for layer in _compat.flatten_layers(model) if layer is not model]
+    found: dict[str, list[str]] = {}  # what is wrong -> the layers it is wrong in
+    for layer in layers:
+        rate = getattr(layer, "rate", None)
+        if isinstance(layer, keras.layers.Dropout) and rate is not None and rate >= DROPOUT:
+            what = f"drop {rate:.0%} of their inputs (rate is the fraction dropped, not kept)"
+            found.setdefault(what, []).append(layer.name)
+        penalty = _penalty(getattr(layer, "kernel_regularizer", None))
+        if penalty >= PENALTY:
+            what = (
+                f"have a weight penalty of {penalty:g}, which outweighs the data's loss "
+                "(0.0001 to 0.01 is usual)"
+            )
+            found.setdefault(what, []).append(layer.name)
+    weighted = [layer for layer in layers if getattr(layer, "kernel", None) is not None]
+    for layer in weighted[:-1]:  # the last one's inputs differ, so its units do not stay equal
+        if isinstance(getattr(layer, "kernel_initializer", None), keras.initializers.Zeros):
+            what = (
+                "start with all-zero weights, so their units get the same gradient and stay "
+                "identical (use the default glorot_uniform, or he_normal)"
+            )
+            found.setdefault(what, []).append(layer.name)
+    return [f"{', '.join(repr(n) for n in names)}: {what}" for what, names in found.items()]
+
+
+def _penalty(regularizer: Any) -> float:
+    """The largest L1/L2 factor of a Keras regularizer (0 for none or another kind)."""
+    config = regularizer.get_config() if hasattr(regularizer, "get_config") else {}
+    factors = [config.get(key) for key in ("l1", "l2")]
+    return max((float(f) for f in factors if isinstance(f, (int, float))), default=0.0)
