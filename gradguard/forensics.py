@@ -115,7 +115,7 @@ class Forensics:
             return
         spec = tf.nest.flatten(self._tap.output_spec(model))
         width = spec[0].shape[-1] if spec and getattr(spec[0], "shape", None) else None
-        weighted = self.batch is not None and self.batch[2] is not None
+        weighted = core.notes["weighted"] = self.batch is not None and self.batch[2] is not None
         loss = getattr(model, "loss", None) if len(spec) == 1 and not weighted else None
         core.notes["chance_loss"] = chance.chance_loss(loss, width)
 

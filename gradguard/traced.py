@@ -74,7 +74,8 @@ class TraceFindings:
             found.append(output_layer.mismatch(self._model, self.loss_fn, step))
         if self.loss_shapes.traced and (read or "chance_loss" not in core.notes):
             labels = batch_lib.labels(batch[1])
-            self._no_chance_level |= batch[2] is not None or labels is None
+            core.notes["weighted"] = core.notes.get("weighted") or batch[2] is not None
+            self._no_chance_level |= core.notes["weighted"] or labels is None
             self._labels.add(labels)
             width = self.loss_shapes.output_width
             level = None if self._no_chance_level else self._labels.chance_loss(self.loss_fn, width)

@@ -417,6 +417,22 @@ def test_fit_and_train_step_tell_their_checks_the_models_suspect_settings():
         assert [s.split(":")[0] for s in core.notes["suspects"]] == ["'drop'"]
 
 
+@pytest.mark.parametrize("weighted", [True, False])
+def test_gradients_all_zero_under_weights_name_the_weights(weighted):
+    x, y = regression_data()
+    model = mlp()
+    if weighted:  # a mask that matched nothing: every example weighs 0
+        model.compile(keras.optimizers.Adam(1e-3), "mse")
+        weights = np.zeros(len(x), "float32")
+    else:  # predictions multiplied by 0: the loss is flat in the weights
+        model.compile(keras.optimizers.Adam(1e-3), lambda t, p: tf.square(t - 0.0 * p))
+        weights = None
+    callback = gradguard.GuardCallback(policy=WARN_ALL)
+    model.fit(x, y, sample_weight=weights, batch_size=16, verbose=0, callbacks=[callback])
+    (finding,) = [f for f in callback.report().findings if f.code == "zero-gradient"]
+    assert ("check sample_weight" in finding.message) == weighted, finding.message
+
+
 def test_steps_are_counted_by_batches_with_several_a_call():
     # 10 batches an epoch, 4 a call: the third call of each epoch runs 2 (Keras names it by the
     # 12th); the steps are the batches trained on, as Keras' own iteration count.

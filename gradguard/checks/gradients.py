@@ -95,6 +95,11 @@ class ZeroGradient(Check):
                 "got them (an accumulator reset before apply_gradients); check the loss "
                 "function."
             )
+            if context.notes.get("weighted"):
+                message += (
+                    " The examples are weighted: weights that are all 0 (a mask that matched "
+                    "nothing) zero the loss and every gradient; check sample_weight."
+                )
             severity = Severity.ERROR
         else:
             message = (
