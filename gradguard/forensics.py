@@ -78,11 +78,16 @@ class Forensics:
 
         One loss for one output: traced alone on the shapes of the batch's labels and of the
         model's output (`lossgraph.loss_broadcast`), and held against the model's output
-        layer (`output_layer.mismatch`). A hand-written loop's labels and loss function are
-        not seen: its traced loss is read instead (`lossgraph.graph_loss_broadcast`).
+        layer (`output_layer.mismatch`). Only Keras' own train step: an override may hand the
+        loss something else (a softmax of the output, reshaped labels). A hand-written loop's
+        labels and loss function are not seen: its traced loss is read instead
+        (`lossgraph.graph_loss_broadcast`).
         """
         model, batch = self._fit_model, self.batch
         if batch is None or not activations_lib.in_current_graph(batch):
+            return []
+        keras_step = vars(_compat.KERAS_TRAINER)["train_step"]
+        if getattr(type(model), "train_step", None) is not keras_step:
             return []
         loss, y = getattr(model, "loss", None), batch[1]
         outputs = tf.nest.flatten(self._tap.output_spec(model))

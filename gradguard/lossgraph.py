@@ -35,13 +35,15 @@ def loss_broadcast(
 ) -> Finding | None:
     """Finds a loss that silently broadcasts `y_true` against `y_pred` (e.g. (32,) vs (32, 1)).
 
-    Traces `loss_fn` alone and looks for an elementwise op that stretches a prediction over
-    several labels: two inputs that stretch each other ((n,) against (n, 1): every label
-    compared with every prediction), or predictions of width 1 against labels of a larger
-    width at the same rank ((n, 1) against one-hot (n, 3)). Labels that pack more than the
-    target (a weight beside it, sliced off in the loss) meet the predictions at their width,
-    and class indices against logits stretch the labels, not the predictions: neither is
-    flagged. Keras loss objects align ranks first, so (n,) against (n, 1) is never flagged.
+    Traces `loss_fn` alone and looks for an elementwise op that compares labels with
+    predictions they cannot match: two inputs that stretch each other ((n,) against (n, 1):
+    every label compared with every prediction), predictions of width 1 against labels of a
+    larger width ((n, 1) against one-hot (n, 3)), or one label per sequence against an output
+    per time step ((n, 1) against (n, T, 1)); which input derives from which is read from the
+    graph (`_stretched`). Labels that pack more than the target (a weight beside it, sliced off
+    in the loss) meet the predictions at their width, and class indices against logits go
+    through a sparse op, not a broadcast: neither is flagged. Keras loss objects align ranks
+    first, so (n,) against (n, 1) is never flagged there.
     """
     if y_true.shape == y_pred.shape:
         return None

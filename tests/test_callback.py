@@ -433,6 +433,30 @@ def test_gradients_all_zero_under_weights_name_the_weights(weighted):
     assert ("check sample_weight" in finding.message) == weighted, finding.message
 
 
+class SoftmaxInTrainStep(keras.Model):
+    """A model of logits whose own train step hands the loss their softmax."""
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            probabilities = tf.nn.softmax(self(x, training=True))
+            loss = self.compute_loss(x=x, y=y, y_pred=probabilities)
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        return {"loss": loss}
+
+
+def test_an_overridden_train_step_is_not_judged_by_its_output_layer():
+    rng = np.random.default_rng(0)
+    inputs = keras.Input((8,))
+    model = SoftmaxInTrainStep(inputs, keras.layers.Dense(3)(inputs))  # logits out
+    model.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy())
+    callback = gradguard.GuardCallback(policy=WARN_ALL)
+    x, y = rng.normal(size=(64, 8)).astype("float32"), rng.integers(0, 3, size=(64, 1))
+    model.fit(x, y, batch_size=16, verbose=0, callbacks=[callback])
+    assert "from-logits-mismatch" not in callback.report().codes(), str(callback.report())
+
+
 def test_steps_are_counted_by_batches_with_several_a_call():
     # 10 batches an epoch, 4 a call: the third call of each epoch runs 2 (Keras names it by the
     # 12th); the steps are the batches trained on, as Keras' own iteration count.
