@@ -18,6 +18,7 @@ __all__ = [
     "DISCARDED",
     "ancestors",
     "chain_breaks",
+    "descendants",
     "graph_breaks",
     "model_breaks",
     "none_gradient_finding",
@@ -67,14 +68,24 @@ def _describe(op: tf.Operation) -> str:
 
 def ancestors(tensor: tf.Tensor) -> set[tf.Operation]:
     """The ops `tensor` is computed from (its own op included)."""
+    return _reachable(tensor.op, lambda op: (t.op for t in op.inputs))
+
+
+def descendants(tensor: tf.Tensor) -> set[tf.Operation]:
+    """The ops computed from `tensor` (its own op included)."""
+    return _reachable(tensor.op, lambda op: (c for t in op.outputs for c in t.consumers()))
+
+
+def _reachable(
+    start: tf.Operation, neighbours: Callable[[tf.Operation], Iterable[tf.Operation]]
+) -> set[tf.Operation]:
     seen: set[tf.Operation] = set()
-    stack = [tensor.op]
+    stack = [start]
     while stack:
         op = stack.pop()
-        if op in seen:
-            continue
-        seen.add(op)
-        stack.extend(t.op for t in op.inputs)
+        if op not in seen:
+            seen.add(op)
+            stack.extend(neighbours(op))
     return seen
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard.diagnose import ancestors, shape_text
+from gradguard.diagnose import ancestors, descendants, shape_text
 from gradguard.findings import Finding
 
 __all__ = ["graph_double_softmax", "graph_loss_broadcast", "loss_broadcast"]
@@ -52,7 +52,7 @@ def loss_broadcast(
         concrete = tf.function(loss_fn, autograph=False).get_concrete_function(y_true, y_pred)
     except Exception:  # noqa: BLE001 - a loss that cannot be traced alone on these says nothing
         return None
-    from_labels, from_predictions = (_descendants(t) for t in concrete.inputs[:2])
+    from_labels, from_predictions = (descendants(t) for t in concrete.inputs[:2])
     details: dict[str, Any] = {
         "y_true_shape": y_true.shape.as_list(),
         "y_pred_shape": y_pred.shape.as_list(),
@@ -82,18 +82,6 @@ def loss_broadcast(
                 details["axis"], why = stretched
                 return Finding("loss-broadcast", f"{shapes}: {why}", step, details=details)
     return None
-
-
-def _descendants(tensor: tf.Tensor) -> set[tf.Operation]:
-    """The ops computed from `tensor` (its own op included)."""
-    seen: set[tf.Operation] = set()
-    stack = [tensor.op]
-    while stack:
-        op = stack.pop()
-        if op not in seen:
-            seen.add(op)
-            stack.extend(c for t in op.outputs for c in t.consumers())
-    return seen
 
 
 def _stretched(

@@ -35,10 +35,9 @@ def mismatch(model: Any, loss_fn: Any, step: int) -> Finding | None:
     """`from-logits-mismatch` when `model`'s output layer cannot make what `loss_fn` reads."""
     outputs = getattr(model, "outputs", None) or []
     history = getattr(outputs[0], "_keras_history", None) if len(outputs) == 1 else None
-    shape = tuple(getattr(outputs[0], "shape", None) or ()) if history is not None else ()
-    if history is None or len(shape) < 2:
+    if history is None or len(outputs[0].shape) < 2:
         return None
-    layer = history[0]
+    layer, shape = history[0], tuple(outputs[0].shape)
     kind = baseline.kind_of(loss_fn)
     activation = getattr(layer, "activation", None)
     axis = layer.axis if isinstance(layer, keras.layers.Softmax) else None
