@@ -13,13 +13,14 @@ import runpy
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from gradguard import checkpoint
 from gradguard import findings as findings_lib
-from gradguard import transforms as transforms_lib
-from gradguard.checks import all_checks, default_checks
-from gradguard.guarding import Guard
-from gradguard.options import Options
+
+# TensorFlow is imported once the script and paths are checked: a usage error answers at once,
+# not after TensorFlow's few seconds of start-up.
+if TYPE_CHECKING:
+    from gradguard.options import Options
 
 __all__ = ["Outcome", "RunError", "prepare", "run_script"]
 
@@ -106,6 +107,10 @@ def prepare(
             raise RunError(f"--json {json_path} is a directory; give a file path.")
         if not os.access(directory, os.W_OK):
             raise RunError(f"--json {json_path}: the directory {directory} is not writable.")
+    from gradguard import transforms as transforms_lib
+    from gradguard.checks import all_checks, default_checks
+    from gradguard.options import Options
+
     try:
         options = Options.create(
             transform=transforms_lib.identity(),
@@ -127,6 +132,9 @@ def run_script(plan: Plan) -> Outcome:
     The script's own exceptions end it as they would in Python (status 1, 130 for
     KeyboardInterrupt) and never gradguard's: the findings made before are still returned.
     """
+    from gradguard import checkpoint
+    from gradguard.guarding import Guard
+
     guard = Guard(options=plan.options, raise_errors=False)
     old_argv, old_path = sys.argv, list(sys.path)
     sys.argv = [plan.script, *plan.args]

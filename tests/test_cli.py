@@ -101,6 +101,26 @@ def test_run_refuses_bad_options_before_the_script_starts(tmp_path):
         assert "Traceback" not in out.stderr
 
 
+def test_a_run_refused_for_its_paths_never_starts_tensorflow(tmp_path):
+    # A typo in a path answers at once, not after TensorFlow's start-up.
+    script = _script(tmp_path, "print('the script ran')\n")
+    (tmp_path / "broken.py").write_text("if x\n")
+    refused = [
+        ["run", str(tmp_path / "no_such_train.py")],
+        ["run", "--json", str(tmp_path / "missing" / "report.json"), script],
+        ["run", str(tmp_path / "broken.py")],
+    ]
+    code = (
+        "import sys\n"
+        "from gradguard import cli\n"
+        f"statuses = [cli.main(argv) for argv in {refused!r}]\n"
+        "print(statuses, 'tensorflow' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
+    assert out.stdout.split() == ["[2,", "2,", "2]", "False"], out.stdout + out.stderr[-2000:]
+    assert "no such script" in out.stderr and "does not exist" in out.stderr
+
+
 def test_run_names_a_syntax_error_with_its_line(tmp_path):
     out = gradguard("run", _script(tmp_path, "x = 1\nif x\n    pass\n"))
     assert out.returncode == 2
