@@ -108,6 +108,13 @@ class Forensics:
         ]
         return max(models, key=lambda m: len(m.trainable_variables)) if models else None
 
+    def before_read(self, core: StepCore) -> None:
+        """Tells `core` what its judgments need to know about its model, and replays a NaN."""
+        self.note_chance(core)
+        self.note_suspects(core)
+        self.note_switched_off(core)
+        self.replay(core)
+
     def note_chance(self, core: StepCore) -> None:
         """Tells the core the chance-level loss of the model it trains, when it can be told.
 

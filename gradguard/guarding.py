@@ -7,7 +7,8 @@ optimizer's updates (`apply_gradients` / `apply`) go through it (`gradguard.inst
   `TrainStep` (transforms, then the real update, then the checks), one core per optimizer;
 * what the user's code did is recorded in a `Ledger`, from which the host judges
   `missing-apply` and `variable-not-trained`; gradients that are all None are explained at once
-  (`none-gradient`, with where the chain broke).
+  (`none-gradient`, with where the chain broke), and so is a gradient handed to another
+  variable than the one it is of (`pairing`).
 
 The decorator forms are in `gradguard.decorator`; ``gradguard run`` uses `Guard` process-wide.
 (The module is not called `guard`: that is the decorator's public name.)
@@ -30,6 +31,7 @@ from gradguard.forensics import Forensics
 from gradguard.ledger import Ledger, shared_root
 from gradguard.ledger import key as ledger_key
 from gradguard.options import Options, check_optimizer
+from gradguard.pairing import Pairing
 from gradguard.tap import Tap
 
 __all__ = ["Guard"]
@@ -78,6 +80,7 @@ class Guard:
         self.raise_errors = raise_errors
         self.report = findings_lib.Report()
         self.ledger = Ledger(models)
+        self._pairing = Pairing(ledger_key)  # which variable each gradient is of
         # Watched layer outputs of the model (one model), when a check watches them.
         self._recorder = (
             activations_lib.Recorder(self.model, str(getattr(self.model, "name", "")))
@@ -173,6 +176,7 @@ class Guard:
         flat_sources = tf.nest.flatten(sources)
         flat_result = tf.nest.flatten(result) if result is not None else [None] * len(flat_sources)
         pairs = [(s, g) for s, g in zip(flat_sources, flat_result) if _compat.is_variable(s)]
+        self._pairing.on_gradient(pairs)
         unwatched = [
             s for s, g in zip(flat_sources, flat_result) if g is None and not _compat.is_variable(s)
         ]
@@ -229,6 +233,7 @@ class Guard:
         grads = list(grads)
         variables = list(_compat.optimizer_variables(optimizer) if variables is None else variables)
         self.ledger.on_apply(variables)
+        self._pending += self._pairing.misapplied(grads, variables, self._names, self._calls)
         explicit_none = [v for g, v in zip(grads, variables) if g is None]
         if explicit_none and len(explicit_none) < len(variables):
             self._note_partial_none(variables, explicit_none)
@@ -302,11 +307,8 @@ class Guard:
         for check in watchers:
             check.watch(sites)
         # Several optimizers (or ones not named) write to a directory each.
-        several = (
-            self.optimizer is None
-            or self.cores
-            or _compat.inner_optimizer(self.optimizer) is not optimizer
-        )
+        named = _compat.inner_optimizer(self.optimizer) if self.optimizer is not None else None
+        several = bool(self.cores) or named is not optimizer
         core = StepCore(
             optimizer,
             variables,
@@ -363,10 +365,7 @@ class Guard:
         if any(self.ledger.changed(k) for k in self.ledger.unasked):
             self._adversarial()
         for core in self.cores.values():
-            self.forensics.note_chance(core)
-            self.forensics.note_suspects(core)
-            self.forensics.note_switched_off(core)
-            self.forensics.replay(core)
+            self.forensics.before_read(core)
             core.read(core.steps, raise_errors=False, final=final)
         steps = self.steps_seen()
         self.report.steps_observed = steps

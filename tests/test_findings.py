@@ -17,7 +17,8 @@ def test_every_design_code_is_in_the_catalog():
     checkpoint-dtype-mismatch checkpoint-missing-variables checkpoint-unexpected-variables
     checkpoint-corrupt checkpoint-optimizer-config-changed
     checkpoint-optimizer-state-not-restored initial-loss-unexpected from-logits-mismatch
-    cannot-overfit-batch labels-uninformative learning-rate-far-from-suggestion""".split()
+    cannot-overfit-batch labels-uninformative learning-rate-far-from-suggestion
+    gradient-misassigned""".split()
     assert sorted(gradguard.CODES) == sorted(design)
 
 

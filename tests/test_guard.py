@@ -80,6 +80,49 @@ def test_what_the_user_code_did(order, bug, code):
             assert finding.variables == names(model.layers[1])
 
 
+def _two_square_layers(seed):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(8, "tanh"), keras.layers.Dense(8, "tanh")]
+    )
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("pairing", ["swapped-layers", "same-order", "local-to-global"])
+def test_gradients_zipped_with_another_order_of_the_variables(order, pairing):
+    # Both layers' variables have the same shapes, so Keras cannot tell the swap.
+    model, global_model = _two_square_layers(0), _two_square_layers(1)
+    optimizer = keras.optimizers.SGD(1e-2)
+    first, second = (layer.trainable_variables for layer in model.layers)
+    asked = {"swapped-layers": first + second, "same-order": second + first}.get(pairing)
+    # An A3C worker applies its local network's gradients to the global network: on purpose.
+    applied = {"swapped-layers": second + first, "same-order": second + first}.get(
+        pairing, global_model.trainable_variables
+    )
+    asked = asked or model.trainable_variables
+
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(model(x, training=True) - y))
+        optimizer.apply_gradients(zip(tape.gradient(loss, asked), applied))
+        return loss
+
+    models = [model, global_model] if pairing == "local-to-global" else model
+    step, guarded = make_step(models, optimizer, train_step, order)
+    x, y = regression_data()
+    for _ in range(4):
+        step(x, np.tile(y, [1, 8]))
+    report = report_of(step, guarded)
+    if pairing != "swapped-layers":
+        assert "gradient-misassigned" not in report.codes(), str(report)
+        return
+    (finding,) = [f for f in report.findings if f.code == "gradient-misassigned"]
+    assert finding.severity == gradguard.Severity.ERROR
+    (kernel, bias), (kernel2, bias2) = (names(layer) for layer in model.layers)
+    assert sorted(finding.variables) == sorted([kernel, bias, kernel2, bias2])
+    assert f"{kernel} got the gradient of {kernel2}" in finding.message, finding.message
+
+
 def test_missing_apply_raises_by_default():
     model, optimizer = mlp(), keras.optimizers.Adam(1e-2)
     step = gradguard.guard(model, optimizer, every=10)(

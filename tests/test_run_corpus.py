@@ -80,6 +80,8 @@ BUGS: dict[str, Bug] = {
     # variable-not-trained
     "bug_apply_only_head_variables.py": Bug(("variable-not-trained",)),
     "bug_extra_variable_dropped_by_zip.py": Bug(("variable-not-trained",)),
+    # gradient-misassigned
+    "bug_zip_order_swapped.py": Bug(("gradient-misassigned",)),
     "bug_fit_train_step_partial_variables.py": Bug(("variable-not-trained",)),
     # Read inside the tape, the loss depending on them, never asked a gradient for.
     "bug_decoder_never_trained.py": Bug(("variable-not-trained",)),
@@ -236,6 +238,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_gradient_accumulation.py": Healthy(),
     "ok_frozen_layer.py": Healthy(options=WATCHED_OPTIONS),
     "ok_unused_output_head.py": Healthy(),
+    "ok_a3c_local_gradients_to_global.py": Healthy(),
     "ok_unused_output_head_eager.py": Healthy(),
     "ok_mixed_precision_loss_scale.py": Healthy(),
     "ok_mixed_precision_fit.py": Healthy(options=WATCHED_OPTIONS),
@@ -628,6 +631,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "loss-not-decreasing",
         "loss-broadcast",
         "dead-units",
+        "gradient-misassigned",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}
     assert runtime_codes <= covered
