@@ -20,7 +20,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from gradguard import _compat, chance, diagnose, lossgraph, output_layer, suspects
+from gradguard import _compat, chance, diagnose, label_range, lossgraph, output_layer, suspects
 from gradguard import activations as activations_lib
 from gradguard import origin as origin_lib
 from gradguard import stats as stats_lib
@@ -35,6 +35,11 @@ __all__ = ["Forensics"]
 def _compiled_loss(model: Any, y: Any, y_pred: Any) -> Any:
     """A compiled model's loss of a replayed batch (`origin.trace`)."""
     return model.compute_loss(y=y, y_pred=y_pred)
+
+
+def _keras_step(model: Any) -> bool:
+    """Whether `model` trains with Keras' own train step (an override may change the labels)."""
+    return getattr(type(model), "train_step", None) is vars(_compat.KERAS_TRAINER)["train_step"]
 
 
 class Forensics:
@@ -65,6 +70,8 @@ class Forensics:
         # and the arguments of the latest call the host made (`offer`), to find it among.
         self._xla_inputs: dict[int, tf.TensorSpec] = {}
         self._latest_call: list[Any] = []
+        # Per model under Keras' own train step, the range of its labels when it is bounded.
+        self._label_ranges: dict[int, label_range.LabelRange] = {}
 
     def fit_batch(self, model: Any, data: Any) -> None:
         """A Keras train step's batch (`fit`, `train_on_batch`): kept with its model's loss."""
@@ -72,6 +79,18 @@ class Forensics:
         self._fit_model = model
         if getattr(model, "compiled", False) and id(model) not in self._losses:
             self._losses[id(model)] = functools.partial(_compiled_loss, model)
+        loss = getattr(model, "loss", None)
+        if id(model) not in self._label_ranges and _keras_step(model) and loss is not None:
+            allowed = label_range.bounds(model, loss)
+            if allowed is not None:
+                self._label_ranges[id(model)] = label_range.LabelRange(allowed)
+        if id(model) in self._label_ranges:
+            self._label_ranges[id(model)].observe(self.batch[1])
+
+    def labels_out_of_range(self, step: int) -> list[Finding]:
+        """`labels-out-of-range` for the models whose labels pass their bounds (a host read)."""
+        found = [labels.judge(step) for labels in self._label_ranges.values()]
+        return [finding for finding in found if finding is not None]
 
     def compiled_loss(self, step: int) -> list[Finding | None]:
         """A Keras train step being traced: its compiled loss against its model and labels.
@@ -86,8 +105,7 @@ class Forensics:
         model, batch = self._fit_model, self.batch
         if batch is None or not activations_lib.in_current_graph(batch):
             return []
-        keras_step = vars(_compat.KERAS_TRAINER)["train_step"]
-        if getattr(type(model), "train_step", None) is not keras_step:
+        if not _keras_step(model):
             return []
         loss, y = getattr(model, "loss", None), batch[1]
         outputs = tf.nest.flatten(self._tap.output_spec(model))

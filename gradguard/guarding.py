@@ -358,7 +358,8 @@ class Guard:
         layers = [*self.models, *self._tap.layers()]
         keras_variables = {ledger_key(v): v for layer in layers for v in layer.weights}
         untracked = self.ledger.untracked(layers)
-        found = self._pending + self.forensics.unreached(step)
+        found = [*self._pending, *self.forensics.unreached(step)]
+        found += self.forensics.labels_out_of_range(step)
         found += self.ledger.judge(step, final, self._names, keras_variables, bool(untracked))
         self._pending = []
         findings_lib.emit(self.report, found, self.policy, raise_errors=False)

@@ -25,19 +25,27 @@ import keras
 from gradguard import baseline
 from gradguard.findings import Finding
 
-__all__ = ["mismatch"]
+__all__ = ["mismatch", "of"]
 
 _CROSS_ENTROPIES = (baseline.SPARSE_CE, baseline.CE, baseline.BINARY_CE)
 _CLASSES = (baseline.SPARSE_CE, baseline.CE)  # read the last axis as the classes
 
 
-def mismatch(model: Any, loss_fn: Any, step: int) -> Finding | None:
-    """`from-logits-mismatch` when `model`'s output layer cannot make what `loss_fn` reads."""
+def of(model: Any) -> tuple[Any, tuple[Any, ...]] | None:
+    """The layer that makes `model`'s one output and the output's shape, when plain to read."""
     outputs = getattr(model, "outputs", None) or []
     history = getattr(outputs[0], "_keras_history", None) if len(outputs) == 1 else None
     if history is None or len(outputs[0].shape) < 2:
         return None
-    layer, shape = history[0], tuple(outputs[0].shape)
+    return history[0], tuple(outputs[0].shape)
+
+
+def mismatch(model: Any, loss_fn: Any, step: int) -> Finding | None:
+    """`from-logits-mismatch` when `model`'s output layer cannot make what `loss_fn` reads."""
+    output = of(model)
+    if output is None:
+        return None
+    layer, shape = output
     kind = baseline.kind_of(loss_fn)
     activation = getattr(layer, "activation", None)
     axis = layer.axis if isinstance(layer, keras.layers.Softmax) else None

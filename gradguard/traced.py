@@ -2,8 +2,9 @@
 
 Each made once: the variables the trace gave no gradient (`none-gradient`, with where each one's
 chain to the loss broke), labels broadcast against the predictions (`loss-broadcast`) and an
-output layer that cannot make what the loss reads (`from-logits-mismatch`); and the chance
-level the loss checks compare with, from the labels of batches spread over the run.
+output layer that cannot make what the loss reads (`from-logits-mismatch`); and, from the
+labels of batches spread over the run, the chance level the loss checks compare with and labels
+out of the output's or the loss's range (`labels-out-of-range`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from gradguard import batch as batch_lib
-from gradguard import chance, diagnose, losses, output_layer
+from gradguard import chance, diagnose, label_range, losses, output_layer
 from gradguard.core import StepCore
 from gradguard.findings import Finding
 
@@ -40,6 +41,7 @@ class TraceFindings:
         # A call had sample weights or labels of several outputs: no one label distribution to
         # compare the loss with (the weights and the sum over outputs change the level).
         self._no_chance_level = False
+        self._label_range: label_range.LabelRange | None = None  # when the labels are bounded
 
     def no_gradient(
         self,
@@ -72,8 +74,13 @@ class TraceFindings:
             found.append(self.no_gradient(core, core.none_indices, batch, step))
         if self.loss_shapes.traced and "chance_loss" not in core.notes:  # the first call
             found.append(output_layer.mismatch(self._model, self.loss_fn, step))
+            allowed = label_range.bounds(self._model, self.loss_fn)
+            self._label_range = label_range.LabelRange(allowed) if allowed else None
         if self.loss_shapes.traced and (read or "chance_loss" not in core.notes):
             labels = batch_lib.labels(batch[1])
+            if self._label_range is not None:
+                self._label_range.add(labels)
+                found.append(self._label_range.judge(step))
             core.notes["weighted"] = core.notes.get("weighted") or batch[2] is not None
             self._no_chance_level |= core.notes["weighted"] or labels is None
             self._labels.add(labels)

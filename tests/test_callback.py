@@ -513,3 +513,47 @@ def test_a_resumed_fit_may_hold_its_loss_but_not_lose_it(rate):
     model.fit(x, y, batch_size=32, epochs=3, verbose=0, callbacks=[callback])
     codes = callback.report().codes()
     assert ("loss-not-decreasing" in codes) == (rate is not None), str(callback.report())
+
+
+# (output activation, loss, labels, whether the labels are out of the range it allows)
+LABEL_RANGES = {
+    "sigmoid-against-targets-10-to-90": ("sigmoid", "mse", (10.0, 90.0), True),
+    "binary-ce-on-classes-1-and-2": ("sigmoid", "binary_crossentropy", (1, 2), True),
+    "sigmoid-against-targets-in-0-1": ("sigmoid", "mse", (0.0, 1.0), False),
+    "binary-ce-on-classes-0-and-1": ("sigmoid", "binary_crossentropy", (0, 1), False),
+    "linear-against-targets-10-to-90": (None, "mse", (10.0, 90.0), False),
+}
+
+
+@pytest.mark.parametrize("entry", ["fit", "train_step"])
+@pytest.mark.parametrize("case", sorted(LABEL_RANGES))
+def test_labels_out_of_the_range_the_output_or_the_loss_allows(case, entry):
+    activation, loss, (low, high), found = LABEL_RANGES[case]
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 8)).astype("float32")
+    if isinstance(low, int):  # classes
+        y = rng.integers(low, high + 1, size=(96, 1)).astype("float32")
+    else:  # targets spread over the range, a function of x
+        y = low + (high - low) / (1.0 + np.exp(-x[:, :1]))
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, "relu"), keras.layers.Dense(1, activation)]
+    )
+    if entry == "fit":
+        model.compile(keras.optimizers.Adam(1e-2), loss)
+        callback = gradguard.GuardCallback(policy=WARN_ALL)
+        model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[callback])
+        report = callback.report()
+    else:
+        step = gradguard.TrainStep(model, keras.optimizers.Adam(1e-2), loss, policy=WARN_ALL)
+        for i in range(6):
+            step(x[i % 3 * 32 :][:32], y[i % 3 * 32 :][:32])
+        report = step.report()
+    out_of_range = [f for f in report.findings if f.code == "labels-out-of-range"]
+    assert bool(out_of_range) == found, str(report)
+    if found:
+        (finding,) = out_of_range
+        assert finding.details["labels"][0] >= low and finding.details["labels"][1] <= high
+        assert finding.details["labels"][1] > 1.5, finding.details
+        named = model.layers[-1].name if loss == "mse" else "binary cross-entropy"
+        assert named in finding.message, finding.message

@@ -80,6 +80,8 @@ BUGS: dict[str, Bug] = {
     # variable-not-trained
     "bug_apply_only_head_variables.py": Bug(("variable-not-trained",)),
     "bug_extra_variable_dropped_by_zip.py": Bug(("variable-not-trained",)),
+    # labels-out-of-range
+    "bug_regression_sigmoid_output_fit.py": Bug(("labels-out-of-range",)),
     # gradient-misassigned
     "bug_zip_order_swapped.py": Bug(("gradient-misassigned",)),
     "bug_fit_train_step_partial_variables.py": Bug(("variable-not-trained",)),
@@ -632,6 +634,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "loss-broadcast",
         "dead-units",
         "gradient-misassigned",
+        "labels-out-of-range",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}
     assert runtime_codes <= covered
