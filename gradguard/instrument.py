@@ -208,13 +208,16 @@ def _note_scaled_losses(original: Any) -> Any:
 
 def _report_warnings(original: Any) -> Any:
     @functools.wraps(original)
-    def warn(message: Any, *args: Any, **kwargs: Any) -> Any:
+    def warn(
+        message: Any, category: Any = None, stacklevel: int = 1, *args: Any, **kwargs: Any
+    ) -> Any:
         # Keras says some things only as warnings ("The model does not have any trainable
-        # weights."): the guard listening hears them too. The warning goes on unchanged.
+        # weights."): the guard listening hears them too. The warning goes on unchanged, and
+        # is told from where its caller's caller was (this frame is one more).
         guard = listener()
         if guard is not None:
             guard.on_warning(str(message))
-        return original(message, *args, **kwargs)
+        return original(message, category, stacklevel + 1, *args, **kwargs)
 
     return warn
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 import keras
 import numpy as np
@@ -121,6 +122,22 @@ def test_gradients_zipped_with_another_order_of_the_variables(order, pairing):
     (kernel, bias), (kernel2, bias2) = (names(layer) for layer in model.layers)
     assert sorted(finding.variables) == sorted([kernel, bias, kernel2, bias2])
     assert f"{kernel} got the gradient of {kernel2}" in finding.message, finding.message
+
+
+def test_a_warning_raised_while_guarded_points_at_its_own_caller():
+    model, optimizer = mlp(depth=1), keras.optimizers.Adam(1e-2)
+    body = user_step(model, optimizer)
+
+    def train_step(x, y):
+        warnings.warn("from the user's step", UserWarning, stacklevel=1)
+        return body(x, y)
+
+    step, _ = make_step(model, optimizer, train_step, "eager")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        step(*regression_data())
+    (warning,) = [w for w in caught if "user's step" in str(w.message)]
+    assert warning.filename == __file__, warning.filename  # not gradguard's instrument.py
 
 
 def test_missing_apply_raises_by_default():
