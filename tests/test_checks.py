@@ -397,6 +397,13 @@ SCRIPTED = [
         vanishing_reference,
         frozenset({"vanishing-gradient"}),
     ),
+    Scripted(  # dead first layers (zero-gradient's finding): nothing vanished
+        "vanishing-first-layers-exactly-zero",
+        checks.VanishingGradient,
+        Layout.from_names([f"d{i}/kernel" for i in range(4)]),
+        _steps(grad_sq=lambda s: np.array([0.0, 0.0, 1e-2, 1.0])),
+        vanishing_reference,
+    ),
     Scripted(
         "loss-decreasing",
         lambda: checks.LossNotDecreasing(window=4),

@@ -254,7 +254,11 @@ class VanishingGradient(Check):
             return []
         mean = np.asarray(state["layer_norm_sum"]) / count
         none_layers = {self.layout.layer_index[i] for i in context.none}
-        layers = [li for li in range(len(self.layout.layers)) if li not in none_layers]
+        # A layer whose gradient is exactly 0 has none to vanish: dead units or a zero factor
+        # cut it off (`zero-gradient` says so), not a long chain of small derivatives.
+        layers = [
+            li for li in range(len(self.layout.layers)) if li not in none_layers and mean[li] > 0
+        ]
         if len(layers) < self.min_layers or mean[layers[-1]] <= 0:
             return []
         last = layers[-1]
