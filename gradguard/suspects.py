@@ -10,7 +10,9 @@ the likely cause, where it would otherwise say only "see the other findings":
   drives the weights to 0;
 * a layer with weights initialized to zeros that feeds another layer with weights: every unit
   of it gets the same gradient and stays identical to the others (the symmetry is never
-  broken).
+  broken);
+* a cross-entropy's ``label_smoothing`` of 0.5 or more: at 1.0 every target is the uniform
+  distribution, and the best the model can do is the chance level.
 """
 
 from __future__ import annotations
@@ -25,10 +27,23 @@ __all__ = ["of_model"]
 
 DROPOUT = 0.9  # rates at or above are named
 PENALTY = 0.1  # L1/L2 factors at or above are named
+SMOOTHING = 0.5  # label_smoothing at or above is named
 
 
-def of_model(model: Any) -> list[str]:
-    """Phrases naming the suspect settings of `model` (none for a model of no Keras layers)."""
+def of_model(model: Any, loss: Any = None) -> list[str]:
+    """Phrases naming the suspect settings of `model` and its `loss` (a `keras.losses.Loss`)."""
+    config = loss.get_config() if isinstance(loss, keras.losses.Loss) else {}
+    smoothing = config.get("label_smoothing") or 0.0
+    in_loss = []
+    if smoothing >= SMOOTHING:
+        in_loss.append(
+            f"the loss: label_smoothing={smoothing:g} moves every target {smoothing:.0%} of the "
+            "way to the uniform distribution (at 1 the labels say nothing; 0.1 is usual)"
+        )
+    return in_loss + _of_layers(model)
+
+
+def _of_layers(model: Any) -> list[str]:
     layers = [layer for layer in _compat.flatten_layers(model) if layer is not model]
     found: dict[str, list[str]] = {}  # what is wrong -> the layers it is wrong in
     for layer in layers:

@@ -408,13 +408,14 @@ def test_fit_and_train_step_tell_their_checks_the_models_suspect_settings():
     model = keras.Sequential(
         [keras.Input((8,)), keras.layers.Dropout(0.95, name="drop"), keras.layers.Dense(1)]
     )
-    model.compile(keras.optimizers.Adam(1e-3), "mse")
+    loss = keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=0.9)
+    model.compile(keras.optimizers.Adam(1e-3), loss)
     callback = gradguard.GuardCallback()
-    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
-    step = gradguard.TrainStep(model, keras.optimizers.Adam(1e-3), "mse")
-    step(x, y)
+    model.fit(x, y > 0, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
+    step = gradguard.TrainStep(model, keras.optimizers.Adam(1e-3), loss)
+    step(x, y > 0)
     for core in [*callback.guard.cores.values(), step.core]:
-        assert [s.split(":")[0] for s in core.notes["suspects"]] == ["'drop'"]
+        assert [s.split(":")[0] for s in core.notes["suspects"]] == ["the loss", "'drop'"]
 
 
 @pytest.mark.parametrize("weighted", [True, False])

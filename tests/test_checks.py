@@ -576,6 +576,10 @@ def test_settings_that_keep_a_model_from_learning_are_named_when_the_loss_does_n
         ]
     )
     assert suspects.of_model(healthy) == []
+    smoothed = keras.losses.CategoricalCrossentropy(label_smoothing=1.0)
+    assert [p.split(":")[0] for p in suspects.of_model(healthy, smoothed)] == ["the loss"]
+    usual = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)
+    assert suspects.of_model(healthy, usual) == suspects.of_model(healthy, "mse") == []
     (scripted,) = [s for s in SCRIPTED if s.name == "loss-falls-to-chance-and-stays"]
     check, state = fold(scripted, "graph")
     steps = len(scripted.steps)
