@@ -85,9 +85,8 @@ class StepCore:
         self.notes: dict[str, Any] = {}
         self._read_states = StateReader(self.checks)
         self._eager_fold: Any = None  # `_fold_state` as a graph, for eager steps
-        # Filled while tracing: which variables got a None gradient, and which got a gradient at
-        # least once. Python state is fine here: these are facts about the traced graph, the
-        # same on every call of the trace.
+        # Filled while tracing: which variables got a None gradient, and which got one at least
+        # once (Python state: facts about the traced graph, the same on every call of it).
         self.none_indices: set[int] = set()
         self.present_indices: set[int] = set()
         with tf.init_scope(), strategy_scope or contextlib.nullcontext():
@@ -100,6 +99,7 @@ class StepCore:
             # Updates made before this core watched (a second `fit`, a restored checkpoint):
             # the loss of a resumed run may rightly hold from its start (`LossNotDecreasing`).
             self.notes["resumed"] = updating.updates_made(optimizer) > 0
+            self.notes["schedule"] = updating.schedule_start(optimizer)
             self.deferred = deferred.for_checks(
                 self.checks, options.every, options.read_every, self._step, defer
             )

@@ -139,6 +139,17 @@ def learning_rate_value(optimizer: keras.optimizers.Optimizer) -> float | None:
         return None
 
 
+def schedule_start(optimizer: Any) -> tuple[str, float] | None:
+    """The learning-rate schedule's class name and its rate at step 0 (None for no schedule)."""
+    schedule = getattr(_compat.inner_optimizer(optimizer), "_learning_rate", None)
+    if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        return None
+    try:
+        return type(schedule).__name__, float(np.asarray(schedule(0)))
+    except (TypeError, ValueError):
+        return None
+
+
 def updates_made(optimizer: Any) -> int:
     """The updates `optimizer` has applied so far, read eagerly (0 without an update count)."""
     iterations = getattr(optimizer, "iterations", None)

@@ -589,15 +589,26 @@ def test_settings_that_keep_a_model_from_learning_are_named_when_the_loss_does_n
     assert "'drop': drop 99% of their inputs" in finding.message, finding.message
 
 
-@pytest.mark.parametrize("learning_rate", [0.0, 1e-10])
-def test_weights_that_stopped_are_blamed_on_a_schedule_only_at_a_zero_rate(learning_rate):
-    # A schedule that ran out reaches 0; a constant 1e-10 is below float precision.
+@pytest.mark.parametrize(
+    "learning_rate,schedule,blamed",
+    [
+        (0.0, None, True),  # a schedule that ran out reaches 0
+        (1e-10, None, False),  # a constant 1e-10 is below float precision
+        (1e-10, ("ExponentialDecay", 1e-3), True),  # a schedule brought it there
+        (9e-4, ("CosineDecay", 1e-3), False),  # barely decayed: not the schedule's doing
+    ],
+)
+def test_weights_that_stopped_are_blamed_on_a_schedule_only_when_it_ran_out(
+    learning_rate, schedule, blamed
+):
     (scripted,) = [s for s in SCRIPTED if s.name == "update-ratio-schedule-reaches-zero-at-step-6"]
     check, state = fold(scripted, "graph")
     steps = len(scripted.steps)
-    context = Context(steps=steps, step=steps - 1, learning_rate=learning_rate)
+    notes = {"schedule": schedule}
+    context = Context(steps=steps, step=steps - 1, learning_rate=learning_rate, notes=notes)
     (stopped,) = [f for f in check.judge(state, context) if f.code == "weights-unchanged"]
-    assert ("decay_steps" in stopped.message) == (learning_rate == 0.0), stopped.message
+    assert ("decay_steps" in stopped.message) == blamed, stopped.message
+    assert (schedule is not None and blamed) == ("ExponentialDecay" in stopped.message)
 
 
 def test_every_built_in_check_is_scripted():

@@ -606,3 +606,13 @@ def test_the_chance_level_is_the_runs_not_the_first_batchs(labels):
     codes = step.report().codes()
     assert ("loss-not-decreasing" in codes) == (labels == "noise"), str(step.report())
     assert step.core.notes["chance_loss"] == pytest.approx(float(np.var(y)), rel=0.2)
+
+
+def test_the_checks_know_a_learning_rate_schedule_and_its_first_rate():
+    schedule = keras.optimizers.schedules.ExponentialDecay(1e-3, decay_steps=1, decay_rate=0.5)
+    scheduled = gradguard.TrainStep(mlp(), keras.optimizers.Adam(schedule), "mse")
+    constant = gradguard.TrainStep(mlp(), keras.optimizers.Adam(1e-3), "mse")
+    for step in (scheduled, constant):
+        step(*regression_data())
+    assert scheduled.core.notes["schedule"] == ("ExponentialDecay", pytest.approx(1e-3))
+    assert constant.core.notes["schedule"] is None

@@ -141,12 +141,19 @@ class UpdateRatio(Check):
         if stopped:
             variables = tuple(layout.names[i] for i in stopped)
             since = int(min(s["unchanged_since"][i] for i in stopped))
-            cause = (
-                f"the learning rate{lr} is too small for float precision at these weights"
-                if context.learning_rate  # still positive: not a schedule run out
-                else f"the learning rate{lr} reached 0 (a schedule whose decay_steps ran out: "
-                "decay_steps counts optimizer steps, not epochs) or fell below float precision"
-            )
+            schedule = context.notes.get("schedule")  # (its name, its rate at step 0)
+            if schedule and (context.learning_rate or 0.0) < 1e-3 * schedule[1]:
+                cause = (
+                    f"the learning rate{lr} was brought down from {number(schedule[1])} by its "
+                    f"{schedule[0]} schedule (decay_steps counts optimizer steps, not epochs)"
+                )
+            elif context.learning_rate:  # still positive: not a schedule run out
+                cause = f"the learning rate{lr} is too small for float precision at these weights"
+            else:
+                cause = (
+                    f"the learning rate{lr} reached 0 (a schedule whose decay_steps ran out: "
+                    "decay_steps counts optimizer steps, not epochs) or fell below float precision"
+                )
             results.append(
                 Finding(
                     "weights-unchanged",
