@@ -169,7 +169,10 @@ class NonFinite(Check):
         elif skipped:
             skip_text = f" {skipped} update(s) were skipped, so the weights are intact."
         else:
-            skip_text = " The update was applied: add gradguard.skip_nonfinite() to the transform."
+            skip_text = (
+                " The update was applied: gradguard.skip_nonfinite() as the transform of "
+                "TrainStep, guard or GuardCallback skips such updates."
+            )
         if where == "loss":
             message = (
                 f"The loss became NaN/Inf at step {step}: look for log(0), division by zero or "
