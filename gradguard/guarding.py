@@ -189,11 +189,8 @@ class Guard:
             scaled, loss = self._scaled_loss
             self._last_loss = target = loss if target is scaled else target
             if tf.inside_function() and hasattr(target, "graph"):  # traced once: read the graph
-                found = [
-                    judge(target, self._calls)
-                    for judge in (lossgraph.graph_loss_broadcast, lossgraph.graph_double_softmax)
-                ]
-                found += self.forensics.compiled_loss(self._calls)
+                found = self.forensics.compiled_loss(self._calls)
+                self._pending += lossgraph.graph_findings(target, self._calls)
                 self._pending += [finding for finding in found if finding is not None]
         self.ledger.on_gradient(pairs, tape.watched_variables(), extra)
         if all(g is None for _, g in pairs):

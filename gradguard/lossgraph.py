@@ -1,8 +1,9 @@
 """What a traced loss shows about how it compares labels with predictions.
 
 A loss that silently broadcasts them (`loss-broadcast`: every label compared with every
-prediction, or a narrow output stretched over wide labels) and a cross-entropy applied to a
-softmax's output (`from-logits-mismatch`). Read from a traced `FuncGraph`, once per trace.
+prediction, or a narrow output stretched over wide labels), a cross-entropy applied to a
+softmax's output (`from-logits-mismatch`) and one given the model's output as its labels
+(`labels-out-of-range`). Read from a traced `FuncGraph`, once per trace.
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ import tensorflow as tf
 from gradguard.diagnose import ancestors, descendants, shape_text
 from gradguard.findings import Finding
 
-__all__ = ["graph_double_softmax", "graph_loss_broadcast", "loss_broadcast"]
+__all__ = [
+    "graph_double_softmax",
+    "graph_findings",
+    "graph_loss_broadcast",
+    "graph_swapped_cross_entropy",
+    "loss_broadcast",
+]
 
 
 def _mutually_broadcast(a: tf.TensorShape, b: tf.TensorShape) -> bool:
@@ -160,6 +167,33 @@ def graph_double_softmax(loss: tf.Tensor, step: int) -> Finding | None:
     return None
 
 
+def graph_swapped_cross_entropy(loss: tf.Tensor, step: int) -> Finding | None:
+    """`labels-out-of-range`: a softmax cross-entropy given the model's output as its labels.
+
+    Read from a traced loss: a ``SoftmaxCrossEntropyWithLogits`` op whose labels are computed
+    from variables and whose logits are not (``labels=`` and ``logits=`` swapped). The labels
+    are then unbounded logits, not probabilities: the loss falls below 0 without limit while
+    the model learns nothing. Distillation stays silent: its logits come from the student.
+    """
+    for op in ancestors(loss):
+        if op.type != "SoftmaxCrossEntropyWithLogits":
+            continue
+        logits, labels = op.inputs[0], op.inputs[1]
+        if _reads_variables(labels) and not _reads_variables(logits):
+            message = (
+                f"The cross-entropy {op.name} takes the model's output as its labels and the "
+                "data as its logits: labels= and logits= are swapped. It reads labels as "
+                "probabilities, so the loss falls below 0 without limit while the model learns "
+                "nothing; pass labels=y_true, logits=model(x)."
+            )
+            return Finding("labels-out-of-range", message, step, details={"loss_op": op.name})
+    return None
+
+
+def _reads_variables(tensor: tf.Tensor) -> bool:
+    return any(op.type == "ReadVariableOp" for op in ancestors(tensor))
+
+
 def graph_loss_broadcast(loss: tf.Tensor, step: int) -> Finding | None:
     """`loss-broadcast` from a traced loss: an elementwise op on (n,) and (n, 1) inputs.
 
@@ -184,3 +218,10 @@ def graph_loss_broadcast(loss: tf.Tensor, step: int) -> Finding | None:
             details = {"shapes": [flat.as_list(), column.as_list()], "op": op.name}
             return Finding("loss-broadcast", message, step, details=details)
     return None
+
+
+def graph_findings(loss: tf.Tensor, step: int) -> list[Finding]:
+    """Every judgment of a traced loss, for code gradguard did not write (the guard, `run`)."""
+    judges = (graph_loss_broadcast, graph_double_softmax, graph_swapped_cross_entropy)
+    found = [judge(loss, step) for judge in judges]
+    return [finding for finding in found if finding is not None]

@@ -124,6 +124,41 @@ def test_gradients_zipped_with_another_order_of_the_variables(order, pairing):
     assert f"{kernel} got the gradient of {kernel2}" in finding.message, finding.message
 
 
+@pytest.mark.parametrize("order", ["guard-over-function", "function-over-guard"])
+@pytest.mark.parametrize("pairing", ["labels-and-logits-swapped", "right", "distilled"])
+def test_a_cross_entropy_given_the_model_output_as_labels(order, pairing):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
+    teacher = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
+    optimizer = keras.optimizers.Adam(1e-2)
+    x = np.random.default_rng(0).normal(size=(32, 8)).astype("float32")
+    y = tf.one_hot(np.arange(32) % 4, 4)
+
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)
+            if pairing == "labels-and-logits-swapped":
+                ce = tf.nn.softmax_cross_entropy_with_logits(labels=logits, logits=y)
+            elif pairing == "right":
+                ce = tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=logits)
+            else:  # the teacher's probabilities are the labels: read from variables, on purpose
+                soft = tf.nn.softmax(teacher(x))
+                ce = tf.nn.softmax_cross_entropy_with_logits(labels=soft, logits=logits)
+            loss = tf.reduce_mean(ce)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    step, guarded = make_step(model, optimizer, train_step, order)
+    for _ in range(3):
+        step(x, y)
+    report = report_of(step, guarded)
+    swapped = [f for f in report.findings if f.code == "labels-out-of-range"]
+    assert bool(swapped) == (pairing == "labels-and-logits-swapped"), str(report)
+    if swapped:
+        assert "swapped" in swapped[0].message, swapped[0].message
+
+
 def test_a_warning_raised_while_guarded_points_at_its_own_caller():
     model, optimizer = mlp(depth=1), keras.optimizers.Adam(1e-2)
     body = user_step(model, optimizer)
