@@ -7,8 +7,8 @@ optimizer's updates (`apply_gradients` / `apply`) go through it (`gradguard.inst
   `TrainStep` (transforms, then the real update, then the checks), one core per optimizer;
 * what the user's code did is recorded in a `Ledger`, from which the host judges
   `missing-apply` and `variable-not-trained`; gradients that are all None are explained at once
-  (`none-gradient`, with where the chain broke), and so is a gradient handed to another
-  variable than the one it is of (`pairing`).
+  (`none-gradient`, with where the chain broke), and so is a gradient applied to a variable
+  other than its own (`pairing`).
 
 The decorator forms are in `gradguard.decorator`; ``gradguard run`` uses `Guard` process-wide.
 (The module is not called `guard`: that is the decorator's public name.)
