@@ -8,7 +8,7 @@ softmax's output (`from-logits-mismatch`) and one given the model's output as it
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import tensorflow as tf
@@ -141,7 +141,7 @@ _WITH_LOGITS = {"SparseSoftmaxCrossEntropyWithLogits", "SoftmaxCrossEntropyWithL
 _PASSING = {"Identity", "Reshape", "Cast", "ExpandDims", "Squeeze", "Transpose", "Pack", "ConcatV2"}
 
 
-def graph_double_softmax(loss: tf.Tensor, step: int) -> Finding | None:
+def graph_double_softmax(ops: Iterable[tf.Operation], step: int) -> Finding | None:
     """`from-logits-mismatch`: a cross-entropy that applies softmax to a softmax's output.
 
     Read from a traced loss: a ``*SoftmaxCrossEntropyWithLogits`` op whose logits come from a
@@ -149,7 +149,7 @@ def graph_double_softmax(loss: tf.Tensor, step: int) -> Finding | None:
     and the loss cannot get near 0. Keras' own losses with ``from_logits=True`` on a model
     ending in its softmax take the logits instead, and are not flagged.
     """
-    for op in ancestors(loss):
+    for op in ops:
         if op.type not in _WITH_LOGITS:
             continue
         source = op.inputs[0].op
@@ -167,7 +167,7 @@ def graph_double_softmax(loss: tf.Tensor, step: int) -> Finding | None:
     return None
 
 
-def graph_swapped_cross_entropy(loss: tf.Tensor, step: int) -> Finding | None:
+def graph_swapped_cross_entropy(ops: Iterable[tf.Operation], step: int) -> Finding | None:
     """`labels-out-of-range`: a softmax cross-entropy given the model's output as its labels.
 
     Read from a traced loss: a ``SoftmaxCrossEntropyWithLogits`` op whose labels are computed
@@ -175,7 +175,7 @@ def graph_swapped_cross_entropy(loss: tf.Tensor, step: int) -> Finding | None:
     are then unbounded logits, not probabilities: the loss falls below 0 without limit while
     the model learns nothing. Distillation stays silent: its logits come from the student.
     """
-    for op in ancestors(loss):
+    for op in ops:
         if op.type != "SoftmaxCrossEntropyWithLogits":
             continue
         logits, labels = op.inputs[0], op.inputs[1]
@@ -194,14 +194,14 @@ def _reads_variables(tensor: tf.Tensor) -> bool:
     return any(op.type == "ReadVariableOp" for op in ancestors(tensor))
 
 
-def graph_loss_broadcast(loss: tf.Tensor, step: int) -> Finding | None:
+def graph_loss_broadcast(ops: Iterable[tf.Operation], step: int) -> Finding | None:
     """`loss-broadcast` from a traced loss: an elementwise op on (n,) and (n, 1) inputs.
 
     For code gradguard did not write (the guard, `gradguard run`), where only the loss tensor
     is seen. Only this exact pattern is reported: pairwise terms written on purpose
     (``x[:, None] - x[None, :]``) have two rank-2 inputs.
     """
-    for op in ancestors(loss):
+    for op in ops:
         inputs = [t for t in op.inputs if t.dtype.is_floating]
         if len(inputs) != 2 or len(op.outputs) != 1:
             continue
@@ -221,7 +221,11 @@ def graph_loss_broadcast(loss: tf.Tensor, step: int) -> Finding | None:
 
 
 def graph_findings(loss: tf.Tensor, step: int) -> list[Finding]:
-    """Every judgment of a traced loss, for code gradguard did not write (the guard, `run`)."""
+    """Every judgment of a traced loss, for code gradguard did not write (the guard, `run`).
+
+    Each judge reads `ops`, the ops the loss is computed from (one walk of the graph for all).
+    """
+    ops = ancestors(loss)
     judges = (graph_loss_broadcast, graph_double_softmax, graph_swapped_cross_entropy)
-    found = [judge(loss, step) for judge in judges]
+    found = [judge(ops, step) for judge in judges]
     return [finding for finding in found if finding is not None]
