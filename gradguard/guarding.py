@@ -30,6 +30,7 @@ from gradguard.core import StepCore
 from gradguard.forensics import Forensics
 from gradguard.ledger import Ledger, shared_root
 from gradguard.ledger import key as ledger_key
+from gradguard.manual import LossWatch
 from gradguard.options import Options, check_optimizer
 from gradguard.pairing import Pairing
 from gradguard.tap import Tap
@@ -81,6 +82,8 @@ class Guard:
         self.report = findings_lib.Report()
         self.ledger = Ledger(models)
         self._pairing = Pairing(ledger_key)  # which variable each gradient is of
+        # A loop with no optimizer named may update by hand: its losses are watched for NaN.
+        self._manual = LossWatch() if self.optimizer is None else None
         # Watched layer outputs of the model (one model), when a check watches them.
         self._recorder = (
             activations_lib.Recorder(self.model, str(getattr(self.model, "name", "")))
@@ -188,6 +191,8 @@ class Guard:
         if isinstance(target, tf.Tensor) and target.shape.rank == 0:
             scaled, loss = self._scaled_loss
             self._last_loss = target = loss if target is scaled else target
+            if self._manual is not None:
+                self._manual.on_loss(target)
             if tf.inside_function() and hasattr(target, "graph"):  # traced once: read the graph
                 found = self.forensics.compiled_loss(self._calls)
                 self._pending += lossgraph.graph_findings(target, self._calls)
@@ -323,11 +328,8 @@ class Guard:
         return core
 
     def _adversarial(self) -> None:
-        """The losses here fight other players' (a GAN): a loss not decreasing says nothing.
-
-        Several optimizers in one guard, or a loss that depends on variables something else
-        trains (a GAN's discriminator read by the generator's loss, in a separate guard).
-        """
+        """The losses fight other players' (a GAN's): none need decrease."""
+        # Several optimizers here, or a loss reading variables trained elsewhere.
         for core in self.cores.values():
             core.ignore("loss-not-decreasing")
 
@@ -357,6 +359,7 @@ class Guard:
         untracked = self.ledger.untracked(layers)
         found = [*self._pending, *self.forensics.unreached(step)]
         found += self.forensics.labels_out_of_range(step)
+        found += self._manual.judge() if self._manual is not None and not self.cores else []
         found += self.ledger.judge(step, final, self._names, keras_variables, bool(untracked))
         self._pending = []
         findings_lib.emit(self.report, found, self.policy, raise_errors=False)

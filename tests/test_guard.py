@@ -13,6 +13,8 @@ from conftest import WARN_ALL, mlp, regression_data
 
 import gradguard
 from gradguard import instrument
+from gradguard.guarding import Guard
+from gradguard.options import Options
 
 ORDERS = ("eager", "guard-over-function", "function-over-guard")
 
@@ -157,6 +159,33 @@ def test_a_cross_entropy_given_the_model_output_as_labels(order, pairing):
     assert bool(swapped) == (pairing == "labels-and-logits-swapped"), str(report)
     if swapped:
         assert "swapped" in swapped[0].message, swapped[0].message
+
+
+@pytest.mark.parametrize("function", [False, True], ids=["eager", "tf-function"])
+@pytest.mark.parametrize("learning_rate", [50.0, 0.01])
+def test_a_loop_that_updates_by_hand_is_told_its_loss_went_nan(function, learning_rate):
+    # No optimizer, so no core and none of its checks: as `gradguard run` watches such a loop.
+    model = mlp(depth=1)
+
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(model(x, training=True) - y))
+        grads = tape.gradient(loss, model.trainable_variables)
+        for variable, grad in zip(model.trainable_variables, grads):
+            variable.assign_sub(learning_rate * grad)
+        return loss
+
+    step = tf.function(train_step) if function else train_step
+    guard = Guard(options=Options.create(policy=WARN_ALL), raise_errors=False)
+    x, y = regression_data()
+    with guard.instrument_process():
+        losses = [float(step(x, y)) for _ in range(30)]
+    report = guard.read(final=True)
+    non_finite = [f for f in report.findings if f.code == "non-finite"]
+    assert bool(non_finite) == (not np.isfinite(losses[-1])), (losses, str(report))
+    if non_finite:
+        first = next(i for i, loss in enumerate(losses) if not np.isfinite(loss))
+        assert non_finite[0].step == first and "by hand" in non_finite[0].message
 
 
 def test_a_warning_raised_while_guarded_points_at_its_own_caller():
