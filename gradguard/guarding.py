@@ -197,6 +197,7 @@ class Guard:
                 found = self.forensics.compiled_loss(self._calls)
                 self._pending += lossgraph.graph_findings(target, self._calls)
                 self._pending += [finding for finding in found if finding is not None]
+        self.ledger.tape_unwatching |= not getattr(tape, "_watch_accessed_variables", True)
         self.ledger.on_gradient(pairs, tape.watched_variables(), extra)
         if all(g is None for _, g in pairs):
             variables = [v for v, _ in pairs]

@@ -65,14 +65,13 @@ class Ledger:
         self.with_gradient: dict[int, Any] = {}  # given a (non-None) gradient
         self.applied: dict[int, Any] = {}  # passed to an optimizer update
         self.watched: dict[int, Any] = {}  # read in the forward pass under a tape
-        # Read under a tape, not asked a gradient for, yet the target depends on them.
-        self.unasked: dict[int, Any] = {}
+        self.tape_unwatching = False  # a tape made with watch_accessed_variables=False
+        self.unasked: dict[int, Any] = {}  # read under a tape, not asked for; the target needs them
         # Display names of variables no layer tracks: the attribute holding them.
         self.labels: dict[int, str] = {}
         # Models Keras was asked to train that had no trainable weights (it says so, and skips).
         self.frozen_models: dict[int, Any] = {}
-        # Fingerprints when first seen, to tell "updated by hand" from "never updated"; NaN until
-        # the first run of the step that saw them.
+        # Fingerprints when first seen ("updated by hand" or "never"), NaN until the step runs.
         self._baseline: dict[int, tf.Variable] = {}
         self._taken: set[int] = set()  # baselines taken on the host
         self._extra_budget = _EAGER_EXTRA_CALLS
@@ -238,7 +237,8 @@ class Ledger:
                         f"Gradients were computed in {gradient_calls} calls but no optimizer "
                         "update was applied and the weights did not change: call "
                         "optimizer.apply_gradients(zip(grads, model.trainable_variables)) "
-                        "after tape.gradient.",
+                        "after tape.gradient (or, updating by hand, check the step is not 0: "
+                        "a Python learning rate is frozen into a tf.function when traced).",
                         step,
                         tuple(names(variables)),
                         details={"gradient_calls": gradient_calls, "updates": 0},
@@ -249,9 +249,8 @@ class Ledger:
             return frozen
         found = frozen + self._never_read(step, names)
         # Given a gradient, or expected (the model's) but never asked one, or read under a tape
-        # with the target depending on it but never asked for (`_left_out_of`); and never passed
-        # to an optimizer nor updated by hand. Variables whose gradient was always None are left
-        # out: an unused output head is not a bug.
+        # with the target depending on it but not asked for (`_left_out_of`); never passed to an
+        # optimizer nor updated by hand. (An unused head, its gradient always None, is no bug.)
         candidates = {**self.with_gradient}
         candidates.update((k, v) for k, v in self.expected.items() if k not in self.requested)
         if final or updates >= MISSING_APPLY_CALLS_WHILE_RUNNING:
@@ -364,24 +363,26 @@ class Ledger:
         ]
         if not unread or not self.with_gradient:
             return []  # nothing got a gradient: the gradient call itself is diagnosed
-        unread_names = names(unread)
+        unread_names, them = names(unread), "it" if len(unread) == 1 else "them"
         every = len(unread) == len(self.requested)
-        message = (
-            f"{listing(unread_names)} got no gradient: the forward pass never read "
-            f"{'it' if len(unread) == 1 else 'them'} (a layer that is never called, or weights "
-            "that build() creates and call() does not use); call the layer, or remove the "
-            "unused weights."
-        )
-        return [
-            Finding(
-                "none-gradient",
-                message,
-                step,
-                tuple(unread_names),
-                Severity.ERROR if every else Severity.WARNING,
-                details={"causes": dict.fromkeys(unread_names, "never read")},
+        cause, why = (
+            (
+                "not watched",
+                f"the tape was made with watch_accessed_variables=False and never "
+                f"watched {them}; tape.watch({them}) too, or leave the option at its default.",
             )
-        ]
+            if self.tape_unwatching
+            else (
+                "never read",
+                f"the forward pass never read {them} (a layer that is never "
+                "called, or weights that build() creates and call() does not use); call the "
+                "layer, or remove the unused weights.",
+            )
+        )
+        message = f"{listing(unread_names)} got no gradient: {why}"
+        severity = Severity.ERROR if every else Severity.WARNING
+        details = {"causes": dict.fromkeys(unread_names, cause)}
+        return [Finding("none-gradient", message, step, tuple(unread_names), severity, details)]
 
 
 def shared_root(variables: Iterable[Any]) -> str:

@@ -188,6 +188,29 @@ def test_a_loop_that_updates_by_hand_is_told_its_loss_went_nan(function, learnin
         assert non_finite[0].step == first and "by hand" in non_finite[0].message
 
 
+@pytest.mark.parametrize("watch_all", [False, True])
+def test_variables_a_tape_was_told_not_to_watch_are_named_as_such(watch_all):
+    model, optimizer = mlp(depth=1), keras.optimizers.Adam(1e-2)
+    head = model.layers[-1].trainable_variables
+
+    def train_step(x, y):
+        with tf.GradientTape(watch_accessed_variables=watch_all) as tape:
+            tape.watch([v.value for v in head])  # the head only, unless watching all it reads
+            loss = tf.reduce_mean(tf.square(model(x, training=True) - y))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    step, guarded = make_step(model, optimizer, train_step, "guard-over-function")
+    for _ in range(3):
+        step(*regression_data())
+    none = [f for f in report_of(step, guarded).findings if f.code == "none-gradient"]
+    assert bool(none) != watch_all, none
+    if none:
+        assert none[0].variables == names(model.layers[0]), none
+        assert "watch_accessed_variables=False" in none[0].message, none[0].message
+
+
 def test_a_warning_raised_while_guarded_points_at_its_own_caller():
     model, optimizer = mlp(depth=1), keras.optimizers.Adam(1e-2)
     body = user_step(model, optimizer)
