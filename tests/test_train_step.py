@@ -616,3 +616,16 @@ def test_the_checks_know_a_learning_rate_schedule_and_its_first_rate():
         step(*regression_data())
     assert scheduled.core.notes["schedule"] == ("ExponentialDecay", pytest.approx(1e-3))
     assert constant.core.notes["schedule"] is None
+
+
+def test_a_nan_loss_whose_gradients_are_finite_is_told_why_its_update_ran():
+    # Poisson loss on a linear output: log of a negative prediction is NaN, its gradient is not.
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(1, bias_initializer=keras.initializers.Constant(-5))]
+    )
+    step = gradguard.TrainStep(model, keras.optimizers.SGD(1e-3), "poisson", policy=WARN_ALL)
+    x, y = regression_data()
+    step(x, np.abs(y))
+    (finding,) = [f for f in step.report().findings if f.code == "non-finite"]
+    assert "its gradients were finite" in finding.message, finding.message
+    assert "softplus" in finding.message, finding.message

@@ -33,7 +33,8 @@ _ADVICE = {
     ),
     "loss": (
         "Look for log(0) or a division by zero in the loss: add an epsilon, use "
-        "from_logits=True, or a keras.losses object."
+        "from_logits=True, or a keras.losses object; a loss that takes the log of the "
+        "prediction (Poisson) needs a positive output (softplus or exp), not a linear one."
     ),
     "backward": (
         "The value is finite but its derivative is not (sqrt or pow at 0, a division by a "
@@ -168,6 +169,11 @@ class NonFinite(Check):
             )
         elif skipped:
             skip_text = f" {skipped} update(s) were skipped, so the weights are intact."
+        elif where == "loss":
+            skip_text = (
+                " The update was applied: its gradients were finite, and "
+                "gradguard.skip_nonfinite() skips only updates whose gradients are NaN/Inf."
+            )
         else:
             skip_text = (
                 " The update was applied: gradguard.skip_nonfinite() as the transform of "
@@ -176,8 +182,10 @@ class NonFinite(Check):
         if where == "loss":
             message = (
                 f"The loss became NaN/Inf at step {step}: look for log(0), division by zero or "
-                "sqrt of a negative in the loss (add an epsilon, or use from_logits=True), "
-                "and for an exploding learning rate."
+                "sqrt of a negative in the loss (add an epsilon, or use from_logits=True), the "
+                "log of a negative prediction (a loss that takes the log of the output, as "
+                "Poisson does, needs a positive output: softplus or exp), and for an exploding "
+                "learning rate."
             )
         elif where == "gradient":
             message = (
