@@ -70,6 +70,8 @@ class Forensics:
         # and the arguments of the latest call the host made (`offer`), to find it among.
         self._xla_inputs: dict[int, tf.TensorSpec] = {}
         self._latest_call: list[Any] = []
+        # Per core, the chance level its traced loss shows (`lossgraph.graph_chance`).
+        self._graph_chance: dict[int, float | None] = {}
         # Per model under Keras' own train step, the range of its labels when it is bounded.
         self._label_ranges: dict[int, label_range.LabelRange] = {}
 
@@ -87,6 +89,10 @@ class Forensics:
         if id(model) in self._label_ranges:
             self._label_ranges[id(model)].observe(self.batch[1])
 
+    def in_keras_step(self) -> bool:
+        """Whether the graph being traced is a Keras train step's (`fit_batch` saw its batch)."""
+        return self.batch is not None and activations_lib.in_current_graph(self.batch)
+
     def labels_out_of_range(self, step: int) -> list[Finding]:
         """`labels-out-of-range` for the models whose labels pass their bounds (a host read)."""
         found = [labels.judge(step) for labels in self._label_ranges.values()]
@@ -102,12 +108,10 @@ class Forensics:
         labels and loss function are not seen: its traced loss is read instead
         (`lossgraph.graph_loss_broadcast`).
         """
-        model, batch = self._fit_model, self.batch
-        if batch is None or not activations_lib.in_current_graph(batch):
+        model = self._fit_model
+        if self.batch is None or not self.in_keras_step() or not _keras_step(model):
             return []
-        if not _keras_step(model):
-            return []
-        loss, y = getattr(model, "loss", None), batch[1]
+        loss, y = getattr(model, "loss", None), self.batch[1]
         outputs = tf.nest.flatten(self._tap.output_spec(model))
         if loss is None or isinstance(loss, (list, tuple, dict)) or len(outputs) != 1:
             return []
@@ -136,9 +140,10 @@ class Forensics:
     def note_chance(self, core: StepCore) -> None:
         """Tells the core the chance-level loss of the model it trains, when it can be told.
 
-        From a compiled model's loss (`fit`) and its output's width; the labels are not seen,
-        so classes are taken as balanced. None for several outputs (their losses add up) and
-        for weighted examples (`sample_weight`, `class_weight`), which change the level.
+        From a compiled model's loss (`fit`) and its output's width, else from the graph of a
+        hand-written step's loss (`traced_loss`); the labels are not seen, so classes are taken
+        as balanced. None for several outputs (their losses add up) and for weighted examples
+        (`sample_weight`, `class_weight`), which change the level.
         """
         model = self.model_of(core)
         if "chance_loss" in core.notes or model is None:
@@ -147,7 +152,13 @@ class Forensics:
         width = spec[0].shape[-1] if spec and getattr(spec[0], "shape", None) else None
         weighted = core.notes["weighted"] = self.batch is not None and self.batch[2] is not None
         loss = getattr(model, "loss", None) if len(spec) == 1 and not weighted else None
-        core.notes["chance_loss"] = chance.chance_loss(loss, width)
+        level = chance.chance_loss(loss, width)
+        core.notes["chance_loss"] = level if level is not None else self._graph_chance.get(id(core))
+
+    def traced_loss(self, core: StepCore, loss: Any) -> None:
+        """The loss of a traced update by `core`: the chance level its graph shows, once."""
+        if id(core) not in self._graph_chance and loss is not None and hasattr(loss, "graph"):
+            self._graph_chance[id(core)] = lossgraph.graph_chance(loss)
 
     def note_suspects(self, core: StepCore) -> None:
         """Tells the core the settings of its model that keep it from learning (`suspects`)."""

@@ -191,8 +191,8 @@ class Guard:
         if isinstance(target, tf.Tensor) and target.shape.rank == 0:
             scaled, loss = self._scaled_loss
             self._last_loss = target = loss if target is scaled else target
-            if self._manual is not None:
-                self._manual.on_loss(target)
+            if self._manual is not None and not self.forensics.in_keras_step():
+                self._manual.on_loss(target)  # (Keras' own step always applies an optimizer)
             if tf.inside_function() and hasattr(target, "graph"):  # traced once: read the graph
                 found = self.forensics.compiled_loss(self._calls)
                 self._pending += lossgraph.graph_findings(target, self._calls)
@@ -253,9 +253,9 @@ class Guard:
         for g, v in zip(grads, variables):
             full[index[id(v)]] = g
         absent = set(range(len(full))) - {index[id(v)] for v in variables}  # not in this call
-        loss = self._last_loss
-        if not activations_lib.visible_here(loss):
-            loss = None  # not known here: the loss checks stay silent
+        # A loss not visible here (another graph's) is not known: the loss checks stay silent.
+        loss = self._last_loss if activations_lib.visible_here(self._last_loss) else None
+        self.forensics.traced_loss(core, loss if tf.inside_function() else None)
         core.update(
             loss,
             full,

@@ -8,6 +8,7 @@ softmax's output (`from-logits-mismatch`) and one given the model's output as it
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -17,6 +18,7 @@ from gradguard.diagnose import ancestors, descendants, shape_text
 from gradguard.findings import Finding
 
 __all__ = [
+    "graph_chance",
     "graph_double_softmax",
     "graph_findings",
     "graph_loss_broadcast",
@@ -229,3 +231,25 @@ def graph_findings(loss: tf.Tensor, step: int) -> list[Finding]:
     judges = (graph_loss_broadcast, graph_double_softmax, graph_swapped_cross_entropy)
     found = [judge(ops, step) for judge in judges]
     return [finding for finding in found if finding is not None]
+
+
+# Ops that average a per-example loss into the batch's: a mean, or a sum over a count.
+_REDUCING = {"Mean", "Sum", "RealDiv", "DivNoNan", "Identity", "Cast", "Reshape", "Squeeze"}
+
+
+def graph_chance(loss: tf.Tensor) -> float | None:
+    """The chance level ln C of a traced loss that averages a C-class softmax cross-entropy.
+
+    For code gradguard did not write, whose labels are not seen: followed from the loss back
+    through averaging ops only (a mean, or a sum divided by a count) to a
+    ``*SoftmaxCrossEntropyWithLogits`` op. Anything else on the way (a penalty added, sample
+    weights multiplied in) claims no level. Classes are taken as balanced: ln C is the most a
+    model that ignores its inputs scores.
+    """
+    op = loss.op
+    while op.type not in _WITH_LOGITS:
+        if op.type not in _REDUCING or not op.inputs:
+            return None
+        op = op.inputs[0].op  # (a division's numerator; a reduction's values)
+    classes = op.inputs[0].shape[-1] if op.inputs[0].shape.rank else None
+    return math.log(classes) if classes and classes > 1 else None

@@ -188,6 +188,16 @@ def test_a_loop_that_updates_by_hand_is_told_its_loss_went_nan(function, learnin
         assert non_finite[0].step == first and "by hand" in non_finite[0].message
 
 
+def test_keras_own_train_step_gets_no_watch_for_updates_by_hand():
+    # It always applies its optimizer: the core checks its loss, nothing more is added.
+    model = mlp(depth=1)
+    model.compile(keras.optimizers.Adam(1e-2), "mse")
+    guard = Guard(options=Options.create(policy=WARN_ALL), raise_errors=False)
+    with guard.instrument_process():
+        model.fit(*regression_data(), batch_size=16, epochs=1, verbose=0)
+    assert guard.cores and guard._manual is not None and guard._manual._state is None
+
+
 @pytest.mark.parametrize("watch_all", [False, True])
 def test_variables_a_tape_was_told_not_to_watch_are_named_as_such(watch_all):
     model, optimizer = mlp(depth=1), keras.optimizers.Adam(1e-2)
@@ -209,6 +219,52 @@ def test_variables_a_tape_was_told_not_to_watch_are_named_as_such(watch_all):
     if none:
         assert none[0].variables == names(model.layers[0]), none
         assert "watch_accessed_variables=False" in none[0].message, none[0].message
+
+
+@pytest.mark.parametrize(
+    "loss_kind,labels",
+    [
+        ("keras", "unrelated"),
+        ("tf.nn", "unrelated"),
+        ("tf.nn", "learnable"),
+        ("tf.nn-plus-penalty", "unrelated"),  # another term: no level claimed
+    ],
+)
+def test_a_hand_written_step_is_held_against_the_chance_level_its_loss_shows(loss_kind, labels):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, "relu"), keras.layers.Dense(4)]
+    )
+    optimizer = keras.optimizers.Adam(1e-2)
+    keras_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tf.function
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)
+            if loss_kind == "keras":
+                loss = keras_loss(y, logits)
+            else:
+                ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+                loss = tf.reduce_mean(ce)
+                if loss_kind == "tf.nn-plus-penalty":
+                    loss += 1e-4 * tf.add_n([tf.nn.l2_loss(v) for v in model.trainable_variables])
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    step = gradguard.guard(model, optimizer, policy=WARN_ALL)(train_step)
+    rng = np.random.default_rng(0)
+    mixing = rng.normal(size=(8, 4))
+    for _ in range(300):  # fresh examples each step: unrelated labels cannot be memorized
+        x = rng.normal(size=(32, 8)).astype("float32")
+        y = rng.integers(0, 4, 32) if labels == "unrelated" else np.argmax(x @ mixing, axis=1)
+        step(x, y.astype("int32"))
+    (core,) = step.guard.cores.values()
+    claimed = loss_kind != "tf.nn-plus-penalty"
+    assert core.notes["chance_loss"] == (pytest.approx(np.log(4)) if claimed else None)
+    at_chance = "loss-not-decreasing" in step.report().codes()
+    assert at_chance == (claimed and labels == "unrelated"), str(step.report())
 
 
 def test_a_warning_raised_while_guarded_points_at_its_own_caller():
