@@ -164,7 +164,8 @@ class Forensics:
         """Tells the core the settings of its model that keep it from learning (`suspects`)."""
         model = self.model_of(core)
         if "suspects" not in core.notes and model is not None:
-            core.notes["suspects"] = suspects.of_model(model, getattr(model, "loss", None))
+            loss = getattr(model, "loss", None)
+            core.notes["suspects"] = suspects.of_model(model, loss, core.optimizer)
 
     def note_switched_off(self, core: StepCore) -> None:
         """Tells the core which of its variables feed only outputs compiled with loss weight 0.

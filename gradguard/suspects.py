@@ -12,7 +12,10 @@ the likely cause, where it would otherwise say only "see the other findings":
   of it gets the same gradient and stays identical to the others (the symmetry is never
   broken);
 * a cross-entropy's ``label_smoothing`` of 0.5 or more: at 1.0 every target is the uniform
-  distribution, and the best the model can do is the chance level.
+  distribution, and the best the model can do is the chance level;
+* an adaptive optimizer's ``epsilon`` of 0.1 or more (Adam, RMSprop): it is added to the
+  gradient's scale in each step's denominator, so the steps shrink toward plain SGD's at a
+  tiny rate.
 """
 
 from __future__ import annotations
@@ -28,19 +31,26 @@ __all__ = ["of_model"]
 DROPOUT = 0.9  # rates at or above are named
 PENALTY = 0.1  # L1/L2 factors at or above are named
 SMOOTHING = 0.5  # label_smoothing at or above is named
+EPSILON = 0.1  # an adaptive optimizer's epsilon at or above is named
 
 
-def of_model(model: Any, loss: Any = None) -> list[str]:
-    """Phrases naming the suspect settings of `model` and its `loss` (a `keras.losses.Loss`)."""
+def of_model(model: Any, loss: Any = None, optimizer: Any = None) -> list[str]:
+    """Phrases naming the suspect settings of `model`, its `loss` and its `optimizer`."""
     config = loss.get_config() if isinstance(loss, keras.losses.Loss) else {}
     smoothing = config.get("label_smoothing") or 0.0
-    in_loss = []
+    found = []
     if smoothing >= SMOOTHING:
-        in_loss.append(
+        found.append(
             f"the loss: label_smoothing={smoothing:g} moves every target {smoothing:.0%} of the "
             "way to the uniform distribution (at 1 the labels say nothing; 0.1 is usual)"
         )
-    return in_loss + _of_layers(model)
+    epsilon = getattr(_compat.inner_optimizer(optimizer), "epsilon", None) if optimizer else None
+    if isinstance(epsilon, (int, float)) and epsilon >= EPSILON:
+        found.append(
+            f"the optimizer: epsilon={epsilon:g} is added to the gradient's scale in each step's "
+            "denominator, so steps shrink to about lr * gradient / epsilon (1e-7 is the default)"
+        )
+    return found + _of_layers(model)
 
 
 def _of_layers(model: Any) -> list[str]:

@@ -312,7 +312,9 @@ class TrainStep:
                 sink=self.options.sink_for(),
                 defer=None if self._xla else "lean" if self.accumulate == 1 else "all",
             )
-            self._core.notes["suspects"] = suspects.of_model(self.model, self.loss_fn)
+            self._core.notes["suspects"] = suspects.of_model(
+                self.model, self.loss_fn, self.optimizer
+            )
             if self.accumulate > 1:
                 self._accumulator = accumulate_lib.Accumulator(variables, self.accumulate)
 

@@ -580,6 +580,9 @@ def test_settings_that_keep_a_model_from_learning_are_named_when_the_loss_does_n
     assert [p.split(":")[0] for p in suspects.of_model(healthy, smoothed)] == ["the loss"]
     usual = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)
     assert suspects.of_model(healthy, usual) == suspects.of_model(healthy, "mse") == []
+    flat = keras.optimizers.Adam(epsilon=1.0)  # steps about lr * gradient
+    assert [p.split(":")[0] for p in suspects.of_model(healthy, None, flat)] == ["the optimizer"]
+    assert suspects.of_model(healthy, None, keras.optimizers.Adam()) == []
     (scripted,) = [s for s in SCRIPTED if s.name == "loss-falls-to-chance-and-stays"]
     check, state = fold(scripted, "graph")
     steps = len(scripted.steps)
