@@ -100,7 +100,7 @@ class LabelRange:
 
     def observe(self, y: Any) -> None:
         """In-graph: folds a step's labels into the running minimum and maximum."""
-        if not tf.is_tensor(y) or not (y.dtype.is_floating or y.dtype.is_integer):
+        if not isinstance(y, tf.Tensor) or not (y.dtype.is_floating or y.dtype.is_integer):
             return
         if self._graph is None:
             with tf.init_scope():
