@@ -156,8 +156,13 @@ class Forensics:
         core.notes["chance_loss"] = level if level is not None else self._graph_chance.get(id(core))
 
     def traced_loss(self, core: StepCore, loss: Any) -> None:
-        """The loss of a traced update by `core`: the chance level its graph shows, once."""
-        if id(core) not in self._graph_chance and loss is not None and hasattr(loss, "graph"):
+        """A hand-written step's traced loss: the chance level its graph shows, once.
+
+        (Keras' own step is left out: its compiled loss tells the level, `note_chance`.)
+        """
+        if self.in_keras_step() or id(core) in self._graph_chance:
+            return
+        if loss is not None and hasattr(loss, "graph"):
             self._graph_chance[id(core)] = lossgraph.graph_chance(loss)
 
     def note_suspects(self, core: StepCore) -> None:

@@ -246,10 +246,12 @@ def graph_chance(loss: tf.Tensor) -> float | None:
     weights multiplied in) claims no level. Classes are taken as balanced: ln C is the most a
     model that ignores its inputs scores.
     """
-    op = loss.op
+    op, divided = loss.op, False
     while op.type not in _WITH_LOGITS:
-        if op.type not in _REDUCING or not op.inputs:
+        # A sum is an average only under a division: `reduce_sum(ce)` alone is C times ln C.
+        if op.type not in _REDUCING or not op.inputs or (op.type == "Sum" and not divided):
             return None
+        divided |= op.type in ("RealDiv", "DivNoNan")
         op = op.inputs[0].op  # (a division's numerator; a reduction's values)
     classes = op.inputs[0].shape[-1] if op.inputs[0].shape.rank else None
     return math.log(classes) if classes and classes > 1 else None
