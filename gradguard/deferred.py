@@ -112,9 +112,11 @@ class DeferredFold:
                 np.zeros([rows, width], np.float32), name="gradguard_rows"
             )
             self._count = replicas.state_variable(0, tf.int32, "gradguard_rows_count")
-        # Compiled when first run: at the first measuring step with rows, or the first full buffer.
-        self._compiled_fold = _compat.function(self._fold, jit_compile=True)
+        # One trace serves both: the compiled fold calls the graph one, which XLA compiles
+        # inline (when first run: at the first measuring step with rows, or the first full
+        # buffer). Tracing the loop (every check's update) costs a few tenths of a second.
         self._graph_fold = _compat.function(self._fold)
+        self._compiled_fold = _compat.function(self._graph_fold, jit_compile=True)
         for check in self.checks:
             check.before_read = self.fold
 

@@ -135,6 +135,18 @@ def test_the_guards_deferred_folds_leave_the_state_of_folding_every_step(mode, m
             np.testing.assert_allclose(got[key], want[key], rtol=1e-6, err_msg=key)
 
 
+def test_the_fold_loop_is_traced_once_for_the_steps_and_the_reads(monkeypatch):
+    # Tracing the loop (every check's update) costs a few tenths of a second at the first call:
+    # the step's XLA fold of a full buffer and the host's graph fold at reads share one trace.
+    traces = []
+    fold = deferred.DeferredFold._fold
+    monkeypatch.setattr(deferred.DeferredFold, "_fold", lambda self: traces.append(1) or fold(self))
+    _, core = _guarded("graph")  # two full buffers, reads at calls 0, 20, 26, 40
+    assert len(traces) == 1
+    hlo = core.deferred._compiled_fold.experimental_get_compiler_ir()(stage="hlo")
+    assert "while" in hlo  # the step's fold is one XLA program, the loop inside it
+
+
 @pytest.mark.parametrize("mode", ["graph", "jit"])
 def test_only_deferrable_checks_wait_and_other_steps_fold_every_step(mode):
     x, y = regression_data()
