@@ -6,6 +6,7 @@ Library modules return what happened (a report, a result, a text); this module p
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import sys
@@ -111,6 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "inspect":
         return _inspect(args.logdir, args.json, args.plot)
     if args.command == "ckpt":
+        if not glob.glob(glob.escape(args.path) + "*"):  # a typo answers before TF's start-up
+            print(
+                f"gradguard ckpt: no checkpoint at {args.path!r}: nothing there.", file=sys.stderr
+            )
+            return 2
         from gradguard.checkpoint import summary
 
         shown = summary.summarize(args.path, args.against)

@@ -10,6 +10,8 @@ import keras
 import tensorflow as tf
 from conftest import mlp
 
+from gradguard.checkpoint import summary
+
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
@@ -52,9 +54,15 @@ def test_ckpt_lists_and_validates_a_real_checkpoint(tmp_path):
 
 
 def test_ckpt_of_a_missing_path_is_bad_input(tmp_path):
-    out = gradguard("ckpt", str(tmp_path / "nothing"))
+    command = [sys.executable, "-X", "importtime", "-m", "gradguard", "ckpt", "nothing"]
+    out = subprocess.run(command, capture_output=True, text=True, env=ENV, cwd=tmp_path)
     assert out.returncode == 2
-    assert "no checkpoint" in out.stdout + out.stderr
+    assert "no checkpoint at 'nothing'" in out.stderr
+    imported = [line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines()]
+    assert "tensorflow" not in imported  # a typo answers before TensorFlow's start-up
+    (tmp_path / "empty").mkdir()  # something there, but no checkpoint in it
+    shown = summary.summarize(str(tmp_path / "empty"))
+    assert shown.status == 2 and "no checkpoint in directory" in shown.err
 
 
 def test_explain_prints_the_guide_section_shipped_in_the_package():
