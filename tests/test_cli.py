@@ -31,9 +31,9 @@ def test_ckpt_lists_and_validates_a_real_checkpoint(tmp_path):
     optimizer = keras.optimizers.Adam()
     optimizer.build(model.trainable_variables)
     prefix = tf.train.Checkpoint(model=model, optimizer=optimizer).write(str(tmp_path / "ckpt"))
-    out = gradguard("ckpt", prefix)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "kernel" in out.stdout and "(8, 16)" in out.stdout
+    listed = summary.summarize(prefix)  # (the listing heads every run below)
+    assert listed.status == 0, listed.err
+    assert "kernel" in listed.out and "(8, 16)" in listed.out
 
     (tmp_path / "factory.py").write_text(
         "import keras\n"
@@ -48,6 +48,7 @@ def test_ckpt_lists_and_validates_a_real_checkpoint(tmp_path):
     )
     healthy = gradguard("ckpt", prefix, "--against", "factory:build", cwd=tmp_path)
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr[-2000:]
+    assert healthy.stdout.startswith(listed.out.splitlines()[0])  # the same listing, printed
     wider = gradguard("ckpt", prefix, "--against", "factory:build_wider", cwd=tmp_path)
     assert wider.returncode == 1
     assert "checkpoint-shape-mismatch" in wider.stdout
