@@ -56,7 +56,9 @@ def test_ckpt_lists_and_validates_a_real_checkpoint(tmp_path):
 
 def test_ckpt_of_a_missing_path_is_bad_input(tmp_path):
     command = [sys.executable, "-X", "importtime", "-m", "gradguard", "ckpt", "nothing"]
-    out = subprocess.run(command, capture_output=True, text=True, env=ENV, cwd=tmp_path)
+    out = subprocess.run(
+        command, capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=300
+    )
     assert out.returncode == 2
     assert "no checkpoint at 'nothing'" in out.stderr
     imported = [line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines()]
