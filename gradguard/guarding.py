@@ -255,7 +255,7 @@ class Guard:
         absent = set(range(len(full))) - {index[id(v)] for v in variables}  # not in this call
         # A loss not visible here (another graph's) is not known: the loss checks stay silent.
         loss = self._last_loss if activations_lib.visible_here(self._last_loss) else None
-        self.forensics.traced_loss(core, loss if tf.inside_function() else None)
+        self.forensics.traced_loss(core, loss)  # (an eager loss has no graph to read)
         core.update(
             loss,
             full,

@@ -248,7 +248,7 @@ def graph_chance(loss: tf.Tensor) -> float | None:
     """
     op, divided = loss.op, False
     while op.type not in _WITH_LOGITS:
-        # A sum is an average only under a division: `reduce_sum(ce)` alone is C times ln C.
+        # A sum is an average only under a division: `reduce_sum(ce)` alone is B times ln C.
         if op.type not in _REDUCING or not op.inputs or (op.type == "Sum" and not divided):
             return None
         divided |= op.type in ("RealDiv", "DivNoNan")
