@@ -7,7 +7,8 @@ TensorFlow or Keras upgrade that breaks one of these breaks this module, not the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
@@ -38,6 +39,7 @@ __all__ = [
     "load_keras_weights",
     "lookup_dependency",
     "optimizer_variables",
+    "outside_trace",
     "output_loss_weights",
     "record_reader",
     "set_learning_rate_object",
@@ -51,6 +53,25 @@ __all__ = [
 BASE_OPTIMIZER: type = keras.optimizers.Optimizer.__mro__[-3]
 # The backend's trainer, whose `train_step(data)` fit and train_on_batch call (Keras 3, TF).
 KERAS_TRAINER: type = next(c for c in keras.Model.__mro__ if "train_step" in vars(c))
+
+
+@contextlib.contextmanager
+def outside_trace() -> Iterator[None]:
+    """`tf.init_scope`, where variables made do not make the function being traced trace again.
+
+    A `tf.function` whose first trace creates a variable traces itself a second time (the
+    variable's initial value might need lifting out of its graph). A variable made eagerly needs
+    none: gradguard's own state, and an optimizer's slots built before its first update, are
+    made here, so a guarded step is traced once like a plain one whose optimizer was built.
+    """
+
+    def eager(next_creator: Callable[..., Any], **kwargs: Any) -> Any:
+        if tf.executing_eagerly():
+            kwargs["experimental_enable_variable_lifting"] = False
+        return next_creator(**kwargs)
+
+    with tf.variable_creator_scope(eager), tf.init_scope():
+        yield
 
 
 def is_variable(obj: Any) -> bool:

@@ -89,7 +89,7 @@ class StepCore:
         # once (Python state: facts about the traced graph, the same on every call of it).
         self.none_indices: set[int] = set()
         self.present_indices: set[int] = set()
-        with tf.init_scope(), strategy_scope or contextlib.nullcontext():
+        with _compat.outside_trace(), strategy_scope or contextlib.nullcontext():
             self._transform_state = tf.nest.map_structure(
                 replicas.state_variable, self.transform.init(self.variables)
             )

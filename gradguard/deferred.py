@@ -107,7 +107,7 @@ class DeferredFold:
         self._step = step
         self.waiting = 0  # lean steps run since the last fold (the host's count, if it folds)
         width = len(_SCALARS) + len(_PER_VARIABLE) * self.size
-        with tf.init_scope():
+        with _compat.outside_trace():
             self._rows = replicas.state_variable(
                 np.zeros([rows, width], np.float32), name="gradguard_rows"
             )

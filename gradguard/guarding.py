@@ -23,7 +23,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard import _compat, diagnose, instrument, lossgraph, replicas, stats
+from gradguard import _compat, diagnose, instrument, lossgraph, replicas, stats, updating
 from gradguard import activations as activations_lib
 from gradguard import findings as findings_lib
 from gradguard.core import StepCore
@@ -296,6 +296,7 @@ class Guard:
         core = self.cores.get(id(optimizer))
         if core is not None:
             return core
+        updating.build(optimizer, variables)
         if optimizer.built:
             variables = _compat.optimizer_variables(optimizer)
         checks = self.options.new_checks(first=not self.cores)
@@ -329,8 +330,7 @@ class Guard:
         return core
 
     def _adversarial(self) -> None:
-        """The losses fight other players' (a GAN's): none need decrease."""
-        # Several optimizers here, or a loss reading variables trained elsewhere.
+        """The losses fight other players' (several optimizers, variables trained elsewhere)."""
         for core in self.cores.values():
             core.ignore("loss-not-decreasing")
 

@@ -24,7 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gradguard import baseline, output_layer, replicas
+from gradguard import _compat, baseline, output_layer, replicas
 from gradguard.findings import Finding, number
 
 __all__ = ["Bounds", "LabelRange", "bounds"]
@@ -103,7 +103,7 @@ class LabelRange:
         if not isinstance(y, tf.Tensor) or not (y.dtype.is_floating or y.dtype.is_integer):
             return
         if self._graph is None:
-            with tf.init_scope():
+            with _compat.outside_trace():
                 self._graph = replicas.state_variable(
                     np.array([np.inf, -np.inf], np.float32), name="gradguard_label_range"
                 )

@@ -77,7 +77,10 @@ class Ledger:
         self._extra_budget = _EAGER_EXTRA_CALLS
         # Counted once per step, not per replica: in the strategy of the models' variables.
         weights = [v for model in models for v in getattr(model, "weights", [])]
-        with tf.init_scope(), replicas.entering_strategy_of(weights) or contextlib.nullcontext():
+        with (
+            _compat.outside_trace(),
+            replicas.entering_strategy_of(weights) or contextlib.nullcontext(),
+        ):
             self._gradient_calls = replicas.state_variable(0, tf.int64)
             self._updates = replicas.state_variable(0, tf.int64)
             # Update calls of a loss scaler, which may skip its inner optimizer's update.
@@ -162,7 +165,7 @@ class Ledger:
         created variables, and only the last trace runs).
         """
         new = [v for v in variables if key(v) not in self._baseline]
-        with tf.init_scope():
+        with _compat.outside_trace():
             for v in new:
                 self._baseline[key(v)] = replicas.state_variable([np.nan, np.nan], tf.float64)
             pending = [v for v in variables if key(v) not in self._taken]

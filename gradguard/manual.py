@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from gradguard import replicas
+from gradguard import _compat, replicas
 from gradguard.findings import Finding
 
 __all__ = ["LossWatch"]
@@ -30,7 +30,7 @@ class LossWatch:
         if not tf.is_tensor(loss) or not loss.dtype.is_floating:
             return
         if self._state is None:
-            with tf.init_scope():
+            with _compat.outside_trace():
                 self._state = replicas.state_variable(
                     np.array([0, -1], np.int64), name="gradguard_manual_loss"
                 )

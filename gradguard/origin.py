@@ -31,7 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gradguard import instrument
+from gradguard import _compat, instrument
 
 __all__ = ["Keeper", "Kept", "Origin", "note", "trace"]
 
@@ -94,13 +94,12 @@ class Keeper:
 
     One conditional per step, taken only on that step: the batch is serialized into one
     string variable that the host reads at its next read, for `trace`. Its variables need no
-    batch to be made, so they can be made before any trace (one made during a trace would make
-    tf.function trace twice). Not under XLA, which has no strings: an XLA step is wrapped by one
-    that keeps.
+    batch to be made, so they can be made before any trace. Not under XLA, which has no
+    strings: an XLA step is wrapped by one that keeps.
     """
 
     def __init__(self) -> None:
-        with tf.init_scope():
+        with _compat.outside_trace():
             self._data = tf.Variable(
                 tf.constant([], tf.string), shape=tf.TensorShape([None]), trainable=False
             )

@@ -87,7 +87,7 @@ class LearningRate:
         self._optimizer = optimizer
         self._original = _compat.learning_rate_object(optimizer)
         self.in_use = _rate_in_use(self._original, updating.updates_made(optimizer))
-        with tf.init_scope():
+        with _compat.outside_trace():
             self._variable = tf.Variable(self.in_use, dtype=tf.float32, trainable=False)
         variable = self._variable
         # A callable, not a variable: Keras' tracker leaves the optimizer's variables alone.

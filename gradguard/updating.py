@@ -6,7 +6,8 @@
 * `transform`: the transformed gradients, and the transform's gate;
 * `apply`: the present gradients handed to the optimizer, behind the transform's gate if any;
 * `applied`: whether the call changes the weights (a skipped update, a loss-scale overflow, a
-  Keras optimizer accumulating gradients).
+  Keras optimizer accumulating gradients);
+* `build`: an optimizer built before the update that would build it, outside the trace.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import tensorflow as tf
 from gradguard import _compat, replicas
 from gradguard import transforms as transforms_lib
 
-__all__ = ["applied", "apply", "gather", "transform"]
+__all__ = ["applied", "apply", "build", "gather", "transform"]
 
 
 def gather(
@@ -121,6 +122,22 @@ def apply(
     else:
         # A gate waits for every gradient; that wait is what skipping non-finite costs.
         replicas.run_if(gate, lambda grads: apply_fn(grads, variables), grads)
+
+
+def build(optimizer: keras.optimizers.Optimizer, variables: Sequence[Any]) -> None:
+    """Builds an unbuilt optimizer on `variables` as its first update would, outside the trace.
+
+    Keras builds an optimizer (its slots) in its first update: inside a `tf.function`, that
+    makes the function trace twice. Built first here (the guard, as the user's first update
+    starts), the user's function is traced once, with the optimizer Keras would have built.
+    Not a LossScaleOptimizer (which builds its inner one): its `scale_loss`, called before the
+    update, multiplies by a constant until it is built, and only the second trace, Keras', puts
+    the scale's variable in the step.
+    """
+    if optimizer.built or not variables or tf.distribute.has_strategy():
+        return  # (under a strategy Keras builds it where the strategy's variables go)
+    with _compat.outside_trace(), keras.name_scope(optimizer.name, caller=optimizer):
+        optimizer.build(list(variables))
 
 
 def learning_rate(optimizer: keras.optimizers.Optimizer) -> tf.Tensor:

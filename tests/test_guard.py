@@ -340,20 +340,52 @@ def test_transform_is_applied_to_the_users_gradients(order):
     )
 
 
-def test_no_extra_retracing():
+@pytest.mark.parametrize("scaled", [False, True], ids=["adam", "loss-scaled"])
+def test_an_optimizer_built_by_the_first_update_costs_no_second_trace(scaled):
+    # Keras builds an optimizer in its first update: a plain tf.function step whose first trace
+    # creates the slots is traced twice. The guard builds it first, outside the trace, on the
+    # same variables (and its own state there too): one trace, the optimizer Keras would build.
+    # Not a loss scaler: `scale_loss`, before the update, reads whether it is built (the
+    # constant initial scale until then), so its step must be traced again once it is. With
+    # a scale that overflows float32, a trace kept from before the build skips every update.
     x, y = tf.constant(regression_data()[0]), tf.constant(regression_data()[1])
-    model, optimizer = mlp(), keras.optimizers.Adam(1e-3)
-    plain = tf.function(user_step(model, optimizer))
-    for _ in range(6):
-        plain(x, y)
-    model, optimizer = mlp(), keras.optimizers.Adam(1e-3)
-    inner = tf.function(user_step(model, optimizer))
-    step = gradguard.guard(model, optimizer, every=2)(inner)
-    for _ in range(6):
-        step(x, y)
-    # Creating the optimizer's variables on the first call costs TensorFlow a second trace,
-    # guarded or not; after that, none.
-    assert inner.experimental_get_tracing_count() == plain.experimental_get_tracing_count() <= 2
+
+    def user_step_scaled(model, optimizer):
+        loss_fn = keras.losses.MeanSquaredError()
+
+        def train_step(x, y):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, model(x, training=True))
+                scaled_loss = optimizer.scale_loss(loss)
+            grads = tape.gradient(scaled_loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            return loss
+
+        return train_step
+
+    runs = []
+    for guarded in (False, True):
+        model = mlp()
+        if scaled:
+            opt = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(1e-3), 2.0**127)
+            inner = tf.function(user_step_scaled(model, opt))
+        else:
+            opt = keras.optimizers.Adam(1e-3)
+            inner = tf.function(user_step(model, opt))
+        step = gradguard.guard(model, opt, every=2, policy=WARN_ALL)(inner) if guarded else inner
+        for _ in range(12):
+            step(x, y)
+        built = [(v.name, tuple(v.shape)) for v in opt.variables]
+        runs.append((inner.experimental_get_tracing_count(), built, model.get_weights()))
+    (plain_traces, plain_built, plain_weights), (traces, built, weights) = runs
+    assert (plain_traces, traces) == ((2, 2) if scaled else (2, 1))
+    assert [(n.rsplit("_", 2)[-2:], s) for n, s in built] == [
+        (n.rsplit("_", 2)[-2:], s) for n, s in plain_built
+    ]
+    moved = [np.abs(a - b).max() for a, b in zip(plain_weights, mlp().get_weights())]
+    assert min(moved) > 0  # (the loss scaler got to a scale that trains)
+    for a, b in zip(plain_weights, weights):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_built_optimizer_one_trace():

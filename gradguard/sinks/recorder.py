@@ -84,7 +84,7 @@ class StepRecorder:
         self._none_groups: frozenset[int] = frozenset()
         self._xla = False
         self._host_written = -1
-        with tf.init_scope():
+        with _compat.outside_trace():
             self._skipped = replicas.state_variable(0, tf.int64)
             self._pending = replicas.state_variable(tf.zeros([len(self.tags)]))
             self._pending_step = replicas.state_variable(-1, tf.int64)
