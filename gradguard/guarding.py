@@ -28,7 +28,7 @@ from gradguard import activations as activations_lib
 from gradguard import findings as findings_lib
 from gradguard.core import StepCore
 from gradguard.forensics import Forensics
-from gradguard.ledger import Ledger, shared_root
+from gradguard.ledger import Ledger
 from gradguard.ledger import key as ledger_key
 from gradguard.manual import LossWatch
 from gradguard.options import Options, check_optimizer
@@ -392,7 +392,7 @@ class Guard:
         if self.model is not None:
             return str(getattr(self.model, "name", ""))
         seen = {**self.ledger.requested, **self.ledger.applied}.values()
-        return shared_root(seen or variables)
+        return stats.shared_root(seen or variables)
 
     def _names(self, variables: list[Any]) -> list[str]:
         shown = stats.names(variables, self._model_name(variables))

@@ -13,7 +13,7 @@ so the bookkeeping is traced once into the user's graph and adds no retrace.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -28,7 +28,6 @@ __all__ = [
     "MISSING_APPLY_CALLS_WHILE_RUNNING",
     "Ledger",
     "key",
-    "shared_root",
 ]
 
 # `missing-apply` needs this many gradient calls with no update: at the end of a run, a few;
@@ -54,6 +53,7 @@ def _fingerprint(variable: Any) -> tf.Tensor:
 # pass through them each, so only the first few (the variables a loop reads do not change).
 _EAGER_EXTRA_CALLS = 3
 _NONE_GRADIENTS = tf.UnconnectedGradients.NONE
+_GRADIENT_CALLS, _UPDATES, _SCALED = range(3)  # the counters
 
 
 class Ledger:
@@ -75,26 +75,33 @@ class Ledger:
         self._baseline: dict[int, tf.Variable] = {}
         self._taken: set[int] = set()  # baselines taken on the host
         self._extra_budget = _EAGER_EXTRA_CALLS
-        # Counted once per step, not per replica: in the strategy of the models' variables.
-        weights = [v for model in models for v in getattr(model, "weights", [])]
-        with (
-            _compat.outside_trace(),
-            replicas.entering_strategy_of(weights) or contextlib.nullcontext(),
-        ):
-            self._gradient_calls = replicas.state_variable(0, tf.int64)
-            self._updates = replicas.state_variable(0, tf.int64)
-            # Update calls of a loss scaler, which may skip its inner optimizer's update.
-            self._scaled = replicas.state_variable(0, tf.int64)
+        # Gradient calls, optimizer updates, and update calls of a loss scaler (which may skip
+        # its inner optimizer's update), made at the first call: `gradguard run` makes its
+        # ledger before the script, which may still configure TensorFlow's devices and threads.
+        self._counts: list[tf.Variable] = []
+        self._weights = [v for model in models for v in getattr(model, "weights", [])]
 
     @property
     def gradient_calls(self) -> int:
         """Gradient calls on variables so far (a host read)."""
-        return int(self._gradient_calls.numpy())
+        return self._read(_GRADIENT_CALLS)
 
     @property
     def updates(self) -> int:
         """Optimizer updates so far (a host read)."""
-        return int(self._updates.numpy())
+        return self._read(_UPDATES)
+
+    def _read(self, counter: int) -> int:
+        return int(self._counts[counter].numpy()) if self._counts else 0
+
+    def _count(self, counter: int, variables: Sequence[Any]) -> None:
+        """Adds a call to `counter` (in-graph or eager)."""
+        if not self._counts:
+            # Counted once per step, not per replica: in the strategy of the variables.
+            strategy = replicas.entering_strategy_of([*self._weights, *variables])
+            with _compat.outside_trace(), strategy or contextlib.nullcontext():
+                self._counts = [replicas.state_variable(0, tf.int64) for _ in range(3)]
+        self._counts[counter].assign_add(1)
 
     def expect(self, variables: Sequence[Any]) -> None:
         """Remembers the model's trainable variables as ones that should be updated."""
@@ -132,7 +139,7 @@ class Ledger:
           watched: The variables the tape watched (read in the forward pass).
           unasked: (variable, gradient or None) for watched variables not asked for.
         """
-        self._gradient_calls.assign_add(1)
+        self._count(_GRADIENT_CALLS, [v for v, _ in pairs])
         self._take_baselines([v for v, _ in pairs])
         for variable, grad in pairs:
             self.requested.setdefault(key(variable), variable)
@@ -147,11 +154,11 @@ class Ledger:
 
     def on_scaled_apply(self) -> None:
         """One update call of a LossScaleOptimizer."""
-        self._scaled.assign_add(1)
+        self._count(_SCALED, [])
 
     def on_apply(self, variables: Sequence[Any]) -> None:
         """One optimizer update of `variables`."""
-        self._updates.assign_add(1)
+        self._count(_UPDATES, variables)
         for v in variables:
             self.applied.setdefault(key(v), v)
 
@@ -228,7 +235,7 @@ class Ledger:
         gradient_calls, updates = self.gradient_calls, self.updates
         trainable = {**self.expected, **self.requested}
         enough = MISSING_APPLY_CALLS_AT_END if final else MISSING_APPLY_CALLS_WHILE_RUNNING
-        scaled = int(self._scaled.numpy())
+        scaled = self._read(_SCALED)
         if gradient_calls >= enough and updates == 0 and scaled:
             return [self._all_overflowed(scaled, step, names)]
         if gradient_calls >= enough and updates == 0:
@@ -386,18 +393,3 @@ class Ledger:
         severity = Severity.ERROR if every else Severity.WARNING
         details = {"causes": dict.fromkeys(unread_names, cause)}
         return [Finding("none-gradient", message, step, tuple(unread_names), severity, details)]
-
-
-def shared_root(variables: Iterable[Any]) -> str:
-    """The model name at the front of every Keras path (``sequential/dense/kernel``), if shared.
-
-    Under `gradguard run` the model is unknown; its name is the first of three or more path
-    components common to all variables. Different roots (a GAN's two models) are kept.
-    """
-    roots = set()
-    for v in variables:
-        parts = str(getattr(v, "path", "")).split("/")
-        if len(parts) < 3:
-            return ""
-        roots.add(parts[0])
-    return roots.pop() if len(roots) == 1 else ""

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ __all__ = [
     "batch_faults",
     "known_false",
     "names",
+    "shared_root",
 ]
 
 # Bits of `Stats.bad_input`, and what each names.
@@ -128,6 +129,21 @@ def names(variables: Sequence[Any], model_name: str = "") -> list[str]:
             name = name[len(prefix) :]
         result.append(name)
     return result
+
+
+def shared_root(variables: Iterable[Any]) -> str:
+    """The model name at the front of every Keras path (``sequential/dense/kernel``), if shared.
+
+    Under `gradguard run` the model is unknown; its name is the first of three or more path
+    components common to all variables. Different roots (a GAN's two models) are kept.
+    """
+    roots = set()
+    for v in variables:
+        parts = str(getattr(v, "path", "")).split("/")
+        if len(parts) < 3:
+            return ""
+        roots.add(parts[0])
+    return roots.pop() if len(roots) == 1 else ""
 
 
 @dataclasses.dataclass(frozen=True)

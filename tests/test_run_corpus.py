@@ -708,6 +708,8 @@ def test_cli_passes_argv_and_returns_exit_status(runs: Runs) -> None:
     recorded = json.loads(Path(argv_file).read_text())
     assert recorded["name"] == "__main__", context
     assert recorded["argv"] == [script, argv_file, "3", "--epochs", "7"], context
+    # The runtime configured by the script, before gradguard started TensorFlow's.
+    assert (recorded["inter_op_threads"], recorded["logical_cpus"]) == (2, 2), context
     # Findings made before sys.exit are still reported, on stderr and in the JSON.
     assert "missing-apply" in run.codes(), context
     assert "missing-apply" in run.stderr, context
