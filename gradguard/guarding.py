@@ -330,7 +330,7 @@ class Guard:
         return core
 
     def _adversarial(self) -> None:
-        """The losses fight other players' (several optimizers, variables trained elsewhere)."""
+        """A GAN's losses (several optimizers, variables trained elsewhere) need not decrease."""
         for core in self.cores.values():
             core.ignore("loss-not-decreasing")
 
