@@ -167,10 +167,12 @@ def test_a_later_fit_with_the_same_callback_does_not_trace_again():
     model = mlp()
     callback = gradguard.GuardCallback(every=5)
     _fit(model, keras.optimizers.Adam(1e-2), callbacks=[callback], epochs=1)
-    traces = callback.tracing_count
+    # Once, as fit traces its own step (it builds the optimizer first): gradguard's state, made
+    # in the trace, makes no second one (`_compat.outside_trace`).
+    assert callback.tracing_count == 1
     for _ in range(2):
         model.fit(*regression_data(), batch_size=BATCH, epochs=1, verbose=0, callbacks=[callback])
-    assert callback.tracing_count == traces >= 1
+    assert callback.tracing_count == 1
     assert callback.report().steps_observed == 12
 
 
