@@ -1,8 +1,7 @@
 """CLI contract: records sys.argv to argv[1], trains a few steps without applying, exits argv[2].
 
 First it configures TensorFlow's runtime, as scripts do before anything runs (GPU memory growth,
-logical devices, threads): TensorFlow refuses that once it has started, so `gradguard run` must
-not start it before the script.
+logical devices, threads), which TensorFlow refuses once the runtime has started.
 """
 
 import json
