@@ -161,7 +161,7 @@ class DeferredFold:
         first = self._step.read_value() - tf.cast(count, tf.int64)
         zeros = tf.zeros([self.size])
 
-        def body(i: tf.Tensor) -> tf.Tensor:
+        def body(i: tf.Tensor) -> list[tf.Tensor]:
             row = rows[i]
             fields = {name: row[k] for k, name in enumerate(_SCALARS)}
             fields.update({name: fields[name] > 0.5 for name in _BOOLS})
@@ -176,7 +176,7 @@ class DeferredFold:
             )
             for check in self.checks:
                 check.update(stats)
-            return i + 1
+            return [i + 1]  # (the loop variables' structure: run eagerly, the loop keeps it)
 
         tf.while_loop(lambda i: i < count, body, [tf.constant(0)])
         self._count.assign(0)

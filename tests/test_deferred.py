@@ -4,11 +4,14 @@ The scripted folds of every deferrable check against NumPy run in `test_checks.p
 (`DEFERRED_MODES`); here, whole loops. `TrainStep`: the rows folded by the XLA loop at
 measuring steps, by a host read between them, and still waiting at the end. The guard: rows of
 every update, folded by the step that finds the buffer full (also inside a loop of updates and
-under XLA) and by the host's reads.
+under XLA) and by the host's reads. Both also with every function run eagerly (the fold loop
+then runs as Python).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import keras
@@ -30,7 +33,21 @@ OPTIONS = {
     "eager": {"every": EVERY, "run_eagerly": True},  # (its fold is one graph: it writes rows)
     "every-step": {"every": 1, "read_every": EVERY},
     "accumulate": {"every": EVERY, "accumulate": 2},
+    "functions-eagerly": {"every": EVERY},
 }
+
+
+@contextlib.contextmanager
+def _functions(mode: str) -> Iterator[None]:
+    """Mode ``functions-eagerly``: `tf.config.run_functions_eagerly(True)`, as when debugging.
+
+    Every `tf.function` then runs its Python, gradguard's folds and reads included.
+    """
+    tf.config.run_functions_eagerly(mode == "functions-eagerly")
+    try:
+        yield
+    finally:
+        tf.config.run_functions_eagerly(False)
 
 
 def _train(mode: str) -> tuple[list[dict[str, np.ndarray]], Any]:
@@ -41,11 +58,12 @@ def _train(mode: str) -> tuple[list[dict[str, np.ndarray]], Any]:
     step = gradguard.TrainStep(
         mlp(), keras.optimizers.SGD(0.05), "mse", policy=WARN_ALL, **OPTIONS[mode]
     )
-    for i in range(STEPS):
-        step(bad if i == NAN_AT else x, y)
-        if i == READ_AT:
-            step.report()  # folds the rows waiting since step 21
-    return [check.state() for check in step.core.checks], step.core
+    with _functions(mode):
+        for i in range(STEPS):
+            step(bad if i == NAN_AT else x, y)
+            if i == READ_AT:
+                step.report()  # folds the rows waiting since step 21
+        return [check.state() for check in step.core.checks], step.core
 
 
 @pytest.mark.parametrize("mode", list(OPTIONS))
@@ -54,7 +72,7 @@ def test_deferred_folds_leave_the_state_of_folding_every_step(mode, monkeypatch)
     # graph, eager: the XLA loop folded steps 2-19 before step 20 (the NaN among them) and
     # 27-39 before step 40; the report folded 21-26 as a graph, and so did `state()` for 41-46.
     assert core.deferred is not None
-    assert core.deferred.host_folds == (mode in ("graph", "eager"))
+    assert core.deferred.host_folds == (mode in ("graph", "eager", "functions-eagerly"))
     with monkeypatch.context() as patch:
         patch.setattr(deferred, "defers", lambda every: False)
         per_step_states, per_step_core = _train(mode)
@@ -106,17 +124,19 @@ def _guarded(mode: str) -> tuple[list[dict[str, np.ndarray]], Any]:
             optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
 
-    user = tf.function(updates) if mode == "loop" else user_step(model, optimizer, loss_fn, mode)
+    traced = "graph" if mode == "functions-eagerly" else mode
+    user = tf.function(updates) if mode == "loop" else user_step(model, optimizer, loss_fn, traced)
     guarded = gradguard.guard(model, optimizer, every=EVERY, policy=WARN_ALL)(user)
-    for i in range(STEPS):
-        guarded(bad if i == NAN_AT else x, y)
-        if i == READ_AT:
-            guarded.report()
-    (core,) = guarded.guard.cores.values()
-    return [check.state() for check in core.checks], core
+    with _functions(mode):
+        for i in range(STEPS):
+            guarded(bad if i == NAN_AT else x, y)
+            if i == READ_AT:
+                guarded.report()
+        (core,) = guarded.guard.cores.values()
+        return [check.state() for check in core.checks], core
 
 
-@pytest.mark.parametrize("mode", ["graph", "loop", "eager", "jit"])
+@pytest.mark.parametrize("mode", ["graph", "loop", "eager", "jit", "functions-eagerly"])
 def test_the_guards_deferred_folds_leave_the_state_of_folding_every_step(mode, monkeypatch):
     deferred_states, core = _guarded(mode)
     # Rows of every update, measuring or not; a step that finds the 19 rows full folds them
