@@ -130,9 +130,10 @@ def build(optimizer: keras.optimizers.Optimizer, variables: Sequence[Any]) -> No
     Keras builds an optimizer (its slots) in its first update: inside a `tf.function`, that
     makes the function trace twice. Built first here (the guard, as the user's first update
     starts), the user's function is traced once, with the optimizer Keras would have built.
-    Not a LossScaleOptimizer (which builds its inner one): its `scale_loss`, called before the
-    update, multiplies by a constant until it is built, and only the second trace, Keras', puts
-    the scale's variable in the step.
+    The guard never passes a LossScaleOptimizer here: it intercepts the inner optimizer's
+    update, which the scaler has built by then. Building the scaler too would be wrong: its
+    `scale_loss`, called before the update, multiplies by a constant until it is built, and
+    only Keras' second trace puts the scale's variable in the step.
     """
     if optimizer.built or not variables or tf.distribute.has_strategy():
         return  # (under a strategy Keras builds it where the strategy's variables go)

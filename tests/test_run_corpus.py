@@ -708,7 +708,7 @@ def test_cli_passes_argv_and_returns_exit_status(runs: Runs) -> None:
     recorded = json.loads(Path(argv_file).read_text())
     assert recorded["name"] == "__main__", context
     assert recorded["argv"] == [script, argv_file, "3", "--epochs", "7"], context
-    # The runtime configured by the script, before gradguard started TensorFlow's.
+    # The runtime as the script configured it: gradguard had not started it before the script.
     assert (recorded["inter_op_threads"], recorded["logical_cpus"]) == (2, 2), context
     # Findings made before sys.exit are still reported, on stderr and in the JSON.
     assert "missing-apply" in run.codes(), context
