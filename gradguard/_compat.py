@@ -8,6 +8,7 @@ TensorFlow or Keras upgrade that breaks one of these breaks this module, not the
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,7 +17,9 @@ import tensorflow as tf
 from keras.src.saving import saving_lib as _saving_lib
 from tensorflow.core.framework import attr_value_pb2 as _attr_value_pb2
 from tensorflow.core.protobuf import trackable_object_graph_pb2 as _graph_pb2
+from tensorflow.python.eager import context as _context
 from tensorflow.python.eager import record as _tape_record
+from tensorflow.python.framework import op_callbacks as _op_callbacks
 from tensorflow.python.framework import ops as _tf_ops
 from tensorflow.python.lib.io import tf_record as _tf_record
 from tensorflow.python.ops import control_flow_util as _control_flow_util
@@ -46,6 +49,8 @@ __all__ = [
     "strategy_supports_no_merge_call",
     "tape_is_recording",
     "trackable_children",
+    "users_op_callbacks",
+    "without_op_callbacks",
 ]
 
 # Keras' BaseOptimizer, which holds `apply`: every Keras 3 optimizer (and the TensorFlow
@@ -72,6 +77,52 @@ def outside_trace() -> Iterator[None]:
 
     with tf.variable_creator_scope(eager), tf.init_scope():
         yield
+
+
+# The op callbacks `without_op_callbacks` took off, innermost last, per thread (as TF's are).
+_suspended = threading.local()
+
+
+@contextlib.contextmanager
+def without_op_callbacks() -> Iterator[None]:
+    """A block of gradguard's own ops, made or run unseen by the user's op callbacks.
+
+    `tf.debugging.enable_check_numerics()`, how users look for the op that made a NaN, is an
+    op callback: it checks every op made or run after it. gradguard's state holds infinities
+    and NaN on purpose (a minimum not yet seen, a rate not measured), so its reads raised in a
+    healthy loop; and the user asked about their own ops. (Callbacks are TF's private
+    `op_callbacks` registry, per thread: taken off the context and put back in order.)
+    """
+    callbacks = list(_context.context().op_callbacks)
+    if not callbacks:
+        yield
+        return
+    for callback in callbacks:
+        _op_callbacks.remove_op_callback(callback)
+    stack = _suspended.__dict__.setdefault("callbacks", [])
+    stack.append(callbacks)
+    try:
+        yield
+    finally:
+        stack.pop()
+        for callback in callbacks:
+            _op_callbacks.add_op_callback(callback)
+
+
+@contextlib.contextmanager
+def users_op_callbacks() -> Iterator[None]:
+    """Inside `without_op_callbacks`, the user's own ops (the optimizer's update) seen again."""
+    stack = getattr(_suspended, "callbacks", None)
+    if not stack or _context.context().op_callbacks:
+        yield
+        return
+    for callback in stack[-1]:
+        _op_callbacks.add_op_callback(callback)
+    try:
+        yield
+    finally:
+        for callback in stack[-1]:
+            _op_callbacks.remove_op_callback(callback)
 
 
 def is_variable(obj: Any) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -97,6 +98,10 @@ def mismatched_rows(batch: tuple[Any, Any, Any]) -> str | None:
     )
 
 
+# The op an eager error names, when it is a check users add to debug, not a shape mismatch.
+_DEBUGGING_OP = re.compile(r"\[Op:(CheckNumerics\w*|Assert)\]")
+
+
 class ModelInputError(ValueError):
     """The model could not be called on x: the message names x's shapes and the model's inputs."""
 
@@ -110,6 +115,8 @@ def call_model(model: Any, x: Any, training: bool) -> Any:
     try:
         return model(x, training=training)
     except (ValueError, TypeError, tf.errors.InvalidArgumentError) as e:
+        if _DEBUGGING_OP.search(str(e)):
+            raise  # an eager check the user asked for (check_numerics, an assert) failed
         expected = getattr(model, "inputs", None)
         hint = f" The model expects {describe(expected)}." if expected else ""
         shapes = describe(x)

@@ -106,18 +106,17 @@ class StepCore:
             # loss, grad norm before and after the transforms, at the latest step.
             self._latest = replicas.state_variable([np.nan] * 3, tf.float32)
             self._clipped = replicas.state_variable(0, tf.int64)
-            self._recorder = (
-                StepRecorder(
+            self._recorder: StepRecorder | None = None
+            if sink is not None:
+                extra = [scalar for check in self.checks for scalar in check.scalars]
+                self._recorder = StepRecorder(
                     sink,
                     self.layout,
                     per_variable=options.scalars_per_variable,
                     learning_rate=self._learning_rate,
                     every=options.every,
-                    extra=[scalar for check in self.checks for scalar in check.scalars],
+                    extra=extra,
                 )
-                if sink is not None
-                else None
-            )
 
     def ignore(self, code: str) -> None:
         """Stops reporting `code` for this core, here and in ``gradguard inspect`` of its logs.
@@ -147,6 +146,7 @@ class StepCore:
     # Plain TensorFlow code: AutoGraph converting it (the core, the transforms, every check)
     # would add seconds to the first call of every step that calls it.
     @tf.autograph.experimental.do_not_convert
+    @_compat.without_op_callbacks()
     def update(
         self,
         loss: tf.Tensor | None,
@@ -307,6 +307,7 @@ class StepCore:
 
     # -- host side -----------------------------------------------------------------------------
 
+    @_compat.without_op_callbacks()
     def read(
         self,
         steps: int,

@@ -120,6 +120,7 @@ class DeferredFold:
         for check in self.checks:
             check.before_read = self.fold
 
+    @_compat.without_op_callbacks()
     def before_step(self, measure: bool) -> None:
         """Host, before a step: a measuring step's fold comes after the rows'."""
         if not self.host_folds:
@@ -130,6 +131,7 @@ class DeferredFold:
             self._compiled_fold()
             self.waiting = 0
 
+    @_compat.without_op_callbacks()
     def fold(self) -> None:
         """Host: folds the waiting rows into the checks, as a graph (no compile for a read)."""
         if self.waiting or not self.host_folds:  # (the guard's host does not know)

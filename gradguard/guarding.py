@@ -344,6 +344,7 @@ class Guard:
         if self._pending or any(self.cadence(k) for k in range(first, self._calls)):
             self.read()
 
+    @_compat.without_op_callbacks()  # (its state holds NaN and infinities: not the user's)
     def read(self, *, final: bool = False) -> findings_lib.Report:
         """Judges everything seen so far; raises per policy unless `final` or not raising.
 
@@ -379,10 +380,8 @@ class Guard:
 
     def steps_seen(self) -> int:
         """Guarded calls, or gradient calls and updates where no call is counted (run, fit)."""
-        counts = [self._calls] + [core.steps for core in self.cores.values()]
-        if not self.cores:
-            counts.append(self.ledger.gradient_calls)
-        return max(counts)
+        cores = [core.steps for core in self.cores.values()]
+        return max([self._calls, *cores] if cores else [self._calls, self.ledger.gradient_calls])
 
     def saw_training(self) -> bool:
         """Whether any gradient was computed or any update applied under this guard."""

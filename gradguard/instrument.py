@@ -6,6 +6,9 @@ wrapper when its first user enters and puts the original back when its last user
 nested and repeated uses (a guarded function calling another, two guards stacked) compose and
 nothing stays patched after gradguard is done.
 
+Every hook runs without the user's op callbacks (`tf.debugging.enable_check_numerics()` checks
+the user's ops, not gradguard's: `_unchecked`).
+
 The patches, and the context managers that use them:
 
 * `listening(guard)`: every `tf.GradientTape.gradient` call is reported to the innermost guard
@@ -126,6 +129,16 @@ def listener() -> Any:
     return _LISTENERS[-1] if _LISTENERS else None
 
 
+def _unchecked(hook: Callable[..., Any], *args: Any) -> Any:
+    """``hook(*args)``: gradguard's ops, unseen by the user's op callbacks (check_numerics).
+
+    The user's own work a hook calls (the optimizer's update) is seen again inside it
+    (`_compat.users_op_callbacks`).
+    """
+    with _compat.without_op_callbacks():
+        return hook(*args)
+
+
 def _report_gradients(original: Any) -> Any:
     @functools.wraps(original)
     def gradient(tape: Any, target: Any, sources: Any, *args: Any, **kwargs: Any) -> Any:
@@ -137,17 +150,18 @@ def _report_gradients(original: Any) -> Any:
         extra = list(guard.extra_sources(tape, sources, kwargs))
         if not extra:
             result = original(tape, target, sources, *args, **kwargs)
-            guard.on_gradient(tape, target, sources, result, ())
+            _unchecked(guard.on_gradient, tape, target, sources, result, ())
             return result
         flat = tf.nest.flatten(sources)
         try:
             both = original(tape, target, [*flat, *extra], *args, **kwargs)
         except Exception:  # noqa: BLE001 - the extras' fault (the tape is not spent): without
             result = original(tape, target, sources, *args, **kwargs)
-            guard.on_gradient(tape, target, sources, result, ())
+            _unchecked(guard.on_gradient, tape, target, sources, result, ())
             return result
         result = tf.nest.pack_sequence_as(sources, both[: len(flat)])
-        guard.on_gradient(tape, target, sources, result, tuple(zip(extra, both[len(flat) :])))
+        extra_pairs = tuple(zip(extra, both[len(flat) :]))
+        _unchecked(guard.on_gradient, tape, target, sources, result, extra_pairs)
         return result
 
     return gradient
@@ -160,7 +174,7 @@ def _route_updates(original: Any) -> Any:
         bound = functools.partial(original, optimizer)
         if guard is None:
             return bound(grads, trainable_variables)
-        return guard.on_apply(optimizer, bound, grads, trainable_variables)
+        return _unchecked(guard.on_apply, optimizer, bound, grads, trainable_variables)
 
     return apply
 
@@ -171,7 +185,7 @@ def _record_layer_outputs(original: Any) -> Any:
         result = original(layer, *args, **kwargs)
         if _TAPS and _compat.tape_is_recording():  # a training forward pass
             for tap in _TAPS:
-                tap.record(layer, result, args)
+                _unchecked(tap.record, layer, result, args)
         return result
 
     return __call__
@@ -187,7 +201,7 @@ def _note_scaled_updates(original: Any) -> Any:
         # here, so that updates it skipped every time are told from updates never made.
         guard = listener()
         if guard is not None:
-            guard.on_scaled_apply(optimizer)
+            _unchecked(guard.on_scaled_apply, optimizer)
         return original(optimizer, grads, trainable_variables)
 
     return apply
@@ -200,7 +214,7 @@ def _note_scaled_losses(original: Any) -> Any:
         scaled = original(optimizer, loss)
         guard = listener()
         if guard is not None:
-            guard.on_scaled_loss(loss, scaled)
+            _unchecked(guard.on_scaled_loss, loss, scaled)
         return scaled
 
     return scale_loss
@@ -229,7 +243,7 @@ def _report_fit_batches(original: Any) -> Any:
         # and the compiled loss: the guard keeps them for a NaN-origin replay.
         guard = listener()
         if guard is not None:
-            guard.on_fit_batch(model, data)
+            _unchecked(guard.on_fit_batch, model, data)
         return original(model, data)
 
     return train_step

@@ -193,6 +193,13 @@ def trial(
       ValueError: for a model that cannot be called on the examples' inputs, or a loss that
         cannot compare their labels with the model's outputs.
     """
+    with _compat.without_op_callbacks():  # (a trial may diverge: no check_numerics error)
+        yield from _trial(model, optimizer, loss_fn, examples)
+
+
+def _trial(
+    model: Any, optimizer: keras.optimizers.Optimizer, loss_fn: Any, examples: Examples
+) -> Iterator[Trial]:
     step = TrainStep(
         model,
         optimizer,

@@ -115,13 +115,18 @@ def apply(
         return
     if apply_factor is not None:
         grads = [transforms_lib.scale_gradient(g, apply_factor) for g in grads]
+
+    def users_update(grads: list[Any]) -> None:
+        with _compat.users_op_callbacks():  # the optimizer's ops are the user's
+            apply_fn(grads, variables)
+
     if gate is None:
         # Not inside a conditional: the optimizer's work then overlaps the backward pass.
         # (The loss scaler skips overflow steps itself, inside its `apply`.)
-        apply_fn(grads, variables)
+        users_update(grads)
     else:
         # A gate waits for every gradient; that wait is what skipping non-finite costs.
-        replicas.run_if(gate, lambda grads: apply_fn(grads, variables), grads)
+        replicas.run_if(gate, users_update, grads)
 
 
 def build(optimizer: keras.optimizers.Optimizer, variables: Sequence[Any]) -> None:

@@ -34,6 +34,21 @@ def test_healthy_fit_is_silent_and_trains_exactly_as_plain_fit():
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_fit_under_check_numerics_is_silent_and_trains_as_plain_fit():
+    # gradguard's state holds infinities on purpose: only the user's ops are checked.
+    tf.debugging.enable_check_numerics()
+    try:
+        guarded, plain = mlp(seed=3), mlp(seed=3)
+        callback = gradguard.GuardCallback(every=4)
+        _fit(guarded, keras.optimizers.Adam(1e-2), callbacks=[callback])
+        _fit(plain, keras.optimizers.Adam(1e-2))
+    finally:
+        tf.debugging.disable_check_numerics()
+    assert callback.report().findings == [] and callback.report().steps_observed == 12
+    for a, b in zip(guarded.weights, plain.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_the_model_is_left_as_it_was_after_fit():
     model = mlp()
     callback = gradguard.GuardCallback(every=5)

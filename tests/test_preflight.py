@@ -7,6 +7,7 @@ and the optimizer come back bit for bit, also when a call raises midway; bad inp
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from typing import Any
@@ -346,6 +347,27 @@ def test_lr_find_and_preflight_restore_everything(classes, name):
     _assert_same(before, _state(model, optimizer))
     gradguard.preflight(model, optimizer, logits_loss(), classes, steps=20, lr_find_steps=10)
     _assert_same(before, _state(model, optimizer))
+
+
+def test_lr_find_under_check_numerics_runs_into_divergence_as_without(classes):
+    # The range test drives the loss to infinity on purpose: the user's check_numerics is
+    # about their own training, not gradguard's trial.
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((10,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(4)]
+    )
+    optimizer = keras.optimizers.SGD(1e-3)
+    # (Never stopped for a rise: on until the loss is not finite.)
+    find = functools.partial(gradguard.lr_find, steps=30, max_lr=1e30, stop_factor=np.inf)
+    plain = find(model, optimizer, logits_loss(), classes)
+    assert plain.stopped == "non-finite"
+    tf.debugging.enable_check_numerics()
+    try:
+        checked = find(model, optimizer, logits_loss(), classes)
+    finally:
+        tf.debugging.disable_check_numerics()
+    assert (checked.stopped, checked.suggestion) == (plain.stopped, plain.suggestion)
+    np.testing.assert_allclose(checked.raw_losses, plain.raw_losses, rtol=1e-5)
 
 
 class _FailsLater:
