@@ -315,8 +315,9 @@ def visible_here(tensor: Any) -> bool:
     graph = current_graph()
     if graph is None:
         return getattr(tensor, "graph", None) is None  # eager: an eager tensor
-    while graph is not None:
-        if tensor.graph is graph:
+    own = getattr(tensor, "graph", None)  # (None: an eager tensor, which no graph reads)
+    while graph is not None and own is not None:
+        if own is graph:
             return True
         graph = getattr(graph, "outer_graph", None)
     return False

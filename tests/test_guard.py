@@ -414,6 +414,32 @@ def test_same_weights_as_unguarded_with_identity_transform():
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_gradients_taken_eagerly_and_applied_in_a_tf_function_train_as_unguarded():
+    # The update's trace sees an eager loss, which its graph cannot read (it raised).
+    def loop(guarded):
+        x, y = regression_data()
+        model, optimizer = mlp(), keras.optimizers.SGD(0.05)
+
+        @tf.function
+        def apply(grads):
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+
+        def step():
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.square(model(x) - y))
+            apply(tape.gradient(loss, model.trainable_variables))
+
+        step = gradguard.guard(model, optimizer, every=4)(step) if guarded else step
+        for _ in range(12):
+            step()
+        return model, step
+
+    (guarded_model, step), (plain_model, _) = loop(True), loop(False)
+    assert step.report().steps_observed == 12 and step.report().findings == []
+    for a, b in zip(plain_model.weights, guarded_model.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_none_gradients_passed_to_the_optimizer_are_named():
     model, optimizer = mlp(depth=1), keras.optimizers.Adam(1e-2)
     loss_fn = keras.losses.MeanSquaredError()
