@@ -120,7 +120,6 @@ class DeferredFold:
         for check in self.checks:
             check.before_read = self.fold
 
-    @_compat.without_op_callbacks()
     def before_step(self, measure: bool) -> None:
         """Host, before a step: a measuring step's fold comes after the rows'."""
         if not self.host_folds:
@@ -128,14 +127,15 @@ class DeferredFold:
         if not measure:
             self.waiting += 1
         elif self.waiting:
-            self._compiled_fold()
+            with _compat.without_op_callbacks():  # (gradguard's ops: not check_numerics')
+                self._compiled_fold()
             self.waiting = 0
 
-    @_compat.without_op_callbacks()
     def fold(self) -> None:
         """Host: folds the waiting rows into the checks, as a graph (no compile for a read)."""
         if self.waiting or not self.host_folds:  # (the guard's host does not know)
-            self._graph_fold()
+            with _compat.without_op_callbacks():
+                self._graph_fold()
             self.waiting = 0
 
     def write(self, stats: Stats) -> None:
