@@ -295,6 +295,8 @@ HEALTHY: dict[str, Healthy] = {
     # --- the healthy twins of the checkpoint paths above (issue #14 item 1).
     "ok_load_weights_h5_optimizer_built.py": Healthy(),
     "ok_keras_archive_load_model_resume.py": Healthy(),
+    # A checkpoint, a SavedModel and an archive written under run hold none of its state.
+    "ok_export_after_custom_loop_and_fit.py": Healthy(),
     "ok_checkpoint_restore_then_set_finetune_lr.py": Healthy(),
     "ok_optimizer_same_class_resume.py": Healthy(),
 }
