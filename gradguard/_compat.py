@@ -49,6 +49,8 @@ __all__ = [
     "strategy_supports_no_merge_call",
     "tape_is_recording",
     "trackable_children",
+    "traced_function",
+    "untraced_copy",
     "users_op_callbacks",
     "without_op_callbacks",
 ]
@@ -123,6 +125,17 @@ def users_op_callbacks() -> Iterator[None]:
     finally:
         for callback in stack[-1]:
             _op_callbacks.remove_op_callback(callback)
+
+
+def traced_function(fn: Any) -> bool:
+    """Whether `fn` is a `tf.function` traced already (its graphs call no new Python)."""
+    count = getattr(fn, "experimental_get_tracing_count", None)
+    return callable(count) and count() > 0
+
+
+def untraced_copy(fn: Any) -> Any:
+    """A `tf.function` of `fn`'s Python function with its options, not traced yet (private)."""
+    return fn._clone(None)
 
 
 def is_variable(obj: Any) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from gradguard import diagnose, instrument
+from gradguard import _compat, diagnose, instrument
 from gradguard import findings as findings_lib
 from gradguard.guarding import Guard
 from gradguard.options import ChecksArg, Options
@@ -74,6 +74,11 @@ def guard(
     the_guard = Guard(model, optimizer, options)
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if _compat.traced_function(fn):
+            # Its traces ran without gradguard watching and would run so again (no checks, no
+            # transform): guarded calls go to a copy, traced while the guard watches.
+            fn = _compat.untraced_copy(fn)
+
         @functools.wraps(fn)
         def guarded(*args: Any, **kwargs: Any) -> Any:
             traced = tf.inside_function()  # called by an outer tf.function: only instrument

@@ -261,10 +261,12 @@ class Ledger:
         # Given a gradient, or expected (the model's) but never asked one, or read under a tape
         # with the target depending on it but not asked for (`_left_out_of`); never passed to an
         # optimizer nor updated by hand. (An unused head, its gradient always None, is no bug.)
-        candidates = {**self.with_gradient}
-        candidates.update((k, v) for k, v in self.expected.items() if k not in self.requested)
+        candidates: dict[int, Any] = {}
         if final or updates >= MISSING_APPLY_CALLS_WHILE_RUNNING:
-            # Given time first: a GAN's other player trains them in a step not seen yet.
+            # Given time first: a GAN's other player, or a later stage (the head trained alone
+            # first, then the whole model), trains them in steps not seen yet.
+            candidates.update(self.with_gradient)
+            candidates.update((k, v) for k, v in self.expected.items() if k not in self.requested)
             candidates.update(self._left_out_of(keras_variables))
         left_out = [
             v for k, v in candidates.items() if k not in self.applied and not self.changed(k)

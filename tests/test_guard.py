@@ -440,6 +440,47 @@ def test_gradients_taken_eagerly_and_applied_in_a_tf_function_train_as_unguarded
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_a_head_trained_alone_first_then_the_whole_model_is_not_left_out():
+    # Linear probing, then fine-tuning: the body's first update comes later, not never.
+    x, y = regression_data()
+    model, optimizer = mlp(), keras.optimizers.Adam(1e-2)
+    optimizer.build(model.trainable_variables)
+    head = model.layers[-1].trainable_variables
+
+    def step(variables):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(model(x, training=True) - y))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+
+    guarded = gradguard.guard(model, optimizer, every=5)(step)
+    for k in range(40):
+        guarded(head if k < 10 else model.trainable_variables)
+    assert guarded.report().findings == [], str(guarded.report())
+
+
+@pytest.mark.parametrize("bug", [None, "forgot-apply"])
+def test_a_tf_function_called_before_it_was_guarded_is_guarded(bug):
+    # Its cached trace never runs gradguard's Python: the guard must not leave it to that.
+    x, y = regression_data()
+    model = mlp()
+    optimizer = keras.optimizers.SGD(1.0)
+    step = tf.function(user_step(model, optimizer, bug))
+    step(x, y)  # the trace
+    before = [w.numpy() for w in model.trainable_variables]
+    policy = {"missing-apply": "warn"}
+    clip = gradguard.clip_by_global_norm(1e-3)
+    guarded = gradguard.guard(model, optimizer, transform=clip, policy=policy, every=1)(step)
+    guarded(x, y)
+    if bug is None:  # SGD(1.0): the weights moved by the clipped gradient
+        moved = [w.numpy() - b for w, b in zip(model.trainable_variables, before)]
+        assert np.sqrt(sum(np.sum(d**2) for d in moved)) == pytest.approx(1e-3, rel=1e-4)
+    guarded(x, y)
+    guarded(x, y)
+    report = guarded.report()
+    assert report.steps_observed == 3
+    assert [f.code for f in report.findings] == (["missing-apply"] if bug else []), str(report)
+
+
 def test_none_gradients_passed_to_the_optimizer_are_named():
     model, optimizer = mlp(depth=1), keras.optimizers.Adam(1e-2)
     loss_fn = keras.losses.MeanSquaredError()
