@@ -74,18 +74,21 @@ def loss_broadcast(
         inputs = [t for t in op.inputs if t.dtype.is_floating]
         if len(inputs) != 2 or len(op.outputs) != 1:
             continue
-        if _mutually_broadcast(inputs[0].shape, inputs[1].shape):
-            shape = op.outputs[0].shape
-            message = (
-                f"{shapes}: the loss broadcasts them to {shape_text(shape)}, comparing every label "
-                "with every prediction, so the model cannot fit; reshape y_true to y_pred's "
-                "shape (e.g. y[:, None]) or use a keras.losses object, which aligns them."
-            )
-            details["broadcast_shape"] = shape.as_list() if shape.rank is not None else None
-            return Finding("loss-broadcast", message, step, details=details)
+        # Only labels met with predictions: a pairwise loss (triplet, contrastive) stretches
+        # predictions against predictions, and labels against labels, by design.
         for pred, label in (inputs, inputs[::-1]):
             if pred.op not in from_predictions or label.op not in from_labels - from_predictions:
                 continue
+            if _mutually_broadcast(label.shape, pred.shape):
+                shape = op.outputs[0].shape
+                message = (
+                    f"{shapes}: the loss broadcasts them to {shape_text(shape)}, comparing every "
+                    "label with every prediction, so the model cannot fit; reshape y_true to "
+                    "y_pred's shape (e.g. y[:, None]) or use a keras.losses object, which aligns "
+                    "them."
+                )
+                details["broadcast_shape"] = shape.as_list() if shape.rank is not None else None
+                return Finding("loss-broadcast", message, step, details=details)
             stretched = _stretched(label.shape, pred.shape, sequences)
             if stretched is not None:
                 details["axis"], why = stretched

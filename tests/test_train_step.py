@@ -458,6 +458,25 @@ def test_labels_and_predictions_of_other_widths_by_design_are_not_a_broadcast(lo
     assert "loss-broadcast" not in step.report().codes(), str(step.report())
 
 
+def _triplet_loss(labels, embeddings, margin=0.2):
+    """Batch-all triplet loss: every example against every other, on purpose."""
+    embeddings = tf.math.l2_normalize(embeddings, -1)
+    distance = 2.0 - 2.0 * tf.matmul(embeddings, embeddings, transpose_b=True)
+    same = tf.cast(tf.equal(labels[:, None], labels[None, :]), tf.float32)
+    mask = same[:, :, None] * (1.0 - same)[:, None, :]  # anchor, positive, negative
+    hinge = tf.nn.relu(distance[:, :, None] - distance[:, None, :] + margin)
+    return tf.reduce_sum(hinge * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+
+def test_a_pairwise_metric_learning_loss_is_not_a_broadcast():
+    x, y = regression_data()
+    classes = (y[:, 0] > 0).astype("int32")  # (64,) class ids against (64, 4) embeddings
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
+    step = gradguard.TrainStep(model, keras.optimizers.Adam(), _triplet_loss, policy=WARN_ALL)
+    step(x, classes)
+    assert "loss-broadcast" not in step.report().codes(), str(step.report())
+
+
 def test_one_label_per_sequence_against_every_time_step_is_a_loss_broadcast():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(32, 6, 2)).astype("float32")
