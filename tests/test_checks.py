@@ -922,5 +922,5 @@ def test_chance_level_over_the_last_half_of_a_finished_run():
         assert check.judge(state, running) == []
         messages[window] = [f.message for f in check.judge(state, finished)]
     (message,) = messages[3]
-    assert "chance level for the last 6 steps" in message
+    assert "or above for the last 6 steps" in message
     assert messages[4] == []

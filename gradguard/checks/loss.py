@@ -130,10 +130,12 @@ class LossNotDecreasing(Check):
             steps = len(history) * self.window
             details["chance_loss"] = chance
             message = (
-                f"The loss has stayed at or above chance level for the last {steps} steps: "
+                f"The loss has stayed at the chance level (less than "
+                f"{self.chance_tolerance:.0%} below it) or above for the last {steps} steps: "
                 f"{number(recent)} now (step {context.step}) against {number(chance)} for a "
                 "model that ignores its inputs (ln C for C classes, or the labels' own entropy "
-                "or variance): the model predicts no better than guessing. Check that labels "
+                "or variance): the model predicts hardly better than guessing (unless the "
+                "labels themselves are mostly noise). Check that labels "
                 "stay paired with their inputs (shuffle them together), that softmax is not "
                 "applied twice (a softmax output with from_logits=True), and the learning rate."
             )
