@@ -70,6 +70,12 @@ def guard(
             "guard needs the optimizer: @gradguard.guard(model, optimizer), or bare "
             "@gradguard.guard over def train_step(self, data) in a keras.Model subclass."
         )
+    for each in model if isinstance(model, (list, tuple)) else [model]:
+        if each is not None and not hasattr(each, "trainable_variables"):
+            raise TypeError(
+                "guard's model must be the Keras model (or layer) the step trains, or a list "
+                f"of them (a GAN's); got {type(each).__name__} {each!r:.60}."
+            )
 
     the_guard = Guard(model, optimizer, options)
 
@@ -147,6 +153,13 @@ class _GuardedTrainStep:
         return the_guard
 
     def __call__(self, model: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(model, keras.Model):
+            raise TypeError(
+                f"bare @gradguard.guard guards def train_step(self, data) in a keras.Model "
+                f"subclass, but {self.fn.__name__} was called with a {type(model).__name__} first. "
+                "Over your own train step, name what it trains: "
+                "@gradguard.guard(model, optimizer)."
+            )
         the_guard = self.guard_for(model)
         traced = tf.inside_function()
         with the_guard.instrument():

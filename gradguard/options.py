@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import keras
+import tensorflow as tf
 
 from gradguard import checks as checks_lib
 from gradguard import findings as findings_lib
@@ -71,9 +72,9 @@ class Options:
         """Validates the user's arguments and returns them typed.
 
         Raises:
-          TypeError: for a transform, checks or sink of the wrong type.
+          TypeError: for a transform, checks, sink or log_dir of the wrong type.
           ValueError: for `every` or `read_every` below 1, an unknown policy code or value, or
-            a `log_dir` that is an existing file.
+            a `log_dir` that is (or is under) an existing file.
         """
         if transform is None:
             transform = default_transform()
@@ -86,10 +87,17 @@ class Options:
         every = every if isinstance(every, Every) else Every(every)
         read_every = every if read_every is None else Every(read_every, "read_every")
         if log_dir is not None:
+            if not isinstance(log_dir, (str, os.PathLike)):
+                raise TypeError(
+                    f"log_dir must be a directory's path (a str or os.PathLike); got "
+                    f"{type(log_dir).__name__} {log_dir!r}."
+                )
             log_dir = os.fspath(log_dir)
-            if os.path.exists(log_dir) and not os.path.isdir(log_dir):
+            blocking = _file_in_the_way(log_dir)
+            if blocking is not None:
+                where = "is a file" if blocking == log_dir else f"is under a file, {blocking!r}"
                 raise ValueError(
-                    f"log_dir {log_dir!r} is a file, not a directory: pass a directory for the "
+                    f"log_dir {log_dir!r} {where}, not a directory: pass a directory for the "
                     "TensorBoard event files (it is created if missing)."
                 )
         if sink is not None and not isinstance(sink, Sink):
@@ -146,6 +154,23 @@ class Options:
     def replace(self, **changes: Any) -> Options:
         """A copy with some fields changed (already validated values)."""
         return dataclasses.replace(self, **changes)
+
+
+def _file_in_the_way(path: str) -> str | None:
+    """`path`, or the nearest of its parents that exists, if that is a file (None otherwise)."""
+    while path and not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path if path and os.path.isfile(path) else None
+
+
+def check_strategy(strategy: Any) -> None:
+    """Raises TypeError unless `strategy` is None or a `tf.distribute.Strategy`."""
+    if strategy is not None and not isinstance(strategy, tf.distribute.Strategy):
+        raise TypeError(
+            "strategy must be a tf.distribute.Strategy (e.g. tf.distribute.MirroredStrategy()), "
+            f"or None for the strategy whose scope the step is made in; got "
+            f"{type(strategy).__name__} {strategy!r}."
+        )
 
 
 def check_optimizer(optimizer: Any) -> None:

@@ -565,6 +565,20 @@ def test_guard_needs_an_optimizer():
         gradguard.guard(mlp())
 
 
+def test_guard_rejects_a_model_that_is_not_one():
+    with pytest.raises(TypeError, match="guard's model must be .* got str 'my_model'"):
+        gradguard.guard("my_model", keras.optimizers.Adam())
+
+
+def test_a_bare_guard_over_a_plain_step_function_says_to_name_the_model():
+    @gradguard.guard
+    def train_step(x, y):
+        return x
+
+    with pytest.raises(TypeError, match=r"called with a ndarray first.*guard\(model, optimizer\)"):
+        train_step(*regression_data())
+
+
 def test_guard_rejects_a_non_keras_optimizer():
     with pytest.raises(TypeError, match="Keras optimizer"):
         gradguard.guard(mlp(), object())

@@ -399,6 +399,20 @@ def test_unknown_policy_code():
         )
 
 
+@pytest.mark.parametrize("log_dir", ["a number", "under a file"])
+def test_a_log_dir_that_cannot_be_a_directory_is_refused_at_once(log_dir, tmp_path):
+    (tmp_path / "notes.txt").write_text("not a directory")
+    path = 123 if log_dir == "a number" else tmp_path / "notes.txt" / "run1"
+    error = TypeError if log_dir == "a number" else ValueError
+    with pytest.raises(error, match="log_dir .*(got int 123|is under a file, .*notes.txt)"):
+        gradguard.TrainStep(mlp(), keras.optimizers.Adam(), "mse", log_dir=path)
+
+
+def test_a_strategy_that_is_not_one_is_refused_at_once():
+    with pytest.raises(TypeError, match="strategy must be a tf.distribute.Strategy.*got str"):
+        gradguard.TrainStep(mlp(), keras.optimizers.Adam(), "mse", strategy="mirrored")
+
+
 def test_python_lists_as_x_get_a_short_clear_error():
     x, y = regression_data()
     step = gradguard.TrainStep(mlp(), keras.optimizers.Adam(), "mse")
