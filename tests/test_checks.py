@@ -355,6 +355,19 @@ SCRIPTED = [
         frozenset({"update-too-large"}),
     ),
     Scripted(
+        # Two large first updates, then the loss exactly 0 (a hinge on separable data): no
+        # gradient, so no ratio measured after them; the first two steps are not most steps.
+        "update-ratio-large-at-first-then-converged",
+        checks.UpdateRatio,
+        LAYOUT,
+        _steps(
+            update_sq=lambda s: np.full(4, 1.0 if s < 2 else 0.0, np.float32),
+            grad_sq=lambda s: None if s < 2 else np.zeros(4, np.float32),
+            measured=lambda s: s < 2 or s % 5 == 0,  # steps 0, 1, then every 5
+        ),
+        update_ratio_reference,
+    ),
+    Scripted(
         # A gain initialized near 0 (LayerScale at 1e-6): rewritten while its weights grow
         # from about 0, for most steps here; then at its scale, with healthy ratios.
         "update-ratio-large-while-the-weights-are-near-zero",

@@ -32,8 +32,9 @@ class UpdateRatio(Check):
         Healthy training sits around 1e-4 to 1e-2; 1e-7 means the weights barely move.
       min_measured: Each finding needs this many measured steps (steps 0, 1, then every
         `every`): one step can be a warmup that starts at 0, or a first step of Adam.
-      high: A layer whose ratio is above this on most measured steps gets `update-too-large`:
-        each step changes the weights by half their size. Steps where the layer's weights were
+      high: A layer whose ratio is above this on most measured steps (three at least: the
+        first two move freshly initialized weights most) gets `update-too-large`: each step
+        changes the weights by half their size. Steps where the layer's weights were
         near 0 (a norm below `NEAR_ZERO`: a LayerScale gain initialized at 1e-6) do not count
         as above: any update is large against such weights, whatever the learning rate.
       stopped_after: Weights that changed before and then stayed unchanged on this many
@@ -175,10 +176,12 @@ class UpdateRatio(Check):
             for li in judged
             if measured[li] >= self.min_measured and measured[li] == s["below"][li]
         ]
+        # Large needs a measured step past the first two: those move freshly initialized
+        # weights most (a model that then converges, its gradients 0, is measured no more).
         large = [
             li
             for li in judged
-            if measured[li] >= self.min_measured and 2 * s["above"][li] > measured[li]
+            if measured[li] >= max(self.min_measured, 3) and 2 * s["above"][li] > measured[li]
         ]
         if small and len(small) == len(judged):
             small_cause = (
