@@ -253,7 +253,8 @@ def _rows(x: Any, y: Any, what: str, where: str) -> int:
         if shape is None or len(shape) == 0:
             raise TypeError(
                 f"{what} needs arrays with one row per example; {where} holds "
-                f"{_kind(leaf)}. Pass NumPy arrays or tensors."
+                f"{_kind(leaf)}. Pass NumPy arrays or tensors (a tf.data.Dataset batched: "
+                "dataset.batch(32), as for model.fit)."
             )
         counts.add(shape[0])
     if len(counts) != 1:

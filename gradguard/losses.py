@@ -38,12 +38,30 @@ def resolve(loss_fn: Any) -> LossFn:
                 f"loss_fn {loss_fn!r} is not a Keras loss name; use e.g. 'mse' or a "
                 "keras.losses.Loss object."
             ) from None
-    if not callable(loss_fn):
+    if not callable(loss_fn) or not _takes_labels_and_predictions(loss_fn):
+        shown = type(loss_fn).__name__ if not callable(loss_fn) else _signature_text(loss_fn)
         raise TypeError(
             f"loss_fn must be a keras.losses.Loss or a function (y_true, y_pred) -> loss; "
-            f"got {type(loss_fn).__name__}."
+            f"got {shown}."
         )
     return _with_autograph(loss_fn)
+
+
+def _takes_labels_and_predictions(fn: Any) -> bool:
+    """Whether `fn` can be called as ``fn(y_true, y_pred)`` (True when Python cannot tell)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # no signature to read (a builtin): the call will tell
+        return True
+    try:
+        signature.bind(None, None)
+    except TypeError:
+        return False
+    return True
+
+
+def _signature_text(fn: Any) -> str:
+    return f"{getattr(fn, '__name__', type(fn).__name__)}{inspect.signature(fn)}"
 
 
 def _with_autograph(loss_fn: Any) -> Any:

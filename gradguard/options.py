@@ -163,8 +163,11 @@ def _file_in_the_way(path: str) -> str | None:
     return path if path and os.path.isfile(path) else None
 
 
-def check_strategy(strategy: Any) -> None:
-    """Raises TypeError unless `strategy` is None or a `tf.distribute.Strategy`."""
+def check_execution(jit_compile: Any, run_eagerly: Any, strategy: Any) -> None:
+    """Raises TypeError for execution options of the wrong type (`TrainStep`'s)."""
+    for name, value in (("jit_compile", jit_compile), ("run_eagerly", run_eagerly)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be True or False; got {type(value).__name__} {value!r}.")
     if strategy is not None and not isinstance(strategy, tf.distribute.Strategy):
         raise TypeError(
             "strategy must be a tf.distribute.Strategy (e.g. tf.distribute.MirroredStrategy()), "

@@ -23,7 +23,7 @@ from gradguard import stats as stats_lib
 from gradguard import transforms as transforms_lib
 from gradguard.core import SCOPE, StepCore
 from gradguard.findings import Policy
-from gradguard.options import ChecksArg, Options, check_optimizer, check_strategy
+from gradguard.options import ChecksArg, Options, check_execution, check_optimizer
 from gradguard.traced import TraceFindings
 
 __all__ = ["TrainStep"]
@@ -139,7 +139,7 @@ class TrainStep:
             raise ValueError(
                 f"accumulate must be a positive int (micro-batches per update); got {accumulate!r}."
             )
-        check_strategy(strategy)
+        check_execution(jit_compile, run_eagerly, strategy)
         if strategy is None and tf.distribute.has_strategy():
             strategy = tf.distribute.get_strategy()  # created under strategy.scope()
         self.strategy = strategy

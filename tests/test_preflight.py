@@ -420,8 +420,16 @@ def test_an_unbuilt_optimizer_is_built_and_left_fresh(targets):
         ),
         ((np.zeros((8, 10)), np.array(["a"] * 8)), TypeError, "numeric arrays; got one of dtype"),
         ((np.zeros((0, 10)), np.zeros(0)), ValueError, "no examples"),
+        (
+            tf.data.Dataset.from_tensor_slices((np.zeros((8, 10)), np.zeros(8))),
+            TypeError,
+            r"one row per example; batch 0 holds .*dataset\.batch\(32\)",
+        ),
     ],
-    ids=["array", "dict", "int", "rows", "empty", "not-pairs", "weights", "strings", "zero"],
+    ids=[
+        *("array", "dict", "int", "rows", "empty", "not-pairs", "weights", "strings", "zero"),
+        "unbatched-dataset",
+    ],
 )
 def test_bad_data_is_named(data, error, match):
     with pytest.raises(error, match=match):
@@ -432,9 +440,9 @@ def test_bad_arguments_are_named(targets):
     model, (x, y) = mlp(1), targets
     with pytest.raises(ValueError, match="0 < min_lr < max_lr"):
         gradguard.lr_find(model, keras.optimizers.Adam(), "mse", targets, min_lr=1.0, max_lr=0.1)
-    with pytest.raises(ValueError, match="steps >= 10"):
+    with pytest.raises(ValueError, match="steps an int >= 10"):
         gradguard.lr_find(model, keras.optimizers.Adam(), "mse", targets, steps=3)
-    with pytest.raises(ValueError, match="preflight needs steps >= 20; got 5"):
+    with pytest.raises(ValueError, match="preflight needs steps an int >= 20; got 5"):
         gradguard.preflight(model, keras.optimizers.Adam(), "mse", targets, steps=5)
     with pytest.raises(TypeError, match="Keras optimizer"):
         gradguard.preflight(model, object(), "mse", targets)

@@ -408,9 +408,22 @@ def test_a_log_dir_that_cannot_be_a_directory_is_refused_at_once(log_dir, tmp_pa
         gradguard.TrainStep(mlp(), keras.optimizers.Adam(), "mse", log_dir=path)
 
 
-def test_a_strategy_that_is_not_one_is_refused_at_once():
-    with pytest.raises(TypeError, match="strategy must be a tf.distribute.Strategy.*got str"):
-        gradguard.TrainStep(mlp(), keras.optimizers.Adam(), "mse", strategy="mirrored")
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"strategy": "mirrored"}, "strategy must be a tf.distribute.Strategy.*got str"),
+        ({"jit_compile": "no"}, "jit_compile must be True or False; got str 'no'"),
+        (
+            {"loss_fn": lambda y_pred: y_pred},
+            r"function \(y_true, y_pred\).*got <lambda>\(y_pred\)",
+        ),
+    ],
+    ids=["strategy", "jit-compile", "one-argument-loss"],
+)
+def test_options_of_the_wrong_kind_are_refused_at_once(kwargs, match):
+    kwargs = {"loss_fn": "mse", **kwargs}
+    with pytest.raises(TypeError, match=match):
+        gradguard.TrainStep(mlp(), keras.optimizers.Adam(), **kwargs)
 
 
 def test_python_lists_as_x_get_a_short_clear_error():
