@@ -44,7 +44,8 @@ def guard(
 
     The host reads every `every` calls (when `guard` is the outer decorator; under an outer
     `tf.function`, at `train_step.report()`). The wrapped function gets `.report()` and
-    `.guard`.
+    `.guard`. A `tf.function` traced before it is guarded is called through an untraced copy
+    of it (same function and options): its cached traces would never call gradguard.
 
     Example:
       >>> @gradguard.guard(model, optimizer, transform=gradguard.clip_by_global_norm(1.0))
