@@ -281,7 +281,9 @@ def _check_arguments(
             f"max_lr={max_lr!r}. The usual range is min_lr=1e-7, max_lr=10."
         )
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 10:
-        raise ValueError(f"lr_find needs steps an int >= 10 (one rate per step); got {steps!r}.")
+        raise ValueError(
+            f"lr_find needs steps to be an int >= 10 (one rate per step); got {steps!r}."
+        )
     if not stop_factor > 1:
         raise ValueError(f"stop_factor must be above 1; got {stop_factor!r}.")
     if not 0 <= smoothing < 1:

@@ -112,7 +112,7 @@ def preflight(
     """
     for name, value, least in (("steps", steps, 20), ("lr_find_steps", lr_find_steps, 10)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ValueError(f"preflight needs {name} an int >= {least}; got {value!r}.")
+            raise ValueError(f"preflight needs {name} to be an int >= {least}; got {value!r}.")
     if thresholds is not None and not isinstance(thresholds, Thresholds):
         raise TypeError(
             "thresholds must be a gradguard.preflighting.Thresholds; got "

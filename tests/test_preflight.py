@@ -440,9 +440,9 @@ def test_bad_arguments_are_named(targets):
     model, (x, y) = mlp(1), targets
     with pytest.raises(ValueError, match="0 < min_lr < max_lr"):
         gradguard.lr_find(model, keras.optimizers.Adam(), "mse", targets, min_lr=1.0, max_lr=0.1)
-    with pytest.raises(ValueError, match="steps an int >= 10"):
+    with pytest.raises(ValueError, match="steps to be an int >= 10"):
         gradguard.lr_find(model, keras.optimizers.Adam(), "mse", targets, steps=3)
-    with pytest.raises(ValueError, match="preflight needs steps an int >= 20; got 5"):
+    with pytest.raises(ValueError, match="preflight needs steps to be an int >= 20; got 5"):
         gradguard.preflight(model, keras.optimizers.Adam(), "mse", targets, steps=5)
     with pytest.raises(TypeError, match="Keras optimizer"):
         gradguard.preflight(model, object(), "mse", targets)
