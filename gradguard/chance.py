@@ -138,6 +138,16 @@ class LabelSample:
         elif (slot := int(self._rng.integers(self._added))) < self.limit:
             self._batches[slot] = labels
 
+    def one_value(self) -> float | None:
+        """The one value every label kept has, if at least `MIN_LABELS` were kept; else None."""
+        if not self._batches:
+            return None
+        labels = np.concatenate(self._batches)
+        if labels.size < MIN_LABELS or not np.issubdtype(labels.dtype, np.number):
+            return None
+        first = labels.flat[0]
+        return float(first) if bool(np.all(labels == first)) else None
+
     def chance_loss(self, loss: Any, outputs: int | None) -> float | None:
         """`chance_loss` of the labels kept (None labels when none were)."""
         labels = np.concatenate(self._batches) if self._batches else None

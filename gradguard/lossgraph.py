@@ -22,6 +22,7 @@ __all__ = [
     "graph_double_softmax",
     "graph_findings",
     "graph_loss_broadcast",
+    "graph_softmax_over_batch",
     "graph_swapped_cross_entropy",
     "loss_broadcast",
 ]
@@ -140,6 +141,29 @@ def _labels_against_predictions(a: tf.TensorShape, b: tf.TensorShape) -> bool:
     return one == 1 and (n is None or m is None or n == m) and n != 1
 
 
+def _batch_against_batch(a: tf.Tensor, b: tf.Tensor) -> bool:
+    """True for (n, ..., C) against (n, 1, ..., C) of data against the model's output.
+
+    The lower-rank input gains leading axes of 1 in the broadcast, so its batch axis meets the
+    other's second axis, of size 1 there, and each stretches the other: every example against
+    every example. Only when both first axes are the batch (K centers or prototypes against a
+    batch of embeddings is a distance table) and between data and the model's output (a
+    pairwise loss compares outputs with outputs).
+    """
+    if a.shape.rank is None or b.shape.rank is None or a.shape.rank == b.shape.rank:
+        return False
+    low, high = (a, b) if a.shape.rank < b.shape.rank else (b, a)
+    if low.shape.rank < 2:
+        return False
+    # Both first axes the batch (its size, or both unknown): not K centers against a batch.
+    same_batch = low.shape[0] == high.shape[0] or low.shape[0] is high.shape[0] is None
+    if low.shape[0] == 1 or not same_batch:
+        return False
+    if not _mutually_broadcast(low.shape, high.shape):
+        return False
+    return _reads_variables(low) != _reads_variables(high)
+
+
 # Ops that apply softmax (or sigmoid) themselves to their `logits` input.
 _WITH_LOGITS = {"SparseSoftmaxCrossEntropyWithLogits", "SoftmaxCrossEntropyWithLogits"}
 # Ops that pass a value through unchanged in kind (a probability stays one).
@@ -172,6 +196,43 @@ def graph_double_softmax(ops: Iterable[tf.Operation], step: int) -> Finding | No
     return None
 
 
+def graph_softmax_over_batch(ops: Iterable[tf.Operation], step: int) -> Finding | None:
+    """`from-logits-mismatch`: a softmax over the batch axis of the model's output, into a log.
+
+    Read from a traced loss: ``tf.nn.softmax(logits, axis=0)`` on (n, C) outputs is a
+    ``Softmax`` (or ``LogSoftmax``) of their transpose (C, n), so its rows sum to 1 over the
+    examples, not over the C classes, and a cross-entropy then trades probability between
+    examples: one example alone gets 1 for every class. Only for C >= 2 classes known when
+    traced, a batch axis of another size, values computed from variables and a log taken of
+    them: a similarity matrix (n, n) of a contrastive loss, normalized over either axis, and
+    attention weights over a bag of instances (no log) stay silent.
+    """
+    loss_ops = set(ops)
+    for op in loss_ops:
+        if op.type not in ("Softmax", "LogSoftmax") or op.inputs[0].op.type != "Transpose":
+            continue
+        outputs = op.inputs[0].op.inputs[0]  # (n, C), before the transpose
+        shape, swapped = outputs.shape, op.inputs[0].shape
+        if shape.rank != 2 or swapped.rank != 2 or shape[1] is None or shape[1] < 2:
+            continue
+        batch, classes = shape[0], shape[1]
+        if swapped[0] != classes or batch == classes or not _reads_variables(outputs):
+            continue
+        logged = op.type == "LogSoftmax" or any(
+            d.type in ("Log", "Xlogy") for d in descendants(op.outputs[0]) if d in loss_ops
+        )
+        if logged:
+            message = (
+                f"The loss takes a softmax over the batch axis of outputs of shape "
+                f"{shape_text(shape)} ({op.name}, tf.nn.softmax(..., axis=0)): each class's "
+                f"values sum to 1 over the examples, not each example's over its {classes} "
+                "classes, so the model learns to share probability between examples and one "
+                "example alone gets 1 for every class. Use axis=-1 (the default)."
+            )
+            return Finding("from-logits-mismatch", message, step, details={"softmax": op.name})
+    return None
+
+
 def graph_swapped_cross_entropy(ops: Iterable[tf.Operation], step: int) -> Finding | None:
     """`labels-out-of-range`: a softmax cross-entropy given the model's output as its labels.
 
@@ -200,25 +261,31 @@ def _reads_variables(tensor: tf.Tensor) -> bool:
 
 
 def graph_loss_broadcast(ops: Iterable[tf.Operation], step: int) -> Finding | None:
-    """`loss-broadcast` from a traced loss: an elementwise op on (n,) and (n, 1) inputs.
+    """`loss-broadcast` from a traced loss: an elementwise op pairing every example with every one.
 
     For code gradguard did not write (the guard, `gradguard run`), where only the loss tensor
-    is seen. Only this exact pattern is reported: pairwise terms written on purpose
-    (``x[:, None] - x[None, :]``) have two rank-2 inputs.
+    is seen. Two patterns are reported: inputs of shapes (n,) and (n, 1); and, between data and
+    the model's output (one input computed from variables, the other not), an input of rank r
+    >= 2 whose batch axis is moved to the second axis by the other's extra leading axis, which
+    meets it with a 1 ((n, 1, C) one-hot labels of a column of class ids against (n, C)
+    predictions: (n, n, C)). Pairwise terms written on purpose (``x[:, None] - x[None, :]``,
+    a chamfer or kernel distance between data and samples) expand both inputs to one rank.
     """
     for op in ops:
         inputs = [t for t in op.inputs if t.dtype.is_floating]
         if len(inputs) != 2 or len(op.outputs) != 1:
             continue
         a, b = inputs[0].shape, inputs[1].shape
-        if _labels_against_predictions(a, b):
+        if _labels_against_predictions(a, b) or _batch_against_batch(*inputs):
             shape = op.outputs[0].shape
-            flat, column = (a, b) if a.rank == 1 else (b, a)
+            flat, column = (a, b) if a.rank < b.rank else (b, a)
             message = (
                 f"An op in the loss ({op.type}) combines shapes {shape_text(flat)} and "
                 f"{shape_text(column)} into {shape_text(shape)}, comparing every label with every "
                 "prediction, so the model cannot fit; reshape the labels to the predictions' "
-                "shape (e.g. y[:, None]) or use a keras.losses object, which aligns them."
+                "shape (y[:, None] for labels of shape (n,); a column of class ids (n, 1) "
+                "squeezed to (n,) before tf.one_hot) or use a keras.losses object, which "
+                "aligns them."
             )
             details = {"shapes": [flat.as_list(), column.as_list()], "op": op.name}
             return Finding("loss-broadcast", message, step, details=details)
@@ -231,7 +298,12 @@ def graph_findings(loss: tf.Tensor, step: int) -> list[Finding]:
     Each judge reads `ops`, the ops the loss is computed from (one walk of the graph for all).
     """
     ops = ancestors(loss)
-    judges = (graph_loss_broadcast, graph_double_softmax, graph_swapped_cross_entropy)
+    judges = (
+        graph_loss_broadcast,
+        graph_double_softmax,
+        graph_softmax_over_batch,
+        graph_swapped_cross_entropy,
+    )
     found = [judge(ops, step) for judge in judges]
     return [finding for finding in found if finding is not None]
 

@@ -87,5 +87,6 @@ class TraceFindings:
             width = self.loss_shapes.output_width
             level = None if self._no_chance_level else self._labels.chance_loss(self.loss_fn, width)
             core.notes["chance_loss"] = level
+            core.notes["labels_one_value"] = self._labels.one_value()
         found += self.loss_shapes.judge(self.loss_fn, step)
         return [finding for finding in found if finding is not None]

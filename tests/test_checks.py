@@ -461,6 +461,13 @@ SCRIPTED += [
         lambda s: 2.36 - 0.001 * s,
         frozenset({"loss-not-decreasing"}),
     ),
+    # Labels mostly noise (40% of them flipped): below chance and still falling, or settled
+    # 1.5% below it: learning what there is to learn, silent.
+    _chance_case("noisy-labels-still-falling-below-chance", lambda s: 2.36 - 0.008 * s),
+    _chance_case(
+        "noisy-labels-settled-just-below-chance",
+        lambda s: 2.6 if s == 0 else 2.268 + 0.001 * (s % 2),
+    ),
     # Warms up at chance, then learns: silent.
     _chance_case("loss-leaves-chance", lambda s: 2.3 if s < 6 else 1.0),
     # Below chance throughout (a model that learned): silent.

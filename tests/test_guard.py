@@ -268,6 +268,111 @@ def test_a_hand_written_step_is_held_against_the_chance_level_its_loss_shows(los
     assert at_chance == (claimed and labels == "unrelated"), str(step.report())
 
 
+def _hand_written_loss(kind, model, y, logits):
+    """A hand-written loss of `kind` on class ids `y` of shape (n, 1) and (n, 4) logits."""
+    if kind == "one-hot-of-a-column":  # (n, 1, 4) against (n, 4): every label, every example
+        return -tf.reduce_mean(tf.reduce_sum(tf.one_hot(y, 4) * tf.nn.log_softmax(logits), -1))
+    if kind == "one-hot-of-the-ids":
+        one_hot = tf.one_hot(y[:, 0], 4)
+        return -tf.reduce_mean(tf.reduce_sum(one_hot * tf.nn.log_softmax(logits), -1))
+    if kind == "prototypes":  # distances of (n, 1, 4) embeddings to 4 learned prototypes
+        prototypes = model.layers[-1].kernel[:4]  # (4, 4)
+        distances = tf.reduce_sum(tf.square(logits[:, None, :] - prototypes), -1)
+        return tf.reduce_mean(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y[:, 0], logits=-distances)
+        )
+    # A kernel distance between the outputs and the one-hot labels as two sets: (n, 1, 4)
+    # against (1, n, 4), both expanded on purpose.
+    targets = tf.one_hot(y[:, 0], 4)
+    kernel = tf.exp(-tf.reduce_sum(tf.square(logits[:, None, :] - targets[None, :, :]), -1))
+    return -tf.reduce_mean(kernel)
+
+
+@pytest.mark.parametrize(
+    "kind,found",
+    [
+        ("one-hot-of-a-column", True),
+        ("one-hot-of-the-ids", False),
+        ("prototypes", False),
+        ("kernel-between-sets", False),
+    ],
+)
+def test_a_hand_written_loss_pairing_every_example_with_every_label_is_a_broadcast(kind, found):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, "relu"), keras.layers.Dense(4)]
+    )
+    optimizer = keras.optimizers.Adam(1e-2)
+
+    @tf.function
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = _hand_written_loss(kind, model, y, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    step = gradguard.guard(model, optimizer, policy=WARN_ALL)(train_step)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        step(rng.normal(size=(16, 8)).astype("float32"), rng.integers(0, 4, (16, 1)))
+    broadcasts = [f for f in step.report().findings if f.code == "loss-broadcast"]
+    assert bool(broadcasts) == found, str(step.report())
+    if found:
+        assert "(16, 1, 4) into (16, 16, 4)" in broadcasts[0].message, broadcasts[0].message
+
+
+def _softmax_loss(kind, y, outputs):
+    """A loss of `kind` on (n, 4) outputs and class ids `y` of shape (n,)."""
+    if kind in ("over-the-batch", "over-the-classes"):
+        probabilities = tf.nn.softmax(outputs, axis=0 if kind == "over-the-batch" else -1)
+        return keras.losses.sparse_categorical_crossentropy(y, probabilities)
+    if kind == "contrastive":  # (n, n) similarities of the examples, normalized over axis 0
+        similarities = tf.matmul(outputs, outputs, transpose_b=True)
+        diagonal = tf.range(tf.shape(outputs)[0])
+        return keras.losses.sparse_categorical_crossentropy(
+            diagonal, tf.nn.softmax(similarities, axis=0)
+        )
+    # Attention over the batch as one bag of instances: weights, no log taken of them.
+    weights = tf.nn.softmax(outputs, axis=0)
+    return tf.square(tf.reduce_sum(weights * outputs) - 1.0)
+
+
+@pytest.mark.parametrize(
+    "kind,found",
+    [
+        ("over-the-batch", True),
+        ("over-the-classes", False),
+        ("contrastive", False),
+        ("attention-over-a-bag", False),
+    ],
+)
+def test_a_softmax_over_the_batch_into_a_cross_entropy_is_named(kind, found):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
+    optimizer = keras.optimizers.Adam(1e-2)
+
+    @tf.function
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(_softmax_loss(kind, y, model(x, training=True)))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    step = gradguard.guard(model, optimizer, policy=WARN_ALL)(train_step)
+    rng = np.random.default_rng(0)
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (rng.normal(size=(32, 8)).astype("float32"), rng.integers(0, 4, 32))
+    ).batch(16)
+    for x, y in dataset:
+        step(x, y)
+    mismatches = [f for f in step.report().findings if f.code == "from-logits-mismatch"]
+    assert bool(mismatches) == found, str(step.report())
+    if found:
+        assert "softmax over the batch axis of outputs of shape (16, 4)" in mismatches[0].message
+
+
 def test_a_warning_raised_while_guarded_points_at_its_own_caller():
     model, optimizer = mlp(depth=1), keras.optimizers.Adam(1e-2)
     body = user_step(model, optimizer)

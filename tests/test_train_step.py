@@ -675,3 +675,20 @@ def test_a_nan_loss_whose_gradients_are_finite_is_told_why_its_update_ran():
     (finding,) = [f for f in step.report().findings if f.code == "non-finite"]
     assert "its gradients were finite" in finding.message, finding.message
     assert "softplus" in finding.message, finding.message
+
+
+def test_labels_all_one_value_are_named_as_why_the_model_learns_nothing():
+    # A threshold on the wrong scale: every label 0. The loss falls toward 0 (the chance level
+    # of one class), and the finding says the labels are the cause, not a guessing model.
+    rng = np.random.default_rng(0)
+    step = gradguard.TrainStep(
+        mlp(),
+        keras.optimizers.Adam(1e-2),
+        keras.losses.BinaryCrossentropy(from_logits=True),
+        every=20,
+        policy=WARN_ALL,
+    )
+    for _ in range(320):
+        step(rng.normal(size=(16, 8)).astype("float32"), np.zeros((16, 1), "float32"))
+    (finding,) = [f for f in step.report().findings if f.code == "loss-not-decreasing"]
+    assert "Every label sampled over the run was 0" in finding.message, finding.message

@@ -31,8 +31,10 @@ class LossNotDecreasing(Check):
       (``Context.notes["chance_loss"]``: ln C for a C-class cross-entropy, the labels' entropy
       or variance when the labels were seen): the model predicts no better than the label
       distribution, whatever the loss did at first. A model that warms up near chance and
-      leaves it within `chance_steps` steps is not flagged. At the final read (the whole run
-      seen) its last half is enough, if that is at least `2 * window` steps;
+      leaves it within `chance_steps` steps is not flagged, nor is one below chance that fell by
+      more than `chance_tolerance` over them (still learning, from labels that may be mostly
+      noise). At the final read (the whole run seen) its last half is enough, if that is at
+      least `2 * window` steps;
     * the loss is exactly the same on every step: it does not depend on the weights.
 
     A run that starts from a trained model (fine-tuning, a resumed run) may hold its loss: when
@@ -59,7 +61,7 @@ class LossNotDecreasing(Check):
         self,
         window: int = 50,
         min_improvement: float = 1e-3,
-        chance_tolerance: float = 0.02,
+        chance_tolerance: float = 0.01,
         chance_steps: int = 300,
     ):
         self.window = window
@@ -126,7 +128,10 @@ class LossNotDecreasing(Check):
         half = int(s["loss_count"]) // (2 * self.window)
         if context.final and half >= 2:  # the whole run seen: its last half, if two windows
             history = history[-min(len(history), half) :]
-        if floor is not None and recent >= floor and bool(np.all(history >= floor)):
+        # Below chance and still falling over the window: learning, on labels that may be
+        # mostly noise (40% of binary labels flipped leave a best loss 3% below chance).
+        falling = recent < chance and history[0] - recent > self.chance_tolerance * chance
+        if floor is not None and recent >= floor and bool(np.all(history >= floor)) and not falling:
             steps = len(history) * self.window
             details["chance_loss"] = chance
             message = (
@@ -139,6 +144,15 @@ class LossNotDecreasing(Check):
                 "stay paired with their inputs (shuffle them together), that softmax is not "
                 "applied twice (a softmax output with from_logits=True), and the learning rate."
             )
+            one_value = context.notes.get("labels_one_value")
+            if one_value is not None:  # the chance level of one class is 0: nothing to learn
+                message = (
+                    f"Every label sampled over the run was {number(one_value)}: the model "
+                    f"learns to predict that value whatever the input (its loss, "
+                    f"{number(recent)} now, falls toward 0 with nothing learned). Check how the "
+                    "labels are made (a threshold on the wrong scale, the wrong column, a "
+                    "filter that kept one class)."
+                )
             message += _suspects(context)
             return [Finding("loss-not-decreasing", message, context.step, details=details)]
         # A loss that starts below 0 is an objective with no floor (a policy-gradient
