@@ -1,8 +1,9 @@
 """Settings in a model that keep it from learning, told from the model alone.
 
 Not findings of their own: a dropout rate of 0.9 or an L2 factor of 0.1 can be chosen on
-purpose. When the loss does not decrease (`loss-not-decreasing`), its message names them as
-the likely cause, where it would otherwise say only "see the other findings":
+purpose. When the loss does not decrease (`loss-not-decreasing`) or units are dead from the
+first step (`dead-units`), the message names them as the likely cause (`sentence`), where it
+would otherwise say only "see the other findings":
 
 * a `Dropout` rate of 0.9 or more: ``rate`` is the fraction dropped (TensorFlow 1's
   ``keep_prob`` was the fraction kept), so ``Dropout(0.99)`` leaves 1% of the units;
@@ -26,7 +27,7 @@ import keras
 
 from gradguard import _compat
 
-__all__ = ["of_model"]
+__all__ = ["of_model", "sentence"]
 
 DROPOUT = 0.9  # rates at or above are named
 PENALTY = 0.1  # L1/L2 factors at or above are named
@@ -84,3 +85,9 @@ def _penalty(regularizer: Any) -> float:
     config = regularizer.get_config() if hasattr(regularizer, "get_config") else {}
     factors = [config.get(key) for key in ("l1", "l2")]
     return max((float(f) for f in factors if isinstance(f, (int, float))), default=0.0)
+
+
+def sentence(notes: Any) -> str:
+    """The settings `of_model` found (in a core's notes, ``"suspects"``), for a message."""
+    found = notes.get("suspects") or []
+    return f" Suspect settings of this model: {'; '.join(found)}." if found else ""

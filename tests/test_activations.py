@@ -107,7 +107,22 @@ def test_bias_initialization_dead_from_the_start(mode: str) -> None:
     (dead,) = [f for f in report.findings if f.code == "dead-units"]
     assert dead.details["layer"] == "relu" and dead.details["dead_fraction"] == 1.0
     assert dead.variables == ("relu",)  # a layer without weights is named itself
-    assert "from the first step" in dead.message
+    assert "from the first step" in dead.message and "all-zero weights" in dead.message
+
+
+def test_units_dead_from_all_zero_weights_name_the_initializer() -> None:
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(16, activation="relu", kernel_initializer="zeros", name="hidden"),
+            keras.layers.Dense(1),
+        ]
+    )
+    case = Case("zero-init", lambda: model, lambda: keras.optimizers.SGD(1e-2), steps=12)
+    _, report = run_case(case, "graph", checks=watching())
+    (dead,) = [f for f in report.findings if f.code == "dead-units"]
+    assert "Suspect settings of this model: 'hidden': start with all-zero weights" in dead.message
 
 
 def _dropout_mlp() -> keras.Model:

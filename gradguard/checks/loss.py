@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import tensorflow as tf
 
+from gradguard import suspects
 from gradguard.checks.base import Check
 from gradguard.findings import Finding, number
 from gradguard.sinks import tags
@@ -153,7 +154,7 @@ class LossNotDecreasing(Check):
                     "labels are made (a threshold on the wrong scale, the wrong column, a "
                     "filter that kept one class)."
                 )
-            message += _suspects(context)
+            message += suspects.sentence(context.notes)
             return [Finding("loss-not-decreasing", message, context.step, details=details)]
         # A loss that starts below 0 is an objective with no floor (a policy-gradient
         # surrogate, a critic's score): its trend says nothing of learning.
@@ -170,7 +171,7 @@ class LossNotDecreasing(Check):
             "are not moving usefully: see the other findings (learning rate, gradients, "
             "updates) and check that labels match the model's outputs."
         )
-        message += _suspects(context)
+        message += suspects.sentence(context.notes)
         return [Finding("loss-not-decreasing", message, context.step, details=details)]
 
     def replay(self, logged: Logged) -> Mapping[str, Any]:
@@ -221,9 +222,3 @@ class LossNotDecreasing(Check):
             "loss_max": np.inf,
             "loss_history": np.full(self.chance_samples, np.nan, np.float32),
         }
-
-
-def _suspects(context: Context) -> str:
-    """The model's settings that keep it from learning (`suspects.of_model`), for a message."""
-    found = context.notes.get("suspects") or []
-    return f" Suspect settings of this model: {'; '.join(found)}." if found else ""
