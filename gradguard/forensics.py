@@ -189,14 +189,16 @@ class Forensics:
         core.notes["chance_loss"] = level if level is not None else self._graph_chance.get(id(core))
 
     def traced_loss(self, core: StepCore, loss: Any) -> None:
-        """A hand-written step's traced loss: the chance level its graph shows, once.
+        """A hand-written step's traced loss: the chance level and floor its graph shows, once.
 
-        (Keras' own step is left out: its compiled loss tells the level, `note_chance`.)
+        (Keras' own step is left out: its compiled loss tells the level, `note_chance`, and
+        its labels are seen, `fit_batch`.)
         """
         if self.in_keras_step() or id(core) in self._graph_chance:
             return
         if loss is not None and hasattr(loss, "graph"):
             self._graph_chance[id(core)] = lossgraph.graph_chance(loss)
+            core.notes["loss_floor"] = lossgraph.graph_loss_floor(loss)
 
     def note_suspects(self, core: StepCore) -> None:
         """Tells the core the settings of its model that keep it from learning (`suspects`)."""

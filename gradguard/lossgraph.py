@@ -9,6 +9,7 @@ softmax's output (`from-logits-mismatch`) and one given the model's output as it
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -22,6 +23,7 @@ __all__ = [
     "graph_double_softmax",
     "graph_findings",
     "graph_loss_broadcast",
+    "graph_loss_floor",
     "graph_softmax_over_batch",
     "graph_swapped_cross_entropy",
     "loss_broadcast",
@@ -310,6 +312,25 @@ def graph_findings(loss: tf.Tensor, step: int) -> list[Finding]:
 
 # Ops that average a per-example loss into the batch's: a mean, or a sum over a count.
 _REDUCING = {"Mean", "Sum", "RealDiv", "DivNoNan", "Identity", "Cast", "Reshape", "Squeeze"}
+
+
+def graph_loss_floor(loss: tf.Tensor) -> float | None:
+    """0.0 for a traced loss that is a binary cross-entropy, summed or averaged.
+
+    Followed from the loss back through reductions only to the cross-entropy itself: a Keras
+    `BinaryCrossentropy` on probabilities (its final ``binary_crossentropy/Neg``) or on logits
+    (Keras takes a sigmoid output's logits), or ``tf.nn.sigmoid_cross_entropy_with_logits``
+    (both a ``logistic_loss`` op). With labels in [0, 1] (probabilities) it cannot go below 0;
+    labels of -1 and 1 make it fall below 0 without limit (`LossNotDecreasing`). A penalty
+    added or weights multiplied in claim no floor.
+    """
+    op = loss.op
+    while op.type in _REDUCING and op.inputs:
+        op = op.inputs[0].op
+    name = op.name.rsplit("/", 1)[-1]
+    logistic = op.type == "AddV2" and re.fullmatch(r"logistic_loss(_\d+)?", name) is not None
+    entropy = op.type == "Neg" and op.name.endswith("binary_crossentropy/Neg")
+    return 0.0 if logistic or entropy else None
 
 
 def graph_chance(loss: tf.Tensor) -> float | None:

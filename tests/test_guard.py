@@ -373,6 +373,38 @@ def test_a_softmax_over_the_batch_into_a_cross_entropy_is_named(kind, found):
         assert "softmax over the batch axis of outputs of shape (16, 4)" in mismatches[0].message
 
 
+@pytest.mark.parametrize(
+    "classes,smoothing,found",
+    [((-1.0, 1.0), 0.0, True), ((0.0, 1.0), 0.0, False), ((0.0, 1.0), 0.2, False)],
+)
+def test_a_binary_cross_entropy_below_zero_names_its_labels(classes, smoothing, found):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(8, "relu"), keras.layers.Dense(1, "sigmoid")]
+    )
+    optimizer = keras.optimizers.Adam(1e-2)
+    bce = keras.losses.BinaryCrossentropy(label_smoothing=smoothing)
+
+    @tf.function
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = bce(y, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    step = gradguard.guard(model, optimizer, policy=WARN_ALL)(train_step)
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        x = rng.normal(size=(32, 8)).astype("float32")
+        y = np.where(x[:, :1] > 0, classes[1], classes[0]).astype("float32")
+        step(x, y)
+    out_of_range = [f for f in step.report().findings if f.code == "labels-out-of-range"]
+    assert bool(out_of_range) == found, str(step.report())
+    if found:
+        assert "Number the two classes 0 and 1" in out_of_range[0].message
+
+
 def test_a_warning_raised_while_guarded_points_at_its_own_caller():
     model, optimizer = mlp(depth=1), keras.optimizers.Adam(1e-2)
     body = user_step(model, optimizer)

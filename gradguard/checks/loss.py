@@ -110,6 +110,9 @@ class LossNotDecreasing(Check):
 
     def judge(self, state: Mapping[str, np.ndarray], context: Context) -> list[Finding]:
         s = state
+        below = _below_floor(float(s.get("loss_min", np.inf)), context)
+        if below is not None:
+            return [below]
         if int(s["loss_count"]) < 2 * self.window:
             return []
         first = float(s["loss_first_sum"]) / self.window
@@ -222,3 +225,22 @@ class LossNotDecreasing(Check):
             "loss_max": np.inf,
             "loss_history": np.full(self.chance_samples, np.nan, np.float32),
         }
+
+
+def _below_floor(lowest: float, context: Context) -> Finding | None:
+    """`labels-out-of-range` for a loss below the floor its traced graph shows.
+
+    A binary cross-entropy cannot go below 0 with labels in [0, 1] (``notes["loss_floor"]``,
+    `lossgraph.graph_loss_floor`): below it, its labels are not probabilities.
+    """
+    floor = context.notes.get("loss_floor")
+    if floor is None or not lowest < floor - 1e-3:  # (float32 round-off near 0)
+        return None
+    message = (
+        f"The loss, a binary cross-entropy, went down to {number(lowest)}, below {floor:g}, "
+        "which it cannot reach with labels in [0, 1]: it reads labels as probabilities, and "
+        "labels outside (classes numbered -1 and 1, or 1 and 2) make it fall without limit "
+        "while the model learns nothing. Number the two classes 0 and 1 (e.g. (y + 1) / 2)."
+    )
+    details = {"loss_min": lowest, "loss_floor": floor}
+    return Finding("labels-out-of-range", message, context.step, details=details)
