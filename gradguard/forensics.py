@@ -20,16 +20,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from gradguard import (
-    _compat,
-    baseline,
-    chance,
-    diagnose,
-    label_range,
-    lossgraph,
-    output_layer,
-    suspects,
-)
+from gradguard import _compat, chance, diagnose, label_range, lossgraph, output_layer, suspects
 from gradguard import activations as activations_lib
 from gradguard import origin as origin_lib
 from gradguard import stats as stats_lib
@@ -83,7 +74,6 @@ class Forensics:
         self._graph_chance: dict[int, float | None] = {}
         # Per model under Keras' own train step, the range of its labels when it is bounded.
         self._label_ranges: dict[int, label_range.LabelRange] = {}
-        self._label_weights: dict[int, set[Any]] = {}  # ... and its weights
 
     def fit_batch(self, model: Any, data: Any) -> None:
         """A Keras train step's batch (`fit`, `train_on_batch`): kept with its model's loss."""
@@ -94,11 +84,8 @@ class Forensics:
         loss = getattr(model, "loss", None)
         if id(model) not in self._label_ranges and _keras_step(model) and loss is not None:
             allowed = label_range.bounds(model, loss)
-            # Class ids are watched for one class only (`LabelRange.constant`).
-            kind = baseline.kind_of(loss)
-            if allowed is not None or (kind is not None and kind.name == baseline.SPARSE_CE):
+            if allowed is not None:
                 self._label_ranges[id(model)] = label_range.LabelRange(allowed)
-                self._label_weights[id(model)] = {key(v) for v in model.weights}
         if id(model) in self._label_ranges:
             self._label_ranges[id(model)].observe(self.batch[1])
 
@@ -106,30 +93,10 @@ class Forensics:
         """Whether the graph being traced is a Keras train step's (`fit_batch` saw its batch)."""
         return self.batch is not None and activations_lib.in_current_graph(self.batch)
 
-    def labels_out_of_range(self, step: int, final: bool) -> list[Finding]:
-        """Labels the model cannot be trained towards, at a host read.
-
-        `labels-out-of-range` for the models whose labels pass their bounds; at the final read,
-        `labels-uninformative` for those whose labels were all one value (and whose weights
-        no other model trained here holds: `_shares_weights`).
-        """
+    def labels_out_of_range(self, step: int) -> list[Finding]:
+        """`labels-out-of-range` for the models whose labels pass their bounds (a host read)."""
         found = [labels.judge(step) for labels in self._label_ranges.values()]
-        if final:
-            found += [
-                labels.constant(step)
-                for model, labels in self._label_ranges.items()
-                if not self._shares_weights(model)
-            ]
         return [finding for finding in found if finding is not None]
-
-    def _shares_weights(self, model: int) -> bool:
-        """Whether another model Keras trained holds weights of `model` (by its `id`).
-
-        A GAN's generator is trained through a model holding the discriminator, always towards
-        the label "real", while the discriminator learns both labels: constant by design.
-        """
-        mine = self._label_weights[model]
-        return any(mine & theirs for m, theirs in self._label_weights.items() if m != model)
 
     def compiled_loss(self, step: int) -> list[Finding | None]:
         """A Keras train step being traced: its compiled loss against its model and labels.

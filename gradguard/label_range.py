@@ -81,19 +81,13 @@ def bounds(model: Any, loss_fn: Any) -> Bounds | None:
     )
 
 
-# Labels a finished run must have trained on, all one value, for `labels-uninformative`.
-CONSTANT_LABELS = 1000
-
-
 class LabelRange:
     """The range of the labels seen so far, held against `Bounds`.
 
     Labels are added on the host (`add`) or folded in-graph (`observe`); `judge` reads both.
-    The in-graph fold also counts the labels, every step's: `constant` judges a finished run
-    whose labels were all one value (the host's are a sample, which a rare class can miss).
     """
 
-    def __init__(self, allowed: Bounds | None):
+    def __init__(self, allowed: Bounds):
         self.bounds = allowed
         self._host = [np.inf, -np.inf]
         self._graph: tf.Variable | None = None
@@ -111,19 +105,12 @@ class LabelRange:
         if self._graph is None:
             with _compat.outside_trace():
                 self._graph = replicas.state_variable(
-                    np.array([np.inf, -np.inf, 0.0], np.float32), name="gradguard_label_range"
+                    np.array([np.inf, -np.inf], np.float32), name="gradguard_label_range"
                 )
-        count = tf.cast(tf.size(y), tf.float32)
         y = tf.cast(y, tf.float32)
         seen = self._graph.read_value()
         self._graph.assign(
-            tf.stack(
-                [
-                    tf.minimum(seen[0], tf.reduce_min(y)),
-                    tf.maximum(seen[1], tf.reduce_max(y)),
-                    seen[2] + count,
-                ]
-            )
+            tf.stack([tf.minimum(seen[0], tf.reduce_min(y)), tf.maximum(seen[1], tf.reduce_max(y))])
         )
 
     def judge(self, step: int) -> Finding | None:
@@ -133,8 +120,6 @@ class LabelRange:
             seen = self._graph.numpy()
             low, high = min(low, float(seen[0])), max(high, float(seen[1]))
         allowed = self.bounds
-        if allowed is None:
-            return None
         if not (np.isfinite(low) and np.isfinite(high)):
             return None  # no labels yet (or NaN in them: the data's own finding)
         if low >= allowed.low - _TOLERANCE and high <= allowed.high + _TOLERANCE:
@@ -145,24 +130,3 @@ class LabelRange:
         )
         details = {"labels": [float(low), float(high)], "allowed": [allowed.low, allowed.high]}
         return Finding("labels-out-of-range", message, step, details=details)
-
-    def constant(self, step: int) -> Finding | None:
-        """`labels-uninformative` for a finished run whose labels were all one value.
-
-        Only from the in-graph count (every step's labels), of at least `CONSTANT_LABELS`: a
-        model cannot learn anything about its inputs from labels that never differ (a
-        threshold on the wrong scale, the wrong column), though its loss falls to 0.
-        """
-        if self._graph is None:
-            return None
-        low, high, count = (float(v) for v in self._graph.numpy())
-        if count < CONSTANT_LABELS or low != high:
-            return None
-        message = (
-            f"Every one of the {int(count)} labels this run trained on was {number(low)}: the "
-            "model learns to predict that value whatever the input, and its loss falls to 0 "
-            "without learning anything. Check how the labels are made (a threshold on the "
-            "wrong scale, the wrong column, a filter that kept one class)."
-        )
-        details = {"labels": [low, high], "count": int(count)}
-        return Finding("labels-uninformative", message, step, details=details)

@@ -134,6 +134,15 @@ def _stretched(
     return None
 
 
+def _one_reads_variables(a: tf.Tensor, b: tf.Tensor) -> bool:
+    """Whether one of two tensors is computed from variables (the model's) and the other not.
+
+    Data against the model's output; a pairwise term of labels against labels (the risk sets
+    of a survival loss) or of outputs against outputs (a triplet loss) is a table on purpose.
+    """
+    return _reads_variables(a) != _reads_variables(b)
+
+
 def _labels_against_predictions(a: tf.TensorShape, b: tf.TensorShape) -> bool:
     """True for shapes (n,) and (n, 1), in either order: labels against predictions."""
     if a.rank is None or b.rank is None or {a.rank, b.rank} != {1, 2}:
@@ -148,9 +157,9 @@ def _batch_against_batch(a: tf.Tensor, b: tf.Tensor) -> bool:
 
     The lower-rank input gains leading axes of 1 in the broadcast, so its batch axis meets the
     other's second axis, of size 1 there, and each stretches the other: every example against
-    every example. Only when both first axes are the batch (K centers or prototypes against a
-    batch of embeddings is a distance table) and between data and the model's output (a
-    pairwise loss compares outputs with outputs).
+    every example. Only for one-hot labels (the higher rank, read from no variable) against
+    the model's output (the lower): K centers or prototypes against a batch, a chamfer or
+    kernel distance between two sets and a pairwise loss of outputs are tables on purpose.
     """
     if a.shape.rank is None or b.shape.rank is None or a.shape.rank == b.shape.rank:
         return False
@@ -161,9 +170,12 @@ def _batch_against_batch(a: tf.Tensor, b: tf.Tensor) -> bool:
     same_batch = low.shape[0] == high.shape[0] or low.shape[0] is high.shape[0] is None
     if low.shape[0] == 1 or not same_batch:
         return False
-    if not _mutually_broadcast(low.shape, high.shape):
+    if not _mutually_broadcast(low.shape, high.shape) or _reads_variables(high):
         return False
-    return _reads_variables(low) != _reads_variables(high)
+    # The labels' size-1 axis is the data's own (one-hot codes of a column of class ids), not
+    # one expanded on purpose for a pairwise table (x[:, None] - y).
+    made = ancestors(high)
+    return _reads_variables(low) and any(op.type == "OneHot" for op in made)
 
 
 # Ops that apply softmax (or sigmoid) themselves to their `logits` input.
@@ -198,16 +210,23 @@ def graph_double_softmax(ops: Iterable[tf.Operation], step: int) -> Finding | No
     return None
 
 
+# Ops between a softmax and the log of a cross-entropy that keep each value a probability:
+# reshapes, the clip of Keras' cross-entropy (and its division by the rows' sums).
+_TO_LOG = {*_PASSING, "Minimum", "Maximum", "ClipByValue", "RealDiv", "AddV2", "GatherV2"}
+
+
 def graph_softmax_over_batch(ops: Iterable[tf.Operation], step: int) -> Finding | None:
-    """`from-logits-mismatch`: a softmax over the batch axis of the model's output, into a log.
+    """`from-logits-mismatch`: a softmax over the batch axis of a dense output, into a log.
 
     Read from a traced loss: ``tf.nn.softmax(logits, axis=0)`` on (n, C) outputs is a
     ``Softmax`` (or ``LogSoftmax``) of their transpose (C, n), so its rows sum to 1 over the
     examples, not over the C classes, and a cross-entropy then trades probability between
-    examples: one example alone gets 1 for every class. Only for C >= 2 classes known when
-    traced, a batch axis of another size, values computed from variables and a log taken of
-    them: a similarity matrix (n, n) of a contrastive loss, normalized over either axis, and
-    attention weights over a bag of instances (no log) stay silent.
+    examples: one example alone gets 1 for every class. Only where axis 0 is surely not
+    meant: the outputs of a dense layer (a product with a kernel variable, C >= 2 units, a
+    batch axis of another size) whose softmax goes straight into a log (through reshapes and
+    clipping only). Similarities (contrastive, dual-softmax matching), distances to
+    prototypes and attention weights that pool features before the loss stay silent, over
+    whichever axis.
     """
     loss_ops = set(ops)
     for op in loss_ops:
@@ -218,12 +237,9 @@ def graph_softmax_over_batch(ops: Iterable[tf.Operation], step: int) -> Finding 
         if shape.rank != 2 or swapped.rank != 2 or shape[1] is None or shape[1] < 2:
             continue
         batch, classes = shape[0], shape[1]
-        if swapped[0] != classes or batch == classes or not _reads_variables(outputs):
+        if swapped[0] != classes or batch == classes or not _dense_output(outputs):
             continue
-        logged = op.type == "LogSoftmax" or any(
-            d.type in ("Log", "Xlogy") for d in descendants(op.outputs[0]) if d in loss_ops
-        )
-        if logged:
+        if op.type == "LogSoftmax" or _goes_into_log(op.outputs[0], loss_ops):
             message = (
                 f"The loss takes a softmax over the batch axis of outputs of shape "
                 f"{shape_text(shape)} ({op.name}, tf.nn.softmax(..., axis=0)): each class's "
@@ -233,6 +249,35 @@ def graph_softmax_over_batch(ops: Iterable[tf.Operation], step: int) -> Finding 
             )
             return Finding("from-logits-mismatch", message, step, details={"softmax": op.name})
     return None
+
+
+def _dense_output(tensor: tf.Tensor) -> bool:
+    """Whether `tensor` is a dense layer's output: a product with a kernel variable (+ bias)."""
+    op = tensor.op
+    if op.type in ("AddV2", "BiasAdd", "Add"):
+        op = op.inputs[0].op
+    if op.type != "MatMul":
+        return False
+    kernel = op.inputs[1].op
+    while kernel.type in ("Cast", "Identity") and kernel.inputs:
+        kernel = kernel.inputs[0].op
+    return kernel.type == "ReadVariableOp"
+
+
+def _goes_into_log(tensor: tf.Tensor, loss_ops: set[tf.Operation]) -> bool:
+    """Whether `tensor` reaches a ``Log`` of the loss through `_TO_LOG` ops only."""
+    stack, seen = [tensor.op], set()
+    while stack:
+        op = stack.pop()
+        for consumer in (c for t in op.outputs for c in t.consumers()):
+            if consumer in seen or consumer not in loss_ops:
+                continue
+            seen.add(consumer)
+            if consumer.type in ("Log", "Xlogy"):
+                return True
+            if consumer.type in _TO_LOG:
+                stack.append(consumer)
+    return False
 
 
 def graph_swapped_cross_entropy(ops: Iterable[tf.Operation], step: int) -> Finding | None:
@@ -266,19 +311,19 @@ def graph_loss_broadcast(ops: Iterable[tf.Operation], step: int) -> Finding | No
     """`loss-broadcast` from a traced loss: an elementwise op pairing every example with every one.
 
     For code gradguard did not write (the guard, `gradguard run`), where only the loss tensor
-    is seen. Two patterns are reported: inputs of shapes (n,) and (n, 1); and, between data and
-    the model's output (one input computed from variables, the other not), an input of rank r
-    >= 2 whose batch axis is moved to the second axis by the other's extra leading axis, which
-    meets it with a 1 ((n, 1, C) one-hot labels of a column of class ids against (n, C)
-    predictions: (n, n, C)). Pairwise terms written on purpose (``x[:, None] - x[None, :]``,
-    a chamfer or kernel distance between data and samples) expand both inputs to one rank.
+    is seen. Two patterns are reported, each between data and the model's output (one input
+    computed from variables, the other not): inputs of shapes (n,) and (n, 1); and one-hot
+    labels of a column of class ids, (n, 1, C), against (n, C) outputs: (n, n, C)
+    (`_batch_against_batch`). Pairwise terms written on purpose (labels against labels,
+    outputs against outputs, a chamfer or kernel distance between two sets) stay silent.
     """
     for op in ops:
         inputs = [t for t in op.inputs if t.dtype.is_floating]
         if len(inputs) != 2 or len(op.outputs) != 1:
             continue
         a, b = inputs[0].shape, inputs[1].shape
-        if _labels_against_predictions(a, b) or _batch_against_batch(*inputs):
+        flat_column = _labels_against_predictions(a, b) and _one_reads_variables(*inputs)
+        if flat_column or _batch_against_batch(*inputs):
             shape = op.outputs[0].shape
             flat, column = (a, b) if a.rank < b.rank else (b, a)
             message = (
@@ -339,8 +384,10 @@ def graph_chance(loss: tf.Tensor) -> float | None:
     For code gradguard did not write, whose labels are not seen: followed from the loss back
     through averaging ops only (a mean, or a sum divided by a count) to a
     ``*SoftmaxCrossEntropyWithLogits`` op. Anything else on the way (a penalty added, sample
-    weights multiplied in) claims no level. Classes are taken as balanced: ln C is the most a
-    model that ignores its inputs scores.
+    weights multiplied in) claims no level, nor do soft targets computed from variables (a
+    teacher's, in distillation: the best loss is their entropy, which can lie just below
+    ln C). Classes are taken as balanced: ln C is the most a model that ignores its inputs
+    scores.
     """
     op, divided = loss.op, False
     while op.type not in _WITH_LOGITS:
@@ -349,5 +396,7 @@ def graph_chance(loss: tf.Tensor) -> float | None:
             return None
         divided |= op.type in ("RealDiv", "DivNoNan")
         op = op.inputs[0].op  # (a division's numerator; a reduction's values)
+    if op.type == "SoftmaxCrossEntropyWithLogits" and _reads_variables(op.inputs[1]):
+        return None  # a teacher's soft targets (distillation): the best loss is their entropy
     classes = op.inputs[0].shape[-1] if op.inputs[0].shape.rank else None
     return math.log(classes) if classes and classes > 1 else None

@@ -229,6 +229,7 @@ def test_variables_a_tape_was_told_not_to_watch_are_named_as_such(watch_all):
         ("tf.nn", "learnable"),
         ("tf.nn-plus-penalty", "unrelated"),  # another term: no level claimed
         ("tf.nn-summed", "learnable"),  # a batch's sum, not its mean: no level claimed
+        ("tf.nn-teacher", "unrelated"),  # a teacher's soft targets: their entropy, no level
     ],
 )
 def test_a_hand_written_step_is_held_against_the_chance_level_its_loss_shows(loss_kind, labels):
@@ -238,6 +239,7 @@ def test_a_hand_written_step_is_held_against_the_chance_level_its_loss_shows(los
     )
     optimizer = keras.optimizers.Adam(1e-2)
     keras_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    teacher = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
 
     @tf.function
     def train_step(x, y):
@@ -245,6 +247,10 @@ def test_a_hand_written_step_is_held_against_the_chance_level_its_loss_shows(los
             logits = model(x, training=True)
             if loss_kind == "keras":
                 loss = keras_loss(y, logits)
+            elif loss_kind == "tf.nn-teacher":  # a teacher at temperature 10: near-uniform
+                soft = tf.nn.softmax(teacher(x) / 10.0)
+                ce = tf.nn.softmax_cross_entropy_with_logits(labels=soft, logits=logits / 10.0)
+                loss = tf.reduce_mean(ce)
             else:
                 ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
                 loss = tf.reduce_sum(ce) if loss_kind == "tf.nn-summed" else tf.reduce_mean(ce)
@@ -281,9 +287,17 @@ def _hand_written_loss(kind, model, y, logits):
         return tf.reduce_mean(
             tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y[:, 0], logits=-distances)
         )
+    targets = tf.one_hot(y[:, 0], 4)
+    if kind == "kernel-one-side-expanded":  # (n, 1, 4) outputs against (n, 4) targets
+        return -tf.reduce_mean(tf.exp(-tf.reduce_sum(tf.square(logits[:, None] - targets), -1)))
+    if kind == "risk-sets-of-labels":  # a survival loss's (n,) times against (n, 1): labels only
+        times = tf.cast(y[:, 0], tf.float32)
+        at_risk = tf.cast(times >= times[:, None], tf.float32)
+        scores = logits[:, 0]
+        log_risk = tf.math.log(tf.reduce_sum(at_risk * tf.exp(scores), 1))
+        return tf.reduce_mean(log_risk - scores)
     # A kernel distance between the outputs and the one-hot labels as two sets: (n, 1, 4)
     # against (1, n, 4), both expanded on purpose.
-    targets = tf.one_hot(y[:, 0], 4)
     kernel = tf.exp(-tf.reduce_sum(tf.square(logits[:, None, :] - targets[None, :, :]), -1))
     return -tf.reduce_mean(kernel)
 
@@ -295,6 +309,8 @@ def _hand_written_loss(kind, model, y, logits):
         ("one-hot-of-the-ids", False),
         ("prototypes", False),
         ("kernel-between-sets", False),
+        ("kernel-one-side-expanded", False),
+        ("risk-sets-of-labels", False),
     ],
 )
 def test_a_hand_written_loss_pairing_every_example_with_every_label_is_a_broadcast(kind, found):
@@ -333,9 +349,15 @@ def _softmax_loss(kind, y, outputs):
         return keras.losses.sparse_categorical_crossentropy(
             diagonal, tf.nn.softmax(similarities, axis=0)
         )
-    # Attention over the batch as one bag of instances: weights, no log taken of them.
+    if kind == "prototypes-over-axis-0":  # (4, n) distances of 4 prototypes to the examples
+        prototypes = tf.constant(np.eye(4, dtype="float32"))
+        distances = tf.reduce_sum(tf.square(prototypes[:, None, :] - outputs[None]), -1)
+        return -tf.reduce_mean(tf.nn.log_softmax(-distances, axis=0))
+    # Attention over the batch as one bag of instances (4 heads): the weights pool the
+    # instances, and the bag's prediction goes into the log.
     weights = tf.nn.softmax(outputs, axis=0)
-    return tf.square(tf.reduce_sum(weights * outputs) - 1.0)
+    bag = tf.sigmoid(tf.reduce_sum(weights * outputs))
+    return -tf.math.log(bag)
 
 
 @pytest.mark.parametrize(
@@ -344,6 +366,7 @@ def _softmax_loss(kind, y, outputs):
         ("over-the-batch", True),
         ("over-the-classes", False),
         ("contrastive", False),
+        ("prototypes-over-axis-0", False),
         ("attention-over-a-bag", False),
     ],
 )

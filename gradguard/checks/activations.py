@@ -239,18 +239,14 @@ class ActivationHealth(Check):
                 if since <= 0
                 else f" (dying from step {since} on)"
             )
-        causes = "a learning rate too high, an outlier batch, or the bias initialization"
-        if since is not None and since <= 0:  # never alive, or killed by the first update
-            causes = (
-                "all-zero weights, inputs that are all zero or all negative (a cast that "
-                "truncated them), a normalization over a batch of one example, the bias "
-                "initialization, or a first update far too large"
-            )
         message = (
             f"{fraction:.0%} of the ReLU units of {name}{count} are dead, zero for every example "
             f"for at least the last {self.window} steps{began}: they get no gradient and never "
-            f"recover. Likely causes: {causes}; use LeakyReLU or ELU, a lower learning rate (or "
-            "clipping), and normalized inputs."
+            "recover. Likely causes: a learning rate too high, an outlier batch, or the bias "
+            "initialization; from the first step on, also all-zero weights, inputs that are all "
+            "zero or negative (a cast that truncated them) or a normalization over a batch of "
+            "one example. Use LeakyReLU or ELU, a lower learning rate (or clipping), and "
+            "normalized inputs."
         )
         message += suspects.sentence(context.notes)
         layout = getattr(self, "layout", None)
