@@ -134,15 +134,6 @@ def _stretched(
     return None
 
 
-def _one_reads_variables(a: tf.Tensor, b: tf.Tensor) -> bool:
-    """Whether one of two tensors is computed from variables (the model's) and the other not.
-
-    Data against the model's output; a pairwise term of labels against labels (the risk sets
-    of a survival loss) or of outputs against outputs (a triplet loss) is a table on purpose.
-    """
-    return _reads_variables(a) != _reads_variables(b)
-
-
 def _labels_against_predictions(a: tf.TensorShape, b: tf.TensorShape) -> bool:
     """True for shapes (n,) and (n, 1), in either order: labels against predictions."""
     if a.rank is None or b.rank is None or {a.rank, b.rank} != {1, 2}:
@@ -322,7 +313,11 @@ def graph_loss_broadcast(ops: Iterable[tf.Operation], step: int) -> Finding | No
         if len(inputs) != 2 or len(op.outputs) != 1:
             continue
         a, b = inputs[0].shape, inputs[1].shape
-        flat_column = _labels_against_predictions(a, b) and _one_reads_variables(*inputs)
+        # Data against the model's output (one computed from variables): labels against labels
+        # (a survival loss's risk sets), outputs against outputs (a triplet loss) are on purpose.
+        flat_column = _labels_against_predictions(a, b) and (
+            _reads_variables(inputs[0]) != _reads_variables(inputs[1])
+        )
         if flat_column or _batch_against_batch(*inputs):
             shape = op.outputs[0].shape
             flat, column = (a, b) if a.rank < b.rank else (b, a)
