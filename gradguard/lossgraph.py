@@ -158,8 +158,7 @@ def _batch_against_batch(a: tf.Tensor, b: tf.Tensor) -> bool:
     if low.shape.rank < 2:
         return False
     # Both first axes the batch (its size, or both unknown): not K centers against a batch.
-    same_batch = low.shape[0] == high.shape[0] or low.shape[0] is high.shape[0] is None
-    if low.shape[0] == 1 or not same_batch:
+    if low.shape[0] == 1 or low.shape[0] != high.shape[0]:
         return False
     if not _mutually_broadcast(low.shape, high.shape) or _reads_variables(high):
         return False
