@@ -146,6 +146,21 @@ def user_step(model: Any, optimizer: Any, loss_fn: Any, mode: str) -> Callable[.
     return tf.function(train_step, jit_compile=mode == "jit")
 
 
+def guarded_loss_step(model: Any, loss_of: Callable[..., Any]) -> Callable[..., tf.Tensor]:
+    """The guard over a hand-written `tf.function` step minimizing ``loss_of(y, outputs)``."""
+    optimizer = keras.optimizers.Adam(1e-2)
+
+    @tf.function
+    def train_step(x: Any, y: Any) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            loss = loss_of(y, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    return gradguard.guard(model, optimizer, policy=WARN_ALL)(train_step)
+
+
 def user_loop(case: Case, mode: str) -> None:
     """The case's loop as a user writes it, without gradguard (what ``gradguard run`` runs)."""
     x, y = case.data()

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import WARN_ALL, mlp, regression_data
+from conftest import WARN_ALL, guarded_loss_step, mlp, regression_data
 
 import gradguard
 from gradguard import instrument
@@ -274,21 +274,6 @@ def test_a_hand_written_step_is_held_against_the_chance_level_its_loss_shows(los
     assert at_chance == (claimed and labels == "unrelated"), str(step.report())
 
 
-def _guarded_loss_step(model, loss_of):
-    """The guard over a hand-written `tf.function` step minimizing ``loss_of(y, outputs)``."""
-    optimizer = keras.optimizers.Adam(1e-2)
-
-    @tf.function
-    def train_step(x, y):
-        with tf.GradientTape() as tape:
-            loss = loss_of(y, model(x, training=True))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-
-    return gradguard.guard(model, optimizer, policy=WARN_ALL)(train_step)
-
-
 def _hand_written_loss(kind, model, y, logits):
     """A hand-written loss of `kind` on class ids `y` of shape (n, 1) and (n, 4) logits."""
     if kind == "one-hot-of-a-column":  # (n, 1, 4) against (n, 4): every label, every example
@@ -333,7 +318,7 @@ def test_a_hand_written_loss_pairing_every_example_with_every_label_is_a_broadca
     model = keras.Sequential(
         [keras.Input((8,)), keras.layers.Dense(16, "relu"), keras.layers.Dense(4)]
     )
-    step = _guarded_loss_step(model, lambda y, p: _hand_written_loss(kind, model, y, p))
+    step = guarded_loss_step(model, lambda y, p: _hand_written_loss(kind, model, y, p))
     rng = np.random.default_rng(0)
     for _ in range(3):
         step(rng.normal(size=(16, 8)).astype("float32"), rng.integers(0, 4, (16, 1)))
@@ -378,7 +363,7 @@ def _softmax_loss(kind, y, outputs):
 def test_a_softmax_over_the_batch_into_a_cross_entropy_is_named(kind, found):
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
-    step = _guarded_loss_step(model, lambda y, p: tf.reduce_mean(_softmax_loss(kind, y, p)))
+    step = guarded_loss_step(model, lambda y, p: tf.reduce_mean(_softmax_loss(kind, y, p)))
     rng = np.random.default_rng(0)
     dataset = tf.data.Dataset.from_tensor_slices(
         (rng.normal(size=(32, 8)).astype("float32"), rng.integers(0, 4, 32))
@@ -400,7 +385,7 @@ def test_a_binary_cross_entropy_below_zero_names_its_labels(classes, smoothing, 
     model = keras.Sequential(
         [keras.Input((8,)), keras.layers.Dense(8, "relu"), keras.layers.Dense(1, "sigmoid")]
     )
-    step = _guarded_loss_step(model, keras.losses.BinaryCrossentropy(label_smoothing=smoothing))
+    step = guarded_loss_step(model, keras.losses.BinaryCrossentropy(label_smoothing=smoothing))
     rng = np.random.default_rng(0)
     for _ in range(60):
         x = rng.normal(size=(32, 8)).astype("float32")
