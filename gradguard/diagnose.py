@@ -22,6 +22,7 @@ __all__ = [
     "graph_breaks",
     "model_breaks",
     "none_gradient_finding",
+    "reads_variables",
     "shape_text",
     "tape_breaks",
     "unwatched_tensor_finding",
@@ -69,6 +70,11 @@ def _describe(op: tf.Operation) -> str:
 def ancestors(tensor: tf.Tensor) -> set[tf.Operation]:
     """The ops `tensor` is computed from (its own op included)."""
     return _reachable(tensor.op, lambda op: (t.op for t in op.inputs))
+
+
+def reads_variables(tensor: tf.Tensor) -> bool:
+    """Whether `tensor` is computed from a variable (the model's output, not data)."""
+    return any(op.type == "ReadVariableOp" for op in ancestors(tensor))
 
 
 def descendants(tensor: tf.Tensor) -> set[tf.Operation]:

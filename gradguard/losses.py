@@ -15,7 +15,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from gradguard import lossgraph
+from gradguard import lossgraph, losssign
 from gradguard.findings import Finding
 
 __all__ = ["LossFn", "LossShapes", "compute", "resolve"]
@@ -156,7 +156,8 @@ class LossShapes:
     """The shapes of ``(y_true, y_pred)`` the loss was traced with: each pair judged once.
 
     Recorded while the step traces (`record`); judged on the host after the call (`judge`),
-    which finds a loss that silently broadcasts labels against predictions (`loss-broadcast`).
+    which finds a loss that silently broadcasts labels against predictions (`loss-broadcast`)
+    or grows with the labels' log-likelihood (`loss-sign-flipped`).
     """
 
     def __init__(self) -> None:
@@ -179,18 +180,17 @@ class LossShapes:
             self.traced = True
 
     def judge(self, loss_fn: LossFn, step: int) -> list[Finding]:
-        """`loss-broadcast` for the shapes traced since the last call and not judged before."""
-        found = []
+        """`loss-broadcast` and `loss-sign-flipped` for shapes traced since and not judged yet."""
+        found: list[Finding | None] = []
         while self._traced:
             y_spec, pred_spec = self._traced.pop()
             key = (_shape_key(y_spec), _shape_key(pred_spec))
             if key in self._judged:
                 continue
             self._judged.add(key)
-            finding = lossgraph.loss_broadcast(loss_fn, y_spec, pred_spec, step)
-            if finding is not None:
-                found.append(finding)
-        return found
+            found.append(lossgraph.loss_broadcast(loss_fn, y_spec, pred_spec, step))
+            found.append(losssign.loss_fn_sign(loss_fn, y_spec, pred_spec, step))
+        return [finding for finding in found if finding is not None]
 
 
 def _shape_key(spec: tf.TensorSpec) -> tuple[Any, ...]:

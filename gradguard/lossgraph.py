@@ -15,7 +15,8 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard.diagnose import ancestors, descendants, shape_text
+from gradguard import losssign
+from gradguard.diagnose import ancestors, descendants, reads_variables, shape_text
 from gradguard.findings import Finding
 
 __all__ = [
@@ -160,12 +161,12 @@ def _batch_against_batch(a: tf.Tensor, b: tf.Tensor) -> bool:
     # Both first axes the batch (its size, or both unknown): not K centers against a batch.
     if low.shape[0] == 1 or low.shape[0] != high.shape[0]:
         return False
-    if not _mutually_broadcast(low.shape, high.shape) or _reads_variables(high):
+    if not _mutually_broadcast(low.shape, high.shape) or reads_variables(high):
         return False
     # The labels' size-1 axis is the data's own (one-hot codes of a column of class ids), not
     # one expanded on purpose for a pairwise table (x[:, None] - y).
     made = ancestors(high)
-    return _reads_variables(low) and any(op.type == "OneHot" for op in made)
+    return reads_variables(low) and any(op.type == "OneHot" for op in made)
 
 
 # Ops that apply softmax (or sigmoid) themselves to their `logits` input.
@@ -282,7 +283,7 @@ def graph_swapped_cross_entropy(ops: Iterable[tf.Operation], step: int) -> Findi
         if op.type != "SoftmaxCrossEntropyWithLogits":
             continue
         logits, labels = op.inputs[0], op.inputs[1]
-        if _reads_variables(labels) and not _reads_variables(logits):
+        if reads_variables(labels) and not reads_variables(logits):
             message = (
                 f"The cross-entropy {op.name} takes the model's output as its labels and the "
                 "data as its logits: labels= and logits= are swapped. It reads labels as "
@@ -291,10 +292,6 @@ def graph_swapped_cross_entropy(ops: Iterable[tf.Operation], step: int) -> Findi
             )
             return Finding("labels-out-of-range", message, step, details={"loss_op": op.name})
     return None
-
-
-def _reads_variables(tensor: tf.Tensor) -> bool:
-    return any(op.type == "ReadVariableOp" for op in ancestors(tensor))
 
 
 def graph_loss_broadcast(ops: Iterable[tf.Operation], step: int) -> Finding | None:
@@ -315,7 +312,7 @@ def graph_loss_broadcast(ops: Iterable[tf.Operation], step: int) -> Finding | No
         # Data against the model's output (one computed from variables): labels against labels
         # (a survival loss's risk sets), outputs against outputs (a triplet loss) are on purpose.
         flat_column = _labels_against_predictions(a, b) and (
-            _reads_variables(inputs[0]) != _reads_variables(inputs[1])
+            reads_variables(inputs[0]) != reads_variables(inputs[1])
         )
         if flat_column or _batch_against_batch(*inputs):
             shape = op.outputs[0].shape
@@ -333,10 +330,11 @@ def graph_loss_broadcast(ops: Iterable[tf.Operation], step: int) -> Finding | No
     return None
 
 
-def graph_findings(loss: tf.Tensor, step: int) -> list[Finding]:
+def graph_findings(loss: tf.Tensor, step: int, variables: Iterable[Any] = ()) -> list[Finding]:
     """Every judgment of a traced loss, for code gradguard did not write (the guard, `run`).
 
-    Each judge reads `ops`, the ops the loss is computed from (one walk of the graph for all).
+    Each judge reads `ops`, the ops the loss is computed from (one walk of the graph for all);
+    the loss's sign is judged for the model whose `variables` the gradient is taken of.
     """
     ops = ancestors(loss)
     judges = (
@@ -346,6 +344,8 @@ def graph_findings(loss: tf.Tensor, step: int) -> list[Finding]:
         graph_swapped_cross_entropy,
     )
     found = [judge(ops, step) for judge in judges]
+    is_output = losssign.trained_layer(loss.graph, variables)
+    found.append(losssign.graph_loss_sign(loss, ops, is_output, step))
     return [finding for finding in found if finding is not None]
 
 
@@ -390,7 +390,7 @@ def graph_chance(loss: tf.Tensor) -> float | None:
             return None
         divided |= op.type in ("RealDiv", "DivNoNan")
         op = op.inputs[0].op  # (a division's numerator; a reduction's values)
-    if op.type == "SoftmaxCrossEntropyWithLogits" and _reads_variables(op.inputs[1]):
+    if op.type == "SoftmaxCrossEntropyWithLogits" and reads_variables(op.inputs[1]):
         return None  # a teacher's soft targets (distillation): the best loss is their entropy
     classes = op.inputs[0].shape[-1] if op.inputs[0].shape.rank else None
     return math.log(classes) if classes and classes > 1 else None

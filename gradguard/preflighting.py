@@ -8,8 +8,8 @@ loss (`gradguard.trial`, which puts every value back afterwards) and returns a `
 
 * `from-logits-mismatch`, `initial-loss-unexpected`: the outputs and the loss at
   initialization (`gradguard.baseline`);
-* `none-gradient`, `zero-gradient` (and `loss-broadcast`): a few steps of the trial's
-  `TrainStep`, with its own diagnosis of where a gradient chain breaks;
+* `none-gradient`, `zero-gradient` (and `loss-broadcast`, `loss-sign-flipped`): a few steps of
+  the trial's `TrainStep`, with its own diagnosis of where a gradient chain breaks;
 * `cannot-overfit-batch`: a few hundred steps on one batch of 16 examples;
 * `labels-uninformative`: the same training on the real pairing and on labels shuffled against
   the inputs, compared on held-out examples;
@@ -67,7 +67,8 @@ def preflight(
        `from-logits-mismatch`); a NaN/Inf initial loss is reported as `non-finite`, and ends
        the preflight;
     2. two steps: every trainable variable gets a gradient, and a non-zero one
-       (`none-gradient`, `zero-gradient`, as `TrainStep` reports them; `loss-broadcast`);
+       (`none-gradient`, `zero-gradient`, as `TrainStep` reports them; `loss-broadcast`,
+       `loss-sign-flipped`);
        with no gradient at all, the preflight ends;
     3. `lr_find` (`lr_find_steps` steps), for the rate to compare with;
     4. `steps` steps on one batch of 16 examples: its loss must fall below half the best

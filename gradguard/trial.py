@@ -35,7 +35,7 @@ __all__ = ["LearningRate", "Snapshot", "Trial", "trial"]
 
 # The trial's step reports only what its gradients show; everything else is for the trial to
 # judge (an update that is too small is what the learning-rate range test is made of).
-_SEEN = ("none-gradient", "zero-gradient", "loss-broadcast")
+_SEEN = ("none-gradient", "zero-gradient", "loss-broadcast", "loss-sign-flipped")
 _QUIET = {code: "warn" if code in _SEEN else "ignore" for code in findings_lib.CODES}
 # No measured updates, no host reads after the first step: the trial reads what it needs.
 _NEVER = 1 << 40

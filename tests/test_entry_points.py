@@ -43,6 +43,24 @@ def _wide_data():
     return rng.normal(size=(64, WIDE)).astype("float32"), rng.normal(size=(64, 4)).astype("float32")
 
 
+def _classifier():
+    """Four logits: the model a hand-written cross-entropy is given."""
+    keras.utils.set_random_seed(0)
+    return keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, "relu"), keras.layers.Dense(4)]
+    )
+
+
+def _class_ids():
+    x, _ = regression_data()
+    return x, (x[:, 0] > 0).astype("int32") + 2 * (x[:, 1] > 0).astype("int32")
+
+
+def _log_likelihood(y_true, logits):
+    """A cross-entropy whose minus was forgotten: the labels' log-likelihood, minimized."""
+    return tf.reduce_sum(tf.one_hot(y_true, 4) * tf.nn.log_softmax(logits), -1)
+
+
 BUGS = [
     ("weights-unchanged", Case("sgd-lr-0", mlp, lambda: keras.optimizers.SGD(0.0))),
     (
@@ -107,6 +125,17 @@ BUGS = [
             lambda yt, yp: tf.reduce_mean(tf.square(yt - yp)),
             data=_flat_y,
             # Code gradguard did not write is read from its traced graph: not when eager.
+            unsupported=frozenset({"guard-eager", "run-eager"}),
+        ),
+    ),
+    (
+        "loss-sign-flipped",
+        Case(
+            "cross-entropy-without-minus",
+            _classifier,
+            lambda: keras.optimizers.Adam(1e-3),
+            _log_likelihood,
+            data=_class_ids,
             unsupported=frozenset({"guard-eager", "run-eager"}),
         ),
     ),

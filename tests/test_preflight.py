@@ -228,6 +228,15 @@ def test_a_layer_cut_from_the_loss_has_no_gradient(classes):
     assert report.measured["gradients"] == {"variables": 6, "with_gradient": 4}
 
 
+def test_a_cross_entropy_without_its_minus_is_named_before_the_run(classes):
+    def log_likelihood(y, logits):  # the labels' log-likelihood, minimized
+        picked = tf.gather(tf.nn.log_softmax(logits), tf.cast(y, tf.int32), batch_dims=1)
+        return tf.reduce_mean(picked)
+
+    report = gradguard.preflight(mlp(4), keras.optimizers.Adam(1e-3), log_likelihood, classes)
+    assert "minimizing it makes the labels" in only(report, "loss-sign-flipped").message
+
+
 def test_uncentered_targets_make_the_initial_loss_unexpected(targets):
     x, y = targets
     report = gradguard.preflight(mlp(1), keras.optimizers.Adam(1e-3), "mse", (x, y + 50.0))

@@ -1,0 +1,258 @@
+"""Whether a traced loss grows with the labels' log-likelihood (`loss-sign-flipped`).
+
+A cross-entropy is the negative log-likelihood of the labels: written by hand it needs a minus,
+``-sum(y * log p)``, as a policy gradient's ``-log_prob(action) * advantage`` does. Without it,
+minimizing the loss makes the labels (the actions taken) less likely: the loss falls without
+limit and the model learns the opposite of the data, while every other signal looks healthy.
+
+Read from a traced loss, once per trace: each log-probability the model's trained layer gives
+the labels (a ``LogSoftmax``, a ``Log`` of a softmax or sigmoid, a softmax or sigmoid
+cross-entropy op) is followed to the loss, through ops whose direction is known (sums, means,
+reshapes, selections, a product with data or a constant, a minus). Only log-probabilities
+picked or weighted by data count (one-hot labels, class ids, actions and their returns): an
+entropy bonus (``p * log p``), a GAN generator's ``log(1 - D(G(z)))`` and a distilled
+teacher's targets are not the labels' likelihood. Only the model being trained counts: the
+logits come from a layer whose kernel this update trains, so a generator minimizing the
+discriminator's log-likelihood of "fake" stays silent. A loss with one such term in each
+direction (adversarial domain adaptation) claims nothing, nor does any term whose direction
+cannot be followed (a square, a power, a log-probability in a denominator).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from gradguard.diagnose import ancestors, reads_variables
+from gradguard.findings import Finding
+
+__all__ = ["graph_loss_sign", "loss_fn_sign", "trained_layer"]
+
+# Ops through which the loss moves with their input (the direction kept): reductions, reshapes,
+# selections and increasing functions. A product and a difference are judged by operand.
+_KEEPING = {
+    "Identity", "Cast", "Reshape", "Squeeze", "ExpandDims", "Transpose", "Pack", "ConcatV2",
+    "Sum", "Mean", "AddV2", "Add", "AddN", "BroadcastTo", "Tile", "StridedSlice", "Slice",
+    "Maximum", "Minimum", "ClipByValue", "Exp", "Log", "Log1p", "Sqrt", "Softplus", "Relu",
+}  # fmt: skip
+# Between a layer's output and a log-probability: a bias, an activation, one head's slice,
+# Keras' clipping and renormalization, the `1 - p` of a binary cross-entropy's second term.
+_TOWARD_OUTPUT = {
+    "Identity", "Cast", "Reshape", "Squeeze", "ExpandDims", "BiasAdd", "AddV2", "Add", "Sub",
+    "Softmax", "Sigmoid", "LogSoftmax", "Minimum", "Maximum", "ClipByValue", "RealDiv",
+    "StridedSlice", "Slice",
+}  # fmt: skip
+_PRODUCTS = {"MatMul", "BatchMatMulV2", "Einsum", "Conv2D", "Conv1D"}
+_WITH_LOGITS = {"SparseSoftmaxCrossEntropyWithLogits", "SoftmaxCrossEntropyWithLogits"}
+_UNKNOWN = 0
+
+
+def trained_layer(graph: Any, variables: Iterable[Any]) -> Callable[[tf.Operation], bool]:
+    """A test of ops in `graph`: a product with one of `variables` (a layer this update trains)."""
+    captured = {id(outer): inner for outer, inner in getattr(graph, "captures", ())}
+    handles = {id(getattr(getattr(v, "value", v), "handle", None)) for v in variables}
+    trained = {captured[h].op for h in handles if h in captured}
+
+    def is_trained(op: tf.Operation) -> bool:
+        if op.type not in _PRODUCTS:
+            return False
+        for tensor in op.inputs:
+            source = tensor.op
+            while source.type in ("Cast", "Identity") and source.inputs:
+                source = source.inputs[0].op
+            if source.type == "ReadVariableOp" and source.inputs[0].op in trained:
+                return True
+        return False
+
+    return is_trained
+
+
+def graph_loss_sign(
+    loss: tf.Tensor, ops: set[tf.Operation], is_output: Callable[[tf.Operation], bool], step: int
+) -> Finding | None:
+    """`loss-sign-flipped`: every labelled log-likelihood in `loss` raises it (see the module).
+
+    Args:
+      loss: The traced scalar loss.
+      ops: The ops `loss` is computed from.
+      is_output: Whether an op makes the trained model's output (`trained_layer`).
+      step: The step the finding is dated.
+    """
+    directions = []
+    for op in ops:
+        source = _log_likelihood(op, is_output)
+        if source is None:
+            continue
+        tensor, direction, labelled = source
+        for path_direction, path_labelled in _to_loss(tensor, direction, labelled, loss, ops):
+            if path_labelled:
+                directions.append((path_direction, op))
+    if not directions or any(direction != 1 for direction, _ in directions):
+        return None
+    term = directions[0][1].name
+    message = (
+        f"The loss grows with the log-probability the model gives the labels ({term}): it is "
+        "their log-likelihood, not its negative, so minimizing it makes the labels (or the "
+        "actions taken) less likely, and the loss falls without limit while the model learns "
+        "the opposite. A cross-entropy takes a minus: -tf.reduce_mean(tf.reduce_sum(y * "
+        "tf.math.log(p), -1)), or a keras.losses object; a policy gradient -log_prob * "
+        "advantage."
+    )
+    return Finding("loss-sign-flipped", message, step, details={"term": term})
+
+
+def _log_likelihood(
+    op: tf.Operation, is_output: Callable[[tf.Operation], bool]
+) -> tuple[tf.Tensor, int, bool] | None:
+    """(tensor, its direction in the log-likelihood, labelled) of a log-probability op, or None.
+
+    A ``LogSoftmax``, or a ``Log``/``Xlogy`` of a softmax or sigmoid (or one minus it), of the
+    trained model's output: +1. A softmax cross-entropy op is already negated: -1, labelled by
+    its labels when they are data.
+    """
+    if op.type in _WITH_LOGITS:
+        if not _from_output(op.inputs[0], is_output, allow_log=True):
+            return None
+        return op.outputs[0], -1, not reads_variables(op.inputs[1])
+    if op.type == "LogSoftmax" and _from_output(op.inputs[0], is_output):
+        return op.outputs[0], 1, False
+    if op.type in ("Log", "Xlogy") and _probability_of_output(op.inputs[-1], is_output):
+        labelled = op.type == "Xlogy" and _is_data(op.inputs[0])
+        return op.outputs[0], 1, labelled
+    return None
+
+
+def _probability_of_output(tensor: tf.Tensor, is_output: Callable[[tf.Operation], bool]) -> bool:
+    """Whether `tensor` is a softmax or sigmoid (or one minus it) of the model's output."""
+    stack, seen = [tensor.op], set[tf.Operation]()
+    while stack:
+        op = stack.pop()
+        if op in seen or len(seen) > 16:
+            continue
+        seen.add(op)
+        if op.type in ("Softmax", "Sigmoid"):
+            return _from_output(op.inputs[0], is_output)
+        if op.type in _TOWARD_OUTPUT and op.type not in ("LogSoftmax", "BiasAdd"):
+            stack += [t.op for t in op.inputs if t.dtype.is_floating]
+    return False
+
+
+def _from_output(
+    tensor: tf.Tensor, is_output: Callable[[tf.Operation], bool], allow_log: bool = False
+) -> bool:
+    """Whether `tensor` is the trained model's output (through a bias, reshapes, clipping)."""
+    stack, seen = [tensor.op], set[tf.Operation]()
+    while stack:
+        op = stack.pop()
+        if op in seen or len(seen) > 16:
+            continue
+        seen.add(op)
+        if is_output(op):
+            return True
+        # Keras' sparse cross-entropy on probabilities hands their log to the logits op.
+        if op.type in _TOWARD_OUTPUT or (allow_log and op.type == "Log"):
+            stack += [t.op for t in op.inputs if t.dtype.is_floating]
+    return False
+
+
+def _is_data(tensor: tf.Tensor) -> bool:
+    """Labels, actions or their returns: fed in (not constants), computed from no variable."""
+    source = tensor.op
+    while source.type in ("Cast", "Identity", "Reshape", "ExpandDims") and source.inputs:
+        source = source.inputs[0].op
+    return source.type != "Const" and not reads_variables(tensor)
+
+
+def _constant_sign(tensor: tf.Tensor) -> int:
+    """+1 or -1 for a constant whose values all share that sign, else `_UNKNOWN` (0)."""
+    source = tensor.op
+    while source.type in ("Cast", "Identity") and source.inputs:
+        source = source.inputs[0].op
+    if source.type != "Const":
+        return _UNKNOWN
+    values = tf.get_static_value(source.outputs[0])
+    if values is None or not np.size(values):
+        return _UNKNOWN
+    return 1 if np.all(values > 0) else -1 if np.all(values < 0) else _UNKNOWN
+
+
+def _to_loss(
+    tensor: tf.Tensor, direction: int, labelled: bool, loss: tf.Tensor, ops: set[tf.Operation]
+) -> list[tuple[int, bool]]:
+    """(direction, labelled) of every path from `tensor` to `loss`; (0, True) where unknown."""
+    reached, seen = [], set()
+    stack = [(tensor, direction, labelled)]
+    while stack:
+        value, sign, marked = stack.pop()
+        if value is loss or value.op is loss.op:
+            reached.append((sign, marked))
+            continue
+        for consumer in value.consumers():
+            if consumer not in ops:
+                continue
+            state = (consumer, sign, marked)
+            if state in seen:
+                continue
+            seen.add(state)
+            step = _through(consumer, value, sign, marked)
+            if step is None or len(seen) > 4096:
+                return [(_UNKNOWN, True)]  # a direction that cannot be followed claims nothing
+            stack += [(out, *step) for out in consumer.outputs]
+    return reached
+
+
+def _through(
+    op: tf.Operation, value: tf.Tensor, sign: int, marked: bool
+) -> tuple[int, bool] | None:
+    """The direction and labelling after `op` takes `value`; None where it cannot be told."""
+    places = [i for i, t in enumerate(op.inputs) if t is value]
+    if len(places) != 1:
+        return None  # a value met with itself (a square)
+    place, others = places[0], [t for t in op.inputs if t is not value]
+    if op.type in _KEEPING:
+        return sign, marked
+    if op.type == "Neg":
+        return -sign, marked
+    if op.type == "Sub":
+        return (sign if place == 0 else -sign), marked
+    if op.type == "Mul":
+        constant = _constant_sign(others[0])
+        if constant != _UNKNOWN:
+            return sign * constant, marked
+        # A product with data (one-hot labels, returns, sample weights) weights the labels'
+        # log-likelihood; one with the model's own values (p * log p) keeps its direction.
+        return sign, marked or _is_data(others[0])
+    if op.type in ("RealDiv", "DivNoNan") and place == 0:
+        constant = _constant_sign(others[0])
+        return (sign * constant if constant != _UNKNOWN else sign), marked
+    # Values picked by class ids or actions (a gather), or by a mask, from the log-probabilities.
+    if op.type in ("GatherV2", "GatherNd") and place == 0:
+        return sign, marked or _is_data(op.inputs[1])
+    if op.type in ("SelectV2", "Select") and place > 0:
+        return sign, marked or _is_data(op.inputs[0])
+    return None
+
+
+def loss_fn_sign(
+    loss_fn: Callable[[Any, Any], Any], y_true: tf.TensorSpec, y_pred: tf.TensorSpec, step: int
+) -> Finding | None:
+    """`graph_loss_sign` of a loss function traced alone, its `y_pred` the model's output.
+
+    For `TrainStep`, which is handed the loss function. Keras' and TensorFlow's own losses are
+    not traced: their sign is right.
+    """
+    owner = type(loss_fn) if not callable(getattr(loss_fn, "__code__", None)) else loss_fn
+    if (getattr(owner, "__module__", None) or "").split(".")[0] in ("keras", "tensorflow"):
+        return None
+    try:
+        concrete = tf.function(loss_fn, autograph=False).get_concrete_function(y_true, y_pred)
+    except Exception:  # noqa: BLE001 - a loss that cannot be traced alone on these says nothing
+        return None
+    losses = [t for t in concrete.outputs if t.dtype.is_floating]
+    if len(losses) != 1:
+        return None
+    output = concrete.inputs[1].op
+    return graph_loss_sign(losses[0], ancestors(losses[0]), lambda op: op is output, step)

@@ -1,0 +1,118 @@
+"""`loss-sign-flipped`: a hand-written loss that grows with the labels' log-likelihood."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import WARN_ALL, guarded_loss_step
+
+import gradguard
+
+
+def _likelihood_loss(kind, y, logits):
+    """A hand-written loss of `kind` on class ids `y` (n,) and (n, 4) logits."""
+    one_hot = tf.one_hot(y, 4)
+    log_probabilities = tf.nn.log_softmax(logits)
+    if kind == "log-softmax-without-minus":
+        return tf.reduce_mean(tf.reduce_sum(one_hot * log_probabilities, -1))
+    if kind == "log-softmax":
+        return -tf.reduce_mean(tf.reduce_sum(one_hot * log_probabilities, -1))
+    if kind == "log-of-softmax-without-minus":
+        log_p = tf.math.log(tf.nn.softmax(logits) + 1e-7)
+        return tf.reduce_mean(tf.reduce_sum(one_hot * log_p, -1))
+    if kind == "keras-cross-entropy-negated":
+        probabilities = tf.nn.softmax(logits)
+        return -tf.reduce_mean(keras.losses.categorical_crossentropy(one_hot, probabilities))
+    if kind == "sparse-cross-entropy-negated":
+        return -tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+    if kind.startswith("multi-label"):  # one sigmoid per class, a binary cross-entropy each
+        p = tf.sigmoid(logits)
+        log_likelihood = one_hot * tf.math.log(p + 1e-7) + (1 - one_hot) * tf.math.log(1 - p + 1e-7)
+        return tf.reduce_mean(log_likelihood) * (1.0 if kind.endswith("without-minus") else -1.0)
+    if kind.startswith("policy-gradient"):  # REINFORCE: the actions' log-probabilities
+        returns = tf.cast(y, tf.float32) + 1.0
+        picked = tf.gather(log_probabilities, y, batch_dims=1)
+        sign = 1.0 if kind.endswith("without-minus") else -1.0
+        return sign * tf.reduce_mean(picked * returns)
+    cross_entropy = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+    if kind == "entropy-bonus":  # minus the predictions' entropy: keeps them from collapsing
+        probabilities = tf.nn.softmax(logits)
+        return cross_entropy + 0.1 * tf.reduce_mean(
+            tf.reduce_sum(probabilities * log_probabilities, -1)
+        )
+    # Domain-adversarial in one loss: the task's cross-entropy minus a second head's.
+    domain = tf.nn.sparse_softmax_cross_entropy_with_logits(y % 2, logits[:, :2])
+    return cross_entropy - 0.1 * tf.reduce_mean(domain)
+
+
+@pytest.mark.parametrize(
+    "kind,found",
+    [
+        ("log-softmax-without-minus", True),
+        ("log-of-softmax-without-minus", True),
+        ("keras-cross-entropy-negated", True),
+        ("sparse-cross-entropy-negated", True),
+        ("multi-label-without-minus", True),
+        ("policy-gradient-without-minus", True),
+        ("log-softmax", False),
+        ("multi-label", False),
+        ("policy-gradient", False),
+        ("entropy-bonus", False),
+        ("domain-adversarial", False),
+    ],
+)
+def test_a_loss_growing_with_the_labels_log_likelihood_is_named(kind, found):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, "relu"), keras.layers.Dense(4)]
+    )
+    step = guarded_loss_step(model, lambda y, p: _likelihood_loss(kind, y, p))
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        step(rng.normal(size=(32, 8)).astype("float32"), rng.integers(0, 4, 32))
+    flipped = [f for f in step.report().findings if f.code == "loss-sign-flipped"]
+    assert bool(flipped) == found, str(step.report())
+    if found:
+        assert "minimizing it makes the labels" in flipped[0].message
+
+
+def test_a_generator_lowering_the_discriminators_likelihood_of_fake_is_not_flagged():
+    """The minimax GAN: the generator minimizes log D(fake | G(z)), through the discriminator's
+    layer, which this update does not train."""
+    keras.utils.set_random_seed(0)
+    generator = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8)])
+    discriminator = keras.Sequential([keras.Input((8,)), keras.layers.Dense(2)])
+    optimizer = keras.optimizers.Adam(1e-3)
+
+    @tf.function
+    def generator_step(z, fake):
+        with tf.GradientTape() as tape:
+            log_p = tf.nn.log_softmax(discriminator(generator(z)))
+            loss = tf.reduce_mean(tf.reduce_sum(tf.one_hot(fake, 2) * log_p, -1))
+        grads = tape.gradient(loss, generator.trainable_variables)
+        optimizer.apply_gradients(zip(grads, generator.trainable_variables))
+        return loss
+
+    step = gradguard.guard(generator, optimizer, policy=WARN_ALL)(generator_step)
+    for _ in range(2):
+        step(tf.random.normal((16, 4)), tf.ones(16, tf.int32))
+    assert "loss-sign-flipped" not in step.report().codes(), str(step.report())
+
+
+def test_fit_with_a_loss_function_without_its_minus_is_told():
+    def log_likelihood(y_true, logits):  # compiled as the model's loss: minimized by fit
+        labels = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), 4)
+        return tf.reduce_sum(labels * tf.nn.log_softmax(logits), -1)
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, "relu"), keras.layers.Dense(4)]
+    )
+    model.compile(keras.optimizers.Adam(1e-3), log_likelihood)
+    guard = gradguard.GuardCallback(policy=WARN_ALL)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 8)).astype("float32")
+    model.fit(x, rng.integers(0, 4, 64), batch_size=32, verbose=0, callbacks=[guard])
+    assert "loss-sign-flipped" in guard.report().codes(), str(guard.report())
