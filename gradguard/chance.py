@@ -12,8 +12,11 @@ import math
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
-__all__ = ["LabelSample", "chance_loss"]
+from gradguard import _compat, replicas
+
+__all__ = ["LabelCounts", "LabelSample", "chance_loss"]
 
 # Keras loss names (as `model.compile` and `keras.losses.get` spell them) by family.
 _SPARSE = {"sparse_categorical_crossentropy", "sparsecategoricalcrossentropy"}
@@ -85,9 +88,7 @@ def chance_loss(loss: Any, outputs: int | None, labels: Any = None) -> float | N
     if family == "binary":
         if y is None:
             return math.log(2)
-        p = float(np.mean(y)) * (1 - smoothing) + smoothing / 2
-        p = min(max(p, 1e-7), 1 - 1e-7)
-        return _entropy(np.array([p, 1 - p]))
+        return _binary_entropy(float(np.mean(y)), smoothing)
     if family in ("sparse", "categorical") and outputs and outputs >= 2:
         if y is None:
             return math.log(outputs)
@@ -97,8 +98,19 @@ def chance_loss(loss: Any, outputs: int | None, labels: Any = None) -> float | N
             frequencies = counts / max(counts.sum(), 1)
         else:
             frequencies = y.reshape(-1, y.shape[-1]).mean(axis=0)
-        return _entropy(frequencies * (1 - smoothing) + smoothing / outputs)
+        return _smoothed_entropy(frequencies, smoothing)
     return None
+
+
+def _smoothed_entropy(frequencies: np.ndarray, smoothing: float) -> float:
+    """The entropy of class frequencies, smoothed as the loss smooths its labels."""
+    return _entropy(frequencies * (1 - smoothing) + smoothing / len(frequencies))
+
+
+def _binary_entropy(positive: float, smoothing: float) -> float:
+    """The entropy of a share of positive labels (kept off 0 and 1, as the loss clips)."""
+    p = min(max(positive * (1 - smoothing) + smoothing / 2, 1e-7), 1 - 1e-7)
+    return _entropy(np.array([p, 1 - p]))
 
 
 class LabelSample:
@@ -152,3 +164,62 @@ class LabelSample:
         """`chance_loss` of the labels kept (None labels when none were)."""
         labels = np.concatenate(self._batches) if self._batches else None
         return chance_loss(loss, outputs, labels)
+
+
+class LabelCounts:
+    """The class counts of the labels `fit` trains on, folded in-graph, for its chance level.
+
+    `fit`'s labels are not seen on the host: without them classes are taken as balanced (ln C),
+    and a model stuck at the class frequencies of an imbalanced task (their entropy, below
+    ln C) would never be told it guesses. One count per class is added each step (the batch's
+    class ids scattered, one-hot or 0/1 labels summed: one pass over the labels) and read with
+    the checks.
+    """
+
+    def __init__(self, loss: Any, outputs: int):
+        self.loss = loss
+        self.outputs = outputs
+        self.family = _family(loss)
+        self._counts: tf.Variable | None = None
+
+    @staticmethod
+    def applies(loss: Any, outputs: int | None) -> bool:
+        """Whether the loss is a cross-entropy whose classes the labels count (C outputs)."""
+        family = _family(loss)
+        if family == "binary":
+            return outputs == 1
+        return family in ("sparse", "categorical") and outputs is not None and outputs >= 2
+
+    def observe(self, y: Any) -> None:
+        """In-graph: adds a step's labels to the counts."""
+        if not isinstance(y, tf.Tensor) or not (y.dtype.is_floating or y.dtype.is_integer):
+            return
+        classes = 2 if self.family == "binary" else self.outputs
+        if self._counts is None:
+            with _compat.outside_trace():
+                self._counts = replicas.state_variable(
+                    np.zeros(classes, np.float32), name="gradguard_label_counts"
+                )
+        if self.family == "sparse":
+            ids = tf.clip_by_value(tf.cast(tf.reshape(y, [-1]), tf.int32), 0, classes - 1)
+            counts = tf.math.unsorted_segment_sum(tf.ones_like(ids, tf.float32), ids, classes)
+        elif self.family == "categorical":
+            if y.shape.rank is None or y.shape[-1] != classes:
+                return
+            counts = tf.reduce_sum(tf.reshape(tf.cast(y, tf.float32), [-1, classes]), axis=0)
+        else:
+            y = tf.reshape(tf.cast(y, tf.float32), [-1])
+            positive = tf.reduce_sum(y)
+            counts = tf.stack([tf.cast(tf.size(y), tf.float32) - positive, positive])
+        self._counts.assign_add(counts)
+
+    def chance_loss(self) -> float | None:
+        """The entropy of the class frequencies counted (host), or ln C before enough labels."""
+        counts = None if self._counts is None else self._counts.numpy().astype(np.float64)
+        enough = max(MIN_LABELS, 10 * self.outputs)
+        if counts is None or not np.all(np.isfinite(counts)) or counts.sum() < enough:
+            return chance_loss(self.loss, self.outputs)
+        smoothing = float(getattr(self.loss, "label_smoothing", 0.0) or 0.0)
+        if self.family == "binary":
+            return _binary_entropy(counts[1] / counts.sum(), smoothing)
+        return _smoothed_entropy(counts / counts.sum(), smoothing)

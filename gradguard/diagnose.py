@@ -16,10 +16,12 @@ from gradguard.findings import Finding, Severity
 
 __all__ = [
     "DISCARDED",
+    "SOFTMAX_CROSS_ENTROPY",
     "ancestors",
     "chain_breaks",
     "descendants",
     "graph_breaks",
+    "is_data",
     "model_breaks",
     "none_gradient_finding",
     "reads_variables",
@@ -27,6 +29,11 @@ __all__ = [
     "tape_breaks",
     "unwatched_tensor_finding",
 ]
+
+# Ops that apply softmax themselves to their `logits` input: a cross-entropy in one op.
+SOFTMAX_CROSS_ENTROPY = frozenset(
+    {"SparseSoftmaxCrossEntropyWithLogits", "SoftmaxCrossEntropyWithLogits"}
+)
 
 # Ops whose gradient function exists but returns None.
 _NO_GRADIENT = {"Round", "Floor", "Ceil", "Rint"}
@@ -75,6 +82,18 @@ def ancestors(tensor: tf.Tensor) -> set[tf.Operation]:
 def reads_variables(tensor: tf.Tensor) -> bool:
     """Whether `tensor` is computed from a variable (the model's output, not data)."""
     return any(op.type == "ReadVariableOp" for op in ancestors(tensor))
+
+
+def is_data(tensor: tf.Tensor) -> bool:
+    """Whether `tensor` is computed from the step's inputs (labels, actions), not variables.
+
+    Constants alone are not data: a ``tf.ones`` of labels made in the step is the same on every
+    step.
+    """
+    made = ancestors(tensor)
+    return not any(op.type == "ReadVariableOp" for op in made) and any(
+        op.type == "Placeholder" for op in made
+    )
 
 
 def descendants(tensor: tf.Tensor) -> set[tf.Operation]:

@@ -20,7 +20,16 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from gradguard import _compat, chance, diagnose, label_range, lossgraph, output_layer, suspects
+from gradguard import (
+    _compat,
+    chance,
+    diagnose,
+    label_range,
+    lossgraph,
+    losslevel,
+    output_layer,
+    suspects,
+)
 from gradguard import activations as activations_lib
 from gradguard import origin as origin_lib
 from gradguard import stats as stats_lib
@@ -70,10 +79,14 @@ class Forensics:
         # and the arguments of the latest call the host made (`offer`), to find it among.
         self._xla_inputs: dict[int, tf.TensorSpec] = {}
         self._latest_call: list[Any] = []
-        # Per core, the chance level its traced loss shows (`lossgraph.graph_chance`).
+        # Per core, the chance level its traced loss shows (`losslevel.graph_chance`).
         self._graph_chance: dict[int, float | None] = {}
-        # Per model under Keras' own train step, the range of its labels when it is bounded.
+        # Per model under Keras' own train step, the range of its labels when it is bounded,
+        # and their class counts when its loss is a cross-entropy.
         self._label_ranges: dict[int, label_range.LabelRange] = {}
+        self._label_counts: dict[int, chance.LabelCounts] = {}
+        # Per core of a hand-written step, the class counts of its traced cross-entropy's labels.
+        self._traced_counts: dict[int, chance.LabelCounts] = {}
 
     def fit_batch(self, model: Any, data: Any) -> None:
         """A Keras train step's batch (`fit`, `train_on_batch`): kept with its model's loss."""
@@ -88,6 +101,14 @@ class Forensics:
                 self._label_ranges[id(model)] = label_range.LabelRange(allowed)
         if id(model) in self._label_ranges:
             self._label_ranges[id(model)].observe(self.batch[1])
+        outputs = getattr(model, "outputs", None) or []
+        shape = tuple(outputs[0].shape) if len(outputs) == 1 else ()
+        width = shape[-1] if shape else None
+        if id(model) not in self._label_counts and _keras_step(model):
+            if width is not None and chance.LabelCounts.applies(loss, width):
+                self._label_counts[id(model)] = chance.LabelCounts(loss, width)
+        if id(model) in self._label_counts:
+            self._label_counts[id(model)].observe(self.batch[1])
 
     def in_keras_step(self) -> bool:
         """Whether the graph being traced is a Keras train step's (`fit_batch` saw its batch)."""
@@ -140,20 +161,27 @@ class Forensics:
     def note_chance(self, core: StepCore) -> None:
         """Tells the core the chance-level loss of the model it trains, when it can be told.
 
-        From a compiled model's loss (`fit`) and its output's width, else from the graph of a
-        hand-written step's loss (`traced_loss`); the labels are not seen, so classes are taken
-        as balanced. None for several outputs (their losses add up) and for weighted examples
+        From a compiled model's loss (`fit`) and its output's width, with the class frequencies
+        of the labels counted in-graph (`chance.LabelCounts`), else from the graph of a
+        hand-written step's loss (`traced_loss`), whose labels are not seen: classes are then
+        taken as balanced. None for several outputs (their losses add up) and for weighted examples
         (`sample_weight`, `class_weight`), which change the level.
         """
         model = self.model_of(core)
-        if "chance_loss" in core.notes or model is None:
+        counts = self._label_counts.get(id(model))
+        traced = self._traced_counts.get(id(core))
+        if ("chance_loss" in core.notes and counts is None and traced is None) or model is None:
             return
         spec = tf.nest.flatten(self._tap.output_spec(model))
         width = spec[0].shape[-1] if spec and getattr(spec[0], "shape", None) else None
         weighted = core.notes["weighted"] = self.batch is not None and self.batch[2] is not None
         loss = getattr(model, "loss", None) if len(spec) == 1 and not weighted else None
         level = chance.chance_loss(loss, width)
-        core.notes["chance_loss"] = level if level is not None else self._graph_chance.get(id(core))
+        if counts is not None and loss is not None:  # `fit`'s labels, counted in-graph
+            level = counts.chance_loss()
+        if level is None and self._graph_chance.get(id(core)) is not None:
+            level = traced.chance_loss() if traced is not None else self._graph_chance[id(core)]
+        core.notes["chance_loss"] = level
 
     def traced_loss(self, core: StepCore, loss: Any) -> None:
         """A hand-written step's traced loss: the chance level and floor its graph shows, once.
@@ -164,8 +192,14 @@ class Forensics:
         if self.in_keras_step() or id(core) in self._graph_chance:
             return
         if loss is not None and hasattr(loss, "graph"):
-            self._graph_chance[id(core)] = lossgraph.graph_chance(loss)
-            core.notes["loss_floor"] = lossgraph.graph_loss_floor(loss)
+            self._graph_chance[id(core)] = losslevel.graph_chance(loss)
+            core.notes["loss_floor"] = losslevel.graph_loss_floor(loss)
+            # Its labels' classes counted from here on, in the step's graph: the chance level of
+            # imbalanced classes is their entropy, below ln C.
+            labels = losslevel.cross_entropy_labels(loss)
+            if labels is not None:
+                counts = self._traced_counts[id(core)] = chance.LabelCounts(*labels[1:])
+                counts.observe(labels[0])
 
     def note_suspects(self, core: StepCore) -> None:
         """Tells the core the settings of its model that keep it from learning (`suspects`)."""

@@ -188,6 +188,7 @@ class Guard:
             self._pending.append(diagnose.unwatched_tensor_finding(unwatched, self._calls))
         if not pairs:
             return
+        variables = [v for v, _ in pairs]
         if isinstance(target, tf.Tensor) and target.shape.rank == 0:
             scaled, loss = self._scaled_loss
             self._last_loss = target = loss if target is scaled else target
@@ -195,14 +196,11 @@ class Guard:
                 self._manual.on_loss(target)  # (Keras' own step always applies an optimizer)
             if tf.inside_function() and hasattr(target, "graph"):  # traced once: read the graph
                 found = self.forensics.compiled_loss(self._calls)
-                self._pending += lossgraph.graph_findings(
-                    target, self._calls, [v for v, _ in pairs]
-                )
+                self._pending += lossgraph.graph_findings(target, self._calls, variables)
                 self._pending += [finding for finding in found if finding is not None]
         self.ledger.tape_unwatching |= not getattr(tape, "_watch_accessed_variables", True)
         self.ledger.on_gradient(pairs, tape.watched_variables(), extra)
         if all(g is None for _, g in pairs):
-            variables = [v for v, _ in pairs]
             finding = diagnose.none_gradient_finding(
                 self._names(variables),
                 range(len(variables)),

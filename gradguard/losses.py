@@ -15,7 +15,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from gradguard import lossgraph, losssign
+from gradguard import lossgraph
 from gradguard.findings import Finding
 
 __all__ = ["LossFn", "LossShapes", "compute", "resolve"]
@@ -156,8 +156,9 @@ class LossShapes:
     """The shapes of ``(y_true, y_pred)`` the loss was traced with: each pair judged once.
 
     Recorded while the step traces (`record`); judged on the host after the call (`judge`),
-    which finds a loss that silently broadcasts labels against predictions (`loss-broadcast`)
-    or grows with the labels' log-likelihood (`loss-sign-flipped`).
+    which finds a loss that silently broadcasts labels against predictions (`loss-broadcast`),
+    grows with the labels' log-likelihood (`loss-sign-flipped`) or squares
+    the batch's mean error (`labels-uninformative`).
     """
 
     def __init__(self) -> None:
@@ -180,7 +181,7 @@ class LossShapes:
             self.traced = True
 
     def judge(self, loss_fn: LossFn, step: int) -> list[Finding]:
-        """`loss-broadcast` and `loss-sign-flipped` for shapes traced since and not judged yet."""
+        """What a loss traced alone shows, for the shapes traced since and not judged yet."""
         found: list[Finding | None] = []
         while self._traced:
             y_spec, pred_spec = self._traced.pop()
@@ -189,7 +190,7 @@ class LossShapes:
                 continue
             self._judged.add(key)
             found.append(lossgraph.loss_broadcast(loss_fn, y_spec, pred_spec, step))
-            found.append(losssign.loss_fn_sign(loss_fn, y_spec, pred_spec, step))
+            found += lossgraph.loss_fn_findings(loss_fn, y_spec, pred_spec, step)
         return [finding for finding in found if finding is not None]
 
 

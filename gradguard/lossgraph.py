@@ -3,31 +3,37 @@
 A loss that silently broadcasts them (`loss-broadcast`: every label compared with every
 prediction, or a narrow output stretched over wide labels), a cross-entropy applied to a
 softmax's output (`from-logits-mismatch`) and one given the model's output as its labels
-(`labels-out-of-range`). Read from a traced `FuncGraph`, once per trace.
+(`labels-out-of-range`). Read from a traced `FuncGraph`, once per trace. `graph_findings` and
+`loss_fn_findings` also judge the loss's sign (`losssign`) and whether it squares the batch's
+mean error (`lossmean`).
 """
 
 from __future__ import annotations
 
-import math
-import re
+import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import tensorflow as tf
 
-from gradguard import losssign
-from gradguard.diagnose import ancestors, descendants, reads_variables, shape_text
+from gradguard import lossmean, losssign
+from gradguard.diagnose import (
+    SOFTMAX_CROSS_ENTROPY,
+    ancestors,
+    descendants,
+    reads_variables,
+    shape_text,
+)
 from gradguard.findings import Finding
 
 __all__ = [
-    "graph_chance",
     "graph_double_softmax",
     "graph_findings",
     "graph_loss_broadcast",
-    "graph_loss_floor",
     "graph_softmax_over_batch",
     "graph_swapped_cross_entropy",
     "loss_broadcast",
+    "loss_fn_findings",
 ]
 
 
@@ -169,8 +175,6 @@ def _batch_against_batch(a: tf.Tensor, b: tf.Tensor) -> bool:
     return reads_variables(low) and any(op.type == "OneHot" for op in made)
 
 
-# Ops that apply softmax (or sigmoid) themselves to their `logits` input.
-_WITH_LOGITS = {"SparseSoftmaxCrossEntropyWithLogits", "SoftmaxCrossEntropyWithLogits"}
 # Ops that pass a value through unchanged in kind (a probability stays one).
 _PASSING = {"Identity", "Reshape", "Cast", "ExpandDims", "Squeeze", "Transpose", "Pack", "ConcatV2"}
 
@@ -184,7 +188,7 @@ def graph_double_softmax(ops: Iterable[tf.Operation], step: int) -> Finding | No
     ending in its softmax take the logits instead, and are not flagged.
     """
     for op in ops:
-        if op.type not in _WITH_LOGITS:
+        if op.type not in SOFTMAX_CROSS_ENTROPY:
             continue
         source = op.inputs[0].op
         while source.type in _PASSING and source.inputs:
@@ -346,51 +350,33 @@ def graph_findings(loss: tf.Tensor, step: int, variables: Iterable[Any] = ()) ->
     found = [judge(ops, step) for judge in judges]
     is_output = losssign.trained_layer(loss.graph, variables)
     found.append(losssign.graph_loss_sign(loss, ops, is_output, step))
+    found.append(lossmean.graph_batch_mean_error(loss, ops, reads_variables, step))
     return [finding for finding in found if finding is not None]
 
 
-# Ops that average a per-example loss into the batch's: a mean, or a sum over a count.
-_REDUCING = {"Mean", "Sum", "RealDiv", "DivNoNan", "Identity", "Cast", "Reshape", "Squeeze"}
+def loss_fn_findings(
+    loss_fn: Callable[[Any, Any], Any], y_true: tf.TensorSpec, y_pred: tf.TensorSpec, step: int
+) -> list[Finding]:
+    """The judgments of a traced loss for a loss function traced alone, `y_pred` the output.
 
-
-def graph_loss_floor(loss: tf.Tensor) -> float | None:
-    """0.0 for a traced loss that is a binary cross-entropy, summed or averaged.
-
-    Followed from the loss back through reductions only to the cross-entropy itself: a Keras
-    `BinaryCrossentropy` on probabilities (its final ``binary_crossentropy/Neg``) or on logits
-    (Keras takes a sigmoid output's logits), or ``tf.nn.sigmoid_cross_entropy_with_logits``
-    (both a ``logistic_loss`` op). With labels in [0, 1] (probabilities) it cannot go below 0;
-    labels of -1 and 1 make it fall below 0 without limit (`LossNotDecreasing`). A penalty
-    added or weights multiplied in claim no floor.
+    For `TrainStep`, which is handed the loss function: `loss-sign-flipped`
+    (`losssign.graph_loss_sign`) and `labels-uninformative` (`lossmean`). Keras' and
+    TensorFlow's own losses are not traced: they are right.
     """
-    op = loss.op
-    while op.type in _REDUCING and op.inputs:
-        op = op.inputs[0].op
-    name = op.name.rsplit("/", 1)[-1]
-    logistic = op.type == "AddV2" and re.fullmatch(r"logistic_loss(_\d+)?", name) is not None
-    entropy = op.type == "Neg" and op.name.endswith("binary_crossentropy/Neg")
-    return 0.0 if logistic or entropy else None
-
-
-def graph_chance(loss: tf.Tensor) -> float | None:
-    """The chance level ln C of a traced loss that averages a C-class softmax cross-entropy.
-
-    For code gradguard did not write, whose labels are not seen: followed from the loss back
-    through averaging ops only (a mean, or a sum divided by a count) to a
-    ``*SoftmaxCrossEntropyWithLogits`` op. Anything else on the way (a penalty added, sample
-    weights multiplied in) claims no level, nor do soft targets computed from variables (a
-    teacher's, in distillation: the best loss is their entropy, which can lie just below
-    ln C). Classes are taken as balanced: ln C is the most a model that ignores its inputs
-    scores.
-    """
-    op, divided = loss.op, False
-    while op.type not in _WITH_LOGITS:
-        # A sum is an average only under a division: `reduce_sum(ce)` alone is B times ln C.
-        if op.type not in _REDUCING or not op.inputs or (op.type == "Sum" and not divided):
-            return None
-        divided |= op.type in ("RealDiv", "DivNoNan")
-        op = op.inputs[0].op  # (a division's numerator; a reduction's values)
-    if op.type == "SoftmaxCrossEntropyWithLogits" and reads_variables(op.inputs[1]):
-        return None  # a teacher's soft targets (distillation): the best loss is their entropy
-    classes = op.inputs[0].shape[-1] if op.inputs[0].shape.rank else None
-    return math.log(classes) if classes and classes > 1 else None
+    owner = loss_fn if inspect.isroutine(loss_fn) else type(loss_fn)
+    if (getattr(owner, "__module__", None) or "").split(".")[0] in ("keras", "tensorflow"):
+        return []
+    try:
+        concrete = tf.function(loss_fn, autograph=False).get_concrete_function(y_true, y_pred)
+    except Exception:  # noqa: BLE001 - a loss that cannot be traced alone on these says nothing
+        return []
+    losses = [t for t in concrete.outputs if t.dtype.is_floating]
+    if len(losses) != 1:
+        return []
+    loss, output = losses[0], concrete.inputs[1].op
+    ops = ancestors(loss)
+    found = [
+        losssign.graph_loss_sign(loss, ops, lambda op: op is output, step),
+        lossmean.graph_batch_mean_error(loss, ops, lambda t: output in ancestors(t), step),
+    ]
+    return [finding for finding in found if finding is not None]

@@ -6,8 +6,8 @@ minimizing the loss makes the labels (the actions taken) less likely: the loss f
 limit and the model learns the opposite of the data, while every other signal looks healthy.
 
 Read from a traced loss, once per trace: each log-probability the model's trained layer gives
-the labels (a ``LogSoftmax``, a ``Log`` of a softmax or sigmoid, a softmax or sigmoid
-cross-entropy op) is followed to the loss, through ops whose direction is known (sums, means,
+the labels (a ``LogSoftmax``, a ``Log`` of a softmax or sigmoid, a softmax cross-entropy op)
+is followed to the loss, through ops whose direction is known (sums, means,
 reshapes, selections, a product with data or a constant, a minus). Only log-probabilities
 picked or weighted by data count (one-hot labels, class ids, actions and their returns): an
 entropy bonus (``p * log p``), a GAN generator's ``log(1 - D(G(z)))`` and a distilled
@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from gradguard.diagnose import ancestors, reads_variables
+from gradguard.diagnose import SOFTMAX_CROSS_ENTROPY, descendants, is_data
 from gradguard.findings import Finding
 
-__all__ = ["graph_loss_sign", "loss_fn_sign", "trained_layer"]
+__all__ = ["graph_loss_sign", "trained_layer"]
 
 # Ops through which the loss moves with their input (the direction kept): reductions, reshapes,
 # selections and increasing functions. A product and a difference are judged by operand.
@@ -46,7 +46,6 @@ _TOWARD_OUTPUT = {
     "StridedSlice", "Slice",
 }  # fmt: skip
 _PRODUCTS = {"MatMul", "BatchMatMulV2", "Einsum", "Conv2D", "Conv1D"}
-_WITH_LOGITS = {"SparseSoftmaxCrossEntropyWithLogits", "SoftmaxCrossEntropyWithLogits"}
 _UNKNOWN = 0
 
 
@@ -81,13 +80,21 @@ def graph_loss_sign(
       is_output: Whether an op makes the trained model's output (`trained_layer`).
       step: The step the finding is dated.
     """
+    # Data is what the step is fed and the model did not make (its output is fed too when a
+    # loss function is traced alone).
+    made = set().union(*(descendants(op.outputs[0]) for op in ops if is_output(op)))
+
+    def labels(tensor: tf.Tensor) -> bool:
+        return tensor.op not in made and is_data(tensor)
+
     directions = []
     for op in ops:
-        source = _log_likelihood(op, is_output)
+        source = _log_likelihood(op, is_output, labels)
         if source is None:
             continue
         tensor, direction, labelled = source
-        for path_direction, path_labelled in _to_loss(tensor, direction, labelled, loss, ops):
+        paths = _to_loss(tensor, (direction, labelled), loss, ops, labels)
+        for path_direction, path_labelled in paths:
             if path_labelled:
                 directions.append((path_direction, op))
     if not directions or any(direction != 1 for direction, _ in directions):
@@ -105,7 +112,9 @@ def graph_loss_sign(
 
 
 def _log_likelihood(
-    op: tf.Operation, is_output: Callable[[tf.Operation], bool]
+    op: tf.Operation,
+    is_output: Callable[[tf.Operation], bool],
+    labels: Callable[[tf.Tensor], bool],
 ) -> tuple[tf.Tensor, int, bool] | None:
     """(tensor, its direction in the log-likelihood, labelled) of a log-probability op, or None.
 
@@ -113,14 +122,14 @@ def _log_likelihood(
     trained model's output: +1. A softmax cross-entropy op is already negated: -1, labelled by
     its labels when they are data.
     """
-    if op.type in _WITH_LOGITS:
+    if op.type in SOFTMAX_CROSS_ENTROPY:
         if not _from_output(op.inputs[0], is_output, allow_log=True):
             return None
-        return op.outputs[0], -1, not reads_variables(op.inputs[1])
+        return op.outputs[0], -1, labels(op.inputs[1])
     if op.type == "LogSoftmax" and _from_output(op.inputs[0], is_output):
         return op.outputs[0], 1, False
     if op.type in ("Log", "Xlogy") and _probability_of_output(op.inputs[-1], is_output):
-        labelled = op.type == "Xlogy" and _is_data(op.inputs[0])
+        labelled = op.type == "Xlogy" and labels(op.inputs[0])
         return op.outputs[0], 1, labelled
     return None
 
@@ -158,14 +167,6 @@ def _from_output(
     return False
 
 
-def _is_data(tensor: tf.Tensor) -> bool:
-    """Labels, actions or their returns: fed in (not constants), computed from no variable."""
-    source = tensor.op
-    while source.type in ("Cast", "Identity", "Reshape", "ExpandDims") and source.inputs:
-        source = source.inputs[0].op
-    return source.type != "Const" and not reads_variables(tensor)
-
-
 def _constant_sign(tensor: tf.Tensor) -> int:
     """+1 or -1 for a constant whose values all share that sign, else `_UNKNOWN` (0)."""
     source = tensor.op
@@ -180,11 +181,15 @@ def _constant_sign(tensor: tf.Tensor) -> int:
 
 
 def _to_loss(
-    tensor: tf.Tensor, direction: int, labelled: bool, loss: tf.Tensor, ops: set[tf.Operation]
+    tensor: tf.Tensor,
+    start: tuple[int, bool],
+    loss: tf.Tensor,
+    ops: set[tf.Operation],
+    labels: Callable[[tf.Tensor], bool],
 ) -> list[tuple[int, bool]]:
     """(direction, labelled) of every path from `tensor` to `loss`; (0, True) where unknown."""
     reached, seen = [], set()
-    stack = [(tensor, direction, labelled)]
+    stack = [(tensor, *start)]
     while stack:
         value, sign, marked = stack.pop()
         if value is loss or value.op is loss.op:
@@ -197,7 +202,7 @@ def _to_loss(
             if state in seen:
                 continue
             seen.add(state)
-            step = _through(consumer, value, sign, marked)
+            step = _through(consumer, value, sign, marked, labels)
             if step is None or len(seen) > 4096:
                 return [(_UNKNOWN, True)]  # a direction that cannot be followed claims nothing
             stack += [(out, *step) for out in consumer.outputs]
@@ -205,7 +210,11 @@ def _to_loss(
 
 
 def _through(
-    op: tf.Operation, value: tf.Tensor, sign: int, marked: bool
+    op: tf.Operation,
+    value: tf.Tensor,
+    sign: int,
+    marked: bool,
+    labels: Callable[[tf.Tensor], bool],
 ) -> tuple[int, bool] | None:
     """The direction and labelling after `op` takes `value`; None where it cannot be told."""
     places = [i for i, t in enumerate(op.inputs) if t is value]
@@ -224,35 +233,13 @@ def _through(
             return sign * constant, marked
         # A product with data (one-hot labels, returns, sample weights) weights the labels'
         # log-likelihood; one with the model's own values (p * log p) keeps its direction.
-        return sign, marked or _is_data(others[0])
+        return sign, marked or labels(others[0])
     if op.type in ("RealDiv", "DivNoNan") and place == 0:
         constant = _constant_sign(others[0])
         return (sign * constant if constant != _UNKNOWN else sign), marked
     # Values picked by class ids or actions (a gather), or by a mask, from the log-probabilities.
     if op.type in ("GatherV2", "GatherNd") and place == 0:
-        return sign, marked or _is_data(op.inputs[1])
+        return sign, marked or labels(op.inputs[1])
     if op.type in ("SelectV2", "Select") and place > 0:
-        return sign, marked or _is_data(op.inputs[0])
+        return sign, marked or labels(op.inputs[0])
     return None
-
-
-def loss_fn_sign(
-    loss_fn: Callable[[Any, Any], Any], y_true: tf.TensorSpec, y_pred: tf.TensorSpec, step: int
-) -> Finding | None:
-    """`graph_loss_sign` of a loss function traced alone, its `y_pred` the model's output.
-
-    For `TrainStep`, which is handed the loss function. Keras' and TensorFlow's own losses are
-    not traced: their sign is right.
-    """
-    owner = type(loss_fn) if not callable(getattr(loss_fn, "__code__", None)) else loss_fn
-    if (getattr(owner, "__module__", None) or "").split(".")[0] in ("keras", "tensorflow"):
-        return None
-    try:
-        concrete = tf.function(loss_fn, autograph=False).get_concrete_function(y_true, y_pred)
-    except Exception:  # noqa: BLE001 - a loss that cannot be traced alone on these says nothing
-        return None
-    losses = [t for t in concrete.outputs if t.dtype.is_floating]
-    if len(losses) != 1:
-        return None
-    output = concrete.inputs[1].op
-    return graph_loss_sign(losses[0], ancestors(losses[0]), lambda op: op is output, step)

@@ -416,6 +416,33 @@ def test_fit_on_labels_mostly_noise_is_not_told_it_guesses():
     assert np.mean((model.predict(x, verbose=0)[:, 0] > 0.5) == clean) > 0.75
 
 
+@pytest.mark.parametrize("learnable,jit_compile", [(False, False), (False, True), (True, False)])
+def test_fit_stuck_at_the_frequencies_of_imbalanced_classes_is_told_it_guesses(
+    learnable, jit_compile
+):
+    # Four classes of 55/25/15/5%: a model that predicts those frequencies scores their entropy,
+    # 1.11, 20% below ln 4; fit's labels are counted in-graph to know it.
+    rng = np.random.default_rng(3)
+    keras.utils.set_random_seed(3)
+    x = rng.normal(size=(4000, 10)).astype("float32")
+    if learnable:
+        score = x[:, 0] + 0.3 * rng.normal(size=4000)
+        y = np.digitize(score, np.quantile(score, [0.55, 0.8, 0.95]))
+    else:  # labels that have nothing to do with the inputs
+        y = rng.choice(4, size=4000, p=[0.55, 0.25, 0.15, 0.05])
+    model = keras.Sequential(
+        [keras.Input((10,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(4)]
+    )
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(keras.optimizers.Adam(1e-3), loss, jit_compile=jit_compile)
+    callback = gradguard.GuardCallback(policy=WARN_ALL)
+    model.fit(x, y, batch_size=64, epochs=8, verbose=0, callbacks=[callback])
+    stuck = [f for f in callback.report().findings if f.code == "loss-not-decreasing"]
+    assert bool(stuck) != learnable, str(callback.report())
+    if stuck:
+        assert stuck[0].details["chance_loss"] == pytest.approx(1.11, abs=0.01)
+
+
 @pytest.mark.parametrize("case", ["labels-shuffled-apart", "paired", "overfitting"])
 def test_fit_whose_validation_loss_never_beats_chance_memorizes(case):
     rng = np.random.default_rng(0)

@@ -140,6 +140,16 @@ BUGS = [
         ),
     ),
     (
+        "labels-uninformative",
+        Case(
+            "mean-error-squared",
+            mlp,
+            lambda: keras.optimizers.Adam(1e-3),
+            lambda yt, yp: tf.reduce_mean(yt - yp) ** 2,  # brackets of an MSE misplaced
+            unsupported=frozenset({"guard-eager", "run-eager"}),
+        ),
+    ),
+    (
         "exploding-gradient",
         Case(
             "sgd-lr-too-high",

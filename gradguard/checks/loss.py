@@ -231,7 +231,7 @@ def _below_floor(lowest: float, context: Context) -> Finding | None:
     """`labels-out-of-range` for a loss below the floor its traced graph shows.
 
     A binary cross-entropy cannot go below 0 with labels in [0, 1] (``notes["loss_floor"]``,
-    `lossgraph.graph_loss_floor`): below it, its labels are not probabilities.
+    `losslevel.graph_loss_floor`): below it, its labels are not probabilities.
     """
     floor = context.notes.get("loss_floor")
     if floor is None or not lowest < floor - 1e-3:  # (float32 round-off near 0)

@@ -1,4 +1,8 @@
-"""`loss-sign-flipped`: a hand-written loss that grows with the labels' log-likelihood."""
+"""What a hand-written loss's traced graph shows: its sign, and what it compares.
+
+`loss-sign-flipped` (the labels' log-likelihood minimized) and `labels-uninformative` (the
+batch's mean error squared), each with healthy twins that look like it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,13 @@ import tensorflow as tf
 from conftest import WARN_ALL, guarded_loss_step
 
 import gradguard
+
+
+def _step(entry_point, model, loss_fn):
+    """A hand-written guarded step, or a `TrainStep` handed the same loss function."""
+    if entry_point == "guard":
+        return guarded_loss_step(model, loss_fn)
+    return gradguard.TrainStep(model, keras.optimizers.Adam(1e-2), loss_fn, policy=WARN_ALL)
 
 
 def _likelihood_loss(kind, y, logits):
@@ -63,12 +74,13 @@ def _likelihood_loss(kind, y, logits):
         ("domain-adversarial", False),
     ],
 )
-def test_a_loss_growing_with_the_labels_log_likelihood_is_named(kind, found):
+@pytest.mark.parametrize("entry_point", ["guard", "train_step"])
+def test_a_loss_growing_with_the_labels_log_likelihood_is_named(kind, found, entry_point):
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
         [keras.Input((8,)), keras.layers.Dense(16, "relu"), keras.layers.Dense(4)]
     )
-    step = guarded_loss_step(model, lambda y, p: _likelihood_loss(kind, y, p))
+    step = _step(entry_point, model, lambda y, p: _likelihood_loss(kind, y, p))
     rng = np.random.default_rng(0)
     for _ in range(2):
         step(rng.normal(size=(32, 8)).astype("float32"), rng.integers(0, 4, 32))
@@ -116,3 +128,45 @@ def test_fit_with_a_loss_function_without_its_minus_is_told():
     x = rng.normal(size=(64, 8)).astype("float32")
     model.fit(x, rng.integers(0, 4, 64), batch_size=32, verbose=0, callbacks=[guard])
     assert "loss-sign-flipped" in guard.report().codes(), str(guard.report())
+
+
+_ERRORS = {
+    "mean-error-squared": lambda y, p: tf.reduce_mean(y - p) ** 2,
+    "square-of-the-mean-error": lambda y, p: tf.square(tf.reduce_mean(y - p)),
+    "absolute-mean-error": lambda y, p: tf.abs(tf.reduce_mean(p - y)),
+    "mean-squared-error": lambda y, p: tf.reduce_mean(tf.square(y - p)),
+    # A calibration term (the mean error squared) beside a per-example error.
+    "with-a-calibration-term": lambda y, p: (
+        tf.reduce_mean(tf.square(y - p)) + tf.square(tf.reduce_mean(y - p))
+    ),
+    # Errors summed over a sequence's steps (axis 1), then squared per example.
+    "summed-over-time-steps": lambda y, p: tf.reduce_mean(tf.square(tf.reduce_sum(y - p, axis=1))),
+}
+
+
+@pytest.mark.parametrize(
+    "kind,found",
+    [
+        ("mean-error-squared", True),
+        ("square-of-the-mean-error", True),
+        ("absolute-mean-error", True),
+        ("mean-squared-error", False),
+        ("with-a-calibration-term", False),
+        ("summed-over-time-steps", False),
+    ],
+)
+@pytest.mark.parametrize("entry_point", ["guard", "train_step"])
+def test_the_batchs_mean_error_squared_is_named(kind, found, entry_point):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(8, "relu"), keras.layers.Dense(2)]
+    )
+    step = _step(entry_point, model, _ERRORS[kind])
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 8)).astype("float32")
+    for _ in range(2):
+        step(x, x[:, :2] * 2.0)
+    uninformative = [f for f in step.report().findings if f.code == "labels-uninformative"]
+    assert bool(uninformative) == found, str(step.report())
+    if found:
+        assert "averages the error over the batch before squaring it" in uninformative[0].message

@@ -1,0 +1,104 @@
+"""Whether a traced loss averages the error over the batch before squaring it.
+
+``tf.reduce_mean(y - y_pred) ** 2`` (the brackets of a mean squared error misplaced) measures
+only the batch's mean error: any pairing of the batch's labels with its examples gives the same
+loss, so the model learns the labels' mean and nothing per example, while its loss goes to 0.
+Reported as `labels-uninformative`: the loss cannot tell which label belongs to which input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from gradguard.diagnose import is_data
+from gradguard.findings import Finding
+
+__all__ = ["graph_batch_mean_error"]
+
+# Ops an error passes through on its way to the loss that neither square nor reduce it.
+_LINEAR = {
+    "Identity", "Cast", "Reshape", "Squeeze", "ExpandDims", "Transpose", "Neg", "AddV2", "Add",
+    "Sub", "Mul", "RealDiv", "DivNoNan", "StridedSlice",
+}  # fmt: skip
+_SQUARING = {"Square", "Pow", "Abs"}
+
+
+def graph_batch_mean_error(
+    loss: tf.Tensor,
+    ops: set[tf.Operation],
+    from_model: Callable[[tf.Tensor], bool],
+    step: int,
+) -> Finding | None:
+    """`labels-uninformative`: every label-prediction error is reduced over the batch, then squared.
+
+    Read from a traced loss: each difference of data and the model's output with a batch axis
+    (`from_model` tells the output) is followed to the loss; when every path takes a mean or sum
+    over the batch axis before a square, a power or an absolute value, only the batch's mean
+    error is measured. A mean squared error (squared per example), a calibration term beside
+    one, errors summed over time steps before the square, and anything the path cannot follow
+    stay silent.
+    """
+    errors = [op for op in ops if op.type == "Sub" and _data_against_model(op, from_model)]
+    if not errors or not all(_reduced_then_squared(op, loss, ops) for op in errors):
+        return None
+    names = ", ".join(op.name for op in errors)
+    message = (
+        f"The loss averages the error over the batch before squaring it ({names} is reduced "
+        "over the batch axis, then squared): it measures only the batch's mean error, so any "
+        "pairing of labels with examples scores the same and the model learns to predict the "
+        "labels' mean. Square each example's error first: tf.reduce_mean(tf.square(y - "
+        "y_pred)), not tf.reduce_mean(y - y_pred) ** 2."
+    )
+    return Finding("labels-uninformative", message, step, details={"errors": names})
+
+
+def _data_against_model(op: tf.Operation, from_model: Callable[[tf.Tensor], bool]) -> bool:
+    """Labels minus predictions (or the reverse), one value per example."""
+    a, b = op.inputs[0], op.inputs[1]
+    if not a.dtype.is_floating or op.outputs[0].shape.rank in (None, 0):
+        return False
+    for model, data in ((a, b), (b, a)):
+        if from_model(model) and is_data(data) and not from_model(data):
+            return True
+    return False
+
+
+def _reduced_then_squared(op: tf.Operation, loss: tf.Tensor, ops: set[tf.Operation]) -> bool:
+    """Whether every path from `op`'s error to `loss` reduces the batch axis, then squares."""
+    stack: list[tuple[tf.Tensor, bool]] = [(op.outputs[0], False)]
+    seen, judged = set[tuple[Any, bool]](), False
+    while stack:
+        value, reduced = stack.pop()
+        if (value.ref(), reduced) in seen:
+            continue
+        seen.add((value.ref(), reduced))
+        if value.op is loss.op:
+            return False  # the loss is linear in the error: not this bug
+        for consumer in (c for c in value.consumers() if c in ops):
+            if consumer.type in _SQUARING:
+                if not reduced:
+                    return False  # an error squared per example
+                judged = True
+                continue
+            if consumer.type in ("Mean", "Sum"):
+                batch = _reduces_batch(consumer)
+                if batch is None:
+                    return False
+                stack.append((consumer.outputs[0], reduced or batch))
+            elif consumer.type in _LINEAR:
+                stack += [(out, reduced) for out in consumer.outputs]
+            else:
+                return False  # a path this cannot follow claims nothing
+    return judged
+
+
+def _reduces_batch(op: tf.Operation) -> bool | None:
+    """Whether a ``Mean``/``Sum`` reduces axis 0 (None when its axes are not known)."""
+    axes, rank = tf.get_static_value(op.inputs[1]), op.inputs[0].shape.rank
+    if axes is None or rank is None:
+        return None
+    return 0 in {int(a) % rank for a in np.atleast_1d(axes)} if rank else False
