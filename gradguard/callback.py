@@ -143,7 +143,9 @@ class GuardCallback(keras.callbacks.Callback):
             # The last batches' errors raise out of fit too, as at every read.
             known = {f.key for f in self.guard.report.findings}
             report = self.guard.read(final=True)
-            chance = [core.notes.get("chance_loss") for core in self.guard.cores.values()]
+            # Classes taken as balanced: the validation data's frequencies are not counted.
+            cores = self.guard.cores.values()
+            chance = [core.notes.get("chance_loss_balanced") for core in cores]
             if len(chance) == 1 and chance[0] is not None:
                 found = _memorizing(epochs, chance[0], report.steps_observed - 1)
                 findings_lib.emit(report, found, self.guard.policy, raise_errors=False)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from gradguard import _compat, replicas
 
-__all__ = ["LabelCounts", "LabelSample", "chance_loss"]
+__all__ = ["LabelCounts", "LabelSample", "chance_loss", "comparable"]
 
 # Keras loss names (as `model.compile` and `keras.losses.get` spell them) by family.
 _SPARSE = {"sparse_categorical_crossentropy", "sparsecategoricalcrossentropy"}
@@ -166,14 +167,33 @@ class LabelSample:
         return chance_loss(loss, outputs, labels)
 
 
-class LabelCounts:
-    """The class counts of the labels `fit` trains on, folded in-graph, for its chance level.
+# Layers that make the training loss noisier than the model: it then runs above the labels'
+# entropy while the model, at inference, beats it.
+_NOISY = (keras.layers.Dropout, keras.layers.GaussianNoise, keras.layers.GaussianDropout)
 
-    `fit`'s labels are not seen on the host: without them classes are taken as balanced (ln C),
-    and a model stuck at the class frequencies of an imbalanced task (their entropy, below
-    ln C) would never be told it guesses. One count per class is added each step (the batch's
-    class ids scattered, one-hot or 0/1 labels summed: one pass over the labels) and read with
-    the checks.
+
+def comparable(model: Any) -> bool:
+    """Whether `model`'s training loss can be held against its labels' entropy.
+
+    Not with dropout or noise layers (with a rate of 0.5 the training loss of a binary
+    classifier ran 6% above the entropy that its test loss beat by 2%), nor with penalties added
+    to the loss (`model.losses`: an L2 term is not the labels' to beat).
+    """
+    layers = _compat.flatten_layers(model)
+    noisy = any(isinstance(layer, _NOISY) and getattr(layer, "rate", 0) for layer in layers)
+    return not noisy and not getattr(model, "losses", None)
+
+
+class LabelCounts:
+    """The class counts of the labels a step trains on, folded in-graph, for its chance level.
+
+    `fit`'s labels, and those a hand-written step's cross-entropy reads, are not seen on the
+    host: without them classes are taken as balanced (ln C), and a model stuck at the class
+    frequencies of an imbalanced task (their entropy, below ln C) would never be told it
+    guesses. One count per class is added each step (the batch's class ids scattered, one-hot
+    or 0/1 labels summed: one pass over the labels) and read with the checks. Soft labels
+    (rates, smoothed targets) claim nothing: the best loss on them is their own entropy, which
+    can lie within the band of their mean's.
     """
 
     def __init__(self, loss: Any, outputs: int):
@@ -195,29 +215,35 @@ class LabelCounts:
         if not isinstance(y, tf.Tensor) or not (y.dtype.is_floating or y.dtype.is_integer):
             return
         classes = 2 if self.family == "binary" else self.outputs
-        if self._counts is None:
+        if self._counts is None:  # a count per class, then how soft the labels were
             with _compat.outside_trace():
                 self._counts = replicas.state_variable(
-                    np.zeros(classes, np.float32), name="gradguard_label_counts"
+                    np.zeros(classes + 1, np.float32), name="gradguard_label_counts"
                 )
         if self.family == "sparse":
             ids = tf.clip_by_value(tf.cast(tf.reshape(y, [-1]), tf.int32), 0, classes - 1)
             counts = tf.math.unsorted_segment_sum(tf.ones_like(ids, tf.float32), ids, classes)
-        elif self.family == "categorical":
-            if y.shape.rank is None or y.shape[-1] != classes:
-                return
-            counts = tf.reduce_sum(tf.reshape(tf.cast(y, tf.float32), [-1, classes]), axis=0)
+            soft = tf.zeros([1])
         else:
-            y = tf.reshape(tf.cast(y, tf.float32), [-1])
-            positive = tf.reduce_sum(y)
-            counts = tf.stack([tf.cast(tf.size(y), tf.float32) - positive, positive])
-        self._counts.assign_add(counts)
+            if self.family == "categorical" and (y.shape.rank is None or y.shape[-1] != classes):
+                return
+            y = tf.cast(y, tf.float32)
+            if self.family == "categorical":
+                counts = tf.reduce_sum(tf.reshape(y, [-1, classes]), axis=0)
+            else:
+                positive = tf.reduce_sum(y)
+                counts = tf.stack([tf.cast(tf.size(y), tf.float32) - positive, positive])
+            soft = tf.reshape(tf.reduce_sum(tf.abs(y * (1.0 - y))), [1])  # 0 for 0/1 labels
+        self._counts.assign_add(tf.concat([counts, soft], axis=0))
 
     def chance_loss(self) -> float | None:
         """The entropy of the class frequencies counted (host), or ln C before enough labels."""
-        counts = None if self._counts is None else self._counts.numpy().astype(np.float64)
+        if self._counts is None:
+            return chance_loss(self.loss, self.outputs)
+        state = self._counts.numpy().astype(np.float64)
+        counts, soft = state[:-1], state[-1]
         enough = max(MIN_LABELS, 10 * self.outputs)
-        if counts is None or not np.all(np.isfinite(counts)) or counts.sum() < enough:
+        if not np.all(np.isfinite(state)) or counts.sum() < enough or soft > 0:
             return chance_loss(self.loss, self.outputs)
         smoothing = float(getattr(self.loss, "label_smoothing", 0.0) or 0.0)
         if self.family == "binary":

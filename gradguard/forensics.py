@@ -161,11 +161,11 @@ class Forensics:
     def note_chance(self, core: StepCore) -> None:
         """Tells the core the chance-level loss of the model it trains, when it can be told.
 
-        From a compiled model's loss (`fit`) and its output's width, with the class frequencies
-        of the labels counted in-graph (`chance.LabelCounts`), else from the graph of a
-        hand-written step's loss (`traced_loss`), whose labels are not seen: classes are then
-        taken as balanced. None for several outputs (their losses add up) and for weighted examples
-        (`sample_weight`, `class_weight`), which change the level.
+        From a compiled model's loss (`fit`) and its output's width, else from the graph of a
+        hand-written step's loss (`traced_loss`); either way with the class frequencies of the
+        labels counted in-graph (`chance.LabelCounts`), ln C until enough are. None for several
+        outputs (their losses add up) and for weighted examples (`sample_weight`,
+        `class_weight`), which change the level.
         """
         model = self.model_of(core)
         counts = self._label_counts.get(id(model))
@@ -176,12 +176,16 @@ class Forensics:
         width = spec[0].shape[-1] if spec and getattr(spec[0], "shape", None) else None
         weighted = core.notes["weighted"] = self.batch is not None and self.batch[2] is not None
         loss = getattr(model, "loss", None) if len(spec) == 1 and not weighted else None
-        level = chance.chance_loss(loss, width)
-        if counts is not None and loss is not None:  # `fit`'s labels, counted in-graph
-            level = counts.chance_loss()
-        if level is None and self._graph_chance.get(id(core)) is not None:
-            level = traced.chance_loss() if traced is not None else self._graph_chance[id(core)]
-        core.notes["chance_loss"] = level
+        balanced = chance.chance_loss(loss, width)
+        if balanced is None:
+            balanced = self._graph_chance.get(id(core))
+        # The labels' class frequencies, counted in-graph, where the training loss is the
+        # labels' alone (`chance.comparable`); the validation data may be balanced otherwise.
+        counted = counts if loss is not None else traced if balanced is not None else None
+        level = balanced
+        if counted is not None and chance.comparable(model):
+            level = counted.chance_loss()
+        core.notes["chance_loss"], core.notes["chance_loss_balanced"] = level, balanced
 
     def traced_loss(self, core: StepCore, loss: Any) -> None:
         """A hand-written step's traced loss: the chance level and floor its graph shows, once.

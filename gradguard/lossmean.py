@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from gradguard.diagnose import is_data
+from gradguard.diagnose import SOFTMAX_CROSS_ENTROPY, ancestors, is_data
 from gradguard.findings import Finding
 
 __all__ = ["graph_batch_mean_error"]
@@ -25,6 +25,8 @@ _LINEAR = {
     "Sub", "Mul", "RealDiv", "DivNoNan", "StridedSlice",
 }  # fmt: skip
 _SQUARING = {"Square", "Pow", "Abs"}
+# Ops that compare two values element by element.
+_ELEMENTWISE = {"Sub", "Mul", "AddV2", "SquaredDifference", "RealDiv", "DivNoNan", "Xlogy"}
 
 
 def graph_batch_mean_error(
@@ -33,22 +35,30 @@ def graph_batch_mean_error(
     from_model: Callable[[tf.Tensor], bool],
     step: int,
 ) -> Finding | None:
-    """`labels-uninformative`: every label-prediction error is reduced over the batch, then squared.
+    """`labels-uninformative`: every label-prediction error is averaged whole, then squared.
 
-    Read from a traced loss: each difference of data and the model's output with a batch axis
-    (`from_model` tells the output) is followed to the loss; when every path takes a mean or sum
-    over the batch axis before a square, a power or an absolute value, only the batch's mean
-    error is measured. A mean squared error (squared per example), a calibration term beside
-    one, errors summed over time steps before the square, and anything the path cannot follow
-    stay silent.
+    Read from a traced loss: each difference of data and the model's output, one value per
+    example at least (`from_model` tells the output), is followed to the loss; when every path
+    takes a mean or sum over all its axes before a square, a power or an absolute value, and
+    nothing else in the loss compares the labels with the model (a cross-entropy, a product),
+    only the batch's mean error is measured. A mean squared error (squared per example), a
+    calibration term beside a per-example loss, means over one axis (moment matching, errors
+    summed over time steps) and anything the path cannot follow stay silent.
     """
     errors = [op for op in ops if op.type == "Sub" and _data_against_model(op, from_model)]
-    if not errors or not all(_reduced_then_squared(op, loss, ops) for op in errors):
+    if not errors:
+        return None
+    # Past the model's output: its forward pass meets its inputs with its weights on purpose.
+    forward = set().union(*(ancestors(t) for op in errors for t in op.inputs if from_model(t)))
+    compared = [op for op in ops - forward if _data_against_model(op, from_model)]
+    if len(compared) > len(errors):
+        return None  # another comparison of labels with the model: a per-example loss
+    if not all(_reduced_then_squared(op, loss, ops) for op in errors):
         return None
     names = ", ".join(op.name for op in errors)
     message = (
         f"The loss averages the error over the batch before squaring it ({names} is reduced "
-        "over the batch axis, then squared): it measures only the batch's mean error, so any "
+        "whole, then squared): it measures only the batch's mean error, so any "
         "pairing of labels with examples scores the same and the model learns to predict the "
         "labels' mean. Square each example's error first: tf.reduce_mean(tf.square(y - "
         "y_pred)), not tf.reduce_mean(y - y_pred) ** 2."
@@ -57,9 +67,13 @@ def graph_batch_mean_error(
 
 
 def _data_against_model(op: tf.Operation, from_model: Callable[[tf.Tensor], bool]) -> bool:
-    """Labels minus predictions (or the reverse), one value per example."""
+    """Whether `op` combines labels with predictions, one value per example (or more)."""
+    if op.type in SOFTMAX_CROSS_ENTROPY:
+        return from_model(op.inputs[0]) and is_data(op.inputs[1])
+    if op.type not in _ELEMENTWISE or op.outputs[0].shape.rank in (None, 0):
+        return False
     a, b = op.inputs[0], op.inputs[1]
-    if not a.dtype.is_floating or op.outputs[0].shape.rank in (None, 0):
+    if not a.dtype.is_floating or not b.dtype.is_floating:
         return False
     for model, data in ((a, b), (b, a)):
         if from_model(model) and is_data(data) and not from_model(data):
@@ -68,7 +82,7 @@ def _data_against_model(op: tf.Operation, from_model: Callable[[tf.Tensor], bool
 
 
 def _reduced_then_squared(op: tf.Operation, loss: tf.Tensor, ops: set[tf.Operation]) -> bool:
-    """Whether every path from `op`'s error to `loss` reduces the batch axis, then squares."""
+    """Whether every path from `op`'s error to `loss` reduces it whole, then squares."""
     stack: list[tuple[tf.Tensor, bool]] = [(op.outputs[0], False)]
     seen, judged = set[tuple[Any, bool]](), False
     while stack:
@@ -85,10 +99,10 @@ def _reduced_then_squared(op: tf.Operation, loss: tf.Tensor, ops: set[tf.Operati
                 judged = True
                 continue
             if consumer.type in ("Mean", "Sum"):
-                batch = _reduces_batch(consumer)
-                if batch is None:
+                whole = _reduces_all(consumer)
+                if whole is None:
                     return False
-                stack.append((consumer.outputs[0], reduced or batch))
+                stack.append((consumer.outputs[0], reduced or whole))
             elif consumer.type in _LINEAR:
                 stack += [(out, reduced) for out in consumer.outputs]
             else:
@@ -96,9 +110,13 @@ def _reduced_then_squared(op: tf.Operation, loss: tf.Tensor, ops: set[tf.Operati
     return judged
 
 
-def _reduces_batch(op: tf.Operation) -> bool | None:
-    """Whether a ``Mean``/``Sum`` reduces axis 0 (None when its axes are not known)."""
+def _reduces_all(op: tf.Operation) -> bool | None:
+    """Whether a ``Mean``/``Sum`` reduces every axis (None when its axes are not known).
+
+    ``tf.reduce_mean(y - y_pred)`` reduces them all; a mean over one axis (axis 0 may be time,
+    or the features' moments) is a design.
+    """
     axes, rank = tf.get_static_value(op.inputs[1]), op.inputs[0].shape.rank
     if axes is None or rank is None:
         return None
-    return 0 in {int(a) % rank for a in np.atleast_1d(axes)} if rank else False
+    return rank > 0 and {int(a) % rank for a in np.atleast_1d(axes)} == set(range(rank))

@@ -1,21 +1,22 @@
 """Whether a traced loss grows with the labels' log-likelihood (`loss-sign-flipped`).
 
 A cross-entropy is the negative log-likelihood of the labels: written by hand it needs a minus,
-``-sum(y * log p)``, as a policy gradient's ``-log_prob(action) * advantage`` does. Without it,
-minimizing the loss makes the labels (the actions taken) less likely: the loss falls without
-limit and the model learns the opposite of the data, while every other signal looks healthy.
+``-sum(y * log p)``. Without it, minimizing the loss makes the labels less likely: the loss
+falls without limit and the model learns the opposite of the data, while every other signal
+looks healthy.
 
 Read from a traced loss, once per trace: each log-probability the model's trained layer gives
-the labels (a ``LogSoftmax``, a ``Log`` of a softmax or sigmoid, a softmax cross-entropy op)
-is followed to the loss, through ops whose direction is known (sums, means,
-reshapes, selections, a product with data or a constant, a minus). Only log-probabilities
-picked or weighted by data count (one-hot labels, class ids, actions and their returns): an
-entropy bonus (``p * log p``), a GAN generator's ``log(1 - D(G(z)))`` and a distilled
-teacher's targets are not the labels' likelihood. Only the model being trained counts: the
-logits come from a layer whose kernel this update trains, so a generator minimizing the
-discriminator's log-likelihood of "fake" stays silent. A loss with one such term in each
-direction (adversarial domain adaptation) claims nothing, nor does any term whose direction
-cannot be followed (a square, a power, a log-probability in a denominator).
+(a ``LogSoftmax``, a ``Log`` of a softmax or sigmoid, a softmax cross-entropy op) is followed
+to the loss through ops whose direction is known (sums, means, reshapes, slices, a product with
+a constant, a minus). Only the labels' log-likelihood counts: log-probabilities picked by class
+ids, or multiplied by labels of their own shape (one-hot or soft, signs followed through a
+minus). A weight per example (a policy gradient's returns, or costs, minimized with a plus on
+purpose) has a sign the graph cannot tell: it claims nothing. An entropy bonus (``p * log p``)
+and a distilled teacher's targets are not the labels' likelihood; only the model being trained
+counts (the logits come from a layer whose kernel this update trains), so a GAN generator
+minimizing the discriminator's log-likelihood of "fake" stays silent. A loss with a term in
+each direction (adversarial domain adaptation, a complementary-label estimator's sum over all
+classes) claims nothing, nor does any term whose direction cannot be followed.
 """
 
 from __future__ import annotations
@@ -93,20 +94,22 @@ def graph_loss_sign(
         if source is None:
             continue
         tensor, direction, labelled = source
-        paths = _to_loss(tensor, (direction, labelled), loss, ops, labels)
-        for path_direction, path_labelled in paths:
-            if path_labelled:
+        for path_direction, path_labelled, weighted in _to_loss(
+            tensor, (direction, labelled, False), loss, ops, labels
+        ):
+            # The labels' log-likelihood; and, against it, log-probabilities summed over the
+            # classes with constant weights (a complementary-label estimator's counter-term).
+            if path_labelled or (not weighted and path_direction != 1):
                 directions.append((path_direction, op))
     if not directions or any(direction != 1 for direction, _ in directions):
         return None
     term = directions[0][1].name
     message = (
         f"The loss grows with the log-probability the model gives the labels ({term}): it is "
-        "their log-likelihood, not its negative, so minimizing it makes the labels (or the "
-        "actions taken) less likely, and the loss falls without limit while the model learns "
-        "the opposite. A cross-entropy takes a minus: -tf.reduce_mean(tf.reduce_sum(y * "
-        "tf.math.log(p), -1)), or a keras.losses object; a policy gradient -log_prob * "
-        "advantage."
+        "their log-likelihood, not its negative, so minimizing it makes the labels less "
+        "likely, and the loss falls without limit while the model learns the opposite. A "
+        "cross-entropy takes a minus: -tf.reduce_mean(tf.reduce_sum(y * tf.math.log(p), -1)), "
+        "or use a keras.losses cross-entropy as it is."
     )
     return Finding("loss-sign-flipped", message, step, details={"term": term})
 
@@ -136,35 +139,42 @@ def _log_likelihood(
 
 def _probability_of_output(tensor: tf.Tensor, is_output: Callable[[tf.Operation], bool]) -> bool:
     """Whether `tensor` is a softmax or sigmoid (or one minus it) of the model's output."""
-    stack, seen = [tensor.op], set[tf.Operation]()
-    while stack:
-        op = stack.pop()
-        if op in seen or len(seen) > 16:
-            continue
-        seen.add(op)
-        if op.type in ("Softmax", "Sigmoid"):
-            return _from_output(op.inputs[0], is_output)
-        if op.type in _TOWARD_OUTPUT and op.type not in ("LogSoftmax", "BiasAdd"):
-            stack += [t.op for t in op.inputs if t.dtype.is_floating]
-    return False
+    squashing = _back_to(
+        tensor,
+        lambda op: op.type in ("Softmax", "Sigmoid"),
+        lambda op: op.type in _TOWARD_OUTPUT and op.type not in ("LogSoftmax", "BiasAdd"),
+    )
+    return squashing is not None and _from_output(squashing.inputs[0], is_output)
 
 
 def _from_output(
     tensor: tf.Tensor, is_output: Callable[[tf.Operation], bool], allow_log: bool = False
 ) -> bool:
     """Whether `tensor` is the trained model's output (through a bias, reshapes, clipping)."""
+    # Keras' sparse cross-entropy on probabilities hands their log to the logits op.
+    found = _back_to(
+        tensor, is_output, lambda op: op.type in _TOWARD_OUTPUT or (allow_log and op.type == "Log")
+    )
+    return found is not None
+
+
+def _back_to(
+    tensor: tf.Tensor,
+    target: Callable[[tf.Operation], bool],
+    through: Callable[[tf.Operation], bool],
+) -> tf.Operation | None:
+    """The first op `target` holds for, back from `tensor` through ops `through` lets pass."""
     stack, seen = [tensor.op], set[tf.Operation]()
     while stack:
         op = stack.pop()
-        if op in seen or len(seen) > 16:
+        if op in seen or len(seen) > 16:  # a few ops: a bias, an activation, Keras' clipping
             continue
         seen.add(op)
-        if is_output(op):
-            return True
-        # Keras' sparse cross-entropy on probabilities hands their log to the logits op.
-        if op.type in _TOWARD_OUTPUT or (allow_log and op.type == "Log"):
+        if target(op):
+            return op
+        if through(op):
             stack += [t.op for t in op.inputs if t.dtype.is_floating]
-    return False
+    return None
 
 
 def _constant_sign(tensor: tf.Tensor) -> int:
@@ -182,64 +192,92 @@ def _constant_sign(tensor: tf.Tensor) -> int:
 
 def _to_loss(
     tensor: tf.Tensor,
-    start: tuple[int, bool],
+    start: tuple[int, bool, bool],
     loss: tf.Tensor,
     ops: set[tf.Operation],
     labels: Callable[[tf.Tensor], bool],
-) -> list[tuple[int, bool]]:
-    """(direction, labelled) of every path from `tensor` to `loss`; (0, True) where unknown."""
-    reached, seen = [], set()
-    stack = [(tensor, *start)]
+) -> list[tuple[int, bool, bool]]:
+    """(direction, labelled, weighted by the model) of every path from `tensor` to `loss`.
+
+    ``(0, True, False)`` alone where a path's direction cannot be followed: it claims nothing.
+    """
+    reached: list[tuple[int, bool, bool]] = []
+    seen: set[tuple[tf.Operation, tuple[int, bool, bool]]] = set()
+    stack = [(tensor, start)]
     while stack:
-        value, sign, marked = stack.pop()
+        value, state = stack.pop()
         if value is loss or value.op is loss.op:
-            reached.append((sign, marked))
+            reached.append(state)
             continue
         for consumer in value.consumers():
-            if consumer not in ops:
+            if consumer not in ops or (consumer, state) in seen:
                 continue
-            state = (consumer, sign, marked)
-            if state in seen:
-                continue
-            seen.add(state)
-            step = _through(consumer, value, sign, marked, labels)
+            seen.add((consumer, state))
+            step = _through(consumer, value, state, labels)
             if step is None or len(seen) > 4096:
-                return [(_UNKNOWN, True)]  # a direction that cannot be followed claims nothing
-            stack += [(out, *step) for out in consumer.outputs]
+                return [(_UNKNOWN, True, False)]
+            stack += [(out, step) for out in consumer.outputs]
     return reached
 
 
 def _through(
     op: tf.Operation,
     value: tf.Tensor,
-    sign: int,
-    marked: bool,
+    state: tuple[int, bool, bool],
     labels: Callable[[tf.Tensor], bool],
-) -> tuple[int, bool] | None:
-    """The direction and labelling after `op` takes `value`; None where it cannot be told."""
+) -> tuple[int, bool, bool] | None:
+    """The path's state after `op` takes `value`; None where its direction cannot be told."""
+    sign, marked, weighted = state
     places = [i for i, t in enumerate(op.inputs) if t is value]
     if len(places) != 1:
         return None  # a value met with itself (a square)
     place, others = places[0], [t for t in op.inputs if t is not value]
     if op.type in _KEEPING:
-        return sign, marked
+        return state
     if op.type == "Neg":
-        return -sign, marked
+        return -sign, marked, weighted
     if op.type == "Sub":
-        return (sign if place == 0 else -sign), marked
+        return (sign if place == 0 else -sign), marked, weighted
     if op.type == "Mul":
-        constant = _constant_sign(others[0])
-        if constant != _UNKNOWN:
-            return sign * constant, marked
-        # A product with data (one-hot labels, returns, sample weights) weights the labels'
-        # log-likelihood; one with the model's own values (p * log p) keeps its direction.
-        return sign, marked or labels(others[0])
+        other = others[0]
+        if not labels(other):  # a constant, or the model's own values (p * log p)
+            constant = _constant_sign(other)
+            if constant != _UNKNOWN:
+                return sign * constant, marked, weighted
+            return sign, marked, True
+        # Labels of the log-probabilities' own shape are a distribution over the classes (one-
+        # hot or soft: not negative, unless negated); a weight per example may be an advantage
+        # or a cost, of either sign.
+        factor = _label_sign(other)
+        same_shape = other.shape.rank and other.shape.rank >= 2 and other.shape == value.shape
+        return (sign * factor, True, weighted) if factor and same_shape else None
     if op.type in ("RealDiv", "DivNoNan") and place == 0:
         constant = _constant_sign(others[0])
-        return (sign * constant if constant != _UNKNOWN else sign), marked
-    # Values picked by class ids or actions (a gather), or by a mask, from the log-probabilities.
+        return (sign * constant if constant != _UNKNOWN else sign), marked, weighted
+    # Values picked by class ids (a gather), or by a mask, from the log-probabilities.
     if op.type in ("GatherV2", "GatherNd") and place == 0:
-        return sign, marked or labels(op.inputs[1])
+        return sign, marked or labels(op.inputs[1]), weighted
     if op.type in ("SelectV2", "Select") and place > 0:
-        return sign, marked or labels(op.inputs[0])
+        return sign, marked or labels(op.inputs[0]), weighted
     return None
+
+
+def _label_sign(tensor: tf.Tensor, depth: int = 0) -> int:
+    """+1 for labels as fed (or one-hot, or one minus them), -1 negated, else 0 (unknown)."""
+    op = tensor.op
+    if depth > 8:
+        return _UNKNOWN
+    if op.type in ("Placeholder", "OneHot"):
+        return 1
+    if op.type == "Const":
+        return _constant_sign(tensor)
+    if op.type == "Neg":
+        return -_label_sign(op.inputs[0], depth + 1)
+    if op.type in ("Cast", "Identity", "Reshape", "ExpandDims", "Squeeze", "StridedSlice"):
+        return _label_sign(op.inputs[0], depth + 1)
+    signs = [_label_sign(t, depth + 1) for t in op.inputs[:2]]
+    if op.type in ("Mul", "AddV2", "Add") and signs == [1, 1]:
+        return 1  # label smoothing: y * (1 - e) + e / C
+    if op.type == "Sub" and _constant_sign(op.inputs[0]) == 1 and signs[1] == 1:
+        return 1  # one minus the labels: a binary cross-entropy's second term
+    return _UNKNOWN

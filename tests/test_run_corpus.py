@@ -114,8 +114,6 @@ BUGS: dict[str, Bug] = {
     ),
     # the gradient and update checks
     "bug_sign_of_prediction_loss.py": Bug(("zero-gradient",)),
-    # The surrogate loss without its minus: read from the traced loss at the first step.
-    "bug_reinforce_without_minus_tf_function.py": Bug(("loss-sign-flipped",)),
     "bug_learning_rate_zero.py": Bug(("weights-unchanged",)),
     # SGD at 1e-10 moves a weight of size ~0.3 by less than its float32 spacing: the output
     # layer's kernel is, bit for bit, unchanged, so weights-unchanged is right there too.

@@ -42,11 +42,20 @@ def _likelihood_loss(kind, y, logits):
         p = tf.sigmoid(logits)
         log_likelihood = one_hot * tf.math.log(p + 1e-7) + (1 - one_hot) * tf.math.log(1 - p + 1e-7)
         return tf.reduce_mean(log_likelihood) * (1.0 if kind.endswith("without-minus") else -1.0)
+    picked = tf.gather(log_probabilities, y, batch_dims=1)  # the labels' (actions') log-p
+    if kind == "picked-without-minus":
+        return tf.reduce_mean(picked)
+    if kind == "negated-labels":  # the minus on the labels: -y * log p
+        return tf.reduce_mean(tf.reduce_sum(-one_hot * log_probabilities, -1))
     if kind.startswith("policy-gradient"):  # REINFORCE: the actions' log-probabilities
-        returns = tf.cast(y, tf.float32) + 1.0
-        picked = tf.gather(log_probabilities, y, batch_dims=1)
-        sign = 1.0 if kind.endswith("without-minus") else -1.0
-        return sign * tf.reduce_mean(picked * returns)
+        weights = tf.cast(y, tf.float32) - 1.5  # returns, or costs (minimized with a plus)
+        sign = 1.0 if kind.endswith("on-costs") else -1.0
+        return sign * tf.reduce_mean(picked * weights)
+    if kind == "complementary-labels":  # an unbiased estimator from complementary labels
+        return tf.reduce_mean(
+            3.0 * tf.reduce_sum(one_hot * log_probabilities, -1)
+            - tf.reduce_sum(log_probabilities, -1)
+        )
     cross_entropy = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
     if kind == "entropy-bonus":  # minus the predictions' entropy: keeps them from collapsing
         probabilities = tf.nn.softmax(logits)
@@ -66,10 +75,14 @@ def _likelihood_loss(kind, y, logits):
         ("keras-cross-entropy-negated", True),
         ("sparse-cross-entropy-negated", True),
         ("multi-label-without-minus", True),
-        ("policy-gradient-without-minus", True),
+        ("picked-without-minus", True),
         ("log-softmax", False),
+        ("negated-labels", False),
         ("multi-label", False),
         ("policy-gradient", False),
+        # Costs minimized with a plus look as rewards without the minus: no claim either way.
+        ("policy-gradient-on-costs", False),
+        ("complementary-labels", False),
         ("entropy-bonus", False),
         ("domain-adversarial", False),
     ],
@@ -139,6 +152,14 @@ _ERRORS = {
     "with-a-calibration-term": lambda y, p: (
         tf.reduce_mean(tf.square(y - p)) + tf.square(tf.reduce_mean(y - p))
     ),
+    # ... and beside a likelihood of the labels, which compares each example on its own.
+    "calibration-beside-a-likelihood": lambda y, p: (
+        -tf.reduce_mean(y * tf.math.log_sigmoid(p)) + tf.square(tf.reduce_mean(y - p))
+    ),
+    # Moments matched per feature: the mean error over the batch axis alone, squared.
+    "moments-over-the-batch-axis": lambda y, p: tf.reduce_sum(
+        tf.square(tf.reduce_mean(y - p, axis=0))
+    ),
     # Errors summed over a sequence's steps (axis 1), then squared per example.
     "summed-over-time-steps": lambda y, p: tf.reduce_mean(tf.square(tf.reduce_sum(y - p, axis=1))),
 }
@@ -152,6 +173,8 @@ _ERRORS = {
         ("absolute-mean-error", True),
         ("mean-squared-error", False),
         ("with-a-calibration-term", False),
+        ("calibration-beside-a-likelihood", False),
+        ("moments-over-the-batch-axis", False),
         ("summed-over-time-steps", False),
     ],
 )
