@@ -443,6 +443,33 @@ def test_fit_stuck_at_the_frequencies_of_imbalanced_classes_is_told_it_guesses(
         assert stuck[0].details["chance_loss"] == pytest.approx(1.11, abs=0.01)
 
 
+def test_fit_on_imbalanced_labels_validated_on_balanced_ones_is_not_told_it_memorizes():
+    # 10% positives to train on, 50% to validate on: the training labels' entropy (0.33) is no
+    # yardstick for the validation loss (the prior scores 1.20 there, the model about 0.4).
+    rng = np.random.default_rng(0)
+    keras.utils.set_random_seed(0)
+    w = rng.normal(size=10)
+
+    def sample(n, positives):
+        x = rng.normal(size=(200000, 10))
+        y = (x @ w + 1.0 * rng.normal(size=200000) > 3.0).astype("float32")
+        ones = np.where(y == 1)[0][: int(n * positives)]
+        zeros = np.where(y == 0)[0][: n - int(n * positives)]
+        kept = rng.permutation(np.r_[ones, zeros])
+        return x[kept].astype("float32"), y[kept]
+
+    (x, y), validation = sample(8000, 0.1), sample(1000, 0.5)
+    model = keras.Sequential(
+        [keras.Input((10,)), keras.layers.Dense(32, "relu"), keras.layers.Dense(1, "sigmoid")]
+    )
+    model.compile(keras.optimizers.Adam(2e-3), "binary_crossentropy")
+    callback = gradguard.GuardCallback(policy=WARN_ALL)
+    model.fit(
+        x, y, validation_data=validation, epochs=6, batch_size=64, verbose=0, callbacks=[callback]
+    )
+    assert callback.report().findings == [], str(callback.report())
+
+
 @pytest.mark.parametrize("regularizer", ["dropout", "l2"])
 def test_fit_that_learns_a_little_under_regularization_is_not_told_it_guesses(regularizer):
     # 90/10 binary labels with a weak signal: the test loss beats the labels' entropy (0.32) by
