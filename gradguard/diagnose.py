@@ -28,6 +28,7 @@ __all__ = [
     "shape_text",
     "tape_breaks",
     "unwatched_tensor_finding",
+    "variable_placeholders",
 ]
 
 # Ops that apply softmax themselves to their `logits` input: a cross-entropy in one op.
@@ -119,6 +120,15 @@ def _handle(variable: Any) -> Any:
     return getattr(value, "handle", None)
 
 
+def variable_placeholders(graph: Any, variables: Sequence[Any]) -> list[Any]:
+    """Per variable, what stands for it inside `graph`: the placeholder capturing its handle.
+
+    A variable the graph does not capture gets its own handle (or None): not of `graph`.
+    """
+    placeholders = {id(ext): internal for ext, internal in getattr(graph, "captures", ())}
+    return [placeholders.get(id(handle), handle) for handle in map(_handle, variables)]
+
+
 def chain_breaks(
     fn: Callable[..., tf.Tensor], args: Sequence[Any], variables: Sequence[Any]
 ) -> dict[int, str]:
@@ -175,12 +185,8 @@ def graph_breaks(loss: tf.Tensor, variables: Sequence[Any]) -> dict[int, str]:
     """
     graph = loss.graph
     on_path = ancestors(loss)
-    # Inside a function, a variable appears as a placeholder that captures its handle.
-    placeholders = {id(ext): internal for ext, internal in getattr(graph, "captures", ())}
     causes: dict[int, str] = {}
-    for index, variable in enumerate(variables):
-        handle = _handle(variable)
-        placeholder = placeholders.get(id(handle), handle)
+    for index, placeholder in enumerate(variable_placeholders(graph, variables)):
         if placeholder is None or getattr(placeholder, "graph", None) is not graph:
             causes[index] = NOT_USED
             continue

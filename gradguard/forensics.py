@@ -179,9 +179,10 @@ class Forensics:
         balanced = chance.chance_loss(loss, width)
         if balanced is None:
             balanced = self._graph_chance.get(id(core))
-        # The labels' class frequencies, counted in-graph, where the training loss is the
-        # labels' alone (`chance.comparable`); the validation data may be balanced otherwise.
-        counted = counts if loss is not None else traced if balanced is not None else None
+        # The class frequencies counted in-graph (`fit`'s labels, or those of the traced
+        # cross-entropy whose level the graph shows) replace balanced classes where the training
+        # loss is the labels' alone (`chance.comparable`). Validation keeps `balanced`.
+        counted = counts if loss is not None else (traced if balanced is not None else None)
         level = balanced
         if counted is not None and chance.comparable(model):
             level = counted.chance_loss()

@@ -27,7 +27,12 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from gradguard.diagnose import SOFTMAX_CROSS_ENTROPY, descendants, is_data
+from gradguard.diagnose import (
+    SOFTMAX_CROSS_ENTROPY,
+    descendants,
+    is_data,
+    variable_placeholders,
+)
 from gradguard.findings import Finding
 
 __all__ = ["graph_loss_sign", "trained_layer"]
@@ -52,9 +57,8 @@ _UNKNOWN = 0
 
 def trained_layer(graph: Any, variables: Iterable[Any]) -> Callable[[tf.Operation], bool]:
     """A test of ops in `graph`: a product with one of `variables` (a layer this update trains)."""
-    captured = {id(outer): inner for outer, inner in getattr(graph, "captures", ())}
-    handles = {id(getattr(getattr(v, "value", v), "handle", None)) for v in variables}
-    trained = {captured[h].op for h in handles if h in captured}
+    placeholders = variable_placeholders(graph, list(variables))
+    trained = {p.op for p in placeholders if getattr(p, "graph", None) is graph}
 
     def is_trained(op: tf.Operation) -> bool:
         if op.type not in _PRODUCTS:
