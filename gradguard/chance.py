@@ -89,18 +89,38 @@ def chance_loss(loss: Any, outputs: int | None, labels: Any = None) -> float | N
     if family == "binary":
         if y is None:
             return math.log(2)
-        return _binary_entropy(float(np.mean(y)), smoothing)
+        values = y.reshape(-1, 1).astype(np.float64)
+        rows = np.concatenate([values, 1.0 - values], axis=1)  # each label as its two classes
+        return _room(_binary_entropy(float(np.mean(y)), smoothing), _mean_entropy(rows, smoothing))
     if family in ("sparse", "categorical") and outputs and outputs >= 2:
         if y is None:
             return math.log(outputs)
         if family == "sparse":
             labels = y.reshape(-1).astype(np.int64).clip(0, outputs - 1)
             counts = np.bincount(labels, minlength=outputs)
-            frequencies = counts / max(counts.sum(), 1)
-        else:
-            frequencies = y.reshape(-1, y.shape[-1]).mean(axis=0)
-        return _smoothed_entropy(frequencies, smoothing)
+            return _smoothed_entropy(counts / max(counts.sum(), 1), smoothing)
+        rows = y.reshape(-1, y.shape[-1]).astype(np.float64)
+        level = _smoothed_entropy(rows.mean(axis=0), smoothing)
+        return _room(level, _mean_entropy(rows, smoothing))
     return None
+
+
+# Soft labels whose own entropy (the best loss on them) is above this share of their mean's
+# (the loss of a model that ignores its inputs) leave no chance level to judge by: a student
+# that learned a teacher's targets at a high temperature (near uniform) scores within the
+# band of one that learned nothing.
+SOFT_ROOM = 0.9
+
+
+def _room(level: float, floor: float) -> float | None:
+    """The chance `level`, or None when the labels' own entropy `floor` is too near it."""
+    return level if floor <= SOFT_ROOM * level else None
+
+
+def _mean_entropy(rows: np.ndarray, smoothing: float) -> float:
+    """The mean entropy of label rows (0 for one-hot rows), smoothed as the loss smooths them."""
+    p = np.clip(rows, 0.0, 1.0) * (1 - smoothing) + smoothing / rows.shape[-1]
+    return float(-np.sum(p * np.log(np.where(p > 0, p, 1.0)), axis=-1).mean())
 
 
 def _smoothed_entropy(frequencies: np.ndarray, smoothing: float) -> float:
@@ -192,8 +212,9 @@ class LabelCounts:
     frequencies of an imbalanced task (their entropy, below ln C) would never be told it
     guesses. One count per class is added each step (the batch's class ids scattered, one-hot
     or 0/1 labels summed: one pass over the labels) and read with the checks. Soft labels
-    (rates, smoothed targets) claim nothing: the best loss on them is their own entropy, which
-    can lie within the band of their mean's.
+    (rates, a teacher's targets) also add their entropy: the best loss on them, which a model
+    that learned them reaches; their mean's entropy is claimed only where that is clearly
+    below it (`SOFT_ROOM`).
     """
 
     def __init__(self, loss: Any, outputs: int):
@@ -215,15 +236,15 @@ class LabelCounts:
         if not isinstance(y, tf.Tensor) or not (y.dtype.is_floating or y.dtype.is_integer):
             return
         classes = 2 if self.family == "binary" else self.outputs
-        if self._counts is None:  # a count per class, then how soft the labels were
+        if self._counts is None:  # a count per class, the labels' entropy, labels off [0, 1]
             with _compat.outside_trace():
                 self._counts = replicas.state_variable(
-                    np.zeros(classes + 1, np.float32), name="gradguard_label_counts"
+                    np.zeros(classes + 2, np.float32), name="gradguard_label_counts"
                 )
         if self.family == "sparse":
             ids = tf.clip_by_value(tf.cast(tf.reshape(y, [-1]), tf.int32), 0, classes - 1)
             counts = tf.math.unsorted_segment_sum(tf.ones_like(ids, tf.float32), ids, classes)
-            soft = tf.zeros([1])
+            spread = tf.zeros([2])
         else:
             if self.family == "categorical" and (y.shape.rank is None or y.shape[-1] != classes):
                 return
@@ -233,19 +254,37 @@ class LabelCounts:
             else:
                 positive = tf.reduce_sum(y)
                 counts = tf.stack([tf.cast(tf.size(y), tf.float32) - positive, positive])
-            soft = tf.reshape(tf.reduce_sum(tf.abs(y * (1.0 - y))), [1])  # 0 for 0/1 labels
-        self._counts.assign_add(tf.concat([counts, soft], axis=0))
+            p = tf.clip_by_value(y, 0.0, 1.0)
+            entropy = -tf.math.xlogy(p, p)  # 0 for 0/1 labels: above 0 tells soft ones
+            if self.family == "binary":
+                entropy -= tf.math.xlogy(1.0 - p, 1.0 - p)
+            outside = tf.cast(tf.not_equal(p, y), tf.float32)
+            spread = tf.stack([tf.reduce_sum(entropy), tf.reduce_sum(outside)])
+        self._counts.assign_add(tf.concat([counts, spread], axis=0))
 
     def chance_loss(self) -> float | None:
-        """The entropy of the class frequencies counted (host), or ln C before enough labels."""
+        """The entropy of the class frequencies counted (host), or ln C before enough labels.
+
+        None where the labels' own entropy, the best loss on them (soft labels, or labels the
+        loss smooths), is near it (`SOFT_ROOM`), and for soft labels the loss smooths again
+        (that best loss is not counted).
+        """
         if self._counts is None:
             return chance_loss(self.loss, self.outputs)
         state = self._counts.numpy().astype(np.float64)
-        counts, soft = state[:-1], state[-1]
+        counts, entropy, outside = state[:-2], state[-2], state[-1]
         enough = max(MIN_LABELS, 10 * self.outputs)
-        if not np.all(np.isfinite(state)) or counts.sum() < enough or soft > 0:
+        if not np.all(np.isfinite(state)) or counts.sum() < enough or outside > 0:
             return chance_loss(self.loss, self.outputs)
         smoothing = float(getattr(self.loss, "label_smoothing", 0.0) or 0.0)
+        if entropy > 0 and smoothing:
+            return None
         if self.family == "binary":
-            return _binary_entropy(counts[1] / counts.sum(), smoothing)
-        return _smoothed_entropy(counts / counts.sum(), smoothing)
+            level = _binary_entropy(counts[1] / counts.sum(), smoothing)
+        else:
+            level = _smoothed_entropy(counts / counts.sum(), smoothing)
+        # Per label counted (a row of C classes, or one 0/1 value); hard labels' is a one-hot
+        # row's, as the loss smooths it.
+        one_hot = np.eye(len(counts))[:1]
+        floor = entropy / counts.sum() if entropy > 0 else _mean_entropy(one_hot, smoothing)
+        return _room(level, floor)

@@ -164,8 +164,9 @@ class Forensics:
         From a compiled model's loss (`fit`) and its output's width, else from the graph of a
         hand-written step's loss (`traced_loss`); either way with the class frequencies of the
         labels counted in-graph (`chance.LabelCounts`), ln C until enough are. None for several
-        outputs (their losses add up) and for weighted examples (`sample_weight`,
-        `class_weight`), which change the level.
+        outputs (their losses add up), for weighted examples (`sample_weight`,
+        `class_weight`), which change the level, and for soft labels whose own entropy is
+        near their mean's (a teacher's targets at a high temperature).
         """
         model = self.model_of(core)
         counts = self._label_counts.get(id(model))
@@ -184,8 +185,12 @@ class Forensics:
         # loss is the labels' alone (`chance.comparable`). Validation keeps `balanced`.
         counted = counts if loss is not None else (traced if balanced is not None else None)
         level = balanced
-        if counted is not None and chance.comparable(model):
-            level = counted.chance_loss()
+        if counted is not None:
+            counted_level = counted.chance_loss()
+            if counted_level is None:  # soft labels about as uncertain as their mean: no level
+                level = balanced = None
+            elif chance.comparable(model):
+                level = counted_level
         core.notes["chance_loss"], core.notes["chance_loss_balanced"] = level, balanced
 
     def traced_loss(self, core: StepCore, loss: Any) -> None:

@@ -612,6 +612,27 @@ def test_the_chance_level_needs_enough_labels_and_smooths_them_as_the_loss_does(
     )
     assert chance.chance_loss("mse", 1, np.arange(50.0)) is None
     assert chance.chance_loss("mse", 1, np.arange(500.0)) == pytest.approx(np.var(np.arange(500)))
+    # Smoothed by 0.9, every label is about 0.5: a model that learned scores within 1% of one
+    # that did not, so there is no level to judge by.
+    assert chance.chance_loss(keras.losses.BinaryCrossentropy(label_smoothing=0.9), 1, rare) is None
+
+
+def test_a_teachers_near_uniform_targets_claim_no_chance_level():
+    # Distillation at temperature 10: a student that learned the targets scores their entropy,
+    # within 1% of ln 10, as one that ignores its inputs would.
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(320 * 32, 20)).astype(np.float32)
+    soft = tf.nn.softmax(x @ (0.25 * rng.normal(size=(20, 10))) / 10.0).numpy()
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential(
+        [keras.Input((20,)), keras.layers.Dense(32, "relu"), keras.layers.Dense(10)]
+    )
+    loss = keras.losses.CategoricalCrossentropy(from_logits=True)
+    step = gradguard.TrainStep(model, keras.optimizers.Adam(1e-3), loss, every=5, policy=WARN_ALL)
+    for i in range(320):
+        step(x[32 * i : 32 * (i + 1)], soft[32 * i : 32 * (i + 1)])
+    assert not step.report().findings, str(step.report())
+    assert step.core.notes["chance_loss"] is None
 
 
 def test_weighted_examples_have_no_chance_level_to_be_judged_by():
