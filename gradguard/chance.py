@@ -211,24 +211,29 @@ class LabelCounts:
     host: without them classes are taken as balanced (ln C), and a model stuck at the class
     frequencies of an imbalanced task (their entropy, below ln C) would never be told it
     guesses. One count per class is added each step (the batch's class ids scattered, one-hot
-    or 0/1 labels summed: one pass over the labels) and read with the checks. Soft labels
-    (rates, a teacher's targets) also add their entropy: the best loss on them, which a model
-    that learned them reaches; their mean's entropy is claimed only where that is clearly
-    below it (`SOFT_ROOM`).
+    or 0/1 labels summed: one pass over the labels) and read with the checks. The labels'
+    entropy is added too (as the loss smooths them; 0 for hard labels it does not): the best
+    loss on them, which a model that learned them reaches. Soft labels (rates, a teacher's
+    targets) or smoothed ones are held against their mean's entropy only where their own is
+    clearly below it (`SOFT_ROOM`).
     """
 
     def __init__(self, loss: Any, outputs: int):
         self.loss = loss
         self.outputs = outputs
         self.family = _family(loss)
+        self.smoothing = float(getattr(loss, "label_smoothing", 0.0) or 0.0)
         self._counts: tf.Variable | None = None
 
     @staticmethod
     def applies(loss: Any, outputs: int | None) -> bool:
-        """Whether the loss is a cross-entropy whose classes the labels count (C outputs)."""
+        """Whether the loss is a cross-entropy whose labels' classes can be counted.
+
+        C outputs of a categorical one; any number of 0/1 outputs, counted together.
+        """
         family = _family(loss)
         if family == "binary":
-            return outputs == 1
+            return outputs is not None and outputs >= 1
         return family in ("sparse", "categorical") and outputs is not None and outputs >= 2
 
     def observe(self, y: Any) -> None:
@@ -254,11 +259,14 @@ class LabelCounts:
             else:
                 positive = tf.reduce_sum(y)
                 counts = tf.stack([tf.cast(tf.size(y), tf.float32) - positive, positive])
+            # The labels' entropy as the loss smooths them: the best loss on them (0 for 0/1
+            # labels the loss does not smooth).
             p = tf.clip_by_value(y, 0.0, 1.0)
-            entropy = -tf.math.xlogy(p, p)  # 0 for 0/1 labels: above 0 tells soft ones
+            p = p * (1.0 - self.smoothing) + self.smoothing / classes
+            entropy = -tf.math.xlogy(p, p)
             if self.family == "binary":
                 entropy -= tf.math.xlogy(1.0 - p, 1.0 - p)
-            outside = tf.cast(tf.not_equal(p, y), tf.float32)
+            outside = tf.cast((y < 0.0) | (y > 1.0), tf.float32)
             spread = tf.stack([tf.reduce_sum(entropy), tf.reduce_sum(outside)])
         self._counts.assign_add(tf.concat([counts, spread], axis=0))
 
@@ -266,8 +274,7 @@ class LabelCounts:
         """The entropy of the class frequencies counted (host), or ln C before enough labels.
 
         None where the labels' own entropy, the best loss on them (soft labels, or labels the
-        loss smooths), is near it (`SOFT_ROOM`), and for soft labels the loss smooths again
-        (that best loss is not counted).
+        loss smooths), is near it (`SOFT_ROOM`).
         """
         if self._counts is None:
             return chance_loss(self.loss, self.outputs)
@@ -276,15 +283,9 @@ class LabelCounts:
         enough = max(MIN_LABELS, 10 * self.outputs)
         if not np.all(np.isfinite(state)) or counts.sum() < enough or outside > 0:
             return chance_loss(self.loss, self.outputs)
-        smoothing = float(getattr(self.loss, "label_smoothing", 0.0) or 0.0)
-        if entropy > 0 and smoothing:
-            return None
         if self.family == "binary":
-            level = _binary_entropy(counts[1] / counts.sum(), smoothing)
+            level = _binary_entropy(counts[1] / counts.sum(), self.smoothing)
         else:
-            level = _smoothed_entropy(counts / counts.sum(), smoothing)
-        # Per label counted (a row of C classes, or one 0/1 value); hard labels' is a one-hot
-        # row's, as the loss smooths it.
-        one_hot = np.eye(len(counts))[:1]
-        floor = entropy / counts.sum() if entropy > 0 else _mean_entropy(one_hot, smoothing)
-        return _room(level, floor)
+            level = _smoothed_entropy(counts / counts.sum(), self.smoothing)
+        # The entropy per label counted (a row of C classes, or one 0/1 value).
+        return _room(level, entropy / counts.sum())

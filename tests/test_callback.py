@@ -443,30 +443,54 @@ def test_fit_stuck_at_the_frequencies_of_imbalanced_classes_is_told_it_guesses(
         assert stuck[0].details["chance_loss"] == pytest.approx(1.11, abs=0.01)
 
 
-@pytest.mark.parametrize("targets", ["teacher-at-temperature-10", "peaked-shuffled-apart"])
+# Soft targets in fit: (whether the loss is at a chance level it should be told of).
+SOFT_TARGETS = {
+    # A teacher's probabilities at temperature 10 are near uniform: a student that learned
+    # them scores their entropy, within 1% of ln 10, so no chance level can be claimed.
+    "teacher-at-temperature-10": False,
+    # Eight tags' rates near 0.5 (sigmoid outputs): their entropy is within 1% of ln 2.
+    "rates-of-8-tags-near-one-half": False,
+    # Peaked, imbalanced targets shuffled apart from their inputs: the best a model can do is
+    # predict their mean, whose entropy (not ln 10) is the level; smoothed by the loss too.
+    "peaked-shuffled-apart": True,
+    "peaked-shuffled-apart-smoothed": True,
+}
+
+
+@pytest.mark.parametrize("targets", sorted(SOFT_TARGETS))
 def test_fit_on_soft_targets_is_held_against_their_own_entropy(targets):
-    # A teacher's probabilities at temperature 10 are near uniform: a student that learned them
-    # scores their entropy, within 1% of ln 10, so no chance level can be claimed. Peaked,
-    # imbalanced targets (temperature 1, biased classes) shuffled apart from their inputs: the
-    # best a model can do is predict their mean, whose entropy (not ln 10) is the level.
     rng = np.random.default_rng(5)
     keras.utils.set_random_seed(5)
     x = rng.normal(size=(4000, 20)).astype("float32")
+    outputs, activation, smoothing = 10, "softmax", 0.0
     if targets == "teacher-at-temperature-10":
         soft = tf.nn.softmax(x @ (0.25 * rng.normal(size=(20, 10))) / 10.0).numpy()
+    elif targets == "rates-of-8-tags-near-one-half":
+        outputs, activation = 8, "sigmoid"
+        soft = tf.sigmoid(0.1 * np.tanh(x @ rng.normal(size=(20, 8)))).numpy()
     else:
         bias = np.linspace(6.0, 0.0, 10)
         soft = tf.nn.softmax(x @ rng.normal(size=(20, 10)) + bias).numpy()[rng.permutation(4000)]
+        smoothing = 0.1 if targets.endswith("smoothed") else 0.0
     model = keras.Sequential(
-        [keras.Input((20,)), keras.layers.Dense(64, "relu"), keras.layers.Dense(10, "softmax")]
+        [
+            keras.Input((20,)),
+            keras.layers.Dense(64, "relu"),
+            keras.layers.Dense(outputs, activation),
+        ]
     )
-    model.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy")
+    loss = (
+        keras.losses.BinaryCrossentropy()
+        if activation == "sigmoid"
+        else keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
+    )
+    model.compile(keras.optimizers.Adam(1e-3), loss)
     callback = gradguard.GuardCallback(policy=WARN_ALL)
     model.fit(x, soft, batch_size=64, epochs=5, verbose=0, callbacks=[callback])
     stuck = [f for f in callback.report().findings if f.code == "loss-not-decreasing"]
-    assert bool(stuck) == (targets == "peaked-shuffled-apart"), str(callback.report())
+    assert bool(stuck) == SOFT_TARGETS[targets], str(callback.report())
     if stuck:
-        mean = soft.mean(axis=0)
+        mean = soft.mean(axis=0) * (1 - smoothing) + smoothing / 10
         level = stuck[0].details["chance_loss"]
         assert level == pytest.approx(-np.sum(mean * np.log(mean)), rel=0.01)
         assert level < 0.95 * np.log(10)  # balanced classes (ln 10) would miss it
