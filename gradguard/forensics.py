@@ -165,8 +165,9 @@ class Forensics:
         hand-written step's loss (`traced_loss`); either way with the class frequencies of the
         labels counted in-graph (`chance.LabelCounts`), ln C until enough are. None for several
         outputs (their losses add up), for weighted examples (`sample_weight`,
-        `class_weight`), which change the level, and for soft labels whose own entropy is
-        near their mean's (a teacher's targets at a high temperature).
+        `class_weight`), which change the level, and for labels whose own entropy (soft
+        labels, or labels the loss smooths) is near their mean's, as a teacher's targets at a
+        high temperature.
         """
         model = self.model_of(core)
         counts = self._label_counts.get(id(model))
