@@ -270,6 +270,18 @@ class LabelCounts:
             spread = tf.stack([tf.reduce_sum(entropy), tf.reduce_sum(outside)])
         self._counts.assign_add(tf.concat([counts, spread], axis=0))
 
+    def one_value(self) -> float | None:
+        """The one class (id, or 0/1) every label counted was, if enough were (host); else None.
+
+        Categorical rows are not a value: None for them.
+        """
+        if self._counts is None or self.family == "categorical":
+            return None
+        counts = self._counts.numpy().astype(np.float64)[:-2]
+        classes = np.flatnonzero(counts)
+        enough = counts.sum() >= max(MIN_LABELS, 10 * self.outputs)
+        return float(classes[0]) if enough and len(classes) == 1 else None
+
     def chance_loss(self) -> float | None:
         """The entropy of the class frequencies counted (host), or ln C before enough labels.
 

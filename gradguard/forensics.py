@@ -187,11 +187,16 @@ class Forensics:
         counted = counts if loss is not None else (traced if balanced is not None else None)
         level = balanced
         if counted is not None:
-            counted_level = counted.chance_loss()
+            counted_level, one_value = counted.chance_loss(), counted.one_value()
+            if one_value is not None and not output_layer.learns_a_constant(model):
+                # One class by construction (BPR, a sampled softmax's positive at index 0): no
+                # level of 0, classes taken as balanced (scores that rank nothing).
+                counted_level, one_value = balanced, None
             if counted_level is None:  # soft labels about as uncertain as their mean: no level
                 level = balanced = None
             elif chance.comparable(model):
                 level = counted_level
+            core.notes["labels_one_value"] = one_value
         core.notes["chance_loss"], core.notes["chance_loss_balanced"] = level, balanced
 
     def traced_loss(self, core: StepCore, loss: Any) -> None:

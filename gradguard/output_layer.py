@@ -25,7 +25,7 @@ import keras
 from gradguard import baseline
 from gradguard.findings import Finding
 
-__all__ = ["mismatch", "of"]
+__all__ = ["learns_a_constant", "mismatch", "of"]
 
 _CROSS_ENTROPIES = (baseline.SPARSE_CE, baseline.CE, baseline.BINARY_CE)
 _CLASSES = (baseline.SPARSE_CE, baseline.CE)  # read the last axis as the classes
@@ -79,6 +79,22 @@ def mismatch(model: Any, loss_fn: Any, step: int) -> Finding | None:
         )
         return _finding(why, layer, step)
     return None
+
+
+def learns_a_constant(model: Any) -> bool:
+    """Whether `model`'s output layer has a trainable bias, which fits labels of one class alone.
+
+    Labels all one class are a bug where a bias can fit them (a threshold on the wrong scale:
+    the loss falls to 0, nothing learned); by construction where the output is a difference
+    or product of scores (BPR, a sampled softmax's positive at index 0) or comes through a
+    frozen layer (a GAN's generator trained through its discriminator). Unknown: False.
+    """
+    output = of(model)
+    if output is None:
+        return False
+    layer = output[0]
+    bias = getattr(layer, "bias", None)
+    return bias is not None and bool(layer.trainable) and bool(getattr(bias, "trainable", True))
 
 
 def _finding(why: str, layer: Any, step: int) -> Finding:

@@ -86,7 +86,12 @@ class TraceFindings:
             self._labels.add(labels)
             width = self.loss_shapes.output_width
             level = None if self._no_chance_level else self._labels.chance_loss(self.loss_fn, width)
+            one_value = self._labels.one_value()
+            if one_value is not None and not output_layer.learns_a_constant(self._model):
+                # One class by construction (BPR): no level of 0, classes taken as balanced.
+                one_value = None
+                level = level if level is None else chance.chance_loss(self.loss_fn, width)
             core.notes["chance_loss"] = level
-            core.notes["labels_one_value"] = self._labels.one_value()
+            core.notes["labels_one_value"] = one_value
         found += self.loss_shapes.judge(self.loss_fn, step)
         return [finding for finding in found if finding is not None]

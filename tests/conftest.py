@@ -19,6 +19,7 @@ from harness import (  # noqa: E402, F401
     MODES,
     WARN_ALL,
     Case,
+    bpr_recommender,
     guarded_loss_step,
     mlp,
     mode_kwargs,

@@ -66,6 +66,29 @@ def mlp(
     return keras.Sequential([keras.Input((features,)), *layers, keras.layers.Dense(1)])
 
 
+def bpr_recommender(n: int, seed: int = 0) -> tuple[keras.Model, list[np.ndarray], np.ndarray]:
+    """A BPR recommender, its (user, positive item, negative item) triples and their labels.
+
+    Its output is the positive item's score minus the negative's, every label 1 by
+    construction: healthy, its loss falls from ln 2 as it learns the users' tastes.
+    """
+    rng = np.random.default_rng(seed)
+    keras.utils.set_random_seed(seed)
+    taste, traits = rng.normal(size=(200, 8)), rng.normal(size=(300, 8))
+    users = rng.integers(0, 200, n)
+    liked = np.argmax(taste[users] @ traits.T + 2 * rng.gumbel(size=(n, 300)), axis=1)
+    ids = [keras.Input((), dtype="int32") for _ in range(3)]
+    user, items, dot = (
+        keras.layers.Embedding(200, 16),
+        keras.layers.Embedding(300, 16),
+        keras.layers.Dot(-1),
+    )
+    scores = [dot([user(ids[0]), items(i)]) for i in ids[1:]]
+    model = keras.Model(ids, keras.layers.Subtract()(scores))
+    triples = [users, liked, rng.integers(0, 300, n)]
+    return model, [t.astype("int32") for t in triples], np.ones((n, 1), "float32")
+
+
 def mode_kwargs(mode: str) -> dict[str, bool]:
     """TrainStep keyword arguments for an execution mode."""
     return {"run_eagerly": mode == "eager", "jit_compile": mode == "jit"}

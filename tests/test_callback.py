@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import WARN_ALL, mlp, regression_data
+from conftest import WARN_ALL, bpr_recommender, mlp, regression_data
 
 import gradguard
 from gradguard import inspect as inspect_lib
@@ -494,6 +494,28 @@ def test_fit_on_soft_targets_is_held_against_their_own_entropy(targets):
         level = stuck[0].details["chance_loss"]
         assert level == pytest.approx(-np.sum(mean * np.log(mean)), rel=0.01)
         assert level < 0.95 * np.log(10)  # balanced classes (ln 10) would miss it
+
+
+@pytest.mark.parametrize("model", ["bpr-scores-subtracted", "classifier-with-a-bias"])
+def test_fit_on_labels_all_one_class(model):
+    # BPR's labels are all 1 by construction, and its output (a difference of scores) cannot
+    # fit them by a bias: its classes are taken as balanced (ln 2, which it beats), not a level
+    # of 0. A classifier whose labels all came out 1 (a threshold on the wrong scale) fits
+    # them by its bias alone, its loss falling to 0: told that the labels are why.
+    if model == "bpr-scores-subtracted":
+        recommender, x, y = bpr_recommender(8000)
+        recommender.compile(keras.optimizers.Adam(1e-2), keras.losses.BinaryCrossentropy(True))
+    else:
+        x, _ = regression_data(n=8000)
+        y = np.ones((8000, 1), "float32")
+        recommender = mlp()
+        recommender.compile(keras.optimizers.Adam(1e-3), keras.losses.BinaryCrossentropy(True))
+    callback = gradguard.GuardCallback(policy=WARN_ALL)
+    recommender.fit(x, y, batch_size=64, epochs=3, verbose=0, callbacks=[callback])
+    stuck = [f for f in callback.report().findings if f.code == "loss-not-decreasing"]
+    assert bool(stuck) == (model == "classifier-with-a-bias"), str(callback.report())
+    if stuck:
+        assert "Every label sampled over the run was 1" in stuck[0].message, stuck[0].message
 
 
 def test_fit_on_imbalanced_labels_validated_on_balanced_ones_is_not_told_it_memorizes():

@@ -9,7 +9,15 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import MODES, WARN_ALL, mlp, mode_kwargs, plain_step, regression_data
+from conftest import (
+    MODES,
+    WARN_ALL,
+    bpr_recommender,
+    mlp,
+    mode_kwargs,
+    plain_step,
+    regression_data,
+)
 
 import gradguard
 from gradguard import checks
@@ -713,3 +721,15 @@ def test_labels_all_one_value_are_named_as_why_the_model_learns_nothing():
         step(rng.normal(size=(16, 8)).astype("float32"), np.zeros((16, 1), "float32"))
     (finding,) = [f for f in step.report().findings if f.code == "loss-not-decreasing"]
     assert "Every label sampled over the run was 0" in finding.message, finding.message
+
+
+def test_labels_one_class_by_construction_are_no_level_of_zero():
+    # BPR: every label 1, the output a difference of scores that no bias can fit: classes are
+    # taken as balanced (ln 2), which the model beats as it learns.
+    model, x, y = bpr_recommender(320 * 32)
+    loss = keras.losses.BinaryCrossentropy(from_logits=True)
+    step = gradguard.TrainStep(model, keras.optimizers.Adam(1e-2), loss, every=20, policy=WARN_ALL)
+    for i in range(320):
+        step([t[32 * i : 32 * (i + 1)] for t in x], y[32 * i : 32 * (i + 1)])
+    assert not step.report().findings, str(step.report())
+    assert step.core.notes["chance_loss"] == pytest.approx(np.log(2))
