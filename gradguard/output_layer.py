@@ -14,6 +14,9 @@ the step is traced. Only layers whose output is plain to read are judged: a `Seq
 functional model with one output, whose last layer is a `Softmax`, or a layer with weights and
 Keras' own ``activation`` (a custom layer, `tf.nn.softmax` passed as a function, a subclassed
 model: nothing is claimed).
+
+The same layer tells whether labels all of one class are a bug (`learns_a_constant`): its own
+bias fits them, or the output is built so that they carry the signal (BPR's 1s).
 """
 
 from __future__ import annotations
