@@ -270,17 +270,24 @@ class LabelCounts:
             spread = tf.stack([tf.reduce_sum(entropy), tf.reduce_sum(outside)])
         self._counts.assign_add(tf.concat([counts, spread], axis=0))
 
+    def _counted(self) -> np.ndarray | None:
+        """The counts, the labels' entropy and those off [0, 1] (host); None before enough."""
+        if self._counts is None:
+            return None
+        state = self._counts.numpy().astype(np.float64)
+        enough = max(MIN_LABELS, 10 * self.outputs)
+        return state if np.all(np.isfinite(state)) and state[:-2].sum() >= enough else None
+
     def one_value(self) -> float | None:
         """The one class (id, or 0/1) every label counted was, if enough were (host); else None.
 
         Categorical rows are not a value: None for them.
         """
-        if self._counts is None or self.family == "categorical":
+        state = self._counted()
+        if state is None or self.family == "categorical":
             return None
-        counts = self._counts.numpy().astype(np.float64)[:-2]
-        classes = np.flatnonzero(counts)
-        enough = counts.sum() >= max(MIN_LABELS, 10 * self.outputs)
-        return float(classes[0]) if enough and len(classes) == 1 else None
+        classes = np.flatnonzero(state[:-2])
+        return float(classes[0]) if len(classes) == 1 else None
 
     def chance_loss(self) -> float | None:
         """The entropy of the class frequencies counted (host), or ln C before enough labels.
@@ -288,13 +295,10 @@ class LabelCounts:
         None where the labels' own entropy, the best loss on them (soft labels, or labels the
         loss smooths), is near it (`SOFT_ROOM`).
         """
-        if self._counts is None:
+        state = self._counted()
+        if state is None or state[-1] > 0:  # (labels off [0, 1]: not a distribution's)
             return chance_loss(self.loss, self.outputs)
-        state = self._counts.numpy().astype(np.float64)
-        counts, entropy, outside = state[:-2], state[-2], state[-1]
-        enough = max(MIN_LABELS, 10 * self.outputs)
-        if not np.all(np.isfinite(state)) or counts.sum() < enough or outside > 0:
-            return chance_loss(self.loss, self.outputs)
+        counts, entropy = state[:-2], state[-2]
         if self.family == "binary":
             level = _binary_entropy(counts[1] / counts.sum(), self.smoothing)
         else:

@@ -101,10 +101,9 @@ class Forensics:
                 self._label_ranges[id(model)] = label_range.LabelRange(allowed)
         if id(model) in self._label_ranges:
             self._label_ranges[id(model)].observe(self.batch[1])
-        outputs = getattr(model, "outputs", None) or []
-        shape = tuple(outputs[0].shape) if len(outputs) == 1 else ()
-        width = shape[-1] if shape else None
         if id(model) not in self._label_counts and _keras_step(model):
+            outputs = getattr(model, "outputs", None) or []
+            width = outputs[0].shape[-1] if len(outputs) == 1 and outputs[0].shape else None
             if width is not None and chance.LabelCounts.applies(loss, width):
                 self._label_counts[id(model)] = chance.LabelCounts(loss, width)
         if id(model) in self._label_counts:
