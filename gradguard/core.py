@@ -96,10 +96,7 @@ class StepCore:
             for check in self.checks:
                 check.build(self.layout)
             self._step = replicas.state_variable(0, tf.int64, "gradguard_step")
-            # Updates made before this core watched (a second `fit`, a restored checkpoint):
-            # the loss of a resumed run may rightly hold from its start (`LossNotDecreasing`).
-            self.notes["resumed"] = updating.updates_made(optimizer) > 0
-            self.notes["schedule"] = updating.schedule_start(optimizer)
+            self.notes.update(updating.notes_of(optimizer))
             self.deferred = deferred.for_checks(
                 self.checks, options.every, options.read_every, self._step, defer
             )

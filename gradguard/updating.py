@@ -162,6 +162,21 @@ def learning_rate_value(optimizer: keras.optimizers.Optimizer) -> float | None:
         return None
 
 
+def notes_of(optimizer: Any) -> dict[str, Any]:
+    """What the optimizer tells the judgments (`Context.notes`), read when a core is built.
+
+    ``"resumed"``: updates were made before the core watched (a second `fit`, a restored
+    checkpoint), so the loss of a resumed run may rightly hold from its start
+    (`LossNotDecreasing`). ``"schedule"``: `schedule_start`. ``"sgd_clip"``:
+    `sgd_global_clipnorm` (`UpdateRatio`).
+    """
+    return {
+        "resumed": updates_made(optimizer) > 0,
+        "schedule": schedule_start(optimizer),
+        "sgd_clip": sgd_global_clipnorm(optimizer),
+    }
+
+
 def schedule_start(optimizer: Any) -> tuple[str, float] | None:
     """The learning-rate schedule's class name and its rate at step 0 (None for no schedule)."""
     schedule = getattr(_compat.inner_optimizer(optimizer), "_learning_rate", None)
@@ -171,6 +186,20 @@ def schedule_start(optimizer: Any) -> tuple[str, float] | None:
         return type(schedule).__name__, float(np.asarray(schedule(0)))
     except (TypeError, ValueError):
         return None
+
+
+def sgd_global_clipnorm(optimizer: Any) -> float | None:
+    """The `global_clipnorm` of a plain SGD optimizer (None for none, or another optimizer).
+
+    Only SGD: its step is the learning rate times the clipped gradient, so a clip far below the
+    gradients shrinks every update by as much. Adaptive optimizers (Adam, RMSprop, ...) divide
+    the scale out again, and a clip there changes directions, not step sizes.
+    """
+    inner = _compat.inner_optimizer(optimizer)
+    clip = getattr(inner, "global_clipnorm", None)
+    if not isinstance(inner, keras.optimizers.SGD) or not clip:
+        return None
+    return float(clip)
 
 
 def updates_made(optimizer: Any) -> int:

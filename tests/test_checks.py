@@ -107,6 +107,7 @@ def update_ratio_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -
             last[layer] = ratio[hits[-1], layer]
     eligible = measured[:, None] & (grad > 0) & known
     still = eligible & (update == 0)
+    norm = np.sqrt(grad.sum(1))
     streak, since = np.zeros(layout.size), np.full(layout.size, -1)
     for t, values in enumerate(steps):
         since = np.where(still[t] & (streak == 0), values["step"], since)
@@ -114,12 +115,15 @@ def update_ratio_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -
     return {
         "measured": valid.sum(0),
         "below": (valid & (ratio < low)).sum(0),
+        "below_clip": (valid & (ratio < 1e-5)).sum(0),
         "above": (valid & (ratio > high) & (w >= 1e-3)).sum(0),  # weights not near 0
         "last": last,
         "eligible": eligible.sum(0),
         "unchanged": still.sum(0),
         "unchanged_streak": streak,
         "unchanged_since": since,
+        # The whole gradient's norm, smallest over the measured steps where it is finite.
+        "smallest_grad": np.min(norm[measured & np.isfinite(norm)], initial=np.inf),
     }
 
 
@@ -308,6 +312,24 @@ SCRIPTED = [
         _steps(update_sq=lambda s: np.zeros(4, np.float32)),
         update_ratio_reference,
         frozenset({"weights-unchanged", "update-too-small"}),
+    ),
+    # Ratios of 1e-6 with a gradient norm of 0.2: SGD's global_clipnorm binds 200x, or 20x.
+    Scripted(
+        "update-ratio-sgd-clip-binds-200x",
+        checks.UpdateRatio,
+        LAYOUT,
+        _steps(update_sq=lambda s: np.full(4, 1e-12, np.float32)),
+        update_ratio_reference,
+        frozenset({"update-too-small"}),
+        notes={"sgd_clip": 1e-3},
+    ),
+    Scripted(
+        "update-ratio-sgd-clip-binds-20x",
+        checks.UpdateRatio,
+        LAYOUT,
+        _steps(update_sq=lambda s: np.full(4, 1e-12, np.float32)),
+        update_ratio_reference,
+        notes={"sgd_clip": 1e-2},
     ),
     Scripted(
         "update-ratio-schedule-reaches-zero-at-step-6",

@@ -76,6 +76,15 @@ BUGS = [
     ("update-too-small", Case("adam-lr-1e-10", mlp, lambda: keras.optimizers.Adam(1e-10))),
     # Adam's ratio falls as 1/step once the weights have grown: judged over the first steps.
     ("update-too-large", Case("adam-lr-1", mlp, lambda: keras.optimizers.Adam(1.0), steps=10)),
+    # SGD's global_clipnorm 500x below the gradients' norm: each step moves by lr x 1e-3.
+    (
+        "update-too-small",
+        Case(
+            "sgd-global-clipnorm-1e-3",
+            mlp,
+            lambda: keras.optimizers.SGD(0.01, global_clipnorm=1e-3),
+        ),
+    ),
     (
         "none-gradient",
         Case(
@@ -272,6 +281,16 @@ HEALTHY = [
         data=one_hot_rows_the_sample_misses,
     ),
     Case("sgd-momentum", lambda: mlp(depth=3), lambda: keras.optimizers.SGD(0.01, momentum=0.9)),
+    # The same tight clip as the SGD bug: Adam divides its scale out, and a learning rate 500x
+    # larger makes SGD's clipped steps the usual size (normalized gradient descent).
+    Case(
+        "adam-global-clipnorm-1e-3", mlp, lambda: keras.optimizers.Adam(1e-3, global_clipnorm=1e-3)
+    ),
+    Case(
+        "sgd-lr-5-global-clipnorm-1e-3",
+        mlp,
+        lambda: keras.optimizers.SGD(5.0, global_clipnorm=1e-3),
+    ),
     # Keras applies every second call: the calls that only accumulate are not updates to judge
     # (measured every 6th call, so that a call counted wrongly would be the only evidence).
     Case(

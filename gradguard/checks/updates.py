@@ -42,9 +42,16 @@ class UpdateRatio(Check):
         they stopped: a learning-rate schedule that reached 0 partway. With the default
         cadence that is 200 steps or more, so a schedule that reaches 0 on the last step is
         not judged. Two measured steps are enough when the learning rate is exactly 0 now.
+
+    A plain SGD optimizer whose `global_clipnorm` is `CLIP_BINDS` times or more below the
+    smallest gradient norm measured scales every step down by as much: there the bar for
+    `update-too-small` is `CLIP_LOW` (every layer below it on every measured step), and the
+    message names the clip. Adam and the other adaptive optimizers undo the scale: not judged so.
     """
 
     NEAR_ZERO = 1e-3  # a layer's weight norm below this: weights still near 0, no scale yet
+    CLIP_BINDS = 100.0  # a clip this many times below every measured gradient norm binds
+    CLIP_LOW = 1e-5  # ... and the bar for update-too-small where it does
 
     def __init__(
         self,
@@ -65,6 +72,7 @@ class UpdateRatio(Check):
             {
                 "measured": [0] * layers,
                 "below": [0] * layers,
+                "below_clip": [0] * layers,
                 "above": [0] * layers,
                 "eligible": [0] * n,
                 "unchanged": [0] * n,
@@ -72,6 +80,7 @@ class UpdateRatio(Check):
             tf.int64,
         )
         self.last = self.add_state("last", [0.0] * layers)
+        self.smallest_grad = self.add_state("smallest_grad", np.inf)
         # The current run of measured steps that left each variable unchanged, and its start.
         self.streaks = self.add_states(
             {"unchanged_streak": [0] * n, "unchanged_since": [-1] * n}, tf.int64
@@ -97,11 +106,17 @@ class UpdateRatio(Check):
         self.last.assign(tf.where(valid, ratio, self.last))
         still = eligible & tf.equal(stats.update_sq, 0.0)
         above = valid & (ratio > self.high) & (w_norm >= self.NEAR_ZERO)
-        counted = [valid, valid & (ratio < self.low), above, eligible, still]
+        below = [ratio < self.low, ratio < self.CLIP_LOW]
+        counted = [valid, valid & below[0], valid & below[1], above, eligible, still]
         self.counts.assign_add(tf.cast(tf.concat(counted, axis=0), tf.int64))
         streak, since = tf.split(self.streaks.read_value(), 2)
         since = tf.where(still & tf.equal(streak, 0), stats.step, since)
         restart = tf.where(eligible & ~still, tf.zeros_like(streak), streak)
+        grad_norm = tf.sqrt(tf.reduce_sum(stats.grad_sq))
+        judged = measured & tf.math.is_finite(grad_norm)
+        self.smallest_grad.assign(
+            tf.minimum(self.smallest_grad, tf.where(judged, grad_norm, np.inf))
+        )
         self.streaks.assign(tf.concat([tf.where(still, streak + 1, restart), since], axis=0))
 
     def judge(self, state: Mapping[str, np.ndarray], context: Context) -> list[Finding]:
@@ -183,7 +198,24 @@ class UpdateRatio(Check):
             for li in judged
             if measured[li] >= max(self.min_measured, 3) and 2 * s["above"][li] > measured[li]
         ]
-        if small and len(small) == len(judged):
+        clip = context.notes.get("sgd_clip")
+        smallest = float(s["smallest_grad"])
+        clipped = [
+            li
+            for li in judged
+            if measured[li] >= self.min_measured and measured[li] == s["below_clip"][li]
+        ]
+        low = self.low
+        if clip and smallest >= self.CLIP_BINDS * clip and judged and clipped == judged:
+            small, low = clipped, self.CLIP_LOW
+            small_cause = (
+                f"SGD's global_clipnorm ({number(clip)}) is {number(smallest / clip)}x below the "
+                f"smallest gradient norm measured ({number(smallest)}), so every step is scaled "
+                f"down to it and moves the weights by at most the learning rate{lr} times "
+                f"{number(clip)}. Raise global_clipnorm to about the gradients' norm (or remove "
+                "it)."
+            )
+        elif small and len(small) == len(judged):
             small_cause = (
                 f"the learning rate{lr} is likely far too small (try 1e-3 for Adam, 1e-2 for SGD)."
             )
@@ -196,7 +228,8 @@ class UpdateRatio(Check):
             (
                 "update-too-small",
                 small,
-                f"far below the healthy 1e-4..1e-2 on every measured step: {small_cause}",
+                f"below {number(low)}, far below the healthy 1e-4..1e-2, on every measured "
+                f"step: {small_cause}",
             ),
             (
                 "update-too-large",
@@ -217,7 +250,7 @@ class UpdateRatio(Check):
                     f"Update-to-weight ratio of {listing(layers)} ({shown}) is {text}",
                     context.step,
                     layout.variables_of(layer_ids),
-                    details={"ratio": ratios, "low": self.low, "high": self.high},
+                    details={"ratio": ratios, "low": low, "high": self.high},
                 )
             )
         return results
@@ -232,6 +265,9 @@ class UpdateRatio(Check):
             hits = np.flatnonzero(valid[li])
             if hits.size:
                 last[li] = ratio[li, hits[-1]]
+        # The whole gradient's norm on each step the update was measured, as the live check.
+        grad_norm = np.sqrt((u.grad**2).sum(axis=0))[u.measured.any(axis=0)]
+        grad_norm = grad_norm[np.isfinite(grad_norm)]
         eligible = u.measured & (u.grad > 0) & ~u.unknown
         # A variable whose ratio was not logged (zero weights) is not known to be unchanged.
         unchanged = eligible & u.known & (u.update == 0)
@@ -243,10 +279,12 @@ class UpdateRatio(Check):
         return {
             "measured": valid.sum(axis=1),
             "below": (valid & (ratio < self.low)).sum(axis=1),
+            "below_clip": (valid & (ratio < self.CLIP_LOW)).sum(axis=1),
             "above": (valid & (ratio > self.high) & (u.layer_weight >= self.NEAR_ZERO)).sum(axis=1),
             "last": last,
             "eligible": eligible.sum(axis=1),
             "unchanged": unchanged.sum(axis=1),
             "unchanged_streak": streak,
             "unchanged_since": since,
+            "smallest_grad": np.min(grad_norm, initial=np.inf),
         }
