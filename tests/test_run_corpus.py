@@ -208,6 +208,10 @@ BUGS: dict[str, Bug] = {
     ),
     "bug_shuffle_then_map_zip_misaligned.py": Bug(("loss-not-decreasing",)),
     "bug_adam_lr_1e7_from_scratch_fit.py": Bug(("loss-not-decreasing",)),
+    # SGD's global_clipnorm 1000x below the gradients' norm: every step scaled down to it.
+    "bug_sgd_global_clipnorm_far_below_gradients_fit.py": Bug(
+        ("update-too-small",), mentions=(("update-too-small", "global_clipnorm"),)
+    ),
     "bug_deep_sigmoid_dnn_stuck_fit.py": Bug(("vanishing-gradient", "loss-not-decreasing")),
     # Softmax applied twice, seen in the traced loss.
     "bug_softmax_twice_logits_loss.py": Bug(("from-logits-mismatch",)),
@@ -274,6 +278,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_polynomial_decay_total_steps_tf_function.py": Healthy(),
     "ok_grad_accumulation_reset_after_apply.py": Healthy(),
     "ok_adam_default_lr_classifier_fit.py": Healthy(),
+    "ok_sgd_global_clipnorm_clips_spikes_fit.py": Healthy(),
     "ok_single_unit_sigmoid_binary_fit.py": Healthy(),
     "ok_softmax_sparse_ce_digit_labels_fit.py": Healthy(),
     "ok_logits_with_from_logits_loss.py": Healthy(),

@@ -186,11 +186,11 @@ class UpdateRatio(Check):
             )
         measured = s["measured"]
         judged = [li for li in range(len(layout.layers)) if measured[li] > 0]
-        small = [
-            li
-            for li in judged
-            if measured[li] >= self.min_measured and measured[li] == s["below"][li]
-        ]
+
+        def always(below: str) -> list[int]:  # layers below a bar on every measured step
+            return [li for li in judged if self.min_measured <= measured[li] == s[below][li]]
+
+        small = always("below")
         # Large needs a measured step past the first two: those move freshly initialized
         # weights most (a model that then converges, its gradients 0, is measured no more).
         large = [
@@ -200,11 +200,7 @@ class UpdateRatio(Check):
         ]
         clip = context.notes.get("sgd_clip")
         smallest = float(s["smallest_grad"])
-        clipped = [
-            li
-            for li in judged
-            if measured[li] >= self.min_measured and measured[li] == s["below_clip"][li]
-        ]
+        clipped = always("below_clip")
         low = self.low
         if clip and smallest >= self.CLIP_BINDS * clip and judged and clipped == judged:
             small, low = clipped, self.CLIP_LOW
