@@ -275,9 +275,9 @@ _TENSOR_FIELDS = [f.name for f in dataclasses.fields(Stats) if f.name != "activa
 
 
 # The owners' notes (`StepCore.notes`) a judgment uses, logged in the run's configuration so
-# that ``gradguard inspect`` judges its logs the same: the chance-level loss, and whether the
-# optimizer had made updates before it was watched (a resumed run).
-LOGGED_NOTES = ("chance_loss", "resumed")
+# that ``gradguard inspect`` judges its logs the same: the chance-level loss, whether the
+# optimizer had made updates before it was watched (a resumed run), and SGD's global_clipnorm.
+LOGGED_NOTES = ("chance_loss", "resumed", "sgd_clip")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -132,6 +132,22 @@ def test_findings_are_the_live_checks_findings(inspection: events.Inspection, ru
     assert set(judged) <= set(live)
 
 
+def test_a_clip_far_below_the_gradients_is_named_from_the_logs_too(tmp_path: Path) -> None:
+    # SGD's global_clipnorm is logged with the run (`LOGGED_NOTES`): inspect judges as live.
+    optimizer = keras.optimizers.SGD(0.01, global_clipnorm=1e-3)
+    step = gradguard.TrainStep(
+        _model(), optimizer, "mse", every=5, log_dir=str(tmp_path), policy=WARN_ALL
+    )
+    x, y = _data()
+    for _ in range(30):
+        step(x, y)
+    (live,) = [f for f in step.report().findings if f.code == "update-too-small"]
+    (result,) = events.inspect(str(tmp_path)).results
+    (judged,) = [f for f in result.report.findings if f.code == "update-too-small"]
+    assert "global_clipnorm (0.001)" in live.message, live.message
+    assert judged.message == live.message
+
+
 def _train_wide(log_dir: Path, lr: float, x: np.ndarray, y: np.ndarray) -> gradguard.Report:
     """A bias-free (WIDE, 4) kernel, measured on a sample, and a small head, trained by SGD."""
     keras.utils.set_random_seed(0)
