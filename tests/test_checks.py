@@ -107,7 +107,7 @@ def update_ratio_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -
             last[layer] = ratio[hits[-1], layer]
     eligible = measured[:, None] & (grad > 0) & known
     still = eligible & (update == 0)
-    norm = np.sqrt(grad.sum(1))
+    norm = _field(steps, "grad_norm")
     streak, since = np.zeros(layout.size), np.full(layout.size, -1)
     for t, values in enumerate(steps):
         since = np.where(still[t] & (streak == 0), values["step"], since)

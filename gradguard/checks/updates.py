@@ -11,6 +11,7 @@ import tensorflow as tf
 from gradguard import deltas
 from gradguard.checks.base import Check
 from gradguard.findings import Finding, Severity, listing, number
+from gradguard.sinks import tags
 from gradguard.stats import Context, Stats
 
 if TYPE_CHECKING:
@@ -106,16 +107,15 @@ class UpdateRatio(Check):
         self.last.assign(tf.where(valid, ratio, self.last))
         still = eligible & tf.equal(stats.update_sq, 0.0)
         above = valid & (ratio > self.high) & (w_norm >= self.NEAR_ZERO)
-        below = [ratio < self.low, ratio < self.CLIP_LOW]
-        counted = [valid, valid & below[0], valid & below[1], above, eligible, still]
+        below = [valid & (ratio < self.low), valid & (ratio < self.CLIP_LOW)]
+        counted = [valid, *below, above, eligible, still]
         self.counts.assign_add(tf.cast(tf.concat(counted, axis=0), tf.int64))
         streak, since = tf.split(self.streaks.read_value(), 2)
         since = tf.where(still & tf.equal(streak, 0), stats.step, since)
         restart = tf.where(eligible & ~still, tf.zeros_like(streak), streak)
-        grad_norm = tf.sqrt(tf.reduce_sum(stats.grad_sq))
-        judged = measured & tf.math.is_finite(grad_norm)
+        judged = measured & tf.math.is_finite(stats.grad_norm)
         self.smallest_grad.assign(
-            tf.minimum(self.smallest_grad, tf.where(judged, grad_norm, np.inf))
+            tf.minimum(self.smallest_grad, tf.where(judged, stats.grad_norm, np.inf))
         )
         self.streaks.assign(tf.concat([tf.where(still, streak + 1, restart), since], axis=0))
 
@@ -262,8 +262,8 @@ class UpdateRatio(Check):
             if hits.size:
                 last[li] = ratio[li, hits[-1]]
         # The whole gradient's norm on each step the update was measured, as the live check.
-        grad_norm = np.sqrt((u.grad**2).sum(axis=0))[u.measured.any(axis=0)]
-        grad_norm = grad_norm[np.isfinite(grad_norm)]
+        grad_norm, present = logged.column(tags.GRAD_NORM)
+        grad_norm = grad_norm[present & u.measured.any(axis=0) & np.isfinite(grad_norm)]
         eligible = u.measured & (u.grad > 0) & ~u.unknown
         # A variable whose ratio was not logged (zero weights) is not known to be unchanged.
         unchanged = eligible & u.known & (u.update == 0)
