@@ -188,18 +188,19 @@ def schedule_start(optimizer: Any) -> tuple[str, float] | None:
         return None
 
 
-def sgd_global_clipnorm(optimizer: Any) -> float | None:
-    """The `global_clipnorm` of a plain SGD optimizer (None for none, or another optimizer).
+def sgd_global_clipnorm(optimizer: Any) -> tuple[float, float] | None:
+    """A plain SGD optimizer's `global_clipnorm` and momentum (None for none, or another optimizer).
 
-    Only SGD: its step is the learning rate times the clipped gradient, so a clip far below the
-    gradients shrinks every update by as much. Adaptive optimizers (Adam, RMSprop, ...) divide
-    the scale out again, and a clip there changes directions, not step sizes.
+    Only SGD: its step is the learning rate times the clipped gradient (with momentum, up to
+    ``1 / (1 - momentum)`` such steps added up), so a clip far below the gradients shrinks every
+    update by as much. Adaptive optimizers (Adam, RMSprop, ...) divide the scale out again, and
+    a clip there changes directions, not step sizes.
     """
     inner = _compat.inner_optimizer(optimizer)
     clip = getattr(inner, "global_clipnorm", None)
     if not isinstance(inner, keras.optimizers.SGD) or not clip:
         return None
-    return float(clip)
+    return float(clip), float(inner.momentum)
 
 
 def updates_made(optimizer: Any) -> int:

@@ -85,6 +85,15 @@ BUGS = [
             lambda: keras.optimizers.SGD(0.01, global_clipnorm=1e-3),
         ),
     ),
+    # ... and with momentum 0.9, which adds up to 10 such steps into one: still far too small.
+    (
+        "update-too-small",
+        Case(
+            "sgd-momentum-global-clipnorm-1e-3",
+            mlp,
+            lambda: keras.optimizers.SGD(0.01, momentum=0.9, global_clipnorm=1e-3),
+        ),
+    ),
     (
         "none-gradient",
         Case(
@@ -290,6 +299,11 @@ HEALTHY = [
         "sgd-lr-5-global-clipnorm-1e-3",
         mlp,
         lambda: keras.optimizers.SGD(5.0, global_clipnorm=1e-3),
+    ),
+    Case(
+        "sgd-momentum-lr-1-global-clipnorm-1e-3",
+        mlp,
+        lambda: keras.optimizers.SGD(1.0, momentum=0.9, global_clipnorm=1e-3),
     ),
     # Keras applies every second call: the calls that only accumulate are not updates to judge
     # (measured every 6th call, so that a call counted wrongly would be the only evidence).
