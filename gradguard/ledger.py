@@ -22,13 +22,9 @@ import tensorflow as tf
 
 from gradguard import _compat, replicas
 from gradguard.findings import Finding, Severity, listing
+from gradguard.stats import untrained
 
-__all__ = [
-    "MISSING_APPLY_CALLS_AT_END",
-    "MISSING_APPLY_CALLS_WHILE_RUNNING",
-    "Ledger",
-    "key",
-]
+__all__ = ["MISSING_APPLY_CALLS_AT_END", "MISSING_APPLY_CALLS_WHILE_RUNNING", "Ledger", "key"]
 
 # `missing-apply` needs this many gradient calls with no update: at the end of a run, a few;
 # while it runs, more, so that gradient accumulation over up to that many calls stays silent.
@@ -238,35 +234,38 @@ class Ledger:
         scaled = self._read(_SCALED)
         if gradient_calls >= enough and updates == 0 and scaled:
             return [self._all_overflowed(scaled, step, names)]
-        if gradient_calls >= enough and updates == 0:
-            if not any(self.changed(k) for k in trainable):
-                variables = list(self.with_gradient.values()) or list(self.requested.values())
-                return [
-                    Finding(
-                        "missing-apply",
-                        f"Gradients were computed in {gradient_calls} calls but no optimizer "
-                        "update was applied and the weights did not change: call "
-                        "optimizer.apply_gradients(zip(grads, model.trainable_variables)) "
-                        "after tape.gradient (or, updating by hand, check the step is not 0: "
-                        "a Python learning rate is frozen into a tf.function when traced).",
-                        step,
-                        tuple(names(variables)),
-                        details={"gradient_calls": gradient_calls, "updates": 0},
-                    )
-                ]
+        if gradient_calls >= enough and updates == 0 and not any(map(self.changed, trainable)):
+            variables = list(self.with_gradient.values()) or list(self.requested.values())
+            return [
+                Finding(
+                    "missing-apply",
+                    f"Gradients were computed in {gradient_calls} calls but no optimizer "
+                    "update was applied and the weights did not change: call "
+                    "optimizer.apply_gradients(zip(grads, model.trainable_variables)) "
+                    "after tape.gradient (or, updating by hand, check the step is not 0: "
+                    "a Python learning rate is frozen into a tf.function when traced).",
+                    step,
+                    tuple(names(variables)),
+                    details={"gradient_calls": gradient_calls, "updates": 0},
+                )
+            ]
         frozen = [self._frozen(model, step, names) for model in self.frozen_models.values()]
         if updates == 0 and not untracked:
             return frozen
         found = frozen + self._never_read(step, names)
-        # Given a gradient, or expected (the model's) but never asked one, or read under a tape
-        # with the target depending on it but not asked for (`_left_out_of`); never passed to an
-        # optimizer nor updated by hand. (An unused head, its gradient always None, is no bug.)
+        # Given a gradient; expected (the model's), never asked one, and read under a tape or
+        # never trained (`untrained`: a teacher read outside the tapes is frozen by use); or
+        # read under a tape, the target depending on it, not asked for (`_left_out_of`); never
+        # passed to an optimizer nor updated by hand. (An unused head, no gradient, is no bug.)
         candidates: dict[int, Any] = {}
         if final or updates >= MISSING_APPLY_CALLS_WHILE_RUNNING:
             # Given time first: a GAN's other player, or a later stage (the head trained alone
             # first, then the whole model), trains them in steps not seen yet.
             candidates.update(self.with_gradient)
-            candidates.update((k, v) for k, v in self.expected.items() if k not in self.requested)
+            never_asked = {k: v for k, v in self.expected.items() if k not in self.requested}
+            outside = {k: v for k, v in never_asked.items() if k not in self.watched}
+            candidates.update(untrained(outside))
+            candidates.update((k, v) for k, v in never_asked.items() if k not in outside)
             candidates.update(self._left_out_of(keras_variables))
         left_out = [
             v for k, v in candidates.items() if k not in self.applied and not self.changed(k)

@@ -31,6 +31,7 @@ __all__ = [
     "known_false",
     "names",
     "shared_root",
+    "untrained",
 ]
 
 # Bits of `Stats.bad_input`, and what each names.
@@ -144,6 +145,23 @@ def shared_root(variables: Iterable[Any]) -> str:
             return ""
         roots.add(parts[0])
     return roots.pop() if len(roots) == 1 else ""
+
+
+def untrained(variables: Mapping[int, Any]) -> dict[int, Any]:
+    """Those of `variables` whose model never trained: its biases all still exactly zero.
+
+    Keras initializes biases (and normalization offsets, `beta`) to zero, and training moves
+    them. Grouped by model (the first part of their paths); a model without such a variable
+    cannot be told apart and counts as trained.
+    """
+    models: dict[str, dict[int, Any]] = {}
+    offsets: dict[str, list[Any]] = {}
+    for (k, v), path in zip(variables.items(), names(list(variables.values()))):
+        models.setdefault(path.split("/")[0], {})[k] = v
+        if path.rsplit("/", 1)[-1] in ("bias", "beta"):
+            offsets.setdefault(path.split("/")[0], []).append(v)
+    fresh = [m for m, biases in offsets.items() if not any(np.any(np.asarray(b)) for b in biases)]
+    return {k: v for m in fresh for k, v in models[m].items()}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -754,3 +754,44 @@ def test_labels_out_of_the_range_the_output_or_the_loss_allows(case, entry):
         assert finding.details["labels"][1] > 1.5, finding.details
         named = model.layers[-1].name if loss == "mse" else "binary cross-entropy"
         assert named in finding.message, finding.message
+
+
+class ReadsOneModelOutsideTheTape(keras.Model):
+    """A train_step that feeds `source`'s outputs to `trained` and updates `trained` only.
+
+    A distillation's teacher, or a GAN's generator whose own update was forgotten (both read
+    outside the tape, never asked a gradient for).
+    """
+
+    def __init__(self, source, trained):
+        super().__init__()
+        self.source, self.trained = source, trained
+
+    def call(self, x):
+        return self.trained(self.source(x))
+
+    def train_step(self, data):
+        x, y = data
+        features = self.source(x)
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(x=x, y=y, y_pred=self.trained(features))
+        grads = tape.gradient(loss, self.trained.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trained.trainable_variables))
+        return {"loss": loss}
+
+
+@pytest.mark.parametrize("source_trained", [True, False], ids=["teacher", "forgotten-update"])
+def test_a_model_read_outside_the_tape_is_left_out_only_if_never_trained(source_trained):
+    x, y = regression_data()
+    source = mlp(seed=1)
+    if source_trained:  # a teacher, trained before the distillation
+        _fit(source, keras.optimizers.Adam(1e-2), epochs=1, x=x, y=y)
+    model = ReadsOneModelOutsideTheTape(source, mlp(features=1, seed=2))
+    callback = gradguard.GuardCallback(policy=WARN_ALL)
+    _fit(model, keras.optimizers.Adam(1e-2), callbacks=[callback], x=x, y=y)
+    report = callback.report()
+    if source_trained:
+        assert report.findings == [], str(report)
+    else:
+        finding = next(f for f in report.findings if f.code == "variable-not-trained")
+        assert set(finding.variables) == {v.path for v in source.weights}
