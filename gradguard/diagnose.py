@@ -242,6 +242,27 @@ def model_breaks(model: Any, spec: Any, variables: Sequence[Any]) -> dict[int, s
     return causes
 
 
+def partly_none(
+    loss: Any,
+    variables: Sequence[Any],
+    without: Sequence[Any],
+    names: Callable[[list[Any]], list[str]],
+    step: int,
+) -> list[Finding]:
+    """`none-gradient` for None gradients (`without`) given an optimizer, where a break is known.
+
+    A variable that is simply not used by the loss (an output head trained elsewhere or not
+    at all) is not reported: the optimizer skips it, and so does gradguard.
+    """
+    if loss is None or not tf.inside_function() or not hasattr(loss, "graph"):
+        return []
+    positions = [i for i, v in enumerate(variables) if any(v is w for w in without)]
+    found = graph_breaks(loss, [variables[i] for i in positions])
+    causes = {positions[j]: cause for j, cause in found.items()}
+    cut = [i for i, cause in causes.items() if cause != NOT_USED]
+    return [none_gradient_finding(names(list(variables)), cut, causes, step)] if cut else []
+
+
 def none_gradient_finding(
     variable_names: Sequence[str], none: Iterable[int], causes: dict[int, str], step: int
 ) -> Finding:

@@ -96,6 +96,7 @@ class Guard:
         self._tap = Tap()
         self._tapped: dict[int, tuple[list[Any], list[activations_lib.Site]]] = {}
         self.cores: dict[int, StepCore] = {}
+        self._started: dict[int, dict[int, int]] = {}  # per core, the others' steps at its start
         self._calls = 0  # host-side calls of the guarded function
         self._pending: list[findings_lib.Finding] = []
         self._unwatched_reported = False  # a gradient asked of a tensor the tape did not watch
@@ -239,7 +240,8 @@ class Guard:
         self._pending += self._pairing.misapplied(grads, variables, self._names, self._calls)
         explicit_none = [v for g, v in zip(grads, variables) if g is None]
         if explicit_none and len(explicit_none) < len(variables):
-            self._note_partial_none(variables, explicit_none)
+            loss, names, step = self._last_loss, self._names, self._calls
+            self._pending += diagnose.partly_none(loss, variables, explicit_none, names, step)
         if len(explicit_none) == len(variables):
             # Keras raises on them: the findings that say why are kept and logged first.
             findings_lib.emit(self.report, self._pending, self.policy, raise_errors=False)
@@ -275,23 +277,6 @@ class Guard:
             return self._tap.take(*tapped)
         return ()
 
-    def _note_partial_none(self, variables: list[Any], without: list[Any]) -> None:
-        """`none-gradient` for None gradients passed to the optimizer, when a break is known.
-
-        A variable that is simply not used by the loss (an output head trained elsewhere or
-        not at all) is not reported: the optimizer skips it, and so does gradguard.
-        """
-        loss = self._last_loss
-        if loss is None or not tf.inside_function() or not hasattr(loss, "graph"):
-            return
-        positions = [i for i, v in enumerate(variables) if any(v is w for w in without)]
-        found = diagnose.graph_breaks(loss, [variables[i] for i in positions])
-        causes = {positions[j]: cause for j, cause in found.items()}
-        cut = [i for i, cause in causes.items() if cause != diagnose.NOT_USED]
-        if cut:
-            names = self._names(variables)
-            self._pending.append(diagnose.none_gradient_finding(names, cut, causes, self._calls))
-
     def _core(self, optimizer: Any, original: Any, variables: list[Any]) -> StepCore:
         core = self.cores.get(id(optimizer))
         if core is not None:
@@ -323,16 +308,25 @@ class Guard:
             report=self.report,
             sink=self.options.sink_for(optimizer.name if several else None),
         )
+        # The updates the others had made by then: a GAN's players update in turn
+        # (`_adversarial`), a teacher trained before its student does not.
+        with _compat.outside_trace():
+            self._started[id(optimizer)] = {other: c.steps for other, c in self.cores.items()}
         self.cores[id(optimizer)] = core
         self.forensics.watch(core)
-        if len(self.cores) > 1:
-            self._adversarial()
         return core
 
-    def _adversarial(self) -> None:
-        """A GAN's losses (several optimizers, variables trained elsewhere) need not decrease."""
-        for core in self.cores.values():
-            core.ignore("loss-not-decreasing")
+    def _adversarial(self) -> bool:
+        """A GAN's: optimizers updating in turn, or variables read under a tape trained elsewhere.
+
+        (Not one optimizer after the other: a teacher trained before its student.) Its players'
+        losses need not decrease.
+        """
+        return any(
+            self.cores[other].steps > steps
+            for started in self._started.values()
+            for other, steps in started.items()
+        ) or any(self.ledger.changed(k) for k in self.ledger.unasked)
 
     # -- host side -----------------------------------------------------------------------------
 
@@ -365,8 +359,8 @@ class Guard:
         found += self.ledger.judge(step, final, self._names, keras_variables, bool(untracked))
         self._pending = []
         findings_lib.emit(self.report, found, self.policy, raise_errors=False)
-        if any(self.ledger.changed(k) for k in self.ledger.unasked):
-            self._adversarial()
+        for core in self.cores.values() if self._adversarial() else ():
+            core.ignore("loss-not-decreasing")
         for core in self.cores.values():
             self.forensics.before_read(core)
             core.read(core.steps, raise_errors=False, final=final)

@@ -213,6 +213,10 @@ BUGS: dict[str, Bug] = {
         ("update-too-small",), mentions=(("update-too-small", "global_clipnorm"),)
     ),
     "bug_deep_sigmoid_dnn_stuck_fit.py": Bug(("vanishing-gradient", "loss-not-decreasing")),
+    # A loss that is always 0, after a teacher trained by another optimizer before it.
+    "bug_distillation_student_against_itself_fit.py": Bug(
+        ("loss-not-decreasing",), mentions=(("loss-not-decreasing", "exactly 0"),)
+    ),
     # Softmax applied twice, seen in the traced loss.
     "bug_softmax_twice_logits_loss.py": Bug(("from-logits-mismatch",)),
     # NaN: in the data (inputs, labels, an empty batch), a masked mean over no positives,
