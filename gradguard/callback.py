@@ -8,7 +8,7 @@ from typing import Any
 
 import keras
 
-from gradguard import errors
+from gradguard import errors, heldout
 from gradguard import findings as findings_lib
 from gradguard.guarding import Guard
 from gradguard.options import ChecksArg, Options
@@ -147,7 +147,7 @@ class GuardCallback(keras.callbacks.Callback):
             cores = self.guard.cores.values()
             chance = [core.notes.get("chance_loss_balanced") for core in cores]
             if len(chance) == 1 and chance[0] is not None:
-                found = _memorizing(epochs, chance[0], report.steps_observed - 1)
+                found = heldout.memorizing(epochs, chance[0], report.steps_observed - 1)
                 findings_lib.emit(report, found, self.guard.policy, raise_errors=False)
             if self.guard.raise_errors:
                 findings_lib.raise_new(report, known, self.guard.policy)
@@ -181,38 +181,3 @@ class GuardCallback(keras.callbacks.Callback):
                 "GuardCallback has not run yet: pass it to model.fit(callbacks=[...])."
             )
         return self.guard.read(final=True)
-
-
-# Epochs of validation a run needs before its validation loss is judged; how far below chance
-# (and below the validation loss) the training loss must have fallen.
-MEMORIZING_EPOCHS = 3
-MEMORIZING_MARGIN = 0.97
-
-
-def _memorizing(
-    epochs: list[tuple[float, float]], chance: float, step: int
-) -> list[findings_lib.Finding]:
-    """`loss-not-decreasing` for a fit whose validation loss never beat chance.
-
-    While its training loss fell below chance: it memorized its examples and learned nothing
-    that carries over. Healthy training beats chance on held-out data within its first
-    epochs, even while it overfits later; a model that only memorizes (labels shuffled apart
-    from their inputs, too few examples for its size) never does.
-    """
-    best_val = min((val for _, val in epochs), default=float("inf"))
-    train = epochs[-1][0] if epochs else float("inf")
-    if len(epochs) < MEMORIZING_EPOCHS or best_val < chance:
-        return []
-    if not train < MEMORIZING_MARGIN * min(chance, best_val):
-        return []
-    message = (
-        f"The validation loss never went below chance in {len(epochs)} epochs (best "
-        f"{best_val:.3g}, against {chance:.3g} for a model that ignores its inputs) while the "
-        f"training loss fell to {train:.3g}: the model memorizes its training examples and "
-        "learns nothing that carries to new ones. Check that labels stay paired with their "
-        "inputs (x and y shuffled together, in the same order after any filtering), that the "
-        "validation data is labelled like the training data, and that there are enough "
-        "examples for the model's size."
-    )
-    details = {"val_loss_best": best_val, "loss": train, "chance_loss": chance}
-    return [findings_lib.Finding("loss-not-decreasing", message, step, details=details)]

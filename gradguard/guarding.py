@@ -23,7 +23,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard import _compat, diagnose, instrument, lossgraph, replicas, stats, updating
+from gradguard import _compat, diagnose, heldout, instrument, lossgraph, replicas, stats, updating
 from gradguard import activations as activations_lib
 from gradguard import findings as findings_lib
 from gradguard.core import StepCore
@@ -222,6 +222,13 @@ class Guard:
     def on_fit_batch(self, model: Any, data: Any) -> None:
         """Keras' own train step is about to run on `data` (fit, train_on_batch)."""
         self.forensics.fit_batch(model, data)
+
+    def on_fit_end(self, model: Any, history: Any, arguments: Mapping[str, Any]) -> None:
+        """`fit` returned (under ``gradguard run``): its held-out data is judged (`heldout`)."""
+        core = self.cores.get(id(_compat.inner_optimizer(model.optimizer)))
+        if core is not None:
+            self.forensics.note_chance(core)
+            self._pending += heldout.after_fit(core.notes, history, arguments, core.steps - 1)
 
     def on_scaled_loss(self, loss: Any, scaled: Any) -> None:
         """A LossScaleOptimizer scaled `loss`: a gradient of `scaled` is taken for `loss`."""

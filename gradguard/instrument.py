@@ -15,7 +15,8 @@ The patches, and the context managers that use them:
   listening (`guard.on_gradient(tape, target, sources, result, extra)`), with the gradients of
   the variables it asks for (`guard.extra_sources`) computed in the same call.
 * `intercepting_all(guard)`: every Keras optimizer's updates (`apply`, and so
-  `apply_gradients`) go to the innermost guard listening (the decorator, ``gradguard run``).
+  `apply_gradients`) go to the innermost guard listening (the decorator, ``gradguard run``),
+  and so does each `fit`'s end (``guard.on_fit_end(model, history, arguments)``).
 * `tapping_layers(tap)`: every Keras layer call made while a tape records (a training forward
   pass) is handed to ``tap.record(layer, output, args)``.
 * `wrapping_fit(model_class, wrap)`: a user's `keras.Model` subclass whose `train_step` carries
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -249,8 +251,24 @@ def _report_fit_batches(original: Any) -> Any:
     return train_step
 
 
+def _report_fit_ends(original: Any) -> Any:
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def fit(model: Any, *args: Any, **kwargs: Any) -> Any:
+        history = original(model, *args, **kwargs)
+        guard = listener()
+        if guard is not None:
+            arguments = signature.bind(model, *args, **kwargs).arguments
+            _unchecked(guard.on_fit_end, model, history, arguments)
+        return history
+
+    return fit
+
+
 _ALL_UPDATES = Patch(_compat.BASE_OPTIMIZER, "apply", _route_updates)
 _FIT_BATCHES = Patch(_compat.KERAS_TRAINER, "train_step", _report_fit_batches)
+_FIT_ENDS = Patch(_compat.KERAS_TRAINER, "fit", _report_fit_ends)
 _WARNINGS = Patch(warnings, "warn", _report_warnings)
 _SCALED_UPDATES = Patch(keras.optimizers.LossScaleOptimizer, "apply", _note_scaled_updates)
 _SCALED_LOSSES = Patch(keras.optimizers.LossScaleOptimizer, "scale_loss", _note_scaled_losses)
@@ -289,7 +307,7 @@ def intercepting_all(guard: Any, *, outermost: bool = True) -> Iterator[None]:
     (`outermost`), or on top for a decorator's guard while its function runs.
     """
     with listening(guard, outermost=outermost), _ALL_UPDATES, _SCALED_UPDATES, _WARNINGS:
-        with _SCALED_LOSSES, _FIT_BATCHES:
+        with _SCALED_LOSSES, _FIT_BATCHES, _FIT_ENDS:
             yield
 
 

@@ -9,6 +9,7 @@ import tensorflow as tf
 from conftest import WARN_ALL, bpr_recommender, mlp, regression_data
 
 import gradguard
+from gradguard import heldout
 from gradguard import inspect as inspect_lib
 
 EPOCHS, BATCH = 3, 16  # 4 batches an epoch on 64 examples: 12 steps
@@ -597,6 +598,23 @@ def test_fit_whose_validation_loss_never_beats_chance_memorizes(case):
         str(callback.report()),
         history.history,
     )
+
+
+@pytest.mark.parametrize(
+    "labels,unseen",
+    [
+        (np.repeat(np.arange(4), 10), [3]),  # ordered by class: the last quarter is class 3
+        (np.repeat(np.arange(4), 10)[:, None], [3]),  # ids with a trailing axis of 1
+        (np.eye(4)[np.repeat(np.arange(4), 10)], [3]),  # one-hot rows
+        (np.tile(np.arange(4), 10), []),  # every class in both parts
+        (np.linspace(0.0, 1.0, 40), []),  # a regression's targets, ordered: no classes
+        (np.full((40, 4), 0.25), []),  # soft labels
+    ],
+    ids=["ids", "ids-n-1", "one-hot", "interleaved", "regression", "soft"],
+)
+def test_the_classes_a_validation_split_leaves_out_of_training(labels, unseen):
+    assert heldout.unseen_classes(labels, 0.25) == unseen
+    assert heldout.unseen_classes(labels, 0.0) == []  # no split
 
 
 def test_fit_and_train_step_tell_their_checks_the_models_suspect_settings():

@@ -213,6 +213,10 @@ BUGS: dict[str, Bug] = {
         ("update-too-small",), mentions=(("update-too-small", "global_clipnorm"),)
     ),
     "bug_deep_sigmoid_dnn_stuck_fit.py": Bug(("vanishing-gradient", "loss-not-decreasing")),
+    # fit's held-out data: validation_split's last examples, a class the training part lacks.
+    "bug_validation_split_on_data_sorted_by_class_fit.py": Bug(
+        ("loss-not-decreasing",), mentions=(("loss-not-decreasing", "validation_split=0.25"),)
+    ),
     # A loss that is always 0, after a teacher trained by another optimizer before it.
     "bug_distillation_student_against_itself_fit.py": Bug(
         ("loss-not-decreasing",), mentions=(("loss-not-decreasing", "exactly 0"),)
@@ -283,6 +287,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_grad_accumulation_reset_after_apply.py": Healthy(),
     "ok_adam_default_lr_classifier_fit.py": Healthy(),
     "ok_sgd_global_clipnorm_clips_spikes_fit.py": Healthy(),
+    "ok_validation_split_after_shuffle_fit.py": Healthy(),
     "ok_single_unit_sigmoid_binary_fit.py": Healthy(),
     "ok_softmax_sparse_ce_digit_labels_fit.py": Healthy(),
     "ok_logits_with_from_logits_loss.py": Healthy(),

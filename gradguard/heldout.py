@@ -1,0 +1,118 @@
+"""Held-out data: a `fit` whose validation loss never beats chance, and what split it so.
+
+Judged at the end of a `fit` (`GuardCallback`; ``gradguard run`` wraps `fit`) from the epochs'
+training and validation losses, against the chance level of the model's loss
+(``core.notes["chance_loss_balanced"]``). Under ``gradguard run`` the arrays `fit` was given are
+seen too: `validation_split` takes their last examples as they are, so data ordered by class
+leaves the validation set with classes the training part never has (`unseen_classes`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from gradguard.findings import Finding
+
+__all__ = ["MEMORIZING_EPOCHS", "MEMORIZING_MARGIN", "after_fit", "memorizing", "unseen_classes"]
+
+# Epochs of validation a run needs before its validation loss is judged; how far below chance
+# (and below the validation loss) the training loss must have fallen.
+MEMORIZING_EPOCHS = 3
+MEMORIZING_MARGIN = 0.97
+
+
+def memorizing(
+    epochs: Sequence[tuple[float, float]],
+    chance: float,
+    step: int,
+    unseen: Sequence[Any] = (),
+    split: float = 0.0,
+) -> list[Finding]:
+    """`loss-not-decreasing` for a fit whose validation loss never beat chance.
+
+    While its training loss fell below chance: it memorized its examples and learned nothing
+    that carries over. Healthy training beats chance on held-out data within its first
+    epochs, even while it overfits later; a model that only memorizes (labels shuffled apart
+    from their inputs, too few examples for its size) never does.
+
+    Args:
+      epochs: (training loss, validation loss) of each epoch.
+      chance: The loss of a model that ignores its inputs (classes taken as balanced).
+      step: The step to date the finding at.
+      unseen: Classes of the validation labels the training labels never have
+        (`unseen_classes`), if known: named as the cause.
+      split: `fit`'s `validation_split`, when it made the validation set.
+    """
+    best_val = min((val for _, val in epochs), default=float("inf"))
+    train = epochs[-1][0] if epochs else float("inf")
+    if len(epochs) < MEMORIZING_EPOCHS or best_val < chance:
+        return []
+    if not train < MEMORIZING_MARGIN * min(chance, best_val):
+        return []
+    message = (
+        f"The validation loss never went below chance in {len(epochs)} epochs (best "
+        f"{best_val:.3g}, against {chance:.3g} for a model that ignores its inputs) while the "
+        f"training loss fell to {train:.3g}: "
+    )
+    if unseen:
+        shown = ", ".join(str(c) for c in unseen[:5]) + (", ..." if len(unseen) > 5 else "")
+        message += (
+            f"validation_split={split:g} took the last {split:.0%} of the examples as they are, "
+            f"and their labels hold classes ({shown}) the training part never has: the data is "
+            "ordered (by class). Shuffle x and y together before fit, or pass validation_data."
+        )
+    else:
+        message += (
+            "the model memorizes its training examples and learns nothing that carries to new "
+            "ones. Check that labels stay paired with their inputs (x and y shuffled together, "
+            "in the same order after any filtering), that the validation data is labelled like "
+            "the training data (validation_split takes the last examples as they are: ordered "
+            "data leaves some out of training), and that there are enough examples for the "
+            "model's size."
+        )
+    details = {"val_loss_best": best_val, "loss": train, "chance_loss": chance}
+    return [Finding("loss-not-decreasing", message, step, details=details)]
+
+
+def after_fit(
+    notes: Mapping[str, Any], history: Any, arguments: Mapping[str, Any], step: int
+) -> list[Finding]:
+    """`memorizing` for a `fit` given `arguments` (as bound) that returned `history`.
+
+    Args:
+      notes: The notes of the model's optimizer's core (its chance level).
+      history: What `fit` returned (``history.history``: the losses of each epoch).
+      arguments: `fit`'s arguments by name: its labels `y` and `validation_split`.
+      step: The step to date a finding at.
+    """
+    chance = notes.get("chance_loss_balanced")
+    logs = getattr(history, "history", None) or {}
+    epochs = list(zip(logs.get("loss", []), logs.get("val_loss", [])))
+    if chance is None or not epochs:
+        return []
+    split = float(arguments.get("validation_split") or 0.0)
+    given = arguments.get("validation_data") is not None  # Keras then ignores the split
+    unseen = [] if given else unseen_classes(arguments.get("y"), split)
+    return memorizing(epochs, chance, step, unseen, split)
+
+
+def unseen_classes(labels: Any, split: float) -> list[Any]:
+    """Classes in the last `split` of `labels` (`fit`'s validation set) the rest never has.
+
+    Class ids (integers, a trailing axis of 1) or one-hot rows; [] for anything else (a
+    regression's targets, soft labels) or no split.
+    """
+    y = np.asarray(labels) if isinstance(labels, np.ndarray) or hasattr(labels, "numpy") else None
+    if y is None or not 0.0 < split < 1.0 or y.ndim == 0 or len(y) < 2:
+        return []
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    elif y.ndim == 2 and np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1):
+        y = y.argmax(axis=1)  # one-hot rows
+    if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or np.all(y == np.round(y))):
+        return []
+    cut = int(np.floor(len(y) * (1.0 - split)))  # as Keras' train_validation_split
+    return sorted(set(np.unique(y[cut:]).tolist()) - set(np.unique(y[:cut]).tolist()))
