@@ -46,16 +46,16 @@ class UpdateRatio(Check):
 
     A plain SGD optimizer whose `global_clipnorm` is `CLIP_BINDS` times or more below the
     smallest gradient norm measured scales every step down by as much: there the bar for
-    `update-too-small` is `CLIP_LOW` (every layer below it on every measured step), divided by
-    ``1 - momentum`` (momentum adds up to that many clipped steps into one) up to the healthy
-    range's floor, and the message names the clip. Adam and the other adaptive optimizers undo
-    the scale: not judged so.
+    `update-too-small` is `CLIP_LOW` (every layer below it on every measured step), or the
+    healthy range's floor `HEALTHY_LOW` with a momentum of 0.9 or more (which adds up to
+    ``1 / (1 - momentum)`` clipped steps into one), and the message names the clip. Adam and
+    the other adaptive optimizers undo the scale: not judged so.
     """
 
     NEAR_ZERO = 1e-3  # a layer's weight norm below this: weights still near 0, no scale yet
     CLIP_BINDS = 100.0  # a clip this many times below every measured gradient norm binds
     CLIP_LOW = 1e-5  # ... and the bar for update-too-small where it does (without momentum)
-    HEALTHY_LOW = 1e-4  # the floor of healthy ratios: no clip bar above it, whatever the momentum
+    HEALTHY_LOW = 1e-4  # ... and with momentum adding 10 clipped steps or more: healthy's floor
 
     def __init__(
         self,
@@ -75,17 +75,17 @@ class UpdateRatio(Check):
         self.counts = self.add_states(
             {
                 "measured": [0] * layers,
+                "below": [0] * layers,  # below `low`
+                "below_clip": [0] * layers,  # below `CLIP_LOW`
+                "below_floor": [0] * layers,  # below `HEALTHY_LOW`
                 "above": [0] * layers,
                 "eligible": [0] * n,
                 "unchanged": [0] * n,
             },
             tf.int64,
         )
-        # Each layer's latest ratio and its largest (below a bar on every measured step is the
-        # largest below it, for any bar the judgment picks), and the smallest gradient norm.
-        self.ratios = self.add_states(
-            {"last": [0.0] * layers, "largest": [0.0] * layers, "smallest_grad": np.inf}
-        )
+        # Each layer's latest ratio, and the smallest whole-gradient norm measured.
+        self.ratios = self.add_states({"last": [0.0] * layers, "smallest_grad": np.inf})
         # The current run of measured steps that left each variable unchanged, and its start.
         self.streaks = self.add_states(
             {"unchanged_streak": [0] * n, "unchanged_since": [-1] * n}, tf.int64
@@ -109,18 +109,18 @@ class UpdateRatio(Check):
             valid &= tf.equal(self.layout.per_layer(tf.cast(~known, tf.float32)), 0.0)
         ratio = u_norm / tf.where(w_norm > 0, w_norm, 1.0)
         layers = len(self.layout.layers)
-        last, largest, smallest = tf.split(self.ratios.read_value(), [layers, layers, 1])
+        last, smallest = tf.split(self.ratios.read_value(), [layers, 1])
         judged = measured & tf.math.is_finite(stats.grad_norm)
         grad_norm = tf.where(judged, stats.grad_norm, np.inf)
         folded = [
             tf.where(valid, ratio, last),
-            tf.where(valid, tf.maximum(largest, ratio), largest),
             tf.minimum(smallest, grad_norm[None]),
         ]
         self.ratios.assign(tf.concat(folded, axis=0))
         still = eligible & tf.equal(stats.update_sq, 0.0)
         above = valid & (ratio > self.high) & (w_norm >= self.NEAR_ZERO)
-        counted = [valid, above, eligible, still]
+        below = [valid & (ratio < bar) for bar in (self.low, self.CLIP_LOW, self.HEALTHY_LOW)]
+        counted = [valid, *below, above, eligible, still]
         self.counts.assign_add(tf.cast(tf.concat(counted, axis=0), tf.int64))
         streak, since = tf.split(self.streaks.read_value(), 2)
         since = tf.where(still & tf.equal(streak, 0), stats.step, since)
@@ -195,12 +195,10 @@ class UpdateRatio(Check):
         measured = s["measured"]
         judged = [li for li in range(len(layout.layers)) if measured[li] > 0]
 
-        def always_below(bar: float) -> list[int]:  # layers below `bar` on every measured step
-            return [
-                li for li in judged if measured[li] >= self.min_measured and s["largest"][li] < bar
-            ]
+        def always(below: str) -> list[int]:  # layers below a bar on every measured step
+            return [li for li in judged if self.min_measured <= measured[li] == s[below][li]]
 
-        small = always_below(self.low)
+        small = always("below")
         # Large needs a measured step past the first two: those move freshly initialized
         # weights most (a model that then converges, its gradients 0, is measured no more).
         large = [
@@ -213,8 +211,9 @@ class UpdateRatio(Check):
         low = self.low
         # Momentum adds up to 1 / (1 - momentum) clipped steps into one (no bound at 1).
         steps_added = 1.0 / (1.0 - momentum) if momentum < 1.0 else np.inf
-        clip_low = min(self.CLIP_LOW * steps_added, self.HEALTHY_LOW)
-        clipped = always_below(clip_low)
+        floor = self.CLIP_LOW * steps_added >= self.HEALTHY_LOW
+        clip_low = self.HEALTHY_LOW if floor else self.CLIP_LOW
+        clipped = always("below_floor" if floor else "below_clip")
         if clip and smallest >= self.CLIP_BINDS * clip and judged and clipped == judged:
             small, low = clipped, clip_low
             added_up = f" / (1 - momentum {number(momentum)})" if momentum else ""
@@ -270,7 +269,6 @@ class UpdateRatio(Check):
         # As the live check: a layer without gradient has no meaningful ratio.
         valid = u.layer_valid & (u.layer_grad_sq > 0)
         ratio = u.layer_ratio
-        largest = np.max(np.where(valid, ratio, 0.0), axis=1, initial=0.0)
         last = np.zeros(len(logged.layout.layers))
         for li in range(len(last)):
             hits = np.flatnonzero(valid[li])
@@ -291,7 +289,9 @@ class UpdateRatio(Check):
             "measured": valid.sum(axis=1),
             "above": (valid & (ratio > self.high) & (u.layer_weight >= self.NEAR_ZERO)).sum(axis=1),
             "last": last,
-            "largest": largest,
+            "below": (valid & (ratio < self.low)).sum(axis=1),
+            "below_clip": (valid & (ratio < self.CLIP_LOW)).sum(axis=1),
+            "below_floor": (valid & (ratio < self.HEALTHY_LOW)).sum(axis=1),
             "eligible": eligible.sum(axis=1),
             "unchanged": unchanged.sum(axis=1),
             "unchanged_streak": streak,
