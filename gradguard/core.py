@@ -237,16 +237,18 @@ class StepCore:
         updating.apply(self._apply, to_apply, variables, gate, apply_factor)
         with tf.name_scope(SCOPE):
             if measure is None:
-                update_sq, weight_sq, grad_sample_sq = deltas.measured(
+                update_sq, weight_sq, grad_sample_sq, unit_spread = deltas.measured(
                     self.variables, present, before, to_apply, applied & measured
                 )
             elif measure:
                 # A skipped update leaves the weights as they were: its delta is 0, no branch.
-                update_sq, weight_sq, grad_sample_sq = deltas.measure(
+                update_sq, weight_sq, grad_sample_sq, unit_spread = deltas.measure(
                     self.variables, present, before, to_apply
                 )
             else:
-                update_sq = weight_sq = grad_sample_sq = tf.zeros([len(self.variables)])
+                update_sq = weight_sq = grad_sample_sq = unit_spread = tf.zeros(
+                    [len(self.variables)]
+                )
             grad_norm_after = norms.global_norm(new_grads)
             stats = Stats(
                 step=step,
@@ -259,6 +261,7 @@ class StepCore:
                 update_sq=update_sq,
                 weight_sq=weight_sq,
                 grad_sample_sq=grad_sample_sq,
+                unit_spread=unit_spread,
                 loss_scale=loss_scale,
                 overflow=overflow,
                 vetoed=tf.constant(False) if gate is None or not present else ~gate,

@@ -1,5 +1,7 @@
 """How much an update changed the weights: ``|delta w|^2`` and ``|w|^2`` per variable, in-graph.
 
+(And, read on the same steps, how alike a layer's units are: `unit_spread`.)
+
 Reading a variable before an update makes TensorFlow copy it when the update writes in place:
 that copy is why `StepCore` measures only on cadence steps (`snapshot` and `measured` decide
 in-graph; `measure` when the step is known to measure).
@@ -20,7 +22,17 @@ import tensorflow as tf
 
 from gradguard import _compat, norms
 
-__all__ = ["SAMPLE", "known", "measure", "measured", "part", "sampled", "snapshot", "stride"]
+__all__ = [
+    "SAMPLE",
+    "known",
+    "measure",
+    "measured",
+    "part",
+    "sampled",
+    "snapshot",
+    "stride",
+    "unit_spread",
+]
 
 SAMPLE = 4096  # elements kept of a variable larger than 16 times this
 
@@ -74,6 +86,25 @@ def part(variable: Any) -> tf.Tensor:
     return value if every == 1 else tf.reshape(value, [-1])[::every]
 
 
+UNIT_ROWS = 64  # rows of a kernel compared across its units
+
+
+def unit_spread(variable: Any) -> tf.Tensor:
+    """How far apart a kernel's units (its last axis) are, against its scale: 0 when identical.
+
+    Over its first `UNIT_ROWS` rows (each unit's incoming weights from the first inputs): units
+    initialized to one value stay copies of each other there as everywhere. 1 for a variable
+    without two units to compare (a bias, a scalar).
+    """
+    shape = variable.shape
+    if shape.rank is None or shape.rank < 2 or shape[-1] is None or shape[-1] < 2:
+        return tf.constant(1.0)
+    rows = tf.reshape(tf.convert_to_tensor(variable), [-1, shape[-1]])[:UNIT_ROWS]
+    rows = tf.cast(rows, tf.float32)
+    spread = tf.reduce_max(tf.reduce_max(rows, axis=1) - tf.reduce_min(rows, axis=1))
+    return tf.math.divide_no_nan(spread, tf.reduce_max(tf.abs(rows)))
+
+
 def _is_prime(n: int) -> bool:
     return n > 1 and all(n % k for k in range(2, int(n**0.5) + 1))
 
@@ -108,14 +139,14 @@ def measured(
     before: Sequence[tf.Tensor],
     grads: Sequence[Any],
     now: tf.Tensor,
-) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
     """`measure` if `now` (the `snapshot` was taken and the update applied), else zeros."""
 
     def take() -> tf.Tensor:
         return tf.stack(measure(variables, present, before, grads))
 
-    all_three = _compat.rare_cond(now, take, lambda: tf.zeros([3, len(variables)]))
-    return all_three[0], all_three[1], all_three[2]
+    all_four = _compat.rare_cond(now, take, lambda: tf.zeros([4, len(variables)]))
+    return all_four[0], all_four[1], all_four[2], all_four[3]
 
 
 def measure(
@@ -123,8 +154,8 @@ def measure(
     present: Sequence[int],
     before: Sequence[tf.Tensor],
     grads: Sequence[Any],
-) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Per variable (0 for those not present): |delta w|^2, |w|^2 and the sample's |g|^2.
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Per variable (0 for those not present): |delta w|^2, |w|^2, the sample's |g|^2, spread.
 
     Args:
       variables: Every variable of the step.
@@ -136,7 +167,8 @@ def measure(
       ``update_sq`` and ``weight_sq``, a sampled variable's scaled to its size (estimates of the
       whole variable's), and ``grad_sample_sq``: a sampled variable's dense gradient's squared
       norm over its sample (0 for the others). A sample that had a gradient and did not move
-      shows the update did not move the variable; one without gradient shows nothing.
+      shows the update did not move the variable; one without gradient shows nothing. Last,
+      `unit_spread` after the update (1 for a variable not present).
     """
     n = len(variables)
     deltas: list[Any] = [None] * n
@@ -152,8 +184,13 @@ def measure(
                 grad_samples[i] = part(tf.reshape(grad, variables[i].shape))
     # As vectors (`norms.sq_norms`): a few ops in all rather than a few per variable.
     scales = tf.constant(scale, tf.float32)
+    present_ = set(present)
+    spreads = [
+        unit_spread(v) if i in present_ else tf.constant(1.0) for i, v in enumerate(variables)
+    ]
     return (
         norms.sq_norms(deltas) * scales,
         norms.sq_norms(weights) * scales,
         norms.sq_norms(grad_samples),
+        tf.stack(spreads),
     )

@@ -246,6 +246,8 @@ class Stats:
         sampled variable was updated with, over its sample's elements (0 for the others, and
         for sparse gradients): a sample that had a gradient yet did not change is evidence
         the variable did not.
+      unit_spread: float32 [n] on measuring steps: how far apart each kernel's units are
+        against its scale (`deltas.unit_spread`): 0 when they are copies of each other.
       loss_scale: the loss scale the gradients were divided by (mixed precision), else 1.
       overflow: bool scalar: the loss scaler skips this step on purpose (float16 overflow:
         non-finite gradients from a finite loss); not a `non-finite` finding.
@@ -271,6 +273,7 @@ class Stats:
     update_sq: tf.Tensor
     weight_sq: tf.Tensor
     grad_sample_sq: Any = 0.0
+    unit_spread: Any = 1.0
     loss_scale: Any = 1.0
     overflow: Any = False
     vetoed: Any = False

@@ -332,6 +332,7 @@ def stats(layout: Layout, step: int, **fields: Any) -> dict[str, Any]:
         "update_sq": np.full(n, 1e-6, np.float32),
         "weight_sq": np.ones(n, np.float32),
         "grad_sample_sq": np.zeros(n, np.float32),
+        "unit_spread": np.ones(n, np.float32),
         "loss_scale": 1.0,
         "overflow": False,
         "vetoed": False,

@@ -116,7 +116,9 @@ def update_ratio_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -
         "measured": valid.sum(0),
         "above": (valid & (ratio > high) & (w >= 1e-3)).sum(0),  # weights not near 0
         "last": last,
-        "largest": np.where(valid, ratio, 0.0).max(0),
+        "below": (valid & (ratio < 1e-7)).sum(0),
+        "below_clip": (valid & (ratio < 1e-5)).sum(0),
+        "below_floor": (valid & (ratio < 1e-4)).sum(0),
         "eligible": eligible.sum(0),
         "unchanged": still.sum(0),
         "unchanged_streak": streak,
@@ -124,6 +126,20 @@ def update_ratio_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -
         # The whole gradient's norm, smallest over the measured steps where it is finite.
         "smallest_grad": np.min(norm[measured & np.isfinite(norm)], initial=np.inf),
     }
+
+
+def identical_units_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -> dict:
+    del layout
+    moved = (_field(steps, "measured") & _field(steps, "applied"))[:, None] & (
+        _field(steps, "update_sq") > 0
+    )
+    identical = moved & (_field(steps, "unit_spread") <= 1e-6)
+    return {"moved": moved.sum(0), "identical": identical.sum(0)}
+
+
+def _kernels_spread(spread: float) -> np.ndarray:
+    """`Stats.unit_spread` of LAYOUT: the two kernels' units `spread` apart; biases not compared."""
+    return np.array([spread, 1.0, spread, 1.0], np.float32)
 
 
 def exploding_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -> dict[str, Any]:
@@ -302,6 +318,40 @@ SCRIPTED = [
         LAYOUT,
         _steps(grad_sq=lambda s: np.array([0.01, 0.01, 0.01, 0.0])),
         zero_gradient_reference,
+    ),
+    # Units initialized to one value stay copies (found); a zero-initialized kernel whose first
+    # update parts its units, and units that differ by rounding only in a kernel's scale, do not.
+    Scripted(
+        "identical-units-constant-init",
+        checks.IdenticalUnits,
+        LAYOUT,
+        _steps(unit_spread=lambda s: _kernels_spread(0.0)),
+        identical_units_reference,
+        frozenset({"units-identical"}),
+    ),
+    Scripted(
+        "identical-units-parted-at-the-first-update",
+        checks.IdenticalUnits,
+        LAYOUT,
+        _steps(unit_spread=lambda s: _kernels_spread(0.0 if s == 0 else 0.3)),
+        identical_units_reference,
+    ),
+    Scripted(
+        "identical-units-rounding-apart",
+        checks.IdenticalUnits,
+        LAYOUT,
+        _steps(unit_spread=lambda s: _kernels_spread(1e-4)),
+        identical_units_reference,
+    ),
+    Scripted(
+        "identical-units-while-not-updated",  # a frozen kernel at its constant init: not trained
+        checks.IdenticalUnits,
+        LAYOUT,
+        _steps(
+            unit_spread=lambda s: _kernels_spread(0.0),
+            update_sq=lambda s: np.array([0.0, 1e-6, 0.0, 1e-6], np.float32),
+        ),
+        identical_units_reference,
     ),
     Scripted("update-ratio-healthy", checks.UpdateRatio, LAYOUT, _steps(), update_ratio_reference),
     Scripted(

@@ -42,7 +42,7 @@ def test_measured_norms_are_within_a_few_percent_of_the_whole(shape):
     before = [deltas.part(variable)]
     variable.assign_sub(update)
     measured = deltas.measure([variable], [0], before, [tf.constant(update)])
-    update_sq, weight_sq, grad_sample_sq = (float(t[0]) for t in measured)
+    update_sq, weight_sq, grad_sample_sq, _ = (float(t[0]) for t in measured)
     exact = dict(rel=1e-5) if not deltas.sampled(shape) else dict(rel=0.05)
     assert update_sq == pytest.approx(float(np.sum(update.astype(np.float64) ** 2)), **exact)
     assert weight_sq == pytest.approx(float(np.sum(start.astype(np.float64) ** 2)), **exact)
@@ -51,13 +51,36 @@ def test_measured_norms_are_within_a_few_percent_of_the_whole(shape):
     assert grad_sample_sq == pytest.approx(float(np.sum(np.square(sample, dtype=np.float64))), 1e-5)
 
 
+@pytest.mark.parametrize(
+    "value,spread",
+    [
+        (np.full((784, 512), 0.1), 0.0),  # every unit the same: copies
+        (np.zeros((20, 8)), 0.0),  # all zero: copies too, until an update parts them
+        (np.full((3, 3, 2, 4), -0.2), 0.0),  # a convolution's output channels
+        (np.tile([[0.5, 0.5, 0.5 + 1e-7]], (6, 1)), None),  # rounding apart: below 1e-6
+        (np.random.default_rng(0).normal(size=(784, 512)), None),  # random: far apart
+        (np.full((16,), 0.1), 1.0),  # a bias: no units to compare
+        (np.full((16, 1), 0.1), 1.0),  # one unit
+    ],
+    ids=["constant", "zeros", "conv", "rounding", "random", "bias", "one-unit"],
+)
+def test_unit_spread_tells_units_that_are_copies(value, spread):
+    measured = float(deltas.unit_spread(tf.Variable(value.astype(np.float32))))
+    if spread is not None:
+        assert measured == spread
+    elif value.shape[-1] == 3:
+        assert 0.0 < measured <= 1e-6
+    else:
+        assert measured > 0.5
+
+
 def test_a_sparse_gradient_gives_no_sample_evidence():
     # Its rows say where the update went, not what the sample's elements received: a sample
     # that did not move is then no sign the variable did not.
     variable = tf.Variable(tf.ones([20000, 4]))
     assert deltas.sampled(variable.shape)
     rows = tf.IndexedSlices(tf.ones([2, 4]), tf.constant([0, 7]), tf.constant([20000, 4]))
-    _, _, grad_sample_sq = deltas.measure([variable], [0], [deltas.part(variable)], [rows])
+    _, _, grad_sample_sq, _ = deltas.measure([variable], [0], [deltas.part(variable)], [rows])
     assert float(grad_sample_sq[0]) == 0.0
 
 
@@ -78,8 +101,9 @@ def test_several_variables_are_measured_in_their_places_with_a_few_ops_in_all():
             variables, present, before, [tf.constant(updates[i]) for i in present]
         )
 
-    update_sq, weight_sq, grad_sample_sq = (t.numpy() for t in step())
+    update_sq, weight_sq, grad_sample_sq, unit_spread = (t.numpy() for t in step())
     assert update_sq[1] == weight_sq[1] == grad_sample_sq[1] == 0.0
+    assert unit_spread[1] == 1.0 and unit_spread[0] > 0.1 and unit_spread[2] > 0.1
     assert update_sq[2] == pytest.approx(np.sum(updates[2].astype(np.float64) ** 2), rel=1e-5)
     assert weight_sq[2] == pytest.approx(np.sum(starts[2].astype(np.float64) ** 2), rel=1e-5)
     assert update_sq[0] == pytest.approx(np.sum(updates[0].astype(np.float64) ** 2), rel=0.05)

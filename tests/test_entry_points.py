@@ -220,6 +220,38 @@ BUGS.append(
         ),
     )
 )
+
+
+def _constant_init_mlp():
+    """Every unit initialized to 0.1: tanh units that stay copies of one another."""
+    constant = keras.initializers.Constant(0.1)
+    return keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(16, "tanh", kernel_initializer=constant),
+            keras.layers.Dense(1, kernel_initializer=constant),
+        ]
+    )
+
+
+def _zero_initialized_head():
+    """A classifier whose output layer starts at zero: its first update parts its units."""
+    keras.utils.set_random_seed(0)
+    return keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(16, "tanh"),
+            keras.layers.Dense(4, kernel_initializer="zeros"),
+        ]
+    )
+
+
+BUGS.append(
+    (
+        "units-identical",
+        Case("constant-init", _constant_init_mlp, lambda: keras.optimizers.Adam(1e-2)),
+    )
+)
 CODE_OF = {case.name: code for code, case in BUGS}
 
 
@@ -315,6 +347,13 @@ HEALTHY = [
         every=6,
     ),
     Case("deep-relu", lambda: mlp(units=32, depth=8), lambda: keras.optimizers.Adam(1e-3)),
+    Case(
+        "zero-initialized-head",
+        _zero_initialized_head,
+        lambda: keras.optimizers.Adam(1e-2),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        data=_class_ids,
+    ),
     Case("regularized", _regularized, lambda: keras.optimizers.Adam(1e-3)),
     Case(
         "clipped",

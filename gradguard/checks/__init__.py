@@ -16,6 +16,7 @@ from gradguard.checks.base import Check, Scalar, StateSpec
 from gradguard.checks.gradients import ExplodingGradient, VanishingGradient, ZeroGradient
 from gradguard.checks.loss import LossNotDecreasing
 from gradguard.checks.nonfinite import NonFinite
+from gradguard.checks.symmetry import IdenticalUnits
 from gradguard.checks.updates import UpdateRatio
 from gradguard.stats import Context, Layout, Stats
 
@@ -25,6 +26,7 @@ __all__ = [
     "Check",
     "Context",
     "ExplodingGradient",
+    "IdenticalUnits",
     "Layout",
     "LossNotDecreasing",
     "NonFinite",
@@ -45,6 +47,7 @@ BUILT_IN: tuple[tuple[type[Check], bool], ...] = (
     (NonFinite, True),
     (ZeroGradient, True),
     (UpdateRatio, True),
+    (IdenticalUnits, True),
     (ExplodingGradient, True),
     (VanishingGradient, True),
     (LossNotDecreasing, True),
