@@ -86,20 +86,21 @@ def part(variable: Any) -> tf.Tensor:
     return value if every == 1 else tf.reshape(value, [-1])[::every]
 
 
-UNIT_ROWS = 64  # rows of a kernel compared across its units
+UNIT_ROWS = 64  # rows of a kernel compared across its units, evenly spaced
 
 
 def unit_spread(variable: Any) -> tf.Tensor:
     """How far apart a kernel's units (its last axis) are, against its scale: 0 when identical.
 
-    Over its first `UNIT_ROWS` rows (each unit's incoming weights from the first inputs): units
-    initialized to one value stay copies of each other there as everywhere. 1 for a variable
-    without two units to compare (a bias, a scalar).
+    Over `UNIT_ROWS` of its rows, evenly spaced (each unit's incoming weights from some of the
+    inputs): units initialized to one value stay copies of each other there as everywhere. 1 for
+    a variable without two units to compare (a bias, a scalar).
     """
     shape = variable.shape
-    if shape.rank is None or shape.rank < 2 or shape[-1] is None or shape[-1] < 2:
+    if not shape.is_fully_defined() or shape.rank < 2 or shape[-1] < 2:
         return tf.constant(1.0)
-    rows = tf.reshape(tf.convert_to_tensor(variable), [-1, shape[-1]])[:UNIT_ROWS]
+    every = max(1, shape.num_elements() // shape[-1] // UNIT_ROWS)
+    rows = tf.reshape(tf.convert_to_tensor(variable), [-1, shape[-1]])[::every][:UNIT_ROWS]
     rows = tf.cast(rows, tf.float32)
     spread = tf.reduce_max(tf.reduce_max(rows, axis=1) - tf.reduce_min(rows, axis=1))
     return tf.math.divide_no_nan(spread, tf.reduce_max(tf.abs(rows)))
@@ -184,10 +185,9 @@ def measure(
                 grad_samples[i] = part(tf.reshape(grad, variables[i].shape))
     # As vectors (`norms.sq_norms`): a few ops in all rather than a few per variable.
     scales = tf.constant(scale, tf.float32)
-    present_ = set(present)
-    spreads = [
-        unit_spread(v) if i in present_ else tf.constant(1.0) for i, v in enumerate(variables)
-    ]
+    # Rows a sparse gradient (an embedding's) never reached stay as initialized: not compared.
+    dense = {i for i, grad in zip(present, grads) if not isinstance(grad, tf.IndexedSlices)}
+    spreads = [unit_spread(v) if i in dense else tf.constant(1.0) for i, v in enumerate(variables)]
     return (
         norms.sq_norms(deltas) * scales,
         norms.sq_norms(weights) * scales,
