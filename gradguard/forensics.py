@@ -143,12 +143,18 @@ class Forensics:
         return found
 
     def model_of(self, core: StepCore) -> Any:
-        """The largest model called under a tape whose variables `core` trains, or None."""
+        """The model `core` trains (None if none is known).
+
+        The model compiled with its optimizer (`fit`), else the largest one called under a
+        tape whose variables it trains: a model pretrained on some of them is not it.
+        """
         trained = {key(v) for v in core.variables}
         models = [
             m for m, _ in self._tap.models() if trained & {key(v) for v in m.trainable_variables}
         ]
-        return max(models, key=lambda m: len(m.trainable_variables)) if models else None
+        mine = _compat.inner_optimizer(core.optimizer)
+        own = [m for m in models if _compat.inner_optimizer(getattr(m, "optimizer", None)) is mine]
+        return max(own or models, key=lambda m: len(m.trainable_variables)) if models else None
 
     def before_read(self, core: StepCore) -> None:
         """Tells `core` what its judgments need to know about its model, and replays a NaN."""

@@ -33,6 +33,7 @@ from gradguard.ledger import key as ledger_key
 from gradguard.manual import LossWatch
 from gradguard.options import Options, check_optimizer
 from gradguard.pairing import Pairing
+from gradguard.stages import Stages
 from gradguard.tap import Tap
 
 __all__ = ["Guard"]
@@ -96,7 +97,7 @@ class Guard:
         self._tap = Tap()
         self._tapped: dict[int, tuple[list[Any], list[activations_lib.Site]]] = {}
         self.cores: dict[int, StepCore] = {}
-        self._started: dict[int, dict[int, int]] = {}  # per core, the others' steps at its start
+        self._stages = Stages()  # several optimizers: a game's players, or one after another
         self._calls = 0  # host-side calls of the guarded function
         self._pending: list[findings_lib.Finding] = []
         self._unwatched_reported = False  # a gradient asked of a tensor the tape did not watch
@@ -315,10 +316,7 @@ class Guard:
             report=self.report,
             sink=self.options.sink_for(optimizer.name if several else None),
         )
-        # The updates the others had made by then: a GAN's players update in turn
-        # (`_adversarial`), a teacher trained before its student does not.
-        with _compat.outside_trace():
-            self._started[id(optimizer)] = {other: c.steps for other, c in self.cores.items()}
+        self._stages.add(core)
         self.cores[id(optimizer)] = core
         self.forensics.watch(core)
         return core
@@ -329,11 +327,7 @@ class Guard:
         (Not one optimizer after the other: a teacher trained before its student.) Its players'
         losses need not decrease.
         """
-        return any(
-            self.cores[other].steps > steps
-            for started in self._started.values()
-            for other, steps in started.items()
-        ) or any(self.ledger.changed(k) for k in self.ledger.unasked)
+        return self._stages.in_turn() or any(self.ledger.changed(k) for k in self.ledger.unasked)
 
     # -- host side -----------------------------------------------------------------------------
 

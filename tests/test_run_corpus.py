@@ -288,6 +288,9 @@ HEALTHY: dict[str, Healthy] = {
     "ok_adam_default_lr_classifier_fit.py": Healthy(),
     "ok_sgd_global_clipnorm_clips_spikes_fit.py": Healthy(),
     "ok_validation_split_after_shuffle_fit.py": Healthy(),
+    # Optimizers one after another: a stage on trained weights, a second model on a shared layer.
+    "ok_new_optimizer_on_a_noisy_plateau_fit.py": Healthy(),
+    "ok_second_task_on_a_shared_layer_fit.py": Healthy(),
     "ok_single_unit_sigmoid_binary_fit.py": Healthy(),
     "ok_softmax_sparse_ce_digit_labels_fit.py": Healthy(),
     "ok_logits_with_from_logits_loss.py": Healthy(),
