@@ -80,8 +80,12 @@ def test_a_sparse_gradient_gives_no_sample_evidence():
     variable = tf.Variable(tf.ones([20000, 4]))
     assert deltas.sampled(variable.shape)
     rows = tf.IndexedSlices(tf.ones([2, 4]), tf.constant([0, 7]), tf.constant([20000, 4]))
-    _, _, grad_sample_sq, _ = deltas.measure([variable], [0], [deltas.part(variable)], [rows])
+    _, _, grad_sample_sq, unit_spread = deltas.measure(
+        [variable], [0], [deltas.part(variable)], [rows]
+    )
     assert float(grad_sample_sq[0]) == 0.0
+    # Nor are its units compared: the rows it never reached keep their (here equal) values.
+    assert float(unit_spread[0]) == 1.0
 
 
 def test_several_variables_are_measured_in_their_places_with_a_few_ops_in_all():
