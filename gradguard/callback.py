@@ -88,8 +88,10 @@ class GuardCallback(keras.callbacks.Callback):
         model = self.model
         guard = self.guard
         if guard is None or guard.optimizer is not model.optimizer or guard.model is not model:
-            # A new model, or a compile with another optimizer (a fine-tuning stage).
-            guard = self.guard = Guard(model, model.optimizer, self.options)
+            # A new model, or a compile with another optimizer (a fine-tuning stage, which
+            # starts on the weights the earlier stages trained).
+            stages = guard.stages if guard is not None and guard.model is model else None
+            guard = self.guard = Guard(model, model.optimizer, self.options, stages=stages)
             self._guarded = None
         if model.train_function is not self._plain_function:
             self._guarded = None  # compiled since: its function trains what compile set up

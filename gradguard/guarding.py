@@ -59,6 +59,8 @@ class Guard:
       options: The validated options (`Options.create`).
       raise_errors: Whether findings with policy `raise` raise (False under `gradguard run`,
         which must not change how the script ends).
+      stages: The optimizers an earlier guard of the same model saw (a fine-tuning stage's
+        `GuardCallback`), so that one starting on weights they trained is a resumed run.
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class Guard:
         options: Options | None = None,
         *,
         raise_errors: bool = True,
+        stages: Stages | None = None,
     ):
         optimizers = _as_list(optimizer)
         for each in optimizers:
@@ -97,7 +100,8 @@ class Guard:
         self._tap = Tap()
         self._tapped: dict[int, tuple[list[Any], list[activations_lib.Site]]] = {}
         self.cores: dict[int, StepCore] = {}
-        self._stages = Stages()  # several optimizers: a game's players, or one after another
+        # Several optimizers: a game's players, or stages one after another.
+        self.stages = stages if stages is not None else Stages()
         self._calls = 0  # host-side calls of the guarded function
         self._pending: list[findings_lib.Finding] = []
         self._unwatched_reported = False  # a gradient asked of a tensor the tape did not watch
@@ -316,7 +320,7 @@ class Guard:
             report=self.report,
             sink=self.options.sink_for(optimizer.name if several else None),
         )
-        self._stages.add(core)
+        self.stages.add(core)
         self.cores[id(optimizer)] = core
         self.forensics.watch(core)
         return core
@@ -327,7 +331,7 @@ class Guard:
         (Not one optimizer after the other: a teacher trained before its student.) Its players'
         losses need not decrease.
         """
-        return self._stages.in_turn() or any(self.ledger.changed(k) for k in self.ledger.unasked)
+        return self.stages.in_turn() or any(self.ledger.changed(k) for k in self.ledger.unasked)
 
     # -- host side -----------------------------------------------------------------------------
 

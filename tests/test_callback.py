@@ -813,3 +813,20 @@ def test_a_model_read_outside_the_tape_is_left_out_only_if_never_trained(source_
     else:
         finding = next(f for f in report.findings if f.code == "variable-not-trained")
         assert set(finding.variables) == {v.path for v in source.weights}
+
+
+def test_a_new_optimizer_on_a_trained_plateau_may_hold_its_loss():
+    # Labels 25% flipped: the first stage reaches the plateau (loss 0.61, accuracy 0.73 of a best
+    # 0.75), and the fine-tuning stage's new optimizer starts on its weights, a resumed run.
+    keras.utils.set_random_seed(2)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(2000, 5)).astype("float32")
+    y = (x[:, 0] > 0).astype("float32")
+    flipped = rng.random(2000) < 0.25
+    y[flipped] = 1 - y[flipped]
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(1, activation="sigmoid")])
+    callback = gradguard.GuardCallback(policy=WARN_ALL)
+    for rate in (1e-2, 1e-4):
+        model.compile(keras.optimizers.Adam(rate), "binary_crossentropy")
+        model.fit(x, y, epochs=5, verbose=0, callbacks=[callback])
+    assert callback.report().findings == [], str(callback.report())
