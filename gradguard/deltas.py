@@ -169,7 +169,7 @@ def measure(
       whole variable's), and ``grad_sample_sq``: a sampled variable's dense gradient's squared
       norm over its sample (0 for the others). A sample that had a gradient and did not move
       shows the update did not move the variable; one without gradient shows nothing. Last,
-      `unit_spread` after the update (1 for a variable not present).
+      `unit_spread` after the update (1 for a variable not present or given a sparse gradient).
     """
     n = len(variables)
     deltas: list[Any] = [None] * n
