@@ -100,7 +100,7 @@ def unit_spread(variable: Any) -> tf.Tensor:
     if not shape.is_fully_defined() or shape.rank < 2 or shape[-1] < 2:
         return tf.constant(1.0)
     every = max(1, shape.num_elements() // shape[-1] // UNIT_ROWS)
-    rows = tf.reshape(tf.convert_to_tensor(variable), [-1, shape[-1]])[::every][:UNIT_ROWS]
+    rows = tf.reshape(tf.convert_to_tensor(variable), [-1, shape[-1]])[: every * UNIT_ROWS : every]
     rows = tf.cast(rows, tf.float32)
     spread = tf.reduce_max(tf.reduce_max(rows, axis=1) - tf.reduce_min(rows, axis=1))
     return tf.math.divide_no_nan(spread, tf.reduce_max(tf.abs(rows)))
