@@ -94,7 +94,9 @@ def unit_spread(variable: Any) -> tf.Tensor:
 
     Over `UNIT_ROWS` of its rows, evenly spaced (each unit's incoming weights from some of the
     inputs): units initialized to one value stay copies of each other there as everywhere. 1 for
-    a variable without two units to compare (a bias, a scalar).
+    a variable without two units to compare (a bias, a scalar), and where every row compared is
+    zero: a zero-initialized kernel whose updates reach only some rows (one-hot or hashed
+    inputs) may have left those untouched, which says nothing of its units.
     """
     shape = variable.shape
     if not shape.is_fully_defined() or shape.rank < 2 or shape[-1] < 2:
@@ -103,7 +105,8 @@ def unit_spread(variable: Any) -> tf.Tensor:
     rows = tf.reshape(tf.convert_to_tensor(variable), [-1, shape[-1]])[: every * UNIT_ROWS : every]
     rows = tf.cast(rows, tf.float32)
     spread = tf.reduce_max(tf.reduce_max(rows, axis=1) - tf.reduce_min(rows, axis=1))
-    return tf.math.divide_no_nan(spread, tf.reduce_max(tf.abs(rows)))
+    scale = tf.reduce_max(tf.abs(rows))
+    return tf.where(scale > 0, spread / tf.where(scale > 0, scale, 1.0), 1.0)
 
 
 def _is_prime(n: int) -> bool:

@@ -51,18 +51,26 @@ def test_measured_norms_are_within_a_few_percent_of_the_whole(shape):
     assert grad_sample_sq == pytest.approx(float(np.sum(np.square(sample, dtype=np.float64))), 1e-5)
 
 
+def _rows_reached(rows, size, units):
+    """A zero-initialized kernel whose updates reached only `rows` (one-hot inputs)."""
+    value = np.zeros((size, units))
+    value[rows] = np.random.default_rng(0).normal(size=(len(rows), units))
+    return value
+
+
 @pytest.mark.parametrize(
     "value,spread",
     [
         (np.full((784, 512), 0.1), 0.0),  # every unit the same: copies
-        (np.zeros((20, 8)), 0.0),  # all zero: copies too, until an update parts them
+        (np.zeros((20, 8)), 1.0),  # all zero: no evidence (rows an update may not reach)
+        (_rows_reached([3, 500], 4096, 2), 1.0),  # the compared rows all zero: no evidence
         (np.full((3, 3, 2, 4), -0.2), 0.0),  # a convolution's output channels
         (np.tile([[0.5, 0.5, 0.5 + 1e-7]], (6, 1)), None),  # rounding apart: below 1e-6
         (np.random.default_rng(0).normal(size=(784, 512)), None),  # random: far apart
         (np.full((16,), 0.1), 1.0),  # a bias: no units to compare
         (np.full((16, 1), 0.1), 1.0),  # one unit
     ],
-    ids=["constant", "zeros", "conv", "rounding", "random", "bias", "one-unit"],
+    ids=["constant", "zeros", "rows-reached", "conv", "rounding", "random", "bias", "one-unit"],
 )
 def test_unit_spread_tells_units_that_are_copies(value, spread):
     measured = float(deltas.unit_spread(tf.Variable(value.astype(np.float32))))
