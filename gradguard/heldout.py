@@ -103,11 +103,11 @@ def unseen_classes(labels: Any, split: float) -> list[Any]:
     """Classes in the last `split` of `labels` (`fit`'s validation set) the rest never has.
 
     Class ids (integers, a trailing axis of 1) or one-hot rows; [] for anything else (a
-    regression's targets, soft labels) or no split.
+    regression's targets, soft labels, a dataset, a dict) or no split.
     """
     y = np.asarray(labels) if isinstance(labels, np.ndarray) or hasattr(labels, "numpy") else None
-    if y is None or not 0.0 < split < 1.0 or y.ndim == 0 or len(y) < 2:
-        return []
+    if y is None or y.dtype.kind not in "biuf" or not 0.0 < split < 1.0 or y.ndim == 0:
+        return []  # (nothing this reads may fail: it runs after the user's fit returned)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     elif y.ndim == 2 and np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1):

@@ -609,8 +609,10 @@ def test_fit_whose_validation_loss_never_beats_chance_memorizes(case):
         (np.tile(np.arange(4), 10), []),  # every class in both parts
         (np.linspace(0.0, 1.0, 40), []),  # a regression's targets, ordered: no classes
         (np.full((40, 4), 0.25), []),  # soft labels
+        (np.array(["cat", "dog"] * 20), []),  # not numbers
+        ({"out": np.repeat(np.arange(4), 10)}, []),  # several outputs
     ],
-    ids=["ids", "ids-n-1", "one-hot", "interleaved", "regression", "soft"],
+    ids=["ids", "ids-n-1", "one-hot", "interleaved", "regression", "soft", "strings", "dict"],
 )
 def test_the_classes_a_validation_split_leaves_out_of_training(labels, unseen):
     assert heldout.unseen_classes(labels, 0.25) == unseen
