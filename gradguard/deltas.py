@@ -106,7 +106,7 @@ def unit_spread(variable: Any) -> tf.Tensor:
     rows = tf.cast(rows, tf.float32)
     spread = tf.reduce_max(tf.reduce_max(rows, axis=1) - tf.reduce_min(rows, axis=1))
     scale = tf.reduce_max(tf.abs(rows))
-    return tf.where(scale > 0, spread / tf.where(scale > 0, scale, 1.0), 1.0)
+    return tf.where(scale > 0, tf.math.divide_no_nan(spread, scale), 1.0)
 
 
 def _is_prime(n: int) -> bool:

@@ -157,9 +157,10 @@ def untrained(variables: Mapping[int, Any]) -> dict[int, Any]:
     models: dict[str, dict[int, Any]] = {}
     offsets: dict[str, list[Any]] = {}
     for (k, v), path in zip(variables.items(), names(list(variables.values()))):
-        models.setdefault(path.split("/")[0], {})[k] = v
+        model = path.split("/")[0]
+        models.setdefault(model, {})[k] = v
         if path.rsplit("/", 1)[-1] in ("bias", "beta"):
-            offsets.setdefault(path.split("/")[0], []).append(v)
+            offsets.setdefault(model, []).append(v)
     fresh = [m for m, biases in offsets.items() if not any(np.any(np.asarray(b)) for b in biases)]
     return {k: v for m in fresh for k, v in models[m].items()}
 
