@@ -15,7 +15,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gradguard import _compat, replicas
+from gradguard import _compat, ordering, replicas
+from gradguard.findings import Finding
 
 __all__ = ["LabelCounts", "LabelSample", "chance_loss", "comparable"]
 
@@ -224,6 +225,8 @@ class LabelCounts:
         self.family = _family(loss)
         self.smoothing = float(getattr(loss, "label_smoothing", 0.0) or 0.0)
         self._counts: tf.Variable | None = None
+        # Whether the batches come one class at a time.
+        self.batches = ordering.BatchClasses(2 if self.family == "binary" else outputs)
 
     @staticmethod
     def applies(loss: Any, outputs: int | None) -> bool:
@@ -269,6 +272,7 @@ class LabelCounts:
             outside = tf.cast((y < 0.0) | (y > 1.0), tf.float32)
             spread = tf.stack([tf.reduce_sum(entropy), tf.reduce_sum(outside)])
         self._counts.assign_add(tf.concat([counts, spread], axis=0))
+        self.batches.observe(counts, tf.shape(y)[0])
 
     def _counted(self) -> np.ndarray | None:
         """The counts, the labels' entropy and those off [0, 1] (host); None before enough."""
@@ -288,6 +292,10 @@ class LabelCounts:
             return None
         classes = np.flatnonzero(state[:-2])
         return float(classes[0]) if len(classes) == 1 else None
+
+    def batches_one_class(self, step: int) -> Finding | None:
+        """`batches-one-class` if the batches came one class at a time (a host read)."""
+        return self.batches.judge(step)
 
     def chance_loss(self) -> float | None:
         """The entropy of the class frequencies counted (host), or ln C before enough labels.

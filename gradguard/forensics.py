@@ -65,8 +65,8 @@ class Forensics:
         self._ledger = ledger
         self._names = names
         self._diagnosed: set[int] = set()  # variables whose missing gradient was explained
-        # Per core, the keeper of its first unhealthy step's batch and the model; and, under XLA,
-        # the step whose latest batch a replay already explained.
+        # Per core, the keeper of its first unhealthy step's batch and the model; under XLA, the
+        # step whose latest batch a replay already explained.
         self._keepers: dict[int, tuple[origin_lib.Keeper, Any]] = {}
         self._replayed: dict[int, int] = {}
         # The step's whole batch ``(x, y, sample_weight)`` when a Keras train step got it
@@ -81,11 +81,11 @@ class Forensics:
         self._latest_call: list[Any] = []
         # Per core, the chance level its traced loss shows (`losslevel.graph_chance`).
         self._graph_chance: dict[int, float | None] = {}
-        # Per model under Keras' own train step, the range of its labels when it is bounded,
-        # and their class counts when its loss is a cross-entropy.
+        # Per model under Keras' own train step, the range of its labels when it is bounded and
+        # their class counts for a cross-entropy; per core of a hand-written step, the class
+        # counts of its traced cross-entropy's labels.
         self._label_ranges: dict[int, label_range.LabelRange] = {}
         self._label_counts: dict[int, chance.LabelCounts] = {}
-        # Per core of a hand-written step, the class counts of its traced cross-entropy's labels.
         self._traced_counts: dict[int, chance.LabelCounts] = {}
 
     def fit_batch(self, model: Any, data: Any) -> None:
@@ -113,9 +113,11 @@ class Forensics:
         """Whether the graph being traced is a Keras train step's (`fit_batch` saw its batch)."""
         return self.batch is not None and activations_lib.in_current_graph(self.batch)
 
-    def labels_out_of_range(self, step: int) -> list[Finding]:
-        """`labels-out-of-range` for the models whose labels pass their bounds (a host read)."""
+    def label_findings(self, step: int) -> list[Finding]:
+        """`labels-out-of-range` and `batches-one-class` from the labels counted (a host read)."""
+        counted = [*self._label_counts.values(), *self._traced_counts.values()]
         found = [labels.judge(step) for labels in self._label_ranges.values()]
+        found += [counts.batches_one_class(step) for counts in counted]
         return [finding for finding in found if finding is not None]
 
     def compiled_loss(self, step: int) -> list[Finding | None]:
@@ -343,8 +345,7 @@ class Forensics:
             and tf.as_dtype(leaf.dtype) == spec.dtype
             and spec.shape.is_compatible_with(leaf.shape)
         ]
-        step = core.steps - 1
-        self._replayed[id(core)] = step
+        step = self._replayed[id(core)] = core.steps - 1
         if not matches:  # no call seen from the host (`gradguard run`), or not this model's
             core.notes["non_finite_origin"] = {
                 "step": step,

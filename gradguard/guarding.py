@@ -359,7 +359,7 @@ class Guard:
         keras_variables = {ledger_key(v): v for layer in layers for v in layer.weights}
         untracked = self.ledger.untracked(layers)
         found = [*self._pending, *self.forensics.unreached(step)]
-        found += self.forensics.labels_out_of_range(step)
+        found += self.forensics.label_findings(step)
         found += self._manual.judge() if self._manual is not None and not self.cores else []
         found += self.ledger.judge(step, final, self._names, keras_variables, bool(untracked))
         self._pending = []

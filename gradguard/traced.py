@@ -4,7 +4,8 @@ Each made once: the variables the trace gave no gradient (`none-gradient`, with 
 chain to the loss broke), labels broadcast against the predictions (`loss-broadcast`) and an
 output layer that cannot make what the loss reads (`from-logits-mismatch`); and, from the
 labels of batches spread over the run, the chance level the loss checks compare with and labels
-out of the output's or the loss's range (`labels-out-of-range`).
+out of the output's or the loss's range (`labels-out-of-range`); and from every batch's classes,
+counted in-graph, batches of one class at a time (`batches-one-class`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,17 @@ class TraceFindings:
         # compare the loss with (the weights and the sum over outputs change the level).
         self._no_chance_level = False
         self._label_range: label_range.LabelRange | None = None  # when the labels are bounded
+        self._counts: chance.LabelCounts | None = None  # a cross-entropy's classes, in-graph
+
+    def record(self, y: Any, y_pred: Any) -> None:
+        """In-graph, each trace: the labels' and predictions' shapes; the batch's classes."""
+        self.loss_shapes.record(y, y_pred)
+        shape = getattr(y_pred, "shape", None)
+        width = shape[-1] if shape is not None and shape.rank else None
+        if self._counts is None and width and chance.LabelCounts.applies(self.loss_fn, width):
+            self._counts = chance.LabelCounts(self.loss_fn, width)
+        if self._counts is not None:
+            self._counts.observe(y)
 
     def no_gradient(
         self,
@@ -93,5 +105,11 @@ class TraceFindings:
                 level = level if level is None else chance.chance_loss(self.loss_fn, width)
             core.notes["chance_loss"] = level
             core.notes["labels_one_value"] = one_value
+        found += self.batch_findings(step) if read else []
         found += self.loss_shapes.judge(self.loss_fn, step)
         return [finding for finding in found if finding is not None]
+
+    def batch_findings(self, step: int) -> list[Finding]:
+        """`batches-one-class` if the batches so far came one class at a time (a host read)."""
+        finding = self._counts.batches_one_class(step) if self._counts is not None else None
+        return [] if finding is None else [finding]

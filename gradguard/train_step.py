@@ -233,7 +233,8 @@ class TrainStep:
     def report(self) -> findings_lib.Report:
         """Reads the checks now and returns every finding so far (never raises for them)."""
         self._replay()
-        return self.core.read(self._updates, raise_errors=False, final=True)
+        batches = self._traced.batch_findings(self._steps - 1)
+        return self.core.read(self._updates, batches, raise_errors=False, final=True)
 
     def _sharded_step(
         self, x: Any, y: Any, sample_weight: Any = None, *, measure: bool | None
@@ -341,7 +342,7 @@ class TrainStep:
             self._captured = activations_lib.flatten_outputs(outputs, self._sites)
         else:
             y_pred = batch_lib.call_model(self.model, x, training=True)
-        self._traced.loss_shapes.record(y, y_pred)
+        self._traced.record(y, y_pred)
         return losses.compute(
             self.loss_fn, y, y_pred, sample_weight, getattr(self.model, "losses", [])
         )

@@ -18,7 +18,8 @@ def test_every_design_code_is_in_the_catalog():
     checkpoint-corrupt checkpoint-optimizer-config-changed
     checkpoint-optimizer-state-not-restored initial-loss-unexpected from-logits-mismatch
     cannot-overfit-batch labels-uninformative learning-rate-far-from-suggestion
-    gradient-misassigned labels-out-of-range loss-sign-flipped units-identical""".split()
+    gradient-misassigned labels-out-of-range loss-sign-flipped units-identical
+    batches-one-class""".split()
     assert sorted(gradguard.CODES) == sorted(design)
 
 

@@ -1,0 +1,92 @@
+"""Batches that each hold one class: data ordered by class and not shuffled (`batches-one-class`).
+
+Examples sorted by class (read folder by folder, or concatenated class after class) and batched
+without a shuffle give batches of one class each, in long runs of the same class: the model
+fits each class in turn and forgets the ones before, ending on the last class it saw. Nothing in
+the gradients or the loss names it (the loss may even fall, on each run of easy batches), but
+the labels do: `chance.LabelCounts` counts each batch's classes in-graph and hands them here.
+
+A batch of one class is not a fault in itself: a GAN's discriminator is often given all-real
+then all-fake batches on purpose, and a batch of a few examples of an imbalanced task is often
+of its common class. What tells ordered data is one class in nearly every batch, the same as the
+batch before's in most of them (a GAN alternates), with several classes taking turns (a policy
+that collapsed onto one action makes batches of that action only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from gradguard import _compat, replicas
+from gradguard.findings import Finding
+
+__all__ = ["BatchClasses"]
+
+MIN_EXAMPLES = 8  # a batch of fewer examples is of one class too often by chance: not counted
+MIN_BATCHES = 20
+ONE_CLASS = 0.5  # the share of the batches counted that hold a single class
+SAME_AS_BEFORE = 0.75  # the share of those with the class of the batch just before
+MIN_SHARE = 0.05  # two classes at least each this share of the one-class batches
+
+
+class BatchClasses:
+    """Per step, whether the batch holds one class, which, and whether it is the one before's.
+
+    Args:
+      classes: How many classes the labels have (2 for 0/1 labels).
+    """
+
+    def __init__(self, classes: int):
+        self.classes = classes
+        # Batches counted, of one class, of the class before; that class (or -1); and per
+        # class, its batches of one class.
+        self._state: tf.Variable | None = None
+
+    def observe(self, counts: tf.Tensor, examples: tf.Tensor) -> None:
+        """In-graph: a batch's class counts (one per class) and its number of examples."""
+        if self._state is None:
+            with _compat.outside_trace():
+                initial = np.zeros(4 + self.classes, np.float32)
+                initial[3] = -1.0
+                self._state = replicas.state_variable(initial, name="gradguard_batch_classes")
+        state = self._state.read_value()
+        counted = examples >= MIN_EXAMPLES
+        one = counted & tf.equal(tf.math.count_nonzero(counts), 1)
+        the_class = tf.argmax(counts, output_type=tf.int32)
+        repeated = one & tf.equal(tf.cast(the_class, tf.float32), state[3])
+        flags = tf.cast(tf.stack([counted, one, repeated]), tf.float32)
+        latest = tf.where(one, tf.cast(the_class, tf.float32), -1.0)[tf.newaxis]
+        per_class = state[4:] + tf.one_hot(the_class, self.classes) * tf.cast(one, tf.float32)
+        self._state.assign(tf.concat([state[:3] + flags, latest, per_class], axis=0))
+
+    def judge(self, step: int) -> Finding | None:
+        """`batches-one-class` if the batches came ordered by class (a host read)."""
+        if self._state is None:
+            return None
+        state = self._state.numpy()
+        batches, single, same = (int(v) for v in state[:3])
+        per_class = state[4:]
+        classes = int(np.sum(per_class >= MIN_SHARE * max(single, 1)))
+        if batches < MIN_BATCHES or single < ONE_CLASS * batches or classes < 2:
+            return None
+        if same < SAME_AS_BEFORE * single:
+            return None
+        message = (
+            f"{single} of {batches} batches held a single class, the same as the batch before "
+            f"in {same}, and {int(np.count_nonzero(per_class))} classes took turns: the "
+            "examples arrive ordered by class and are not shuffled, so the model fits one "
+            "class at a time and forgets the others (it ends predicting the last class it "
+            "saw). Shuffle before batching: dataset.shuffle(buffer_size) with a buffer as large "
+            "as the dataset, before .batch() (fit's shuffle=True shuffles arrays, not a "
+            "tf.data.Dataset)."
+        )
+        details: dict[str, Any] = {
+            "batches": batches,
+            "one_class": single,
+            "same_as_before": same,
+            "classes": int(np.count_nonzero(per_class)),
+        }
+        return Finding("batches-one-class", message, step, details=details)

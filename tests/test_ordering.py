@@ -1,0 +1,145 @@
+"""Batches of one class at a time (`batches-one-class`): counted in-graph, judged on the host."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import WARN_ALL
+
+import gradguard
+from gradguard import chance
+
+CLASSES, FEATURES, EXAMPLES, BATCH = 5, 12, 1600, 32
+LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def labels_in_batches(order: str, batch: int = BATCH, seed: int = 0) -> list[np.ndarray]:
+    """Class ids of `EXAMPLES` examples, batched in one of several orders."""
+    rng = np.random.default_rng(seed)
+    y = np.sort(rng.integers(0, CLASSES, EXAMPLES)).astype(np.int32)
+    if order == "shuffled":
+        y = rng.permutation(y)
+    elif order == "small-buffer":  # dataset.shuffle(64) over sorted data: still runs of a class
+        y = np.concatenate([rng.permutation(y[i : i + 64]) for i in range(0, EXAMPLES, 64)])
+    elif order == "alternating":  # a GAN's discriminator: all real, then all fake
+        y = np.tile(np.repeat([1, 0], batch), EXAMPLES // (2 * batch)).astype(np.int32)
+    elif order == "collapsed":  # a policy's actions once it chose one (mixed at first)
+        y = np.where(np.arange(EXAMPLES) < 320, rng.integers(0, 2, EXAMPLES), 1).astype(np.int32)
+    return [y[i : i + batch] for i in range(0, EXAMPLES, batch)]
+
+
+@pytest.mark.parametrize("mode", ["eager", "graph", "jit"])
+@pytest.mark.parametrize(
+    ("order", "batch", "found"),
+    [
+        ("sorted", BATCH, True),
+        ("small-buffer", BATCH, True),
+        ("shuffled", BATCH, False),
+        ("alternating", BATCH, False),
+        ("collapsed", BATCH, False),
+        ("sorted", 4, False),  # batches this small are of one class by chance too often
+    ],
+)
+def test_batches_of_one_class_in_turn_are_told_from_alternating_or_collapsed_ones(
+    mode, order, batch, found
+):
+    counts = chance.LabelCounts(LOSS, CLASSES)
+    observe = counts.observe if mode == "eager" else tf.function(counts.observe)
+    if mode == "jit":
+        observe = tf.function(counts.observe, jit_compile=True)
+    batches = labels_in_batches(order, batch)
+    for labels in batches:
+        observe(tf.constant(labels))
+    finding = counts.batches_one_class(step=len(batches) - 1)
+    assert (finding is not None) == found
+    if found:
+        single = sum(len(set(labels)) == 1 for labels in batches)
+        same = sum(
+            len(set(a)) == len(set(b)) == 1 and a[0] == b[0] for a, b in zip(batches, batches[1:])
+        )
+        assert (finding.details["one_class"], finding.details["same_as_before"]) == (single, same)
+        assert finding.details["batches"] == len(batches)
+        assert "shuffle" in finding.message
+
+
+def test_binary_labels_sorted_are_found_and_a_gans_real_then_fake_batches_are_not():
+    loss = keras.losses.BinaryCrossentropy()
+    for order, found in (("sorted", True), ("alternating", False)):
+        counts = chance.LabelCounts(loss, 1)
+        observe = tf.function(counts.observe)
+        labels = labels_in_batches("alternating")
+        if order == "sorted":
+            labels = [np.full(BATCH, i >= len(labels) // 2, np.float32) for i in range(len(labels))]
+        for batch in labels:
+            observe(tf.constant(np.asarray(batch, np.float32).reshape(-1, 1)))
+        assert (counts.batches_one_class(step=0) is not None) == found, order
+
+
+# -- through the entry points: a small classifier over data in class order or shuffled ----------
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(1)
+    centers = rng.normal(size=(CLASSES, FEATURES)).astype(np.float32)
+    y = np.sort(rng.integers(0, CLASSES, EXAMPLES)).astype(np.int32)
+    x = (centers[y] + rng.normal(size=(EXAMPLES, FEATURES))).astype(np.float32)
+    return x, y, rng.permutation(EXAMPLES)
+
+
+def classifier():
+    keras.utils.set_random_seed(0)
+    return keras.Sequential(
+        [
+            keras.Input((FEATURES,)),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(CLASSES),
+        ]
+    )
+
+
+def codes(report):
+    return {f.code for f in report.findings}
+
+
+@pytest.mark.parametrize("shuffled", [False, True], ids=["sorted", "shuffled"])
+def test_train_step_and_the_guard_name_data_ordered_by_class(data, shuffled):
+    x, y, permutation = data
+    if shuffled:
+        x, y = x[permutation], y[permutation]
+    batches = [(x[i : i + BATCH], y[i : i + BATCH]) for i in range(0, EXAMPLES, BATCH)]
+    step = gradguard.TrainStep(classifier(), keras.optimizers.Adam(1e-2), LOSS, policy=WARN_ALL)
+    model, optimizer = classifier(), keras.optimizers.Adam(1e-2)
+
+    @tf.function
+    def train(x, y):
+        with tf.GradientTape() as tape:
+            loss = LOSS(y, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    guarded = gradguard.guard(model, optimizer, policy=WARN_ALL)(train)
+    for batch in batches:
+        step(*batch)
+        guarded(*batch)
+    for report in (step.report(), guarded.report()):
+        assert ("batches-one-class" in codes(report)) != shuffled
+
+
+@pytest.mark.parametrize("shuffled", [False, True], ids=["sorted", "shuffled"])
+def test_fit_on_a_dataset_without_shuffle_is_told_to_shuffle_it(data, shuffled):
+    x, y, _ = data
+    dataset = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffled:
+        dataset = dataset.shuffle(EXAMPLES, seed=0)
+    model = classifier()
+    model.compile(keras.optimizers.Adam(1e-2), LOSS)
+    callback = gradguard.GuardCallback(policy=WARN_ALL)
+    model.fit(dataset.batch(BATCH), epochs=1, verbose=0, callbacks=[callback])
+    found = [f for f in callback.report().findings if f.code == "batches-one-class"]
+    assert bool(found) != shuffled
+    if found:
+        assert found[0].details["classes"] == CLASSES
