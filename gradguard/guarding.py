@@ -378,9 +378,10 @@ class Guard:
         return self.report
 
     def steps_seen(self) -> int:
-        """Guarded calls, or gradient calls and updates where no call is counted (run, fit)."""
+        """Calls, or updates where none is counted (stages add up, players in turn count once)."""
         cores = [core.steps for core in self.cores.values()]
-        return max([self._calls, *cores] if cores else [self._calls, self.ledger.gradient_calls])
+        updates = max(cores) if self.stages.in_turn() else sum(cores)
+        return max(self._calls, updates if cores else self.ledger.gradient_calls)
 
     def saw_training(self) -> bool:
         """Whether any gradient was computed or any update applied under this guard."""

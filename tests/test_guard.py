@@ -1004,3 +1004,25 @@ def test_a_gradient_asked_of_an_unwatched_tensor_is_named(watched, compiled):
     assert bool(found) == (not watched), str(guarded.report())
     if found:
         assert "tape.watch(x)" in found[0].message and "(64, 8)" in found[0].message
+
+
+def test_run_counts_the_steps_of_optimizers_one_after_another_and_a_games_once():
+    # A model and its optimizer rebuilt every "epoch" (10 steps, 3 times): 30 steps, not 10.
+    guard = Guard(options=Options.create(policy=WARN_ALL), raise_errors=False)
+    x, y = regression_data()
+    with guard.instrument_process():
+        for _ in range(3):
+            model, optimizer = mlp(), keras.optimizers.Adam(1e-2)
+            step = tf.function(user_step(model, optimizer))
+            for _ in range(10):
+                step(x, y)
+    assert len(guard.cores) == 3 and guard.read(final=True).steps_observed == 30
+    # A GAN's two optimizers update in turn: 12 steps are 12, not 24.
+    generator, discriminator = _gan_parts()
+    g_opt, d_opt = keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3)
+    gan = tf.function(_gan_step(generator, discriminator, g_opt, d_opt))
+    guard = Guard(options=Options.create(policy=WARN_ALL), raise_errors=False)
+    with guard.instrument_process():
+        for i in range(12):
+            gan(_real_points()[i * 8 : i * 8 + 8])
+    assert len(guard.cores) == 2 and guard.read(final=True).steps_observed == 12
