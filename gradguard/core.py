@@ -64,15 +64,9 @@ class StepCore:
         # Under a strategy each replica would need its own rows: those steps fold every step.
         strategy_scope = replicas.entering_strategy_of(variables)
         defer = None if tf.distribute.has_strategy() or strategy_scope else defer
-        self.optimizer = optimizer
         self.options = options
-        self._apply = optimizer.apply if apply_fn is None else apply_fn
-        self._learning_rate = lambda: updating.learning_rate(optimizer)  # in-graph
-        # With a LossScaleOptimizer the gradients arrive scaled: checks and transforms see them
-        # unscaled, and the scaler keeps deciding which steps to skip and how to rescale.
-        self._loss_scaler = (
-            optimizer if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else None
-        )
+        self.rebind(optimizer, apply_fn)
+        self._learning_rate = lambda: updating.learning_rate(self.optimizer)  # in-graph
         self.variables = list(variables)
         self.transform = options.transform
         self.checks = list(checks)
@@ -105,15 +99,23 @@ class StepCore:
             self._clipped = replicas.state_variable(0, tf.int64)
             self._recorder: StepRecorder | None = None
             if sink is not None:
-                extra = [scalar for check in self.checks for scalar in check.scalars]
                 self._recorder = StepRecorder(
                     sink,
                     self.layout,
                     per_variable=options.scalars_per_variable,
                     learning_rate=self._learning_rate,
                     every=options.every,
-                    extra=extra,
+                    extra=[scalar for check in self.checks for scalar in check.scalars],
                 )
+
+    def rebind(self, optimizer: keras.optimizers.Optimizer, apply_fn: Any = None) -> None:
+        """Updates with `optimizer` from now on (one made anew for the same variables, eager)."""
+        self.optimizer = optimizer
+        self._apply = optimizer.apply if apply_fn is None else apply_fn
+        # A LossScaleOptimizer's gradients arrive scaled: checks and transforms see them
+        # unscaled, and the scaler keeps deciding which steps to skip and how to rescale.
+        scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        self._loss_scaler = optimizer if scaled else None
 
     def ignore(self, code: str) -> None:
         """Stops reporting `code` for this core, here and in ``gradguard inspect`` of its logs.

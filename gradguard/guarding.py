@@ -186,9 +186,8 @@ class Guard:
         flat_result = tf.nest.flatten(result) if result is not None else [None] * len(flat_sources)
         pairs = [(s, g) for s, g in zip(flat_sources, flat_result) if _compat.is_variable(s)]
         self._pairing.on_gradient(pairs)
-        unwatched = [
-            s for s, g in zip(flat_sources, flat_result) if g is None and not _compat.is_variable(s)
-        ]
+        unwatched = [s for s, g in zip(flat_sources, flat_result) if g is None]
+        unwatched = [s for s in unwatched if not _compat.is_variable(s)]
         if unwatched and not self._unwatched_reported:
             self._unwatched_reported = True
             self._pending.append(diagnose.unwatched_tensor_finding(unwatched, self._calls))
@@ -296,6 +295,12 @@ class Guard:
         updating.build(optimizer, variables)
         if optimizer.built:
             variables = _compat.optimizer_variables(optimizer)
+        old = self.stages.replaced(optimizer, original, variables)  # one made anew each update
+        if old is not None:  # the core of the optimizer it replaces goes on with it
+            if old in self._tapped:
+                self._tapped[id(optimizer)] = self._tapped.pop(old)
+            core = self.cores[id(optimizer)] = self.cores.pop(old)
+            return core
         checks = self.options.new_checks(first=not self.cores)
         watchers = [c for c in checks if c.watches_activations]
         if watchers and self._recorder is not None:
@@ -326,11 +331,7 @@ class Guard:
         return core
 
     def _adversarial(self) -> bool:
-        """A GAN's: optimizers updating in turn, or variables read under a tape trained elsewhere.
-
-        (Not one optimizer after the other: a teacher trained before its student.) Its players'
-        losses need not decrease.
-        """
+        """A game's (a GAN): optimizers in turn, or a tape reading variables trained elsewhere."""
         return self.stages.in_turn() or any(self.ledger.changed(k) for k in self.ledger.unasked)
 
     # -- host side -----------------------------------------------------------------------------
@@ -359,7 +360,7 @@ class Guard:
         keras_variables = {ledger_key(v): v for layer in layers for v in layer.weights}
         untracked = self.ledger.untracked(layers)
         found = [*self._pending, *self.forensics.unreached(step)]
-        found += self.forensics.label_findings(step)
+        found += self.forensics.label_findings(step) + self.stages.findings(step)
         found += self._manual.judge() if self._manual is not None and not self.cores else []
         found += self.ledger.judge(step, final, self._names, keras_variables, bool(untracked))
         self._pending = []

@@ -6,6 +6,14 @@ learns: their losses need not decrease (`Stages.in_turn`). Optimizers used one a
 the whole model) are each judged on their own steps, and a stage that starts from weights an
 earlier one trained is a resumed run (``core.notes["resumed"]``): its loss may rightly hold
 from its start, as a trained model's does.
+
+An optimizer made anew for every update (``optimizer = keras.optimizers.Adam()`` inside an
+eager loop; a `tf.function` refuses to create its variables twice) is no stage: each starts
+with no state, so Adam's moments and step count restart at every update (each about
+lr * sign(gradient)) and a momentum never builds. The one it replaces (the same class, the same
+variables, exactly one update made) hands it its core (`Stages.replaced`): one record of the
+training, no new core and traced fold at every step; `optimizer-recreated` once `MIN_MADE` were
+made so, for an optimizer that keeps state.
 """
 
 from __future__ import annotations
@@ -13,9 +21,12 @@ from __future__ import annotations
 from typing import Any
 
 from gradguard import _compat
+from gradguard.findings import Finding
 from gradguard.ledger import key
 
 __all__ = ["Stages"]
+
+MIN_MADE = 10  # optimizers made one per update before `optimizer-recreated`
 
 
 class Stages:
@@ -45,3 +56,43 @@ class Stages:
             for started in self._started.values()
             for other, steps in started.items()
         )
+
+    def replaced(self, optimizer: Any, apply_fn: Any, variables: list[Any]) -> int | None:
+        """Hands a new `optimizer` the core of the one it replaces after its one update, if any.
+
+        Returns:
+          The `id` of the optimizer replaced (the guard's key for its core), or None.
+        """
+        ids = [id(v) for v in variables]
+        for core in self._cores.values():
+            old = core.optimizer
+            if type(old) is type(optimizer) and [id(v) for v in core.variables] == ids:
+                if int(old.iterations.numpy()) == 1 and int(optimizer.iterations.numpy()) == 0:
+                    core.notes["optimizers_made"] = core.notes.get("optimizers_made", 1) + 1
+                    core.rebind(optimizer, apply_fn)
+                    return id(old)
+        return None
+
+    def findings(self, step: int) -> list[Finding]:
+        """`optimizer-recreated` for the cores whose optimizer was made anew for each update."""
+        found = []
+        for core in self._cores.values():
+            made, optimizer = core.notes.get("optimizers_made", 1), core.optimizer
+            if made >= MIN_MADE and _keeps_state(optimizer):
+                message = (
+                    f"A new {type(optimizer).__name__} was made for each of {made} updates: each "
+                    "starts with no state (the moment estimates and step count of Adam, "
+                    "RMSprop's average, a momentum's velocity), so no update builds on the ones "
+                    "before (Adam's is about learning_rate * sign(gradient) every time). Create "
+                    "the optimizer once, before the training loop."
+                )
+                details = {"optimizers": made, "optimizer": type(optimizer).__name__}
+                found.append(Finding("optimizer-recreated", message, step, details=details))
+        return found
+
+
+def _keeps_state(optimizer: Any) -> bool:
+    """Whether an optimizer keeps state between updates beyond its step count and rate."""
+    optimizer = _compat.inner_optimizer(optimizer)
+    kept = [v for v in optimizer.variables if not v.path.endswith(("iteration", "learning_rate"))]
+    return bool(kept)

@@ -1026,3 +1026,35 @@ def test_run_counts_the_steps_of_optimizers_one_after_another_and_a_games_once()
         for i in range(12):
             gan(_real_points()[i * 8 : i * 8 + 8])
     assert len(guard.cores) == 2 and guard.read(final=True).steps_observed == 12
+
+
+@pytest.mark.parametrize(
+    ("make", "updates_each", "found"),
+    [
+        (lambda: keras.optimizers.Adam(1e-2), 1, True),
+        (lambda: keras.optimizers.SGD(1e-2, momentum=0.9), 1, True),
+        (lambda: keras.optimizers.SGD(1e-2), 1, False),  # no state to lose
+        (lambda: keras.optimizers.Adam(1e-2), 4, False),  # an inner loop's per-task optimizer
+    ],
+    ids=["adam", "momentum", "plain-sgd", "four-updates-each"],
+)
+def test_an_optimizer_made_anew_for_every_update_is_named_and_shares_one_core(
+    make, updates_each, found
+):
+    model = mlp()
+    x, y = regression_data()
+    guard = Guard(options=Options.create(policy=WARN_ALL), raise_errors=False)
+    with guard.instrument_process():
+        for _ in range(24 // updates_each):
+            step = user_step(model, make())  # eager: the bug a tf.function refuses
+            for _ in range(updates_each):
+                step(x, y)
+    report = guard.read(final=True)
+    recreated = [f for f in report.findings if f.code == "optimizer-recreated"]
+    assert bool(recreated) == found, str(report)
+    # Made one per update, they go on in the first one's core: one record, no core per update.
+    assert len(guard.cores) == (1 if updates_each == 1 else 24 // updates_each)
+    assert report.steps_observed == 24
+    if found:
+        assert recreated[0].details["optimizers"] == 24
+        assert "before the training loop" in recreated[0].message

@@ -214,6 +214,8 @@ BUGS: dict[str, Bug] = {
     ),
     "bug_deep_sigmoid_dnn_stuck_fit.py": Bug(("vanishing-gradient", "loss-not-decreasing")),
     # fit's held-out data: validation_split's last examples, a class the training part lacks.
+    # optimizer-recreated
+    "bug_optimizer_created_inside_the_loop_eager.py": Bug(("optimizer-recreated",)),
     # batches-one-class
     "bug_dataset_sorted_by_class_not_shuffled_fit.py": Bug(("batches-one-class",)),
     "bug_validation_split_on_data_sorted_by_class_fit.py": Bug(
@@ -291,6 +293,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_sgd_global_clipnorm_clips_spikes_fit.py": Healthy(),
     "ok_validation_split_after_shuffle_fit.py": Healthy(),
     "ok_dataset_sorted_by_class_shuffled_fit.py": Healthy(),
+    "ok_stateless_sgd_created_inside_the_loop_eager.py": Healthy(),
     # Optimizers one after another: a stage on trained weights, a second model on a shared layer.
     "ok_new_optimizer_on_a_noisy_plateau_fit.py": Healthy(),
     "ok_second_task_on_a_shared_layer_fit.py": Healthy(),
