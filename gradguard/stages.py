@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import tensorflow as tf
+
 from gradguard import _compat
 from gradguard.findings import Finding
 from gradguard.ledger import key
@@ -63,6 +65,8 @@ class Stages:
         Returns:
           The `id` of the optimizer replaced (the guard's key for its core), or None.
         """
+        if tf.inside_function():
+            return None  # (one made in a traced step is made once: a retrace would make another)
         ids = [id(v) for v in variables]
         for core in self._cores.values():
             old = core.optimizer

@@ -11,7 +11,7 @@ from conftest import WARN_ALL
 import gradguard
 from gradguard import chance
 
-CLASSES, FEATURES, EXAMPLES, BATCH = 5, 12, 1600, 32
+CLASSES, FEATURES, EXAMPLES, BATCH = 5, 12, 3200, 32
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
@@ -27,6 +27,10 @@ def labels_in_batches(order: str, batch: int = BATCH, seed: int = 0) -> list[np.
         y = np.tile(np.repeat([1, 0], batch), EXAMPLES // (2 * batch)).astype(np.int32)
     elif order == "collapsed":  # a policy's actions once it chose one (mixed at first)
         y = np.where(np.arange(EXAMPLES) < 320, rng.integers(0, 2, EXAMPLES), 1).astype(np.int32)
+    elif order == "drawn":  # per-class batches drawn at random from classes 88:12
+        y = np.repeat(rng.choice(2, EXAMPLES // batch, p=[0.88, 0.12]), batch).astype(np.int32)
+    elif order == "clients":  # federated clients of one class each, 5 local batches in turn
+        y = np.repeat(rng.integers(0, CLASSES, EXAMPLES // (5 * batch)), 5 * batch)
     return [y[i : i + batch] for i in range(0, EXAMPLES, batch)]
 
 
@@ -39,6 +43,8 @@ def labels_in_batches(order: str, batch: int = BATCH, seed: int = 0) -> list[np.
         ("shuffled", BATCH, False),
         ("alternating", BATCH, False),
         ("collapsed", BATCH, False),
+        ("drawn", BATCH, False),  # as many repeats as classes drawn at random give
+        ("clients", BATCH, False),  # runs of a class 5 batches long
         ("sorted", 4, False),  # batches this small are of one class by chance too often
     ],
 )
