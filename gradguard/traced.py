@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
+
 from gradguard import batch as batch_lib
 from gradguard import chance, diagnose, label_range, losses, output_layer
 from gradguard.core import StepCore
@@ -94,6 +96,11 @@ class TraceFindings:
                 self._label_range.add(labels)
                 found.append(self._label_range.judge(step))
             core.notes["weighted"] = core.notes.get("weighted") or batch[2] is not None
+            weights = batch_lib.labels(batch[2])
+            if weights is not None and weights.dtype != object and np.any(weights < 0):
+                # Weights of both signs (an actor-critic's advantages): a policy-gradient
+                # surrogate, whose value rises as often as it falls while the policy learns.
+                core.ignore("loss-not-decreasing")
             self._no_chance_level |= core.notes["weighted"] or labels is None
             self._labels.add(labels)
             width = self.loss_shapes.output_width

@@ -661,6 +661,25 @@ def test_weighted_examples_have_no_chance_level_to_be_judged_by():
     assert step.core.notes["chance_loss"] is None
 
 
+@pytest.mark.parametrize("signs", ["both", "positive"])
+def test_weights_of_both_signs_make_a_surrogate_whose_value_is_not_judged(signs):
+    # An actor-critic's step: actions weighted by advantages of either sign, which grow as the
+    # returns do; the weighted loss rises while the policy learns. With weights all positive the
+    # same rise is still a loss that does not decrease.
+    rng = np.random.default_rng(3)
+    model = mlp(features=4)
+    loss = keras.losses.BinaryCrossentropy(from_logits=True)
+    step = gradguard.TrainStep(model, keras.optimizers.Adam(1e-3), loss, every=5, policy=WARN_ALL)
+    for i in range(150):
+        x = rng.normal(size=(32, 4)).astype(np.float32)
+        y = (x[:, :1] > 0).astype(np.float32)
+        low = -0.5 if signs == "both" else 0.5
+        weights = rng.choice([1.0, low], size=32).astype(np.float32) * (1.0 + i / 10)
+        step(x, y, weights)
+    codes = [f.code for f in step.report().findings]
+    assert ("loss-not-decreasing" in codes) == (signs == "positive"), codes
+
+
 @pytest.mark.parametrize("labels", ["ordered", "noise"])
 def test_the_chance_level_is_the_runs_not_the_first_batchs(labels):
     # Unshuffled data ordered by its target: the first batch's variance is a small part of the
