@@ -295,8 +295,8 @@ class Guard:
         updating.build(optimizer, variables)
         if optimizer.built:
             variables = _compat.optimizer_variables(optimizer)
-        old = self.stages.replaced(optimizer, original, variables)  # one made anew each update
-        if old is not None:  # the core of the optimizer it replaces goes on with it
+        old = self.stages.replaced(optimizer, original, variables, self.cores)
+        if old is not None:  # made anew for every update: the core of the one it replaces goes on
             if old in self._tapped:
                 self._tapped[id(optimizer)] = self._tapped.pop(old)
             core = self.cores[id(optimizer)] = self.cores.pop(old)

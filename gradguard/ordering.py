@@ -2,9 +2,10 @@
 
 Examples sorted by class (read folder by folder, or concatenated class after class) and batched
 without a shuffle give batches of one class each, in long runs of the same class: the model
-fits each class in turn and forgets the ones before, ending on the last class it saw. Nothing in
-the gradients or the loss names it (the loss may even fall, on each run of easy batches), but
-the labels do: `chance.LabelCounts` counts each batch's classes in-graph and hands them here.
+fits each class in turn and forgets the ones before, and may end on the last class it saw.
+Nothing in the gradients or the loss names it (the loss may even fall, on each run of easy
+batches), but the labels do: `chance.LabelCounts` counts each batch's classes in-graph and
+hands them here.
 
 A batch of one class is not a fault in itself: a GAN's discriminator is often given all-real
 then all-fake batches on purpose, and a batch of a few examples of an imbalanced task is often

@@ -18,6 +18,7 @@ made so, for an optimizer that keeps state.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import tensorflow as tf
@@ -59,16 +60,24 @@ class Stages:
             for other, steps in started.items()
         )
 
-    def replaced(self, optimizer: Any, apply_fn: Any, variables: list[Any]) -> int | None:
+    def replaced(
+        self, optimizer: Any, apply_fn: Any, variables: list[Any], cores: Mapping[int, Any]
+    ) -> int | None:
         """Hands a new `optimizer` the core of the one it replaces after its one update, if any.
 
+        Args:
+          optimizer: The new optimizer, before its first update.
+          apply_fn: Its own update method (`StepCore`'s `apply_fn`).
+          variables: The variables it updates.
+          cores: The guard's cores, by the `id` of their optimizer (not earlier guards').
+
         Returns:
-          The `id` of the optimizer replaced (the guard's key for its core), or None.
+          The `id` of the optimizer replaced (its key in `cores`), or None.
         """
         if tf.inside_function():
             return None  # (one made in a traced step is made once: a retrace would make another)
         ids = [id(v) for v in variables]
-        for core in self._cores.values():
+        for core in cores.values():
             old = core.optimizer
             if type(old) is type(optimizer) and [id(v) for v in core.variables] == ids:
                 if int(old.iterations.numpy()) == 1 and int(optimizer.iterations.numpy()) == 0:
