@@ -109,7 +109,7 @@ class StepCore:
                 )
 
     def rebind(self, optimizer: keras.optimizers.Optimizer, apply_fn: Any = None) -> None:
-        """Updates with `optimizer` from now on (one made anew for the same variables, eager)."""
+        """Updates with `optimizer` from now on (one made anew for the same variables)."""
         self.optimizer = optimizer
         self._apply = optimizer.apply if apply_fn is None else apply_fn
         # A LossScaleOptimizer's gradients arrive scaled: checks and transforms see them

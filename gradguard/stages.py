@@ -7,10 +7,10 @@ the whole model) are each judged on their own steps, and a stage that starts fro
 earlier one trained is a resumed run (``core.notes["resumed"]``): its loss may rightly hold
 from its start, as a trained model's does.
 
-An optimizer made anew for every update (``optimizer = keras.optimizers.Adam()`` inside an
-eager loop; a `tf.function` refuses to create its variables twice) is no stage: each starts
-with no state, so Adam's moments and step count restart at every update (each about
-lr * sign(gradient)) and a momentum never builds. The one it replaces (the same class, the same
+An optimizer made anew for every update (``optimizer = keras.optimizers.Adam()`` inside an eager
+loop, or ``model.compile(optimizer="adam")`` before each `train_on_batch`) is no stage: each
+starts with no state, so Adam's moments and step count restart at every update (each about lr *
+sign(gradient)) and a momentum never builds. The one it replaces (the same class, the same
 variables, exactly one update made) hands it its core (`Stages.replaced`): one record of the
 training, no new core and traced fold at every step; `optimizer-recreated` once `MIN_MADE` were
 made so, for an optimizer that keeps state.
@@ -20,8 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-
-import tensorflow as tf
 
 from gradguard import _compat
 from gradguard.findings import Finding
@@ -74,13 +72,13 @@ class Stages:
         Returns:
           The `id` of the optimizer replaced (its key in `cores`), or None.
         """
-        if tf.inside_function():
-            return None  # (one made in a traced step is made once: a retrace would make another)
         ids = [id(v) for v in variables]
         for core in cores.values():
             old = core.optimizer
             if type(old) is type(optimizer) and [id(v) for v in core.variables] == ids:
-                if int(old.iterations.numpy()) == 1 and int(optimizer.iterations.numpy()) == 0:
+                with _compat.outside_trace():  # (`compile` in the loop: met in a new trace)
+                    updates = int(old.iterations.numpy()), int(optimizer.iterations.numpy())
+                if updates == (1, 0):
                     core.notes["optimizers_made"] = core.notes.get("optimizers_made", 1) + 1
                     core.rebind(optimizer, apply_fn)
                     return id(old)

@@ -1058,3 +1058,17 @@ def test_an_optimizer_made_anew_for_every_update_is_named_and_shares_one_core(
     if found:
         assert recreated[0].details["optimizers"] == 24
         assert "before the training loop" in recreated[0].message
+
+
+def test_compile_before_each_train_on_batch_makes_an_optimizer_per_update():
+    # Each compile makes a new Adam, met inside the new train function's trace.
+    model = mlp()
+    x, y = regression_data()
+    guard = Guard(options=Options.create(policy=WARN_ALL), raise_errors=False)
+    with guard.instrument_process():
+        for _ in range(12):
+            model.compile(keras.optimizers.Adam(1e-2), "mse")
+            model.train_on_batch(x, y)
+    report = guard.read(final=True)
+    assert "optimizer-recreated" in {f.code for f in report.findings}, str(report)
+    assert len(guard.cores) == 1 and report.steps_observed == 12
