@@ -298,8 +298,9 @@ _TENSOR_FIELDS = [f.name for f in dataclasses.fields(Stats) if f.name != "activa
 
 # The owners' notes (`StepCore.notes`) a judgment uses, logged in the run's configuration so
 # that ``gradguard inspect`` judges its logs the same: the chance-level loss, whether the
-# optimizer had made updates before it was watched (a resumed run), and SGD's global_clipnorm.
-LOGGED_NOTES = ("chance_loss", "resumed", "sgd_clip")
+# optimizer had made updates before it was watched (a resumed run), SGD's global_clipnorm, and
+# the learning rate when the run began.
+LOGGED_NOTES = ("chance_loss", "resumed", "sgd_clip", "lr_start")
 
 
 @dataclasses.dataclass(frozen=True)

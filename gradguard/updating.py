@@ -167,12 +167,14 @@ def notes_of(optimizer: Any) -> dict[str, Any]:
 
     ``"resumed"``: updates were made before the core watched (a second `fit`, a restored
     checkpoint), so the loss of a resumed run may rightly hold from its start
-    (`LossNotDecreasing`). ``"schedule"``: `schedule_start`. ``"sgd_clip"``:
+    (`LossNotDecreasing`). ``"schedule"``: `schedule_start`. ``"lr_start"``: the learning
+    rate now, before the run brings it down (`UpdateRatio`). ``"sgd_clip"``:
     `sgd_global_clipnorm` (`UpdateRatio`).
     """
     return {
         "resumed": updates_made(optimizer) > 0,
         "schedule": schedule_start(optimizer),
+        "lr_start": learning_rate_value(optimizer),
         "sgd_clip": sgd_global_clipnorm(optimizer),
     }
 

@@ -306,6 +306,7 @@ class Scripted:
         `state()`.
       codes: The finding codes the state must be judged to (empty: silent).
       notes: What the entry point tells the judgment (`Context.notes`), e.g. the chance level.
+      learning_rate: The optimizer's learning rate when judged (`Context.learning_rate`).
     """
 
     name: str
@@ -316,6 +317,7 @@ class Scripted:
     codes: frozenset[str] = frozenset()
     sites: Sequence[Any] = ()
     notes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    learning_rate: float | None = None
 
 
 def stats(layout: Layout, step: int, **fields: Any) -> dict[str, Any]:
@@ -388,8 +390,12 @@ def fold(scripted: Scripted, mode: str) -> tuple[Check, dict[str, np.ndarray]]:
 
 
 def judge(
-    check: Check, state: Mapping[str, np.ndarray], steps: int, notes: Mapping[str, Any] = {}
+    check: Check,
+    state: Mapping[str, np.ndarray],
+    steps: int,
+    notes: Mapping[str, Any] = {},
+    learning_rate: float | None = None,
 ) -> set[str]:
     """The codes the check finds in `state` after `steps` steps."""
-    context = Context(steps=steps, step=steps - 1, notes=dict(notes))
+    context = Context(steps=steps, step=steps - 1, learning_rate=learning_rate, notes=dict(notes))
     return {f.code for f in check.judge(state, context)}

@@ -17,6 +17,7 @@ from harness import DEFERRED_MODES, Scripted, fold, judge, numpy_cut_loss, stats
 
 import gradguard
 from gradguard import checks, suspects
+from gradguard import inspect as inspect_lib
 from gradguard.activations import Site
 from gradguard.checks.base import StateReader
 from gradguard.stats import Context, Layout
@@ -108,21 +109,24 @@ def update_ratio_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -
     eligible = measured[:, None] & (grad > 0) & known
     still = eligible & (update == 0)
     norm = _field(steps, "grad_norm")
-    streak, since = np.zeros(layout.size), np.full(layout.size, -1)
-    for t, values in enumerate(steps):
-        since = np.where(still[t] & (streak == 0), values["step"], since)
-        streak = np.where(still[t], streak + 1, np.where(eligible[t], 0, streak))
+    below = valid & (ratio < 1e-7)
+    streaks = {}
+    for name, now, judged in (("unchanged", still, eligible), ("below", below, valid)):
+        streak, since = np.zeros(now.shape[1]), np.full(now.shape[1], -1)
+        for t, values in enumerate(steps):
+            since = np.where(now[t] & (streak == 0), values["step"], since)
+            streak = np.where(now[t], streak + 1, np.where(judged[t], 0, streak))
+        streaks[f"{name}_streak"], streaks[f"{name}_since"] = streak, since
     return {
+        **streaks,
         "measured": valid.sum(0),
         "above": (valid & (ratio > high) & (w >= 1e-3)).sum(0),  # weights not near 0
         "last": last,
-        "below": (valid & (ratio < 1e-7)).sum(0),
+        "below": below.sum(0),
         "below_clip": (valid & (ratio < 1e-5)).sum(0),
         "below_floor": (valid & (ratio < 1e-4)).sum(0),
         "eligible": eligible.sum(0),
         "unchanged": still.sum(0),
-        "unchanged_streak": streak,
-        "unchanged_since": since,
         # The whole gradient's norm, smallest over the measured steps where it is finite.
         "smallest_grad": np.min(norm[measured & np.isfinite(norm)], initial=np.inf),
     }
@@ -407,6 +411,44 @@ SCRIPTED = [
         update_ratio_reference,
         frozenset({"weights-unchanged"}),
     ),
+    # Ratios of 1e-3, then 1e-8 (below 1e-7) from step 4 of 12, every step measured: with the
+    # learning rate brought down 1e6x, a schedule that decays too fast (found); below 1e-7 only
+    # for the last 3 steps (a decay to 0 ending), or without the learning rate brought down
+    # (vanishing gradients late in a run: not this cause), silent.
+    Scripted(
+        "update-ratio-learning-rate-decays-1e6x-by-step-4",
+        checks.UpdateRatio,
+        LAYOUT,
+        _steps(
+            update_sq=lambda s: np.full(4, 1e-16 if s >= 4 else 1e-6, np.float32), measured=bool
+        ),
+        update_ratio_reference,
+        frozenset({"update-too-small"}),
+        notes={"lr_start": 1e-2},
+        learning_rate=1e-8,
+    ),
+    Scripted(
+        "update-ratio-learning-rate-decays-1e6x-for-the-last-3-steps",
+        checks.UpdateRatio,
+        LAYOUT,
+        _steps(
+            update_sq=lambda s: np.full(4, 1e-16 if s >= 9 else 1e-6, np.float32), measured=bool
+        ),
+        update_ratio_reference,
+        notes={"lr_start": 1e-2},
+        learning_rate=1e-8,
+    ),
+    Scripted(
+        "update-ratio-tiny-by-step-4-learning-rate-as-at-the-start",
+        checks.UpdateRatio,
+        LAYOUT,
+        _steps(
+            update_sq=lambda s: np.full(4, 1e-16 if s >= 4 else 1e-6, np.float32), measured=bool
+        ),
+        update_ratio_reference,
+        notes={"lr_start": 5e-6},
+        learning_rate=1e-8,
+    ),
     Scripted(
         # Exactly zero on the whole: the biases show it; the kernels' samples cannot.
         "update-ratio-learning-rate-zero-sampled-kernels",
@@ -642,7 +684,8 @@ def test_fold_matches_numpy_and_judges(scripted, mode):
             rtol=1e-5,
             err_msg=key,
         )
-    assert judge(check, state, len(scripted.steps), scripted.notes) == set(scripted.codes)
+    codes = judge(check, state, len(scripted.steps), scripted.notes, scripted.learning_rate)
+    assert codes == set(scripted.codes)
 
 
 @pytest.mark.parametrize(
@@ -722,6 +765,34 @@ def test_weights_that_stopped_are_blamed_on_a_schedule_only_when_it_ran_out(
     (stopped,) = [f for f in check.judge(state, context) if f.code == "weights-unchanged"]
     assert ("decay_steps" in stopped.message) == blamed, stopped.message
     assert (schedule is not None and blamed) == ("ExponentialDecay" in stopped.message)
+
+
+@pytest.mark.parametrize("decay", ["halved-every-10-steps", "cosine-to-0"])
+def test_a_learning_rate_brought_down_1000x_is_named_when_the_weights_stop_moving(decay, tmp_path):
+    # Halving the rate every 10 steps (a schedule that compounds, set from the host as a
+    # callback does) stops training by step ~180 of 300; a cosine decay to 0 at the last step
+    # is that low for its last few steps only.
+    steps = 300
+    schedule = keras.optimizers.schedules.CosineDecay(1e-3, steps)
+    optimizer = keras.optimizers.Adam(1e-3 if decay.startswith("halved") else schedule)
+    step = gradguard.TrainStep(mlp(), optimizer, "mse", every=10, log_dir=tmp_path)
+    x, y = regression_data()
+    for i in range(steps):
+        if decay.startswith("halved") and i and i % 10 == 0:
+            optimizer.learning_rate.assign(optimizer.learning_rate * 0.5)
+        step(x, y)
+    named = [f for f in step.report().findings if "brought down from 0.001" in f.message]
+    (result,) = inspect_lib.inspect(str(tmp_path)).results
+    logged = result.report.findings
+    if decay == "cosine-to-0":
+        assert named == [] and not {"update-too-small", "weights-unchanged"} & {
+            f.code for f in step.report().findings + logged
+        }
+        return
+    (finding,) = named
+    assert finding.code in ("update-too-small", "weights-unchanged")
+    assert "during training" in finding.message and finding.severity is gradguard.Severity.WARNING
+    assert [f.code for f in logged if "brought down from 0.001" in f.message] == [finding.code]
 
 
 def test_every_built_in_check_is_scripted():

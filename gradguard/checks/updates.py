@@ -20,6 +20,19 @@ if TYPE_CHECKING:
 __all__ = ["UpdateRatio"]
 
 
+def _streak(
+    now: tf.Tensor, judged: tf.Tensor, step: tf.Tensor, streak: tf.Tensor, since: tf.Tensor
+) -> list[tf.Tensor]:
+    """Folds one measured step into runs of steps where `now` held: [run length, its start].
+
+    A step where `now` holds extends the run (started at this step if there was none); a
+    judged step where it does not ends the run; a step not judged leaves it as it was.
+    """
+    since = tf.where(now & tf.equal(streak, 0), step, since)
+    ended = tf.where(judged & ~now, tf.zeros_like(streak), streak)
+    return [tf.where(now, streak + 1, ended), since]
+
+
 class UpdateRatio(Check):
     """`weights-unchanged`, `update-too-small`, `update-too-large`: the update-to-weight ratio.
 
@@ -43,6 +56,10 @@ class UpdateRatio(Check):
         they stopped: a learning-rate schedule that reached 0 partway. With the default
         cadence that is 200 steps or more, so a schedule that reaches 0 on the last step is
         not judged. Two measured steps are enough when the learning rate is exactly 0 now.
+        Layers that moved and then stayed below `low` on this many measured steps in a row
+        (and a fifth of the run, `STALLED_SHARE`) get `update-too-small` from the step they
+        fell there, when the learning rate is now `DECAYED` times its start or less: a
+        schedule that compounds, or a plateau schedule without a floor.
 
     A plain SGD optimizer whose `global_clipnorm` is `CLIP_BINDS` times or more below the
     smallest gradient norm measured scales every step down by as much: there the bar for
@@ -56,6 +73,8 @@ class UpdateRatio(Check):
     CLIP_BINDS = 100.0  # a clip this many times below every measured gradient norm binds
     CLIP_LOW = 1e-5  # ... and the bar for update-too-small where it does (without momentum)
     HEALTHY_LOW = 1e-4  # ... and with momentum adding 10 clipped steps or more: healthy's floor
+    DECAYED = 1e-3  # a learning rate this far below its start was brought down by the run
+    STALLED_SHARE = 0.2  # ... and ratios below `low` for this share of the run: it stopped
 
     def __init__(
         self,
@@ -86,9 +105,16 @@ class UpdateRatio(Check):
         )
         # Each layer's latest ratio, and the smallest whole-gradient norm measured.
         self.ratios = self.add_states({"last": [0.0] * layers, "smallest_grad": np.inf})
-        # The current run of measured steps that left each variable unchanged, and its start.
+        # The current run of measured steps that left each variable unchanged, and its start;
+        # the same for each layer's ratio below `low`.
         self.streaks = self.add_states(
-            {"unchanged_streak": [0] * n, "unchanged_since": [-1] * n}, tf.int64
+            {
+                "unchanged_streak": [0] * n,
+                "unchanged_since": [-1] * n,
+                "below_streak": [0] * layers,
+                "below_since": [-1] * layers,
+            },
+            tf.int64,
         )
 
     measured_only = True  # nothing to fold on a step that does not measure the weights
@@ -122,10 +148,16 @@ class UpdateRatio(Check):
         below = [valid & (ratio < bar) for bar in (self.low, self.CLIP_LOW, self.HEALTHY_LOW)]
         counted = [valid, *below, above, eligible, still]
         self.counts.assign_add(tf.cast(tf.concat(counted, axis=0), tf.int64))
-        streak, since = tf.split(self.streaks.read_value(), 2)
-        since = tf.where(still & tf.equal(streak, 0), stats.step, since)
-        restart = tf.where(eligible & ~still, tf.zeros_like(streak), streak)
-        self.streaks.assign(tf.concat([tf.where(still, streak + 1, restart), since], axis=0))
+        streaks = tf.split(self.streaks.read_value(), [self.layout.size] * 2 + [layers] * 2)
+        self.streaks.assign(
+            tf.concat(
+                [
+                    *_streak(still, eligible, stats.step, *streaks[:2]),
+                    *_streak(below[0], valid, stats.step, *streaks[2:]),
+                ],
+                axis=0,
+            )
+        )
 
     def judge(self, state: Mapping[str, np.ndarray], context: Context) -> list[Finding]:
         s = state
@@ -152,46 +184,15 @@ class UpdateRatio(Check):
                     details={"measured_steps": int(s["eligible"][unchanged[0]])},
                 )
             )
-        # A learning rate that is exactly 0 now needs fewer measured steps to be sure.
-        enough = 2 if context.learning_rate == 0.0 else self.stopped_after
-        stopped = [
-            i
-            for i in range(layout.size)
-            if i not in context.none
-            and i not in unchanged
-            and s["unchanged_streak"][i] >= enough
-            and s["eligible"][i] > s["unchanged_streak"][i]
-        ]
-        if stopped:
-            variables = tuple(layout.names[i] for i in stopped)
-            since = int(min(s["unchanged_since"][i] for i in stopped))
-            schedule = context.notes.get("schedule")  # (its name, its rate at step 0)
-            if schedule and (context.learning_rate or 0.0) < 1e-3 * schedule[1]:
-                cause = (
-                    f"the learning rate{lr} was brought down from {number(schedule[1])} by its "
-                    f"{schedule[0]} schedule (decay_steps counts optimizer steps, not epochs)"
-                )
-            elif context.learning_rate:  # still positive: not a schedule run out
-                cause = f"the learning rate{lr} is too small for float precision at these weights"
-            else:
-                cause = (
-                    f"the learning rate{lr} reached 0 (a schedule whose decay_steps ran out: "
-                    "decay_steps counts optimizer steps, not epochs) or fell below float precision"
-                )
-            results.append(
-                Finding(
-                    "weights-unchanged",
-                    f"{listing(variables)} stopped changing by step {since}: the "
-                    f"{int(s['unchanged_streak'][stopped[0]])} measured updates since left them "
-                    f"unchanged despite non-zero gradients, after earlier ones moved them; "
-                    f"{cause}.",
-                    since,
-                    variables,
-                    # The weights did train until then: the steps since are wasted, not broken.
-                    Severity.WARNING,
-                    details={"since_step": since, "learning_rate": context.learning_rate},
-                )
+        # Weights that moved, then stopped: exactly (`_stopped`), or all but (`_collapsed`)
+        # under a learning rate brought down 1000x. One cause, told once: the earlier one.
+        stopped = self._stopped(s, context, unchanged)
+        collapsed = self._collapsed(s, context)
+        if stopped and collapsed:
+            stopped, collapsed = (
+                (stopped, None) if stopped.step <= collapsed.step else (None, collapsed)
             )
+        results.extend(f for f in (stopped, collapsed) if f is not None)
         measured = s["measured"]
         judged = [li for li in range(len(layout.layers)) if measured[li] > 0]
 
@@ -264,6 +265,97 @@ class UpdateRatio(Check):
             )
         return results
 
+    def _stopped(
+        self, s: Mapping[str, np.ndarray], context: Context, unchanged: list[int]
+    ) -> Finding | None:
+        """`weights-unchanged` for variables that changed, then stayed exactly unchanged."""
+        layout = self.layout
+        # A learning rate that is exactly 0 now needs fewer measured steps to be sure.
+        enough = 2 if context.learning_rate == 0.0 else self.stopped_after
+        stopped = [
+            i
+            for i in range(layout.size)
+            if i not in context.none
+            and i not in unchanged
+            and s["unchanged_streak"][i] >= enough
+            and s["eligible"][i] > s["unchanged_streak"][i]
+        ]
+        if not stopped:
+            return None
+        lr = "" if context.learning_rate is None else f" ({number(context.learning_rate)})"
+        variables = tuple(layout.names[i] for i in stopped)
+        since = int(min(s["unchanged_since"][i] for i in stopped))
+        decayed = self._decayed(context)
+        if decayed:
+            cause = decayed
+        elif context.learning_rate:  # still positive: not a schedule run out
+            cause = f"the learning rate{lr} is too small for float precision at these weights"
+        else:
+            cause = (
+                f"the learning rate{lr} reached 0 (a schedule whose decay_steps ran out: "
+                "decay_steps counts optimizer steps, not epochs) or fell below float precision"
+            )
+        return Finding(
+            "weights-unchanged",
+            f"{listing(variables)} stopped changing by step {since}: the "
+            f"{int(s['unchanged_streak'][stopped[0]])} measured updates since left them "
+            f"unchanged despite non-zero gradients, after earlier ones moved them; {cause}.",
+            since,
+            variables,
+            # The weights did train until then: the steps since are wasted, not broken.
+            Severity.WARNING,
+            details={"since_step": since, "learning_rate": context.learning_rate},
+        )
+
+    def _collapsed(self, s: Mapping[str, np.ndarray], context: Context) -> Finding | None:
+        """`update-too-small` for every layer below `low` since a step, the rate brought down.
+
+        Each layer moved, then stayed below `low` for `STALLED_SHARE` of the run or more, with
+        the learning rate `DECAYED` times its start or less: a schedule that decays too fast.
+        (Cosine or linear decay to 0 is that low for the last few percent of steps only.)
+        """
+        decayed = self._decayed(context)
+        judged = [li for li in range(len(self.layout.layers)) if s["measured"][li] > 0]
+        collapsed = [
+            li
+            for li in judged
+            if s["measured"][li] > s["below_streak"][li] >= self.stopped_after
+            and context.step - s["below_since"][li] >= (context.step + 1) * self.STALLED_SHARE
+        ]
+        if not decayed or not judged or collapsed != judged:
+            return None
+        since = int(min(s["below_since"][li] for li in collapsed))
+        ratios = {self.layout.layers[li]: float(s["last"][li]) for li in collapsed}
+        shown = ", ".join(f"{name} {number(r)}" for name, r in list(ratios.items())[:4])
+        return Finding(
+            "update-too-small",
+            f"Update-to-weight ratio of {listing(list(ratios))} ({shown}) fell below "
+            f"{number(self.low)} by step {since} and stayed there on the "
+            f"{int(min(s['below_streak'][li] for li in collapsed))} measured steps since, after "
+            f"earlier steps moved the weights: {decayed}, so training has all but stopped. "
+            "Keep the learning rate above about 1e-3 of its start.",
+            since,
+            self.layout.variables_of(collapsed),
+            Severity.WARNING,  # the weights trained until then: the steps since are wasted
+            details={"since_step": since, "learning_rate": context.learning_rate},
+        )
+
+    def _decayed(self, context: Context) -> str | None:
+        """Why the learning rate is now `DECAYED` times its start or less (None if it is not)."""
+        lr = context.learning_rate
+        schedule = context.notes.get("schedule")  # (its name, its rate at step 0)
+        start = schedule[1] if schedule else context.notes.get("lr_start")
+        if lr is None or not start or lr >= self.DECAYED * start:
+            return None
+        if schedule:
+            how = f"by its {schedule[0]} schedule (decay_steps counts optimizer steps, not epochs)"
+        else:
+            how = (
+                "during training (a LearningRateScheduler function that multiplies the rate it "
+                "is given compounds every epoch; ReduceLROnPlateau goes down to its min_lr)"
+            )
+        return f"the learning rate ({number(lr)}) was brought down from {number(start)} {how}"
+
     def replay(self, logged: Logged) -> Mapping[str, Any]:
         u = logged.updates()
         # As the live check: a layer without gradient has no meaningful ratio.
@@ -280,21 +372,25 @@ class UpdateRatio(Check):
         eligible = u.measured & (u.grad > 0) & ~u.unknown
         # A variable whose ratio was not logged (zero weights) is not known to be unchanged.
         unchanged = eligible & u.known & (u.update == 0)
-        streak = np.zeros(len(eligible), np.int64)
-        since = np.full(len(eligible), -1, np.int64)
-        for t, step in enumerate(logged.steps):
-            since = np.where(unchanged[:, t] & (streak == 0), step, since)
-            streak = np.where(unchanged[:, t], streak + 1, np.where(eligible[:, t], 0, streak))
+        below = valid & (ratio < self.low)
+        runs = {"unchanged": (unchanged, eligible), "below": (below, valid)}
+        streaks = {}
+        for name, (now, judged) in runs.items():
+            streak = np.zeros(len(now), np.int64)
+            since = np.full(len(now), -1, np.int64)
+            for t, step in enumerate(logged.steps):
+                since = np.where(now[:, t] & (streak == 0), step, since)
+                streak = np.where(now[:, t], streak + 1, np.where(judged[:, t], 0, streak))
+            streaks[f"{name}_streak"], streaks[f"{name}_since"] = streak, since
         return {
+            **streaks,
             "measured": valid.sum(axis=1),
             "above": (valid & (ratio > self.high) & (u.layer_weight >= self.NEAR_ZERO)).sum(axis=1),
             "last": last,
-            "below": (valid & (ratio < self.low)).sum(axis=1),
+            "below": below.sum(axis=1),
             "below_clip": (valid & (ratio < self.CLIP_LOW)).sum(axis=1),
             "below_floor": (valid & (ratio < self.HEALTHY_LOW)).sum(axis=1),
             "eligible": eligible.sum(axis=1),
             "unchanged": unchanged.sum(axis=1),
-            "unchanged_streak": streak,
-            "unchanged_since": since,
             "smallest_grad": np.min(grad_norm, initial=np.inf),
         }
