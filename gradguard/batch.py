@@ -80,6 +80,27 @@ def labels(y: Any) -> Any:
         return None
 
 
+def class_ids(y: Any) -> np.ndarray | None:
+    """`fit`'s labels as one class id per example: ids (a trailing axis of 1) or one-hot rows.
+
+    None for anything else (a regression's targets, soft labels, a dataset, a dict). Reading
+    never raises: it runs on whatever a user's `fit` was given.
+    """
+    labels = np.asarray(y) if isinstance(y, np.ndarray) or hasattr(y, "numpy") else None
+    if labels is None or labels.dtype.kind not in "biuf" or labels.ndim == 0:
+        return None
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    elif labels.ndim == 2 and np.all((labels == 0) | (labels == 1)):
+        if np.all(labels.sum(axis=1) == 1):
+            labels = labels.argmax(axis=1)  # one-hot rows
+    if labels.ndim != 1:
+        return None
+    if not (np.issubdtype(labels.dtype, np.integer) or np.all(labels == np.round(labels))):
+        return None
+    return labels
+
+
 def mismatched_rows(batch: tuple[Any, Any, Any]) -> str | None:
     """What is wrong when ``(x, y, sample_weight)`` hold different numbers of examples, or None."""
     rows: dict[str, int] = {}

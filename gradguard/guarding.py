@@ -26,6 +26,7 @@ import tensorflow as tf
 from gradguard import _compat, diagnose, heldout, instrument, lossgraph, replicas, stats, updating
 from gradguard import activations as activations_lib
 from gradguard import findings as findings_lib
+from gradguard.classweights import inverted as inverted_class_weights
 from gradguard.core import StepCore
 from gradguard.forensics import Forensics
 from gradguard.ledger import Ledger
@@ -228,11 +229,13 @@ class Guard:
         self.forensics.fit_batch(model, data)
 
     def on_fit_end(self, model: Any, history: Any, arguments: Mapping[str, Any]) -> None:
-        """`fit` returned (under ``gradguard run``): its held-out data is judged (`heldout`)."""
+        """`fit` returned (under ``gradguard run``): its held-out data, its class weights judged."""
         core = self.cores.get(id(_compat.inner_optimizer(model.optimizer)))
         if core is not None:
             self.forensics.note_chance(core)
-            self._pending += heldout.after_fit(core.notes, history, arguments, core.steps - 1)
+            step = core.steps - 1
+            self._pending += heldout.after_fit(core.notes, history, arguments, step)
+            self._pending += inverted_class_weights(arguments, step)
 
     def on_scaled_loss(self, loss: Any, scaled: Any) -> None:
         """A LossScaleOptimizer scaled `loss`: a gradient of `scaled` is taken for `loss`."""

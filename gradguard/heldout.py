@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from gradguard import batch
 from gradguard.findings import Finding
 
 __all__ = ["MEMORIZING_EPOCHS", "MEMORIZING_MARGIN", "after_fit", "memorizing", "unseen_classes"]
@@ -105,14 +106,8 @@ def unseen_classes(labels: Any, split: float) -> list[Any]:
     Class ids (integers, a trailing axis of 1) or one-hot rows; [] for anything else (a
     regression's targets, soft labels, a dataset, a dict) or no split.
     """
-    y = np.asarray(labels) if isinstance(labels, np.ndarray) or hasattr(labels, "numpy") else None
-    if y is None or y.dtype.kind not in "biuf" or not 0.0 < split < 1.0 or y.ndim == 0:
+    y = batch.class_ids(labels)
+    if y is None or not 0.0 < split < 1.0:
         return []  # (nothing this reads may fail: it runs after the user's fit returned)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    elif y.ndim == 2 and np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1):
-        y = y.argmax(axis=1)  # one-hot rows
-    if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or np.all(y == np.round(y))):
-        return []
     cut = int(np.floor(len(y) * (1.0 - split)))  # as Keras' train_validation_split
     return sorted(set(np.unique(y[cut:]).tolist()) - set(np.unique(y[:cut]).tolist()))

@@ -216,6 +216,8 @@ BUGS: dict[str, Bug] = {
     # fit's held-out data: validation_split's last examples, a class the training part lacks.
     # optimizer-recreated
     "bug_optimizer_created_inside_the_loop_eager.py": Bug(("optimizer-recreated",)),
+    # class-weights-inverted: fit's class_weight as count / total on 9:1 data.
+    "bug_class_weight_proportional_to_frequency_fit.py": Bug(("class-weights-inverted",)),
     # A learning rate brought down 1000x and more during training, the weights all but still.
     "bug_lr_scheduler_compounds_every_epoch_fit.py": Bug(
         ("update-too-small",), mentions=(("update-too-small", "brought down from 0.001"),)
@@ -299,6 +301,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_dataset_sorted_by_class_shuffled_fit.py": Healthy(),
     "ok_stateless_sgd_created_inside_the_loop_eager.py": Healthy(),
     "ok_lr_scheduler_decays_from_the_initial_rate_fit.py": Healthy(),
+    "ok_class_weight_balanced_fit.py": Healthy(),
     # Optimizers one after another: a stage on trained weights, a second model on a shared layer.
     "ok_new_optimizer_on_a_noisy_plateau_fit.py": Healthy(),
     "ok_second_task_on_a_shared_layer_fit.py": Healthy(),

@@ -1,0 +1,70 @@
+"""`fit`'s `class_weight` the wrong way round: the frequent classes weighted up, the rare down.
+
+`class_weight` is there to even out imbalanced classes: each class's weight inversely
+proportional to its count (``total / (n_classes * count)``, sklearn's
+``compute_class_weight("balanced")``). Written as ``count / total`` instead, it multiplies the
+imbalance: the rare classes' share of the weighted loss falls to almost nothing, the model may
+predict the frequent class only, and accuracy still looks good. Judged under ``gradguard run``
+at the end of a `fit` (which it wraps), from the `class_weight` and the labels `fit` was given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from gradguard import batch
+from gradguard.findings import Finding
+
+__all__ = ["IMBALANCE", "SHRUNK", "inverted"]
+
+IMBALANCE = 3.0  # the most frequent class has this many times the rarest class's examples
+SHRUNK = 0.5  # ... and the weights leave the rarest class this share of its unweighted share
+
+
+def inverted(arguments: Mapping[str, Any], step: int) -> list[Finding]:
+    """`class-weights-inverted` for a `fit` whose `class_weight` shrinks the rarest class more.
+
+    Args:
+      arguments: `fit`'s arguments by name: `class_weight` (class id to weight; a class left
+        out weighs 1), its labels `y` (class ids or one-hot rows; anything else is not
+        judged) and `validation_split` (its last examples are not trained on).
+      step: The step to date the finding at.
+    """
+    class_weight, ids = arguments.get("class_weight"), batch.class_ids(arguments.get("y"))
+    if not isinstance(class_weight, Mapping) or not class_weight or ids is None:
+        return []
+    split = float(arguments.get("validation_split") or 0.0)
+    ids = ids[: int(np.floor(len(ids) * (1.0 - split)))] if 0.0 < split < 1.0 else ids
+    classes, counts = np.unique(ids.astype(np.int64), return_counts=True)
+    try:
+        weights = np.array([float(class_weight.get(int(c), 1.0)) for c in classes])
+    except (TypeError, ValueError):
+        return []
+    if len(classes) < 2 or not np.all(weights > 0) or counts.max() < IMBALANCE * counts.min():
+        return []
+    shares = counts / counts.sum()
+    weighted = counts * weights / np.sum(counts * weights)
+    rarest, commonest = int(np.argmin(counts)), int(np.argmax(counts))
+    if weighted[rarest] > SHRUNK * shares[rarest] or weights[commonest] <= weights[rarest]:
+        return []
+    shown = "; ".join(
+        f"class {classes[i]}: {shares[i]:.0%} of the examples, weight {weights[i]:.3g}"
+        for i in (commonest, rarest)
+    )
+    message = (
+        f"fit's class_weight gives the frequent classes the larger weights ({shown}), so the "
+        f"rarest class's share of the weighted loss falls from {shares[rarest]:.1%} to "
+        f"{weighted[rarest]:.2%} and the model can ignore it (its recall near 0 while accuracy "
+        "looks fine): class weights are the inverse of the counts, total / (n_classes * count), "
+        'as sklearn\'s compute_class_weight("balanced") gives.'
+    )
+    details = {
+        "classes": [int(c) for c in classes],
+        "shares": [float(v) for v in shares],
+        "weights": [float(v) for v in weights],
+        "weighted_shares": [float(v) for v in weighted],
+    }
+    return [Finding("class-weights-inverted", message, step, details=details)]
