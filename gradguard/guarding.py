@@ -32,6 +32,7 @@ from gradguard.forensics import Forensics
 from gradguard.ledger import Ledger
 from gradguard.ledger import key as ledger_key
 from gradguard.manual import LossWatch
+from gradguard.modes import inference_mode
 from gradguard.options import Options, check_optimizer
 from gradguard.pairing import Pairing
 from gradguard.stages import Stages
@@ -364,6 +365,7 @@ class Guard:
         untracked = self.ledger.untracked(layers)
         found = [*self._pending, *self.forensics.unreached(step)]
         found += self.forensics.label_findings(step) + self.stages.findings(step)
+        found += inference_mode(self._tap.layers(), self._tap.told, self.cores.values(), step)
         found += self._manual.judge() if self._manual is not None and not self.cores else []
         found += self.ledger.judge(step, final, self._names, keras_variables, bool(untracked))
         self._pending = []

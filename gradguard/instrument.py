@@ -187,7 +187,7 @@ def _record_layer_outputs(original: Any) -> Any:
         result = original(layer, *args, **kwargs)
         if _TAPS and _compat.tape_is_recording():  # a training forward pass
             for tap in _TAPS:
-                _unchecked(tap.record, layer, result, args)
+                _unchecked(tap.record, layer, result, args, kwargs.get("training"))
         return result
 
     return __call__

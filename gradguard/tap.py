@@ -65,10 +65,16 @@ class Tap:
         self.last_model: Any = None  # a weak reference to the model called last
         self._outputs: dict[int, Any] = {}  # and of its output
         self._latest: dict[int, Any] = {}  # per model, its latest input (a tensor)
+        # The `training` values each layer was called with (None: not told, so inference).
+        self.told: dict[int, set[Any]] = {}
 
-    def record(self, layer: Any, result: Any, args: Sequence[Any] = ()) -> None:
+    def record(
+        self, layer: Any, result: Any, args: Sequence[Any] = (), training: Any = None
+    ) -> None:
         """Notes one layer call (called by the process-wide layer patch)."""
         self._layers[id(layer)] = layer
+        told = training if training is None or isinstance(training, bool) else "tensor"
+        self.told.setdefault(id(layer), set()).add(told)
         if isinstance(layer, keras.Model):
             self._models[id(layer)] = layer
             self.last_model = weakref.ref(layer)

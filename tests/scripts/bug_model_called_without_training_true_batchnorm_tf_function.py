@@ -1,0 +1,46 @@
+"""Reported symptom: a model with BatchNormalization and Dropout trains in a custom loop, but
+worse than the same model under fit, and its moving mean and variance stay at 0 and 1. The
+step calls model(x) without training=True: Keras 3 layers then run in inference mode, so the
+normalization never uses the batch's statistics (nor updates its own) and dropout is off.
+
+Source: a pattern of user reports ("BatchNormalization moving_mean not updating in custom
+        training loop"); the TensorFlow guides call model(x, training=True) in the step.
+expected: training-flag-missing
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+rng = np.random.default_rng(0)
+keras.utils.set_random_seed(0)
+x = (rng.normal(size=(2048, 20)) * 5 + 3).astype("float32")
+y = np.argmax((x - 3) @ rng.normal(size=(20, 4)) + rng.normal(size=(2048, 4)), axis=1)
+model = keras.Sequential(
+    [
+        keras.Input((20,)),
+        keras.layers.Dense(64),
+        keras.layers.BatchNormalization(),
+        keras.layers.Activation("relu"),
+        keras.layers.Dropout(0.3),
+        keras.layers.Dense(4),
+    ]
+)
+optimizer = keras.optimizers.Adam(1e-3)
+loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+dataset = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(2048, seed=0).batch(32)
+
+
+@tf.function
+def train_step(xb, yb):
+    with tf.GradientTape() as tape:
+        loss = loss_fn(yb, model(xb))  # training=True forgotten
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    return loss
+
+
+for _ in range(3):
+    for xb, yb in dataset:
+        loss = train_step(xb, yb)
+print(f"loss {float(loss):.3f}")
