@@ -333,7 +333,8 @@ class UpdateRatio(Check):
             f"{number(self.low)} by step {since} and stayed there on the "
             f"{int(min(s['below_streak'][li] for li in collapsed))} measured steps since, after "
             f"earlier steps moved the weights: {decayed}, so training has all but stopped. "
-            "Keep the learning rate above about 1e-3 of its start.",
+            "Compute a scheduler's rate from the initial one, give the decay a floor (min_lr), "
+            "or stop once the loss stops improving (EarlyStopping).",
             since,
             self.layout.variables_of(collapsed),
             Severity.WARNING,  # the weights trained until then: the steps since are wasted
@@ -352,7 +353,8 @@ class UpdateRatio(Check):
         else:
             how = (
                 "during training (a LearningRateScheduler function that multiplies the rate it "
-                "is given compounds every epoch; ReduceLROnPlateau goes down to its min_lr)"
+                "is given compounds every epoch; ReduceLROnPlateau without a min_lr goes on "
+                "dividing it)"
             )
         return f"the learning rate ({number(lr)}) was brought down from {number(start)} {how}"
 
