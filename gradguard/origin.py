@@ -187,7 +187,10 @@ class _Calls:
     def __init__(self) -> None:
         self.calls: list[tuple[Any, list[tf.Tensor], list[tf.Tensor]]] = []
 
-    def record(self, layer: Any, result: Any, args: Sequence[Any] = ()) -> None:
+    def record(
+        self, layer: Any, result: Any, args: Sequence[Any] = (), training: Any = None
+    ) -> None:
+        del training  # (the tap's: which mode each layer ran in)
         inputs = [t for t in tf.nest.flatten(list(args)) if tf.is_tensor(t)]
         outputs = [t for t in tf.nest.flatten(result) if tf.is_tensor(t)]
         self.calls.append((layer, inputs, outputs))

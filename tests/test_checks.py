@@ -600,6 +600,9 @@ SCRIPTED += [
         "noisy-labels-settled-just-below-chance",
         lambda s: 2.6 if s == 0 else 2.268 + 0.001 * (s % 2),
     ),
+    # Falls steadily from far above chance (a new head on frozen features): silent until it
+    # stops falling.
+    _chance_case("loss-falls-steeply-from-far-above-chance", lambda s: 3.5 - 0.1 * s),
     # Warms up at chance, then learns: silent.
     _chance_case("loss-leaves-chance", lambda s: 2.3 if s < 6 else 1.0),
     # Below chance throughout (a model that learned): silent.

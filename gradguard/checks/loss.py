@@ -34,8 +34,9 @@ class LossNotDecreasing(Check):
       distribution, whatever the loss did at first. A model that warms up near chance and
       leaves it within `chance_steps` steps is not flagged, nor is one below chance that fell by
       more than `chance_tolerance` over them (still learning, from labels that may be mostly
-      noise). At the final read (the whole run seen) its last half is enough, if that is at
-      least `2 * window` steps;
+      noise), nor one above it that fell at every sample, by `FALLING` of chance in all (coming
+      down from a start far above it). At the final read (the whole run seen) its last half
+      is enough, if that is at least `2 * window` steps;
     * the loss is exactly the same on every step: it does not depend on the weights.
 
     A run that starts from a trained model (fine-tuning, a resumed run) may hold its loss: when
@@ -57,6 +58,7 @@ class LossNotDecreasing(Check):
     deferrable = True
     TRAINED = 0.75  # a first window this far below chance: trained before the run began
     HOLDING = 0.05  # ... and a recent loss at most this much above it: holding, not stuck
+    FALLING = 0.05  # a loss above chance falling steadily by this share of it: still learning
 
     def __init__(
         self,
@@ -133,8 +135,12 @@ class LossNotDecreasing(Check):
         if context.final and half >= 2:  # the whole run seen: its last half, if two windows
             history = history[-min(len(history), half) :]
         # Below chance and still falling over the window: learning, on labels that may be
-        # mostly noise (40% of binary labels flipped leave a best loss 3% below chance).
-        falling = recent < chance and history[0] - recent > self.chance_tolerance * chance
+        # mostly noise (40% of binary labels flipped leave a best loss 3% below chance). Above
+        # it, falling at every sample by `FALLING` of chance in all: coming down from a start
+        # far above (a new head on frozen features, its dropout keeping the training loss up).
+        fell = history[0] - recent
+        steadily = bool(np.all(np.diff(history) < 0)) and fell > self.FALLING * chance
+        falling = steadily or (recent < chance and fell > self.chance_tolerance * chance)
         if floor is not None and recent >= floor and bool(np.all(history >= floor)) and not falling:
             steps = len(history) * self.window
             details["chance_loss"] = chance
