@@ -24,6 +24,9 @@ from gradguard.activations import (
 
 __all__ = ["Tap"]
 
+# Layers whose training mode `modes.inference_mode` judges.
+_MODAL = (keras.layers.BatchNormalization, keras.layers.Dropout)
+
 
 def _spec(value: Any) -> Any:
     """A structure of inputs as `tf.TensorSpec`s (the batch axis left open)."""
@@ -65,7 +68,8 @@ class Tap:
         self.last_model: Any = None  # a weak reference to the model called last
         self._outputs: dict[int, Any] = {}  # and of its output
         self._latest: dict[int, Any] = {}  # per model, its latest input (a tensor)
-        # The `training` values each layer was called with (None: not told, so inference).
+        # The `training` values each normalization or dropout layer was called with (None: not
+        # told, so inference; `modes.inference_mode`).
         self.told: dict[int, set[Any]] = {}
 
     def record(
@@ -73,8 +77,9 @@ class Tap:
     ) -> None:
         """Notes one layer call (called by the process-wide layer patch)."""
         self._layers[id(layer)] = layer
-        told = training if training is None or isinstance(training, bool) else "tensor"
-        self.told.setdefault(id(layer), set()).add(told)
+        if isinstance(layer, _MODAL):
+            told = training if training is None or isinstance(training, bool) else "tensor"
+            self.told.setdefault(id(layer), set()).add(told)
         if isinstance(layer, keras.Model):
             self._models[id(layer)] = layer
             self.last_model = weakref.ref(layer)

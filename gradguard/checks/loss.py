@@ -139,7 +139,10 @@ class LossNotDecreasing(Check):
         # it, falling at every sample by `FALLING` of chance in all: coming down from a start
         # far above (a new head on frozen features, its dropout keeping the training loss up).
         fell = history[0] - recent
-        steadily = bool(np.all(np.diff(history) < 0)) and fell > self.FALLING * chance
+        # (Labels all of one value: a loss falling toward its level of ~0 learns nothing.)
+        one_value = context.notes.get("labels_one_value")
+        steadily = one_value is None and bool(np.all(np.diff(history) < 0))
+        steadily = steadily and fell > self.FALLING * chance
         falling = steadily or (recent < chance and fell > self.chance_tolerance * chance)
         if floor is not None and recent >= floor and bool(np.all(history >= floor)) and not falling:
             steps = len(history) * self.window
@@ -154,7 +157,6 @@ class LossNotDecreasing(Check):
                 "stay paired with their inputs (shuffle them together), that softmax is not "
                 "applied twice (a softmax output with from_logits=True), and the learning rate."
             )
-            one_value = context.notes.get("labels_one_value")
             if one_value is not None:  # the chance level of one class is 0: nothing to learn
                 message = (
                     f"Every label sampled over the run was {number(one_value)}: the model "
