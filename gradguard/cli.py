@@ -161,7 +161,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _explain(code: str | None) -> int:
     """``gradguard explain CODE``: the guide's section; 2 for an unknown code."""
-    from gradguard.findings import CODES, guide_section
+    from gradguard.explain import guide_section
+    from gradguard.findings import CODES
 
     if code is None or code not in CODES:
         stream = sys.stdout if code is None else sys.stderr

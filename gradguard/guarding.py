@@ -100,7 +100,6 @@ class Guard:
         # Keras', and frozen), and under `instrument_process` with activations watched, their
         # outputs; per optimizer the layers and sites its checks watch.
         self._tap = Tap()
-        self._tapped: dict[int, tuple[list[Any], list[activations_lib.Site]]] = {}
         self.cores: dict[int, StepCore] = {}
         # Several optimizers: a game's players, or stages one after another.
         self.stages = stages if stages is not None else Stages()
@@ -287,10 +286,7 @@ class Guard:
         """The watched layer outputs of the forward pass before this update, one per site."""
         if self._recorder is not None and optimizer is _compat.inner_optimizer(self.optimizer):
             return self._recorder.take()
-        tapped = self._tapped.get(id(optimizer))
-        if tapped is not None and tapped[1]:
-            return self._tap.take(*tapped)
-        return ()
+        return self._tap.take_for(optimizer)
 
     def _core(self, optimizer: Any, original: Any, variables: list[Any]) -> StepCore:
         core = self.cores.get(id(optimizer))
@@ -301,8 +297,7 @@ class Guard:
             variables = _compat.optimizer_variables(optimizer)
         old = self.stages.replaced(optimizer, original, variables, self.cores)
         if old is not None:  # made anew for every update: the core of the one it replaces goes on
-            if old in self._tapped:
-                self._tapped[id(optimizer)] = self._tapped.pop(old)
+            self._tap.hand_over(old, optimizer)
             core = self.cores[id(optimizer)] = self.cores.pop(old)
             return core
         checks = self.options.new_checks(first=not self.cores)
@@ -310,8 +305,7 @@ class Guard:
         if watchers and self._recorder is not None:
             sites = self._recorder.fix_sites()
         elif watchers and self._tap.outputs and not replicas.multi_replica():
-            layers, sites = self._tap.sites(variables, self._model_name(variables))
-            self._tapped[id(optimizer)] = (layers, sites)
+            sites = self._tap.watch(optimizer, variables, self._model_name(variables))
         else:
             sites = []  # nothing to capture: the check stays silent
         for check in watchers:

@@ -187,10 +187,7 @@ class _Calls:
     def __init__(self) -> None:
         self.calls: list[tuple[Any, list[tf.Tensor], list[tf.Tensor]]] = []
 
-    def record(
-        self, layer: Any, result: Any, args: Sequence[Any] = (), training: Any = None
-    ) -> None:
-        del training  # (the tap's: which mode each layer ran in)
+    def record(self, layer: Any, result: Any, args: Sequence[Any] = (), *_: Any) -> None:
         inputs = [t for t in tf.nest.flatten(list(args)) if tf.is_tensor(t)]
         outputs = [t for t in tf.nest.flatten(result) if tf.is_tensor(t)]
         self.calls.append((layer, inputs, outputs))

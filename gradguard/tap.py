@@ -71,6 +71,8 @@ class Tap:
         # The `training` values each normalization or dropout layer was called with (None: not
         # told, so inference; `modes.inference_mode`).
         self.told: dict[int, set[Any]] = {}
+        # Per optimizer (by id), the layers its checks watch and their sites (`watch`).
+        self._watched: dict[int, tuple[list[Any], list[Site]]] = {}
 
     def record(
         self, layer: Any, result: Any, args: Sequence[Any] = (), training: Any = None
@@ -122,6 +124,21 @@ class Tap:
         """
         if self._recent:
             self._forward, self._recent = self._recent, []
+
+    def watch(self, optimizer: Any, variables: Sequence[Any], model_name: str = "") -> list[Site]:
+        """Fixes the layers `optimizer`'s update of `variables` watches (`sites`); their sites."""
+        self._watched[id(optimizer)] = self.sites(variables, model_name)
+        return self._watched[id(optimizer)][1]
+
+    def hand_over(self, old: int, optimizer: Any) -> None:
+        """`optimizer` watches what the optimizer of id `old` did (made anew for each update)."""
+        if old in self._watched:
+            self._watched[id(optimizer)] = self._watched.pop(old)
+
+    def take_for(self, optimizer: Any) -> tuple[Any, ...]:
+        """The outputs `optimizer`'s checks watch, from the forward pass before its update."""
+        layers, sites = self._watched.get(id(optimizer), ([], []))
+        return self.take(layers, sites) if sites else ()
 
     def sites(self, variables: Sequence[Any], model_name: str = "") -> tuple[list[Any], list[Site]]:
         """The layers an update of `variables` watches, in model order, and their sites."""

@@ -102,7 +102,10 @@ class StepRecorder:
         """Adds to the recorded configuration, which ``gradguard inspect`` reads.
 
         E.g. the codes the run's policy ignores: ``note(ignored=["loss-not-decreasing"])``.
+        Written again only when a value changes (a value of None is the same as none).
         """
+        if all(self.config.get(key) == value for key, value in config.items()):
+            return
         self.config.update(config)
         self.sink.write_texts(0, {tags.CONFIG: json.dumps(self.config)})
 
