@@ -157,8 +157,8 @@ class LossShapes:
 
     Recorded while the step traces (`record`); judged on the host after the call (`judge`),
     which finds a loss that silently broadcasts labels against predictions (`loss-broadcast`),
-    grows with the labels' log-likelihood (`loss-sign-flipped`) or squares
-    the batch's mean error (`labels-uninformative`).
+    grows with the labels' log-likelihood (`loss-sign-flipped`), or squares
+    the batch's mean error or never squares the error (`labels-uninformative`).
     """
 
     def __init__(self) -> None:

@@ -4,8 +4,8 @@ A loss that silently broadcasts them (`loss-broadcast`: every label compared wit
 prediction, or a narrow output stretched over wide labels), a cross-entropy applied to a
 softmax's output (`from-logits-mismatch`) and one given the model's output as its labels
 (`labels-out-of-range`). Read from a traced `FuncGraph`, once per trace. `graph_findings` and
-`loss_fn_findings` also judge the loss's sign (`losssign`) and whether it squares the batch's
-mean error (`lossmean`).
+`loss_fn_findings` also judge the loss's sign (`losssign`) and whether it measures the error
+whole: the batch's mean error squared, or the error never squared (`lossmean`).
 """
 
 from __future__ import annotations
@@ -350,7 +350,7 @@ def graph_findings(loss: tf.Tensor, step: int, variables: Iterable[Any] = ()) ->
     found = [judge(ops, step) for judge in judges]
     is_output = losssign.trained_layer(loss.graph, variables)
     found.append(losssign.graph_loss_sign(loss, ops, is_output, step))
-    found.append(lossmean.graph_batch_mean_error(loss, ops, reads_variables, step))
+    found.append(lossmean.graph_error_measured_whole(loss, ops, reads_variables, step))
     return [finding for finding in found if finding is not None]
 
 
@@ -377,6 +377,6 @@ def loss_fn_findings(
     ops = ancestors(loss)
     found = [
         losssign.graph_loss_sign(loss, ops, lambda op: op is output, step),
-        lossmean.graph_batch_mean_error(loss, ops, lambda t: output in ancestors(t), step),
+        lossmean.graph_error_measured_whole(loss, ops, lambda t: output in ancestors(t), step),
     ]
     return [finding for finding in found if finding is not None]

@@ -1,8 +1,10 @@
-"""Whether a traced loss averages the error over the batch before squaring it.
+"""Whether a traced loss measures the error whole: averaged before squaring, or never squared.
 
 ``tf.reduce_mean(y - y_pred) ** 2`` (the brackets of a mean squared error misplaced) measures
 only the batch's mean error: any pairing of the batch's labels with its examples gives the same
 loss, so the model learns the labels' mean and nothing per example, while its loss goes to 0.
+``tf.reduce_mean(y - y_pred)`` (the square forgotten) is linear in the error: its gradient is
+the same whatever the labels, and the loss falls without limit as the predictions grow.
 Reported as `labels-uninformative`: the loss cannot tell which label belongs to which input.
 """
 
@@ -17,7 +19,7 @@ import tensorflow as tf
 from gradguard.diagnose import SOFTMAX_CROSS_ENTROPY, ancestors, is_data
 from gradguard.findings import Finding
 
-__all__ = ["graph_batch_mean_error"]
+__all__ = ["graph_error_measured_whole"]
 
 # Ops an error passes through on its way to the loss that neither square nor reduce it.
 _LINEAR = {
@@ -25,25 +27,32 @@ _LINEAR = {
     "Sub", "Mul", "RealDiv", "DivNoNan", "StridedSlice",
 }  # fmt: skip
 _SQUARING = {"Square", "Pow", "Abs"}
+# Linear ops that scale their input by another: linear in the error only for a constant factor.
+_SCALING = {"Mul", "RealDiv", "DivNoNan"}
+# Ops that read only their input's shape, not its values.
+_SHAPES = {"Shape", "ShapeN", "Size", "Rank"}
 # Ops that compare two values element by element.
 _ELEMENTWISE = {"Sub", "Mul", "AddV2", "SquaredDifference", "RealDiv", "DivNoNan", "Xlogy"}
 
 
-def graph_batch_mean_error(
+def graph_error_measured_whole(
     loss: tf.Tensor,
     ops: set[tf.Operation],
     from_model: Callable[[tf.Tensor], bool],
     step: int,
 ) -> Finding | None:
-    """`labels-uninformative`: every label-prediction error is averaged whole, then squared.
+    """`labels-uninformative`: every label-prediction error is measured whole, or linearly.
 
     Read from a traced loss: each difference of data and the model's output, one value per
-    example at least (`from_model` tells the output), is followed to the loss; when every path
-    takes a mean or sum over all its axes before a square, a power or an absolute value, and
+    example at least (`from_model` tells the output), is followed to the loss (`_fate`). When
     nothing else in the loss compares the labels with the model (a cross-entropy, a product),
-    only the batch's mean error is measured. A mean squared error (squared per example), a
-    calibration term beside a per-example loss, means over one axis (moment matching, errors
-    summed over time steps) and anything the path cannot follow stay silent.
+    and every path either takes a mean or sum over all its axes before a square, a power or an
+    absolute value (only the batch's mean error is measured), or reaches the loss through sums,
+    means and constant factors alone (the loss is linear in the error). A mean squared error
+    (squared per example), a calibration term beside a per-example loss, means over one axis
+    (moment matching, errors summed over time steps), an error weighted by data (a
+    divergence's target probabilities, advantages) and anything the path cannot follow stay
+    silent.
     """
     errors = [op for op in ops if op.type == "Sub" and _data_against_model(op, from_model)]
     if not errors:
@@ -53,16 +62,27 @@ def graph_batch_mean_error(
     compared = [op for op in ops - forward if _data_against_model(op, from_model)]
     if len(compared) > len(errors):
         return None  # another comparison of labels with the model: a per-example loss
-    if not all(_reduced_then_squared(op, loss, ops) for op in errors):
+    fates = {_fate(op, loss, ops) for op in errors}
+    if len(fates) != 1 or None in fates:
         return None
     names = ", ".join(op.name for op in errors)
-    message = (
-        f"The loss averages the error over the batch before squaring it ({names} is reduced "
-        "whole, then squared): it measures only the batch's mean error, so any "
-        "pairing of labels with examples scores the same and the model learns to predict the "
-        "labels' mean. Square each example's error first: tf.reduce_mean(tf.square(y - "
-        "y_pred)), not tf.reduce_mean(y - y_pred) ** 2."
-    )
+    if fates == {"linear"}:
+        message = (
+            f"The loss is linear in the error ({names}, the labels' difference from the "
+            "model's output, reaches the loss through sums and means only, never squared or "
+            "taken in absolute value): its gradient is the same whatever the labels, so the "
+            "model learns nothing from them and the loss falls without limit as the "
+            "predictions grow. Square each example's error, tf.reduce_mean(tf.square(y - "
+            "y_pred)), or take its absolute value, tf.reduce_mean(tf.abs(y - y_pred))."
+        )
+    else:
+        message = (
+            f"The loss averages the error over the batch before squaring it ({names} is "
+            "reduced whole, then squared): it measures only the batch's mean error, so any "
+            "pairing of labels with examples scores the same and the model learns to predict "
+            "the labels' mean. Square each example's error first: tf.reduce_mean(tf.square(y - "
+            "y_pred)), not tf.reduce_mean(y - y_pred) ** 2."
+        )
     return Finding("labels-uninformative", message, step, details={"errors": names})
 
 
@@ -81,33 +101,61 @@ def _data_against_model(op: tf.Operation, from_model: Callable[[tf.Tensor], bool
     return False
 
 
-def _reduced_then_squared(op: tf.Operation, loss: tf.Tensor, ops: set[tf.Operation]) -> bool:
-    """Whether every path from `op`'s error to `loss` reduces it whole, then squares."""
+def _fate(op: tf.Operation, loss: tf.Tensor, ops: set[tf.Operation]) -> str | None:
+    """How `op`'s error reaches `loss`, the same on every path, or None.
+
+    "squared": reduced whole, then squared; "linear": through sums, means and factors the same
+    on every step only (a factor of data, the returns of a policy gradient, is a weight per
+    example whose sign the graph cannot tell).
+    """
     stack: list[tuple[tf.Tensor, bool]] = [(op.outputs[0], False)]
-    seen, judged = set[tuple[Any, bool]](), False
+    seen, fates, scaled = set[tuple[Any, bool]](), set[str](), False
     while stack:
         value, reduced = stack.pop()
         if (value.ref(), reduced) in seen:
             continue
         seen.add((value.ref(), reduced))
         if value.op is loss.op:
-            return False  # the loss is linear in the error: not this bug
+            fates.add("linear")
+            continue
         for consumer in (c for c in value.consumers() if c in ops):
             if consumer.type in _SQUARING:
                 if not reduced:
-                    return False  # an error squared per example
-                judged = True
+                    return None  # an error squared per example
+                fates.add("squared")
                 continue
             if consumer.type in ("Mean", "Sum"):
                 whole = _reduces_all(consumer)
                 if whole is None:
-                    return False
+                    return None
                 stack.append((consumer.outputs[0], reduced or whole))
             elif consumer.type in _LINEAR:
+                scaled |= consumer.type in _SCALING and not _constant_factor(consumer, value)
                 stack += [(out, reduced) for out in consumer.outputs]
             else:
-                return False  # a path this cannot follow claims nothing
-    return judged
+                return None  # a path this cannot follow claims nothing
+    if fates == {"linear"} and scaled:
+        return None
+    return fates.pop() if len(fates) == 1 else None
+
+
+def _constant_factor(op: tf.Operation, value: tf.Tensor) -> bool:
+    """Whether `op` scales `value` by a factor the same on every step (not data, no weights).
+
+    A count of examples (a mean written as a sum over the batch size) reads only a shape.
+    """
+    others = [t for t in op.inputs if (t.op, t.value_index) != (value.op, value.value_index)]
+    seen: set[tf.Operation] = set()
+    stack = [t.op for t in others]
+    while stack:
+        node = stack.pop()
+        if node in seen or node.type in _SHAPES:
+            continue
+        seen.add(node)
+        if node.type in ("Placeholder", "ReadVariableOp") or node is value.op:
+            return False
+        stack.extend(t.op for t in node.inputs)
+    return bool(others)
 
 
 def _reduces_all(op: tf.Operation) -> bool | None:

@@ -6,7 +6,8 @@ Usage: ``python corpus_worker.py JOBS.json``, where the file holds a list of job
 script is diagnosed by exactly the code ``python -m gradguard run`` runs; sharing the process
 saves importing TensorFlow once per script. Between scripts the process-wide state a script may
 change is put back (Keras' session and names, the dtype policy, eager execution, the working
-directory). When a job ends, its ``done`` file gets ``{"returncode", "stdout", "stderr"}``.
+directory). When a job ends, its ``done`` file gets ``{"returncode", "stdout", "stderr",
+"seconds"}``.
 
 The command-line contract itself (argument parsing, exit statuses, start-up) is tested with real
 ``python -m gradguard run`` processes, one per run.
@@ -19,6 +20,7 @@ import io
 import json
 import os
 import sys
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -44,12 +46,18 @@ def main(jobs_path: str) -> int:
         os.makedirs(job["workdir"], exist_ok=True)
         os.chdir(job["workdir"])
         out, err = io.StringIO(), io.StringIO()
+        started = time.perf_counter()
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 status = cli.main(["run", "--json", job["json"], *job["options"], job["script"]])
         finally:
             os.chdir(home)
-        done = {"returncode": status, "stdout": out.getvalue(), "stderr": err.getvalue()}
+        done = {
+            "returncode": status,
+            "stdout": out.getvalue(),
+            "stderr": err.getvalue(),
+            "seconds": time.perf_counter() - started,  # to find the corpus's slow scripts
+        }
         with open(job["done"] + ".tmp", "w", encoding="utf-8") as f:
             json.dump(done, f)
         os.replace(job["done"] + ".tmp", job["done"])  # a test never reads it half written

@@ -168,6 +168,16 @@ BUGS = [
         ),
     ),
     (
+        "labels-uninformative",
+        Case(
+            "mean-error",
+            mlp,
+            lambda: keras.optimizers.Adam(1e-3),
+            lambda yt, yp: tf.reduce_mean(yt - yp),  # the square forgotten: linear in the error
+            unsupported=frozenset({"guard-eager", "run-eager"}),
+        ),
+    ),
+    (
         "exploding-gradient",
         Case(
             "sgd-lr-too-high",
@@ -355,6 +365,12 @@ HEALTHY = [
         data=_class_ids,
     ),
     Case("regularized", _regularized, lambda: keras.optimizers.Adam(1e-3)),
+    Case(
+        "mean-absolute-error-by-hand",
+        mlp,
+        lambda: keras.optimizers.Adam(1e-3),
+        lambda yt, yp: tf.reduce_mean(tf.abs(yt - yp)),
+    ),
     Case(
         "clipped",
         mlp,

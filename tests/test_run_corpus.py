@@ -130,6 +130,10 @@ BUGS: dict[str, Bug] = {
     "bug_restore_after_adding_layer.py": Bug(
         ("checkpoint-missing-variables",), also_errors=("checkpoint-shape-mismatch",), exit=1
     ),
+    # labels-uninformative: a custom loss linear in the error (the square forgotten)
+    "bug_custom_loss_mean_error_without_square_fit.py": Bug(
+        ("labels-uninformative",), mentions=(("labels-uninformative", "linear in the error"),)
+    ),
     # loss-broadcast
     "bug_loss_broadcast_mse.py": Bug(("loss-broadcast",)),
     "bug_loss_broadcast_eager.py": Bug(
@@ -324,6 +328,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_masked_loss_divide_no_nan.py": Healthy(),
     "ok_mixed_precision_initial_scale_skips_fit.py": Healthy(),
     "ok_custom_train_step_shapes_match.py": Healthy(),
+    "ok_custom_loss_mean_absolute_error_fit.py": Healthy(),
     "ok_pinn_initial_condition_shapes_match.py": Healthy(),
     "ok_mirrored_strategy_loop.py": Healthy(),
     "ok_warmup_from_zero.py": Healthy(),
