@@ -1,11 +1,12 @@
 """What a traced loss shows about how it compares labels with predictions.
 
 A loss that silently broadcasts them (`loss-broadcast`: every label compared with every
-prediction, or a narrow output stretched over wide labels), a cross-entropy applied to a
-softmax's output (`from-logits-mismatch`) and one given the model's output as its labels
-(`labels-out-of-range`). Read from a traced `FuncGraph`, once per trace. `graph_findings` and
-`loss_fn_findings` also judge the loss's sign (`losssign`) and whether it measures the error
-whole: the batch's mean error squared, or the error never squared (`lossmean`).
+prediction, or a narrow output stretched over wide labels) and a cross-entropy given the
+model's output as its labels (`labels-out-of-range`). Read from a traced `FuncGraph`, once per
+trace. `graph_findings` also judges whether the loss reads the outputs as the values they are
+(`from-logits-mismatch`, `lossprobs`); with `loss_fn_findings`, the loss's sign (`losssign`)
+and whether it measures the error whole: the batch's mean error squared, or the error never
+squared (`lossmean`).
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard import lossmean, losssign
+from gradguard import lossmean, lossprobs, losssign
 from gradguard.diagnose import (
-    SOFTMAX_CROSS_ENTROPY,
     ancestors,
     descendants,
     reads_variables,
@@ -27,10 +27,8 @@ from gradguard.diagnose import (
 from gradguard.findings import Finding
 
 __all__ = [
-    "graph_double_softmax",
     "graph_findings",
     "graph_loss_broadcast",
-    "graph_softmax_over_batch",
     "graph_swapped_cross_entropy",
     "loss_broadcast",
     "loss_fn_findings",
@@ -175,106 +173,6 @@ def _batch_against_batch(a: tf.Tensor, b: tf.Tensor) -> bool:
     return reads_variables(low) and any(op.type == "OneHot" for op in made)
 
 
-# Ops that pass a value through unchanged in kind (a probability stays one).
-_PASSING = {"Identity", "Reshape", "Cast", "ExpandDims", "Squeeze", "Transpose", "Pack", "ConcatV2"}
-
-
-def graph_double_softmax(ops: Iterable[tf.Operation], step: int) -> Finding | None:
-    """`from-logits-mismatch`: a cross-entropy that applies softmax to a softmax's output.
-
-    Read from a traced loss: a ``*SoftmaxCrossEntropyWithLogits`` op whose logits come from a
-    ``Softmax`` (through reshapes or casts only). The predictions are squashed toward uniform
-    and the loss cannot get near 0. Keras' own losses with ``from_logits=True`` on a model
-    ending in its softmax take the logits instead, and are not flagged.
-    """
-    for op in ops:
-        if op.type not in SOFTMAX_CROSS_ENTROPY:
-            continue
-        source = op.inputs[0].op
-        while source.type in _PASSING and source.inputs:
-            source = source.inputs[0].op
-        if source.type == "Softmax":
-            message = (
-                f"The loss applies softmax to the output of a softmax ({source.name} feeds "
-                f"{op.type}): the predictions are squashed toward uniform and the loss cannot "
-                "get near 0. Give the model a plain Dense output (logits) for a loss with "
-                "logits, or use a loss on probabilities (from_logits=False)."
-            )
-            details = {"softmax": source.name, "loss_op": op.name}
-            return Finding("from-logits-mismatch", message, step, details=details)
-    return None
-
-
-# Ops between a softmax and the log of a cross-entropy that keep each value a probability:
-# reshapes, the clip of Keras' cross-entropy (and its division by the rows' sums).
-_TO_LOG = {*_PASSING, "Minimum", "Maximum", "ClipByValue", "RealDiv", "AddV2", "GatherV2"}
-
-
-def graph_softmax_over_batch(ops: Iterable[tf.Operation], step: int) -> Finding | None:
-    """`from-logits-mismatch`: a softmax over the batch axis of a dense output, into a log.
-
-    Read from a traced loss: ``tf.nn.softmax(logits, axis=0)`` on (n, C) outputs is a
-    ``Softmax`` (or ``LogSoftmax``) of their transpose (C, n), so its rows sum to 1 over the
-    examples, not over the C classes, and a cross-entropy then trades probability between
-    examples: one example alone gets 1 for every class. Only where axis 0 is surely not
-    meant: the outputs of a dense layer (a product with a kernel variable, C >= 2 units, a
-    batch axis of another size) whose softmax goes straight into a log (through reshapes and
-    clipping only). Similarities (contrastive, dual-softmax matching), distances to
-    prototypes and attention weights that pool features before the loss stay silent, over
-    whichever axis.
-    """
-    loss_ops = set(ops)
-    for op in loss_ops:
-        if op.type not in ("Softmax", "LogSoftmax") or op.inputs[0].op.type != "Transpose":
-            continue
-        outputs = op.inputs[0].op.inputs[0]  # (n, C), before the transpose
-        shape, swapped = outputs.shape, op.inputs[0].shape
-        if shape.rank != 2 or swapped.rank != 2 or shape[1] is None or shape[1] < 2:
-            continue
-        batch, classes = shape[0], shape[1]
-        if swapped[0] != classes or batch == classes or not _dense_output(outputs):
-            continue
-        if op.type == "LogSoftmax" or _goes_into_log(op.outputs[0], loss_ops):
-            message = (
-                f"The loss takes a softmax over the batch axis of outputs of shape "
-                f"{shape_text(shape)} ({op.name}, tf.nn.softmax(..., axis=0)): each class's "
-                f"values sum to 1 over the examples, not each example's over its {classes} "
-                "classes, so the model learns to share probability between examples and one "
-                "example alone gets 1 for every class. Use axis=-1 (the default)."
-            )
-            return Finding("from-logits-mismatch", message, step, details={"softmax": op.name})
-    return None
-
-
-def _dense_output(tensor: tf.Tensor) -> bool:
-    """Whether `tensor` is a dense layer's output: a product with a kernel variable (+ bias)."""
-    op = tensor.op
-    if op.type in ("AddV2", "BiasAdd", "Add"):
-        op = op.inputs[0].op
-    if op.type != "MatMul":
-        return False
-    kernel = op.inputs[1].op
-    while kernel.type in ("Cast", "Identity") and kernel.inputs:
-        kernel = kernel.inputs[0].op
-    return kernel.type == "ReadVariableOp"
-
-
-def _goes_into_log(tensor: tf.Tensor, loss_ops: set[tf.Operation]) -> bool:
-    """Whether `tensor` reaches a ``Log`` of the loss through `_TO_LOG` ops only."""
-    stack, seen = [tensor.op], set()
-    while stack:
-        op = stack.pop()
-        for consumer in (c for t in op.outputs for c in t.consumers()):
-            if consumer in seen or consumer not in loss_ops:
-                continue
-            seen.add(consumer)
-            if consumer.type in ("Log", "Xlogy"):
-                return True
-            if consumer.type in _TO_LOG:
-                stack.append(consumer)
-    return False
-
-
 def graph_swapped_cross_entropy(ops: Iterable[tf.Operation], step: int) -> Finding | None:
     """`labels-out-of-range`: a softmax cross-entropy given the model's output as its labels.
 
@@ -343,8 +241,9 @@ def graph_findings(loss: tf.Tensor, step: int, variables: Iterable[Any] = ()) ->
     ops = ancestors(loss)
     judges = (
         graph_loss_broadcast,
-        graph_double_softmax,
-        graph_softmax_over_batch,
+        lossprobs.graph_double_softmax,
+        lossprobs.graph_logits_as_probabilities,
+        lossprobs.graph_softmax_over_batch,
         graph_swapped_cross_entropy,
     )
     found = [judge(ops, step) for judge in judges]

@@ -241,6 +241,9 @@ BUGS: dict[str, Bug] = {
     ),
     # Softmax applied twice, seen in the traced loss.
     "bug_softmax_twice_logits_loss.py": Bug(("from-logits-mismatch",)),
+    "bug_custom_loop_cross_entropy_without_from_logits_tf_function.py": Bug(
+        ("from-logits-mismatch",), mentions=(("from-logits-mismatch", "from_logits=True"),)
+    ),
     # NaN: in the data (inputs, labels, an empty batch), a masked mean over no positives,
     # float16 overflow on every step, an IRNN diverging.
     "bug_nan_in_labels_fit.py": Bug(("non-finite",), mentions=(("non-finite", "labels"),)),
@@ -329,6 +332,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_mixed_precision_initial_scale_skips_fit.py": Healthy(),
     "ok_custom_train_step_shapes_match.py": Healthy(),
     "ok_custom_loss_mean_absolute_error_fit.py": Healthy(),
+    "ok_custom_loop_cross_entropy_from_logits_tf_function.py": Healthy(),
     "ok_pinn_initial_condition_shapes_match.py": Healthy(),
     "ok_mirrored_strategy_loop.py": Healthy(),
     "ok_warmup_from_zero.py": Healthy(),

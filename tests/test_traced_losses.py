@@ -1,7 +1,8 @@
 """What a hand-written loss's traced graph shows: its sign, and what it compares.
 
-`loss-sign-flipped` (the labels' log-likelihood minimized) and `labels-uninformative` (the
-batch's mean error squared), each with healthy twins that look like it.
+`loss-sign-flipped` (the labels' log-likelihood minimized), `labels-uninformative` (the
+batch's mean error squared, or the error never squared) and `from-logits-mismatch` (a
+cross-entropy on probabilities given logits), each with healthy twins that look like it.
 """
 
 from __future__ import annotations
@@ -223,3 +224,56 @@ def test_an_error_measured_whole_is_named(kind, found, entry_point):
     assert bool(uninformative) == bool(found), str(step.report())
     if found:
         assert found in uninformative[0].message
+
+
+def _probability_loss(kind, y, outputs):
+    """A cross-entropy of `kind` on class ids `y` (n,) and the model's `outputs`."""
+    if kind.startswith("sparse"):
+        from_logits = kind == "sparse-from-logits"
+        probabilities = tf.nn.softmax(outputs) if kind == "sparse-on-nn-softmax" else outputs
+        return keras.losses.SparseCategoricalCrossentropy(from_logits)(y, probabilities)
+    if kind == "categorical-on-logits":
+        return keras.losses.CategoricalCrossentropy()(tf.one_hot(y, 4), outputs)
+    if kind.startswith("binary"):
+        return keras.losses.BinaryCrossentropy()(tf.cast(y > 1, tf.float32)[:, None], outputs)
+    if kind == "gaussian-likelihood":  # the log of a variance clipped to be positive
+        mean, variance = outputs[:, 0], tf.maximum(outputs[:, 1], 1e-3)
+        error = tf.cast(y, tf.float32) - mean
+        return tf.reduce_mean(0.5 * tf.math.log(variance) + tf.square(error) / (2 * variance))
+    # The model's raw output, clipped, logged and averaged: no labels in it.
+    return -tf.reduce_mean(tf.math.log(tf.clip_by_value(outputs, 1e-7, 1.0)))
+
+
+@pytest.mark.parametrize(
+    "kind,activation,found",
+    [
+        ("sparse-on-logits", None, True),
+        ("categorical-on-logits", None, True),
+        ("binary-on-logits", None, True),
+        ("sparse-on-softmax", "softmax", False),
+        ("sparse-from-logits", None, False),
+        ("sparse-on-nn-softmax", None, False),
+        ("binary-on-sigmoid", "sigmoid", False),
+        ("gaussian-likelihood", None, False),
+        ("log-of-clipped-output", None, False),
+    ],
+)
+def test_a_cross_entropy_on_probabilities_given_logits_is_named(kind, activation, found):
+    keras.utils.set_random_seed(0)
+    units = 1 if kind.startswith("binary") else 4
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(8, "relu"),
+            keras.layers.Dense(units, activation, name="head"),
+        ]
+    )
+    step = guarded_loss_step(model, lambda y, p: _probability_loss(kind, y, p))
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        step(rng.normal(size=(16, 8)).astype("float32"), rng.integers(0, 4, 16))
+    mismatches = [f for f in step.report().findings if f.code == "from-logits-mismatch"]
+    assert bool(mismatches) == found, str(step.report())
+    if found:
+        assert "head" in mismatches[0].details["output"]
+        assert "from_logits=True" in mismatches[0].message
