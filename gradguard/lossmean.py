@@ -29,6 +29,8 @@ _LINEAR = {
 _SQUARING = {"Square", "Pow", "Abs"}
 # Linear ops that scale their input by another: linear in the error only for a constant factor.
 _SCALING = {"Mul", "RealDiv", "DivNoNan"}
+# Ops whose outputs are the step's data: a traced function's arguments, an iterator's batch.
+_DATA = {"Placeholder", "IteratorGetNext", "IteratorGetNextSync", "OptionalGetValue"}
 # Ops that read only their input's shape, not its values.
 _SHAPES = {"Shape", "ShapeN", "Size", "Rank"}
 # Ops that compare two values element by element.
@@ -44,15 +46,17 @@ def graph_error_measured_whole(
     """`labels-uninformative`: every label-prediction error is measured whole, or linearly.
 
     Read from a traced loss: each difference of data and the model's output, one value per
-    example at least (`from_model` tells the output), is followed to the loss (`_fate`). When
-    nothing else in the loss compares the labels with the model (a cross-entropy, a product),
-    and every path either takes a mean or sum over all its axes before a square, a power or an
-    absolute value (only the batch's mean error is measured), or reaches the loss through sums,
-    means and constant factors alone (the loss is linear in the error). A mean squared error
-    (squared per example), a calibration term beside a per-example loss, means over one axis
-    (moment matching, errors summed over time steps), an error weighted by data (a
-    divergence's target probabilities, advantages) and anything the path cannot follow stay
-    silent.
+    example at least (`from_model` tells the output), is followed to the loss (`_fate`).
+    Reported when nothing else in the loss compares the labels with the model (a
+    cross-entropy, a product), the model's side of each difference reads its input alone
+    (`_model_reads_its_input_alone`), and every path either takes a mean or sum over all its
+    axes before a square, a power or an absolute value (only the batch's mean error is
+    measured), or reaches the loss through sums, means and constant factors alone (the loss is
+    linear in the error). A mean squared error (squared per example), a calibration term
+    beside a per-example loss, means over one axis (moment matching, errors summed over time
+    steps), an error weighted by data (a divergence's target probabilities, advantages),
+    labels that also reach the model's side (a divergence sampled on actions, an expected
+    regret) and anything the path cannot follow stay silent.
     """
     errors = [op for op in ops if op.type == "Sub" and _data_against_model(op, from_model)]
     if not errors:
@@ -62,6 +66,8 @@ def graph_error_measured_whole(
     compared = [op for op in ops - forward if _data_against_model(op, from_model)]
     if len(compared) > len(errors):
         return None  # another comparison of labels with the model: a per-example loss
+    if not all(_model_reads_its_input_alone(op, from_model) for op in errors):
+        return None
     fates = {_fate(op, loss, ops) for op in errors}
     if len(fates) != 1 or None in fates:
         return None
@@ -99,6 +105,43 @@ def _data_against_model(op: tf.Operation, from_model: Callable[[tf.Tensor], bool
         if from_model(model) and is_data(data) and not from_model(data):
             return True
     return False
+
+
+def _model_reads_its_input_alone(op: tf.Operation, from_model: Callable[[tf.Tensor], bool]) -> bool:
+    """Whether the model's side of the error `op` reads one data tensor, which the other does not.
+
+    The model's input alone: labels, actions or rewards that also reach the model's side (a
+    log-probability picked by the actions taken, probabilities weighted by the rewards) make
+    the gradient depend on them, whatever the error's form (a sampled divergence, an expected
+    regret).
+    """
+    a, b = op.inputs[0], op.inputs[1]
+    model, data = (a, b) if from_model(a) else (b, a)
+    read = _data_read(model)
+    return len(read) == 1 and not read & _data_read(data)
+
+
+def _data_read(tensor: tf.Tensor) -> set[tuple[str, int]]:
+    """The step's data tensors `tensor` is computed from, by op name and output.
+
+    Its inputs (a function's arguments, an iterator's next element), not variables (resource
+    handles); values only, not shapes.
+    """
+    found: set[tuple[str, int]] = set()
+    seen: set[tuple[str, int]] = set()
+    stack = [tensor]
+    while stack:
+        value = stack.pop()
+        name = (value.op.name, value.value_index)
+        if name in seen or value.op.type in _SHAPES:
+            continue
+        seen.add(name)
+        if value.op.type in _DATA:
+            if value.dtype != tf.resource:
+                found.add(name)
+            continue
+        stack.extend(value.op.inputs)
+    return found
 
 
 def _fate(op: tf.Operation, loss: tf.Tensor, ops: set[tf.Operation]) -> str | None:

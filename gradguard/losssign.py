@@ -206,7 +206,9 @@ def _to_loss(
     ``(0, True, False)`` alone where a path's direction cannot be followed: it claims nothing.
     """
     reached: list[tuple[int, bool, bool]] = []
-    seen: set[tuple[tf.Operation, tuple[int, bool, bool]]] = set()
+    # (A path is known by the value an op takes, not the op alone: the two sides of a
+    # difference, a preference loss's chosen and rejected log-probabilities, arrive at one op.)
+    seen: set[tuple[tf.Operation, tf.Operation, int, tuple[int, bool, bool]]] = set()
     stack = [(tensor, start)]
     while stack:
         value, state = stack.pop()
@@ -214,9 +216,10 @@ def _to_loss(
             reached.append(state)
             continue
         for consumer in value.consumers():
-            if consumer not in ops or (consumer, state) in seen:
+            key = (consumer, value.op, value.value_index, state)
+            if consumer not in ops or key in seen:
                 continue
-            seen.add((consumer, state))
+            seen.add(key)
             step = _through(consumer, value, state, labels)
             if step is None or len(seen) > 4096:
                 return [(_UNKNOWN, True, False)]

@@ -52,6 +52,9 @@ def _likelihood_loss(kind, y, logits):
         weights = tf.cast(y, tf.float32) - 1.5  # returns, or costs (minimized with a plus)
         sign = 1.0 if kind.endswith("on-costs") else -1.0
         return sign * tf.reduce_mean(picked * weights)
+    if kind == "preference":  # DPO: the chosen action's log-probability over the rejected's
+        rejected = tf.gather(log_probabilities, (y + 1) % 4, batch_dims=1)
+        return -tf.reduce_mean(tf.math.log_sigmoid(0.5 * (picked - rejected)))
     if kind == "complementary-labels":  # an unbiased estimator from complementary labels
         return tf.reduce_mean(
             3.0 * tf.reduce_sum(one_hot * log_probabilities, -1)
@@ -84,6 +87,7 @@ def _likelihood_loss(kind, y, logits):
         # Costs minimized with a plus look as rewards without the minus: no claim either way.
         ("policy-gradient-on-costs", False),
         ("complementary-labels", False),
+        ("preference", False),
         ("entropy-bonus", False),
         ("domain-adversarial", False),
     ],
@@ -182,6 +186,15 @@ _ERRORS = {
     "a-mean-error-beside-a-squared-one": lambda y, p: (
         tf.reduce_mean(tf.square(y - p)) + 0.1 * tf.reduce_mean(y - p)
     ),
+    # Labels that also reach the model's side: a KL divergence estimated on actions sampled
+    # from a teacher (its log-probabilities in column 0, the actions in column 1) ...
+    "sampled-kl-divergence": lambda y, p: tf.reduce_mean(
+        y[:, 0] - tf.gather(tf.nn.log_softmax(p), tf.cast(y[:, 1] > 0, tf.int32), batch_dims=1)
+    ),
+    # ... and an expected regret: the best reward less the rewards the policy expects.
+    "expected-regret": lambda y, p: tf.reduce_mean(
+        tf.reduce_max(y, -1) - tf.reduce_sum(tf.nn.softmax(p) * y, -1)
+    ),
 }
 SQUARED = "averages the error over the batch before squaring it"
 LINEAR = "is linear in the error"
@@ -207,6 +220,8 @@ LINEAR = "is linear in the error"
         ("kl-divergence-by-hand", None),
         ("quantile-loss", None),
         ("a-mean-error-beside-a-squared-one", None),
+        ("sampled-kl-divergence", None),
+        ("expected-regret", None),
     ],
 )
 @pytest.mark.parametrize("entry_point", ["guard", "train_step"])
