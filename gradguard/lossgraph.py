@@ -242,12 +242,12 @@ def graph_findings(loss: tf.Tensor, step: int, variables: Iterable[Any] = ()) ->
     judges = (
         graph_loss_broadcast,
         lossprobs.graph_double_softmax,
-        lossprobs.graph_logits_as_probabilities,
         lossprobs.graph_softmax_over_batch,
         graph_swapped_cross_entropy,
     )
     found = [judge(ops, step) for judge in judges]
     is_output = losssign.trained_layer(loss.graph, variables)
+    found.append(lossprobs.graph_logits_as_probabilities(ops, is_output, step))
     found.append(losssign.graph_loss_sign(loss, ops, is_output, step))
     found.append(lossmean.graph_error_measured_whole(loss, ops, reads_variables, step))
     return [finding for finding in found if finding is not None]

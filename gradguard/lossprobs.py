@@ -8,8 +8,9 @@ clipped and logged), and a softmax over the batch axis into a log.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
+import numpy as np
 import tensorflow as tf
 
 from gradguard.diagnose import SOFTMAX_CROSS_ENTROPY, is_data, shape_text
@@ -51,30 +52,37 @@ def graph_double_softmax(ops: Iterable[tf.Operation], step: int) -> Finding | No
 # reshapes, its clip to [epsilon, 1 - epsilon] (a Minimum, then a Maximum) and, for the
 # categorical one, its division by the rows' sums.
 _CLIPPED = {*_PASSING, "Minimum", "Maximum", "ClipByValue", "RealDiv"}
+# A dense layer's bias, added to its product.
+_BIAS = {"BiasAdd", "AddV2", "Add"}
 
 
-def graph_logits_as_probabilities(ops: Iterable[tf.Operation], step: int) -> Finding | None:
+def graph_logits_as_probabilities(
+    ops: Iterable[tf.Operation], is_output: Callable[[tf.Operation], bool], step: int
+) -> Finding | None:
     """`from-logits-mismatch`: a cross-entropy on probabilities given a dense layer's raw output.
 
-    Read from a traced loss: a ``Log`` of a clipped value that comes, through the clip, a
-    division by the rows' sums, casts and reshapes only, from a dense layer's output (a product
-    with a kernel variable, plus its bias: no softmax or sigmoid), and that is a cross-entropy's
-    log-probability (multiplied by the labels, or the logits of Keras' sparse cross-entropy).
-    The loss was not told ``from_logits=True``: Keras clips logits to [1e-7, 1 - 1e-7] and
-    reads them as probabilities. Keras' losses on a softmax or sigmoid output take its logits
-    and are not flagged, nor is the log of a clipped variance (a Gaussian likelihood).
+    Read from a traced loss: a ``Log`` of a value clipped to at most 1 that comes, through the
+    clip, a division by the rows' sums, casts and reshapes only, from the raw output of a
+    layer this update trains (`is_output`: a product with its kernel, plus its bias; no softmax
+    or sigmoid), and that is a cross-entropy's log-probability (multiplied by the labels, or
+    the logits of Keras' sparse cross-entropy). The loss was not told ``from_logits=True``:
+    Keras clips logits to [1e-7, 1 - 1e-7] and reads them as probabilities. Keras' losses on a
+    softmax or sigmoid output take its logits and are not flagged, nor are probabilities mixed
+    by a fixed matrix after the softmax (a noise-adaptation or a class-aggregation layer that
+    is not trained), nor the log of a variance floored at epsilon (no upper clip).
     """
     loss_ops = set(ops)
     for op in loss_ops:
         if op.type != "Log" or not _cross_entropy_term(op, loss_ops):
             continue
-        source, clipped = op.inputs[0].op, False
+        source, capped = op.inputs[0].op, False
         while source.type in _CLIPPED and source.inputs:
-            clipped |= source.type in ("Minimum", "Maximum", "ClipByValue")
+            capped |= source.type in ("Minimum", "ClipByValue") and _at_most_one(source)
             source = source.inputs[0].op
-        if clipped and _dense_output(source.outputs[0]):
+        product = source.inputs[0].op if source.type in _BIAS and source.inputs else source
+        if capped and is_output(product):
             message = (
-                f"The loss takes the log of the raw output of a dense layer ({source.name}, no "
+                f"The loss takes the log of the raw output of a trained layer ({source.name}, no "
                 "softmax or sigmoid between) as a probability: a cross-entropy with "
                 "from_logits=False given logits. Keras clips them to [1e-7, 1 - 1e-7], so "
                 "every logit outside (0, 1) is read as a probability of 1e-7 or 1 and gets no "
@@ -85,6 +93,12 @@ def graph_logits_as_probabilities(ops: Iterable[tf.Operation], step: int) -> Fin
             details = {"output": source.name, "log": op.name}
             return Finding("from-logits-mismatch", message, step, details=details)
     return None
+
+
+def _at_most_one(clip: tf.Operation) -> bool:
+    """Whether a ``Minimum`` or ``ClipByValue`` caps its input at a constant of 1 or less."""
+    bound = tf.get_static_value(clip.inputs[-1] if clip.type == "ClipByValue" else clip.inputs[1])
+    return bound is not None and bool(np.all(np.asarray(bound) <= 1.0))
 
 
 def _cross_entropy_term(log: tf.Operation, loss_ops: set[tf.Operation]) -> bool:

@@ -4,8 +4,8 @@ A cross-entropy reads the outputs as probabilities (``from_logits=False``) or as
 layer that makes them says which they are before any data is seen:
 
 * a softmax over one unit is 1 whatever the input: the model cannot learn (a sigmoid can);
-* a plain `Dense` (no activation) makes logits, which a loss on probabilities clips or
-  normalizes into nonsense;
+* a plain `Dense` (no activation) that is trained makes logits, which a loss on probabilities
+  clips or normalizes into nonsense;
 * a `Softmax` over an axis other than the last makes values that do not sum to 1 over the
   classes the loss reads (a sequence's time steps instead).
 
@@ -72,7 +72,10 @@ def mismatch(model: Any, loss_fn: Any, step: int) -> Finding | None:
             )
             return _finding(why, layer, step)
         return None
+    # (A frozen linear layer after a softmax mixes probabilities by a fixed matrix: a noise
+    # adaptation or class-aggregation layer, its outputs still probabilities.)
     logits = activation is keras.activations.linear and getattr(layer, "kernel", None) is not None
+    logits = logits and bool(layer.trainable)
     if logits and kind is not None and kind.name in _CROSS_ENTROPIES and not kind.from_logits:
         why = (
             f"{layer.name!r} has no activation, so the model outputs logits, but the loss "

@@ -373,6 +373,17 @@ OUTPUTS_AGAINST_LOSSES = {
         True,
         False,
     ),
+    # Probabilities mixed by a fixed matrix after the softmax (noisy-label forward
+    # correction): a linear last layer that is not trained, its outputs still probabilities.
+    "frozen-mixing-after-softmax": (
+        lambda h: keras.layers.Dense(
+            3, use_bias=False, trainable=False, kernel_initializer=keras.initializers.Identity()
+        )(keras.layers.Dense(3, activation="softmax")(h)),
+        "sparse",
+        3,
+        False,
+        False,
+    ),
 }
 
 

@@ -241,6 +241,10 @@ def test_an_error_measured_whole_is_named(kind, found, entry_point):
         assert found in uninformative[0].message
 
 
+# Label noise: each class kept with probability 0.85 (a variable no optimizer trains).
+_MIXING = tf.Variable((np.full((4, 4), 0.05) + 0.8 * np.eye(4)).astype("float32"), trainable=False)
+
+
 def _probability_loss(kind, y, outputs):
     """A cross-entropy of `kind` on class ids `y` (n,) and the model's `outputs`."""
     if kind.startswith("sparse"):
@@ -251,6 +255,10 @@ def _probability_loss(kind, y, outputs):
         return keras.losses.CategoricalCrossentropy()(tf.one_hot(y, 4), outputs)
     if kind.startswith("binary"):
         return keras.losses.BinaryCrossentropy()(tf.cast(y > 1, tf.float32)[:, None], outputs)
+    if kind == "softmax-mixed-by-a-frozen-matrix":  # noisy-label forward correction
+        return keras.losses.SparseCategoricalCrossentropy()(y, tf.nn.softmax(outputs) @ _MIXING)
+    if kind == "log-floored-not-capped":  # a floor alone is not Keras' clip into (0, 1)
+        return -tf.reduce_mean(tf.one_hot(y, 4) * tf.math.log(tf.maximum(outputs, 1e-3)))
     if kind == "gaussian-likelihood":  # the log of a variance clipped to be positive
         mean, variance = outputs[:, 0], tf.maximum(outputs[:, 1], 1e-3)
         error = tf.cast(y, tf.float32) - mean
@@ -271,6 +279,8 @@ def _probability_loss(kind, y, outputs):
         ("binary-on-sigmoid", "sigmoid", False),
         ("gaussian-likelihood", None, False),
         ("log-of-clipped-output", None, False),
+        ("softmax-mixed-by-a-frozen-matrix", None, False),
+        ("log-floored-not-capped", None, False),
     ],
 )
 def test_a_cross_entropy_on_probabilities_given_logits_is_named(kind, activation, found):
