@@ -2,7 +2,7 @@
 
 `from-logits-mismatch`, read from a hand-written step's traced loss (`lossgraph.graph_findings`),
 where no compiled loss names `from_logits`: a softmax cross-entropy given a softmax's output
-(softmax twice), a cross-entropy on probabilities given a dense layer's raw output (logits
+(softmax twice), a cross-entropy on probabilities given a trained layer's raw output (logits
 clipped and logged), and a softmax over the batch axis into a log.
 """
 
@@ -48,7 +48,7 @@ def graph_double_softmax(ops: Iterable[tf.Operation], step: int) -> Finding | No
     return None
 
 
-# Ops between a dense layer's output and the log of Keras' cross-entropy on probabilities:
+# Ops between a layer's raw output and the log of Keras' cross-entropy on probabilities:
 # reshapes, its clip to [epsilon, 1 - epsilon] (a Minimum, then a Maximum) and, for the
 # categorical one, its division by the rows' sums.
 _CLIPPED = {*_PASSING, "Minimum", "Maximum", "ClipByValue", "RealDiv"}
@@ -59,7 +59,7 @@ _BIAS = {"BiasAdd", "AddV2", "Add"}
 def graph_logits_as_probabilities(
     ops: Iterable[tf.Operation], is_output: Callable[[tf.Operation], bool], step: int
 ) -> Finding | None:
-    """`from-logits-mismatch`: a cross-entropy on probabilities given a dense layer's raw output.
+    """`from-logits-mismatch`: a cross-entropy on probabilities given a trained layer's raw output.
 
     Read from a traced loss: a ``Log`` of a value clipped to at most 1 that comes, through the
     clip, a division by the rows' sums, casts and reshapes only, from the raw output of a
