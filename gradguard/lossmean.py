@@ -127,21 +127,28 @@ def _data_read(tensor: tf.Tensor) -> set[tuple[str, int]]:
     Its inputs (a function's arguments, an iterator's next element), not variables (resource
     handles); values only, not shapes.
     """
-    found: set[tuple[str, int]] = set()
-    seen: set[tuple[str, int]] = set()
-    stack = [tensor]
+    read = _values_read([tensor])
+    return {
+        (v.op.name, v.value_index) for v in read if v.op.type in _DATA and v.dtype != tf.resource
+    }
+
+
+def _values_read(tensors: list[tf.Tensor]) -> list[tf.Tensor]:
+    """Every value `tensors` are computed from (themselves included), back to the step's data.
+
+    Through values only: an op that reads a shape (a count of examples) is not followed.
+    """
+    found: dict[tuple[str, int], tf.Tensor] = {}
+    stack = list(tensors)
     while stack:
         value = stack.pop()
         name = (value.op.name, value.value_index)
-        if name in seen or value.op.type in _SHAPES:
+        if name in found or value.op.type in _SHAPES:
             continue
-        seen.add(name)
-        if value.op.type in _DATA:
-            if value.dtype != tf.resource:
-                found.add(name)
-            continue
-        stack.extend(value.op.inputs)
-    return found
+        found[name] = value
+        if value.op.type not in _DATA:
+            stack.extend(value.op.inputs)
+    return list(found.values())
 
 
 def _fate(op: tf.Operation, loss: tf.Tensor, ops: set[tf.Operation]) -> str | None:
@@ -188,17 +195,9 @@ def _constant_factor(op: tf.Operation, value: tf.Tensor) -> bool:
     A count of examples (a mean written as a sum over the batch size) reads only a shape.
     """
     others = [t for t in op.inputs if (t.op, t.value_index) != (value.op, value.value_index)]
-    seen: set[tf.Operation] = set()
-    stack = [t.op for t in others]
-    while stack:
-        node = stack.pop()
-        if node in seen or node.type in _SHAPES:
-            continue
-        seen.add(node)
-        if node.type in ("Placeholder", "ReadVariableOp") or node is value.op:
-            return False
-        stack.extend(t.op for t in node.inputs)
-    return bool(others)
+    varies = {"ReadVariableOp", *_DATA}  # (a variable's handle is a placeholder too)
+    read = _values_read(others)
+    return bool(others) and not any(v.op.type in varies or v.op is value.op for v in read)
 
 
 def _reduces_all(op: tf.Operation) -> bool | None:

@@ -208,6 +208,23 @@ def _steps(**per_step: Any) -> list[dict[str, Any]]:
     return result
 
 
+def _ratios_fall(name: str, step: int, lr_start: float, codes: Any = ()) -> Scripted:
+    """Update ratios of 1e-3 falling to 1e-8 from `step` on, the rate now 1e-8 (from `lr_start`)."""
+    return Scripted(
+        name,
+        checks.UpdateRatio,
+        LAYOUT,
+        _steps(
+            update_sq=lambda s: np.full(4, 1e-16 if s >= step else 1e-6, np.float32),
+            measured=bool,
+        ),
+        update_ratio_reference,
+        frozenset(codes),
+        notes={"lr_start": lr_start},
+        learning_rate=1e-8,
+    )
+
+
 SITES = (Site("hidden", "relu", 4), Site("gate", "sigmoid", 3))
 HIDDEN = Layout.from_names(["hidden/kernel", "hidden/bias", "gate/kernel", "gate/bias"])
 
@@ -415,40 +432,9 @@ SCRIPTED = [
     # learning rate brought down 1e6x, a schedule that decays too fast (found); below 1e-7 only
     # for the last 3 steps (a decay to 0 ending), or without the learning rate brought down
     # (vanishing gradients late in a run: not this cause), silent.
-    Scripted(
-        "update-ratio-learning-rate-decays-1e6x-by-step-4",
-        checks.UpdateRatio,
-        LAYOUT,
-        _steps(
-            update_sq=lambda s: np.full(4, 1e-16 if s >= 4 else 1e-6, np.float32), measured=bool
-        ),
-        update_ratio_reference,
-        frozenset({"update-too-small"}),
-        notes={"lr_start": 1e-2},
-        learning_rate=1e-8,
-    ),
-    Scripted(
-        "update-ratio-learning-rate-decays-1e6x-for-the-last-3-steps",
-        checks.UpdateRatio,
-        LAYOUT,
-        _steps(
-            update_sq=lambda s: np.full(4, 1e-16 if s >= 9 else 1e-6, np.float32), measured=bool
-        ),
-        update_ratio_reference,
-        notes={"lr_start": 1e-2},
-        learning_rate=1e-8,
-    ),
-    Scripted(
-        "update-ratio-tiny-by-step-4-learning-rate-as-at-the-start",
-        checks.UpdateRatio,
-        LAYOUT,
-        _steps(
-            update_sq=lambda s: np.full(4, 1e-16 if s >= 4 else 1e-6, np.float32), measured=bool
-        ),
-        update_ratio_reference,
-        notes={"lr_start": 5e-6},
-        learning_rate=1e-8,
-    ),
+    _ratios_fall("update-ratio-learning-rate-decays-1e6x-by-step-4", 4, 1e-2, {"update-too-small"}),
+    _ratios_fall("update-ratio-learning-rate-decays-1e6x-for-the-last-3-steps", 9, 1e-2),
+    _ratios_fall("update-ratio-tiny-by-step-4-learning-rate-as-at-the-start", 4, 5e-6),
     Scripted(
         # Exactly zero on the whole: the biases show it; the kernels' samples cannot.
         "update-ratio-learning-rate-zero-sampled-kernels",
