@@ -5,8 +5,8 @@ prediction, or a narrow output stretched over wide labels) and a cross-entropy g
 model's output as its labels (`labels-out-of-range`). Read from a traced `FuncGraph`, once per
 trace. `graph_findings` also judges whether the loss reads the outputs as the values they are
 (`from-logits-mismatch`, `lossprobs`); with `loss_fn_findings`, the loss's sign (`losssign`)
-and whether it measures the error whole: the batch's mean error squared, or the error never
-squared (`lossmean`).
+whether it measures the error whole: the batch's mean error squared, or the error never
+squared (`lossmean`), and whether it counts only the examples of one label (`lossmask`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard import lossmean, lossprobs, losssign
+from gradguard import lossmask, lossmean, lossprobs, losssign
 from gradguard.diagnose import (
     ancestors,
     descendants,
@@ -232,6 +232,10 @@ def graph_loss_broadcast(ops: Iterable[tf.Operation], step: int) -> Finding | No
     return None
 
 
+def _reads_a_variable(op: tf.Operation) -> bool:
+    return op.type in ("ReadVariableOp", "ResourceGather")
+
+
 def graph_findings(loss: tf.Tensor, step: int, variables: Iterable[Any] = ()) -> list[Finding]:
     """Every judgment of a traced loss, for code gradguard did not write (the guard, `run`).
 
@@ -250,6 +254,7 @@ def graph_findings(loss: tf.Tensor, step: int, variables: Iterable[Any] = ()) ->
     found.append(lossprobs.graph_logits_as_probabilities(ops, is_output, step))
     found.append(losssign.graph_loss_sign(loss, ops, is_output, step))
     found.append(lossmean.graph_error_measured_whole(loss, ops, reads_variables, step))
+    found.append(lossmask.graph_mask_keeps_one_label(loss, ops, _reads_a_variable, step))
     return [finding for finding in found if finding is not None]
 
 
@@ -277,5 +282,6 @@ def loss_fn_findings(
     found = [
         losssign.graph_loss_sign(loss, ops, lambda op: op is output, step),
         lossmean.graph_error_measured_whole(loss, ops, lambda t: output in ancestors(t), step),
+        lossmask.graph_mask_keeps_one_label(loss, ops, lambda op: op is output, step),
     ]
     return [finding for finding in found if finding is not None]

@@ -134,6 +134,11 @@ BUGS: dict[str, Bug] = {
     "bug_custom_loss_mean_error_without_square_fit.py": Bug(
         ("labels-uninformative",), mentions=(("labels-uninformative", "linear in the error"),)
     ),
+    # labels-uninformative: a padding mask inverted (only the padding's labels counted)
+    "bug_padding_mask_inverted_tf_function.py": Bug(
+        ("labels-uninformative",),
+        mentions=(("labels-uninformative", "only the examples whose label is 0"),),
+    ),
     # loss-broadcast
     "bug_loss_broadcast_mse.py": Bug(("loss-broadcast",)),
     "bug_loss_broadcast_eager.py": Bug(
@@ -333,6 +338,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_custom_train_step_shapes_match.py": Healthy(),
     "ok_custom_loss_mean_absolute_error_fit.py": Healthy(),
     "ok_custom_loop_cross_entropy_from_logits_tf_function.py": Healthy(),
+    "ok_padding_mask_drops_padding_tf_function.py": Healthy(),
     "ok_pinn_initial_condition_shapes_match.py": Healthy(),
     "ok_mirrored_strategy_loop.py": Healthy(),
     "ok_warmup_from_zero.py": Healthy(),

@@ -302,3 +302,110 @@ def test_a_cross_entropy_on_probabilities_given_logits_is_named(kind, activation
     if found:
         assert "head" in mismatches[0].details["output"]
         assert "from_logits=True" in mismatches[0].message
+
+
+def _token_losses(y, logits):
+    """Each token's cross-entropy and the padding mask of labels `y` (0 is padding)."""
+    per_token = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+    return per_token, tf.cast(tf.equal(y, 0), per_token.dtype)
+
+
+def _masked_loss(kind, y, logits):
+    """A token loss of `kind` on labels `y` (n, T) padded with 0 and logits (n, T, 6)."""
+    per_token, padding = _token_losses(y, logits)
+    if kind == "padding-kept":  # TensorFlow's tutorial's mask, tf.logical_not left out
+        mask = tf.cast(tf.math.equal(y, 0), per_token.dtype)
+        return tf.reduce_sum(per_token * mask) / tf.reduce_sum(mask)
+    if kind == "padding-kept-by-where":
+        return tf.reduce_mean(tf.where(tf.equal(y, 0), per_token, tf.zeros_like(per_token)))
+    if kind == "padding-kept-as-keras-sample-weight":
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        return loss(y, logits, sample_weight=padding)
+    if kind == "padding-dropped":
+        mask = tf.cast(tf.math.logical_not(tf.math.equal(y, 0)), per_token.dtype)
+        return tf.reduce_sum(per_token * mask) / tf.reduce_sum(mask)
+    if kind == "padding-dropped-by-not-equal":
+        mask = tf.cast(tf.not_equal(y, 0), per_token.dtype)
+        return tf.reduce_sum(per_token * mask) / tf.reduce_sum(mask)
+    if kind == "padding-dropped-by-where":
+        return tf.reduce_mean(tf.where(tf.equal(y, 0), tf.zeros_like(per_token), per_token))
+    if kind == "padding-dropped-by-one-minus":
+        return tf.reduce_sum(per_token * (1.0 - padding)) / tf.reduce_sum(1.0 - padding)
+    if kind == "ignore-class":
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+        return loss(y, logits)
+    if kind == "a-term-per-class":  # class 0 weighted apart from the others
+        others = 1.0 - padding
+        return tf.reduce_sum(per_token * padding) / (1.0 + tf.reduce_sum(padding)) + (
+            tf.reduce_sum(per_token * others) / (1.0 + tf.reduce_sum(others))
+        )
+    if kind == "a-class-term-beside-the-mean":
+        return tf.reduce_mean(per_token) + tf.reduce_sum(per_token * padding) / 100.0
+    if kind == "a-weight-column-beside-the-labels":  # column 1 flags the tokens to count
+        tokens = tf.cast(y, tf.int32) % 6
+        counted = tf.cast(tf.equal(tf.cast(y, tf.int32) // 6, 1), per_token.dtype)
+        return tf.reduce_mean(
+            keras.losses.sparse_categorical_crossentropy(tokens, logits, from_logits=True) * counted
+        )
+    raise ValueError(kind)
+
+
+_PADDING_KEPT = "counts only the examples whose label is 0"
+
+
+@pytest.mark.parametrize(
+    "kind,found",
+    [
+        ("padding-kept", True),
+        ("padding-kept-by-where", True),
+        ("padding-kept-as-keras-sample-weight", True),
+        ("padding-dropped", False),
+        ("padding-dropped-by-not-equal", False),
+        ("padding-dropped-by-where", False),
+        ("padding-dropped-by-one-minus", False),
+        ("ignore-class", False),
+        ("a-term-per-class", False),
+        ("a-class-term-beside-the-mean", False),
+        ("a-weight-column-beside-the-labels", False),
+    ],
+)
+@pytest.mark.parametrize("entry_point", ["guard", "train_step"])
+def test_a_loss_counting_only_the_padding_is_named(kind, found, entry_point):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((5,), dtype="int32"), keras.layers.Embedding(6, 8), keras.layers.Dense(6)]
+    )
+    step = _step(entry_point, model, lambda y, p: _masked_loss(kind, y, p))
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 6, size=(32, 5))
+    x[:, 3:] = 0  # two padding tokens at each sequence's end
+    y = (x * 5) % 6  # the tokens' labels; padding stays 0
+    if kind == "a-weight-column-beside-the-labels":
+        y = y + 6 * (x > 0)  # labels + 6 where the token counts
+    for _ in range(2):
+        step(x.astype("int32"), y.astype("int32"))
+    uninformative = [f for f in step.report().findings if f.code == "labels-uninformative"]
+    assert bool(uninformative) == found, str(step.report())
+    if found:
+        assert _PADDING_KEPT in uninformative[0].message
+        assert uninformative[0].details["label"] == 0
+
+
+@pytest.mark.parametrize("kept", ["padding", "tokens"])
+def test_fit_with_a_masked_loss_keeping_the_padding_is_told(kept):
+    def masked_loss(y_true, y_pred):  # the Keras translation tutorial's, compiled
+        loss = keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
+        mask = tf.cast(y_true == 0 if kept == "padding" else y_true != 0, loss.dtype)
+        return tf.reduce_sum(loss * mask) / tf.reduce_sum(mask)
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((5,), dtype="int32"), keras.layers.Embedding(6, 8), keras.layers.Dense(6)]
+    )
+    model.compile(keras.optimizers.Adam(1e-2), masked_loss)
+    guard = gradguard.GuardCallback(policy=WARN_ALL)
+    x = np.random.default_rng(0).integers(1, 6, size=(64, 5))
+    x[:, 3:] = 0
+    model.fit(x, (x * 5) % 6, batch_size=32, epochs=2, verbose=0, callbacks=[guard])
+    found = [f for f in guard.report().findings if f.code == "labels-uninformative"]
+    assert bool(found) == (kept == "padding"), str(guard.report())

@@ -1,0 +1,184 @@
+"""Whether a traced loss counts only the examples of one label: a padding mask inverted.
+
+``mask = tf.math.equal(real, 0)`` where ``tf.math.logical_not(tf.math.equal(real, 0))`` was
+meant (TensorFlow's translation tutorial's masked loss, the ``logical_not`` left out) weights
+every token's loss by whether its label is the padding. Every label the loss then sees is the
+same: the model learns to predict the padding everywhere, its loss goes to 0 and its accuracy on
+real tokens stays at 0. Reported as `labels-uninformative`: the labels the loss counts tell the
+model nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from gradguard.diagnose import ancestors
+from gradguard.findings import Finding
+
+__all__ = ["graph_mask_keeps_one_label"]
+
+# Ops that pass a mask or labels on without changing which element holds which value.
+_VIEWS = {"Identity", "Cast", "Reshape", "Squeeze", "ExpandDims"}
+
+
+def graph_mask_keeps_one_label(
+    loss: tf.Tensor,
+    ops: set[tf.Operation],
+    is_model: Callable[[tf.Operation], bool],
+    step: int,
+) -> Finding | None:
+    """`labels-uninformative`: the loss weights each example by its label being one value.
+
+    Read from a traced loss: a mask ``Equal(labels, c)`` (`c` a constant) that multiplies a
+    per-example loss computed from the model (`is_model` tells the model's ops: its variables'
+    reads, or its output), or selects it in ``tf.where(mask, loss, 0)``, where that per-example
+    loss compares the same labels with the model's output (`_compares`). Reported when every
+    path from the model to `loss` passes through such a product (`_only_masked`): only examples
+    whose label is `c` count. A mask on ``NotEqual`` or ``logical_not(Equal)`` (the padding
+    left out), a mask on the model's input (masked-token prediction) or on another column of the
+    labels (a weight packed beside the target), one term per class (a positive and a negative
+    term) and a loss with a term of its own beside the masked one stay silent.
+    """
+    equals = [op for op in ops if op.type == "Equal"]
+    if not equals:
+        return None
+    from_model = _forward(ops, [op for op in ops if is_model(op)])
+    for op in equals:
+        labels, constant = _labels_and_constant(op, from_model)
+        if labels is None:
+            continue
+        from_labels = _forward(ops, [labels.op])
+        masked = {
+            product
+            for product in _products(op, ops)
+            if _compares(_masked_value(product, op, ops), from_labels, from_model)
+        }
+        if masked and _only_masked(loss, masked, from_model):
+            message = (
+                f"The loss counts only the examples whose label is {constant}: the mask "
+                f"tf.equal(labels, {constant}) ({op.name}) weights every example's loss, so "
+                f"every label it sees is {constant}, the model learns to predict {constant} "
+                "whatever the input, and its loss goes to 0. If it marks padding, keep the "
+                f"other labels instead: tf.math.logical_not(tf.math.equal(labels, {constant})) "
+                f"or tf.not_equal(labels, {constant}); or pass ignore_class={constant} to "
+                "keras.losses.SparseCategoricalCrossentropy."
+            )
+            details = {"mask": op.name, "label": constant}
+            return Finding("labels-uninformative", message, step, details=details)
+    return None
+
+
+def _forward(ops: set[tf.Operation], starts: list[tf.Operation]) -> set[tf.Operation]:
+    """The ops of `ops` computed from any of `starts` (themselves included)."""
+    found: set[tf.Operation] = set()
+    stack = list(starts)
+    while stack:
+        op = stack.pop()
+        if op in found:
+            continue
+        found.add(op)
+        stack += [c for t in op.outputs for c in t.consumers() if c in ops]
+    return found
+
+
+def _labels_and_constant(
+    op: tf.Operation, from_model: set[tf.Operation]
+) -> tuple[tf.Tensor | None, int | float | None]:
+    """The data compared in ``Equal(labels, c)`` (before views) and the constant `c`.
+
+    (None, None) when `op` compares no data with a constant: the model's output with one.
+    """
+    for labels, other in ((op.inputs[0], op.inputs[1]), (op.inputs[1], op.inputs[0])):
+        value = tf.get_static_value(other)
+        if value is None or np.size(value) != 1 or labels.op in from_model:
+            continue
+        if tf.get_static_value(labels) is None:
+            return _root(labels), np.asarray(value).reshape(()).item()
+    return None, None
+
+
+def _root(tensor: tf.Tensor) -> tf.Tensor:
+    """`tensor` before the views and casts it went through."""
+    while tensor.op.type in _VIEWS:
+        tensor = tensor.op.inputs[0]
+    return tensor
+
+
+def _products(mask: tf.Operation, ops: set[tf.Operation]) -> set[tf.Operation]:
+    """The ops `mask`'s values weight: a product, or the condition of ``tf.where(mask, x, 0)``."""
+    found, stack = set(), [mask.outputs[0]]
+    while stack:
+        value = stack.pop()
+        for consumer in value.consumers():
+            if consumer not in ops:
+                continue
+            if consumer.type in _VIEWS:
+                stack += consumer.outputs
+            elif consumer.type == "Mul" or (
+                consumer.type in ("Select", "SelectV2")
+                and consumer.inputs[0] is value
+                and _all_zeros(consumer.inputs[2])
+            ):
+                found.add(consumer)
+    return found
+
+
+def _all_zeros(tensor: tf.Tensor) -> bool:
+    """Whether `tensor` is zeros whatever the step: a constant, or ``tf.zeros_like``."""
+    if tensor.op.type == "ZerosLike":
+        return True
+    value = tf.get_static_value(tensor)
+    return value is not None and not np.any(value)
+
+
+def _masked_value(product: tf.Operation, mask: tf.Operation, ops: set[tf.Operation]) -> tf.Tensor:
+    """The value `product` weights by `mask`: its other factor, or the ``tf.where``'s choice."""
+    if product.type != "Mul":
+        return product.inputs[1]
+    first, second = product.inputs[0], product.inputs[1]
+    return second if first.op in _forward(ops, [mask]) else first
+
+
+def _compares(
+    value: tf.Tensor, from_labels: set[tf.Operation], from_model: set[tf.Operation]
+) -> bool:
+    """Whether `value` is a loss comparing the labels with the model's output.
+
+    The labels themselves (not another column of them) meet, in one op, a value computed from
+    the model that does not read them: a cross-entropy's labels and logits. A mask on the
+    model's input (the masked tokens of a masked-language model) fails the last test.
+    """
+    if value.op not in from_labels or value.op not in from_model:
+        return False
+    for op in ancestors(value) & from_labels & from_model:
+        sources = [t.op for t in op.inputs]
+        labels = any(s in from_labels and s not in from_model for s in sources)
+        model = any(s in from_model and s not in from_labels for s in sources)
+        if labels and model:
+            return True
+    return False
+
+
+def _only_masked(loss: tf.Tensor, masked: set[tf.Operation], from_model: set[tf.Operation]) -> bool:
+    """Whether every path from the model to `loss` goes through a `masked` product.
+
+    Walked back from the loss, entering a masked product by its mask alone: no other way
+    reaches the model (a term of the loss the mask does not weight, a weight penalty).
+    """
+    seen: set[tf.Operation] = set()
+    stack = [loss.op]
+    while stack:
+        op = stack.pop()
+        if op in seen or op not in from_model:
+            continue  # (data and constants lead nowhere near the model)
+        seen.add(op)
+        inputs = [t.op for t in op.inputs]
+        if op in masked:
+            continue  # its factors: the mask (data) and the masked loss
+        if not any(s in from_model for s in inputs):
+            return False  # the model itself: a variable's read, or its output
+        stack += inputs
+    return True
