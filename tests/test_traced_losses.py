@@ -1,8 +1,9 @@
 """What a hand-written loss's traced graph shows: its sign, and what it compares.
 
 `loss-sign-flipped` (the labels' log-likelihood minimized), `labels-uninformative` (the
-batch's mean error squared, the error never squared, or only one label's examples counted) and `from-logits-mismatch` (a
-cross-entropy on probabilities given logits), each with healthy twins that look like it.
+batch's mean error squared, the error never squared, or only one label's examples counted) and
+`from-logits-mismatch` (a cross-entropy on probabilities given logits), each with healthy twins
+that look like it.
 """
 
 from __future__ import annotations
