@@ -34,13 +34,14 @@ def graph_mask_keeps_one_label(
 
     Read from a traced loss: a mask ``Equal(labels, c)`` (`c` a constant) that multiplies a
     per-example loss computed from the model (`is_model` tells the model's ops: its variables'
-    reads, or its output), or selects it in ``tf.where(mask, loss, 0)``, where that per-example
-    loss compares the same labels with the model's output (`_compares`). Reported when every
-    path from the model to `loss` passes through such a product (`_only_masked`): only examples
-    whose label is `c` count. A mask on ``NotEqual`` or ``logical_not(Equal)`` (the padding
-    left out), a mask on the model's input (masked-token prediction) or on another column of the
-    labels (a weight packed beside the target), one term per class (a positive and a negative
-    term) and a loss with a term of its own beside the masked one stay silent.
+    reads, or its output) or keeps it (``tf.where(mask, loss, 0)``, ``tf.boolean_mask``), where
+    that per-example loss compares the same labels with the model's output (`_compares`).
+    Reported when every path from the model to `loss` passes through such a product
+    (`_only_masked`): only examples whose label is `c` count. A mask on ``NotEqual`` or
+    ``logical_not(Equal)`` (the padding left out), a mask on the model's input (masked-token
+    prediction) or on another column of the labels (a weight packed beside the target), one
+    term per class (a positive and a negative term) and a loss with a term of its own beside
+    the masked one stay silent.
     """
     equals = [op for op in ops if op.type == "Equal"]
     if not equals:
@@ -108,19 +109,27 @@ def _root(tensor: tf.Tensor) -> tf.Tensor:
 
 
 def _products(mask: tf.Operation, ops: set[tf.Operation]) -> set[tf.Operation]:
-    """The ops `mask`'s values weight: a product, or the condition of ``tf.where(mask, x, 0)``."""
+    """The ops that keep values where `mask` holds.
+
+    A product by it, ``tf.where(mask, x, 0)``, or ``tf.boolean_mask(x, mask)`` (a gather at the
+    indices where the mask holds).
+    """
     found, stack = set(), [mask.outputs[0]]
     while stack:
         value = stack.pop()
         for consumer in value.consumers():
             if consumer not in ops:
                 continue
-            if consumer.type in _VIEWS:
+            if consumer.type in _VIEWS or consumer.type == "Where":
                 stack += consumer.outputs
-            elif consumer.type == "Mul" or (
-                consumer.type in ("Select", "SelectV2")
-                and consumer.inputs[0] is value
-                and _all_zeros(consumer.inputs[2])
+            elif (
+                consumer.type == "Mul"
+                or (consumer.type == "GatherV2" and consumer.inputs[1] is value)
+                or (
+                    consumer.type in ("Select", "SelectV2")
+                    and consumer.inputs[0] is value
+                    and _all_zeros(consumer.inputs[2])
+                )
             ):
                 found.add(consumer)
     return found
@@ -135,7 +144,9 @@ def _all_zeros(tensor: tf.Tensor) -> bool:
 
 
 def _masked_value(product: tf.Operation, mask: tf.Operation, ops: set[tf.Operation]) -> tf.Tensor:
-    """The value `product` weights by `mask`: its other factor, or the ``tf.where``'s choice."""
+    """The value `product` keeps where `mask` holds: its other factor, or what it selects."""
+    if product.type == "GatherV2":
+        return product.inputs[0]
     if product.type != "Mul":
         return product.inputs[1]
     first, second = product.inputs[0], product.inputs[1]

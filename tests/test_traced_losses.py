@@ -319,6 +319,10 @@ def _masked_loss(kind, y, logits):
         return tf.reduce_sum(per_token * mask) / tf.reduce_sum(mask)
     if kind == "padding-kept-by-where":
         return tf.reduce_mean(tf.where(tf.equal(y, 0), per_token, tf.zeros_like(per_token)))
+    if kind == "padding-kept-by-boolean-mask":
+        return tf.reduce_mean(tf.boolean_mask(per_token, tf.equal(y, 0)))
+    if kind == "padding-dropped-by-boolean-mask":
+        return tf.reduce_mean(tf.boolean_mask(per_token, tf.not_equal(y, 0)))
     if kind == "padding-kept-as-keras-sample-weight":
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         return loss(y, logits, sample_weight=padding)
@@ -360,6 +364,8 @@ _PADDING_KEPT = "counts only the examples whose label is 0"
         ("padding-kept", True),
         ("padding-kept-by-where", True),
         ("padding-kept-as-keras-sample-weight", True),
+        ("padding-kept-by-boolean-mask", True),
+        ("padding-dropped-by-boolean-mask", False),
         ("padding-dropped", False),
         ("padding-dropped-by-not-equal", False),
         ("padding-dropped-by-where", False),
