@@ -46,16 +46,16 @@ def graph_mask_keeps_one_label(
     equals = [op for op in ops if op.type == "Equal"]
     if not equals:
         return None
-    from_model = _forward(ops, [op for op in ops if is_model(op)])
+    model = [op for op in ops if is_model(op)]
+    from_model = _forward(ops, model)
     for op in equals:
         labels, constant = _labels_and_constant(op, from_model)
         if labels is None:
             continue
-        from_labels = _forward(ops, [labels.op])
         masked = {
             product
             for product in _products(op, ops)
-            if _compares(_masked_value(product, op, ops), from_labels, from_model)
+            if _compares(_masked_value(product, op, ops), labels, ops, from_model, set(model))
         }
         if masked and _only_masked(loss, masked, from_model):
             message = (
@@ -97,7 +97,8 @@ def _labels_and_constant(
         if value is None or np.size(value) != 1 or labels.op in from_model:
             continue
         if tf.get_static_value(labels) is None:
-            return _root(labels), np.asarray(value).reshape(()).item()
+            constant = np.asarray(value).reshape(()).item()  # (labels cast to float: 0.0 is 0)
+            return _root(labels), int(constant) if float(constant).is_integer() else constant
     return None, None
 
 
@@ -154,23 +155,42 @@ def _masked_value(product: tf.Operation, mask: tf.Operation, ops: set[tf.Operati
 
 
 def _compares(
-    value: tf.Tensor, from_labels: set[tf.Operation], from_model: set[tf.Operation]
+    value: tf.Tensor,
+    labels: tf.Tensor,
+    ops: set[tf.Operation],
+    from_model: set[tf.Operation],
+    model: set[tf.Operation],
 ) -> bool:
-    """Whether `value` is a loss comparing the labels with the model's output.
+    """Whether `value` is a loss comparing `labels` with the model's output.
 
-    The labels themselves (not another column of them) meet, in one op, a value computed from
-    the model that does not read them: a cross-entropy's labels and logits. A mask on the
-    model's input (the masked tokens of a masked-language model) fails the last test.
+    The labels tensor itself (not another column of it, nor another output of the op that
+    split it off) meets, in one op, a value computed from the `model` (its variables' reads,
+    or its output) that does not read it, and no variable is read past that op: a
+    cross-entropy's labels and logits. Labels the model reads as its input (a mask on the
+    masked tokens of a masked-language model, a domain id) meet its weights in its first
+    layer, which later layers read on from: not a comparison.
     """
+    from_labels = _forward(ops, [c for c in labels.consumers() if c in ops])
+
+    def labelled(t: tf.Tensor) -> bool:
+        return t.op in from_labels or (t.op, t.value_index) == (labels.op, labels.value_index)
+
     if value.op not in from_labels or value.op not in from_model:
         return False
     for op in ancestors(value) & from_labels & from_model:
-        sources = [t.op for t in op.inputs]
-        labels = any(s in from_labels and s not in from_model for s in sources)
-        model = any(s in from_model and s not in from_labels for s in sources)
-        if labels and model:
+        data = any(labelled(t) and t.op not in from_model for t in op.inputs)
+        output = any(t.op in from_model and not labelled(t) for t in op.inputs)
+        if data and output and not _reads_a_variable_past(op, ops, model):
             return True
     return False
+
+
+def _reads_a_variable_past(
+    op: tf.Operation, ops: set[tf.Operation], model: set[tf.Operation]
+) -> bool:
+    """Whether an op computed from `op`'s output reads the model directly (a layer past it)."""
+    past = _forward(ops, [op]) - {op}
+    return any(t.op in model for after in past for t in after.inputs)
 
 
 def _only_masked(loss: tf.Tensor, masked: set[tf.Operation], from_model: set[tf.Operation]) -> bool:

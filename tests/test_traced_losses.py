@@ -313,6 +313,11 @@ def _token_losses(y, logits):
 
 def _masked_loss(kind, y, logits):
     """A token loss of `kind` on labels `y` (n, T) padded with 0 and logits (n, T, 6)."""
+    if kind == "a-flag-column-split-off":  # the labels and a flag of the tokens to count
+        tokens, flag = tf.unstack(tf.cast(y, tf.int32), axis=-1)
+        per_token, _ = _token_losses(tokens, logits)
+        counted = tf.cast(tf.equal(flag, 1), per_token.dtype)
+        return tf.reduce_sum(per_token * counted) / tf.reduce_sum(counted)
     per_token, padding = _token_losses(y, logits)
     if kind == "padding-kept":  # TensorFlow's tutorial's mask, tf.logical_not left out
         mask = tf.cast(tf.math.equal(y, 0), per_token.dtype)
@@ -374,6 +379,7 @@ _PADDING_KEPT = "counts only the examples whose label is 0"
         ("a-term-per-class", False),
         ("a-class-term-beside-the-mean", False),
         ("a-weight-column-beside-the-labels", False),
+        ("a-flag-column-split-off", False),
     ],
 )
 @pytest.mark.parametrize("entry_point", ["guard", "train_step"])
@@ -389,6 +395,8 @@ def test_a_loss_counting_only_the_padding_is_named(kind, found, entry_point):
     y = (x * 5) % 6  # the tokens' labels; padding stays 0
     if kind == "a-weight-column-beside-the-labels":
         y = y + 6 * (x > 0)  # labels + 6 where the token counts
+    if kind == "a-flag-column-split-off":
+        y = np.stack([y, x > 0], axis=-1)
     for _ in range(2):
         step(x.astype("int32"), y.astype("int32"))
     uninformative = [f for f in step.report().findings if f.code == "labels-uninformative"]
@@ -416,3 +424,31 @@ def test_fit_with_a_masked_loss_keeping_the_padding_is_told(kept):
     model.fit(x, (x * 5) % 6, batch_size=32, epochs=2, verbose=0, callbacks=[guard])
     found = [f for f in guard.report().findings if f.code == "labels-uninformative"]
     assert bool(found) == (kept == "padding"), str(guard.report())
+
+
+def test_a_mask_on_the_models_input_is_not_a_mask_on_the_labels():
+    # A masked-language model: the loss counts the tokens masked in the model's input (their
+    # id is 1 there); the labels are the original tokens.
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((5,), dtype="int32"), keras.layers.Embedding(6, 8), keras.layers.Dense(6)]
+    )
+    optimizer = keras.optimizers.Adam(1e-2)
+
+    @tf.function
+    def train_step(masked, tokens):
+        with tf.GradientTape() as tape:
+            per_token, _ = _token_losses(tokens, model(masked, training=True))
+            counted = tf.cast(tf.equal(masked, 1), per_token.dtype)
+            loss = tf.reduce_sum(per_token * counted) / tf.reduce_sum(counted)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    step = gradguard.guard(model, optimizer, policy=WARN_ALL)(train_step)
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(2, 6, size=(32, 5)).astype("int32")
+    masked = np.where(rng.random((32, 5)) < 0.3, 1, tokens).astype("int32")
+    for _ in range(2):
+        step(masked, tokens)
+    assert "labels-uninformative" not in step.report().codes(), str(step.report())
