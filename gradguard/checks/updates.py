@@ -257,7 +257,7 @@ class UpdateRatio(Check):
             results.append(
                 Finding(
                     code,
-                    f"Update-to-weight ratio of {listing(layers)} ({shown}) is {text}",
+                    f"Update-to-weight ratio of {listing(layers)} (latest: {shown}) is {text}",
                     context.step,
                     layout.variables_of(layer_ids),
                     details={"ratio": ratios, "low": low, "high": self.high},
