@@ -23,7 +23,17 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard import _compat, diagnose, heldout, instrument, lossgraph, replicas, stats, updating
+from gradguard import (
+    _compat,
+    diagnose,
+    heldout,
+    instrument,
+    lossgraph,
+    replicas,
+    stats,
+    unadapted,
+    updating,
+)
 from gradguard import activations as activations_lib
 from gradguard import findings as findings_lib
 from gradguard.classweights import inverted as inverted_class_weights
@@ -100,6 +110,7 @@ class Guard:
         # Keras', and frozen), and under `instrument_process` with activations watched, their
         # outputs; per optimizer the layers and sites its checks watch.
         self._tap = Tap()
+        self.input_scales = unadapted.InputScales()  # (Normalization layers never adapted)
         self.cores: dict[int, StepCore] = {}
         # Several optimizers: a game's players, or stages one after another.
         self.stages = stages if stages is not None else Stages()
@@ -272,6 +283,7 @@ class Guard:
         # A loss not visible here (another graph's) is not known: the loss checks stay silent.
         loss = self._last_loss if activations_lib.visible_here(self._last_loss) else None
         self.forensics.traced_loss(core, loss)  # (an eager loss has no graph to read)
+        self.input_scales.observe(self._tap)
         core.update(
             loss,
             full,
@@ -359,6 +371,7 @@ class Guard:
         untracked = self.ledger.untracked(layers)
         found = [*self._pending, *self.forensics.unreached(step)]
         found += self.forensics.label_findings(step) + self.stages.findings(step)
+        found += self.input_scales.findings(step)
         found += inference_mode(self._tap.layers(), self._tap.told, self.cores.values(), step)
         found += self._manual.judge() if self._manual is not None and not self.cores else []
         found += self.ledger.judge(step, final, self._names, keras_variables, bool(untracked))

@@ -67,7 +67,7 @@ class Tap:
         self._inputs: dict[int, Any] = {}  # per model, the spec of its first input seen
         self.last_model: Any = None  # a weak reference to the model called last
         self._outputs: dict[int, Any] = {}  # and of its output
-        self._latest: dict[int, Any] = {}  # per model, its latest input (a tensor)
+        self._latest: dict[int, Any] = {}  # per model or Normalization, its latest input
         # The `training` values each normalization or dropout layer was called with (None: not
         # told, so inference; `modes.inference_mode`).
         self.told: dict[int, set[Any]] = {}
@@ -82,6 +82,8 @@ class Tap:
         if isinstance(layer, _MODAL):
             told = training if training is None or isinstance(training, bool) else "tensor"
             self.told.setdefault(id(layer), set()).add(told)
+        if isinstance(layer, keras.layers.Normalization) and args:
+            self._latest[id(layer)] = args[0]  # (`unadapted`: how far from standardized)
         if isinstance(layer, keras.Model):
             self._models[id(layer)] = layer
             self.last_model = weakref.ref(layer)
@@ -102,7 +104,7 @@ class Tap:
         return [(m, self._inputs[k]) for k, m in self._models.items() if k in self._inputs]
 
     def latest_input(self, model: Any) -> Any:
-        """`model`'s input in its latest training forward pass, or None.
+        """`model`'s (or a Normalization layer's) input in its latest training forward pass.
 
         Only an input of the graph being traced (or an eager one, eagerly) is returned.
         """

@@ -19,7 +19,8 @@ def test_every_design_code_is_in_the_catalog():
     checkpoint-optimizer-state-not-restored initial-loss-unexpected from-logits-mismatch
     cannot-overfit-batch labels-uninformative learning-rate-far-from-suggestion
     gradient-misassigned labels-out-of-range loss-sign-flipped units-identical
-    batches-one-class optimizer-recreated class-weights-inverted training-flag-missing""".split()
+    batches-one-class optimizer-recreated class-weights-inverted training-flag-missing
+    normalization-not-adapted""".split()
     assert sorted(gradguard.CODES) == sorted(design)
 
 

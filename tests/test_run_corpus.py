@@ -229,6 +229,8 @@ BUGS: dict[str, Bug] = {
     "bug_model_called_without_training_true_batchnorm_tf_function.py": Bug(
         ("training-flag-missing",)
     ),
+    # normalization-not-adapted: TensorFlow's regression tutorial without normalizer.adapt().
+    "bug_normalization_layer_not_adapted_fit.py": Bug(("normalization-not-adapted",)),
     # class-weights-inverted: fit's class_weight as count / total on 9:1 data.
     "bug_class_weight_proportional_to_frequency_fit.py": Bug(("class-weights-inverted",)),
     # A learning rate brought down 1000x and more during training, the weights all but still.
@@ -319,6 +321,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_lr_scheduler_decays_from_the_initial_rate_fit.py": Healthy(),
     "ok_class_weight_balanced_fit.py": Healthy(),
     "ok_model_called_with_training_true_batchnorm_tf_function.py": Healthy(),
+    "ok_normalization_layer_adapted_fit.py": Healthy(),
     # Optimizers one after another: a stage on trained weights, a second model on a shared layer.
     "ok_new_optimizer_on_a_noisy_plateau_fit.py": Healthy(),
     "ok_second_task_on_a_shared_layer_fit.py": Healthy(),

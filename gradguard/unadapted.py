@@ -1,0 +1,99 @@
+"""A `keras.layers.Normalization` never adapted: an identity in front of unscaled inputs.
+
+``keras.layers.Normalization()`` given neither ``adapt()`` nor ``mean=``/``variance=`` is built
+with a mean of 0 and a variance of 1: it passes its inputs through unchanged, and Keras neither
+raises nor warns. A model meant to see standardized features then trains on raw ones (prices in
+the thousands, pixels in 0..255): slowly, or not at all.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gradguard import _compat, replicas
+from gradguard.findings import Finding, number
+from gradguard.tap import Tap
+
+__all__ = ["InputScales", "never_adapted"]
+
+# A feature whose mean or spread over a batch reaches this is far from standardized: raw
+# prices, pixels in 0..255. Inputs already near mean 0 and spread 1 (or in 0..1) lose little
+# to a Normalization layer left an identity.
+_FAR = 5.0
+
+
+def never_adapted(layer: Any) -> bool:
+    """Whether `layer` is a built `keras.layers.Normalization` left at mean 0 and variance 1.
+
+    Statistics adapted on real data are never exactly these; a layer given ``mean=`` and
+    ``variance=`` holds them as constants, and one that inverts a normalization is not read.
+    """
+    if not isinstance(layer, keras.layers.Normalization) or not layer.built or layer.invert:
+        return False
+    if getattr(layer, "input_mean", None) is not None or not hasattr(layer, "adapt_mean"):
+        return False
+    with _compat.outside_trace():  # (read eagerly, also while a step is traced)
+        mean = np.asarray(layer.adapt_mean.numpy())
+        variance = np.asarray(layer.adapt_variance.numpy())
+    return mean.size > 0 and not mean.any() and bool(np.all(variance == 1.0))
+
+
+class InputScales:
+    """How far from standardized the inputs of never-adapted Normalization layers are.
+
+    Per such layer called in a training forward pass (`Tap`), the largest mean or spread of a
+    feature over a batch, folded in-graph on each update (`observe`); judged on the host
+    (`findings`) while the layer is still not adapted.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[int, tuple[weakref.ref[Any], tf.Variable]] = {}
+        self._reported: set[int] = set()
+
+    def observe(self, tap: Tap) -> None:
+        """In-graph: folds the latest input of each never-adapted layer into its largest scale."""
+        for layer in tap.layers():
+            x = tap.latest_input(layer)
+            if not tf.is_tensor(x) or not x.dtype.is_floating or not never_adapted(layer):
+                continue
+            axes = getattr(layer, "_reduce_axis", None)
+            if axes is None or x.shape.rank != len(layer._build_input_shape):
+                continue
+            if id(layer) not in self._seen:
+                with _compat.outside_trace():
+                    seen = replicas.state_variable(0.0, name="gradguard_input_scale")
+                self._seen[id(layer)] = (weakref.ref(layer), seen)
+            seen = self._seen[id(layer)][1]
+            x = tf.cast(x, tf.float32)
+            mean, variance = tf.nn.moments(x, axes=list(axes))
+            scale = tf.maximum(tf.reduce_max(tf.abs(mean)), tf.reduce_max(tf.sqrt(variance)))
+            # (NaN in the data is the data's own finding: it is not folded in.)
+            scale = tf.where(tf.math.is_finite(scale), scale, 0.0)
+            seen.assign(tf.maximum(seen.read_value(), scale))
+
+    def findings(self, step: int) -> list[Finding]:
+        """A finding per layer still not adapted whose inputs were far from standardized."""
+        found = []
+        for key, (ref, seen) in self._seen.items():
+            layer = ref()
+            if layer is None or key in self._reported or not never_adapted(layer):
+                continue
+            scale = float(seen.numpy())
+            if scale < _FAR:
+                continue
+            self._reported.add(key)
+            message = (
+                f"The Normalization layer '{layer.name}' was never adapted: its mean is 0 and "
+                "its variance 1, so it passes its inputs through unchanged, and they are far "
+                f"from standardized (a feature's mean or spread over a batch reached "
+                f"{number(scale)}), so the model trains on the raw values. Call "
+                f"{layer.name}.adapt(x_train) before training, or pass mean= and variance=."
+            )
+            details = {"layer": layer.name, "input_scale": scale}
+            found.append(Finding("normalization-not-adapted", message, step, details=details))
+        return found

@@ -1,0 +1,90 @@
+"""`normalization-not-adapted`: a `keras.layers.Normalization` never adapted before raw inputs.
+
+Keras 3 builds it with mean 0 and variance 1 and passes the inputs through: found when its
+inputs are far from standardized; an adapted layer, one given its statistics, and one left an
+identity over inputs already standardized stay silent.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import WARN_ALL
+
+import gradguard
+from gradguard.unadapted import never_adapted
+
+_RNG = np.random.default_rng(0)
+_RAW = (1000 + 300 * _RNG.normal(size=(256, 8))).astype("float32")  # prices, say
+_LABELS = ((_RAW - 1000) @ _RNG.normal(size=8) > 0).astype("float32")
+
+
+def _classifier(normalization):
+    return keras.Sequential(
+        [
+            keras.Input((8,)),
+            normalization,
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+
+
+def _normalization(kind):
+    if kind == "given-mean-and-variance":
+        return keras.layers.Normalization(mean=1000.0, variance=300.0**2)
+    layer = keras.layers.Normalization()
+    if kind == "adapted":
+        layer.adapt(_RAW)
+    return layer
+
+
+@pytest.mark.parametrize(
+    "kind,inputs,found",
+    [
+        ("never-adapted", "raw", True),
+        ("adapted", "raw", False),
+        ("given-mean-and-variance", "raw", False),
+        ("never-adapted", "standardized", False),
+    ],
+)
+def test_fit_behind_a_normalization_never_adapted_is_told(kind, inputs, found):
+    keras.utils.set_random_seed(0)
+    model = _classifier(_normalization(kind))
+    model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy")
+    x = _RAW if inputs == "raw" else (_RAW - _RAW.mean(0)) / _RAW.std(0)
+    guard = gradguard.GuardCallback(policy=WARN_ALL)
+    model.fit(x, _LABELS, batch_size=32, epochs=1, verbose=0, callbacks=[guard])
+    flagged = [f for f in guard.report().findings if f.code == "normalization-not-adapted"]
+    assert bool(flagged) == found, str(guard.report())
+    if found:
+        assert flagged[0].details["layer"] == model.layers[0].name
+        assert flagged[0].details["input_scale"] > 500  # the features' mean, about 1000
+        assert f"{model.layers[0].name}.adapt(x_train)" in flagged[0].message
+
+
+@pytest.mark.parametrize("eager", [False, True])
+def test_a_hand_written_step_behind_a_normalization_never_adapted_is_told(eager):
+    keras.utils.set_random_seed(0)
+    model = _classifier(keras.layers.Normalization())
+    optimizer = keras.optimizers.Adam(1e-3)
+    loss_fn = keras.losses.BinaryCrossentropy()
+
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    step = gradguard.guard(model, optimizer, policy=WARN_ALL)(
+        train_step if eager else tf.function(train_step)
+    )
+    for start in range(0, 96, 32):
+        step(_RAW[start : start + 32], _LABELS[start : start + 32, None])
+    assert "normalization-not-adapted" in step.report().codes(), str(step.report())
+    # Adapted late, after training started: no longer reported as never adapted.
+    model.layers[0].adapt(_RAW)
+    assert not never_adapted(model.layers[0])
