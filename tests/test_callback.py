@@ -74,6 +74,9 @@ def test_planted_learning_rate_bugs_are_found_inside_fit(optimizer, code):
     callback = gradguard.GuardCallback(every=2, policy=WARN_ALL)
     _fit(mlp(), optimizer(), callbacks=[callback], epochs=2)
     assert code in callback.report().codes(), str(callback.report())
+    if code.startswith("update-too"):  # the ratio shown is the latest, beside a bar on many
+        (finding,) = [f for f in callback.report().findings if f.code == code]
+        assert "(latest: " in finding.message
 
 
 def test_exploding_gradients_and_nan_stop_fit_with_the_error():
