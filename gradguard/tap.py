@@ -19,6 +19,7 @@ from gradguard.activations import (
     flatten_outputs,
     layer_kind,
     make_site,
+    visible_here,
     watched_layers,
 )
 
@@ -103,16 +104,21 @@ class Tap:
         """The models called in a training forward pass, each with its input's spec."""
         return [(m, self._inputs[k]) for k, m in self._models.items() if k in self._inputs]
 
-    def latest_input(self, model: Any) -> Any:
+    def latest_input(self, model: Any, enclosing: bool = False) -> Any:
         """`model`'s (or a Normalization layer's) input in its latest training forward pass.
 
-        Only an input of the graph being traced (or an eager one, eagerly) is returned.
+        Only an input of the graph being traced (or an eager one, eagerly) is returned; with
+        `enclosing`, also one of a graph enclosing it, which a conditional's branch (a loss
+        scaler's update) reads by capturing it.
         """
         value = self._latest.get(id(model))
         if value is None:
             return None
         graph = current_graph()
-        usable = all(getattr(t, "graph", None) is graph for t in tf.nest.flatten(value))
+        if enclosing:
+            usable = all(visible_here(t) for t in tf.nest.flatten(value))
+        else:
+            usable = all(getattr(t, "graph", None) is graph for t in tf.nest.flatten(value))
         return value if usable else None
 
     def output_spec(self, model: Any) -> Any:

@@ -28,19 +28,35 @@ _FAR = 5.0
 
 
 def never_adapted(layer: Any) -> bool:
-    """Whether `layer` is a built `keras.layers.Normalization` left at mean 0 and variance 1.
+    """Whether `layer` is a built `keras.layers.Normalization` computing with mean 0, variance 1.
 
     Statistics adapted on real data are never exactly these; a layer given ``mean=`` and
     ``variance=`` holds them as constants, and one that inverts a normalization is not read.
+    The statistics it computes with are read, not only its weights: weights assigned without
+    ``finalize_state()`` (``set_weights``) leave the layer computing with those it was built
+    with (`_statistics`).
     """
     if not isinstance(layer, keras.layers.Normalization) or not layer.built or layer.invert:
         return False
     if getattr(layer, "input_mean", None) is not None or not hasattr(layer, "adapt_mean"):
         return False
-    with _compat.outside_trace():  # (read eagerly, also while a step is traced)
-        mean = np.asarray(layer.adapt_mean.numpy())
-        variance = np.asarray(layer.adapt_variance.numpy())
+    mean, variance = _statistics(layer)[0]
     return mean.size > 0 and not mean.any() and bool(np.all(variance == 1.0))
+
+
+def _statistics(layer: Any) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """The mean and variance `layer` computes with, and those its weights hold.
+
+    The first are `finalize_state`'s copies of the second (the weights when a trace built the
+    layer: its copies are that graph's).
+    """
+    with _compat.outside_trace():  # (read eagerly, also while a step is traced)
+        stored = (np.asarray(layer.adapt_mean.numpy()), np.asarray(layer.adapt_variance.numpy()))
+        try:
+            used = (np.asarray(layer.mean), np.asarray(layer.variance))
+        except (TypeError, ValueError, NotImplementedError):  # a symbolic tensor
+            used = stored
+    return (used[0].reshape(stored[0].shape), used[1].reshape(stored[1].shape)), stored
 
 
 class InputScales:
@@ -58,7 +74,7 @@ class InputScales:
     def observe(self, tap: Tap) -> None:
         """In-graph: folds the latest input of each never-adapted layer into its largest scale."""
         for layer in tap.layers():
-            x = tap.latest_input(layer)
+            x = tap.latest_input(layer, enclosing=True)
             if not tf.is_tensor(x) or not x.dtype.is_floating or not never_adapted(layer):
                 continue
             axes = getattr(layer, "_reduce_axis", None)
@@ -87,12 +103,24 @@ class InputScales:
             if scale < _FAR:
                 continue
             self._reported.add(key)
+            stale = _statistics(layer)[1][0].any()  # weights adapted, copies not made
+            cause = (
+                "computes with mean 0 and variance 1 although its weights hold adapted ones "
+                "(assigned by set_weights or a restore without finalize_state())"
+                if stale
+                else "was never adapted: its mean is 0 and its variance 1"
+            )
+            fix = (
+                f"call {layer.name}.finalize_state() after assigning its weights"
+                if stale
+                else f"call {layer.name}.adapt(x_train) before training, or pass mean= and "
+                "variance="
+            )
             message = (
-                f"The Normalization layer '{layer.name}' was never adapted: its mean is 0 and "
-                "its variance 1, so it passes its inputs through unchanged, and they are far "
-                f"from standardized (a feature's mean or spread over a batch reached "
-                f"{number(scale)}), so the model trains on the raw values. Call "
-                f"{layer.name}.adapt(x_train) before training, or pass mean= and variance=."
+                f"The Normalization layer '{layer.name}' {cause}, so it passes its inputs "
+                "through unchanged, and they are far from standardized (a feature's mean or "
+                f"spread over a batch reached {number(scale)}), so the model trains on the raw "
+                f"values; {fix}."
             )
             details = {"layer": layer.name, "input_scale": scale}
             found.append(Finding("normalization-not-adapted", message, step, details=details))

@@ -88,3 +88,33 @@ def test_a_hand_written_step_behind_a_normalization_never_adapted_is_told(eager)
     # Adapted late, after training started: no longer reported as never adapted.
     model.layers[0].adapt(_RAW)
     assert not never_adapted(model.layers[0])
+
+
+def _fit_guarded(model):
+    model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy")
+    guard = gradguard.GuardCallback(policy=WARN_ALL)
+    model.fit(_RAW, _LABELS, batch_size=32, epochs=1, verbose=0, callbacks=[guard])
+    return [f for f in guard.report().findings if f.code == "normalization-not-adapted"]
+
+
+def test_fit_in_mixed_precision_behind_a_normalization_never_adapted_is_told():
+    # The loss scaler applies the update in a conditional's branch, which reads the layer's
+    # input from the step's graph enclosing it.
+    keras.utils.set_random_seed(0)
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        flagged = _fit_guarded(_classifier(keras.layers.Normalization()))
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert flagged
+
+
+def test_a_normalization_given_weights_without_finalize_state_is_told():
+    # set_weights assigns the adapted statistics but leaves the layer computing with those it
+    # was built with (mean 0, variance 1): a clone of an adapted model is an identity.
+    keras.utils.set_random_seed(0)
+    clone = keras.models.clone_model(_classifier(_normalization("adapted")))
+    clone.set_weights(_classifier(_normalization("adapted")).get_weights())
+    (finding,) = _fit_guarded(clone)
+    assert "although its weights hold adapted ones" in finding.message
+    assert f"{clone.layers[0].name}.finalize_state()" in finding.message
