@@ -283,7 +283,9 @@ class Guard:
         # A loss not visible here (another graph's) is not known: the loss checks stay silent.
         loss = self._last_loss if activations_lib.visible_here(self._last_loss) else None
         self.forensics.traced_loss(core, loss)  # (an eager loss has no graph to read)
-        self.input_scales.observe(self._tap)
+        self.input_scales.observe(
+            (layer, self._tap.latest_input(layer, enclosing=True)) for layer in self._tap.layers()
+        )
         core.update(
             loss,
             full,

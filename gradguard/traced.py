@@ -5,7 +5,8 @@ chain to the loss broke), labels broadcast against the predictions (`loss-broadc
 output layer that cannot make what the loss reads (`from-logits-mismatch`); and, from the
 labels of batches spread over the run, the chance level the loss checks compare with and labels
 out of the output's or the loss's range (`labels-out-of-range`); and from every batch's classes,
-counted in-graph, batches of one class at a time (`batches-one-class`).
+counted in-graph, batches of one class at a time (`batches-one-class`), and from the inputs of
+Normalization layers never adapted, whether they are raw (`normalization-not-adapted`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from gradguard import batch as batch_lib
-from gradguard import chance, diagnose, label_range, losses, output_layer
+from gradguard import chance, diagnose, label_range, losses, output_layer, unadapted
 from gradguard.core import StepCore
 from gradguard.findings import Finding
 
@@ -46,6 +47,8 @@ class TraceFindings:
         self._no_chance_level = False
         self._label_range: label_range.LabelRange | None = None  # when the labels are bounded
         self._counts: chance.LabelCounts | None = None  # a cross-entropy's classes, in-graph
+        # The inputs of Normalization layers never adapted, folded in-graph (`unadapted`).
+        self.input_scales = unadapted.InputScales()
 
     def record(self, y: Any, y_pred: Any) -> None:
         """In-graph, each trace: the labels' and predictions' shapes; the batch's classes."""
@@ -117,6 +120,10 @@ class TraceFindings:
         return [finding for finding in found if finding is not None]
 
     def batch_findings(self, step: int) -> list[Finding]:
-        """`batches-one-class` if the batches so far came one class at a time (a host read)."""
+        """What the batches so far show (a host read).
+
+        `batches-one-class` if they came one class at a time; `normalization-not-adapted` if a
+        Normalization layer never adapted read them raw.
+        """
         finding = self._counts.batches_one_class(step) if self._counts is not None else None
-        return [] if finding is None else [finding]
+        return ([] if finding is None else [finding]) + self.input_scales.findings(step)

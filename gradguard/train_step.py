@@ -11,7 +11,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from gradguard import _compat, diagnose, losses, norms, suspects
+from gradguard import _compat, diagnose, losses, norms, suspects, unadapted
 from gradguard import accumulate as accumulate_lib
 from gradguard import activations as activations_lib
 from gradguard import batch as batch_lib
@@ -154,6 +154,7 @@ class TrainStep:
         self._watched_layers: list[Any] = []
         self._sites: list[activations_lib.Site] = []
         self._captured: tuple[Any, ...] = ()
+        self._unadapted: list[Any] = []  # Normalization layers never adapted, at build time
         self._traced = TraceFindings(model, self.loss_fn, self._forward_loss)
 
         # Under several replicas XLA compiles each replica's forward and backward pass only:
@@ -299,6 +300,9 @@ class TrainStep:
         if not variables:
             raise diagnose.no_trainable_variables(self.model)
         self._watch_activations(x)
+        self._unadapted = [
+            layer for layer in _compat.flatten_layers(self.model) if unadapted.never_adapted(layer)
+        ]
         scope = self.strategy.scope() if self.strategy else contextlib.nullcontext()
         with scope:
             if self.strategy is not None:
@@ -336,13 +340,18 @@ class TrainStep:
             check.watch(self._sites)
 
     def _forward_loss(self, x: Any, y: Any, sample_weight: Any) -> tf.Tensor:
-        if self._watched_layers:
-            with activations_lib.capture(self._watched_layers) as outputs:
+        # A Normalization never adapted outputs its input: what it read, for `unadapted`.
+        with activations_lib.capture(self._unadapted) as read:
+            if self._watched_layers:
+                with activations_lib.capture(self._watched_layers) as outputs:
+                    y_pred = batch_lib.call_model(self.model, x, training=True)
+                self._captured = activations_lib.flatten_outputs(outputs, self._sites)
+            else:
                 y_pred = batch_lib.call_model(self.model, x, training=True)
-            self._captured = activations_lib.flatten_outputs(outputs, self._sites)
-        else:
-            y_pred = batch_lib.call_model(self.model, x, training=True)
         self._traced.record(y, y_pred)
+        self._traced.input_scales.observe(
+            (layer, seen[-1] if seen else None) for layer, seen in zip(self._unadapted, read)
+        )
         return losses.compute(
             self.loss_fn, y, y_pred, sample_weight, getattr(self.model, "losses", [])
         )

@@ -9,6 +9,7 @@ the thousands, pixels in 0..255): slowly, or not at all.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterable
 from typing import Any
 
 import keras
@@ -17,7 +18,6 @@ import tensorflow as tf
 
 from gradguard import _compat, replicas
 from gradguard.findings import Finding, number
-from gradguard.tap import Tap
 
 __all__ = ["InputScales", "never_adapted"]
 
@@ -62,19 +62,24 @@ def _statistics(layer: Any) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.nda
 class InputScales:
     """How far from standardized the inputs of never-adapted Normalization layers are.
 
-    Per such layer called in a training forward pass (`Tap`), the largest mean or spread of a
-    feature over a batch, folded in-graph on each update (`observe`); judged on the host
-    (`findings`) while the layer is still not adapted.
+    Per such layer called in a training forward pass, the largest mean or spread of a feature
+    over a batch, folded in-graph on each update (`observe`); judged on the host (`findings`)
+    while the layer is still not adapted.
     """
 
     def __init__(self) -> None:
         self._seen: dict[int, tuple[weakref.ref[Any], tf.Variable]] = {}
         self._reported: set[int] = set()
 
-    def observe(self, tap: Tap) -> None:
-        """In-graph: folds the latest input of each never-adapted layer into its largest scale."""
-        for layer in tap.layers():
-            x = tap.latest_input(layer, enclosing=True)
+    def observe(self, inputs: Iterable[tuple[Any, Any]]) -> None:
+        """In-graph: folds each never-adapted layer's input into its largest scale.
+
+        Args:
+          inputs: ``(layer, x)`` pairs, `x` what the layer read in the forward pass (None
+            when not seen here): the guard's `Tap`, `TrainStep`'s capture of the layers'
+            outputs (a Normalization never adapted outputs its input).
+        """
+        for layer, x in inputs:
             if not tf.is_tensor(x) or not x.dtype.is_floating or not never_adapted(layer):
                 continue
             axes = getattr(layer, "_reduce_axis", None)

@@ -417,12 +417,16 @@ def test_gradient_accumulation_sees_the_updating_micro_batch() -> None:
 
 
 def channels_first_cnn(dead_channels: int) -> keras.Model:
-    """A channels_first conv with 8 channels, the first `dead_channels` biased far negative."""
+    """A channels_first conv with 8 channels, the first `dead_channels` biased far negative.
+
+    Depthwise (2 channels in, 4 out of each): Keras 3.15 runs a channels_first Conv2D as NCHW,
+    which TensorFlow's CPU kernels do not implement, and a depthwise one through NHWC.
+    """
     keras.utils.set_random_seed(2)
     bias = np.array([-50.0] * dead_channels + [0.0] * (8 - dead_channels), "float32")
-    conv = keras.layers.Conv2D(
-        8,
+    conv = keras.layers.DepthwiseConv2D(
         3,
+        depth_multiplier=4,
         data_format="channels_first",
         activation="relu",
         bias_initializer=keras.initializers.Constant(bias),

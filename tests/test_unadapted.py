@@ -65,6 +65,34 @@ def test_fit_behind_a_normalization_never_adapted_is_told(kind, inputs, found):
         assert f"{model.layers[0].name}.adapt(x_train)" in flagged[0].message
 
 
+@pytest.mark.parametrize("mode", ["graph", "jit", "eager"])
+def test_train_step_behind_a_normalization_never_adapted_is_told(mode):
+    keras.utils.set_random_seed(0)
+    model = _classifier(keras.layers.Normalization())
+    step = gradguard.TrainStep(
+        model,
+        keras.optimizers.Adam(1e-3),
+        "binary_crossentropy",
+        policy=WARN_ALL,
+        jit_compile=mode == "jit",
+        run_eagerly=mode == "eager",
+    )
+    for start in range(0, 96, 32):
+        step(_RAW[start : start + 32], _LABELS[start : start + 32, None])
+    flagged = [f for f in step.report().findings if f.code == "normalization-not-adapted"]
+    assert [f.details["layer"] for f in flagged] == [model.layers[0].name], str(step.report())
+
+
+def test_train_step_behind_an_adapted_normalization_is_silent():
+    keras.utils.set_random_seed(0)
+    step = gradguard.TrainStep(
+        _classifier(_normalization("adapted")), keras.optimizers.Adam(1e-3), "binary_crossentropy"
+    )
+    for start in range(0, 96, 32):
+        step(_RAW[start : start + 32], _LABELS[start : start + 32, None])
+    assert "normalization-not-adapted" not in step.report().codes(), str(step.report())
+
+
 @pytest.mark.parametrize("eager", [False, True])
 def test_a_hand_written_step_behind_a_normalization_never_adapted_is_told(eager):
     keras.utils.set_random_seed(0)
