@@ -284,7 +284,8 @@ class Guard:
         loss = self._last_loss if activations_lib.visible_here(self._last_loss) else None
         self.forensics.traced_loss(core, loss)  # (an eager loss has no graph to read)
         self.input_scales.observe(
-            (layer, self._tap.latest_input(layer, enclosing=True)) for layer in self._tap.layers()
+            (layer, self._tap.latest_input(layer, enclosing=True))
+            for layer in self._tap.normalizations()
         )
         core.update(
             loss,

@@ -188,6 +188,11 @@ def _record_layer_outputs(original: Any) -> Any:
         if _TAPS and _compat.tape_is_recording():  # a training forward pass
             for tap in _TAPS:
                 _unchecked(tap.record, layer, result, args, kwargs.get("training"))
+        elif _TAPS and isinstance(layer, keras.layers.Normalization):
+            # Its input also before the tape (a step that standardizes its batch first).
+            for tap in _TAPS:  # (the guard's `Tap`; `origin` taps under a tape only)
+                if hasattr(tap, "record_normalization"):
+                    _unchecked(tap.record_normalization, layer, args)
         return result
 
     return __call__

@@ -69,6 +69,7 @@ class Tap:
         self.last_model: Any = None  # a weak reference to the model called last
         self._outputs: dict[int, Any] = {}  # and of its output
         self._latest: dict[int, Any] = {}  # per model or Normalization, its latest input
+        self._normalizations: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
         # The `training` values each normalization or dropout layer was called with (None: not
         # told, so inference; `modes.inference_mode`).
         self.told: dict[int, set[Any]] = {}
@@ -83,8 +84,8 @@ class Tap:
         if isinstance(layer, _MODAL):
             told = training if training is None or isinstance(training, bool) else "tensor"
             self.told.setdefault(id(layer), set()).add(told)
-        if isinstance(layer, keras.layers.Normalization) and args:
-            self._latest[id(layer)] = args[0]  # (`unadapted`: how far from standardized)
+        if isinstance(layer, keras.layers.Normalization):
+            self.record_normalization(layer, args)
         if isinstance(layer, keras.Model):
             self._models[id(layer)] = layer
             self.last_model = weakref.ref(layer)
@@ -96,6 +97,19 @@ class Tap:
         elif self.outputs and tf.is_tensor(result) and layer_kind(layer) is not None:
             self._recent.append((layer, result))
 
+    def record_normalization(self, layer: Any, args: Sequence[Any]) -> None:
+        """Notes a `keras.layers.Normalization` call's input, under the tape or before it.
+
+        (`unadapted`: how far from standardized what it reads is.)
+        """
+        if args:
+            self._normalizations[id(layer)] = layer
+            self._latest[id(layer)] = args[0]
+
+    def normalizations(self) -> list[Any]:
+        """The Normalization layers called so far, under a tape or not (`record_normalization`)."""
+        return list(self._normalizations.values())
+
     def layers(self) -> list[Any]:
         """The layers (and models) called in a training forward pass so far."""
         return list(self._layers.values())
@@ -106,6 +120,8 @@ class Tap:
 
     def latest_input(self, model: Any, enclosing: bool = False) -> Any:
         """`model`'s (or a Normalization layer's) input in its latest training forward pass.
+
+        A Normalization's also when called before the tape (`record_normalization`).
 
         Only an input of the graph being traced (or an eager one, eagerly) is returned; with
         `enclosing`, also one of a graph enclosing it, which a conditional's branch (a loss

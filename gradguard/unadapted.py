@@ -80,6 +80,8 @@ class InputScales:
             outputs (a Normalization never adapted outputs its input).
         """
         for layer, x in inputs:
+            if isinstance(x, np.ndarray):
+                x = tf.constant(x)  # (an eager step's batch, as the user's code gave it)
             if not tf.is_tensor(x) or not x.dtype.is_floating or not never_adapted(layer):
                 continue
             axes = getattr(layer, "_reduce_axis", None)

@@ -93,14 +93,19 @@ def test_train_step_behind_an_adapted_normalization_is_silent():
     assert "normalization-not-adapted" not in step.report().codes(), str(step.report())
 
 
-@pytest.mark.parametrize("eager", [False, True])
-def test_a_hand_written_step_behind_a_normalization_never_adapted_is_told(eager):
+def _hand_written_steps(normalization, where, eager):
+    """A guarded step over a classifier, `normalization` in the model or called before the tape."""
     keras.utils.set_random_seed(0)
-    model = _classifier(keras.layers.Normalization())
+    model = _classifier(normalization if where == "in-the-model" else keras.layers.Identity())
     optimizer = keras.optimizers.Adam(1e-3)
     loss_fn = keras.losses.BinaryCrossentropy()
 
+    if not normalization.built:  # (its variables made before a tf.function traces it)
+        normalization.build((None, 8))
+
     def train_step(x, y):
+        if where == "before-the-tape":  # the batch standardized first, then the forward pass
+            x = normalization(x)
         with tf.GradientTape() as tape:
             loss = loss_fn(y, model(x, training=True))
         grads = tape.gradient(loss, model.trainable_variables)
@@ -112,10 +117,24 @@ def test_a_hand_written_step_behind_a_normalization_never_adapted_is_told(eager)
     )
     for start in range(0, 96, 32):
         step(_RAW[start : start + 32], _LABELS[start : start + 32, None])
-    assert "normalization-not-adapted" in step.report().codes(), str(step.report())
+    return step.report()
+
+
+@pytest.mark.parametrize("where", ["in-the-model", "before-the-tape"])
+@pytest.mark.parametrize("eager", [False, True])
+def test_a_hand_written_step_behind_a_normalization_never_adapted_is_told(where, eager):
+    normalization = keras.layers.Normalization()
+    report = _hand_written_steps(normalization, where, eager)
+    flagged = [f for f in report.findings if f.code == "normalization-not-adapted"]
+    assert [f.details["layer"] for f in flagged] == [normalization.name], str(report)
     # Adapted late, after training started: no longer reported as never adapted.
-    model.layers[0].adapt(_RAW)
-    assert not never_adapted(model.layers[0])
+    normalization.adapt(_RAW)
+    assert not never_adapted(normalization)
+
+
+def test_a_hand_written_step_behind_an_adapted_normalization_before_the_tape_is_silent():
+    report = _hand_written_steps(_normalization("adapted"), "before-the-tape", eager=False)
+    assert "normalization-not-adapted" not in report.codes(), str(report)
 
 
 def _fit_guarded(model):
