@@ -72,6 +72,15 @@ def replica_slice(t: Any, index: Any, replicas: int) -> Any:
     return t[index * size : (index + 1) * size]
 
 
+def training_part(values: np.ndarray, arguments: Any) -> np.ndarray:
+    """The examples of `values` (one of `fit`'s arrays) that `fit` trains on.
+
+    `validation_split` (in `fit`'s `arguments` by name) holds out the last examples.
+    """
+    split = float(arguments.get("validation_split") or 0.0)
+    return values[: int(np.floor(len(values) * (1.0 - split)))] if 0.0 < split < 1.0 else values
+
+
 def labels(y: Any) -> Any:
     """The labels as a NumPy array when they are one tensor or array (else None)."""
     try:

@@ -36,8 +36,7 @@ def inverted(arguments: Mapping[str, Any], step: int) -> list[Finding]:
     class_weight, ids = arguments.get("class_weight"), batch.class_ids(arguments.get("y"))
     if not isinstance(class_weight, Mapping) or not class_weight or ids is None:
         return []
-    split = float(arguments.get("validation_split") or 0.0)
-    ids = ids[: int(np.floor(len(ids) * (1.0 - split)))] if 0.0 < split < 1.0 else ids
+    ids = batch.training_part(ids, arguments)
     classes, counts = np.unique(ids.astype(np.int64), return_counts=True)
     try:
         weights = np.array([float(class_weight.get(int(c), 1.0)) for c in classes])

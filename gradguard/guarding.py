@@ -41,6 +41,7 @@ from gradguard.core import StepCore
 from gradguard.forensics import Forensics
 from gradguard.ledger import Ledger
 from gradguard.ledger import key as ledger_key
+from gradguard.lossmask import fit_weights_keep_one_label
 from gradguard.manual import LossWatch
 from gradguard.modes import inference_mode
 from gradguard.options import Options, check_optimizer
@@ -240,13 +241,15 @@ class Guard:
         self.forensics.fit_batch(model, data)
 
     def on_fit_end(self, model: Any, history: Any, arguments: Mapping[str, Any]) -> None:
-        """`fit` returned (under ``gradguard run``): its held-out data, its class weights judged."""
+        """`fit` returned (under ``gradguard run``): its held-out data and weights judged."""
         core = self.cores.get(id(_compat.inner_optimizer(model.optimizer)))
         if core is not None:
             self.forensics.note_chance(core)
             step = core.steps - 1
             self._pending += heldout.after_fit(core.notes, history, arguments, step)
             self._pending += inverted_class_weights(arguments, step)
+            kept = fit_weights_keep_one_label(arguments, step)
+            self._pending += [] if kept is None else [kept]
 
     def on_scaled_loss(self, loss: Any, scaled: Any) -> None:
         """A LossScaleOptimizer scaled `loss`: a gradient of `scaled` is taken for `loss`."""

@@ -5,20 +5,27 @@ meant (TensorFlow's translation tutorial's masked loss, the ``logical_not`` left
 every token's loss by whether its label is the padding. Every label the loss then sees is the
 same: the model learns to predict the padding everywhere, its loss goes to 0 and its accuracy on
 real tokens stays at 0. Reported as `labels-uninformative`: the labels the loss counts tell the
-model nothing.
+model nothing. Read from a traced loss (`graph_mask_keeps_one_label`), and from `fit`'s
+`sample_weight` when the mask is given as data (`fit_weights_keep_one_label`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from gradguard import batch as batch_lib
 from gradguard.diagnose import ancestors
 from gradguard.findings import Finding
 
-__all__ = ["graph_mask_keeps_one_label"]
+__all__ = ["fit_weights_keep_one_label", "graph_mask_keeps_one_label"]
+
+# The examples of the labels a weight leaves out are at least this share of the training data:
+# fewer (an outlier or two dropped) leave a data set of one label anyway.
+_LEFT_OUT = 0.1
 
 # Ops that pass a mask or labels on without changing which element holds which value.
 _VIEWS = {"Identity", "Cast", "Reshape", "Squeeze", "ExpandDims"}
@@ -70,6 +77,50 @@ def graph_mask_keeps_one_label(
             details = {"mask": op.name, "label": constant}
             return Finding("labels-uninformative", message, step, details=details)
     return None
+
+
+def fit_weights_keep_one_label(arguments: Mapping[str, Any], step: int) -> Finding | None:
+    """`labels-uninformative`: `fit`'s `sample_weight` is non-zero on one label's examples only.
+
+    The padding mask given to `fit` as data, inverted: ``sample_weight=(y == 0)`` where
+    ``y != 0`` was meant. Judged at the end of a `fit` under ``gradguard run``.
+
+    Args:
+      arguments: `fit`'s arguments by name: its labels `y` and `sample_weight` (NumPy arrays
+        of the same shape, labels whole numbers; a trailing axis of 1 on the labels, or one-hot
+        rows, is read as one label per weight) and `validation_split` (its last examples are
+        not trained on). Anything else is not judged.
+      step: The step to date the finding at.
+    """
+    y, weights = arguments.get("y"), arguments.get("sample_weight")
+    if not isinstance(y, np.ndarray) or not isinstance(weights, np.ndarray):
+        return None
+    if y.ndim == weights.ndim + 1 and y.shape[-1] == 1:
+        y = y[..., 0]
+    elif y.ndim == weights.ndim + 1 and np.all((y == 0) | (y == 1)) and np.all(y.sum(-1) == 1):
+        y = y.argmax(-1)  # one-hot rows
+    if y.shape != weights.shape or y.dtype.kind not in "biuf" or weights.dtype.kind not in "biuf":
+        return None
+    if not np.all(y == np.round(y)):
+        return None  # (a regression's targets)
+    y, weights = batch_lib.training_part(y, arguments), batch_lib.training_part(weights, arguments)
+    kept = y[np.isfinite(weights) & (weights != 0)]
+    if kept.size == 0 or np.any(kept != kept.flat[0]):
+        return None
+    label = kept.flat[0].item()
+    label = int(label) if float(label).is_integer() else label
+    left_out = float(np.mean(y != kept.flat[0]))
+    if left_out < _LEFT_OUT:
+        return None
+    message = (
+        f"fit's sample_weight is non-zero only on the examples whose label is {label} "
+        f"({left_out:.0%} of the labels are others, all weighted 0), so the loss counts only "
+        f"them: the model learns to predict {label} whatever the input, and its loss goes to 0. "
+        f"If the weights mark padding, keep the other labels instead: sample_weight=(y != "
+        f"{label}), or pass ignore_class={label} to keras.losses.SparseCategoricalCrossentropy."
+    )
+    details = {"mask": "sample_weight", "label": label, "left_out": left_out}
+    return Finding("labels-uninformative", message, step, details=details)
 
 
 def _forward(ops: set[tf.Operation], starts: list[tf.Operation]) -> set[tf.Operation]:

@@ -1,11 +1,12 @@
-"""`class-weights-inverted`: fit's class_weight that favours the frequent classes."""
+"""fit's weights judged: `class-weights-inverted` (a class_weight that favours the frequent
+classes) and `labels-uninformative` (a sample_weight non-zero on one label's examples only)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from gradguard import classweights
+from gradguard import classweights, lossmask
 
 # 900 examples of class 0, 100 of class 1 (and one-hot rows of the same).
 IMBALANCED = np.array([0] * 900 + [1] * 100)
@@ -65,3 +66,36 @@ def test_the_validation_split_is_left_out_of_the_counts():
     arguments = {"y": y, "class_weight": {0: 0.9, 1: 0.1}}
     assert classweights.inverted({**arguments, "validation_split": 0.2}, 0)
     assert not classweights.inverted({**arguments, "validation_split": 0.0}, 0)
+
+
+# Sequences of 6 tokens, the last 2 padding (label 0); the real tokens' labels are 1 to 3.
+TOKENS = np.tile(np.array([1, 2, 3, 1, 0, 0]), (50, 1))
+
+
+@pytest.mark.parametrize(
+    "y,sample_weight,split,found",
+    [
+        (TOKENS, (TOKENS == 0).astype("float32"), 0.0, True),  # the padding kept
+        (TOKENS[..., None], (TOKENS == 0).astype("float32"), 0.0, True),  # labels (n, T, 1)
+        (IMBALANCED, (IMBALANCED == 1).astype("float32"), 0.0, True),  # only the positives
+        (ONE_HOT, (IMBALANCED == 1).astype("float32"), 0.0, True),
+        (TOKENS, (TOKENS != 0).astype("float32"), 0.0, False),  # the padding dropped
+        (TOKENS, np.ones(TOKENS.shape, "float32"), 0.0, False),
+        (THREE, np.where(THREE == 2, 0.0, 1.0), 0.0, False),  # one class left out, two kept
+        (IMBALANCED, np.where(IMBALANCED == 0, 0.2, 1.8), 0.0, False),  # balanced by weights
+        # Fewer than a tenth of the labels left out (one outlier dropped): not judged.
+        (np.array([0] * 99 + [1]), np.array([1.0] * 99 + [0.0]), 0.0, False),
+        # The examples kept of label 1 are all in the held-out split: the training part is 0s
+        # only, weighted 0 (nothing kept, nothing to say).
+        (np.array([1] * 80 + [0] * 20), np.array([0.0] * 80 + [1.0] * 20), 0.2, False),
+        (TOKENS * 0.5, (TOKENS == 0).astype("float32"), 0.0, False),  # a regression's targets
+    ],
+)
+def test_sample_weights_that_keep_one_label(y, sample_weight, split, found):
+    arguments = {"y": y, "sample_weight": sample_weight, "validation_split": split}
+    finding = lossmask.fit_weights_keep_one_label(arguments, 7)
+    assert (finding is not None) == found
+    if found:
+        assert finding.code == "labels-uninformative" and finding.step == 7
+        label = finding.details["label"]
+        assert f"sample_weight=(y != {label})" in finding.message

@@ -141,6 +141,11 @@ BUGS: dict[str, Bug] = {
         ("labels-uninformative",),
         mentions=(("labels-uninformative", "only the examples whose label is 0"),),
     ),
+    # ... given to fit as sample_weight
+    "bug_padding_mask_inverted_sample_weight_fit.py": Bug(
+        ("labels-uninformative",),
+        mentions=(("labels-uninformative", "sample_weight is non-zero only"),),
+    ),
     # loss-broadcast
     "bug_loss_broadcast_mse.py": Bug(("loss-broadcast",)),
     "bug_loss_broadcast_eager.py": Bug(
@@ -344,6 +349,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_custom_loss_mean_absolute_error_fit.py": Healthy(),
     "ok_custom_loop_cross_entropy_from_logits_tf_function.py": Healthy(),
     "ok_padding_mask_drops_padding_tf_function.py": Healthy(),
+    "ok_padding_mask_sample_weight_fit.py": Healthy(),
     "ok_pinn_initial_condition_shapes_match.py": Healthy(),
     "ok_mirrored_strategy_loop.py": Healthy(),
     "ok_warmup_from_zero.py": Healthy(),
