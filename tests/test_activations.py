@@ -419,8 +419,9 @@ def test_gradient_accumulation_sees_the_updating_micro_batch() -> None:
 def channels_first_cnn(dead_channels: int) -> keras.Model:
     """A channels_first conv with 8 channels, the first `dead_channels` biased far negative.
 
-    Depthwise (2 channels in, 4 out of each): Keras 3.15 runs a channels_first Conv2D as NCHW,
-    which TensorFlow's CPU kernels do not implement, and a depthwise one through NHWC.
+    Depthwise (2 channels in, 4 out of each): Keras runs a channels_first Conv2D as NCHW, which
+    TensorFlow's CPU kernels implement only with oneDNN (not on AMD CPUs), and a depthwise one
+    through NHWC on any CPU.
     """
     keras.utils.set_random_seed(2)
     bias = np.array([-50.0] * dead_channels + [0.0] * (8 - dead_channels), "float32")
