@@ -23,39 +23,26 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard import (
-    _compat,
-    diagnose,
-    heldout,
-    instrument,
-    lossgraph,
-    replicas,
-    stats,
-    unadapted,
-    updating,
-)
+from gradguard import _compat, diagnose, fitend, instrument, lossgraph, replicas, stats, updating
 from gradguard import activations as activations_lib
 from gradguard import findings as findings_lib
-from gradguard.classweights import inverted as inverted_class_weights
 from gradguard.core import StepCore
 from gradguard.forensics import Forensics
 from gradguard.ledger import Ledger
 from gradguard.ledger import key as ledger_key
-from gradguard.lossmask import fit_weights_keep_one_label
 from gradguard.manual import LossWatch
 from gradguard.modes import inference_mode
 from gradguard.options import Options, check_optimizer
 from gradguard.pairing import Pairing
 from gradguard.stages import Stages
 from gradguard.tap import Tap
+from gradguard.unadapted import InputScales
 
 __all__ = ["Guard"]
 
 
 def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
+    return [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 class Guard:
@@ -111,7 +98,7 @@ class Guard:
         # Keras', and frozen), and under `instrument_process` with activations watched, their
         # outputs; per optimizer the layers and sites its checks watch.
         self._tap = Tap()
-        self.input_scales = unadapted.InputScales()  # (Normalization layers never adapted)
+        self.input_scales = InputScales()  # (Normalization layers never adapted)
         self.cores: dict[int, StepCore] = {}
         # Several optimizers: a game's players, or stages one after another.
         self.stages = stages if stages is not None else Stages()
@@ -246,10 +233,7 @@ class Guard:
         if core is not None:
             self.forensics.note_chance(core)
             step = core.steps - 1
-            self._pending += heldout.after_fit(core.notes, history, arguments, step)
-            self._pending += inverted_class_weights(arguments, step)
-            kept = fit_weights_keep_one_label(arguments, step)
-            self._pending += [] if kept is None else [kept]
+            self._pending += fitend.judge(core.notes, history, arguments, step)
 
     def on_scaled_loss(self, loss: Any, scaled: Any) -> None:
         """A LossScaleOptimizer scaled `loss`: a gradient of `scaled` is taken for `loss`."""
@@ -286,10 +270,7 @@ class Guard:
         # A loss not visible here (another graph's) is not known: the loss checks stay silent.
         loss = self._last_loss if activations_lib.visible_here(self._last_loss) else None
         self.forensics.traced_loss(core, loss)  # (an eager loss has no graph to read)
-        self.input_scales.observe(
-            (layer, self._tap.latest_input(layer, enclosing=True))
-            for layer in self._tap.normalizations()
-        )
+        self.input_scales.observe(self._tap.normalization_inputs())
         core.update(
             loss,
             full,

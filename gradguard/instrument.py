@@ -17,8 +17,8 @@ The patches, and the context managers that use them:
 * `intercepting_all(guard)`: every Keras optimizer's updates (`apply`, and so
   `apply_gradients`) go to the innermost guard listening (the decorator, ``gradguard run``),
   and so does each `fit`'s end (``guard.on_fit_end(model, history, arguments)``).
-* `tapping_layers(tap)`: every Keras layer call made while a tape records (a training forward
-  pass) is handed to ``tap.record(layer, output, args)``.
+* `tapping_layers(tap)`: every Keras layer call is handed to ``tap.record(layer, output, args,
+  training, under_tape)``, `under_tape` when a tape records (a training forward pass).
 * `wrapping_fit(model_class, wrap)`: a user's `keras.Model` subclass whose `train_step` carries
   a bare ``@gradguard.guard`` gets its `fit` wrapped (host reads at batch ends), for as long as
   the class lives.
@@ -185,14 +185,9 @@ def _record_layer_outputs(original: Any) -> Any:
     @functools.wraps(original)
     def __call__(layer: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N807
         result = original(layer, *args, **kwargs)
-        if _TAPS and _compat.tape_is_recording():  # a training forward pass
-            for tap in _TAPS:
-                _unchecked(tap.record, layer, result, args, kwargs.get("training"))
-        elif _TAPS and isinstance(layer, keras.layers.Normalization):
-            # Its input also before the tape (a step that standardizes its batch first).
-            for tap in _TAPS:  # (the guard's `Tap`; `origin` taps under a tape only)
-                if hasattr(tap, "record_normalization"):
-                    _unchecked(tap.record_normalization, layer, args)
+        under_tape = bool(_TAPS) and _compat.tape_is_recording()  # a training forward pass
+        for tap in _TAPS:
+            _unchecked(tap.record, layer, result, args, kwargs.get("training"), under_tape)
         return result
 
     return __call__
@@ -318,7 +313,7 @@ def intercepting_all(guard: Any, *, outermost: bool = True) -> Iterator[None]:
 
 @contextlib.contextmanager
 def tapping_layers(tap: Any) -> Iterator[None]:
-    """Hands every Keras layer call made while a tape records to ``tap.record``."""
+    """Hands every Keras layer call to ``tap.record`` (`under_tape`: a training forward pass)."""
     _TAPS.append(tap)
     try:
         with _LAYER_CALLS:

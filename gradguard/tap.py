@@ -77,15 +77,27 @@ class Tap:
         self._watched: dict[int, tuple[list[Any], list[Site]]] = {}
 
     def record(
-        self, layer: Any, result: Any, args: Sequence[Any] = (), training: Any = None
+        self,
+        layer: Any,
+        result: Any,
+        args: Sequence[Any] = (),
+        training: Any = None,
+        under_tape: bool = True,
     ) -> None:
-        """Notes one layer call (called by the process-wide layer patch)."""
+        """Notes one layer call (called by the process-wide layer patch).
+
+        Outside a tape (`under_tape` False), only a Normalization layer's input: a step that
+        standardizes its batch before the forward pass (`unadapted`).
+        """
+        if isinstance(layer, keras.layers.Normalization) and args:
+            self._normalizations[id(layer)] = layer
+            self._latest[id(layer)] = args[0]
+        if not under_tape:
+            return
         self._layers[id(layer)] = layer
         if isinstance(layer, _MODAL):
             told = training if training is None or isinstance(training, bool) else "tensor"
             self.told.setdefault(id(layer), set()).add(told)
-        if isinstance(layer, keras.layers.Normalization):
-            self.record_normalization(layer, args)
         if isinstance(layer, keras.Model):
             self._models[id(layer)] = layer
             self.last_model = weakref.ref(layer)
@@ -97,18 +109,13 @@ class Tap:
         elif self.outputs and tf.is_tensor(result) and layer_kind(layer) is not None:
             self._recent.append((layer, result))
 
-    def record_normalization(self, layer: Any, args: Sequence[Any]) -> None:
-        """Notes a `keras.layers.Normalization` call's input, under the tape or before it.
+    def normalization_inputs(self) -> list[tuple[Any, Any]]:
+        """Each Normalization layer called so far (under a tape or not) with its latest input.
 
-        (`unadapted`: how far from standardized what it reads is.)
+        The input is None where not usable here (`latest_input`, graphs enclosing this one
+        included: a loss scaler's conditional branch).
         """
-        if args:
-            self._normalizations[id(layer)] = layer
-            self._latest[id(layer)] = args[0]
-
-    def normalizations(self) -> list[Any]:
-        """The Normalization layers called so far, under a tape or not (`record_normalization`)."""
-        return list(self._normalizations.values())
+        return [(n, self.latest_input(n, enclosing=True)) for n in self._normalizations.values()]
 
     def layers(self) -> list[Any]:
         """The layers (and models) called in a training forward pass so far."""
@@ -121,7 +128,7 @@ class Tap:
     def latest_input(self, model: Any, enclosing: bool = False) -> Any:
         """`model`'s (or a Normalization layer's) input in its latest training forward pass.
 
-        A Normalization's also when called before the tape (`record_normalization`).
+        A Normalization's also when called before the tape (`record`).
 
         Only an input of the graph being traced (or an eager one, eagerly) is returned; with
         `enclosing`, also one of a graph enclosing it, which a conditional's branch (a loss

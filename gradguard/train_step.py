@@ -300,9 +300,7 @@ class TrainStep:
         if not variables:
             raise diagnose.no_trainable_variables(self.model)
         self._watch_activations(x)
-        self._unadapted = [
-            layer for layer in _compat.flatten_layers(self.model) if unadapted.never_adapted(layer)
-        ]
+        self._unadapted = unadapted.never_adapted_layers(self.model)
         scope = self.strategy.scope() if self.strategy else contextlib.nullcontext()
         with scope:
             if self.strategy is not None:
@@ -340,17 +338,14 @@ class TrainStep:
             check.watch(self._sites)
 
     def _forward_loss(self, x: Any, y: Any, sample_weight: Any) -> tf.Tensor:
-        # A Normalization never adapted outputs its input: what it read, for `unadapted`.
-        with activations_lib.capture(self._unadapted) as read:
-            if self._watched_layers:
-                with activations_lib.capture(self._watched_layers) as outputs:
-                    y_pred = batch_lib.call_model(self.model, x, training=True)
-                self._captured = activations_lib.flatten_outputs(outputs, self._sites)
-            else:
-                y_pred = batch_lib.call_model(self.model, x, training=True)
+        # Also the never-adapted Normalizations' outputs: their inputs, unchanged (`unadapted`).
+        watched = len(self._watched_layers)
+        with activations_lib.capture(self._watched_layers + self._unadapted) as outputs:
+            y_pred = batch_lib.call_model(self.model, x, training=True)
+        self._captured = activations_lib.flatten_outputs(outputs[:watched], self._sites)
         self._traced.record(y, y_pred)
         self._traced.input_scales.observe(
-            (layer, seen[-1] if seen else None) for layer, seen in zip(self._unadapted, read)
+            (n, out[-1] if out else None) for n, out in zip(self._unadapted, outputs[watched:])
         )
         return losses.compute(
             self.loss_fn, y, y_pred, sample_weight, getattr(self.model, "losses", [])

@@ -19,7 +19,7 @@ import tensorflow as tf
 from gradguard import _compat, replicas
 from gradguard.findings import Finding, number
 
-__all__ = ["InputScales", "never_adapted"]
+__all__ = ["InputScales", "never_adapted", "never_adapted_layers"]
 
 # A feature whose mean or spread over a batch reaches this is far from standardized: raw
 # prices, pixels in 0..255. Inputs already near mean 0 and spread 1 (or in 0..1) lose little
@@ -42,6 +42,11 @@ def never_adapted(layer: Any) -> bool:
         return False
     mean, variance = _statistics(layer)[0]
     return mean.size > 0 and not mean.any() and bool(np.all(variance == 1.0))
+
+
+def never_adapted_layers(model: Any) -> list[Any]:
+    """The layers of `model`, nested ones included, that are `never_adapted`."""
+    return [layer for layer in _compat.flatten_layers(model) if never_adapted(layer)]
 
 
 def _statistics(layer: Any) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:

@@ -1,0 +1,28 @@
+"""What `fit`'s own arguments show once it returned (under ``gradguard run``, which wraps it).
+
+Its held-out data against its history (`heldout`), its `class_weight` (`classweights`) and its
+`sample_weight` (`lossmask`), each judged from what `fit` was given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gradguard import classweights, heldout, lossmask
+from gradguard.findings import Finding
+
+__all__ = ["judge"]
+
+
+def judge(
+    notes: Mapping[str, Any], history: Any, arguments: Mapping[str, Any], step: int
+) -> list[Finding]:
+    """The findings `fit`'s arguments (by name) and `history` give, dated at `step`.
+
+    `notes` are the optimizer's `StepCore` notes (the losses `heldout` compares).
+    """
+    found = heldout.after_fit(notes, history, arguments, step)
+    found += classweights.inverted(arguments, step)
+    kept = lossmask.fit_weights_keep_one_label(arguments, step)
+    return found + ([] if kept is None else [kept])
