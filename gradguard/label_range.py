@@ -7,7 +7,10 @@ Two mismatches are plain once the labels' range is known:
   the output saturates at its bound, the gradients through it vanish, and the model predicts
   the same value for every input;
 * a binary cross-entropy, which reads labels as probabilities in [0, 1], given other values
-  (classes numbered 1 and 2, pixel values): the loss falls below zero without measuring any fit.
+  (classes numbered 1 and 2, pixel values): the loss falls below zero without measuring any fit;
+* a softmax output, whose outputs sum to 1 for each example, against multi-hot labels of its
+  width (several classes at once: multi-label) in a cross-entropy or a regression loss: no two
+  labels can both be likely, and the model spreads its probability over them.
 
 Which bounds apply is told from the loss and the output layer alone. The labels' range is taken
 where they are seen: `TrainStep` on the host, from the batches it samples for the chance level;
@@ -38,39 +41,53 @@ _SQUASHING = {
 }
 # Labels may pass a bound by this much (float round-off in preprocessing).
 _TOLERANCE = 1e-3
+# An example's labels summing to this much against a softmax are several labels at once (two
+# tags, or soft multi-label targets), not a distribution's round-off or loose label smoothing.
+_MULTI_LABEL_SUM = 1.5
+# The losses that compare labels of a softmax output's width with its outputs one by one.
+_ELEMENTWISE = (baseline.CE, baseline.BINARY_CE, baseline.MSE, baseline.MAE)
 
 
 @dataclasses.dataclass(frozen=True)
 class Bounds:
-    """The range labels must lie in, and why (for the message)."""
+    """The range labels must lie in, and why (for the message).
 
-    low: float
-    high: float
-    why: str
-    fix: str
+    `softmax`: the output layer's name and width when it is a softmax over more than one class:
+    each example's labels of that width must then sum to at most 1 (`_MULTI_LABEL_SUM`).
+    """
+
+    low: float = -np.inf
+    high: float = np.inf
+    why: str = ""
+    fix: str = ""
+    softmax: tuple[str, int] | None = None
 
 
 def bounds(model: Any, loss_fn: Any) -> Bounds | None:
     """The range `loss_fn` and `model`'s output layer allow the labels, or None if unbounded."""
     kind = baseline.kind_of(loss_fn)
-    if kind is not None and kind.name == baseline.BINARY_CE:
+    if kind is None:
+        return None
+    output = output_layer.of(model)
+    softmax = _softmax(output) if kind.name in _ELEMENTWISE else None
+    if kind.name == baseline.BINARY_CE:
         return Bounds(
             0.0,
             1.0,
             "binary cross-entropy reads the labels as probabilities, in [0, 1]",
             "number the two classes 0 and 1 (e.g. y - 1), or use sparse categorical "
             "cross-entropy for more than two classes",
+            softmax,
         )
-    output = output_layer.of(model)
-    if kind is None or kind.name not in (baseline.MSE, baseline.MAE) or output is None:
-        return None
+    if kind.name not in (baseline.MSE, baseline.MAE) or output is None:
+        return Bounds(softmax=softmax) if softmax else None
     layer = output[0]
     activation = getattr(layer, "activation", None)
     if isinstance(layer, keras.layers.Softmax):
         activation = keras.activations.softmax
     squashing = _SQUASHING.get(activation)
     if squashing is None:
-        return None
+        return Bounds(softmax=softmax) if softmax else None
     low, high, name = squashing
     return Bounds(
         low,
@@ -78,55 +95,103 @@ def bounds(model: Any, loss_fn: Any) -> Bounds | None:
         f"the output layer {layer.name!r} ends in {name}, whose values lie in "
         f"[{low:g}, {high:g}] (it saturates, and its gradients vanish)",
         "give a regression's last layer no activation, or scale the targets into that range",
+        softmax,
     )
+
+
+def _softmax(output: tuple[Any, tuple[Any, ...]] | None) -> tuple[str, int] | None:
+    """The output layer's name and width when it is a softmax over more than one class."""
+    if output is None:
+        return None
+    layer, shape = output
+    if isinstance(layer, keras.layers.Softmax):
+        last = layer.axis in (-1, [-1], (-1,), len(shape) - 1)
+    else:
+        last = getattr(layer, "activation", None) is keras.activations.softmax
+    width = shape[-1]
+    return (layer.name, width) if last and isinstance(width, int) and width > 1 else None
 
 
 class LabelRange:
     """The range of the labels seen so far, held against `Bounds`.
 
     Labels are added on the host (`add`) or folded in-graph (`observe`); `judge` reads both.
+    Kept: the smallest and the largest label, and, against a softmax, the largest sum of one
+    example's labels of its width (-inf until such labels are seen).
     """
 
     def __init__(self, allowed: Bounds):
         self.bounds = allowed
-        self._host = [np.inf, -np.inf]
+        self._host = [np.inf, -np.inf, -np.inf]
         self._graph: tf.Variable | None = None
+
+    def _sums(self, shape: Any) -> bool:
+        """Whether labels of `shape` are summed per example (a softmax output's width)."""
+        softmax = self.bounds.softmax
+        return softmax is not None and len(shape) >= 2 and shape[-1] == softmax[1]
 
     def add(self, labels: Any) -> None:
         """Host: a batch's labels (a NumPy array; None is ignored)."""
         if labels is None or not np.size(labels) or not np.issubdtype(labels.dtype, np.number):
             return
-        self._host = [min(self._host[0], np.min(labels)), max(self._host[1], np.max(labels))]
+        most = np.max(np.sum(labels, axis=-1)) if self._sums(labels.shape) else -np.inf
+        low, high, largest = self._host
+        self._host = [min(low, np.min(labels)), max(high, np.max(labels)), max(largest, most)]
 
     def observe(self, y: Any) -> None:
-        """In-graph: folds a step's labels into the running minimum and maximum."""
+        """In-graph: folds a step's labels into the running minimum, maximum and largest sum."""
         if not isinstance(y, tf.Tensor) or not (y.dtype.is_floating or y.dtype.is_integer):
             return
         if self._graph is None:
             with _compat.outside_trace():
                 self._graph = replicas.state_variable(
-                    np.array([np.inf, -np.inf], np.float32), name="gradguard_label_range"
+                    np.array([np.inf, -np.inf, -np.inf], np.float32),
+                    name="gradguard_label_range",
                 )
         y = tf.cast(y, tf.float32)
+        most = tf.reduce_max(tf.reduce_sum(y, -1)) if self._sums(y.shape) else -np.inf
         seen = self._graph.read_value()
         self._graph.assign(
-            tf.stack([tf.minimum(seen[0], tf.reduce_min(y)), tf.maximum(seen[1], tf.reduce_max(y))])
+            tf.stack(
+                [
+                    tf.minimum(seen[0], tf.reduce_min(y)),
+                    tf.maximum(seen[1], tf.reduce_max(y)),
+                    tf.maximum(seen[2], most),
+                ]
+            )
         )
 
     def judge(self, step: int) -> Finding | None:
         """`labels-out-of-range` when the labels seen pass the bounds (a host read)."""
-        low, high = self._host
+        low, high, largest = self._host
         if self._graph is not None:
             seen = self._graph.numpy()
             low, high = min(low, float(seen[0])), max(high, float(seen[1]))
+            largest = max(largest, float(seen[2]))
         allowed = self.bounds
         if not (np.isfinite(low) and np.isfinite(high)):
             return None  # no labels yet (or NaN in them: the data's own finding)
-        if low >= allowed.low - _TOLERANCE and high <= allowed.high + _TOLERANCE:
+        details: dict[str, Any] = {"labels": [float(low), float(high)]}
+        if low < allowed.low - _TOLERANCE or high > allowed.high + _TOLERANCE:
+            message = (
+                f"The labels range over [{number(low)}, {number(high)}], which the model cannot "
+                f"be trained towards: {allowed.why}; {allowed.fix}."
+            )
+            details["allowed"] = [allowed.low, allowed.high]
+            return Finding("labels-out-of-range", message, step, details=details)
+        # Several classes per example, as probabilities (counts above 1 are a weighting).
+        if allowed.softmax is None or largest < _MULTI_LABEL_SUM or low < -_TOLERANCE:
             return None
+        if high > 1.0 + _TOLERANCE:
+            return None
+        name, width = allowed.softmax
         message = (
-            f"The labels range over [{number(low)}, {number(high)}], which the model cannot be "
-            f"trained towards: {allowed.why}; {allowed.fix}."
+            f"Some examples' labels sum to {number(largest)}: several of the {width} classes at "
+            f"once (multi-label), which the output layer {name!r} cannot be trained towards: "
+            f"its softmax makes each example's {width} outputs sum to 1, so no two classes can "
+            f"both be likely and the model spreads its probability over them; end the model "
+            f'in {width} sigmoid units (activation="sigmoid") and train with '
+            "binary_crossentropy, one probability per class."
         )
-        details = {"labels": [float(low), float(high)], "allowed": [allowed.low, allowed.high]}
+        details["largest_label_sum"] = float(largest)
         return Finding("labels-out-of-range", message, step, details=details)

@@ -790,6 +790,64 @@ def test_labels_out_of_the_range_the_output_or_the_loss_allows(case, entry):
         assert named in finding.message, finding.message
 
 
+def _label_rows(kind, x, rng):
+    """Labels of 4 classes per example: `kind` of `MULTI_LABEL` (a function of `x`)."""
+    scores = x[:, :4] + 0.3 * rng.normal(size=(len(x), 4))
+    one_hot = np.eye(4, dtype="float32")[np.argmax(scores, axis=1)]
+    if kind == "multi-hot":  # about two tags per example
+        return (scores > 0).astype("float32")
+    if kind == "smoothed":
+        return 0.9 * one_hot + 0.1 / 4
+    if kind == "mixup":
+        mix = rng.uniform(size=(len(x), 1)).astype("float32")
+        return mix * one_hot + (1 - mix) * one_hot[::-1]
+    if kind == "votes":  # three annotators' counts per class: a weighting, sums of 3
+        return one_hot + np.eye(4, dtype="float32")[rng.integers(0, 4, size=(len(x), 2))].sum(1)
+    return one_hot
+
+
+# (output activation, loss, labels, whether a softmax is asked for several classes at once)
+MULTI_LABEL = {
+    "softmax-binary-ce-multi-hot": ("softmax", "binary_crossentropy", "multi-hot", True),
+    "softmax-categorical-ce-multi-hot": ("softmax", "categorical_crossentropy", "multi-hot", True),
+    "softmax-mse-multi-hot": ("softmax", "mse", "multi-hot", True),
+    "sigmoid-binary-ce-multi-hot": ("sigmoid", "binary_crossentropy", "multi-hot", False),
+    "softmax-categorical-ce-smoothed": ("softmax", "categorical_crossentropy", "smoothed", False),
+    "softmax-categorical-ce-mixup": ("softmax", "categorical_crossentropy", "mixup", False),
+    "softmax-categorical-ce-votes": ("softmax", "categorical_crossentropy", "votes", False),
+}
+
+
+@pytest.mark.parametrize("entry", ["fit", "train_step"])
+@pytest.mark.parametrize("case", sorted(MULTI_LABEL))
+def test_multi_hot_labels_against_a_softmax_are_named(case, entry):
+    activation, loss, kind, found = MULTI_LABEL[case]
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 8)).astype("float32")
+    y = _label_rows(kind, x, rng)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, "relu"), keras.layers.Dense(4, activation)]
+    )
+    if entry == "fit":
+        model.compile(keras.optimizers.Adam(1e-2), loss)
+        callback = gradguard.GuardCallback(policy=WARN_ALL)
+        model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[callback])
+        report = callback.report()
+    else:
+        step = gradguard.TrainStep(model, keras.optimizers.Adam(1e-2), loss, policy=WARN_ALL)
+        for i in range(6):
+            step(x[i % 3 * 32 :][:32], y[i % 3 * 32 :][:32])
+        report = step.report()
+    out_of_range = [f for f in report.findings if f.code == "labels-out-of-range"]
+    assert bool(out_of_range) == found, str(report)
+    if found:
+        (finding,) = out_of_range
+        assert finding.details["largest_label_sum"] >= 2, finding.details
+        assert model.layers[-1].name in finding.message, finding.message
+        assert 'activation="sigmoid"' in finding.message, finding.message
+
+
 class ReadsOneModelOutsideTheTape(keras.Model):
     """A train_step that feeds `source`'s outputs to `trained` and updates `trained` only.
 

@@ -84,6 +84,9 @@ BUGS: dict[str, Bug] = {
     "bug_manual_update_wrong_sign_tf_function.py": Bug(("non-finite",)),
     # labels-out-of-range
     "bug_regression_sigmoid_output_fit.py": Bug(("labels-out-of-range",)),
+    "bug_multilabel_softmax_output_fit.py": Bug(
+        ("labels-out-of-range",), mentions=(("labels-out-of-range", "sigmoid"),)
+    ),
     # gradient-misassigned
     "bug_zip_order_swapped.py": Bug(("gradient-misassigned",)),
     "bug_fit_train_step_partial_variables.py": Bug(("variable-not-trained",)),
@@ -350,6 +353,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_custom_loop_cross_entropy_from_logits_tf_function.py": Healthy(),
     "ok_padding_mask_drops_padding_tf_function.py": Healthy(),
     "ok_padding_mask_sample_weight_fit.py": Healthy(),
+    "ok_multilabel_sigmoid_output_fit.py": Healthy(),
     "ok_pinn_initial_condition_shapes_match.py": Healthy(),
     "ok_mirrored_strategy_loop.py": Healthy(),
     "ok_warmup_from_zero.py": Healthy(),
