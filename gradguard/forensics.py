@@ -127,8 +127,7 @@ class Forensics:
         model's output (`lossgraph.loss_broadcast`), and held against the model's output
         layer (`output_layer.mismatch`). Only Keras' own train step: an override may hand the
         loss something else (a softmax of the output, reshaped labels). A hand-written loop's
-        labels and loss function are not seen: its traced loss is read instead
-        (`lossgraph.graph_loss_broadcast`).
+        traced loss is read instead (`lossgraph.graph_loss_broadcast`).
         """
         model = self._fit_model
         if self.batch is None or not self.in_keras_step() or not _keras_step(model):
@@ -141,7 +140,8 @@ class Forensics:
         compiled = _compat.compiled_loss_object(loss)
         if compiled is not None and tf.is_tensor(y) and y.shape.rank is not None:
             labels = tf.TensorSpec([None, *y.shape[1:]], y.dtype)
-            found.append(lossgraph.loss_broadcast(compiled, labels, outputs[0], step))
+            softmax = output_layer.softmax_width(model) is not None
+            found.append(lossgraph.loss_broadcast(compiled, labels, outputs[0], step, softmax))
         return found
 
     def model_of(self, core: StepCore) -> Any:

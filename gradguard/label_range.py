@@ -69,7 +69,7 @@ def bounds(model: Any, loss_fn: Any) -> Bounds | None:
     if kind is None:
         return None
     output = output_layer.of(model)
-    softmax = _softmax(output) if kind.name in _ELEMENTWISE else None
+    softmax = output_layer.softmax_width(model) if kind.name in _ELEMENTWISE else None
     if kind.name == baseline.BINARY_CE:
         return Bounds(
             0.0,
@@ -97,19 +97,6 @@ def bounds(model: Any, loss_fn: Any) -> Bounds | None:
         "give a regression's last layer no activation, or scale the targets into that range",
         softmax,
     )
-
-
-def _softmax(output: tuple[Any, tuple[Any, ...]] | None) -> tuple[str, int] | None:
-    """The output layer's name and width when it is a softmax over more than one class."""
-    if output is None:
-        return None
-    layer, shape = output
-    if isinstance(layer, keras.layers.Softmax):
-        last = layer.axis in (-1, [-1], (-1,), len(shape) - 1)
-    else:
-        last = getattr(layer, "activation", None) is keras.activations.softmax
-    width = shape[-1]
-    return (layer.name, width) if last and isinstance(width, int) and width > 1 else None
 
 
 class LabelRange:

@@ -180,8 +180,11 @@ class LossShapes:
             self.output_width = y_pred.shape[-1] if y_pred.shape.rank else None
             self.traced = True
 
-    def judge(self, loss_fn: LossFn, step: int) -> list[Finding]:
-        """What a loss traced alone shows, for the shapes traced since and not judged yet."""
+    def judge(self, loss_fn: LossFn, step: int, softmax: bool = False) -> list[Finding]:
+        """What a loss traced alone shows, for the shapes traced since and not judged yet.
+
+        `softmax`: the model's output is a softmax's probabilities (see `lossgraph`).
+        """
         found: list[Finding | None] = []
         while self._traced:
             y_spec, pred_spec = self._traced.pop()
@@ -189,7 +192,7 @@ class LossShapes:
             if key in self._judged:
                 continue
             self._judged.add(key)
-            found.append(lossgraph.loss_broadcast(loss_fn, y_spec, pred_spec, step))
+            found.append(lossgraph.loss_broadcast(loss_fn, y_spec, pred_spec, step, softmax))
             found += lossgraph.loss_fn_findings(loss_fn, y_spec, pred_spec, step)
         return [finding for finding in found if finding is not None]
 

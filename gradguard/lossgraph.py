@@ -48,7 +48,11 @@ def _mutually_broadcast(a: tf.TensorShape, b: tf.TensorShape) -> bool:
 
 
 def loss_broadcast(
-    loss_fn: Callable[[Any, Any], Any], y_true: tf.TensorSpec, y_pred: tf.TensorSpec, step: int
+    loss_fn: Callable[[Any, Any], Any],
+    y_true: tf.TensorSpec,
+    y_pred: tf.TensorSpec,
+    step: int,
+    softmax: bool = False,
 ) -> Finding | None:
     """Finds a loss that silently broadcasts `y_true` against `y_pred` (e.g. (32,) vs (32, 1)).
 
@@ -60,7 +64,8 @@ def loss_broadcast(
     graph (`_stretched`). Labels that pack more than the target (a weight beside it, sliced off
     in the loss) meet the predictions at their width, and class indices against logits go
     through a sparse op, not a broadcast: neither is flagged. Keras loss objects align ranks
-    first, so (n,) against (n, 1) is never flagged there.
+    first, so (n,) against (n, 1) is never flagged there. `softmax`: the predictions are a
+    softmax's probabilities (`output_layer.softmax_width`), which no one label fits all of.
     """
     if y_true.shape == y_pred.shape:
         return None
@@ -97,7 +102,7 @@ def loss_broadcast(
                 )
                 details["broadcast_shape"] = shape.as_list() if shape.rank is not None else None
                 return Finding("loss-broadcast", message, step, details=details)
-            stretched = _stretched(label.shape, pred.shape, sequences)
+            stretched = _stretched(label.shape, pred.shape, sequences, softmax)
             if stretched is not None:
                 details["axis"], why = stretched
                 return Finding("loss-broadcast", f"{shapes}: {why}", step, details=details)
@@ -105,7 +110,7 @@ def loss_broadcast(
 
 
 def _stretched(
-    labels: tf.TensorShape, outputs: tf.TensorShape, sequences: bool
+    labels: tf.TensorShape, outputs: tf.TensorShape, sequences: bool, softmax: bool
 ) -> tuple[int, str] | None:
     """The axis along which labels and predictions of equal rank are stretched, and why.
 
@@ -114,11 +119,14 @@ def _stretched(
     axis between the batch and the last one ((n, 1, 1) against (n, T, 1)), or along any axis
     when the model's output had time steps the loss squeezed away (`sequences`): one label
     per sequence compared with every time step's output (a recurrent layer left at
-    ``return_sequences=True``). A label against several outputs on the last axis is otherwise
-    a design: quantiles or an ensemble's heads against one target.
+    ``return_sequences=True``). A label against a softmax's probabilities on the last axis
+    (`softmax`): one class id against every class's probability, which sum to 1. A label
+    against several outputs on the last axis is otherwise a design: quantiles or an ensemble's
+    heads against one target.
     """
     if labels.rank is None or labels.rank != outputs.rank or labels.rank < 2:
         return None
+    last = labels.rank - 1
     for axis in range(1, labels.rank):
         label, output = labels[axis], outputs[axis]
         if output == 1 and label is not None and label > 1:
@@ -127,7 +135,15 @@ def _stretched(
                 f"(broadcast along axis {axis}), so it cannot fit them; give the last layer "
                 f"{label} units, or pass labels of the output's shape."
             )
-        if label == 1 and output != 1 and (axis < labels.rank - 1 or sequences):
+        if label == 1 and output is not None and output > 1 and softmax and axis == last:
+            return axis, (
+                f"the loss compares each label with all {output} of the softmax's probabilities "
+                f"(broadcast along axis {axis}), training every class's probability toward the "
+                "same value though they sum to 1, so the model cannot fit; for class ids use "
+                "sparse_categorical_crossentropy, or one-hot labels "
+                f"(keras.utils.to_categorical(y, {output})) with categorical_crossentropy."
+            )
+        if label == 1 and output != 1 and (axis < last or sequences):
             count = "several" if output is None else str(output)
             return axis, (
                 f"the loss compares each label with {count} outputs along axis {axis} (one "

@@ -28,7 +28,7 @@ import keras
 from gradguard import baseline
 from gradguard.findings import Finding
 
-__all__ = ["learns_a_constant", "mismatch", "of"]
+__all__ = ["learns_a_constant", "mismatch", "of", "softmax_width"]
 
 _CROSS_ENTROPIES = (baseline.SPARSE_CE, baseline.CE, baseline.BINARY_CE)
 _CLASSES = (baseline.SPARSE_CE, baseline.CE)  # read the last axis as the classes
@@ -41,6 +41,20 @@ def of(model: Any) -> tuple[Any, tuple[Any, ...]] | None:
     if history is None or len(outputs[0].shape) < 2:
         return None
     return history[0], tuple(outputs[0].shape)
+
+
+def softmax_width(model: Any) -> tuple[str, int] | None:
+    """The output layer's name and width when it is a softmax over more than one class."""
+    output = of(model)
+    if output is None:
+        return None
+    layer, shape = output
+    if isinstance(layer, keras.layers.Softmax):
+        last = layer.axis in (-1, [-1], (-1,), len(shape) - 1)
+    else:
+        last = getattr(layer, "activation", None) is keras.activations.softmax
+    width = shape[-1]
+    return (layer.name, width) if last and isinstance(width, int) and width > 1 else None
 
 
 def mismatch(model: Any, loss_fn: Any, step: int) -> Finding | None:

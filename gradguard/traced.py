@@ -116,7 +116,8 @@ class TraceFindings:
             core.notes["chance_loss"] = level
             core.notes["labels_one_value"] = one_value
         found += self.batch_findings(step) if read else []
-        found += self.loss_shapes.judge(self.loss_fn, step)
+        softmax = output_layer.softmax_width(self._model) is not None
+        found += self.loss_shapes.judge(self.loss_fn, step, softmax)
         return [finding for finding in found if finding is not None]
 
     def batch_findings(self, step: int) -> list[Finding]:

@@ -309,14 +309,23 @@ def _sequence_data(rng):
         ("one-hot-into-one-unit", True),
         ("label-per-sequence", True),
         ("packed-weights", False),  # a twin: labels wider than the output, by design
+        ("class-ids-into-a-softmax", True),  # each id against every class's probability
+        ("one-hot-into-a-softmax", False),
+        ("one-target-into-linear-heads", False),  # an ensemble's heads: by design
     ],
 )
 def test_fit_finds_a_loss_broadcast_in_its_compiled_loss(case, found):
     rng = np.random.default_rng(0)
     x, y = regression_data()
     loss = "mse"
+    classes = (y > 0).astype("float32")  # (n, 1)
     if case == "one-hot-into-one-unit":
         model, y = mlp(), keras.utils.to_categorical(y[:, 0] > 0, 2)
+    elif case.endswith("-into-a-softmax"):
+        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(2, "softmax")])
+        y = classes if case.startswith("class-ids") else keras.utils.to_categorical(classes, 2)
+    elif case == "one-target-into-linear-heads":
+        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)])
     elif case == "label-per-sequence":
         model, (x, y) = _sequence_model(), _sequence_data(rng)
     else:

@@ -151,6 +151,9 @@ BUGS: dict[str, Bug] = {
     ),
     # loss-broadcast
     "bug_loss_broadcast_mse.py": Bug(("loss-broadcast",)),
+    "bug_class_ids_against_softmax_mse_fit.py": Bug(
+        ("loss-broadcast",), mentions=(("loss-broadcast", "sparse_categorical_crossentropy"),)
+    ),
     "bug_loss_broadcast_eager.py": Bug(
         ("loss-broadcast",),
         wrong="cannot be seen: an eager loop leaves no graph of the loss to read (TensorFlow "
@@ -354,6 +357,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_padding_mask_drops_padding_tf_function.py": Healthy(),
     "ok_padding_mask_sample_weight_fit.py": Healthy(),
     "ok_multilabel_sigmoid_output_fit.py": Healthy(),
+    "ok_class_ids_sparse_ce_softmax_fit.py": Healthy(),
     "ok_pinn_initial_condition_shapes_match.py": Healthy(),
     "ok_mirrored_strategy_loop.py": Healthy(),
     "ok_warmup_from_zero.py": Healthy(),

@@ -466,6 +466,23 @@ def test_predictions_narrower_than_labels_are_a_loss_broadcast():
     assert "loss-broadcast" not in sparse.report().codes()
 
 
+def test_class_ids_against_a_softmax_in_a_regression_loss_are_a_broadcast():
+    x, y = regression_data()
+    classes = (y > 0).astype("float32")  # (n, 1): one class id per example (Keras raises for (n,))
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3, "softmax")])
+    step = gradguard.TrainStep(model, keras.optimizers.Adam(), "mse", policy=WARN_ALL)
+    step(x, classes)
+    (finding,) = [f for f in step.report().findings if f.code == "loss-broadcast"]
+    assert "all 3 of the softmax's probabilities" in finding.message, finding.message
+    assert "sparse_categorical_crossentropy" in finding.message
+    # The same ids as a sparse loss reads them: not a broadcast.
+    sparse = gradguard.TrainStep(
+        model, keras.optimizers.Adam(), "sparse_categorical_crossentropy", policy=WARN_ALL
+    )
+    sparse(x, classes)
+    assert "loss-broadcast" not in sparse.report().codes(), str(sparse.report())
+
+
 def _packed_weighted_mse(y_true, y_pred):
     target, weight = y_true[:, :1], y_true[:, 1:]  # the example's weight packed beside it
     return tf.reduce_mean(weight * tf.square(target - y_pred))
