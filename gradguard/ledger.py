@@ -281,7 +281,9 @@ class Ledger:
                 f"{total} trainable variables did), so they never learn: compute gradients for "
                 "all of model.trainable_variables and pass them to apply_gradients, each zipped "
                 "with its own gradient (a tf.Variable kept as a plain attribute of a Keras 3 "
-                "layer is not tracked: create it with self.add_weight).",
+                "layer is not tracked: create it with self.add_weight; under fit, a layer set "
+                "trainable after the model trained is updated only once model.compile() is "
+                "called again).",
                 step,
                 tuple(left_names),
             )

@@ -198,6 +198,9 @@ BUGS: dict[str, Bug] = {
     "bug_layer_tf_variable_list_custom_loop.py": Bug(("variable-not-trained",)),
     "bug_lambda_layer_closes_over_variable_fit.py": Bug(("variable-not-trained",)),
     "bug_keras_gan_classic_freeze_order_keras3.py": Bug(("variable-not-trained",)),
+    "bug_unfreeze_without_recompile_fit.py": Bug(
+        ("variable-not-trained",), mentions=(("variable-not-trained", "model.compile()"),)
+    ),
     "bug_gaugan_encoder_never_trained.py": Bug(("variable-not-trained",)),
     # Weights the forward pass never reads, or a model whose call skips layers.
     "bug_build_time_concat_weights_fit.py": Bug(
