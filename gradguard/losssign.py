@@ -1,4 +1,4 @@
-"""Whether a traced loss grows with the labels' log-likelihood (`loss-sign-flipped`).
+"""Whether a traced loss grows with the labels' log-likelihood or cosine (`loss-sign-flipped`).
 
 A cross-entropy is the negative log-likelihood of the labels: written by hand it needs a minus,
 ``-sum(y * log p)``. Without it, minimizing the loss makes the labels less likely: the loss
@@ -17,6 +17,10 @@ counts (the logits come from a layer whose kernel this update trains), so a GAN 
 minimizing the discriminator's log-likelihood of "fake" stays silent. A loss with a term in
 each direction (adversarial domain adaptation, a complementary-label estimator's sum over all
 classes) claims nothing, nor does any term whose direction cannot be followed.
+
+A cosine similarity of the labels and the trained model's output (their product, each scaled
+to unit length) is followed the same way: a loss that grows with it turns the predictions away
+from the labels. Keras' `cosine_similarity` is already negated, and ``1 -`` it flips it back.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ _TOWARD_OUTPUT = {
     "StridedSlice", "Slice",
 }  # fmt: skip
 _PRODUCTS = {"MatMul", "BatchMatMulV2", "Einsum", "Conv2D", "Conv1D"}
+_SHAPE_OF = {"Shape", "ShapeN", "Size", "Rank"}
 _UNKNOWN = 0
 
 
@@ -94,7 +99,7 @@ def graph_loss_sign(
 
     directions = []
     for op in ops:
-        source = _log_likelihood(op, is_output, labels)
+        source = _log_likelihood(op, is_output, labels) or _cosine(op, is_output, labels)
         if source is None:
             continue
         tensor, direction, labelled = source
@@ -107,14 +112,24 @@ def graph_loss_sign(
                 directions.append((path_direction, op))
     if not directions or any(direction != 1 for direction, _ in directions):
         return None
-    term = directions[0][1].name
-    message = (
-        f"The loss grows with the log-probability the model gives the labels ({term}): it is "
-        "their log-likelihood, not its negative, so minimizing it makes the labels less "
-        "likely, and the loss falls without limit while the model learns the opposite. A "
-        "cross-entropy takes a minus: -tf.reduce_mean(tf.reduce_sum(y * tf.math.log(p), -1)), "
-        "or use a keras.losses cross-entropy as it is."
-    )
+    source_op = directions[0][1]
+    term = source_op.name
+    if source_op.type == "Mul":  # (`_cosine`)
+        message = (
+            f"The loss grows with the cosine similarity of the predictions to the labels "
+            f"({term}), so minimizing it turns the predictions away from them (toward a "
+            "cosine of -1) while the loss falls. keras.losses.cosine_similarity is already "
+            "negated (-1 for a perfect match): minimize it as it is, or 1 + it, not 1 - it."
+        )
+    else:
+        message = (
+            f"The loss grows with the log-probability the model gives the labels ({term}): it "
+            "is their log-likelihood, not its negative, so minimizing it makes the labels less "
+            "likely, and the loss falls without limit while the model learns the opposite. A "
+            "cross-entropy takes a minus: "
+            "-tf.reduce_mean(tf.reduce_sum(y * tf.math.log(p), -1)), or use a keras.losses "
+            "cross-entropy as it is."
+        )
     return Finding("loss-sign-flipped", message, step, details={"term": term})
 
 
@@ -138,6 +153,54 @@ def _log_likelihood(
     if op.type in ("Log", "Xlogy") and _probability_of_output(op.inputs[-1], is_output):
         labelled = op.type == "Xlogy" and labels(op.inputs[0])
         return op.outputs[0], 1, labelled
+    return None
+
+
+def _cosine(
+    op: tf.Operation,
+    is_output: Callable[[tf.Operation], bool],
+    labels: Callable[[tf.Tensor], bool],
+) -> tuple[tf.Tensor, int, bool] | None:
+    """(the product, +1, labelled) of a cosine similarity of the labels and the model's output.
+
+    The product of the two, each scaled to unit length (`_normalized`), which a cosine loss
+    sums: Keras' `cosine_similarity` negates it, ``1 - cos`` written by hand subtracts it.
+    """
+    if op.type != "Mul":
+        return None
+    unit = [_normalized(t) for t in op.inputs]
+    for label, output in (unit, unit[::-1]):
+        if label is not None and output is not None and labels(label):
+            if _from_output(output, is_output):
+                return op.outputs[0], 1, True
+    return None
+
+
+# Between a vector and the scale that makes it unit length: a sum of its squares, a root.
+_NORM = {
+    "Rsqrt", "Sqrt", "Reciprocal", "Maximum", "Minimum", "Sum", "AddV2", "Add", "Identity",
+    "Cast", "ExpandDims", "Reshape",
+}  # fmt: skip
+
+
+def _normalized(tensor: tf.Tensor) -> tf.Tensor | None:
+    """The vector `tensor` is the unit-length form of (``x * rsqrt(sum(x**2))``, ``x / norm``)."""
+    op = tensor.op
+    if op.type == "Mul":
+        pairs = [(op.inputs[0], op.inputs[1]), (op.inputs[1], op.inputs[0])]
+    elif op.type == "RealDiv":
+        pairs = [(op.inputs[0], op.inputs[1])]
+    else:
+        return None
+    for vector, scale in pairs:
+
+        def squares(o: tf.Operation, x: tf.Tensor = vector) -> bool:
+            if o.type in ("Square", "EuclideanNorm"):
+                return o.inputs[0] is x
+            return o.type == "Mul" and o.inputs[0] is x and o.inputs[1] is x
+
+        if _back_to(scale, squares, lambda o: o.type in _NORM) is not None:
+            return vector
     return None
 
 
@@ -217,7 +280,8 @@ def _to_loss(
             continue
         for consumer in value.consumers():
             key = (consumer, value.op, value.value_index, state)
-            if consumer not in ops or key in seen:
+            # (A shape read for a mean's count, the batch's size unknown, is not the value.)
+            if consumer not in ops or key in seen or consumer.type in _SHAPE_OF:
                 continue
             seen.add(key)
             step = _through(consumer, value, state, labels)

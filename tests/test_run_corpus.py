@@ -82,6 +82,8 @@ BUGS: dict[str, Bug] = {
     "bug_extra_variable_dropped_by_zip.py": Bug(("variable-not-trained",)),
     # non-finite in a loop with no optimizer (weights moved by hand)
     "bug_manual_update_wrong_sign_tf_function.py": Bug(("non-finite",)),
+    # loss-sign-flipped: a cosine loss minimized the wrong way round
+    "bug_one_minus_keras_cosine_similarity_fit.py": Bug(("loss-sign-flipped",)),
     # labels-out-of-range
     "bug_regression_sigmoid_output_fit.py": Bug(("labels-out-of-range",)),
     "bug_multilabel_softmax_output_fit.py": Bug(
@@ -361,6 +363,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_padding_mask_sample_weight_fit.py": Healthy(),
     "ok_multilabel_sigmoid_output_fit.py": Healthy(),
     "ok_class_ids_sparse_ce_softmax_fit.py": Healthy(),
+    "ok_one_plus_keras_cosine_similarity_fit.py": Healthy(),
     "ok_pinn_initial_condition_shapes_match.py": Healthy(),
     "ok_mirrored_strategy_loop.py": Healthy(),
     "ok_warmup_from_zero.py": Healthy(),

@@ -109,6 +109,56 @@ def test_a_loss_growing_with_the_labels_log_likelihood_is_named(kind, found, ent
         assert "minimizing it makes the labels" in flipped[0].message
 
 
+def _unit(v):
+    return tf.math.l2_normalize(v, axis=-1)
+
+
+# Cosine losses between target embeddings y (n, 4) and the model's (n, 4) output p.
+_COSINE_LOSSES = {
+    "one-minus-keras-cosine": lambda y, p: 1.0 - keras.losses.cosine_similarity(y, p),
+    "keras-cosine-negated": lambda y, p: -keras.losses.cosine_similarity(y, p),
+    "cosine-by-hand-without-minus": lambda y, p: tf.reduce_sum(_unit(y) * _unit(p), -1),
+    "keras-cosine": lambda y, p: keras.losses.cosine_similarity(y, p),
+    "one-plus-keras-cosine": lambda y, p: 1.0 + keras.losses.cosine_similarity(y, p),
+    "one-minus-cosine-by-hand": lambda y, p: 1.0 - tf.reduce_sum(_unit(y) * _unit(p), -1),
+    "divided-by-norms": lambda y, p: (
+        1.0 - tf.reduce_sum(y * p, -1) / (tf.norm(y, axis=-1) * tf.norm(p, axis=-1))
+    ),
+    # A dot product unscaled (a Wasserstein critic's y * p): its sign is the labels' to say.
+    "dot-product": lambda y, p: tf.reduce_sum(y * p, -1),
+}
+
+
+@pytest.mark.parametrize(
+    "kind,found",
+    [
+        ("one-minus-keras-cosine", True),
+        ("keras-cosine-negated", True),
+        ("cosine-by-hand-without-minus", True),
+        ("keras-cosine", False),
+        ("one-plus-keras-cosine", False),
+        ("one-minus-cosine-by-hand", False),
+        ("divided-by-norms", False),
+        ("dot-product", False),
+    ],
+)
+@pytest.mark.parametrize("entry_point", ["guard", "train_step"])
+def test_a_loss_growing_with_the_labels_cosine_similarity_is_named(kind, found, entry_point):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, "relu"), keras.layers.Dense(4)]
+    )
+    step = _step(entry_point, model, lambda y, p: tf.reduce_mean(_COSINE_LOSSES[kind](y, p)))
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        x = rng.normal(size=(32, 8)).astype("float32")
+        step(x, x[:, :4] + 0.1 * rng.normal(size=(32, 4)).astype("float32"))
+    flipped = [f for f in step.report().findings if f.code == "loss-sign-flipped"]
+    assert bool(flipped) == found, str(step.report())
+    if found:
+        assert "cosine similarity of the predictions to the labels" in flipped[0].message
+
+
 def test_a_generator_lowering_the_discriminators_likelihood_of_fake_is_not_flagged():
     """The minimax GAN: the generator minimizes log D(fake | G(z)), through the discriminator's
     layer, which this update does not train."""
@@ -132,7 +182,8 @@ def test_a_generator_lowering_the_discriminators_likelihood_of_fake_is_not_flagg
     assert "loss-sign-flipped" not in step.report().codes(), str(step.report())
 
 
-def test_fit_with_a_loss_function_without_its_minus_is_told():
+@pytest.mark.parametrize("examples", [64, 72], ids=["full-batches", "a-partial-batch"])
+def test_fit_with_a_loss_function_without_its_minus_is_told(examples):
     def log_likelihood(y_true, logits):  # compiled as the model's loss: minimized by fit
         labels = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), 4)
         return tf.reduce_sum(labels * tf.nn.log_softmax(logits), -1)
@@ -144,8 +195,9 @@ def test_fit_with_a_loss_function_without_its_minus_is_told():
     model.compile(keras.optimizers.Adam(1e-3), log_likelihood)
     guard = gradguard.GuardCallback(policy=WARN_ALL)
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, 8)).astype("float32")
-    model.fit(x, rng.integers(0, 4, 64), batch_size=32, verbose=0, callbacks=[guard])
+    x = rng.normal(size=(examples, 8)).astype("float32")
+    # A partial batch leaves the batch size unknown: Keras' mean reads the loss's shape.
+    model.fit(x, rng.integers(0, 4, examples), batch_size=32, verbose=0, callbacks=[guard])
     assert "loss-sign-flipped" in guard.report().codes(), str(guard.report())
 
 
