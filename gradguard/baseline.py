@@ -55,23 +55,28 @@ _LOSS_TOLERANCE = 1e-4
 
 @dataclasses.dataclass(frozen=True)
 class LossKind:
-    """A recognized loss: its Keras function name and whether it takes logits."""
+    """A recognized loss: its Keras function name, whether it takes logits, its classes' axis."""
 
     name: str
     from_logits: bool
+    axis: int = -1
 
 
 def kind_of(loss_fn: Any) -> LossKind | None:
     """The loss as one of the recognized kinds, or None.
 
     Recognizes `keras.losses` objects (``SparseCategoricalCrossentropy(from_logits=True)``),
-    their names (``"mse"``), their functions, and `functools.partial` over the functions.
+    their names (``"mse"``), their functions, and `functools.partial` over the functions. A
+    subclass that overrides `call` computes a loss of its own (it may normalize the labels
+    first): not recognized.
     """
     if isinstance(loss_fn, str):
         name = _ALIASES.get(loss_fn, loss_fn)
         return LossKind(name, False) if name in _KNOWN else None
     keywords: dict[str, Any] = {}
     if isinstance(loss_fn, keras.losses.Loss):
+        if getattr(type(loss_fn).call, "__module__", "").split(".")[0] != "keras":
+            return None
         keywords = dict(loss_fn.get_config())
         loss_fn = getattr(loss_fn, "fn", loss_fn)
     while isinstance(loss_fn, functools.partial):
@@ -80,7 +85,10 @@ def kind_of(loss_fn: Any) -> LossKind | None:
     name = getattr(loss_fn, "__name__", "")
     if name not in _KNOWN:
         return None
-    return LossKind(name, bool(keywords.get("from_logits", False)))
+    axis = keywords.get("axis", -1)
+    return LossKind(
+        name, bool(keywords.get("from_logits", False)), axis if isinstance(axis, int) else -1
+    )
 
 
 @dataclasses.dataclass(frozen=True)

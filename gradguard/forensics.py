@@ -5,10 +5,9 @@ and the variables the tapes and optimizers touch (`ledger.Ledger`). From those, 
 tells each step core:
 
 * which model it trains, and that model's chance-level loss (`chance`);
-* why variables read in the forward pass never got a gradient (a trace of their model:
-  cut inside it, or their result discarded);
-* where a NaN began: the model's input of the first unhealthy step is kept in-graph and replayed
-  once (`origin`) at the next host read.
+* why variables read in the forward pass never got a gradient (cut, or their result unused);
+* where a NaN began: the first unhealthy step's model input, kept in-graph, replayed once
+  (`origin`) at the next host read.
 """
 
 from __future__ import annotations
@@ -39,6 +38,7 @@ from gradguard.ledger import Ledger, key
 from gradguard.tap import Tap
 
 __all__ = ["Forensics"]
+_KERAS = ("train_step", "compute_loss")  # Keras' own: an override may change the labels
 
 
 def _compiled_loss(model: Any, y: Any, y_pred: Any) -> Any:
@@ -47,8 +47,8 @@ def _compiled_loss(model: Any, y: Any, y_pred: Any) -> Any:
 
 
 def _keras_step(model: Any) -> bool:
-    """Whether `model` trains with Keras' own train step (an override may change the labels)."""
-    return getattr(type(model), "train_step", None) is vars(_compat.KERAS_TRAINER)["train_step"]
+    """Whether `model` trains by Keras' own train_step and compute_loss (see `_KERAS`)."""
+    return all(getattr(type(model), f, 0) is getattr(_compat.KERAS_TRAINER, f) for f in _KERAS)
 
 
 class Forensics:

@@ -8,9 +8,10 @@ Two mismatches are plain once the labels' range is known:
   the same value for every input;
 * a binary cross-entropy, which reads labels as probabilities in [0, 1], given other values
   (classes numbered 1 and 2, pixel values): the loss falls below zero without measuring any fit;
-* a softmax output, whose outputs sum to 1 for each example, against multi-hot labels of its
-  width (several classes at once: multi-label) in a cross-entropy or a regression loss: no two
-  labels can both be likely, and the model spreads its probability over them.
+* a softmax output, whose outputs sum to 1 for each example, against labels of its width that
+  sum to more (several classes at once: multi-label; or counts, annotators' votes) in a
+  cross-entropy or a regression loss: no two labels can both be likely, and TensorFlow's
+  softmax cross-entropy takes its gradient as ``p - y``, right only for labels summing to 1.
 
 Which bounds apply is told from the loss and the output layer alone. The labels' range is taken
 where they are seen: `TrainStep` on the host, from the batches it samples for the chance level;
@@ -42,8 +43,8 @@ _SQUASHING = {
 # Labels may pass a bound by this much (float round-off in preprocessing).
 _TOLERANCE = 1e-3
 # An example's labels summing to this much against a softmax are several labels at once (two
-# tags, or soft multi-label targets), not a distribution's round-off or loose label smoothing.
-_MULTI_LABEL_SUM = 1.5
+# tags, soft multi-label targets) or counts, not a distribution's round-off or loose smoothing.
+_SUMS_BEYOND_ONE = 1.5
 # The losses that compare labels of a softmax output's width with its outputs one by one.
 _ELEMENTWISE = (baseline.CE, baseline.BINARY_CE, baseline.MSE, baseline.MAE)
 
@@ -166,19 +167,27 @@ class LabelRange:
             )
             details["allowed"] = [allowed.low, allowed.high]
             return Finding("labels-out-of-range", message, step, details=details)
-        # Several classes per example, as probabilities (counts above 1 are a weighting).
-        if allowed.softmax is None or largest < _MULTI_LABEL_SUM or low < -_TOLERANCE:
-            return None
-        if high > 1.0 + _TOLERANCE:
+        # Labels a softmax cannot sum to: several classes at once, or counts.
+        if allowed.softmax is None or largest < _SUMS_BEYOND_ONE or low < -_TOLERANCE:
             return None
         name, width = allowed.softmax
         message = (
-            f"Some examples' labels sum to {number(largest)}: several of the {width} classes at "
-            f"once (multi-label), which the output layer {name!r} cannot be trained towards: "
-            f"its softmax makes each example's {width} outputs sum to 1, so no two classes can "
-            f"both be likely and the model spreads its probability over them; end the model "
-            f'in {width} sigmoid units (activation="sigmoid") and train with '
-            "binary_crossentropy, one probability per class."
+            f"Some examples' labels sum to {number(largest)}, which the output layer {name!r} "
+            f"cannot be trained towards: its softmax makes each example's {width} outputs sum "
+            "to 1 (and a softmax cross-entropy's gradient, p - y, holds only for labels that "
+            "do). "
         )
+        if high <= 1.0 + _TOLERANCE:  # several classes at once: multi-label, or a spread
+            message += (
+                f"For several labels per example (multi-label), end the model in {width} "
+                'sigmoid units (activation="sigmoid") and train with binary_crossentropy; for '
+                "a distribution over the classes, divide the labels by their sum "
+                "(y / y.sum(axis=-1, keepdims=True))."
+            )
+        else:  # counts (annotators' votes) or scores
+            message += (
+                "Divide them by their sum (y / y.sum(axis=-1, keepdims=True)) to train towards "
+                "their distribution."
+            )
         details["largest_label_sum"] = float(largest)
         return Finding("labels-out-of-range", message, step, details=details)

@@ -78,11 +78,14 @@ def mismatch(model: Any, loss_fn: Any, step: int) -> Finding | None:
                 "classes use one unit with a sigmoid (or two units with a softmax)."
             )
             return _finding(why, layer, step)
-        if kind is not None and kind.name in _CLASSES and axis != len(shape) - 1:
+        classes = kind.axis % len(shape) if kind is not None else len(shape) - 1
+        if kind is not None and kind.name in _CLASSES and axis != classes:
+            where = "the last axis" if classes == len(shape) - 1 else f"axis {classes}"
             why = (
                 f"{layer.name!r} applies softmax over axis {axis} (size {shape[axis]}) of an "
-                f"output of shape {shape}, but the loss reads the last axis as the classes: "
-                "its values do not sum to 1 over them; use Softmax() (axis=-1)."
+                f"output of shape {shape}, but the loss reads {where} as the classes: "
+                f"its values do not sum to 1 over them; use Softmax(axis={classes - len(shape)}) "
+                "or the loss's axis=."
             )
             return _finding(why, layer, step)
         return None

@@ -385,6 +385,21 @@ OUTPUTS_AGAINST_LOSSES = {
         True,
         False,
     ),
+    # A pointer over positions: the softmax and the loss both over axis 1 (the time steps).
+    "softmax-over-time-read-over-time": (
+        lambda h: keras.layers.Softmax(axis=1)(keras.layers.Dense(3)(h)),
+        "over-time",
+        3,
+        True,
+        False,
+    ),
+    "softmax-over-classes-read-over-time": (
+        lambda h: keras.layers.Softmax()(keras.layers.Dense(3)(h)),
+        "over-time",
+        3,
+        True,
+        True,
+    ),
     # Probabilities mixed by a fixed matrix after the softmax (noisy-label forward
     # correction): a linear last layer that is not trained, its outputs still probabilities.
     "frozen-mixing-after-softmax": (
@@ -405,10 +420,13 @@ def test_fit_finds_an_output_layer_its_loss_cannot_read(case):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 5, 8) if sequence else (64, 8)).astype("float32")
     y = rng.integers(0, classes, size=(64, 5) if sequence else (64, 1))
+    if loss == "over-time":  # per output column, one of the 5 positions (one-hot on axis 1)
+        y = np.eye(5)[rng.integers(0, 5, size=(64, classes))].transpose(0, 2, 1)
     losses = {
         "sparse": keras.losses.SparseCategoricalCrossentropy(),
         "logits": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         "binary": "binary_crossentropy",
+        "over-time": keras.losses.CategoricalCrossentropy(axis=1),
     }
     model = _classifier(last, sequence)
     model.compile(keras.optimizers.Adam(1e-3), losses[loss])
@@ -810,9 +828,18 @@ def _label_rows(kind, x, rng):
     if kind == "mixup":
         mix = rng.uniform(size=(len(x), 1)).astype("float32")
         return mix * one_hot + (1 - mix) * one_hot[::-1]
-    if kind == "votes":  # three annotators' counts per class: a weighting, sums of 3
-        return one_hot + np.eye(4, dtype="float32")[rng.integers(0, 4, size=(len(x), 2))].sum(1)
+    if kind.startswith("votes"):  # three annotators' counts per class, sums of 3
+        votes = one_hot + np.eye(4, dtype="float32")[rng.integers(0, 4, size=(len(x), 2))].sum(1)
+        return votes / 3 if kind.endswith("normalized") else votes
     return one_hot
+
+
+class NormalizingCrossentropy(keras.losses.CategoricalCrossentropy):
+    """A categorical cross-entropy against the labels divided by their sum."""
+
+    def call(self, y_true, y_pred):
+        y_true = y_true / tf.reduce_sum(y_true, axis=-1, keepdims=True)
+        return super().call(y_true, y_pred)
 
 
 # (output activation, loss, labels, whether a softmax is asked for several classes at once)
@@ -823,7 +850,21 @@ MULTI_LABEL = {
     "sigmoid-binary-ce-multi-hot": ("sigmoid", "binary_crossentropy", "multi-hot", False),
     "softmax-categorical-ce-smoothed": ("softmax", "categorical_crossentropy", "smoothed", False),
     "softmax-categorical-ce-mixup": ("softmax", "categorical_crossentropy", "mixup", False),
-    "softmax-categorical-ce-votes": ("softmax", "categorical_crossentropy", "votes", False),
+    # Counts: Keras takes the softmax cross-entropy's gradient as p - y, right for sums of 1.
+    "softmax-categorical-ce-votes": ("softmax", "categorical_crossentropy", "votes", True),
+    "softmax-categorical-ce-votes-normalized": (
+        "softmax",
+        "categorical_crossentropy",
+        "votes-normalized",
+        False,
+    ),
+    # A loss of the user's own that normalizes the labels first (its `call` overridden).
+    "softmax-normalizing-loss-multi-hot": (
+        "softmax",
+        NormalizingCrossentropy(),
+        "multi-hot",
+        False,
+    ),
 }
 
 
@@ -854,7 +895,30 @@ def test_multi_hot_labels_against_a_softmax_are_named(case, entry):
         (finding,) = out_of_range
         assert finding.details["largest_label_sum"] >= 2, finding.details
         assert model.layers[-1].name in finding.message, finding.message
-        assert 'activation="sigmoid"' in finding.message, finding.message
+        advice = "y / y.sum(axis=-1" if kind == "votes" else 'activation="sigmoid"'
+        assert advice in finding.message, finding.message
+
+
+class NormalizesItsLabels(keras.Model):
+    """Candidate sets of classes (multi-hot) turned into a distribution before the loss."""
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        y = y / tf.reduce_sum(y, axis=-1, keepdims=True)
+        return super().compute_loss(x, y, y_pred, sample_weight, training)
+
+
+def test_labels_a_compute_loss_override_changes_are_not_judged_as_fed():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 8)).astype("float32")
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(16, "relu")(inputs)
+    model = NormalizesItsLabels(inputs, keras.layers.Dense(4, "softmax")(hidden))
+    model.compile(keras.optimizers.Adam(1e-2), "categorical_crossentropy")
+    callback = gradguard.GuardCallback(policy=WARN_ALL)
+    y = _label_rows("multi-hot", x, rng)
+    model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[callback])
+    assert "labels-out-of-range" not in callback.report().codes(), str(callback.report())
 
 
 class ReadsOneModelOutsideTheTape(keras.Model):
