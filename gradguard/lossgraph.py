@@ -102,7 +102,9 @@ def loss_broadcast(
                 )
                 details["broadcast_shape"] = shape.as_list() if shape.rank is not None else None
                 return Finding("loss-broadcast", message, step, details=details)
-            stretched = _stretched(label.shape, pred.shape, sequences, softmax)
+            # (A softmax's probabilities compared with labels: a difference, not a weight.)
+            compared = softmax and op.type in ("Sub", "SquaredDifference")
+            stretched = _stretched(label.shape, pred.shape, sequences, compared)
             if stretched is not None:
                 details["axis"], why = stretched
                 return Finding("loss-broadcast", f"{shapes}: {why}", step, details=details)

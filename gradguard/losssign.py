@@ -170,10 +170,23 @@ def _cosine(
         return None
     unit = [_normalized(t) for t in op.inputs]
     for label, output in (unit, unit[::-1]):
-        if label is not None and output is not None and labels(label):
+        if label is not None and output is not None and labels(label) and not _sliced(label):
             if _from_output(output, is_output):
                 return op.outputs[0], 1, True
     return None
+
+
+def _sliced(tensor: tf.Tensor) -> bool:
+    """Whether `tensor` is a part of the labels, not the labels as fed."""
+    # (A hard negative packed beside the target, which a margin term pushes the output from.)
+    op = tensor.op
+    for _ in range(8):
+        if op.type in ("StridedSlice", "Slice", "Split", "SplitV", "Unpack", "GatherV2"):
+            return True
+        if op.type not in ("Identity", "Cast", "Reshape", "ExpandDims", "Squeeze") or not op.inputs:
+            return False
+        op = op.inputs[0].op
+    return False
 
 
 # Between a vector and the scale that makes it unit length: a sum of its squares, a root.

@@ -126,6 +126,12 @@ _COSINE_LOSSES = {
     ),
     # A dot product unscaled (a Wasserstein critic's y * p): its sign is the labels' to say.
     "dot-product": lambda y, p: tf.reduce_sum(y * p, -1),
+    # A target and a hard negative packed in the labels: the error pulls the output to the
+    # target, a margin on the cosine pushes it from the negative, on purpose.
+    "error-and-a-hard-negative": lambda y, p: (
+        tf.reduce_sum(tf.square(y[:, :2] - p[:, :2]), -1)
+        + tf.nn.relu(tf.reduce_sum(_unit(y[:, 2:]) * _unit(p[:, 2:]), -1) - 0.3)
+    ),
 }
 
 
@@ -140,6 +146,7 @@ _COSINE_LOSSES = {
         ("one-minus-cosine-by-hand", False),
         ("divided-by-norms", False),
         ("dot-product", False),
+        ("error-and-a-hard-negative", False),
     ],
 )
 @pytest.mark.parametrize("entry_point", ["guard", "train_step"])

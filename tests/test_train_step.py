@@ -475,6 +475,16 @@ def test_class_ids_against_a_softmax_in_a_regression_loss_are_a_broadcast():
     (finding,) = [f for f in step.report().findings if f.code == "loss-broadcast"]
     assert "all 3 of the softmax's probabilities" in finding.message, finding.message
     assert "sparse_categorical_crossentropy" in finding.message
+
+    # A weight column (n, 1) beside the class id, multiplying the labels' log-probabilities
+    # (n, C): a weighted cross-entropy, no comparison with the probabilities.
+    def weighted(y, p):
+        one_hot = tf.one_hot(tf.cast(y[:, 0], tf.int32), 3)
+        return -tf.reduce_sum(one_hot * tf.math.log(p + 1e-7) * y[:, 1:2], -1)
+
+    packed = gradguard.TrainStep(model, keras.optimizers.Adam(), weighted, policy=WARN_ALL)
+    packed(x, np.concatenate([classes, np.ones_like(classes)], axis=1))
+    assert "loss-broadcast" not in packed.report().codes(), str(packed.report())
     # The same ids as a sparse loss reads them: not a broadcast.
     sparse = gradguard.TrainStep(
         model, keras.optimizers.Adam(), "sparse_categorical_crossentropy", policy=WARN_ALL
