@@ -54,7 +54,7 @@ class Bounds:
     """The range labels must lie in, and why (for the message).
 
     `softmax`: the output layer's name and width when it is a softmax over more than one class:
-    each example's labels of that width must then sum to at most 1 (`_MULTI_LABEL_SUM`).
+    each example's labels of that width must then sum to at most 1 (`_SUMS_BEYOND_ONE`).
     """
 
     low: float = -np.inf
@@ -69,7 +69,6 @@ def bounds(model: Any, loss_fn: Any) -> Bounds | None:
     kind = baseline.kind_of(loss_fn)
     if kind is None:
         return None
-    output = output_layer.of(model)
     softmax = output_layer.softmax_width(model) if kind.name in _ELEMENTWISE else None
     if kind.name == baseline.BINARY_CE:
         return Bounds(
@@ -80,14 +79,13 @@ def bounds(model: Any, loss_fn: Any) -> Bounds | None:
             "cross-entropy for more than two classes",
             softmax,
         )
-    if kind.name not in (baseline.MSE, baseline.MAE) or output is None:
-        return Bounds(softmax=softmax) if softmax else None
-    layer = output[0]
+    output = output_layer.of(model) if kind.name in (baseline.MSE, baseline.MAE) else None
+    layer = output[0] if output is not None else None
     activation = getattr(layer, "activation", None)
     if isinstance(layer, keras.layers.Softmax):
         activation = keras.activations.softmax
     squashing = _SQUASHING.get(activation)
-    if squashing is None:
+    if squashing is None or layer is None:
         return Bounds(softmax=softmax) if softmax else None
     low, high, name = squashing
     return Bounds(

@@ -49,12 +49,19 @@ def softmax_width(model: Any) -> tuple[str, int] | None:
     if output is None:
         return None
     layer, shape = output
-    if isinstance(layer, keras.layers.Softmax):
-        last = layer.axis in (-1, [-1], (-1,), len(shape) - 1)
-    else:
-        last = getattr(layer, "activation", None) is keras.activations.softmax
+    last = _softmax_axis(layer, len(shape)) == len(shape) - 1
     width = shape[-1]
     return (layer.name, width) if last and isinstance(width, int) and width > 1 else None
+
+
+def _softmax_axis(layer: Any, rank: int) -> int | None:
+    """The axis (from 0) `layer` applies a softmax over, in an output of `rank`; else None."""
+    axis = layer.axis if isinstance(layer, keras.layers.Softmax) else None
+    if axis is None and getattr(layer, "activation", None) is keras.activations.softmax:
+        axis = -1
+    if isinstance(axis, (list, tuple)) and len(axis) == 1:
+        axis = axis[0]
+    return axis % rank if isinstance(axis, int) else None
 
 
 def mismatch(model: Any, loss_fn: Any, step: int) -> Finding | None:
@@ -65,11 +72,8 @@ def mismatch(model: Any, loss_fn: Any, step: int) -> Finding | None:
     layer, shape = output
     kind = baseline.kind_of(loss_fn)
     activation = getattr(layer, "activation", None)
-    axis = layer.axis if isinstance(layer, keras.layers.Softmax) else None
-    if axis is None and activation is keras.activations.softmax:
-        axis = -1
-    if isinstance(axis, int):
-        axis %= len(shape)
+    axis = _softmax_axis(layer, len(shape))
+    if axis is not None:
         if shape[axis] == 1:
             over = "its one unit" if axis == len(shape) - 1 else f"axis {axis}, of size 1"
             why = (

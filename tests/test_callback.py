@@ -773,6 +773,19 @@ def test_a_resumed_fit_may_hold_its_loss_but_not_lose_it(rate):
     assert ("loss-not-decreasing" in codes) == (rate is not None), str(callback.report())
 
 
+def _train_on_labels(entry, model, loss, x, y):
+    """Two epochs of `fit` with a `GuardCallback`, or six `TrainStep` calls; the report."""
+    if entry == "fit":
+        model.compile(keras.optimizers.Adam(1e-2), loss)
+        callback = gradguard.GuardCallback(policy=WARN_ALL)
+        model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[callback])
+        return callback.report()
+    step = gradguard.TrainStep(model, keras.optimizers.Adam(1e-2), loss, policy=WARN_ALL)
+    for i in range(6):
+        step(x[i % 3 * 32 :][:32], y[i % 3 * 32 :][:32])
+    return step.report()
+
+
 # (output activation, loss, labels, whether the labels are out of the range it allows)
 LABEL_RANGES = {
     "sigmoid-against-targets-10-to-90": ("sigmoid", "mse", (10.0, 90.0), True),
@@ -797,16 +810,7 @@ def test_labels_out_of_the_range_the_output_or_the_loss_allows(case, entry):
     model = keras.Sequential(
         [keras.Input((8,)), keras.layers.Dense(16, "relu"), keras.layers.Dense(1, activation)]
     )
-    if entry == "fit":
-        model.compile(keras.optimizers.Adam(1e-2), loss)
-        callback = gradguard.GuardCallback(policy=WARN_ALL)
-        model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[callback])
-        report = callback.report()
-    else:
-        step = gradguard.TrainStep(model, keras.optimizers.Adam(1e-2), loss, policy=WARN_ALL)
-        for i in range(6):
-            step(x[i % 3 * 32 :][:32], y[i % 3 * 32 :][:32])
-        report = step.report()
+    report = _train_on_labels(entry, model, loss, x, y)
     out_of_range = [f for f in report.findings if f.code == "labels-out-of-range"]
     assert bool(out_of_range) == found, str(report)
     if found:
@@ -870,7 +874,7 @@ MULTI_LABEL = {
 
 @pytest.mark.parametrize("entry", ["fit", "train_step"])
 @pytest.mark.parametrize("case", sorted(MULTI_LABEL))
-def test_multi_hot_labels_against_a_softmax_are_named(case, entry):
+def test_labels_a_softmax_cannot_sum_to_are_named(case, entry):
     activation, loss, kind, found = MULTI_LABEL[case]
     rng = np.random.default_rng(0)
     x = rng.normal(size=(96, 8)).astype("float32")
@@ -879,16 +883,7 @@ def test_multi_hot_labels_against_a_softmax_are_named(case, entry):
     model = keras.Sequential(
         [keras.Input((8,)), keras.layers.Dense(16, "relu"), keras.layers.Dense(4, activation)]
     )
-    if entry == "fit":
-        model.compile(keras.optimizers.Adam(1e-2), loss)
-        callback = gradguard.GuardCallback(policy=WARN_ALL)
-        model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[callback])
-        report = callback.report()
-    else:
-        step = gradguard.TrainStep(model, keras.optimizers.Adam(1e-2), loss, policy=WARN_ALL)
-        for i in range(6):
-            step(x[i % 3 * 32 :][:32], y[i % 3 * 32 :][:32])
-        report = step.report()
+    report = _train_on_labels(entry, model, loss, x, y)
     out_of_range = [f for f in report.findings if f.code == "labels-out-of-range"]
     assert bool(out_of_range) == found, str(report)
     if found:
