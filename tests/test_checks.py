@@ -155,9 +155,12 @@ def exploding_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -> d
         if ok and value > largest:
             largest, at = value, s
     layer = np.sqrt(_per_layer(_field(steps, "grad_sq"), layout))
+    loss, known = _field(steps, "loss"), _field(steps, "loss_known")
+    at_first = np.flatnonzero(finite)[:1]
     return {
         "norm_first": first,
         "norm_max": largest,
+        "loss_first": loss[at_first[0]] if at_first.size and known[at_first[0]] else np.nan,
         "norm_max_step": at,
         "layer_norm_max": np.where(np.isfinite(layer), layer, 0.0).max(axis=0),
     }
@@ -519,6 +522,20 @@ SCRIPTED = [
         exploding_reference,
         frozenset({"exploding-gradient"}),
     ),
+    Scripted(
+        # Unscaled regression targets under Adam: a norm of 9e5 before any update, 4e7 later
+        # (the limit, not growth) while the loss, 4.6e10, barely moves.
+        "exploding-from-9e5-before-any-update",
+        checks.ExplodingGradient,
+        LAYOUT,
+        _steps(
+            grad_norm=lambda s: 9e5 * (1 + 5 * s),
+            grad_sq=lambda s: np.full(4, (9e5 * (1 + 5 * s)) ** 2 / 4),
+            loss=lambda s: 4.6e10 - 1e6 * s,
+        ),
+        exploding_reference,
+        frozenset({"exploding-gradient"}),
+    ),
     Scripted("vanishing-healthy", checks.VanishingGradient, LAYOUT, _steps(), vanishing_reference),
     Scripted(
         "vanishing-first-layer-1e-6",
@@ -682,6 +699,11 @@ def test_fold_matches_numpy_and_judges(scripted, mode):
     [
         ("exploding-grows-10000x", False, "diverging"),
         ("exploding-huge-from-the-first-step", False, "before any update"),
+        (
+            "exploding-from-9e5-before-any-update",
+            False,
+            "a loss of 4.6e+10, before any update",
+        ),
         # A resumed run's first step seen came after updates: it may be diverging.
         ("exploding-huge-from-the-first-step", True, "diverging"),
     ],

@@ -83,21 +83,33 @@ def test_the_first_layer_that_went_non_finite_is_named(kind, mode):
         assert "replayed without XLA" in finding.message
 
 
-def test_a_loss_that_takes_log_of_zero_is_the_loss():
+@pytest.mark.parametrize(
+    "kind, op, advice",
+    [
+        ("log-of-zero", "Log", "log(0)"),
+        # Finite predictions 1e20 from their targets: the square overflows, not a log.
+        ("squared-error-overflow", "Square", "Standardize the targets"),
+    ],
+)
+def test_a_loss_that_went_non_finite_is_the_loss_with_its_ops_advice(kind, op, advice):
     x, y = regression_data()
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1, activation="relu")])
     model.layers[0].set_weights([np.zeros((8, 1), "float32"), np.zeros(1, "float32")])
+    if kind == "log-of-zero":
+        loss_fn = lambda yt, yp: tf.reduce_mean(tf.math.log(yp))  # noqa: E731
+    else:
+        loss_fn, y = keras.losses.MeanSquaredError(), y * 1e20
     step = gradguard.TrainStep(
-        model,
-        keras.optimizers.SGD(1e-3),
-        lambda yt, yp: tf.reduce_mean(tf.math.log(yp)),  # log(0)
-        policy={"non-finite": "warn"},
+        model, keras.optimizers.SGD(1e-3), loss_fn, policy={"non-finite": "warn"}
     )
     step(x, y)
     (finding,) = [f for f in step.report().findings if f.code == "non-finite"]
     assert finding.details["origin"]["stage"] == "loss"
-    assert finding.details["origin"]["op"] == "Log"
+    assert finding.details["origin"]["op"] == op
+    assert advice in finding.message, finding.message
+    wrong = "log(0)" if kind == "squared-error-overflow" else "overflows float32"
+    assert wrong not in finding.message, finding.message
 
 
 def test_healthy_steps_keep_nothing():

@@ -144,32 +144,53 @@ class ExplodingGradient(Check):
         (and at least `min_norm`).
       limit: Flags any global norm above this.
       min_norm: Growth to a norm below this is not judged (small gradients that grow are normal).
+      data_scale: A first step's norm above this, before any update, is the data's scale (or
+        the loss's or the initialization's), not a learning rate's: a normalized model's
+        first gradients are far smaller, whatever its learning rate.
     """
 
     deferrable = True
 
-    def __init__(self, growth: float = 1e3, limit: float = 1e6, min_norm: float = 1.0):
+    def __init__(
+        self,
+        growth: float = 1e3,
+        limit: float = 1e6,
+        min_norm: float = 1.0,
+        data_scale: float = 1e4,
+    ):
         self.growth = growth
         self.limit = limit
         self.min_norm = min_norm
+        self.data_scale = data_scale
 
     def _build(self) -> None:
         layers = len(self.layout.layers)
         self.norms = self.add_states(
-            {"norm_first": -1.0, "norm_max": 0.0, "layer_norm_max": [0.0] * layers}
+            {
+                "norm_first": -1.0,
+                "norm_max": 0.0,
+                "loss_first": np.nan,  # the loss at the first step (NaN if not known)
+                "layer_norm_max": [0.0] * layers,
+            }
         )
         self.max_step = self.add_state("norm_max_step", -1, tf.int64)
 
     def update(self, stats: Stats) -> None:
         norm = stats.grad_norm
         finite = tf.math.is_finite(norm)
-        firsts, layer_max = tf.split(self.norms.read_value(), [2, len(self.layout.layers)])
-        first, largest = tf.unstack(firsts)
+        firsts, layer_max = tf.split(self.norms.read_value(), [3, len(self.layout.layers)])
+        first, largest, loss_first = tf.unstack(firsts)
         larger = finite & (norm > largest)
         layer_norm = tf.sqrt(self.layout.per_layer(stats.grad_sq))
         layer_norm = tf.where(tf.math.is_finite(layer_norm), layer_norm, 0.0)
+        is_first = (first < 0) & finite
+        loss = tf.where(stats.loss_known, stats.loss, np.nan)
         firsts = tf.stack(
-            [tf.where((first < 0) & finite, norm, first), tf.where(larger, norm, largest)]
+            [
+                tf.where(is_first, norm, first),
+                tf.where(larger, norm, largest),
+                tf.where(is_first, loss, loss_first),
+            ]
         )
         self.norms.assign(tf.concat([firsts, tf.maximum(layer_max, layer_norm)], axis=0))
         self.max_step.assign(tf.where(larger, stats.step, self.max_step))
@@ -183,14 +204,18 @@ class ExplodingGradient(Check):
         layer = self.layout.layers[int(np.argmax(s["layer_norm_max"]))]
         step = int(s["norm_max_step"])
         reached = f"The gradient norm reached {number(largest)} at step {step}"
-        if first > self.limit and not context.notes.get("resumed"):
+        if first > self.data_scale and not context.notes.get("resumed"):
             # Before any update the learning rate has done nothing yet: the scale is the data's.
+            loss_first = float(s["loss_first"])
+            loss = f" with a loss of {number(loss_first)}" if np.isfinite(loss_first) else ""
             message = (
-                f"{reached}, and was already {number(first)} at the first step, before any "
-                f"update (largest in {layer}): the scale of the data, not the learning rate: "
-                "normalize the targets and the inputs (a regression target in the hundreds of "
-                "thousands makes a squared error near 1e10), or the initialization is too "
-                "large; lowering the learning rate only slows a model that cannot reach them."
+                f"{reached}, and was already {number(first)} at the first step{loss}, before "
+                f"any update (largest in {layer}): the scale of the data, not the learning "
+                "rate: normalize the targets and the inputs (a regression target in the "
+                "hundreds of thousands makes a squared error near 1e10; standardize it, "
+                "(y - mean) / std, and map predictions back), look for a loss summed where a "
+                "mean was meant, or the initialization is too large; lowering the learning "
+                "rate only slows a model that cannot reach them."
             )
         else:
             message = (
@@ -200,6 +225,8 @@ class ExplodingGradient(Check):
                 "normalized."
             )
         details = {"first_norm": first, "max_norm": largest, "max_step": step, "layer": layer}
+        if np.isfinite(float(s["loss_first"])):
+            details["first_loss"] = float(s["loss_first"])
         # One finding per run: which layer is largest may change from read to read.
         return [Finding("exploding-gradient", message, step, details=details)]
 
@@ -207,6 +234,10 @@ class ExplodingGradient(Check):
         norm, present = logged.column(tags.GRAD_NORM)
         finite = present & np.isfinite(norm)
         first = float(norm[finite][0]) if finite.any() else -1.0
+        loss, logged_loss = logged.column(tags.LOSS)
+        at_first = np.flatnonzero(finite)[:1]
+        known = at_first.size and logged_loss[at_first[0]]
+        loss_first = float(loss[at_first[0]]) if known else np.nan
         largest, largest_step = 0.0, -1
         for step, value, ok in zip(logged.steps, norm, finite):
             if ok and value > largest:
@@ -216,6 +247,7 @@ class ExplodingGradient(Check):
         return {
             "norm_first": np.float32(first),
             "norm_max": np.float32(largest),
+            "loss_first": np.float32(loss_first),
             "norm_max_step": np.int64(largest_step),
             "layer_norm_max": layer.max(axis=1, initial=0.0),
         }

@@ -46,6 +46,16 @@ _ADVICE = {
     ),
 }
 
+# A loss op that squares finite values overflows float32 once they pass ~1.8e19: not log(0) or a
+# division but predictions that diverged, or targets far from the outputs' scale.
+_OVERFLOWING_LOSS_OPS = frozenset({"Square", "SquaredDifference", "Pow"})
+_LOSS_OVERFLOW = (
+    "A squared error overflows float32 when the predictions are ~1e19 from the targets: the "
+    "predictions diverged, or the targets are far from unit scale (prices, counts in the "
+    "thousands). Standardize the targets ((y - mean) / std, predictions mapped back with "
+    "* std + mean) and the inputs, and lower the learning rate."
+)
+
 # For finite gradients whose squared norm overflowed float32 (`origin._exploding`).
 _EXPLODING = (
     "Gradients this large come from unscaled data or a diverging run: scale the inputs and "
@@ -230,9 +240,12 @@ class NonFinite(Check):
                     else f"the batch of step {replay['step']} (the latest: an XLA step keeps no "
                     "batch)"
                 )
+                advice = _ADVICE.get(origin["stage"], "")
+                if origin["stage"] == "loss" and origin.get("op") in _OVERFLOWING_LOSS_OPS:
+                    advice = _LOSS_OVERFLOW
                 message = (
                     f"{what} became NaN/Inf at step {step}; replaying {batch} found where it "
-                    f"began: {replay['where']}. {_ADVICE.get(origin['stage'], '')}"
+                    f"began: {replay['where']}. {advice}"
                 )
             else:
                 message = f"{message[:-1]} ({replay['where']})."
