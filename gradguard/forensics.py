@@ -27,6 +27,7 @@ from gradguard import (
     lossgraph,
     losslevel,
     output_layer,
+    padding,
     suspects,
 )
 from gradguard import activations as activations_lib
@@ -81,12 +82,13 @@ class Forensics:
         self._latest_call: list[Any] = []
         # Per core, the chance level its traced loss shows (`losslevel.graph_chance`).
         self._graph_chance: dict[int, float | None] = {}
-        # Per model under Keras' own train step, the range of its labels when it is bounded and
-        # their class counts for a cross-entropy; per core of a hand-written step, the class
-        # counts of its traced cross-entropy's labels.
+        # Per model under Keras' own train step, its labels' range when bounded, their class
+        # counts for a cross-entropy, and its inputs' padding if a recurrent layer reads them
+        # unmasked; per core of a hand-written step, its traced cross-entropy's label counts.
         self._label_ranges: dict[int, label_range.LabelRange] = {}
         self._label_counts: dict[int, chance.LabelCounts] = {}
         self._traced_counts: dict[int, chance.LabelCounts] = {}
+        self._paddings: dict[int, padding.TrailingPadding | None] = {}
 
     def fit_batch(self, model: Any, data: Any) -> None:
         """A Keras train step's batch (`fit`, `train_on_batch`): kept with its model's loss."""
@@ -108,6 +110,10 @@ class Forensics:
                 self._label_counts[id(model)] = chance.LabelCounts(loss, width)
         if id(model) in self._label_counts:
             self._label_counts[id(model)].observe(self.batch[1])
+        if id(model) not in self._paddings and _keras_step(model):
+            self._paddings[id(model)] = padding.TrailingPadding.of(model)
+        if padded := self._paddings.get(id(model)):
+            padded.observe(self.batch[0])
 
     def in_keras_step(self) -> bool:
         """Whether the graph being traced is a Keras train step's (`fit_batch` saw its batch)."""
@@ -225,11 +231,13 @@ class Forensics:
                 counts.observe(labels[0])
 
     def note_suspects(self, core: StepCore) -> None:
-        """Tells the core the settings of its model that keep it from learning (`suspects`)."""
+        """Tells the core what in its model (`suspects`) or inputs (`padding`) stops learning."""
         model = self.model_of(core)
         if "suspects" not in core.notes and model is not None:
             loss = getattr(model, "loss", None)
             core.notes["suspects"] = suspects.of_model(model, loss, core.optimizer)
+        if padded := self._paddings.get(id(model)):
+            core.notes["trailing_padding"] = padded.suspect()
 
     def note_switched_off(self, core: StepCore) -> None:
         """Tells the core which of its variables feed only outputs compiled with loss weight 0.

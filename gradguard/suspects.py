@@ -88,6 +88,10 @@ def _penalty(regularizer: Any) -> float:
 
 
 def sentence(notes: Any) -> str:
-    """The settings `of_model` found (in a core's notes, ``"suspects"``), for a message."""
-    found = notes.get("suspects") or []
+    """The settings `of_model` found (in a core's notes, ``"suspects"``), for a message.
+
+    With them, inputs padded at their end that a recurrent layer reads unmasked
+    (``"trailing_padding"``, `padding.TrailingPadding.suspect`).
+    """
+    found = [*(notes.get("suspects") or []), *filter(None, [notes.get("trailing_padding")])]
     return f" Suspect settings of this model: {'; '.join(found)}." if found else ""

@@ -675,6 +675,48 @@ def test_fit_and_train_step_tell_their_checks_the_models_suspect_settings():
         assert [s.split(":")[0] for s in core.notes["suspects"]] == ["the loss", "'drop'"]
 
 
+def _padded_tokens(padding: str) -> tuple[np.ndarray, np.ndarray]:
+    """64 sequences of 2 to 5 token ids in 1..19, padded with 0 to a length of 12."""
+    rng = np.random.default_rng(0)
+    seqs = [rng.integers(1, 20, size=rng.integers(2, 6)) for _ in range(64)]
+    x = keras.utils.pad_sequences(seqs, maxlen=12, padding=padding)
+    return x, rng.integers(0, 2, size=(64, 1)).astype("float32")
+
+
+@pytest.mark.parametrize(
+    "padding, mask_zero, named",
+    [("post", False, True), ("pre", False, False), ("post", True, False)],
+    ids=["post-unmasked", "pre-unmasked", "post-masked"],
+)
+def test_padding_an_unmasked_rnn_reads_last_is_named_as_a_suspect(padding, mask_zero, named):
+    x, y = _padded_tokens(padding)
+
+    def model() -> keras.Model:
+        keras.utils.set_random_seed(0)
+        return keras.Sequential(
+            [
+                keras.Input((12,)),
+                keras.layers.Embedding(20, 4, mask_zero=mask_zero),
+                keras.layers.SimpleRNN(4, name="rnn"),
+                keras.layers.Dense(1),
+            ]
+        )
+
+    loss = keras.losses.BinaryCrossentropy(from_logits=True)
+    fitted = model()
+    fitted.compile(keras.optimizers.Adam(1e-3), loss)
+    callback = gradguard.GuardCallback()
+    fitted.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
+    step = gradguard.TrainStep(model(), keras.optimizers.Adam(1e-3), loss)
+    step(x[:16], y[:16])
+    for core in [*callback.guard.cores.values(), step.core]:
+        phrase = core.notes.get("trailing_padding")
+        assert bool(phrase) == named, phrase
+        if named:  # lengths 2..5 of 12: about 70% of each sequence after its last token
+            assert phrase.startswith("'rnn' reads its sequences without a mask"), phrase
+            assert "mask_zero=True" in phrase and "% of each one" in phrase
+
+
 @pytest.mark.parametrize("weighted", [True, False])
 def test_gradients_all_zero_under_weights_name_the_weights(weighted):
     x, y = regression_data()

@@ -16,7 +16,7 @@ from conftest import MODES, Case, mlp, mode_kwargs, regression_data, run_case
 from harness import DEFERRED_MODES, Scripted, fold, judge, numpy_cut_loss, stats
 
 import gradguard
-from gradguard import checks, suspects
+from gradguard import checks, padding, suspects
 from gradguard import inspect as inspect_lib
 from gradguard.activations import Site
 from gradguard.checks.base import StateReader
@@ -754,6 +754,52 @@ def test_settings_that_keep_a_model_from_learning_are_named_when_the_loss_does_n
     context = Context(steps=steps, step=steps - 1, notes=notes)
     (finding,) = check.judge(state, context)
     assert "'drop': drop 99% of their inputs" in finding.message, finding.message
+
+
+def test_a_recurrent_layer_reading_its_whole_input_unmasked_is_told_from_the_model():
+    layers = keras.layers
+
+    def sequential(*middle: Any, masked: bool = False) -> keras.Model:
+        embedding = layers.Embedding(20, 4, mask_zero=masked)
+        return keras.Sequential([keras.Input((12,)), embedding, *middle, layers.Dense(1)])
+
+    assert padding.unmasked_rnn(sequential(layers.LSTM(4, name="lstm"))) == "lstm"
+    assert padding.unmasked_rnn(sequential(layers.Bidirectional(layers.GRU(4), name="bi"))) == "bi"
+    # A mask, a layer that returns every step or reads backwards: the padding does not come last.
+    assert padding.unmasked_rnn(sequential(layers.LSTM(4), masked=True)) is None
+    assert padding.unmasked_rnn(sequential(layers.LSTM(4, return_sequences=True))) is None
+    assert padding.unmasked_rnn(sequential(layers.LSTM(4, go_backwards=True))) is None
+    series = keras.Sequential([keras.Input((12, 3)), layers.Masking(), layers.LSTM(4)])
+    assert padding.unmasked_rnn(series) is None
+    assert padding.unmasked_rnn(mlp()) is None
+
+    class Subclassed(keras.Model):  # its call may pass a mask of its own
+        def __init__(self):
+            super().__init__()
+            self.embed, self.rnn = layers.Embedding(20, 4), layers.LSTM(4)
+
+        def call(self, x):
+            return self.rnn(self.embed(x))
+
+    subclassed = Subclassed()
+    subclassed(np.ones((2, 12), "int32"))
+    assert padding.unmasked_rnn(subclassed) is None
+    # Float series padded at the end: a step is padding when all its features are 0.
+    unmasked_series = keras.Sequential([keras.Input((12, 3)), layers.LSTM(4, name="lstm")])
+    steps = np.ones((8, 12, 3), "float32")
+    steps[:, 3:] = 0.0  # 9 of 12 steps after the last
+    assert "75% of each one" in padding.first_batch_suspect(unmasked_series, steps)
+    assert padding.first_batch_suspect(unmasked_series, steps[:, ::-1]) is None  # pre-padded
+
+
+def test_the_padding_suspect_joins_the_loss_not_decreasing_message():
+    (scripted,) = [s for s in SCRIPTED if s.name == "loss-falls-to-chance-and-stays"]
+    check, state = fold(scripted, "graph")
+    steps = len(scripted.steps)
+    phrase = "'lstm' reads its sequences without a mask, and they end in padding"
+    notes = {**scripted.notes, "suspects": [], "trailing_padding": phrase}
+    (finding,) = check.judge(state, Context(steps=steps, step=steps - 1, notes=notes))
+    assert f"Suspect settings of this model: {phrase}" in finding.message, finding.message
 
 
 @pytest.mark.parametrize(
