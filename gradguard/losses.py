@@ -180,6 +180,11 @@ class LossShapes:
             self.output_width = y_pred.shape[-1] if y_pred.shape.rank else None
             self.traced = True
 
+    @property
+    def pending(self) -> bool:
+        """Whether shapes were traced since the last `judge`."""
+        return bool(self._traced)
+
     def judge(self, loss_fn: LossFn, step: int, softmax: bool = False) -> list[Finding]:
         """What a loss traced alone shows, for the shapes traced since and not judged yet.
 

@@ -116,8 +116,9 @@ class TraceFindings:
             core.notes["chance_loss"] = level
             core.notes["labels_one_value"] = one_value
         found += self.batch_findings(step) if read else []
-        softmax = output_layer.softmax_width(self._model) is not None
-        found += self.loss_shapes.judge(self.loss_fn, step, softmax)
+        if self.loss_shapes.pending:  # (a new trace: the output layer is read once for it)
+            softmax = output_layer.softmax_width(self._model) is not None
+            found += self.loss_shapes.judge(self.loss_fn, step, softmax)
         return [finding for finding in found if finding is not None]
 
     def batch_findings(self, step: int) -> list[Finding]:
