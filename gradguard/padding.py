@@ -73,9 +73,12 @@ def _trailing(x: Any) -> tuple[tf.Tensor, tf.Tensor] | None:
     Sequences are ``[batch, time]`` (token ids) or ``[batch, time, features]`` (a step is
     padding when all of its features are 0); None for other inputs.
     """
-    if not isinstance(x, (tf.Tensor, np.ndarray)) or len(x.shape) not in (2, 3):
+    if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.number):
+        x = tf.convert_to_tensor(x)
+    if not isinstance(x, tf.Tensor) or len(x.shape) not in (2, 3):
         return None
-    x = tf.convert_to_tensor(x)
+    if not (x.dtype.is_integer or x.dtype.is_floating):  # (strings a layer vectorizes)
+        return None
     steps = tf.not_equal(x, tf.zeros([], x.dtype))
     if len(x.shape) == 3:
         steps = tf.reduce_any(steps, axis=2)

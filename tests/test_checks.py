@@ -790,6 +790,8 @@ def test_a_recurrent_layer_reading_its_whole_input_unmasked_is_told_from_the_mod
     steps[:, 3:] = 0.0  # 9 of 12 steps after the last
     assert "75% of each one" in padding.first_batch_suspect(unmasked_series, steps)
     assert padding.first_batch_suspect(unmasked_series, steps[:, ::-1]) is None  # pre-padded
+    text = np.array([["a good film", "a bad one"]] * 4)  # strings a layer would vectorize
+    assert padding.first_batch_suspect(unmasked_series, text) is None
 
 
 def test_the_padding_suspect_joins_the_loss_not_decreasing_message():
