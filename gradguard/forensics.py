@@ -23,11 +23,10 @@ from gradguard import (
     _compat,
     chance,
     diagnose,
-    label_range,
+    fit_batches,
     lossgraph,
     losslevel,
     output_layer,
-    padding,
     suspects,
 )
 from gradguard import activations as activations_lib
@@ -82,13 +81,10 @@ class Forensics:
         self._latest_call: list[Any] = []
         # Per core, the chance level its traced loss shows (`losslevel.graph_chance`).
         self._graph_chance: dict[int, float | None] = {}
-        # Per model under Keras' own train step, its labels' range when bounded, their class
-        # counts for a cross-entropy, and its inputs' padding if a recurrent layer reads them
-        # unmasked; per core of a hand-written step, its traced cross-entropy's label counts.
-        self._label_ranges: dict[int, label_range.LabelRange] = {}
-        self._label_counts: dict[int, chance.LabelCounts] = {}
+        # What the batches of each model under Keras' own train step show; per core of a
+        # hand-written step, the class counts of its traced cross-entropy's labels.
+        self._fit = fit_batches.FitBatches()
         self._traced_counts: dict[int, chance.LabelCounts] = {}
-        self._paddings: dict[int, padding.TrailingPadding | None] = {}
 
     def fit_batch(self, model: Any, data: Any) -> None:
         """A Keras train step's batch (`fit`, `train_on_batch`): kept with its model's loss."""
@@ -96,35 +92,17 @@ class Forensics:
         self._fit_model = model
         if getattr(model, "compiled", False) and id(model) not in self._losses:
             self._losses[id(model)] = functools.partial(_compiled_loss, model)
-        loss = getattr(model, "loss", None)
-        if id(model) not in self._label_ranges and _keras_step(model) and loss is not None:
-            allowed = label_range.bounds(model, loss)
-            if allowed is not None:
-                self._label_ranges[id(model)] = label_range.LabelRange(allowed)
-        if id(model) in self._label_ranges:
-            self._label_ranges[id(model)].observe(self.batch[1])
-        if id(model) not in self._label_counts and _keras_step(model):
-            outputs = getattr(model, "outputs", None) or []
-            width = outputs[0].shape[-1] if len(outputs) == 1 and outputs[0].shape else None
-            if width is not None and chance.LabelCounts.applies(loss, width):
-                self._label_counts[id(model)] = chance.LabelCounts(loss, width)
-        if id(model) in self._label_counts:
-            self._label_counts[id(model)].observe(self.batch[1])
-        if id(model) not in self._paddings and _keras_step(model):
-            self._paddings[id(model)] = padding.TrailingPadding.of(model)
-        if padded := self._paddings.get(id(model)):
-            padded.observe(self.batch[0])
+        if _keras_step(model):
+            self._fit.observe(model, self.batch[0], self.batch[1])
 
     def in_keras_step(self) -> bool:
         """Whether the graph being traced is a Keras train step's (`fit_batch` saw its batch)."""
         return self.batch is not None and activations_lib.in_current_graph(self.batch)
 
     def label_findings(self, step: int) -> list[Finding]:
-        """`labels-out-of-range` and `batches-one-class` from the labels counted (a host read)."""
-        counted = [*self._label_counts.values(), *self._traced_counts.values()]
-        found = [labels.judge(step) for labels in self._label_ranges.values()]
-        found += [counts.batches_one_class(step) for counts in counted]
-        return [finding for finding in found if finding is not None]
+        """What the batches showed (`fit_batches`; a hand-written step's `batches-one-class`)."""
+        found = [counts.batches_one_class(step) for counts in self._traced_counts.values()]
+        return self._fit.findings(step) + [finding for finding in found if finding is not None]
 
     def compiled_loss(self, step: int) -> list[Finding | None]:
         """A Keras train step being traced: its compiled loss against its model and labels.
@@ -183,7 +161,7 @@ class Forensics:
         high temperature.
         """
         model = self.model_of(core)
-        counts = self._label_counts.get(id(model))
+        counts = self._fit.label_counts.get(id(model))
         traced = self._traced_counts.get(id(core))
         if ("chance_loss" in core.notes and counts is None and traced is None) or model is None:
             return
@@ -236,8 +214,7 @@ class Forensics:
         if "suspects" not in core.notes and model is not None:
             loss = getattr(model, "loss", None)
             core.notes["suspects"] = suspects.of_model(model, loss, core.optimizer)
-        if padded := self._paddings.get(id(model)):
-            core.notes["trailing_padding"] = padded.suspect()
+        core.notes["trailing_padding"] = self._fit.padding_suspect(model)
 
     def note_switched_off(self, core: StepCore) -> None:
         """Tells the core which of its variables feed only outputs compiled with loss weight 0.

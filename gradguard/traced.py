@@ -2,7 +2,8 @@
 
 Each made once: the variables the trace gave no gradient (`none-gradient`, with where each one's
 chain to the loss broke), labels broadcast against the predictions (`loss-broadcast`) and an
-output layer that cannot make what the loss reads (`from-logits-mismatch`); and, from the
+output layer that cannot make what the loss reads (`from-logits-mismatch`), and the first
+batch's pixels divided by 255 twice (`inputs-rescaled-twice`); and, from the
 labels of batches spread over the run, the chance level the loss checks compare with and labels
 out of the output's or the loss's range (`labels-out-of-range`); and from every batch's classes,
 counted in-graph, batches of one class at a time (`batches-one-class`), and from the inputs of
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from gradguard import batch as batch_lib
-from gradguard import chance, diagnose, label_range, losses, output_layer, unadapted
+from gradguard import chance, diagnose, label_range, losses, output_layer, rescaled, unadapted
 from gradguard.core import StepCore
 from gradguard.findings import Finding
 
@@ -91,6 +92,7 @@ class TraceFindings:
             found.append(self.no_gradient(core, core.none_indices, batch, step))
         if self.loss_shapes.traced and "chance_loss" not in core.notes:  # the first call
             found.append(output_layer.mismatch(self._model, self.loss_fn, step))
+            found.append(rescaled.first_batch_finding(self._model, batch[0], step))
             allowed = label_range.bounds(self._model, self.loss_fn)
             self._label_range = label_range.LabelRange(allowed) if allowed else None
         if self.loss_shapes.traced and (read or "chance_loss" not in core.notes):

@@ -234,6 +234,8 @@ BUGS: dict[str, Bug] = {
         ("loss-not-decreasing",), mentions=(("loss-not-decreasing", "exactly"),)
     ),
     "bug_shuffle_then_map_zip_misaligned.py": Bug(("loss-not-decreasing",)),
+    # 8-bit pixels divided by 255 when loaded and again before fit: inputs in [0, 1/255].
+    "bug_pixels_divided_by_255_twice_fit.py": Bug(("inputs-rescaled-twice",)),
     # Reviews padded at the end, read by an LSTM without a mask: the padding is named.
     "bug_lstm_post_padding_without_mask_fit.py": Bug(
         ("loss-not-decreasing",), mentions=(("loss-not-decreasing", "without a mask"),)
@@ -374,6 +376,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_class_ids_sparse_ce_softmax_fit.py": Healthy(),
     "ok_unscaled_regression_targets_fit.py": Healthy(),
     "ok_lstm_post_padding_without_mask_fit.py": Healthy(),
+    "ok_pixels_divided_by_255_twice_fit.py": Healthy(),
     "ok_one_plus_keras_cosine_similarity_fit.py": Healthy(),
     "ok_pinn_initial_condition_shapes_match.py": Healthy(),
     "ok_mirrored_strategy_loop.py": Healthy(),
@@ -728,6 +731,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "dead-units",
         "gradient-misassigned",
         "labels-out-of-range",
+        "inputs-rescaled-twice",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}
     assert runtime_codes <= covered

@@ -1,0 +1,65 @@
+"""What the batches of a Keras train step (`fit`) show, folded in-graph per model.
+
+Keras' own train step hands its batch to the guard while it is traced (`Forensics.fit_batch`):
+its labels and inputs are then read in-graph on every step, and judged on the host at reads.
+Per model, what applies to it, decided at its first batch:
+
+* its labels' range, where its loss and output layer bound them (`label_range`);
+* their classes for a cross-entropy (`chance.LabelCounts`: the chance level, and batches of
+  one class at a time);
+* its inputs' padding, if a recurrent layer reads them unmasked (`padding`, a suspect);
+* pixels divided by 255 twice (`rescaled`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gradguard import chance, label_range, padding, rescaled
+from gradguard.findings import Finding
+
+__all__ = ["FitBatches"]
+
+
+class FitBatches:
+    """The in-graph readers of each model's batches, and what they find."""
+
+    def __init__(self) -> None:
+        self.label_counts: dict[int, chance.LabelCounts] = {}  # (also the chance level's)
+        self._label_ranges: dict[int, label_range.LabelRange] = {}
+        self._paddings: dict[int, padding.TrailingPadding | None] = {}
+        self._pixels: dict[int, rescaled.InputPixels | None] = {}
+
+    def observe(self, model: Any, x: Any, y: Any) -> None:
+        """In-graph, as a train step of `model` is traced: folds its inputs `x` and labels `y`."""
+        key, loss = id(model), getattr(model, "loss", None)
+        if key not in self._label_ranges and loss is not None:
+            allowed = label_range.bounds(model, loss)
+            if allowed is not None:
+                self._label_ranges[key] = label_range.LabelRange(allowed)
+        if key not in self.label_counts:
+            outputs = getattr(model, "outputs", None) or []
+            width = outputs[0].shape[-1] if len(outputs) == 1 and outputs[0].shape else None
+            if width is not None and chance.LabelCounts.applies(loss, width):
+                self.label_counts[key] = chance.LabelCounts(loss, width)
+        if key not in self._paddings:
+            self._paddings[key] = padding.TrailingPadding.of(model)
+            self._pixels[key] = rescaled.InputPixels.of(model)
+        for labels in (self._label_ranges.get(key), self.label_counts.get(key)):
+            if labels is not None:
+                labels.observe(y)
+        for inputs in (self._paddings[key], self._pixels[key]):
+            if inputs is not None:
+                inputs.observe(x)
+
+    def findings(self, step: int) -> list[Finding]:
+        """`labels-out-of-range`, `batches-one-class` and `inputs-rescaled-twice` (a host read)."""
+        found = [labels.judge(step) for labels in self._label_ranges.values()]
+        found += [counts.batches_one_class(step) for counts in self.label_counts.values()]
+        found += [pixels.finding(step) for pixels in self._pixels.values() if pixels]
+        return [finding for finding in found if finding is not None]
+
+    def padding_suspect(self, model: Any) -> str | None:
+        """`padding.TrailingPadding.suspect` for `model`'s inputs (a host read), if it applies."""
+        padded = self._paddings.get(id(model))
+        return None if padded is None else padded.suspect()

@@ -1,0 +1,150 @@
+"""Pixels divided by 255 twice: inputs 255 times smaller than meant (`inputs-rescaled-twice`).
+
+8-bit pixels (0..255) are divided by 255 once, to lie in [0, 1]. Divided twice (once when the
+arrays are loaded and again before training, or by a ``Rescaling(1./255)`` layer the model
+starts with, as image tutorials add) they lie in [0, 1/255]: the first layer's weights must
+grow 255 times to read them, and the model learns slowly or not at all (an MLP on 8x8 images:
+test accuracy 0.49 after 3 epochs, against 1.00). Nothing fails: the values are finite, small
+and plausible.
+
+The fingerprint is exact: what the model's first computing layer reads (the inputs, times the
+scales of the `Rescaling` layers the model starts with) is at most 1/255, and every value is a
+whole number over 255**2, a pixel divided twice. No other data is: pixels divided once, 16-bit
+images divided by 65535, and standardized features all pass 1/255. Read from the first
+`SAMPLE` values of each batch's first example, for float inputs of at least `MIN_VALUES`
+values an example (images, not a few tabular features): on `TrainStep`'s first batch on the
+host, and under `fit` in-graph on every step (a few ops on the sample), judged at reads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gradguard import _compat, replicas
+from gradguard.findings import Finding, number
+
+__all__ = ["InputPixels", "first_batch_finding", "input_scale"]
+
+SAMPLE = 4096  # values of a batch's first example read
+MIN_VALUES = 64  # an example of fewer values (tabular features) is not read: not an image
+_TWICE = 255.0**2
+_TOLERANCE = 1e-3  # from a whole number of pixels over 255**2 (float32 round-off: ~1e-5)
+# Layers a model may start with that move or crop pixels without changing their scale.
+_KEEP_SCALE = (
+    keras.layers.InputLayer,
+    keras.layers.RandomFlip,
+    keras.layers.RandomRotation,
+    keras.layers.RandomZoom,
+    keras.layers.RandomTranslation,
+    keras.layers.RandomCrop,
+    keras.layers.Resizing,
+    keras.layers.CenterCrop,
+)
+
+
+def input_scale(model: Any) -> tuple[float, str | None] | None:
+    """The scale the `Rescaling` layers `model` starts with apply, and the last one's name.
+
+    ``(1.0, None)`` for none; None for a model whose first layers cannot be told (a subclassed
+    model, whose ``call`` may rescale) or one that also shifts (an ``offset``: [-1, 1] inputs).
+    """
+    try:
+        if not getattr(model, "inputs", None):
+            return None
+    except AttributeError:  # a subclassed model has no symbolic inputs
+        return None
+    scale, name = 1.0, None
+    for layer in getattr(model, "layers", []):
+        if isinstance(layer, keras.layers.Rescaling):
+            if np.any(np.asarray(layer.offset) != 0.0) or np.ndim(layer.scale) > 0:
+                return None
+            scale, name = scale * float(layer.scale), layer.name
+        elif not isinstance(layer, _KEEP_SCALE):
+            break
+    return scale, name
+
+
+def _read(x: Any, scale: float) -> tf.Tensor | None:
+    """[largest, smallest, distance from pixels over 255**2] of a batch's sample, or None."""
+    if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating):
+        x = tf.convert_to_tensor(x)
+    if not isinstance(x, tf.Tensor) or not x.dtype.is_floating or x.shape.rank is None:
+        return None
+    values = int(np.prod(x.shape[1:])) if x.shape[1:].is_fully_defined() else 0
+    if x.shape.rank < 2 or values < MIN_VALUES:
+        return None
+    sample = tf.reshape(x[:1], [-1])[:SAMPLE]
+    seen = tf.cast(sample, tf.float32) * scale
+    pixels = seen * _TWICE
+    distance = tf.reduce_max(tf.abs(pixels - tf.round(pixels)))
+    # An empty batch reads as nothing seen.
+    return tf.stack([tf.reduce_max(seen), tf.reduce_min(seen), distance])
+
+
+def _finding(read: np.ndarray, rescaling: str | None, step: int) -> Finding | None:
+    largest, smallest, distance = (float(v) for v in read)
+    if not (0.0 < largest <= (1.0 + _TOLERANCE) / 255.0 and smallest >= 0.0):
+        return None
+    if distance > _TOLERANCE:
+        return None
+    where = (
+        f"divided by 255 before the model and again by its Rescaling layer {rescaling!r}"
+        if rescaling
+        else "divided by 255 twice before the model"
+    )
+    fix = f"drop the layer {rescaling!r} or the division before it" if rescaling else "divide once"
+    message = (
+        f"The model's inputs lie in [0, {number(largest)}] and are whole numbers over 65025 "
+        f"(255 squared): 8-bit pixels {where}, so the first layer reads values 255 times "
+        "smaller than meant and its weights must grow 255 times to learn from them (slowly, "
+        f"if at all). Scale pixels to [0, 1] once: {fix}."
+    )
+    details = {"largest": largest, "rescaling_layer": rescaling}
+    return Finding("inputs-rescaled-twice", message, step, details=details)
+
+
+def first_batch_finding(model: Any, x: Any, step: int) -> Finding | None:
+    """`inputs-rescaled-twice` from one batch `x` of `model`'s inputs (eagerly), or None."""
+    scale = input_scale(model)
+    read = _read(x, scale[0]) if scale is not None else None
+    return None if scale is None or read is None else _finding(read.numpy(), scale[1], step)
+
+
+class InputPixels:
+    """`fit`'s batches of a model's inputs, folded in-graph; judged on the host.
+
+    Args:
+      scale: `input_scale` of the model.
+    """
+
+    def __init__(self, scale: tuple[float, str | None]):
+        self.scale, self.rescaling = scale
+        self._state: tf.Variable | None = None  # [largest, smallest, distance] so far
+
+    @classmethod
+    def of(cls, model: Any) -> InputPixels | None:
+        """One for `model`, if its first layers can be told (`input_scale`)."""
+        scale = input_scale(model)
+        return None if scale is None else cls(scale)
+
+    def observe(self, x: Any) -> None:
+        """In-graph: folds a batch's sample (inputs that are not images: nothing)."""
+        read = _read(x, self.scale)
+        if read is None:
+            return
+        if self._state is None:
+            with _compat.outside_trace():
+                self._state = replicas.state_variable(
+                    np.array([-np.inf, np.inf, 0.0], np.float32), name="gradguard_input_pixels"
+                )
+        seen = self._state.read_value()
+        folded = [tf.maximum(seen[0], read[0]), tf.minimum(seen[1], read[1])]
+        self._state.assign(tf.stack([*folded, tf.maximum(seen[2], read[2])]))
+
+    def finding(self, step: int) -> Finding | None:
+        """`inputs-rescaled-twice` if every batch read was pixels divided twice (a host read)."""
+        return None if self._state is None else _finding(self._state.numpy(), self.rescaling, step)

@@ -1,0 +1,106 @@
+"""Pixels divided by 255 twice (`inputs-rescaled-twice`): told from the batches alone, or with
+the Rescaling layer the model starts with; pixels scaled once, in any form, stay silent."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import gradguard
+from gradguard import rescaled
+
+layers = keras.layers
+
+
+def _pixels(n: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """8-bit 8x8 images (0..255, as float32) whose class is their brighter half."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 128, size=(n, 8, 8, 1)).astype("float32")
+    y = rng.integers(0, 2, size=n)
+    for i, c in enumerate(y):
+        x[i, 4 * c : 4 * c + 4] += 127.0
+    return x, y
+
+
+def _model(*first: keras.layers.Layer) -> keras.Model:
+    keras.utils.set_random_seed(0)
+    return keras.Sequential(
+        [keras.Input((8, 8, 1)), *first, layers.Flatten(), layers.Dense(2, name="head")]
+    )
+
+
+def test_the_scale_a_model_starts_with_is_read_from_its_first_layers():
+    flip = layers.RandomFlip("horizontal")
+    rescaling = layers.Rescaling(1.0 / 255, name="rescale")
+    assert rescaled.input_scale(_model()) == (1.0, None)
+    assert rescaled.input_scale(_model(flip, rescaling)) == (pytest.approx(1 / 255), "rescale")
+    # A shift ([-1, 1] inputs), and a Rescaling after a computing layer: not the inputs' scale.
+    assert rescaled.input_scale(_model(layers.Rescaling(1 / 127.5, offset=-1))) is None
+    later = _model(layers.Conv2D(2, 3), layers.Rescaling(1 / 255))
+    assert rescaled.input_scale(later) == (1.0, None)
+
+    class Subclassed(keras.Model):  # its call may rescale: not read
+        def call(self, x):
+            return x
+
+    assert rescaled.input_scale(Subclassed()) is None
+
+
+@pytest.mark.parametrize(
+    "scale, first, found",
+    [
+        (1 / 255**2, (), True),  # divided twice before the model
+        (1 / 255, (layers.Rescaling(1 / 255, name="rescale"),), True),  # and by its layer
+        (1 / 255, (), False),  # once
+        (1.0, (layers.Rescaling(1 / 255),), False),  # once, by the layer
+        # Dark 16-bit images divided once, by 65535: as small, but not 8-bit pixels over 65025.
+        ("16-bit", (), False),
+        (None, (), False),  # standardized
+    ],
+    ids=["twice", "twice-with-layer", "once", "once-by-layer", "16-bit", "standardized"],
+)
+def test_pixels_divided_by_255_twice_are_found_in_the_first_batch(scale, first, found):
+    x, _ = _pixels()
+    if scale == "16-bit":
+        x = np.random.default_rng(1).integers(1, 250, size=x.shape).astype("float32") / 65535
+    else:
+        x = (x - x.mean()) / x.std() if scale is None else x * scale
+    finding = rescaled.first_batch_finding(_model(*first), x, step=0)
+    assert (finding is not None) == found, finding
+    if found and first:
+        assert "its Rescaling layer 'rescale'" in finding.message, finding.message
+    if found:
+        assert "whole numbers over 65025" in finding.message
+
+
+def test_a_few_tabular_features_or_integer_inputs_are_not_read_as_pixels():
+    tabular = keras.Sequential([keras.Input((10,)), layers.Dense(1)])
+    features = np.arange(40, dtype="float32").reshape(4, 10) / 255**2
+    assert rescaled.first_batch_finding(tabular, features, step=0) is None
+    tokens = keras.Sequential([keras.Input((64,)), layers.Embedding(300, 2), layers.Flatten()])
+    assert rescaled.first_batch_finding(tokens, np.ones((4, 64), "int32"), step=0) is None
+
+
+@pytest.mark.parametrize(
+    "scale, rescaling, twice",
+    [(1 / 255**2, False, True), (1 / 255, True, True), (1 / 255, False, False)],
+    ids=["twice", "twice-with-layer", "once"],
+)
+def test_fit_and_train_step_find_pixels_divided_twice(scale, rescaling, twice):
+    x, y = _pixels()
+    x = x * scale
+
+    def model() -> keras.Model:
+        return _model(layers.Rescaling(1 / 255)) if rescaling else _model()
+
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    fitted = model()
+    fitted.compile(keras.optimizers.Adam(1e-3), loss)
+    callback = gradguard.GuardCallback()
+    fitted.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
+    step = gradguard.TrainStep(model(), keras.optimizers.Adam(1e-3), loss)
+    step(x[:16], y[:16])
+    for report in (callback.report(), step.report()):
+        found = [f for f in report.findings if f.code == "inputs-rescaled-twice"]
+        assert bool(found) == twice, str(report)
