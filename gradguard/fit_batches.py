@@ -8,7 +8,7 @@ Per model, what applies to it, decided at its first batch:
 * their classes for a cross-entropy (`chance.LabelCounts`: the chance level, and batches of
   one class at a time);
 * its inputs' padding, if a recurrent layer reads them unmasked (`padding`, a suspect);
-* pixels divided by 255 twice (`rescaled`).
+* pixels divided by 255 twice (`rescaled`), or never (a suspect).
 """
 
 from __future__ import annotations
@@ -59,7 +59,10 @@ class FitBatches:
         found += [pixels.finding(step) for pixels in self._pixels.values() if pixels]
         return [finding for finding in found if finding is not None]
 
-    def padding_suspect(self, model: Any) -> str | None:
-        """`padding.TrailingPadding.suspect` for `model`'s inputs (a host read), if it applies."""
-        padded = self._paddings.get(id(model))
-        return None if padded is None else padded.suspect()
+    def input_suspects(self, model: Any) -> dict[str, str | None]:
+        """What `model`'s inputs showed, as notes (`suspects.INPUTS`; a host read)."""
+        padded, pixels = self._paddings.get(id(model)), self._pixels.get(id(model))
+        return {
+            "trailing_padding": None if padded is None else padded.suspect(),
+            "raw_pixels": None if pixels is None else pixels.suspect(),
+        }

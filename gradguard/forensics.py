@@ -214,7 +214,7 @@ class Forensics:
         if "suspects" not in core.notes and model is not None:
             loss = getattr(model, "loss", None)
             core.notes["suspects"] = suspects.of_model(model, loss, core.optimizer)
-        core.notes["trailing_padding"] = self._fit.padding_suspect(model)
+        core.notes.update(self._fit.input_suspects(model))
 
     def note_switched_off(self, core: StepCore) -> None:
         """Tells the core which of its variables feed only outputs compiled with loss weight 0.

@@ -27,13 +27,22 @@ import tensorflow as tf
 from gradguard import _compat, replicas
 from gradguard.findings import Finding, number
 
-__all__ = ["InputPixels", "first_batch_finding", "input_scale"]
+__all__ = ["InputPixels", "first_batch_finding", "first_batch_suspect", "input_scale"]
 
 SAMPLE = 4096  # values of a batch's first example read
 MIN_VALUES = 64  # an example of fewer values (tabular features) is not read: not an image
+RAW_LOW = 16.0  # whole numbers up to at least this, and at most 255: pixels never scaled
 _TWICE = 255.0**2
 _TOLERANCE = 1e-3  # from a whole number of pixels over 255**2 (float32 round-off: ~1e-5)
-# Layers a model may start with that move or crop pixels without changing their scale.
+# Layers a model may start with that standardize its inputs, and that move or crop pixels
+# without changing their scale.
+_NORMALIZING = (
+    keras.layers.Normalization,
+    keras.layers.BatchNormalization,
+    keras.layers.LayerNormalization,
+    keras.layers.GroupNormalization,
+    keras.layers.UnitNormalization,
+)
 _KEEP_SCALE = (
     keras.layers.InputLayer,
     keras.layers.RandomFlip,
@@ -50,7 +59,8 @@ def input_scale(model: Any) -> tuple[float, str | None] | None:
     """The scale the `Rescaling` layers `model` starts with apply, and the last one's name.
 
     ``(1.0, None)`` for none; None for a model whose first layers cannot be told (a subclassed
-    model, whose ``call`` may rescale) or one that also shifts (an ``offset``: [-1, 1] inputs).
+    model, whose ``call`` may rescale), one that also shifts (an ``offset``: [-1, 1] inputs), or
+    one that standardizes its inputs first (a Normalization layer), whatever their scale.
     """
     try:
         if not getattr(model, "inputs", None):
@@ -63,13 +73,18 @@ def input_scale(model: Any) -> tuple[float, str | None] | None:
             if np.any(np.asarray(layer.offset) != 0.0) or np.ndim(layer.scale) > 0:
                 return None
             scale, name = scale * float(layer.scale), layer.name
+        elif isinstance(layer, _NORMALIZING):
+            return None  # (the first computing layer reads them standardized)
         elif not isinstance(layer, _KEEP_SCALE):
             break
     return scale, name
 
 
 def _read(x: Any, scale: float) -> tf.Tensor | None:
-    """[largest, smallest, distance from pixels over 255**2] of a batch's sample, or None."""
+    """A sample's [largest, smallest, distances from pixels over 255**2 and from integers].
+
+    None for inputs that are not images.
+    """
     if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating):
         x = tf.convert_to_tensor(x)
     if not isinstance(x, tf.Tensor) or not x.dtype.is_floating or x.shape.rank is None:
@@ -79,14 +94,12 @@ def _read(x: Any, scale: float) -> tf.Tensor | None:
         return None
     sample = tf.reshape(x[:1], [-1])[:SAMPLE]
     seen = tf.cast(sample, tf.float32) * scale
-    pixels = seen * _TWICE
-    distance = tf.reduce_max(tf.abs(pixels - tf.round(pixels)))
-    # An empty batch reads as nothing seen.
-    return tf.stack([tf.reduce_max(seen), tf.reduce_min(seen), distance])
+    distances = [tf.reduce_max(tf.abs(v - tf.round(v))) for v in (seen * _TWICE, seen)]
+    return tf.stack([tf.reduce_max(seen), tf.reduce_min(seen), *distances])
 
 
 def _finding(read: np.ndarray, rescaling: str | None, step: int) -> Finding | None:
-    largest, smallest, distance = (float(v) for v in read)
+    largest, smallest, distance, _ = (float(v) for v in read)
     if not (0.0 < largest <= (1.0 + _TOLERANCE) / 255.0 and smallest >= 0.0):
         return None
     if distance > _TOLERANCE:
@@ -107,11 +120,30 @@ def _finding(read: np.ndarray, rescaling: str | None, step: int) -> Finding | No
     return Finding("inputs-rescaled-twice", message, step, details=details)
 
 
+def _raw_phrase(read: np.ndarray) -> str | None:
+    """The suspect phrase for 8-bit pixels never scaled: whole numbers in [0, 255]."""
+    largest, smallest, _, distance = (float(v) for v in read)
+    if not (RAW_LOW <= largest <= 255.0 and smallest >= 0.0 and distance <= _TOLERANCE):
+        return None
+    return (
+        f"the inputs: 8-bit pixels never scaled (whole numbers in [0, {largest:.0f}]), which "
+        "make the first layer's outputs and gradients hundreds of times too large; divide "
+        "them by 255 (or start the model with keras.layers.Rescaling(1.0 / 255))"
+    )
+
+
 def first_batch_finding(model: Any, x: Any, step: int) -> Finding | None:
     """`inputs-rescaled-twice` from one batch `x` of `model`'s inputs (eagerly), or None."""
     scale = input_scale(model)
     read = _read(x, scale[0]) if scale is not None else None
     return None if scale is None or read is None else _finding(read.numpy(), scale[1], step)
+
+
+def first_batch_suspect(model: Any, x: Any) -> str | None:
+    """The raw-pixels suspect phrase from one batch `x` of `model`'s inputs (eagerly), or None."""
+    scale = input_scale(model)
+    read = _read(x, scale[0]) if scale is not None else None
+    return None if read is None else _raw_phrase(read.numpy())
 
 
 class InputPixels:
@@ -123,7 +155,7 @@ class InputPixels:
 
     def __init__(self, scale: tuple[float, str | None]):
         self.scale, self.rescaling = scale
-        self._state: tf.Variable | None = None  # [largest, smallest, distance] so far
+        self._state: tf.Variable | None = None  # `_read`'s values, folded over the batches
 
     @classmethod
     def of(cls, model: Any) -> InputPixels | None:
@@ -139,12 +171,16 @@ class InputPixels:
         if self._state is None:
             with _compat.outside_trace():
                 self._state = replicas.state_variable(
-                    np.array([-np.inf, np.inf, 0.0], np.float32), name="gradguard_input_pixels"
+                    np.array([-np.inf, np.inf, 0.0, 0.0], np.float32), name="gradguard_input_pixels"
                 )
         seen = self._state.read_value()
         folded = [tf.maximum(seen[0], read[0]), tf.minimum(seen[1], read[1])]
-        self._state.assign(tf.stack([*folded, tf.maximum(seen[2], read[2])]))
+        self._state.assign(tf.concat([tf.stack(folded), tf.maximum(seen[2:], read[2:])], 0))
 
     def finding(self, step: int) -> Finding | None:
         """`inputs-rescaled-twice` if every batch read was pixels divided twice (a host read)."""
         return None if self._state is None else _finding(self._state.numpy(), self.rescaling, step)
+
+    def suspect(self) -> str | None:
+        """The raw-pixels suspect phrase if every batch read was unscaled pixels (a host read)."""
+        return None if self._state is None else _raw_phrase(self._state.numpy())

@@ -16,7 +16,10 @@ would otherwise say only "see the other findings":
   distribution, and the best the model can do is the chance level;
 * an adaptive optimizer's ``epsilon`` of 0.1 or more (Adam, RMSprop): it is added to the
   gradient's scale in each step's denominator, so the steps shrink toward plain SGD's at a
-  tiny rate.
+  tiny rate;
+* an optimizer's ``weight_decay`` that shrinks every weight by 1% or more each step (Keras
+  subtracts ``learning_rate * weight_decay`` times each weight, decoupled from the loss): the
+  weights are pulled to 0 faster than the data moves them.
 """
 
 from __future__ import annotations
@@ -25,14 +28,18 @@ from typing import Any
 
 import keras
 
-from gradguard import _compat
+from gradguard import _compat, padding, rescaled, updating
 
-__all__ = ["of_model", "sentence"]
+__all__ = ["INPUTS", "of_inputs", "of_model", "sentence"]
 
 DROPOUT = 0.9  # rates at or above are named
 PENALTY = 0.1  # L1/L2 factors at or above are named
 SMOOTHING = 0.5  # label_smoothing at or above is named
 EPSILON = 0.1  # an adaptive optimizer's epsilon at or above is named
+DECAY = 0.01  # a weight decay shrinking the weights by this share each step (lr * decay) or more
+# Notes of what the inputs show: sequences padded at their end that a recurrent layer reads
+# unmasked (`padding`), and 8-bit pixels never scaled (`rescaled`).
+INPUTS = ("trailing_padding", "raw_pixels")
 
 
 def of_model(model: Any, loss: Any = None, optimizer: Any = None) -> list[str]:
@@ -45,11 +52,20 @@ def of_model(model: Any, loss: Any = None, optimizer: Any = None) -> list[str]:
             f"the loss: label_smoothing={smoothing:g} moves every target {smoothing:.0%} of the "
             "way to the uniform distribution (at 1 the labels say nothing; 0.1 is usual)"
         )
-    epsilon = getattr(_compat.inner_optimizer(optimizer), "epsilon", None) if optimizer else None
+    inner = _compat.inner_optimizer(optimizer) if optimizer else None
+    epsilon = getattr(inner, "epsilon", None)
     if isinstance(epsilon, (int, float)) and epsilon >= EPSILON:
         found.append(
             f"the optimizer: epsilon={epsilon:g} is added to the gradient's scale in each step's "
             "denominator, so steps shrink to about lr * gradient / epsilon (1e-7 is the default)"
+        )
+    decay, rate = getattr(inner, "weight_decay", None), updating.learning_rate_value(inner)
+    if isinstance(decay, (int, float)) and rate and decay * rate >= DECAY:
+        found.append(
+            f"the optimizer: weight_decay={decay:g} at learning rate {rate:g} shrinks every "
+            f"weight by {decay * rate:.1%} each step (learning rate * weight_decay), pulling the "
+            "weights to 0 faster than the data moves them (AdamW's default, 0.004 at 1e-3, "
+            "shrinks them by 4e-6 a step)"
         )
     return found + _of_layers(model)
 
@@ -87,11 +103,22 @@ def _penalty(regularizer: Any) -> float:
     return max((float(f) for f in factors if isinstance(f, (int, float))), default=0.0)
 
 
+def of_inputs(model: Any, x: Any) -> dict[str, str | None]:
+    """What one batch `x` of `model`'s inputs shows (eagerly), as notes (`INPUTS`)."""
+    return {
+        "trailing_padding": padding.first_batch_suspect(model, x),
+        "raw_pixels": rescaled.first_batch_suspect(model, x),
+    }
+
+
 def sentence(notes: Any) -> str:
     """The settings `of_model` found (in a core's notes, ``"suspects"``), for a message.
 
-    With them, inputs padded at their end that a recurrent layer reads unmasked
-    (``"trailing_padding"``, `padding.TrailingPadding.suspect`).
+    With them, what the inputs show (`INPUTS`, `of_inputs`), and gradients the data's scale
+    made huge from the first step of a fresh run (``"data_scale"``,
+    `checks.ExplodingGradient.notes`).
     """
-    found = [*(notes.get("suspects") or []), *filter(None, [notes.get("trailing_padding")])]
+    scale = None if notes.get("resumed") else notes.get("data_scale")
+    inputs = [notes.get(key) for key in INPUTS]
+    found = [*(notes.get("suspects") or []), *filter(None, [*inputs, scale])]
     return f" Suspect settings of this model: {'; '.join(found)}." if found else ""

@@ -169,13 +169,18 @@ def notes_of(optimizer: Any) -> dict[str, Any]:
     checkpoint), so the loss of a resumed run may rightly hold from its start
     (`LossNotDecreasing`). ``"schedule"``: `schedule_start`. ``"lr_start"``: the learning
     rate now, before the run brings it down (`UpdateRatio`). ``"sgd_clip"``:
-    `sgd_global_clipnorm` (`UpdateRatio`).
+    `sgd_global_clipnorm` (`UpdateRatio`). ``"float16_unscaled"``: layers compute in float16
+    (a mixed precision policy) and the optimizer scales no loss (`ZeroGradient`).
     """
     return {
         "resumed": updates_made(optimizer) > 0,
         "schedule": schedule_start(optimizer),
         "lr_start": learning_rate_value(optimizer),
         "sgd_clip": sgd_global_clipnorm(optimizer),
+        "float16_unscaled": (
+            keras.config.dtype_policy().compute_dtype == "float16"
+            and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        ),
     }
 
 

@@ -16,7 +16,7 @@ from conftest import MODES, Case, mlp, mode_kwargs, regression_data, run_case
 from harness import DEFERRED_MODES, Scripted, fold, judge, numpy_cut_loss, stats
 
 import gradguard
-from gradguard import checks, padding, suspects
+from gradguard import checks, padding, suspects, updating
 from gradguard import inspect as inspect_lib
 from gradguard.activations import Site
 from gradguard.checks.base import StateReader
@@ -747,6 +747,12 @@ def test_settings_that_keep_a_model_from_learning_are_named_when_the_loss_does_n
     flat = keras.optimizers.Adam(epsilon=1.0)  # steps about lr * gradient
     assert [p.split(":")[0] for p in suspects.of_model(healthy, None, flat)] == ["the optimizer"]
     assert suspects.of_model(healthy, None, keras.optimizers.Adam()) == []
+    # Weights shrunk 5% a step (learning rate * weight_decay); AdamW's default and 0.1 are usual.
+    shrinking = keras.optimizers.AdamW(1e-3, weight_decay=50.0)
+    (decay,) = suspects.of_model(healthy, None, shrinking)
+    assert decay.startswith("the optimizer: weight_decay=50 at learning rate 0.001 shrinks")
+    for usual in (keras.optimizers.AdamW(1e-3), keras.optimizers.AdamW(1e-3, weight_decay=0.1)):
+        assert suspects.of_model(healthy, None, usual) == []
     (scripted,) = [s for s in SCRIPTED if s.name == "loss-falls-to-chance-and-stays"]
     check, state = fold(scripted, "graph")
     steps = len(scripted.steps)
@@ -794,14 +800,41 @@ def test_a_recurrent_layer_reading_its_whole_input_unmasked_is_told_from_the_mod
     assert padding.first_batch_suspect(unmasked_series, text) is None
 
 
-def test_the_padding_suspect_joins_the_loss_not_decreasing_message():
-    (scripted,) = [s for s in SCRIPTED if s.name == "loss-falls-to-chance-and-stays"]
+def test_zero_gradients_under_float16_without_loss_scaling_name_the_underflow():
+    (scripted,) = [s for s in SCRIPTED if s.name == "zero-gradient-of-one-layer"]
     check, state = fold(scripted, "graph")
     steps = len(scripted.steps)
-    phrase = "'lstm' reads its sequences without a mask, and they end in padding"
-    notes = {**scripted.notes, "suspects": [], "trailing_padding": phrase}
+    for unscaled in (True, False):
+        context = Context(steps=steps, step=steps - 1, notes={"float16_unscaled": unscaled})
+        (finding,) = check.judge(state, context)
+        assert ("LossScaleOptimizer" in finding.message) == unscaled, finding.message
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:  # told from the policy and the optimizer when a core is built
+        assert updating.notes_of(keras.optimizers.Adam())["float16_unscaled"]
+        scaled = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam())
+        assert not updating.notes_of(scaled)["float16_unscaled"]
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert not updating.notes_of(keras.optimizers.Adam())["float16_unscaled"]
+
+
+@pytest.mark.parametrize("resumed", [False, True])
+@pytest.mark.parametrize("key", ["trailing_padding", "data_scale"])
+def test_input_suspects_join_the_loss_not_decreasing_message(key, resumed):
+    (scripted,) = [s for s in SCRIPTED if s.name == "loss-falls-to-chance-and-stays"]
+    check, state = fold(scripted, "graph")
+    if key == "data_scale":  # told by the exploding-gradient check from a first norm of 9e5
+        (exploding,) = [s for s in SCRIPTED if s.name == "exploding-from-9e5-before-any-update"]
+        phrase = fold(exploding, "graph")[0].notes(fold(exploding, "graph")[1])[key]
+        assert "already 9e+05 at the first step with a loss of 4.6e+10" in phrase, phrase
+    else:
+        phrase = "'lstm' reads its sequences without a mask, and they end in padding"
+    steps = len(scripted.steps)
+    notes = {**scripted.notes, "suspects": [], key: phrase, "resumed": resumed}
     (finding,) = check.judge(state, Context(steps=steps, step=steps - 1, notes=notes))
-    assert f"Suspect settings of this model: {phrase}" in finding.message, finding.message
+    # A resumed run's first step came after updates: its gradients say nothing of the data.
+    named = not (resumed and key == "data_scale")
+    assert (phrase in finding.message) == named, finding.message
 
 
 @pytest.mark.parametrize(

@@ -74,6 +74,28 @@ def test_pixels_divided_by_255_twice_are_found_in_the_first_batch(scale, first, 
         assert "whole numbers over 65025" in finding.message
 
 
+def test_a_model_that_standardizes_its_inputs_first_is_not_judged_on_their_scale():
+    x, _ = _pixels()
+    for first in (layers.BatchNormalization(), layers.Normalization(mean=100.0, variance=900.0)):
+        model = _model(first)
+        assert rescaled.input_scale(model) is None
+        assert rescaled.first_batch_finding(model, x / 255**2, step=0) is None
+        assert rescaled.first_batch_suspect(model, x) is None
+
+
+@pytest.mark.parametrize(
+    "scale, first, named",
+    [(1.0, (), True), (1 / 255, (), False), (1.0, (layers.Rescaling(1 / 255),), False)],
+    ids=["raw", "divided", "divided-by-layer"],
+)
+def test_pixels_never_scaled_are_a_suspect(scale, first, named):
+    x, _ = _pixels()
+    phrase = rescaled.first_batch_suspect(_model(*first), x * scale)
+    assert (phrase is not None) == named, phrase
+    if named:
+        assert phrase.startswith("the inputs: 8-bit pixels never scaled (whole numbers in [0, 2")
+
+
 def test_a_few_tabular_features_or_integer_inputs_are_not_read_as_pixels():
     tabular = keras.Sequential([keras.Input((10,)), layers.Dense(1)])
     features = np.arange(40, dtype="float32").reshape(4, 10) / 255**2
@@ -104,3 +126,19 @@ def test_fit_and_train_step_find_pixels_divided_twice(scale, rescaling, twice):
     for report in (callback.report(), step.report()):
         found = [f for f in report.findings if f.code == "inputs-rescaled-twice"]
         assert bool(found) == twice, str(report)
+    for core in [*callback.guard.cores.values(), step.core]:  # (pixels were scaled)
+        assert core.notes["raw_pixels"] is None
+
+
+def test_fit_and_train_step_note_pixels_never_scaled():
+    x, y = _pixels()
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    fitted = _model()
+    fitted.compile(keras.optimizers.Adam(1e-3), loss)
+    callback = gradguard.GuardCallback()
+    fitted.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
+    callback.report()
+    step = gradguard.TrainStep(_model(), keras.optimizers.Adam(1e-3), loss)
+    step(x[:16], y[:16])
+    for core in [*callback.guard.cores.values(), step.core]:
+        assert "8-bit pixels never scaled" in core.notes["raw_pixels"], core.notes

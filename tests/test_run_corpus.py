@@ -234,6 +234,19 @@ BUGS: dict[str, Bug] = {
         ("loss-not-decreasing",), mentions=(("loss-not-decreasing", "exactly"),)
     ),
     "bug_shuffle_then_map_zip_misaligned.py": Bug(("loss-not-decreasing",)),
+    # What the inputs, the data's scale or the optimizer show, named beside the symptom.
+    "bug_regression_targets_in_thousands_adam_fit.py": Bug(
+        ("loss-not-decreasing",), mentions=(("loss-not-decreasing", "the data's scale"),)
+    ),
+    "bug_raw_pixels_sgd_cnn_fit.py": Bug(
+        ("loss-not-decreasing",), mentions=(("loss-not-decreasing", "8-bit pixels never scaled"),)
+    ),
+    "bug_mixed_float16_loop_without_loss_scaling.py": Bug(
+        ("zero-gradient",), mentions=(("zero-gradient", "LossScaleOptimizer"),)
+    ),
+    "bug_adamw_weight_decay_typo_fit.py": Bug(
+        ("loss-not-decreasing",), mentions=(("loss-not-decreasing", "weight_decay=50"),)
+    ),
     # 8-bit pixels divided by 255 when loaded and again before fit: inputs in [0, 1/255].
     "bug_pixels_divided_by_255_twice_fit.py": Bug(("inputs-rescaled-twice",)),
     # Reviews padded at the end, read by an LSTM without a mask: the padding is named.
@@ -377,6 +390,10 @@ HEALTHY: dict[str, Healthy] = {
     "ok_unscaled_regression_targets_fit.py": Healthy(),
     "ok_lstm_post_padding_without_mask_fit.py": Healthy(),
     "ok_pixels_divided_by_255_twice_fit.py": Healthy(),
+    "ok_regression_targets_in_thousands_adam_fit.py": Healthy(),
+    "ok_raw_pixels_sgd_cnn_fit.py": Healthy(),
+    "ok_mixed_float16_loop_without_loss_scaling.py": Healthy(),
+    "ok_adamw_weight_decay_typo_fit.py": Healthy(),
     "ok_one_plus_keras_cosine_similarity_fit.py": Healthy(),
     "ok_pinn_initial_condition_shapes_match.py": Healthy(),
     "ok_mirrored_strategy_loop.py": Healthy(),

@@ -108,6 +108,8 @@ class ZeroGradient(Check):
                 "zero multiplier, or an input that is always zero); check how they reach the loss."
             )
             severity = Severity.WARNING
+        if context.notes.get("float16_unscaled"):
+            message += _FLOAT16_UNSCALED
         return [Finding("zero-gradient", message, context.step, variables, severity)]
 
     def _shift_invariant(self, i: int, max_sq: np.ndarray) -> bool:
@@ -134,6 +136,15 @@ class ZeroGradient(Check):
             "stalled_steps": np.int64(0),
             "stalled_since": np.int64(-1),
         }
+
+
+# Gradients below float16's smallest value (6e-8) round to 0 unless the loss is scaled up first.
+_FLOAT16_UNSCALED = (
+    " The layers compute in float16 (a mixed precision policy) and the optimizer scales no "
+    "loss: gradients below 6e-8 underflow to 0 in float16. Wrap the optimizer in "
+    "keras.optimizers.LossScaleOptimizer and, in a hand-written step, take the gradient of "
+    "optimizer.scale_loss(loss) (or train in float32)."
+)
 
 
 class ExplodingGradient(Check):
@@ -229,6 +240,18 @@ class ExplodingGradient(Check):
             details["first_loss"] = float(s["loss_first"])
         # One finding per run: which layer is largest may change from read to read.
         return [Finding("exploding-gradient", message, step, details=details)]
+
+    def notes(self, state: Mapping[str, np.ndarray]) -> Mapping[str, Any]:
+        """``data_scale``: the first step's norm, when above `data_scale`, as a suspect."""
+        first, loss = float(state["norm_first"]), float(state["loss_first"])
+        if first <= self.data_scale:
+            return {}
+        with_loss = f" with a loss of {number(loss)}" if np.isfinite(loss) else ""
+        return {
+            "data_scale": f"the data's scale: the gradient norm was already {number(first)} at "
+            f"the first step{with_loss}, before any update (a normalized model's is far "
+            "smaller): standardize the targets, (y - mean) / std, and the inputs"
+        }
 
     def replay(self, logged: Logged) -> Mapping[str, Any]:
         norm, present = logged.column(tags.GRAD_NORM)
