@@ -100,14 +100,14 @@ class Guard:
         self._tap = Tap()
         self.input_scales = InputScales()  # (Normalization layers never adapted)
         self.cores: dict[int, StepCore] = {}
-        # Several optimizers: a game's players, or stages one after another.
-        self.stages = stages if stages is not None else Stages()
+        self.stages = stages if stages is not None else Stages()  # a game's players, or stages
         self._calls = 0  # host-side calls of the guarded function
         self._pending: list[findings_lib.Finding] = []
         self._unwatched_reported = False  # a gradient asked of a tensor the tape did not watch
         self.forensics = Forensics(self._tap, self.ledger, self._names)
         self._last_loss: tf.Tensor | None = None
         self._scaled_loss: tuple[Any, Any] = (None, None)  # the latest (scaled, loss) pair
+        self._scaled: set[int] = set()  # the optimizers a LossScaleOptimizer wraps (their ids)
         # A guard entered while another decorator's guard listens hands everything to it: one
         # report for the whole step (stacked decorators, a guarded step calling another).
         self._outer: Guard | None = None
@@ -241,7 +241,7 @@ class Guard:
 
     def on_scaled_apply(self, optimizer: Any) -> None:
         """A LossScaleOptimizer's update call (its inner update may be skipped in-graph)."""
-        del optimizer
+        self._scaled.add(id(_compat.inner_optimizer(optimizer)))
         self.ledger.on_scaled_apply()
 
     def on_apply(self, optimizer: Any, original: Any, grads: Any, variables: Any) -> Any:
@@ -366,7 +366,8 @@ class Guard:
         findings_lib.emit(self.report, found, self.policy, raise_errors=False)
         for core in self.cores.values() if self._adversarial() else ():
             core.ignore("loss-not-decreasing")
-        for core in self.cores.values():
+        for key, core in self.cores.items():  # (a core's optimizer is a scaler's inner one)
+            core.notes["float16_unscaled"] &= key not in self._scaled
             self.forensics.before_read(core)
             core.read(core.steps, raise_errors=False, final=final)
         steps = self.steps_seen()

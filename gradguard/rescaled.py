@@ -8,12 +8,14 @@ test accuracy 0.49 after 3 epochs, against 1.00). Nothing fails: the values are 
 and plausible.
 
 The fingerprint is exact: what the model's first computing layer reads (the inputs, times the
-scales of the `Rescaling` layers the model starts with) is at most 1/255, and every value is a
-whole number over 255**2, a pixel divided twice. No other data is: pixels divided once, 16-bit
-images divided by 65535, and standardized features all pass 1/255. Read from the first
-`SAMPLE` values of each batch's first example, for float inputs of at least `MIN_VALUES`
-values an example (images, not a few tabular features): on `TrainStep`'s first batch on the
-host, and under `fit` in-graph on every step (a few ops on the sample), judged at reads.
+scales of the `Rescaling` layers the model starts with) is at most 1/255, every value is a
+whole number over 255**2 (a pixel divided twice), the brightest is 16 over 255**2 or more, and
+some value lies between 0 and it. No other data is: pixels divided once, 16-bit images divided
+by 65535 and standardized features pass 1/255; a mask of 0 and 1/255 has two levels; values in
+tiny physical units (1e-10) round to 0. Read from `SAMPLE` values strided over each batch's
+first example, for float inputs of at least `MIN_VALUES` values an example (images, not a few
+tabular features): on `TrainStep`'s first batch on the host, and under `fit` in-graph on every
+step (a few ops on the sample), judged at reads.
 """
 
 from __future__ import annotations
@@ -31,7 +33,12 @@ __all__ = ["InputPixels", "first_batch_finding", "first_batch_suspect", "input_s
 
 SAMPLE = 4096  # values of a batch's first example read
 MIN_VALUES = 64  # an example of fewer values (tabular features) is not read: not an image
-RAW_LOW = 16.0  # whole numbers up to at least this, and at most 255: pixels never scaled
+# Pixels reach at least this (of 255) somewhere in an image: whole numbers up to it, and at
+# most 255, are pixels never scaled; over 255 squared, pixels divided twice.
+_BRIGHT = 16.0
+# What `_read` gives: [largest, smallest, smallest above 0, largest distance from a whole number
+# over 255**2, and from a whole number]; the fold keeps the largest of those it takes the max of.
+_READ_MAX = np.array([True, False, False, True, True])
 _TWICE = 255.0**2
 _TOLERANCE = 1e-3  # from a whole number of pixels over 255**2 (float32 round-off: ~1e-5)
 # Layers a model may start with that standardize its inputs, and that move or crop pixels
@@ -81,9 +88,10 @@ def input_scale(model: Any) -> tuple[float, str | None] | None:
 
 
 def _read(x: Any, scale: float) -> tf.Tensor | None:
-    """A sample's [largest, smallest, distances from pixels over 255**2 and from integers].
+    """A sample's `_READ` values; None for inputs that are not images.
 
-    None for inputs that are not images.
+    The sample strides over the whole first example: the top rows of an image alone may be
+    dark background (pixels of 0 and 1), the rest bright.
     """
     if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating):
         x = tf.convert_to_tensor(x)
@@ -92,17 +100,20 @@ def _read(x: Any, scale: float) -> tf.Tensor | None:
     values = int(np.prod(x.shape[1:])) if x.shape[1:].is_fully_defined() else 0
     if x.shape.rank < 2 or values < MIN_VALUES:
         return None
-    sample = tf.reshape(x[:1], [-1])[:SAMPLE]
+    sample = tf.reshape(x[:1], [-1])[:: max(1, values // SAMPLE)][:SAMPLE]
     seen = tf.cast(sample, tf.float32) * scale
     distances = [tf.reduce_max(tf.abs(v - tf.round(v))) for v in (seen * _TWICE, seen)]
-    return tf.stack([tf.reduce_max(seen), tf.reduce_min(seen), *distances])
+    positive = tf.reduce_min(tf.where(seen > 0.0, seen, np.inf))
+    return tf.stack([tf.reduce_max(seen), tf.reduce_min(seen), positive, *distances])
 
 
 def _finding(read: np.ndarray, rescaling: str | None, step: int) -> Finding | None:
-    largest, smallest, distance, _ = (float(v) for v in read)
-    if not (0.0 < largest <= (1.0 + _TOLERANCE) / 255.0 and smallest >= 0.0):
+    largest, smallest, positive, distance, _ = (float(v) for v in read)
+    # Pixels up to 16 at least, and a level between 0 and the largest: not two levels of a
+    # mask, nor tiny physical values that round to 0 over 65025.
+    if not (_BRIGHT / _TWICE <= largest <= (1.0 + _TOLERANCE) / 255.0 and smallest >= 0.0):
         return None
-    if distance > _TOLERANCE:
+    if distance > _TOLERANCE or positive >= largest * (1.0 - _TOLERANCE):
         return None
     where = (
         f"divided by 255 before the model and again by its Rescaling layer {rescaling!r}"
@@ -122,8 +133,8 @@ def _finding(read: np.ndarray, rescaling: str | None, step: int) -> Finding | No
 
 def _raw_phrase(read: np.ndarray) -> str | None:
     """The suspect phrase for 8-bit pixels never scaled: whole numbers in [0, 255]."""
-    largest, smallest, _, distance = (float(v) for v in read)
-    if not (RAW_LOW <= largest <= 255.0 and smallest >= 0.0 and distance <= _TOLERANCE):
+    largest, smallest, _, _, distance = (float(v) for v in read)
+    if not (_BRIGHT <= largest <= 255.0 and smallest >= 0.0 and distance <= _TOLERANCE):
         return None
     return (
         f"the inputs: 8-bit pixels never scaled (whole numbers in [0, {largest:.0f}]), which "
@@ -171,11 +182,11 @@ class InputPixels:
         if self._state is None:
             with _compat.outside_trace():
                 self._state = replicas.state_variable(
-                    np.array([-np.inf, np.inf, 0.0, 0.0], np.float32), name="gradguard_input_pixels"
+                    np.where(_READ_MAX, -np.inf, np.inf).astype(np.float32),
+                    name="gradguard_input_pixels",
                 )
         seen = self._state.read_value()
-        folded = [tf.maximum(seen[0], read[0]), tf.minimum(seen[1], read[1])]
-        self._state.assign(tf.concat([tf.stack(folded), tf.maximum(seen[2:], read[2:])], 0))
+        self._state.assign(tf.where(_READ_MAX, tf.maximum(seen, read), tf.minimum(seen, read)))
 
     def finding(self, step: int) -> Finding | None:
         """`inputs-rescaled-twice` if every batch read was pixels divided twice (a host read)."""

@@ -1072,3 +1072,40 @@ def test_compile_before_each_train_on_batch_makes_an_optimizer_per_update():
     report = guard.read(final=True)
     assert "optimizer-recreated" in {f.code for f in report.findings}, str(report)
     assert len(guard.cores) == 1 and report.steps_observed == 12
+
+
+@pytest.mark.parametrize("scaled", [True, False], ids=["loss-scaled", "unscaled"])
+def test_float16_underflow_is_named_only_without_a_loss_scaler(scaled):
+    """The guard intercepts a LossScaleOptimizer's inner optimizer: it is told the scaler ran."""
+    rng = np.random.default_rng(0)
+    features, zeros = rng.normal(size=(64, 8)).astype("float32"), np.zeros((64, 4), "float32")
+    y = (features[:, :1] > 0).astype("float32")
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        keras.utils.set_random_seed(0)
+        a, b = keras.Input((8,)), keras.Input((4,))
+        both = keras.layers.Concatenate()(
+            [keras.layers.Dense(8)(a), keras.layers.Dense(4, "relu", name="meta")(b)]
+        )
+        model = keras.Model([a, b], keras.layers.Dense(1, dtype="float32")(both))
+        optimizer = keras.optimizers.Adam(1e-3)
+        if scaled:
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+
+        @gradguard.guard(model, optimizer, policy=WARN_ALL)
+        @tf.function
+        def train_step(x, z, y):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.square(y - model([x, z], training=True)))
+                target = optimizer.scale_loss(loss) if scaled else loss
+            grads = tape.gradient(target, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            return loss
+
+        for _ in range(4):
+            train_step(features, zeros, y)
+        (zero,) = [f for f in train_step.report().findings if f.code == "zero-gradient"]
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert zero.variables == ("meta/kernel", "meta/bias"), zero
+    assert ("LossScaleOptimizer" in zero.message) == (not scaled), zero.message

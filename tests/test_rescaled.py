@@ -74,6 +74,22 @@ def test_pixels_divided_by_255_twice_are_found_in_the_first_batch(scale, first, 
         assert "whole numbers over 65025" in finding.message
 
 
+def test_small_inputs_that_are_not_pixels_divided_twice_are_not_reported():
+    rng = np.random.default_rng(2)
+    flat = keras.Sequential([keras.Input((64, 64, 3)), layers.Flatten(), layers.Dense(1)])
+    # Divided once, the top rows dark background (pixels 0 and 1), the rest bright: the sample
+    # strides over the whole image.
+    night = rng.integers(0, 256, size=(4, 64, 64, 3)).astype("float32")
+    night[:, :30] = rng.integers(0, 2, size=(4, 30, 64, 3))
+    # A mask of 0 and 1/255 (two levels); power spectra in tiny physical units (V^2/Hz).
+    mask = rng.integers(0, 2, size=(4, 64, 64, 3)).astype("float32")
+    spectra = rng.uniform(5e-13, 9e-10, size=(4, 64, 64, 3)).astype("float32")
+    for x in (night / 255, mask / 255, spectra):
+        assert rescaled.first_batch_finding(flat, x, step=0) is None
+    # The same night frames divided twice are found, though their top rows are dark.
+    assert rescaled.first_batch_finding(flat, night / 255**2, step=0) is not None
+
+
 def test_a_model_that_standardizes_its_inputs_first_is_not_judged_on_their_scale():
     x, _ = _pixels()
     for first in (layers.BatchNormalization(), layers.Normalization(mean=100.0, variance=900.0)):

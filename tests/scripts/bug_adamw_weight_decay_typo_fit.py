@@ -8,8 +8,8 @@ values meant for a different convention).
 expected: loss-not-decreasing, naming weight_decay=50 as what shrinks the weights
 """
 
-import numpy as np
 import keras
+import numpy as np
 
 rng = np.random.default_rng(5)
 keras.utils.set_random_seed(5)

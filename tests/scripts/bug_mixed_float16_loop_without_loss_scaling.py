@@ -9,9 +9,9 @@ Source: https://www.tensorflow.org/guide/mixed_precision (section "Loss scaling"
 expected: zero-gradient, naming float16 underflow and LossScaleOptimizer
 """
 
+import keras
 import numpy as np
 import tensorflow as tf
-import keras
 
 keras.mixed_precision.set_global_policy("mixed_float16")
 rng = np.random.default_rng(7)

@@ -7,8 +7,8 @@ Source: no single URL (very common: "forgot to normalize MNIST, accuracy 10%").
 expected: loss-not-decreasing and dead-units, naming the pixels never scaled
 """
 
-import numpy as np
 import keras
+import numpy as np
 
 rng = np.random.default_rng(9)
 keras.utils.set_random_seed(9)

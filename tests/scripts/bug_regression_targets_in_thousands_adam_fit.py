@@ -9,8 +9,8 @@ expected: loss-not-decreasing, naming the data's scale (a first gradient norm of
           before any update)
 """
 
-import numpy as np
 import keras
+import numpy as np
 
 rng = np.random.default_rng(8)
 keras.utils.set_random_seed(8)

@@ -3,8 +3,8 @@
 expected: no findings
 """
 
-import numpy as np
 import keras
+import numpy as np
 
 rng = np.random.default_rng(5)
 keras.utils.set_random_seed(5)

@@ -4,9 +4,9 @@ keras.optimizers.LossScaleOptimizer and the tape differentiates opt.scale_loss(l
 expected: no findings
 """
 
+import keras
 import numpy as np
 import tensorflow as tf
-import keras
 
 keras.mixed_precision.set_global_policy("mixed_float16")
 rng = np.random.default_rng(7)

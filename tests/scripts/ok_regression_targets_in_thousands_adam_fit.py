@@ -4,8 +4,8 @@ training mean and std (and predictions mapped back before scoring).
 expected: no findings
 """
 
-import numpy as np
 import keras
+import numpy as np
 
 rng = np.random.default_rng(8)
 keras.utils.set_random_seed(8)
