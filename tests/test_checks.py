@@ -100,7 +100,6 @@ def update_ratio_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -
     # its layer.
     known = ~np.array(layout.sampled or [False] * layout.size) | (update > 0) | (sample > 0)
     valid &= _per_layer((~known).astype(float), layout) == 0
-    late = valid & (_field(steps, "step") >= 2)[:, None]
     ratio = u / np.where(w > 0, w, 1.0)
     last = np.zeros(len(layout.layers))
     for layer in range(len(last)):
@@ -121,9 +120,7 @@ def update_ratio_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -
     return {
         **streaks,
         "measured": valid.sum(0),
-        # From step 2 on, and weights not near 0.
-        "above": (late & (ratio > high) & (w >= 1e-3)).sum(0),
-        "late": late.sum(0),
+        "above": (valid & (ratio > high) & (w >= 1e-3)).sum(0),  # weights not near 0
         "last": last,
         "below": below.sum(0),
         "below_clip": (valid & (ratio < 1e-5)).sum(0),
@@ -488,18 +485,6 @@ SCRIPTED = [
             update_sq=lambda s: np.full(4, 1.0 if s < 2 else 0.0, np.float32),
             grad_sq=lambda s: None if s < 2 else np.zeros(4, np.float32),
             measured=lambda s: s < 2 or s % 5 == 0,  # steps 0, 1, then every 5
-        ),
-        update_ratio_reference,
-    ),
-    Scripted(
-        # SGD at 0.1 with momentum: the first two steps move freshly initialized weights by half
-        # their size, the one measured after them by 2e-4: 2 of 3 above, yet not most.
-        "update-ratio-large-on-the-first-two-steps-only",
-        checks.UpdateRatio,
-        LAYOUT,
-        _steps(
-            update_sq=lambda s: np.full(4, 0.3 if s < 2 else 4e-8, np.float32),
-            measured=lambda s: s in (0, 1, 10),  # steps 0, 1 and every 10, in a run of 12
         ),
         update_ratio_reference,
     ),

@@ -46,9 +46,8 @@ class UpdateRatio(Check):
         Healthy training sits around 1e-4 to 1e-2; 1e-7 means the weights barely move.
       min_measured: Each finding needs this many measured steps (steps 0, 1, then every
         `every`): one step can be a warmup that starts at 0, or a first step of Adam.
-      high: A layer whose ratio is above this on most measured steps from step 2 on (three
-        measured steps at least: the first two move freshly initialized weights most, and are
-        neither counted above nor among the steps judged) gets `update-too-large`: each step
+      high: A layer whose ratio is above this on most measured steps (three at least: the
+        first two move freshly initialized weights most) gets `update-too-large`: each step
         changes the weights by half their size. Steps where the layer's weights were
         near 0 (a norm below `NEAR_ZERO`: a LayerScale gain initialized at 1e-6) do not count
         as above: any update is large against such weights, whatever the learning rate.
@@ -98,8 +97,7 @@ class UpdateRatio(Check):
                 "below": [0] * layers,  # below `low`
                 "below_clip": [0] * layers,  # below `CLIP_LOW`
                 "below_floor": [0] * layers,  # below `HEALTHY_LOW`
-                "above": [0] * layers,  # from step 2 on (see `high`)
-                "late": [0] * layers,  # measured steps from step 2 on
+                "above": [0] * layers,
                 "eligible": [0] * n,
                 "unchanged": [0] * n,
             },
@@ -146,11 +144,9 @@ class UpdateRatio(Check):
         ]
         self.ratios.assign(tf.concat(folded, axis=0))
         still = eligible & tf.equal(stats.update_sq, 0.0)
-        # The first two steps move freshly initialized weights most: not judged too large.
-        late = valid & (stats.step >= 2)
-        above = late & (ratio > self.high) & (w_norm >= self.NEAR_ZERO)
+        above = valid & (ratio > self.high) & (w_norm >= self.NEAR_ZERO)
         below = [valid & (ratio < bar) for bar in (self.low, self.CLIP_LOW, self.HEALTHY_LOW)]
-        counted = [valid, *below, above, late, eligible, still]
+        counted = [valid, *below, above, eligible, still]
         self.counts.assign_add(tf.cast(tf.concat(counted, axis=0), tf.int64))
         streaks = tf.split(self.streaks.read_value(), [self.layout.size] * 2 + [layers] * 2)
         self.streaks.assign(
@@ -209,7 +205,7 @@ class UpdateRatio(Check):
         large = [
             li
             for li in judged
-            if measured[li] >= max(self.min_measured, 3) and 2 * s["above"][li] > s["late"][li]
+            if measured[li] >= max(self.min_measured, 3) and 2 * s["above"][li] > measured[li]
         ]
         clip, momentum = context.notes.get("sgd_clip") or (0.0, 0.0)
         smallest = float(s["smallest_grad"])
@@ -366,7 +362,6 @@ class UpdateRatio(Check):
         u = logged.updates()
         # As the live check: a layer without gradient has no meaningful ratio.
         valid = u.layer_valid & (u.layer_grad_sq > 0)
-        late = valid & (np.asarray(logged.steps) >= 2)[None, :]
         ratio = u.layer_ratio
         last = np.zeros(len(logged.layout.layers))
         for li in range(len(last)):
@@ -392,8 +387,7 @@ class UpdateRatio(Check):
         return {
             **streaks,
             "measured": valid.sum(axis=1),
-            "above": (late & (ratio > self.high) & (u.layer_weight >= self.NEAR_ZERO)).sum(axis=1),
-            "late": late.sum(axis=1),
+            "above": (valid & (ratio > self.high) & (u.layer_weight >= self.NEAR_ZERO)).sum(axis=1),
             "last": last,
             "below": below.sum(axis=1),
             "below_clip": (valid & (ratio < self.CLIP_LOW)).sum(axis=1),
