@@ -39,10 +39,7 @@ def unmasked_rnn(model: Any) -> str | None:
     half), in a model with no mask: no Embedding with ``mask_zero``, no Masking layer. None
     for a subclassed model, which may pass a mask in its own ``call``.
     """
-    try:
-        if not getattr(model, "inputs", None):
-            return None
-    except AttributeError:  # a subclassed model has no symbolic inputs
+    if not getattr(model, "inputs", None):  # a subclassed model has no symbolic inputs
         return None
     layers = _compat.flatten_layers(model)
     if any(isinstance(layer, keras.layers.Masking) or _masks(layer) for layer in layers):

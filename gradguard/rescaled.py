@@ -69,10 +69,7 @@ def input_scale(model: Any) -> tuple[float, str | None] | None:
     model, whose ``call`` may rescale), one that also shifts (an ``offset``: [-1, 1] inputs), or
     one that standardizes its inputs first (a Normalization layer), whatever their scale.
     """
-    try:
-        if not getattr(model, "inputs", None):
-            return None
-    except AttributeError:  # a subclassed model has no symbolic inputs
+    if not getattr(model, "inputs", None):  # a subclassed model has no symbolic inputs
         return None
     scale, name = 1.0, None
     for layer in getattr(model, "layers", []):

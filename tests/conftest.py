@@ -27,6 +27,7 @@ from harness import (  # noqa: E402, F401
     WARN_ALL,
     Case,
     bpr_recommender,
+    fit_and_train_step,
     guarded_loss_step,
     mlp,
     mode_kwargs,

@@ -399,3 +399,20 @@ def judge(
     """The codes the check finds in `state` after `steps` steps."""
     context = Context(steps=steps, step=steps - 1, learning_rate=learning_rate, notes=dict(notes))
     return {f.code for f in check.judge(state, context)}
+
+
+def fit_and_train_step(
+    model: Callable[[], keras.Model], loss: Any, x: Any, y: Any
+) -> tuple[Any, Any]:
+    """A fresh `model()` fit one epoch under a GuardCallback, another run one TrainStep call.
+
+    Returns:
+      The callback and the step, to read their reports and their cores' notes.
+    """
+    fitted = model()
+    fitted.compile(keras.optimizers.Adam(1e-3), loss)
+    callback = gradguard.GuardCallback()
+    fitted.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
+    step = gradguard.TrainStep(model(), keras.optimizers.Adam(1e-3), loss)
+    step(x[:16], y[:16])
+    return callback, step

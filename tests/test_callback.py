@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import WARN_ALL, bpr_recommender, mlp, regression_data
+from conftest import WARN_ALL, bpr_recommender, fit_and_train_step, mlp, regression_data
 
 import gradguard
 from gradguard import heldout
@@ -703,12 +703,7 @@ def test_padding_an_unmasked_rnn_reads_last_is_named_as_a_suspect(padding, mask_
         )
 
     loss = keras.losses.BinaryCrossentropy(from_logits=True)
-    fitted = model()
-    fitted.compile(keras.optimizers.Adam(1e-3), loss)
-    callback = gradguard.GuardCallback()
-    fitted.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
-    step = gradguard.TrainStep(model(), keras.optimizers.Adam(1e-3), loss)
-    step(x[:16], y[:16])
+    callback, step = fit_and_train_step(model, loss, x, y)
     for core in [*callback.guard.cores.values(), step.core]:
         phrase = core.notes.get("trailing_padding")
         assert bool(phrase) == named, phrase

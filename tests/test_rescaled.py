@@ -6,8 +6,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from conftest import fit_and_train_step
 
-import gradguard
 from gradguard import rescaled
 
 layers = keras.layers
@@ -133,12 +133,7 @@ def test_fit_and_train_step_find_pixels_divided_twice(scale, rescaling, twice):
         return _model(layers.Rescaling(1 / 255)) if rescaling else _model()
 
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    fitted = model()
-    fitted.compile(keras.optimizers.Adam(1e-3), loss)
-    callback = gradguard.GuardCallback()
-    fitted.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
-    step = gradguard.TrainStep(model(), keras.optimizers.Adam(1e-3), loss)
-    step(x[:16], y[:16])
+    callback, step = fit_and_train_step(model, loss, x, y)
     for report in (callback.report(), step.report()):
         found = [f for f in report.findings if f.code == "inputs-rescaled-twice"]
         assert bool(found) == twice, str(report)
@@ -149,12 +144,7 @@ def test_fit_and_train_step_find_pixels_divided_twice(scale, rescaling, twice):
 def test_fit_and_train_step_note_pixels_never_scaled():
     x, y = _pixels()
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    fitted = _model()
-    fitted.compile(keras.optimizers.Adam(1e-3), loss)
-    callback = gradguard.GuardCallback()
-    fitted.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
+    callback, step = fit_and_train_step(_model, loss, x, y)
     callback.report()
-    step = gradguard.TrainStep(_model(), keras.optimizers.Adam(1e-3), loss)
-    step(x[:16], y[:16])
     for core in [*callback.guard.cores.values(), step.core]:
         assert "8-bit pixels never scaled" in core.notes["raw_pixels"], core.notes
