@@ -475,6 +475,24 @@ SCRIPTED = [
         update_ratio_reference,
         frozenset({"update-too-large"}),
     ),
+    *(
+        Scripted(
+            # Rewritten on most steps: a loss still near chance is a run the steps keep from
+            # learning (Adam at 1); one far below it learned (SGD's momentum at 0.1 rewrote a
+            # fresh head on its first steps), and is not flagged.
+            f"update-ratio-large-with-the-loss-{where}-chance",
+            checks.UpdateRatio,
+            LAYOUT,
+            _steps(update_sq=lambda s: np.ones(4, np.float32)),
+            update_ratio_reference,
+            codes,
+            notes={"chance_loss": 1.6, "loss_recent": recent},
+        )
+        for where, recent, codes in (
+            ("near", 1.58, frozenset({"update-too-large"})),
+            ("far-below", 0.02, frozenset()),
+        )
+    ),
     Scripted(
         # Two large first updates, then the loss exactly 0 (a hinge on separable data): no
         # gradient, so no ratio measured after them; the first two steps are not most steps.

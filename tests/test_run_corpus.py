@@ -408,6 +408,8 @@ HEALTHY: dict[str, Healthy] = {
     "ok_export_after_custom_loop_and_fit.py": Healthy(),
     "ok_checkpoint_restore_then_set_finetune_lr.py": Healthy(),
     "ok_optimizer_same_class_resume.py": Healthy(),
+    # The twin of bug_adam_learning_rate_one: large first steps, then a loss far below chance.
+    "ok_sgd_momentum_rewrites_fresh_head_then_converges_fit.py": Healthy(),
 }
 
 # Healthy scripts of other shapes whose logs (`--log-dir`, `WATCHED_OPTIONS`) show that

@@ -110,6 +110,12 @@ class LossNotDecreasing(Check):
         self.losses.assign(tf.where(finite, new, losses))
         self.count.assign_add(tf.cast(finite, tf.int64))
 
+    def notes(self, state: Mapping[str, np.ndarray]) -> Mapping[str, Any]:
+        # The moving average, once it spans a window: how far the run got (`UpdateRatio`).
+        if int(state["loss_count"]) < self.window:
+            return {}
+        return {"loss_recent": float(state["loss_recent"])}
+
     def judge(self, state: Mapping[str, np.ndarray], context: Context) -> list[Finding]:
         s = state
         below = _below_floor(float(s.get("loss_min", np.inf)), context)

@@ -50,7 +50,9 @@ class UpdateRatio(Check):
         first two move freshly initialized weights most) gets `update-too-large`: each step
         changes the weights by half their size. Steps where the layer's weights were
         near 0 (a norm below `NEAR_ZERO`: a LayerScale gain initialized at 1e-6) do not count
-        as above: any update is large against such weights, whatever the learning rate.
+        as above: any update is large against such weights, whatever the learning rate. Nor
+        is a run whose recent loss is below `LEARNED` times the chance level, when that is
+        known (``Context.notes["loss_recent"]`` from `LossNotDecreasing`): it learned.
       stopped_after: Weights that changed before and then stayed unchanged on this many
         measured steps in a row (with non-zero gradients) get `weights-unchanged` from the step
         they stopped: a learning-rate schedule that reached 0 partway. With the default
@@ -75,6 +77,7 @@ class UpdateRatio(Check):
     HEALTHY_LOW = 1e-4  # ... and with momentum adding 10 clipped steps or more: healthy's floor
     DECAYED = 1e-3  # a learning rate this far below its start was brought down by the run
     STALLED_SHARE = 0.2  # ... and ratios below `low` for this share of the run: it stopped
+    LEARNED = 0.5  # a recent loss below this share of chance: the model learned
 
     def __init__(
         self,
@@ -202,10 +205,16 @@ class UpdateRatio(Check):
         small = always("below")
         # Large needs a measured step past the first two: those move freshly initialized
         # weights most (a model that then converges, its gradients 0, is measured no more).
+        # A model whose loss fell far below chance learned: its large steps did no lasting
+        # harm (SGD with momentum 0.9 at 0.1 rewrites a fresh head twice, then settles).
+        chance = float(context.notes.get("chance_loss") or 0.0)
+        learned = context.notes.get("loss_recent", np.inf) < self.LEARNED * chance
         large = [
             li
             for li in judged
-            if measured[li] >= max(self.min_measured, 3) and 2 * s["above"][li] > measured[li]
+            if not learned
+            and measured[li] >= max(self.min_measured, 3)
+            and 2 * s["above"][li] > measured[li]
         ]
         clip, momentum = context.notes.get("sgd_clip") or (0.0, 0.0)
         smallest = float(s["smallest_grad"])
