@@ -121,4 +121,4 @@ def sentence(notes: Any) -> str:
     scale = None if notes.get("resumed") else notes.get("data_scale")
     inputs = [notes.get(key) for key in INPUTS]
     found = [*(notes.get("suspects") or []), *filter(None, [*inputs, scale])]
-    return f" Suspect settings of this model: {'; '.join(found)}." if found else ""
+    return f" Suspects in this model and its data: {'; '.join(found)}." if found else ""
