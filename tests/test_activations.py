@@ -122,7 +122,9 @@ def test_units_dead_from_all_zero_weights_name_the_initializer() -> None:
     case = Case("zero-init", lambda: model, lambda: keras.optimizers.SGD(1e-2), steps=12)
     _, report = run_case(case, "graph", checks=watching())
     (dead,) = [f for f in report.findings if f.code == "dead-units"]
-    assert "Suspects in this model and its data: 'hidden': start with all-zero weights" in dead.message
+    assert (
+        "Suspects in this model and its data: 'hidden': start with all-zero weights" in dead.message
+    )
 
 
 def _dropout_mlp() -> keras.Model:

@@ -74,9 +74,12 @@ def test_planted_learning_rate_bugs_are_found_inside_fit(optimizer, code):
     callback = gradguard.GuardCallback(every=2, policy=WARN_ALL)
     _fit(mlp(), optimizer(), callbacks=[callback], epochs=2)
     assert code in callback.report().codes(), str(callback.report())
-    if code.startswith("update-too"):  # the ratio shown is the latest, beside a bar on many
+    if code.startswith("update-too"):  # the ratio beside a bar on many steps: which one
         (finding,) = [f for f in callback.report().findings if f.code == code]
-        assert "(latest: " in finding.message
+        shown = " largest " if code == "update-too-large" else "(latest: "
+        assert shown in finding.message, finding.message
+        if code == "update-too-large":  # what rewrote the weights, though they then grew
+            assert min(finding.details["largest"].values()) > 0.5, finding.details
 
 
 def test_exploding_gradients_and_nan_stop_fit_with_the_error():

@@ -122,6 +122,7 @@ def update_ratio_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -
         "measured": valid.sum(0),
         "above": (valid & (ratio > high) & (w >= 1e-3)).sum(0),  # weights not near 0
         "last": last,
+        "largest": np.where(valid, ratio, 0.0).max(0, initial=0.0),
         "below": below.sum(0),
         "below_clip": (valid & (ratio < 1e-5)).sum(0),
         "below_floor": (valid & (ratio < 1e-4)).sum(0),
