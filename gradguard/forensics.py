@@ -27,6 +27,7 @@ from gradguard import (
     lossgraph,
     losslevel,
     output_layer,
+    output_order,
     suspects,
 )
 from gradguard import activations as activations_lib
@@ -107,11 +108,12 @@ class Forensics:
     def compiled_loss(self, step: int) -> list[Finding | None]:
         """A Keras train step being traced: its compiled loss against its model and labels.
 
-        One loss for one output: traced alone on the shapes of the batch's labels and of the
-        model's output (`lossgraph.loss_broadcast`), and held against the model's output
-        layer (`output_layer.mismatch`). Only Keras' own train step: an override may hand the
-        loss something else (a softmax of the output, reshaped labels). A hand-written loop's
-        traced loss is read instead (`lossgraph.graph_loss_broadcast`).
+        Losses listed for outputs written as a dict, against the order Keras matches them in
+        (`output_order`). One loss for one output: traced alone on the shapes of the batch's
+        labels and of the model's output (`lossgraph.loss_broadcast`), and held against the
+        model's output layer (`output_layer.mismatch`). Only Keras' own train step: an
+        override may hand the loss something else (a softmax of the output, reshaped labels).
+        A hand-written loop's traced loss is read instead (`lossgraph.graph_loss_broadcast`).
         """
         model = self._fit_model
         if self.batch is None or not self.in_keras_step() or not _keras_step(model):
@@ -119,7 +121,7 @@ class Forensics:
         loss, y = getattr(model, "loss", None), self.batch[1]
         outputs = tf.nest.flatten(self._tap.output_spec(model))
         if loss is None or isinstance(loss, (list, tuple, dict)) or len(outputs) != 1:
-            return []
+            return [output_order.listed_for_dict(model, step)]
         found = [output_layer.mismatch(model, loss, step)]
         compiled = _compat.compiled_loss_object(loss)
         if compiled is not None and tf.is_tensor(y) and y.shape.rank is not None:

@@ -124,6 +124,10 @@ BUGS: dict[str, Bug] = {
     # layer's kernel is, bit for bit, unchanged, so weights-unchanged is right there too.
     "bug_learning_rate_tiny.py": Bug(("update-too-small",), also_errors=("weights-unchanged",)),
     "bug_adam_learning_rate_one.py": Bug(("update-too-large",)),
+    # loss_weights listed for dict outputs: Keras matches them in sorted-key order.
+    "bug_loss_weights_listed_for_dict_outputs_fit.py": Bug(
+        ("loss-misassigned",), mentions=(("loss-misassigned", "'main' gets weight 0.0"),)
+    ),
     "bug_unscaled_features_sgd.py": Bug(("exploding-gradient",), also_errors=("non-finite",)),
     "bug_deep_sigmoid_stack.py": Bug(("vanishing-gradient",)),
     "bug_log_zero_cross_entropy.py": Bug(("non-finite",)),
@@ -410,6 +414,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_optimizer_same_class_resume.py": Healthy(),
     # The twin of bug_adam_learning_rate_one: large first steps, then a loss far below chance.
     "ok_sgd_momentum_rewrites_fresh_head_then_converges_fit.py": Healthy(),
+    "ok_loss_weights_listed_for_dict_outputs_fit.py": Healthy(),
 }
 
 # Healthy scripts of other shapes whose logs (`--log-dir`, `WATCHED_OPTIONS`) show that

@@ -1,0 +1,74 @@
+"""Losses listed for a model whose outputs are a dict: Keras matches them in sorted-key order.
+
+A functional model built with ``outputs={"main": ..., "aux": ...}`` orders its outputs by
+sorted key (``model.output_names`` is the layers of "aux", then "main"), and `compile`'s
+``loss=[...]`` and ``loss_weights=[...]`` given as lists are matched to the outputs by position
+in that order, not the order the dict was written in. ``loss=["binary_crossentropy", "mse"],
+loss_weights=[1.0, 0.0]`` meant for (main, aux) puts the cross-entropy with weight 1 on "aux"
+and leaves "main" with weight 0, untrained; Keras neither raises nor warns, and the total loss
+falls as usual.
+
+Read from the model and its compile arguments when a Keras train step is traced (`fit`). Silent
+for dicts written in sorted order, for losses and weights given as dicts (matched by name), and
+for lists whose entries are all the same (any order gives the same result).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gradguard.findings import Finding
+
+__all__ = ["listed_for_dict"]
+
+
+def _name(entry: Any) -> str:
+    """A loss or weight as the user wrote it: a string, a number, a function's or class's name."""
+    if isinstance(entry, (str, int, float)) or entry is None:
+        return str(entry)
+    return str(getattr(entry, "name", None) or getattr(entry, "__name__", type(entry).__name__))
+
+
+def listed_for_dict(model: Any, step: int) -> Finding | None:
+    """`loss-misassigned` when list-form losses or loss weights meet dict outputs out of order.
+
+    Args:
+      model: The compiled model a Keras train step is being traced for.
+      step: The step to date the finding at.
+    """
+    written = getattr(model, "_outputs_struct", None)
+    compiled = getattr(model, "_compile_loss", None)
+    if not isinstance(written, dict) or compiled is None:
+        return None
+    keys = list(written)
+    order = sorted(keys)
+    if keys == order:
+        return None
+    lists: dict[str, list[str]] = {}
+    for argument, value in (
+        ("loss", getattr(compiled, "_user_loss", None)),
+        ("loss_weights", getattr(compiled, "_user_loss_weights", None)),
+    ):
+        if isinstance(value, (list, tuple)) and len(value) == len(keys):
+            names = [_name(entry) for entry in value]
+            if len(set(names)) > 1:  # the same everywhere: any order gives the same
+                lists[argument] = names
+    if not lists:
+        return None
+    given = " and ".join(f"{argument} [{', '.join(v)}]" for argument, v in lists.items())
+    losses, weights = lists.get("loss"), lists.get("loss_weights")
+    landed = " and ".join(
+        f"{key!r} gets "
+        + " with ".join(
+            ([losses[i]] if losses else []) + ([f"weight {weights[i]}"] if weights else [])
+        )
+        for i, key in enumerate(order)
+    )
+    message = (
+        f"compile's {given} are lists, and the model's outputs a dict written in the order "
+        f"{keys}: Keras matches lists to outputs by position in sorted-key order, {order}, so "
+        f"{landed}, not as the written order says. Pass dicts keyed by output name "
+        f"(loss={{{keys[0]!r}: ..., {keys[1]!r}: ...}}), which Keras matches by name."
+    )
+    details = {"written": keys, "order": order, "lists": lists}
+    return Finding("loss-misassigned", message, step, details=details)

@@ -1,0 +1,72 @@
+"""Losses listed for dict outputs (`loss-misassigned`): Keras matches the lists in sorted-key
+order; dicts, lists in that order, and lists whose entries are all the same stay silent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+from conftest import WARN_ALL
+
+import gradguard
+
+layers = keras.layers
+
+
+def _fit(outputs: list[str], as_dict: bool = True, **compiled: Any) -> gradguard.Report:
+    """Two regression heads, `outputs` in the order written, fit for two steps under the guard."""
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    labels = {name: rng.normal(size=(64, 1)).astype("float32") for name in outputs}
+    inputs = keras.Input((4,))
+    hidden = layers.Dense(8, activation="relu")(inputs)
+    heads = {name: layers.Dense(1, name=name)(hidden) for name in outputs}
+    model = keras.Model(inputs, heads if as_dict else list(heads.values()))
+    model.compile("adam", **compiled)
+    y = labels if as_dict else list(labels.values())
+    callback = gradguard.GuardCallback(policy=WARN_ALL)
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[callback])
+    return callback.report()
+
+
+def test_loss_weights_listed_for_dict_outputs_land_in_sorted_order():
+    report = _fit(["main", "aux"], loss=["mse", "mse"], loss_weights=[1.0, 0.0])
+    (found,) = [f for f in report.findings if f.code == "loss-misassigned"]
+    assert found.details["order"] == ["aux", "main"], found.details
+    # What each output gets, as Keras matches it: the weight meant for 'main' is on 'aux'.
+    assert "'aux' gets weight 1.0 and 'main' gets weight 0.0" in found.message, found.message
+    assert "loss={'main': ..., 'aux': ...}" in found.message
+
+
+def test_losses_listed_for_dict_outputs_name_each_outputs_loss():
+    report = _fit(["main", "aux"], loss=["mae", "mse"])
+    (found,) = [f for f in report.findings if f.code == "loss-misassigned"]
+    assert "'aux' gets mae and 'main' gets mse" in found.message, found.message
+    assert found.details["lists"] == {"loss": ["mae", "mse"]}
+
+
+@pytest.mark.parametrize(
+    "outputs,as_dict,compiled",
+    [
+        # Matched by name.
+        (["main", "aux"], True, {"loss": {"main": "mse", "aux": "mae"}}),
+        (
+            ["main", "aux"],
+            True,
+            {"loss": {"main": "mse", "aux": "mse"}, "loss_weights": {"main": 1.0, "aux": 0.0}},
+        ),
+        # Written in sorted order: the lists land as written.
+        (["aux", "main"], True, {"loss": ["mae", "mse"], "loss_weights": [0.0, 1.0]}),
+        # The same in every position: any order gives the same.
+        (["main", "aux"], True, {"loss": ["mse", "mse"]}),
+        # A list of outputs keeps its order.
+        (["main", "aux"], False, {"loss": ["mae", "mse"], "loss_weights": [1.0, 0.0]}),
+    ],
+    ids=["dict-losses", "dict-weights", "written-sorted", "same-losses", "list-outputs"],
+)
+def test_losses_matched_as_written_stay_silent(outputs, as_dict, compiled):
+    report = _fit(outputs, as_dict, **compiled)
+    assert "loss-misassigned" not in report.codes(), str(report)
