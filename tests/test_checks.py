@@ -578,6 +578,28 @@ SCRIPTED = [
         _steps(loss=lambda s: 1.0 / (1 + s)),
         lambda steps, layout: loss_reference(steps, window=4),
     ),
+    *(
+        Scripted(
+            # A loss that starts above 0 and runs away below it (a KL without its minus) has no
+            # floor; healthy losses that go below 0 (a Gaussian NLL) settle near it, and a
+            # surrogate that starts below 0 is not judged.
+            f"loss-{name}",
+            lambda: checks.LossNotDecreasing(window=4),
+            LAYOUT,
+            _steps(loss=loss),
+            lambda steps, layout: loss_reference(steps, window=4),
+            codes,
+        )
+        for name, loss, codes in (
+            (
+                "runs-away-below-zero",
+                lambda s: 8.0 if s < 4 else 8.0 - 10.0 ** (s - 2),
+                frozenset({"loss-sign-flipped"}),
+            ),
+            ("settles-below-zero", lambda s: 0.4 - 0.7 * (1 - 0.5**s), frozenset()),
+            ("starts-below-zero-and-falls", lambda s: -0.5 * 10.0**s, frozenset()),
+        )
+    ),
     Scripted(
         "loss-flat",
         lambda: checks.LossNotDecreasing(window=4),

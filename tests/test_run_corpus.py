@@ -84,6 +84,10 @@ BUGS: dict[str, Bug] = {
     "bug_manual_update_wrong_sign_tf_function.py": Bug(("non-finite",)),
     # loss-sign-flipped: a cosine loss minimized the wrong way round
     "bug_one_minus_keras_cosine_similarity_fit.py": Bug(("loss-sign-flipped",)),
+    # ... and a loss with no floor: a VAE's KL without its minus runs away below 0.
+    "bug_vae_kl_without_minus_tf_function.py": Bug(
+        ("loss-sign-flipped",), mentions=(("loss-sign-flipped", "KL divergence"),)
+    ),
     # labels-out-of-range
     "bug_regression_sigmoid_output_fit.py": Bug(("labels-out-of-range",)),
     "bug_multilabel_softmax_output_fit.py": Bug(
@@ -415,6 +419,7 @@ HEALTHY: dict[str, Healthy] = {
     # The twin of bug_adam_learning_rate_one: large first steps, then a loss far below chance.
     "ok_sgd_momentum_rewrites_fresh_head_then_converges_fit.py": Healthy(),
     "ok_loss_weights_listed_for_dict_outputs_fit.py": Healthy(),
+    "ok_vae_kl_without_minus_tf_function.py": Healthy(),
 }
 
 # Healthy scripts of other shapes whose logs (`--log-dir`, `WATCHED_OPTIONS`) show that

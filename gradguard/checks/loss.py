@@ -39,6 +39,12 @@ class LossNotDecreasing(Check):
       is enough, if that is at least `2 * window` steps;
     * the loss is exactly the same on every step: it does not depend on the weights.
 
+    And `loss-sign-flipped` for a loss that started above 0 (its first window) and whose moving
+    average fell below `RUNAWAY` times that start, negated (1 at least): an objective with no
+    floor, a term of it with the wrong sign (a KL divergence without its minus). Healthy
+    losses that go below 0 (a Gaussian negative log-likelihood, a policy-gradient surrogate, a
+    negative correlation) settle within a few units of 0.
+
     A run that starts from a trained model (fine-tuning, a resumed run) may hold its loss: when
     its first window is already below `TRAINED` times the chance level, or its optimizer had
     made updates before it was watched (``Context.notes["resumed"]``: a second `fit`, a
@@ -59,6 +65,7 @@ class LossNotDecreasing(Check):
     TRAINED = 0.75  # a first window this far below chance: trained before the run began
     HOLDING = 0.05  # ... and a recent loss at most this much above it: holding, not stuck
     FALLING = 0.05  # a loss above chance falling steadily by this share of it: still learning
+    RUNAWAY = 1000.0  # a loss that started above 0 and fell below -this times its start
 
     def __init__(
         self,
@@ -126,6 +133,19 @@ class LossNotDecreasing(Check):
         first = float(s["loss_first_sum"]) / self.window
         recent = float(s["loss_recent"])
         details: dict[str, Any] = {"first_mean": first, "recent": recent, "window": self.window}
+        if first > 0 and recent < -self.RUNAWAY * max(first, 1.0):
+            message = (
+                f"The loss started at {number(first)} (the mean of its first {self.window} "
+                f"steps) and is {number(recent)} now (step {context.step}): below 0 by more than "
+                f"{number(self.RUNAWAY)} times its start, it has no floor, and minimizing it "
+                "drives the weights to infinity (gradients explode, then NaN). A term of the "
+                "loss has the wrong sign: a KL "
+                "divergence written without its minus (-0.5 * sum(1 + log_var - mu^2 - "
+                "exp(log_var)) is the KL), a likelihood maximized where its negative is "
+                "minimized; print each term of the loss: a divergence or a cross-entropy is "
+                "never below 0."
+            )
+            return [Finding("loss-sign-flipped", message, context.step, details=details)]
         if float(s.get("loss_min", np.nan)) == float(s.get("loss_max", np.nan)):
             message = (
                 f"The loss was exactly {number(recent)} on every one of {int(s['loss_count'])} "
