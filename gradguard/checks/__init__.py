@@ -1,6 +1,7 @@
 """Checks: fold each step's statistics into small state in-graph, judge them on the host.
 
-Each check is one class in one module of this package (`base` holds what they share). A new
+Each check is one class in one module of this package (`base` holds what they share;
+`stalled` is the part of `updates` that judges a run which stopped partway). A new
 check is a new module and one line in `BUILT_IN`: the core, the sinks and ``gradguard inspect``
 learn everything else from the check itself (`checks.base.Check`).
 

@@ -1,4 +1,7 @@
-"""Update checks: `weights-unchanged`, `update-too-small`, `update-too-large`."""
+"""Update checks: `weights-unchanged`, `update-too-small`, `update-too-large`.
+
+A run that moved its weights, then stalled, is told by `stalled`.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,9 @@ import numpy as np
 import tensorflow as tf
 
 from gradguard import deltas
+from gradguard.checks import stalled
 from gradguard.checks.base import Check
-from gradguard.findings import Finding, Severity, listing, number
+from gradguard.findings import Finding, listing, number
 from gradguard.sinks import tags
 from gradguard.stats import Context, Stats
 
@@ -59,9 +63,9 @@ class UpdateRatio(Check):
         cadence that is 200 steps or more, so a schedule that reaches 0 on the last step is
         not judged. Two measured steps are enough when the learning rate is exactly 0 now.
         Layers that moved and then stayed below `low` on this many measured steps in a row
-        (and a fifth of the run, `STALLED_SHARE`) get `update-too-small` from the step they
-        fell there, when the learning rate is now `DECAYED` times its start or less: a
-        schedule that compounds, or a plateau schedule without a floor.
+        (and a fifth of the run, `stalled.STALLED_SHARE`) get `update-too-small` from the
+        step they fell there, when the learning rate is now `stalled.DECAYED` times its start
+        or less: a schedule that compounds, or a plateau schedule without a floor.
 
     A plain SGD optimizer whose `global_clipnorm` is `CLIP_BINDS` times or more below the
     smallest gradient norm measured scales every step down by as much: there the bar for
@@ -75,8 +79,6 @@ class UpdateRatio(Check):
     CLIP_BINDS = 100.0  # a clip this many times below every measured gradient norm binds
     CLIP_LOW = 1e-5  # ... and the bar for update-too-small where it does (without momentum)
     HEALTHY_LOW = 1e-4  # ... and with momentum adding 10 clipped steps or more: healthy's floor
-    DECAYED = 1e-3  # a learning rate this far below its start was brought down by the run
-    STALLED_SHARE = 0.2  # ... and ratios below `low` for this share of the run: it stopped
     LEARNED = 0.5  # a recent loss below this share of chance: the model learned
 
     def __init__(
@@ -193,15 +195,7 @@ class UpdateRatio(Check):
                     details={"measured_steps": int(s["eligible"][unchanged[0]])},
                 )
             )
-        # Weights that moved, then stopped: exactly (`_stopped`), or all but (`_collapsed`)
-        # under a learning rate brought down 1000x. One cause, told once: the earlier one.
-        stopped = self._stopped(s, context, unchanged)
-        collapsed = self._collapsed(s, context)
-        if stopped and collapsed:
-            stopped, collapsed = (
-                (stopped, None) if stopped.step <= collapsed.step else (None, collapsed)
-            )
-        results.extend(f for f in (stopped, collapsed) if f is not None)
+        results.extend(stalled.judge(layout, s, context, unchanged, self.low, self.stopped_after))
         measured = s["measured"]
         judged = [li for li in range(len(layout.layers)) if measured[li] > 0]
 
@@ -289,99 +283,6 @@ class UpdateRatio(Check):
                 )
             )
         return results
-
-    def _stopped(
-        self, s: Mapping[str, np.ndarray], context: Context, unchanged: list[int]
-    ) -> Finding | None:
-        """`weights-unchanged` for variables that changed, then stayed exactly unchanged."""
-        layout = self.layout
-        # A learning rate that is exactly 0 now needs fewer measured steps to be sure.
-        enough = 2 if context.learning_rate == 0.0 else self.stopped_after
-        stopped = [
-            i
-            for i in range(layout.size)
-            if i not in context.none
-            and i not in unchanged
-            and s["unchanged_streak"][i] >= enough
-            and s["eligible"][i] > s["unchanged_streak"][i]
-        ]
-        if not stopped:
-            return None
-        lr = "" if context.learning_rate is None else f" ({number(context.learning_rate)})"
-        variables = tuple(layout.names[i] for i in stopped)
-        since = int(min(s["unchanged_since"][i] for i in stopped))
-        decayed = self._decayed(context)
-        if decayed:
-            cause = decayed
-        elif context.learning_rate:  # still positive: not a schedule run out
-            cause = f"the learning rate{lr} is too small for float precision at these weights"
-        else:
-            cause = (
-                f"the learning rate{lr} reached 0 (a schedule whose decay_steps ran out: "
-                "decay_steps counts optimizer steps, not epochs) or fell below float precision"
-            )
-        return Finding(
-            "weights-unchanged",
-            f"{listing(variables)} stopped changing by step {since}: the "
-            f"{int(s['unchanged_streak'][stopped[0]])} measured updates since left them "
-            f"unchanged despite non-zero gradients, after earlier ones moved them; {cause}.",
-            since,
-            variables,
-            # The weights did train until then: the steps since are wasted, not broken.
-            Severity.WARNING,
-            details={"since_step": since, "learning_rate": context.learning_rate},
-        )
-
-    def _collapsed(self, s: Mapping[str, np.ndarray], context: Context) -> Finding | None:
-        """`update-too-small` for every layer below `low` since a step, the rate brought down.
-
-        Each layer moved, then stayed below `low` for `STALLED_SHARE` of the run or more, with
-        the learning rate `DECAYED` times its start or less: a schedule that decays too fast.
-        (Cosine or linear decay to 0 is that low for the last few percent of steps only.)
-        """
-        decayed = self._decayed(context)
-        judged = [li for li in range(len(self.layout.layers)) if s["measured"][li] > 0]
-        collapsed = [
-            li
-            for li in judged
-            if s["measured"][li] > s["below_streak"][li] >= self.stopped_after
-            and context.step - s["below_since"][li] >= (context.step + 1) * self.STALLED_SHARE
-        ]
-        if not decayed or not judged or collapsed != judged:
-            return None
-        since = int(min(s["below_since"][li] for li in collapsed))
-        ratios = {self.layout.layers[li]: float(s["last"][li]) for li in collapsed}
-        shown = ", ".join(f"{name} {number(r)}" for name, r in list(ratios.items())[:4])
-        return Finding(
-            "update-too-small",
-            f"Update-to-weight ratio of {listing(list(ratios))} ({shown}) fell below "
-            f"{number(self.low)} by step {since} and stayed there on the "
-            f"{int(min(s['below_streak'][li] for li in collapsed))} measured steps since, after "
-            f"earlier steps moved the weights: {decayed}, so training has all but stopped. "
-            "Compute a scheduler's rate from the initial one, give the decay a floor (min_lr), "
-            "or stop once the loss stops improving (EarlyStopping).",
-            since,
-            self.layout.variables_of(collapsed),
-            Severity.WARNING,  # the weights trained until then: the steps since are wasted
-            details={"since_step": since, "learning_rate": context.learning_rate},
-        )
-
-    def _decayed(self, context: Context) -> str | None:
-        """Why the learning rate is now `DECAYED` times its start or less (None if it is not)."""
-        lr = context.learning_rate
-        schedule = context.notes.get("schedule")  # (its name, its rate at step 0)
-        start = schedule[1] if schedule else context.notes.get("lr_start")
-        if lr is None or not start or lr >= self.DECAYED * start:
-            return None
-        if schedule:
-            how = f"by its {schedule[0]} schedule (decay_steps counts optimizer steps, not epochs)"
-        else:
-            how = (
-                "during training (a LearningRateScheduler function that multiplies the rate it "
-                "is given compounds every epoch; ReduceLROnPlateau without a min_lr goes on "
-                "dividing it)"
-            )
-        return f"the learning rate ({number(lr)}) was brought down from {number(start)} {how}"
 
     def replay(self, logged: Logged) -> Mapping[str, Any]:
         u = logged.updates()
