@@ -90,9 +90,12 @@ def _read(x: Any, scale: float) -> tf.Tensor | None:
     The sample strides over the whole first example: the top rows of an image alone may be
     dark background (pixels of 0 and 1), the rest bright.
     """
-    if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating):
+    # Floats, or bytes (uint8 images); other integers are ids (tokens, categories).
+    if isinstance(x, np.ndarray) and (np.issubdtype(x.dtype, np.floating) or x.dtype == np.uint8):
         x = tf.convert_to_tensor(x)
-    if not isinstance(x, tf.Tensor) or not x.dtype.is_floating or x.shape.rank is None:
+    if not isinstance(x, tf.Tensor) or x.shape.rank is None:
+        return None
+    if not (x.dtype.is_floating or x.dtype == tf.uint8):
         return None
     values = int(np.prod(x.shape[1:])) if x.shape[1:].is_fully_defined() else 0
     if x.shape.rank < 2 or values < MIN_VALUES:
@@ -129,8 +132,13 @@ def _finding(read: np.ndarray, rescaling: str | None, step: int) -> Finding | No
 
 
 def _raw_phrase(read: np.ndarray) -> str | None:
-    """The suspect phrase for 8-bit pixels never scaled: whole numbers in [0, 255]."""
+    """The suspect phrase for 8-bit pixels never scaled (whole numbers in [0, 255]), or zeroed."""
     largest, smallest, _, _, distance = (float(v) for v in read)
+    if largest == smallest == 0.0:
+        return (
+            "the inputs: every value read was exactly 0 (pixels cast to an integer type after "
+            "scaling to [0, 1] all truncate to 0); check the preprocessing"
+        )
     if not (_BRIGHT <= largest <= 255.0 and smallest >= 0.0 and distance <= _TOLERANCE):
         return None
     return (

@@ -597,6 +597,8 @@ SCRIPTED = [
                 frozenset({"loss-sign-flipped"}),
             ),
             ("settles-below-zero", lambda s: 0.4 - 0.7 * (1 - 0.5**s), frozenset()),
+            # A critic's score drifting far below 0, but slowly (no order of magnitude a window).
+            ("drifts-far-below-zero", lambda s: 0.5 if s < 4 else -1000.0 * (s - 3), frozenset()),
             ("starts-below-zero-and-falls", lambda s: -0.5 * 10.0**s, frozenset()),
         )
     ),

@@ -141,10 +141,20 @@ def test_fit_and_train_step_find_pixels_divided_twice(scale, rescaling, twice):
         assert core.notes["raw_pixels"] is None
 
 
-def test_fit_and_train_step_note_pixels_never_scaled():
+@pytest.mark.parametrize(
+    "cast, named",
+    [
+        (lambda x: x, "8-bit pixels never scaled"),
+        (lambda x: x.astype("uint8"), "8-bit pixels never scaled"),
+        # Scaled to [0, 1], then cast back to bytes: every value truncates to 0.
+        (lambda x: (x / 255.0).astype("uint8"), "every value read was exactly 0"),
+    ],
+    ids=["float", "uint8", "scaled-then-cast-to-uint8"],
+)
+def test_fit_and_train_step_note_pixels_never_scaled_or_zeroed(cast, named):
     x, y = _pixels()
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    callback, step = fit_and_train_step(_model, loss, x, y)
+    callback, step = fit_and_train_step(_model, loss, cast(x), y)
     callback.report()
     for core in [*callback.guard.cores.values(), step.core]:
-        assert "8-bit pixels never scaled" in core.notes["raw_pixels"], core.notes
+        assert named in (core.notes["raw_pixels"] or ""), core.notes
