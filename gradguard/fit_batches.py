@@ -8,14 +8,15 @@ Per model, what applies to it, decided at its first batch:
 * their classes for a cross-entropy (`chance.LabelCounts`: the chance level, and batches of
   one class at a time);
 * its inputs' padding, if a recurrent layer reads them unmasked (`padding`, a suspect);
-* pixels divided by 255 twice (`rescaled`), or never (a suspect).
+* pixels divided by 255 twice (`rescaled`), or never (a suspect);
+* its sample weights' largest (`sampleweights`: far below 1, SGD's steps shrink).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from gradguard import chance, label_range, padding, rescaled
+from gradguard import chance, label_range, padding, rescaled, sampleweights
 from gradguard.findings import Finding
 
 __all__ = ["FitBatches"]
@@ -29,9 +30,10 @@ class FitBatches:
         self._label_ranges: dict[int, label_range.LabelRange] = {}
         self._paddings: dict[int, padding.TrailingPadding | None] = {}
         self._pixels: dict[int, rescaled.InputPixels | None] = {}
+        self._weights: dict[int, sampleweights.LargestWeight] = {}
 
-    def observe(self, model: Any, x: Any, y: Any) -> None:
-        """In-graph, as a train step of `model` is traced: folds its inputs `x` and labels `y`."""
+    def observe(self, model: Any, x: Any, y: Any, sample_weight: Any) -> None:
+        """In-graph, as a train step of `model` is traced: folds its inputs, labels and weights."""
         key, loss = id(model), getattr(model, "loss", None)
         if key not in self._label_ranges and loss is not None:
             allowed = label_range.bounds(model, loss)
@@ -51,6 +53,7 @@ class FitBatches:
         for inputs in (self._paddings[key], self._pixels[key]):
             if inputs is not None:
                 inputs.observe(x)
+        self._weights.setdefault(key, sampleweights.LargestWeight()).observe(sample_weight)
 
     def findings(self, step: int) -> list[Finding]:
         """`labels-out-of-range`, `batches-one-class` and `inputs-rescaled-twice` (a host read)."""
@@ -59,10 +62,15 @@ class FitBatches:
         found += [pixels.finding(step) for pixels in self._pixels.values() if pixels]
         return [finding for finding in found if finding is not None]
 
-    def input_suspects(self, model: Any) -> dict[str, str | None]:
-        """What `model`'s inputs showed, as notes (`suspects.INPUTS`; a host read)."""
+    def input_notes(self, model: Any) -> dict[str, Any]:
+        """What `model`'s inputs showed, as notes (a host read).
+
+        The suspects `suspects.INPUTS`, and ``"sample_weight_largest"`` (`sampleweights`).
+        """
         padded, pixels = self._paddings.get(id(model)), self._pixels.get(id(model))
+        weights = self._weights.get(id(model))
         return {
             "trailing_padding": None if padded is None else padded.suspect(),
             "raw_pixels": None if pixels is None else pixels.suspect(),
+            "sample_weight_largest": None if weights is None else weights.value(),
         }

@@ -94,7 +94,7 @@ class Forensics:
         if getattr(model, "compiled", False) and id(model) not in self._losses:
             self._losses[id(model)] = functools.partial(_compiled_loss, model)
         if _keras_step(model):
-            self._fit.observe(model, self.batch[0], self.batch[1])
+            self._fit.observe(model, *self.batch)
 
     def in_keras_step(self) -> bool:
         """Whether the graph being traced is a Keras train step's (`fit_batch` saw its batch)."""
@@ -211,12 +211,12 @@ class Forensics:
                 counts.observe(labels[0])
 
     def note_suspects(self, core: StepCore) -> None:
-        """Tells the core what in its model (`suspects`) or inputs (`padding`) stops learning."""
+        """Tells the core what in its model (`suspects`) or data (`fit_batches`) stops learning."""
         model = self.model_of(core)
         if "suspects" not in core.notes and model is not None:
             loss = getattr(model, "loss", None)
             core.notes["suspects"] = suspects.of_model(model, loss, core.optimizer)
-        core.notes.update(self._fit.input_suspects(model))
+        core.notes.update(self._fit.input_notes(model))
 
     def note_switched_off(self, core: StepCore) -> None:
         """Tells the core which of its variables feed only outputs compiled with loss weight 0.

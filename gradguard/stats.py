@@ -298,9 +298,16 @@ _TENSOR_FIELDS = [f.name for f in dataclasses.fields(Stats) if f.name != "activa
 
 # The owners' notes (`StepCore.notes`) a judgment uses, logged in the run's configuration so
 # that ``gradguard inspect`` judges its logs the same: the chance-level loss, whether the
-# optimizer had made updates before it was watched (a resumed run), SGD's global_clipnorm, and
-# the learning rate when the run began.
-LOGGED_NOTES = ("chance_loss", "resumed", "sgd_clip", "lr_start")
+# optimizer had made updates before it was watched (a resumed run), plain SGD's global_clipnorm
+# and momentum, the largest sample weight, and the learning rate when the run began.
+LOGGED_NOTES = (
+    "chance_loss",
+    "resumed",
+    "sgd_clip",
+    "sgd_momentum",
+    "sample_weight_largest",
+    "lr_start",
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from gradguard import _compat, diagnose, losses, norms, suspects, unadapted
+from gradguard import _compat, diagnose, losses, norms, sampleweights, suspects, unadapted
 from gradguard import accumulate as accumulate_lib
 from gradguard import activations as activations_lib
 from gradguard import batch as batch_lib
@@ -206,7 +206,7 @@ class TrainStep:
         """
         x, y, sample_weight = batch_lib.unpack(batch)
         if self._core is None:
-            self._build(x)
+            self._build(x, sample_weight)
             self._keeper = origin_lib.Keeper()
         # The host picks the lean or the measuring step (None: one step decides in-graph).
         measure = None if None in self._fns else self.options.every.measures(self._updates)
@@ -293,7 +293,7 @@ class TrainStep:
         counts = [getattr(fn, "experimental_get_tracing_count", None) for fn in self._fns.values()]
         return max((count() for count in counts if count), default=0)
 
-    def _build(self, x: Any) -> None:
+    def _build(self, x: Any, sample_weight: Any) -> None:
         if not getattr(self.model, "built", True) or not self.model.trainable_variables:
             batch_lib.call_model(self.model, x, training=False)  # builds the layers' variables
         variables = list(self.model.trainable_variables)
@@ -319,6 +319,7 @@ class TrainStep:
             notes = self._core.notes
             notes["suspects"] = suspects.of_model(self.model, self.loss_fn, self.optimizer)
             notes.update(suspects.of_inputs(self.model, x))
+            notes["sample_weight_largest"] = sampleweights.largest(sample_weight)
             if self.accumulate > 1:
                 self._accumulator = accumulate_lib.Accumulator(variables, self.accumulate)
 

@@ -168,15 +168,17 @@ def notes_of(optimizer: Any) -> dict[str, Any]:
     ``"resumed"``: updates were made before the core watched (a second `fit`, a restored
     checkpoint), so the loss of a resumed run may rightly hold from its start
     (`LossNotDecreasing`). ``"schedule"``: `schedule_start`. ``"lr_start"``: the learning
-    rate now, before the run brings it down (`UpdateRatio`). ``"sgd_clip"``:
-    `sgd_global_clipnorm` (`UpdateRatio`). ``"float16_unscaled"``: layers compute in float16
-    (a mixed precision policy) and the optimizer scales no loss (`ZeroGradient`).
+    rate now, before the run brings it down (`UpdateRatio`). ``"sgd_clip"`` and
+    ``"sgd_momentum"``: `sgd_global_clipnorm`, `sgd_momentum` (`UpdateRatio`).
+    ``"float16_unscaled"``: layers compute in float16 (a mixed precision policy) and the
+    optimizer scales no loss (`ZeroGradient`).
     """
     return {
         "resumed": updates_made(optimizer) > 0,
         "schedule": schedule_start(optimizer),
         "lr_start": learning_rate_value(optimizer),
         "sgd_clip": sgd_global_clipnorm(optimizer),
+        "sgd_momentum": sgd_momentum(optimizer),
         "float16_unscaled": (
             keras.config.dtype_policy().compute_dtype == "float16"
             and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
@@ -203,11 +205,19 @@ def sgd_global_clipnorm(optimizer: Any) -> tuple[float, float] | None:
     update by as much. Adaptive optimizers (Adam, RMSprop, ...) divide the scale out again, and
     a clip there changes directions, not step sizes.
     """
+    clip = getattr(_compat.inner_optimizer(optimizer), "global_clipnorm", None)
+    momentum = sgd_momentum(optimizer)
+    return None if momentum is None or not clip else (float(clip), momentum)
+
+
+def sgd_momentum(optimizer: Any) -> float | None:
+    """A plain SGD optimizer's momentum (0.0 for none); None for another optimizer.
+
+    Its step is the learning rate times the gradient, whatever the gradient's scale (with
+    momentum, up to ``1 / (1 - momentum)`` such steps added up).
+    """
     inner = _compat.inner_optimizer(optimizer)
-    clip = getattr(inner, "global_clipnorm", None)
-    if not isinstance(inner, keras.optimizers.SGD) or not clip:
-        return None
-    return float(clip), float(inner.momentum)
+    return float(inner.momentum) if isinstance(inner, keras.optimizers.SGD) else None
 
 
 def updates_made(optimizer: Any) -> int:

@@ -424,6 +424,25 @@ SCRIPTED = [
         update_ratio_reference,
         notes={"sgd_clip": (1e-3, 0.0)},
     ),
+    # Ratios of 3e-5 under SGD with momentum 0.9, every sample weight 6e-4 or less (normalized
+    # to sum to 1): each step shrinks 1600x (found); the same ratios with Adam, which undoes
+    # the scale, or with weights reaching 1 (a mask, class weights), silent.
+    *(
+        Scripted(
+            f"update-ratio-sample-weights-{name}",
+            checks.UpdateRatio,
+            LAYOUT,
+            _steps(update_sq=lambda s: np.full(4, 1e-9, np.float32)),
+            update_ratio_reference,
+            codes,
+            notes={"sgd_momentum": momentum, "sample_weight_largest": largest},
+        )
+        for name, momentum, largest, codes in (
+            ("sum-to-one-sgd", 0.9, 6e-4, frozenset({"update-too-small"})),
+            ("sum-to-one-adam", None, 6e-4, frozenset()),
+            ("mask-sgd", 0.9, 1.0, frozenset()),
+        )
+    ),
     Scripted(
         "update-ratio-schedule-reaches-zero-at-step-6",
         checks.UpdateRatio,

@@ -128,6 +128,10 @@ BUGS: dict[str, Bug] = {
     # layer's kernel is, bit for bit, unchanged, so weights-unchanged is right there too.
     "bug_learning_rate_tiny.py": Bug(("update-too-small",), also_errors=("weights-unchanged",)),
     "bug_adam_learning_rate_one.py": Bug(("update-too-large",)),
+    # Sample weights summing to 1 over the data set: SGD's steps shrink 1/N.
+    "bug_sample_weights_normalized_to_sum_one_sgd_fit.py": Bug(
+        ("update-too-small",), mentions=(("update-too-small", "every sample weight is"),)
+    ),
     # loss_weights listed for dict outputs: Keras matches them in sorted-key order.
     "bug_loss_weights_listed_for_dict_outputs_fit.py": Bug(
         ("loss-misassigned",), mentions=(("loss-misassigned", "'main' gets weight 0.0"),)
@@ -420,6 +424,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_sgd_momentum_rewrites_fresh_head_then_converges_fit.py": Healthy(),
     "ok_loss_weights_listed_for_dict_outputs_fit.py": Healthy(),
     "ok_vae_kl_without_minus_tf_function.py": Healthy(),
+    "ok_sample_weights_normalized_to_sum_one_sgd_fit.py": Healthy(),
 }
 
 # Healthy scripts of other shapes whose logs (`--log-dir`, `WATCHED_OPTIONS`) show that

@@ -67,12 +67,14 @@ class UpdateRatio(Check):
         step they fell there, when the learning rate is now `stalled.DECAYED` times its start
         or less: a schedule that compounds, or a plateau schedule without a floor.
 
-    A plain SGD optimizer whose `global_clipnorm` is `CLIP_BINDS` times or more below the
-    smallest gradient norm measured scales every step down by as much: there the bar for
-    `update-too-small` is `CLIP_LOW` (every layer below it on every measured step), or the
-    healthy range's floor `HEALTHY_LOW` with a momentum of 0.9 or more (which adds up to
-    ``1 / (1 - momentum)`` clipped steps into one), and the message names the clip. Adam and
-    the other adaptive optimizers undo the scale: not judged so.
+    A plain SGD optimizer whose steps something scales down `CLIP_BINDS` times or more gets a
+    higher bar for `update-too-small`: `CLIP_LOW` (every layer below it on every measured step),
+    or the healthy range's floor `HEALTHY_LOW` with a momentum of 0.9 or more (which adds up to
+    ``1 / (1 - momentum)`` scaled steps into one), and the message names what scales them: a
+    `global_clipnorm` that far below the smallest gradient norm measured, or sample weights
+    that are all that far below 1 (``Context.notes["sample_weight_largest"]``: weights
+    normalized to sum to 1, `sampleweights`). Adam and the other adaptive optimizers undo the
+    scale: not judged so.
     """
 
     NEAR_ZERO = 1e-3  # a layer's weight norm below this: weights still near 0, no scale yet
@@ -216,25 +218,8 @@ class UpdateRatio(Check):
             and measured[li] >= max(self.min_measured, 3)
             and 2 * s["above"][li] > measured[li]
         ]
-        clip, momentum = context.notes.get("sgd_clip") or (0.0, 0.0)
-        smallest = float(s["smallest_grad"])
         low = self.low
-        # Momentum adds up to 1 / (1 - momentum) clipped steps into one (no bound at 1).
-        steps_added = 1.0 / (1.0 - momentum) if momentum < 1.0 else np.inf
-        floor = self.CLIP_LOW * steps_added >= self.HEALTHY_LOW
-        clip_low = self.HEALTHY_LOW if floor else self.CLIP_LOW
-        clipped = always("below_floor" if floor else "below_clip")
-        if clip and smallest >= self.CLIP_BINDS * clip and judged and clipped == judged:
-            small, low = clipped, clip_low
-            added_up = f" / (1 - momentum {number(momentum)})" if momentum else ""
-            small_cause = (
-                f"SGD's global_clipnorm ({number(clip)}) is {number(smallest / clip)}x below the "
-                f"smallest gradient norm measured ({number(smallest)}), so every step is scaled "
-                f"down to it and moves the weights by at most the learning rate{lr} times "
-                f"{number(clip)}{added_up}. Raise global_clipnorm to about the gradients' norm "
-                "(or remove it)."
-            )
-        elif small and len(small) == len(judged):
+        if small and len(small) == len(judged):
             small_cause = (
                 f"the learning rate{lr} is likely far too small (try 1e-3 for Adam, 1e-2 for SGD)."
             )
@@ -243,6 +228,16 @@ class UpdateRatio(Check):
                 "these layers barely learn while the others do: their gradients are tiny "
                 "(vanishing gradients, saturated activations) rather than the learning rate."
             )
+        scaled = self._scaled_down(float(s["smallest_grad"]), context, lr)
+        if scaled and judged:
+            cause, momentum = scaled
+            # Momentum adds up to 1 / (1 - momentum) scaled steps into one (no bound at 1).
+            steps_added = 1.0 / (1.0 - momentum) if momentum < 1.0 else np.inf
+            floor = self.CLIP_LOW * steps_added >= self.HEALTHY_LOW
+            below_scaled = always("below_floor" if floor else "below_clip")
+            if below_scaled == judged:
+                low = self.HEALTHY_LOW if floor else self.CLIP_LOW
+                small, small_cause = below_scaled, cause
         for code, layer_ids, text in (
             (
                 "update-too-small",
@@ -283,6 +278,35 @@ class UpdateRatio(Check):
                 )
             )
         return results
+
+    def _scaled_down(self, smallest: float, context: Context, lr: str) -> tuple[str, float] | None:
+        """Why plain SGD's every step is `CLIP_BINDS` times smaller or more, and its momentum.
+
+        None when they are not (or the optimizer is not plain SGD).
+        """
+        clip, momentum = context.notes.get("sgd_clip") or (0.0, 0.0)
+        if clip and smallest >= self.CLIP_BINDS * clip:
+            added_up = f" / (1 - momentum {number(momentum)})" if momentum else ""
+            cause = (
+                f"SGD's global_clipnorm ({number(clip)}) is {number(smallest / clip)}x below the "
+                f"smallest gradient norm measured ({number(smallest)}), so every step is scaled "
+                f"down to it and moves the weights by at most the learning rate{lr} times "
+                f"{number(clip)}{added_up}. Raise global_clipnorm to about the gradients' norm "
+                "(or remove it)."
+            )
+            return cause, momentum
+        momentum = context.notes.get("sgd_momentum")
+        weight = context.notes.get("sample_weight_largest") or 0.0
+        if momentum is not None and 0.0 < weight * self.CLIP_BINDS <= 1.0:
+            cause = (
+                f"every sample weight is {number(weight)} or less, and the loss is the batch's "
+                "mean of loss times weight, so the gradients and SGD's steps shrink by as much "
+                "(weights normalized to sum to 1 over N examples scale them by 1/N). Scale the "
+                "weights to a mean of 1 (w * len(w) / w.sum()), or use an adaptive optimizer "
+                "(Adam), which undoes the scale."
+            )
+            return cause, momentum
+        return None
 
     def replay(self, logged: Logged) -> Mapping[str, Any]:
         u = logged.updates()

@@ -1,0 +1,21 @@
+"""TWIN of bug_sample_weights_normalized_to_sum_one_sgd_fit.py: identical except the weights are
+normalized to mean 1 (`w / w.mean()`). Expected: learns, silent."""
+import keras
+import numpy as np
+
+keras.utils.set_random_seed(22)
+rng = np.random.default_rng(22)
+N, D = 4000, 10
+x = rng.normal(0, 1, (N, D)).astype("float32")
+s = x[:, 0] - x[:, 1] + 0.5 * x[:, 2] * x[:, 3]
+y = (s > np.quantile(s, 0.8)).astype("float32")          # 20% positives
+w = np.where(y == 1, 0.5 / 0.2, 0.5 / 0.8)                # "balanced" per-sample weights
+sw = (w / w.mean()).astype("float32")
+
+model = keras.Sequential([keras.Input((D,)), keras.layers.Dense(32, activation="relu"), keras.layers.Dense(1, activation="sigmoid")])
+model.compile(keras.optimizers.SGD(0.05, momentum=0.9), "binary_crossentropy")
+print("sample_weight mean", float(sw.mean()), "sum", float(sw.sum()))
+model.fit(x[:3200], y[:3200], sample_weight=sw[:3200], batch_size=32, epochs=6, verbose=2)
+p = model.predict(x[3200:], verbose=0)[:, 0] > 0.5
+yt = y[3200:]
+print("FINAL test balanced accuracy", float(0.5 * (p[yt == 1].mean() + (~p[yt == 0]).mean())), "(trivial 0.5)")
