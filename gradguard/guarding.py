@@ -28,6 +28,7 @@ from gradguard import activations as activations_lib
 from gradguard import findings as findings_lib
 from gradguard.core import StepCore
 from gradguard.forensics import Forensics
+from gradguard.frozen import FrozenUntrained
 from gradguard.ledger import Ledger
 from gradguard.ledger import key as ledger_key
 from gradguard.manual import LossWatch
@@ -99,6 +100,7 @@ class Guard:
         # outputs; per optimizer the layers and sites its checks watch.
         self._tap = Tap()
         self.input_scales = InputScales()  # (Normalization layers never adapted)
+        self.frozen = FrozenUntrained()  # (frozen layers never trained nor loaded)
         self.cores: dict[int, StepCore] = {}
         self.stages = stages if stages is not None else Stages()  # a game's players, or stages
         self._calls = 0  # host-side calls of the guarded function
@@ -359,6 +361,7 @@ class Guard:
         found = [*self._pending, *self.forensics.unreached(step)]
         found += self.forensics.label_findings(step) + self.stages.findings(step)
         found += self.input_scales.findings(step)
+        found += self.frozen.judge(map(self.forensics.model_of, self.cores.values()), step, final)
         found += inference_mode(self._tap.layers(), self._tap.told, self.cores.values(), step)
         found += self._manual.judge() if self._manual is not None and not self.cores else []
         found += self.ledger.judge(step, final, self._names, keras_variables, bool(untracked))

@@ -7,7 +7,8 @@ batch's pixels divided by 255 twice (`inputs-rescaled-twice`); and, from the
 labels of batches spread over the run, the chance level the loss checks compare with and labels
 out of the output's or the loss's range (`labels-out-of-range`); and from every batch's classes,
 counted in-graph, batches of one class at a time (`batches-one-class`), and from the inputs of
-Normalization layers never adapted, whether they are raw (`normalization-not-adapted`).
+Normalization layers never adapted, whether they are raw (`normalization-not-adapted`); and
+the model's frozen layers, once, whether they were never trained nor loaded (`frozen-untrained`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,16 @@ from typing import Any
 import numpy as np
 
 from gradguard import batch as batch_lib
-from gradguard import chance, diagnose, label_range, losses, output_layer, rescaled, unadapted
+from gradguard import (
+    chance,
+    diagnose,
+    frozen,
+    label_range,
+    losses,
+    output_layer,
+    rescaled,
+    unadapted,
+)
 from gradguard.core import StepCore
 from gradguard.findings import Finding
 
@@ -50,6 +60,7 @@ class TraceFindings:
         self._counts: chance.LabelCounts | None = None  # a cross-entropy's classes, in-graph
         # The inputs of Normalization layers never adapted, folded in-graph (`unadapted`).
         self.input_scales = unadapted.InputScales()
+        self.frozen = frozen.FrozenUntrained()
 
     def record(self, y: Any, y_pred: Any) -> None:
         """In-graph, each trace: the labels' and predictions' shapes; the batch's classes."""
@@ -117,17 +128,18 @@ class TraceFindings:
                 level = level if level is None else chance.chance_loss(self.loss_fn, width)
             core.notes["chance_loss"] = level
             core.notes["labels_one_value"] = one_value
-        found += self.batch_findings(step) if read else []
+        found += self.read_findings(step) if read else []
         if self.loss_shapes.pending:  # (a new trace: the output layer is read once for it)
             softmax = output_layer.softmax_width(self._model) is not None
             found += self.loss_shapes.judge(self.loss_fn, step, softmax)
         return [finding for finding in found if finding is not None]
 
-    def batch_findings(self, step: int) -> list[Finding]:
-        """What the batches so far show (a host read).
+    def read_findings(self, step: int, final: bool = False) -> list[Finding]:
+        """What the batches and the model show so far (a host read; `final`: the run is over).
 
         `batches-one-class` if they came one class at a time; `normalization-not-adapted` if a
-        Normalization layer never adapted read them raw.
+        Normalization layer never adapted read them raw; `frozen-untrained` (judged once).
         """
-        finding = self._counts.batches_one_class(step) if self._counts is not None else None
-        return ([] if finding is None else [finding]) + self.input_scales.findings(step)
+        found = self.frozen.judge([self._model], step, final) + self.input_scales.findings(step)
+        one_class = self._counts.batches_one_class(step) if self._counts is not None else None
+        return found + ([] if one_class is None else [one_class])

@@ -234,7 +234,7 @@ class TrainStep:
     def report(self) -> findings_lib.Report:
         """Reads the checks now and returns every finding so far (never raises for them)."""
         self._replay()
-        batches = self._traced.batch_findings(self._steps - 1)
+        batches = self._traced.read_findings(self._steps - 1, final=True)
         return self.core.read(self._updates, batches, raise_errors=False, final=True)
 
     def _sharded_step(
