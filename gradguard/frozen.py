@@ -29,6 +29,7 @@ __all__ = ["AFTER", "FrozenUntrained"]
 
 AFTER = 20  # steps before a model's frozen layers are judged
 MIN_LAYERS = 2  # a frozen base, not one random-feature layer (an extreme learning machine)
+MAX_DRAWN = 1 << 22  # larger variables (a vocabulary's embeddings) are not drawn again
 # A layer's variables and the attributes holding their initializers.
 _INITIALIZED = {
     "kernel": "kernel_initializer",
@@ -46,6 +47,8 @@ def _untouched(layer: Any, trainable: set[int]) -> bool:
         variable, initializer = getattr(layer, name, None), getattr(layer, initializer_name, None)
         if variable is None or initializer is None or id(variable) in trainable:
             continue
+        if np.prod(variable.shape) > MAX_DRAWN:
+            return False  # (not known: not claimed)
         config = initializer.get_config() if hasattr(initializer, "get_config") else {}
         if "seed" not in config:  # not a random initializer
             continue

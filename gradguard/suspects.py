@@ -28,7 +28,7 @@ from typing import Any
 
 import keras
 
-from gradguard import _compat, padding, rescaled, updating
+from gradguard import _compat, padding, rescaled, rownorm, updating
 
 __all__ = ["INPUTS", "of_inputs", "of_model", "sentence"]
 
@@ -38,8 +38,9 @@ SMOOTHING = 0.5  # label_smoothing at or above is named
 EPSILON = 0.1  # an adaptive optimizer's epsilon at or above is named
 DECAY = 0.01  # a weight decay shrinking the weights by this share each step (lr * decay) or more
 # Notes of what the inputs show: sequences padded at their end that a recurrent layer reads
-# unmasked (`padding`), and 8-bit pixels never scaled (`rescaled`).
-INPUTS = ("trailing_padding", "raw_pixels")
+# unmasked (`padding`), 8-bit pixels never scaled (`rescaled`), and examples scaled to unit
+# length one by one (`rownorm`).
+INPUTS = ("trailing_padding", "raw_pixels", "rows_normalized")
 
 
 def of_model(model: Any, loss: Any = None, optimizer: Any = None) -> list[str]:
@@ -78,6 +79,13 @@ def _of_layers(model: Any) -> list[str]:
         if isinstance(layer, keras.layers.Dropout) and rate is not None and rate >= DROPOUT:
             what = f"drop {rate:.0%} of their inputs (rate is the fraction dropped, not kept)"
             found.setdefault(what, []).append(layer.name)
+        if isinstance(layer, (keras.layers.RandomFlip, keras.layers.RandomRotation)):
+            what = (
+                "flip or rotate the images at random: where the label depends on left and "
+                "right or on orientation (arrows, handedness, 6 and 9), each flip turns an "
+                "example into another class's; train once without them"
+            )
+            found.setdefault(what, []).append(layer.name)
         penalty = _penalty(getattr(layer, "kernel_regularizer", None))
         if penalty >= PENALTY:
             what = (
@@ -108,6 +116,7 @@ def of_inputs(model: Any, x: Any) -> dict[str, str | None]:
     return {
         "trailing_padding": padding.first_batch_suspect(model, x),
         "raw_pixels": rescaled.first_batch_suspect(model, x),
+        "rows_normalized": rownorm.first_batch_suspect(x),
     }
 
 

@@ -121,3 +121,10 @@ def test_a_frozen_random_target_the_trained_layers_do_not_read_is_silent():
     predictor = keras.Sequential([keras.Input((8,)), layers.Dense(16, "relu"), layers.Dense(8)])
     model = keras.Model(inputs, [predictor(inputs), target(inputs)])
     assert _judged(model) == []
+
+
+def test_variables_too_large_to_draw_again_are_not_claimed(monkeypatch):
+    keras.utils.set_random_seed(5)
+    model = _classifier(_base())
+    monkeypatch.setattr(frozen, "MAX_DRAWN", 16)  # (a vocabulary's embeddings, in earnest)
+    assert _judged(model) == []

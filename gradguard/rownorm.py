@@ -1,0 +1,81 @@
+"""Examples scaled to unit length one by one, where features were meant (a suspect).
+
+``keras.utils.normalize(x, axis=1)`` (or ``tf.math.l2_normalize(x, axis=-1)``) divides each
+example by its own L2 norm; standardizing the features is ``axis=0`` or a ``Normalization``
+layer. Where an example's overall size carries its class (intensity, count, amount), that
+information is gone and the model may stay at the chance level.
+
+Not a finding of its own: L2-normalized embeddings or TF-IDF rows are fine inputs. When the loss
+does not decrease, its message names it with the model's suspect settings
+(`suspects.sentence`, ``notes["rows_normalized"]``). Told from 2-D float inputs of 4 features
+or more: in-graph under `fit` (`RowNorms`), eagerly from `TrainStep`'s first batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from gradguard import _compat, replicas
+
+__all__ = ["RowNorms", "first_batch_suspect"]
+
+MIN_FEATURES = 4  # fewer: a 2-D point or a pair of values on a circle may be meant
+MIN_ROWS = 8  # examples to see before naming them
+TOLERANCE = 1e-4  # a norm this close to 1 is one
+
+
+def _counted(x: Any) -> tf.Tensor | None:
+    """[examples, examples of L2 norm 1] in a batch of 2-D float inputs; None for others."""
+    if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating):
+        x = tf.convert_to_tensor(x)
+    if not isinstance(x, tf.Tensor) or not x.dtype.is_floating or len(x.shape) != 2:
+        return None
+    if x.shape[1] is None or x.shape[1] < MIN_FEATURES:
+        return None
+    norms = tf.norm(tf.cast(x, tf.float32), axis=1)
+    unit = tf.reduce_sum(tf.cast(tf.abs(norms - 1.0) <= TOLERANCE, tf.float32))
+    return tf.stack([tf.cast(tf.shape(x)[0], tf.float32), unit])
+
+
+def _phrase(counted: np.ndarray) -> str | None:
+    rows, unit = (float(v) for v in counted)
+    if rows < MIN_ROWS or unit < rows:
+        return None
+    return (
+        "the inputs: every example has an L2 norm of exactly 1, so each was scaled by its own "
+        "length (keras.utils.normalize(x, axis=1), l2_normalize(x, axis=-1)) and its overall "
+        "size, if that carried the class, is gone; to standardize each feature, use axis=0 or "
+        "a Normalization layer"
+    )
+
+
+def first_batch_suspect(x: Any) -> str | None:
+    """The phrase for one batch `x` of a model's inputs (eagerly), if its rows are unit length."""
+    counted = _counted(x)
+    return None if counted is None else _phrase(counted.numpy())
+
+
+class RowNorms:
+    """How many of `fit`'s examples have an L2 norm of 1, folded in-graph over its batches."""
+
+    def __init__(self) -> None:
+        self._state: tf.Variable | None = None  # [examples seen, those of norm 1]
+
+    def observe(self, x: Any) -> None:
+        """In-graph: folds a batch of the model's inputs (other inputs than 2-D floats: none)."""
+        counted = _counted(x)
+        if counted is None:
+            return
+        if self._state is None:
+            with _compat.outside_trace():
+                self._state = replicas.state_variable(
+                    np.zeros(2, np.float32), name="gradguard_row_norms"
+                )
+        self._state.assign_add(counted)
+
+    def suspect(self) -> str | None:
+        """The phrase for `suspects.sentence`, if every example was unit length (a host read)."""
+        return None if self._state is None else _phrase(self._state.numpy())
