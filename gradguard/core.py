@@ -333,7 +333,7 @@ class StepCore:
           GradGuardError: for a new finding whose policy is `raise` (if `raise_errors`).
         """
         states = self._read_states()
-        notes: dict[str, Any] = {}
+        notes: dict[str, Any] = {"adam_epsilon": updating.adam_epsilon_scale(self.optimizer)}
         for check, state in zip(self.checks, states):
             notes.update(check.notes(state))
         context = Context(
@@ -345,7 +345,7 @@ class StepCore:
             final=final,
         )
         if self._recorder is not None:  # for `gradguard inspect`'s judgment
-            self._recorder.note(**{key: self.notes.get(key) for key in LOGGED_NOTES})
+            self._recorder.note(**{key: context.notes.get(key) for key in LOGGED_NOTES})
         self.report.steps_observed = steps
         found = list(extra)
         for check, state in zip(self.checks, states):

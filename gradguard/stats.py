@@ -299,7 +299,8 @@ _TENSOR_FIELDS = [f.name for f in dataclasses.fields(Stats) if f.name != "activa
 # The owners' notes (`StepCore.notes`) a judgment uses, logged in the run's configuration so
 # that ``gradguard inspect`` judges its logs the same: the chance-level loss, whether the
 # optimizer had made updates before it was watched (a resumed run), plain SGD's global_clipnorm
-# and momentum, the largest sample weight, and the learning rate when the run began.
+# and momentum, the largest sample weight, the learning rate when the run began, and a large
+# Adam epsilon with the gradients' scale.
 LOGGED_NOTES = (
     "chance_loss",
     "resumed",
@@ -307,6 +308,7 @@ LOGGED_NOTES = (
     "sgd_momentum",
     "sample_weight_largest",
     "lr_start",
+    "adam_epsilon",
 )
 
 

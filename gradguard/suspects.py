@@ -35,7 +35,6 @@ __all__ = ["INPUTS", "of_inputs", "of_model", "sentence"]
 DROPOUT = 0.9  # rates at or above are named
 PENALTY = 0.1  # L1/L2 factors at or above are named
 SMOOTHING = 0.5  # label_smoothing at or above is named
-EPSILON = 0.1  # an adaptive optimizer's epsilon at or above is named
 DECAY = 0.01  # a weight decay shrinking the weights by this share each step (lr * decay) or more
 # Notes of what the inputs show: sequences padded at their end that a recurrent layer reads
 # unmasked (`padding`), 8-bit pixels never scaled (`rescaled`), and examples scaled to unit
@@ -55,7 +54,7 @@ def of_model(model: Any, loss: Any = None, optimizer: Any = None) -> list[str]:
         )
     inner = _compat.inner_optimizer(optimizer) if optimizer else None
     epsilon = getattr(inner, "epsilon", None)
-    if isinstance(epsilon, (int, float)) and epsilon >= EPSILON:
+    if isinstance(epsilon, (int, float)) and epsilon >= updating.EPSILON:
         found.append(
             f"the optimizer: epsilon={epsilon:g} is added to the gradient's scale in each step's "
             "denominator, so steps shrink to about lr * gradient / epsilon (1e-7 is the default)"

@@ -24,6 +24,9 @@ from gradguard import transforms as transforms_lib
 
 __all__ = ["applied", "apply", "build", "gather", "transform"]
 
+EPSILON = 0.1  # an adaptive optimizer's epsilon at or above this is large (1e-7 is Keras')
+_SAMPLE = 4096  # elements of each variable's Adam state read for its scale
+
 
 def gather(
     loss: tf.Tensor, grads: Sequence[Any], loss_scaler: keras.optimizers.LossScaleOptimizer | None
@@ -218,6 +221,32 @@ def sgd_momentum(optimizer: Any) -> float | None:
     """
     inner = _compat.inner_optimizer(optimizer)
     return float(inner.momentum) if isinstance(inner, keras.optimizers.SGD) else None
+
+
+def adam_epsilon_scale(optimizer: Any) -> tuple[float, float] | None:
+    """An Adam optimizer's epsilon, if `EPSILON` or more, and the gradients' typical scale.
+
+    The scale is the median of sqrt(v / (1 - beta_2^t)) over a sample of every variable's
+    elements (v: Adam's moving average of squared gradients, bias-corrected): Keras' Adam divides
+    each step by sqrt(v) + epsilon, so an epsilon 10x that scale shrinks its steps 10x and
+    turns Adam into SGD at learning rate / epsilon. None for another optimizer, a smaller
+    epsilon, or before any update (a host read, made only for such an epsilon).
+    """
+    inner = _compat.inner_optimizer(optimizer)
+    epsilon = getattr(inner, "epsilon", None)
+    if not isinstance(inner, keras.optimizers.Adam) or not isinstance(epsilon, (int, float)):
+        return None
+    velocities = list(getattr(inner, "_velocities", None) or [])
+    steps = updates_made(inner)
+    if epsilon < EPSILON or not velocities or steps == 0:
+        return None
+    correction = 1.0 - float(inner.beta_2) ** steps
+    sampled = []
+    for v in velocities:
+        flat = tf.reshape(v, [-1])
+        sampled.append(flat[:: max(1, int(flat.shape[0]) // _SAMPLE)].numpy())
+    typical = float(np.median(np.sqrt(np.concatenate(sampled) / correction)))
+    return float(epsilon), typical
 
 
 def updates_made(optimizer: Any) -> int:

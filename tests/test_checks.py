@@ -443,6 +443,24 @@ SCRIPTED = [
             ("mask-sgd", 0.9, 1.0, frozenset()),
         )
     ),
+    # Healthy ratios, Adam's epsilon of 1 against gradients of scale 0.03 (found), of 0.5
+    # (the large gradients its docstring's advice is for), or in a run that learned: silent.
+    *(
+        Scripted(
+            f"update-ratio-adam-epsilon-{name}",
+            checks.UpdateRatio,
+            LAYOUT,
+            _steps(),
+            update_ratio_reference,
+            codes,
+            notes={"adam_epsilon": scale, **learned},
+        )
+        for name, scale, learned, codes in (
+            ("33x-the-gradients", (1.0, 0.03), {}, frozenset({"epsilon-dominates"})),
+            ("2x-the-gradients", (1.0, 0.5), {}, frozenset()),
+            ("33x-learned", (1.0, 0.03), {"chance_loss": 1.6, "loss_recent": 0.1}, frozenset()),
+        )
+    ),
     Scripted(
         "update-ratio-schedule-reaches-zero-at-step-6",
         checks.UpdateRatio,
@@ -878,6 +896,19 @@ def test_zero_gradients_under_float16_without_loss_scaling_name_the_underflow():
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert not updating.notes_of(keras.optimizers.Adam())["float16_unscaled"]
+
+
+def test_adams_epsilon_is_held_against_the_gradients_typical_scale():
+    variable = keras.Variable(np.zeros(100, "float32"))
+    large = keras.optimizers.Adam(1e-3, epsilon=1.0)
+    assert updating.adam_epsilon_scale(large) is None  # no update yet
+    for _ in range(3):  # a constant gradient of 0.02: v, bias-corrected, is 0.02 squared
+        large.apply([tf.fill([100], 0.02)], [variable])
+    epsilon, typical = updating.adam_epsilon_scale(large)
+    assert epsilon == 1.0 and typical == pytest.approx(0.02, rel=1e-3)
+    for usual in (keras.optimizers.Adam(1e-3), keras.optimizers.SGD(1e-3)):
+        usual.apply([tf.fill([100], 0.02)], [variable])
+        assert updating.adam_epsilon_scale(usual) is None
 
 
 @pytest.mark.parametrize("resumed", [False, True])

@@ -128,6 +128,8 @@ BUGS: dict[str, Bug] = {
     # layer's kernel is, bit for bit, unchanged, so weights-unchanged is right there too.
     "bug_learning_rate_tiny.py": Bug(("update-too-small",), also_errors=("weights-unchanged",)),
     "bug_adam_learning_rate_one.py": Bug(("update-too-large",)),
+    # Adam's epsilon 1 outweighs gradients near 1e-2: SGD at the learning rate.
+    "bug_adam_epsilon_one_fit.py": Bug(("epsilon-dominates",)),
     # A frozen base never trained nor loaded: the head learns from fixed random features.
     "bug_frozen_base_never_pretrained_fit.py": Bug(("frozen-untrained",)),
     # Sample weights summing to 1 over the data set: SGD's steps shrink 1/N.
@@ -428,6 +430,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_vae_kl_without_minus_tf_function.py": Healthy(),
     "ok_sample_weights_normalized_to_sum_one_sgd_fit.py": Healthy(),
     "ok_frozen_base_never_pretrained_fit.py": Healthy(),
+    "ok_adam_epsilon_one_large_gradients_fit.py": Healthy(),
 }
 
 # Healthy scripts of other shapes whose logs (`--log-dir`, `WATCHED_OPTIONS`) show that
@@ -770,6 +773,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "labels-out-of-range",
         "inputs-rescaled-twice",
         "frozen-untrained",
+        "epsilon-dominates",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}
     assert runtime_codes <= covered

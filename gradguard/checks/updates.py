@@ -1,4 +1,4 @@
-"""Update checks: `weights-unchanged`, `update-too-small`, `update-too-large`.
+"""Update checks: `weights-unchanged`, `update-too-small`, `update-too-large`, `epsilon-dominates`.
 
 A run that moved its weights, then stalled, is told by `stalled`.
 """
@@ -39,6 +39,11 @@ def _streak(
 
 class UpdateRatio(Check):
     """`weights-unchanged`, `update-too-small`, `update-too-large`: the update-to-weight ratio.
+
+    And `epsilon-dominates`: Adam's epsilon `EPSILON_DOMINATES` times the gradients' typical
+    scale or more (``Context.notes["adam_epsilon"]``, `updating.adam_epsilon_scale`, read only
+    for an epsilon of 0.1 or more), so each step shrinks as much and Adam is SGD at learning
+    rate / epsilon; not for a run that learned (as `update-too-large`, below).
 
     The ratio ``|delta w| / |w|`` is taken per layer (all of a layer's variables together, so a
     zero-initialized bias does not dominate) on the steps where updates are measured. A variable
@@ -82,6 +87,7 @@ class UpdateRatio(Check):
     CLIP_LOW = 1e-5  # ... and the bar for update-too-small where it does (without momentum)
     HEALTHY_LOW = 1e-4  # ... and with momentum adding 10 clipped steps or more: healthy's floor
     LEARNED = 0.5  # a recent loss below this share of chance: the model learned
+    EPSILON_DOMINATES = 10.0  # an Adam epsilon this many times the gradients' scale
 
     def __init__(
         self,
@@ -218,6 +224,7 @@ class UpdateRatio(Check):
             and measured[li] >= max(self.min_measured, 3)
             and 2 * s["above"][li] > measured[li]
         ]
+        results.extend(self._epsilon_dominates(context, learned) if judged else [])
         low = self.low
         if small and len(small) == len(judged):
             small_cause = (
@@ -278,6 +285,23 @@ class UpdateRatio(Check):
                 )
             )
         return results
+
+    def _epsilon_dominates(self, context: Context, learned: bool) -> list[Finding]:
+        scale = context.notes.get("adam_epsilon")  # (epsilon, the gradients' typical scale)
+        # (Gradients of 0 throughout are `zero-gradient`'s.)
+        if not scale or learned or not 0.0 < self.EPSILON_DOMINATES * scale[1] <= scale[0]:
+            return []
+        epsilon, typical = (float(v) for v in scale)
+        message = (
+            f"Adam's epsilon ({number(epsilon)}) is {number(epsilon / typical)}x the gradients' "
+            f"typical scale (the median of sqrt(v), Adam's bias-corrected average of squared "
+            f"gradients, is {number(typical)}): each step is divided by sqrt(v) + epsilon, so "
+            f"steps are about {number(typical / (typical + epsilon))} of Adam's and it acts as "
+            "SGD at the learning rate / epsilon. Use the default epsilon (1e-7); 0.1 or 1 "
+            "suits gradients of that size only."
+        )
+        details = {"epsilon": epsilon, "typical_scale": typical}
+        return [Finding("epsilon-dominates", message, context.step, details=details)]
 
     def _scaled_down(self, smallest: float, context: Context, lr: str) -> tuple[str, float] | None:
         """Why plain SGD's every step is `CLIP_BINDS` times smaller or more, and its momentum.
