@@ -128,6 +128,13 @@ BUGS: dict[str, Bug] = {
     # layer's kernel is, bit for bit, unchanged, so weights-unchanged is right there too.
     "bug_learning_rate_tiny.py": Bug(("update-too-small",), also_errors=("weights-unchanged",)),
     "bug_adam_learning_rate_one.py": Bug(("update-too-large",)),
+    # At chance, with a suspect named: a flip that changes the label, examples scaled one by one.
+    "bug_augmentation_flip_changes_label_fit.py": Bug(
+        ("loss-not-decreasing",), mentions=(("loss-not-decreasing", "flip or rotate the images"),)
+    ),
+    "bug_rows_normalized_instead_of_features_fit.py": Bug(
+        ("loss-not-decreasing",), mentions=(("loss-not-decreasing", "an L2 norm of exactly 1"),)
+    ),
     # Adam's epsilon 1 outweighs gradients near 1e-2: SGD at the learning rate.
     "bug_adam_epsilon_one_fit.py": Bug(("epsilon-dominates",)),
     # A frozen base never trained nor loaded: the head learns from fixed random features.
@@ -431,6 +438,8 @@ HEALTHY: dict[str, Healthy] = {
     "ok_sample_weights_normalized_to_sum_one_sgd_fit.py": Healthy(),
     "ok_frozen_base_never_pretrained_fit.py": Healthy(),
     "ok_adam_epsilon_one_large_gradients_fit.py": Healthy(),
+    "ok_augmentation_flip_changes_label_fit.py": Healthy(),
+    "ok_rows_normalized_instead_of_features_fit.py": Healthy(),
 }
 
 # Healthy scripts of other shapes whose logs (`--log-dir`, `WATCHED_OPTIONS`) show that
