@@ -9,15 +9,14 @@ Per model, what applies to it, decided at its first batch:
   one class at a time);
 * its inputs' padding, if a recurrent layer reads them unmasked (`padding`, a suspect);
 * pixels divided by 255 twice (`rescaled`), or never (a suspect);
-* its sample weights' largest (`sampleweights`: far below 1, SGD's steps shrink);
-* examples scaled to unit length one by one (`rownorm`, a suspect).
+* its sample weights' largest (`sampleweights`: far below 1, SGD's steps shrink).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from gradguard import chance, label_range, padding, rescaled, rownorm, sampleweights
+from gradguard import chance, label_range, padding, rescaled, sampleweights
 from gradguard.findings import Finding
 
 __all__ = ["FitBatches"]
@@ -32,7 +31,6 @@ class FitBatches:
         self._paddings: dict[int, padding.TrailingPadding | None] = {}
         self._pixels: dict[int, rescaled.InputPixels | None] = {}
         self._weights: dict[int, sampleweights.LargestWeight] = {}
-        self._rows: dict[int, rownorm.RowNorms] = {}
 
     def observe(self, model: Any, x: Any, y: Any, sample_weight: Any) -> None:
         """In-graph, as a train step of `model` is traced: folds its inputs, labels and weights."""
@@ -56,7 +54,6 @@ class FitBatches:
             if inputs is not None:
                 inputs.observe(x)
         self._weights.setdefault(key, sampleweights.LargestWeight()).observe(sample_weight)
-        self._rows.setdefault(key, rownorm.RowNorms()).observe(x)
 
     def findings(self, step: int) -> list[Finding]:
         """`labels-out-of-range`, `batches-one-class` and `inputs-rescaled-twice` (a host read)."""
@@ -71,10 +68,9 @@ class FitBatches:
         The suspects `suspects.INPUTS`, and ``"sample_weight_largest"`` (`sampleweights`).
         """
         padded, pixels = self._paddings.get(id(model)), self._pixels.get(id(model))
-        weights, rows = self._weights.get(id(model)), self._rows.get(id(model))
+        weights = self._weights.get(id(model))
         return {
             "trailing_padding": None if padded is None else padded.suspect(),
             "raw_pixels": None if pixels is None else pixels.suspect(),
-            "rows_normalized": None if rows is None else rows.suspect(),
             "sample_weight_largest": None if weights is None else weights.value(),
         }

@@ -7,8 +7,9 @@ information is gone and the model may stay at the chance level.
 
 Not a finding of its own: L2-normalized embeddings or TF-IDF rows are fine inputs. When the loss
 does not decrease, its message names it with the model's suspect settings
-(`suspects.sentence`, ``notes["rows_normalized"]``). Told from 2-D float inputs of 4 features
-or more: in-graph under `fit` (`RowNorms`), eagerly from `TrainStep`'s first batch.
+(`suspects.sentence`, ``notes["rows_normalized"]``). Told from `TrainStep`'s first batch of
+2-D float inputs of 4 features or more. Not under `fit`: a fold in its train step cost the
+MLP benchmark about 5% a step, too much for a suspect.
 """
 
 from __future__ import annotations
@@ -18,9 +19,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from gradguard import _compat, replicas
-
-__all__ = ["RowNorms", "first_batch_suspect"]
+__all__ = ["first_batch_suspect"]
 
 MIN_FEATURES = 4  # fewer: a 2-D point or a pair of values on a circle may be meant
 MIN_ROWS = 8  # examples to see before naming them
@@ -56,26 +55,3 @@ def first_batch_suspect(x: Any) -> str | None:
     """The phrase for one batch `x` of a model's inputs (eagerly), if its rows are unit length."""
     counted = _counted(x)
     return None if counted is None else _phrase(counted.numpy())
-
-
-class RowNorms:
-    """How many of `fit`'s examples have an L2 norm of 1, folded in-graph over its batches."""
-
-    def __init__(self) -> None:
-        self._state: tf.Variable | None = None  # [examples seen, those of norm 1]
-
-    def observe(self, x: Any) -> None:
-        """In-graph: folds a batch of the model's inputs (other inputs than 2-D floats: none)."""
-        counted = _counted(x)
-        if counted is None:
-            return
-        if self._state is None:
-            with _compat.outside_trace():
-                self._state = replicas.state_variable(
-                    np.zeros(2, np.float32), name="gradguard_row_norms"
-                )
-        self._state.assign_add(counted)
-
-    def suspect(self) -> str | None:
-        """The phrase for `suspects.sentence`, if every example was unit length (a host read)."""
-        return None if self._state is None else _phrase(self._state.numpy())
