@@ -13,7 +13,7 @@ tells each step core:
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import keras
@@ -24,6 +24,7 @@ from gradguard import (
     chance,
     diagnose,
     fit_batches,
+    frozen,
     lossgraph,
     losslevel,
     output_layer,
@@ -86,6 +87,7 @@ class Forensics:
         # hand-written step, the class counts of its traced cross-entropy's labels.
         self._fit = fit_batches.FitBatches()
         self._traced_counts: dict[int, chance.LabelCounts] = {}
+        self._frozen = frozen.FrozenUntrained()  # (frozen layers never trained nor loaded)
 
     def fit_batch(self, model: Any, data: Any) -> None:
         """A Keras train step's batch (`fit`, `train_on_batch`): kept with its model's loss."""
@@ -104,6 +106,10 @@ class Forensics:
         """What the batches showed (`fit_batches`; a hand-written step's `batches-one-class`)."""
         found = [counts.batches_one_class(step) for counts in self._traced_counts.values()]
         return self._fit.findings(step) + [finding for finding in found if finding is not None]
+
+    def frozen_findings(self, cores: Iterable[StepCore], step: int, final: bool) -> list[Finding]:
+        """`frozen-untrained` for the models `cores` train (`frozen`; each judged once)."""
+        return self._frozen.judge(map(self.model_of, cores), step, final)
 
     def compiled_loss(self, step: int) -> list[Finding | None]:
         """A Keras train step being traced: its compiled loss against its model and labels.

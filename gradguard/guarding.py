@@ -28,7 +28,6 @@ from gradguard import activations as activations_lib
 from gradguard import findings as findings_lib
 from gradguard.core import StepCore
 from gradguard.forensics import Forensics
-from gradguard.frozen import FrozenUntrained
 from gradguard.ledger import Ledger
 from gradguard.ledger import key as ledger_key
 from gradguard.manual import LossWatch
@@ -95,12 +94,10 @@ class Guard:
             if self.model is not None and self.options.watches_activations()
             else None
         )
-        # The layers called under a tape while this guard instruments (which variables are
-        # Keras', and frozen), and under `instrument_process` with activations watched, their
-        # outputs; per optimizer the layers and sites its checks watch.
+        # The layers called under a tape while instrumenting (which variables are Keras', and
+        # frozen; with activations watched, their outputs); per optimizer what its checks watch.
         self._tap = Tap()
         self.input_scales = InputScales()  # (Normalization layers never adapted)
-        self.frozen = FrozenUntrained()  # (frozen layers never trained nor loaded)
         self.cores: dict[int, StepCore] = {}
         self.stages = stages if stages is not None else Stages()  # a game's players, or stages
         self._calls = 0  # host-side calls of the guarded function
@@ -361,7 +358,7 @@ class Guard:
         found = [*self._pending, *self.forensics.unreached(step)]
         found += self.forensics.label_findings(step) + self.stages.findings(step)
         found += self.input_scales.findings(step)
-        found += self.frozen.judge(map(self.forensics.model_of, self.cores.values()), step, final)
+        found += self.forensics.frozen_findings(self.cores.values(), step, final)
         found += inference_mode(self._tap.layers(), self._tap.told, self.cores.values(), step)
         found += self._manual.judge() if self._manual is not None and not self.cores else []
         found += self.ledger.judge(step, final, self._names, keras_variables, bool(untracked))

@@ -28,7 +28,7 @@ from typing import Any
 
 import keras
 
-from gradguard import _compat, padding, rescaled, rownorm, updating
+from gradguard import _compat, padding, rescaled, rownorm, sampleweights, updating
 
 __all__ = ["INPUTS", "of_inputs", "of_model", "sentence"]
 
@@ -110,12 +110,17 @@ def _penalty(regularizer: Any) -> float:
     return max((float(f) for f in factors if isinstance(f, (int, float))), default=0.0)
 
 
-def of_inputs(model: Any, x: Any) -> dict[str, str | None]:
-    """What one batch `x` of `model`'s inputs shows (eagerly), as notes (`INPUTS`)."""
+def of_inputs(model: Any, x: Any, sample_weight: Any = None) -> dict[str, Any]:
+    """What one batch `x` of `model`'s inputs shows (eagerly), as notes.
+
+    The suspects `INPUTS`, and ``"sample_weight_largest"`` (`sampleweights`), as `fit`'s
+    batches tell them (`fit_batches.FitBatches.input_notes`).
+    """
     return {
         "trailing_padding": padding.first_batch_suspect(model, x),
         "raw_pixels": rescaled.first_batch_suspect(model, x),
         "rows_normalized": rownorm.first_batch_suspect(x),
+        "sample_weight_largest": sampleweights.largest(sample_weight),
     }
 
 

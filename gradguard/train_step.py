@@ -11,7 +11,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from gradguard import _compat, diagnose, losses, norms, sampleweights, suspects, unadapted
+from gradguard import _compat, diagnose, losses, norms, suspects, unadapted
 from gradguard import accumulate as accumulate_lib
 from gradguard import activations as activations_lib
 from gradguard import batch as batch_lib
@@ -318,8 +318,7 @@ class TrainStep:
             )
             notes = self._core.notes
             notes["suspects"] = suspects.of_model(self.model, self.loss_fn, self.optimizer)
-            notes.update(suspects.of_inputs(self.model, x))
-            notes["sample_weight_largest"] = sampleweights.largest(sample_weight)
+            notes.update(suspects.of_inputs(self.model, x, sample_weight))
             if self.accumulate > 1:
                 self._accumulator = accumulate_lib.Accumulator(variables, self.accumulate)
 
