@@ -82,20 +82,17 @@ class FrozenUntrained:
         if not getattr(model, "inputs", None):  # a subclassed model: what feeds what is unknown
             return None
         trainable = {id(v) for v in model.trainable_variables}
-        untouched: dict[int, list[str]] = {}  # top-level layer -> its untouched layers
-        for top in model.layers:
-            names = [
-                sub.name if sub is top else f"{top.name}/{sub.name}"
-                for sub in _compat.flatten_layers(top)
-                if _untouched(sub, trainable)
-            ]
-            if names:
-                untouched[id(top)] = names
-        fed = set()  # the top-level layers that feed a trained one
+        fed = set()  # the top-level layers that feed a trained one: only those are drawn again
         for top in model.layers:
             if any(id(v) in trainable for v in top.weights) and top._inbound_nodes:
                 fed |= _compat.layers_feeding(top._inbound_nodes[0].input_tensors)
-        names = [name for key, found in untouched.items() if key in fed for name in found]
+        names = [
+            sub.name if sub is top else f"{top.name}/{sub.name}"
+            for top in model.layers
+            if id(top) in fed
+            for sub in _compat.flatten_layers(top)
+            if _untouched(sub, trainable)
+        ]
         if len(names) < MIN_LAYERS:
             return None
         message = (
