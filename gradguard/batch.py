@@ -12,6 +12,7 @@ __all__ = [
     "ModelInputError",
     "call_model",
     "describe",
+    "head",
     "labels",
     "mismatched_rows",
     "replica_slice",
@@ -79,6 +80,16 @@ def training_part(values: np.ndarray, arguments: Any) -> np.ndarray:
     """
     split = float(arguments.get("validation_split") or 0.0)
     return values[: int(np.floor(len(values) * (1.0 - split)))] if 0.0 < split < 1.0 else values
+
+
+def head(value: Any, rows: int = 1024) -> np.ndarray | None:
+    """The first `rows` examples of one array or tensor, as NumPy (None for a nest, a data set)."""
+    if not hasattr(value, "shape") or not hasattr(value, "dtype") or not value.shape:
+        return None
+    try:
+        return np.asarray(value[:rows])
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 def labels(y: Any) -> Any:

@@ -10,13 +10,30 @@ Per model, what applies to it, decided at its first batch:
 * its inputs' padding, if a recurrent layer reads them unmasked (`padding`, a suspect);
 * pixels divided by 255 twice (`rescaled`), or never (a suspect);
 * its sample weights' largest (`sampleweights`: far below 1, SGD's steps shrink).
+
+Under ``gradguard run``, which wraps `fit`, its arrays are also read on the host as it starts
+(`given`): examples of unit length (`rownorm`, a suspect too costly to fold per step), labels
+that are one of the inputs (`labelleak`), and the largest sample or class weight, whose
+in-graph fold is then left out.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from gradguard import chance, label_range, padding, rescaled, sampleweights
+import numpy as np
+
+from gradguard import (
+    batch,
+    chance,
+    label_range,
+    labelleak,
+    padding,
+    rescaled,
+    rownorm,
+    sampleweights,
+)
 from gradguard.findings import Finding
 
 __all__ = ["FitBatches"]
@@ -31,6 +48,29 @@ class FitBatches:
         self._paddings: dict[int, padding.TrailingPadding | None] = {}
         self._pixels: dict[int, rescaled.InputPixels | None] = {}
         self._weights: dict[int, sampleweights.LargestWeight] = {}
+        self._given: dict[int, dict[str, Any]] = {}  # notes from fit's arrays (`given`)
+
+    def given(self, model: Any, arguments: Mapping[str, Any], step: int) -> list[Finding]:
+        """On the host as `fit` starts: notes from its arguments (by name), and the findings.
+
+        Nothing for data `fit` draws batches from (a data set, a generator): those tell only
+        in-graph.
+        """
+        x = arguments.get("x")
+        if batch.head(x) is None and not isinstance(x, (list, tuple, Mapping)):
+            return []
+        class_weight = arguments.get("class_weight")
+        weights = [
+            sampleweights.largest(arguments.get("sample_weight")),
+            sampleweights.largest(list(class_weight.values()) if class_weight else None),
+        ]
+        known = [w for w in weights if w is not None]  # (fit multiplies the two)
+        self._given[id(model)] = {
+            "rows_normalized": rownorm.first_batch_suspect(batch.head(x)),
+            "sample_weight_largest": float(np.prod(known)) if known else None,
+        }
+        leak = labelleak.finding(model, x, arguments.get("y"), step)
+        return [] if leak is None else [leak]
 
     def observe(self, model: Any, x: Any, y: Any, sample_weight: Any) -> None:
         """In-graph, as a train step of `model` is traced: folds its inputs, labels and weights."""
@@ -53,7 +93,8 @@ class FitBatches:
         for inputs in (self._paddings[key], self._pixels[key]):
             if inputs is not None:
                 inputs.observe(x)
-        self._weights.setdefault(key, sampleweights.LargestWeight()).observe(sample_weight)
+        if key not in self._given:  # (fit's arrays told the weights on the host)
+            self._weights.setdefault(key, sampleweights.LargestWeight()).observe(sample_weight)
 
     def findings(self, step: int) -> list[Finding]:
         """`labels-out-of-range`, `batches-one-class` and `inputs-rescaled-twice` (a host read)."""
@@ -65,12 +106,14 @@ class FitBatches:
     def input_notes(self, model: Any) -> dict[str, Any]:
         """What `model`'s inputs showed, as notes (a host read).
 
-        The suspects `suspects.INPUTS`, and ``"sample_weight_largest"`` (`sampleweights`).
+        The suspects `suspects.INPUTS`, and ``"sample_weight_largest"`` (`sampleweights`);
+        what `fit`'s arrays told (`given`) in place of what its batches did.
         """
         padded, pixels = self._paddings.get(id(model)), self._pixels.get(id(model))
         weights = self._weights.get(id(model))
-        return {
+        notes = {
             "trailing_padding": None if padded is None else padded.suspect(),
             "raw_pixels": None if pixels is None else pixels.suspect(),
             "sample_weight_largest": None if weights is None else weights.value(),
         }
+        return notes | self._given.get(id(model), {})

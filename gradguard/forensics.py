@@ -13,7 +13,7 @@ tells each step core:
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -97,6 +97,10 @@ class Forensics:
             self._losses[id(model)] = functools.partial(_compiled_loss, model)
         if _keras_step(model):
             self._fit.observe(model, *self.batch)
+
+    def fit_given(self, model: Any, arguments: Mapping[str, Any], step: int) -> list[Finding]:
+        """`fit` starts on `arguments` (by name): what its arrays show (`FitBatches.given`)."""
+        return self._fit.given(model, arguments, step)
 
     def in_keras_step(self) -> bool:
         """Whether the graph being traced is a Keras train step's (`fit_batch` saw its batch)."""

@@ -72,10 +72,9 @@ class Guard:
         raise_errors: bool = True,
         stages: Stages | None = None,
     ):
-        optimizers = _as_list(optimizer)
+        optimizers, models = _as_list(optimizer), _as_list(model)
         for each in optimizers:
             check_optimizer(each)
-        models = _as_list(model)
         self.options = options if options is not None else Options.create()
         self.cadence = self.options.read_every
         self.models = models
@@ -89,11 +88,9 @@ class Guard:
         # A loop with no optimizer named may update by hand: its losses are watched for NaN.
         self._manual = LossWatch() if self.optimizer is None else None
         # Watched layer outputs of the model (one model), when a check watches them.
-        self._recorder = (
-            activations_lib.Recorder(self.model, str(getattr(self.model, "name", "")))
-            if self.model is not None and self.options.watches_activations()
-            else None
-        )
+        watched = self.model is not None and self.options.watches_activations()
+        name = str(getattr(self.model, "name", ""))
+        self._recorder = activations_lib.Recorder(self.model, name) if watched else None
         # The layers called under a tape while instrumenting (which variables are Keras', and
         # frozen; with activations watched, their outputs); per optimizer what its checks watch.
         self._tap = Tap()
@@ -226,13 +223,16 @@ class Guard:
         """Keras' own train step is about to run on `data` (fit, train_on_batch)."""
         self.forensics.fit_batch(model, data)
 
-    def on_fit_end(self, model: Any, history: Any, arguments: Mapping[str, Any]) -> None:
+    def on_fit_start(self, model: Any, arguments: Mapping[str, Any]) -> None:
+        """`fit` is called (under ``gradguard run``): its arrays are read on the host."""
+        self._pending += self.forensics.fit_given(model, arguments, self._calls)
+
+    def on_fit_end(self, model: Any, arguments: Mapping[str, Any], history: Any) -> None:
         """`fit` returned (under ``gradguard run``): its held-out data and weights judged."""
         core = self.cores.get(id(_compat.inner_optimizer(model.optimizer)))
         if core is not None:
             self.forensics.note_chance(core)
-            step = core.steps - 1
-            self._pending += fitend.judge(core.notes, history, arguments, step)
+            self._pending += fitend.judge(core.notes, history, arguments, core.steps - 1)
 
     def on_scaled_loss(self, loss: Any, scaled: Any) -> None:
         """A LossScaleOptimizer scaled `loss`: a gradient of `scaled` is taken for `loss`."""

@@ -16,7 +16,8 @@ The patches, and the context managers that use them:
   the variables it asks for (`guard.extra_sources`) computed in the same call.
 * `intercepting_all(guard)`: every Keras optimizer's updates (`apply`, and so
   `apply_gradients`) go to the innermost guard listening (the decorator, ``gradguard run``),
-  and so does each `fit`'s end (``guard.on_fit_end(model, history, arguments)``).
+  and so do each `fit`'s start and end (``guard.on_fit_start(model, arguments)``,
+  ``guard.on_fit_end(model, arguments, history)``).
 * `tapping_layers(tap)`: every Keras layer call is handed to ``tap.record(layer, output, args,
   training, under_tape)``, `under_tape` when a tape records (a training forward pass).
 * `wrapping_fit(model_class, wrap)`: a user's `keras.Model` subclass whose `train_step` carries
@@ -24,14 +25,10 @@ The patches, and the context managers that use them:
   the class lives.
 
 Example:
-  >>> calls = []
-  >>> def wrap(original):
-  ...     def gradient(tape, *args, **kwargs):
-  ...         calls.append(1)
-  ...         return original(tape, *args, **kwargs)
-  ...     return gradient
+  >>> def wrap(original):  # the replacement, given the original
+  ...     return lambda tape, *args, **kwargs: original(tape, *args, **kwargs)
   >>> with Patch(tf.GradientTape, "gradient", wrap):  # doctest: +SKIP
-  ...     ...  # every tape.gradient call in the block goes through `gradient`
+  ...     ...  # every tape.gradient call in the block goes through the replacement
 """
 
 from __future__ import annotations
@@ -131,6 +128,13 @@ def listener() -> Any:
     return _LISTENERS[-1] if _LISTENERS else None
 
 
+def _tell(hook: str, *args: Any) -> None:
+    """Calls the innermost listening guard's `hook` with `args`, if a guard listens."""
+    guard = listener()
+    if guard is not None:
+        _unchecked(getattr(guard, hook), *args)
+
+
 def _unchecked(hook: Callable[..., Any], *args: Any) -> Any:
     """``hook(*args)``: gradguard's ops, unseen by the user's op callbacks (check_numerics).
 
@@ -201,9 +205,7 @@ def _note_scaled_updates(original: Any) -> Any:
     def apply(optimizer: Any, grads: Any, trainable_variables: Any = None) -> Any:
         # The loss scaler decides in-graph whether its inner optimizer's update runs: noted
         # here, so that updates it skipped every time are told from updates never made.
-        guard = listener()
-        if guard is not None:
-            _unchecked(guard.on_scaled_apply, optimizer)
+        _tell("on_scaled_apply", optimizer)
         return original(optimizer, grads, trainable_variables)
 
     return apply
@@ -214,9 +216,7 @@ def _note_scaled_losses(original: Any) -> Any:
     def scale_loss(optimizer: Any, loss: Any) -> Any:
         # The tape is then asked for the gradient of the scaled loss: the guard judges `loss`.
         scaled = original(optimizer, loss)
-        guard = listener()
-        if guard is not None:
-            _unchecked(guard.on_scaled_loss, loss, scaled)
+        _tell("on_scaled_loss", loss, scaled)
         return scaled
 
     return scale_loss
@@ -243,24 +243,24 @@ def _report_fit_batches(original: Any) -> Any:
     def train_step(model: Any, data: Any) -> Any:
         # Keras' own train step (fit, train_on_batch) is the one place that sees the labels
         # and the compiled loss: the guard keeps them for a NaN-origin replay.
-        guard = listener()
-        if guard is not None:
-            _unchecked(guard.on_fit_batch, model, data)
+        _tell("on_fit_batch", model, data)
         return original(model, data)
 
     return train_step
 
 
-def _report_fit_ends(original: Any) -> Any:
+def _report_fits(original: Any) -> Any:
     signature = inspect.signature(original)
 
     @functools.wraps(original)
     def fit(model: Any, *args: Any, **kwargs: Any) -> Any:
-        history = original(model, *args, **kwargs)
-        guard = listener()
-        if guard is not None:
+        try:
             arguments = signature.bind(model, *args, **kwargs).arguments
-            _unchecked(guard.on_fit_end, model, history, arguments)
+        except TypeError:
+            return original(model, *args, **kwargs)  # (Keras says what is wrong)
+        _tell("on_fit_start", model, arguments)
+        history = original(model, *args, **kwargs)
+        _tell("on_fit_end", model, arguments, history)
         return history
 
     return fit
@@ -268,7 +268,7 @@ def _report_fit_ends(original: Any) -> Any:
 
 _ALL_UPDATES = Patch(_compat.BASE_OPTIMIZER, "apply", _route_updates)
 _FIT_BATCHES = Patch(_compat.KERAS_TRAINER, "train_step", _report_fit_batches)
-_FIT_ENDS = Patch(_compat.KERAS_TRAINER, "fit", _report_fit_ends)
+_FITS = Patch(_compat.KERAS_TRAINER, "fit", _report_fits)
 _WARNINGS = Patch(warnings, "warn", _report_warnings)
 _SCALED_UPDATES = Patch(keras.optimizers.LossScaleOptimizer, "apply", _note_scaled_updates)
 _SCALED_LOSSES = Patch(keras.optimizers.LossScaleOptimizer, "scale_loss", _note_scaled_losses)
@@ -307,7 +307,7 @@ def intercepting_all(guard: Any, *, outermost: bool = True) -> Iterator[None]:
     (`outermost`), or on top for a decorator's guard while its function runs.
     """
     with listening(guard, outermost=outermost), _ALL_UPDATES, _SCALED_UPDATES, _WARNINGS:
-        with _SCALED_LOSSES, _FIT_BATCHES, _FIT_ENDS:
+        with _SCALED_LOSSES, _FIT_BATCHES, _FITS:
             yield
 
 

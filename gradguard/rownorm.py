@@ -7,9 +7,10 @@ information is gone and the model may stay at the chance level.
 
 Not a finding of its own: L2-normalized embeddings or TF-IDF rows are fine inputs. When the loss
 does not decrease, its message names it with the model's suspect settings
-(`suspects.sentence`, ``notes["rows_normalized"]``). Told from `TrainStep`'s first batch of
-2-D float inputs of 4 features or more. Not under `fit`: a fold in its train step cost the
-MLP benchmark about 5% a step, too much for a suspect.
+(`suspects.sentence`, ``notes["rows_normalized"]``). Told from 2-D float inputs of 4 features
+or more: `TrainStep`'s first batch, or `fit`'s array under ``gradguard run`` (read on the host
+as it starts, `fit_batches.FitBatches.given`). Not from `fit`'s batches in-graph: a fold in its
+train step cost the MLP benchmark about 5% a step, too much for a suspect.
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ optimizers divide that scale out again; plain SGD's steps shrink by as much, and
 `global_clipnorm` that binds). The largest weight is what is kept, not the mean: a mask of
 0s and 1s, or class weights, reach 1 or more however many zeros they hold.
 
-Read from `TrainStep`'s first batch, and in-graph from every batch of `fit`
-(`class_weight` reaches its train step as sample weights too).
+Read from `TrainStep`'s first batch; from `fit`'s `sample_weight` and `class_weight` on the host
+as it starts, under ``gradguard run`` (`fit_batches.FitBatches.given`); else in-graph from
+every batch of `fit` (`class_weight` reaches its train step as sample weights too).
 """
 
 from __future__ import annotations

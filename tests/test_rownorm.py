@@ -1,6 +1,6 @@
 """Examples scaled to unit length one by one (`rownorm`, a suspect): named from `TrainStep`'s
-first batch (not under `fit`: too costly a step); standardized features, 2-D points and images
-are not."""
+first batch and from `fit`'s array under ``gradguard run`` (not from fit's batches in-graph: too
+costly a step); standardized features, 2-D points and images are not."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import pytest
 
 import gradguard
 from gradguard import rownorm, suspects
+from gradguard.guarding import Guard
+from gradguard.options import Options
 
 
 def _features(n: int = 64) -> tuple[np.ndarray, np.ndarray]:
@@ -36,6 +38,21 @@ def test_train_step_notes_examples_scaled_to_unit_length(rows):
     step = gradguard.TrainStep(_model(), keras.optimizers.Adam(1e-3), loss)
     step(x[:16], y[:16])
     noted = step.core.notes["rows_normalized"]
+    assert (noted is not None and "an L2 norm of exactly 1" in noted) == (rows == "unit")
+
+
+@pytest.mark.parametrize("rows", ["unit", "standardized"])
+def test_run_notes_fits_array_of_examples_scaled_to_unit_length(rows):
+    x, y = _features()
+    x = keras.utils.normalize(x, axis=1) if rows == "unit" else (x - x.mean(0)) / x.std(0)
+    model = _model()
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    guard = Guard(options=Options.create(), raise_errors=False)
+    with guard.instrument_process():
+        model.fit(x.astype("float32"), y, batch_size=16, epochs=1, verbose=0)
+    guard.read(final=True)
+    (core,) = guard.cores.values()
+    noted = core.notes["rows_normalized"]
     assert (noted is not None and "an L2 norm of exactly 1" in noted) == (rows == "unit")
 
 

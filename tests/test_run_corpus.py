@@ -135,9 +135,9 @@ BUGS: dict[str, Bug] = {
     "bug_rows_normalized_instead_of_features_fit.py": Bug(
         ("loss-not-decreasing",),
         mentions=(("loss-not-decreasing", "an L2 norm of exactly 1"),),
-        wrong="fit's inputs are not read for unit-length rows: a fold in its train step cost "
-        "about 5% of an MLP step (TrainStep's first batch is read)",
     ),
+    # Teacher forcing without the shift: the decoder reads each label at its own position.
+    "bug_teacher_forcing_not_shifted_fit.py": Bug(("labels-in-inputs",)),
     # Adam's epsilon 1 outweighs gradients near 1e-2: SGD at the learning rate.
     "bug_adam_epsilon_one_fit.py": Bug(("epsilon-dominates",)),
     # A frozen base never trained nor loaded: the head learns from fixed random features.
@@ -443,6 +443,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_adam_epsilon_one_large_gradients_fit.py": Healthy(),
     "ok_augmentation_flip_changes_label_fit.py": Healthy(),
     "ok_rows_normalized_instead_of_features_fit.py": Healthy(),
+    "ok_teacher_forcing_not_shifted_fit.py": Healthy(),
 }
 
 # Healthy scripts of other shapes whose logs (`--log-dir`, `WATCHED_OPTIONS`) show that
@@ -786,6 +787,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "inputs-rescaled-twice",
         "frozen-untrained",
         "epsilon-dominates",
+        "labels-in-inputs",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}
     assert runtime_codes <= covered

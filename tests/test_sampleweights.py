@@ -6,9 +6,13 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import gradguard
 from gradguard import sampleweights
+from gradguard.fit_batches import FitBatches
+from gradguard.guarding import Guard
+from gradguard.options import Options
 
 
 def _data(n: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -39,6 +43,12 @@ def _train(entry: str, weights: np.ndarray, optimizer: keras.optimizers.Optimize
             x, y, sample_weight=weights, batch_size=32, epochs=2, verbose=0, callbacks=[callback]
         )
         return callback.report()
+    if entry == "run":  # read from fit's arguments as it starts, no fold in its train step
+        model.compile(optimizer, loss)
+        guard = Guard(options=Options.create(), raise_errors=False)
+        with guard.instrument_process():
+            model.fit(x, y, sample_weight=weights, batch_size=32, epochs=2, verbose=0)
+        return guard.read(final=True)
     step = gradguard.TrainStep(model, optimizer, loss, every=4)
     for _ in range(2):
         for i in range(0, len(x), 32):
@@ -46,7 +56,7 @@ def _train(entry: str, weights: np.ndarray, optimizer: keras.optimizers.Optimize
     return step.report()
 
 
-@pytest.mark.parametrize("entry", ["fit", "train_step"])
+@pytest.mark.parametrize("entry", ["fit", "run", "train_step"])
 def test_weights_summing_to_one_under_sgd_are_named(entry):
     _, _, mean_one = _data()
     sgd = keras.optimizers.SGD(0.05, momentum=0.9)
@@ -61,6 +71,7 @@ def test_weights_summing_to_one_under_sgd_are_named(entry):
     [
         ("fit", "mean-one", lambda: keras.optimizers.SGD(0.05, momentum=0.9)),
         ("train_step", "mean-one", lambda: keras.optimizers.SGD(0.05, momentum=0.9)),
+        ("run", "mean-one", lambda: keras.optimizers.SGD(0.05, momentum=0.9)),
         # Adam divides the weights' scale out again: its steps keep their size.
         ("fit", "sum-to-one", lambda: keras.optimizers.Adam(1e-2)),
     ],
@@ -80,3 +91,22 @@ def test_largest_weight_is_read_from_a_batch_and_folded_over_fits_batches():
     for batch in ([0.1, 0.2], [0.4, 0.3], [0.05]):
         folded.observe(keras.ops.convert_to_tensor(np.array(batch, "float32")))
     assert folded.value() == pytest.approx(0.4)
+
+
+def test_fits_arrays_tell_the_largest_weight_in_place_of_a_fold():
+    model = _model()
+    batches = FitBatches()
+    class_weight = {0: 0.5, 1: 0.01}
+    found = batches.given(model, {"x": np.zeros((4, 8)), "class_weight": class_weight}, step=0)
+    assert found == []
+
+    @tf.function
+    def step(weights: tf.Tensor) -> None:
+        batches.observe(model, tf.zeros((2, 8)), tf.zeros((2, 1)), weights)
+
+    step(tf.constant([2.0, 3.0]))  # (fit's batches: not folded, its arguments told)
+    assert batches.input_notes(model)["sample_weight_largest"] == 0.5
+    dataset_fed = FitBatches()  # a data set's weights: only its batches tell
+    dataset_fed.given(model, {"x": tf.data.Dataset.range(3)}, step=0)
+    dataset_fed.observe(model, tf.zeros((2, 8)), tf.zeros((2, 1)), tf.constant([2.0, 3.0]))
+    assert dataset_fed.input_notes(model)["sample_weight_largest"] == 3.0

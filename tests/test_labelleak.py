@@ -1,0 +1,115 @@
+"""Labels that are one of the model's inputs, position by position (`labels-in-inputs`): teacher
+forcing without the shift is found from `TrainStep`'s first batch and from `fit`'s arrays under
+``gradguard run``; the shifted decoder input, a copy task, an autoencoder, masks and masked
+language modelling stay silent."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import gradguard
+from gradguard import labelleak
+from gradguard.guarding import Guard
+from gradguard.options import Options
+
+V, T = 13, 8  # tokens 3..12; 0 pads, 1 starts
+
+
+def _sequences(n: int = 128, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(source, target, target shifted right after a start token), padded with 0 at the end."""
+    rng = np.random.default_rng(seed)
+    src, tgt, shifted = (np.zeros((n, T), "int32") for _ in range(3))
+    for i in range(n):
+        length = rng.integers(3, T + 1)
+        tokens = rng.integers(3, V, length)
+        src[i, :length], tgt[i, :length] = tokens, tokens[::-1]
+        shifted[i, 0], shifted[i, 1:length] = 1, tokens[::-1][:-1]
+    return src, tgt, shifted
+
+
+SRC, TGT, SHIFTED = _sequences()
+
+
+def _masked(tokens: np.ndarray, share: float) -> np.ndarray:
+    corrupted = tokens.copy()
+    hidden = (np.random.default_rng(1).random(tokens.shape) < share) & (tokens > 0)
+    corrupted[hidden] = 2  # [MASK]
+    return corrupted
+
+
+@pytest.mark.parametrize(
+    "x, y, named",
+    [
+        ([SRC, TGT], TGT, "x[1]"),  # decoder input = target: the bug
+        ({"enc": SRC, "dec": TGT}, TGT, "x['dec']"),
+        ([SRC, TGT], TGT.astype("float32")[..., None], "x[1]"),  # float ids, a trailing axis
+        ([SRC, SHIFTED], TGT, None),  # teacher forcing with the shift
+        ([TGT, SHIFTED], TGT, None),  # a copy task: labels = the encoder's input
+        (TGT, TGT, None),  # an autoencoder: one input
+        ([TGT, np.arange(len(TGT))], TGT, None),  # a condition that is no sequence
+        ([TGT, (TGT > 0).astype("int32")], (TGT > 6).astype("int32"), None),  # mask, tags
+        ([_masked(TGT, 0.15), np.zeros_like(TGT)], TGT, None),  # masked language modelling
+        ([SRC[:4], TGT[:4]], TGT[:4], None),  # too few positions to judge
+    ],
+    ids=[
+        "not-shifted",
+        "dict",
+        "float-labels",
+        "shifted",
+        "copy-task",
+        "autoencoder",
+        "condition",
+        "mask-and-tags",
+        "masked-lm",
+        "few-positions",
+    ],
+)
+def test_labels_equal_to_an_input_are_found(x, y, named):
+    found = labelleak.finding(None, x, y, step=3)
+    assert (found is not None) == (named is not None), found
+    if found is not None:
+        assert found.code == "labels-in-inputs" and found.step == 3
+        assert f"input {named} itself" in found.message, found.message
+        assert "[<start>] + target[:-1]" in found.message
+        assert found.details["share"] == 1.0
+
+
+def _seq2seq() -> keras.Model:
+    """Encoder and decoder tokens, the decoder's position by position (as a causal decoder's)."""
+    keras.utils.set_random_seed(5)
+    enc, dec = keras.Input((T,), dtype="int32"), keras.Input((T,), dtype="int32", name="dec")
+    summary = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(V, 8)(enc))
+    steps = keras.layers.Embedding(V, 8)(dec) + keras.ops.expand_dims(summary, 1)
+    return keras.Model([enc, dec], keras.layers.Dense(V)(steps))
+
+
+@pytest.mark.parametrize("shifted", [False, True], ids=["not-shifted", "shifted"])
+def test_train_step_finds_the_unshifted_decoder_input_at_its_first_batch(shifted):
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    step = gradguard.TrainStep(_seq2seq(), keras.optimizers.Adam(1e-2), loss)
+    decoder = SHIFTED if shifted else TGT
+    for i in range(0, 64, 16):
+        step([SRC[i : i + 16], decoder[i : i + 16]], TGT[i : i + 16])
+    found = [f for f in step.report().findings if f.code == "labels-in-inputs"]
+    assert bool(found) != shifted, found
+    if found:
+        assert "input x[1] (input layer 'dec') itself" in found[0].message
+
+
+@pytest.mark.parametrize("data", ["arrays", "shifted", "dataset"])
+def test_run_reads_fits_arrays_as_it_starts(data):
+    model = _seq2seq()
+    model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+    guard = Guard(options=Options.create(), raise_errors=False)
+    decoder = SHIFTED if data == "shifted" else TGT
+    with guard.instrument_process():
+        if data == "dataset":  # its batches are not read on the host
+            batches = tf.data.Dataset.from_tensor_slices(((SRC, decoder), TGT)).batch(32)
+            model.fit(batches, epochs=1, verbose=0)
+        else:
+            model.fit([SRC, decoder], TGT, batch_size=32, epochs=1, verbose=0)
+    codes = [f.code for f in guard.read(final=True).findings]
+    assert ("labels-in-inputs" in codes) == (data == "arrays"), codes
