@@ -7,12 +7,14 @@ position is already in the input at that position: the model learns to copy it, 
 loss falls to about 0 and the accuracy to 1, and inference, fed the model's own tokens, fails.
 
 Told once from the data on the host: `TrainStep`'s first batch, or `fit`'s arrays under
-``gradguard run``. It takes two or more integer sequence inputs of the labels' shape, one of
-them equal to the labels at 99% or more of the positions where either is not 0 (padding), and
-none whose tokens (not 0), one step later, are the labels at 90% or more (a shifted input).
-With a shifted input the labels may equal the encoder's (a copy task, learned through the
-encoder's summary); with one input (an autoencoder) the labels are the input by design. Not
-under `GuardCallback` alone, nor for data `fit` draws batches from (a data set, a generator).
+``gradguard run``. It takes two or more token sequence inputs of the labels' shape (integer
+ids of more than two values, not the same in every example: not masks, segment or position
+ids), one of them equal to the labels at 99% or more of the positions where either is not 0
+(padding), and none whose tokens (not 0), one step later, are the labels at 90% or more (a
+shifted input). With a shifted input the labels may equal the encoder's (a copy task, learned
+through the encoder's summary); with one input (an autoencoder, or a model that masks its
+tokens itself next to a padding mask) the labels are the input by design. Not under
+`GuardCallback` alone, nor for data `fit` draws batches from (a data set, a generator).
 """
 
 from __future__ import annotations
@@ -42,9 +44,9 @@ def finding(model: Any, x: Any, y: Any, step: int) -> Finding | None:
     inputs = [
         (name, array)
         for name, array in _named_inputs(model, x)
-        if array.shape == labels.shape and np.issubdtype(array.dtype, np.integer)
+        if array.shape == labels.shape and _tokens(array)
     ]
-    if len(inputs) < 2:
+    if len(inputs) < 2:  # (one: an autoencoder; masks, segment and position ids are no tokens)
         return None
     for _, array in inputs:  # each of its tokens, one step later, is the label before it?
         share, positions = _share(array[:, 1:], labels[:, :-1], array[:, 1:] != 0)
@@ -90,6 +92,13 @@ def _named_inputs(model: Any, x: Any) -> list[tuple[str, np.ndarray]]:
         return []
     arrays = [(name, batch.head(value)) for name, value in named]
     return [(name, array) for name, array in arrays if array is not None]
+
+
+def _tokens(array: np.ndarray) -> bool:
+    """Integer ids of more than two values that differ from example to example."""
+    if not np.issubdtype(array.dtype, np.integer) or np.all(array == array[:1]):
+        return False
+    return len(np.unique(array)) > 2
 
 
 def _integral(array: np.ndarray) -> bool:

@@ -52,6 +52,8 @@ def _masked(tokens: np.ndarray, share: float) -> np.ndarray:
         ([TGT, np.arange(len(TGT))], TGT, None),  # a condition that is no sequence
         ([TGT, (TGT > 0).astype("int32")], (TGT > 6).astype("int32"), None),  # mask, tags
         ([_masked(TGT, 0.15), np.zeros_like(TGT)], TGT, None),  # masked language modelling
+        ([TGT, (TGT > 0).astype("int32")], TGT, None),  # masked in the model, a padding mask
+        ([TGT, np.tile(np.arange(T), (len(TGT), 1))], TGT, None),  # position ids
         ([SRC[:4], TGT[:4]], TGT[:4], None),  # too few positions to judge
     ],
     ids=[
@@ -64,6 +66,8 @@ def _masked(tokens: np.ndarray, share: float) -> np.ndarray:
         "condition",
         "mask-and-tags",
         "masked-lm",
+        "masked-in-model",
+        "position-ids",
         "few-positions",
     ],
 )
