@@ -29,6 +29,7 @@ from gradguard import (
     losslevel,
     output_layer,
     output_order,
+    ranout,
     suspects,
 )
 from gradguard import activations as activations_lib
@@ -86,6 +87,7 @@ class Forensics:
         # What the batches of each model under Keras' own train step show; per core of a
         # hand-written step, the class counts of its traced cross-entropy's labels.
         self._fit = fit_batches.FitBatches()
+        self.fit_length = ranout.FitLength()  # (under gradguard run: fit's data ran out)
         self._traced_counts: dict[int, chance.LabelCounts] = {}
         self._frozen = frozen.FrozenUntrained()  # (frozen layers never trained nor loaded)
 
@@ -100,6 +102,7 @@ class Forensics:
 
     def fit_given(self, model: Any, arguments: Mapping[str, Any], step: int) -> list[Finding]:
         """`fit` starts on `arguments` (by name): what its arrays show (`FitBatches.given`)."""
+        self.fit_length.start(model)
         return self._fit.given(model, arguments, step)
 
     def in_keras_step(self) -> bool:

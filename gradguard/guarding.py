@@ -91,8 +91,7 @@ class Guard:
         watched = self.model is not None and self.options.watches_activations()
         name = str(getattr(self.model, "name", ""))
         self._recorder = activations_lib.Recorder(self.model, name) if watched else None
-        # The layers called under a tape while instrumenting (which variables are Keras', and
-        # frozen; with activations watched, their outputs); per optimizer what its checks watch.
+        # Layers called under a tape: which variables are Keras' and frozen, watched outputs.
         self._tap = Tap()
         self.input_scales = InputScales()  # (Normalization layers never adapted)
         self.cores: dict[int, StepCore] = {}
@@ -214,6 +213,7 @@ class Guard:
 
     def on_warning(self, message: str) -> None:
         """A Python warning raised while the guard listens (Keras' own diagnoses)."""
+        self.forensics.fit_length.on_warning(message)
         if "does not have any trainable weights" in message and self._tap.last_model:
             model = self._tap.last_model()
             if model is not None and not model.trainable_variables and model.weights:
@@ -233,6 +233,7 @@ class Guard:
         if core is not None:
             self.forensics.note_chance(core)
             self._pending += fitend.judge(core.notes, history, arguments, core.steps - 1)
+        self._pending += self.forensics.fit_length.judge(model, arguments, self.steps_seen() - 1)
 
     def on_scaled_loss(self, loss: Any, scaled: Any) -> None:
         """A LossScaleOptimizer scaled `loss`: a gradient of `scaled` is taken for `loss`."""
@@ -370,8 +371,7 @@ class Guard:
             core.notes["float16_unscaled"] &= key not in self._scaled
             self.forensics.before_read(core)
             core.read(core.steps, raise_errors=False, final=final)
-        steps = self.steps_seen()
-        self.report.steps_observed = steps
+        self.report.steps_observed = steps = self.steps_seen()
         if raise_errors:
             findings_lib.raise_new(self.report, known, self.policy)
             for core in self.cores.values():

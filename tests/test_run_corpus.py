@@ -136,6 +136,8 @@ BUGS: dict[str, Bug] = {
         ("loss-not-decreasing",),
         mentions=(("loss-not-decreasing", "an L2 norm of exactly 1"),),
     ),
+    # A dataset without .repeat() shorter than steps_per_epoch: each epoch ends when it does.
+    "bug_dataset_not_repeated_steps_per_epoch_fit.py": Bug(("data-exhausted",)),
     # Teacher forcing without the shift: the decoder reads each label at its own position.
     "bug_teacher_forcing_not_shifted_fit.py": Bug(("labels-in-inputs",)),
     # Adam's epsilon 1 outweighs gradients near 1e-2: SGD at the learning rate.
@@ -444,6 +446,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_augmentation_flip_changes_label_fit.py": Healthy(),
     "ok_rows_normalized_instead_of_features_fit.py": Healthy(),
     "ok_teacher_forcing_not_shifted_fit.py": Healthy(),
+    "ok_dataset_not_repeated_steps_per_epoch_fit.py": Healthy(),
 }
 
 # Healthy scripts of other shapes whose logs (`--log-dir`, `WATCHED_OPTIONS`) show that
@@ -788,6 +791,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "frozen-untrained",
         "epsilon-dominates",
         "labels-in-inputs",
+        "data-exhausted",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}
     assert runtime_codes <= covered
