@@ -22,8 +22,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from gradguard import (
     batch,
     chance,
@@ -59,15 +57,14 @@ class FitBatches:
         x = arguments.get("x")
         if batch.head(x) is None and not isinstance(x, (list, tuple, Mapping)):
             return []
-        class_weight = arguments.get("class_weight")
-        weights = [
+        weights = [  # (fit takes one or the other)
             sampleweights.largest(arguments.get("sample_weight")),
-            sampleweights.largest(list(class_weight.values()) if class_weight else None),
+            sampleweights.largest_of_classes(arguments.get("class_weight"), arguments.get("y")),
         ]
-        known = [w for w in weights if w is not None]  # (fit multiplies the two)
+        known = [w for w in weights if w is not None]
         self._given[id(model)] = {
             "rows_normalized": rownorm.first_batch_suspect(batch.head(x)),
-            "sample_weight_largest": float(np.prod(known)) if known else None,
+            "sample_weight_largest": max(known, default=None),
         }
         leak = labelleak.finding(model, x, arguments.get("y"), step)
         return [] if leak is None else [leak]

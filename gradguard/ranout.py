@@ -13,6 +13,7 @@ learns the length of a data set of unknown length, which is healthy.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,11 +44,11 @@ class FitLength:
         """`data-exhausted` for the `fit` that returned, given its `arguments` by name."""
         per_epoch, end = arguments.get("steps_per_epoch"), _iterations(model)
         epochs = int(arguments.get("epochs", 1)) - int(arguments.get("initial_epoch", 0))
-        if not self._ran_out or not isinstance(per_epoch, int) or not epochs:
+        if not self._ran_out or not isinstance(per_epoch, numbers.Integral) or epochs < 1:
             return []
         if self._start is None or end is None:
             return []
-        asked, ran = per_epoch * epochs, end - self._start
+        asked, ran = int(per_epoch) * epochs, end - self._start
         if ran > SHARE * asked:
             return []
         message = (

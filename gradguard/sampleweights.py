@@ -15,14 +15,15 @@ every batch of `fit` (`class_weight` reaches its train step as sample weights to
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from gradguard import _compat, replicas
+from gradguard import _compat, batch, replicas
 
-__all__ = ["LargestWeight", "largest"]
+__all__ = ["LargestWeight", "largest", "largest_of_classes"]
 
 
 def largest(sample_weight: Any) -> float | None:
@@ -34,6 +35,17 @@ def largest(sample_weight: Any) -> float | None:
     except (TypeError, ValueError):  # (per-replica values, a nest of weights)
         return None
     return float(weights.max()) if weights.size else None
+
+
+def largest_of_classes(class_weight: Any, y: Any) -> float | None:
+    """The largest weight `fit`'s `class_weight` gives `y`'s classes (a class left out: 1)."""
+    ids = batch.class_ids(y)
+    if not isinstance(class_weight, Mapping) or ids is None or not ids.size:
+        return None
+    try:
+        return max(abs(float(class_weight.get(int(c), 1.0))) for c in np.unique(ids))
+    except (TypeError, ValueError):
+        return None
 
 
 class LargestWeight:

@@ -96,16 +96,17 @@ def test_largest_weight_is_read_from_a_batch_and_folded_over_fits_batches():
 def test_fits_arrays_tell_the_largest_weight_in_place_of_a_fold():
     model = _model()
     batches = FitBatches()
-    class_weight = {0: 0.5, 1: 0.01}
-    found = batches.given(model, {"x": np.zeros((4, 8)), "class_weight": class_weight}, step=0)
-    assert found == []
+    arguments = {"x": np.zeros((4, 8)), "y": np.array([0, 1, 1, 0]), "class_weight": {0: 0.5}}
+    assert batches.given(model, arguments, step=0) == []
 
     @tf.function
     def step(weights: tf.Tensor) -> None:
         batches.observe(model, tf.zeros((2, 8)), tf.zeros((2, 1)), weights)
 
     step(tf.constant([2.0, 3.0]))  # (fit's batches: not folded, its arguments told)
-    assert batches.input_notes(model)["sample_weight_largest"] == 0.5
+    assert batches.input_notes(model)["sample_weight_largest"] == 1.0  # (class 1 left out)
+    assert sampleweights.largest_of_classes({0: 0.5, 1: 0.01}, np.array([[0], [1]])) == 0.5
+    assert sampleweights.largest_of_classes({0: 0.5}, np.array([0.2, 0.7])) is None  # no ids
     dataset_fed = FitBatches()  # a data set's weights: only its batches tell
     dataset_fed.given(model, {"x": tf.data.Dataset.range(3)}, step=0)
     dataset_fed.observe(model, tf.zeros((2, 8)), tf.zeros((2, 1)), tf.constant([2.0, 3.0]))
