@@ -49,14 +49,15 @@ class FitLength:
         if self._start is None or end is None:
             return []
         asked, ran = int(per_epoch) * epochs, end - self._start
+        repeats = hasattr(arguments.get("x"), "cardinality")  # (a tf.data.Dataset)
         if ran > SHARE * asked:
             return []
         message = (
             f"fit ran {ran} steps of the {asked} asked for (steps_per_epoch={per_epoch} x "
             f"{epochs} epochs): its data ran out (Keras warned 'Your input ran out of data') "
             f"and ended each epoch there, so the model trained {ran / asked:.0%} of the steps "
-            "planned. Call .repeat() on the tf.data.Dataset, or set steps_per_epoch to the "
-            "batches one pass of the data holds (or leave it out)."
+            f"planned. {'Call .repeat() on the tf.data.Dataset, or s' if repeats else 'S'}et "
+            "steps_per_epoch to the batches one pass of the data holds (or leave it out)."
         )
         details = {"ran": ran, "asked": asked}
         return [Finding("data-exhausted", message, max(step, 0), details=details)]

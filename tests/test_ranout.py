@@ -29,6 +29,8 @@ def _fit(data: str) -> tuple[list, bool]:
         batches = batches.repeat()
     elif data == "unknown-length":  # (Keras warns once as it learns the length: healthy)
         batches, options = batches.filter(lambda x, y: True), {"epochs": 2}
+    elif data == "arrays":  # 10 batches a pass, 30 asked for each epoch: 20 of 60 run
+        batches, options = x, {"y": y, "batch_size": 16, **options}
     elif data == "a-little-short":
         options = {"steps_per_epoch": 12, "epochs": 1}  # 10 of 12 run
     guard = Guard(options=Options.create(), raise_errors=False)
@@ -39,13 +41,15 @@ def _fit(data: str) -> tuple[list, bool]:
     return guard.read(final=True).findings, ran_out
 
 
-@pytest.mark.parametrize("data", ["not-repeated", "repeated", "unknown-length", "a-little-short"])
+@pytest.mark.parametrize(
+    "data", ["not-repeated", "arrays", "repeated", "unknown-length", "a-little-short"]
+)
 def test_fit_whose_data_ran_out_is_found(data):
     findings, warned = _fit(data)
     assert warned == (data != "repeated")  # Keras' own warning: all but the first are healthy
     found = [f for f in findings if f.code == "data-exhausted"]
-    assert bool(found) == (data == "not-repeated"), found
+    assert bool(found) == (data in ("not-repeated", "arrays")), found
     if found:
         assert found[0].details == {"ran": 20, "asked": 60}, found[0].details  # 10 an epoch
         assert "fit ran 20 steps of the 60 asked for" in found[0].message
-        assert ".repeat()" in found[0].message
+        assert (".repeat()" in found[0].message) == (data == "not-repeated")
