@@ -8,7 +8,7 @@ from typing import Any
 
 import keras
 
-from gradguard import errors, heldout
+from gradguard import errors, heldout, ranout
 from gradguard import findings as findings_lib
 from gradguard.guarding import Guard
 from gradguard.options import ChecksArg, Options
@@ -83,6 +83,7 @@ class GuardCallback(keras.callbacks.Callback):
         self._batches = 0  # batches of the current epoch seen at batch ends
         self._traces = 0
         self._epoch_losses: list[tuple[float, float]] = []  # (loss, val_loss) of each epoch
+        self._epoch_batches: list[int] = []  # the batches each epoch of this fit ran
 
     def on_train_begin(self, logs: Any = None) -> None:
         model = self.model
@@ -121,6 +122,7 @@ class GuardCallback(keras.callbacks.Callback):
         self._batches = 0
 
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        self._epoch_batches.append(self._batches)
         if logs and "loss" in logs and "val_loss" in logs:
             self._epoch_losses.append((float(logs["loss"]), float(logs["val_loss"])))
 
@@ -141,6 +143,7 @@ class GuardCallback(keras.callbacks.Callback):
     def on_train_end(self, logs: Any = None) -> None:
         self._put_back()
         epochs, self._epoch_losses = self._epoch_losses, []
+        batches, self._epoch_batches = self._epoch_batches, []
         if self.guard is not None:
             # The last batches' errors raise out of fit too, as at every read.
             known = {f.key for f in self.guard.report.findings}
@@ -150,6 +153,10 @@ class GuardCallback(keras.callbacks.Callback):
             chance = [core.notes.get("chance_loss_balanced") for core in cores]
             if len(chance) == 1 and chance[0] is not None:
                 found = heldout.memorizing(epochs, chance[0], report.steps_observed - 1)
+                findings_lib.emit(report, found, self.guard.policy, raise_errors=False)
+            if not self.model.stop_training:  # (stopped by a callback: its epoch ends early)
+                steps, step = (self.params or {}).get("steps"), report.steps_observed - 1
+                found = ranout.finding(steps, len(batches), sum(batches), None, step)
                 findings_lib.emit(report, found, self.guard.policy, raise_errors=False)
             if self.guard.raise_errors:
                 findings_lib.raise_new(report, known, self.guard.policy)
