@@ -12,9 +12,9 @@ Per model, what applies to it, decided at its first batch:
 * its sample weights' largest (`sampleweights`: far below 1, SGD's steps shrink).
 
 Under ``gradguard run``, which wraps `fit`, its arrays are also read on the host as it starts
-(`given`): examples of unit length (`rownorm`, a suspect too costly to fold per step), labels
-that are one of the inputs (`labelleak`), and the largest sample or class weight, whose
-in-graph fold is then left out.
+(`given`): examples of unit length (`rownorm`, a suspect too costly to fold per step), token
+labels that are one of the inputs or padded elsewhere (`tokenlabels`), and the largest sample
+or class weight, whose in-graph fold is then left out.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from gradguard import (
     batch,
     chance,
     label_range,
-    labelleak,
     padding,
     rescaled,
     rownorm,
     sampleweights,
+    tokenlabels,
 )
 from gradguard.findings import Finding
 
@@ -66,8 +66,7 @@ class FitBatches:
             "rows_normalized": rownorm.first_batch_suspect(batch.head(x)),
             "sample_weight_largest": max(known, default=None),
         }
-        leak = labelleak.finding(model, x, arguments.get("y"), step)
-        return [] if leak is None else [leak]
+        return tokenlabels.findings(model, x, arguments.get("y"), step)
 
     def observe(self, model: Any, x: Any, y: Any, sample_weight: Any) -> None:
         """In-graph, as a train step of `model` is traced: folds its inputs, labels and weights."""

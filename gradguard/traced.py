@@ -4,7 +4,7 @@ Each made once: the variables the trace gave no gradient (`none-gradient`, with 
 chain to the loss broke), labels broadcast against the predictions (`loss-broadcast`) and an
 output layer that cannot make what the loss reads (`from-logits-mismatch`), and the first
 batch's pixels divided by 255 twice (`inputs-rescaled-twice`) or labels that are one of its
-inputs (`labels-in-inputs`); and, from the
+inputs or padded elsewhere (`tokenlabels`); and, from the
 labels of batches spread over the run, the chance level the loss checks compare with and labels
 out of the output's or the loss's range (`labels-out-of-range`); and from every batch's classes,
 counted in-graph, batches of one class at a time (`batches-one-class`), and from the inputs of
@@ -25,10 +25,10 @@ from gradguard import (
     diagnose,
     frozen,
     label_range,
-    labelleak,
     losses,
     output_layer,
     rescaled,
+    tokenlabels,
     unadapted,
 )
 from gradguard.core import StepCore
@@ -106,7 +106,7 @@ class TraceFindings:
         if self.loss_shapes.traced and "chance_loss" not in core.notes:  # the first call
             found.append(output_layer.mismatch(self._model, self.loss_fn, step))
             found.append(rescaled.first_batch_finding(self._model, batch[0], step))
-            found.append(labelleak.finding(self._model, batch[0], batch[1], step))
+            found += tokenlabels.findings(self._model, batch[0], batch[1], step)
             allowed = label_range.bounds(self._model, self.loss_fn)
             self._label_range = label_range.LabelRange(allowed) if allowed else None
         if self.loss_shapes.traced and (read or "chance_loss" not in core.notes):

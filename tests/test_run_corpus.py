@@ -138,6 +138,8 @@ BUGS: dict[str, Bug] = {
     ),
     # A dataset without .repeat() shorter than steps_per_epoch: each epoch ends when it does.
     "bug_dataset_not_repeated_steps_per_epoch_fit.py": Bug(("data-exhausted",)),
+    # Tokens padded at the start (pad_sequences' default), their tags at the end.
+    "bug_tags_padded_after_tokens_padded_before_fit.py": Bug(("padding-misaligned",)),
     # Teacher forcing without the shift: the decoder reads each label at its own position.
     "bug_teacher_forcing_not_shifted_fit.py": Bug(("labels-in-inputs",)),
     # Adam's epsilon 1 outweighs gradients near 1e-2: SGD at the learning rate.
@@ -447,6 +449,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_rows_normalized_instead_of_features_fit.py": Healthy(),
     "ok_teacher_forcing_not_shifted_fit.py": Healthy(),
     "ok_dataset_not_repeated_steps_per_epoch_fit.py": Healthy(),
+    "ok_tags_padded_after_tokens_padded_before_fit.py": Healthy(),
 }
 
 # Healthy scripts of other shapes whose logs (`--log-dir`, `WATCHED_OPTIONS`) show that
@@ -792,6 +795,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "epsilon-dominates",
         "labels-in-inputs",
         "data-exhausted",
+        "padding-misaligned",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}
     assert runtime_codes <= covered

@@ -1,7 +1,9 @@
-"""Labels that are one of the model's inputs, position by position (`labels-in-inputs`): teacher
-forcing without the shift is found from `TrainStep`'s first batch and from `fit`'s arrays under
-``gradguard run``; the shifted decoder input, a copy task, an autoencoder, masks and masked
-language modelling stay silent."""
+"""Token labels against the model's token inputs (`tokenlabels`), from `TrainStep`'s first batch
+and from `fit`'s arrays under ``gradguard run``: labels that are one of the inputs position by
+position (`labels-in-inputs`: teacher forcing without the shift; the shifted decoder input, a
+copy task, an autoencoder, masks and masked language modelling silent), and tags padded on the
+other side from their tokens (`padding-misaligned`; padded alike, a padding tag other than 0,
+0 as a real token, and an encoder-decoder silent)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 import gradguard
-from gradguard import labelleak
+from gradguard import tokenlabels
 from gradguard.guarding import Guard
 from gradguard.options import Options
 
@@ -72,7 +74,9 @@ def _masked(tokens: np.ndarray, share: float) -> np.ndarray:
     ],
 )
 def test_labels_equal_to_an_input_are_found(x, y, named):
-    found = labelleak.finding(None, x, y, step=3)
+    (found,) = [
+        f for f in tokenlabels.findings(None, x, y, step=3) if f.code == "labels-in-inputs"
+    ] or [None]
     assert (found is not None) == (named is not None), found
     if found is not None:
         assert found.code == "labels-in-inputs" and found.step == 3
@@ -117,3 +121,64 @@ def test_run_reads_fits_arrays_as_it_starts(data):
             model.fit([SRC, decoder], TGT, batch_size=32, epochs=1, verbose=0)
     codes = [f.code for f in guard.read(final=True).findings]
     assert ("labels-in-inputs" in codes) == (data == "arrays"), codes
+
+
+def _tagged(n: int = 200, pad_tags: str = "pre", pad_tag: int = 0):
+    """Sentences of 4 to T tokens (ids 1..V-1) and a tag (1..4) per token, padded with
+    `pad_sequences`: the tokens at their start (its default), the tags as `pad_tags` says."""
+    rng = np.random.default_rng(2)
+    tokens = [rng.integers(1, V, rng.integers(4, T + 1)) for _ in range(n)]
+    tags = [1 + (t % 4) for t in tokens]
+    x = keras.utils.pad_sequences(tokens, maxlen=T)
+    y = keras.utils.pad_sequences(tags, maxlen=T, padding=pad_tags, value=pad_tag)
+    return x, y
+
+
+def _tagger(encoder_decoder: bool = False) -> keras.Model:
+    keras.utils.set_random_seed(6)
+    tokens = keras.Input((T,), dtype="int32")
+    h = keras.layers.Embedding(V, 8)(tokens)
+    if encoder_decoder:  # the input summarized, then unrolled: its positions are not kept
+        h = keras.layers.RepeatVector(T)(keras.layers.GRU(8)(h))
+        h = keras.layers.GRU(8, return_sequences=True)(h)
+    return keras.Model(tokens, keras.layers.Dense(5)(h))
+
+
+@pytest.mark.parametrize(
+    "case", ["post-tags", "alike", "pad-tag-9", "zero-is-a-token", "encoder-decoder"]
+)
+def test_tags_padded_elsewhere_than_their_tokens_are_found(case):
+    x, y = _tagged(pad_tags="post" if case in ("post-tags", "encoder-decoder") else "pre")
+    if case == "pad-tag-9":
+        x, y = _tagged(pad_tag=9)
+    if case == "zero-is-a-token":  # 0 inside sentences too: not padding
+        x = np.where(np.random.default_rng(3).random(x.shape) < 0.2, 0, x + 1)
+        y = np.where(x == 0, 3, y)
+    model = _tagger(encoder_decoder=case == "encoder-decoder")
+    found = [f for f in tokenlabels.findings(model, x, y, step=2) if f.code == "padding-misaligned"]
+    assert bool(found) == (case == "post-tags"), found
+    if found:
+        assert "at the start of its rows" in found[0].message, found[0].message
+        assert "pad the inputs and the labels the same way" in found[0].message
+        assert found[0].details["other"] > 0.5
+
+
+@pytest.mark.parametrize("entry", ["train_step", "run"])
+@pytest.mark.parametrize("pad_tags", ["post", "pre"])
+def test_tags_padded_elsewhere_are_found_at_the_first_batch_or_fits_start(entry, pad_tags):
+    x, y = _tagged(pad_tags=pad_tags)
+    model = _tagger()
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    if entry == "train_step":
+        step = gradguard.TrainStep(model, keras.optimizers.Adam(1e-2), loss)
+        for i in range(0, 96, 32):
+            step(x[i : i + 32], y[i : i + 32])
+        findings = step.report().findings
+    else:
+        model.compile(keras.optimizers.Adam(1e-2), loss)
+        guard = Guard(options=Options.create(), raise_errors=False)
+        with guard.instrument_process():
+            model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+        findings = guard.read(final=True).findings
+    codes = [f.code for f in findings]
+    assert ("padding-misaligned" in codes) == (pad_tags == "post"), codes

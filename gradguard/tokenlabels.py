@@ -1,0 +1,176 @@
+"""Labels of one token each, against the model's token inputs: copied, or padded elsewhere.
+
+* `labels-in-inputs`: teacher forcing feeds a decoder the target sequence shifted right by one
+  step (``decoder_input = [<start>] + target[:-1]``), so that at each position it predicts the
+  next token from the ones before. Without the shift (``decoder_input = target``) the label at
+  each position is already in the input there: the model learns to copy it, the training loss
+  falls to about 0 and the accuracy to 1, and inference, fed the model's own tokens, fails.
+  Taken: two or more token sequence inputs of the labels' shape (integer ids of more than two
+  values, not the same in every example: not masks, segment or position ids), one of them
+  equal to the labels at 99% or more of the positions where either is not 0 (padding), and none
+  whose tokens (not 0), one step later, are the labels at 90% or more (a shifted input). With a
+  shifted input the labels may equal the encoder's (a copy task, learned through the encoder's
+  summary); with one input (an autoencoder, or a model that masks its tokens itself next to a
+  padding mask) the labels are the input by design.
+* `padding-misaligned`: `keras.utils.pad_sequences` pads at the start by default
+  (``padding="pre"``). Tokens padded that way and their tags with ``padding="post"`` (or the
+  reverse) put each tag at another token's position, shifted by the sentence's length: the loss
+  still falls (the model learns where the padding is) while the tags of real tokens are near
+  chance. Taken: one token sequence input of the labels' shape, whose 0s are padding (in 95% of
+  the rows that have any, a run at the start or at the end), through a model that keeps the
+  positions (no recurrent layer returning its last state only, no `RepeatVector`, global
+  pooling or `Flatten`: an encoder-decoder's labels need not line up with its input); where
+  the input is padding the labels are one value (the padding tag) at 99% or more, or not.
+
+Told once from the data on the host: `TrainStep`'s first batch, or `fit`'s arrays under
+``gradguard run``. Not under `GuardCallback` alone, nor for data `fit` draws batches from (a
+data set, a generator).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+import numpy as np
+
+from gradguard import _compat, batch
+from gradguard.findings import Finding
+
+__all__ = ["findings"]
+
+MIN_POSITIONS = 64  # non-padding positions to see before judging
+SAME = 0.99  # share of positions equal to the labels: the input holds them
+SHIFTED = 0.9  # share equal to the labels one step earlier: healthy teacher forcing
+MIN_PADDING = 32  # padding positions to see before judging where the labels' padding is
+EDGE = 0.95  # share of the rows with 0s whose 0s are one run at the start or the end: padding
+CONSTANT = 0.99  # share of the labels at the inputs' padding that one padding tag takes
+# Layers after which the output's positions are not the input's (an encoder's summary).
+_SUMMARIZING = (
+    keras.layers.RepeatVector,
+    keras.layers.Flatten,
+    keras.layers.GlobalAveragePooling1D,
+    keras.layers.GlobalMaxPooling1D,
+)
+
+
+def findings(model: Any, x: Any, y: Any, step: int) -> list[Finding]:
+    """`labels-in-inputs` and `padding-misaligned` for labels `y` of inputs `x`.
+
+    `x` and `y`: a batch, or `fit`'s arrays (their first rows are read).
+    """
+    labels = batch.head(y)
+    if labels is not None and labels.ndim == 3 and labels.shape[-1] == 1:
+        labels = labels[..., 0]
+    if labels is None or labels.ndim != 2 or labels.shape[1] < 2 or not _integral(labels):
+        return []
+    inputs = [
+        (name, array)
+        for name, array in _named_inputs(model, x)
+        if array.shape == labels.shape and _tokens(array)
+    ]
+    found = [_copied(inputs, labels, step), _misaligned(model, inputs, labels, step)]
+    return [finding for finding in found if finding is not None]
+
+
+def _copied(inputs: list[tuple[str, np.ndarray]], labels: np.ndarray, step: int) -> Finding | None:
+    if len(inputs) < 2:  # (one: an autoencoder; masks, segment and position ids are no tokens)
+        return None
+    for _, array in inputs:  # each of its tokens, one step later, is the label before it?
+        share, positions = _share(array[:, 1:], labels[:, :-1], array[:, 1:] != 0)
+        if share >= SHIFTED and positions >= MIN_POSITIONS:
+            return None
+    for name, array in inputs:
+        share, positions = _share(array, labels, (array != 0) | (labels != 0))
+        if share >= SAME and positions >= MIN_POSITIONS:
+            return Finding(
+                "labels-in-inputs",
+                f"The labels are the model's input {name} itself, position by position "
+                f"({share:.0%} of {positions} non-padding positions equal): the model can "
+                "copy each label from its input, so the training loss falls to about 0 while "
+                "inference, fed its own earlier outputs, fails. For teacher forcing, feed the "
+                "target shifted right by one step: decoder input = [<start>] + target[:-1], "
+                "labels = target.",
+                step,
+                details={"input": name, "share": share, "positions": positions},
+            )
+    return None
+
+
+def _misaligned(
+    model: Any, inputs: list[tuple[str, np.ndarray]], labels: np.ndarray, step: int
+) -> Finding | None:
+    if len(inputs) != 1 or any(
+        isinstance(layer, _SUMMARIZING) or getattr(layer, "return_sequences", True) is False
+        for layer in _compat.flatten_layers(model)
+    ):
+        return None
+    name, tokens = inputs[0]
+    padding = tokens == 0
+    count = int(padding.sum())
+    if count < MIN_PADDING or count == padding.size or _at_edges(padding) < EDGE:
+        return None
+    values, counts = np.unique(labels[padding], return_counts=True)
+    if counts.max() >= CONSTANT * count:
+        return None
+    side = "start" if padding[:, 0].sum() >= padding[:, -1].sum() else "end"
+    tag = values[counts.argmax()]
+    other = 1.0 - counts.max() / count
+    return Finding(
+        "padding-misaligned",
+        f"Where the input {name} is padding (0, at the {side} of its rows: {count} positions), "
+        f"the labels are not one padding tag: {other:.0%} of them differ from the most common "
+        f"({tag:g}), so the labels are padded elsewhere than the tokens and each tag sits at "
+        "another token's position. keras.utils.pad_sequences pads at the start by default "
+        "(padding='pre'): pad the inputs and the labels the same way.",
+        step,
+        details={"input": name, "side": side, "other": other, "positions": count},
+    )
+
+
+def _at_edges(padding: np.ndarray) -> float:
+    """The share of the rows with padding whose padding is one run at their start or end."""
+    lengths, columns = padding.sum(axis=1), np.arange(padding.shape[1])
+    start = (padding == (columns < lengths[:, None])).all(axis=1)
+    end = (padding == (columns >= padding.shape[1] - lengths[:, None])).all(axis=1)
+    padded = lengths > 0
+    return float(np.mean((start | end)[padded])) if padded.any() else 0.0
+
+
+def _share(inputs: np.ndarray, labels: np.ndarray, positions: np.ndarray) -> tuple[float, int]:
+    """The share of `positions` (a mask) at which `inputs` equal `labels`, and their count."""
+    count = int(positions.sum())
+    return (float(np.mean(inputs[positions] == labels[positions])) if count else 0.0), count
+
+
+def _named_inputs(model: Any, x: Any) -> list[tuple[str, np.ndarray]]:
+    """`x`'s arrays, first rows, each named as the user indexes it (with its input layer's)."""
+    if isinstance(x, Mapping):
+        named = [(f"x[{key!r}]", value) for key, value in x.items()]
+    elif isinstance(x, (list, tuple)):
+        tensors = getattr(model, "inputs", None) or []
+        history = [getattr(t, "_keras_history", None) for t in tensors]
+        layers = [getattr(getattr(h, "operation", None), "name", None) for h in history]
+        layers = layers if len(layers) == len(x) else [None] * len(x)
+        named = [
+            (f"x[{i}]" + (f" (input layer {layer!r})" if layer else ""), value)
+            for i, (layer, value) in enumerate(zip(layers, x))
+        ]
+    else:
+        named = [("x", x)]
+    arrays = [(name, batch.head(value)) for name, value in named]
+    return [(name, array) for name, array in arrays if array is not None]
+
+
+def _tokens(array: np.ndarray) -> bool:
+    """Integer ids of more than two values that differ from example to example."""
+    if not np.issubdtype(array.dtype, np.integer) or np.all(array == array[:1]):
+        return False
+    return len(np.unique(array)) > 2
+
+
+def _integral(array: np.ndarray) -> bool:
+    if np.issubdtype(array.dtype, np.integer):
+        return True
+    return bool(np.issubdtype(array.dtype, np.floating) and np.all(np.round(array) == array))
