@@ -898,6 +898,28 @@ def test_zero_gradients_under_float16_without_loss_scaling_name_the_underflow():
     assert not updating.notes_of(keras.optimizers.Adam())["float16_unscaled"]
 
 
+@pytest.mark.parametrize("pooled", ["first", "last"])
+def test_a_recurrent_layer_read_at_its_first_step_only_is_named(pooled):
+    # h[:, 0] of return_sequences=True: no recurrence reaches it, its recurrent kernel gets
+    # exactly zero gradient while its input kernel learns.
+    keras.utils.set_random_seed(8)
+    tokens = keras.Input((6,), dtype="int32")
+    steps = keras.layers.LSTM(4, return_sequences=True)(keras.layers.Embedding(9, 4)(tokens))
+    pick = keras.layers.Lambda(lambda h: h[:, 0] if pooled == "first" else h[:, -1])
+    model = keras.Model(tokens, keras.layers.Dense(2)(pick(steps)))
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    step = gradguard.TrainStep(model, keras.optimizers.Adam(1e-2), loss, every=1)
+    rng = np.random.default_rng(8)
+    for _ in range(4):
+        step(rng.integers(1, 9, (16, 6)), rng.integers(0, 2, 16))
+    found = [f for f in step.report().findings if f.code == "zero-gradient"]
+    assert bool(found) == (pooled == "first"), found
+    if found:
+        assert found[0].variables[0].endswith("recurrent_kernel"), found[0].variables
+        assert "first time step only" in found[0].message
+        assert "dead ReLU" not in found[0].message
+
+
 def test_adams_epsilon_is_held_against_the_gradients_typical_scale():
     variable = keras.Variable(np.zeros(100, "float32"))
     large = keras.optimizers.Adam(1e-3, epsilon=1.0)

@@ -101,6 +101,16 @@ class ZeroGradient(Check):
                     "nothing) zero the loss and every gradient; check sample_weight."
                 )
             severity = Severity.ERROR
+        elif self._first_step_only(zero, max_sq):
+            message = (
+                f"The gradient of {listing(variables)} was exactly zero on all "
+                f"{context.steps} steps seen while the same layer's input kernel learns: the "
+                "loss reads the layer's output at its first time step only, which no "
+                "recurrence reaches (h[:, 0] of return_sequences=True, where the last step "
+                "h[:, -1] or return_sequences=False was meant; a pre-padded sequence starts "
+                "with padding)."
+            )
+            severity = Severity.WARNING
         else:
             message = (
                 f"The gradient of {listing(variables)} was exactly zero on all "
@@ -111,6 +121,15 @@ class ZeroGradient(Check):
         if context.notes.get("float16_unscaled"):
             message += _FLOAT16_UNSCALED
         return [Finding("zero-gradient", message, context.step, variables, severity)]
+
+    def _first_step_only(self, zero: list[int], max_sq: np.ndarray) -> bool:
+        """Whether `zero` are recurrent kernels whose layers' input kernels have gradients."""
+        names = self.layout.names
+        index = {name: i for i, name in enumerate(names)}
+        kernels = [index.get(names[i].removesuffix("recurrent_kernel") + "kernel") for i in zero]
+        return all(names[i].endswith("/recurrent_kernel") for i in zero) and all(
+            k is not None and max_sq[k] > 0 for k in kernels
+        )
 
     def _shift_invariant(self, i: int, max_sq: np.ndarray) -> bool:
         """Whether variable `i` is an offset (a bias) whose layer's other weights learn.
