@@ -27,6 +27,7 @@ from gradguard import (
     frozen,
     lossgraph,
     losslevel,
+    onehot,
     output_layer,
     output_order,
     ranout,
@@ -64,17 +65,14 @@ class Forensics:
     """
 
     def __init__(self, tap: Tap, ledger: Ledger, names: Callable[[list[Any]], list[str]]):
-        self._tap = tap
-        self._ledger = ledger
-        self._names = names
+        self._tap, self._ledger, self._names = tap, ledger, names
         self._diagnosed: set[int] = set()  # variables whose missing gradient was explained
         # Per core, the keeper of its first unhealthy step's batch and the model; under XLA, the
         # step whose latest batch a replay already explained.
         self._keepers: dict[int, tuple[origin_lib.Keeper, Any]] = {}
         self._replayed: dict[int, int] = {}
-        # The step's whole batch ``(x, y, sample_weight)`` when a Keras train step got it
-        # (`fit_batch`), and the compiled loss of each model seen there: a replay then covers
-        # the loss and the backward pass too.
+        # The whole batch ``(x, y, sample_weight)`` a Keras train step got (`fit_batch`), and
+        # each model's compiled loss there: a replay then covers the loss and backward pass.
         self.batch: tuple[Any, ...] | None = None
         self._fit_model: Any = None
         self._losses: dict[int, Callable[[Any, Any], Any]] = {}
@@ -82,13 +80,13 @@ class Forensics:
         # and the arguments of the latest call the host made (`offer`), to find it among.
         self._xla_inputs: dict[int, tf.TensorSpec] = {}
         self._latest_call: list[Any] = []
-        # Per core, the chance level its traced loss shows (`losslevel.graph_chance`).
-        self._graph_chance: dict[int, float | None] = {}
+        self._graph_chance: dict[int, float | None] = {}  # per core (losslevel.graph_chance)
         # What the batches of each model under Keras' own train step show; per core of a
         # hand-written step, the class counts of its traced cross-entropy's labels.
         self._fit = fit_batches.FitBatches()
         self.fit_length = ranout.FitLength()  # (under gradguard run: fit's data ran out)
         self._traced_counts: dict[int, chance.LabelCounts] = {}
+        self._one_hots = onehot.OneHotLabels()  # (hand-written steps' one-hot labels)
         self._frozen = frozen.FrozenUntrained()  # (frozen layers never trained nor loaded)
 
     def fit_batch(self, model: Any, data: Any) -> None:
@@ -110,9 +108,10 @@ class Forensics:
         return self.batch is not None and activations_lib.in_current_graph(self.batch)
 
     def label_findings(self, step: int) -> list[Finding]:
-        """What the batches showed (`fit_batches`; a hand-written step's `batches-one-class`)."""
+        """What the labels showed (`fit_batches`; a hand-written step's: `onehot`, one class)."""
         found = [counts.batches_one_class(step) for counts in self._traced_counts.values()]
-        return self._fit.findings(step) + [finding for finding in found if finding is not None]
+        found += self._fit.findings(step) + self._one_hots.findings(step)
+        return [finding for finding in found if finding is not None]
 
     def frozen_findings(self, cores: Iterable[StepCore], step: int, final: bool) -> list[Finding]:
         """`frozen-untrained` for the models `cores` train (`frozen`; each judged once)."""
@@ -206,14 +205,15 @@ class Forensics:
         core.notes["chance_loss"], core.notes["chance_loss_balanced"] = level, balanced
 
     def traced_loss(self, core: StepCore, loss: Any) -> None:
-        """A hand-written step's traced loss: the chance level and floor its graph shows, once.
+        """A hand-written step's traced loss: its chance level and floor, once; its one-hot labels.
 
         (Keras' own step is left out: its compiled loss tells the level, `note_chance`, and
         its labels are seen, `fit_batch`.)
         """
-        if self.in_keras_step() or id(core) in self._graph_chance:
+        if self.in_keras_step() or loss is None or not hasattr(loss, "graph"):
             return
-        if loss is not None and hasattr(loss, "graph"):
+        self._one_hots.watch(id(core), loss)  # (each trace: labels past tf.one_hot's depth)
+        if id(core) not in self._graph_chance:
             self._graph_chance[id(core)] = losslevel.graph_chance(loss)
             core.notes["loss_floor"] = losslevel.graph_loss_floor(loss)
             # Its labels' classes counted from here on, in the step's graph: the chance level of
@@ -234,10 +234,9 @@ class Forensics:
     def note_switched_off(self, core: StepCore) -> None:
         """Tells the core which of its variables feed only outputs compiled with loss weight 0.
 
-        ``compile(loss_weights={"aux": 0.0})`` switches an output off: the layers that feed
-        only that output get exactly zero gradients by the user's choice (as a head the loss
-        does not use gets none), so `zero-gradient` leaves them out. A functional model's graph
-        tells which layers feed which output.
+        ``compile(loss_weights={"aux": 0.0})`` switches an output off: the layers feeding only
+        that output (in a functional model's graph) get exactly zero gradients by the user's
+        choice, so `zero-gradient` leaves them out.
         """
         if "switched_off" in core.notes:
             return
@@ -268,8 +267,8 @@ class Forensics:
         it; and when a non-finite update reaches the weights (`exposed`: `gradguard run`
         applies it, as it never changes what the script computes), the model's trainable
         weights, since a replay needs them as they were. Behind `skip_nonfinite()` they stay
-        as they were, and keeping them would cost every step a wait for the health flag.
-        Not under XLA, which cannot keep a batch of any shape.
+        as they were, and keeping them would cost every step a wait for the health flag (not
+        under XLA, which cannot keep a batch of any shape).
         """
         model = self.model_of(core)
         batch = self._batch_of(model)

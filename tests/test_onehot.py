@@ -1,0 +1,84 @@
+"""Labels past `tf.one_hot`'s depth in a hand-written step (`onehot`, `labels-out-of-range`):
+classes numbered 1..C one-hot encoded with depth C are found; ``y - 1``, and -1 or 255 as a "no
+class" row, stay silent."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import gradguard
+from gradguard.guarding import Guard
+from gradguard.options import Options
+
+C = 4
+
+
+class OneHotStep(keras.Model):
+    """A classifier whose overridden train_step one-hot encodes its labels (`shift` first)."""
+
+    def __init__(self, shift: int):
+        super().__init__()
+        self.shift = shift
+        self.dense = keras.layers.Dense(C)
+
+    def call(self, x):
+        return self.dense(x)
+
+    def train_step(self, data):
+        x, y = data
+        target = tf.one_hot(y - self.shift if self.shift else y, C)
+        with tf.GradientTape() as tape:
+            loss = keras.losses.categorical_crossentropy(target, self(x), from_logits=True)
+            loss = tf.reduce_mean(loss)
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        return {"loss": loss}
+
+
+def _data(first: int):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(256, 6)).astype("float32")
+    return x, (x[:, :C].argmax(1) + first).astype("int32")
+
+
+@pytest.mark.parametrize("labels", ["1..C", "1..C shifted", "-1 ignored", "255 ignored"])
+def test_labels_past_the_one_hot_depth_are_found(labels):
+    x, y = _data(first=0 if labels.endswith("ignored") else 1)
+    if labels.endswith("ignored"):
+        y[::5] = int(labels.split()[0])  # rows of zeros on purpose (a segmentation's void)
+    keras.utils.set_random_seed(1)
+    model = OneHotStep(shift=1 if labels == "1..C shifted" else 0)
+    model.compile(keras.optimizers.Adam(1e-2))
+    guard = Guard(options=Options.create(), raise_errors=False)
+    with guard.instrument_process():
+        model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    found = [f for f in guard.read(final=True).findings if f.code == "labels-out-of-range"]
+    assert bool(found) == (labels == "1..C"), found
+    if found:
+        assert "tf.one_hot(labels, depth=4)" in found[0].message
+        assert found[0].details["labels"] == [1.0, 4.0]
+
+
+def test_a_guarded_loop_one_hot_encoding_labels_from_one_is_found():
+    x, y = _data(first=1)
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(C)])
+    optimizer = keras.optimizers.Adam(1e-2)
+
+    @tf.function
+    @gradguard.guard(model, optimizer)
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)
+            loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(tf.one_hot(y, C), logits))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    for i in range(0, 256, 32):
+        step(x[i : i + 32], y[i : i + 32])
+    codes = [f.code for f in step.report().findings]
+    assert "labels-out-of-range" in codes, codes
