@@ -1,0 +1,53 @@
+"""HEALTHY TWIN of bug_one_hot_labels_numbered_from_one_train_step.py: the 1-based labels are shifted to
+0..C-1 before `tf.one_hot` (and predictions shifted back for the accuracy). Otherwise
+identical. A tool should stay silent.
+"""
+import keras
+import numpy as np
+import tensorflow as tf
+
+keras.utils.set_random_seed(3)
+rng = np.random.default_rng(3)
+C, D = 4, 10
+centers = rng.normal(0, 2.0, (C, D))
+
+
+def make(n):
+    y = rng.integers(1, C + 1, n)  # classes 1..4, as in the CSV
+    x = (centers[y - 1] + rng.normal(0, 1.0, (n, D))).astype("float32")
+    return x, y.astype("int32")
+
+
+x_train, y_train = make(2000)
+x_test, y_test = make(800)
+
+
+class Classifier(keras.Model):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ce = keras.losses.CategoricalCrossentropy(from_logits=True)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+    def train_step(self, data):
+        x, y = data
+        target = tf.one_hot(y - 1, C)  # FIX: labels 1..C -> rows 0..C-1
+        with tf.GradientTape() as tape:
+            logits = self(x, training=True)
+            loss = self.ce(target, logits)
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}
+
+
+inp = keras.Input((D,))
+h = keras.layers.Dense(32, activation="relu")(inp)
+model = Classifier(inp, keras.layers.Dense(C)(h))
+model.compile(optimizer=keras.optimizers.Adam(3e-3))
+model.fit(x_train, y_train, batch_size=32, epochs=6, verbose=2)
+pred = model.predict(x_test, verbose=0).argmax(-1) + 1  # output k means class k+1
+print("FINAL held-out accuracy", round(float((pred == y_test).mean()), 3), "(chance 0.25)")
