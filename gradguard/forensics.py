@@ -27,10 +27,10 @@ from gradguard import (
     frozen,
     lossgraph,
     losslevel,
-    onehot,
     output_layer,
     output_order,
     ranout,
+    rawlabels,
     suspects,
 )
 from gradguard import activations as activations_lib
@@ -86,7 +86,7 @@ class Forensics:
         self._fit = fit_batches.FitBatches()
         self.fit_length = ranout.FitLength()  # (under gradguard run: fit's data ran out)
         self._traced_counts: dict[int, chance.LabelCounts] = {}
-        self._one_hots = onehot.OneHotLabels()  # (hand-written steps' one-hot labels)
+        self._raw_labels = rawlabels.RawLabels()  # (what hand-written losses read of labels)
         self._frozen = frozen.FrozenUntrained()  # (frozen layers never trained nor loaded)
 
     def fit_batch(self, model: Any, data: Any) -> None:
@@ -108,9 +108,9 @@ class Forensics:
         return self.batch is not None and activations_lib.in_current_graph(self.batch)
 
     def label_findings(self, step: int) -> list[Finding]:
-        """What the labels showed (`fit_batches`; a hand-written step's: `onehot`, one class)."""
+        """What the labels showed (`fit_batches`; a hand-written step's: `rawlabels`, one class)."""
         found = [counts.batches_one_class(step) for counts in self._traced_counts.values()]
-        found += self._fit.findings(step) + self._one_hots.findings(step)
+        found += self._fit.findings(step) + self._raw_labels.findings(step)
         return [finding for finding in found if finding is not None]
 
     def frozen_findings(self, cores: Iterable[StepCore], step: int, final: bool) -> list[Finding]:
@@ -205,14 +205,14 @@ class Forensics:
         core.notes["chance_loss"], core.notes["chance_loss_balanced"] = level, balanced
 
     def traced_loss(self, core: StepCore, loss: Any) -> None:
-        """A hand-written step's traced loss: its chance level and floor, once; its one-hot labels.
+        """A hand-written step's traced loss: its chance level and floor, once; its raw labels.
 
         (Keras' own step is left out: its compiled loss tells the level, `note_chance`, and
         its labels are seen, `fit_batch`.)
         """
         if self.in_keras_step() or loss is None or not hasattr(loss, "graph"):
             return
-        self._one_hots.watch(id(core), loss)  # (each trace: labels past tf.one_hot's depth)
+        self._raw_labels.watch(id(core), loss)  # (each trace: one-hot encodings, hinges)
         if id(core) not in self._graph_chance:
             self._graph_chance[id(core)] = losslevel.graph_chance(loss)
             core.notes["loss_floor"] = losslevel.graph_loss_floor(loss)

@@ -147,13 +147,21 @@ class LabelRange:
             )
         )
 
-    def judge(self, step: int) -> Finding | None:
-        """`labels-out-of-range` when the labels seen pass the bounds (a host read)."""
+    def extent(self) -> tuple[float, float]:
+        """The smallest and the largest label seen (a host read; inf and -inf before any)."""
+        return self._seen()[:2]
+
+    def _seen(self) -> tuple[float, float, float]:
         low, high, largest = self._host
         if self._graph is not None:
             seen = self._graph.numpy()
             low, high = min(low, float(seen[0])), max(high, float(seen[1]))
             largest = max(largest, float(seen[2]))
+        return low, high, largest
+
+    def judge(self, step: int) -> Finding | None:
+        """`labels-out-of-range` when the labels seen pass the bounds (a host read)."""
+        low, high, largest = self._seen()
         allowed = self.bounds
         if not (np.isfinite(low) and np.isfinite(high)):
             return None  # no labels yet (or NaN in them: the data's own finding)

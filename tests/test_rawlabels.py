@@ -1,6 +1,6 @@
-"""Labels past `tf.one_hot`'s depth in a hand-written step (`onehot`, `labels-out-of-range`):
-classes numbered 1..C one-hot encoded with depth C are found; ``y - 1``, and -1 or 255 as a "no
-class" row, stay silent."""
+"""Raw labels a hand-written loss breaks (`rawlabels`, `labels-out-of-range`): classes numbered
+1..C one-hot encoded with depth C, and labels 0/1 in a hinge, are found; ``y - 1``, -1 or 255
+as a "no class" row, labels -1/+1 and `keras.losses.Hinge` stay silent."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def test_labels_past_the_one_hot_depth_are_found(labels):
     found = [f for f in guard.read(final=True).findings if f.code == "labels-out-of-range"]
     assert bool(found) == (labels == "1..C"), found
     if found:
-        assert "tf.one_hot(labels, depth=4)" in found[0].message
+        assert "tf.one_hot(labels, depth=4)" in found[0].message, found[0].message
         assert found[0].details["labels"] == [1.0, 4.0]
 
 
@@ -82,3 +82,34 @@ def test_a_guarded_loop_one_hot_encoding_labels_from_one_is_found():
         step(x[i : i + 32], y[i : i + 32])
     codes = [f.code for f in step.report().findings]
     assert "labels-out-of-range" in codes, codes
+
+
+@pytest.mark.parametrize("hinge", ["0/1", "-1/+1", "keras Hinge on 0/1"])
+def test_a_hinge_given_labels_0_and_1_is_found(hinge):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(256, 6)).astype("float32")
+    y = (x[:, 0] > 0).astype("float32")[:, None]
+    y = 2 * y - 1 if hinge == "-1/+1" else y
+    keras.utils.set_random_seed(4)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(1)])
+    optimizer = keras.optimizers.SGD(0.1)
+
+    @tf.function
+    @gradguard.guard(model, optimizer)
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            f = model(x, training=True)
+            if hinge == "keras Hinge on 0/1":
+                loss = keras.losses.Hinge()(y, f)
+            else:
+                loss = tf.reduce_mean(tf.maximum(0.0, 1.0 - y * f))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    for i in range(0, 256, 32):
+        step(x[i : i + 32], y[i : i + 32])
+    found = [f for f in step.report().findings if f.code == "labels-out-of-range"]
+    assert bool(found) == (hinge == "0/1"), found
+    if found:
+        assert "labels -1 and +1 (2 * y - 1)" in found[0].message

@@ -1,0 +1,108 @@
+"""Raw labels a hand-written loss reads in a form their values break (`labels-out-of-range`).
+
+* `tf.one_hot(labels, depth)` turns a label of `depth` or more into a row of zeros: no class
+  to train towards, and that example's cross-entropy is 0 with no gradient. Classes numbered
+  from 1 (as read from a CSV) and encoded with their count as the depth lose the last class
+  that way: the model never predicts it, and its output 0 is never a target. Keras'
+  `to_categorical` and a sparse cross-entropy on the CPU raise on such labels; `tf.one_hot`
+  does not. Found for labels ranging over exactly 1 to `depth`: -1, or 255 in a segmentation
+  mask, as a "no class" row is a choice.
+* A hinge loss ``max(0, 1 - y * f)`` needs labels -1 and +1. With 0 and 1 each example of
+  label 0 adds a constant 1 with no gradient: the model learns from the positives only, and
+  pushing every output up satisfies them. (`keras.losses.Hinge` converts 0/1 labels itself.)
+  Found for labels ranging over exactly 0 to 1.
+
+Read from a hand-written step's traced loss at each trace (`Forensics.traced_loss`; `fit`
+traces its function more than once): the labels such an op reads straight from the step's data
+(through casts and reshapes only: ``y - 1``, ``2 * y - 1`` are choices) have their range folded
+in-graph (`label_range.LabelRange`: a minimum and a maximum per step), judged at reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import tensorflow as tf
+
+from gradguard import diagnose, label_range
+from gradguard.findings import Finding, number
+
+__all__ = ["RawLabels"]
+
+# Where a step's data enters its graph: a traced function's arguments, or fit's iterator.
+_SOURCES = frozenset({"Placeholder", "IteratorGetNext", "IteratorGetNextSync", "OptionalGetValue"})
+_PASSING = frozenset({"Cast", "Identity", "Squeeze", "Reshape", "ExpandDims"})
+
+
+class RawLabels:
+    """The ranges of the raw labels the steps' one-hot encodings and hinges read, in-graph."""
+
+    def __init__(self) -> None:
+        # (step, "one_hot" or "hinge", depth or 0) -> the range of the labels it reads.
+        self._ranges: dict[tuple[int, str, int], label_range.LabelRange] = {}
+
+    def watch(self, key: int, loss: Any) -> None:
+        """In-graph, each trace of step `key`: folds the raw labels `loss` reads so."""
+        for op in diagnose.ancestors(loss):
+            for kind, depth, labels in _reads(op):
+                where = (key, kind, depth)
+                if where not in self._ranges:
+                    self._ranges[where] = label_range.LabelRange(label_range.Bounds())
+                self._ranges[where].observe(labels)
+
+    def findings(self, step: int) -> list[Finding]:
+        """`labels-out-of-range` for the labels that break the op reading them (a host read)."""
+        found = []
+        for (_, kind, depth), labels in self._ranges.items():
+            low, high = labels.extent()
+            details = {"labels": [low, high]}
+            if kind == "one_hot" and (low, high) == (1, depth):
+                message = (
+                    f"The labels range over [1, {depth}] into tf.one_hot(labels, "
+                    f"depth={depth}), which makes a row of zeros for the label {depth} (no "
+                    "class to train towards, and no gradient): that class is never learned. "
+                    f"Number the classes 0 to {depth - 1} (y - 1)."
+                )
+            elif kind == "hinge" and (low, high) == (0, 1):
+                message = (
+                    f"A hinge loss max(0, 1 - y * f) reads labels of {number(low)} and "
+                    f"{number(high)}: each example of label 0 adds a constant 1 with no "
+                    "gradient, so the model learns from the positives only. A hinge needs "
+                    "labels -1 and +1 (2 * y - 1), or keras.losses.Hinge, which converts 0/1."
+                )
+            else:
+                continue
+            found.append(Finding("labels-out-of-range", message, step, details=details))
+        return found
+
+
+def _reads(op: tf.Operation) -> Iterator[tuple[str, int, tf.Tensor]]:
+    """What `op` reads of the step's raw labels: a one-hot encoding's, or a hinge's."""
+    if op.type == "OneHot":
+        depth = tf.get_static_value(op.inputs[1])
+        if depth is not None and _raw(op.inputs[0]):
+            yield "one_hot", int(depth), op.inputs[0]
+    margin = None  # the hinge's 1 - y * f
+    if op.type == "Relu":
+        margin = op.inputs[0]
+    elif op.type == "Maximum" and any(_constant(t) == 0 for t in op.inputs):
+        margin = next(t for t in op.inputs if _constant(t) != 0)
+    if margin is None or margin.op.type != "Sub" or _constant(margin.op.inputs[0]) != 1:
+        return
+    product = margin.op.inputs[1].op
+    if product.type == "Mul":
+        yield from (("hinge", 0, t) for t in product.inputs if _raw(t))
+
+
+def _constant(tensor: tf.Tensor) -> Any:
+    value = tf.get_static_value(tensor)
+    return value.item() if value is not None and value.size == 1 else None
+
+
+def _raw(tensor: tf.Tensor) -> bool:
+    """Whether `tensor` is the step's input data, cast or reshaped at most."""
+    op = tensor.op
+    while op.type in _PASSING and op.inputs:
+        op = op.inputs[0].op
+    return op.type in _SOURCES
