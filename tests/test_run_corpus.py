@@ -142,6 +142,9 @@ BUGS: dict[str, Bug] = {
     "bug_tags_padded_after_tokens_padded_before_fit.py": Bug(("padding-misaligned",)),
     # Classes numbered 1..C into tf.one_hot(y, C) in a train_step override: class C is lost.
     "bug_one_hot_labels_numbered_from_one_train_step.py": Bug(("labels-out-of-range",)),
+    # A hand-written hinge given labels 0/1: the negatives add a constant, the model learns
+    # from the positives only (and every gradient stalls at zero).
+    "bug_hinge_loss_labels_zero_one_tf_function.py": Bug(("labels-out-of-range",)),
     # Teacher forcing without the shift: the decoder reads each label at its own position.
     "bug_teacher_forcing_not_shifted_fit.py": Bug(("labels-in-inputs",)),
     # Adam's epsilon 1 outweighs gradients near 1e-2: SGD at the learning rate.
@@ -453,6 +456,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_dataset_not_repeated_steps_per_epoch_fit.py": Healthy(),
     "ok_tags_padded_after_tokens_padded_before_fit.py": Healthy(),
     "ok_one_hot_labels_numbered_from_one_train_step.py": Healthy(),
+    "ok_hinge_loss_labels_zero_one_tf_function.py": Healthy(),
 }
 
 # Healthy scripts of other shapes whose logs (`--log-dir`, `WATCHED_OPTIONS`) show that
