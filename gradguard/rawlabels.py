@@ -87,7 +87,7 @@ def _reads(op: tf.Operation) -> Iterator[tuple[str, int, tf.Tensor]]:
     if op.type == "Relu":
         margin = op.inputs[0]
     elif op.type == "Maximum" and any(_constant(t) == 0 for t in op.inputs):
-        margin = next(t for t in op.inputs if _constant(t) != 0)
+        margin = next((t for t in op.inputs if _constant(t) != 0), None)
     if margin is None or margin.op.type != "Sub" or _constant(margin.op.inputs[0]) != 1:
         return
     product = margin.op.inputs[1].op

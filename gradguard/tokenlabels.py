@@ -130,8 +130,14 @@ def _misaligned(
 
 
 def _at_edges(padding: np.ndarray) -> float:
-    """The share of the rows with padding whose padding is one run at their start or end."""
+    """The share of the rows with padding whose padding is one run at their start or end.
+
+    0 where every row has as much (a start token numbered 0, not padding, which varies with
+    the sentences' lengths).
+    """
     lengths, columns = padding.sum(axis=1), np.arange(padding.shape[1])
+    if np.all(lengths == lengths[0]):
+        return 0.0
     start = (padding == (columns < lengths[:, None])).all(axis=1)
     end = (padding == (columns >= padding.shape[1] - lengths[:, None])).all(axis=1)
     padded = lengths > 0

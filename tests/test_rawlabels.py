@@ -12,6 +12,7 @@ import tensorflow as tf
 import gradguard
 from gradguard.guarding import Guard
 from gradguard.options import Options
+from gradguard.rawlabels import RawLabels
 
 C = 4
 
@@ -113,3 +114,17 @@ def test_a_hinge_given_labels_0_and_1_is_found(hinge):
     assert bool(found) == (hinge == "0/1"), found
     if found:
         assert "labels -1 and +1 (2 * y - 1)" in found[0].message
+
+
+def test_a_maximum_of_two_zeros_is_no_hinge():
+    """`max(0, 0)` (a constant floor folded away) has no margin to read: skipped, no error."""
+    raw = RawLabels()
+
+    @tf.function
+    def loss(x):
+        loss = tf.reduce_mean(x) + tf.maximum(0.0, tf.zeros(()))
+        raw.watch(0, loss)
+        return loss
+
+    assert float(loss(tf.ones((2, 3)))) == 1.0
+    assert raw.findings(step=1) == []

@@ -145,7 +145,8 @@ def _tagger(encoder_decoder: bool = False) -> keras.Model:
 
 
 @pytest.mark.parametrize(
-    "case", ["post-tags", "alike", "pad-tag-9", "zero-is-a-token", "encoder-decoder"]
+    "case",
+    ["post-tags", "alike", "pad-tag-9", "zero-is-a-token", "start-token-0", "encoder-decoder"],
 )
 def test_tags_padded_elsewhere_than_their_tokens_are_found(case):
     x, y = _tagged(pad_tags="post" if case in ("post-tags", "encoder-decoder") else "pre")
@@ -154,6 +155,8 @@ def test_tags_padded_elsewhere_than_their_tokens_are_found(case):
     if case == "zero-is-a-token":  # 0 inside sentences too: not padding
         x = np.where(np.random.default_rng(3).random(x.shape) < 0.2, 0, x + 1)
         y = np.where(x == 0, 3, y)
+    if case == "start-token-0":  # every row starts with token 0, tagged as its word's tag
+        x, y = np.pad(x[:, 1:] + 1, ((0, 0), (1, 0))), np.roll(y, 1, axis=1)
     model = _tagger(encoder_decoder=case == "encoder-decoder")
     found = [f for f in tokenlabels.findings(model, x, y, step=2) if f.code == "padding-misaligned"]
     assert bool(found) == (case == "post-tags"), found
