@@ -6,7 +6,8 @@ model's output as its labels (`labels-out-of-range`). Read from a traced `FuncGr
 trace. `graph_findings` also judges whether the loss reads the outputs as the values they are
 (`from-logits-mismatch`, `lossprobs`); with `loss_fn_findings`, the loss's sign (`losssign`)
 whether it measures the error whole: the batch's mean error squared, or the error never
-squared (`lossmean`), and whether it counts only the examples of one label (`lossmask`).
+squared (`lossmean`), and whether it counts only the examples of one label (`lossmask`); and
+whether the data on its way to the loss was reshaped where a transpose was meant (`reshapes`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard import lossmask, lossmean, lossprobs, losssign
+from gradguard import lossmask, lossmean, lossprobs, losssign, reshapes
 from gradguard.diagnose import (
     ancestors,
     descendants,
@@ -266,6 +267,7 @@ def graph_findings(loss: tf.Tensor, step: int, variables: Iterable[Any] = ()) ->
         lossprobs.graph_double_softmax,
         lossprobs.graph_softmax_over_batch,
         graph_swapped_cross_entropy,
+        reshapes.graph_reshape_transposes,
     )
     found = [judge(ops, step) for judge in judges]
     is_output = losssign.trained_layer(loss.graph, variables)

@@ -4,7 +4,8 @@ Each made once: the variables the trace gave no gradient (`none-gradient`, with 
 chain to the loss broke), labels broadcast against the predictions (`loss-broadcast`) and an
 output layer that cannot make what the loss reads (`from-logits-mismatch`), and the first
 batch's pixels divided by 255 twice (`inputs-rescaled-twice`) or labels that are one of its
-inputs or padded elsewhere (`tokenlabels`); and, from the
+inputs or padded elsewhere (`tokenlabels`), and a reshape in the model where a transpose was
+meant (`reshapes`); and, from the
 labels of batches spread over the run, the chance level the loss checks compare with and labels
 out of the output's or the loss's range (`labels-out-of-range`); and from every batch's classes,
 counted in-graph, batches of one class at a time (`batches-one-class`), and from the inputs of
@@ -14,10 +15,12 @@ the model's frozen layers, once, whether they were never trained nor loaded (`fr
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
 from gradguard import batch as batch_lib
 from gradguard import (
@@ -28,6 +31,7 @@ from gradguard import (
     losses,
     output_layer,
     rescaled,
+    reshapes,
     tokenlabels,
     unadapted,
 )
@@ -63,10 +67,23 @@ class TraceFindings:
         # The inputs of Normalization layers never adapted, folded in-graph (`unadapted`).
         self.input_scales = unadapted.InputScales()
         self.frozen = frozen.FrozenUntrained()
+        # Found while tracing, reported after the call (with its step); and whether a reshape
+        # where a transpose was meant was found (once is enough).
+        self._from_trace: list[Finding] = []
+        self._reshape_found = False
 
     def record(self, y: Any, y_pred: Any) -> None:
-        """In-graph, each trace: the labels' and predictions' shapes; the batch's classes."""
+        """In-graph, each trace: the labels' and predictions' shapes; the batch's classes.
+
+        And until one is found, a reshape in the model where a transpose was meant (`reshapes`).
+        """
         self.loss_shapes.record(y, y_pred)
+        outputs = [t for t in tf.nest.flatten(y_pred) if isinstance(t, tf.Tensor)]
+        if not self._reshape_found and tf.inside_function() and outputs:
+            ops = set().union(*map(diagnose.ancestors, outputs))
+            finding = reshapes.graph_reshape_transposes(ops, step=-1)
+            self._reshape_found = finding is not None
+            self._from_trace += [finding] if finding is not None else []
         shape = getattr(y_pred, "shape", None)
         width = shape[-1] if shape is not None and shape.rank else None
         if self._counts is None and width and chance.LabelCounts.applies(self.loss_fn, width):
@@ -98,7 +115,8 @@ class TraceFindings:
           step: The call's step.
           read: Whether the host reads after this call: its labels join the chance level's.
         """
-        found: list[Finding | None] = []
+        found: list[Finding | None] = [dataclasses.replace(f, step=step) for f in self._from_trace]
+        self._from_trace = []
         new_none = core.none_indices - self._diagnosed
         if new_none:
             self._diagnosed |= new_none

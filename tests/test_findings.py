@@ -21,7 +21,8 @@ def test_every_design_code_is_in_the_catalog():
     gradient-misassigned labels-out-of-range loss-sign-flipped units-identical
     batches-one-class optimizer-recreated class-weights-inverted training-flag-missing
     normalization-not-adapted inputs-rescaled-twice loss-misassigned frozen-untrained
-    epsilon-dominates labels-in-inputs data-exhausted padding-misaligned""".split()
+    epsilon-dominates labels-in-inputs data-exhausted padding-misaligned
+    reshape-transposes""".split()
     assert sorted(gradguard.CODES) == sorted(design)
 
 

@@ -145,6 +145,10 @@ BUGS: dict[str, Bug] = {
     # A hand-written hinge given labels 0/1: the negatives add a constant, the model learns
     # from the positives only (and every gradient stalls at zero).
     "bug_hinge_loss_labels_zero_one_tf_function.py": Bug(("labels-out-of-range",)),
+    # tf.reshape(x, [T, -1, F]) to step an RNN cell through time: examples scrambled.
+    "bug_reshape_to_time_major_tf_function.py": Bug(
+        ("reshape-transposes",), mentions=(("reshape-transposes", "perm=[1, 0, 2]"),)
+    ),
     # Teacher forcing without the shift: the decoder reads each label at its own position.
     "bug_teacher_forcing_not_shifted_fit.py": Bug(("labels-in-inputs",)),
     # Adam's epsilon 1 outweighs gradients near 1e-2: SGD at the learning rate.
@@ -457,6 +461,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_tags_padded_after_tokens_padded_before_fit.py": Healthy(),
     "ok_one_hot_labels_numbered_from_one_train_step.py": Healthy(),
     "ok_hinge_loss_labels_zero_one_tf_function.py": Healthy(),
+    "ok_reshape_to_time_major_tf_function.py": Healthy(),
 }
 
 # Healthy scripts of other shapes whose logs (`--log-dir`, `WATCHED_OPTIONS`) show that
@@ -803,6 +808,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "labels-in-inputs",
         "data-exhausted",
         "padding-misaligned",
+        "reshape-transposes",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}
     assert runtime_codes <= covered

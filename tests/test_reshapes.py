@@ -1,0 +1,129 @@
+"""A reshape used to reorder axes (`reshapes`, `reshape-transposes`): found in a hand-written
+step and in a model trained by `fit`; a transpose, a size-1 axis moved, sizes regrouped and a
+reshape of equal sizes stay silent."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from harness import mode_kwargs
+
+import gradguard
+from gradguard import reshapes
+from gradguard.guarding import Guard
+from gradguard.options import Options
+
+T, F = 10, 6  # time steps, features
+
+
+def _sequences(features: int = F):
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(128, T, features)).astype("float32")
+    return x, x[:, :, 0].sum(1, keepdims=True)
+
+
+# What the step does to its (batch, T, features) input before a model reading (batch, F, T).
+_TO_FEATURES_FIRST = {
+    "reshape": lambda x: tf.reshape(x, [-1, F, T]),
+    "transpose": lambda x: tf.transpose(x, [0, 2, 1]),
+    "regrouped": lambda x: tf.reshape(tf.reshape(x, [-1, 12, 5]), [-1, F, T]),
+    "square": lambda x: tf.reshape(x, [-1, T, T])[:, :F, :T],  # sizes alike: cannot tell
+}
+
+
+@pytest.mark.parametrize("change", list(_TO_FEATURES_FIRST))
+def test_a_hand_written_step_reshaping_where_it_meant_to_transpose_is_found(change):
+    x, y = _sequences(features=T if change == "square" else F)
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([keras.Input((F, T)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    optimizer = keras.optimizers.Adam(1e-2)
+
+    @tf.function
+    @gradguard.guard(model, optimizer)
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean((model(_TO_FEATURES_FIRST[change](x)) - y) ** 2)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    for i in range(0, 128, 32):
+        step(x[i : i + 32], y[i : i + 32])
+    found = [f for f in step.report().findings if f.code == "reshape-transposes"]
+    assert bool(found) == (change == "reshape"), found
+    if found:
+        assert "A reshape turns (32, 10, 6) into (32, 6, 10)" in found[0].message, found[0].message
+        assert "tf.transpose(x, perm=[0, 2, 1])" in found[0].message
+        assert found[0].details["perm"] == [0, 2, 1]
+
+
+_TIME_MAJOR = {  # (batch, T, F) made (T, batch, F) for a hand-made RNN, then averaged over time
+    "reshape": lambda x: keras.ops.reshape(x, (T, -1, F)),
+    "transpose": lambda x: keras.ops.transpose(x, (1, 0, 2)),
+}
+
+
+@pytest.mark.parametrize("layer", ["reshape", "transpose", "Reshape", "Permute", "size-1 axis"])
+def test_a_model_reshaping_where_it_meant_to_transpose_under_fit_is_found(layer):
+    x, y = _sequences()
+    inputs = keras.Input((T, F))
+    if layer in _TIME_MAJOR:
+        hidden = keras.layers.Lambda(_TIME_MAJOR[layer])(inputs)
+        hidden = keras.layers.Lambda(lambda h: keras.ops.mean(h, axis=0))(hidden)
+    elif layer in ("Reshape", "Permute"):  # channels first
+        first = keras.layers.Reshape((F, T)) if layer == "Reshape" else keras.layers.Permute((2, 1))
+        hidden = keras.layers.Flatten()(first(inputs))
+    else:  # (batch, T, F, 1) to (batch, T, 1, F): no element moves
+        hidden = keras.layers.Reshape((T, 1, F))(keras.layers.Reshape((T, F, 1))(inputs))
+        hidden = keras.layers.Flatten()(hidden)
+    keras.utils.set_random_seed(3)
+    model = keras.Model(inputs, keras.layers.Dense(1)(hidden))
+    model.compile(keras.optimizers.Adam(1e-2), "mse")
+    guard = Guard(options=Options.create(), raise_errors=False)
+    with guard.instrument_process():
+        model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    codes = [f.code for f in guard.read(final=True).findings]
+    assert ("reshape-transposes" in codes) == (layer in ("reshape", "Reshape")), codes
+    found = [f for f in guard.read(final=True).findings if f.code == "reshape-transposes"]
+    if layer == "reshape":
+        assert "A reshape in functional" in found[0].message, found[0].message
+        assert "(32, 10, 6) into (10, 32, 6)" in found[0].message, found[0].message
+        assert found[0].details["perm"] == [1, 0, 2]
+
+
+@pytest.mark.parametrize("layer", ["Reshape", "Permute"])
+def test_train_step_finds_a_model_reshaping_where_it_meant_to_transpose(mode, layer):
+    x, y = _sequences()
+    keras.utils.set_random_seed(3)
+    first = keras.layers.Reshape((F, T)) if layer == "Reshape" else keras.layers.Permute((2, 1))
+    model = keras.Sequential(
+        [keras.Input((T, F)), first, keras.layers.Flatten(), keras.layers.Dense(1)]
+    )
+    step = gradguard.TrainStep(model, keras.optimizers.Adam(1e-2), "mse", **mode_kwargs(mode))
+    for i in range(0, 128, 32):
+        step(x[i : i + 32], y[i : i + 32])
+    found = [f for f in step.report().findings if f.code == "reshape-transposes"]
+    # Eager, no graph is traced to read.
+    assert len(found) == (layer == "Reshape" and mode != "eager"), found
+    if found:
+        assert found[0].step == 0 and "(32, 10, 6) into (32, 6, 10)" in found[0].message
+
+
+@pytest.mark.parametrize(
+    "batch, target, found",
+    [
+        ((32, 10, 6), [-1, 6, 10], True),
+        ((None, 10, 6), [10, -1, 6], True),
+        ((32, 64), [-1, 32], False),  # groups of 32 features: (64, 32) only at a batch of 32
+        ((32, 64), [64, 32], True),  # no -1: the sizes as written
+        ((None, None, 6), [-1, 6], False),
+    ],
+)
+def test_a_batch_traced_at_a_fixed_size_is_told_from_features_regrouped(batch, target, found):
+    graph = tf.function(lambda x: tf.reshape(x, target)).get_concrete_function(
+        tf.TensorSpec(batch, tf.float32)
+    )
+    finding = reshapes.graph_reshape_transposes(graph.graph.get_operations(), step=0)
+    assert (finding is not None) == found, finding
