@@ -5,7 +5,8 @@ Two mismatches are plain once the labels' range is known:
 * a regression loss (mean squared or absolute error) against an output squashed into [0, 1]
   (a sigmoid, a softmax) or [-1, 1] (a tanh), with targets outside it (prices, ages, 10..90):
   the output saturates at its bound, the gradients through it vanish, and the model predicts
-  the same value for every input;
+  the same value for every input; likewise an output of at least 0 (a ReLU, a softplus) with
+  targets well below 0 (standardized: half of them), each predicted as 0 at best;
 * a binary cross-entropy, which reads labels as probabilities in [0, 1], given other values
   (classes numbered 1 and 2, pixel values): the loss falls below zero without measuring any fit;
 * a softmax output, whose outputs sum to 1 for each example, against labels of its width that
@@ -33,15 +34,23 @@ from gradguard.findings import Finding, number
 
 __all__ = ["Bounds", "LabelRange", "bounds"]
 
-# Output activations whose values lie in a bounded range, and that range.
+# Output activations whose values lie in a bounded (or half-bounded) range, and that range.
 _SQUASHING = {
     keras.activations.sigmoid: (0.0, 1.0, "a sigmoid"),
     keras.activations.hard_sigmoid: (0.0, 1.0, "a hard sigmoid"),
     keras.activations.softmax: (0.0, 1.0, "a softmax"),
     keras.activations.tanh: (-1.0, 1.0, "a tanh"),
+    keras.activations.relu6: (0.0, 6.0, "a ReLU6"),
+    keras.activations.relu: (0.0, np.inf, "a ReLU"),
+    keras.activations.softplus: (0.0, np.inf, "a softplus"),
+    keras.activations.exponential: (0.0, np.inf, "an exponential"),
+    keras.activations.elu: (-1.0, np.inf, "an ELU"),
 }
 # Labels may pass a bound by this much (float round-off in preprocessing).
 _TOLERANCE = 1e-3
+# Below a one-sided bound (a ReLU's 0) the labels must reach this share of their span: a stray
+# label a little below 0 among prices is noise; standardized targets reach half their span.
+_BELOW_ONE_SIDED = 0.05
 # An example's labels summing to this much against a softmax are several labels at once (two
 # tags, soft multi-label targets) or counts, not a distribution's round-off or loose smoothing.
 _SUMS_BEYOND_ONE = 1.5
@@ -88,11 +97,12 @@ def bounds(model: Any, loss_fn: Any) -> Bounds | None:
     if squashing is None or layer is None:
         return Bounds(softmax=softmax) if softmax else None
     low, high, name = squashing
+    values = f"lie in [{low:g}, {high:g}]" if np.isfinite(high) else f"are at least {low:g}"
     return Bounds(
         low,
         high,
-        f"the output layer {layer.name!r} ends in {name}, whose values lie in "
-        f"[{low:g}, {high:g}] (it saturates, and its gradients vanish)",
+        f"the output layer {layer.name!r} ends in {name}, whose values {values} (at a "
+        "bound its gradients vanish)",
         "give a regression's last layer no activation, or scale the targets into that range",
         softmax,
     )
@@ -166,12 +176,13 @@ class LabelRange:
         if not (np.isfinite(low) and np.isfinite(high)):
             return None  # no labels yet (or NaN in them: the data's own finding)
         details: dict[str, Any] = {"labels": [float(low), float(high)]}
-        if low < allowed.low - _TOLERANCE or high > allowed.high + _TOLERANCE:
+        below = _TOLERANCE if np.isfinite(allowed.high) else _BELOW_ONE_SIDED * (high - low)
+        if low < allowed.low - max(below, _TOLERANCE) or high > allowed.high + _TOLERANCE:
             message = (
                 f"The labels range over [{number(low)}, {number(high)}], which the model cannot "
                 f"be trained towards: {allowed.why}; {allowed.fix}."
             )
-            details["allowed"] = [allowed.low, allowed.high]
+            details["allowed"] = [allowed.low, allowed.high if np.isfinite(allowed.high) else None]
             return Finding("labels-out-of-range", message, step, details=details)
         # Labels a softmax cannot sum to: several classes at once, or counts.
         if allowed.softmax is None or largest < _SUMS_BEYOND_ONE or low < -_TOLERANCE:

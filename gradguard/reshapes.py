@@ -80,13 +80,13 @@ def _sizes(shape: tf.TensorShape) -> tuple[Any, ...] | None:
 
 def _reordered(before: tuple[Any, ...], after: tuple[Any, ...]) -> bool:
     """Whether `after` holds the sizes of `before` in another order (axes of size 1 aside)."""
-    before, after = _moved(before), _moved(after)
+    before, after = _without_ones(before), _without_ones(after)
     if before == after or len(before) < 2 or before.count(None) > 1:
         return False
     return sorted(before, key=str) == sorted(after, key=str)
 
 
-def _moved(sizes: tuple[Any, ...]) -> tuple[Any, ...]:
+def _without_ones(sizes: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(size for size in sizes if size != 1)
 
 

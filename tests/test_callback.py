@@ -833,6 +833,9 @@ LABEL_RANGES = {
     "sigmoid-against-targets-in-0-1": ("sigmoid", "mse", (0.0, 1.0), False),
     "binary-ce-on-classes-0-and-1": ("sigmoid", "binary_crossentropy", (0, 1), False),
     "linear-against-targets-10-to-90": (None, "mse", (10.0, 90.0), False),
+    "relu-against-standardized-targets": ("relu", "mse", (-3.0, 3.0), True),
+    "relu-against-targets-10-to-90": ("relu", "mse", (10.0, 90.0), False),
+    "relu-against-targets-one-a-little-below-0": ("relu", "mse", (10.0, 90.0), False),
 }
 
 
@@ -846,6 +849,8 @@ def test_labels_out_of_the_range_the_output_or_the_loss_allows(case, entry):
         y = rng.integers(low, high + 1, size=(96, 1)).astype("float32")
     else:  # targets spread over the range, a function of x
         y = low + (high - low) / (1.0 + np.exp(-x[:, :1]))
+    if "a-little-below" in case:  # a stray measurement: noise, not standardized targets
+        y[5] = -1.0
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
         [keras.Input((8,)), keras.layers.Dense(16, "relu"), keras.layers.Dense(1, activation)]
@@ -856,7 +861,7 @@ def test_labels_out_of_the_range_the_output_or_the_loss_allows(case, entry):
     if found:
         (finding,) = out_of_range
         assert finding.details["labels"][0] >= low and finding.details["labels"][1] <= high
-        assert finding.details["labels"][1] > 1.5, finding.details
+        assert finding.details["labels"][1] > 1.5 or finding.details["labels"][0] < -1.5
         named = model.layers[-1].name if loss == "mse" else "binary cross-entropy"
         assert named in finding.message, finding.message
 

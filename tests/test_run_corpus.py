@@ -145,6 +145,10 @@ BUGS: dict[str, Bug] = {
     # A hand-written hinge given labels 0/1: the negatives add a constant, the model learns
     # from the positives only (and every gradient stalls at zero).
     "bug_hinge_loss_labels_zero_one_tf_function.py": Bug(("labels-out-of-range",)),
+    # A ReLU output fitted to standardized targets: the negative half cannot be predicted.
+    "bug_regression_relu_output_standardized_targets_fit.py": Bug(
+        ("labels-out-of-range",), mentions=(("labels-out-of-range", "a ReLU"),)
+    ),
     # tf.reshape(x, [T, -1, F]) to step an RNN cell through time: examples scrambled.
     "bug_reshape_to_time_major_tf_function.py": Bug(
         ("reshape-transposes",), mentions=(("reshape-transposes", "perm=[1, 0, 2]"),)
@@ -462,6 +466,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_one_hot_labels_numbered_from_one_train_step.py": Healthy(),
     "ok_hinge_loss_labels_zero_one_tf_function.py": Healthy(),
     "ok_reshape_to_time_major_tf_function.py": Healthy(),
+    "ok_regression_relu_output_standardized_targets_fit.py": Healthy(),
 }
 
 # Healthy scripts of other shapes whose logs (`--log-dir`, `WATCHED_OPTIONS`) show that
