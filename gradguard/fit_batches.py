@@ -13,7 +13,8 @@ Per model, what applies to it, decided at its first batch:
 
 Under ``gradguard run``, which wraps `fit`, its arrays are also read on the host as it starts
 (`given`): examples of unit length (`rownorm`, a suspect too costly to fold per step), token
-labels that are one of the inputs or padded elsewhere (`tokenlabels`), and the largest sample
+labels that are one of the inputs or padded elsewhere (`tokenlabels`), an embedding masking a
+real token 0 (`maskzero`), and the largest sample
 or class weight, whose in-graph fold is then left out.
 """
 
@@ -26,6 +27,7 @@ from gradguard import (
     batch,
     chance,
     label_range,
+    maskzero,
     padding,
     rescaled,
     rownorm,
@@ -66,7 +68,8 @@ class FitBatches:
             "rows_normalized": rownorm.first_batch_suspect(batch.head(x)),
             "sample_weight_largest": max(known, default=None),
         }
-        return tokenlabels.findings(model, x, arguments.get("y"), step)
+        found = tokenlabels.findings(model, x, arguments.get("y"), step)
+        return found + maskzero.findings(model, x, step)
 
     def observe(self, model: Any, x: Any, y: Any, sample_weight: Any) -> None:
         """In-graph, as a train step of `model` is traced: folds its inputs, labels and weights."""

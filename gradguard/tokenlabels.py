@@ -29,13 +29,13 @@ data set, a generator).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import keras
 import numpy as np
 
 from gradguard import _compat, batch
+from gradguard import tokens as tokens_lib
 from gradguard.findings import Finding
 
 __all__ = ["findings"]
@@ -67,8 +67,8 @@ def findings(model: Any, x: Any, y: Any, step: int) -> list[Finding]:
         return []
     inputs = [
         (name, array)
-        for name, array in _named_inputs(model, x)
-        if array.shape == labels.shape and _tokens(array)
+        for name, array, _ in tokens_lib.named_inputs(model, x)
+        if array.shape == labels.shape and tokens_lib.is_tokens(array)
     ]
     found = [_copied(inputs, labels, step), _misaligned(model, inputs, labels, step)]
     return [finding for finding in found if finding is not None]
@@ -109,7 +109,10 @@ def _misaligned(
     name, tokens = inputs[0]
     padding = tokens == 0
     count = int(padding.sum())
-    if count < MIN_PADDING or count == padding.size or _at_edges(padding) < EDGE:
+    lengths = padding.sum(axis=1)  # (alike in every row: a start token numbered 0, not padding)
+    if count < MIN_PADDING or count == padding.size or np.all(lengths == lengths[0]):
+        return None
+    if tokens_lib.edge_share(padding) < EDGE:
         return None
     values, counts = np.unique(labels[padding], return_counts=True)
     if counts.max() >= CONSTANT * count:
@@ -129,51 +132,10 @@ def _misaligned(
     )
 
 
-def _at_edges(padding: np.ndarray) -> float:
-    """The share of the rows with padding whose padding is one run at their start or end.
-
-    0 where every row has as much (a start token numbered 0, not padding, which varies with
-    the sentences' lengths).
-    """
-    lengths, columns = padding.sum(axis=1), np.arange(padding.shape[1])
-    if np.all(lengths == lengths[0]):
-        return 0.0
-    start = (padding == (columns < lengths[:, None])).all(axis=1)
-    end = (padding == (columns >= padding.shape[1] - lengths[:, None])).all(axis=1)
-    padded = lengths > 0
-    return float(np.mean((start | end)[padded])) if padded.any() else 0.0
-
-
 def _share(inputs: np.ndarray, labels: np.ndarray, positions: np.ndarray) -> tuple[float, int]:
     """The share of `positions` (a mask) at which `inputs` equal `labels`, and their count."""
     count = int(positions.sum())
     return (float(np.mean(inputs[positions] == labels[positions])) if count else 0.0), count
-
-
-def _named_inputs(model: Any, x: Any) -> list[tuple[str, np.ndarray]]:
-    """`x`'s arrays, first rows, each named as the user indexes it (with its input layer's)."""
-    if isinstance(x, Mapping):
-        named = [(f"x[{key!r}]", value) for key, value in x.items()]
-    elif isinstance(x, (list, tuple)):
-        tensors = getattr(model, "inputs", None) or []
-        history = [getattr(t, "_keras_history", None) for t in tensors]
-        layers = [getattr(getattr(h, "operation", None), "name", None) for h in history]
-        layers = layers if len(layers) == len(x) else [None] * len(x)
-        named = [
-            (f"x[{i}]" + (f" (input layer {layer!r})" if layer else ""), value)
-            for i, (layer, value) in enumerate(zip(layers, x))
-        ]
-    else:
-        named = [("x", x)]
-    arrays = [(name, batch.head(value)) for name, value in named]
-    return [(name, array) for name, array in arrays if array is not None]
-
-
-def _tokens(array: np.ndarray) -> bool:
-    """Integer ids of more than two values that differ from example to example."""
-    if not np.issubdtype(array.dtype, np.integer) or np.all(array == array[:1]):
-        return False
-    return len(np.unique(array)) > 2
 
 
 def _integral(array: np.ndarray) -> bool:

@@ -4,9 +4,9 @@ Each made once: the variables the trace gave no gradient (`none-gradient`, with 
 chain to the loss broke), labels broadcast against the predictions (`loss-broadcast`) and an
 output layer that cannot make what the loss reads (`from-logits-mismatch`), and the first
 batch's pixels divided by 255 twice (`inputs-rescaled-twice`) or labels that are one of its
-inputs or padded elsewhere (`tokenlabels`), and a reshape in the model where a transpose was
-meant (`reshapes`); and, from the
-labels of batches spread over the run, the chance level the loss checks compare with and labels
+inputs or padded elsewhere (`tokenlabels`) or an embedding that masks a real token 0
+(`maskzero`), and a reshape in the model where a transpose was meant (`reshapes`); and, from
+the labels of batches spread over the run, the chance level the loss checks compare with and labels
 out of the output's or the loss's range (`labels-out-of-range`); and from every batch's classes,
 counted in-graph, batches of one class at a time (`batches-one-class`), and from the inputs of
 Normalization layers never adapted, whether they are raw (`normalization-not-adapted`); and
@@ -29,6 +29,7 @@ from gradguard import (
     frozen,
     label_range,
     losses,
+    maskzero,
     output_layer,
     rescaled,
     reshapes,
@@ -125,6 +126,7 @@ class TraceFindings:
             found.append(output_layer.mismatch(self._model, self.loss_fn, step))
             found.append(rescaled.first_batch_finding(self._model, batch[0], step))
             found += tokenlabels.findings(self._model, batch[0], batch[1], step)
+            found += maskzero.findings(self._model, batch[0], step)
             allowed = label_range.bounds(self._model, self.loss_fn)
             self._label_range = label_range.LabelRange(allowed) if allowed else None
         if self.loss_shapes.traced and (read or "chance_loss" not in core.notes):

@@ -149,6 +149,8 @@ BUGS: dict[str, Bug] = {
     "bug_regression_relu_output_standardized_targets_fit.py": Bug(
         ("labels-out-of-range",), mentions=(("labels-out-of-range", "a ReLU"),)
     ),
+    # Embedding(mask_zero=True) over bases numbered 0..3: every A hidden from the pooling.
+    "bug_mask_zero_on_a_real_token_fit.py": Bug(("zero-token-masked",)),
     # tf.reshape(x, [T, -1, F]) to step an RNN cell through time: examples scrambled.
     "bug_reshape_to_time_major_tf_function.py": Bug(
         ("reshape-transposes",), mentions=(("reshape-transposes", "perm=[1, 0, 2]"),)
@@ -467,6 +469,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_hinge_loss_labels_zero_one_tf_function.py": Healthy(),
     "ok_reshape_to_time_major_tf_function.py": Healthy(),
     "ok_regression_relu_output_standardized_targets_fit.py": Healthy(),
+    "ok_mask_zero_on_a_real_token_fit.py": Healthy(),
 }
 
 # Healthy scripts of other shapes whose logs (`--log-dir`, `WATCHED_OPTIONS`) show that
@@ -814,6 +817,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "data-exhausted",
         "padding-misaligned",
         "reshape-transposes",
+        "zero-token-masked",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}
     assert runtime_codes <= covered

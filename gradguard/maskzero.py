@@ -1,0 +1,74 @@
+"""An `Embedding(mask_zero=True)` whose id 0 is a real token (`zero-token-masked`).
+
+``mask_zero=True`` tells the layers after the embedding that id 0 is padding: recurrent
+layers skip those steps, pooling and attention leave them out. When the data uses 0 as a real
+token (a vocabulary numbered from 0: DNA bases A, C, G, T as 0..3, categories, characters),
+every occurrence of that token is hidden from the model, and whatever it carried is lost (a
+sequence classifier counting bases: accuracy 0.69 against 1.0 without the mask). Nothing fails.
+
+Taken: a token input (integer ids of more than two values) fed straight to an embedding that
+masks 0, with 32 or more 0s in its first rows, where fewer than half of the rows with 0s have
+them as padding does (one run at the row's start or end: `tokens.edge_share`). Padded
+sequences, sequences of equal length that hold no 0, and 0s only at the edges stay silent.
+
+Told once from the data on the host, like `tokenlabels`: `TrainStep`'s first batch, or `fit`'s
+arrays under ``gradguard run``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from gradguard import _compat
+from gradguard import tokens as tokens_lib
+from gradguard.findings import Finding
+
+__all__ = ["findings"]
+
+MIN_ZEROS = 32  # 0s to see before judging where they are
+PADDED = 0.5  # share of the rows with 0s that hold them as one run at an edge: padding
+
+
+def findings(model: Any, x: Any, step: int) -> list[Finding]:
+    """`zero-token-masked` for the token inputs of `x` whose masking embedding hides tokens."""
+    masking = {id(t): layer for layer in _masking_embeddings(model) for t in _inputs_of(layer)}
+    found = []
+    for name, array, tensor in tokens_lib.named_inputs(model, x):
+        layer = masking.get(id(tensor))
+        if layer is None or array.ndim != 2 or not tokens_lib.is_tokens(array):
+            continue
+        zeros = array == 0
+        count = int(zeros.sum())
+        if count < MIN_ZEROS:
+            continue
+        padded = tokens_lib.edge_share(zeros)
+        if padded >= PADDED:
+            continue
+        inside = 1.0 - padded
+        message = (
+            f"The embedding {layer.name!r} masks id 0 (mask_zero=True) as padding, but in its "
+            f"input {name} 0 is a real token: {inside:.0%} of the rows with 0s hold them "
+            f"inside the sequence ({count / zeros.size:.0%} of all positions), not as one run "
+            "of padding at an edge. Every occurrence of that token is hidden from the layers "
+            "after it. Number the tokens from 1 (ids + 1, input_dim + 1) to keep 0 for "
+            "padding, or set mask_zero=False when nothing is padded."
+        )
+        details = {"layer": layer.name, "input": name, "inside": inside, "zeros": count}
+        found.append(Finding("zero-token-masked", message, step, details=details))
+    return found
+
+
+def _masking_embeddings(model: Any) -> list[Any]:
+    return [
+        layer
+        for layer in _compat.flatten_layers(model)
+        if isinstance(layer, keras.layers.Embedding) and getattr(layer, "mask_zero", False)
+    ]
+
+
+def _inputs_of(layer: Any) -> list[Any]:
+    """The symbolic tensors `layer` was called on (each call of a shared layer's)."""
+    nodes = getattr(layer, "_inbound_nodes", None) or []
+    return [t for node in nodes for t in getattr(node, "input_tensors", ())]
