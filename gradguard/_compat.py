@@ -23,11 +23,13 @@ from tensorflow.python.framework import op_callbacks as _op_callbacks
 from tensorflow.python.framework import ops as _tf_ops
 from tensorflow.python.lib.io import tf_record as _tf_record
 from tensorflow.python.ops import control_flow_util as _control_flow_util
+from tensorflow.python.ops import resource_variable_ops as _resource_variable_ops
 
 __all__ = [
     "BASE_OPTIMIZER",
     "CHECKPOINT_GRAPH_KEY",
     "KERAS_TRAINER",
+    "RESOURCE_VARIABLES",
     "checkpoint_object_graph",
     "checkpoint_state_text",
     "flatten_layers",
@@ -60,6 +62,11 @@ __all__ = [
 BASE_OPTIMIZER: type = keras.optimizers.Optimizer.__mro__[-3]
 # The backend's trainer, whose `train_step(data)` fit and train_on_batch call (Keras 3, TF).
 KERAS_TRAINER: type = next(c for c in keras.Model.__mro__ if "train_step" in vars(c))
+# The classes of a tf.Variable (a Keras variable holds one) whose methods set its value.
+RESOURCE_VARIABLES = (
+    _resource_variable_ops.BaseResourceVariable,
+    _resource_variable_ops.ResourceVariable,
+)
 
 
 @contextlib.contextmanager

@@ -23,7 +23,17 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard import _compat, diagnose, fitend, instrument, lossgraph, replicas, stats, updating
+from gradguard import (
+    _compat,
+    accumulators,
+    diagnose,
+    fitend,
+    instrument,
+    lossgraph,
+    replicas,
+    stats,
+    updating,
+)
 from gradguard import activations as activations_lib
 from gradguard import findings as findings_lib
 from gradguard.core import StepCore
@@ -94,6 +104,7 @@ class Guard:
         # Layers called under a tape: which variables are Keras' and frozen, watched outputs.
         self._tap = Tap()
         self.input_scales = InputScales()  # (Normalization layers never adapted)
+        self.accumulators = accumulators.Accumulators()  # (gradients summed in variables)
         self.cores: dict[int, StepCore] = {}
         self.stages = stages if stages is not None else Stages()  # a game's players, or stages
         self._calls = 0  # host-side calls of the guarded function
@@ -235,6 +246,10 @@ class Guard:
             self._pending += fitend.judge(core.notes, history, arguments, core.steps - 1)
         self._pending += self.forensics.fit_length.judge(model, arguments, self.steps_seen() - 1)
 
+    def on_reset(self, variable: Any) -> None:
+        """A variable is assigned to, or has a value subtracted (a reset accumulator, maybe)."""
+        self.accumulators.on_reset(variable)
+
     def on_scaled_loss(self, loss: Any, scaled: Any) -> None:
         """A LossScaleOptimizer scaled `loss`: a gradient of `scaled` is taken for `loss`."""
         self._scaled_loss = (scaled, loss)
@@ -260,6 +275,7 @@ class Guard:
             self._pending = []
             return original(grads, variables)
         core = self._core(optimizer, original, variables)
+        self.accumulators.on_apply(core, grads, variables)
         index = {id(v): i for i, v in enumerate(core.variables)}
         if any(id(v) not in index for v in variables):
             return original(grads, variables)  # Keras names the unknown variable itself
@@ -362,6 +378,7 @@ class Guard:
         found += self.forensics.frozen_findings(self.cores.values(), step, final)
         found += inference_mode(self._tap.layers(), self._tap.told, self.cores.values(), step)
         found += self._manual.judge() if self._manual is not None and not self.cores else []
+        found += self.accumulators.findings(step)
         found += self.ledger.judge(step, final, self._names, keras_variables, bool(untracked))
         self._pending = []
         findings_lib.emit(self.report, found, self.policy, raise_errors=False)

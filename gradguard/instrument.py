@@ -222,6 +222,21 @@ def _note_scaled_losses(original: Any) -> Any:
     return scale_loss
 
 
+# Variable methods that can set a variable back (gradient accumulators: `accumulators`).
+_RESETTING = ("assign", "assign_sub")
+
+
+def _report_resets(original: Any) -> Any:
+    @functools.wraps(original)
+    def reset(variable: Any, *args: Any, **kwargs: Any) -> Any:
+        guard = listener()
+        if guard is not None:  # (no TensorFlow op: a set of ids)
+            guard.on_reset(variable)
+        return original(variable, *args, **kwargs)
+
+    return reset
+
+
 def _report_warnings(original: Any) -> Any:
     @functools.wraps(original)
     def warn(
@@ -273,6 +288,12 @@ _WARNINGS = Patch(warnings, "warn", _report_warnings)
 _SCALED_UPDATES = Patch(keras.optimizers.LossScaleOptimizer, "apply", _note_scaled_updates)
 _SCALED_LOSSES = Patch(keras.optimizers.LossScaleOptimizer, "scale_loss", _note_scaled_losses)
 _LAYER_CALLS = Patch(keras.layers.Layer, "__call__", _record_layer_outputs)
+_RESETS = [
+    Patch(owner, name, _report_resets)
+    for owner in _compat.RESOURCE_VARIABLES
+    for name in _RESETTING
+    if name in vars(owner)
+]
 
 
 @contextlib.contextmanager
@@ -307,7 +328,9 @@ def intercepting_all(guard: Any, *, outermost: bool = True) -> Iterator[None]:
     (`outermost`), or on top for a decorator's guard while its function runs.
     """
     with listening(guard, outermost=outermost), _ALL_UPDATES, _SCALED_UPDATES, _WARNINGS:
-        with _SCALED_LOSSES, _FIT_BATCHES, _FITS:
+        with _SCALED_LOSSES, _FIT_BATCHES, _FITS, contextlib.ExitStack() as resets:
+            for patch in _RESETS:
+                resets.enter_context(patch)
             yield
 
 

@@ -151,6 +151,8 @@ BUGS: dict[str, Bug] = {
     ),
     # Embedding(mask_zero=True) over bases numbered 0..3: every A hidden from the pooling.
     "bug_mask_zero_on_a_real_token_fit.py": Bug(("zero-token-masked",)),
+    # Gradient accumulation by hand, the accumulators never zeroed: every update sums them all.
+    "bug_gradient_accumulators_never_reset_tf_function.py": Bug(("accumulators-not-reset",)),
     # tf.reshape(x, [T, -1, F]) to step an RNN cell through time: examples scrambled.
     "bug_reshape_to_time_major_tf_function.py": Bug(
         ("reshape-transposes",), mentions=(("reshape-transposes", "perm=[1, 0, 2]"),)
@@ -470,6 +472,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_reshape_to_time_major_tf_function.py": Healthy(),
     "ok_regression_relu_output_standardized_targets_fit.py": Healthy(),
     "ok_mask_zero_on_a_real_token_fit.py": Healthy(),
+    "ok_gradient_accumulators_never_reset_tf_function.py": Healthy(),
 }
 
 # Healthy scripts of other shapes whose logs (`--log-dir`, `WATCHED_OPTIONS`) show that
@@ -818,6 +821,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "padding-misaligned",
         "reshape-transposes",
         "zero-token-masked",
+        "accumulators-not-reset",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}
     assert runtime_codes <= covered

@@ -1,0 +1,102 @@
+"""Gradients accumulated by hand in variables nothing resets (`accumulators`,
+`accumulators-not-reset`): found when they are applied as they are or as their mean; silent
+when they are zeroed after each update (eagerly, or in the update's function), before each
+cycle, or made anew for each cycle, and for updates of fresh gradients."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gradguard.guarding import Guard
+from gradguard.options import Options
+
+K = 3  # micro-batches per update
+LOOPS = ["never reset", "mean never reset", "reset eagerly", "reset in the update", "reset first"]
+
+
+def _train(loop: str, micro_batches: int = 12) -> list[str]:
+    """`micro_batches` of a small regression, accumulated over K each; the codes found."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(16 * micro_batches, 4)).astype("float32")
+    y = x @ rng.normal(size=(4, 1)).astype("float32")
+    keras.utils.set_random_seed(7)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    optimizer = keras.optimizers.SGD(0.01)
+    optimizer.build(model.trainable_variables)
+    accumulators = [
+        tf.Variable(tf.zeros_like(v), trainable=False) for v in model.trainable_variables
+    ]
+
+    @tf.function
+    def accumulate(x, y):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean((model(x, training=True) - y) ** 2)
+        for a, g in zip(accumulators, tape.gradient(loss, model.trainable_variables)):
+            a.assign_add(g)
+
+    @tf.function
+    def update():
+        grads = [a / K for a in accumulators] if loop.startswith("mean") else accumulators
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        if loop == "reset in the update":
+            for a in accumulators:
+                a.assign(tf.zeros_like(a))
+
+    guard = Guard(options=Options.create(), raise_errors=False)
+    with guard.instrument_process():
+        for i in range(micro_batches):
+            if loop == "reset first" and i % K == 0:
+                for a in accumulators:
+                    a.assign(tf.zeros_like(a))
+            accumulate(x[16 * i : 16 * (i + 1)], y[16 * i : 16 * (i + 1)])
+            if i % K == K - 1:
+                update()
+                if loop == "reset eagerly":
+                    for a in accumulators:
+                        a.assign(tf.zeros_like(a))
+        return [f.code for f in guard.read(final=True).findings]
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_accumulators_never_reset_are_found(loop):
+    codes = _train(loop)
+    assert ("accumulators-not-reset" in codes) == loop.endswith("never reset"), codes
+
+
+def test_two_updates_are_too_few_to_judge():
+    assert "accumulators-not-reset" not in _train("never reset", micro_batches=2 * K)
+
+
+def test_accumulators_made_anew_for_each_cycle_are_not_reset_by_design():
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(16, 4)).astype("float32")
+    keras.utils.set_random_seed(7)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    optimizer = keras.optimizers.SGD(0.01)
+    guard = Guard(options=Options.create(), raise_errors=False)
+    with guard.instrument_process():
+        for _ in range(5):  # eager: each cycle's variables, added to once, then applied
+            fresh = [tf.Variable(tf.zeros_like(v)) for v in model.trainable_variables]
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(model(x, training=True) ** 2)
+            for a, g in zip(fresh, tape.gradient(loss, model.trainable_variables)):
+                a.assign_add(g)
+            optimizer.apply_gradients(zip(fresh, model.trainable_variables))
+        codes = [f.code for f in guard.read(final=True).findings]
+    assert "accumulators-not-reset" not in codes, codes
+
+
+def test_keras_own_gradient_accumulation_is_silent():
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(192, 4)).astype("float32")
+    keras.utils.set_random_seed(7)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.Adam(1e-2, gradient_accumulation_steps=K), "mse")
+    guard = Guard(options=Options.create(), raise_errors=False)
+    with guard.instrument_process():
+        model.fit(x, x[:, :1], batch_size=16, epochs=1, verbose=0)
+        codes = [f.code for f in guard.read(final=True).findings]
+    assert "accumulators-not-reset" not in codes, codes
