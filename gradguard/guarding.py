@@ -8,7 +8,8 @@ optimizer's updates (`apply_gradients` / `apply`) go through it (`gradguard.inst
 * what the user's code did is recorded in a `Ledger`, from which the host judges
   `missing-apply` and `variable-not-trained`; gradients that are all None are explained at once
   (`none-gradient`, with where the chain broke), and so is a gradient applied to a variable
-  other than its own (`pairing`).
+  other than its own (`pairing`), and gradients accumulated in variables never reset
+  (`accumulators`).
 
 The decorator forms are in `gradguard.decorator`; ``gradguard run`` uses `Guard` process-wide.
 (The module is not called `guard`: that is the decorator's public name.)
@@ -23,19 +24,10 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard import (
-    _compat,
-    accumulators,
-    diagnose,
-    fitend,
-    instrument,
-    lossgraph,
-    replicas,
-    stats,
-    updating,
-)
+from gradguard import _compat, diagnose, fitend, instrument, lossgraph, replicas, stats, updating
 from gradguard import activations as activations_lib
 from gradguard import findings as findings_lib
+from gradguard.accumulators import Accumulators
 from gradguard.core import StepCore
 from gradguard.forensics import Forensics
 from gradguard.ledger import Ledger
@@ -104,7 +96,7 @@ class Guard:
         # Layers called under a tape: which variables are Keras' and frozen, watched outputs.
         self._tap = Tap()
         self.input_scales = InputScales()  # (Normalization layers never adapted)
-        self.accumulators = accumulators.Accumulators()  # (gradients summed in variables)
+        self.accumulators = Accumulators()  # (gradients summed in variables)
         self.cores: dict[int, StepCore] = {}
         self.stages = stages if stages is not None else Stages()  # a game's players, or stages
         self._calls = 0  # host-side calls of the guarded function

@@ -17,7 +17,8 @@ The patches, and the context managers that use them:
 * `intercepting_all(guard)`: every Keras optimizer's updates (`apply`, and so
   `apply_gradients`) go to the innermost guard listening (the decorator, ``gradguard run``),
   and so do each `fit`'s start and end (``guard.on_fit_start(model, arguments)``,
-  ``guard.on_fit_end(model, arguments, history)``).
+  ``guard.on_fit_end(model, arguments, history)``) and every variable set back by ``assign``
+  or ``assign_sub``, eagerly or as traced (``guard.on_reset(variable)``).
 * `tapping_layers(tap)`: every Keras layer call is handed to ``tap.record(layer, output, args,
   training, under_tape)``, `under_tape` when a tape records (a training forward pass).
 * `wrapping_fit(model_class, wrap)`: a user's `keras.Model` subclass whose `train_step` carries
