@@ -14,8 +14,8 @@ Per model, what applies to it, decided at its first batch:
 Under ``gradguard run``, which wraps `fit`, its arrays are also read on the host as it starts
 (`given`): examples of unit length (`rownorm`, a suspect too costly to fold per step), token
 labels that are one of the inputs or padded elsewhere (`tokenlabels`), an embedding masking a
-real token 0 (`maskzero`), and the largest sample
-or class weight, whose in-graph fold is then left out.
+real token 0 (`maskzero`), a data set zipping inputs and labels shuffled apart (`unpaired`),
+and the largest sample or class weight, whose in-graph fold is then left out.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from gradguard import (
     rownorm,
     sampleweights,
     tokenlabels,
+    unpaired,
 )
 from gradguard.findings import Finding
 
@@ -53,12 +54,13 @@ class FitBatches:
     def given(self, model: Any, arguments: Mapping[str, Any], step: int) -> list[Finding]:
         """On the host as `fit` starts: notes from its arguments (by name), and the findings.
 
-        Nothing for data `fit` draws batches from (a data set, a generator): those tell only
-        in-graph.
+        Of data `fit` draws batches from (a data set, a generator) only how a data set pairs
+        its inputs and labels (`unpaired`); the rest tells in-graph.
         """
         x = arguments.get("x")
         if batch.head(x) is None and not isinstance(x, (list, tuple, Mapping)):
-            return []
+            unpaired_finding = unpaired.finding(x, step)
+            return [unpaired_finding] if unpaired_finding is not None else []
         weights = [  # (fit takes one or the other)
             sampleweights.largest(arguments.get("sample_weight")),
             sampleweights.largest_of_classes(arguments.get("class_weight"), arguments.get("y")),

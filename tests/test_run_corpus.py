@@ -153,6 +153,10 @@ BUGS: dict[str, Bug] = {
     "bug_mask_zero_on_a_real_token_fit.py": Bug(("zero-token-masked",)),
     # Gradient accumulation by hand, the accumulators never zeroed: every update sums them all.
     "bug_gradient_accumulators_never_reset_tf_function.py": Bug(("accumulators-not-reset",)),
+    # Features and labels shuffled as two data sets, then zipped: labels of other examples.
+    "bug_features_labels_shuffled_apart_zipped_fit.py": Bug(
+        ("labels-uninformative",), mentions=(("labels-uninformative", "Zip them first"),)
+    ),
     # tf.reshape(x, [T, -1, F]) to step an RNN cell through time: examples scrambled.
     "bug_reshape_to_time_major_tf_function.py": Bug(
         ("reshape-transposes",), mentions=(("reshape-transposes", "perm=[1, 0, 2]"),)
@@ -473,6 +477,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_regression_relu_output_standardized_targets_fit.py": Healthy(),
     "ok_mask_zero_on_a_real_token_fit.py": Healthy(),
     "ok_gradient_accumulators_never_reset_tf_function.py": Healthy(),
+    "ok_features_labels_shuffled_apart_zipped_fit.py": Healthy(),
 }
 
 # Healthy scripts of other shapes whose logs (`--log-dir`, `WATCHED_OPTIONS`) show that

@@ -1,0 +1,93 @@
+"""Inputs and labels shuffled apart, then zipped (`labels-uninformative`).
+
+``tf.data.Dataset.zip((features.shuffle(n), labels.shuffle(n)))`` shuffles the two with their
+own random orders: each example meets another example's label. The labels then tell the model
+nothing about its inputs; it learns how often each label occurs and its loss stays at the
+chance level (accuracy 0.28 against 0.93 when zipped first, then shuffled). Nothing fails.
+
+Read from the data set `fit` is given, under ``gradguard run`` (`fit_batches.FitBatches.given`):
+below the steps that keep each element whole (batching, prefetching, repeating, caching, a
+shuffle of the pairs, a map that still makes pairs), a zip of two data sets (the inputs and the
+labels) whose shuffles differ: one shuffled and not the other, or shuffles whose seeds or buffer
+sizes differ, or unseeded ones (each draws its own order). Zipping first and shuffling the pairs,
+and two shuffles of the same explicit seed and buffer size (the same order), stay silent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+from gradguard.findings import Finding
+
+__all__ = ["finding"]
+
+# Data set steps that keep each element whole: below them, elements are still (inputs, labels).
+_WHOLE = frozenset(
+    {
+        "_BatchDataset",
+        "_ParallelBatchDataset",
+        "_PaddedBatchDataset",
+        "_PrefetchDataset",
+        "_RepeatDataset",
+        "CacheDataset",
+        "_ShuffleDataset",
+        "_TakeDataset",
+        "_SkipDataset",
+        "_OptionsDataset",
+        "_MapDataset",
+        "_ParallelMapDataset",
+    }
+)
+
+
+def finding(data: Any, step: int) -> Finding | None:
+    """`labels-uninformative` for a data set of (inputs, labels) zipped from two shuffled apart."""
+    if not isinstance(data, tf.data.Dataset):
+        return None
+    node = data
+    while type(node).__name__ in _WHOLE and _pairs(node):
+        (node,) = node._inputs()  # noqa: SLF001 - tf.data keeps its graph of data sets private
+    if type(node).__name__ != "_ZipDataset" or len(node._inputs()) != 2:  # noqa: SLF001
+        return None
+    inputs, labels = (_shuffles(branch) for branch in node._inputs())  # noqa: SLF001
+    if inputs == labels and all(seeds != (0, 0) for _, seeds in inputs):
+        return None  # (not shuffled, or shuffled in the same order)
+    described = f"the inputs' {_describe(inputs)}, the labels' {_describe(labels)}"
+    message = (
+        f"fit's data set zips its inputs and labels from two data sets shuffled apart "
+        f"({described}): each example meets another example's label, so the labels tell the "
+        "model nothing about its inputs and it can learn only how often each label occurs. "
+        "Zip them first, then shuffle the pairs: tf.data.Dataset.zip((x, y)).shuffle(n)."
+    )
+    details = {"inputs_shuffles": len(inputs), "labels_shuffles": len(labels)}
+    return Finding("labels-uninformative", message, step, details=details)
+
+
+def _pairs(node: Any) -> bool:
+    """Whether `node` has one input, and makes pairs (its elements are (inputs, labels))."""
+    spec = node.element_spec
+    return len(node._inputs()) == 1 and isinstance(spec, tuple) and len(spec) == 2  # noqa: SLF001
+
+
+def _shuffles(data: Any) -> list[tuple[int, tuple[int, int]]]:
+    """The shuffles below `data`, each as its buffer size and seeds ((0, 0): unseeded)."""
+    found = []
+    node = data
+    while True:
+        if type(node).__name__ == "_ShuffleDataset":
+            seeds = (int(node._seed), int(node._seed2))  # noqa: SLF001
+            found.append((int(node._buffer_size), seeds))  # noqa: SLF001
+        parents = node._inputs()  # noqa: SLF001
+        if len(parents) != 1:
+            return found
+        node = parents[0]
+
+
+def _describe(shuffles: list[tuple[int, tuple[int, int]]]) -> str:
+    if not shuffles:
+        return "unshuffled"
+    buffer, seeds = shuffles[0]
+    seeded = f"seed {seeds[1]}" if seeds != (0, 0) else "unseeded"
+    return f"shuffle({buffer}, {seeded})"

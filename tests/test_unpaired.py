@@ -1,0 +1,71 @@
+"""Inputs and labels shuffled apart, then zipped (`unpaired`, `labels-uninformative`): found in
+the data set `fit` is given under run; zipping first, the same seeded order on both sides, no
+shuffle, and zips that are not (inputs, labels) stay silent."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gradguard import unpaired
+from gradguard.guarding import Guard
+from gradguard.options import Options
+
+rng = np.random.default_rng(8)
+X = rng.normal(size=(256, 6)).astype("float32")
+Y = (X[:, 0] > 0).astype("float32")[:, None]
+xs, ys = tf.data.Dataset.from_tensor_slices(X), tf.data.Dataset.from_tensor_slices(Y)
+
+# How the data set pairs its inputs and labels, and whether they are shuffled apart.
+DATA = {
+    "seeds 1 and 2": (lambda: tf.data.Dataset.zip((xs.shuffle(256, 1), ys.shuffle(256, 2))), True),
+    "inputs alone": (lambda: tf.data.Dataset.zip((xs.shuffle(256), ys)), True),
+    "both unseeded": (lambda: tf.data.Dataset.zip((xs.shuffle(256), ys.shuffle(256))), True),
+    "mapped pairs": (
+        lambda: tf.data.Dataset.zip((xs.shuffle(256, 1), ys.shuffle(256, 2))).map(
+            lambda x, y: (2 * x, y)
+        ),
+        True,
+    ),
+    "zipped first": (lambda: tf.data.Dataset.zip((xs, ys)).shuffle(256, 1), False),
+    "same seed": (lambda: tf.data.Dataset.zip((xs.shuffle(256, 3), ys.shuffle(256, 3))), False),
+    "unshuffled": (lambda: tf.data.Dataset.zip((xs, ys)), False),
+    "three inputs": (
+        lambda: tf.data.Dataset.zip((xs.shuffle(256), xs.shuffle(256), ys)),
+        False,
+    ),
+    "mapped to one": (
+        lambda: tf.data.Dataset.zip((xs.shuffle(256, 1), ys.shuffle(256, 2))).map(lambda x, y: x),
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("data", list(DATA))
+def test_inputs_and_labels_shuffled_apart_are_found(data):
+    make, found = DATA[data]
+    finding = unpaired.finding(make().batch(32).prefetch(1), step=0)
+    assert (finding is not None) == found, finding
+    if finding is not None:
+        assert finding.code == "labels-uninformative"
+        assert "Zip them first, then shuffle the pairs" in finding.message
+    if data == "seeds 1 and 2":
+        assert "shuffle(256, seed 1), the labels' shuffle(256, seed 2)" in finding.message
+
+
+def test_arrays_are_no_data_set():
+    assert unpaired.finding(X, step=0) is None
+
+
+@pytest.mark.parametrize("data", ["seeds 1 and 2", "zipped first"])
+def test_fit_under_run_reads_how_its_data_set_pairs(data):
+    keras.utils.set_random_seed(8)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.Adam(1e-2), keras.losses.BinaryCrossentropy(from_logits=True))
+    guard = Guard(options=Options.create(), raise_errors=False)
+    with guard.instrument_process():
+        model.fit(DATA[data][0]().batch(32), epochs=1, verbose=0)
+        codes = [f.code for f in guard.read(final=True).findings]
+    assert ("labels-uninformative" in codes) == DATA[data][1], codes
