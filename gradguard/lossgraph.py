@@ -7,7 +7,8 @@ trace. `graph_findings` also judges whether the loss reads the outputs as the va
 (`from-logits-mismatch`, `lossprobs`); with `loss_fn_findings`, the loss's sign (`losssign`)
 whether it measures the error whole: the batch's mean error squared, or the error never
 squared (`lossmean`), and whether it counts only the examples of one label (`lossmask`); and
-whether the data on its way to the loss was reshaped where a transpose was meant (`reshapes`).
+whether the data on its way to the loss was reshaped where a transpose was meant (`reshapes`)
+or attended through a mask that keeps only the padding (`attnmask`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard import lossmask, lossmean, lossprobs, losssign, reshapes
+from gradguard import attnmask, lossmask, lossmean, lossprobs, losssign, reshapes
 from gradguard.diagnose import (
     ancestors,
     descendants,
@@ -268,6 +269,7 @@ def graph_findings(loss: tf.Tensor, step: int, variables: Iterable[Any] = ()) ->
         lossprobs.graph_softmax_over_batch,
         graph_swapped_cross_entropy,
         reshapes.graph_reshape_transposes,
+        attnmask.graph_attention_keeps_padding,
     )
     found = [judge(ops, step) for judge in judges]
     is_output = losssign.trained_layer(loss.graph, variables)

@@ -5,7 +5,8 @@ chain to the loss broke), labels broadcast against the predictions (`loss-broadc
 output layer that cannot make what the loss reads (`from-logits-mismatch`), and the first
 batch's pixels divided by 255 twice (`inputs-rescaled-twice`) or labels that are one of its
 inputs or padded elsewhere (`tokenlabels`) or an embedding that masks a real token 0
-(`maskzero`), and a reshape in the model where a transpose was meant (`reshapes`); and, from
+(`maskzero`), and in the model a reshape where a transpose was meant (`reshapes`) or an
+attention mask that keeps the padding (`attnmask`); and, from
 the labels of batches spread over the run, the chance level the loss checks compare with and labels
 out of the output's or the loss's range (`labels-out-of-range`); and from every batch's classes,
 counted in-graph, batches of one class at a time (`batches-one-class`), and from the inputs of
@@ -22,8 +23,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from gradguard import batch as batch_lib
 from gradguard import (
+    attnmask,
     chance,
     diagnose,
     frozen,
@@ -36,6 +37,7 @@ from gradguard import (
     tokenlabels,
     unadapted,
 )
+from gradguard import batch as batch_lib
 from gradguard.core import StepCore
 from gradguard.findings import Finding
 
@@ -68,23 +70,27 @@ class TraceFindings:
         # The inputs of Normalization layers never adapted, folded in-graph (`unadapted`).
         self.input_scales = unadapted.InputScales()
         self.frozen = frozen.FrozenUntrained()
-        # Found while tracing, reported after the call (with its step); and whether a reshape
-        # where a transpose was meant was found (once is enough).
+        # Found while tracing, reported after the call (with its step); the judges of the
+        # model's graph still to find anything (each finds once).
         self._from_trace: list[Finding] = []
-        self._reshape_found = False
+        self._model_judges = [
+            reshapes.graph_reshape_transposes,
+            attnmask.graph_attention_keeps_padding,
+        ]
 
     def record(self, y: Any, y_pred: Any) -> None:
         """In-graph, each trace: the labels' and predictions' shapes; the batch's classes.
 
-        And until one is found, a reshape in the model where a transpose was meant (`reshapes`).
+        And the model's graph, until each judge found what it looks for: a reshape where a
+        transpose was meant (`reshapes`), an attention mask that keeps the padding (`attnmask`).
         """
         self.loss_shapes.record(y, y_pred)
         outputs = [t for t in tf.nest.flatten(y_pred) if isinstance(t, tf.Tensor)]
-        if not self._reshape_found and tf.inside_function() and outputs:
+        if self._model_judges and tf.inside_function() and outputs:
             ops = set().union(*map(diagnose.ancestors, outputs))
-            finding = reshapes.graph_reshape_transposes(ops, step=-1)
-            self._reshape_found = finding is not None
-            self._from_trace += [finding] if finding is not None else []
+            found = {judge: judge(ops, -1) for judge in self._model_judges}
+            self._from_trace += [finding for finding in found.values() if finding is not None]
+            self._model_judges = [judge for judge, finding in found.items() if finding is None]
         shape = getattr(y_pred, "shape", None)
         width = shape[-1] if shape is not None and shape.rank else None
         if self._counts is None and width and chance.LabelCounts.applies(self.loss_fn, width):

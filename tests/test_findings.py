@@ -22,7 +22,8 @@ def test_every_design_code_is_in_the_catalog():
     batches-one-class optimizer-recreated class-weights-inverted training-flag-missing
     normalization-not-adapted inputs-rescaled-twice loss-misassigned frozen-untrained
     epsilon-dominates labels-in-inputs data-exhausted padding-misaligned
-    reshape-transposes zero-token-masked accumulators-not-reset""".split()
+    reshape-transposes zero-token-masked accumulators-not-reset
+    attention-mask-inverted""".split()
     assert sorted(gradguard.CODES) == sorted(design)
 
 

@@ -157,6 +157,8 @@ BUGS: dict[str, Bug] = {
     "bug_features_labels_shuffled_apart_zipped_fit.py": Bug(
         ("labels-uninformative",), mentions=(("labels-uninformative", "Zip them first"),)
     ),
+    # The tutorial's padding mask (1 = pad) given to Keras' MultiHeadAttention (1 = keep).
+    "bug_attention_mask_keeps_padding_fit.py": Bug(("attention-mask-inverted",)),
     # tf.reshape(x, [T, -1, F]) to step an RNN cell through time: examples scrambled.
     "bug_reshape_to_time_major_tf_function.py": Bug(
         ("reshape-transposes",), mentions=(("reshape-transposes", "perm=[1, 0, 2]"),)
@@ -478,6 +480,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_mask_zero_on_a_real_token_fit.py": Healthy(),
     "ok_gradient_accumulators_never_reset_tf_function.py": Healthy(),
     "ok_features_labels_shuffled_apart_zipped_fit.py": Healthy(),
+    "ok_attention_mask_keeps_padding_fit.py": Healthy(),
 }
 
 # Healthy scripts of other shapes whose logs (`--log-dir`, `WATCHED_OPTIONS`) show that
@@ -827,6 +830,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "reshape-transposes",
         "zero-token-masked",
         "accumulators-not-reset",
+        "attention-mask-inverted",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}
     assert runtime_codes <= covered

@@ -1,0 +1,115 @@
+"""An attention mask that keeps the padding and hides every real token (`attention-mask-inverted`).
+
+Two conventions meet here. Keras' `MultiHeadAttention` (and `keras.layers.Softmax`) keeps the
+positions where ``attention_mask`` is 1 (True); TensorFlow's transformer tutorial builds a
+padding mask that is 1 at the padding and adds ``mask * -1e9`` to the scores. A tutorial
+mask passed to Keras (or a Keras mask added the tutorial's way) makes every query attend to
+the padding only: the layer's output carries no token, and a classifier reading it stays near
+chance (accuracy 0.56 against 1.0 with ``tf.math.not_equal(tokens, 0)``). Nothing fails.
+
+Read from a traced graph (`lossgraph.graph_findings`; `TrainStep` from its traced
+predictions): a softmax whose scores are masked by a large negative value (``where(keep,
+scores, -big)``, or ``scores + mask * -big``) where the positions kept are, through casts,
+reshapes, slices and ``1 - mask``, those at which the step's integer data equals 0; a mask
+combined with others by a logical and keeps no more than each. Masks of padding compared with
+another id, masks kept where the tokens are not 0, and masks built from variables stay silent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import tensorflow as tf
+
+from gradguard.diagnose import ancestors
+from gradguard.findings import Finding
+
+__all__ = ["graph_attention_keeps_padding"]
+
+# Where a step's data enters its graph: a traced function's arguments, or fit's iterator.
+_SOURCES = frozenset({"Placeholder", "IteratorGetNext", "IteratorGetNextSync", "OptionalGetValue"})
+# Ops that pass a mask on, position for position (broadcast, sliced, cast to bool or 0/1).
+_VIEWS = frozenset(
+    {"Identity", "Cast", "ExpandDims", "Reshape", "Squeeze", "StridedSlice", "Tile", "BroadcastTo"}
+)
+_LARGE_NEGATIVE = -1e4  # a score this low is a masked one (Keras: -1e9, or the dtype's least)
+
+
+def graph_attention_keeps_padding(ops: Iterable[tf.Operation], step: int) -> Finding | None:
+    """`attention-mask-inverted` for the first masked softmax that keeps only data's 0s."""
+    for op in sorted((op for op in ops if op.type == "Softmax"), key=lambda op: op.name):
+        masks = _masks(op.inputs[0].op)
+        if not any(_keeps_zeros(mask, keep) for mask, keep in masks):
+            continue
+        scope = op.name.rpartition("/")[0]
+        message = (
+            f"The attention softmax{f' in {scope}' if scope else ''} keeps only the positions "
+            "where the input tokens are 0 (the padding) and masks every real token: its mask "
+            "is inverted. Keras' MultiHeadAttention and keras.layers.Softmax keep the positions "
+            "where attention_mask is 1 (True); TensorFlow's transformer tutorial's padding mask "
+            "(1 at the padding) is added to the scores as mask * -1e9 instead. Pass "
+            "tf.math.not_equal(tokens, 0) as attention_mask."
+        )
+        return Finding("attention-mask-inverted", message, step, details={"op": op.name})
+    return None
+
+
+def _masks(op: tf.Operation) -> list[tuple[tf.Tensor, bool]]:
+    """The masks applied to softmax scores made by `op`, each with whether true means kept."""
+    if op.type == "SelectV2":
+        condition, kept, other = op.inputs
+        if _large_negative(other):
+            return [(condition, True)]
+        if _large_negative(kept):
+            return [(condition, False)]
+    if op.type in ("AddV2", "Add", "Sub"):
+        adders = op.inputs[1:] if op.type == "Sub" else op.inputs
+        negative = op.type != "Sub"  # (scores - mask * big: the same as adding -big)
+        return [
+            (term.op.inputs[1 - i], False)
+            for term in adders
+            if term.op.type == "Mul"
+            for i in (0, 1)
+            if _large(term.op.inputs[i], negative)
+        ]
+    return []
+
+
+def _keeps_zeros(mask: tf.Tensor, keep: bool) -> bool:
+    """Whether `mask` (true, or 1, meaning `keep`) keeps only where the step's data is 0."""
+    op = mask.op
+    while True:
+        if op.type in _VIEWS or (op.type == "Greater" and _constant(op.inputs[1]) in (0, 0.5)):
+            op = op.inputs[0].op
+        elif op.type == "LogicalNot" or (op.type == "Sub" and _constant(op.inputs[0]) == 1):
+            keep, op = not keep, op.inputs[-1].op
+        else:
+            break
+    if keep and op.type in ("LogicalAnd", "Mul"):  # kept only where every factor keeps
+        return any(_keeps_zeros(t, keep) for t in op.inputs)
+    if op.type not in ("Equal", "NotEqual") or (op.type == "Equal") != keep:
+        return False
+    data = [t for t in op.inputs if _constant(t) is None]
+    return len(data) == 1 and any(_constant(t) == 0 for t in op.inputs) and _is_data(data[0])
+
+
+def _is_data(tensor: tf.Tensor) -> bool:
+    """Whether `tensor` is the step's data (its inputs), not computed from weights."""
+    made = ancestors(tensor)
+    return not any(op.type == "ReadVariableOp" for op in made) and any(
+        op.type in _SOURCES for op in made
+    )
+
+
+def _large(tensor: tf.Tensor, negative: bool) -> bool:
+    value = _constant(tensor)
+    return value is not None and (value <= _LARGE_NEGATIVE if negative else value >= 1e4)
+
+
+def _large_negative(tensor: tf.Tensor) -> bool:
+    return _large(tensor, negative=True)
+
+
+def _constant(tensor: tf.Tensor) -> float | None:
+    value = tf.get_static_value(tensor)
+    return float(value.item()) if value is not None and value.size == 1 else None
