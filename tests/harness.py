@@ -27,6 +27,8 @@ import tensorflow as tf
 import gradguard
 from gradguard import deferred, deltas, runner
 from gradguard.checks import Check
+from gradguard.guarding import Guard
+from gradguard.options import Options
 from gradguard.stats import Context, Layout, Stats
 
 MODES = ("eager", "graph", "jit")
@@ -416,3 +418,21 @@ def fit_and_train_step(
     step = gradguard.TrainStep(model(), keras.optimizers.Adam(1e-3), loss)
     step(x[:16], y[:16])
     return callback, step
+
+
+def findings_through(entry: str, model: keras.Model, loss: Any, x: Any, y: Any) -> list[Any]:
+    """The findings of one pass over `x` and `y` in batches of 32, by `entry`.
+
+    ``"train_step"``: a `TrainStep` called on each batch; ``"run"``: `fit` under a process-wide
+    guard, as ``gradguard run`` wraps it (its arrays read as it starts).
+    """
+    if entry == "train_step":
+        step = gradguard.TrainStep(model, keras.optimizers.Adam(1e-2), loss)
+        for i in range(0, len(y), 32):
+            step(x[i : i + 32], y[i : i + 32])
+        return list(step.report().findings)
+    model.compile(keras.optimizers.Adam(1e-2), loss)
+    guard = Guard(options=Options.create(), raise_errors=False)
+    with guard.instrument_process():
+        model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+        return list(guard.read(final=True).findings)

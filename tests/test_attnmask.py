@@ -10,11 +10,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from harness import findings_through
 
-import gradguard
 from gradguard import attnmask
-from gradguard.guarding import Guard
-from gradguard.options import Options
 
 T = 8
 
@@ -100,24 +98,14 @@ def _tokens():
     return x.astype("int32"), (x[:, 1:3].sum(1) > 11).astype("float32")
 
 
-@pytest.mark.parametrize("entry", ["fit", "train_step"])
+@pytest.mark.parametrize("entry", ["run", "train_step"])
 @pytest.mark.parametrize("tutorial_mask", [True, False], ids=["tutorial-mask", "keras-mask"])
 def test_a_tutorial_padding_mask_given_to_keras_attention_is_found(entry, tutorial_mask):
     x, y = _tokens()
     keras.utils.set_random_seed(9)
     model = Attending(tutorial_mask)
     loss = keras.losses.BinaryCrossentropy(from_logits=True)
-    if entry == "fit":
-        model.compile(keras.optimizers.Adam(1e-2), loss)
-        guard = Guard(options=Options.create(), raise_errors=False)
-        with guard.instrument_process():
-            model.fit(x, y, batch_size=32, epochs=1, verbose=0)
-            findings = guard.read(final=True).findings
-    else:
-        step = gradguard.TrainStep(model, keras.optimizers.Adam(1e-2), loss)
-        for i in range(0, 96, 32):
-            step(x[i : i + 32], y[i : i + 32])
-        findings = step.report().findings
+    findings = findings_through(entry, model, loss, x, y)
     found = [f for f in findings if f.code == "attention-mask-inverted"]
     assert bool(found) == tutorial_mask, findings
     if found:

@@ -8,11 +8,9 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from harness import findings_through
 
-import gradguard
 from gradguard import maskzero
-from gradguard.guarding import Guard
-from gradguard.options import Options
 
 T = 24
 
@@ -71,18 +69,7 @@ def test_an_embedding_masking_a_real_token_0_is_found(case):
 @pytest.mark.parametrize("tokens", ["from-0", "padded-pre"])
 def test_a_masked_token_0_is_found_at_the_first_batch_or_fits_start(entry, tokens):
     x, y = _sequences(tokens)
-    model = _model()
     loss = keras.losses.BinaryCrossentropy(from_logits=True)
-    if entry == "train_step":
-        step = gradguard.TrainStep(model, keras.optimizers.Adam(1e-2), loss)
-        for i in range(0, 96, 32):
-            step(x[i : i + 32], y[i : i + 32])
-        findings = step.report().findings
-    else:
-        model.compile(keras.optimizers.Adam(1e-2), loss)
-        guard = Guard(options=Options.create(), raise_errors=False)
-        with guard.instrument_process():
-            model.fit(x, y, batch_size=32, epochs=1, verbose=0)
-        findings = guard.read(final=True).findings
+    findings = findings_through(entry, _model(), loss, x, y)
     codes = [f.code for f in findings]
     assert ("zero-token-masked" in codes) == (tokens == "from-0"), codes

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from harness import findings_through
 
 import gradguard
 from gradguard import tokenlabels
@@ -170,18 +171,7 @@ def test_tags_padded_elsewhere_than_their_tokens_are_found(case):
 @pytest.mark.parametrize("pad_tags", ["post", "pre"])
 def test_tags_padded_elsewhere_are_found_at_the_first_batch_or_fits_start(entry, pad_tags):
     x, y = _tagged(pad_tags=pad_tags)
-    model = _tagger()
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    if entry == "train_step":
-        step = gradguard.TrainStep(model, keras.optimizers.Adam(1e-2), loss)
-        for i in range(0, 96, 32):
-            step(x[i : i + 32], y[i : i + 32])
-        findings = step.report().findings
-    else:
-        model.compile(keras.optimizers.Adam(1e-2), loss)
-        guard = Guard(options=Options.create(), raise_errors=False)
-        with guard.instrument_process():
-            model.fit(x, y, batch_size=32, epochs=1, verbose=0)
-        findings = guard.read(final=True).findings
+    findings = findings_through(entry, _tagger(), loss, x, y)
     codes = [f.code for f in findings]
     assert ("padding-misaligned" in codes) == (pad_tags == "post"), codes
