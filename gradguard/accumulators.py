@@ -8,8 +8,9 @@ learns far less (held-out accuracy 0.64 against 0.80 after 6 epochs). Nothing fa
 
 Taken (under ``gradguard run`` and the guard decorator, which see the user's updates and every
 variable assignment): an update whose gradients are all read from variables (passed as they
-are, or scaled), where none of those variables was ever assigned or had a value subtracted
-(``assign``, ``assign_sub``, eagerly or traced into a function) by the third update since.
+are, or scaled by a constant), where none of those variables was ever assigned or had a value
+subtracted (``assign``, ``assign_sub``, eagerly or traced into a function) by the third update
+since.
 Updates of fresh gradients, accumulators zeroed anywhere in the code (before each cycle, after
 each update, in a function of their own) and accumulators made anew for each cycle stay silent.
 Not judged under a distribution strategy (its variables assign through their replicas').
@@ -30,7 +31,7 @@ from gradguard.findings import Finding, listing
 __all__ = ["Accumulators"]
 
 UPDATES = 3  # updates of the same accumulators, none reset, before judging
-# Ops that pass a variable's value on scaled (a mean: the sum divided by the micro-batches).
+# Ops that pass a variable's value on, scaled by a constant (a mean: the sum divided by k).
 _SCALING = frozenset({"Identity", "Cast", "RealDiv", "Mul", "Truediv", "DivNoNan"})
 
 
@@ -100,10 +101,10 @@ def _source(gradient: Any) -> tuple[Any, str] | None:
     if op is None:  # (an eager tensor: where it came from is not known)
         return None
     while op.type in _SCALING and op.inputs:
-        reads = [t.op for t in op.inputs if t.op.type in _SCALING | {"ReadVariableOp"}]
-        if not reads:
+        varying = [t for t in op.inputs if tf.get_static_value(t) is None]
+        if len(varying) != 1:  # (scaled by anything but a constant: not a plain accumulator)
             return None
-        op = reads[0]
+        op = varying[0].op
     if op.type != "ReadVariableOp":
         return None
     captured = {id(internal): external for external, internal in op.graph.captures}
