@@ -10,9 +10,11 @@ chance (accuracy 0.56 against 1.0 with ``tf.math.not_equal(tokens, 0)``). Nothin
 Read from a traced graph (`lossgraph.graph_findings`; `TrainStep` from its traced
 predictions): a softmax whose scores are masked by a large negative value (``where(keep,
 scores, -big)``, or ``scores + mask * -big``) where the positions kept are, through casts,
-reshapes, slices and ``1 - mask``, those at which the step's integer data equals 0; a mask
-combined with others by a logical and keeps no more than each. Masks of padding compared with
-another id, masks kept where the tokens are not 0, and masks built from variables stay silent.
+reshapes, slices and ``1 - mask``, those at which the step's token ids (data an embedding
+reads) are 0; a mask combined with others by a logical and keeps no more than each. Masks of
+padding compared with another id, masks kept where the tokens are not 0, an input that is
+itself a padding mask (read by no embedding) kept where it is 0, and masks built from
+variables stay silent.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from collections.abc import Iterable
 
 import tensorflow as tf
 
-from gradguard.diagnose import ancestors
 from gradguard.findings import Finding
 
 __all__ = ["graph_attention_keeps_padding"]
@@ -37,9 +38,11 @@ _LARGE_NEGATIVE = -1e4  # a score this low is a masked one (Keras: -1e9, or the 
 
 def graph_attention_keeps_padding(ops: Iterable[tf.Operation], step: int) -> Finding | None:
     """`attention-mask-inverted` for the first masked softmax that keeps only data's 0s."""
+    ops = list(ops)
+    tokens = _embedded(ops)
     for op in sorted((op for op in ops if op.type == "Softmax"), key=lambda op: op.name):
         masks = _masks(op.inputs[0].op)
-        if not any(_keeps_zeros(mask, keep) for mask, keep in masks):
+        if not tokens or not any(_keeps_zeros(mask, keep, tokens) for mask, keep in masks):
             continue
         scope = op.name.rpartition("/")[0]
         message = (
@@ -75,8 +78,8 @@ def _masks(op: tf.Operation) -> list[tuple[tf.Tensor, bool]]:
     return []
 
 
-def _keeps_zeros(mask: tf.Tensor, keep: bool) -> bool:
-    """Whether `mask` (true, or 1, meaning `keep`) keeps only where the step's data is 0."""
+def _keeps_zeros(mask: tf.Tensor, keep: bool, tokens: set[int]) -> bool:
+    """Whether `mask` (true, or 1, meaning `keep`) keeps only where the step's `tokens` are 0."""
     op = mask.op
     while True:
         if op.type in _VIEWS or (op.type == "Greater" and _constant(op.inputs[1]) in (0, 0.5)):
@@ -86,19 +89,32 @@ def _keeps_zeros(mask: tf.Tensor, keep: bool) -> bool:
         else:
             break
     if keep and op.type in ("LogicalAnd", "Mul"):  # kept only where every factor keeps
-        return any(_keeps_zeros(t, keep) for t in op.inputs)
+        return any(_keeps_zeros(t, keep, tokens) for t in op.inputs)
     if op.type not in ("Equal", "NotEqual") or (op.type == "Equal") != keep:
         return False
     data = [t for t in op.inputs if _constant(t) is None]
-    return len(data) == 1 and any(_constant(t) == 0 for t in op.inputs) and _is_data(data[0])
+    zero = any(_constant(t) == 0 for t in op.inputs)
+    return len(data) == 1 and zero and id(_source(data[0])) in tokens
 
 
-def _is_data(tensor: tf.Tensor) -> bool:
-    """Whether `tensor` is the step's data (its inputs), not computed from weights."""
-    made = ancestors(tensor)
-    return not any(op.type == "ReadVariableOp" for op in made) and any(
-        op.type in _SOURCES for op in made
-    )
+def _embedded(ops: list[tf.Operation]) -> set[int]:
+    """Ids of the step's data tensors that a lookup reads as indices (token ids, embedded).
+
+    A padding mask of tokens compares the ids an embedding reads; an input that is itself a
+    mask (1 at the padding, 0 elsewhere) is read by no lookup, and kept where it is 0 rightly.
+    """
+    lookups = [op.inputs[1] for op in ops if op.type in ("GatherV2", "ResourceGather")]
+    return {id(source) for source in map(_source, lookups) if source is not None}
+
+
+def _source(tensor: tf.Tensor) -> tf.Tensor | None:
+    """The step's data tensor that `tensor` is, through views and casts, or None.
+
+    (Also through an embedding's check of negative ids, ``where(ids < 0, ids + n, ids)``.)
+    """
+    while tensor.op.type in _VIEWS or tensor.op.type == "SelectV2":
+        tensor = tensor.op.inputs[-1] if tensor.op.type == "SelectV2" else tensor.op.inputs[0]
+    return tensor if tensor.op.type in _SOURCES else None
 
 
 def _large(tensor: tf.Tensor, negative: bool) -> bool:

@@ -18,7 +18,9 @@ T = 8
 
 
 def _scores(tokens):
-    return tf.cast(tokens[:, None, :] + tokens[:, :, None], tf.float32)  # (batch, T, T)
+    """Dot products of the tokens' embeddings: (batch, T, T)."""
+    embedded = tf.gather(tf.random.stateless_normal((12, 4), seed=(1, 2)), tokens)
+    return tf.einsum("btd,bsd->bts", embedded, embedded)
 
 
 def _causal():
@@ -63,6 +65,15 @@ def test_a_softmax_masked_to_keep_only_the_padding_is_found(masked):
     )
     finding = attnmask.graph_attention_keeps_padding(graph.graph.get_operations(), step=0)
     assert (finding is not None) == found, finding
+
+
+def test_an_input_that_is_a_padding_mask_kept_where_it_is_0_is_right():
+    graph = tf.function(
+        lambda x, padding: tf.nn.softmax(
+            tf.where(tf.equal(padding, 0)[:, None, :], _scores(x), -1e9)
+        )
+    ).get_concrete_function(tf.TensorSpec((None, T), tf.int32), tf.TensorSpec((None, T), tf.int32))
+    assert attnmask.graph_attention_keeps_padding(graph.graph.get_operations(), step=0) is None
 
 
 def test_a_mask_built_from_weights_is_not_the_data():
