@@ -6,11 +6,11 @@ the reset each update applies the sum of every gradient since the start: the ste
 every update (an applied gradient norm of 0.8 at the first, 20 by the 100th), and the model
 learns far less (held-out accuracy 0.64 against 0.80 after 6 epochs). Nothing fails.
 
-Taken (under ``gradguard run`` and the guard decorator, which see the user's updates and every
-variable assignment): an update whose gradients are all read from variables (passed as they
-are, or scaled by a constant), where none of those variables was ever assigned or had a value
-subtracted (``assign``, ``assign_sub``, eagerly or traced into a function) by the third update
-since.
+Taken under ``gradguard run``, which sees the user's updates and every variable assignment
+wherever the code makes it (the guard decorator sees only those of its own calls: not judged):
+an update whose gradients are all read from variables (passed as they are, or scaled by a
+constant), where none of those variables was ever assigned or had a value subtracted
+(``assign``, ``assign_sub``, eagerly or traced into a function) by the third update since.
 Updates of fresh gradients, accumulators zeroed anywhere in the code (before each cycle, after
 each update, in a function of their own) and accumulators made anew for each cycle stay silent.
 Not judged under a distribution strategy (its variables assign through their replicas').

@@ -167,7 +167,8 @@ class Guard:
         self.process_wide = True
         self._tap.outputs = activations
         with instrument.tapping_layers(self._tap), instrument.intercepting_all(self):
-            yield self
+            with instrument.reporting_resets():
+                yield self
 
     # -- what the user's code does (in-graph or eager) -----------------------------------------
 
@@ -267,7 +268,8 @@ class Guard:
             self._pending = []
             return original(grads, variables)
         core = self._core(optimizer, original, variables)
-        self.accumulators.on_apply(core, grads, variables)
+        if self.process_wide:  # (where every reset is seen: `instrument.reporting_resets`)
+            self.accumulators.on_apply(core, grads, variables)
         index = {id(v): i for i, v in enumerate(core.variables)}
         if any(id(v) not in index for v in variables):
             return original(grads, variables)  # Keras names the unknown variable itself

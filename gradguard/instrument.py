@@ -17,8 +17,9 @@ The patches, and the context managers that use them:
 * `intercepting_all(guard)`: every Keras optimizer's updates (`apply`, and so
   `apply_gradients`) go to the innermost guard listening (the decorator, ``gradguard run``),
   and so do each `fit`'s start and end (``guard.on_fit_start(model, arguments)``,
-  ``guard.on_fit_end(model, arguments, history)``) and every variable set back by ``assign``
-  or ``assign_sub``, eagerly or as traced (``guard.on_reset(variable)``).
+  ``guard.on_fit_end(model, arguments, history)``).
+* `reporting_resets()`: every variable set back by ``assign`` or ``assign_sub``, eagerly or as
+  traced (``guard.on_reset(variable)``; ``gradguard run``).
 * `tapping_layers(tap)`: every Keras layer call is handed to ``tap.record(layer, output, args,
   training, under_tape)``, `under_tape` when a tape records (a training forward pass).
 * `wrapping_fit(model_class, wrap)`: a user's `keras.Model` subclass whose `train_step` carries
@@ -52,6 +53,7 @@ __all__ = [
     "Patch",
     "RestoreHook",
     "intercepting_all",
+    "reporting_resets",
     "listener",
     "listening",
     "tapping_layers",
@@ -329,10 +331,21 @@ def intercepting_all(guard: Any, *, outermost: bool = True) -> Iterator[None]:
     (`outermost`), or on top for a decorator's guard while its function runs.
     """
     with listening(guard, outermost=outermost), _ALL_UPDATES, _SCALED_UPDATES, _WARNINGS:
-        with _SCALED_LOSSES, _FIT_BATCHES, _FITS, contextlib.ExitStack() as resets:
-            for patch in _RESETS:
-                resets.enter_context(patch)
+        with _SCALED_LOSSES, _FIT_BATCHES, _FITS:
             yield
+
+
+@contextlib.contextmanager
+def reporting_resets() -> Iterator[None]:
+    """Reports every variable set back (``assign``, ``assign_sub``) to the guard listening.
+
+    Eagerly or as traced, as ``guard.on_reset(variable)``. Process-wide only (``gradguard
+    run``): the user's code resets its accumulators anywhere, not only in a guarded call.
+    """
+    with contextlib.ExitStack() as stack:
+        for patch in _RESETS:
+            stack.enter_context(patch)
+        yield
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import gradguard
 from gradguard.guarding import Guard
 from gradguard.options import Options
 
@@ -100,3 +101,26 @@ def test_keras_own_gradient_accumulation_is_silent():
         model.fit(x, x[:, :1], batch_size=16, epochs=1, verbose=0)
         codes = [f.code for f in guard.read(final=True).findings]
     assert "accumulators-not-reset" not in codes, codes
+
+
+def test_the_guard_decorator_which_sees_no_reset_outside_its_calls_does_not_judge():
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(16, 4)).astype("float32")
+    keras.utils.set_random_seed(7)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    optimizer = keras.optimizers.SGD(0.01)
+    accumulators = [tf.Variable(tf.zeros_like(v)) for v in model.trainable_variables]
+
+    @gradguard.guard(model, optimizer)
+    def update(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(model(x, training=True) ** 2)
+        for a, g in zip(accumulators, tape.gradient(loss, model.trainable_variables)):
+            a.assign_add(g)
+        optimizer.apply_gradients(zip(accumulators, model.trainable_variables))
+
+    for _ in range(5):
+        update(x)
+        for a in accumulators:  # reset outside the guarded call: unseen by the decorator
+            a.assign(tf.zeros_like(a))
+    assert "accumulators-not-reset" not in update.report().codes()
