@@ -9,7 +9,10 @@ The model trains on scrambled data and learns far less than it could; nothing fa
 
 Read from a traced loss's graph (`lossgraph.graph_findings`): a ``Reshape`` of the step's data,
 or of what the model computed from it, whose output has the same sizes as its input in another
-order. Axes of size 1 moved (``(batch, 1, d)`` to ``(batch, d, 1)``) change no element's
+order, where the batch axis moves (time-major) or three axes or more besides it are reordered
+(channels first). ``(batch, a, b)`` to ``(batch, b, a)`` is left out: a signal framed as ``a``
+frames of ``b`` samples re-framed as ``b`` frames of ``a`` is the same shape change, and
+right. Axes of size 1 moved (``(batch, 1, d)`` to ``(batch, d, 1)``) change no element's
 place and are left out; so is a reshape between equal sizes (which cannot be told from a
 transpose by its shape), of more than one unknown size, or of variables alone (weights).
 """
@@ -68,6 +71,8 @@ def _symbolic(op: tf.Operation) -> tuple[tuple[Any, ...] | None, tuple[Any, ...]
     target = tf.get_static_value(op.inputs[1])
     if not before or None in before or target is None or -1 not in target:
         return before, after
+    if target[0] == before[0]:  # (the batch kept in place, written out: the -1 is another axis)
+        return before, after
     if np.prod(before[1:]) != np.prod([size for size in target if size != -1]):
         return None, None  # (the -1 is a multiple of the batch, or a share of it)
     return (None, *before[1:]), tuple(None if size == -1 else int(size) for size in target)
@@ -79,11 +84,15 @@ def _sizes(shape: tf.TensorShape) -> tuple[Any, ...] | None:
 
 
 def _reordered(before: tuple[Any, ...], after: tuple[Any, ...]) -> bool:
-    """Whether `after` holds the sizes of `before` in another order (axes of size 1 aside)."""
+    """Whether `after` holds the sizes of `before` in another order (axes of size 1 aside).
+
+    Only with the batch axis (the first) moved, or three axes besides it reordered.
+    """
     before, after = _without_ones(before), _without_ones(after)
     if before == after or len(before) < 2 or before.count(None) > 1:
         return False
-    return sorted(before, key=str) == sorted(after, key=str)
+    same_sizes = sorted(before, key=str) == sorted(after, key=str)
+    return same_sizes and (before[0] != after[0] or len(before) >= 4)
 
 
 def _without_ones(sizes: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -1,6 +1,7 @@
-"""A reshape used to reorder axes (`reshapes`, `reshape-transposes`): found in a hand-written
-step and in a model trained by `fit`; a transpose, a size-1 axis moved, sizes regrouped and a
-reshape of equal sizes stay silent."""
+"""A reshape used to reorder axes (`reshapes`, `reshape-transposes`): time-major and channels
+first, found in a hand-written step, under `fit` and by `TrainStep`; a transpose, a size-1 axis
+moved, sizes regrouped, a signal re-framed ((batch, a, b) to (batch, b, a)), a reshape of
+equal sizes and a batch written out beside a -1 stay silent."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from gradguard.guarding import Guard
 from gradguard.options import Options
 
 T, F = 10, 6  # time steps, features
+H, W, C = 4, 5, 3  # images, channels last
 
 
 def _sequences(features: int = F):
@@ -24,27 +26,34 @@ def _sequences(features: int = F):
     return x, x[:, :, 0].sum(1, keepdims=True)
 
 
-# What the step does to its (batch, T, features) input before a model reading (batch, F, T).
-_TO_FEATURES_FIRST = {
-    "reshape": lambda x: tf.reshape(x, [-1, F, T]),
-    "transpose": lambda x: tf.transpose(x, [0, 2, 1]),
-    "regrouped": lambda x: tf.reshape(tf.reshape(x, [-1, 12, 5]), [-1, F, T]),
-    "square": lambda x: tf.reshape(x, [-1, T, T])[:, :F, :T],  # sizes alike: cannot tell
+def _images():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(128, H, W, C)).astype("float32")
+    return x, x[..., 0].sum((1, 2))[:, None]
+
+
+# What the step does to its (batch, H, W, C) images before a model reading (batch, C, H, W).
+_TO_CHANNELS_FIRST = {
+    "reshape": lambda x: tf.reshape(x, [-1, C, H, W]),
+    "transpose": lambda x: tf.transpose(x, [0, 3, 1, 2]),
+    "regrouped": lambda x: tf.reshape(tf.reshape(x, [-1, 12, 5]), [-1, C, H, W]),
 }
 
 
-@pytest.mark.parametrize("change", list(_TO_FEATURES_FIRST))
+@pytest.mark.parametrize("change", list(_TO_CHANNELS_FIRST))
 def test_a_hand_written_step_reshaping_where_it_meant_to_transpose_is_found(change):
-    x, y = _sequences(features=T if change == "square" else F)
+    x, y = _images()
     keras.utils.set_random_seed(2)
-    model = keras.Sequential([keras.Input((F, T)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [keras.Input((C, H, W)), keras.layers.Flatten(), keras.layers.Dense(1)]
+    )
     optimizer = keras.optimizers.Adam(1e-2)
 
     @tf.function
     @gradguard.guard(model, optimizer)
     def step(x, y):
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean((model(_TO_FEATURES_FIRST[change](x)) - y) ** 2)
+            loss = tf.reduce_mean((model(_TO_CHANNELS_FIRST[change](x)) - y) ** 2)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
@@ -54,9 +63,15 @@ def test_a_hand_written_step_reshaping_where_it_meant_to_transpose_is_found(chan
     found = [f for f in step.report().findings if f.code == "reshape-transposes"]
     assert bool(found) == (change == "reshape"), found
     if found:
-        assert "A reshape turns (32, 10, 6) into (32, 6, 10)" in found[0].message, found[0].message
-        assert "tf.transpose(x, perm=[0, 2, 1])" in found[0].message
-        assert found[0].details["perm"] == [0, 2, 1]
+        assert "turns (32, 4, 5, 3) into (32, 3, 4, 5)" in found[0].message, found[0].message
+        assert "tf.transpose(x, perm=[0, 3, 1, 2])" in found[0].message
+        assert found[0].details["perm"] == [0, 3, 1, 2]
+
+
+def _channels_first(layer: str) -> keras.layers.Layer:
+    return (
+        keras.layers.Reshape((C, H, W)) if layer == "Reshape" else keras.layers.Permute((3, 1, 2))
+    )
 
 
 _TIME_MAJOR = {  # (batch, T, F) made (T, batch, F) for a hand-made RNN, then averaged over time
@@ -65,16 +80,24 @@ _TIME_MAJOR = {  # (batch, T, F) made (T, batch, F) for a hand-made RNN, then av
 }
 
 
-@pytest.mark.parametrize("layer", ["reshape", "transpose", "Reshape", "Permute", "size-1 axis"])
+@pytest.mark.parametrize(
+    "layer", ["reshape", "transpose", "Reshape", "Permute", "re-framed", "size-1 axis"]
+)
 def test_a_model_reshaping_where_it_meant_to_transpose_under_fit_is_found(layer):
-    x, y = _sequences()
-    inputs = keras.Input((T, F))
+    x, y = _images() if layer in ("Reshape", "Permute") else _sequences()
+    inputs = keras.Input(x.shape[1:])
     if layer in _TIME_MAJOR:
         hidden = keras.layers.Lambda(_TIME_MAJOR[layer])(inputs)
         hidden = keras.layers.Lambda(lambda h: keras.ops.mean(h, axis=0))(hidden)
     elif layer in ("Reshape", "Permute"):  # channels first
-        first = keras.layers.Reshape((F, T)) if layer == "Reshape" else keras.layers.Permute((2, 1))
+        first = (
+            keras.layers.Reshape((C, H, W))
+            if layer == "Reshape"
+            else keras.layers.Permute((3, 1, 2))
+        )
         hidden = keras.layers.Flatten()(first(inputs))
+    elif layer == "re-framed":  # (batch, T, F) to (batch, F, T): a signal framed anew, maybe
+        hidden = keras.layers.Flatten()(keras.layers.Reshape((F, T))(inputs))
     else:  # (batch, T, F, 1) to (batch, T, 1, F): no element moves
         hidden = keras.layers.Reshape((T, 1, F))(keras.layers.Reshape((T, F, 1))(inputs))
         hidden = keras.layers.Flatten()(hidden)
@@ -95,11 +118,13 @@ def test_a_model_reshaping_where_it_meant_to_transpose_under_fit_is_found(layer)
 
 @pytest.mark.parametrize("layer", ["Reshape", "Permute"])
 def test_train_step_finds_a_model_reshaping_where_it_meant_to_transpose(mode, layer):
-    x, y = _sequences()
+    x, y = _images()
     keras.utils.set_random_seed(3)
-    first = keras.layers.Reshape((F, T)) if layer == "Reshape" else keras.layers.Permute((2, 1))
+    first = (
+        keras.layers.Reshape((C, H, W)) if layer == "Reshape" else keras.layers.Permute((3, 1, 2))
+    )
     model = keras.Sequential(
-        [keras.Input((T, F)), first, keras.layers.Flatten(), keras.layers.Dense(1)]
+        [keras.Input((H, W, C)), first, keras.layers.Flatten(), keras.layers.Dense(1)]
     )
     step = gradguard.TrainStep(model, keras.optimizers.Adam(1e-2), "mse", **mode_kwargs(mode))
     for i in range(0, 128, 32):
@@ -108,14 +133,17 @@ def test_train_step_finds_a_model_reshaping_where_it_meant_to_transpose(mode, la
     # Eager, no graph is traced to read.
     assert len(found) == (layer == "Reshape" and mode != "eager"), found
     if found:
-        assert found[0].step == 0 and "(32, 10, 6) into (32, 6, 10)" in found[0].message
+        assert found[0].step == 0 and "(32, 4, 5, 3) into (32, 3, 4, 5)" in found[0].message
 
 
 @pytest.mark.parametrize(
     "batch, target, found",
     [
-        ((32, 10, 6), [-1, 6, 10], True),
+        ((32, 10, 6), [10, -1, 6], True),  # the batch moved (time-major)
         ((None, 10, 6), [10, -1, 6], True),
+        ((32, 4, 5, 3), [-1, 3, 4, 5], True),  # channels first
+        ((None, 16, 8), [-1, 8, 16], False),  # 16 frames of 8 samples re-framed as 8 of 16
+        ((32, 1, 32, 16), [32, -1, 16], False),  # the batch written out, the -1 a time axis
         ((32, 64), [-1, 32], False),  # groups of 32 features: (64, 32) only at a batch of 32
         ((32, 64), [64, 32], True),  # no -1: the sizes as written
         ((None, None, 6), [-1, 6], False),
