@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gradguard import (
+    _compat,
     batch,
     chance,
     label_range,
@@ -37,7 +38,14 @@ from gradguard import (
 )
 from gradguard.findings import Finding
 
-__all__ = ["FitBatches"]
+__all__ = ["FitBatches", "keras_own_step"]
+
+_KERAS = ("train_step", "compute_loss")  # Keras' own: an override may change the labels
+
+
+def keras_own_step(model: Any) -> bool:
+    """Whether `model` trains by Keras' own train_step and compute_loss (see `_KERAS`)."""
+    return all(getattr(type(model), f, 0) is getattr(_compat.KERAS_TRAINER, f) for f in _KERAS)
 
 
 class FitBatches:
@@ -59,7 +67,8 @@ class FitBatches:
         """
         x = arguments.get("x")
         if batch.head(x) is None and not isinstance(x, (list, tuple, Mapping)):
-            unpaired_finding = unpaired.finding(x, step)
+            # (an override's train_step may read the zip as anything: two unpaired image sets)
+            unpaired_finding = unpaired.finding(x, step) if keras_own_step(model) else None
             return [unpaired_finding] if unpaired_finding is not None else []
         weights = [  # (fit takes one or the other)
             sampleweights.largest(arguments.get("sample_weight")),

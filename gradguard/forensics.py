@@ -42,17 +42,11 @@ from gradguard.ledger import Ledger, key
 from gradguard.tap import Tap
 
 __all__ = ["Forensics"]
-_KERAS = ("train_step", "compute_loss")  # Keras' own: an override may change the labels
 
 
 def _compiled_loss(model: Any, y: Any, y_pred: Any) -> Any:
     """A compiled model's loss of a replayed batch (`origin.trace`)."""
     return model.compute_loss(y=y, y_pred=y_pred)
-
-
-def _keras_step(model: Any) -> bool:
-    """Whether `model` trains by Keras' own train_step and compute_loss (see `_KERAS`)."""
-    return all(getattr(type(model), f, 0) is getattr(_compat.KERAS_TRAINER, f) for f in _KERAS)
 
 
 class Forensics:
@@ -95,7 +89,7 @@ class Forensics:
         self._fit_model = model
         if getattr(model, "compiled", False) and id(model) not in self._losses:
             self._losses[id(model)] = functools.partial(_compiled_loss, model)
-        if _keras_step(model):
+        if fit_batches.keras_own_step(model):
             self._fit.observe(model, *self.batch)
 
     def fit_given(self, model: Any, arguments: Mapping[str, Any], step: int) -> list[Finding]:
@@ -128,7 +122,7 @@ class Forensics:
         A hand-written loop's traced loss is read instead (`lossgraph.graph_loss_broadcast`).
         """
         model = self._fit_model
-        if self.batch is None or not self.in_keras_step() or not _keras_step(model):
+        if self.batch is None or not self.in_keras_step() or not fit_batches.keras_own_step(model):
             return []
         loss, y = getattr(model, "loss", None), self.batch[1]
         outputs = tf.nest.flatten(self._tap.output_spec(model))

@@ -5,10 +5,12 @@ own random orders: each example meets another example's label. The labels then t
 nothing about its inputs; it learns how often each label occurs and its loss stays at the
 chance level (accuracy 0.28 against 0.93 when zipped first, then shuffled). Nothing fails.
 
-Read from the data set `fit` is given, under ``gradguard run`` (`fit_batches.FitBatches.given`):
-below the steps that keep each element whole (batching, prefetching, repeating, caching, a
-shuffle of the pairs, a map that still makes pairs), a zip of two data sets (the inputs and the
-labels) whose shuffles differ: one shuffled and not the other, or shuffles whose seeds or buffer
+Read from the data set `fit` is given, under ``gradguard run`` (`fit_batches.FitBatches.given`),
+for a model trained by Keras' own train step (an override may read a zip of two streams as
+anything: a CycleGAN's two unpaired image sets): below the steps that keep each element whole
+(batching, prefetching, repeating, caching, a shuffle of the pairs, a map that still makes
+pairs), a zip of two data sets of one tensor each (the inputs and the labels) whose shuffles
+differ: one shuffled and not the other, or shuffles whose seeds or buffer
 sizes differ, or unseeded ones (each draws its own order). Zipping first and shuffling the pairs,
 and two shuffles of the same explicit seed and buffer size (the same order), stay silent.
 """
@@ -51,10 +53,14 @@ def finding(data: Any, step: int) -> Finding | None:
         (node,) = node._inputs()  # noqa: SLF001 - tf.data keeps its graph of data sets private
     if type(node).__name__ != "_ZipDataset" or len(node._inputs()) != 2:  # noqa: SLF001
         return None
+    if not all(isinstance(spec, tf.TensorSpec) for spec in node.element_spec):
+        return None  # (a branch of pairs itself: two streams, not inputs and labels)
     inputs, labels = (_shuffles(branch) for branch in node._inputs())  # noqa: SLF001
     if inputs == labels and all(seeds != (0, 0) for _, seeds in inputs):
         return None  # (not shuffled, or shuffled in the same order)
     described = f"the inputs' {_describe(inputs)}, the labels' {_describe(labels)}"
+    if inputs and labels:
+        described += ", each its own order"
     message = (
         f"fit's data set zips its inputs and labels from two data sets shuffled apart "
         f"({described}): each example meets another example's label, so the labels tell the "
@@ -86,8 +92,5 @@ def _shuffles(data: Any) -> list[tuple[int, tuple[int, int]]]:
 
 
 def _describe(shuffles: list[tuple[int, tuple[int, int]]]) -> str:
-    if not shuffles:
-        return "unshuffled"
-    buffer, seeds = shuffles[0]
-    seeded = f"seed {seeds[1]}" if seeds != (0, 0) else "unseeded"
-    return f"shuffle({buffer}, {seeded})"
+    """How a branch is shuffled (its seed may be the global seed's: not shown)."""
+    return f"shuffle({shuffles[0][0]})" if shuffles else "unshuffled"
