@@ -7,9 +7,10 @@ every occurrence of that token is hidden from the model, and whatever it carried
 sequence classifier counting bases: accuracy 0.69 against 1.0 without the mask). Nothing fails.
 
 Taken: a token input (integer ids of more than two values) fed straight to an embedding that
-masks 0, with 32 or more 0s in its first rows, where fewer than half of the rows with 0s have
-them as padding does (one run at the row's start or end: `tokens.edge_share`). Padded
-sequences, sequences of equal length that hold no 0, and 0s only at the edges stay silent.
+masks 0, with 32 or more 0s in its first rows, where fewer than half of the rows with 0s hold
+them as padding does: in one run, or two (two sequences padded, then joined: a question and its
+answer), and no lone 0 inside the row. Padded sequences, joined padded sequences, and tokens
+numbered from 1 stay silent.
 
 Told once from the data on the host, like `tokenlabels`: `TrainStep`'s first batch, or `fit`'s
 arrays under ``gradguard run``.
@@ -20,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 
 from gradguard import _compat
 from gradguard import tokens as tokens_lib
@@ -28,7 +30,10 @@ from gradguard.findings import Finding
 __all__ = ["findings"]
 
 MIN_ZEROS = 32  # 0s to see before judging where they are
-PADDED = 0.5  # share of the rows with 0s that hold them as one run at an edge: padding
+# Padding is a run of 0s per padded sequence: one, or two for two sequences padded and joined
+# (a question and its answer); a real token 0 recurs wherever the sequence holds it.
+PADDING_RUNS = 2
+PADDED = 0.5  # share of the rows with 0s that hold them as padding does
 
 
 def findings(model: Any, x: Any, step: int) -> list[Finding]:
@@ -43,15 +48,19 @@ def findings(model: Any, x: Any, step: int) -> list[Finding]:
         count = int(zeros.sum())
         if count < MIN_ZEROS:
             continue
-        padded = tokens_lib.edge_share(zeros)
+        # (a lone 0 inside a row is a token: padding between two sequences pads the first)
+        lone = (zeros[:, 1:-1] & ~zeros[:, :-2] & ~zeros[:, 2:]).any(axis=1)
+        runs = tokens_lib.runs(zeros)
+        padded = float(np.mean(((runs <= PADDING_RUNS) & ~lone)[runs > 0]))
         if padded >= PADDED:
             continue
         inside = 1.0 - padded
         message = (
             f"The embedding {layer.name!r} masks id 0 (mask_zero=True) as padding, but in its "
-            f"input {name} 0 is a real token: {inside:.0%} of the rows with 0s hold them "
-            f"inside the sequence ({count / zeros.size:.0%} of all positions), not as one run "
-            "of padding at an edge. Every occurrence of that token is hidden from the layers "
+            f"input {name} 0 is a real token: {inside:.0%} of the rows with 0s hold a lone 0 "
+            f"inside, or three runs or more ({count / zeros.size:.0%} of all positions), where "
+            "padding makes one run (two for two padded sequences joined). Every occurrence of "
+            "that token is hidden from the layers "
             "after it. Number the tokens from 1 (ids + 1, input_dim + 1) to keep 0 for "
             "padding, or set mask_zero=False when nothing is padded."
         )

@@ -13,7 +13,7 @@ import numpy as np
 
 from gradguard import batch
 
-__all__ = ["edge_share", "is_tokens", "named_inputs"]
+__all__ = ["edge_share", "is_tokens", "named_inputs", "runs"]
 
 
 def named_inputs(model: Any, x: Any) -> list[tuple[str, np.ndarray, Any]]:
@@ -53,3 +53,9 @@ def edge_share(padding: np.ndarray) -> float:
     end = (padding == (columns >= padding.shape[1] - lengths[:, None])).all(axis=1)
     padded = lengths > 0
     return float(np.mean((start | end)[padded])) if padded.any() else 0.0
+
+
+def runs(zeros: np.ndarray) -> np.ndarray:
+    """Per row of `zeros` (a mask), how many runs of consecutive 0s it holds."""
+    starts = zeros & ~np.pad(zeros, ((0, 0), (1, 0)))[:, :-1]
+    return starts.sum(axis=1)

@@ -1,7 +1,7 @@
 """An embedding masking id 0 where 0 is a real token (`maskzero`, `zero-token-masked`): bases
 numbered 0..3 are found, from `TrainStep`'s first batch and from `fit`'s arrays under run;
-bases numbered from 1, padded sentences (at the start or the end), no mask, and a padded
-input beside an unpadded one stay silent."""
+bases numbered from 1, padded sentences (at the start or the end, or two joined), no mask,
+and a padded input beside an unpadded one stay silent."""
 
 from __future__ import annotations
 
@@ -31,6 +31,9 @@ def _sequences(tokens: str, n: int = 96) -> tuple[np.ndarray, np.ndarray]:
             if tokens == "padded-post"
             else np.stack([np.roll(r, T - k) for r, k in zip(x, lengths)])
         )
+    elif tokens == "joined":  # a question and its answer, each padded after, then joined
+        half = _sequences("padded-post", n)[0][:, : T // 2]
+        x = np.concatenate([half, np.roll(half, 1, axis=0)], axis=1)
     return x.astype("int32"), y
 
 
@@ -49,7 +52,7 @@ def _model(mask_zero: bool = True, second_input: bool = False) -> keras.Model:
 
 
 @pytest.mark.parametrize(
-    "case", ["from-0", "from-1", "padded-pre", "padded-post", "no-mask", "two-inputs"]
+    "case", ["from-0", "from-1", "padded-pre", "padded-post", "joined", "no-mask", "two-inputs"]
 )
 def test_an_embedding_masking_a_real_token_0_is_found(case):
     x, _ = _sequences("from-0" if case in ("no-mask", "two-inputs") else case)
