@@ -13,8 +13,9 @@ scores, -big)``, or ``scores + mask * -big``) where the positions kept are, thro
 reshapes, slices and ``1 - mask``, those at which the step's token ids (data an embedding
 reads) are 0; a mask combined with others by a logical and keeps no more than each. Masks of
 padding compared with another id, masks kept where the tokens are not 0, an input that is
-itself a padding mask (read by no embedding) kept where it is 0, and masks built from
-variables stay silent.
+itself a padding mask (read by no embedding) kept where it is 0, ids of a table of two rows
+(BERT's segment ids), a mask that also keeps only tokens that are not 0 (a segment's 0s
+restricting it), and masks built from variables stay silent.
 """
 
 from __future__ import annotations
@@ -89,6 +90,10 @@ def _keeps_zeros(mask: tf.Tensor, keep: bool, tokens: set[int]) -> bool:
         else:
             break
     if keep and op.type in ("LogicalAnd", "Mul"):  # kept only where every factor keeps
+        # (a factor keeping the tokens that are not 0 leaves the padding out: another factor
+        # keeping 0s of other ids restricts the attention, as to a segment)
+        if any(_keeps_zeros(t, not keep, tokens) for t in op.inputs):
+            return False
         return any(_keeps_zeros(t, keep, tokens) for t in op.inputs)
     if op.type not in ("Equal", "NotEqual") or (op.type == "Equal") != keep:
         return False
@@ -103,8 +108,18 @@ def _embedded(ops: list[tf.Operation]) -> set[int]:
     A padding mask of tokens compares the ids an embedding reads; an input that is itself a
     mask (1 at the padding, 0 elsewhere) is read by no lookup, and kept where it is 0 rightly.
     """
-    lookups = [op.inputs[1] for op in ops if op.type in ("GatherV2", "ResourceGather")]
+    lookups = [
+        op.inputs[1]
+        for op in ops
+        if op.type in ("GatherV2", "ResourceGather") and _vocabulary(op) not in (1, 2)
+    ]
     return {id(source) for source in map(_source, lookups) if source is not None}
+
+
+def _vocabulary(lookup: tf.Operation) -> int | None:
+    """How many rows a lookup's table holds, when known: 2 for segment ids (BERT's types)."""
+    shape = lookup.inputs[0].shape if lookup.type == "GatherV2" else tf.TensorShape(None)
+    return shape[0] if shape.rank else None
 
 
 def _source(tensor: tf.Tensor) -> tf.Tensor | None:

@@ -76,6 +76,25 @@ def test_an_input_that_is_a_padding_mask_kept_where_it_is_0_is_right():
     assert attnmask.graph_attention_keeps_padding(graph.graph.get_operations(), step=0) is None
 
 
+@pytest.mark.parametrize("restricted", ["to segment 0's tokens", "to segment 0"])
+def test_attention_restricted_to_a_segment_is_not_padding_kept(restricted):
+    # A table of 2 segments is no vocabulary; the mask with the tokens' factor holds 3.
+    rows = 3 if restricted == "to segment 0's tokens" else 2
+
+    def attend(x, segments):  # BERT-style: token and segment embeddings added
+        types = tf.gather(tf.random.stateless_normal((rows, 4), seed=(3, 4)), segments)
+        embedded = tf.gather(tf.random.stateless_normal((12, 4), seed=(1, 2)), x) + types
+        scores = tf.einsum("btd,bsd->bts", embedded, embedded)
+        keep = tf.equal(segments, 0)
+        if restricted == "to segment 0's tokens":
+            keep = tf.logical_and(keep, tf.not_equal(x, 0))
+        return tf.nn.softmax(tf.where(keep[:, None, :], scores, -1e9))
+
+    spec = tf.TensorSpec((None, T), tf.int32)
+    graph = tf.function(attend).get_concrete_function(spec, spec)
+    assert attnmask.graph_attention_keeps_padding(graph.graph.get_operations(), step=0) is None
+
+
 def test_a_mask_built_from_weights_is_not_the_data():
     weights = tf.Variable(tf.zeros((T,), tf.int32))
     graph = tf.function(
