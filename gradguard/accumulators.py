@@ -10,7 +10,9 @@ Taken under ``gradguard run``, which sees the user's updates and every variable 
 wherever the code makes it (the guard decorator sees only those of its own calls: not judged):
 an update whose gradients are all read from variables (passed as they are, or scaled by a
 constant), where none of those variables was ever assigned or had a value subtracted
-(``assign``, ``assign_sub``, eagerly or traced into a function) by the third update since.
+(``assign``, ``assign_sub``, eagerly or traced into a function), nor had a value added that is
+read from it (``e.assign_add(0.1 * (g - e))``: an average that decays), by the third update
+since.
 Updates of fresh gradients, accumulators zeroed anywhere in the code (before each cycle, after
 each update, in a function of their own) and accumulators made anew for each cycle stay silent.
 Not judged under a distribution strategy (its variables assign through their replicas').
@@ -26,6 +28,7 @@ import keras
 import tensorflow as tf
 
 from gradguard import _compat
+from gradguard.diagnose import ancestors
 from gradguard.findings import Finding, listing
 
 __all__ = ["Accumulators"]
@@ -65,9 +68,15 @@ class Accumulators:
             names = [name for _, name in sources if name]
             self._updates[where] = _Update(core, handles, names, since)
 
-    def on_reset(self, variable: Any) -> None:
-        """`variable` is assigned to, or has a value subtracted (eagerly, or as traced)."""
-        self._reset.add(id(getattr(variable, "handle", None)))
+    def on_assign(self, variable: Any, method: str, value: Any) -> None:
+        """`variable` is set by `method` to, or by, `value` (eagerly, or as traced).
+
+        ``assign`` and ``assign_sub`` can set it back; so can ``assign_add`` of a value read
+        from it: a decay (``e.assign_add(0.1 * (g - e))``, an average), not a growing sum.
+        """
+        handle = getattr(variable, "handle", None)
+        if method != "assign_add" or _reads(value, handle):
+            self._reset.add(id(handle))
 
     def findings(self, step: int) -> list[Finding]:
         """`accumulators-not-reset` for updates whose accumulators nothing reset (a host read)."""
@@ -81,11 +90,11 @@ class Accumulators:
             self._told.add(where)
             named = f" ({listing(update.names)})" if update.names else ""
             message = (
-                f"The last {updates} updates applied gradients read from variables{named} that "
-                "the code only ever adds to: nothing assigned them back to zero after an "
-                "update, so each update applies the sum of every gradient since the start, and "
-                "its step grows with every update. Reset the accumulators after each update: "
-                "for a in accumulators: a.assign(tf.zeros_like(a))."
+                f"The updates apply gradients read from variables{named} that the code only "
+                f"ever adds to: in the {updates} steps since the first, nothing assigned them "
+                "back to zero, so each update applies the sum of every gradient since the "
+                "start, and its step grows with every update. Reset the accumulators after "
+                "each update: for a in accumulators: a.assign(tf.zeros_like(a))."
             )
             details = {"updates": updates, "accumulators": len(update.handles)}
             found.append(Finding("accumulators-not-reset", message, step, details=details))
@@ -110,3 +119,15 @@ def _source(gradient: Any) -> tuple[Any, str] | None:
     captured = {id(internal): external for external, internal in op.graph.captures}
     handle = captured.get(id(op.inputs[0]))
     return (handle, "") if handle is not None else None
+
+
+def _reads(value: Any, handle: Any) -> bool:
+    """Whether traced `value` is computed from a read of the variable whose handle is `handle`."""
+    graph = getattr(value, "graph", None)
+    if graph is None or not hasattr(value, "op"):
+        return False
+    captured = {id(internal): external for external, internal in graph.captures}
+    return any(
+        op.type == "ReadVariableOp" and captured.get(id(op.inputs[0])) is handle
+        for op in ancestors(value)
+    )

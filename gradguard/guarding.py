@@ -167,7 +167,7 @@ class Guard:
         self.process_wide = True
         self._tap.outputs = activations
         with instrument.tapping_layers(self._tap), instrument.intercepting_all(self):
-            with instrument.reporting_resets():
+            with instrument.reporting_assigns():
                 yield self
 
     # -- what the user's code does (in-graph or eager) -----------------------------------------
@@ -239,9 +239,9 @@ class Guard:
             self._pending += fitend.judge(core.notes, history, arguments, core.steps - 1)
         self._pending += self.forensics.fit_length.judge(model, arguments, self.steps_seen() - 1)
 
-    def on_reset(self, variable: Any) -> None:
-        """A variable is assigned to, or has a value subtracted (a reset accumulator, maybe)."""
-        self.accumulators.on_reset(variable)
+    def on_assign(self, variable: Any, method: str, value: Any) -> None:
+        """A variable is set by `method` (``assign``...) to or by `value` (an accumulator?)."""
+        self.accumulators.on_assign(variable, method, value)
 
     def on_scaled_loss(self, loss: Any, scaled: Any) -> None:
         """A LossScaleOptimizer scaled `loss`: a gradient of `scaled` is taken for `loss`."""
@@ -268,7 +268,7 @@ class Guard:
             self._pending = []
             return original(grads, variables)
         core = self._core(optimizer, original, variables)
-        if self.process_wide:  # (where every reset is seen: `instrument.reporting_resets`)
+        if self.process_wide:  # (where every reset is seen: `instrument.reporting_assigns`)
             self.accumulators.on_apply(core, grads, variables)
         index = {id(v): i for i, v in enumerate(core.variables)}
         if any(id(v) not in index for v in variables):

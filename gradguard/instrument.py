@@ -18,8 +18,8 @@ The patches, and the context managers that use them:
   `apply_gradients`) go to the innermost guard listening (the decorator, ``gradguard run``),
   and so do each `fit`'s start and end (``guard.on_fit_start(model, arguments)``,
   ``guard.on_fit_end(model, arguments, history)``).
-* `reporting_resets()`: every variable set back by ``assign`` or ``assign_sub``, eagerly or as
-  traced (``guard.on_reset(variable)``; ``gradguard run``).
+* `reporting_assigns()`: every variable set by ``assign``, ``assign_sub`` or ``assign_add``,
+  eagerly or as traced (``guard.on_assign(variable, method, value)``; ``gradguard run``).
 * `tapping_layers(tap)`: every Keras layer call is handed to ``tap.record(layer, output, args,
   training, under_tape)``, `under_tape` when a tape records (a training forward pass).
 * `wrapping_fit(model_class, wrap)`: a user's `keras.Model` subclass whose `train_step` carries
@@ -53,7 +53,7 @@ __all__ = [
     "Patch",
     "RestoreHook",
     "intercepting_all",
-    "reporting_resets",
+    "reporting_assigns",
     "listener",
     "listening",
     "tapping_layers",
@@ -225,19 +225,20 @@ def _note_scaled_losses(original: Any) -> Any:
     return scale_loss
 
 
-# Variable methods that can set a variable back (gradient accumulators: `accumulators`).
-_RESETTING = ("assign", "assign_sub")
+# Variable methods that set a variable (gradient accumulators and their resets: `accumulators`).
+_SETTING = ("assign", "assign_sub", "assign_add")
 
 
-def _report_resets(original: Any) -> Any:
+def _report_assigns(original: Any) -> Any:
     @functools.wraps(original)
-    def reset(variable: Any, *args: Any, **kwargs: Any) -> Any:
+    def assign(variable: Any, *args: Any, **kwargs: Any) -> Any:
         guard = listener()
-        if guard is not None:  # (no TensorFlow op: a set of ids)
-            guard.on_reset(variable)
+        if guard is not None:  # (no TensorFlow op: the host's bookkeeping)
+            value = args[0] if args else kwargs.get("value", kwargs.get("delta"))
+            guard.on_assign(variable, original.__name__, value)
         return original(variable, *args, **kwargs)
 
-    return reset
+    return assign
 
 
 def _report_warnings(original: Any) -> Any:
@@ -291,10 +292,10 @@ _WARNINGS = Patch(warnings, "warn", _report_warnings)
 _SCALED_UPDATES = Patch(keras.optimizers.LossScaleOptimizer, "apply", _note_scaled_updates)
 _SCALED_LOSSES = Patch(keras.optimizers.LossScaleOptimizer, "scale_loss", _note_scaled_losses)
 _LAYER_CALLS = Patch(keras.layers.Layer, "__call__", _record_layer_outputs)
-_RESETS = [
-    Patch(owner, name, _report_resets)
+_ASSIGNS = [
+    Patch(owner, name, _report_assigns)
     for owner in _compat.RESOURCE_VARIABLES
-    for name in _RESETTING
+    for name in _SETTING
     if name in vars(owner)
 ]
 
@@ -336,14 +337,15 @@ def intercepting_all(guard: Any, *, outermost: bool = True) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def reporting_resets() -> Iterator[None]:
-    """Reports every variable set back (``assign``, ``assign_sub``) to the guard listening.
+def reporting_assigns() -> Iterator[None]:
+    """Reports every variable set (``assign``, ``assign_sub``, ``assign_add``) to the guard.
 
-    Eagerly or as traced, as ``guard.on_reset(variable)``. Process-wide only (``gradguard
-    run``): the user's code resets its accumulators anywhere, not only in a guarded call.
+    Eagerly or as traced, as ``guard.on_assign(variable, method, value)``. Process-wide only
+    (``gradguard run``): the user's code resets its accumulators anywhere, not only in a
+    guarded call.
     """
     with contextlib.ExitStack() as stack:
-        for patch in _RESETS:
+        for patch in _ASSIGNS:
             stack.enter_context(patch)
         yield
 

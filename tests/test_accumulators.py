@@ -124,3 +124,32 @@ def test_the_guard_decorator_which_sees_no_reset_outside_its_calls_does_not_judg
         for a in accumulators:  # reset outside the guarded call: unseen by the decorator
             a.assign(tf.zeros_like(a))
     assert "accumulators-not-reset" not in update.report().codes()
+
+
+@pytest.mark.parametrize("average", ["assign_add of a decay", "assign"])
+def test_an_average_of_the_gradients_kept_in_variables_is_no_sum(average):
+    """An EMA of the gradients, e += 0.1 (g - e), is set back by its own value: no growing sum."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(16, 4)).astype("float32")
+    keras.utils.set_random_seed(7)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    optimizer = keras.optimizers.SGD(0.01)
+    ema = [tf.Variable(tf.zeros_like(v)) for v in model.trainable_variables]
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(model(x, training=True) ** 2)
+        for e, g in zip(ema, tape.gradient(loss, model.trainable_variables)):
+            if average == "assign":
+                e.assign(value=0.9 * e + 0.1 * g)  # (by keyword: the patch passes it on)
+            else:
+                e.assign_add(0.1 * (g - e))
+        optimizer.apply_gradients(zip(ema, model.trainable_variables))
+
+    guard = Guard(options=Options.create(), raise_errors=False)
+    with guard.instrument_process():
+        for _ in range(5):
+            step(x)
+        codes = [f.code for f in guard.read(final=True).findings]
+    assert "accumulators-not-reset" not in codes, codes
