@@ -28,12 +28,12 @@ import keras
 import tensorflow as tf
 
 from gradguard import _compat
-from gradguard.diagnose import ancestors
 from gradguard.findings import Finding, listing
 
 __all__ = ["Accumulators"]
 
 UPDATES = 3  # updates of the same accumulators, none reset, before judging
+_NEAR = 6  # ops up from a value added to a variable where a decay reads the variable
 # Ops that pass a variable's value on, scaled by a constant (a mean: the sum divided by k).
 _SCALING = frozenset({"Identity", "Cast", "RealDiv", "Mul", "Truediv", "DivNoNan"})
 
@@ -122,12 +122,22 @@ def _source(gradient: Any) -> tuple[Any, str] | None:
 
 
 def _reads(value: Any, handle: Any) -> bool:
-    """Whether traced `value` is computed from a read of the variable whose handle is `handle`."""
+    """Whether traced `value` is computed from a read of the variable whose handle is `handle`.
+
+    Looked for near `value` only (a decay reads it a few ops up): a full walk for every
+    `assign_add` traced (every optimizer slot's, every metric's) would cost each trace a walk
+    of the whole backward pass per variable.
+    """
     graph = getattr(value, "graph", None)
     if graph is None or not hasattr(value, "op"):
         return False
     captured = {id(internal): external for external, internal in graph.captures}
-    return any(
-        op.type == "ReadVariableOp" and captured.get(id(op.inputs[0])) is handle
-        for op in ancestors(value)
-    )
+    ops, seen = [value.op], set()
+    for _ in range(_NEAR):
+        if any(
+            op.type == "ReadVariableOp" and captured.get(id(op.inputs[0])) is handle for op in ops
+        ):
+            return True
+        seen.update(ops)
+        ops = [t.op for op in ops for t in op.inputs if t.op not in seen]
+    return False
