@@ -48,9 +48,10 @@ _SQUASHING = {
 }
 # Labels may pass a bound by this much (float round-off in preprocessing).
 _TOLERANCE = 1e-3
-# Below a one-sided bound (a ReLU's 0) the labels must reach this share of their span: a stray
-# label a little below 0 among prices is noise; standardized targets reach half their span.
-_BELOW_ONE_SIDED = 0.05
+# Below a one-sided bound (a ReLU's 0) the labels must reach this share of how far above it they
+# reach: noise taking a few of a positive target's labels a little below 0 is no mismatch;
+# standardized targets reach as far below 0 as above.
+_BELOW_ONE_SIDED = 0.25
 # An example's labels summing to this much against a softmax are several labels at once (two
 # tags, soft multi-label targets) or counts, not a distribution's round-off or loose smoothing.
 _SUMS_BEYOND_ONE = 1.5
@@ -176,7 +177,8 @@ class LabelRange:
         if not (np.isfinite(low) and np.isfinite(high)):
             return None  # no labels yet (or NaN in them: the data's own finding)
         details: dict[str, Any] = {"labels": [float(low), float(high)]}
-        below = _TOLERANCE if np.isfinite(allowed.high) else _BELOW_ONE_SIDED * (high - low)
+        above = max(high - allowed.low, 0.0)
+        below = _TOLERANCE if np.isfinite(allowed.high) else _BELOW_ONE_SIDED * above
         if low < allowed.low - max(below, _TOLERANCE) or high > allowed.high + _TOLERANCE:
             message = (
                 f"The labels range over [{number(low)}, {number(high)}], which the model cannot "
