@@ -6,9 +6,9 @@ output layer that cannot make what the loss reads (`from-logits-mismatch`), and 
 batch's pixels divided by 255 twice (`inputs-rescaled-twice`) or labels that are one of its
 inputs or padded elsewhere (`tokenlabels`) or an embedding that masks a real token 0
 (`maskzero`), and in the model a reshape where a transpose was meant (`reshapes`) or an
-attention mask that keeps the padding (`attnmask`); and, from
-the labels of batches spread over the run, the chance level the loss checks compare with and labels
-out of the output's or the loss's range (`labels-out-of-range`); and from every batch's classes,
+attention mask that keeps the padding (`attnmask`); and, from the labels of batches spread
+over the run, the chance level the loss checks compare with and labels out of the output's
+or the loss's range (`labels-out-of-range`); and from every batch's classes,
 counted in-graph, batches of one class at a time (`batches-one-class`), and from the inputs of
 Normalization layers never adapted, whether they are raw (`normalization-not-adapted`); and
 the model's frozen layers, once, whether they were never trained nor loaded (`frozen-untrained`).
