@@ -23,7 +23,7 @@ from tensorflow.python.framework import op_callbacks as _op_callbacks
 from tensorflow.python.framework import ops as _tf_ops
 from tensorflow.python.lib.io import tf_record as _tf_record
 from tensorflow.python.ops import control_flow_util as _control_flow_util
-from tensorflow.python.ops import resource_variable_ops as _resource_variable_ops
+from tensorflow.python.ops import resource_variable_ops as _variable_ops
 
 __all__ = [
     "BASE_OPTIMIZER",
@@ -63,10 +63,7 @@ BASE_OPTIMIZER: type = keras.optimizers.Optimizer.__mro__[-3]
 # The backend's trainer, whose `train_step(data)` fit and train_on_batch call (Keras 3, TF).
 KERAS_TRAINER: type = next(c for c in keras.Model.__mro__ if "train_step" in vars(c))
 # The classes of a tf.Variable (a Keras variable holds one) whose methods set its value.
-RESOURCE_VARIABLES = (
-    _resource_variable_ops.BaseResourceVariable,
-    _resource_variable_ops.ResourceVariable,
-)
+RESOURCE_VARIABLES = (_variable_ops.BaseResourceVariable, _variable_ops.ResourceVariable)
 
 
 @contextlib.contextmanager
@@ -183,11 +180,7 @@ def rare_cond(pred: Any, true_fn: Callable[[], Any], false_fn: Callable[[], Any]
 
 
 def gradient_function(op: tf.Operation) -> Any:
-    """The registered gradient function of `op` (None when it has none registered as such).
-
-    Raises:
-      LookupError: when no gradient is registered for the op's type at all.
-    """
+    """`op`'s registered gradient function, or None; LookupError if its type has none."""
     return _tf_ops.get_gradient_function(op)
 
 

@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import tensorflow as tf
-from tensorflow.python.framework import ops as tf_ops
 
+from gradguard import _compat
 from gradguard.findings import Finding, Severity
 
 __all__ = [
@@ -61,7 +61,7 @@ def _breaks_chain(op: tf.Operation) -> bool:
     if outputs and not any(t.dtype.is_floating or t.dtype.is_complex for t in outputs):
         return True  # integer or bool output: argmax, casts to int, comparisons
     try:
-        return tf_ops.get_gradient_function(op) is None
+        return _compat.gradient_function(op) is None
     except LookupError:
         return True
 

@@ -26,6 +26,8 @@ The patches, and the context managers that use them:
   a bare ``@gradguard.guard`` gets its `fit` wrapped (host reads at batch ends), for as long as
   the class lives.
 
+The restores a script makes are routed through `Patch` too, by `gradguard.checkpoint.watch`.
+
 Example:
   >>> def wrap(original):  # the replacement, given the original
   ...     return lambda tape, *args, **kwargs: original(tape, *args, **kwargs)
@@ -38,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import threading
 import warnings
 from collections.abc import Callable, Iterator
 from types import TracebackType
@@ -51,13 +52,11 @@ from gradguard import _compat
 
 __all__ = [
     "Patch",
-    "RestoreHook",
     "intercepting_all",
     "listener",
     "listening",
     "reporting_assigns",
     "tapping_layers",
-    "watching_restores",
     "wrapping_fit",
 ]
 
@@ -370,70 +369,3 @@ def wrapping_fit(model_class: type, wrap: Callable[[Any], Any]) -> Patch:
     patch = Patch(model_class, "fit", wrap)
     patch.__enter__()
     return patch
-
-
-# --- restores
-# `tf.train.Checkpoint.restore` / `read` and `keras.Model.load_weights`, for watching the
-# restores a script makes (`gradguard.checkpoint.watch_restores`, under `gradguard run`).
-
-RestoreHook = Callable[[Any, Any, Callable[[], Any]], Any]
-"""``hook(owner, path, restore)``, called instead of a restore: it must call ``restore()`` once
-and return its result. `owner` is the `tf.train.Checkpoint` or Keras model restored into."""
-
-_RESTORE_HOOKS: list[RestoreHook] = []
-_RESTORE_PATCHES: list[Patch] = []
-_restoring = threading.local()  # `Checkpoint.restore` calls `read`: one restore, seen once
-
-
-def _through_hooks(original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def restore(owner: Any, *args: Any, **kwargs: Any) -> Any:
-        def call() -> Any:
-            return original(owner, *args, **kwargs)
-
-        # `save_path` (Checkpoint.restore/read) or `filepath` (load_weights), however passed.
-        path = args[0] if args else kwargs.get("save_path", kwargs.get("filepath"))
-        if path is None or getattr(_restoring, "on", False) or not _RESTORE_HOOKS:
-            return call()
-        _restoring.on = True
-        try:
-            for hook in reversed(_RESTORE_HOOKS):  # the first hook installed runs innermost
-                call = functools.partial(hook, owner, path, call)
-            return call()
-        finally:
-            _restoring.on = False
-
-    return restore
-
-
-@contextlib.contextmanager
-def watching_restores(hook: RestoreHook) -> Iterator[None]:
-    """Routes every checkpoint restore and `load_weights` call through `hook` while inside.
-
-    Example:
-      >>> def hook(owner, path, restore):
-      ...     print("restoring", path)
-      ...     return restore()
-      >>> with watching_restores(hook):  # doctest: +SKIP
-      ...     model.load_weights("model.weights.h5")
-    """
-    if not _RESTORE_PATCHES:
-        import keras  # here: importing this module must not import TensorFlow
-        import tensorflow as tf
-
-        _RESTORE_PATCHES.extend(
-            Patch(owner, name, _through_hooks)
-            for owner, name in (
-                (tf.train.Checkpoint, "restore"),
-                (tf.train.Checkpoint, "read"),
-                (keras.Model, "load_weights"),
-            )
-        )
-    with contextlib.ExitStack() as patches:
-        for patch in _RESTORE_PATCHES:
-            patches.enter_context(patch)
-        _RESTORE_HOOKS.append(hook)
-        try:
-            yield
-        finally:
-            _RESTORE_HOOKS.remove(hook)

@@ -1,6 +1,7 @@
 """Watching the restores an unmodified script makes (for `gradguard run`).
 
-Each `tf.train.Checkpoint.restore` / `read` and `keras.Model.load_weights` call is validated
+Each restore method is patched to run through hooks (`watching_restores`): each
+`tf.train.Checkpoint.restore` / `read` and `keras.Model.load_weights` call is validated
 first, judged as that call restores (Keras skips the state of an optimizer that has not been
 built yet; TensorFlow restores it when the optimizer builds), and then runs unchanged.
 
@@ -16,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
@@ -32,6 +35,68 @@ from gradguard.checkpoint.values import OptimizerState
 from gradguard.findings import Finding, Report
 
 __all__ = ["watch_restores"]
+
+# --- routing every restore through hooks: `tf.train.Checkpoint.restore` / `read` and
+# `keras.Model.load_weights`, each wrapped by an `instrument.Patch` while a watch is on.
+
+RestoreHook = Callable[[Any, Any, Callable[[], Any]], Any]
+"""``hook(owner, path, restore)``, called instead of a restore: it must call ``restore()`` once
+and return its result. `owner` is the `tf.train.Checkpoint` or Keras model restored into."""
+
+_RESTORE_HOOKS: list[RestoreHook] = []
+_RESTORE_PATCHES: list[instrument.Patch] = []
+_restoring = threading.local()  # `Checkpoint.restore` calls `read`: one restore, seen once
+
+
+def _through_hooks(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def restore(owner: Any, *args: Any, **kwargs: Any) -> Any:
+        def call() -> Any:
+            return original(owner, *args, **kwargs)
+
+        # `save_path` (Checkpoint.restore/read) or `filepath` (load_weights), however passed.
+        path = args[0] if args else kwargs.get("save_path", kwargs.get("filepath"))
+        if path is None or getattr(_restoring, "on", False) or not _RESTORE_HOOKS:
+            return call()
+        _restoring.on = True
+        try:
+            for hook in reversed(_RESTORE_HOOKS):  # the first hook installed runs innermost
+                call = functools.partial(hook, owner, path, call)
+            return call()
+        finally:
+            _restoring.on = False
+
+    return restore
+
+
+@contextlib.contextmanager
+def watching_restores(hook: RestoreHook) -> Iterator[None]:
+    """Routes every checkpoint restore and `load_weights` call through `hook` while inside.
+
+    Example:
+      >>> def hook(owner, path, restore):
+      ...     print("restoring", path)
+      ...     return restore()
+      >>> with watching_restores(hook):  # doctest: +SKIP
+      ...     model.load_weights("model.weights.h5")
+    """
+    if not _RESTORE_PATCHES:
+        _RESTORE_PATCHES.extend(
+            instrument.Patch(owner, name, _through_hooks)
+            for owner, name in (
+                (tf.train.Checkpoint, "restore"),
+                (tf.train.Checkpoint, "read"),
+                (keras.Model, "load_weights"),
+            )
+        )
+    with contextlib.ExitStack() as patches:
+        for patch in _RESTORE_PATCHES:
+            patches.enter_context(patch)
+        _RESTORE_HOOKS.append(hook)
+        try:
+            yield
+        finally:
+            _RESTORE_HOOKS.remove(hook)
 
 
 def _objects_of(owner: Any) -> dict[str, Any]:
@@ -86,7 +151,7 @@ class _RestoredRate:
 
 
 class _Watcher:
-    """The hook `instrument.watching_restores` calls for each restore: validate, then restore."""
+    """The hook `watching_restores` calls for each restore: validate, then restore."""
 
     def __init__(self, report: Report):
         self.report = report
@@ -160,6 +225,6 @@ def watch_restores(report: Report) -> Callable[[], None]:
     """
     watcher = _Watcher(report)
     stack = contextlib.ExitStack()
-    stack.enter_context(instrument.watching_restores(watcher))
+    stack.enter_context(watching_restores(watcher))
     stack.callback(watcher.finish)
     return stack.close
