@@ -10,9 +10,9 @@ Taken under ``gradguard run``, which sees the user's updates and every variable 
 wherever the code makes it (the guard decorator sees only those of its own calls: not judged):
 an update whose gradients are all read from variables (passed as they are, or scaled by a
 constant), where none of those variables was ever assigned or had a value subtracted
-(``assign``, ``assign_sub``, eagerly or traced into a function), nor had a value added that is
-read from it (``e.assign_add(0.1 * (g - e))``: an average that decays), by the third update
-since.
+(``assign``, ``assign_sub``, eagerly or traced into a function; ``a.assign(a + g)`` traced is an
+``assign_add``), nor had a value added that is read from it (``e.assign_add(0.1 * (g - e))``:
+an average that decays), by the third update since.
 Updates of fresh gradients, accumulators zeroed anywhere in the code (before each cycle, after
 each update, in a function of their own) and accumulators made anew for each cycle stay silent.
 Not judged under a distribution strategy (its variables assign through their replicas').
@@ -71,11 +71,13 @@ class Accumulators:
     def on_assign(self, variable: Any, method: str, value: Any) -> None:
         """`variable` is set by `method` to, or by, `value` (eagerly, or as traced).
 
-        ``assign`` and ``assign_sub`` can set it back; so can ``assign_add`` of a value read
-        from it: a decay (``e.assign_add(0.1 * (g - e))``, an average), not a growing sum.
+        ``assign`` and ``assign_sub`` can set it back, but not ``a.assign(a + g)``: an
+        ``assign_add`` written out. ``assign_add`` of a value read from the variable can: a
+        decay (``e.assign_add(0.1 * (g - e))``, an average), not a growing sum.
         """
         handle = getattr(variable, "handle", None)
-        if method != "assign_add" or _reads(value, handle):
+        added = [value] if method == "assign_add" else _added_to_itself(value, handle)
+        if method == "assign_sub" or added is None or any(_reads(v, handle) for v in added):
             self._reset.add(id(handle))
 
     def findings(self, step: int) -> list[Finding]:
@@ -119,6 +121,28 @@ def _source(gradient: Any) -> tuple[Any, str] | None:
     captured = {id(internal): external for external, internal in op.graph.captures}
     handle = captured.get(id(op.inputs[0]))
     return (handle, "") if handle is not None else None
+
+
+def _added_to_itself(value: Any, handle: Any) -> list[Any] | None:
+    """What traced `value` adds to the variable's own value (``a + g``: ``[g]``), or None."""
+    op = getattr(value, "op", None)
+    if op is None or op.type not in ("Add", "AddV2", "AddN"):
+        return None
+    own = [t for t in op.inputs if _read_of(t, handle)]
+    if len(own) != 1:
+        return None
+    return [t for t in op.inputs if t is not own[0]]
+
+
+def _read_of(tensor: Any, handle: Any) -> bool:
+    """Whether traced `tensor` is the value of the variable whose handle is `handle`, as read."""
+    op = tensor.op
+    while op.type == "Identity":
+        op = op.inputs[0].op
+    if op.type != "ReadVariableOp":
+        return False
+    captured = {id(internal): external for external, internal in op.graph.captures}
+    return captured.get(id(op.inputs[0])) is handle
 
 
 def _reads(value: Any, handle: Any) -> bool:

@@ -15,7 +15,23 @@ from gradguard.guarding import Guard
 from gradguard.options import Options
 
 K = 3  # micro-batches per update
-LOOPS = ["never reset", "mean never reset", "reset eagerly", "reset in the update", "reset first"]
+LOOPS = [
+    "never reset",
+    "mean never reset",
+    "reset eagerly",
+    "reset in the update",
+    "reset first",
+    "assigned sum never reset",  # a.assign(a + g): an assign_add written out
+    "assigned sum reset in the update",
+]
+
+
+def _small_model() -> tuple[np.ndarray, keras.Model, keras.optimizers.Optimizer]:
+    """Inputs (16, 4), a one-unit regression model and its SGD, the same in every test."""
+    x = np.random.default_rng(7).normal(size=(16, 4)).astype("float32")
+    keras.utils.set_random_seed(7)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    return x, model, keras.optimizers.SGD(0.01)
 
 
 def _train(loop: str, micro_batches: int = 12) -> list[str]:
@@ -36,13 +52,16 @@ def _train(loop: str, micro_batches: int = 12) -> list[str]:
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean((model(x, training=True) - y) ** 2)
         for a, g in zip(accumulators, tape.gradient(loss, model.trainable_variables)):
-            a.assign_add(g)
+            if loop.startswith("assigned"):
+                a.assign(a + g)
+            else:
+                a.assign_add(g)
 
     @tf.function
     def update():
         grads = [a / K for a in accumulators] if loop.startswith("mean") else accumulators
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        if loop == "reset in the update":
+        if loop.endswith("reset in the update"):
             for a in accumulators:
                 a.assign(tf.zeros_like(a))
 
@@ -72,11 +91,7 @@ def test_two_updates_are_too_few_to_judge():
 
 
 def test_accumulators_made_anew_for_each_cycle_are_not_reset_by_design():
-    rng = np.random.default_rng(7)
-    x = rng.normal(size=(16, 4)).astype("float32")
-    keras.utils.set_random_seed(7)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
-    optimizer = keras.optimizers.SGD(0.01)
+    x, model, optimizer = _small_model()
     guard = Guard(options=Options.create(), raise_errors=False)
     with guard.instrument_process():
         for _ in range(5):  # eager: each cycle's variables, added to once, then applied
@@ -104,11 +119,7 @@ def test_keras_own_gradient_accumulation_is_silent():
 
 
 def test_the_guard_decorator_which_sees_no_reset_outside_its_calls_does_not_judge():
-    rng = np.random.default_rng(7)
-    x = rng.normal(size=(16, 4)).astype("float32")
-    keras.utils.set_random_seed(7)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
-    optimizer = keras.optimizers.SGD(0.01)
+    x, model, optimizer = _small_model()
     accumulators = [tf.Variable(tf.zeros_like(v)) for v in model.trainable_variables]
 
     @gradguard.guard(model, optimizer)
@@ -129,11 +140,7 @@ def test_the_guard_decorator_which_sees_no_reset_outside_its_calls_does_not_judg
 @pytest.mark.parametrize("average", ["assign_add of a decay", "assign"])
 def test_an_average_of_the_gradients_kept_in_variables_is_no_sum(average):
     """An EMA of the gradients, e += 0.1 (g - e), is set back by its own value: no growing sum."""
-    rng = np.random.default_rng(7)
-    x = rng.normal(size=(16, 4)).astype("float32")
-    keras.utils.set_random_seed(7)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
-    optimizer = keras.optimizers.SGD(0.01)
+    x, model, optimizer = _small_model()
     ema = [tf.Variable(tf.zeros_like(v)) for v in model.trainable_variables]
 
     @tf.function
