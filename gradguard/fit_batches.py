@@ -15,7 +15,8 @@ Under ``gradguard run``, which wraps `fit`, its arrays are also read on the host
 (`given`): examples of unit length (`rownorm`, a suspect too costly to fold per step), token
 labels that are one of the inputs or padded elsewhere (`tokenlabels`), an embedding masking a
 real token 0 (`maskzero`), a data set zipping inputs and labels shuffled apart (`unpaired`),
-and the largest sample or class weight, whose in-graph fold is then left out.
+and the largest sample or class weight, whose in-graph fold is then left out; and the inputs'
+scale, against that of the inputs later given to `evaluate` and `predict` (`heldout_scale`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from gradguard import (
     unpaired,
 )
 from gradguard.findings import Finding
+from gradguard.heldout_scale import HeldoutScales
 
 __all__ = ["FitBatches", "keras_own_step"]
 
@@ -58,6 +60,7 @@ class FitBatches:
         self._pixels: dict[int, rescaled.InputPixels | None] = {}
         self._weights: dict[int, sampleweights.LargestWeight] = {}
         self._given: dict[int, dict[str, Any]] = {}  # notes from fit's arrays (`given`)
+        self.heldout = HeldoutScales()  # (fit's inputs, against evaluate's and predict's)
 
     def given(self, model: Any, arguments: Mapping[str, Any], step: int) -> list[Finding]:
         """On the host as `fit` starts: notes from its arguments (by name), and the findings.
@@ -70,6 +73,7 @@ class FitBatches:
             # (an override's train_step may read the zip as anything: two unpaired image sets)
             unpaired_finding = unpaired.finding(x, step) if keras_own_step(model) else None
             return [unpaired_finding] if unpaired_finding is not None else []
+        self.heldout.trained_on(model, x)
         weights = [  # (fit takes one or the other)
             sampleweights.largest(arguments.get("sample_weight")),
             sampleweights.largest_of_classes(arguments.get("class_weight"), arguments.get("y")),

@@ -97,6 +97,10 @@ class Forensics:
         self.fit_length.start(model)
         return self._fit.given(model, arguments, step)
 
+    def heldout_given(self, model: Any, call: str, x: Any, step: int) -> list[Finding]:
+        """`call` gives `model` the inputs `x`: scaled as `fit`'s were (`heldout_scale`)?"""
+        return self._fit.heldout.given(model, call, x, step)
+
     def in_keras_step(self) -> bool:
         """Whether the graph being traced is a Keras train step's (`fit_batch` saw its batch)."""
         return self.batch is not None and activations_lib.in_current_graph(self.batch)

@@ -239,6 +239,10 @@ class Guard:
             self._pending += fitend.judge(core.notes, history, arguments, core.steps - 1)
         self._pending += self.forensics.fit_length.judge(model, arguments, self.steps_seen() - 1)
 
+    def on_heldout(self, model: Any, call: str, x: Any) -> None:
+        """`evaluate`, `predict` or `fit`'s validation (`call`) is given the inputs `x`."""
+        self._pending += self.forensics.heldout_given(model, call, x, self.steps_seen() - 1)
+
     def on_assign(self, variable: Any, method: str, value: Any) -> None:
         """A variable is set by `method` (``assign``...) to or by `value` (an accumulator?)."""
         self.accumulators.on_assign(variable, method, value)

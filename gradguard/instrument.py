@@ -17,7 +17,8 @@ The patches, and the context managers that use them:
 * `intercepting_all(guard)`: every Keras optimizer's updates (`apply`, and so
   `apply_gradients`) go to the innermost guard listening (the decorator, ``gradguard run``),
   and so do each `fit`'s start and end (``guard.on_fit_start(model, arguments)``,
-  ``guard.on_fit_end(model, arguments, history)``).
+  ``guard.on_fit_end(model, arguments, history)``), and the inputs each `evaluate` and
+  `predict` is given (``guard.on_heldout(model, call, x)``).
 * `reporting_assigns()`: every variable set by ``assign``, ``assign_sub`` or ``assign_add``,
   eagerly or as traced (``guard.on_assign(variable, method, value)``; ``gradguard run``).
 * `tapping_layers(tap)`: every Keras layer call is handed to ``tap.record(layer, output, args,
@@ -284,9 +285,22 @@ def _report_fits(original: Any) -> Any:
     return fit
 
 
+def _report_heldout(original: Any) -> Any:
+    @functools.wraps(original)
+    def given(model: Any, x: Any = None, *args: Any, **kwargs: Any) -> Any:
+        # (fit evaluates its validation data with a flag of its own)
+        held_out = kwargs.get("_use_cached_eval_dataset")
+        _tell("on_heldout", model, "validation_data" if held_out else original.__name__, x)
+        return original(model, x, *args, **kwargs)
+
+    return given
+
+
 _ALL_UPDATES = Patch(_compat.BASE_OPTIMIZER, "apply", _route_updates)
 _FIT_BATCHES = Patch(_compat.KERAS_TRAINER, "train_step", _report_fit_batches)
 _FITS = Patch(_compat.KERAS_TRAINER, "fit", _report_fits)
+_EVALUATES = Patch(_compat.KERAS_TRAINER, "evaluate", _report_heldout)
+_PREDICTS = Patch(_compat.KERAS_TRAINER, "predict", _report_heldout)
 _WARNINGS = Patch(warnings, "warn", _report_warnings)
 _SCALED_UPDATES = Patch(keras.optimizers.LossScaleOptimizer, "apply", _note_scaled_updates)
 _SCALED_LOSSES = Patch(keras.optimizers.LossScaleOptimizer, "scale_loss", _note_scaled_losses)
@@ -331,7 +345,7 @@ def intercepting_all(guard: Any, *, outermost: bool = True) -> Iterator[None]:
     (`outermost`), or on top for a decorator's guard while its function runs.
     """
     with listening(guard, outermost=outermost), _ALL_UPDATES, _SCALED_UPDATES, _WARNINGS:
-        with _SCALED_LOSSES, _FIT_BATCHES, _FITS:
+        with _SCALED_LOSSES, _FIT_BATCHES, _FITS, _EVALUATES, _PREDICTS:
             yield
 
 

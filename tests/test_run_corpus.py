@@ -159,6 +159,8 @@ BUGS: dict[str, Bug] = {
     ),
     # The tutorial's padding mask (1 = pad) given to Keras' MultiHeadAttention (1 = keep).
     "bug_attention_mask_keeps_padding_fit.py": Bug(("attention-mask-inverted",)),
+    # Features standardized for training, the test set given to evaluate as loaded.
+    "bug_test_set_not_standardized_fit.py": Bug(("heldout-scale-mismatch",)),
     # tf.reshape(x, [T, -1, F]) to step an RNN cell through time: examples scrambled.
     "bug_reshape_to_time_major_tf_function.py": Bug(
         ("reshape-transposes",), mentions=(("reshape-transposes", "perm=[1, 0, 2]"),)
@@ -481,6 +483,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_gradient_accumulators_never_reset_tf_function.py": Healthy(),
     "ok_features_labels_shuffled_apart_zipped_fit.py": Healthy(),
     "ok_attention_mask_keeps_padding_fit.py": Healthy(),
+    "ok_test_set_not_standardized_fit.py": Healthy(),
 }
 
 # Healthy scripts of other shapes whose logs (`--log-dir`, `WATCHED_OPTIONS`) show that
@@ -831,6 +834,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "zero-token-masked",
         "accumulators-not-reset",
         "attention-mask-inverted",
+        "heldout-scale-mismatch",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}
     assert runtime_codes <= covered

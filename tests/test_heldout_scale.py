@@ -1,0 +1,98 @@
+"""Held-out inputs scaled unlike `fit`'s (`heldout_scale`, `heldout-scale-mismatch`): found when
+`evaluate`, `predict` or `fit`'s validation data skips (or adds) the training data's
+standardization or division by 255; silent for held-out data preprocessed alike, for a shift
+between data sets of a few standard deviations, and for a small sparse held-out set."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from gradguard.guarding import Guard
+from gradguard.heldout_scale import HeldoutScales
+from gradguard.options import Options
+
+CODE = "heldout-scale-mismatch"
+
+
+def _raw_features(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Features on their own scales (means 20-80, spreads 5-15) and labels from them."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(rng.uniform(20, 80, 6), rng.uniform(5, 15, 6), size=(rows, 6))
+    return x.astype("float32"), (x[:, 0] - x[:, 0].mean() > 0).astype("float32")
+
+
+def _judged(trained: np.ndarray, given: np.ndarray, call: str = "evaluate") -> list[str]:
+    scales, model = HeldoutScales(), object()
+    scales.trained_on(model, trained)
+    return [finding.code for finding in scales.given(model, call, given, step=9)]
+
+
+def test_raw_features_against_standardized_training_are_found_either_way():
+    x, _ = _raw_features(512)
+    standardized = (x - x.mean(axis=0)) / x.std(axis=0)
+    assert _judged(standardized, x[:64]) == [CODE]
+    assert _judged(x, standardized[:64]) == [CODE]  # (spread 10x narrower)
+    assert _judged(standardized, x[:1], "predict") == [CODE]  # one example: its mean alone
+    assert _judged(standardized, standardized[:64]) == []
+
+
+def test_images_not_divided_by_255_are_found_by_their_channels():
+    images = np.random.default_rng(1).integers(0, 256, size=(64, 8, 8, 3)).astype("uint8")
+    assert _judged(images / 255.0, images) == [CODE]
+    assert _judged(images / 255.0, images[:16] / 255.0) == []
+
+
+def test_a_shift_between_data_sets_of_a_few_standard_deviations_is_silent():
+    x, _ = _raw_features(512)
+    later, _ = _raw_features(128, seed=1)  # (other means and spreads, drawn alike)
+    assert _judged(x, x[:128] + 3 * x.std(axis=0)) == []
+    assert _judged(x, later) == []
+
+
+def test_a_small_sparse_held_out_set_is_silent():
+    rng = np.random.default_rng(2)
+    counts = (rng.random((2000, 300)) < rng.uniform(0.0005, 0.05, 300)).astype("float32")
+    assert _judged(counts, counts[:12]) == []
+
+
+def test_inputs_are_compared_one_by_one_and_only_alike():
+    x, _ = _raw_features(256)
+    ids = np.random.default_rng(3).integers(1, 50, size=(256, 5))
+    standardized = (x - x.mean(axis=0)) / x.std(axis=0)
+    assert _judged([standardized, ids], [x, ids]) == [CODE]
+    assert _judged({"a": standardized, "b": ids}, {"a": standardized, "b": ids}) == []
+    assert _judged(standardized, x[:, :3]) == []  # (other features: not comparable)
+    assert _judged(standardized, [x, ids]) == []
+
+
+@pytest.fixture(scope="module")
+def fit_model():
+    """A small classifier fit on standardized features, and the features' mean and spread."""
+    x, y = _raw_features(256)
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    keras.utils.set_random_seed(7)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile("adam", "binary_crossentropy")
+    return model, x, y, mean, std
+
+
+@pytest.mark.parametrize("call", ["evaluate", "predict", "validation_data", "standardized"])
+def test_under_a_process_wide_guard_each_held_out_call_is_judged(fit_model, call):
+    model, x, y, mean, std = fit_model
+    test, test_y = _raw_features(64, seed=5)
+    scaled = (test - mean) / std
+    guard = Guard(options=Options.create(), raise_errors=False)
+    with guard.instrument_process():
+        validation = (test, test_y) if call == "validation_data" else None
+        model.fit((x - mean) / std, y, epochs=1, verbose=0, validation_data=validation)
+        if call == "evaluate":
+            model.evaluate(test, test_y, verbose=0)
+        elif call == "predict":
+            model.predict(test[:3], verbose=0)
+        else:
+            model.evaluate(scaled, test_y, verbose=0)
+            model.predict(scaled, verbose=0)
+        found = [f for f in guard.read(final=True).findings if f.code == CODE]
+    assert [f.details["call"] for f in found] == ([] if call == "standardized" else [call])
