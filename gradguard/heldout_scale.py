@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from gradguard.findings import Finding
 
@@ -44,39 +43,33 @@ class _Profile:
 
 def _profile(value: Any) -> _Profile | None:
     """Each feature's mean and standard deviation over (a sample of) `value`'s examples."""
-    if not hasattr(value, "shape") or not hasattr(value, "dtype") or len(value.shape) == 0:
-        return None
-    rows = value.shape[0]
-    if (
-        not rows
-        or tf.as_dtype(value.dtype).is_bool
-        or not tf.as_dtype(value.dtype).is_numpy_compatible
-    ):
+    shape = getattr(value, "shape", None)
+    if not shape or not shape[0]:  # (no examples, or not known: a symbolic tensor)
         return None
     try:
-        sample = np.asarray(value[:: max(1, rows // ROWS)][:ROWS])
+        sample = np.asarray(value[:: max(1, shape[0] // ROWS)][:ROWS])  # (rows of a frame too)
     except (TypeError, ValueError, IndexError):
         return None
-    if sample.dtype.kind not in "iuf":
+    if sample.dtype.kind not in "iuf" or sample.ndim == 0:  # (strings, booleans)
         return None
-    features = (
-        sample.reshape(-1, sample.shape[-1])
-        if sample.ndim >= 3
-        else sample.reshape(len(sample), -1)
-    )
+    rank_3 = sample.ndim >= 3  # (an image's channels, a sequence's features)
+    features = sample.reshape(-1, sample.shape[-1]) if rank_3 else sample.reshape(len(sample), -1)
     features = features.astype(np.float64)
     if not np.isfinite(features).all():
         return None
     return _Profile(features.mean(axis=0), features.std(axis=0), len(sample))
 
 
-def _profiles(x: Any) -> list[_Profile | None]:
-    """The profile of each of `x`'s inputs (one array, a list or a dict of them)."""
-    try:
-        flat = tf.nest.flatten(x) if isinstance(x, (list, tuple, Mapping)) else [x]
-    except (TypeError, ValueError):
-        return []
-    return [_profile(value) for value in flat]
+def _profiles(x: Any) -> dict[str, _Profile]:
+    """The profile of each of `x`'s inputs (one array, or a list or dict of them), by name."""
+    if isinstance(x, Mapping):
+        named = {str(key): value for key, value in x.items()}
+    elif isinstance(x, (list, tuple)):
+        named = {str(index): value for index, value in enumerate(x)}
+    else:
+        named = {"": x}
+    profiles = {name: _profile(value) for name, value in named.items()}
+    return {name: profile for name, profile in profiles.items() if profile is not None}
 
 
 def _differing(trained: _Profile, given: _Profile) -> tuple[float, int] | None:
@@ -102,13 +95,13 @@ class HeldoutScales:
     """The inputs each model was trained on by `fit`, against those later given to it."""
 
     def __init__(self) -> None:
-        self._trained: dict[int, list[_Profile | None]] = {}
+        self._trained: dict[int, dict[str, _Profile]] = {}
         self._told: set[int] = set()
 
     def trained_on(self, model: Any, x: Any) -> None:
         """`fit` trains `model` on `x` (arrays: profiled; a data set: nothing known)."""
         profiles = _profiles(x)
-        if any(profile is not None for profile in profiles):
+        if profiles:
             self._trained[id(model)] = profiles
 
     def given(self, model: Any, call: str, x: Any, step: int) -> list[Finding]:
@@ -117,16 +110,14 @@ class HeldoutScales:
         if trained is None or id(model) in self._told:
             return []
         given = _profiles(x)
-        if len(given) != len(trained):
-            return []
-        pairs = [(i, b, n) for i, (b, n) in enumerate(zip(trained, given)) if b and n]
-        for index, before, now in pairs:
+        for key in sorted(trained.keys() & given.keys()):
+            before, now = trained[key], given[key]
             differing = _differing(before, now)
             if differing is None or differing[0] < SHARE:
                 continue
             self._told.add(id(model))
             share, feature = differing
-            name = f"input {index}" if len(given) > 1 else "input"
+            name = f"input '{key}'" if key else "input"
             where = "fit as validation_data" if call == "validation_data" else call
             message = (
                 f"The {name} given to {where} is on another scale than the one fit trained "
@@ -140,6 +131,6 @@ class HeldoutScales:
                 "same division by 255), or put the preprocessing in the model "
                 "(keras.layers.Normalization, Rescaling)."
             )
-            details = {"call": call, "share": share, "feature": feature}
+            details = {"call": call, "input": key, "share": share, "feature": feature}
             return [Finding("heldout-scale-mismatch", message, step, details=details)]
         return []

@@ -63,8 +63,11 @@ def test_inputs_are_compared_one_by_one_and_only_alike():
     standardized = (x - x.mean(axis=0)) / x.std(axis=0)
     assert _judged([standardized, ids], [x, ids]) == [CODE]
     assert _judged({"a": standardized, "b": ids}, {"a": standardized, "b": ids}) == []
+    assert _judged({"a": standardized}, {"a": x, "b": ids}) == [CODE]  # (by name)
+    assert _judged({"a": standardized}, {"b": x}) == []
     assert _judged(standardized, x[:, :3]) == []  # (other features: not comparable)
     assert _judged(standardized, [x, ids]) == []
+    assert _judged(standardized, np.array([["a"] * 6] * 4)) == []  # (strings: not read)
 
 
 @pytest.fixture(scope="module")
