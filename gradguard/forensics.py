@@ -203,14 +203,16 @@ class Forensics:
         core.notes["chance_loss"], core.notes["chance_loss_balanced"] = level, balanced
 
     def traced_loss(self, core: StepCore, loss: Any) -> None:
-        """A hand-written step's traced loss: its chance level and floor, once; its raw labels.
+        """A step's traced loss: its raw labels; a hand-written step's chance level and floor.
 
-        (Keras' own step is left out: its compiled loss tells the level, `note_chance`, and
-        its labels are seen, `fit_batch`.)
+        (Keras' own step tells its level otherwise: its compiled loss, `note_chance`, and its
+        labels, `fit_batch`.)
         """
-        if self.in_keras_step() or loss is None or not hasattr(loss, "graph"):
+        if loss is None or not hasattr(loss, "graph"):
             return
-        self._raw_labels.watch(id(core), loss)  # (each trace: one-hot encodings, hinges)
+        self._raw_labels.watch(id(core), loss)  # (each trace: one-hot encodings, hinges...)
+        if self.in_keras_step():
+            return
         if id(core) not in self._graph_chance:
             self._graph_chance[id(core)] = losslevel.graph_chance(loss)
             core.notes["loss_floor"] = losslevel.graph_loss_floor(loss)

@@ -128,3 +128,46 @@ def test_a_maximum_of_two_zeros_is_no_hinge():
 
     assert float(loss(tf.ones((2, 3)))) == 1.0
     assert raw.findings(step=1) == []
+
+
+@pytest.mark.parametrize("labels", ["scaled", "whole floats", "ints"])
+@pytest.mark.parametrize("entry", ["decorator", "fit"])
+def test_class_ids_scaled_into_fractions_are_found(labels, entry):
+    """Classes 0..3 min-max scaled with the features (0, 0.33, 0.67, 1): a sparse cross-entropy
+    casts them all to class 0 but for the last."""
+    x, y = _data(first=0)
+    y = (
+        y / (C - 1)
+        if labels == "scaled"
+        else y.astype("float32")
+        if labels == "whole floats"
+        else y
+    )
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(C)])
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    if entry == "fit":
+        model.compile(keras.optimizers.Adam(1e-2), loss_fn)
+        guard = Guard(options=Options.create(), raise_errors=False)
+        with guard.instrument_process():
+            model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+        report = guard.read(final=True)
+    else:
+        optimizer = keras.optimizers.Adam(1e-2)
+
+        @tf.function
+        @gradguard.guard(model, optimizer)
+        def step(x, y):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, model(x, training=True))
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+
+        for i in range(0, 256, 32):
+            step(x[i : i + 32], y[i : i + 32])
+        report = step.report()
+    found = [f for f in report.findings if f.code == "labels-out-of-range"]
+    assert bool(found) == (labels == "scaled"), found
+    if found:
+        assert "not whole numbers" in found[0].message
+        assert found[0].details["fractions"][1] == pytest.approx(2 / 3, abs=1e-6)
