@@ -19,7 +19,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard import attnmask, lossmask, lossmean, lossprobs, losssign, reshapes
+from gradguard import attnmask, frozenbatch, lossmask, lossmean, lossprobs, losssign, reshapes
 from gradguard.diagnose import (
     ancestors,
     descendants,
@@ -270,6 +270,7 @@ def graph_findings(loss: tf.Tensor, step: int, variables: Iterable[Any] = ()) ->
         graph_swapped_cross_entropy,
         reshapes.graph_reshape_transposes,
         attnmask.graph_attention_keeps_padding,
+        frozenbatch.graph_batch_frozen,
     )
     found = [judge(ops, step) for judge in judges]
     is_output = losssign.trained_layer(loss.graph, variables)

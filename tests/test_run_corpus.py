@@ -159,6 +159,8 @@ BUGS: dict[str, Bug] = {
     ),
     # The tutorial's padding mask (1 = pad) given to Keras' MultiHeadAttention (1 = keep).
     "bug_attention_mask_keeps_padding_fit.py": Bug(("attention-mask-inverted",)),
+    # np.random inside a tf.function step: the same 64 indices, drawn at trace, every step.
+    "bug_numpy_batch_drawn_in_tf_function.py": Bug(("batch-frozen-at-trace",)),
     # Features standardized for training, the test set given to evaluate as loaded.
     "bug_test_set_not_standardized_fit.py": Bug(("heldout-scale-mismatch",)),
     # tf.reshape(x, [T, -1, F]) to step an RNN cell through time: examples scrambled.
@@ -484,6 +486,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_features_labels_shuffled_apart_zipped_fit.py": Healthy(),
     "ok_attention_mask_keeps_padding_fit.py": Healthy(),
     "ok_test_set_not_standardized_fit.py": Healthy(),
+    "ok_numpy_batch_drawn_in_tf_function.py": Healthy(),
 }
 
 # Healthy scripts of other shapes whose logs (`--log-dir`, `WATCHED_OPTIONS`) show that
@@ -835,6 +838,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "accumulators-not-reset",
         "attention-mask-inverted",
         "heldout-scale-mismatch",
+        "batch-frozen-at-trace",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}
     assert runtime_codes <= covered

@@ -1,0 +1,68 @@
+"""A batch drawn by NumPy while the step was traced (`frozenbatch`, `batch-frozen-at-trace`):
+found for NumPy-drawn indices into data held in the graph (a captured tensor, a NumPy array),
+under the guard decorator and `gradguard run`'s process-wide guard; silent for indices drawn
+with `tf.random`, for a slice of consecutive rows (one batch overfit on purpose), and for a
+memory of examples replayed beside a batch passed to the step."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import gradguard
+from gradguard.guarding import Guard
+from gradguard.options import Options
+
+CODE = "batch-frozen-at-trace"
+ROWS = 512
+PICKS = ["numpy indices", "numpy indices into numpy", "tf.random", "first rows", "rehearsal"]
+
+
+def _loop(pick: str, entry: str) -> list[str]:
+    """Three steps of a classifier whose step picks its batch as `pick` says; the codes found."""
+    rng = np.random.default_rng(0)
+    x_np = rng.normal(size=(ROWS, 6)).astype("float32")
+    y_np = (x_np[:, 0] > 0).astype("int32")
+    x, y = tf.constant(x_np), tf.constant(y_np)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(2)])
+    optimizer = keras.optimizers.SGD(0.1)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def step(new_x, new_y):
+        if pick == "tf.random":
+            idx = tf.random.uniform([32], 0, ROWS, dtype=tf.int32)
+        elif pick == "first rows":
+            idx = np.arange(32)
+        else:
+            idx = np.random.default_rng(1).integers(0, ROWS, 32)  # once, at trace time
+        source_x, source_y = (x_np, y_np) if pick == "numpy indices into numpy" else (x, y)
+        xb, yb = tf.gather(source_x, idx), tf.gather(source_y, idx)
+        if pick == "rehearsal":  # (the memory replayed beside the batch passed in)
+            xb, yb = tf.concat([new_x, xb], 0), tf.concat([new_y, yb], 0)
+        with tf.GradientTape() as tape:
+            loss = loss_fn(yb, model(xb, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+
+    batch = (x[:16], y[:16])
+    if entry == "decorator":
+        guarded = tf.function(gradguard.guard(model, optimizer)(step))
+        for _ in range(3):
+            guarded(*batch)
+        return guarded.report().codes()
+    guard = Guard(options=Options.create(), raise_errors=False)
+    traced = tf.function(step)
+    with guard.instrument_process():
+        for _ in range(3):
+            traced(*batch)
+        return [f.code for f in guard.read(final=True).findings]
+
+
+@pytest.mark.parametrize("entry", ["decorator", "run"])
+@pytest.mark.parametrize("pick", PICKS)
+def test_indices_drawn_at_trace_time_are_found(pick, entry):
+    codes = _loop(pick, entry)
+    assert (CODE in codes) == pick.startswith("numpy indices"), codes
