@@ -19,7 +19,16 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard import attnmask, frozenbatch, lossmask, lossmean, lossprobs, losssign, reshapes
+from gradguard import (
+    attnmask,
+    frozenbatch,
+    lossmask,
+    lossmean,
+    lossprobs,
+    losssign,
+    reshapes,
+    softmaxone,
+)
 from gradguard.diagnose import (
     ancestors,
     descendants,
@@ -271,6 +280,7 @@ def graph_findings(loss: tf.Tensor, step: int, variables: Iterable[Any] = ()) ->
         reshapes.graph_reshape_transposes,
         attnmask.graph_attention_keeps_padding,
         frozenbatch.graph_batch_frozen,
+        softmaxone.graph_softmax_over_one,
     )
     found = [judge(ops, step) for judge in judges]
     is_output = losssign.trained_layer(loss.graph, variables)

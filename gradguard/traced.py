@@ -34,6 +34,7 @@ from gradguard import (
     output_layer,
     rescaled,
     reshapes,
+    softmaxone,
     tokenlabels,
     unadapted,
 )
@@ -76,6 +77,7 @@ class TraceFindings:
         self._model_judges = [
             reshapes.graph_reshape_transposes,
             attnmask.graph_attention_keeps_padding,
+            softmaxone.graph_softmax_over_one,
         ]
 
     def record(self, y: Any, y_pred: Any) -> None:

@@ -23,7 +23,8 @@ def test_every_design_code_is_in_the_catalog():
     normalization-not-adapted inputs-rescaled-twice loss-misassigned frozen-untrained
     epsilon-dominates labels-in-inputs data-exhausted padding-misaligned
     reshape-transposes zero-token-masked accumulators-not-reset
-    attention-mask-inverted heldout-scale-mismatch batch-frozen-at-trace""".split()
+    attention-mask-inverted heldout-scale-mismatch batch-frozen-at-trace
+    softmax-over-one""".split()
     assert sorted(gradguard.CODES) == sorted(design)
 
 
