@@ -1,4 +1,4 @@
-"""Inputs and labels shuffled apart, then zipped (`labels-uninformative`).
+"""Inputs and labels shuffled or filtered apart, then zipped (`labels-uninformative`).
 
 ``tf.data.Dataset.zip((features.shuffle(n), labels.shuffle(n)))`` shuffles the two with their
 own random orders: each example meets another example's label. The labels then tell the model
@@ -11,8 +11,11 @@ anything: a CycleGAN's two unpaired image sets): below the steps that keep each 
 (batching, prefetching, repeating, caching, a shuffle of the pairs, a map that still makes
 pairs), a zip of two data sets of one tensor each (the inputs and the labels) whose shuffles
 differ: one shuffled and not the other, or shuffles whose seeds or buffer
-sizes differ, or unseeded ones (each draws its own order). Zipping first and shuffling the pairs,
-and two shuffles of the same explicit seed and buffer size (the same order), stay silent.
+sizes differ, or unseeded ones (each draws its own order); or a filter on either branch
+(``x.filter(...)`` zipped with ``y``: from the first element it drops, every input meets a later
+example's label). Zipping first and shuffling or filtering the pairs, and two shuffles of the
+same explicit seed and buffer size (the same order), stay silent; so do `skip` and `take` on a
+branch (a label one step ahead is a forecast's).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ _WHOLE = frozenset(
         "_RepeatDataset",
         "CacheDataset",
         "_ShuffleDataset",
+        "_FilterDataset",
         "_TakeDataset",
         "_SkipDataset",
         "_OptionsDataset",
@@ -55,7 +59,21 @@ def finding(data: Any, step: int) -> Finding | None:
         return None
     if not all(isinstance(spec, tf.TensorSpec) for spec in node.element_spec):
         return None  # (a branch of pairs itself: two streams, not inputs and labels)
-    inputs, labels = (_shuffles(branch) for branch in node._inputs())  # noqa: SLF001
+    branches = node._inputs()  # noqa: SLF001
+    filtered = [_filters(branch) for branch in branches]
+    if any(filtered):
+        which = "each" if all(filtered) else "the inputs" if filtered[0] else "the labels"
+        own = "its" if which == "each" else "their"
+        message = (
+            f"fit's data set zips its inputs and labels from two data sets, {which} filtered "
+            f"on {own} own: from the first example a filter drops, every example meets "
+            "another example's label, so the labels tell the model little about its inputs. "
+            "Zip them first, then filter the pairs: "
+            "tf.data.Dataset.zip((x, y)).filter(lambda x, y: ...)."
+        )
+        details = {"inputs_filters": filtered[0], "labels_filters": filtered[1]}
+        return Finding("labels-uninformative", message, step, details=details)
+    inputs, labels = (_shuffles(branch) for branch in branches)
     if inputs == labels and all(seeds != (0, 0) for _, seeds in inputs):
         return None  # (not shuffled, or shuffled in the same order)
     described = f"the inputs' {_describe(inputs)}, the labels' {_describe(labels)}"
@@ -77,18 +95,26 @@ def _pairs(node: Any) -> bool:
     return len(node._inputs()) == 1 and isinstance(spec, tuple) and len(spec) == 2  # noqa: SLF001
 
 
+def _chain(data: Any) -> list[Any]:
+    """`data` and the data sets it is made from, down its one input at a time."""
+    chain = [data]
+    while len(chain[-1]._inputs()) == 1:  # noqa: SLF001
+        chain.append(chain[-1]._inputs()[0])  # noqa: SLF001
+    return chain
+
+
 def _shuffles(data: Any) -> list[tuple[int, tuple[int, int]]]:
     """The shuffles below `data`, each as its buffer size and seeds ((0, 0): unseeded)."""
-    found = []
-    node = data
-    while True:
-        if type(node).__name__ == "_ShuffleDataset":
-            seeds = (int(node._seed), int(node._seed2))  # noqa: SLF001
-            found.append((int(node._buffer_size), seeds))  # noqa: SLF001
-        parents = node._inputs()  # noqa: SLF001
-        if len(parents) != 1:
-            return found
-        node = parents[0]
+    shuffles = [node for node in _chain(data) if type(node).__name__ == "_ShuffleDataset"]
+    return [
+        (int(node._buffer_size), (int(node._seed), int(node._seed2)))  # noqa: SLF001
+        for node in shuffles
+    ]
+
+
+def _filters(data: Any) -> int:
+    """How many filters below `data` drop elements (a branch's own: its examples shift)."""
+    return sum(type(node).__name__ == "_FilterDataset" for node in _chain(data))
 
 
 def _describe(shuffles: list[tuple[int, tuple[int, int]]]) -> str:
