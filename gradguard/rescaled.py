@@ -37,10 +37,14 @@ MIN_VALUES = 64  # an example of fewer values (tabular features) is not read: no
 # most 255, are pixels never scaled; over 255 squared, pixels divided twice.
 _BRIGHT = 16.0
 # What `_read` gives: [largest, smallest, smallest above 0, largest distance from a whole number
-# over 255**2, and from a whole number]; the fold keeps the largest of those it takes the max of.
-_READ_MAX = np.array([True, False, False, True, True])
+# over 255**2, and from a whole number; smallest above -1, largest distance from a whole number
+# of the values mapped back from [-1, 1] to pixels over 255**2]; the fold keeps the largest of
+# those it takes the max of.
+_READ_MAX = np.array([True, False, False, True, True, False, True])
 _TWICE = 255.0**2
 _TOLERANCE = 1e-3  # from a whole number of pixels over 255**2 (float32 round-off: ~1e-5)
+# Mapped back from near -1, float32's round-off is about 4e-3 of a pixel over 255**2.
+_SHIFTED_TOLERANCE = 2e-2
 # Layers a model may start with that standardize its inputs, and that move or crop pixels
 # without changing their scale.
 _NORMALIZING = (
@@ -102,13 +106,20 @@ def _read(x: Any, scale: float) -> tf.Tensor | None:
         return None
     sample = tf.reshape(x[:1], [-1])[:: max(1, values // SAMPLE)][:SAMPLE]
     seen = tf.cast(sample, tf.float32) * scale
-    distances = [tf.reduce_max(tf.abs(v - tf.round(v))) for v in (seen * _TWICE, seen)]
+    # (pixels in [0, 1] given to a preprocess_input that maps 0..255 to [-1, 1]: x / 127.5 - 1)
+    shifted = (seen + 1.0) * (127.5 * 255.0)
+    distances = [tf.reduce_max(tf.abs(v - tf.round(v))) for v in (seen * _TWICE, seen, shifted)]
     positive = tf.reduce_min(tf.where(seen > 0.0, seen, np.inf))
-    return tf.stack([tf.reduce_max(seen), tf.reduce_min(seen), positive, *distances])
+    above = tf.reduce_min(tf.where(seen > -1.0, seen, np.inf))
+    largest, smallest = tf.reduce_max(seen), tf.reduce_min(seen)
+    return tf.stack([largest, smallest, positive, *distances[:2], above, distances[2]])
 
 
 def _finding(read: np.ndarray, rescaling: str | None, step: int) -> Finding | None:
-    largest, smallest, positive, distance, _ = (float(v) for v in read)
+    shifted = _preprocessed_twice(read, step)
+    if shifted is not None:
+        return shifted
+    largest, smallest, positive, distance, *_ = (float(v) for v in read)
     # Pixels up to 16 at least, and a level between 0 and the largest: not two levels of a
     # mask, nor tiny physical values that round to 0 over 65025.
     if not (_BRIGHT / _TWICE <= largest <= (1.0 + _TOLERANCE) / 255.0 and smallest >= 0.0):
@@ -131,9 +142,30 @@ def _finding(read: np.ndarray, rescaling: str | None, step: int) -> Finding | No
     return Finding("inputs-rescaled-twice", message, step, details=details)
 
 
+def _preprocessed_twice(read: np.ndarray, step: int) -> Finding | None:
+    """Pixels scaled to [0, 1], then by a preprocess_input for 0..255 (x / 127.5 - 1)."""
+    largest, smallest, *_, above, distance = (float(v) for v in read)
+    # Pixels up to 16 at least above -1, and a level between -1 and the largest.
+    top = -1.0 + 2.0 / 255.0
+    bright = -1.0 + 2.0 * _BRIGHT / _TWICE
+    if not (bright <= largest <= top + _TOLERANCE and smallest >= -1.0 - _TOLERANCE):
+        return None
+    if distance > _SHIFTED_TOLERANCE or above >= largest - 1e-6:
+        return None
+    message = (
+        f"The model's inputs lie in [{number(smallest)}, {number(largest)}], within 2/255 of "
+        "-1: 8-bit pixels scaled to [0, 1] and then by a preprocess_input that expects 0..255 "
+        "(x / 127.5 - 1, as MobileNet's, Inception's and ResNetV2's do), so every image is "
+        "nearly the same flat -1 and the model cannot tell them apart. Give preprocess_input "
+        "the pixels as loaded (0..255), or skip it after scaling to [0, 1]."
+    )
+    details = {"largest": largest, "smallest": smallest, "preprocess_input": True}
+    return Finding("inputs-rescaled-twice", message, step, details=details)
+
+
 def _raw_phrase(read: np.ndarray) -> str | None:
     """The suspect phrase for 8-bit pixels never scaled (whole numbers in [0, 255]), or zeroed."""
-    largest, smallest, _, _, distance = (float(v) for v in read)
+    largest, smallest, _, _, distance, *_ = (float(v) for v in read)
     if largest == smallest == 0.0:
         return (
             "the inputs: every value read was exactly 0 (pixels cast to an integer type after "

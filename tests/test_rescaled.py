@@ -158,3 +158,30 @@ def test_fit_and_train_step_note_pixels_never_scaled_or_zeroed(cast, named):
     callback.report()
     for core in [*callback.guard.cores.values(), step.core]:
         assert named in (core.notes["raw_pixels"] or ""), core.notes
+
+
+def _preprocess_input(x: np.ndarray) -> np.ndarray:
+    """MobileNet's, Inception's and ResNetV2's preprocess_input: 0..255 to [-1, 1]."""
+    return x / 127.5 - 1.0
+
+
+@pytest.mark.parametrize(
+    "inputs, found",
+    [
+        ("scaled, then preprocess_input", True),
+        ("preprocess_input", False),  # 0..255 to [-1, 1], as meant
+        ("dark images, preprocess_input", False),  # pixels 0 and 1 only: two levels
+    ],
+)
+def test_pixels_scaled_to_one_before_preprocess_input_are_found(inputs, found):
+    x, y = _pixels()
+    if inputs.startswith("dark"):
+        x = (x > 128).astype("float32")
+    x = _preprocess_input(x / 255.0 if inputs.startswith("scaled") else x).astype("float32")
+    assert (rescaled.first_batch_finding(_model(), x, step=0) is not None) == found
+    if found:  # (and in-graph, under fit and TrainStep)
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        callback, step = fit_and_train_step(_model, loss, x, y)
+        for report in (callback.report(), step.report()):
+            (finding,) = [f for f in report.findings if f.code == "inputs-rescaled-twice"]
+            assert "preprocess_input that expects 0..255" in finding.message
