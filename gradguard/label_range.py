@@ -59,6 +59,12 @@ _SUMS_BEYOND_ONE = 1.5
 _ELEMENTWISE = (baseline.CE, baseline.BINARY_CE, baseline.MSE, baseline.MAE)
 
 
+# What a `LabelRange` keeps: [smallest label, largest, largest sum of an example's labels against
+# a softmax, smallest such sum, largest label of the softmax's first unit]; True where the
+# largest is kept.
+_FOLD_MAX = np.array([False, True, True, False, True])
+
+
 @dataclasses.dataclass(frozen=True)
 class Bounds:
     """The range labels must lie in, and why (for the message).
@@ -113,13 +119,14 @@ class LabelRange:
     """The range of the labels seen so far, held against `Bounds`.
 
     Labels are added on the host (`add`) or folded in-graph (`observe`); `judge` reads both.
-    Kept: the smallest and the largest label, and, against a softmax, the largest sum of one
-    example's labels of its width (-inf until such labels are seen).
+    Kept: the smallest and the largest label, and, against a softmax, the largest and the
+    smallest sum of one example's labels of its width and the largest label of its first unit
+    (-inf, inf and -inf until such labels are seen).
     """
 
     def __init__(self, allowed: Bounds):
         self.bounds = allowed
-        self._host = [np.inf, -np.inf, -np.inf]
+        self._host = np.where(_FOLD_MAX, -np.inf, np.inf)
         self._graph: tf.Variable | None = None
 
     def _sums(self, shape: Any) -> bool:
@@ -131,48 +138,48 @@ class LabelRange:
         """Host: a batch's labels (a NumPy array; None is ignored)."""
         if labels is None or not np.size(labels) or not np.issubdtype(labels.dtype, np.number):
             return
-        most = np.max(np.sum(labels, axis=-1)) if self._sums(labels.shape) else -np.inf
-        low, high, largest = self._host
-        self._host = [min(low, np.min(labels)), max(high, np.max(labels)), max(largest, most)]
+        read = [np.min(labels), np.max(labels), -np.inf, np.inf, -np.inf]
+        if self._sums(labels.shape):
+            sums = np.sum(labels, axis=-1)
+            read[2:] = [np.max(sums), np.min(sums), np.max(labels[..., 0])]
+        self._host = np.where(_FOLD_MAX, np.maximum(self._host, read), np.minimum(self._host, read))
 
     def observe(self, y: Any) -> None:
-        """In-graph: folds a step's labels into the running minimum, maximum and largest sum."""
+        """In-graph: folds a step's labels into the running extremes (`_FOLD_MAX`)."""
         if not isinstance(y, tf.Tensor) or not (y.dtype.is_floating or y.dtype.is_integer):
             return
         if self._graph is None:
             with _compat.outside_trace():
                 self._graph = replicas.state_variable(
-                    np.array([np.inf, -np.inf, -np.inf], np.float32),
+                    np.where(_FOLD_MAX, -np.inf, np.inf).astype(np.float32),
                     name="gradguard_label_range",
                 )
         y = tf.cast(y, tf.float32)
-        most = tf.reduce_max(tf.reduce_sum(y, -1)) if self._sums(y.shape) else -np.inf
+        read = [tf.reduce_min(y), tf.reduce_max(y), -np.inf, np.inf, -np.inf]
+        if self._sums(y.shape):
+            sums = tf.reduce_sum(y, -1)
+            read[2:] = [tf.reduce_max(sums), tf.reduce_min(sums), tf.reduce_max(y[..., 0])]
+        read_tensor = tf.stack([tf.cast(v, tf.float32) for v in read])
         seen = self._graph.read_value()
         self._graph.assign(
-            tf.stack(
-                [
-                    tf.minimum(seen[0], tf.reduce_min(y)),
-                    tf.maximum(seen[1], tf.reduce_max(y)),
-                    tf.maximum(seen[2], most),
-                ]
-            )
+            tf.where(_FOLD_MAX, tf.maximum(seen, read_tensor), tf.minimum(seen, read_tensor))
         )
 
     def extent(self) -> tuple[float, float]:
         """The smallest and the largest label seen (a host read; inf and -inf before any)."""
-        return self._seen()[:2]
+        low, high, *_ = self._seen()
+        return low, high
 
-    def _seen(self) -> tuple[float, float, float]:
-        low, high, largest = self._host
+    def _seen(self) -> list[float]:
+        seen = self._host
         if self._graph is not None:
-            seen = self._graph.numpy()
-            low, high = min(low, float(seen[0])), max(high, float(seen[1]))
-            largest = max(largest, float(seen[2]))
-        return low, high, largest
+            graph = self._graph.numpy().astype(np.float64)
+            seen = np.where(_FOLD_MAX, np.maximum(seen, graph), np.minimum(seen, graph))
+        return [float(v) for v in seen]
 
     def judge(self, step: int) -> Finding | None:
         """`labels-out-of-range` when the labels seen pass the bounds (a host read)."""
-        low, high, largest = self._seen()
+        low, high, largest, least, first = self._seen()
         allowed = self.bounds
         if not (np.isfinite(low) and np.isfinite(high)):
             return None  # no labels yet (or NaN in them: the data's own finding)
@@ -186,10 +193,25 @@ class LabelRange:
             )
             details["allowed"] = [allowed.low, allowed.high if np.isfinite(allowed.high) else None]
             return Finding("labels-out-of-range", message, step, details=details)
-        # Labels a softmax cannot sum to: several classes at once, or counts.
-        if allowed.softmax is None or largest < _SUMS_BEYOND_ONE or low < -_TOLERANCE:
+        if allowed.softmax is None or low < -_TOLERANCE:
             return None
         name, width = allowed.softmax
+        # One-hot rows of classes numbered from 1: the last class a row of zeros, unit 0 empty.
+        if least <= _TOLERANCE and first <= _TOLERANCE and high >= 1.0 - _TOLERANCE:
+            message = (
+                "Some examples' labels are all 0 and the first unit of the output layer "
+                f"{name!r} is never a target: classes numbered from 1 and one-hot encoded with "
+                f"their count as the depth (tf.one_hot(ids, depth={width}) of ids 1..{width}; a "
+                "StringLookup keeps id 0 for unknown values), so the last class becomes a row "
+                "of zeros, with no class to train towards and no gradient, and unit 0 is never "
+                "learned. Number the classes from 0: ids - 1, or "
+                "StringLookup(..., num_oov_indices=0)."
+            )
+            details["row_sums"] = [least, largest]
+            return Finding("labels-out-of-range", message, step, details=details)
+        # Labels a softmax cannot sum to: several classes at once, or counts.
+        if largest < _SUMS_BEYOND_ONE:
+            return None
         message = (
             f"Some examples' labels sum to {number(largest)}, which the output layer {name!r} "
             f"cannot be trained towards: its softmax makes each example's {width} outputs sum "

@@ -880,6 +880,10 @@ def _label_rows(kind, x, rng):
     if kind == "mixup":
         mix = rng.uniform(size=(len(x), 1)).astype("float32")
         return mix * one_hot + (1 - mix) * one_hot[::-1]
+    if kind == "from one":  # ids 1..4 one-hot with depth 4: the last a row of zeros
+        return np.eye(5, dtype="float32")[np.argmax(scores, axis=1) + 1][:, :4]
+    if kind == "ignored":  # ids 0..3, every tenth example -1 (a row of zeros on purpose)
+        return np.where(np.arange(len(x))[:, None] % 10 == 0, 0.0, one_hot).astype("float32")
     if kind.startswith("votes"):  # three annotators' counts per class, sums of 3
         votes = one_hot + np.eye(4, dtype="float32")[rng.integers(0, 4, size=(len(x), 2))].sum(1)
         return votes / 3 if kind.endswith("normalized") else votes
@@ -910,6 +914,9 @@ MULTI_LABEL = {
         "votes-normalized",
         False,
     ),
+    # Classes numbered from 1 one-hot encoded with depth 4: the last class lost, unit 0 empty.
+    "softmax-categorical-ce-from-one": ("softmax", "categorical_crossentropy", "from one", True),
+    "softmax-categorical-ce-ignored": ("softmax", "categorical_crossentropy", "ignored", False),
     # A loss of the user's own that normalizes the labels first (its `call` overridden).
     "softmax-normalizing-loss-multi-hot": (
         "softmax",
@@ -934,7 +941,11 @@ def test_labels_a_softmax_cannot_sum_to_are_named(case, entry):
     report = _train_on_labels(entry, model, loss, x, y)
     out_of_range = [f for f in report.findings if f.code == "labels-out-of-range"]
     assert bool(out_of_range) == found, str(report)
-    if found:
+    if found and kind == "from one":
+        (finding,) = out_of_range
+        assert "num_oov_indices=0" in finding.message, finding.message
+        assert finding.details["row_sums"] == [0.0, 1.0]
+    elif found:
         (finding,) = out_of_range
         assert finding.details["largest_label_sum"] >= 2, finding.details
         assert model.layers[-1].name in finding.message, finding.message
