@@ -63,20 +63,21 @@ class LabelCopies:
                 )
         flat = tf.reshape(tf.cast(x, tf.float32), [tf.shape(x)[0], -1])
         labels = tf.reshape(tf.cast(y, tf.float32), [-1, 1])
-        if flat.shape[-1] not in (None, self.positions) or y.shape.num_elements() not in (
-            None,
-            flat.shape[0],
-        ):
+        per_example = y.shape[1:].num_elements() if y.shape.rank else None  # (labels)
+        if flat.shape[-1] not in (None, self.positions) or per_example not in (None, 1):
             return
-        # (a data set's windows may have no static length: checked as they come, never raising)
-        fits = tf.equal(tf.shape(flat)[1], self.positions) & tf.equal(
-            tf.shape(labels)[0], tf.shape(flat)[0]
-        )
-        equal = tf.cond(
-            fits,
-            lambda: tf.reduce_all(tf.equal(flat, labels), axis=0),
-            lambda: tf.zeros([self.positions], tf.bool),
-        )
+        if flat.shape[-1] == self.positions and per_example == 1:  # (as many rows as x)
+            fits = tf.constant(True)
+            equal = tf.reduce_all(tf.equal(flat, labels), axis=0)
+        else:  # (a data set's windows may have no static length: checked as they come)
+            fits = tf.equal(tf.shape(flat)[1], self.positions) & tf.equal(
+                tf.shape(labels)[0], tf.shape(flat)[0]
+            )
+            equal = tf.cond(
+                fits,
+                lambda: tf.reduce_all(tf.equal(flat, labels), axis=0),
+                lambda: tf.zeros([self.positions], tf.bool),
+            )
         equal = tf.cast(tf.ensure_shape(equal, [None]), tf.float32)
         varies = tf.reduce_max(labels) > tf.reduce_min(labels)  # (else any constant input equals)
         state = self._state.read_value()
