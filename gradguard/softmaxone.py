@@ -9,9 +9,11 @@ scores get exactly zero gradient, and the model learns less (held-out accuracy 0
 
 Read from a traced graph (`lossgraph.graph_findings`; `TrainStep` from its traced
 predictions): a softmax whose input's last axis has a static size of 1, whose output weighs
-something (a product or a matrix product with a tensor that is not constant). A model's last
-layer ``Dense(1, activation="softmax")`` feeds its loss, not a product: it is
-`from-logits-mismatch`'s (`output_layer`).
+the positions of a tensor that is not constant (a product broadcasting it over wider values,
+or a matrix product summing over the positions). Attention to a single key (a matrix product
+over the size-1 axis: Keras' `MultiHeadAttention` given one key) has weights of 1 by rights,
+and a model's last layer ``Dense(1, activation="softmax")`` feeds its loss, not a product (it
+is `from-logits-mismatch`'s, `output_layer`): both stay silent.
 """
 
 from __future__ import annotations
@@ -24,19 +26,32 @@ from gradguard.findings import Finding
 
 __all__ = ["graph_softmax_over_one"]
 
-# Ops that pass weights on unchanged, and ops that weigh a tensor by them.
-_VIEWS = frozenset({"Identity", "Cast", "ExpandDims", "Reshape", "Squeeze", "Transpose"})
-_WEIGHING = frozenset({"Mul", "MatMul", "BatchMatMulV2", "BatchMatMulV3", "Einsum"})
+# Ops that pass weights on unchanged.
+_VIEWS = frozenset({"Identity", "Cast"})
+# Matrix products and whether the first operand is transposed: its rows are then summed over.
+_TRANSPOSED = {"MatMul": "transpose_a", "BatchMatMulV2": "adj_x", "BatchMatMulV3": "adj_x"}
 
 
 def _weighs(tensor: tf.Tensor) -> bool:
-    """Whether `tensor` (or a view of it) is multiplied with a tensor that is not constant."""
+    """Whether weights `tensor`, of shape (..., positions, 1), weigh a varying tensor's positions.
+
+    By a product broadcasting the size-1 axis over wider values, or a matrix product summing
+    over the positions. A matrix product that sums over the size-1 axis itself is attention to
+    one key (a cross-attention to a single context vector), where weights of 1 are right.
+    """
     for consumer in tensor.consumers():
         if consumer.type in _VIEWS and _weighs(consumer.outputs[0]):
             return True
         others = [t for t in consumer.inputs if t is not tensor]
-        if consumer.type in _WEIGHING and any(tf.get_static_value(t) is None for t in others):
-            return True
+        if not others or tf.get_static_value(others[0]) is not None:
+            continue
+        if consumer.type == "Mul":
+            shape = others[0].shape
+            if shape.rank and shape[-1] is not None and shape[-1] > 1:
+                return True
+        elif consumer.type in _TRANSPOSED and consumer.inputs[0] is tensor:
+            if consumer.get_attr(_TRANSPOSED[consumer.type]):
+                return True
     return False
 
 

@@ -61,3 +61,29 @@ def test_a_one_unit_softmax_output_weighs_nothing():
     ops = graph.graph.get_operations()
     assert any(op.type == "Softmax" for op in ops)
     assert softmaxone.graph_softmax_over_one(ops, step=0) is None
+
+
+def test_attention_to_a_single_key_is_right_to_weigh_it_by_1():
+    """Cross-attention to one context vector: the softmax over one key, a product over it."""
+    attend = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4)
+    graph = tf.function(lambda q, c: attend(q, c)).get_concrete_function(
+        tf.TensorSpec((None, T, 8)), tf.TensorSpec((None, 1, 8))
+    )
+    ops = graph.graph.get_operations()
+    assert any(op.type == "Softmax" and op.inputs[0].shape[-1] == 1 for op in ops)
+    assert softmaxone.graph_softmax_over_one(ops, step=0) is None
+
+
+@pytest.mark.parametrize("transposed", [True, False])
+def test_pooling_by_a_matrix_product_over_the_positions_is_found(transposed):
+    """weights (batch, T, 1) transposed times values (batch, T, F): a sum over the positions."""
+
+    def pool(values):
+        weights = tf.nn.softmax(tf.reduce_sum(values, -1, keepdims=True), axis=-1)
+        if transposed:
+            return tf.matmul(weights, values, adjoint_a=True)
+        return tf.matmul(weights, values[:, :1])  # (one key: a product over the size-1 axis)
+
+    graph = tf.function(pool).get_concrete_function(tf.TensorSpec((None, T, 8)))
+    found = softmaxone.graph_softmax_over_one(graph.graph.get_operations(), step=0)
+    assert (found is not None) == transposed
