@@ -9,8 +9,7 @@ Per model, what applies to it, decided at its first batch:
   one class at a time);
 * its inputs' padding, if a recurrent layer reads them unmasked (`padding`, a suspect);
 * pixels divided by 255 twice (`rescaled`), or never (a suspect);
-* its sample weights' largest (`sampleweights`: far below 1, SGD's steps shrink);
-* a regression's label equal to one of its own inputs (`labelcopy`: a window one step off).
+* its sample weights' largest (`sampleweights`: far below 1, SGD's steps shrink).
 
 Under ``gradguard run``, which wraps `fit`, its arrays are also read on the host as it starts
 (`given`): examples of unit length (`rownorm`, a suspect too costly to fold per step), token
@@ -30,7 +29,6 @@ from gradguard import (
     batch,
     chance,
     label_range,
-    labelcopy,
     maskzero,
     padding,
     rescaled,
@@ -60,7 +58,6 @@ class FitBatches:
         self._label_ranges: dict[int, label_range.LabelRange] = {}
         self._paddings: dict[int, padding.TrailingPadding | None] = {}
         self._pixels: dict[int, rescaled.InputPixels | None] = {}
-        self._copies: dict[int, labelcopy.LabelCopies | None] = {}
         self._weights: dict[int, sampleweights.LargestWeight] = {}
         self._given: dict[int, dict[str, Any]] = {}  # notes from fit's arrays (`given`)
         self.heldout = HeldoutScales()  # (fit's inputs, against evaluate's and predict's)
@@ -104,10 +101,6 @@ class FitBatches:
         if key not in self._paddings:
             self._paddings[key] = padding.TrailingPadding.of(model)
             self._pixels[key] = rescaled.InputPixels.of(model)
-            self._copies[key] = labelcopy.LabelCopies.of(model)
-        copies = self._copies[key]
-        if copies is not None:
-            copies.observe(x, y)
         for labels in (self._label_ranges.get(key), self.label_counts.get(key)):
             if labels is not None:
                 labels.observe(y)
@@ -118,11 +111,10 @@ class FitBatches:
             self._weights.setdefault(key, sampleweights.LargestWeight()).observe(sample_weight)
 
     def findings(self, step: int) -> list[Finding]:
-        """What the batches showed: the labels' range, classes, pixels and copies (host)."""
+        """`labels-out-of-range`, `batches-one-class` and `inputs-rescaled-twice` (a host read)."""
         found = [labels.judge(step) for labels in self._label_ranges.values()]
         found += [counts.batches_one_class(step) for counts in self.label_counts.values()]
         found += [pixels.finding(step) for pixels in self._pixels.values() if pixels]
-        found += [copies.finding(step) for copies in self._copies.values() if copies]
         return [finding for finding in found if finding is not None]
 
     def input_notes(self, model: Any) -> dict[str, Any]:
