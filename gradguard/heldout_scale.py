@@ -9,10 +9,14 @@ pointing at the cause.
 Under ``gradguard run``, which wraps `fit`, `evaluate` and `predict`: the arrays `fit` trains a
 model on are profiled (each feature's mean and standard deviation: a column, or for inputs of
 rank 3 or more the last axis, e.g. an image's channels), and so are the arrays later given to
-the same model. Reported once per model, when most of an input's features moved by more than
-`SHIFT` training standard deviations, or spread `SPREAD` times more (or less) than in training.
-Such a gap is not a shift between data sets (a later period, another site): those move
-features by a few standard deviations, not tens. Data sets and generators are not read.
+the same model (up to `ROWS` examples spread evenly over each array: data may be stored in
+order). Reported once per model, when half the features of the inputs both have (pooled) moved
+by more than `SHIFT` training standard deviations, or spread `SPREAD` times wider than in
+training, against every `fit` of the model (fine-tuned on part of the data, it is still right
+to evaluate it on all). Such a gap is not a shift between data sets (a later period, another
+site): those move features by a few standard deviations, not tens. A narrower spread is no
+sign (a class, a region, a short window, a single hand-made example), so standardized data
+given to a model trained on raw data is not found. Data sets and generators are not read.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
 from gradguard.findings import Finding
 
@@ -41,14 +46,24 @@ class _Profile:
     rows: int
 
 
+def _rows(value: Any, rows: np.ndarray) -> Any:
+    """The examples `rows` of an array, a tensor or a data frame."""
+    if hasattr(value, "iloc"):
+        return value.iloc[rows]
+    if isinstance(value, np.ndarray):
+        return value[rows]
+    return tf.gather(value, rows)
+
+
 def _profile(value: Any) -> _Profile | None:
     """Each feature's mean and standard deviation over (a sample of) `value`'s examples."""
     shape = getattr(value, "shape", None)
     if not shape or not shape[0]:  # (no examples, or not known: a symbolic tensor)
         return None
-    try:
-        sample = np.asarray(value[:: max(1, shape[0] // ROWS)][:ROWS])  # (rows of a frame too)
-    except (TypeError, ValueError, IndexError):
+    rows = np.unique(np.linspace(0, shape[0] - 1, min(shape[0], ROWS)).astype(np.int64))
+    try:  # (spread over all of it: data stored in order, one session after another)
+        sample = np.asarray(_rows(value, rows))
+    except (TypeError, ValueError, IndexError, tf.errors.OpError):
         return None
     if sample.dtype.kind not in "iuf" or sample.ndim == 0:  # (strings, booleans)
         return None
@@ -72,65 +87,87 @@ def _profiles(x: Any) -> dict[str, _Profile]:
     return {name: profile for name, profile in profiles.items() if profile is not None}
 
 
-def _differing(trained: _Profile, given: _Profile) -> tuple[float, int] | None:
-    """The share of features that differ in scale, and the feature that differs most."""
-    if trained.mean.shape != given.mean.shape:
+def _differing(trained: dict[str, _Profile], given: dict[str, _Profile]) -> _Gap | None:
+    """How far `given`'s features lie from `trained`'s, over the inputs both have.
+
+    A feature differs when its mean moved by more than `SHIFT` training standard deviations, or
+    its spread grew `SPREAD` times (from `MIN_ROWS` examples). A narrower spread is no sign: a
+    class, a region or a short window of the data is narrower than all of it.
+    """
+    off, varying, worst = 0, 0, None
+    for key in sorted(trained.keys() & given.keys()):
+        before, now = trained[key], given[key]
+        if before.mean.shape != now.mean.shape:
+            continue
+        moves = before.std > 0
+        std = np.where(moves, before.std, 1.0)
+        shift = np.abs(now.mean - before.mean) / std
+        far = shift > SHIFT
+        if now.rows >= MIN_ROWS and before.rows >= MIN_ROWS:
+            far |= now.std / std > SPREAD
+        far &= moves
+        off, varying = off + int(far.sum()), varying + int(moves.sum())
+        if far.any():
+            feature = int(np.argmax(np.where(far, shift, -1.0)))
+            if worst is None or shift[feature] > worst[0]:
+                worst = (float(shift[feature]), key, feature, before, now)
+    if not varying or worst is None:
         return None
-    varying = trained.std > 0
-    if not varying.any():
-        return None
-    std = np.where(varying, trained.std, 1.0)
-    shift = np.abs(given.mean - trained.mean) / std
-    off = shift > SHIFT
-    if given.rows >= MIN_ROWS and trained.rows >= MIN_ROWS:
-        ratio = given.std / std
-        # (a feature constant in a small held-out set is no narrower spread: rare values)
-        off |= (ratio > SPREAD) | ((given.std > 0) & (ratio < 1 / SPREAD))
-    off &= varying
-    share = off.sum() / varying.sum()
-    return float(share), int(np.argmax(np.where(varying, np.maximum(shift, 0), -1)))
+    return _Gap(off / varying, *worst[1:])
+
+
+@dataclasses.dataclass(frozen=True)
+class _Gap:
+    share: float  # of the features that vary in training
+    key: str  # the input of the feature shown
+    feature: int
+    before: _Profile
+    now: _Profile
 
 
 class HeldoutScales:
     """The inputs each model was trained on by `fit`, against those later given to it."""
 
     def __init__(self) -> None:
-        self._trained: dict[int, dict[str, _Profile]] = {}
+        self._trained: dict[int, list[dict[str, _Profile]]] = {}  # (one per fit)
         self._told: set[int] = set()
 
     def trained_on(self, model: Any, x: Any) -> None:
         """`fit` trains `model` on `x` (arrays: profiled; a data set: nothing known)."""
         profiles = _profiles(x)
         if profiles:
-            self._trained[id(model)] = profiles
+            self._trained.setdefault(id(model), []).append(profiles)
 
     def given(self, model: Any, call: str, x: Any, step: int) -> list[Finding]:
-        """`call` (``evaluate``...) gives `model` the inputs `x`: are they scaled as in training?"""
-        trained = self._trained.get(id(model))
-        if trained is None or id(model) in self._told:
+        """`call` (``evaluate``...) gives `model` the inputs `x`: are they scaled as in training?
+
+        Held against every `fit` of the model: a model fine-tuned on part of the data is still
+        right to be evaluated on all of it.
+        """
+        fits = self._trained.get(id(model))
+        if not fits or id(model) in self._told:
             return []
         given = _profiles(x)
-        for key in sorted(trained.keys() & given.keys()):
-            before, now = trained[key], given[key]
-            differing = _differing(before, now)
-            if differing is None or differing[0] < SHARE:
-                continue
-            self._told.add(id(model))
-            share, feature = differing
-            name = f"input '{key}'" if key else "input"
-            where = "fit as validation_data" if call == "validation_data" else call
-            message = (
-                f"The {name} given to {where} is on another scale than the one fit trained "
-                f"'{getattr(model, 'name', 'the model')}' on: {share:.0%} of its features "
-                f"differ by more than {SHIFT:g} training standard deviations or spread "
-                f"{SPREAD:g} times more or less (feature {feature}: mean "
-                f"{now.mean[feature]:.3g} and standard deviation {now.std[feature]:.3g}, "
-                f"against {before.mean[feature]:.3g} and {before.std[feature]:.3g} in "
-                "training). The model sees data unlike any it learned from. Preprocess it as "
-                "the training data was (the training data's mean and standard deviation, the "
-                "same division by 255), or put the preprocessing in the model "
-                "(keras.layers.Normalization, Rescaling)."
-            )
-            details = {"call": call, "input": key, "share": share, "feature": feature}
-            return [Finding("heldout-scale-mismatch", message, step, details=details)]
-        return []
+        gaps = [_differing(trained, given) for trained in fits]
+        if any(gap is None or gap.share < SHARE for gap in gaps):
+            return []
+        self._told.add(id(model))
+        gap = gaps[-1]
+        assert gap is not None
+        name = f"input '{gap.key}'" if gap.key else "input"
+        where = "fit as validation_data" if call == "validation_data" else call
+        before, now, feature = gap.before, gap.now, gap.feature
+        message = (
+            f"The inputs given to {where} are on another scale than those fit trained "
+            f"'{getattr(model, 'name', 'the model')}' on: {gap.share:.0%} of their features "
+            f"moved by more than {SHIFT:g} training standard deviations or spread "
+            f"{SPREAD:g} times wider (the {name}'s feature {feature}: mean "
+            f"{now.mean[feature]:.3g} and standard deviation {now.std[feature]:.3g}, "
+            f"against {before.mean[feature]:.3g} and {before.std[feature]:.3g} in "
+            "training). The model sees data unlike any it learned from. Preprocess it as "
+            "the training data was (the training data's mean and standard deviation, the "
+            "same division by 255), or put the preprocessing in the model "
+            "(keras.layers.Normalization, Rescaling)."
+        )
+        details = {"call": call, "input": gap.key, "share": gap.share, "feature": feature}
+        return [Finding("heldout-scale-mismatch", message, step, details=details)]

@@ -29,13 +29,51 @@ def _judged(trained: np.ndarray, given: np.ndarray, call: str = "evaluate") -> l
     return [finding.code for finding in scales.given(model, call, given, step=9)]
 
 
-def test_raw_features_against_standardized_training_are_found_either_way():
+def test_raw_features_against_standardized_training_are_found():
     x, _ = _raw_features(512)
     standardized = (x - x.mean(axis=0)) / x.std(axis=0)
     assert _judged(standardized, x[:64]) == [CODE]
-    assert _judged(x, standardized[:64]) == [CODE]  # (spread 10x narrower)
+    assert _judged(x, standardized[:64]) == []  # (narrower: no sign, a subset is narrower)
     assert _judged(standardized, x[:1], "predict") == [CODE]  # one example: its mean alone
     assert _judged(standardized, standardized[:64]) == []
+
+
+def test_part_of_the_data_is_no_other_scale():
+    """hunt11: one class, a region, a short window, noisy copies of one point: all narrower."""
+    x, y = _raw_features(2000)
+    standardized = (x - x.mean(axis=0)) / x.std(axis=0)
+    assert _judged(standardized, standardized[y == 1]) == []
+    assert _judged(standardized, standardized[:1] + 0.02 * standardized[:64]) == []
+    assert _judged(standardized, np.sort(standardized, axis=0)[-30:]) == []  # (the top 30)
+
+
+def test_data_stored_in_order_is_read_over_all_of_it():
+    """hunt11: 1100 night frames, then 400 day frames: the profile spans both."""
+    night = np.random.default_rng(6).uniform(0.0, 0.1, size=(1100, 4))
+    day = np.random.default_rng(7).uniform(0.2, 1.0, size=(400, 4))
+    assert _judged(np.concatenate([night, day]), day[:50]) == []
+
+
+def test_a_model_fine_tuned_on_part_of_the_data_may_be_evaluated_on_all():
+    x, _ = _raw_features(2000)
+    standardized = (x - x.mean(axis=0)) / x.std(axis=0)
+    region = standardized[np.argsort(standardized[:, 0])[:100]]  # (a narrow slice of it)
+    scales, model = HeldoutScales(), object()
+    scales.trained_on(model, standardized)
+    scales.trained_on(model, region)
+    assert scales.given(model, "evaluate", standardized[:200], step=1) == []
+    assert [f.code for f in scales.given(model, "evaluate", x[:200], step=1)] == [CODE]
+
+
+def test_one_rare_value_among_many_inputs_is_no_other_scale():
+    """hunt11: one hand-made example with a count seen twice in training, beside other inputs."""
+    rng = np.random.default_rng(8)
+    columns = {f"c{i}": rng.normal(size=(1000, 1)) for i in range(5)}
+    columns["count"] = (rng.random((1000, 1)) < 0.005) * 3.0
+    example = {key: value[:1] * 0 + 0.1 for key, value in columns.items()} | {
+        "count": np.array([[3.0]])
+    }
+    assert _judged(columns, example, "predict") == []
 
 
 def test_images_not_divided_by_255_are_found_by_their_channels():
