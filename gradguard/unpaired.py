@@ -11,11 +11,13 @@ anything: a CycleGAN's two unpaired image sets): below the steps that keep each 
 (batching, prefetching, repeating, caching, a shuffle of the pairs, a map that still makes
 pairs), a zip of two data sets of one tensor each (the inputs and the labels) whose shuffles
 differ: one shuffled and not the other, or shuffles whose seeds or buffer
-sizes differ, or unseeded ones (each draws its own order); or a filter on either branch
+sizes differ, or unseeded ones (each draws its own order); or a filter on one branch only
 (``x.filter(...)`` zipped with ``y``: from the first element it drops, every input meets a later
-example's label). Zipping first and shuffling or filtering the pairs, and two shuffles of the
-same explicit seed and buffer size (the same order), stay silent; so do `skip` and `take` on a
-branch (a label one step ahead is a forecast's).
+example's label). Filters on both branches may keep the same examples, and records filtered
+before they are split into inputs and labels lose the same ones from each: both stay silent,
+as do zipping first and shuffling or filtering the pairs, two shuffles of the same explicit
+seed and buffer size (the same order), and `skip` or `take` on a branch (a label one step
+ahead is a forecast's).
 """
 
 from __future__ import annotations
@@ -60,13 +62,12 @@ def finding(data: Any, step: int) -> Finding | None:
     if not all(isinstance(spec, tf.TensorSpec) for spec in node.element_spec):
         return None  # (a branch of pairs itself: two streams, not inputs and labels)
     branches = node._inputs()  # noqa: SLF001
-    filtered = [_filters(branch) for branch in branches]
-    if any(filtered):
-        which = "each" if all(filtered) else "the inputs" if filtered[0] else "the labels"
-        own = "its" if which == "each" else "their"
+    filtered = _own_filters(*branches)
+    if bool(filtered[0]) != bool(filtered[1]):  # (filters on both may keep the same examples)
+        which = "the inputs" if filtered[0] else "the labels"
         message = (
             f"fit's data set zips its inputs and labels from two data sets, {which} filtered "
-            f"on {own} own: from the first example a filter drops, every example meets "
+            "on their own: from the first example a filter drops, every example meets "
             "another example's label, so the labels tell the model little about its inputs. "
             "Zip them first, then filter the pairs: "
             "tf.data.Dataset.zip((x, y)).filter(lambda x, y: ...)."
@@ -112,9 +113,17 @@ def _shuffles(data: Any) -> list[tuple[int, tuple[int, int]]]:
     ]
 
 
-def _filters(data: Any) -> int:
-    """How many filters below `data` drop elements (a branch's own: its examples shift)."""
-    return sum(type(node).__name__ == "_FilterDataset" for node in _chain(data))
+def _own_filters(inputs: Any, labels: Any) -> tuple[int, int]:
+    """The filters each branch has of its own, above the data set both are made from, if any.
+
+    A filter both branches share (records filtered, then split into inputs and labels) drops
+    the same examples from both.
+    """
+    chains = _chain(inputs), _chain(labels)
+    shared = {id(node) for node in chains[0]} & {id(node) for node in chains[1]}
+    own = [[node for node in chain if id(node) not in shared] for chain in chains]
+    counts = [sum(type(node).__name__ == "_FilterDataset" for node in nodes) for nodes in own]
+    return counts[0], counts[1]
 
 
 def _describe(shuffles: list[tuple[int, tuple[int, int]]]) -> str:

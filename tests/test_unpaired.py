@@ -24,6 +24,10 @@ def _kept(x):
     return x[0] > -1.0  # (drops about a sixth of the examples)
 
 
+def _split(pairs):
+    return tf.data.Dataset.zip((pairs.map(lambda x, y: x), pairs.map(lambda x, y: y)))
+
+
 # How the data set pairs its inputs and labels, and whether they are shuffled or filtered apart.
 DATA = {
     "seeds 1 and 2": (lambda: tf.data.Dataset.zip((xs.shuffle(256, 1), ys.shuffle(256, 2))), True),
@@ -63,6 +67,18 @@ DATA = {
         True,
     ),
     "labels a step ahead": (lambda: tf.data.Dataset.zip((xs, ys.skip(1))), False),  # a forecast
+    "both filtered by index": (  # (hunt11: the same examples kept from both)
+        lambda: tf.data.Dataset.zip(
+            tuple(
+                d.enumerate().filter(lambda i, v: i % 5 != 0).map(lambda i, v: v) for d in (xs, ys)
+            )
+        ),
+        False,
+    ),
+    "filtered, then split": (  # (hunt11: one filtered data set, then inputs and labels)
+        lambda: _split(tf.data.Dataset.zip((xs, ys)).filter(lambda x, y: _kept(x))),
+        False,
+    ),
 }
 
 
