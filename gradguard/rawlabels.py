@@ -95,7 +95,7 @@ class RawLabels:
 def _reads(op: tf.Operation) -> Iterator[tuple[str, int, tf.Tensor]]:
     """What `op` reads of the step's raw labels (of a sparse cross-entropy: the fractions)."""
     if op.type == "SparseSoftmaxCrossEntropyWithLogits":
-        labels = _float_labels(op.inputs[1])
+        labels = _float_labels(op)
         if labels is not None:
             yield "class_ids", 0, labels - tf.floor(labels)
     if op.type == "OneHot":
@@ -119,15 +119,28 @@ def _constant(tensor: tf.Tensor) -> Any:
     return value.item() if value is not None and value.size == 1 else None
 
 
-def _float_labels(ids: tf.Tensor) -> tf.Tensor | None:
-    """The step's float data that integer `ids` were cast from, if they were."""
-    op = ids.op
-    while op.type in _PASSING and op.inputs:
-        tensor = op.inputs[0]
-        if tensor.dtype.is_floating:
-            return tensor if _raw(tensor) else None
-        op = tensor.op
-    return None
+def _float_labels(loss: tf.Operation) -> tf.Tensor | None:
+    """The step's float data a sparse cross-entropy `loss` cast to class ids itself, if it did.
+
+    The first cast above the ids must be the one from floats, made inside the loss's own name
+    scope (a Keras loss's), and the floats the step's data through reshapes and float casts
+    only: labels the code cast to integers itself (``tf.cast(age, tf.int32)``, a floor on
+    purpose) reach the loss whole.
+    """
+    op = loss.inputs[1].op
+    while op.type in _PASSING and op.type != "Cast" and op.inputs:
+        op = op.inputs[0].op
+    scope = op.name.rpartition("/")[0]
+    if op.type != "Cast" or not op.inputs[0].dtype.is_floating:
+        return None
+    if not scope or not loss.name.startswith(scope + "/"):
+        return None
+    labels = tensor = op.inputs[0]
+    while tensor.op.type in _PASSING and tensor.op.inputs:
+        tensor = tensor.op.inputs[0]
+        if not tensor.dtype.is_floating:
+            return None  # (integers cast to floats: whole)
+    return labels if tensor.op.type in _SOURCES else None
 
 
 def _raw(tensor: tf.Tensor) -> bool:
