@@ -141,7 +141,9 @@ class LabelRange:
         read = [np.min(labels), np.max(labels), -np.inf, np.inf, -np.inf]
         if self._sums(labels.shape):
             sums = np.sum(labels, axis=-1)
-            read[2:] = [np.max(sums), np.min(sums), np.max(labels[..., 0])]
+            read[2] = np.max(sums)
+            if labels.ndim == 2:  # (one label per example: a sequence's padding is no class)
+                read[3:] = [np.min(sums), np.max(labels[..., 0])]
         self._host = np.where(_FOLD_MAX, np.maximum(self._host, read), np.minimum(self._host, read))
 
     def observe(self, y: Any) -> None:
@@ -158,7 +160,9 @@ class LabelRange:
         read = [tf.reduce_min(y), tf.reduce_max(y), -np.inf, np.inf, -np.inf]
         if self._sums(y.shape):
             sums = tf.reduce_sum(y, -1)
-            read[2:] = [tf.reduce_max(sums), tf.reduce_min(sums), tf.reduce_max(y[..., 0])]
+            read[2] = tf.reduce_max(sums)
+            if y.shape.rank == 2:  # (one label per example: a sequence's padding is no class)
+                read[3:] = [tf.reduce_min(sums), tf.reduce_max(y[..., 0])]
         read_tensor = tf.stack([tf.cast(v, tf.float32) for v in read])
         seen = self._graph.read_value()
         self._graph.assign(
@@ -196,7 +200,8 @@ class LabelRange:
         if allowed.softmax is None or low < -_TOLERANCE:
             return None
         name, width = allowed.softmax
-        # One-hot rows of classes numbered from 1: the last class a row of zeros, unit 0 empty.
+        # One-hot rows of classes numbered from 1: the last class a row of zeros, unit 0 empty
+        # (one label per example: a tagger's padded positions are rows of zeros on purpose).
         if least <= _TOLERANCE and first <= _TOLERANCE and high >= 1.0 - _TOLERANCE:
             message = (
                 "Some examples' labels are all 0 and the first unit of the output layer "

@@ -882,6 +882,9 @@ def _label_rows(kind, x, rng):
         return mix * one_hot + (1 - mix) * one_hot[::-1]
     if kind == "from one":  # ids 1..4 one-hot with depth 4: the last a row of zeros
         return np.eye(5, dtype="float32")[np.argmax(scores, axis=1) + 1][:, :4]
+    if kind == "tags from one":  # per token (2 each): tags 1..3 of depth 4, the second padded
+        tags = np.eye(4, dtype="float32")[np.argmax(scores[:, 1:], axis=1) + 1]
+        return np.stack([tags, np.zeros_like(tags)], axis=1)
     if kind == "ignored":  # ids 0..3, every tenth example -1 (a row of zeros on purpose)
         return np.where(np.arange(len(x))[:, None] % 10 == 0, 0.0, one_hot).astype("float32")
     if kind.startswith("votes"):  # three annotators' counts per class, sums of 3
@@ -917,6 +920,13 @@ MULTI_LABEL = {
     # Classes numbered from 1 one-hot encoded with depth 4: the last class lost, unit 0 empty.
     "softmax-categorical-ce-from-one": ("softmax", "categorical_crossentropy", "from one", True),
     "softmax-categorical-ce-ignored": ("softmax", "categorical_crossentropy", "ignored", False),
+    # (hunt11) A tagger's tags 1..C-1 with unit 0 kept for padding, padded tokens rows of zeros.
+    "softmax-categorical-ce-tags-from-one": (
+        "softmax",
+        "categorical_crossentropy",
+        "tags from one",
+        False,
+    ),
     # A loss of the user's own that normalizes the labels first (its `call` overridden).
     "softmax-normalizing-loss-multi-hot": (
         "softmax",
@@ -938,6 +948,9 @@ def test_labels_a_softmax_cannot_sum_to_are_named(case, entry):
     model = keras.Sequential(
         [keras.Input((8,)), keras.layers.Dense(16, "relu"), keras.layers.Dense(4, activation)]
     )
+    if kind == "tags from one":  # (two tokens, a softmax over 4 tags each)
+        layers = [keras.layers.Dense(8), keras.layers.Reshape((2, 4)), keras.layers.Softmax()]
+        model = keras.Sequential([keras.Input((8,)), *layers])
     report = _train_on_labels(entry, model, loss, x, y)
     out_of_range = [f for f in report.findings if f.code == "labels-out-of-range"]
     assert bool(out_of_range) == found, str(report)
