@@ -7,12 +7,15 @@ the loss falls to nothing on them while the model learns little that holds beyon
 (held-out accuracy 0.44 against 0.74 with ``tf.random.uniform``). Nothing fails.
 
 Read from the traced loss (the guard, ``gradguard run``): a gather along the first axis, of
-data held in the graph (a constant, or a captured tensor that is no variable), with constant
-indices that are no run of consecutive rows (a slice such as ``x[:64]``, overfitting one batch
-on purpose, is left alone), at least `MIN_ROWS` of them, picking at most half of the rows.
-Batches passed to the step as arguments, drawn with ``tf.random`` or by a `tf.data` pipeline
-never are such constants, and a loss that also reads such a batch is left alone (a memory of
-examples replayed beside each new batch is picked once on purpose).
+data held in the graph (a constant, or a captured tensor that is no variable), that the model
+reads, with constant indices in no increasing order (drawn, not selected: a slice such as
+``x[:64]``, one batch overfit on purpose, a mask's rows or a sorted subset for a learning curve
+are left alone), at least `MIN_ROWS` of them, picking at most half of the rows with every such
+gather of the same data together (a whole epoch of batches in a fixed order covers it). Batches
+passed to the step as arguments, drawn with ``tf.random`` or by a `tf.data` pipeline never are
+such constants, and a loss that also reads such a batch is left alone (a memory of examples
+replayed beside each new batch is picked once on purpose), as is a gather of labels alone (a
+graph's fixed labelled nodes).
 """
 
 from __future__ import annotations
@@ -49,9 +52,7 @@ def _frozen(op: tf.Operation) -> tuple[int, int] | None:
     indices = tf.get_static_value(op.inputs[1])
     if axis is None or int(axis) != 0 or indices is None or np.ndim(indices) != 1:
         return None
-    if len(indices) < MIN_ROWS or np.array_equal(
-        indices, np.arange(indices[0], indices[0] + len(indices))
-    ):
+    if len(indices) < MIN_ROWS or np.all(np.diff(indices) > 0):  # (a slice, a mask's rows)
         return None
     rows = _data_rows(op.inputs[0])
     if rows is None or len(indices) > rows // 2:
@@ -69,20 +70,54 @@ def _fed(op: tf.Operation) -> bool:
     return id(op.outputs[0]) not in captured and op.outputs[0].shape.rank != 0
 
 
-def graph_batch_frozen(ops: Iterable[tf.Operation], step: int) -> Finding | None:
-    """`batch-frozen-at-trace` for a loss computed from rows picked once, at trace time.
+def _varying_gather(op: tf.Operation) -> bool:
+    """Whether `op` gathers rows of data in the graph by indices drawn anew (`tf.random`)."""
+    return (
+        op.type == "GatherV2"
+        and len(op.inputs) == 3
+        and tf.get_static_value(op.inputs[1]) is None
+        and _data_rows(op.inputs[0]) is not None
+    )
 
-    Only where no batch comes from outside too: examples kept on purpose (a rehearsal memory
-    replayed beside each new batch) are picked once as well.
+
+def _into_model(tensor: tf.Tensor, ops: set[tf.Operation]) -> bool:
+    """Whether `tensor` reaches, among `ops`, an op that reads a variable itself (a layer)."""
+    seen, frontier = set(), [tensor.op]
+    while frontier:
+        op = frontier.pop()
+        if op in seen or op not in ops:
+            continue
+        seen.add(op)
+        if any(t.dtype == tf.resource or t.op.type == "ReadVariableOp" for t in op.inputs):
+            return True
+        frontier += [consumer for out in op.outputs for consumer in out.consumers()]
+    return False
+
+
+def graph_batch_frozen(ops: Iterable[tf.Operation], step: int) -> Finding | None:
+    """`batch-frozen-at-trace` for a model fed rows picked once, at trace time.
+
+    Only indices in no increasing order (drawn, not selected: a mask's `np.flatnonzero`, a
+    sorted subset), rows the model reads (not only labels: a graph's fixed labelled nodes), and
+    only where no batch comes in anew (passed in, or drawn by `tf.random`: a rehearsal memory
+    replayed beside it is picked once on purpose) and the rows picked once do not cover the
+    data (a whole epoch of batches in a fixed order, a curriculum).
     """
     ops = list(ops)
-    if any(_fed(op) for op in ops):
+    if any(_fed(op) or _varying_gather(op) for op in ops):
         return None
+    within = set(ops)
+    frozen = []
+    covered: dict[int, set[int]] = {}  # per data tensor, the rows its frozen gathers pick
     for op in ops:
-        frozen = _frozen(op)
-        if frozen is None:
+        found = _frozen(op)
+        if found is not None:
+            frozen.append((op, *found))
+            indices = tf.get_static_value(op.inputs[1])
+            covered.setdefault(id(op.inputs[0]), set()).update(int(i) for i in indices)
+    for op, picked, rows in frozen:
+        if len(covered[id(op.inputs[0])]) > rows // 2 or not _into_model(op.outputs[0], within):
             continue
-        picked, rows = frozen
         message = (
             f"The step trains on the same {picked} of the {rows} examples every time: their "
             "indices were drawn while tf.function traced the step (NumPy or Python code runs "

@@ -17,7 +17,18 @@ from gradguard.options import Options
 
 CODE = "batch-frozen-at-trace"
 ROWS = 512
-PICKS = ["numpy indices", "numpy indices into numpy", "tf.random", "first rows", "rehearsal"]
+PICKS = [
+    "numpy indices",
+    "numpy indices into numpy",
+    "tf.random",
+    "first rows",
+    "rehearsal",
+    # hunt11's healthy designs:
+    "sorted subset",  # a learning curve's fixed subset, selected
+    "memory beside a tf.random batch",  # replay of a memory picked once
+    "labels only",  # full-batch on every node, the loss on fixed labelled nodes
+    "an epoch of fixed batches",  # a curriculum: every example, in a fixed order
+]
 
 
 def _loop(pick: str, entry: str) -> list[str]:
@@ -32,18 +43,35 @@ def _loop(pick: str, entry: str) -> list[str]:
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     def step(new_x, new_y):
+        drawn = np.random.default_rng(1).integers(0, ROWS, 32)  # once, at trace time
         if pick == "tf.random":
-            idx = tf.random.uniform([32], 0, ROWS, dtype=tf.int32)
+            drawn = tf.random.uniform([32], 0, ROWS, dtype=tf.int32)
         elif pick == "first rows":
-            idx = np.arange(32)
-        else:
-            idx = np.random.default_rng(1).integers(0, ROWS, 32)  # once, at trace time
+            drawn = np.arange(32)
+        elif pick == "sorted subset":
+            drawn = np.unique(drawn)
         source_x, source_y = (x_np, y_np) if pick == "numpy indices into numpy" else (x, y)
-        xb, yb = tf.gather(source_x, idx), tf.gather(source_y, idx)
+        xb, yb = tf.gather(source_x, drawn), tf.gather(source_y, drawn)
         if pick == "rehearsal":  # (the memory replayed beside the batch passed in)
             xb, yb = tf.concat([new_x, xb], 0), tf.concat([new_y, yb], 0)
+        if pick == "memory beside a tf.random batch":
+            fresh = tf.random.uniform([32], 0, ROWS, dtype=tf.int32)
+            xb, yb = (
+                tf.concat([tf.gather(x, fresh), xb], 0),
+                tf.concat([tf.gather(y, fresh), yb], 0),
+            )
         with tf.GradientTape() as tape:
-            loss = loss_fn(yb, model(xb, training=True))
+            if pick == "labels only":
+                loss = loss_fn(yb, tf.gather(model(x, training=True), drawn))
+            elif pick == "an epoch of fixed batches":
+                order = np.random.default_rng(2).permutation(ROWS)
+                batches = [order[i : i + 128] for i in range(0, ROWS, 128)]
+                losses = [
+                    loss_fn(tf.gather(y, b), model(tf.gather(x, b), training=True)) for b in batches
+                ]
+                loss = tf.add_n(losses)
+            else:
+                loss = loss_fn(yb, model(xb, training=True))
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
 
