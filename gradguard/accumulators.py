@@ -14,7 +14,8 @@ constant), where none of those variables was ever assigned or had a value subtra
 ``assign_add``), nor had a value added that is read from it (``e.assign_add(0.1 * (g - e))``:
 an average that decays), by the third update since.
 Updates of fresh gradients, accumulators zeroed anywhere in the code (before each cycle, after
-each update, in a function of their own) and accumulators made anew for each cycle stay silent.
+each update, in a function of their own), accumulators made anew for each cycle, and a sum kept
+over a table of per-example gradients (SAG: ``d.assign_add(g - table[i])``) stay silent.
 Not judged under a distribution strategy (its variables assign through their replicas').
 """
 
@@ -79,6 +80,8 @@ class Accumulators:
         added = [value] if method == "assign_add" else _added_to_itself(value, handle)
         if method == "assign_sub" or added is None or any(_reads(v, handle) for v in added):
             self._reset.add(id(handle))
+        elif any(_drops_old(v) for v in added):  # (a sum over a table: SAG's)
+            self._reset.add(id(handle))
 
     def findings(self, step: int) -> list[Finding]:
         """`accumulators-not-reset` for updates whose accumulators nothing reset (a host read)."""
@@ -132,6 +135,24 @@ def _added_to_itself(value: Any, handle: Any) -> list[Any] | None:
     if len(own) != 1:
         return None
     return [t for t in op.inputs if t is not own[0]]
+
+
+def _drops_old(value: Any) -> bool:
+    """Whether traced `value` takes off an entry it looks up in a variable: ``g - table[i]``.
+
+    A sum kept of a table of per-example gradients (SAG's) adds each new gradient and takes
+    off the one it replaces: it never grows, and is never reset, by design.
+    """
+    op = getattr(value, "op", None)
+    for _ in range(3):  # (through a sum over the batch, a cast)
+        if op is None or op.type == "Sub" or not op.inputs:
+            break
+        op = op.inputs[0].op
+    if op is None or op.type != "Sub":
+        return False
+    taken = op.inputs[1].op
+    looked_up = taken.type == "ResourceGather"
+    return looked_up or (taken.type == "GatherV2" and taken.inputs[0].op.type == "ReadVariableOp")
 
 
 def _read_of(tensor: Any, handle: Any) -> bool:

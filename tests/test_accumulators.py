@@ -160,3 +160,27 @@ def test_an_average_of_the_gradients_kept_in_variables_is_no_sum(average):
             step(x)
         codes = [f.code for f in guard.read(final=True).findings]
     assert "accumulators-not-reset" not in codes, codes
+
+
+def test_a_sum_kept_over_a_table_of_gradients_is_no_growing_sum():
+    """SAG (hunt11): d += g - table[i], the replaced entry taken off: never reset, by design."""
+    x, model, optimizer = _small_model()
+    kernel, bias = model.trainable_variables
+    table = tf.Variable(tf.zeros([4, *kernel.shape]), trainable=False)
+    total = tf.Variable(tf.zeros_like(kernel), trainable=False)
+
+    @tf.function
+    def step(i):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(model(x, training=True) ** 2)
+        grad, _ = tape.gradient(loss, [kernel, bias])
+        total.assign_add(grad - tf.gather(table, i))
+        table.scatter_update(tf.IndexedSlices(grad[None], i[None]))
+        optimizer.apply_gradients([(total / 4, kernel)])
+
+    guard = Guard(options=Options.create(), raise_errors=False)
+    with guard.instrument_process():
+        for i in range(6):
+            step(tf.constant(i % 4))
+        codes = [f.code for f in guard.read(final=True).findings]
+    assert "accumulators-not-reset" not in codes, codes
