@@ -11,7 +11,9 @@ data held in the graph (a constant, or a captured tensor that is no variable), t
 reads, with constant indices in no increasing order (drawn, not selected: a slice such as
 ``x[:64]``, one batch overfit on purpose, a mask's rows or a sorted subset for a learning curve
 are left alone), at least `MIN_ROWS` of them, picking at most half of the rows with every such
-gather of the same data together (a whole epoch of batches in a fixed order covers it). Batches
+gather of the same data in the loss together (a whole epoch's batches in a fixed order summed
+into one loss cover it; with one gradient per batch, the first is judged as it is traced,
+before the others exist: reported, the guide says so). Batches
 passed to the step as arguments, drawn with ``tf.random`` or by a `tf.data` pipeline never are
 such constants, and a loss that also reads such a batch is left alone (a memory of examples
 replayed beside each new batch is picked once on purpose), as is a gather of labels alone (a
