@@ -33,8 +33,8 @@ from gradguard.findings import Finding
 __all__ = ["HeldoutScales"]
 
 SHIFT = 20.0  # training standard deviations between the means of a feature
-SPREAD = 10.0  # how many times wider (or narrower) a feature's spread is
-SHARE = 0.5  # of an input's features (those that vary in training) that must differ
+SPREAD = 10.0  # how many times wider a feature's spread is
+SHARE = 0.5  # of the features (those that vary in training, over the inputs) that differ
 ROWS = 1024  # evenly spaced examples read of each array
 MIN_ROWS = 8  # examples needed to compare spreads (a mean is compared from one)
 
