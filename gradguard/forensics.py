@@ -5,7 +5,8 @@ and the variables the tapes and optimizers touch (`ledger.Ledger`). From those, 
 tells each step core:
 
 * which model it trains, and that model's chance-level loss (`chance`);
-* why variables read in the forward pass never got a gradient (cut, or their result unused);
+* what Keras' `fit` showed: its batches (`fit_batches`), its warnings, and, once it returned,
+  its held-out data (`fitend`) and whether its data ran out (`ranout`);
 * where a NaN began: the first unhealthy step's model input, kept in-graph, replayed once
   (`origin`) at the next host read.
 """
@@ -13,7 +14,7 @@ tells each step core:
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import keras
@@ -22,8 +23,8 @@ import tensorflow as tf
 from gradguard import (
     _compat,
     chance,
-    diagnose,
     fit_batches,
+    fitend,
     frozen,
     lossgraph,
     losslevel,
@@ -60,7 +61,6 @@ class Forensics:
 
     def __init__(self, tap: Tap, ledger: Ledger, names: Callable[[list[Any]], list[str]]):
         self._tap, self._ledger, self._names = tap, ledger, names
-        self._diagnosed: set[int] = set()  # variables whose missing gradient was explained
         # Per core, the keeper of its first unhealthy step's batch and the model; under XLA, the
         # step whose latest batch a replay already explained.
         self._keepers: dict[int, tuple[origin_lib.Keeper, Any]] = {}
@@ -78,7 +78,7 @@ class Forensics:
         # What the batches of each model under Keras' own train step show; per core of a
         # hand-written step, the class counts of its traced cross-entropy's labels.
         self._fit = fit_batches.FitBatches()
-        self.fit_length = ranout.FitLength()  # (under gradguard run: fit's data ran out)
+        self._fit_length = ranout.FitLength()  # (under gradguard run: fit's data ran out)
         self._traced_counts: dict[int, chance.LabelCounts] = {}
         self._raw_labels = rawlabels.RawLabels()  # (what hand-written losses read of labels)
         self._frozen = frozen.FrozenUntrained()  # (frozen layers never trained nor loaded)
@@ -94,8 +94,32 @@ class Forensics:
 
     def fit_given(self, model: Any, arguments: Mapping[str, Any], step: int) -> list[Finding]:
         """`fit` starts on `arguments` (by name): what its arrays show (`FitBatches.given`)."""
-        self.fit_length.start(model)
+        self._fit_length.start(model)
         return self._fit.given(model, arguments, step)
+
+    def fit_ended(
+        self, cores: Mapping[int, StepCore], model: Any, fit: Any, step: int
+    ) -> list[Finding]:
+        """`fit` of `model` returned: its held-out data, weights and length judged, at `step`.
+
+        `fit` is its arguments by name and what it returned, ``(arguments, history)``. The
+        held-out data and weights are judged by the core of its optimizer, among `cores`
+        (`fitend`); whether its data ran out, by `ranout`.
+        """
+        (arguments, history), found = fit, []
+        core = cores.get(id(_compat.inner_optimizer(model.optimizer)))
+        if core is not None:
+            self.note_chance(core)
+            found += fitend.judge(core.notes, history, arguments, core.steps - 1)
+        return found + self._fit_length.judge(model, arguments, step)
+
+    def on_warning(self, message: str) -> None:
+        """A Python warning raised while the guard listens (Keras' own diagnoses)."""
+        self._fit_length.on_warning(message)
+        if "does not have any trainable weights" in message and self._tap.last_model:
+            model = self._tap.last_model()
+            if model is not None and not model.trainable_variables and model.weights:
+                self._ledger.frozen_models.setdefault(id(model), model)
 
     def heldout_given(self, model: Any, call: str, x: Any, step: int) -> list[Finding]:
         """`call` gives `model` the inputs `x`: scaled as `fit`'s were (`heldout_scale`)?"""
@@ -360,40 +384,3 @@ class Forensics:
         core.notes["non_finite_origin"] = origin_lib.note(
             found, step, xla=True, forward_only=True, latest=True
         )
-
-    def unreached(self, step: int) -> list[Finding]:
-        """`none-gradient` for variables read that never got a gradient, when it is known why.
-
-        A trace of their model shows it: cut inside the model, or their result discarded there.
-        An output head the loss does not use reaches the model's outputs: not reported.
-        """
-        ledger = self._ledger
-        requested = list(ledger.requested.items())
-        unreached = [
-            i
-            for i, (k, _) in enumerate(requested)
-            if k in ledger.watched and k not in ledger.with_gradient and k not in self._diagnosed
-        ]
-        if not unreached or not ledger.with_gradient:
-            return []
-        self._diagnosed |= {requested[i][0] for i in unreached}
-        causes: dict[int, str] = {}
-        # The largest model first: the one whose outputs the loss is computed from.
-        models = sorted(self._tap.models(), key=lambda m: -len(m[0].trainable_variables))
-        for model, spec in models:
-            members = {key(v) for v in model.trainable_variables}
-            mine = [i for i in unreached if requested[i][0] in members and i not in causes]
-            if mine:
-                causes.update(_breaks(model, spec, [requested[i][1] for i in mine], mine))
-        if not causes:
-            return []
-        names = self._names([v for _, v in requested])
-        return [diagnose.none_gradient_finding(names, sorted(causes), causes, step)]
-
-
-def _breaks(model: Any, spec: Any, variables: Sequence[Any], indices: list[int]) -> dict[int, str]:
-    try:
-        found = diagnose.model_breaks(model, spec, variables)
-    except Exception:  # noqa: BLE001 - a model that cannot be traced alone says nothing
-        return {}
-    return {indices[j]: cause for j, cause in found.items()}

@@ -8,8 +8,8 @@ optimizer's updates (`apply_gradients` / `apply`) go through it (`gradguard.inst
 * what the user's code did is recorded in a `Ledger`, from which the host judges
   `missing-apply` and `variable-not-trained`; gradients that are all None are explained at once
   (`none-gradient`, with where the chain broke), and so is a gradient applied to a variable
-  other than its own (`pairing`), and gradients accumulated in variables never reset
-  (`accumulators`).
+  other than its own (`pairing`), gradients accumulated in variables never reset
+  (`accumulators`), and variables read that never got a gradient (`unreached`).
 
 The decorator forms are in `gradguard.decorator`; ``gradguard run`` uses `Guard` process-wide.
 (The module is not called `guard`: that is the decorator's public name.)
@@ -24,7 +24,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard import _compat, diagnose, fitend, instrument, lossgraph, replicas, stats, updating
+from gradguard import _compat, diagnose, instrument, lossgraph, replicas, updating
 from gradguard import activations as activations_lib
 from gradguard import findings as findings_lib
 from gradguard.accumulators import Accumulators
@@ -34,11 +34,13 @@ from gradguard.ledger import Ledger
 from gradguard.ledger import key as ledger_key
 from gradguard.manual import LossWatch
 from gradguard.modes import inference_mode
+from gradguard.naming import VariableNames
 from gradguard.options import Options, check_optimizer
 from gradguard.pairing import Pairing
 from gradguard.stages import Stages
 from gradguard.tap import Tap
 from gradguard.unadapted import InputScales
+from gradguard.unreached import Unreached
 
 __all__ = ["Guard"]
 
@@ -86,6 +88,9 @@ class Guard:
         self.raise_errors = raise_errors
         self.report = findings_lib.Report()
         self.ledger = Ledger(models)
+        self._names = VariableNames(self.model, self.ledger)
+        # Variables the tape watched but a gradient call does not ask for (`instrument`).
+        self.extra_sources = self.ledger.extra_sources
         self._pairing = Pairing(ledger_key)  # which variable each gradient is of
         # A loop with no optimizer named may update by hand: its losses are watched for NaN.
         self._manual = LossWatch() if self.optimizer is None else None
@@ -103,6 +108,7 @@ class Guard:
         self._pending: list[findings_lib.Finding] = []
         self._unwatched_reported = False  # a gradient asked of a tensor the tape did not watch
         self.forensics = Forensics(self._tap, self.ledger, self._names)
+        self._unreached = Unreached(self._tap, self.ledger, self._names)
         self._last_loss: tf.Tensor | None = None
         self._scaled_loss: tuple[Any, Any] = (None, None)  # the latest (scaled, loss) pair
         self._scaled: set[int] = set()  # the optimizers a LossScaleOptimizer wraps (their ids)
@@ -172,10 +178,6 @@ class Guard:
 
     # -- what the user's code does (in-graph or eager) -----------------------------------------
 
-    def extra_sources(self, tape: Any, sources: Any, options: Mapping[str, Any]) -> list[Any]:
-        """Variables the tape watched but the call does not ask for (`Ledger.extra_sources`)."""
-        return self.ledger.extra_sources(tape, sources, options)
-
     def on_gradient(
         self, tape: Any, target: Any, sources: Any, result: Any, extra: Any = ()
     ) -> None:
@@ -217,11 +219,7 @@ class Guard:
 
     def on_warning(self, message: str) -> None:
         """A Python warning raised while the guard listens (Keras' own diagnoses)."""
-        self.forensics.fit_length.on_warning(message)
-        if "does not have any trainable weights" in message and self._tap.last_model:
-            model = self._tap.last_model()
-            if model is not None and not model.trainable_variables and model.weights:
-                self.ledger.frozen_models.setdefault(id(model), model)
+        self.forensics.on_warning(message)
 
     def on_fit_batch(self, model: Any, data: Any) -> None:
         """Keras' own train step is about to run on `data` (fit, train_on_batch)."""
@@ -233,11 +231,8 @@ class Guard:
 
     def on_fit_end(self, model: Any, arguments: Mapping[str, Any], history: Any) -> None:
         """`fit` returned (under ``gradguard run``): its held-out data and weights judged."""
-        core = self.cores.get(id(_compat.inner_optimizer(model.optimizer)))
-        if core is not None:
-            self.forensics.note_chance(core)
-            self._pending += fitend.judge(core.notes, history, arguments, core.steps - 1)
-        self._pending += self.forensics.fit_length.judge(model, arguments, self.steps_seen() - 1)
+        fit = (arguments, history)
+        self._pending += self.forensics.fit_ended(self.cores, model, fit, self.steps_seen() - 1)
 
     def on_heldout(self, model: Any, call: str, x: Any) -> None:
         """`evaluate`, `predict` or `fit`'s validation (`call`) is given the inputs `x`."""
@@ -318,7 +313,7 @@ class Guard:
         if watchers and self._recorder is not None:
             sites = self._recorder.fix_sites()
         elif watchers and self._tap.outputs and not replicas.multi_replica():
-            sites = self._tap.watch(optimizer, variables, self._model_name(variables))
+            sites = self._tap.watch(optimizer, variables, self._names.model_name(variables))
         else:
             sites = []  # nothing to capture: the check stays silent
         for check in watchers:
@@ -331,7 +326,7 @@ class Guard:
             variables,
             self.options,
             checks=checks,
-            model_name=self._model_name(variables),
+            model_name=self._names.model_name(variables),
             apply_fn=original,
             report=self.report,
             sink=self.options.sink_for(optimizer.name if several else None),
@@ -370,7 +365,7 @@ class Guard:
         layers = [*self.models, *self._tap.layers()]
         keras_variables = {ledger_key(v): v for layer in layers for v in layer.weights}
         untracked = self.ledger.untracked(layers)
-        found = [*self._pending, *self.forensics.unreached(step)]
+        found = [*self._pending, *self._unreached.findings(step)]
         found += self.forensics.label_findings(step) + self.stages.findings(step)
         found += self.input_scales.findings(step)
         found += self.forensics.frozen_findings(self.cores.values(), step, final)
@@ -402,14 +397,3 @@ class Guard:
     def saw_training(self) -> bool:
         """Whether any gradient was computed or any update applied under this guard."""
         return bool(self.ledger.gradient_calls or self.ledger.updates)
-
-    def _model_name(self, variables: list[Any]) -> str:
-        if self.model is not None:
-            return str(getattr(self.model, "name", ""))
-        seen = {**self.ledger.requested, **self.ledger.applied}.values()
-        return stats.shared_root(seen or variables)
-
-    def _names(self, variables: list[Any]) -> list[str]:
-        shown = stats.names(variables, self._model_name(variables))
-        labels = self.ledger.labels
-        return [labels.get(ledger_key(v), name) for v, name in zip(variables, shown)]
