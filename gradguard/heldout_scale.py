@@ -149,11 +149,11 @@ class HeldoutScales:
             return []
         given = _profiles(x)
         gaps = [_differing(trained, given) for trained in fits]
-        if any(gap is None or gap.share < SHARE for gap in gaps):
+        wide = [gap for gap in gaps if gap is not None and gap.share >= SHARE]
+        if len(wide) < len(fits):  # (like one of the fits: evaluated as trained)
             return []
         self._told.add(id(model))
-        gap = gaps[-1]
-        assert gap is not None
+        gap = wide[-1]
         name = f"input '{gap.key}'" if gap.key else "input"
         where = "fit as validation_data" if call == "validation_data" else call
         before, now, feature = gap.before, gap.now, gap.feature
