@@ -6,27 +6,25 @@ constant. Every step then trains on the same 64 examples of the data set capture
 the loss falls to nothing on them while the model learns little that holds beyond them
 (held-out accuracy 0.44 against 0.74 with ``tf.random.uniform``). Nothing fails.
 
-Read from the traced loss (the guard, ``gradguard run``): a gather along the first axis, of
-data held in the graph (a constant, or a captured tensor that is no variable), that the model
-reads, with constant indices in no increasing order (drawn, not selected: a slice such as
-``x[:64]``, one batch overfit on purpose, a mask's rows or a sorted subset for a learning curve
-are left alone), at least `MIN_ROWS` of them, picking at most half of the rows with every such
-gather of the same data in the loss together (a whole epoch's batches in a fixed order summed
-into one loss cover it; with one gradient per batch, the first is judged as it is traced,
-before the others exist: reported, the guide says so). Batches
-passed to the step as arguments, drawn with ``tf.random`` or by a `tf.data` pipeline never are
-such constants, and a loss that also reads such a batch is left alone (a memory of examples
-replayed beside each new batch is picked once on purpose), as is a gather of labels alone (a
-graph's fixed labelled nodes).
+Read from the traced loss (the guard, ``gradguard run``) once the function holding it is
+traced to its end: a gather along the first axis, of data held in the graph (a constant, or a
+captured tensor that is no variable), that the model reads, with constant indices in no
+increasing order (drawn, not selected: a slice such as ``x[:64]``, one batch overfit on
+purpose, a mask's rows or a sorted subset for a learning curve are left alone), at least
+`MIN_ROWS` of them, picking at most half of the rows with every such gather of the same data in
+the function together (a whole epoch of batches in a fixed order, unrolled in one function,
+covers it). Batches passed to the step as arguments, drawn with ``tf.random`` or by a `tf.data`
+pipeline never are such constants, and a loss that also reads such a batch is left alone (a
+memory of examples replayed beside each new batch is picked once on purpose), as is a gather of
+labels alone (a graph's fixed labelled nodes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 import tensorflow as tf
 
+from gradguard.diagnose import ancestors
 from gradguard.findings import Finding
 
 __all__ = ["graph_batch_frozen"]
@@ -48,18 +46,31 @@ def _data_rows(tensor: tf.Tensor) -> int | None:
 
 def _frozen(op: tf.Operation) -> tuple[int, int] | None:
     """(indices, rows) when `op` gathers rows of data in the graph by constant scattered indices."""
+    indices = _constant_rows(op)
+    if indices is None or len(indices) < MIN_ROWS or np.all(np.diff(indices) > 0):
+        return None  # (a slice, a mask's rows)
+    rows = _data_rows(op.inputs[0])
+    if rows is None or len(indices) > rows // 2:
+        return None
+    return len(indices), rows
+
+
+def _constant_rows(op: tf.Operation) -> np.ndarray | None:
+    """The constant indices of `op` if it gathers rows (along axis 0) by them, else None."""
     if op.type != "GatherV2" or len(op.inputs) < 3:
         return None
     axis = tf.get_static_value(op.inputs[2])
     indices = tf.get_static_value(op.inputs[1])
     if axis is None or int(axis) != 0 or indices is None or np.ndim(indices) != 1:
         return None
-    if len(indices) < MIN_ROWS or np.all(np.diff(indices) > 0):  # (a slice, a mask's rows)
-        return None
-    rows = _data_rows(op.inputs[0])
-    if rows is None or len(indices) > rows // 2:
-        return None
-    return len(indices), rows
+    return indices
+
+
+def _data_key(tensor: tf.Tensor) -> object:
+    """Names the data `tensor` holds: a NumPy array becomes a new constant at each gather."""
+    if tensor.op.type == "Const":
+        return hash(tensor.op.get_attr("value").SerializeToString())
+    return id(tensor)
 
 
 def _fed(op: tf.Operation) -> bool:
@@ -96,29 +107,29 @@ def _into_model(tensor: tf.Tensor, ops: set[tf.Operation]) -> bool:
     return False
 
 
-def graph_batch_frozen(ops: Iterable[tf.Operation], step: int) -> Finding | None:
+def graph_batch_frozen(loss: tf.Tensor, step: int) -> Finding | None:
     """`batch-frozen-at-trace` for a model fed rows picked once, at trace time.
 
     Only indices in no increasing order (drawn, not selected: a mask's `np.flatnonzero`, a
     sorted subset), rows the model reads (not only labels: a graph's fixed labelled nodes), and
     only where no batch comes in anew (passed in, or drawn by `tf.random`: a rehearsal memory
     replayed beside it is picked once on purpose) and the rows picked once do not cover the
-    data (a whole epoch of batches in a fixed order, a curriculum).
+    data (a whole epoch of batches in a fixed order, a curriculum). Call it once `loss`'s
+    function is traced to its end: its later batches' gathers count too.
     """
-    ops = list(ops)
+    ops = ancestors(loss)
     if any(_fed(op) or _varying_gather(op) for op in ops):
         return None
-    within = set(ops)
-    frozen = []
-    covered: dict[int, set[int]] = {}  # per data tensor, the rows its frozen gathers pick
-    for op in ops:
-        found = _frozen(op)
-        if found is not None:
-            frozen.append((op, *found))
-            indices = tf.get_static_value(op.inputs[1])
-            covered.setdefault(id(op.inputs[0]), set()).update(int(i) for i in indices)
+    frozen = [(op, *found) for op in ops if (found := _frozen(op)) is not None]
+    if not frozen:
+        return None
+    covered: dict[object, set[int]] = {}  # per data, the rows every frozen gather of it picks
+    for op in loss.graph.get_operations():
+        if op.type == "GatherV2" and _frozen(op) is not None:
+            rows_picked = covered.setdefault(_data_key(op.inputs[0]), set())
+            rows_picked.update(int(i) for i in tf.get_static_value(op.inputs[1]))
     for op, picked, rows in frozen:
-        if len(covered[id(op.inputs[0])]) > rows // 2 or not _into_model(op.outputs[0], within):
+        if len(covered[_data_key(op.inputs[0])]) > rows // 2 or not _into_model(op.outputs[0], ops):
             continue
         message = (
             f"The step trains on the same {picked} of the {rows} examples every time: their "

@@ -24,7 +24,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard import _compat, diagnose, instrument, lossgraph, replicas, updating
+from gradguard import _compat, diagnose, frozenbatch, instrument, lossgraph, replicas, updating
 from gradguard import activations as activations_lib
 from gradguard import findings as findings_lib
 from gradguard.accumulators import Accumulators
@@ -106,6 +106,7 @@ class Guard:
         self.stages = stages if stages is not None else Stages()  # a game's players, or stages
         self._calls = 0  # host-side calls of the guarded function
         self._pending: list[findings_lib.Finding] = []
+        self._traced_losses: list[tuple[tf.Tensor, int]] = []  # judged when traced to the end
         self._unwatched_reported = False  # a gradient asked of a tensor the tape did not watch
         self.forensics = Forensics(self._tap, self.ledger, self._names)
         self._unreached = Unreached(self._tap, self.ledger, self._names)
@@ -156,8 +157,7 @@ class Guard:
         """Takes on what an inner guard expects (its models' variables)."""
         for model in inner.models:
             self.ledger.expect(list(getattr(model, "trainable_variables", [])))
-            if model not in self.models:
-                self.models.append(model)
+        self.models += [model for model in inner.models if model not in self.models]
 
     process_wide = False
 
@@ -203,6 +203,7 @@ class Guard:
             if tf.inside_function() and hasattr(target, "graph"):  # traced once: read the graph
                 found = self.forensics.compiled_loss(self._calls)
                 self._pending += lossgraph.graph_findings(target, self._calls, variables)
+                self._traced_losses.append((target, self._calls))
                 self._pending += [finding for finding in found if finding is not None]
         self.ledger.tape_unwatching |= not getattr(tape, "_watch_accessed_variables", True)
         self.ledger.on_gradient(pairs, tape.watched_variables(), extra)
@@ -272,10 +273,9 @@ class Guard:
         index = {id(v): i for i, v in enumerate(core.variables)}
         if any(id(v) not in index for v in variables):
             return original(grads, variables)  # Keras names the unknown variable itself
-        full: list[Any] = [None] * len(core.variables)
-        for g, v in zip(grads, variables):
-            full[index[id(v)]] = g
-        absent = set(range(len(full))) - {index[id(v)] for v in variables}  # not in this call
+        given = {index[id(v)]: g for g, v in zip(grads, variables)}
+        full = [given.get(i) for i in range(len(index))]
+        absent = set(range(len(index))) - set(given)  # (not in this call)
         # A loss not visible here (another graph's) is not known: the loss checks stay silent.
         loss = self._last_loss if activations_lib.visible_here(self._last_loss) else None
         self.forensics.traced_loss(core, loss)  # (an eager loss has no graph to read)
@@ -366,6 +366,8 @@ class Guard:
         keras_variables = {ledger_key(v): v for layer in layers for v in layer.weights}
         untracked = self.ledger.untracked(layers)
         found = [*self._pending, *self._unreached.findings(step)]
+        frozen = [frozenbatch.graph_batch_frozen(*traced) for traced in self._traced_losses]
+        found += [finding for finding in frozen if finding is not None]
         found += self.forensics.label_findings(step) + self.stages.findings(step)
         found += self.input_scales.findings(step)
         found += self.forensics.frozen_findings(self.cores.values(), step, final)
@@ -373,7 +375,7 @@ class Guard:
         found += self._manual.judge() if self._manual is not None and not self.cores else []
         found += self.accumulators.findings(step)
         found += self.ledger.judge(step, final, self._names, keras_variables, bool(untracked))
-        self._pending = []
+        self._pending, self._traced_losses = [], []
         findings_lib.emit(self.report, found, self.policy, raise_errors=False)
         for core in self.cores.values() if self._adversarial() else ():
             core.ignore("loss-not-decreasing")

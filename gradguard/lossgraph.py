@@ -21,7 +21,6 @@ import tensorflow as tf
 
 from gradguard import (
     attnmask,
-    frozenbatch,
     lossmask,
     lossmean,
     lossprobs,
@@ -279,7 +278,6 @@ def graph_findings(loss: tf.Tensor, step: int, variables: Iterable[Any] = ()) ->
         graph_swapped_cross_entropy,
         reshapes.graph_reshape_transposes,
         attnmask.graph_attention_keeps_padding,
-        frozenbatch.graph_batch_frozen,
         softmaxone.graph_softmax_over_one,
     )
     found = [judge(ops, step) for judge in judges]

@@ -28,6 +28,8 @@ PICKS = [
     "memory beside a tf.random batch",  # replay of a memory picked once
     "labels only",  # full-batch on every node, the loss on fixed labelled nodes
     "an epoch of fixed batches",  # a curriculum: every example, in a fixed order
+    "an epoch of fixed batches, a gradient each",  # (judged once the whole epoch is traced)
+    "an epoch of fixed batches of numpy, a gradient each",  # (a new constant per gather)
 ]
 
 
@@ -42,7 +44,20 @@ def _loop(pick: str, entry: str) -> list[str]:
     optimizer = keras.optimizers.SGD(0.1)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
+    def epoch():
+        order = np.random.default_rng(2).permutation(ROWS)
+        return [order[i : i + 128] for i in range(0, ROWS, 128)]
+
     def step(new_x, new_y):
+        if pick.endswith("a gradient each"):
+            source_x, source_y = (x_np, y_np) if "numpy" in pick else (x, y)
+            for b in epoch():
+                with tf.GradientTape() as tape:
+                    logits = model(tf.gather(source_x, b), training=True)
+                    loss = loss_fn(tf.gather(source_y, b), logits)
+                grads = tape.gradient(loss, model.trainable_variables)
+                optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            return
         drawn = np.random.default_rng(1).integers(0, ROWS, 32)  # once, at trace time
         if pick == "tf.random":
             drawn = tf.random.uniform([32], 0, ROWS, dtype=tf.int32)
@@ -64,10 +79,8 @@ def _loop(pick: str, entry: str) -> list[str]:
             if pick == "labels only":
                 loss = loss_fn(yb, tf.gather(model(x, training=True), drawn))
             elif pick == "an epoch of fixed batches":
-                order = np.random.default_rng(2).permutation(ROWS)
-                batches = [order[i : i + 128] for i in range(0, ROWS, 128)]
                 losses = [
-                    loss_fn(tf.gather(y, b), model(tf.gather(x, b), training=True)) for b in batches
+                    loss_fn(tf.gather(y, b), model(tf.gather(x, b), training=True)) for b in epoch()
                 ]
                 loss = tf.add_n(losses)
             else:
