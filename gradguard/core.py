@@ -91,6 +91,7 @@ class StepCore:
                 check.build(self.layout)
             self._step = replicas.state_variable(0, tf.int64, "gradguard_step")
             self.notes.update(updating.notes_of(optimizer))
+            self._rates = updating.RateHistory(self.notes["lr_start"])
             self.deferred = deferred.for_checks(
                 self.checks, options.every, options.read_every, self._step, defer
             )
@@ -336,11 +337,13 @@ class StepCore:
         notes: dict[str, Any] = {"adam_epsilon": updating.adam_epsilon_scale(self.optimizer)}
         for check, state in zip(self.checks, states):
             notes.update(check.notes(state))
+        learning_rate = updating.learning_rate_value(self.optimizer)
+        notes["lr_before"] = self._rates.before(steps, learning_rate)
         context = Context(
             steps=steps,
             step=steps - 1,
             none=frozenset(range(len(self.variables))) - self.present_indices,
-            learning_rate=updating.learning_rate_value(self.optimizer),
+            learning_rate=learning_rate,
             notes={**self.notes, **notes},
             final=final,
         )
@@ -384,14 +387,11 @@ class StepCore:
 
     def statistics(self) -> dict[str, float]:
         """The latest step's loss and gradient norms and the run's counters (a host read)."""
-        loss, grad_norm, grad_norm_after = (float(x) for x in self._latest.numpy())
-        stats: dict[str, float] = {
-            "steps": self.steps,
-            "loss": loss,
-            "grad_norm": grad_norm,
-            "grad_norm_after": grad_norm_after,
-            "clipped_steps": int(self._clipped.numpy()),
-        }
+        stats: dict[str, float] = {"steps": self.steps}
+        stats.update(
+            zip(("loss", "grad_norm", "grad_norm_after"), map(float, self._latest.numpy()))
+        )
+        stats["clipped_steps"] = int(self._clipped.numpy())
         for check, state in zip(self.checks, self._read_states()):
             stats.update(check.summary(state))
         if self._loss_scaler is not None:

@@ -253,3 +253,19 @@ def updates_made(optimizer: Any) -> int:
     """The updates `optimizer` has applied so far, read eagerly (0 without an update count)."""
     iterations = getattr(optimizer, "iterations", None)
     return int(np.asarray(iterations)) if iterations is not None else 0
+
+
+class RateHistory:
+    """The learning rate at the host reads: a rate being raised (a range test) says why."""
+
+    SPAN = 50  # steps: a rate higher now than at a read this long ago is being raised
+
+    def __init__(self, start: float | None):
+        self._rates: list[tuple[int, float | None]] = [(0, start)]  # (steps, rate), oldest first
+
+    def before(self, steps: int, rate: float | None) -> float | None:
+        """Keeps `rate`, read after `steps` steps; the rate at the last read `SPAN` steps before."""
+        self._rates.append((steps, rate))
+        while self._rates[1][0] <= steps - self.SPAN:  # (the next read is old enough too)
+            self._rates.pop(0)
+        return self._rates[0][1]

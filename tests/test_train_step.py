@@ -779,3 +779,24 @@ def test_labels_one_class_by_construction_are_no_level_of_zero():
         step([t[32 * i : 32 * (i + 1)] for t in x], y[32 * i : 32 * (i + 1)])
     assert not step.report().findings, str(step.report())
     assert step.core.notes["chance_loss"] == pytest.approx(np.log(2))
+
+
+@pytest.mark.parametrize("rate", ["raised", "held"])
+def test_a_learning_rate_range_test_may_end_with_its_loss_rising(rate):
+    # lr_find: the rate grows 10x every 25 steps from 1e-6 until the loss blows up (4 times its
+    # lowest), which is the test's answer, not a finding; held at 1e-6, the loss stays: found.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16 * 300, 8)).astype("float32")
+    y = (x[:, :1] * x[:, 1:2] > 0).astype("float32")  # (slow to learn: the loss ends higher)
+    optimizer = keras.optimizers.SGD(1e-6, momentum=0.9)
+    loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
+    step = gradguard.TrainStep(mlp(), optimizer, loss_fn, every=10, policy=WARN_ALL)
+    losses = []
+    for i in range(300):
+        if rate == "raised":
+            optimizer.learning_rate.assign(1e-6 * 10 ** (i / 25))
+        losses.append(float(step(x[16 * i : 16 * (i + 1)], y[16 * i : 16 * (i + 1)])))
+        if not np.isfinite(losses[-1]) or losses[-1] > 4 * min(losses):
+            break
+    codes = step.report().codes()
+    assert len(losses) >= 100 and ("loss-not-decreasing" in codes) == (rate == "held"), codes

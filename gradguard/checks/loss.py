@@ -52,7 +52,9 @@ class LossNotDecreasing(Check):
     restored checkpoint), and the loss has not risen more than `HOLDING` since, it is not
     flagged for not decreasing; a loss that rises (training being undone: wrong labels, a rate
     too large) still is. Nor is a loss whose first window is below 0 (a policy-gradient
-    surrogate, a critic's score): an objective with no floor, whose trend says nothing.
+    surrogate, a critic's score): an objective with no floor, whose trend says nothing;
+    nor one read while the learning rate is being raised (``Context.notes["lr_before"]``,
+    `updating.RateHistory`: a learning-rate range test).
 
     Args:
       window: Steps in the first window, and the moving average's span.
@@ -67,6 +69,7 @@ class LossNotDecreasing(Check):
     HOLDING = 0.05  # ... and a recent loss at most this much above it: holding, not stuck
     FALLING = 0.05  # a loss above chance falling steadily by this share of it: still learning
     RUNAWAY = 1000.0  # a loss that started above 0 and fell below -this times its start
+    RAISED = 3.0  # a learning rate this many times the one at the read before: being raised
 
     def __init__(
         self,
@@ -159,6 +162,11 @@ class LossNotDecreasing(Check):
                 "rounded predictions); check the loss against the model's output."
             )
             return [Finding("loss-not-decreasing", message, context.step, details=details)]
+        # A rate raised `RAISED` times or more since the read before (a learning-rate range
+        # test, the first steps of a warm-up): the loss's trend says nothing of learning.
+        before, rate = context.notes.get("lr_before"), context.learning_rate
+        if before and rate and rate >= self.RAISED * before:
+            return []
         chance = float(context.notes.get("chance_loss") or 0.0)
         floor = (1.0 - self.chance_tolerance) * chance if chance > 0 else None
         history = np.asarray(s.get("loss_history", [np.nan]), np.float64)

@@ -29,6 +29,7 @@ from gradguard.inspect.events import Run, load_runs
 from gradguard.inspect.logged import Logged
 from gradguard.sinks import tags
 from gradguard.stats import LOGGED_NOTES, Context
+from gradguard.updating import RateHistory
 from gradguard.version import __version__
 
 __all__ = ["Inspection", "RunResult", "inspect"]
@@ -180,11 +181,13 @@ def _judge(
     n = len(logged.steps)
     points = np.unique(np.linspace(0, n - 1, min(n, _JUDGE_POINTS)).round().astype(int))
     lr, lr_present = logged.column(tags.LEARNING_RATE)
+    rates = RateHistory(notes.get("lr_start"))  # (as the live reads: a rate being raised)
     for index in points if n else []:
         view = logged.upto(int(index))
         rate = float(lr[index]) if lr_present[index] and math.isfinite(lr[index]) else None
+        seen = {**notes, "lr_before": rates.before(view.last_step + 1, rate)}
         context = Context(
-            steps=view.last_step + 1, step=view.last_step, learning_rate=rate, notes=dict(notes)
+            steps=view.last_step + 1, step=view.last_step, learning_rate=rate, notes=seen
         )
         for k, check in enumerate(checks):
             found = check.judge_logged(view, context)
