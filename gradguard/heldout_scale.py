@@ -16,7 +16,10 @@ training, against every `fit` of the model (fine-tuned on part of the data, it i
 to evaluate it on all). Such a gap is not a shift between data sets (a later period, another
 site): those move features by a few standard deviations, not tens. A narrower spread is no
 sign (a class, a region, a short window, a single hand-made example), so standardized data
-given to a model trained on raw data is not found. Data sets and generators are not read.
+given to a model trained on raw data is not found. Nor is a copy of the data moved by the same
+number of standard deviations on every feature with its spread kept (``x + 30 * std``: a
+robustness study's corruption; data never scaled moves each feature its own way). Data sets
+and generators are not read.
 """
 
 from __future__ import annotations
@@ -102,7 +105,7 @@ def _differing(trained: dict[str, _Profile], given: dict[str, _Profile]) -> _Gap
         moves = before.std > 0
         std = np.where(moves, before.std, 1.0)
         shift = np.abs(now.mean - before.mean) / std
-        far = shift > SHIFT
+        far = (shift > SHIFT) & ~_offset_on_purpose(before, now, std, moves)
         if now.rows >= MIN_ROWS and before.rows >= MIN_ROWS:
             far |= now.std / std > SPREAD
         far &= moves
@@ -114,6 +117,19 @@ def _differing(trained: dict[str, _Profile], given: dict[str, _Profile]) -> _Gap
     if not varying or worst is None:
         return None
     return _Gap(off / varying, *worst[1:])
+
+
+def _offset_on_purpose(before: _Profile, now: _Profile, std: np.ndarray, moves: np.ndarray) -> bool:
+    """Whether `now` is `before` moved alike on every feature: a copy offset on purpose.
+
+    The same number of standard deviations on each, its spread kept: ``x + 30 * std``, a
+    robustness study's corruption. Data never scaled moves each feature its own way.
+    """
+    if int(moves.sum()) < 2 or min(before.rows, now.rows) < MIN_ROWS:
+        return False
+    moved = ((now.mean - before.mean) / std)[moves]
+    kept = np.all(np.abs(now.std / std - 1.0)[moves] < 0.1)
+    return bool(kept and np.all(np.abs(moved - np.median(moved)) < 0.1 * abs(np.median(moved))))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -89,6 +89,15 @@ def test_a_shift_between_data_sets_of_a_few_standard_deviations_is_silent():
     assert _judged(x, later) == []
 
 
+def test_a_copy_offset_alike_on_every_feature_is_a_robustness_study():
+    """hunt12: a test set moved by 30 training standard deviations on purpose, spread kept."""
+    data, _ = _raw_features(768)
+    x, test = data[:512], data[512:]
+    assert _judged(x, test + 30 * x.std(axis=0)) == []
+    assert _judged(x, test + 30 * x.std(axis=0) * np.linspace(1, 2, 6)) == [CODE]  # (unalike)
+    assert _judged(x[:, :1], test[:, :1] + 30 * x.std(axis=0)[:1]) == [CODE]  # (one feature)
+
+
 def test_a_small_sparse_held_out_set_is_silent():
     rng = np.random.default_rng(2)
     counts = (rng.random((2000, 300)) < rng.uniform(0.0005, 0.05, 300)).astype("float32")
