@@ -28,6 +28,7 @@ from gradguard import (
     frozen,
     lossgraph,
     losslevel,
+    monitors,
     output_layer,
     output_order,
     ranout,
@@ -111,6 +112,7 @@ class Forensics:
         if core is not None:
             self.note_chance(core)
             found += fitend.judge(core.notes, history, arguments, core.steps - 1)
+        found += monitors.findings(model, arguments.get("callbacks"), step)
         return found + self._fit_length.judge(model, arguments, step)
 
     def on_warning(self, message: str) -> None:

@@ -1,0 +1,75 @@
+"""A callback that keeps the worst epoch as its best (`monitor-mode-inverted`).
+
+Keras' `EarlyStopping`, `ModelCheckpoint` and `ReduceLROnPlateau` watch a logged quantity
+(``monitor``) and are told whether lower or higher is better (``mode``). Copied from a
+``val_loss`` example with ``mode="min"`` and switched to ``val_accuracy``, the callback takes
+the least accurate epoch for the best: `EarlyStopping` stops while accuracy still rises and
+``restore_best_weights`` puts the worst weights back (test accuracy 0.72 against 0.98),
+`ModelCheckpoint(save_best_only=True)` keeps the worst epoch on disk, and `ReduceLROnPlateau`
+lowers the rate while the model improves. Nothing fails.
+
+Read under ``gradguard run`` when `fit` returns: a callback's explicit ``mode`` ("min" or
+"max") against the direction of what it watches, known exactly: a loss (``loss``,
+``val_loss``, an output's ``<name>_loss``) is better lower; a compiled metric is better as its
+Keras class says (``_direction``, what ``mode="auto"`` reads: accuracy, AUC, precision up; an
+error down). A metric Keras does not know the direction of (a custom one) is not judged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from gradguard.findings import Finding
+
+__all__ = ["findings"]
+
+
+def _metrics(model: Any) -> Iterator[Any]:
+    """The model's metrics, those `compile` wraps in its containers included."""
+    for metric in getattr(model, "metrics", []):
+        yield metric
+        yield from getattr(metric, "metrics", [])  # (CompileMetrics, MetricsList)
+
+
+def _better(model: Any, monitor: str) -> str | None:
+    """Which way `monitor` (a name `fit` logs) gets better: "min", "max", or None if not known."""
+    name = monitor.removeprefix("val_")
+    if name == "loss" or name.endswith("_loss"):
+        return "min"
+    directions = {str(getattr(m, "_direction", "")) for m in _metrics(model) if m.name == name}
+    if len(directions) != 1:
+        return None
+    return {"up": "max", "down": "min"}.get(directions.pop())
+
+
+_EFFECTS = {  # what the worst epoch taken for the best does, by callback
+    "EarlyStopping": "stops training while the model still improves",
+    "ModelCheckpoint": "saves the worst epoch as the best (save_best_only)",
+    "ReduceLROnPlateau": "cuts the learning rate while the model improves",
+}
+
+
+def findings(model: Any, callbacks: Any, step: int) -> list[Finding]:
+    """`monitor-mode-inverted` for each of `fit`'s `callbacks` told the wrong way to improve."""
+    found = []
+    for callback in getattr(callbacks, "callbacks", callbacks) or ():
+        monitor, mode = getattr(callback, "monitor", None), getattr(callback, "mode", None)
+        if not isinstance(monitor, str) or mode not in ("min", "max"):
+            continue
+        better = _better(model, monitor)
+        if better is None or better == mode:
+            continue
+        kind = type(callback).__name__
+        effect = _EFFECTS.get(kind, "keeps the worst epoch as the best")
+        if getattr(callback, "restore_best_weights", False):
+            effect += ", and puts the worst epoch's weights back at the end"
+        message = (
+            f"{kind}(monitor={monitor!r}, mode={mode!r}) takes the epoch with the "
+            f"{'lowest' if mode == 'min' else 'highest'} {monitor} for the best, but "
+            f"{monitor} is better {'higher' if better == 'max' else 'lower'}: it {effect}. "
+            f"Pass mode={better!r}, or leave mode='auto': Keras infers it from the metric."
+        )
+        details = {"callback": kind, "monitor": monitor, "mode": mode}
+        found.append(Finding("monitor-mode-inverted", message, step, details=details))
+    return found

@@ -1,0 +1,63 @@
+"""A callback told the wrong way to improve (`monitors`, `monitor-mode-inverted`): found for
+`EarlyStopping`, `ModelCheckpoint` and `ReduceLROnPlateau` whose explicit mode is against their
+quantity's direction (a loss lower, a compiled metric as its Keras class says), after a real
+`fit` under a process-wide guard; silent for the right mode, for ``mode="auto"``, and for a
+custom metric whose direction Keras does not know."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from gradguard.guarding import Guard
+from gradguard.options import Options
+
+CODE = "monitor-mode-inverted"
+
+
+def _callback(kind: str, monitor: str, mode: str, tmp_path) -> keras.callbacks.Callback:
+    if kind == "EarlyStopping":
+        return keras.callbacks.EarlyStopping(monitor, mode=mode, restore_best_weights=True)
+    if kind == "ModelCheckpoint":
+        path = str(tmp_path / "best.weights.h5")
+        return keras.callbacks.ModelCheckpoint(
+            path, monitor, mode=mode, save_best_only=True, save_weights_only=True
+        )
+    return keras.callbacks.ReduceLROnPlateau(monitor, mode=mode, patience=1)
+
+
+def true_positives(y_true, y_pred):  # a custom metric: no direction Keras knows
+    return keras.ops.sum(y_true * keras.ops.cast(y_pred > 0.5, "float32"))
+
+
+@pytest.mark.parametrize(
+    "kind, monitor, mode, found",
+    [
+        ("EarlyStopping", "val_accuracy", "min", True),  # hunt12: the worst epoch restored
+        ("EarlyStopping", "val_accuracy", "max", False),
+        ("EarlyStopping", "val_accuracy", "auto", False),
+        ("EarlyStopping", "val_loss", "min", False),
+        ("ModelCheckpoint", "val_loss", "max", True),
+        ("ModelCheckpoint", "auc", "max", False),
+        ("ReduceLROnPlateau", "val_auc", "min", True),
+        ("ReduceLROnPlateau", "val_mean_squared_error", "max", True),
+        ("ReduceLROnPlateau", "val_true_positives", "min", False),  # (custom: not known)
+    ],
+)
+def test_a_callback_told_the_wrong_way_to_improve_is_found(kind, monitor, mode, found, tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = (x[:, :1] > 0).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    metrics = ["accuracy", keras.metrics.AUC(name="auc"), "mean_squared_error", true_positives]
+    model.compile("adam", "binary_crossentropy", metrics=metrics)
+    guard = Guard(options=Options.create(), raise_errors=False)
+    with guard.instrument_process():
+        callback = _callback(kind, monitor, mode, tmp_path)
+        model.fit(x, y, epochs=2, validation_split=0.25, callbacks=[callback], verbose=0)
+        findings = [f for f in guard.read(final=True).findings if f.code == CODE]
+    assert [f.details["callback"] for f in findings] == ([kind] if found else [])
+    if found:
+        assert f"mode={mode!r}" in findings[0].message and monitor in findings[0].message
