@@ -33,6 +33,7 @@ from gradguard import (
     output_order,
     ranout,
     rawlabels,
+    regularizers,
     suspects,
 )
 from gradguard import activations as activations_lib
@@ -137,9 +138,15 @@ class Forensics:
         found += self._fit.findings(step) + self._raw_labels.findings(step)
         return [finding for finding in found if finding is not None]
 
-    def frozen_findings(self, cores: Iterable[StepCore], step: int, final: bool) -> list[Finding]:
-        """`frozen-untrained` for the models `cores` train (`frozen`; each judged once)."""
-        return self._frozen.judge(map(self.model_of, cores), step, final)
+    def model_findings(self, cores: Iterable[StepCore], step: int, final: bool) -> list[Finding]:
+        """What the trained models show (`frozen`, and at the `final` read `regularizers`).
+
+        `frozen-untrained` for the models `cores` train (each judged once), and
+        `regularization-ignored`.
+        """
+        found = self._frozen.judge(map(self.model_of, cores), step, final)
+        ignored = regularizers.ignored(self._tap, self._ledger, step) if final else None
+        return found + ([ignored] if ignored is not None else [])
 
     def compiled_loss(self, step: int) -> list[Finding | None]:
         """A Keras train step being traced: its compiled loss against its model and labels.

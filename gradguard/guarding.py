@@ -370,7 +370,7 @@ class Guard:
         found += [finding for finding in frozen if finding is not None]
         found += self.forensics.label_findings(step) + self.stages.findings(step)
         found += self.input_scales.findings(step)
-        found += self.forensics.frozen_findings(self.cores.values(), step, final)
+        found += self.forensics.model_findings(self.cores.values(), step, final)
         found += inference_mode(self._tap.layers(), self._tap.told, self.cores.values(), step)
         found += self._manual.judge() if self._manual is not None and not self.cores else []
         found += self.accumulators.findings(step)

@@ -22,7 +22,8 @@ The patches, and the context managers that use them:
 * `reporting_assigns()`: every variable set by ``assign``, ``assign_sub`` or ``assign_add``,
   eagerly or as traced (``guard.on_assign(variable, method, value)``; ``gradguard run``).
 * `tapping_layers(tap)`: every Keras layer call is handed to ``tap.record(layer, output, args,
-  training, under_tape)``, `under_tape` when a tape records (a training forward pass).
+  training, under_tape)``, `under_tape` when a tape records (a training forward pass), and
+  every read of a layer's `losses` (its penalties) to ``tap.losses_read(layer)``.
 * `wrapping_fit(model_class, wrap)`: a user's `keras.Model` subclass whose `train_step` carries
   a bare ``@gradguard.guard`` gets its `fit` wrapped (host reads at batch ends), for as long as
   the class lives.
@@ -200,6 +201,15 @@ def _record_layer_outputs(original: Any) -> Any:
     return __call__
 
 
+def _record_losses_read(original: Any) -> Any:
+    def losses(layer: Any) -> Any:  # (a property's getter: Keras' compute_loss reads it too)
+        for tap in _TAPS:
+            tap.losses_read(layer)
+        return original.fget(layer)
+
+    return property(losses, doc=original.__doc__)
+
+
 _GRADIENTS = Patch(tf.GradientTape, "gradient", _report_gradients)
 
 
@@ -305,6 +315,7 @@ _WARNINGS = Patch(warnings, "warn", _report_warnings)
 _SCALED_UPDATES = Patch(keras.optimizers.LossScaleOptimizer, "apply", _note_scaled_updates)
 _SCALED_LOSSES = Patch(keras.optimizers.LossScaleOptimizer, "scale_loss", _note_scaled_losses)
 _LAYER_CALLS = Patch(keras.layers.Layer, "__call__", _record_layer_outputs)
+_LOSSES_READ = Patch(keras.layers.Layer, "losses", _record_losses_read)
 _ASSIGNS = [
     Patch(owner, name, _report_assigns)
     for owner in _compat.RESOURCE_VARIABLES
@@ -365,10 +376,13 @@ def reporting_assigns() -> Iterator[None]:
 
 @contextlib.contextmanager
 def tapping_layers(tap: Any) -> Iterator[None]:
-    """Hands every Keras layer call to ``tap.record`` (`under_tape`: a training forward pass)."""
+    """Hands every Keras layer call to ``tap.record`` (`under_tape`: a training forward pass).
+
+    And every read of a layer's `losses` to ``tap.losses_read``.
+    """
     _TAPS.append(tap)
     try:
-        with _LAYER_CALLS:
+        with _LAYER_CALLS, _LOSSES_READ:
             yield
     finally:
         _TAPS.remove(tap)

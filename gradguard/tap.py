@@ -75,6 +75,8 @@ class Tap:
         self.told: dict[int, set[Any]] = {}
         # Per optimizer (by id), the layers its checks watch and their sites (`watch`).
         self._watched: dict[int, tuple[list[Any], list[Site]]] = {}
+        # The layers whose `losses` (their penalties and their sublayers') were read.
+        self.penalties_read: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
 
     def record(
         self,
@@ -108,6 +110,10 @@ class Tap:
                 self._outputs[id(layer)] = _spec(result)
         elif self.outputs and tf.is_tensor(result) and layer_kind(layer) is not None:
             self._recent.append((layer, result))
+
+    def losses_read(self, layer: Any) -> None:
+        """`layer.losses` was read (called by the process-wide patch of the property)."""
+        self.penalties_read[id(layer)] = layer
 
     def normalization_inputs(self) -> list[tuple[Any, Any]]:
         """Each Normalization layer called so far (under a tape or not) with its latest input.

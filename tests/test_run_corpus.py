@@ -163,6 +163,8 @@ BUGS: dict[str, Bug] = {
     "bug_numpy_batch_drawn_in_tf_function.py": Bug(("batch-frozen-at-trace",)),
     # Attention pooling's softmax over the size-1 score axis: every weight 1, no gradient.
     "bug_softmax_over_size_one_axis_fit.py": Bug(("softmax-over-one",)),
+    # An L1 kernel_regularizer in a hand-written loop whose loss never adds model.losses.
+    "bug_regularizer_not_added_in_loop.py": Bug(("regularization-ignored",)),
     # EarlyStopping on val_accuracy with mode="min": the worst epoch's weights restored.
     "bug_early_stopping_mode_inverted_fit.py": Bug(("monitor-mode-inverted",)),
     # Features standardized for training, the test set given to evaluate as loaded.
@@ -493,6 +495,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_numpy_batch_drawn_in_tf_function.py": Healthy(),
     "ok_softmax_over_size_one_axis_fit.py": Healthy(),
     "ok_early_stopping_mode_inverted_fit.py": Healthy(),
+    "ok_regularizer_not_added_in_loop.py": Healthy(),
 }
 
 # Healthy scripts of other shapes whose logs (`--log-dir`, `WATCHED_OPTIONS`) show that
@@ -847,6 +850,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "batch-frozen-at-trace",
         "softmax-over-one",
         "monitor-mode-inverted",
+        "regularization-ignored",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}
     assert runtime_codes <= covered

@@ -1,0 +1,114 @@
+"""Penalties a hand-written loss never adds (`regularizers`, `regularization-ignored`): found
+for a kernel or activity regularizer whose `model.losses` a hand-written loop or `train_step`
+override never reads, eager and traced, under the guard decorator and `gradguard run`'s
+process-wide guard; silent for a loss that adds them, for `fit` and `self.compute_loss`, for a
+layer's own `losses` read, for a frozen regularized layer and for a regularized teacher."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import gradguard
+from gradguard.guarding import Guard
+from gradguard.options import Options
+
+CODE = "regularization-ignored"
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(32, 6)).astype("float32")
+Y = (X[:, :1] > 0).astype("float32")
+
+
+def _model(penalty: str = "kernel", trainable: bool = True) -> keras.Model:
+    keras.utils.set_random_seed(0)
+    kwargs = {"kernel_regularizer": "l2"} if penalty == "kernel" else {"activity_regularizer": "l1"}
+    hidden = keras.layers.Dense(8, activation="relu", trainable=trainable, **kwargs)
+    return keras.Sequential([keras.Input((6,)), hidden, keras.layers.Dense(1)])
+
+
+LOOPS = [
+    "forgotten",
+    "forgotten, activity",
+    "added",
+    "each layer's own read",
+    "frozen layer",
+    "regularized teacher",
+]
+
+
+def _loop(loop: str, entry: str, traced: bool) -> list[str]:
+    model = _model("activity" if "activity" in loop else "kernel", loop != "frozen layer")
+    teacher = _model() if loop == "regularized teacher" else None
+    if teacher is not None:
+        model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(1)])
+    optimizer = keras.optimizers.SGD(0.01)
+    loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
+
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            target = y if teacher is None else tf.sigmoid(teacher(x))
+            loss = loss_fn(target, model(x, training=True))
+            if loop == "added":
+                loss += tf.add_n(model.losses)
+            elif loop == "each layer's own read":
+                loss += tf.add_n([p for layer in model.layers for p in layer.losses])
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+
+    step = tf.function(step) if traced else step
+    if entry == "decorator":
+        guarded = gradguard.guard(model, optimizer)(step)
+        for _ in range(3):
+            guarded(X, Y)
+        return guarded.report().codes()
+    guard = Guard(options=Options.create(), raise_errors=False)
+    with guard.instrument_process():
+        for _ in range(3):
+            step(X, Y)
+        return [f.code for f in guard.read(final=True).findings]
+
+
+@pytest.mark.parametrize("entry, traced", [("decorator", True), ("run", False), ("run", True)])
+@pytest.mark.parametrize("loop", LOOPS)
+def test_penalties_a_hand_written_loss_never_reads_are_found(loop, entry, traced):
+    codes = _loop(loop, entry, traced)
+    assert (CODE in codes) == loop.startswith("forgotten"), codes
+
+
+class OwnLoss(keras.Sequential):
+    """A train_step override: with Keras' compute_loss (penalties added), or a loss of its own."""
+
+    own = False
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            if self.own:
+                loss = keras.losses.binary_crossentropy(y, y_pred, from_logits=True)
+            else:
+                loss = self.compute_loss(x=x, y=y, y_pred=y_pred)
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        return {"loss": tf.reduce_mean(loss)}
+
+
+@pytest.mark.parametrize("how", ["fit", "compute_loss", "own loss"])
+def test_fit_and_train_step_overrides(how):
+    keras.utils.set_random_seed(0)
+    model_class = keras.Sequential if how == "fit" else OwnLoss
+    model = model_class(
+        [keras.Input((6,)), keras.layers.Dense(8, kernel_regularizer="l2", name="hidden")]
+    )
+    model.add(keras.layers.Dense(1))
+    model.own = how == "own loss"
+    model.compile("sgd", keras.losses.BinaryCrossentropy(from_logits=True))
+    guard = Guard(options=Options.create(), raise_errors=False)
+    with guard.instrument_process():
+        model.fit(X, Y, epochs=2, batch_size=16, verbose=0)
+        findings = [f for f in guard.read(final=True).findings if f.code == CODE]
+    assert len(findings) == (how == "own loss"), findings
+    if findings:
+        assert "hidden (kernel)" in findings[0].message and "model.losses" in findings[0].message
