@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from gradguard import (
     _compat,
+    cachedaug,
     chance,
     fit_batches,
     fitend,
@@ -95,9 +96,9 @@ class Forensics:
             self._fit.observe(model, *self.batch)
 
     def fit_given(self, model: Any, arguments: Mapping[str, Any], step: int) -> list[Finding]:
-        """`fit` starts on `arguments` (by name): what its arrays show (`FitBatches.given`)."""
+        """`fit` starts on `arguments` (by name): its arrays (`FitBatches.given`), its cache."""
         self._fit_length.start(model)
-        return self._fit.given(model, arguments, step)
+        return self._fit.given(model, arguments, step) + cachedaug.findings(arguments, step)
 
     def fit_ended(
         self, cores: Mapping[int, StepCore], model: Any, fit: Any, step: int
