@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from gradguard import (
     _compat,
-    cachedaug,
+    augmentation,
     chance,
     fit_batches,
     fitend,
@@ -98,7 +98,7 @@ class Forensics:
     def fit_given(self, model: Any, arguments: Mapping[str, Any], step: int) -> list[Finding]:
         """`fit` starts on `arguments` (by name): its arrays (`FitBatches.given`), its cache."""
         self._fit_length.start(model)
-        return self._fit.given(model, arguments, step) + cachedaug.findings(arguments, step)
+        return self._fit.given(model, arguments, step) + augmentation.findings(arguments, step)
 
     def fit_ended(
         self, cores: Mapping[int, StepCore], model: Any, fit: Any, step: int

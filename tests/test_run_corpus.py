@@ -166,7 +166,9 @@ BUGS: dict[str, Bug] = {
     # An L1 kernel_regularizer in a hand-written loop whose loss never adds model.losses.
     "bug_regularizer_not_added_in_loop.py": Bug(("regularization-ignored",)),
     # ds.map(random_shift).cache(): the first epoch's shifts replayed every epoch.
-    "bug_augmentation_cached_fit.py": Bug(("augmentation-cached",)),
+    "bug_augmentation_cached_then_replayed_fit.py": Bug(("augmentation-repeated",)),
+    # tf.random.uniform in a map under keras.utils.set_random_seed: the same shifts each epoch.
+    "bug_augmentation_seeded_by_global_seed_fit.py": Bug(("augmentation-repeated",)),
     # EarlyStopping on val_accuracy with mode="min": the worst epoch's weights restored.
     "bug_early_stopping_mode_inverted_fit.py": Bug(("monitor-mode-inverted",)),
     # Features standardized for training, the test set given to evaluate as loaded.
@@ -498,7 +500,8 @@ HEALTHY: dict[str, Healthy] = {
     "ok_softmax_over_size_one_axis_fit.py": Healthy(),
     "ok_early_stopping_mode_inverted_fit.py": Healthy(),
     "ok_regularizer_not_added_in_loop.py": Healthy(),
-    "ok_augmentation_cached_fit.py": Healthy(),
+    "ok_augmentation_cached_then_replayed_fit.py": Healthy(),
+    "ok_augmentation_seeded_by_global_seed_fit.py": Healthy(),
 }
 
 # Healthy scripts of other shapes whose logs (`--log-dir`, `WATCHED_OPTIONS`) show that
@@ -854,7 +857,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "softmax-over-one",
         "monitor-mode-inverted",
         "regularization-ignored",
-        "augmentation-cached",
+        "augmentation-repeated",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}
     assert runtime_codes <= covered

@@ -1,4 +1,4 @@
-"""OK twin of bug_augmentation_cached_fit.py: the cache holds the raw images and the random
+"""OK twin of bug_augmentation_cached_then_replayed_fit.py: the cache holds the raw images and the random
 shifts are drawn anew every epoch."""
 import keras
 import numpy as np

@@ -1,8 +1,9 @@
-"""Random augmentation cached after its first epoch (`cachedaug`, `augmentation-cached`): found
+"""Random augmentation that repeats every epoch (`augmentation`, `augmentation-repeated`): found
 for a `cache` (in memory or to a file) after a map that draws random numbers (`tf.random`, a
-Generator, `tf.image.random_*`, Keras' random layers), given to a real `fit` of several epochs
-under a process-wide guard; silent for the cache before the random map, for a deterministic
-map, for a fixed seed, and for one epoch."""
+Generator, `tf.image.random_*`, Keras' random layers), and for `tf.random` ops seeded by the
+global seed in a map with no shuffle before it, given to a real `fit` of several epochs under a
+process-wide guard; silent for the cache before a Generator's map, for a deterministic map, for
+a fixed stateless seed, for a shuffle before the seeded map, and for one epoch."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gradguard import cachedaug
+from gradguard import augmentation
 from gradguard.guarding import Guard
 from gradguard.options import Options
 
-CODE = "augmentation-cached"
+CODE = "augmentation-repeated"
 X = np.random.default_rng(0).normal(size=(32, 4, 4, 1)).astype("float32")
 Y = (X[:, 0, 0, 0] > 0).astype("int32")
 
@@ -37,6 +38,10 @@ def _fixed(image, label):
     return tf.image.stateless_random_flip_left_right(image, seed=(1, 2)), label
 
 
+def _seeded(image, label):  # (tf.random under the global seed: restarted every epoch)
+    return tf.roll(image, tf.random.uniform([2], -1, 2, dtype=tf.int32), [0, 1]), label
+
+
 def _double(image, label):
     return image * 2.0, label
 
@@ -52,23 +57,38 @@ def _pipeline(kind: str, tmp_path) -> tf.data.Dataset:
         "cache, then generator": lambda: base.cache().map(_shift()),
         "deterministic, then cache": lambda: base.map(_double).cache(),
         "fixed seed, then cache": lambda: base.map(_fixed).cache(),
+        "global seed": lambda: base.map(_seeded),
+        "shuffle, then global seed": lambda: base.shuffle(32).map(_seeded),
+        "generator": lambda: base.map(_shift()),
     }[kind]()
     return data.shuffle(32).batch(8)
 
 
-FOUND = ["generator, then cache", "tf.image, then cache to a file", "keras layer, then cache"]
-SILENT = ["cache, then generator", "deterministic, then cache", "fixed seed, then cache"]
+FOUND = [
+    "generator, then cache",
+    "tf.image, then cache to a file",
+    "keras layer, then cache",
+    "global seed",
+]
+SILENT = [
+    "cache, then generator",
+    "deterministic, then cache",
+    "fixed seed, then cache",
+    "shuffle, then global seed",
+    "generator",
+]
 
 
 @pytest.mark.parametrize("kind", FOUND + SILENT)
-def test_a_random_map_before_a_cache_is_found(kind, tmp_path):
+def test_a_random_map_every_epoch_replays_is_found(kind, tmp_path):
+    tf.random.set_seed(0)  # (keras.utils.set_random_seed, as a reproducible script has it)
     data = _pipeline(kind, tmp_path)
-    codes = [f.code for f in cachedaug.findings({"x": data, "epochs": 3}, step=0)]
+    codes = [f.code for f in augmentation.findings({"x": data, "epochs": 3}, step=0)]
     assert codes == ([CODE] if kind in FOUND else [])
-    assert cachedaug.findings({"x": data, "epochs": 1}, step=0) == []  # (no epoch replayed)
+    assert augmentation.findings({"x": data, "epochs": 1}, step=0) == []  # (no epoch replayed)
 
 
-@pytest.mark.parametrize("kind", ["generator, then cache", "cache, then generator"])
+@pytest.mark.parametrize("kind", ["generator, then cache", "global seed", "generator"])
 def test_under_a_process_wide_guard_fit_is_told(kind, tmp_path):
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
@@ -81,4 +101,7 @@ def test_under_a_process_wide_guard_fit_is_told(kind, tmp_path):
         found = [f for f in guard.read(final=True).findings if f.code == CODE]
     assert len(found) == (kind in FOUND)
     if found:
-        assert "'random_shift'" in found[0].message and "ds.cache().map" in found[0].message
+        name, fix = (
+            ("random_shift", "ds.cache().map") if "cache" in kind else ("_seeded", "Generator")
+        )
+        assert f"'{name}'" in found[0].message and fix in found[0].message, found[0].message
