@@ -8,17 +8,21 @@ the least accurate epoch for the best: `EarlyStopping` stops while accuracy stil
 `ModelCheckpoint(save_best_only=True)` keeps the worst epoch on disk, and `ReduceLROnPlateau`
 lowers the rate while the model improves. Nothing fails.
 
-Read under ``gradguard run`` when `fit` returns: a callback's explicit ``mode`` ("min" or
-"max") against the direction of what it watches, known exactly: a loss (``loss``,
-``val_loss``, an output's ``<name>_loss``) is better lower; a compiled metric is better as its
-Keras class says (``_direction``, what ``mode="auto"`` reads: accuracy, AUC, precision up; an
-error down). A metric Keras does not know the direction of (a custom one) is not judged.
+Read under ``gradguard run`` when `fit` returns: the explicit ``mode`` ("min" or "max") of
+Keras' three callbacks against the direction of what they watch, known exactly: the loss
+(``loss``, ``val_loss``) is better lower; a compiled metric is better as its Keras class says
+(``_direction``, what ``mode="auto"`` reads: accuracy, AUC, precision up; an error down). Not
+judged: a metric of the user's own (a function, or a subclass, which may turn the direction
+around: an error rate from an accuracy), an output's loss (an adversary's head is trained to
+raise it: domain-adversarial training), and a user's own callback.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+
+import keras
 
 from gradguard.findings import Finding
 
@@ -33,16 +37,31 @@ def _metrics(model: Any) -> Iterator[Any]:
 
 
 def _better(model: Any, monitor: str) -> str | None:
-    """Which way `monitor` (a name `fit` logs) gets better: "min", "max", or None if not known."""
+    """Which way `monitor` (a name `fit` logs) gets better: "min", "max", or None if not known.
+
+    The loss is better lower; a metric as its Keras class says, where that class is Keras' own
+    (a subclass may turn it around: an error rate from an accuracy, a PSNR from an MSE). An
+    output's loss is not judged: an adversary's head is trained to raise it.
+    """
     name = monitor.removeprefix("val_")
-    if name == "loss" or name.endswith("_loss"):
+    if name == "loss":
         return "min"
-    directions = {str(getattr(m, "_direction", "")) for m in _metrics(model) if m.name == name}
-    if len(directions) != 1:
+    metrics = [m for m in _metrics(model) if m.name == name]
+    directions = {str(getattr(m, "_direction", "")) for m in metrics}
+    if len(directions) != 1 or not all(_keras_own(m) for m in metrics):
         return None
     return {"up": "max", "down": "min"}.get(directions.pop())
 
 
+def _keras_own(metric: Any) -> bool:
+    return type(metric).__module__.split(".")[0] == "keras"
+
+
+_KEEP_BEST = (
+    keras.callbacks.EarlyStopping,
+    keras.callbacks.ModelCheckpoint,
+    keras.callbacks.ReduceLROnPlateau,
+)
 _EFFECTS = {  # what the worst epoch taken for the best does, by callback
     "EarlyStopping": "stops training while the model still improves",
     "ModelCheckpoint": "saves the worst epoch as the best (save_best_only)",
@@ -54,14 +73,15 @@ def findings(model: Any, callbacks: Any, step: int) -> list[Finding]:
     """`monitor-mode-inverted` for each of `fit`'s `callbacks` told the wrong way to improve."""
     found = []
     for callback in getattr(callbacks, "callbacks", callbacks) or ():
+        # (Keras' callbacks that keep a best epoch: a user's own may mean other things by these)
+        keeps = [kind for kind in _KEEP_BEST if isinstance(callback, kind)]
         monitor, mode = getattr(callback, "monitor", None), getattr(callback, "mode", None)
-        if not isinstance(monitor, str) or mode not in ("min", "max"):
+        if not keeps or not isinstance(monitor, str) or mode not in ("min", "max"):
             continue
         better = _better(model, monitor)
         if better is None or better == mode:
             continue
-        kind = type(callback).__name__
-        effect = _EFFECTS.get(kind, "keeps the worst epoch as the best")
+        kind, effect = type(callback).__name__, _EFFECTS[keeps[0].__name__]
         if getattr(callback, "restore_best_weights", False):
             effect += ", and puts the worst epoch's weights back at the end"
         message = (

@@ -1,8 +1,8 @@
 """A callback told the wrong way to improve (`monitors`, `monitor-mode-inverted`): found for
 `EarlyStopping`, `ModelCheckpoint` and `ReduceLROnPlateau` whose explicit mode is against their
-quantity's direction (a loss lower, a compiled metric as its Keras class says), after a real
-`fit` under a process-wide guard; silent for the right mode, for ``mode="auto"``, and for a
-custom metric whose direction Keras does not know."""
+quantity's direction (the loss lower, a compiled metric as its Keras class says), after a real
+`fit` under a process-wide guard; silent for the right mode, for ``mode="auto"``, for a custom
+metric (a function, a subclass that turns the direction around) and for a user's callback."""
 
 from __future__ import annotations
 
@@ -16,7 +16,28 @@ from gradguard.options import Options
 CODE = "monitor-mode-inverted"
 
 
+class SpikeLogger(keras.callbacks.Callback):
+    """hunt13: a user's own callback whose monitor and mode mean something else."""
+
+    def __init__(self, monitor, mode):
+        super().__init__()
+        self.monitor, self.mode = monitor, mode
+
+
+class ErrorRate(keras.metrics.BinaryAccuracy):
+    """hunt13: 1 - accuracy, a subclass that keeps accuracy's "up" direction."""
+
+    def result(self):
+        return 1.0 - super().result()
+
+
+def neg_log_loss(y_true, y_pred):  # hunt13: scikit-learn's convention, better higher
+    return -keras.losses.binary_crossentropy(y_true, y_pred)
+
+
 def _callback(kind: str, monitor: str, mode: str, tmp_path) -> keras.callbacks.Callback:
+    if kind == "SpikeLogger":
+        return SpikeLogger(monitor, mode)
     if kind == "EarlyStopping":
         return keras.callbacks.EarlyStopping(monitor, mode=mode, restore_best_weights=True)
     if kind == "ModelCheckpoint":
@@ -43,6 +64,9 @@ def true_positives(y_true, y_pred):  # a custom metric: no direction Keras knows
         ("ReduceLROnPlateau", "val_auc", "min", True),
         ("ReduceLROnPlateau", "val_mean_squared_error", "max", True),
         ("ReduceLROnPlateau", "val_true_positives", "min", False),  # (custom: not known)
+        ("EarlyStopping", "val_error_rate", "min", False),  # (a subclass may turn it around)
+        ("EarlyStopping", "val_neg_log_loss", "max", False),  # (a metric, not the loss)
+        ("SpikeLogger", "loss", "max", False),  # (not a callback that keeps a best epoch)
     ],
 )
 def test_a_callback_told_the_wrong_way_to_improve_is_found(kind, monitor, mode, found, tmp_path):
@@ -52,6 +76,7 @@ def test_a_callback_told_the_wrong_way_to_improve_is_found(kind, monitor, mode, 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
     metrics = ["accuracy", keras.metrics.AUC(name="auc"), "mean_squared_error", true_positives]
+    metrics += [ErrorRate(name="error_rate"), neg_log_loss]
     model.compile("adam", "binary_crossentropy", metrics=metrics)
     guard = Guard(options=Options.create(), raise_errors=False)
     with guard.instrument_process():
