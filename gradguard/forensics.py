@@ -247,6 +247,7 @@ class Forensics:
         self._raw_labels.watch(id(core), loss)  # (each trace: one-hot encodings, hinges...)
         if self.in_keras_step():
             return
+        self._tap.penalized |= regularizers.penalized(loss, core.variables)
         if id(core) not in self._graph_chance:
             self._graph_chance[id(core)] = losslevel.graph_chance(loss)
             core.notes["loss_floor"] = losslevel.graph_loss_floor(loss)

@@ -12,19 +12,26 @@ Read by the guard and ``gradguard run`` (`instrument.tapping_layers` notes every
 layer's ``losses``; Keras' own step reads the model's in ``compute_loss``): at the final read,
 a layer called in a training forward pass, with a regularizer and trainable weights an
 optimizer updated, whose penalties were never read, neither its own ``losses`` nor those of a
-model holding it. A layer frozen, or only called (a teacher, a target network), is left alone.
+model holding it. A layer frozen, or only called (a teacher, a target network), is left alone,
+and so is one whose weights a traced loss penalizes by hand (``tf.nn.l2_loss(kernel)``,
+`penalized`); such a penalty in an eager loss is not seen.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import tensorflow as tf
+
 from gradguard import _compat
+from gradguard.diagnose import ancestors, variable_placeholders
 from gradguard.findings import Finding
 from gradguard.ledger import Ledger, key
 from gradguard.tap import Tap
 
-__all__ = ["ignored"]
+__all__ = ["ignored", "penalized"]
+
+_PENALTIES = frozenset({"Square", "Abs", "L2Loss", "Pow", "EuclideanNorm"})
 
 
 def _penalized(layer: Any) -> list[str]:
@@ -34,6 +41,35 @@ def _penalized(layer: Any) -> list[str]:
     return named + (["activity"] if getattr(layer, "activity_regularizer", None) else [])
 
 
+def penalized(loss: tf.Tensor, variables: list[Any]) -> set[int]:
+    """The keys of `variables` a traced `loss` penalizes by hand (a weight decay written out).
+
+    ``tf.nn.l2_loss(kernel)``, ``tf.reduce_sum(tf.square(w))``, the layer's own regularizer
+    called on its kernel: a read of the variable squared (or its absolute value, its norm) in
+    the loss, where the forward pass multiplies it with the inputs.
+    """
+    variables = [v for v in variables if getattr(v, "regularizer", None) is not None]
+    if not variables:
+        return set()  # (nothing to tell: no walk of the graph)
+    ops = ancestors(loss)
+    holders = variable_placeholders(loss.graph, variables)
+    found = set()
+    for variable, holder in zip(variables, holders):
+        values = [
+            op.outputs[0] for op in ops if op.type == "ReadVariableOp" and op.inputs[0] is holder
+        ]
+        while values:
+            value = values.pop()
+            for op in value.consumers():
+                if op not in ops:
+                    continue
+                if op.type in ("Identity", "Cast"):
+                    values.append(op.outputs[0])
+                elif op.type in _PENALTIES or op.type == "Mul" and op.inputs[0] is op.inputs[1]:
+                    found.add(key(variable))
+    return found
+
+
 def ignored(tap: Tap, ledger: Ledger, step: int) -> Finding | None:
     """`regularization-ignored` for trained layers whose penalties were never read."""
     read = {
@@ -41,7 +77,10 @@ def ignored(tap: Tap, ledger: Ledger, step: int) -> Finding | None:
     }
     unread = []
     for layer in tap.layers():
-        trained = any(key(w) in ledger.applied for w in getattr(layer, "trainable_weights", []))
+        weights = getattr(layer, "trainable_weights", [])
+        trained = any(key(w) in ledger.applied for w in weights)
+        if any(key(w) in tap.penalized for w in weights):
+            continue  # (its penalty written out by hand)
         penalties = _penalized(layer) if trained and id(layer) not in read else []
         if penalties:
             unread.append(f"{layer.name} ({', '.join(penalties)})")

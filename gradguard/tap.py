@@ -77,6 +77,7 @@ class Tap:
         self._watched: dict[int, tuple[list[Any], list[Site]]] = {}
         # The layers whose `losses` (their penalties and their sublayers') were read.
         self.penalties_read: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+        self.penalized: set[int] = set()  # weights a traced loss penalizes by hand (keys)
 
     def record(
         self,

@@ -54,6 +54,11 @@ def _loop(loop: str, entry: str, traced: bool) -> list[str]:
                 loss += tf.add_n(model.losses)
             elif loop == "each layer's own read":
                 loss += tf.add_n([p for layer in model.layers for p in layer.losses])
+            elif loop == "weight decay by hand":  # (hunt13: the factory's regularizer too)
+                loss += 1e-2 * tf.add_n([tf.nn.l2_loss(layer.kernel) for layer in model.layers])
+            elif loop == "the regularizer called by hand":  # (hunt13: penalties logged apart)
+                hidden = model.layers[0]
+                loss += hidden.kernel_regularizer(hidden.kernel)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
 
@@ -75,6 +80,13 @@ def _loop(loop: str, entry: str, traced: bool) -> list[str]:
 def test_penalties_a_hand_written_loss_never_reads_are_found(loop, entry, traced):
     codes = _loop(loop, entry, traced)
     assert (CODE in codes) == loop.startswith("forgotten"), codes
+
+
+@pytest.mark.parametrize("entry", ["decorator", "run"])
+@pytest.mark.parametrize("loop", ["weight decay by hand", "the regularizer called by hand"])
+def test_a_traced_loss_penalizing_the_weights_by_hand_is_silent(loop, entry):
+    # (read from the traced loss: an eager loss's penalty is not seen)
+    assert CODE not in _loop(loop, entry, traced=True)
 
 
 class OwnLoss(keras.Sequential):
