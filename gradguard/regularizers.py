@@ -77,11 +77,12 @@ def ignored(tap: Tap, ledger: Ledger, step: int) -> Finding | None:
     }
     unread = []
     for layer in tap.layers():
-        weights = getattr(layer, "trainable_weights", [])
-        trained = any(key(w) in ledger.applied for w in weights)
-        if any(key(w) in tap.penalized for w in weights):
-            continue  # (its penalty written out by hand)
-        penalties = _penalized(layer) if trained and id(layer) not in read else []
+        weights = [key(w) for w in getattr(layer, "trainable_weights", [])]
+        if id(layer) in read or not any(k in ledger.applied for k in weights):
+            continue  # (its penalties read, or it is not trained: frozen, a teacher)
+        if any(k in tap.penalized for k in weights):
+            continue  # (its weights penalized by hand in a traced loss)
+        penalties = _penalized(layer)
         if penalties:
             unread.append(f"{layer.name} ({', '.join(penalties)})")
     if not unread:
