@@ -12,7 +12,9 @@ Read by the guard and ``gradguard run`` (`instrument.tapping_layers` notes every
 layer's ``losses``; Keras' own step reads the model's in ``compute_loss``): at the final read,
 a layer called in a training forward pass, with a regularizer and trainable weights an
 optimizer updated, whose penalties were never read, neither its own ``losses`` nor those of a
-model holding it. A layer frozen, or only called (a teacher, a target network), is left alone,
+model holding it, in a model none of whose layers' penalties were read (a step that adds some
+layers' ``losses`` leaves the others out on purpose: normalization parameters kept free of
+decay). A layer frozen, or only called (a teacher, a target network), is left alone,
 and so is one whose weights a traced loss penalizes by hand (``tf.nn.l2_loss(kernel)``,
 `penalized`); such a penalty in an eager loss is not seen.
 """
@@ -75,6 +77,12 @@ def ignored(tap: Tap, ledger: Ledger, step: int) -> Finding | None:
     read = {
         id(each) for layer in tap.penalties_read.values() for each in _compat.flatten_layers(layer)
     }
+    # A model some of whose layers' penalties were read leaves the others out on purpose
+    # (normalization parameters kept free of weight decay).
+    for model, _ in tap.models():
+        members = {id(each) for each in _compat.flatten_layers(model)}
+        if members & set(tap.penalties_read):
+            read |= members
     unread = []
     for layer in tap.layers():
         weights = [key(w) for w in getattr(layer, "trainable_weights", [])]

@@ -25,7 +25,8 @@ def _model(penalty: str = "kernel", trainable: bool = True) -> keras.Model:
     keras.utils.set_random_seed(0)
     kwargs = {"kernel_regularizer": "l2"} if penalty == "kernel" else {"activity_regularizer": "l1"}
     hidden = keras.layers.Dense(8, activation="relu", trainable=trainable, **kwargs)
-    return keras.Sequential([keras.Input((6,)), hidden, keras.layers.Dense(1)])
+    output = keras.layers.Dense(1, kernel_regularizer="l2" if penalty == "both" else None)
+    return keras.Sequential([keras.Input((6,)), hidden, output])
 
 
 LOOPS = [
@@ -33,13 +34,15 @@ LOOPS = [
     "forgotten, activity",
     "added",
     "each layer's own read",
+    "one layer's read, the other's left out",  # (hunt13: normalization kept free of decay)
     "frozen layer",
     "regularized teacher",
 ]
 
 
 def _loop(loop: str, entry: str, traced: bool) -> list[str]:
-    model = _model("activity" if "activity" in loop else "kernel", loop != "frozen layer")
+    penalty = "activity" if "activity" in loop else "both" if "left out" in loop else "kernel"
+    model = _model(penalty, loop != "frozen layer")
     teacher = _model() if loop == "regularized teacher" else None
     if teacher is not None:
         model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(1)])
@@ -54,6 +57,8 @@ def _loop(loop: str, entry: str, traced: bool) -> list[str]:
                 loss += tf.add_n(model.losses)
             elif loop == "each layer's own read":
                 loss += tf.add_n([p for layer in model.layers for p in layer.losses])
+            elif loop == "one layer's read, the other's left out":
+                loss += tf.add_n(model.layers[1].losses)
             elif loop == "weight decay by hand":  # (hunt13: the factory's regularizer too)
                 loss += 1e-2 * tf.add_n([tf.nn.l2_loss(layer.kernel) for layer in model.layers])
             elif loop == "the regularizer called by hand":  # (hunt13: penalties logged apart)
