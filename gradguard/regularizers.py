@@ -46,9 +46,11 @@ def _penalized(layer: Any) -> list[str]:
 def penalized(loss: tf.Tensor, variables: list[Any]) -> set[int]:
     """The keys of `variables` a traced `loss` penalizes by hand (a weight decay written out).
 
-    ``tf.nn.l2_loss(kernel)``, ``tf.reduce_sum(tf.square(w))``, the layer's own regularizer
-    called on its kernel: a read of the variable squared (or its absolute value, its norm) in
-    the loss, where the forward pass multiplies it with the inputs.
+    ``tf.nn.l2_loss(kernel)``, ``tf.reduce_sum(k * k)``, the layer's own regularizer called
+    on its kernel, a norm of all kernels flattened together: the loss reads the variable again
+    beside its layer's one read in the forward pass, or squares (takes the absolute value, the
+    norm of) its one read. (A layer called twice, as in a siamese network, reads it twice too:
+    left alone.)
     """
     variables = [v for v in variables if getattr(v, "regularizer", None) is not None]
     if not variables:
@@ -60,6 +62,8 @@ def penalized(loss: tf.Tensor, variables: list[Any]) -> set[int]:
         values = [
             op.outputs[0] for op in ops if op.type == "ReadVariableOp" and op.inputs[0] is holder
         ]
+        if len(values) > 1:
+            found.add(key(variable))
         while values:
             value = values.pop()
             for op in value.consumers():

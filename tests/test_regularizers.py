@@ -61,6 +61,9 @@ def _loop(loop: str, entry: str, traced: bool) -> list[str]:
                 loss += tf.add_n(model.layers[1].losses)
             elif loop == "weight decay by hand":  # (hunt13: the factory's regularizer too)
                 loss += 1e-2 * tf.add_n([tf.nn.l2_loss(layer.kernel) for layer in model.layers])
+            elif loop == "all kernels flattened, k * k by hand":  # (hunt13: one global norm)
+                flat = tf.concat([tf.reshape(layer.kernel, [-1]) for layer in model.layers], 0)
+                loss += 1e-2 * tf.reduce_sum(flat * flat)
             elif loop == "the regularizer called by hand":  # (hunt13: penalties logged apart)
                 hidden = model.layers[0]
                 loss += hidden.kernel_regularizer(hidden.kernel)
@@ -88,7 +91,14 @@ def test_penalties_a_hand_written_loss_never_reads_are_found(loop, entry, traced
 
 
 @pytest.mark.parametrize("entry", ["decorator", "run"])
-@pytest.mark.parametrize("loop", ["weight decay by hand", "the regularizer called by hand"])
+@pytest.mark.parametrize(
+    "loop",
+    [
+        "weight decay by hand",
+        "all kernels flattened, k * k by hand",
+        "the regularizer called by hand",
+    ],
+)
 def test_a_traced_loss_penalizing_the_weights_by_hand_is_silent(loop, entry):
     # (read from the traced loss: an eager loss's penalty is not seen)
     assert CODE not in _loop(loop, entry, traced=True)
