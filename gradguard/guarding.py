@@ -201,10 +201,9 @@ class Guard:
             if self._manual is not None and not self.forensics.in_keras_step():
                 self._manual.on_loss(target)  # (Keras' own step always applies an optimizer)
             if tf.inside_function() and hasattr(target, "graph"):  # traced once: read the graph
-                found = self.forensics.compiled_loss(self._calls)
                 self._pending += lossgraph.graph_findings(target, self._calls, variables)
+                self._pending += filter(None, self.forensics.compiled_loss(self._calls))
                 self._traced_losses.append((target, self._calls))
-                self._pending += [finding for finding in found if finding is not None]
         self.ledger.tape_unwatching |= not getattr(tape, "_watch_accessed_variables", True)
         self.ledger.on_gradient(pairs, tape.watched_variables(), extra)
         if all(g is None for _, g in pairs):
