@@ -22,8 +22,9 @@ The patches, and the context managers that use them:
 * `reporting_assigns()`: every variable set by ``assign``, ``assign_sub`` or ``assign_add``,
   eagerly or as traced (``guard.on_assign(variable, method, value)``; ``gradguard run``).
 * `tapping_layers(tap)`: every Keras layer call is handed to ``tap.record(layer, output, args,
-  training, under_tape)``, `under_tape` when a tape records (a training forward pass), and
-  every read of a layer's `losses` (its penalties) to ``tap.losses_read(layer)``.
+  training, under_tape)``, `under_tape` when a tape records (a training forward pass); and
+  under a tape, every read of a layer's `losses` (its penalties) to ``tap.losses_read(layer)``
+  and every call of a Keras regularizer to ``tap.penalty_taken(weights)``.
 * `wrapping_fit(model_class, wrap)`: a user's `keras.Model` subclass whose `train_step` carries
   a bare ``@gradguard.guard`` gets its `fit` wrapped (host reads at batch ends), for as long as
   the class lives.
@@ -44,13 +45,13 @@ import functools
 import inspect
 import warnings
 from collections.abc import Callable, Iterator
-from types import TracebackType
 from typing import Any
 
 import keras
 import tensorflow as tf
 
 from gradguard import _compat
+from gradguard.patching import Patch
 
 __all__ = [
     "Patch",
@@ -61,63 +62,6 @@ __all__ = [
     "tapping_layers",
     "wrapping_fit",
 ]
-
-_MISSING = object()
-
-
-class Patch:
-    """Replaces ``owner.name`` by ``wrap(original)`` while at least one user is inside.
-
-    Args:
-      owner: The class (or module) whose attribute is replaced.
-      name: The attribute.
-      wrap: Returns the replacement, given the attribute as it was (the function to call on).
-
-    The same `Patch` object may be entered several times, nested or from several guards: the
-    wrapper is installed once and removed when the last one exits. The attribute is restored
-    exactly: an inherited method is removed from `owner` again rather than copied onto it.
-    """
-
-    def __init__(self, owner: Any, name: str, wrap: Callable[[Any], Any]):
-        self.owner = owner
-        self.name = name
-        self._wrap = wrap
-        self._users = 0
-        self._own: Any = _MISSING  # owner's own attribute before the patch, if it had one
-        # The last attribute wrapped and its wrapper: a guard enters its patches around every
-        # call, and `functools.wraps` copying a method's attributes each time cost tens of us.
-        self._wrapped: tuple[Any, Any] = (_MISSING, None)
-
-    @property
-    def active(self) -> bool:
-        """Whether the wrapper is installed now."""
-        return self._users > 0
-
-    def __enter__(self) -> Patch:
-        if self._users == 0:
-            self._own = vars(self.owner).get(self.name, _MISSING)
-            original = getattr(self.owner, self.name)
-            if self._wrapped[0] is not original:
-                self._wrapped = (original, self._wrap(original))
-            setattr(self.owner, self.name, self._wrapped[1])
-        self._users += 1
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._users -= 1
-        if self._users:
-            return
-        if self._own is _MISSING:
-            delattr(self.owner, self.name)
-        else:
-            setattr(self.owner, self.name, self._own)
-        self._own = _MISSING
-
 
 # The guards listening now, innermost last: a list, not one global, so a guarded function can
 # call another. `gradguard run`'s process-wide guard goes first, so a decorator inside the
@@ -201,13 +145,31 @@ def _record_layer_outputs(original: Any) -> Any:
     return __call__
 
 
+def _to_taps(hook: str, *args: Any) -> None:
+    """Calls ``tap.<hook>(*args)`` on each tap recording now that has the hook."""
+    for tap in _TAPS:
+        method = getattr(tap, hook, None)
+        if method is not None:
+            method(*args)
+
+
 def _record_losses_read(original: Any) -> Any:
     def losses(layer: Any) -> Any:  # (a property's getter: Keras' compute_loss reads it too)
-        for tap in _TAPS:
-            tap.losses_read(layer)
+        if _compat.tape_is_recording():  # (into a loss; a test step's or a log's read is not)
+            _to_taps("losses_read", layer)
         return original.fget(layer)
 
     return property(losses, doc=original.__doc__)
+
+
+def _record_penalties(original: Any) -> Any:
+    @functools.wraps(original)
+    def __call__(regularizer: Any, x: Any) -> Any:  # noqa: N807
+        if _compat.tape_is_recording():  # (a penalty computed by hand, into a loss)
+            _to_taps("penalty_taken", x)
+        return original(regularizer, x)
+
+    return __call__
 
 
 _GRADIENTS = Patch(tf.GradientTape, "gradient", _report_gradients)
@@ -316,6 +278,10 @@ _SCALED_UPDATES = Patch(keras.optimizers.LossScaleOptimizer, "apply", _note_scal
 _SCALED_LOSSES = Patch(keras.optimizers.LossScaleOptimizer, "scale_loss", _note_scaled_losses)
 _LAYER_CALLS = Patch(keras.layers.Layer, "__call__", _record_layer_outputs)
 _LOSSES_READ = Patch(keras.layers.Layer, "losses", _record_losses_read)
+_PENALTIES = [  # (each of Keras' regularizers has its own __call__)
+    Patch(kind, "__call__", _record_penalties)
+    for kind in (keras.regularizers.L1, keras.regularizers.L2, keras.regularizers.L1L2)
+]
 _ASSIGNS = [
     Patch(owner, name, _report_assigns)
     for owner in _compat.RESOURCE_VARIABLES
@@ -378,11 +344,12 @@ def reporting_assigns() -> Iterator[None]:
 def tapping_layers(tap: Any) -> Iterator[None]:
     """Hands every Keras layer call to ``tap.record`` (`under_tape`: a training forward pass).
 
-    And every read of a layer's `losses` to ``tap.losses_read``.
+    And, under a recording tape, every read of a layer's `losses` to ``tap.losses_read`` and
+    every call of one of Keras' regularizers to ``tap.penalty_taken``, where the tap has them.
     """
     _TAPS.append(tap)
     try:
-        with _LAYER_CALLS, _LOSSES_READ:
+        with _LAYER_CALLS, _LOSSES_READ, _PENALTIES[0], _PENALTIES[1], _PENALTIES[2]:
             yield
     finally:
         _TAPS.remove(tap)

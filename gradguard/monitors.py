@@ -46,7 +46,9 @@ def _better(model: Any, monitor: str) -> str | None:
     name = monitor.removeprefix("val_")
     if name == "loss":
         return "min"
-    metrics = [m for m in _metrics(model) if m.name == name]
+    outputs = getattr(model, "output_names", None) or []  # (several: "<output>_<metric>")
+    names = {name} | {name.removeprefix(f"{o}_") for o in outputs if name.startswith(f"{o}_")}
+    metrics = [m for m in _metrics(model) if m.name in names - {"loss"}]
     directions = {str(getattr(m, "_direction", "")) for m in metrics}
     if len(directions) != 1 or not all(_keras_own(m) for m in metrics):
         return None

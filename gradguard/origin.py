@@ -192,9 +192,6 @@ class _Calls:
         outputs = [t for t in tf.nest.flatten(result) if tf.is_tensor(t)]
         self.calls.append((layer, inputs, outputs))
 
-    def losses_read(self, layer: Any) -> None:
-        """A layer's penalties were read: nothing to keep for the replay."""
-
 
 def _finite(tensors: Sequence[Any]) -> bool:
     floats = [t for t in tensors if t is not None and t.dtype.is_floating]

@@ -9,14 +9,16 @@ the noise the regularizer was there to hold back (held-out accuracy 0.59 against
 L1 penalty over 400 features and 120 examples). Nothing fails.
 
 Read by the guard and ``gradguard run`` (`instrument.tapping_layers` notes every read of a
-layer's ``losses``; Keras' own step reads the model's in ``compute_loss``): at the final read,
+layer's ``losses`` under a recording tape, into a loss; Keras' own train step reads the model's
+in ``compute_loss``, its test step's read does not count): at the final read,
 a layer called in a training forward pass, with a regularizer and trainable weights an
 optimizer updated, whose penalties were never read, neither its own ``losses`` nor those of a
 model holding it, in a model none of whose layers' penalties were read (a step that adds some
 layers' ``losses`` leaves the others out on purpose: normalization parameters kept free of
 decay). A layer frozen, or only called (a teacher, a target network), is left alone,
 and so is one whose weights a traced loss penalizes by hand (``tf.nn.l2_loss(kernel)``,
-`penalized`); such a penalty in an eager loss is not seen.
+`penalized`) or that a Keras regularizer was called on under the tape; a penalty written with
+TensorFlow ops in an eager loss is not seen.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from gradguard.activations import (
     visible_here,
     watched_layers,
 )
+from gradguard.ledger import key
 
 __all__ = ["Tap"]
 
@@ -113,8 +114,13 @@ class Tap:
             self._recent.append((layer, result))
 
     def losses_read(self, layer: Any) -> None:
-        """`layer.losses` was read (called by the process-wide patch of the property)."""
+        """`layer.losses` was read into a loss (by the process-wide patch of the property)."""
         self.penalties_read[id(layer)] = layer
+
+    def penalty_taken(self, weights: Any) -> None:
+        """A Keras regularizer was called on `weights` into a loss: a penalty written by hand."""
+        if isinstance(weights, (tf.Variable, keras.Variable)):
+            self.penalized.add(key(weights))
 
     def normalization_inputs(self) -> list[tuple[Any, Any]]:
         """Each Normalization layer called so far (under a tape or not) with its latest input.

@@ -52,6 +52,29 @@ def true_positives(y_true, y_pred):  # a custom metric: no direction Keras knows
     return keras.ops.sum(y_true * keras.ops.cast(y_pred > 0.5, "float32"))
 
 
+def test_a_metric_of_one_of_several_outputs_is_judged_by_its_own_name(tmp_path):
+    """hunt13: `fit` logs val_cls_accuracy for the metric named "accuracy" of output "cls"."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = {"cls": (x[:, :1] > 0).astype("float32"), "reg": x[:, 1:2]}
+    inputs = keras.Input((4,))
+    outputs = {
+        "cls": keras.layers.Dense(1, activation="sigmoid", name="cls")(inputs),
+        "reg": keras.layers.Dense(1, name="reg")(inputs),
+    }
+    model = keras.Model(inputs, outputs)
+    model.compile("adam", {"cls": "binary_crossentropy", "reg": "mse"}, metrics={"cls": "accuracy"})
+    callbacks = [
+        keras.callbacks.EarlyStopping("val_cls_accuracy", mode="min"),  # (the worst kept)
+        keras.callbacks.ReduceLROnPlateau("val_reg_loss", mode="max"),  # (an output's loss)
+    ]
+    guard = Guard(options=Options.create(), raise_errors=False)
+    with guard.instrument_process():
+        model.fit(x, y, epochs=2, validation_split=0.25, callbacks=callbacks, verbose=0)
+        found = [f for f in guard.read(final=True).findings if f.code == CODE]
+    assert [f.details["monitor"] for f in found] == ["val_cls_accuracy"]
+
+
 @pytest.mark.parametrize(
     "kind, monitor, mode, found",
     [
