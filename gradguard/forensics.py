@@ -96,7 +96,7 @@ class Forensics:
             self._fit.observe(model, *self.batch)
 
     def fit_given(self, model: Any, arguments: Mapping[str, Any], step: int) -> list[Finding]:
-        """`fit` starts on `arguments` (by name): its arrays (`FitBatches.given`), its cache."""
+        """`fit` starts on `arguments`: its arrays (`FitBatches.given`), maps (`augmentation`)."""
         self._fit_length.start(model)
         return self._fit.given(model, arguments, step) + augmentation.findings(arguments, step)
 
