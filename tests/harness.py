@@ -162,6 +162,8 @@ def user_step(model: Any, optimizer: Any, loss_fn: Any, mode: str) -> Callable[.
     def train_step(x: Any, y: Any) -> tf.Tensor:
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(loss_fn(y, model(x, training=True)))
+            if model.losses:  # (a regularized model's penalties, added as a careful user does)
+                loss += tf.add_n(model.losses)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
