@@ -55,15 +55,14 @@ def _draws(nodes: list[Any]) -> bool:
     return bool(stateful) or bool(stateless and ops & set(_MOVES))
 
 
-def _seeded(nodes: list[Any]) -> list[str]:
-    """The stateful random ops among `nodes` given a seed (from a global seed: restarted)."""
-    return [
-        n.op
-        for n in nodes
-        if "Random" in n.op
+def _seeded(nodes: list[Any]) -> bool:
+    """Whether a stateful random op among `nodes` was given a seed (a global one: restarted)."""
+    return any(
+        "Random" in n.op
         and not n.op.startswith("StatelessRandom")
         and (n.attr["seed"].i or n.attr["seed2"].i)
-    ]
+        for n in nodes
+    )
 
 
 def _upstream(dataset: Any) -> Iterator[Any]:
@@ -94,9 +93,10 @@ def _repeated(dataset: Any) -> tuple[Any, str] | None:
     """A random map whose draws every epoch replays, and how (`_CACHED` or `_SEEDED`)."""
     for each in _upstream(dataset):
         if "CacheDataset" in type(each).__name__:
-            for upstream in _upstream(each):
-                if _function(upstream) is not None and _draws(_nodes(_function(upstream))):
-                    return _function(upstream), _CACHED
+            functions = [f for f in map(_function, _upstream(each)) if f is not None]
+            drawing = [f for f in functions if _draws(_nodes(f))]
+            if drawing:
+                return drawing[0], _CACHED
         function = _function(each)
         if function is not None and _seeded(_nodes(function)) and not _shuffled(each):
             return function, _SEEDED

@@ -44,26 +44,20 @@ def _data_rows(tensor: tf.Tensor) -> int | None:
     return rows if id(tensor) in captured else None  # (not the step's own argument)
 
 
-def _frozen(op: tf.Operation) -> tuple[int, int] | None:
+def _frozen(op: tf.Operation) -> tuple[np.ndarray, int] | None:
     """(indices, rows) when `op` gathers rows of data in the graph by constant scattered indices."""
-    indices = _constant_rows(op)
-    if indices is None or len(indices) < MIN_ROWS or np.all(np.diff(indices) > 0):
-        return None  # (a slice, a mask's rows)
-    rows = _data_rows(op.inputs[0])
-    if rows is None or len(indices) > rows // 2:
-        return None
-    return len(indices), rows
-
-
-def _constant_rows(op: tf.Operation) -> np.ndarray | None:
-    """The constant indices of `op` if it gathers rows (along axis 0) by them, else None."""
     if op.type != "GatherV2" or len(op.inputs) < 3:
         return None
     axis = tf.get_static_value(op.inputs[2])
     indices = tf.get_static_value(op.inputs[1])
     if axis is None or int(axis) != 0 or indices is None or np.ndim(indices) != 1:
         return None
-    return indices
+    if len(indices) < MIN_ROWS or np.all(np.diff(indices) > 0):  # (a slice, a mask's rows)
+        return None
+    rows = _data_rows(op.inputs[0])
+    if rows is None or len(indices) > rows // 2:
+        return None
+    return indices, rows
 
 
 def _data_key(tensor: tf.Tensor) -> object:
@@ -124,13 +118,13 @@ def graph_batch_frozen(loss: tf.Tensor, step: int) -> Finding | None:
     if not frozen:
         return None
     covered: dict[object, set[int]] = {}  # per data, the rows every frozen gather of it picks
-    for op in loss.graph.get_operations():
-        if op.type == "GatherV2" and _frozen(op) is not None:
-            rows_picked = covered.setdefault(_data_key(op.inputs[0]), set())
-            rows_picked.update(int(i) for i in tf.get_static_value(op.inputs[1]))
-    for op, picked, rows in frozen:
+    for op in loss.graph.get_operations():  # (the whole function: its later batches too)
+        if (found := _frozen(op)) is not None:
+            covered.setdefault(_data_key(op.inputs[0]), set()).update(found[0].tolist())
+    for op, indices, rows in frozen:
         if len(covered[_data_key(op.inputs[0])]) > rows // 2 or not _into_model(op.outputs[0], ops):
             continue
+        picked = len(indices)
         message = (
             f"The step trains on the same {picked} of the {rows} examples every time: their "
             "indices were drawn while tf.function traced the step (NumPy or Python code runs "

@@ -349,7 +349,9 @@ def tapping_layers(tap: Any) -> Iterator[None]:
     """
     _TAPS.append(tap)
     try:
-        with _LAYER_CALLS, _LOSSES_READ, _PENALTIES[0], _PENALTIES[1], _PENALTIES[2]:
+        with contextlib.ExitStack() as stack:
+            for patch in (_LAYER_CALLS, _LOSSES_READ, *_PENALTIES):
+                stack.enter_context(patch)
             yield
     finally:
         _TAPS.remove(tap)

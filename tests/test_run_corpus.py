@@ -501,7 +501,6 @@ HEALTHY: dict[str, Healthy] = {
     "ok_early_stopping_mode_inverted_fit.py": Healthy(),
     "ok_regularizer_not_added_in_loop.py": Healthy(),
     "ok_augmentation_cached_then_replayed_fit.py": Healthy(),
-    "ok_augmentation_seeded_by_global_seed_fit.py": Healthy(),
 }
 
 # Healthy scripts of other shapes whose logs (`--log-dir`, `WATCHED_OPTIONS`) show that

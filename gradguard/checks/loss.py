@@ -69,7 +69,7 @@ class LossNotDecreasing(Check):
     HOLDING = 0.05  # ... and a recent loss at most this much above it: holding, not stuck
     FALLING = 0.05  # a loss above chance falling steadily by this share of it: still learning
     RUNAWAY = 1000.0  # a loss that started above 0 and fell below -this times its start
-    RAISED = 3.0  # a learning rate this many times the one at the read before: being raised
+    RAISED = 3.0  # a learning rate this many times the one 50 steps or more before: raised
 
     def __init__(
         self,
@@ -162,8 +162,8 @@ class LossNotDecreasing(Check):
                 "rounded predictions); check the loss against the model's output."
             )
             return [Finding("loss-not-decreasing", message, context.step, details=details)]
-        # A rate raised `RAISED` times or more since the read before (a learning-rate range
-        # test, the first steps of a warm-up): the loss's trend says nothing of learning.
+        # A rate raised `RAISED` times or more since a read 50 steps or more before (a
+        # learning-rate range test): the loss's trend says nothing of learning.
         before, rate = context.notes.get("lr_before"), context.learning_rate
         if before and rate and rate >= self.RAISED * before:
             return []

@@ -3,7 +3,7 @@ dense classifier generalize. The script seeds everything for reproducibility
 (keras.utils.set_random_seed) and draws the shifts with tf.random.uniform inside Dataset.map:
 the op takes a fixed seed from the global seed and every new iterator (every epoch) restarts
 its stream, so each image gets the same shift every epoch (held-out accuracy about 0.57 against
-0.99 with a tf.random.Generator). Source: a subtle tf.data seeding behaviour; found by hunt12.
+0.99 with a tf.random.Generator: ok_augmentation_cached_then_replayed_fit.py). Source: a subtle tf.data seeding behaviour; found by hunt12.
 A tool should say: the random map draws the same numbers every epoch (the global seed)."""
 import keras
 import numpy as np

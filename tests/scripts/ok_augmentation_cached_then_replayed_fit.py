@@ -1,5 +1,6 @@
-"""OK twin of bug_augmentation_cached_then_replayed_fit.py: the cache holds the raw images and the random
-shifts are drawn anew every epoch."""
+"""OK twin of bug_augmentation_cached_then_replayed_fit.py and of
+bug_augmentation_seeded_by_global_seed_fit.py: the cache holds the raw images and the random
+shifts are drawn anew every epoch by a tf.random.Generator, whose state moves on."""
 import keras
 import numpy as np
 import tensorflow as tf
