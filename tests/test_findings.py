@@ -24,7 +24,8 @@ def test_every_design_code_is_in_the_catalog():
     epsilon-dominates labels-in-inputs data-exhausted padding-misaligned
     reshape-transposes zero-token-masked accumulators-not-reset
     attention-mask-inverted heldout-scale-mismatch batch-frozen-at-trace
-    softmax-over-one monitor-mode-inverted regularization-ignored augmentation-repeated""".split()
+    softmax-over-one monitor-mode-inverted regularization-ignored augmentation-repeated
+    validation-split-ordered""".split()
     assert sorted(gradguard.CODES) == sorted(design)
 
 

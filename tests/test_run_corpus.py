@@ -169,6 +169,9 @@ BUGS: dict[str, Bug] = {
     "bug_augmentation_cached_then_replayed_fit.py": Bug(("augmentation-repeated",)),
     # tf.random.uniform in a map under keras.utils.set_random_seed: the same shifts each epoch.
     "bug_augmentation_seeded_by_global_seed_fit.py": Bug(("augmentation-repeated",)),
+    "bug_validation_split_on_data_sorted_by_target_fit.py": Bug(
+        ("validation-split-ordered",), mentions=(("validation-split-ordered", "all lie above"),)
+    ),
     # EarlyStopping on val_accuracy with mode="min": the worst epoch's weights restored.
     "bug_early_stopping_mode_inverted_fit.py": Bug(("monitor-mode-inverted",)),
     # Features standardized for training, the test set given to evaluate as loaded.
@@ -501,6 +504,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_early_stopping_mode_inverted_fit.py": Healthy(),
     "ok_regularizer_not_added_in_loop.py": Healthy(),
     "ok_augmentation_cached_then_replayed_fit.py": Healthy(),
+    "ok_validation_split_on_data_sorted_by_target_fit.py": Healthy(),
 }
 
 # Healthy scripts of other shapes whose logs (`--log-dir`, `WATCHED_OPTIONS`) show that
@@ -856,6 +860,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "softmax-over-one",
         "monitor-mode-inverted",
         "regularization-ignored",
+        "validation-split-ordered",
         "augmentation-repeated",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}

@@ -1,0 +1,134 @@
+"""The catalog of finding codes: each code's default severity, the error it raises, its meaning.
+
+`findings` re-exports `CODES` and `Severity`; DESIGN.md holds the contract they follow, and the
+guide (``gradguard explain CODE``) a section per code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+
+from gradguard.errors import (
+    ActivationError,
+    CheckpointError,
+    GradGuardError,
+    GradientError,
+    LossError,
+    NonFiniteError,
+    UpdateError,
+)
+
+__all__ = ["CODES", "CodeInfo", "Severity"]
+
+
+class Severity(str, enum.Enum):
+    """How bad a finding is; the default policy follows from it."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclasses.dataclass(frozen=True)
+class CodeInfo:
+    """Catalog entry: default severity, the error class raised, and what the code means."""
+
+    severity: Severity
+    error: type[GradGuardError]
+    meaning: str
+
+
+_E, _W, _I = Severity.ERROR, Severity.WARNING, Severity.INFO
+CODES: Mapping[str, CodeInfo] = {
+    "none-gradient": CodeInfo(_E, GradientError, "a trainable variable got a None gradient"),
+    "zero-gradient": CodeInfo(_E, GradientError, "the gradient is exactly zero on every step"),
+    "missing-apply": CodeInfo(_E, UpdateError, "gradients computed but no update applied"),
+    "weights-unchanged": CodeInfo(_E, UpdateError, "an update was applied, weights unchanged"),
+    "update-too-small": CodeInfo(_W, UpdateError, "update-to-weight ratio far below healthy"),
+    "update-too-large": CodeInfo(_W, UpdateError, "update-to-weight ratio far above healthy"),
+    "exploding-gradient": CodeInfo(_W, GradientError, "gradient norm very large or growing"),
+    "vanishing-gradient": CodeInfo(_W, GradientError, "early-layer gradients far below later"),
+    "non-finite": CodeInfo(_E, NonFiniteError, "NaN or Inf in the loss, a gradient or a weight"),
+    "dead-units": CodeInfo(_W, ActivationError, "units that never activate"),
+    "units-identical": CodeInfo(_W, ActivationError, "a layer's units stay copies of each other"),
+    "loss-not-decreasing": CodeInfo(_W, LossError, "the loss has not improved"),
+    "variable-not-trained": CodeInfo(_W, UpdateError, "a trainable variable is never updated"),
+    "loss-broadcast": CodeInfo(_W, LossError, "y_true and y_pred broadcast in the loss"),
+    "labels-out-of-range": CodeInfo(_W, LossError, "labels beyond what the output or loss take"),
+    "batches-one-class": CodeInfo(_W, LossError, "batch after batch of one class: data unshuffled"),
+    "optimizer-recreated": CodeInfo(_W, UpdateError, "a new optimizer made for every update"),
+    "class-weights-inverted": CodeInfo(_W, LossError, "class_weight favours the frequent classes"),
+    "training-flag-missing": CodeInfo(_W, ActivationError, "normalization run in inference mode"),
+    "normalization-not-adapted": CodeInfo(
+        _W, ActivationError, "a Normalization layer never adapted, before unscaled inputs"
+    ),
+    "inputs-rescaled-twice": CodeInfo(
+        _W, ActivationError, "pixels divided by 255 twice: inputs 255 times smaller than meant"
+    ),
+    "loss-sign-flipped": CodeInfo(
+        _W,
+        LossError,
+        "a minus sign missing: the loss grows with the labels' likelihood, or falls without floor",
+    ),
+    "gradient-misassigned": CodeInfo(
+        _E, GradientError, "a variable was updated with another variable's gradient"
+    ),
+    "loss-misassigned": CodeInfo(
+        _W, LossError, "losses listed for dict outputs land on other outputs (sorted order)"
+    ),
+    "epsilon-dominates": CodeInfo(
+        _W, UpdateError, "Adam's epsilon outweighs the gradients: steps lr * g / epsilon"
+    ),
+    "frozen-untrained": CodeInfo(
+        _W, UpdateError, "frozen layers still hold their initializers' draws: never loaded"
+    ),
+    "padding-misaligned": CodeInfo(
+        _W, LossError, "token labels padded elsewhere than their inputs: tags off their tokens"
+    ),
+    "data-exhausted": CodeInfo(
+        _W, LossError, "fit's data ran out: far fewer steps than steps_per_epoch * epochs"
+    ),
+    "labels-in-inputs": CodeInfo(
+        _W, LossError, "the labels are one of the inputs, position by position (no shift)"
+    ),
+    "attention-mask-inverted": CodeInfo(_W, LossError, "attention keeps only the padding"),
+    "accumulators-not-reset": CodeInfo(_W, UpdateError, "gradients accumulated, never reset"),
+    "zero-token-masked": CodeInfo(_W, LossError, "mask_zero hides 0, a real token in the data"),
+    "reshape-transposes": CodeInfo(_W, LossError, "a reshape reorders axes: the data scrambled"),
+    "heldout-scale-mismatch": CodeInfo(_W, LossError, "held-out inputs scaled unlike fit's"),
+    "batch-frozen-at-trace": CodeInfo(_W, LossError, "the same examples every step: drawn once"),
+    "softmax-over-one": CodeInfo(_W, GradientError, "softmax weights over one position: all 1"),
+    "monitor-mode-inverted": CodeInfo(_W, LossError, "a callback keeps the worst epoch as best"),
+    "regularization-ignored": CodeInfo(_W, LossError, "regularizers never added to the loss"),
+    "augmentation-repeated": CodeInfo(_W, LossError, "random augmentation repeats every epoch"),
+    "validation-split-ordered": CodeInfo(
+        _W, LossError, "validation_split cut one end off targets sorted by value"
+    ),
+    # Before the long run (`gradguard.preflight`).
+    "initial-loss-unexpected": CodeInfo(
+        _W, LossError, "the initial loss is far above what an untrained model measures"
+    ),
+    "from-logits-mismatch": CodeInfo(
+        _E, LossError, "outputs are probabilities/logits against the loss's from_logits"
+    ),
+    "cannot-overfit-batch": CodeInfo(_W, LossError, "the model cannot overfit one small batch"),
+    "labels-uninformative": CodeInfo(
+        _W, LossError, "labels paired with their inputs score no better than shuffled ones"
+    ),
+    "learning-rate-far-from-suggestion": CodeInfo(
+        _I, UpdateError, "the learning rate is far from lr_find's suggestion"
+    ),
+    "checkpoint-shape-mismatch": CodeInfo(_E, CheckpointError, "saved shape differs"),
+    "checkpoint-dtype-mismatch": CodeInfo(_E, CheckpointError, "saved dtype differs"),
+    "checkpoint-missing-variables": CodeInfo(_E, CheckpointError, "variables with no value"),
+    "checkpoint-unexpected-variables": CodeInfo(_W, CheckpointError, "values with no variable"),
+    "checkpoint-corrupt": CodeInfo(_E, CheckpointError, "the checkpoint cannot be read whole"),
+    "checkpoint-optimizer-config-changed": CodeInfo(
+        _W, CheckpointError, "optimizer hyperparameters differ from save time"
+    ),
+    "checkpoint-optimizer-state-not-restored": CodeInfo(
+        _E, CheckpointError, "saved optimizer slots did not reach the optimizer"
+    ),
+}
