@@ -169,6 +169,8 @@ def _fate(op: tf.Operation, loss: tf.Tensor, ops: set[tf.Operation]) -> str | No
             fates.add("linear")
             continue
         for consumer in (c for c in value.consumers() if c in ops):
+            if consumer.type in _SHAPES:
+                continue  # (a count of examples: the error's shape, not its value)
             if consumer.type in _SQUARING:
                 if not reduced:
                     return None  # an error squared per example

@@ -208,6 +208,26 @@ def test_fit_with_a_loss_function_without_its_minus_is_told(examples):
     assert "loss-sign-flipped" in guard.report().codes(), str(guard.report())
 
 
+@pytest.mark.parametrize("absolute", [False, True], ids=["abs-forgotten", "mean-absolute-error"])
+def test_fit_with_a_loss_linear_in_the_error_over_a_partial_batch_is_told(absolute):
+    """hunt14: Keras' mean over a batch of unknown size reads the per-example errors' shape."""
+
+    def my_mae(y_true, y_pred):
+        error = y_true - y_pred
+        return tf.reduce_mean(tf.abs(error) if absolute else error, axis=-1)
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(8, "relu"), keras.layers.Dense(1)]
+    )
+    model.compile(keras.optimizers.Adam(1e-3), my_mae)
+    guard = gradguard.GuardCallback(policy=WARN_ALL)
+    x = np.random.default_rng(0).normal(size=(72, 8)).astype("float32")
+    model.fit(x, x[:, :1] * 2.0, batch_size=32, verbose=0, callbacks=[guard])
+    found = [f.message for f in guard.report().findings if f.code == "labels-uninformative"]
+    assert (found and LINEAR in found[0]) if not absolute else not found, str(guard.report())
+
+
 _ERRORS = {
     "mean-error-squared": lambda y, p: tf.reduce_mean(y - p) ** 2,
     "square-of-the-mean-error": lambda y, p: tf.square(tf.reduce_mean(y - p)),
