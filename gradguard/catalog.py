@@ -103,6 +103,9 @@ CODES: Mapping[str, CodeInfo] = {
     "monitor-mode-inverted": CodeInfo(_W, LossError, "a callback keeps the worst epoch as best"),
     "regularization-ignored": CodeInfo(_W, LossError, "regularizers never added to the loss"),
     "augmentation-repeated": CodeInfo(_W, LossError, "random augmentation repeats every epoch"),
+    "activation-missing": CodeInfo(
+        _W, ActivationError, "hidden Dense layers without activation: one linear map"
+    ),
     "validation-split-ordered": CodeInfo(
         _W, LossError, "validation_split cut one end off targets sorted by value"
     ),

@@ -27,6 +27,7 @@ from gradguard import (
     fit_batches,
     fitend,
     frozen,
+    linearstack,
     lossgraph,
     losslevel,
     monitors,
@@ -85,6 +86,7 @@ class Forensics:
         self._traced_counts: dict[int, chance.LabelCounts] = {}
         self._raw_labels = rawlabels.RawLabels()  # (what hand-written losses read of labels)
         self._frozen = frozen.FrozenUntrained()  # (frozen layers never trained nor loaded)
+        self._linear_judged: set[int] = set()  # (models judged by `linearstack`)
 
     def fit_batch(self, model: Any, data: Any) -> None:
         """A Keras train step's batch (`fit`, `train_on_batch`): kept with its model's loss."""
@@ -140,14 +142,13 @@ class Forensics:
         return [finding for finding in found if finding is not None]
 
     def model_findings(self, cores: Iterable[StepCore], step: int, final: bool) -> list[Finding]:
-        """What the trained models show (`frozen`, and at the `final` read `regularizers`).
-
-        `frozen-untrained` for the models `cores` train (each judged once), and
-        `regularization-ignored`.
-        """
-        found = self._frozen.judge(map(self.model_of, cores), step, final)
-        ignored = regularizers.ignored(self._tap, self._ledger, step) if final else None
-        return found + ([ignored] if ignored is not None else [])
+        """Models `cores` train: `frozen`, `linearstack` (once each); if `final`, `regularizers`."""
+        models = [model for model in map(self.model_of, cores) if model is not None]
+        found = self._frozen.judge(models, step, final)
+        once = [linearstack.collapsed(m, step) for m in models if id(m) not in self._linear_judged]
+        self._linear_judged.update(map(id, models))  # (once: its layers do not change)
+        once.append(regularizers.ignored(self._tap, self._ledger, step) if final else None)
+        return found + [finding for finding in once if finding is not None]
 
     def compiled_loss(self, step: int) -> list[Finding | None]:
         """A Keras train step being traced: its compiled loss against its model and labels.

@@ -5,8 +5,9 @@ chain to the loss broke), labels broadcast against the predictions (`loss-broadc
 output layer that cannot make what the loss reads (`from-logits-mismatch`), and the first
 batch's pixels divided by 255 twice (`inputs-rescaled-twice`) or labels that are one of its
 inputs or padded elsewhere (`tokenlabels`) or an embedding that masks a real token 0
-(`maskzero`), and in the model a reshape where a transpose was meant (`reshapes`) or an
-attention mask that keeps the padding (`attnmask`); and, from the labels of batches spread
+(`maskzero`) or hidden Dense layers with no activation (`linearstack`), and in the model a
+reshape where a transpose was meant (`reshapes`) or an attention mask that keeps the padding
+(`attnmask`); and, from the labels of batches spread
 over the run, the chance level the loss checks compare with and labels out of the output's
 or the loss's range (`labels-out-of-range`); and from every batch's classes,
 counted in-graph, batches of one class at a time (`batches-one-class`), and from the inputs of
@@ -29,6 +30,7 @@ from gradguard import (
     diagnose,
     frozen,
     label_range,
+    linearstack,
     losses,
     maskzero,
     output_layer,
@@ -135,6 +137,7 @@ class TraceFindings:
             found.append(rescaled.first_batch_finding(self._model, batch[0], step))
             found += tokenlabels.findings(self._model, batch[0], batch[1], step)
             found += maskzero.findings(self._model, batch[0], step)
+            found.append(linearstack.collapsed(self._model, step))
             allowed = label_range.bounds(self._model, self.loss_fn)
             self._label_range = label_range.LabelRange(allowed) if allowed else None
         if self.loss_shapes.traced and (read or "chance_loss" not in core.notes):

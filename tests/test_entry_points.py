@@ -295,7 +295,9 @@ def _embedding_data():
 
 def _wide_one_hot_model():
     keras.utils.set_random_seed(0)
-    return keras.Sequential([keras.Input((WIDE,)), keras.layers.Dense(4), keras.layers.Dense(1)])
+    return keras.Sequential(
+        [keras.Input((WIDE,)), keras.layers.Dense(4, "tanh"), keras.layers.Dense(1)]
+    )
 
 
 def _frozen_first_layer():

@@ -154,7 +154,7 @@ def _train_wide(log_dir: Path, lr: float, x: np.ndarray, y: np.ndarray) -> gradg
     model = keras.Sequential(
         [
             keras.Input((WIDE,)),
-            keras.layers.Dense(4, use_bias=False, name="wide"),
+            keras.layers.Dense(4, "tanh", use_bias=False, name="wide"),
             keras.layers.Dense(1, name="out"),
         ]
     )
