@@ -448,20 +448,20 @@ def image_data(n: int = 16) -> tuple[np.ndarray, np.ndarray]:
 
 def test_channels_first_conv_is_judged_per_channel(mode: str) -> None:
     # Output (batch, 8 channels, 4, 4): judged on the last axis, the 4 columns would each look
-    # alive (the 2 live channels fire in every column) and the dead channels would be missed.
+    # alive (the live channel fires in every column) and the dead channels would be missed.
     case = Case(
-        "channels-first", lambda: channels_first_cnn(6), keras.optimizers.SGD, data=image_data
+        "channels-first", lambda: channels_first_cnn(7), keras.optimizers.SGD, data=image_data
     )
     step, report = run_case(case, mode, checks=watching())
     (dead,) = [f for f in report.findings if f.code == "dead-units"]
     assert dead.details["layer"] == "conv" and dead.details["units"] == 8
-    assert dead.details["dead_fraction"] == 0.75 and "(6 of 8)" in dead.message
+    assert dead.details["dead_fraction"] == 0.875 and "(7 of 8)" in dead.message
     (check,) = [c for c in step.core.checks if isinstance(c, ActivationHealth)]
     assert [(s.name, s.units, s.axis) for s in check.sites] == [("conv", 8, 1)]
     # Per channel, as NumPy sees it on the last batch: the last step each channel fired on.
     x, _ = image_data()
     fired = (np.asarray(step.model.layers[0](x)) > 0).any(axis=(0, 2, 3))
-    np.testing.assert_array_equal(fired, [False] * 6 + [True] * 2)
+    np.testing.assert_array_equal(fired, [False] * 7 + [True])
     last = check.state()["act_last_active_0"]
     np.testing.assert_array_equal(last, np.where(fired, case.steps - 1, -1))
 
@@ -477,7 +477,7 @@ def test_channels_first_conv_healthy_is_silent(mode: str) -> None:
 
 def test_channels_first_conv_under_the_guard() -> None:
     x, y = image_data()
-    model = channels_first_cnn(6)
+    model = channels_first_cnn(7)
     optimizer = keras.optimizers.SGD(1e-2)
 
     @gradguard.guard(model, optimizer, checks=watching(), every=5, policy=WARN_ALL)
@@ -492,4 +492,4 @@ def test_channels_first_conv_under_the_guard() -> None:
     for _ in range(12):
         train_step(x, y)
     (dead,) = [f for f in train_step.report().findings if f.code == "dead-units"]
-    assert dead.details["units"] == 8 and dead.details["dead_fraction"] == 0.75
+    assert dead.details["units"] == 8 and dead.details["dead_fraction"] == 0.875

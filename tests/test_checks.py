@@ -741,7 +741,7 @@ SCRIPTED += [
     ),
     Scripted(
         "activations-three-of-four-units-die-at-step-1",
-        checks.ActivationHealth,
+        lambda: checks.ActivationHealth(dead_fraction=0.6),
         HIDDEN,
         _steps(activations=_activations(dead_from=1, dead_units=3, saturated=True)),
         activations_reference,

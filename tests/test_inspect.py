@@ -383,7 +383,7 @@ def activation_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, gradg
             model=_half_dead_model(dead),
             checks=[*checks_lib.default_checks(), checks_lib.ActivationHealth()],
         )
-        for name, dead in (("dead", 12), ("alive", 0))
+        for name, dead in (("dead", 14), ("alive", 0))
     }
 
 
@@ -396,10 +396,10 @@ def test_dead_units_are_judged_from_the_logged_fractions(
     (judged,) = [f for f in results["dead"].report.findings if f.code == "dead-units"]
     (live,) = [f for f in activation_runs["dead"].report().findings if f.code == "dead-units"]
     assert judged.details["layer"] == live.details["layer"] == "first"
-    assert judged.details["dead_fraction"] == live.details["dead_fraction"] == 0.75
+    assert judged.details["dead_fraction"] == live.details["dead_fraction"] == 0.875
     # The live check's sentence, less what the scalars do not hold (unit count, first death).
-    assert live.message.startswith("75% of the ReLU units of first (12 of 16) are dead")
-    assert judged.message.startswith("75% of the ReLU units of first are dead")
+    assert live.message.startswith("88% of the ReLU units of first (14 of 16) are dead")
+    assert judged.message.startswith("88% of the ReLU units of first are dead")
     shared = "zero for every example for at least the last 10 steps"
     assert shared in live.message and shared in judged.message
     assert judged.message.split(": ", 1)[1] == live.message.split(": ", 1)[1]
@@ -414,10 +414,10 @@ def test_dead_units_threshold_is_inspects_own(
     activation_runs: dict[str, gradguard.TrainStep], capsys: pytest.CaptureFixture[str]
 ) -> None:
     log_dir = activation_runs["dead"].core.sink.log_dir  # type: ignore[attr-defined]
-    stricter = events.inspect(log_dir, checks=[checks_lib.ActivationHealth(dead_fraction=0.8)])
+    stricter = events.inspect(log_dir, checks=[checks_lib.ActivationHealth(dead_fraction=0.9)])
     assert stricter.results[0].report.findings == []
     assert cli.main(["inspect", log_dir]) == 0
-    assert "warning dead-units at step 10: 75% of the ReLU units of first" in (
+    assert "warning dead-units at step 10: 88% of the ReLU units of first" in (
         capsys.readouterr().out
     )
 
