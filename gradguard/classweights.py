@@ -2,10 +2,14 @@
 
 `class_weight` is there to even out imbalanced classes: each class's weight inversely
 proportional to its count (``total / (n_classes * count)``, sklearn's
-``compute_class_weight("balanced")``). Written as ``count / total`` instead, it multiplies the
-imbalance: the rare classes' share of the weighted loss falls to almost nothing, the model may
-predict the frequent class only, and accuracy still looks good. Judged under ``gradguard run``
-at the end of a `fit` (which it wraps), from the `class_weight` and the labels `fit` was given.
+``compute_class_weight("balanced")``). Written as ``count / total`` instead (or the balanced
+weights given to the wrong classes), it multiplies the imbalance: the rare classes' share of
+the weighted loss falls to almost nothing, the model may predict the frequent class only, and
+accuracy still looks good. Judged under ``gradguard run`` at the end of a `fit` (which it
+wraps), from the `class_weight` and the labels `fit` was given: weights that favour the
+frequent classes in proportion to their counts (`PROPORTIONAL`). Other weights that favour a
+frequent class are a choice: cost-sensitive learning weighs the class whose errors cost more
+(a false alarm that costs 4 times a miss), whatever its count.
 """
 
 from __future__ import annotations
@@ -18,10 +22,13 @@ import numpy as np
 from gradguard import batch
 from gradguard.findings import Finding
 
-__all__ = ["IMBALANCE", "SHRUNK", "inverted"]
+__all__ = ["IMBALANCE", "PROPORTIONAL", "SHRUNK", "inverted"]
 
 IMBALANCE = 3.0  # the most frequent class has this many times the rarest class's examples
 SHRUNK = 0.5  # ... and the weights leave the rarest class this share of its unweighted share
+# ... and each class's weight per example is within this factor of the others': the weights
+# follow the counts (count / total), not costs.
+PROPORTIONAL = 1.2
 
 
 def inverted(arguments: Mapping[str, Any], step: int) -> list[Finding]:
@@ -49,6 +56,9 @@ def inverted(arguments: Mapping[str, Any], step: int) -> list[Finding]:
     rarest, commonest = int(np.argmin(counts)), int(np.argmax(counts))
     if weighted[rarest] > SHRUNK * shares[rarest] or weights[commonest] <= weights[rarest]:
         return []
+    per_example = weights / counts
+    if per_example.max() > PROPORTIONAL * per_example.min():
+        return []  # (weights chosen for the cost of each class's errors)
     shown = "; ".join(
         f"class {classes[i]}: {shares[i]:.0%} of the examples, weight {weights[i]:.3g}"
         for i in (commonest, rarest)

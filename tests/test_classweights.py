@@ -21,6 +21,7 @@ THREE = np.array([0] * 700 + [1] * 200 + [2] * 100)
         (ONE_HOT, {0: 0.9, 1: 0.1}, 0.0, True),
         (IMBALANCED[:, None], {0: 9.0}, 0.0, True),  # a class left out weighs 1
         (THREE, {0: 0.7, 1: 0.2, 2: 0.1}, 0.0, True),
+        (IMBALANCED, {0: 1000 / (2 * 100), 1: 1000 / (2 * 900)}, 0.0, True),  # swapped
         # Healthy: "balanced" (total / (n_classes * count)), a milder up-weighting of the rare
         # class, weights on balanced data, and a rare class a third of the way that stays
         # near its share.
@@ -29,6 +30,8 @@ THREE = np.array([0] * 700 + [1] * 200 + [2] * 100)
         (np.array([0, 1] * 500), {0: 4.0, 1: 1.0}, 0.0, False),
         (IMBALANCED, {0: 1.2, 1: 1.0}, 0.0, False),
         (THREE, {0: 1.0, 1: 2.0, 2: 4.0}, 0.0, False),
+        # hunt14: cost-sensitive, a false positive costing 4 times a miss (counts 3:1).
+        (np.array([0] * 750 + [1] * 250), {0: 4.0, 1: 1.0}, 0.0, False),
         # Not judged: no class_weight, labels that are not class ids.
         (IMBALANCED, None, 0.0, False),
         (IMBALANCED.astype("float32") + 0.5, {0: 0.9, 1: 0.1}, 0.0, False),
@@ -39,11 +42,13 @@ THREE = np.array([0] * 700 + [1] * 200 + [2] * 100)
         "one-hot",
         "left-out",
         "three-classes",
+        "balanced-swapped",
         "balanced",
         "rare-up-weighted",
         "balanced-data",
         "mild",
         "three-classes-inverse",
+        "cost-sensitive",
         "no-weights",
         "soft-labels",
         "strings",
