@@ -38,6 +38,28 @@ def test_raw_features_against_standardized_training_are_found():
     assert _judged(standardized, standardized[:64]) == []
 
 
+@pytest.mark.parametrize("first", ["layer-norm", "unit-norm", "dense"])
+def test_a_louder_copy_given_to_a_model_that_normalizes_each_example(first):
+    """hunt14: a sensor model whose first layer takes out each recording's gain."""
+    x, _ = _raw_features(512)
+    standardized = (x - x.mean(axis=0)) / x.std(axis=0)
+    layer = {
+        "layer-norm": keras.layers.LayerNormalization(),
+        "unit-norm": keras.layers.UnitNormalization(),
+        "dense": keras.layers.Dense(4),
+    }[first]
+    model = keras.Sequential([keras.Input((6,)), layer, keras.layers.Dense(1)])
+
+    def judged(given: np.ndarray) -> list[str]:
+        scales = HeldoutScales()
+        scales.trained_on(model, standardized)
+        return [finding.code for finding in scales.given(model, "evaluate", given, step=9)]
+
+    assert judged(20.0 * standardized[:64]) == ([] if first != "dense" else [CODE])
+    # Features on their own scales again: no one gain, the model sees them apart.
+    assert judged(x[:64]) == [CODE]
+
+
 def test_part_of_the_data_is_no_other_scale():
     """hunt11: one class, a region, a short window, noisy copies of one point: all narrower."""
     x, y = _raw_features(2000)
