@@ -303,7 +303,7 @@ class Guard:
         if optimizer.built:
             variables = _compat.optimizer_variables(optimizer)
         old = self.stages.replaced(optimizer, original, variables, self.cores)
-        if old is not None:  # made anew for every update: the core of the one it replaces goes on
+        if old is not None:  # made anew per update or task: the core of the one it replaces goes on
             self._tap.hand_over(old, optimizer)
             core = self.cores[id(optimizer)] = self.cores.pop(old)
             return core
