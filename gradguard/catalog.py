@@ -106,6 +106,9 @@ CODES: Mapping[str, CodeInfo] = {
     "activation-missing": CodeInfo(
         _W, ActivationError, "hidden Dense layers without activation: one linear map"
     ),
+    "optimizer-setting-ignored": CodeInfo(
+        _W, UpdateError, "a tf.keras 2 name set on a Keras 3 optimizer: never read"
+    ),
     "validation-split-ordered": CodeInfo(
         _W, LossError, "validation_split cut one end off targets sorted by value"
     ),

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gradguard import _compat, deferred, deltas, errors, norms, replicas, updating
+from gradguard import _compat, deferred, deltas, errors, norms, oldnames, replicas, updating
 from gradguard import findings as findings_lib
 from gradguard.checks import Check
 from gradguard.checks.base import StateReader, fold
@@ -350,7 +350,7 @@ class StepCore:
         if self._recorder is not None:  # for `gradguard inspect`'s judgment
             self._recorder.note(**{key: context.notes.get(key) for key in LOGGED_NOTES})
         self.report.steps_observed = steps
-        found = list(extra)
+        found = [*extra, *oldnames.ignored_settings(self.optimizer, steps - 1)]
         for check, state in zip(self.checks, states):
             if type(check).findings is Check.findings:
                 found.extend(check.judge(state, context))
