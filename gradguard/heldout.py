@@ -97,7 +97,9 @@ def memorizing(
 def after_fit(
     notes: Mapping[str, Any], history: Any, arguments: Mapping[str, Any], step: int
 ) -> list[Finding]:
-    """`memorizing` for a `fit` given `arguments` (as bound) that returned `history`.
+    """`memorizing` (a classifier's loss) or `ordered_split` (any other) for a `fit`.
+
+    `fit` was given `arguments` (as bound) and returned `history`.
 
     Args:
       notes: The notes of the model's optimizer's core (its chance level).
@@ -110,10 +112,10 @@ def after_fit(
     split = float(arguments.get("validation_split") or 0.0)
     given = arguments.get("validation_data") is not None  # Keras then ignores the split
     chance = notes.get("chance_loss_balanced")
-    if not epochs or (chance is None and given):
+    if not epochs:
         return []
     if chance is None:  # not a classifier's loss: its targets are values
-        return ordered_split(epochs, arguments.get("y"), split, step)
+        return [] if given else ordered_split(epochs, arguments.get("y"), split, step)
     unseen = [] if given else unseen_classes(arguments.get("y"), split)
     return memorizing(epochs, chance, step, unseen, split)
 

@@ -1,7 +1,8 @@
 """Held-out inputs scaled unlike `fit`'s (`heldout_scale`, `heldout-scale-mismatch`): found when
 `evaluate`, `predict` or `fit`'s validation data skips (or adds) the training data's
 standardization or division by 255; silent for held-out data preprocessed alike, for a shift
-between data sets of a few standard deviations, and for a small sparse held-out set."""
+between data sets of a few standard deviations, for a small sparse held-out set, and for one
+gain on every feature given to a model whose first layer normalizes each example."""
 
 from __future__ import annotations
 
