@@ -71,8 +71,17 @@ def _values(grad: tf.Tensor | tf.IndexedSlices) -> tf.Tensor:
     """
     if not isinstance(grad, tf.IndexedSlices):
         return tf.cast(grad, tf.float32)
+    values = tf.cast(grad.values, tf.float32)
+    if _compat.in_xla_context() and grad.dense_shape is not None:
+        # No `tf.unique`: a sort anywhere in the step makes XLA on CPU draw the dropout masks
+        # 6x slower (TF 2.21; a transformer's step went from 20 ms to 130). Each row is
+        # summed into the first row given with its index, found through one int per row of
+        # the variable.
+        rows = tf.size(grad.indices)
+        first = tf.math.unsorted_segment_min(tf.range(rows), grad.indices, grad.dense_shape[0])
+        return tf.math.unsorted_segment_sum(values, tf.gather(first, grad.indices), rows)
     rows, index = tf.unique(grad.indices)
-    return tf.math.unsorted_segment_sum(tf.cast(grad.values, tf.float32), index, tf.size(rows))
+    return tf.math.unsorted_segment_sum(values, index, tf.size(rows))
 
 
 def _once(kind: str, of: tuple[Any, ...], compute: Callable[[], tf.Tensor]) -> tf.Tensor:
