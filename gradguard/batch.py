@@ -16,6 +16,7 @@ __all__ = [
     "labels",
     "mismatched_rows",
     "replica_slice",
+    "rows_of",
     "unpack",
 ]
 
@@ -90,6 +91,15 @@ def head(value: Any, rows: int = 1024) -> np.ndarray | None:
         return np.asarray(value[:rows])
     except (TypeError, ValueError, IndexError):
         return None
+
+
+def rows_of(value: Any, rows: np.ndarray) -> Any:
+    """The examples `rows` of an array, a tensor or a data frame."""
+    if hasattr(value, "iloc"):
+        return value.iloc[rows]
+    if isinstance(value, np.ndarray):
+        return value[rows]
+    return tf.gather(value, rows)
 
 
 def labels(y: Any) -> Any:

@@ -112,6 +112,9 @@ CODES: Mapping[str, CodeInfo] = {
     "validation-split-ordered": CodeInfo(
         _W, LossError, "validation_split cut one end off targets sorted by value"
     ),
+    "batchnorm-statistics-stale": CodeInfo(
+        _W, LossError, "BatchNormalization's moving statistics lag the batches'"
+    ),
     # Before the long run (`gradguard.preflight`).
     "initial-loss-unexpected": CodeInfo(
         _W, LossError, "the initial loss is far above what an untrained model measures"

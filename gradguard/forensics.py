@@ -115,7 +115,7 @@ class Forensics:
         core = cores.get(id(_compat.inner_optimizer(model.optimizer)))
         if core is not None:
             self.note_chance(core)
-            found += fitend.judge(core.notes, history, arguments, core.steps - 1)
+            found += fitend.judge(model, core.notes, history, arguments, core.steps - 1)
         found += monitors.findings(model, arguments.get("callbacks"), step)
         return found + self._fit_length.judge(model, arguments, step)
 

@@ -34,6 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gradguard import batch
 from gradguard.findings import Finding
 
 __all__ = ["HeldoutScales"]
@@ -52,15 +53,6 @@ class _Profile:
     rows: int
 
 
-def _rows(value: Any, rows: np.ndarray) -> Any:
-    """The examples `rows` of an array, a tensor or a data frame."""
-    if hasattr(value, "iloc"):
-        return value.iloc[rows]
-    if isinstance(value, np.ndarray):
-        return value[rows]
-    return tf.gather(value, rows)
-
-
 def _profile(value: Any) -> _Profile | None:
     """Each feature's mean and standard deviation over (a sample of) `value`'s examples."""
     shape = getattr(value, "shape", None)
@@ -68,7 +60,7 @@ def _profile(value: Any) -> _Profile | None:
         return None
     rows = np.unique(np.linspace(0, shape[0] - 1, min(shape[0], ROWS)).astype(np.int64))
     try:  # (spread over all of it: data stored in order, one session after another)
-        sample = np.asarray(_rows(value, rows))
+        sample = np.asarray(batch.rows_of(value, rows))
     except (TypeError, ValueError, IndexError, tf.errors.OpError):
         return None
     if sample.dtype.kind not in "iuf" or sample.ndim == 0:  # (strings, booleans)

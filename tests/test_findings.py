@@ -25,7 +25,8 @@ def test_every_design_code_is_in_the_catalog():
     reshape-transposes zero-token-masked accumulators-not-reset
     attention-mask-inverted heldout-scale-mismatch batch-frozen-at-trace
     softmax-over-one monitor-mode-inverted regularization-ignored augmentation-repeated
-    validation-split-ordered activation-missing optimizer-setting-ignored""".split()
+    validation-split-ordered activation-missing optimizer-setting-ignored
+    batchnorm-statistics-stale""".split()
     assert sorted(gradguard.CODES) == sorted(design)
 
 

@@ -1,0 +1,130 @@
+"""BatchNormalization's moving statistics behind the batches' at the end of `fit`.
+
+In training a BatchNormalization layer normalizes each batch by the batch's own mean and
+variance; in inference (`evaluate`, `predict`, ``model(x)``) by moving averages of them, which
+forget the old batches at ``1 - momentum`` per update. The default momentum, 0.99, remembers
+about a hundred updates: a short run on inputs far from zero (raw features, a mean of 12) ends
+with averages still near their start (mean 0, variance 1), and the trained model scores far
+worse in inference than it did in training (accuracy 0.61 against 0.90 with momentum 0.9).
+Batches of a few examples, or of one class each, leave the same gap: their statistics are not
+the data's.
+
+Under ``gradguard run``, when a `fit` of a model with a trainable BatchNormalization layer
+returns, the model's loss on up to `ROWS` of its training examples (spread over the arrays, in
+batches of `fit`'s size) is computed in both modes. The training-mode call's updates of the
+moving statistics (and of dropout's seeds) are undone. Reported when inference lost at least
+`SHARE` of what training gained (the first epoch's loss down to the training-mode loss) and is
+`RATIO` times the training-mode loss. Dropout, noise and augmentation make the training mode
+the worse one, so they stay silent; a frozen BatchNormalization (``trainable = False``) runs
+in inference mode in both. Data sets and generators are not read.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gradguard import batch
+from gradguard.findings import Finding
+
+__all__ = ["RATIO", "ROWS", "SHARE", "stale_statistics"]
+
+ROWS = 256  # training examples whose loss is computed in each mode
+SHARE = 0.5  # of what training gained that inference lost
+RATIO = 1.5  # inference loss over training-mode loss
+
+
+def _norms(model: Any) -> list[Any]:
+    """The trainable BatchNormalization layers of `model` (nested models' too)."""
+    layers: list[Any] = list(getattr(model, "_flatten_layers", lambda: [])())
+    return [
+        layer
+        for layer in layers
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
+    ]
+
+
+def _examples(arguments: Mapping[str, Any]) -> tuple[Any, Any, int] | None:
+    """Up to `ROWS` of `fit`'s training examples, spread evenly, as ``(x, y, batch_size)``."""
+    x, y = arguments.get("x"), arguments.get("y")
+    arrays = tf.nest.flatten(x) + tf.nest.flatten(y)
+    if y is None or not all(isinstance(a, (np.ndarray, tf.Tensor)) for a in arrays):
+        return None  # (a data set, a generator, a data frame: not read)
+    count = len(batch.training_part(np.arange(len(arrays[0])), arguments))
+    if count < 2 or any(len(a) < count for a in arrays):
+        return None
+    rows = np.unique(np.linspace(0, count - 1, min(count, ROWS)).astype(np.int64))
+    size = int(arguments.get("batch_size") or 32)
+    return _pick(x, rows), _pick(y, rows), size
+
+
+def _pick(value: Any, rows: np.ndarray) -> Any:
+    """The examples `rows` of each array of `value` (one array or a nest of them)."""
+    return tf.nest.map_structure(lambda a: batch.rows_of(a, rows), value)
+
+
+def _losses(model: Any, x: Any, y: Any, size: int) -> tuple[float, float]:
+    """The mean loss of `x` in batches of `size`: in training mode, then in inference mode."""
+    kept = [v.numpy() for v in model.non_trainable_variables]
+    rows = len(tf.nest.flatten(y)[0])
+    training, inference = [], []
+    for start in range(0, rows, size):
+        part = np.arange(start, min(start + size, rows))
+        xs, ys = _pick(x, part), _pick(y, part)
+        weight = len(part) / rows
+        try:
+            training.append(
+                weight * float(model.compute_loss(x=xs, y=ys, y_pred=model(xs, training=True)))
+            )
+        finally:  # the moving statistics and the seeds, as `fit` left them
+            for variable, value in zip(model.non_trainable_variables, kept):
+                variable.assign(value)
+        inference.append(
+            weight * float(model.compute_loss(x=xs, y=ys, y_pred=model(xs, training=False)))
+        )
+    return sum(training), sum(inference)
+
+
+def stale_statistics(
+    model: Any, arguments: Mapping[str, Any], history: Any, step: int
+) -> Finding | None:
+    """`batchnorm-statistics-stale` for a `fit` of `model` on `arguments`; `history` it returned."""
+    norms = _norms(model)
+    first = (getattr(history, "history", None) or {}).get("loss", [None])[0]
+    examples = _examples(arguments) if norms and first is not None else None
+    if examples is None or not getattr(model, "compiled", False):
+        return None
+    try:
+        training, inference = _losses(model, *examples)
+    except (ValueError, TypeError, tf.errors.OpError):
+        return None  # (a model these examples do not fit as given)
+    if not all(map(math.isfinite, (first, training, inference))):
+        return None
+    if inference < RATIO * training or inference - training < SHARE * (first - training):
+        return None
+    momentum = max(float(layer.momentum) for layer in norms)
+    updates = int(np.asarray(model.optimizer.iterations))
+    message = (
+        f"In inference mode (evaluate, predict) the model's loss on its own training examples "
+        f"is {inference:.3g}, against {training:.3g} in training mode (the first epoch's was "
+        f"{first:.3g}): its {len(norms)} BatchNormalization layer(s) normalize by moving "
+        f"statistics that do not match the batches'. With momentum {momentum:g} they "
+        f"average about {1 / max(1 - momentum, 1e-9):.0f} updates, and this model has made "
+        f"{updates}. Lower the momentum (BatchNormalization(momentum=0.9)) or train longer; "
+        "batches of a few examples, or of one class each, leave the same gap (shuffle, or "
+        "use larger batches)."
+    )
+    details = {
+        "inference_loss": inference,
+        "training_mode_loss": training,
+        "first_epoch_loss": float(first),
+        "momentum": momentum,
+        "updates": updates,
+        "layers": [layer.name for layer in norms],
+    }
+    return Finding("batchnorm-statistics-stale", message, step, details=details)

@@ -1,0 +1,100 @@
+"""`batchnorm-statistics-stale`: a short `fit` whose BatchNormalization never caught up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gradguard import bnstats
+
+FEATURES, CLASSES = 20, 4
+
+
+def _data(rows: int = 1600) -> tuple[np.ndarray, np.ndarray]:
+    """Raw features far from zero (mean 12, spread 3), four classes."""
+    rng = np.random.default_rng(35)
+    centers = rng.normal(size=(CLASSES, FEATURES)) * 0.6
+    y = rng.integers(0, CLASSES, rows)
+    x = 12.0 + 3.0 * (centers[y] + rng.normal(size=(rows, FEATURES)))
+    return x.astype("float32"), y
+
+
+def _fit(momentum: float, trainable: bool = True, dropout: float = 0.0) -> tuple[Any, ...]:
+    """A model with two BatchNormalizations fitted for 75 updates: (model, arguments, history)."""
+    keras.utils.set_random_seed(35)
+    first = keras.layers.BatchNormalization(momentum=momentum, trainable=trainable)
+    model = keras.Sequential(
+        [
+            keras.Input((FEATURES,)),
+            first,
+            keras.layers.Dense(64),
+            keras.layers.BatchNormalization(momentum=momentum, trainable=trainable),
+            keras.layers.Activation("relu"),
+            keras.layers.Dropout(dropout),
+            keras.layers.Dense(CLASSES),
+        ]
+    )
+    model.compile(
+        keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    x, y = _data()
+    arguments = {"x": x, "y": y, "epochs": 3, "batch_size": 64}
+    history = model.fit(verbose=0, **arguments)
+    return model, arguments, history
+
+
+@pytest.fixture(scope="module")
+def short_fit() -> tuple[Any, ...]:
+    return _fit(momentum=0.99)
+
+
+def test_a_short_fit_at_the_default_momentum_is_found(short_fit):
+    model, arguments, history = short_fit
+    finding = bnstats.stale_statistics(model, arguments, history, step=74)
+    assert finding is not None and finding.code == "batchnorm-statistics-stale"
+    details = finding.details
+    assert details["momentum"] == pytest.approx(0.99) and details["updates"] == 75
+    assert details["inference_loss"] > 2 * details["training_mode_loss"]
+    assert len(details["layers"]) == 2
+    assert "momentum 0.99" in finding.message and "made 75" in finding.message
+
+
+def test_the_check_leaves_the_moving_statistics_and_seeds_as_fit_left_them():
+    model, arguments, history = _fit(momentum=0.99, dropout=0.3)
+    before = [v.numpy().copy() for v in model.non_trainable_variables]
+    assert bnstats.stale_statistics(model, arguments, history, step=74) is not None
+    after = [v.numpy() for v in model.non_trainable_variables]
+    assert len(before) == 5  # two means, two variances, the dropout's seed
+    for old, new in zip(before, after):
+        np.testing.assert_array_equal(old, new)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"momentum": 0.9}, {"momentum": 0.99, "trainable": False}],
+    ids=["momentum-0.9", "frozen"],
+)
+def test_caught_up_or_frozen_statistics_are_silent(options):
+    # Momentum 0.9 averages about ten updates; a frozen layer normalizes the same in both modes.
+    model, arguments, history = _fit(**options)
+    assert bnstats.stale_statistics(model, arguments, history, step=74) is None
+
+
+def test_data_sets_are_not_read(short_fit):
+    model, arguments, history = short_fit
+    data = tf.data.Dataset.from_tensor_slices((arguments["x"], arguments["y"])).batch(64)
+    assert bnstats.stale_statistics(model, {"x": data}, history, step=74) is None
+
+
+def test_only_the_training_part_of_a_validation_split_is_read(short_fit):
+    model, arguments, history = short_fit
+    x, y = arguments["x"], arguments["y"]
+    # The held-out last quarter made unreadable: the check must not touch it.
+    x = np.concatenate([x, np.full((len(x) // 3, FEATURES), np.nan, np.float32)])
+    y = np.concatenate([y, np.zeros(len(x) - len(y), y.dtype)])
+    split = {**arguments, "x": x, "y": y, "validation_split": 0.25}
+    assert bnstats.stale_statistics(model, split, history, step=74) is not None
