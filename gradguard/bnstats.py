@@ -1,4 +1,4 @@
-"""BatchNormalization's moving statistics behind the batches' at the end of `fit`.
+"""BatchNormalization's moving statistics behind the batches' at the end of training.
 
 In training a BatchNormalization layer normalizes each batch by the batch's own mean and
 variance; in inference (`evaluate`, `predict`, ``model(x)``) by moving averages of them, which
@@ -9,14 +9,16 @@ worse in inference than it did in training (accuracy 0.61 against 0.90 with mome
 Batches of a few examples, or of one class each, leave the same gap: their statistics are not
 the data's.
 
-Under ``gradguard run``, when a `fit` of a model with a trainable BatchNormalization layer
-returns, the model's loss on up to `ROWS` of its training examples (spread over the arrays, in
-batches of `fit`'s size) is computed in both modes. The training-mode call's updates of the
-moving statistics (and of dropout's seeds) are undone. Reported when inference lost at least
-`SHARE` of what training gained (the first epoch's loss down to the training-mode loss) and is
-`RATIO` times the training-mode loss. Dropout, noise and augmentation make the training mode
-the worse one, so they stay silent; a frozen BatchNormalization (``trainable = False``) runs
-in inference mode in both. Data sets and generators are not read.
+Under ``gradguard run``, when the run ends, for each model with a trainable BatchNormalization
+layer that `fit` trained on arrays: its loss on up to `ROWS` training examples of its last
+`fit` (spread over the arrays, in batches of that `fit`'s size) in both modes. The training-mode
+call's updates of the moving statistics (and of dropout's seeds) are undone. Reported when
+inference lost at least `SHARE` of what training gained (from the first epoch's loss of the
+model's first `fit` down to the training-mode loss) and is `RATIO` times the training-mode
+loss. Judged at the end, not when `fit` returns: a loop of ``fit(epochs=1)`` calls lags after
+its first call, not after its last. Dropout, noise and augmentation make the training mode the
+worse one, so they stay silent; a frozen BatchNormalization (``trainable = False``) runs in
+inference mode in both. Data sets and generators are not read.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import tensorflow as tf
 from gradguard import batch
 from gradguard.findings import Finding
 
-__all__ = ["RATIO", "ROWS", "SHARE", "stale_statistics"]
+__all__ = ["RATIO", "ROWS", "SHARE", "StaleStatistics", "stale_statistics"]
 
 ROWS = 256  # training examples whose loss is computed in each mode
 SHARE = 0.5  # of what training gained that inference lost
@@ -90,13 +92,38 @@ def _losses(model: Any, x: Any, y: Any, size: int) -> tuple[float, float]:
     return sum(training), sum(inference)
 
 
+class StaleStatistics:
+    """Each model's `fit`s, judged once the run ends: its last `fit` may not be the first.
+
+    A loop of ``fit(epochs=1)`` calls is one training run: its first call's statistics lag,
+    its last's need not. Kept per model: the first epoch's loss of its first `fit`, and the
+    arrays of its latest.
+    """
+
+    def __init__(self) -> None:
+        self._fits: dict[int, tuple[Any, float, Mapping[str, Any], int]] = {}
+
+    def fit_ended(self, model: Any, arguments: Mapping[str, Any], history: Any, step: int) -> None:
+        """A `fit` of `model` on `arguments` returned `history` at `step`."""
+        losses = (getattr(history, "history", None) or {}).get("loss") or [None]
+        kept = self._fits.get(id(model))
+        first = kept[1] if kept is not None else losses[0]
+        if first is not None:
+            self._fits[id(model)] = (model, float(first), arguments, step)
+
+    def judge(self) -> list[Finding]:
+        """`batchnorm-statistics-stale` for each model whose statistics lag now."""
+        found = [stale_statistics(*fit) for fit in self._fits.values()]
+        self._fits.clear()
+        return [finding for finding in found if finding is not None]
+
+
 def stale_statistics(
-    model: Any, arguments: Mapping[str, Any], history: Any, step: int
+    model: Any, first: float, arguments: Mapping[str, Any], step: int
 ) -> Finding | None:
-    """`batchnorm-statistics-stale` for a `fit` of `model` on `arguments`; `history` it returned."""
+    """`batchnorm-statistics-stale` for `model`, fitted on `arguments` from a loss of `first`."""
     norms = _norms(model)
-    first = (getattr(history, "history", None) or {}).get("loss", [None])[0]
-    examples = _examples(arguments) if norms and first is not None else None
+    examples = _examples(arguments) if norms else None
     if examples is None or not getattr(model, "compiled", False):
         return None
     try:

@@ -6,7 +6,7 @@ tells each step core:
 
 * which model it trains, and that model's chance-level loss (`chance`);
 * what Keras' `fit` showed: its batches (`fit_batches`), its warnings, and, once it returned,
-  its held-out data (`fitend`) and whether its data ran out (`ranout`);
+  its held-out data (`fitend`), whether its data ran out (`ranout`), its BatchNormalization;
 * where a NaN began: the first unhealthy step's model input, kept in-graph, replayed once
   (`origin`) at the next host read.
 """
@@ -23,6 +23,7 @@ import tensorflow as tf
 from gradguard import (
     _compat,
     augmentation,
+    bnstats,
     chance,
     fit_batches,
     fitend,
@@ -47,11 +48,6 @@ from gradguard.ledger import Ledger, key
 from gradguard.tap import Tap
 
 __all__ = ["Forensics"]
-
-
-def _compiled_loss(model: Any, y: Any, y_pred: Any) -> Any:
-    """A compiled model's loss of a replayed batch (`origin.trace`)."""
-    return model.compute_loss(y=y, y_pred=y_pred)
 
 
 class Forensics:
@@ -83,6 +79,7 @@ class Forensics:
         # hand-written step, the class counts of its traced cross-entropy's labels.
         self._fit = fit_batches.FitBatches()
         self._fit_length = ranout.FitLength()  # (under gradguard run: fit's data ran out)
+        self._stale = bnstats.StaleStatistics()  # (and its models' BatchNormalization)
         self._traced_counts: dict[int, chance.LabelCounts] = {}
         self._raw_labels = rawlabels.RawLabels()  # (what hand-written losses read of labels)
         self._frozen = frozen.FrozenUntrained()  # (frozen layers never trained nor loaded)
@@ -93,7 +90,7 @@ class Forensics:
         self.batch = keras.utils.unpack_x_y_sample_weight(data)
         self._fit_model = model
         if getattr(model, "compiled", False) and id(model) not in self._losses:
-            self._losses[id(model)] = functools.partial(_compiled_loss, model)
+            self._losses[id(model)] = functools.partial(model.compute_loss, None)  # (x=None)
         if fit_batches.keras_own_step(model):
             self._fit.observe(model, *self.batch)
 
@@ -115,8 +112,9 @@ class Forensics:
         core = cores.get(id(_compat.inner_optimizer(model.optimizer)))
         if core is not None:
             self.note_chance(core)
-            found += fitend.judge(model, core.notes, history, arguments, core.steps - 1)
+            found += fitend.judge(core.notes, history, arguments, core.steps - 1)
         found += monitors.findings(model, arguments.get("callbacks"), step)
+        self._stale.fit_ended(model, arguments, history, step)
         return found + self._fit_length.judge(model, arguments, step)
 
     def on_warning(self, message: str) -> None:
@@ -142,12 +140,16 @@ class Forensics:
         return [finding for finding in found if finding is not None]
 
     def model_findings(self, cores: Iterable[StepCore], step: int, final: bool) -> list[Finding]:
-        """Models `cores` train: `frozen`, `linearstack` (once each); if `final`, `regularizers`."""
+        """Models `cores` train: `frozen`, `linearstack` (once); at the end, `regularizers` too.
+
+        `final` (the run ended) judges the BatchNormalization of the models `fit` trained too.
+        """
         models = [model for model in map(self.model_of, cores) if model is not None]
         found = self._frozen.judge(models, step, final)
         once = [linearstack.collapsed(m, step) for m in models if id(m) not in self._linear_judged]
         self._linear_judged.update(map(id, models))  # (once: its layers do not change)
         once.append(regularizers.ignored(self._tap, self._ledger, step) if final else None)
+        found += self._stale.judge() if final else []
         return found + [finding for finding in once if finding is not None]
 
     def compiled_loss(self, step: int) -> list[Finding | None]:
