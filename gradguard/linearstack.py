@@ -9,11 +9,14 @@ fails; a softmax or sigmoid on the last layer makes it a logistic regression, no
 Read from the model's layers when it first trains (`TrainStep`'s first call; the guard and
 ``gradguard run`` at their first read of a model an optimizer trains): a model made only of
 `Dense` layers and layers that keep it linear (dropout, noise, reshapes, batch normalization,
-rescaling), two `Dense` layers or more, each but the last without activation. Left alone: a
-hidden layer narrower than both the inputs and the outputs (a linear bottleneck, as in a linear
-autoencoder or a low-rank factorization: it limits the map's rank on purpose); any other layer
-(a convolution, an embedding, a layer normalization, a `Lambda`, a nested model, a layer of the
-user's), whose effect is not judged.
+rescaling), two `Dense` layers or more, each but the last without activation. Only models whose
+layers are the whole computation are judged: a `Sequential` model, and a functional one whose
+operations are all layers. Left alone: a subclassed model (its `call` may apply
+``tf.nn.relu`` between the layers), a functional model with an op of its own between them
+(``keras.ops.relu``); a hidden layer narrower than both the inputs and the outputs (a linear
+bottleneck, as in a linear autoencoder or a low-rank factorization: it limits the map's rank on
+purpose); any other layer (a convolution, an embedding, a layer normalization, a `Lambda`, a
+nested model, a layer of the user's), whose effect is not judged.
 """
 
 from __future__ import annotations
@@ -46,9 +49,18 @@ def _linear(activation: Any) -> bool:
     return activation is None or getattr(activation, "__name__", "") == "linear"
 
 
+def _operations(model: Any) -> list[Any] | None:
+    """All that `model` computes, in layers (and a functional model's ops); None if not known."""
+    if isinstance(model, keras.Sequential):
+        return [layer for layer in _compat.flatten_layers(model) if layer is not model]
+    return getattr(model, "operations", None)  # (a functional model's; a subclass has none)
+
+
 def collapsed(model: Any, step: int) -> Finding | None:
     """`activation-missing` if `model`'s Dense layers compute one linear map, none too narrow."""
-    layers = [layer for layer in _compat.flatten_layers(model) if layer is not model]
+    layers = _operations(model)
+    if layers is None:
+        return None
     dense = [layer for layer in layers if type(layer) is keras.layers.Dense]  # (not a subclass)
     others = [layer for layer in layers if type(layer) is not keras.layers.Dense]
     if len(dense) < 2 or not all(isinstance(layer, _LINEAR) for layer in others):

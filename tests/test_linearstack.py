@@ -82,6 +82,29 @@ def test_which_stacks_are_one_linear_map(layers, found):
     assert (linearstack.collapsed(_model(*layers), step=0) is not None) == found
 
 
+def test_a_functional_model_is_judged_by_its_operations():
+    inputs = keras.Input((6,))
+    linear = keras.Model(inputs, Dense(1)(Dense(16)(Dense(16)(inputs))))
+    assert linearstack.collapsed(linear, 0) is not None
+    hidden = keras.ops.relu(Dense(16)(inputs))  # an op of the model's own, not a layer
+    assert linearstack.collapsed(keras.Model(inputs, Dense(1)(hidden)), 0) is None
+
+
+def test_a_subclassed_model_is_not_judged():
+    # hunt15's healthy_subclassed: the activation is applied in call(), not by a layer.
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.hidden, self.out = Dense(16), Dense(1)
+
+        def call(self, x):
+            return self.out(keras.ops.relu(self.hidden(x)))
+
+    net = Net()
+    net(np.zeros((1, 6), np.float32))
+    assert linearstack.collapsed(net, 0) is None
+
+
 def test_a_dense_subclass_or_a_convolution_is_not_judged():
     class Scaled(Dense):
         def call(self, inputs):
