@@ -132,7 +132,10 @@ def stale_statistics(
         return None  # (a model these examples do not fit as given)
     if not all(map(math.isfinite, (first, training, inference))):
         return None
-    if inference < RATIO * training or inference - training < SHARE * (first - training):
+    gained = first - training  # (nothing for a model compiled without a loss: 0 in both modes)
+    if not gained > 0 or inference - training < SHARE * gained:
+        return None
+    if training > 0 and inference < RATIO * training:  # (a ratio of losses that can be < 0: no)
         return None
     momentum = max(float(layer.momentum) for layer in norms)
     updates = int(np.asarray(model.optimizer.iterations))

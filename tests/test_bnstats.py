@@ -90,6 +90,14 @@ def test_caught_up_or_frozen_statistics_are_silent(options):
     assert bnstats.stale_statistics(model, first, arguments, step=74) is None
 
 
+def test_a_loss_of_zero_in_both_modes_is_silent(short_fit, monkeypatch):
+    # A GAN's own train_step, compiled without a loss: nothing gained, whatever `first` says.
+    model, first, arguments = short_fit
+    monkeypatch.setattr(model, "compute_loss", lambda **kwargs: tf.constant(0.0))
+    assert bnstats.stale_statistics(model, first, arguments, step=74) is None
+    assert bnstats.stale_statistics(model, -1.0, arguments, step=74) is None
+
+
 def test_data_sets_are_not_read(short_fit):
     model, first, arguments = short_fit
     data = tf.data.Dataset.from_tensor_slices((arguments["x"], arguments["y"])).batch(64)
