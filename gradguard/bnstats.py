@@ -36,7 +36,7 @@ from gradguard.findings import Finding
 
 __all__ = ["RATIO", "ROWS", "SHARE", "StaleStatistics", "stale_statistics"]
 
-ROWS = 256  # training examples whose loss is computed in each mode
+ROWS = 128  # training examples whose loss is computed in each mode (a big model pays twice)
 SHARE = 0.5  # of what training gained that inference lost
 RATIO = 1.5  # inference loss over training-mode loss
 
