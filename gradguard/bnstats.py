@@ -6,8 +6,7 @@ forget the old batches at ``1 - momentum`` per update. The default momentum, 0.9
 about a hundred updates: a short run on inputs far from zero (raw features, a mean of 12) ends
 with averages still near their start (mean 0, variance 1), and the trained model scores far
 worse in inference than it did in training (accuracy 0.61 against 0.90 with momentum 0.9).
-Batches of a few examples, or of one class each, leave the same gap: their statistics are not
-the data's.
+Inputs whose scale drifts during training leave the same gap.
 
 Under ``gradguard run``, when the run ends, for each model with a trainable BatchNormalization
 layer that `fit` trained on arrays: its loss on up to `ROWS` training examples of its last
@@ -145,9 +144,8 @@ def stale_statistics(
         f"{first:.3g}): its {len(norms)} BatchNormalization layer(s) normalize by moving "
         f"statistics that do not match the batches'. With momentum {momentum:g} they "
         f"average about {1 / max(1 - momentum, 1e-9):.0f} updates, and this model has made "
-        f"{updates}. Lower the momentum (BatchNormalization(momentum=0.9)) or train longer; "
-        "batches of a few examples, or of one class each, leave the same gap (shuffle, or "
-        "use larger batches)."
+        f"{updates}. Lower the momentum (BatchNormalization(momentum=0.9)) or train longer, "
+        "and standardize the inputs."
     )
     details = {
         "inference_loss": inference,
