@@ -9,15 +9,16 @@ worse in inference than it did in training (accuracy 0.61 against 0.90 with mome
 Inputs whose scale drifts during training leave the same gap.
 
 Under ``gradguard run``, when the run ends, for each model with a trainable BatchNormalization
-layer that `fit` trained on arrays: its loss on up to `ROWS` training examples of its last
-`fit` (spread over the arrays, in batches of that `fit`'s size) in both modes. The training-mode
-call's updates of the moving statistics (and of dropout's seeds) are undone. Reported when
-inference lost at least `SHARE` of what training gained (from the first epoch's loss of the
-model's first `fit` down to the training-mode loss) and is `RATIO` times the training-mode
-loss. Judged at the end, not when `fit` returns: a loop of ``fit(epochs=1)`` calls lags after
-its first call, not after its last. Dropout, noise and augmentation make the training mode the
-worse one, so they stay silent; a frozen BatchNormalization (``trainable = False``) runs in
-inference mode in both. Data sets and generators are not read.
+layer that `fit` trained on arrays or a data set: its loss on about `ROWS` training examples of
+its last `fit` (spread over the arrays, in batches of that `fit`'s size) in both modes. The
+training-mode call's updates of the moving statistics (and of dropout's seeds) are undone.
+Reported when inference lost at least `SHARE` of what training gained (from the first epoch's
+loss of the model's first `fit` down to the training-mode loss) and is `RATIO` times the
+training-mode loss. Judged at the end, not when `fit` returns: a loop of ``fit(epochs=1)`` calls
+lags after its first call, not after its last. Dropout, noise and augmentation make the training
+mode the worse one, so they stay silent; a frozen BatchNormalization (``trainable = False``)
+runs in inference mode in both. A `tf.data.Dataset`'s first batches are read anew (up to
+`MAX_BATCHES`); generators and `PyDataset`s are not read.
 """
 
 from __future__ import annotations
@@ -33,11 +34,12 @@ import tensorflow as tf
 from gradguard import batch
 from gradguard.findings import Finding
 
-__all__ = ["RATIO", "ROWS", "SHARE", "StaleStatistics", "stale_statistics"]
+__all__ = ["MAX_BATCHES", "RATIO", "ROWS", "SHARE", "StaleStatistics", "stale_statistics"]
 
 ROWS = 128  # training examples whose loss is computed in each mode (a big model pays twice)
+MAX_BATCHES = 8  # of a data set, read anew
 SHARE = 0.5  # of what training gained that inference lost
-RATIO = 1.5  # inference loss over training-mode loss
+RATIO = 1.25  # inference loss over training-mode loss (a model that barely learned: no)
 
 
 def _norms(model: Any) -> list[Any]:
@@ -50,18 +52,39 @@ def _norms(model: Any) -> list[Any]:
     ]
 
 
-def _examples(arguments: Mapping[str, Any]) -> tuple[Any, Any, int] | None:
-    """Up to `ROWS` of `fit`'s training examples, spread evenly, as ``(x, y, batch_size)``."""
+def _batches(arguments: Mapping[str, Any]) -> list[tuple[Any, Any]] | None:
+    """About `ROWS` of `fit`'s training examples, as `fit` batched them: ``[(x, y), ...]``.
+
+    Arrays: spread evenly over the training part, in batches of `fit`'s `batch_size`. A
+    `tf.data.Dataset`: its first batches (up to `MAX_BATCHES`), read anew.
+    """
     x, y = arguments.get("x"), arguments.get("y")
+    if isinstance(x, tf.data.Dataset):
+        return _first_batches(x)
     arrays = tf.nest.flatten(x) + tf.nest.flatten(y)
     if y is None or not all(isinstance(a, (np.ndarray, tf.Tensor)) for a in arrays):
-        return None  # (a data set, a generator, a data frame: not read)
+        return None  # (a generator, a PyDataset, a data frame: not read)
     count = len(batch.training_part(np.arange(len(arrays[0])), arguments))
     if count < 2 or any(len(a) < count for a in arrays):
         return None
     rows = np.unique(np.linspace(0, count - 1, min(count, ROWS)).astype(np.int64))
     size = int(arguments.get("batch_size") or 32)
-    return _pick(x, rows), _pick(y, rows), size
+    parts = [rows[start : start + size] for start in range(0, len(rows), size)]
+    return [(_pick(x, part), _pick(y, part)) for part in parts]
+
+
+def _first_batches(data: tf.data.Dataset) -> list[tuple[Any, Any]] | None:
+    """The first batches of `data` holding `ROWS` examples (`MAX_BATCHES` at most)."""
+    batches, rows = [], 0
+    for element in data.take(MAX_BATCHES):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(element)
+        if y is None:
+            return None  # (a model whose loss needs no labels: not judged)
+        batches.append((x, y))
+        rows += len(tf.nest.flatten(y)[0])
+        if rows >= ROWS:
+            break
+    return batches or None
 
 
 def _pick(value: Any, rows: np.ndarray) -> Any:
@@ -69,26 +92,20 @@ def _pick(value: Any, rows: np.ndarray) -> Any:
     return tf.nest.map_structure(lambda a: batch.rows_of(a, rows), value)
 
 
-def _losses(model: Any, x: Any, y: Any, size: int) -> tuple[float, float]:
-    """The mean loss of `x` in batches of `size`: in training mode, then in inference mode."""
+def _losses(model: Any, batches: list[tuple[Any, Any]]) -> tuple[float, float]:
+    """The mean loss of `batches`, in training mode then in inference mode."""
     kept = [v.numpy() for v in model.non_trainable_variables]
-    rows = len(tf.nest.flatten(y)[0])
-    training, inference = [], []
-    for start in range(0, rows, size):
-        part = np.arange(start, min(start + size, rows))
-        xs, ys = _pick(x, part), _pick(y, part)
-        weight = len(part) / rows
+    training, inference, rows = 0.0, 0.0, 0
+    for x, y in batches:
+        size = len(tf.nest.flatten(y)[0])
         try:
-            training.append(
-                weight * float(model.compute_loss(x=xs, y=ys, y_pred=model(xs, training=True)))
-            )
+            training += size * float(model.compute_loss(x=x, y=y, y_pred=model(x, training=True)))
         finally:  # the moving statistics and the seeds, as `fit` left them
             for variable, value in zip(model.non_trainable_variables, kept):
                 variable.assign(value)
-        inference.append(
-            weight * float(model.compute_loss(x=xs, y=ys, y_pred=model(xs, training=False)))
-        )
-    return sum(training), sum(inference)
+        inference += size * float(model.compute_loss(x=x, y=y, y_pred=model(x, training=False)))
+        rows += size
+    return training / rows, inference / rows
 
 
 class StaleStatistics:
@@ -122,13 +139,15 @@ def stale_statistics(
 ) -> Finding | None:
     """`batchnorm-statistics-stale` for `model`, fitted on `arguments` from a loss of `first`."""
     norms = _norms(model)
-    examples = _examples(arguments) if norms else None
-    if examples is None or not getattr(model, "compiled", False):
+    if not norms or not getattr(model, "compiled", False):
         return None
     try:
-        training, inference = _losses(model, *examples)
+        batches = _batches(arguments)
+        if batches is None:
+            return None
+        training, inference = _losses(model, batches)
     except (ValueError, TypeError, tf.errors.OpError):
-        return None  # (a model these examples do not fit as given)
+        return None  # (a data set that cannot be read again, a model these batches do not fit)
     if not all(map(math.isfinite, (first, training, inference))):
         return None
     gained = first - training  # (nothing for a model compiled without a loss: 0 in both modes)

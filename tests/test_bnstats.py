@@ -98,10 +98,18 @@ def test_a_loss_of_zero_in_both_modes_is_silent(short_fit, monkeypatch):
     assert bnstats.stale_statistics(model, -1.0, arguments, step=74) is None
 
 
-def test_data_sets_are_not_read(short_fit):
+def test_a_data_sets_first_batches_are_read_and_a_generator_is_not(short_fit):
     model, first, arguments = short_fit
     data = tf.data.Dataset.from_tensor_slices((arguments["x"], arguments["y"])).batch(64)
-    assert bnstats.stale_statistics(model, first, {"x": data}, step=74) is None
+    found = bnstats.stale_statistics(model, first, {"x": data.repeat()}, step=74)
+    assert found is not None and found.code == "batchnorm-statistics-stale"
+    generator = (
+        (arguments["x"][i : i + 64], arguments["y"][i : i + 64]) for i in range(0, 1600, 64)
+    )
+    assert bnstats.stale_statistics(model, first, {"x": generator}, step=74) is None
+    assert next(generator)[0].shape == (64, FEATURES)  # (left unread)
+    unlabeled = tf.data.Dataset.from_tensor_slices(arguments["x"]).batch(64)
+    assert bnstats.stale_statistics(model, first, {"x": unlabeled}, step=74) is None
 
 
 def test_only_the_training_part_of_a_validation_split_is_read(short_fit):
