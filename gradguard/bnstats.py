@@ -113,7 +113,7 @@ class StaleStatistics:
 
     A loop of ``fit(epochs=1)`` calls is one training run: its first call's statistics lag,
     its last's need not. Kept per model: the first epoch's loss of its first `fit`, and the
-    arrays of its latest.
+    arguments of its latest.
     """
 
     def __init__(self) -> None:
