@@ -8,22 +8,23 @@ with averages still near their start (mean 0, variance 1), and the trained model
 worse in inference than it did in training (accuracy 0.61 against 0.90 with momentum 0.9).
 Inputs whose scale drifts during training leave the same gap.
 
-Under ``gradguard run``, when the run ends, for each model with a trainable BatchNormalization
-layer that `fit` trained on arrays or a data set: its loss on about `ROWS` training examples of
-its last `fit` (spread over the arrays, in batches of that `fit`'s size) in both modes. The
-training-mode call's updates of the moving statistics (and of dropout's seeds) are undone.
-Reported when inference lost at least `SHARE` of what training gained (from the first epoch's
-loss of the model's first `fit` down to the training-mode loss) and is `RATIO` times the
-training-mode loss. Judged at the end, not when `fit` returns: a loop of ``fit(epochs=1)`` calls
-lags after its first call, not after its last. Dropout, noise and augmentation make the training
-mode the worse one, so they stay silent; a frozen BatchNormalization (``trainable = False``)
-runs in inference mode in both. A `tf.data.Dataset`'s first batches are read anew (up to
-`MAX_BATCHES`); generators and `PyDataset`s are not read.
+Under ``gradguard run``, as each `fit` of a model with a trainable BatchNormalization layer
+returns (on arrays or a data set), and reported when the run ends: the model's loss on about
+`ROWS` of that `fit`'s training examples (spread over the arrays, in batches of its size) in
+both modes. The training-mode call's updates of the moving statistics (and of dropout's
+seeds) are undone. Reported when inference lost at least `SHARE` of what training gained (from
+the first epoch's loss of the model's first `fit` down to the training-mode loss) and is `RATIO`
+times the training-mode loss. Only a model's latest `fit` is reported: a loop of
+``fit(epochs=1)`` calls lags after its first call, not after its last. Dropout, noise and
+augmentation make the training mode the worse one, so they stay silent; a frozen
+BatchNormalization (``trainable = False``) runs in inference mode in both. A `tf.data.Dataset`'s
+first batches are read anew (up to `MAX_BATCHES`); generators and `PyDataset`s are not read.
 """
 
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -109,29 +110,33 @@ def _losses(model: Any, batches: list[tuple[Any, Any]]) -> tuple[float, float]:
 
 
 class StaleStatistics:
-    """Each model's `fit`s, judged once the run ends: its last `fit` may not be the first.
+    """Each model's `fit`s, judged as each returns and reported when the run ends.
 
     A loop of ``fit(epochs=1)`` calls is one training run: its first call's statistics lag,
-    its last's need not. Kept per model: the first epoch's loss of its first `fit`, and the
-    arguments of its latest.
+    its last's need not, so only the judgment of a model's latest `fit` is reported. Kept per
+    model: the first epoch's loss of its first `fit`, and that judgment (no data: a k-fold
+    loop's arrays are not held until the end).
     """
 
     def __init__(self) -> None:
-        self._fits: dict[int, tuple[Any, float, Mapping[str, Any], int]] = {}
+        self._first: dict[int, tuple[weakref.ref[Any], float]] = {}
+        self._latest: dict[int, Finding | None] = {}
 
     def fit_ended(self, model: Any, arguments: Mapping[str, Any], history: Any, step: int) -> None:
         """A `fit` of `model` on `arguments` returned `history` at `step`."""
         losses = (getattr(history, "history", None) or {}).get("loss") or [None]
-        kept = self._fits.get(id(model))
-        first = kept[1] if kept is not None else losses[0]
-        if first is not None:
-            self._fits[id(model)] = (model, float(first), arguments, step)
+        kept = self._first.get(id(model))
+        if kept is None or kept[0]() is not model:  # (a new model, perhaps at a freed one's id)
+            if losses[0] is None:
+                return
+            kept = self._first[id(model)] = (weakref.ref(model), float(losses[0]))
+        self._latest[id(model)] = stale_statistics(model, kept[1], arguments, step)
 
     def judge(self) -> list[Finding]:
-        """`batchnorm-statistics-stale` for each model whose statistics lag now."""
-        found = [stale_statistics(*fit) for fit in self._fits.values()]
-        self._fits.clear()
-        return [finding for finding in found if finding is not None]
+        """`batchnorm-statistics-stale` for each model whose latest `fit` left them lagging."""
+        found = [finding for finding in self._latest.values() if finding is not None]
+        self._latest.clear()
+        return found
 
 
 def stale_statistics(
