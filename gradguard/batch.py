@@ -17,6 +17,7 @@ __all__ = [
     "mismatched_rows",
     "replica_slice",
     "rows_of",
+    "spread_rows",
     "unpack",
 ]
 
@@ -91,6 +92,11 @@ def head(value: Any, rows: int = 1024) -> np.ndarray | None:
         return np.asarray(value[:rows])
     except (TypeError, ValueError, IndexError):
         return None
+
+
+def spread_rows(count: int, most: int) -> np.ndarray:
+    """Up to `most` indices spread evenly over `count` examples (data may be stored in order)."""
+    return np.unique(np.linspace(0, count - 1, min(count, most)).astype(np.int64))
 
 
 def rows_of(value: Any, rows: np.ndarray) -> Any:

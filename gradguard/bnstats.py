@@ -32,7 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gradguard import batch
+from gradguard import _compat, batch
 from gradguard.findings import Finding
 
 __all__ = ["MAX_BATCHES", "RATIO", "ROWS", "SHARE", "StaleStatistics", "stale_statistics"]
@@ -45,10 +45,9 @@ RATIO = 1.25  # inference loss over training-mode loss (a model that barely lear
 
 def _norms(model: Any) -> list[Any]:
     """The trainable BatchNormalization layers of `model` (nested models' too)."""
-    layers: list[Any] = list(getattr(model, "_flatten_layers", lambda: [])())
     return [
         layer
-        for layer in layers
+        for layer in _compat.flatten_layers(model)
         if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
     ]
 
@@ -68,7 +67,7 @@ def _batches(arguments: Mapping[str, Any]) -> list[tuple[Any, Any]] | None:
     count = len(batch.training_part(np.arange(len(arrays[0])), arguments))
     if count < 2 or any(len(a) < count for a in arrays):
         return None
-    rows = np.unique(np.linspace(0, count - 1, min(count, ROWS)).astype(np.int64))
+    rows = batch.spread_rows(count, ROWS)
     size = int(arguments.get("batch_size") or 32)
     parts = [rows[start : start + size] for start in range(0, len(rows), size)]
     return [(_pick(x, part), _pick(y, part)) for part in parts]

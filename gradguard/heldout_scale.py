@@ -58,7 +58,7 @@ def _profile(value: Any) -> _Profile | None:
     shape = getattr(value, "shape", None)
     if not shape or not shape[0]:  # (no examples, or not known: a symbolic tensor)
         return None
-    rows = np.unique(np.linspace(0, shape[0] - 1, min(shape[0], ROWS)).astype(np.int64))
+    rows = batch.spread_rows(shape[0], ROWS)
     try:  # (spread over all of it: data stored in order, one session after another)
         sample = np.asarray(batch.rows_of(value, rows))
     except (TypeError, ValueError, IndexError, tf.errors.OpError):
