@@ -68,6 +68,12 @@ import tensorflow as tf  # noqa: E402
 from absl import logging  # noqa: E402
 
 import gradguard  # noqa: E402
+from gradguard import deferred  # noqa: E402
+
+# The steady state of a long run: the deferred fold loop compiled by XLA from its first fold.
+# A run compiles it after `COMPILE_AFTER` (1024) rows; until then each row costs about 70 us
+# more, folded as a graph (the `script (...)` variants, a few hundred steps, run that way).
+deferred.COMPILE_AFTER = 0
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from workloads import WORKLOADS, Workload  # noqa: E402

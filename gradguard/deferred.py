@@ -3,10 +3,15 @@
 Every op a step executes costs the executor a microsecond or two however small it is, and the
 checks' folds are about a hundred scalar ops: on a model whose step is itself many small ops (an
 LSTM, a transformer) they were most of gradguard's cost. Steps now write the statistics the
-deferrable checks need as one row of a buffer, and one loop compiled by XLA (one launch, the
-loop's scalar work fused) folds the rows into the checks, many at a time. The loop calls the
-checks' own `update` on each row, so the deferred fold is the per-step fold by construction. A
-host read folds what waits first (`Check.state`, `StateReader`), as a graph, without compiling.
+deferrable checks need as one row of a buffer, and one loop folds the rows into the checks,
+many at a time. The loop calls the checks' own `update` on each row, so the deferred fold is
+the per-step fold by construction. A host read folds what waits first (`Check.state`,
+`StateReader`), as a graph, without compiling.
+
+The loop runs as a graph (about 70 us a row) until `COMPILE_AFTER` rows have been folded, then
+compiled by XLA (one launch, the loop's scalar work fused: about 4 us a row). Compiling costs
+about 0.3 s, so a short run (most scripts) never pays it, and a long one pays it once its graph
+folds have cost a quarter of that.
 
 Who folds the rows:
 
@@ -16,8 +21,8 @@ Who folds the rows:
   per call (GANs, accumulation, loops), and `TrainStep`'s when they measure more often than
   every 16 steps or accumulate: the step that finds the buffer full folds it first
   (the loop is called from the step, compiled on its first run; in a step XLA compiles, part
-  of it). The host reads every `read_every` calls, when the rows of one update per call have
-  just been folded.
+  of it, once compiled). The host reads every `read_every` calls, when the rows of one update
+  per call have just been folded.
 
 Deferrable checks say so (`Check.deferrable`: their fold reads only `Stats`' scalars,
 `grad_sq`, `weight_sq` and their own state, and compiles with XLA). Other checks, `TrainStep`'s
@@ -35,7 +40,7 @@ from gradguard import _compat, replicas
 from gradguard.checks.base import Check
 from gradguard.stats import Every, Stats
 
-__all__ = ["EVERY_RANGE", "DeferredFold", "defers", "for_checks"]
+__all__ = ["COMPILE_AFTER", "EVERY_RANGE", "DeferredFold", "defers", "for_checks"]
 
 # A row: these `Stats` fields as float32, then the per-variable squared gradient norms. Bools
 # and the small int mask are exact in float32; the step is the row's place.
@@ -53,10 +58,13 @@ _SCALARS = (
 )
 _BOOLS = ("applied", "overflow", "vetoed", "loss_known", "measured")
 _PER_VARIABLE = ("grad_sq", "weight_sq")
-# The measuring cadences (`every`) whose lean steps leave the fold: from 16 steps the one XLA
-# compile (a few tenths of a second, at the first measuring step with rows) pays for itself; up
-# to 1000 the buffer stays small (a row is a few dozen floats).
+# The measuring cadences (`every`) whose lean steps leave the fold: from 16 steps one launch of
+# the loop serves enough rows to pay for itself; up to 1000 the buffer stays small (a row is a
+# few dozen floats).
 EVERY_RANGE = range(16, 1001)
+# Rows folded as a graph before the fold loop is compiled (module docstring): 1024 rows at about
+# 70 us take a quarter of the compile's 0.3 s.
+COMPILE_AFTER = 1024
 
 
 def defers(every: int) -> bool:
@@ -112,9 +120,11 @@ class DeferredFold:
                 np.zeros([rows, width], np.float32), name="gradguard_rows"
             )
             self._count = replicas.state_variable(0, tf.int32, "gradguard_rows_count")
+            # Rows folded so far (in-graph: the steps that fold a full buffer count too).
+            self._folded = replicas.state_variable(0, tf.int64, "gradguard_rows_folded")
         # One trace serves both: the compiled fold calls the graph one, which XLA compiles
-        # inline (when first run: at the first measuring step with rows, or the first full
-        # buffer). Tracing the loop (every check's update) costs a few tenths of a second.
+        # inline when first run (after `COMPILE_AFTER` rows). Tracing the loop (every check's
+        # update) costs a tenth of a second or two.
         self._graph_fold = _compat.function(self._fold)
         self._compiled_fold = _compat.function(self._graph_fold, jit_compile=True)
         for check in self.checks:
@@ -127,8 +137,9 @@ class DeferredFold:
         if not measure:
             self.waiting += 1
         elif self.waiting:
+            compiled = int(self._folded.numpy()) >= COMPILE_AFTER  # (every `every` steps)
             with _compat.without_op_callbacks():  # (gradguard's ops: not check_numerics')
-                self._compiled_fold()
+                (self._compiled_fold if compiled else self._graph_fold)()
             self.waiting = 0
 
     def fold(self) -> None:
@@ -154,7 +165,8 @@ class DeferredFold:
 
     def _fold_full(self) -> tf.Tensor:
         """Folds a full buffer (in-graph); its next row is then the first."""
-        self._compiled_fold()
+        compiled = self._folded.read_value() >= COMPILE_AFTER
+        tf.cond(compiled, self._compiled_fold, self._graph_fold)
         return self._count.read_value()
 
     def _fold(self) -> None:
@@ -181,4 +193,5 @@ class DeferredFold:
             return [i + 1]  # (the loop variables' structure: run eagerly, the loop keeps it)
 
         tf.while_loop(lambda i: i < count, body, [tf.constant(0)])
+        self._folded.assign_add(tf.cast(count, tf.int64))
         self._count.assign(0)

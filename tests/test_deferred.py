@@ -1,11 +1,11 @@
 """Deferred folds: rows folded later give the state the per-step fold gives.
 
 The scripted folds of every deferrable check against NumPy run in `test_checks.py`
-(`DEFERRED_MODES`); here, whole loops. `TrainStep`: the rows folded by the XLA loop at
-measuring steps, by a host read between them, and still waiting at the end. The guard: rows of
-every update, folded by the step that finds the buffer full (also inside a loop of updates and
-under XLA) and by the host's reads. Both also with every function run eagerly (the fold loop
-then runs as Python).
+(`DEFERRED_MODES`); here, whole loops. `TrainStep`: the rows folded by the loop at measuring
+steps (as a graph, then compiled by XLA), by a host read between them, and still waiting at the
+end. The guard: rows of every update, folded by the step that finds the buffer full (also
+inside a loop of updates and under XLA) and by the host's reads. Both also with every function
+run eagerly (the fold loop then runs as Python).
 """
 
 from __future__ import annotations
@@ -24,6 +24,14 @@ import gradguard
 from gradguard import deferred
 
 EVERY, STEPS, NAN_AT, READ_AT = 20, 47, 13, 26
+# The loop is compiled after this many rows here (1024 in a real run), so these short runs fold
+# both ways: as a graph first, then compiled.
+COMPILE_AFTER = 10
+
+
+@pytest.fixture(autouse=True)
+def _compile_early(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(deferred, "COMPILE_AFTER", COMPILE_AFTER)
 
 
 # TrainStep's options per mode. ``every-step`` and ``accumulate``: every update writes a row
@@ -69,8 +77,9 @@ def _train(mode: str) -> tuple[list[dict[str, np.ndarray]], Any]:
 @pytest.mark.parametrize("mode", list(OPTIONS))
 def test_deferred_folds_leave_the_state_of_folding_every_step(mode, monkeypatch):
     deferred_states, core = _train(mode)
-    # graph, eager: the XLA loop folded steps 2-19 before step 20 (the NaN among them) and
-    # 27-39 before step 40; the report folded 21-26 as a graph, and so did `state()` for 41-46.
+    # graph, eager: the loop folded steps 2-19 before step 20 (the NaN among them) as a graph
+    # and 27-39 before step 40 compiled; the report folded 21-26 as a graph, and so did
+    # `state()` for 41-46.
     assert core.deferred is not None
     assert core.deferred.host_folds == (mode in ("graph", "eager", "functions-eagerly"))
     with monkeypatch.context() as patch:
@@ -189,3 +198,53 @@ def test_only_deferrable_checks_wait_and_other_steps_fold_every_step(mode):
     }
     assert int(step.core.deferred._count.numpy()) == 3  # steps 2-4; 0 and 1 measure
     assert not deferred.defers(15) and deferred.defers(100) and not deferred.defers(1001)
+
+
+def test_the_fold_loop_is_compiled_only_once_enough_rows_were_folded():
+    # Compiling costs about 0.3 s: a short run folds as a graph. Every function runs eagerly,
+    # so that the steps' `tf.cond` between the two folds calls the one it takes in Python.
+    folds: list[tuple[str, int]] = []  # the steps' folds: which, and the rows folded before
+
+    def spy(fold: deferred.DeferredFold) -> None:
+        stepping = []  # (a host read folds as a graph at any count: not the steps' fold)
+        for name in ("_fold_full", "before_step"):  # where steps fold
+            entry = getattr(fold, name)
+
+            def folding(*args: Any, entry: Any = entry) -> Any:
+                stepping.append(True)
+                try:
+                    return entry(*args)
+                finally:
+                    stepping.pop()
+
+            setattr(fold, name, folding)
+        for name in ("_graph_fold", "_compiled_fold"):
+            run = getattr(fold, name)
+
+            def recorded(run: Any = run, name: str = name) -> None:
+                if stepping:
+                    folds.append((name, int(fold._folded.numpy())))
+                run()
+
+            setattr(fold, name, recorded)
+
+    x, y = regression_data()
+    model, optimizer = mlp(), keras.optimizers.SGD(0.05)
+    guarded = gradguard.guard(model, optimizer, every=EVERY)(
+        user_step(model, optimizer, keras.losses.MeanSquaredError(), "graph")
+    )
+    step = gradguard.TrainStep(mlp(), keras.optimizers.SGD(0.05), "mse", every=EVERY)
+    with _functions("functions-eagerly"):
+        guarded(x, y)
+        step(x, y)
+        spy(next(iter(guarded.guard.cores.values())).deferred)
+        spy(step.core.deferred)
+        for _ in range(3 * EVERY):
+            guarded(x, y)
+            step(x, y)
+    # The guard's steps fold each full buffer of 19 rows (its reads every 20 calls fold the
+    # rest); the host folds TrainStep's 18 lean steps before its measuring steps 20, 40, 60.
+    compiled = [folded for name, folded in folds if name == "_compiled_fold"]
+    graph = [folded for name, folded in folds if name == "_graph_fold"]
+    assert compiled and graph, folds
+    assert max(graph) < COMPILE_AFTER <= min(compiled), folds
