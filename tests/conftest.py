@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -66,6 +68,18 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             )
             print(message, file=sys.stderr)  # a worker's exception reaches the user mangled
             raise pytest.UsageError(message)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _temporary_files_in_pytests_directory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    # What the tests, their subprocesses, the corpus scripts, the notebooks and the demo make
+    # with `tempfile` goes in pytest's own directory (it keeps the last three runs'), not /tmp.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TMPDIR", str(tmp_path_factory.mktemp("tempfile")))
+        patch.setattr(tempfile, "tempdir", None)  # read TMPDIR anew
+        yield
 
 
 @pytest.fixture(params=MODES)
