@@ -252,7 +252,10 @@ def adam_epsilon_scale(optimizer: Any) -> tuple[float, float] | None:
 def updates_made(optimizer: Any) -> int:
     """The updates `optimizer` has applied so far, read eagerly (0 without an update count)."""
     iterations = getattr(optimizer, "iterations", None)
-    return int(np.asarray(iterations)) if iterations is not None else 0
+    value = np.asarray(iterations) if iterations is not None else np.zeros(())
+    # An optimizer made while the step is traced (a `MultiOptimizer` calls its selector there,
+    # and a selector may make the inner optimizers) has no value to read yet, nor an update.
+    return int(value) if value.size == 1 else 0
 
 
 class RateHistory:

@@ -35,6 +35,21 @@ def test_healthy_fit_is_silent_and_trains_exactly_as_plain_fit():
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_a_multi_optimizer_whose_selector_makes_its_optimizers_trains_as_plain_fit():
+    # `MultiOptimizer` calls its selector while `fit` traces the step: optimizers the selector
+    # makes there have no update count to read yet when the guard first sees them.
+    def selector(variable):
+        return keras.optimizers.Adam(1e-2) if "kernel" in variable.path else keras.optimizers.SGD()
+
+    guarded, plain = mlp(seed=3), mlp(seed=3)
+    callback = gradguard.GuardCallback(every=5)
+    _fit(guarded, keras.optimizers.MultiOptimizer(selector), callbacks=[callback])
+    _fit(plain, keras.optimizers.MultiOptimizer(selector))
+    assert callback.report().findings == [], str(callback.report())
+    for a, b in zip(guarded.weights, plain.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_fit_under_check_numerics_is_silent_and_trains_as_plain_fit():
     # gradguard's state holds infinities on purpose: only the user's ops are checked.
     tf.debugging.enable_check_numerics()
