@@ -147,6 +147,8 @@ def _labels_and_constant(
         value = tf.get_static_value(other)
         if value is None or np.size(value) != 1 or labels.op in from_model:
             continue
+        if np.asarray(value).dtype.kind in "OSU":
+            continue  # a string (`TextVectorization` in the model compares strings)
         if tf.get_static_value(labels) is None:
             constant = np.asarray(value).reshape(()).item()  # (labels cast to float: 0.0 is 0)
             return _root(labels), int(constant) if float(constant).is_integer() else constant

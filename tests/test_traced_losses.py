@@ -505,6 +505,24 @@ def test_fit_with_a_masked_loss_keeping_the_padding_is_told(kept):
     assert bool(found) == (kept == "padding"), str(guard.report())
 
 
+def test_a_model_comparing_strings_in_its_step_trains_silently():
+    # `TextVectorization` in the model compares its input with the empty string in the step
+    # the guard reads for label masks (gradguard run crashed converting b"" to a number).
+    words = tf.constant(["good day", "bad day", "good", "bad", "a good one", "a bad one"] * 8)
+    labels = np.array([1.0, 0.0] * 24, "float32")
+    vectorize = keras.layers.TextVectorization(max_tokens=10, output_sequence_length=4)
+    vectorize.adapt(words)
+    inputs = keras.Input((1,), dtype="string")
+    hidden = keras.layers.Embedding(10, 4, mask_zero=True)(vectorize(inputs))
+    model = keras.Model(
+        inputs, keras.layers.Dense(1)(keras.layers.GlobalAveragePooling1D()(hidden))
+    )
+    model.compile(keras.optimizers.Adam(1e-2), keras.losses.BinaryCrossentropy(from_logits=True))
+    guard = gradguard.GuardCallback(policy=WARN_ALL)
+    model.fit(words[:, None], labels, batch_size=16, epochs=2, verbose=0, callbacks=[guard])
+    assert guard.report().findings == [], str(guard.report())
+
+
 def test_a_mask_on_the_models_input_is_not_a_mask_on_the_labels():
     # A masked-language model: the loss counts the tokens masked in the model's input (their
     # id is 1 there); the labels are the original tokens.
