@@ -159,16 +159,50 @@ def test_load_weights_into_an_unbuilt_optimizer_is_state_not_restored(trained, t
     path = save(tmp_path, kind, model, optimizer)
     fresh = make()
     fresh.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+
+    def resume() -> None:
+        fresh.load_weights(path)
+        # What Keras really does: a UserWarning only, and Adam restarts from zero.
+        assert int(fresh.optimizer.iterations) == 0 and not fresh.optimizer.built
+        fresh.fit(X, Y, epochs=1, verbose=0)  # the state is lost once the model trains
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        report = watched(lambda: fresh.load_weights(path))
-    # What Keras really does: a UserWarning only, and Adam restarts from zero.
+        report = watched(resume)
     assert any("Skipping variable loading for optimizer" in str(w.message) for w in caught)
-    assert int(fresh.optimizer.iterations) == 0 and not fresh.optimizer.built
     lost = finding(report, "checkpoint-optimizer-state-not-restored")
     assert lost.severity is Severity.ERROR and len(lost.variables) == len(optimizer.variables)
     assert "has not been built yet" in lost.message
     assert "model.optimizer.build(model.trainable_variables)" in lost.message
+
+
+@pytest.mark.parametrize("use", ["evaluate", "predict", "tf-restore-to-predict"])
+def test_saved_optimizer_state_a_restored_model_never_trains_with_is_not_lost(
+    trained, tmp_path, use
+):
+    # The tutorials' restore: a new model loads the weights to be evaluated (compiled, its
+    # optimizer not built) or to predict (not compiled: no optimizer), and never trains.
+    model, optimizer = trained
+    kind = "tf" if use.startswith("tf") else ".weights.h5"
+    path = save(tmp_path, kind, model, optimizer)
+    fresh = make()
+
+    def restore_and_use() -> None:
+        if use == "evaluate":
+            fresh.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+            fresh.load_weights(path)
+            fresh.evaluate(X, Y, verbose=0)
+        elif use == "predict":
+            fresh.load_weights(path)
+        else:
+            tf.train.Checkpoint(model=fresh).restore(path).expect_partial()
+        fresh.predict(X, verbose=0)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras' own warning about the skipped state
+        report = watched(restore_and_use)
+    assert len(report) == 0, str(report)
+    assert same(values(fresh), values(model))
 
 
 @pytest.mark.parametrize("kind", [".weights.h5", ".keras"])

@@ -5,7 +5,11 @@ Each restore method is patched to run through hooks (`watching_restores`): each
 first, judged as that call restores (Keras skips the state of an optimizer that has not been
 built yet; TensorFlow restores it when the optimizer builds), and then runs unchanged.
 
-One thing can only be judged later: a restore puts the saved learning rate back over the one the
+Two things can only be judged later. Saved optimizer state that does not reach an optimizer (Keras
+skips it for an optimizer not built yet, or the model restored into has none) is lost only if the
+model then trains: a model restored to be evaluated, to predict or to be exported needs none. Those
+findings wait for the end of `gradguard run`, and stand if an optimizer of what was restored made
+an update after the restore. And a restore puts the saved learning rate back over the one the
 code asked for (stage 2 fine-tunes at 1e-5 after stage 1 at 1e-3, and trains at 1e-3). Scripts
 that know this set the rate again after restoring, so the watcher looks when it is removed (at the
 end of `gradguard run`): a rate still at the restored value, above the one asked for, is reported.
@@ -28,10 +32,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from gradguard import instrument
+from gradguard import instrument, updating
 from gradguard.checkpoint import files, graph
 from gradguard.checkpoint.compare import check
-from gradguard.checkpoint.values import OptimizerState
+from gradguard.checkpoint.values import OptimizerState, is_optimizer
 from gradguard.findings import Finding, Report
 
 __all__ = ["watch_restores"]
@@ -150,12 +154,47 @@ class _RestoredRate:
         )
 
 
+def _optimizers_of(owner: Any) -> list[Any]:
+    """The optimizers that train what a restore restored into (a model's, once compiled)."""
+    found = []
+    for obj in _objects_of(owner).values():
+        if is_optimizer(obj):
+            found.append(obj)
+        elif isinstance(obj, keras.Model) and getattr(obj, "optimizer", None) is not None:
+            found.append(obj.optimizer)
+    return found
+
+
+def _about_the_optimizer_only(finding: Finding) -> bool:
+    """Saved optimizer state that reaches no optimizer (lost only if the model then trains)."""
+    if finding.code == "checkpoint-optimizer-state-not-restored":
+        return True
+    return finding.code == "checkpoint-unexpected-variables" and all(
+        name.startswith("optimizer/") for name in finding.variables
+    )
+
+
+@dataclasses.dataclass
+class _UntrainedYet:
+    """Findings about saved optimizer state, standing once what was restored trains."""
+
+    owner: weakref.ref[Any]
+    updates: dict[int, int]  # each optimizer's update count at the restore, by id
+    findings: list[Finding]
+
+    def trained(self) -> bool:
+        owner = self.owner()
+        optimizers = _optimizers_of(owner) if owner is not None else []
+        return any(updating.updates_made(o) > self.updates.get(id(o), 0) for o in optimizers)
+
+
 class _Watcher:
     """The hook `watching_restores` calls for each restore: validate, then restore."""
 
     def __init__(self, report: Report):
         self.report = report
         self.rates: list[_RestoredRate] = []
+        self.waiting: list[_UntrainedYet] = []
 
     def __call__(self, owner: Any, path: Any, restore: Callable[[], Any]) -> Any:
         try:
@@ -169,8 +208,13 @@ class _Watcher:
                 plain=True,
                 learning_rate=False,
             )
-            for finding in checked.report.findings:
+            now = [f for f in checked.report.findings if not _about_the_optimizer_only(f)]
+            for finding in now:
                 self._add(finding)
+            if len(now) < len(checked.report.findings):
+                updates = {id(o): updating.updates_made(o) for o in _optimizers_of(owner)}
+                later = [f for f in checked.report.findings if f not in now]
+                self.waiting.append(_UntrainedYet(weakref.ref(owner), updates, later))
             self.rates += [r for s in checked.optimizers if (r := self._rate(resolved, s))]
         except Exception as e:  # noqa: BLE001 - the user's script must go on
             logging.warning("gradguard: could not validate checkpoint %s: %s", path, e)
@@ -193,7 +237,20 @@ class _Watcher:
             logging.warning("gradguard [%s]: %s", finding.code, finding.message)
 
     def finish(self) -> None:
-        """Judges the restored learning rates, now that the script had its chance to reset them."""
+        """Judges what waited till the end: lost optimizer state and restored learning rates.
+
+        Lost state stands if what was restored trained since; a restored rate, if the script
+        did not set it again.
+        """
+        for waiting in self.waiting:
+            try:
+                trained = waiting.trained()
+            except Exception as e:  # noqa: BLE001 - never break the end of the run
+                logging.warning("gradguard: could not read an optimizer's update count: %s", e)
+                continue
+            for lost in waiting.findings if trained else ():
+                self._add(lost)
+        self.waiting = []
         for rate in self.rates:
             try:
                 finding = rate.finding()
