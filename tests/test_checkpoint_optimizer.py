@@ -205,6 +205,23 @@ def test_saved_optimizer_state_a_restored_model_never_trains_with_is_not_lost(
     assert same(values(fresh), values(model))
 
 
+def test_initial_weights_saved_before_any_update_reload_silently(tmp_path):
+    # The TF imbalanced-data tutorial: a compiled model's initial weights, saved before any
+    # step, loaded into fresh compiled models that then train. No optimizer state existed.
+    path = str(tmp_path / "initial.weights.h5")
+    first = make()
+    first.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    first.save_weights(path)
+    fresh = make()
+    fresh.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+
+    def reload_and_train() -> None:
+        fresh.load_weights(path)
+        fresh.fit(X, Y, epochs=1, verbose=0)
+
+    assert len(watched(reload_and_train)) == 0
+
+
 @pytest.mark.parametrize("kind", [".weights.h5", ".keras"])
 def test_load_weights_after_building_the_optimizer_is_silent_and_restores(trained, tmp_path, kind):
     model, optimizer = trained

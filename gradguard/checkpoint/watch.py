@@ -165,13 +165,16 @@ def _optimizers_of(owner: Any) -> list[Any]:
     return found
 
 
+def _optimizer_values(finding: Finding) -> bool:
+    """Whether the finding names optimizer values only."""
+    return all(name.startswith("optimizer/") for name in finding.variables)
+
+
 def _about_the_optimizer_only(finding: Finding) -> bool:
     """Saved optimizer state that reaches no optimizer (lost only if the model then trains)."""
     if finding.code == "checkpoint-optimizer-state-not-restored":
         return True
-    return finding.code == "checkpoint-unexpected-variables" and all(
-        name.startswith("optimizer/") for name in finding.variables
-    )
+    return finding.code == "checkpoint-unexpected-variables" and _optimizer_values(finding)
 
 
 @dataclasses.dataclass
@@ -208,12 +211,21 @@ class _Watcher:
                 plain=True,
                 learning_rate=False,
             )
-            now = [f for f in checked.report.findings if not _about_the_optimizer_only(f)]
+            found = checked.report.findings
+            # Saved before the optimizer's first update: it had no slots to save, and those it
+            # makes start from zero whether restored or not.
+            if checked.optimizers and all(s.iterations == 0 for s in checked.optimizers):
+                found = [
+                    f
+                    for f in found
+                    if not (f.code == "checkpoint-missing-variables" and _optimizer_values(f))
+                ]
+            now = [f for f in found if not _about_the_optimizer_only(f)]
             for finding in now:
                 self._add(finding)
-            if len(now) < len(checked.report.findings):
+            if len(now) < len(found):
                 updates = {id(o): updating.updates_made(o) for o in _optimizers_of(owner)}
-                later = [f for f in checked.report.findings if f not in now]
+                later = [f for f in found if f not in now]
                 self.waiting.append(_UntrainedYet(weakref.ref(owner), updates, later))
             self.rates += [r for s in checked.optimizers if (r := self._rate(resolved, s))]
         except Exception as e:  # noqa: BLE001 - the user's script must go on
