@@ -205,6 +205,25 @@ def test_saved_optimizer_state_a_restored_model_never_trains_with_is_not_lost(
     assert same(values(fresh), values(model))
 
 
+@pytest.mark.parametrize("skip_mismatch", [True, False])
+def test_a_new_head_loaded_with_skip_mismatch_is_no_shape_mismatch(tmp_path, skip_mismatch):
+    # Transfer learning: a 2-unit head where the saved one had 1; Keras skips it on request.
+    path = str(tmp_path / "base.weights.h5")
+    make().save_weights(path)
+    new_head = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(2)])
+
+    def load() -> None:
+        try:
+            new_head.load_weights(path, skip_mismatch=skip_mismatch)
+        except ValueError:  # Keras refuses the mismatch unless asked to skip it
+            assert not skip_mismatch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras' warning about the skipped head
+        report = watched(load)
+    assert ("checkpoint-shape-mismatch" in report.codes()) == (not skip_mismatch), str(report)
+
+
 def test_initial_weights_saved_before_any_update_reload_silently(tmp_path):
     # The TF imbalanced-data tutorial: a compiled model's initial weights, saved before any
     # step, loaded into fresh compiled models that then train. No optimizer state existed.

@@ -43,9 +43,10 @@ __all__ = ["watch_restores"]
 # --- routing every restore through hooks: `tf.train.Checkpoint.restore` / `read` and
 # `keras.Model.load_weights`, each wrapped by an `instrument.Patch` while a watch is on.
 
-RestoreHook = Callable[[Any, Any, Callable[[], Any]], Any]
-"""``hook(owner, path, restore)``, called instead of a restore: it must call ``restore()`` once
-and return its result. `owner` is the `tf.train.Checkpoint` or Keras model restored into."""
+RestoreHook = Callable[[Any, Any, Callable[[], Any], bool], Any]
+"""``hook(owner, path, restore, skip_mismatch)``, called instead of a restore: it must call
+``restore()`` once and return its result. `owner` is the `tf.train.Checkpoint` or Keras model
+restored into; `skip_mismatch`, what `load_weights` was asked (False for a checkpoint)."""
 
 _RESTORE_HOOKS: list[RestoreHook] = []
 _RESTORE_PATCHES: list[instrument.Patch] = []
@@ -62,10 +63,14 @@ def _through_hooks(original: Callable[..., Any]) -> Callable[..., Any]:
         path = args[0] if args else kwargs.get("save_path", kwargs.get("filepath"))
         if path is None or getattr(_restoring, "on", False) or not _RESTORE_HOOKS:
             return call()
+        # `load_weights(filepath, skip_mismatch=False)`: mismatched shapes skipped on request.
+        skip_mismatch = isinstance(owner, keras.Model) and bool(
+            args[1] if len(args) > 1 else kwargs.get("skip_mismatch", False)
+        )
         _restoring.on = True
         try:
             for hook in reversed(_RESTORE_HOOKS):  # the first hook installed runs innermost
-                call = functools.partial(hook, owner, path, call)
+                call = functools.partial(hook, owner, path, call, skip_mismatch)
             return call()
         finally:
             _restoring.on = False
@@ -78,7 +83,7 @@ def watching_restores(hook: RestoreHook) -> Iterator[None]:
     """Routes every checkpoint restore and `load_weights` call through `hook` while inside.
 
     Example:
-      >>> def hook(owner, path, restore):
+      >>> def hook(owner, path, restore, skip_mismatch):
       ...     print("restoring", path)
       ...     return restore()
       >>> with watching_restores(hook):  # doctest: +SKIP
@@ -199,7 +204,9 @@ class _Watcher:
         self.rates: list[_RestoredRate] = []
         self.waiting: list[_UntrainedYet] = []
 
-    def __call__(self, owner: Any, path: Any, restore: Callable[[], Any]) -> Any:
+    def __call__(
+        self, owner: Any, path: Any, restore: Callable[[], Any], skip_mismatch: bool
+    ) -> Any:
         try:
             resolved = files.resolve(path)
             root = owner if isinstance(owner, tf.train.Checkpoint) else None
@@ -212,6 +219,8 @@ class _Watcher:
                 learning_rate=False,
             )
             found = checked.report.findings
+            if skip_mismatch:  # the script asked Keras to skip what does not fit
+                found = [f for f in found if f.code != "checkpoint-shape-mismatch"]
             # Saved before the optimizer's first update: it had no slots to save, and those it
             # makes start from zero whether restored or not.
             if checked.optimizers and all(s.iterations == 0 for s in checked.optimizers):
