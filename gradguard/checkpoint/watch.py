@@ -159,10 +159,16 @@ class _RestoredRate:
         )
 
 
-def _optimizers_of(owner: Any) -> list[Any]:
-    """The optimizers that train what a restore restored into (a model's, once compiled)."""
+def _trainers(owner: Any) -> list[Any]:
+    """The models and optimizers a restore restores into."""
+    objects = _objects_of(owner).values()
+    return [obj for obj in objects if is_optimizer(obj) or isinstance(obj, keras.Model)]
+
+
+def _optimizers_of(trainers: list[Any]) -> list[Any]:
+    """The optimizers that train `trainers` (a model's, once compiled)."""
     found = []
-    for obj in _objects_of(owner).values():
+    for obj in trainers:
         if is_optimizer(obj):
             found.append(obj)
         elif isinstance(obj, keras.Model) and getattr(obj, "optimizer", None) is not None:
@@ -186,13 +192,12 @@ def _about_the_optimizer_only(finding: Finding) -> bool:
 class _UntrainedYet:
     """Findings about saved optimizer state, standing once what was restored trains."""
 
-    owner: weakref.ref[Any]
+    trainers: list[weakref.ref[Any]]  # (not the checkpoint: often made for the restore only)
     updates: dict[int, int]  # each optimizer's update count at the restore, by id
     findings: list[Finding]
 
     def trained(self) -> bool:
-        owner = self.owner()
-        optimizers = _optimizers_of(owner) if owner is not None else []
+        optimizers = _optimizers_of([t for ref in self.trainers if (t := ref()) is not None])
         return any(updating.updates_made(o) > self.updates.get(id(o), 0) for o in optimizers)
 
 
@@ -233,9 +238,11 @@ class _Watcher:
             for finding in now:
                 self._add(finding)
             if len(now) < len(found):
-                updates = {id(o): updating.updates_made(o) for o in _optimizers_of(owner)}
+                trainers = _trainers(owner)
+                updates = {id(o): updating.updates_made(o) for o in _optimizers_of(trainers)}
                 later = [f for f in found if f not in now]
-                self.waiting.append(_UntrainedYet(weakref.ref(owner), updates, later))
+                refs = [weakref.ref(t) for t in trainers]
+                self.waiting.append(_UntrainedYet(refs, updates, later))
             self.rates += [r for s in checked.optimizers if (r := self._rate(resolved, s))]
         except Exception as e:  # noqa: BLE001 - the user's script must go on
             logging.warning("gradguard: could not validate checkpoint %s: %s", path, e)
