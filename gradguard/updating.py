@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -142,11 +143,18 @@ def build(optimizer: keras.optimizers.Optimizer, variables: Sequence[Any]) -> No
     update, which the scaler has built by then. Building the scaler too would be wrong: its
     `scale_loss`, called before the update, multiplies by a constant until it is built, and
     only Keras' second trace puts the scale's variable in the step.
+
+    Inside a trace, the build is traced in a function of its own that never runs, as Keras'
+    build in a first trace is: what `build` writes into its new slots (ScheduleFree copies the
+    weights into its momentum) is lost there, since tf.function runs its second trace.
     """
     if optimizer.built or not variables or tf.distribute.has_strategy():
         return  # (under a strategy Keras builds it where the strategy's variables go)
+    build = functools.partial(optimizer.build, list(variables))
+    if tf.inside_function():
+        build = tf.function(build, autograph=False).get_concrete_function
     with _compat.outside_trace(), keras.name_scope(optimizer.name, caller=optimizer):
-        optimizer.build(list(variables))
+        build()
 
 
 def learning_rate(optimizer: keras.optimizers.Optimizer) -> tf.Tensor:

@@ -50,6 +50,21 @@ def test_a_multi_optimizer_whose_selector_makes_its_optimizers_trains_as_plain_f
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
+def test_an_optimizer_whose_build_writes_its_slots_trains_as_plain_fit(jit_compile):
+    # ScheduleFree's `build` copies the weights into its momentum. `fit` builds it in the first
+    # trace of its step, which TensorFlow never runs: the copy is lost, and must be under the
+    # guard too, or a guarded run trains another model.
+    guarded, plain = mlp(seed=3), mlp(seed=3)
+    callback = gradguard.GuardCallback(every=5)
+    optimizer = keras.optimizers.ScheduleFreeAdamW
+    _fit(guarded, optimizer(1e-2), callbacks=[callback], jit_compile=jit_compile)
+    _fit(plain, optimizer(1e-2), jit_compile=jit_compile)
+    assert callback.report().findings == [], str(callback.report())
+    for a, b in zip(guarded.weights, plain.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_fit_under_check_numerics_is_silent_and_trains_as_plain_fit():
     # gradguard's state holds infinities on purpose: only the user's ops are checked.
     tf.debugging.enable_check_numerics()
