@@ -60,6 +60,9 @@ CODES: Mapping[str, CodeInfo] = {
     "batches-one-class": CodeInfo(_W, LossError, "batch after batch of one class: data unshuffled"),
     "optimizer-recreated": CodeInfo(_W, UpdateError, "a new optimizer made for every update"),
     "class-weights-inverted": CodeInfo(_W, LossError, "class_weight favours the frequent classes"),
+    "class-weights-misnumbered": CodeInfo(
+        _W, LossError, "class_weight keyed one above the labels: each class another's weight"
+    ),
     "training-flag-missing": CodeInfo(_W, ActivationError, "normalization run in inference mode"),
     "normalization-not-adapted": CodeInfo(
         _W, ActivationError, "a Normalization layer never adapted, before unscaled inputs"

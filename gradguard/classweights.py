@@ -1,4 +1,4 @@
-"""`fit`'s `class_weight` the wrong way round: the frequent classes weighted up, the rare down.
+"""`fit`'s `class_weight` that misses its classes: inverted, or numbered one above the labels.
 
 `class_weight` is there to even out imbalanced classes: each class's weight inversely
 proportional to its count (``total / (n_classes * count)``, sklearn's
@@ -10,6 +10,11 @@ wraps), from the `class_weight` and the labels `fit` was given: weights that fav
 frequent classes in proportion to their counts (`PROPORTIONAL`). Other weights that favour a
 frequent class are a choice: cost-sensitive learning weighs the class whose errors cost more
 (a false alarm that costs 4 times a miss), whatever its count.
+
+Weights counted on labels numbered from 1 (``np.bincount`` of raw ids 1..K, or a dict keyed by
+them) but given to a `fit` whose labels are numbered from 0 land one class off: class k gets
+the weight meant for class k - 1, class 0 a weight meant for no class (0 after a bincount), and
+the last class's weight goes to a class the model cannot output (`misnumbered`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import numpy as np
 from gradguard import batch
 from gradguard.findings import Finding
 
-__all__ = ["IMBALANCE", "PROPORTIONAL", "SHRUNK", "inverted"]
+__all__ = ["IMBALANCE", "PROPORTIONAL", "SHRUNK", "inverted", "misnumbered"]
 
 IMBALANCE = 3.0  # the most frequent class has this many times the rarest class's examples
 SHRUNK = 0.5  # ... and the weights leave the rarest class this share of its unweighted share
@@ -77,3 +82,67 @@ def inverted(arguments: Mapping[str, Any], step: int) -> list[Finding]:
         "weighted_shares": [float(v) for v in weighted],
     }
     return [Finding("class-weights-inverted", message, step, details=details)]
+
+
+def misnumbered(arguments: Mapping[str, Any], outputs: int | None, step: int) -> list[Finding]:
+    """`class-weights-misnumbered` for a `class_weight` keyed one class id above the labels.
+
+    Judged when the weights' largest key is a class the model cannot output but the one after
+    the labels' largest, every label's class id plus one is a key, and the weights follow the
+    classes' counts one key up (balanced, total / (n_classes * count)) but not as keyed, or
+    give a class of the labels no weight at all. Weights for more classes than the model
+    has, or for a class missing from this data, are not misnumbered.
+
+    Args:
+      arguments: `fit`'s arguments by name, as for `inverted`.
+      outputs: The width of the model's output (1 for a sigmoid: two classes), None if unknown.
+      step: The step to date the finding at.
+    """
+    class_weight, ids = arguments.get("class_weight"), batch.class_ids(arguments.get("y"))
+    if not isinstance(class_weight, Mapping) or not class_weight or ids is None or not outputs:
+        return []
+    try:
+        keyed = {int(k): float(v) for k, v in class_weight.items()}
+    except (TypeError, ValueError):
+        return []
+    classes, counts = np.unique(
+        batch.training_part(ids, arguments).astype(np.int64), return_counts=True
+    )
+    top = max(keyed)
+    if (
+        top < max(outputs, 2)
+        or top != classes.max() + 1
+        or any(c + 1 not in keyed for c in classes)
+    ):
+        return []
+    given = np.array([keyed.get(int(c), 1.0) for c in classes])
+    meant = np.array([keyed[int(c) + 1] for c in classes])
+    if not (np.any(given <= 0) or _balanced(meant, counts) and not _balanced(given, counts)):
+        return []
+    shares = counts / counts.sum()
+    shown = "; ".join(
+        f"class {classes[i]} ({shares[i]:.0%} of the examples) weighs {given[i]:.3g}, "
+        f"not {meant[i]:.3g}"
+        for i in range(min(len(classes), 3))
+    )
+    message = (
+        f"fit's class_weight is numbered one above the labels: it weighs classes up to {top}, "
+        f"but the labels are {classes.min()}..{classes.max()} and the model has "
+        f"{max(outputs, 2)} classes, so each class gets the weight meant for the class before "
+        f"it ({shown}). The weights were counted on labels numbered from 1 (a bincount or the "
+        "raw ids as keys): count them on the labels fit is given, e.g. "
+        'dict(enumerate(compute_class_weight("balanced", classes=np.unique(y), y=y))).'
+    )
+    details = {
+        "classes": [int(c) for c in classes],
+        "given": [float(v) for v in given],
+        "meant": [float(v) for v in meant],
+        "outputs": int(outputs),
+    }
+    return [Finding("class-weights-misnumbered", message, step, details=details)]
+
+
+def _balanced(weights: np.ndarray, counts: np.ndarray) -> bool:
+    """Whether `weights` are in inverse proportion to `counts`, within `PROPORTIONAL`."""
+    mass = weights * counts
+    return bool(mass.min() > 0 and mass.max() <= PROPORTIONAL * mass.min())

@@ -9,20 +9,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gradguard import classweights, heldout, lossmask
+from gradguard import classweights, heldout, lossmask, output_layer
 from gradguard.findings import Finding
 
 __all__ = ["judge"]
 
 
 def judge(
-    notes: Mapping[str, Any], history: Any, arguments: Mapping[str, Any], step: int
+    model: Any, notes: Mapping[str, Any], history: Any, arguments: Mapping[str, Any], step: int
 ) -> list[Finding]:
-    """The findings `fit`'s arguments (by name) and `history` give, dated at `step`.
+    """The findings `fit`'s arguments (by name) and `history` give about `model`, at `step`.
 
     `notes` are the optimizer's `StepCore` notes (the losses `heldout` compares).
     """
     found = heldout.after_fit(notes, history, arguments, step)
-    found += classweights.inverted(arguments, step)
+    output = output_layer.of(model)
+    misnumbered = classweights.misnumbered(arguments, output and output[1][-1], step)
+    found += misnumbered or classweights.inverted(arguments, step)
     kept = lossmask.fit_weights_keep_one_label(arguments, step)
     return found + ([] if kept is None else [kept])

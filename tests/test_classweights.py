@@ -1,5 +1,6 @@
 """fit's weights judged: `class-weights-inverted` (a class_weight that favours the frequent
-classes) and `labels-uninformative` (a sample_weight non-zero on one label's examples only)."""
+classes), `class-weights-misnumbered` (one keyed one class id above the labels) and
+`labels-uninformative` (a sample_weight non-zero on one label's examples only)."""
 
 from __future__ import annotations
 
@@ -71,6 +72,57 @@ def test_the_validation_split_is_left_out_of_the_counts():
     arguments = {"y": y, "class_weight": {0: 0.9, 1: 0.1}}
     assert classweights.inverted({**arguments, "validation_split": 0.2}, 0)
     assert not classweights.inverted({**arguments, "validation_split": 0.0}, 0)
+
+
+def _balanced(labels, classes):
+    """sklearn's "balanced" weights of `classes`, counted on `labels`: total / (n * count)."""
+    counts = np.array([np.sum(labels == c) for c in classes])
+    return len(labels) / (len(classes) * np.maximum(counts, 1)) * (counts > 0)
+
+
+# 3 classes, 20% / 50% / 30% (2.5:1, below `inverted`'s imbalance), numbered from 0; and 2.
+RAW = np.array([1] * 200 + [2] * 500 + [3] * 300)
+BINARY_RAW = np.array([1] * 800 + [2] * 200)
+
+
+@pytest.mark.parametrize(
+    "raw,class_weight,outputs,found",
+    [
+        # Counted on the raw ids: a bincount's (key 0 weighs 0), or keyed by the raw ids
+        # (class 0 left out: it weighs 1); a sigmoid's two classes.
+        (RAW, dict(enumerate(_balanced(RAW, range(4)))), 3, True),
+        (RAW, dict(zip(range(1, 4), _balanced(RAW, range(1, 4)))), 3, True),
+        (BINARY_RAW, dict(enumerate(_balanced(BINARY_RAW, range(3)))), 1, True),
+        # Healthy: keyed by the labels; a fourth class the model can output, absent from this
+        # data; a dict for 5 classes given to a 3-class model; costs one above the labels.
+        (RAW, dict(enumerate(_balanced(RAW - 1, range(3)))), 3, False),
+        (RAW, dict(enumerate(_balanced(np.append(RAW - 1, [3] * 50), range(4)))), 4, False),
+        (RAW, dict(enumerate(_balanced(np.append(RAW - 1, [3, 4] * 50), range(5)))), 3, False),
+        (RAW, {0: 1.0, 1: 2.0, 2: 1.0, 3: 1.0}, 3, False),
+        (RAW, dict(enumerate(_balanced(RAW, range(4)))), None, False),  # (outputs not read)
+    ],
+    ids=[
+        "bincount",
+        "raw-keys",
+        "sigmoid",
+        "keyed-by-labels",
+        "absent-class",
+        "more-classes",
+        "costs",
+        "unknown-outputs",
+    ],
+)
+def test_class_weights_keyed_one_above_the_labels(raw, class_weight, outputs, found):
+    labels = raw - 1
+    findings = classweights.misnumbered({"y": labels, "class_weight": class_weight}, outputs, 7)
+    assert [f.code for f in findings] == (["class-weights-misnumbered"] if found else [])
+    if found:
+        (finding,) = findings
+        counts = np.bincount(labels)
+        assert finding.details["classes"] == list(range(len(counts)))
+        meant_mass = np.array(finding.details["meant"]) * counts  # the weights one key up
+        np.testing.assert_allclose(meant_mass, meant_mass[0])  # are balanced
+        assert f"class 0 ({counts[0] / len(labels):.0%} of the examples)" in finding.message
 
 
 # Sequences of 6 tokens, the last 2 padding (label 0); the real tokens' labels are 1 to 3.

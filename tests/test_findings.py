@@ -19,7 +19,8 @@ def test_every_design_code_is_in_the_catalog():
     checkpoint-optimizer-state-not-restored initial-loss-unexpected from-logits-mismatch
     cannot-overfit-batch labels-uninformative learning-rate-far-from-suggestion
     gradient-misassigned labels-out-of-range loss-sign-flipped units-identical
-    batches-one-class optimizer-recreated class-weights-inverted training-flag-missing
+    batches-one-class optimizer-recreated class-weights-inverted class-weights-misnumbered
+    training-flag-missing
     normalization-not-adapted inputs-rescaled-twice loss-misassigned frozen-untrained
     epsilon-dominates labels-in-inputs data-exhausted padding-misaligned
     reshape-transposes zero-token-masked accumulators-not-reset

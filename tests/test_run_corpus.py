@@ -349,6 +349,10 @@ BUGS: dict[str, Bug] = {
     "bug_normalization_layer_not_adapted_fit.py": Bug(("normalization-not-adapted",)),
     # class-weights-inverted: fit's class_weight as count / total on 9:1 data.
     "bug_class_weight_proportional_to_frequency_fit.py": Bug(("class-weights-inverted",)),
+    # class-weights-misnumbered: "balanced" weights counted on labels numbered from 1.
+    "bug_class_weight_counted_on_labels_numbered_from_one_fit.py": Bug(
+        ("class-weights-misnumbered",)
+    ),
     # A learning rate brought down 1000x and more during training, the weights all but still.
     "bug_lr_scheduler_compounds_every_epoch_fit.py": Bug(
         ("update-too-small",), mentions=(("update-too-small", "brought down from 0.001"),)
@@ -436,6 +440,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_stateless_sgd_created_inside_the_loop_eager.py": Healthy(),
     "ok_lr_scheduler_decays_from_the_initial_rate_fit.py": Healthy(),
     "ok_class_weight_balanced_fit.py": Healthy(),
+    "ok_class_weight_counted_on_the_labels_fit_is_given_fit.py": Healthy(),
     "ok_model_called_with_training_true_batchnorm_tf_function.py": Healthy(),
     "ok_normalization_layer_adapted_fit.py": Healthy(),
     # Optimizers one after another: a stage on trained weights, a second model on a shared layer.
