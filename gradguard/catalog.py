@@ -118,6 +118,9 @@ CODES: Mapping[str, CodeInfo] = {
     "batchnorm-statistics-stale": CodeInfo(
         _W, LossError, "BatchNormalization's moving statistics lag the batches'"
     ),
+    "ema-weights-stale": CodeInfo(
+        _W, UpdateError, "use_ema's average, put in the model by fit, mostly its first weights"
+    ),
     # Before the long run (`gradguard.preflight`).
     "initial-loss-unexpected": CodeInfo(
         _W, LossError, "the initial loss is far above what an untrained model measures"

@@ -1,7 +1,8 @@
 """What `fit`'s own arguments show once it returned (under ``gradguard run``, which wraps it).
 
 Its held-out data against its history (`heldout`), its `class_weight` (`classweights`) and its
-`sample_weight` (`lossmask`), each judged from what `fit` was given.
+`sample_weight` (`lossmask`), each judged from what `fit` was given; and the weights `fit` put
+into the model at its end, an optimizer's moving average (`ema`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gradguard import classweights, heldout, lossmask, output_layer
+from gradguard import classweights, ema, heldout, lossmask, output_layer
 from gradguard.findings import Finding
 
 __all__ = ["judge"]
@@ -26,5 +27,6 @@ def judge(
     output = output_layer.of(model)
     misnumbered = classweights.misnumbered(arguments, output and output[1][-1], step)
     found += misnumbered or classweights.inverted(arguments, step)
+    found += ema.stale(model.optimizer, step)
     kept = lossmask.fit_weights_keep_one_label(arguments, step)
     return found + ([] if kept is None else [kept])

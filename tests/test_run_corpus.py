@@ -172,6 +172,8 @@ BUGS: dict[str, Bug] = {
     "bug_hidden_layers_without_activation_tf_function.py": Bug(("activation-missing",)),
     # BatchNormalization's default momentum over 75 updates: inference normalizes by stale stats.
     "bug_batchnorm_momentum_too_slow_for_short_fit.py": Bug(("batchnorm-statistics-stale",)),
+    # Adam(use_ema=True, ema_momentum=0.99999) over 632 updates: fit ends on the first weights.
+    "bug_ema_momentum_outlasts_the_run_fit.py": Bug(("ema-weights-stale",)),
     "bug_lr_set_by_tf_keras2_name_fit.py": Bug(("optimizer-setting-ignored",)),
     "bug_validation_split_on_data_sorted_by_target_fit.py": Bug(
         ("validation-split-ordered",), mentions=(("validation-split-ordered", "all lie above"),)
@@ -516,6 +518,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_validation_split_on_data_sorted_by_target_fit.py": Healthy(),
     "ok_hidden_layers_without_activation_tf_function.py": Healthy(),
     "ok_batchnorm_momentum_too_slow_for_short_fit.py": Healthy(),
+    "ok_ema_momentum_averages_within_the_run_fit.py": Healthy(),
     "ok_lr_set_by_tf_keras2_name_fit.py": Healthy(),
 }
 
@@ -877,6 +880,8 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "optimizer-setting-ignored",
         "augmentation-repeated",
         "batchnorm-statistics-stale",
+        "class-weights-misnumbered",
+        "ema-weights-stale",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}
     assert runtime_codes <= covered
