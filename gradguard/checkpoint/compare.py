@@ -181,13 +181,20 @@ def _saved_scalars(
     values: list[Value], optimizer: Any, read: Callable[[str], Any]
 ) -> tuple[float | None, int | None]:
     """The learning rate and iteration count saved for `optimizer` (None where not saved)."""
-    by_variable = {id(v.variable): v for v in values if v.variable is not None and v.saved}
+    keys = {id(v.variable): v.key for v in values if v.variable is not None and v.saved}
+    return _scalars_at(keys, optimizer, read)
+
+
+def _scalars_at(
+    keys: Mapping[int, str], optimizer: Any, read: Callable[[str], Any]
+) -> tuple[float | None, int | None]:
+    """The learning rate and iteration count read at the keys of their variables (by id)."""
     rate, iterations = None, None
     learning_rate = optimizer.learning_rate
-    if isinstance(learning_rate, keras.Variable) and id(learning_rate) in by_variable:
-        rate = float(np.asarray(read(by_variable[id(learning_rate)].key)))
-    if id(optimizer.iterations) in by_variable:
-        iterations = int(np.asarray(read(by_variable[id(optimizer.iterations)].key)))
+    if isinstance(learning_rate, keras.Variable) and id(learning_rate) in keys:
+        rate = float(np.asarray(read(keys[id(learning_rate)])))
+    if id(optimizer.iterations) in keys:
+        iterations = int(np.asarray(read(keys[id(optimizer.iterations)])))
     return rate, iterations
 
 
@@ -264,6 +271,11 @@ def _check_keras(path: str, objects: Mapping[str, Any], build: bool, plain: bool
                 value.problem, value.fix = "checkpoint-optimizer-state-not-restored", fix
     if optimizer is not None:
         rate, iterations = _saved_scalars(result.values, comparable, arrays.__getitem__)
+        if skipped and not optimizer.built:  # what was saved, read through a built copy
+            copy = graph.built(optimizer, model.trainable_variables, build=False)
+            if len(copy.variables) == len(saved_optimizer):  # (Keras' layout: vars/0, 1, ...)
+                keys = {id(v): f"optimizer/vars/{i}" for i, v in enumerate(copy.variables)}
+                rate, iterations = _scalars_at(keys, copy, arrays.__getitem__)
         config = archive_config(path) if path.endswith(".keras") and saved_optimizer else None
         result.optimizers.append(
             OptimizerState(

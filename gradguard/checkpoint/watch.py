@@ -9,10 +9,15 @@ Two things can only be judged later. Saved optimizer state that does not reach a
 skips it for an optimizer not built yet, or the model restored into has none) is lost only if the
 model then trains: a model restored to be evaluated, to predict or to be exported needs none. Those
 findings wait for the end of `gradguard run`, and stand if an optimizer of what was restored made
-an update after the restore. And a restore puts the saved learning rate back over the one the
-code asked for (stage 2 fine-tunes at 1e-5 after stage 1 at 1e-3, and trains at 1e-3). Scripts
-that know this set the rate again after restoring, so the watcher looks when it is removed (at the
-end of `gradguard run`): a rate still at the restored value, above the one asked for, is reported.
+an update after the restore. They are dropped at once for weights loaded into another model
+(`load_weights(..., skip_mismatch=True)`) or by an optimizer made at another learning rate than
+the saved one's: a new stage on purpose (fine-tuning pretrained weights), whose optimizer starts
+anew, where a resume compiles the optimizer it saved.
+
+And a restore puts the saved learning rate back over the one the code asked for (stage 2
+fine-tunes at 1e-5 after stage 1 at 1e-3, and trains at 1e-3). Scripts that know this set the
+rate again after restoring, so the watcher looks when it is removed (at the end of `gradguard
+run`): a rate still at the restored value, above the one asked for, is reported.
 A restored rate below the one asked for is what resuming a run whose rate was lowered on the way
 (e.g. by `ReduceLROnPlateau`) looks like, and is left alone.
 """
@@ -118,6 +123,14 @@ def _objects_of(owner: Any) -> dict[str, Any]:
 def _rate(optimizer: Any) -> float | None:
     rate = optimizer.learning_rate
     return float(np.asarray(rate)) if isinstance(rate, keras.Variable) else None
+
+
+def _rate_changed(state: OptimizerState) -> bool:
+    """Whether the optimizer restored into asks another learning rate than the saved one."""
+    asked = _rate(state.optimizer)
+    if asked is None or state.learning_rate is None:
+        return False
+    return bool(np.float32(asked) != np.float32(state.learning_rate))
 
 
 @dataclasses.dataclass
@@ -226,6 +239,12 @@ class _Watcher:
             found = checked.report.findings
             if skip_mismatch:  # the script asked Keras to skip what does not fit
                 found = [f for f in found if f.code != "checkpoint-shape-mismatch"]
+            # Weights put into another model (`skip_mismatch`), or an optimizer made at another
+            # rate than the saved one's, are a new stage on purpose (fine-tuning): its
+            # optimizer starts anew, and the saved one's state has nowhere to go.
+            lost = [s for s in checked.optimizers if not s.restored]
+            if skip_mismatch or (lost and all(_rate_changed(s) for s in lost)):
+                found = [f for f in found if not _about_the_optimizer_only(f)]
             # Saved before the optimizer's first update: it had no slots to save, and those it
             # makes start from zero whether restored or not.
             if checked.optimizers and all(s.iterations == 0 for s in checked.optimizers):
@@ -250,15 +269,12 @@ class _Watcher:
 
     @staticmethod
     def _rate(path: str, state: OptimizerState) -> _RestoredRate | None:
-        asked = _rate(state.optimizer)
-        if not state.restored or state.learning_rate is None or asked is None:
+        if not state.restored or not _rate_changed(state):
             return None
-        if np.float32(asked) == np.float32(state.learning_rate):
-            return None
+        asked, saved = _rate(state.optimizer), state.learning_rate
+        assert asked is not None and saved is not None  # (as `_rate_changed` read them)
         optimizer = weakref.ref(state.optimizer)
-        return _RestoredRate(
-            path, state.key, optimizer, asked, state.learning_rate, state.iterations
-        )
+        return _RestoredRate(path, state.key, optimizer, asked, saved, state.iterations)
 
     def _add(self, finding: Finding) -> None:
         if self.report.add(finding):
