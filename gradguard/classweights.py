@@ -45,15 +45,11 @@ def inverted(arguments: Mapping[str, Any], step: int) -> list[Finding]:
         judged) and `validation_split` (its last examples are not trained on).
       step: The step to date the finding at.
     """
-    class_weight, ids = arguments.get("class_weight"), batch.class_ids(arguments.get("y"))
-    if not isinstance(class_weight, Mapping) or not class_weight or ids is None:
+    given = _given(arguments)
+    if given is None:
         return []
-    ids = batch.training_part(ids, arguments)
-    classes, counts = np.unique(ids.astype(np.int64), return_counts=True)
-    try:
-        weights = np.array([float(class_weight.get(int(c), 1.0)) for c in classes])
-    except (TypeError, ValueError):
-        return []
+    keyed, classes, counts = given
+    weights = np.array([keyed.get(int(c), 1.0) for c in classes])
     if len(classes) < 2 or not np.all(weights > 0) or counts.max() < IMBALANCE * counts.min():
         return []
     shares = counts / counts.sum()
@@ -98,16 +94,10 @@ def misnumbered(arguments: Mapping[str, Any], outputs: int | None, step: int) ->
       outputs: The width of the model's output (1 for a sigmoid: two classes), None if unknown.
       step: The step to date the finding at.
     """
-    class_weight, ids = arguments.get("class_weight"), batch.class_ids(arguments.get("y"))
-    if not isinstance(class_weight, Mapping) or not class_weight or ids is None or not outputs:
+    given_weights = _given(arguments)
+    if given_weights is None or not outputs:
         return []
-    try:
-        keyed = {int(k): float(v) for k, v in class_weight.items()}
-    except (TypeError, ValueError):
-        return []
-    classes, counts = np.unique(
-        batch.training_part(ids, arguments).astype(np.int64), return_counts=True
-    )
+    keyed, classes, counts = given_weights
     top = max(keyed)
     if (
         top < max(outputs, 2)
@@ -140,6 +130,23 @@ def misnumbered(arguments: Mapping[str, Any], outputs: int | None, step: int) ->
         "outputs": int(outputs),
     }
     return [Finding("class-weights-misnumbered", message, step, details=details)]
+
+
+def _given(arguments: Mapping[str, Any]) -> tuple[dict[int, float], np.ndarray, np.ndarray] | None:
+    """`fit`'s class_weight by class id, and its training labels' classes and their counts.
+
+    None without both (a `class_weight` of numbers, labels read as class ids).
+    """
+    class_weight, ids = arguments.get("class_weight"), batch.class_ids(arguments.get("y"))
+    if not isinstance(class_weight, Mapping) or not class_weight or ids is None:
+        return None
+    try:
+        keyed = {int(k): float(v) for k, v in class_weight.items()}
+    except (TypeError, ValueError):
+        return None
+    ids = batch.training_part(ids, arguments)
+    classes, counts = np.unique(ids.astype(np.int64), return_counts=True)
+    return keyed, classes, counts
 
 
 def _balanced(weights: np.ndarray, counts: np.ndarray) -> bool:
