@@ -172,6 +172,8 @@ BUGS: dict[str, Bug] = {
     "bug_hidden_layers_without_activation_tf_function.py": Bug(("activation-missing",)),
     # BatchNormalization's default momentum over 75 updates: inference normalizes by stale stats.
     "bug_batchnorm_momentum_too_slow_for_short_fit.py": Bug(("batchnorm-statistics-stale",)),
+    # Raw variables initialized to tf.zeros: the hidden units copies until rounding parts them.
+    "bug_hidden_layer_initialized_to_zeros_tf_function.py": Bug(("units-identical",)),
     # Adam(use_ema=True, ema_momentum=0.99999) over 632 updates: fit ends on the first weights.
     "bug_ema_momentum_outlasts_the_run_fit.py": Bug(("ema-weights-stale",)),
     "bug_lr_set_by_tf_keras2_name_fit.py": Bug(("optimizer-setting-ignored",)),
@@ -519,6 +521,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_hidden_layers_without_activation_tf_function.py": Healthy(),
     "ok_batchnorm_momentum_too_slow_for_short_fit.py": Healthy(),
     "ok_ema_momentum_averages_within_the_run_fit.py": Healthy(),
+    "ok_hidden_layer_initialized_randomly_tf_function.py": Healthy(),
     "ok_lr_set_by_tf_keras2_name_fit.py": Healthy(),
 }
 
