@@ -118,6 +118,9 @@ CODES: Mapping[str, CodeInfo] = {
     "batchnorm-statistics-stale": CodeInfo(
         _W, LossError, "BatchNormalization's moving statistics lag the batches'"
     ),
+    "embedding-ids-fractional": CodeInfo(
+        _W, LossError, "an Embedding fed float ids that are not whole: truncated to int"
+    ),
     "ema-weights-stale": CodeInfo(
         _W, UpdateError, "use_ema's average, put in the model by fit, mostly its first weights"
     ),

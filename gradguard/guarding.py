@@ -30,6 +30,7 @@ from gradguard import findings as findings_lib
 from gradguard.accumulators import Accumulators
 from gradguard.core import StepCore
 from gradguard.forensics import Forensics
+from gradguard.fractionalids import FractionalIds
 from gradguard.ledger import Ledger
 from gradguard.ledger import key as ledger_key
 from gradguard.manual import LossWatch
@@ -100,7 +101,7 @@ class Guard:
         self._recorder = activations_lib.Recorder(self.model, name) if watched else None
         # Layers called under a tape: which variables are Keras' and frozen, watched outputs.
         self._tap = Tap()
-        self.input_scales = InputScales()  # (Normalization layers never adapted)
+        self.inputs_read = (InputScales(), FractionalIds())  # (layer inputs: `Tap.layer_inputs`)
         self.accumulators = Accumulators()  # (gradients summed in variables)
         self.cores: dict[int, StepCore] = {}
         self.stages = stages if stages is not None else Stages()  # a game's players, or stages
@@ -278,7 +279,8 @@ class Guard:
         # A loss not visible here (another graph's) is not known: the loss checks stay silent.
         loss = self._last_loss if activations_lib.visible_here(self._last_loss) else None
         self.forensics.traced_loss(core, loss)  # (an eager loss has no graph to read)
-        self.input_scales.observe(self._tap.normalization_inputs())
+        for judge in self.inputs_read:
+            judge.observe(self._tap.layer_inputs())
         core.update(
             loss,
             full,
@@ -368,7 +370,7 @@ class Guard:
         frozen = [frozenbatch.graph_batch_frozen(*traced) for traced in self._traced_losses]
         found += [finding for finding in frozen if finding is not None]
         found += self.forensics.label_findings(step) + self.stages.findings(step)
-        found += self.input_scales.findings(step)
+        found += [f for judge in self.inputs_read for f in judge.findings(step)]
         found += self.forensics.model_findings(self.cores.values(), step, final)
         found += inference_mode(self._tap.layers(), self._tap.told, self.cores.values(), step)
         found += self._manual.judge() if self._manual is not None and not self.cores else []

@@ -28,6 +28,8 @@ __all__ = ["Tap"]
 
 # Layers whose training mode `modes.inference_mode` judges.
 _MODAL = (keras.layers.BatchNormalization, keras.layers.Dropout)
+# Layers whose inputs are judged (`unadapted`, `fractionalids`).
+_INPUTS_READ = (keras.layers.Normalization, keras.layers.Embedding)
 
 
 def _spec(value: Any) -> Any:
@@ -70,7 +72,7 @@ class Tap:
         self.last_model: Any = None  # a weak reference to the model called last
         self._outputs: dict[int, Any] = {}  # and of its output
         self._latest: dict[int, Any] = {}  # per model or Normalization, its latest input
-        self._normalizations: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+        self._read: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
         # The `training` values each normalization or dropout layer was called with (None: not
         # told, so inference; `modes.inference_mode`).
         self.told: dict[int, set[Any]] = {}
@@ -90,11 +92,11 @@ class Tap:
     ) -> None:
         """Notes one layer call (called by the process-wide layer patch).
 
-        Outside a tape (`under_tape` False), only a Normalization layer's input: a step that
-        standardizes its batch before the forward pass (`unadapted`).
+        Outside a tape (`under_tape` False), only a Normalization or Embedding layer's input: a
+        step that standardizes its batch before the forward pass (`unadapted`).
         """
-        if isinstance(layer, keras.layers.Normalization) and args:
-            self._normalizations[id(layer)] = layer
+        if isinstance(layer, _INPUTS_READ) and args:
+            self._read[id(layer)] = layer
             self._latest[id(layer)] = args[0]
         if not under_tape:
             return
@@ -122,13 +124,13 @@ class Tap:
         if isinstance(weights, (tf.Variable, keras.Variable)):
             self.penalized.add(key(weights))
 
-    def normalization_inputs(self) -> list[tuple[Any, Any]]:
-        """Each Normalization layer called so far (under a tape or not) with its latest input.
+    def layer_inputs(self) -> list[tuple[Any, Any]]:
+        """Each Normalization or Embedding layer called so far, tape or not, with its input.
 
-        The input is None where not usable here (`latest_input`, graphs enclosing this one
-        included: a loss scaler's conditional branch).
+        Its latest input (judged by `unadapted`, `fractionalids`), None where not usable here
+        (`latest_input`, graphs enclosing this one included: a loss scaler's conditional branch).
         """
-        return [(n, self.latest_input(n, enclosing=True)) for n in self._normalizations.values()]
+        return [(n, self.latest_input(n, enclosing=True)) for n in self._read.values()]
 
     def layers(self) -> list[Any]:
         """The layers (and models) called in a training forward pass so far."""

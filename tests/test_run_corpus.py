@@ -174,6 +174,8 @@ BUGS: dict[str, Bug] = {
     "bug_batchnorm_momentum_too_slow_for_short_fit.py": Bug(("batchnorm-statistics-stale",)),
     # Raw variables initialized to tf.zeros: the hidden units copies until rounding parts them.
     "bug_hidden_layer_initialized_to_zeros_tf_function.py": Bug(("units-identical",)),
+    # A store-id column min-max scaled with the features: the Embedding truncates it to row 0.
+    "bug_embedding_fed_min_max_scaled_ids_fit.py": Bug(("embedding-ids-fractional",)),
     # Adam(use_ema=True, ema_momentum=0.99999) over 632 updates: fit ends on the first weights.
     "bug_ema_momentum_outlasts_the_run_fit.py": Bug(("ema-weights-stale",)),
     "bug_lr_set_by_tf_keras2_name_fit.py": Bug(("optimizer-setting-ignored",)),
@@ -521,6 +523,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_hidden_layers_without_activation_tf_function.py": Healthy(),
     "ok_batchnorm_momentum_too_slow_for_short_fit.py": Healthy(),
     "ok_ema_momentum_averages_within_the_run_fit.py": Healthy(),
+    "ok_embedding_fed_raw_ids_as_floats_fit.py": Healthy(),
     "ok_hidden_layer_initialized_randomly_tf_function.py": Healthy(),
     "ok_lr_set_by_tf_keras2_name_fit.py": Healthy(),
 }
@@ -885,6 +888,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "batchnorm-statistics-stale",
         "class-weights-misnumbered",
         "ema-weights-stale",
+        "embedding-ids-fractional",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}
     assert runtime_codes <= covered
