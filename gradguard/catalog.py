@@ -118,6 +118,9 @@ CODES: Mapping[str, CodeInfo] = {
     "batchnorm-statistics-stale": CodeInfo(
         _W, LossError, "BatchNormalization's moving statistics lag the batches'"
     ),
+    "accuracy-exact-match": CodeInfo(
+        _W, LossError, "keras.metrics.Accuracy on probabilities: 0 at every epoch"
+    ),
     "embedding-ids-fractional": CodeInfo(
         _W, LossError, "an Embedding fed float ids that are not whole: truncated to int"
     ),

@@ -1,8 +1,9 @@
 """What `fit`'s own arguments show once it returned (under ``gradguard run``, which wraps it).
 
 Its held-out data against its history (`heldout`), its `class_weight` (`classweights`) and its
-`sample_weight` (`lossmask`), each judged from what `fit` was given; and the weights `fit` put
-into the model at its end, an optimizer's moving average (`ema`).
+`sample_weight` (`lossmask`), each judged from what `fit` was given; the weights `fit` put into
+the model at its end, an optimizer's moving average (`ema`); and a metric that cannot score
+probabilities (`exactaccuracy`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gradguard import classweights, ema, heldout, lossmask, output_layer
+from gradguard import classweights, ema, exactaccuracy, heldout, lossmask, output_layer
 from gradguard.findings import Finding
 
 __all__ = ["judge"]
@@ -28,5 +29,6 @@ def judge(
     misnumbered = classweights.misnumbered(arguments, output and output[1][-1], step)
     found += misnumbered or classweights.inverted(arguments, step)
     found += ema.stale(model.optimizer, step)
+    found += exactaccuracy.always_zero(model, history, arguments.get("callbacks"), step)
     kept = lossmask.fit_weights_keep_one_label(arguments, step)
     return found + ([] if kept is None else [kept])

@@ -26,10 +26,10 @@ import keras
 
 from gradguard.findings import Finding
 
-__all__ = ["findings"]
+__all__ = ["KEEP_BEST", "findings", "metrics_of"]
 
 
-def _metrics(model: Any) -> Iterator[Any]:
+def metrics_of(model: Any) -> Iterator[Any]:
     """The model's metrics, those `compile` wraps in its containers included."""
     for metric in getattr(model, "metrics", []):
         yield metric
@@ -48,7 +48,7 @@ def _better(model: Any, monitor: str) -> str | None:
         return "min"
     outputs = getattr(model, "output_names", None) or []  # (several: "<output>_<metric>")
     names = {name} | {name.removeprefix(f"{o}_") for o in outputs if name.startswith(f"{o}_")}
-    metrics = [m for m in _metrics(model) if m.name in names - {"loss"}]
+    metrics = [m for m in metrics_of(model) if m.name in names - {"loss"}]
     directions = {str(getattr(m, "_direction", "")) for m in metrics}
     if len(directions) != 1 or not all(_keras_own(m) for m in metrics):
         return None
@@ -59,7 +59,7 @@ def _keras_own(metric: Any) -> bool:
     return type(metric).__module__.split(".")[0] == "keras"
 
 
-_KEEP_BEST = (
+KEEP_BEST = (
     keras.callbacks.EarlyStopping,
     keras.callbacks.ModelCheckpoint,
     keras.callbacks.ReduceLROnPlateau,
@@ -76,7 +76,7 @@ def findings(model: Any, callbacks: Any, step: int) -> list[Finding]:
     found = []
     for callback in getattr(callbacks, "callbacks", callbacks) or ():
         # (Keras' callbacks that keep a best epoch: a user's own may mean other things by these)
-        keeps = [kind for kind in _KEEP_BEST if isinstance(callback, kind)]
+        keeps = [kind for kind in KEEP_BEST if isinstance(callback, kind)]
         monitor, mode = getattr(callback, "monitor", None), getattr(callback, "mode", None)
         if not keeps or not isinstance(monitor, str) or mode not in ("min", "max"):
             continue

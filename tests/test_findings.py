@@ -27,7 +27,8 @@ def test_every_design_code_is_in_the_catalog():
     attention-mask-inverted heldout-scale-mismatch batch-frozen-at-trace
     softmax-over-one monitor-mode-inverted regularization-ignored augmentation-repeated
     validation-split-ordered activation-missing optimizer-setting-ignored
-    batchnorm-statistics-stale ema-weights-stale embedding-ids-fractional""".split()
+    batchnorm-statistics-stale ema-weights-stale embedding-ids-fractional
+    accuracy-exact-match""".split()
     assert sorted(gradguard.CODES) == sorted(design)
 
 

@@ -2,7 +2,8 @@
 `EarlyStopping`, `ModelCheckpoint` and `ReduceLROnPlateau` whose explicit mode is against their
 quantity's direction (the loss lower, a compiled metric as its Keras class says), after a real
 `fit` under a process-wide guard; silent for the right mode, for ``mode="auto"``, for a custom
-metric (a function, a subclass that turns the direction around) and for a user's callback."""
+metric (a function, a subclass that turns the direction around) and for a user's callback.
+And a metric that cannot score probabilities (`exactaccuracy`, `accuracy-exact-match`)."""
 
 from __future__ import annotations
 
@@ -109,3 +110,37 @@ def test_a_callback_told_the_wrong_way_to_improve_is_found(kind, monitor, mode, 
     assert [f.details["callback"] for f in findings] == ([kind] if found else [])
     if found:
         assert f"mode={mode!r}" in findings[0].message and monitor in findings[0].message
+
+
+def _rounded(p):
+    """0/1 predictions that still train (a straight-through estimator): Accuracy's own use."""
+    return p + keras.ops.stop_gradient(keras.ops.round(p) - p)
+
+
+@pytest.mark.parametrize(
+    "metric, head, found",
+    [
+        ("Accuracy", None, True),  # hunt17: probabilities never exactly a label
+        ("accuracy", None, False),  # (compile picks BinaryAccuracy)
+        ("Accuracy", _rounded, False),  # predicted classes: Accuracy as meant
+    ],
+)
+def test_keras_accuracy_on_probabilities_is_found_with_the_callback_it_misled(metric, head, found):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 4)).astype("float32")
+    y = (x[:, :1] > 0).astype("float32")
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Dense(1, activation="sigmoid")(inputs)
+    model = keras.Model(inputs, outputs if head is None else keras.layers.Lambda(head)(outputs))
+    metrics = [keras.metrics.Accuracy() if metric == "Accuracy" else metric]
+    model.compile("adam", "binary_crossentropy", metrics=metrics)
+    stop = keras.callbacks.EarlyStopping("val_accuracy", mode="max", restore_best_weights=True)
+    guard = Guard(options=Options.create(), raise_errors=False)
+    with guard.instrument_process():
+        model.fit(x, y, epochs=3, validation_split=0.25, callbacks=[stop], verbose=0)
+        findings = [f for f in guard.read(final=True).findings if f.code == "accuracy-exact-match"]
+    assert bool(findings) == found, [f.message for f in findings]
+    if found:
+        assert findings[0].details["logged"] == ["accuracy", "val_accuracy"]
+        assert findings[0].details["callbacks"] == ["EarlyStopping(monitor='val_accuracy')"]
