@@ -65,6 +65,25 @@ _ELEMENTWISE = (baseline.CE, baseline.BINARY_CE, baseline.MSE, baseline.MAE)
 _FOLD_MAX = np.array([False, True, True, False, True])
 
 
+_BINARY_FIX = "number the two classes 0 and 1, or use sparse categorical cross-entropy for more"
+
+
+def _binary_fix(low: float, high: float) -> str:
+    """How labels in [`low`, `high`] become a binary cross-entropy's 0 and 1 (its `Bounds.fix`)."""
+    if low >= 0 and high == 255:
+        return "divide them by 255 (masks or images stored as 0 and 255: y / 255)"
+    if low == -1 and high == 1:
+        return "number the two classes 0 and 1: (y + 1) / 2"
+    if low == 1 and high == 2:
+        return "number the two classes 0 and 1: y - 1"
+    if low >= 0 and high > 2 and float(high).is_integer():
+        return (
+            f"classes numbered up to {number(high)} are more than two: one softmax unit per class "
+            "with sparse categorical cross-entropy"
+        )
+    return _BINARY_FIX
+
+
 @dataclasses.dataclass(frozen=True)
 class Bounds:
     """The range labels must lie in, and why (for the message).
@@ -87,14 +106,8 @@ def bounds(model: Any, loss_fn: Any) -> Bounds | None:
         return None
     softmax = output_layer.softmax_width(model) if kind.name in _ELEMENTWISE else None
     if kind.name == baseline.BINARY_CE:
-        return Bounds(
-            0.0,
-            1.0,
-            "binary cross-entropy reads the labels as probabilities, in [0, 1]",
-            "number the two classes 0 and 1 (e.g. y - 1), or use sparse categorical "
-            "cross-entropy for more than two classes",
-            softmax,
-        )
+        why = "binary cross-entropy reads the labels as probabilities, in [0, 1]"
+        return Bounds(0.0, 1.0, why, _BINARY_FIX, softmax)
     output = output_layer.of(model) if kind.name in (baseline.MSE, baseline.MAE) else None
     layer = output[0] if output is not None else None
     activation = getattr(layer, "activation", None)
@@ -191,9 +204,10 @@ class LabelRange:
         above = max(high - allowed.low, 0.0)
         below = _TOLERANCE if np.isfinite(allowed.high) else _BELOW_ONE_SIDED * above
         if low < allowed.low - max(below, _TOLERANCE) or high > allowed.high + _TOLERANCE:
+            fix = _binary_fix(low, high) if allowed.fix is _BINARY_FIX else allowed.fix
             message = (
                 f"The labels range over [{number(low)}, {number(high)}], which the model cannot "
-                f"be trained towards: {allowed.why}; {allowed.fix}."
+                f"be trained towards: {allowed.why}; {fix}."
             )
             details["allowed"] = [allowed.low, allowed.high if np.isfinite(allowed.high) else None]
             return Finding("labels-out-of-range", message, step, details=details)

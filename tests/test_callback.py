@@ -899,6 +899,29 @@ def test_labels_out_of_the_range_the_output_or_the_loss_allows(case, entry):
         assert named in finding.message, finding.message
 
 
+@pytest.mark.parametrize(
+    "labels, fix",
+    [
+        (lambda c: 255.0 * (c % 2), "divide them by 255"),  # hunt17: masks stored as 0 and 255
+        (lambda c: c % 2 + 1.0, "y - 1"),
+        (lambda c: 2.0 * (c % 2) - 1, "(y + 1) / 2"),
+        (lambda c: c % 10, "one softmax unit per class"),  # hunt17: 10 classes, one unit
+    ],
+    ids=["masks-0-255", "classes-1-2", "classes-minus-1-1", "ten-classes"],
+)
+def test_labels_a_binary_cross_entropy_cannot_read_are_told_how_to_number_them(labels, fix):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 8)).astype("float32")
+    y = labels(np.arange(96))[:, None].astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, "relu"), keras.layers.Dense(1, "sigmoid")]
+    )
+    report = _train_on_labels("fit", model, "binary_crossentropy", x, y)
+    (finding,) = [f for f in report.findings if f.code == "labels-out-of-range"]
+    assert fix in finding.message, finding.message
+
+
 def _label_rows(kind, x, rng):
     """Labels of 4 classes per example: `kind` of `MULTI_LABEL` (a function of `x`)."""
     scores = x[:, :4] + 0.3 * rng.normal(size=(len(x), 4))

@@ -287,7 +287,9 @@ def _below_floor(lowest: float, context: Context) -> Finding | None:
         f"The loss, a binary cross-entropy, went down to {number(lowest)}, below {floor:g}, "
         "which it cannot reach with labels in [0, 1]: it reads labels as probabilities, and "
         "labels outside (classes numbered -1 and 1, or 1 and 2) make it fall without limit "
-        "while the model learns nothing. Number the two classes 0 and 1 (e.g. (y + 1) / 2)."
+        "while the model learns nothing. Number the two classes 0 and 1 ((y + 1) / 2 for -1 "
+        "and 1, y - 1 for 1 and 2); for more than two classes, one softmax unit per class with "
+        "sparse categorical cross-entropy."
     )
     details = {"loss_min": lowest, "loss_floor": floor}
     return Finding("labels-out-of-range", message, context.step, details=details)
