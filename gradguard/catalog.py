@@ -118,6 +118,9 @@ CODES: Mapping[str, CodeInfo] = {
     "batchnorm-statistics-stale": CodeInfo(
         _W, LossError, "BatchNormalization's moving statistics lag the batches'"
     ),
+    "split-reshuffled": CodeInfo(
+        _W, LossError, "training and validation split after a shuffle redrawn every epoch"
+    ),
     "accuracy-exact-match": CodeInfo(
         _W, LossError, "keras.metrics.Accuracy on probabilities: 0 at every epoch"
     ),

@@ -32,6 +32,7 @@ from gradguard import (
     maskzero,
     padding,
     rescaled,
+    reshuffledsplit,
     rownorm,
     sampleweights,
     tokenlabels,
@@ -66,13 +67,15 @@ class FitBatches:
         """On the host as `fit` starts: notes from its arguments (by name), and the findings.
 
         Of data `fit` draws batches from (a data set, a generator) only how a data set pairs
-        its inputs and labels (`unpaired`); the rest tells in-graph.
+        its inputs and labels (`unpaired`) and splits off its validation set
+        (`reshuffledsplit`); the rest tells in-graph.
         """
         x = arguments.get("x")
         if batch.head(x) is None and not isinstance(x, (list, tuple, Mapping)):
             # (an override's train_step may read the zip as anything: two unpaired image sets)
             unpaired_finding = unpaired.finding(x, step) if keras_own_step(model) else None
-            return [unpaired_finding] if unpaired_finding is not None else []
+            found = [unpaired_finding] if unpaired_finding is not None else []
+            return found + reshuffledsplit.findings(arguments, step)
         self.heldout.trained_on(model, x)
         weights = [  # (fit takes one or the other)
             sampleweights.largest(arguments.get("sample_weight")),

@@ -176,6 +176,8 @@ BUGS: dict[str, Bug] = {
     "bug_hidden_layer_initialized_to_zeros_tf_function.py": Bug(("units-identical",)),
     # A store-id column min-max scaled with the features: the Embedding truncates it to row 0.
     "bug_embedding_fed_min_max_scaled_ids_fit.py": Bug(("embedding-ids-fractional",)),
+    # shuffle() then take/skip: a new training/validation split every epoch.
+    "bug_validation_taken_after_a_reshuffling_shuffle_fit.py": Bug(("split-reshuffled",)),
     # metrics=[keras.metrics.Accuracy()] on softmax outputs: 0 at every epoch, epoch 1 restored.
     "bug_keras_accuracy_metric_on_probabilities_fit.py": Bug(("accuracy-exact-match",)),
     # Adam(use_ema=True, ema_momentum=0.99999) over 632 updates: fit ends on the first weights.
@@ -527,6 +529,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_ema_momentum_averages_within_the_run_fit.py": Healthy(),
     "ok_embedding_fed_raw_ids_as_floats_fit.py": Healthy(),
     "ok_accuracy_metric_string_fit.py": Healthy(),
+    "ok_validation_taken_after_a_shuffle_done_once_fit.py": Healthy(),
     "ok_hidden_layer_initialized_randomly_tf_function.py": Healthy(),
     "ok_lr_set_by_tf_keras2_name_fit.py": Healthy(),
 }
@@ -893,6 +896,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "ema-weights-stale",
         "embedding-ids-fractional",
         "accuracy-exact-match",
+        "split-reshuffled",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}
     assert runtime_codes <= covered
