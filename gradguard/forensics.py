@@ -245,7 +245,9 @@ class Forensics:
         (Keras' own step tells its level otherwise: its compiled loss, `note_chance`, and its
         labels, `fit_batch`.)
         """
-        if loss is None or not hasattr(loss, "graph"):
+        if loss is None or not hasattr(loss, "graph"):  # (eager: no graph; its Keras loss)
+            if (floor := self._tap.loss_floor(loss)) is not None:
+                core.notes["loss_floor"] = floor
             return
         self._raw_labels.watch(id(core), loss)  # (each trace: one-hot encodings, hinges...)
         if self.in_keras_step():

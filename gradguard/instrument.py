@@ -172,6 +172,17 @@ def _record_penalties(original: Any) -> Any:
     return __call__
 
 
+def _record_eager_losses(original: Any) -> Any:
+    @functools.wraps(original)
+    def __call__(loss_fn: Any, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:  # noqa: N807
+        result = original(loss_fn, y_true, y_pred, sample_weight)
+        if tf.executing_eagerly() and _compat.tape_is_recording():  # (no graph to read it in)
+            _to_taps("eager_loss", loss_fn, result)
+        return result
+
+    return __call__
+
+
 _GRADIENTS = Patch(tf.GradientTape, "gradient", _report_gradients)
 
 
@@ -278,6 +289,7 @@ _SCALED_UPDATES = Patch(keras.optimizers.LossScaleOptimizer, "apply", _note_scal
 _SCALED_LOSSES = Patch(keras.optimizers.LossScaleOptimizer, "scale_loss", _note_scaled_losses)
 _LAYER_CALLS = Patch(keras.layers.Layer, "__call__", _record_layer_outputs)
 _LOSSES_READ = Patch(keras.layers.Layer, "losses", _record_losses_read)
+_EAGER_LOSSES = Patch(keras.losses.Loss, "__call__", _record_eager_losses)
 _PENALTIES = [  # (each of Keras' regularizers has its own __call__)
     Patch(kind, "__call__", _record_penalties)
     for kind in (keras.regularizers.L1, keras.regularizers.L2, keras.regularizers.L1L2)
@@ -344,13 +356,14 @@ def reporting_assigns() -> Iterator[None]:
 def tapping_layers(tap: Any) -> Iterator[None]:
     """Hands every Keras layer call to ``tap.record`` (`under_tape`: a training forward pass).
 
-    And, under a recording tape, every read of a layer's `losses` to ``tap.losses_read`` and
-    every call of one of Keras' regularizers to ``tap.penalty_taken``, where the tap has them.
+    And, under a recording tape, every read of a layer's `losses` to ``tap.losses_read``,
+    every call of one of Keras' regularizers to ``tap.penalty_taken``, and every Keras loss
+    computed eagerly to ``tap.eager_loss``, where the tap has them.
     """
     _TAPS.append(tap)
     try:
         with contextlib.ExitStack() as stack:
-            for patch in (_LAYER_CALLS, _LOSSES_READ, *_PENALTIES):
+            for patch in (_LAYER_CALLS, _LOSSES_READ, _EAGER_LOSSES, *_PENALTIES):
                 stack.enter_context(patch)
             yield
     finally:

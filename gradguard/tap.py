@@ -13,6 +13,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from gradguard import baseline
 from gradguard.activations import (
     Site,
     current_graph,
@@ -80,6 +81,7 @@ class Tap:
         self._watched: dict[int, tuple[list[Any], list[Site]]] = {}
         # The layers whose `losses` (their penalties and their sublayers') were read.
         self.penalties_read: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+        self._eager_loss: tuple[Any, Any] = (None, None)  # (a Keras loss, what it returned)
         self.penalized: set[int] = set()  # weights a traced loss penalizes by hand (keys)
 
     def record(
@@ -114,6 +116,19 @@ class Tap:
                 self._outputs[id(layer)] = _spec(result)
         elif self.outputs and tf.is_tensor(result) and layer_kind(layer) is not None:
             self._recent.append((layer, result))
+
+    def eager_loss(self, loss_fn: Any, result: Any) -> None:
+        """A Keras loss computed eagerly under a tape (`instrument`): the latest, and its loss."""
+        self._eager_loss = (loss_fn, result)
+
+    def loss_floor(self, loss: Any) -> float | None:
+        """0.0 for an eager `loss` a Keras binary cross-entropy returned (`losslevel` in-graph).
+
+        With labels in [0, 1] it cannot go below 0 (`checks.loss`); None for any other loss.
+        """
+        loss_fn, result = self._eager_loss
+        kind = baseline.kind_of(loss_fn) if loss is not None and result is loss else None
+        return 0.0 if kind is not None and kind.name == baseline.BINARY_CE else None
 
     def losses_read(self, layer: Any) -> None:
         """`layer.losses` was read into a loss (by the process-wide patch of the property)."""

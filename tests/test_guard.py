@@ -293,6 +293,46 @@ def test_a_hand_written_step_is_held_against_the_chance_level_its_loss_shows(los
     assert at_chance == (claimed and labels.startswith("unrelated")), str(step.report())
 
 
+@pytest.mark.parametrize("eager", [False, True], ids=["tf-function", "eager"])
+@pytest.mark.parametrize(
+    "labels, penalty, found",
+    [
+        ("ten-classes", False, True),  # hunt17: class ids 0..9, one sigmoid unit
+        ("zero-one", False, False),
+        ("ten-classes", True, False),  # another term added: no floor claimed
+    ],
+)
+def test_a_binary_cross_entropy_below_zero_in_a_hand_written_step_names_its_labels(
+    eager, labels, penalty, found
+):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, "relu"), keras.layers.Dense(1, "sigmoid")]
+    )
+    optimizer, loss_fn = keras.optimizers.Adam(1e-2), keras.losses.BinaryCrossentropy()
+
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+            if penalty:
+                loss += 1e-4 * tf.add_n([tf.nn.l2_loss(v) for v in model.trainable_variables])
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+
+    step = gradguard.guard(model, optimizer, policy=WARN_ALL, every=10)(
+        train_step if eager else tf.function(train_step)
+    )
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        x = rng.normal(size=(32, 8)).astype("float32")
+        y = rng.integers(0, 10 if labels == "ten-classes" else 2, size=(32, 1))
+        step(x, y.astype("float32"))
+    flagged = [f for f in step.report().findings if f.code == "labels-out-of-range"]
+    assert bool(flagged) == found, str(step.report())
+    if found:
+        assert flagged[0].details["loss_floor"] == 0.0 and flagged[0].details["loss_min"] < 0
+
+
 def _hand_written_loss(kind, model, y, logits):
     """A hand-written loss of `kind` on class ids `y` of shape (n, 1) and (n, 4) logits."""
     if kind == "one-hot-of-a-column":  # (n, 1, 4) against (n, 4): every label, every example
