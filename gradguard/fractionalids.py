@@ -9,7 +9,6 @@ look up what they say and are not reported.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gradguard import _compat, replicas
+from gradguard import replicas
 from gradguard.findings import Finding
 
 __all__ = ["FractionalIds"]
@@ -31,7 +30,7 @@ class FractionalIds:
     """
 
     def __init__(self) -> None:
-        self._seen: dict[int, tuple[weakref.ref[Any], tf.Variable]] = {}
+        self._shares = replicas.LayerMaxima("gradguard_fractional_ids")
         self._reported: set[int] = set()
 
     def observe(self, inputs: Iterable[tuple[Any, Any]]) -> None:
@@ -49,23 +48,18 @@ class FractionalIds:
                 x = tf.constant(x)  # (an eager step's batch, as the user's code gave it)
             if not tf.is_tensor(x) or not x.dtype.is_floating:
                 continue
-            if id(layer) not in self._seen:
-                with _compat.outside_trace():
-                    seen = replicas.state_variable(0.0, name="gradguard_fractional_ids")
-                self._seen[id(layer)] = (weakref.ref(layer), seen)
-            seen = self._seen[id(layer)][1]
             x = tf.cast(x, tf.float32)
-            share = tf.reduce_mean(tf.cast(tf.not_equal(x, tf.round(x)), tf.float32))
-            seen.assign(tf.maximum(seen.read_value(), share))
+            self._shares.fold(
+                layer, tf.reduce_mean(tf.cast(tf.not_equal(x, tf.round(x)), tf.float32))
+            )
 
     def findings(self, step: int) -> list[Finding]:
         """An `embedding-ids-fractional` finding per `Embedding` fed fractional ids."""
         found = []
-        for key, (ref, seen) in self._seen.items():
-            layer, share = ref(), float(seen.numpy())
-            if layer is None or key in self._reported or share == 0:
+        for layer, share in self._shares.read():
+            if id(layer) in self._reported or share == 0:
                 continue
-            self._reported.add(key)
+            self._reported.add(id(layer))
             message = (
                 f"The Embedding layer '{layer.name}' is given float ids of which {share:.0%} "
                 "(in a batch) are not whole numbers: Keras casts them to int32, which truncates "

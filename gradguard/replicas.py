@@ -7,6 +7,7 @@ context that sums gradients, and which worker is the chief.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ from gradguard import _compat
 from gradguard import batch as batch_lib
 
 __all__ = [
+    "LayerMaxima",
     "check_mirrored",
     "entering_strategy_of",
     "is_chief",
@@ -176,3 +178,28 @@ def entering_strategy_of(variables: Sequence[Any]) -> contextlib.AbstractContext
 def multi_replica() -> bool:
     """Whether the code runs under a strategy with several replicas."""
     return tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1
+
+
+class LayerMaxima:
+    """The largest of a value per layer, folded in-graph into a state variable of each layer's.
+
+    Args:
+      name: The variables' name (``gradguard_<what>``).
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._seen: dict[int, tuple[weakref.ref[Any], tf.Variable]] = {}
+
+    def fold(self, layer: Any, value: tf.Tensor) -> None:
+        """In-graph (or eagerly): keeps the larger of `layer`'s maximum and `value`."""
+        if id(layer) not in self._seen:
+            with _compat.outside_trace():
+                self._seen[id(layer)] = (weakref.ref(layer), state_variable(0.0, name=self._name))
+        seen = self._seen[id(layer)][1]
+        seen.assign(tf.maximum(seen.read_value(), tf.cast(value, tf.float32)))
+
+    def read(self) -> list[tuple[Any, float]]:
+        """On the host: each layer still alive with its maximum so far."""
+        alive = [(ref(), seen) for ref, seen in self._seen.values()]
+        return [(layer, float(seen.numpy())) for layer, seen in alive if layer is not None]

@@ -8,7 +8,6 @@ the thousands, pixels in 0..255): slowly, or not at all.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -73,7 +72,7 @@ class InputScales:
     """
 
     def __init__(self) -> None:
-        self._seen: dict[int, tuple[weakref.ref[Any], tf.Variable]] = {}
+        self._scales = replicas.LayerMaxima("gradguard_input_scale")
         self._reported: set[int] = set()
 
     def observe(self, inputs: Iterable[tuple[Any, Any]]) -> None:
@@ -92,29 +91,18 @@ class InputScales:
             axes = getattr(layer, "_reduce_axis", None)
             if axes is None or x.shape.rank != len(layer._build_input_shape):
                 continue
-            if id(layer) not in self._seen:
-                with _compat.outside_trace():
-                    seen = replicas.state_variable(0.0, name="gradguard_input_scale")
-                self._seen[id(layer)] = (weakref.ref(layer), seen)
-            seen = self._seen[id(layer)][1]
-            x = tf.cast(x, tf.float32)
-            mean, variance = tf.nn.moments(x, axes=list(axes))
+            mean, variance = tf.nn.moments(tf.cast(x, tf.float32), axes=list(axes))
             scale = tf.maximum(tf.reduce_max(tf.abs(mean)), tf.reduce_max(tf.sqrt(variance)))
             # (NaN in the data is the data's own finding: it is not folded in.)
-            scale = tf.where(tf.math.is_finite(scale), scale, 0.0)
-            seen.assign(tf.maximum(seen.read_value(), scale))
+            self._scales.fold(layer, tf.where(tf.math.is_finite(scale), scale, 0.0))
 
     def findings(self, step: int) -> list[Finding]:
         """A finding per layer still not adapted whose inputs were far from standardized."""
         found = []
-        for key, (ref, seen) in self._seen.items():
-            layer = ref()
-            if layer is None or key in self._reported or not never_adapted(layer):
+        for layer, scale in self._scales.read():
+            if id(layer) in self._reported or not never_adapted(layer) or scale < _FAR:
                 continue
-            scale = float(seen.numpy())
-            if scale < _FAR:
-                continue
-            self._reported.add(key)
+            self._reported.add(id(layer))
             stale = _statistics(layer)[1][0].any()  # weights adapted, copies not made
             cause = (
                 "computes with mean 0 and variance 1 although its weights hold adapted ones "
