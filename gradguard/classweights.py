@@ -94,10 +94,10 @@ def misnumbered(arguments: Mapping[str, Any], outputs: int | None, step: int) ->
       outputs: The width of the model's output (1 for a sigmoid: two classes), None if unknown.
       step: The step to date the finding at.
     """
-    given_weights = _given(arguments)
-    if given_weights is None or not outputs:
+    read = _given(arguments)
+    if read is None or not outputs:
         return []
-    keyed, classes, counts = given_weights
+    keyed, classes, counts = read
     top = max(keyed)
     if (
         top < max(outputs, 2)

@@ -72,7 +72,7 @@ class Tap:
         self._inputs: dict[int, Any] = {}  # per model, the spec of its first input seen
         self.last_model: Any = None  # a weak reference to the model called last
         self._outputs: dict[int, Any] = {}  # and of its output
-        self._latest: dict[int, Any] = {}  # per model or Normalization, its latest input
+        self._latest: dict[int, Any] = {}  # per model, Normalization or Embedding: latest input
         self._read: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
         # The `training` values each normalization or dropout layer was called with (None: not
         # told, so inference; `modes.inference_mode`).
