@@ -9,7 +9,8 @@ checkpoints and model selection then choose on memorized data. Nothing fails.
 
 Read under ``gradguard run`` as `fit` starts: its `x` and `validation_data` data sets, both
 reading one reshuffling shuffle through a `take`, `skip` or `shard`. A shuffle after the split,
-or one told ``reshuffle_each_iteration=False``, draws the same split every epoch: not reported.
+or one told ``reshuffle_each_iteration=False``, draws the same split every epoch: not reported;
+nor a shuffle behind a `cache`, which may replay one order.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def _split_reshuffles(dataset: Any) -> dict[int, Any]:
         kind = type(each).__name__
         if split and "Shuffle" in kind and getattr(each, "_reshuffle_each_iteration", True):
             found[id(each)] = each
+        if "Cache" in kind:
+            continue  # (what reaches a cache may be replayed in one order: not judged)
         try:
             stack += [(upstream, split or kind in _SPLITS) for upstream in each._inputs()]
         except (AttributeError, NotImplementedError):

@@ -27,6 +27,7 @@ def _take_skip(dataset):
         (lambda: _take_skip(_DATA.shuffle(100, reshuffle_each_iteration=False).batch(10)), False),
         (lambda: (_DATA.skip(80).shuffle(80).batch(10), _DATA.take(80).batch(10)), False),
         (lambda: _take_skip(_DATA.batch(10)), False),  # (no shuffle)
+        (lambda: _take_skip(_DATA.shuffle(100).cache().batch(10)), False),  # (not judged)
     ],
     ids=[
         "take-skip-after-reshuffle",
@@ -36,6 +37,7 @@ def _take_skip(dataset):
         "shuffled-once",
         "split-then-shuffled",
         "unshuffled",
+        "cached-after-the-shuffle",
     ],
 )
 def test_a_split_after_a_shuffle_redrawn_every_epoch_is_found(split, found):
