@@ -118,6 +118,9 @@ CODES: Mapping[str, CodeInfo] = {
     "batchnorm-statistics-stale": CodeInfo(
         _W, LossError, "BatchNormalization's moving statistics lag the batches'"
     ),
+    "optimizer-build-lost": CodeInfo(
+        _W, UpdateError, "an optimizer's build writes its slots in a trace that never runs"
+    ),
     "split-reshuffled": CodeInfo(
         _W, LossError, "training and validation split after a shuffle redrawn every epoch"
     ),

@@ -301,7 +301,7 @@ class Guard:
         core = self.cores.get(id(optimizer))
         if core is not None:
             return core
-        updating.build(optimizer, variables)
+        self._pending += updating.build(optimizer, variables, self._calls)
         if optimizer.built:
             variables = _compat.optimizer_variables(optimizer)
         old = self.stages.replaced(optimizer, original, variables, self.cores)

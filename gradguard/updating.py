@@ -7,13 +7,15 @@
 * `apply`: the present gradients handed to the optimizer, behind the transform's gate if any;
 * `applied`: whether the call changes the weights (a skipped update, a loss-scale overflow, a
   Keras optimizer accumulating gradients);
-* `build`: an optimizer built before the update that would build it, outside the trace.
+* `build`: an optimizer built before the update that would build it, outside the trace (and
+  what its build writes, lost when built in a trace: `optimizer-build-lost`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import keras
@@ -22,6 +24,7 @@ import tensorflow as tf
 
 from gradguard import _compat, replicas
 from gradguard import transforms as transforms_lib
+from gradguard.findings import Finding, listing
 
 __all__ = ["applied", "apply", "build", "gather", "transform"]
 
@@ -133,7 +136,9 @@ def apply(
         replicas.run_if(gate, users_update, grads)
 
 
-def build(optimizer: keras.optimizers.Optimizer, variables: Sequence[Any]) -> None:
+def build(
+    optimizer: keras.optimizers.Optimizer, variables: Sequence[Any], step: int
+) -> list[Finding]:
     """Builds an unbuilt optimizer on `variables` as its first update would, outside the trace.
 
     Keras builds an optimizer (its slots) in its first update: inside a `tf.function`, that
@@ -146,15 +151,53 @@ def build(optimizer: keras.optimizers.Optimizer, variables: Sequence[Any]) -> No
 
     Inside a trace, the build is traced in a function of its own that never runs, as Keras'
     build in a first trace is: what `build` writes into its new slots (ScheduleFree copies the
-    weights into its momentum) is lost there, since tf.function runs its second trace.
+    weights into its momentum) is lost there, since tf.function runs its second trace. Those
+    writes, made through the optimizer's `assign` methods, are reported
+    (`optimizer-build-lost`, dated at `step`).
     """
     if optimizer.built or not variables or tf.distribute.has_strategy():
-        return  # (under a strategy Keras builds it where the strategy's variables go)
+        return []  # (under a strategy Keras builds it where the strategy's variables go)
     build = functools.partial(optimizer.build, list(variables))
-    if tf.inside_function():
+    written: list[Any] = []  # (the variables the build writes, when it is traced)
+    traced = tf.inside_function()
+    if traced:
         build = tf.function(build, autograph=False).get_concrete_function
     with _compat.outside_trace(), keras.name_scope(optimizer.name, caller=optimizer):
-        build()
+        with _noting_writes(optimizer, written) if traced else contextlib.nullcontext():
+            build()
+    own = {id(v) for v in optimizer.variables}
+    lost = sorted({str(getattr(v, "path", v.name)) for v in written if id(v) in own})
+    if not lost:
+        return []
+    message = (
+        f"{type(optimizer).__name__}.build writes starting values into its variables "
+        f"({listing(lost)}), but Keras built it inside the first trace of a tf.function (fit's "
+        "train step, or a @tf.function step), which TensorFlow traces and never runs: they "
+        "start from zero instead, and the optimizer does not work as designed. Build it "
+        "eagerly before training: optimizer.build(model.trainable_variables)."
+    )
+    return [Finding("optimizer-build-lost", message, step, tuple(lost))]
+
+
+@contextlib.contextmanager
+def _noting_writes(optimizer: Any, written: list[Any]) -> Iterator[None]:
+    """Notes the variables `optimizer` writes through its own `assign` methods, for a block."""
+
+    def noting(original: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+        def write(variable: Any, value: Any) -> Any:
+            written.append(variable)
+            return original(variable, value)
+
+        return write
+
+    names = ("assign", "assign_add", "assign_sub")
+    for name in names:  # (instance attributes shadow the methods, for this optimizer only)
+        object.__setattr__(optimizer, name, noting(getattr(optimizer, name)))
+    try:
+        yield
+    finally:
+        for name in names:
+            vars(optimizer).pop(name, None)
 
 
 def learning_rate(optimizer: keras.optimizers.Optimizer) -> tf.Tensor:

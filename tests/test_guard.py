@@ -571,6 +571,9 @@ def test_an_optimizer_built_by_the_first_update_costs_no_second_trace(kind):
             step(x, y)
         built = [(v.name, tuple(v.shape)) for v in opt.variables]
         runs.append((inner.experimental_get_tracing_count(), built, model.get_weights()))
+        if guarded:
+            lost = step.report().codes() == {"optimizer-build-lost"}
+            assert lost == (kind == "schedule-free"), str(step.report())
     (plain_traces, plain_built, plain_weights), (traces, built, weights) = runs
     assert (plain_traces, traces) == ((2, 2) if kind == "loss-scaled" else (2, 1))
     assert [(n.rsplit("_", 2)[-2:], s) for n, s in built] == [
