@@ -75,12 +75,10 @@ class Forensics:
         self._xla_inputs: dict[int, tf.TensorSpec] = {}
         self._latest_call: list[Any] = []
         self._graph_chance: dict[int, float | None] = {}  # per core (losslevel.graph_chance)
-        # What the batches of each model under Keras' own train step show; per core of a
-        # hand-written step, the class counts of its traced cross-entropy's labels.
-        self._fit = fit_batches.FitBatches()
+        self._fit = fit_batches.FitBatches()  # (each model's batches in Keras' own step)
         self._fit_length = ranout.FitLength()  # (under gradguard run: fit's data ran out)
         self._stale = bnstats.StaleStatistics()  # (and its models' BatchNormalization)
-        self._traced_counts: dict[int, chance.LabelCounts] = {}
+        self._traced_counts: dict[int, chance.LabelCounts] = {}  # (a traced loss's classes)
         self._raw_labels = rawlabels.RawLabels()  # (what hand-written losses read of labels)
         self._frozen = frozen.FrozenUntrained()  # (frozen layers never trained nor loaded)
         self._linear_judged: set[int] = set()  # (models judged by `linearstack`)
@@ -246,8 +244,7 @@ class Forensics:
         labels, `fit_batch`.)
         """
         if loss is None or not hasattr(loss, "graph"):  # (eager: no graph; its Keras loss)
-            if (floor := self._tap.loss_floor(loss)) is not None:
-                core.notes["loss_floor"] = floor
+            core.notes.update(self._tap.eager_loss_notes(loss))
             return
         self._raw_labels.watch(id(core), loss)  # (each trace: one-hot encodings, hinges...)
         if self.in_keras_step():

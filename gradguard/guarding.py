@@ -99,8 +99,7 @@ class Guard:
         watched = self.model is not None and self.options.watches_activations()
         name = str(getattr(self.model, "name", ""))
         self._recorder = activations_lib.Recorder(self.model, name) if watched else None
-        # Layers called under a tape: which variables are Keras' and frozen, watched outputs.
-        self._tap = Tap()
+        self._tap = Tap()  # (layers called under a tape: Keras' variables, frozen, outputs)
         self.inputs_read = (InputScales(), FractionalIds())  # (layer inputs: `Tap.layer_inputs`)
         self.accumulators = Accumulators()  # (gradients summed in variables)
         self.cores: dict[int, StepCore] = {}
@@ -298,8 +297,7 @@ class Guard:
         return self._tap.take_for(optimizer)
 
     def _core(self, optimizer: Any, original: Any, variables: list[Any]) -> StepCore:
-        core = self.cores.get(id(optimizer))
-        if core is not None:
+        if (core := self.cores.get(id(optimizer))) is not None:
             return core
         self._pending += updating.build(optimizer, variables, self._calls)
         if optimizer.built:

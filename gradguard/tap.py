@@ -121,14 +121,15 @@ class Tap:
         """A Keras loss computed eagerly under a tape (`instrument`): the latest, and its loss."""
         self._eager_loss = (loss_fn, result)
 
-    def loss_floor(self, loss: Any) -> float | None:
-        """0.0 for an eager `loss` a Keras binary cross-entropy returned (`losslevel` in-graph).
+    def eager_loss_notes(self, loss: Any) -> dict[str, float]:
+        """``{"loss_floor": 0.0}`` for an eager `loss` a Keras binary cross-entropy returned.
 
-        With labels in [0, 1] it cannot go below 0 (`checks.loss`); None for any other loss.
+        With labels in [0, 1] it cannot go below 0 (`checks.loss`; `losslevel` reads it
+        in-graph); empty for any other loss, as a note to add to a core's.
         """
         loss_fn, result = self._eager_loss
         kind = baseline.kind_of(loss_fn) if loss is not None and result is loss else None
-        return 0.0 if kind is not None and kind.name == baseline.BINARY_CE else None
+        return {"loss_floor": 0.0} if kind is not None and kind.name == baseline.BINARY_CE else {}
 
     def losses_read(self, layer: Any) -> None:
         """`layer.losses` was read into a loss (by the process-wide patch of the property)."""
