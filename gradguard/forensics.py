@@ -61,8 +61,8 @@ class Forensics:
 
     def __init__(self, tap: Tap, ledger: Ledger, names: Callable[[list[Any]], list[str]]):
         self._tap, self._ledger, self._names = tap, ledger, names
-        # Per core, the keeper of its first unhealthy step's batch and the model; under XLA, the
-        # step whose latest batch a replay already explained.
+        # Per core, the keeper of its first unhealthy step's batch and the model; under XLA,
+        # the step whose latest batch a replay already explained.
         self._keepers: dict[int, tuple[origin_lib.Keeper, Any]] = {}
         self._replayed: dict[int, int] = {}
         # The whole batch ``(x, y, sample_weight)`` a Keras train step got (`fit_batch`), and
@@ -238,10 +238,10 @@ class Forensics:
         core.notes["chance_loss"], core.notes["chance_loss_balanced"] = level, balanced
 
     def traced_loss(self, core: StepCore, loss: Any) -> None:
-        """A step's traced loss: its raw labels; a hand-written step's chance level and floor.
+        """A step's traced loss: its raw labels; a hand-written step's levels (`losslevel`).
 
-        (Keras' own step tells its level otherwise: its compiled loss, `note_chance`, and its
-        labels, `fit_batch`.)
+        Its chance level, its floor, and whether its trend means anything (not for a policy
+        gradient's surrogate). Keras' own step tells its level otherwise (`note_chance`).
         """
         if loss is None or not hasattr(loss, "graph"):  # (eager: no graph; its Keras loss)
             core.notes.update(self._tap.eager_loss_notes(loss))
@@ -251,10 +251,11 @@ class Forensics:
             return
         self._tap.penalized |= regularizers.penalized(loss, core.variables)
         if id(core) not in self._graph_chance:
+            if losslevel.graph_surrogate(loss, core.variables):
+                core.ignore("loss-not-decreasing")
             self._graph_chance[id(core)] = losslevel.graph_chance(loss)
             core.notes["loss_floor"] = losslevel.graph_loss_floor(loss)
-            # Its labels' classes counted from here on, in the step's graph: the chance level of
-            # imbalanced classes is their entropy, below ln C.
+            # Its labels' classes, counted in-graph: imbalanced classes' level is their entropy.
             labels = losslevel.cross_entropy_labels(loss)
             if labels is not None:
                 counts = self._traced_counts[id(core)] = chance.LabelCounts(*labels[1:])

@@ -1,19 +1,30 @@
-"""The levels a traced loss shows: the floor it cannot go below, the chance level it starts at.
+"""The levels a traced loss shows: its floor, its chance level, and whether it measures learning.
 
-For code gradguard did not write (the guard, ``gradguard run``), whose labels are not seen: read
-from the traced loss once per trace, and judged by `LossNotDecreasing` (``Context.notes``).
+The floor it cannot go below, the chance level it starts at, and whether its trend says anything
+of learning at all (not a policy gradient's surrogate). For code gradguard did not write (the
+guard, ``gradguard run``), whose labels are not seen: read from the traced loss once per trace,
+and judged by `LossNotDecreasing` (``Context.notes``).
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
+from typing import Any
 
 import tensorflow as tf
 
-from gradguard.diagnose import SOFTMAX_CROSS_ENTROPY, reads_variables
+from gradguard import losssign
+from gradguard.diagnose import (
+    SOFTMAX_CROSS_ENTROPY,
+    ancestors,
+    descendants,
+    is_data,
+    reads_variables,
+)
 
-__all__ = ["cross_entropy_labels", "graph_chance", "graph_loss_floor"]
+__all__ = ["cross_entropy_labels", "graph_chance", "graph_loss_floor", "graph_surrogate"]
 
 
 # Ops that average a per-example loss into the batch's: a mean, or a sum over a count.
@@ -71,3 +82,58 @@ def cross_entropy_labels(loss: tf.Tensor) -> tuple[tf.Tensor, str, int] | None:
     sparse = op.type.startswith("Sparse")
     name = "sparse_categorical_crossentropy" if sparse else "categorical_crossentropy"
     return op.inputs[1], name, int(classes)
+
+
+# Between a probability and its log: a pick of the actions taken, Keras' clipping, an epsilon.
+_TO_LOG = {"GatherV2", "GatherNd", "AddV2", "Add", "Maximum", "Minimum", "ClipByValue", "Identity"}
+_COMPARISONS = {"Equal", "NotEqual", "Greater", "GreaterEqual", "Less", "LessEqual"}
+
+
+def graph_surrogate(loss: tf.Tensor, variables: Iterable[Any]) -> bool:
+    """Whether `loss` weighs the trained model's log-probabilities per example by data.
+
+    A policy gradient's surrogate, ``-sum(log p(a) * G)``: its value follows the returns `G`,
+    which grow as episodes get longer while the policy learns, so its trend says nothing of
+    learning. The weight is data (a step input) with one value per example, not a mask made by
+    a comparison, nor labels of the log-probabilities' own shape (one-hot, soft).
+    """
+    ops = ancestors(loss)
+    is_output = losssign.trained_layer(loss.graph, variables)
+    made = set().union(*(descendants(op.outputs[0]) for op in ops if is_output(op)))
+    stack = [op.outputs[0] for op in ops if op in made and _log_probability(op)]
+    seen = set[tf.Operation]()
+    while stack:
+        value = stack.pop()
+        for consumer in value.consumers():
+            if consumer not in ops or consumer in seen:
+                continue
+            seen.add(consumer)
+            weight = [t for t in consumer.inputs if t is not value]
+            if consumer.type == "Mul" and len(weight) == 1 and _per_example_data(weight[0], made):
+                rank = weight[0].shape.rank  # (a scalar fed is a coefficient, not a weight)
+                if rank and (rank == 1 or weight[0].shape != value.shape):
+                    return True
+            stack += consumer.outputs
+    return False
+
+
+def _log_probability(op: tf.Operation) -> bool:
+    """A softmax cross-entropy, a log-softmax, or the log of a softmax or sigmoid."""
+    if op.type in SOFTMAX_CROSS_ENTROPY or op.type == "LogSoftmax":
+        return True
+    source = op.inputs[0].op if op.type == "Log" else None
+    for _ in range(6):
+        if source is None or source.type in ("Softmax", "Sigmoid"):
+            break
+        source = source.inputs[0].op if source.type in _TO_LOG and source.inputs else None
+    return source is not None
+
+
+def _per_example_data(tensor: tf.Tensor, made: set[tf.Operation]) -> bool:
+    """Whether `tensor` is data the model did not make, and not a comparison's 0/1 mask."""
+    if tensor.op in made or not is_data(tensor):
+        return False
+    op = tensor.op
+    while op.type in ("Cast", "Identity", "ExpandDims", "Reshape") and op.inputs:
+        op = op.inputs[0].op
+    return op.type not in _COMPARISONS
