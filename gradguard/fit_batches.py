@@ -15,6 +15,7 @@ Under ``gradguard run``, which wraps `fit`, its arrays are also read on the host
 (`given`): examples of unit length (`rownorm`, a suspect too costly to fold per step), token
 labels that are one of the inputs or padded elsewhere (`tokenlabels`), an embedding masking a
 real token 0 (`maskzero`), a data set zipping inputs and labels shuffled apart (`unpaired`),
+rows shuffled under a stateful recurrent layer (`statefulshuffle`),
 and the largest sample or class weight, whose in-graph fold is then left out; and the inputs'
 scale, against that of the inputs later given to `evaluate` and `predict` (`heldout_scale`).
 """
@@ -35,6 +36,7 @@ from gradguard import (
     reshuffledsplit,
     rownorm,
     sampleweights,
+    statefulshuffle,
     tokenlabels,
     unpaired,
 )
@@ -67,14 +69,16 @@ class FitBatches:
         """On the host as `fit` starts: notes from its arguments (by name), and the findings.
 
         Of data `fit` draws batches from (a data set, a generator) only how a data set pairs
-        its inputs and labels (`unpaired`) and splits off its validation set
-        (`reshuffledsplit`); the rest tells in-graph.
+        its inputs and labels (`unpaired`), splits off its validation set (`reshuffledsplit`)
+        and is shuffled (`statefulshuffle`); the rest tells in-graph.
         """
         x = arguments.get("x")
+        stateful = statefulshuffle.finding(model, arguments, step)
+        found = [stateful] if stateful is not None else []
         if batch.head(x) is None and not isinstance(x, (list, tuple, Mapping)):
             # (an override's train_step may read the zip as anything: two unpaired image sets)
             unpaired_finding = unpaired.finding(x, step) if keras_own_step(model) else None
-            found = [unpaired_finding] if unpaired_finding is not None else []
+            found += [unpaired_finding] if unpaired_finding is not None else []
             return found + reshuffledsplit.findings(arguments, step)
         self.heldout.trained_on(model, x)
         weights = [  # (fit takes one or the other)
@@ -86,7 +90,7 @@ class FitBatches:
             "rows_normalized": rownorm.first_batch_suspect(batch.head(x)),
             "sample_weight_largest": max(known, default=None),
         }
-        found = tokenlabels.findings(model, x, arguments.get("y"), step)
+        found += tokenlabels.findings(model, x, arguments.get("y"), step)
         return found + maskzero.findings(model, x, step)
 
     def observe(self, model: Any, x: Any, y: Any, sample_weight: Any) -> None:

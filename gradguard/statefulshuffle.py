@@ -1,0 +1,73 @@
+"""A stateful recurrent layer trained by `fit` on shuffled rows (`stateful-shuffled`).
+
+A recurrent layer built with ``stateful=True`` carries each row's last state into the same row
+of the next batch: the data must be laid out so that row i of batch k+1 continues row i of
+batch k, and fed in that order. `fit` shuffles arrays by default (``shuffle=True``, and
+``"batch"`` shuffles too), so each row starts from the state of an unrelated sequence and the
+state cannot carry what came before (hunt18, keras#1820: 0.48 accuracy on the chunks only the
+state can label, 1.00 with ``shuffle=False``). The loss still falls, on what each chunk shows
+alone.
+
+Read under ``gradguard run`` as `fit` starts, from its arguments and the model's layers; a data
+set is judged by the shuffles it reads (Keras ignores `shuffle` for it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import tensorflow as tf
+
+from gradguard import _compat
+from gradguard.findings import Finding
+
+__all__ = ["finding"]
+
+
+def _shuffles(dataset: tf.data.Dataset) -> bool:
+    """Whether `dataset` reads a shuffle anywhere upstream."""
+    stack, seen = [dataset], set()
+    while stack:
+        each = stack.pop()
+        if id(each) in seen:
+            continue
+        seen.add(id(each))
+        if "Shuffle" in type(each).__name__:
+            return True
+        try:
+            stack += each._inputs()
+        except (AttributeError, NotImplementedError):
+            pass
+    return False
+
+
+def finding(model: Any, arguments: Mapping[str, Any], step: int) -> Finding | None:
+    """`stateful-shuffled` for a `fit` shuffling the rows a stateful layer carries state across."""
+    stateful = [layer.name for layer in _compat.flatten_layers(model) if _stateful(layer)]
+    if not stateful:
+        return None
+    x = arguments.get("x")
+    if isinstance(x, tf.data.Dataset):
+        if not _shuffles(x):
+            return None
+        how = "its data set is shuffled (Dataset.shuffle)"
+        fix = "Drop the data set's shuffle"
+    elif arguments.get("shuffle", True):
+        how = f"fit shuffles the rows (shuffle={arguments.get('shuffle', True)!r}, its default)"
+        fix = "Pass shuffle=False to fit"
+    else:
+        return None
+    message = (
+        f"Layer {stateful[0]!r} is stateful (stateful=True): it carries each row's state into "
+        f"the same row of the next batch, but {how}, so every row starts from the state of "
+        "another sequence and the state cannot carry what came before. "
+        f"{fix}, lay the data out so that row i of batch k+1 continues row i of batch k, and "
+        "reset the states between sequences (layer.reset_states())."
+    )
+    return Finding("stateful-shuffled", message, step, details={"layers": stateful})
+
+
+def _stateful(layer: Any) -> bool:
+    # (An RNN wrapper or a Keras RNN layer; a Bidirectional wrapper passes it to its halves.)
+    return getattr(layer, "stateful", False) is True
