@@ -130,6 +130,12 @@ CODES: Mapping[str, CodeInfo] = {
     "embedding-ids-fractional": CodeInfo(
         _W, LossError, "an Embedding fed float ids that are not whole: truncated to int"
     ),
+    "loss-not-scaled": CodeInfo(
+        _W, UpdateError, "a LossScaleOptimizer unscales gradients of a loss it never scaled"
+    ),
+    "stateful-shuffled": CodeInfo(
+        _W, LossError, "a stateful RNN trained on rows fit shuffles: its state is another row's"
+    ),
     "ema-weights-stale": CodeInfo(
         _W, UpdateError, "use_ema's average, put in the model by fit, mostly its first weights"
     ),

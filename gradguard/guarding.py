@@ -9,10 +9,11 @@ optimizer's updates (`apply_gradients` / `apply`) go through it (`gradguard.inst
   `missing-apply` and `variable-not-trained`; gradients that are all None are explained at once
   (`none-gradient`, with where the chain broke), and so is a gradient applied to a variable
   other than its own (`pairing`), gradients accumulated in variables never reset
-  (`accumulators`), and variables read that never got a gradient (`unreached`).
+  (`accumulators`), variables read that never got a gradient (`unreached`), and a loss
+  scaler's loss never scaled (`lossscale`).
 
-The decorator forms are in `gradguard.decorator`; ``gradguard run`` uses `Guard` process-wide.
-(The module is not called `guard`: that is the decorator's public name.)
+Decorators: `gradguard.decorator`; ``gradguard run`` uses `Guard` process-wide. (The module is
+not called `guard`: that is the decorator's public name.)
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from gradguard.forensics import Forensics
 from gradguard.fractionalids import FractionalIds
 from gradguard.ledger import Ledger
 from gradguard.ledger import key as ledger_key
+from gradguard.lossscale import LossScaling
 from gradguard.manual import LossWatch
 from gradguard.modes import inference_mode
 from gradguard.naming import VariableNames
@@ -90,8 +92,7 @@ class Guard:
         self.report = findings_lib.Report()
         self.ledger = Ledger(models)
         self._names = VariableNames(self.model, self.ledger)
-        # Variables the tape watched but a gradient call does not ask for (`instrument`).
-        self.extra_sources = self.ledger.extra_sources
+        self.extra_sources = self.ledger.extra_sources  # (watched, not asked for: `instrument`)
         self._pairing = Pairing(ledger_key)  # which variable each gradient is of
         # A loop with no optimizer named may update by hand: its losses are watched for NaN.
         self._manual = LossWatch() if self.optimizer is None else None
@@ -111,8 +112,7 @@ class Guard:
         self.forensics = Forensics(self._tap, self.ledger, self._names)
         self._unreached = Unreached(self._tap, self.ledger, self._names)
         self._last_loss: tf.Tensor | None = None
-        self._scaled_loss: tuple[Any, Any] = (None, None)  # the latest (scaled, loss) pair
-        self._scaled: set[int] = set()  # the optimizers a LossScaleOptimizer wraps (their ids)
+        self.loss_scaling = LossScaling()  # (and the latest loss scaled)
         # A guard entered while another decorator's guard listens hands everything to it: one
         # report for the whole step (stacked decorators, a guarded step calling another).
         self._outer: Guard | None = None
@@ -196,7 +196,7 @@ class Guard:
             return
         variables = [v for v, _ in pairs]
         if isinstance(target, tf.Tensor) and target.shape.rank == 0:
-            scaled, loss = self._scaled_loss
+            scaled, loss = self.loss_scaling.latest
             self._last_loss = target = loss if target is scaled else target
             if self._manual is not None and not self.forensics.in_keras_step():
                 self._manual.on_loss(target)  # (Keras' own step always applies an optimizer)
@@ -242,13 +242,13 @@ class Guard:
         """A variable is set by `method` (``assign``...) to or by `value` (an accumulator?)."""
         self.accumulators.on_assign(variable, method, value)
 
-    def on_scaled_loss(self, loss: Any, scaled: Any) -> None:
+    def on_scaled_loss(self, optimizer: Any, loss: Any, scaled: Any) -> None:
         """A LossScaleOptimizer scaled `loss`: a gradient of `scaled` is taken for `loss`."""
-        self._scaled_loss = (scaled, loss)
+        self.loss_scaling.on_scale(optimizer, loss, scaled)
 
     def on_scaled_apply(self, optimizer: Any) -> None:
         """A LossScaleOptimizer's update call (its inner update may be skipped in-graph)."""
-        self._scaled.add(id(_compat.inner_optimizer(optimizer)))
+        self.loss_scaling.on_apply(optimizer)
         self.ledger.on_scaled_apply()
 
     def on_apply(self, optimizer: Any, original: Any, grads: Any, variables: Any) -> Any:
@@ -372,14 +372,14 @@ class Guard:
         found += self.forensics.model_findings(self.cores.values(), step, final)
         found += inference_mode(self._tap.layers(), self._tap.told, self.cores.values(), step)
         found += self._manual.judge() if self._manual is not None and not self.cores else []
-        found += self.accumulators.findings(step)
+        found += self.accumulators.findings(step) + self.loss_scaling.findings(step)
         found += self.ledger.judge(step, final, self._names, keras_variables, bool(untracked))
         self._pending, self._traced_losses = [], []
         findings_lib.emit(self.report, found, self.policy, raise_errors=False)
         for core in self.cores.values() if self._adversarial() else ():
             core.ignore("loss-not-decreasing")
         for key, core in self.cores.items():  # (a core's optimizer is a scaler's inner one)
-            core.notes["float16_unscaled"] &= key not in self._scaled
+            core.notes["float16_unscaled"] &= not self.loss_scaling.wraps(key)
             self.forensics.before_read(core)
             core.read(core.steps, raise_errors=False, final=final)
         self.report.steps_observed = steps = self.steps_seen()

@@ -202,7 +202,7 @@ def _note_scaled_losses(original: Any) -> Any:
     def scale_loss(optimizer: Any, loss: Any) -> Any:
         # The tape is then asked for the gradient of the scaled loss: the guard judges `loss`.
         scaled = original(optimizer, loss)
-        _tell("on_scaled_loss", loss, scaled)
+        _tell("on_scaled_loss", optimizer, loss, scaled)
         return scaled
 
     return scale_loss

@@ -28,7 +28,8 @@ def test_every_design_code_is_in_the_catalog():
     softmax-over-one monitor-mode-inverted regularization-ignored augmentation-repeated
     validation-split-ordered activation-missing optimizer-setting-ignored
     batchnorm-statistics-stale ema-weights-stale embedding-ids-fractional
-    accuracy-exact-match split-reshuffled optimizer-build-lost""".split()
+    accuracy-exact-match split-reshuffled optimizer-build-lost stateful-shuffled
+    loss-not-scaled""".split()
     assert sorted(gradguard.CODES) == sorted(design)
 
 

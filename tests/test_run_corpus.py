@@ -184,6 +184,10 @@ BUGS: dict[str, Bug] = {
     "bug_keras_accuracy_metric_on_probabilities_fit.py": Bug(("accuracy-exact-match",)),
     # Adam(use_ema=True, ema_momentum=0.99999) over 632 updates: fit ends on the first weights.
     "bug_ema_momentum_outlasts_the_run_fit.py": Bug(("ema-weights-stale",)),
+    # A stateful LSTM's chunks laid out in order, then shuffled by fit's default shuffle=True.
+    "bug_stateful_lstm_rows_shuffled_by_fit.py": Bug(("stateful-shuffled",)),
+    # A LossScaleOptimizer in a hand-written loop, the loss never scaled: SGD steps / 2**15.
+    "bug_loss_scaler_given_the_loss_unscaled_tf_function.py": Bug(("loss-not-scaled",)),
     "bug_lr_set_by_tf_keras2_name_fit.py": Bug(("optimizer-setting-ignored",)),
     "bug_validation_split_on_data_sorted_by_target_fit.py": Bug(
         ("validation-split-ordered",), mentions=(("validation-split-ordered", "all lie above"),)
@@ -529,6 +533,8 @@ HEALTHY: dict[str, Healthy] = {
     "ok_hidden_layers_without_activation_tf_function.py": Healthy(),
     "ok_batchnorm_momentum_too_slow_for_short_fit.py": Healthy(),
     "ok_ema_momentum_averages_within_the_run_fit.py": Healthy(),
+    "ok_stateful_lstm_rows_in_order_fit.py": Healthy(),
+    "ok_loss_scaler_given_the_scaled_loss_tf_function.py": Healthy(),
     "ok_embedding_fed_raw_ids_as_floats_fit.py": Healthy(),
     "ok_accuracy_metric_string_fit.py": Healthy(),
     "ok_validation_taken_after_a_shuffle_done_once_fit.py": Healthy(),
@@ -901,6 +907,8 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "accuracy-exact-match",
         "split-reshuffled",
         "optimizer-build-lost",
+        "stateful-shuffled",
+        "loss-not-scaled",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}
     assert runtime_codes <= covered

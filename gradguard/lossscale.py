@@ -1,0 +1,64 @@
+"""A LossScaleOptimizer handed the gradients of a loss it never scaled (`loss-not-scaled`).
+
+Keras 3's `LossScaleOptimizer` divides every gradient by its loss scale (2**15 at first) before
+its inner optimizer's update: it expects the gradient of ``optimizer.scale_loss(loss)``. `fit`
+scales the loss itself; a hand-written step must, and one that takes the gradient of the loss
+as it is makes updates 2**15 times too small under SGD (hunt18, keras#19244: 0.10 held-out
+accuracy, a model at chance, against 0.98 with the loss scaled). Under Adam, which divides the
+scale out again, training looks fine, but float16 gradients are left unprotected from the
+underflow the scaling is there to prevent.
+
+Noted as a loss scaler's `scale_loss` and `apply` are called (`instrument`), traced or eager;
+judged at each read for the loss scalers that made updates and never scaled a loss.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gradguard import _compat
+from gradguard.findings import Finding
+
+__all__ = ["LossScaling"]
+
+
+class LossScaling:
+    """The loss scalers seen updating, and those seen scaling a loss."""
+
+    def __init__(self) -> None:
+        self._applied: dict[int, Any] = {}  # by the id of the optimizer each one wraps
+        self._scaled: set[int] = set()  # the ids of those that scaled a loss
+        self._reported: set[int] = set()
+        # The latest loss scaled: a gradient of `scaled` is taken for `loss`.
+        self.latest: tuple[Any, Any] = (None, None)  # (scaled, loss)
+
+    def on_apply(self, optimizer: Any) -> None:
+        """`optimizer`, a loss scaler, is asked for an update."""
+        self._applied[id(_compat.inner_optimizer(optimizer))] = optimizer
+
+    def on_scale(self, optimizer: Any, loss: Any, scaled: Any) -> None:
+        """`optimizer`, a loss scaler, scaled `loss` into `scaled`."""
+        self._scaled.add(id(optimizer))
+        self.latest = (scaled, loss)
+
+    def wraps(self, key: int) -> bool:
+        """Whether a loss scaler seen updating wraps the optimizer whose `id` is `key`."""
+        return key in self._applied
+
+    def findings(self, step: int) -> list[Finding]:
+        """`loss-not-scaled`, once per loss scaler that updated and never scaled a loss."""
+        found = []
+        for scaler in self._applied.values():
+            if id(scaler) in self._scaled or id(scaler) in self._reported:
+                continue
+            self._reported.add(id(scaler))
+            message = (
+                f"The LossScaleOptimizer wrapping {type(_compat.inner_optimizer(scaler)).__name__} "
+                "divides every gradient by its loss scale (2**15 at first), but no loss was "
+                "scaled by it: the gradients are of the loss as it is, so each update is that "
+                "many times too small (under Adam the scale cancels, but float16 gradients are "
+                "left to underflow). Take the gradient of the scaled loss: "
+                "grads = tape.gradient(optimizer.scale_loss(loss), variables)."
+            )
+            found.append(Finding("loss-not-scaled", message, step))
+        return found
