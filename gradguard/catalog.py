@@ -130,6 +130,9 @@ CODES: Mapping[str, CodeInfo] = {
     "embedding-ids-fractional": CodeInfo(
         _W, LossError, "an Embedding fed float ids that are not whole: truncated to int"
     ),
+    "hinge-on-batch-total": CodeInfo(
+        _W, LossError, "a margin's hinge taken of sums over the whole batch, not per example"
+    ),
     "loss-not-scaled": CodeInfo(
         _W, UpdateError, "a LossScaleOptimizer unscales gradients of a loss it never scaled"
     ),

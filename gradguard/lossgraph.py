@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from gradguard import (
     attnmask,
+    batchhinge,
     lossmask,
     lossmean,
     lossprobs,
@@ -279,6 +280,7 @@ def graph_findings(loss: tf.Tensor, step: int, variables: Iterable[Any] = ()) ->
         reshapes.graph_reshape_transposes,
         attnmask.graph_attention_keeps_padding,
         softmaxone.graph_softmax_over_one,
+        batchhinge.graph_hinge_on_batch_total,
     )
     found = [judge(ops, step) for judge in judges]
     is_output = losssign.trained_layer(loss.graph, variables)

@@ -188,6 +188,8 @@ BUGS: dict[str, Bug] = {
     "bug_stateful_lstm_rows_shuffled_by_fit.py": Bug(("stateful-shuffled",)),
     # A LossScaleOptimizer in a hand-written loop, the loss never scaled: SGD steps / 2**15.
     "bug_loss_scaler_given_the_loss_unscaled_tf_function.py": Bug(("loss-not-scaled",)),
+    # Triplet distances summed over the batch too (no axis): the hinge of the batch's totals.
+    "bug_triplet_distances_summed_over_the_batch_tf_function.py": Bug(("hinge-on-batch-total",)),
     "bug_lr_set_by_tf_keras2_name_fit.py": Bug(("optimizer-setting-ignored",)),
     "bug_validation_split_on_data_sorted_by_target_fit.py": Bug(
         ("validation-split-ordered",), mentions=(("validation-split-ordered", "all lie above"),)
@@ -535,6 +537,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_ema_momentum_averages_within_the_run_fit.py": Healthy(),
     "ok_stateful_lstm_rows_in_order_fit.py": Healthy(),
     "ok_loss_scaler_given_the_scaled_loss_tf_function.py": Healthy(),
+    "ok_triplet_distances_per_triplet_tf_function.py": Healthy(),
     "ok_embedding_fed_raw_ids_as_floats_fit.py": Healthy(),
     "ok_accuracy_metric_string_fit.py": Healthy(),
     "ok_validation_taken_after_a_shuffle_done_once_fit.py": Healthy(),
@@ -909,6 +912,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "optimizer-build-lost",
         "stateful-shuffled",
         "loss-not-scaled",
+        "hinge-on-batch-total",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}
     assert runtime_codes <= covered
