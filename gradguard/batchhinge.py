@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 import tensorflow as tf
 
-from gradguard.diagnose import reads_variables
+from gradguard.diagnose import reads_variables, reduces_all
 from gradguard.findings import Finding
 
 __all__ = ["graph_hinge_on_batch_total"]
@@ -41,7 +41,7 @@ def _batch_totals(tensor: tf.Tensor) -> list[tf.Operation]:
             values = op.inputs[0]
             if (
                 values.shape.rank
-                and _every_axis(op)
+                and reduces_all(op)
                 and _batched(values)
                 and reads_variables(values)
             ):
@@ -49,16 +49,6 @@ def _batch_totals(tensor: tf.Tensor) -> list[tf.Operation]:
         elif op.type in _ARITHMETIC:
             stack += [t for t in op.inputs if t.dtype.is_floating and t.shape.rank == 0]
     return sorted(found, key=lambda op: op.name)
-
-
-def _every_axis(op: tf.Operation) -> bool:
-    axes = tf.get_static_value(op.inputs[1])
-    rank = op.inputs[0].shape.rank
-    return (
-        axes is not None
-        and rank is not None
-        and {int(a) % rank for a in axes.ravel()} == set(range(rank))
-    )
 
 
 def _batched(values: tf.Tensor) -> bool:

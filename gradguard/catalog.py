@@ -130,6 +130,9 @@ CODES: Mapping[str, CodeInfo] = {
     "embedding-ids-fractional": CodeInfo(
         _W, LossError, "an Embedding fed float ids that are not whole: truncated to int"
     ),
+    "loss-averaged-per-replica": CodeInfo(
+        _W, UpdateError, "a replica's loss averaged over its own examples: N replicas' sum"
+    ),
     "hinge-on-batch-total": CodeInfo(
         _W, LossError, "a margin's hinge taken of sums over the whole batch, not per example"
     ),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 from gradguard import _compat
@@ -95,6 +96,18 @@ def is_data(tensor: tf.Tensor) -> bool:
     return not any(op.type == "ReadVariableOp" for op in made) and any(
         op.type == "Placeholder" for op in made
     )
+
+
+def reduces_all(op: tf.Operation) -> bool | None:
+    """Whether a ``Mean``/``Sum`` reduces every axis (None when its axes are not known).
+
+    ``tf.reduce_mean(y - y_pred)`` reduces them all; a mean over one axis (axis 0 may be time,
+    or the features' moments) is a design.
+    """
+    axes, rank = tf.get_static_value(op.inputs[1]), op.inputs[0].shape.rank
+    if axes is None or rank is None:
+        return None
+    return rank > 0 and {int(a) % rank for a in np.atleast_1d(axes)} == set(range(rank))
 
 
 def descendants(tensor: tf.Tensor) -> set[tf.Operation]:

@@ -13,10 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 
-from gradguard.diagnose import SOFTMAX_CROSS_ENTROPY, ancestors, is_data
+from gradguard.diagnose import SOFTMAX_CROSS_ENTROPY, ancestors, is_data, reduces_all
 from gradguard.findings import Finding
 
 __all__ = ["graph_error_measured_whole"]
@@ -177,7 +176,7 @@ def _fate(op: tf.Operation, loss: tf.Tensor, ops: set[tf.Operation]) -> str | No
                 fates.add("squared")
                 continue
             if consumer.type in ("Mean", "Sum"):
-                whole = _reduces_all(consumer)
+                whole = reduces_all(consumer)
                 if whole is None:
                     return None
                 stack.append((consumer.outputs[0], reduced or whole))
@@ -200,15 +199,3 @@ def _constant_factor(op: tf.Operation, value: tf.Tensor) -> bool:
     varies = {"ReadVariableOp", *_DATA}  # (a variable's handle is a placeholder too)
     read = _values_read(others)
     return bool(others) and not any(v.op.type in varies or v.op is value.op for v in read)
-
-
-def _reduces_all(op: tf.Operation) -> bool | None:
-    """Whether a ``Mean``/``Sum`` reduces every axis (None when its axes are not known).
-
-    ``tf.reduce_mean(y - y_pred)`` reduces them all; a mean over one axis (axis 0 may be time,
-    or the features' moments) is a design.
-    """
-    axes, rank = tf.get_static_value(op.inputs[1]), op.inputs[0].shape.rank
-    if axes is None or rank is None:
-        return None
-    return rank > 0 and {int(a) % rank for a in np.atleast_1d(axes)} == set(range(rank))

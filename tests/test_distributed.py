@@ -79,6 +79,14 @@ def test_mirrored_findings_are_the_planted_ones(mirrored):
     assert mirrored["jit_clipped"]["mirrored"][1] == []
 
 
+def test_a_loss_averaged_per_replica_is_found(mirrored):
+    # tf.reduce_mean on each replica's examples, the replicas' gradients summed: twice the step.
+    codes = mirrored["per_replica_loss"]
+    assert "loss-averaged-per-replica" in codes["replica-mean"]
+    for silent in ("global", "keras", "one-device-mean"):
+        assert "loss-averaged-per-replica" not in codes[silent], (silent, codes[silent])
+
+
 def test_mirrored_activations_count_every_replicas_examples(mirrored):
     # Unit 0 fires only on the second replica's slice: alive, as on one device.
     single, replicated = mirrored["activations"]["single"], mirrored["activations"]["mirrored"]

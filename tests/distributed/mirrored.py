@@ -58,8 +58,13 @@ def train_step(strategy, lr, loss="keras", **options):
     return weights(net), sorted(step.report().codes()), norms
 
 
-def guarded_user_step(strategy, lr, clip):
-    """The user's own step calling strategy.run, under the guard decorator."""
+def guarded_user_step(strategy, lr, clip, loss="global"):
+    """The user's own step calling strategy.run, under the guard decorator.
+
+    Its loss: averaged over the global batch (`compute_average_loss`), or over the replica's
+    examples only (``replica-mean``, the gradients then summed over the replicas), or by a
+    Keras loss object, which scales its mean by the replicas.
+    """
     scope = strategy.scope() if strategy else tf.device("/cpu:0")
     with scope:
         net = model()
@@ -72,11 +77,17 @@ def guarded_user_step(strategy, lr, clip):
     def step(x, y):
         def replica_fn(x, y):
             with tf.GradientTape() as tape:
-                per_example = tf.reduce_mean(tf.square(y - net(x, training=True)), axis=-1)
-                loss = tf.nn.compute_average_loss(per_example, global_batch_size=64)
-            grads = tape.gradient(loss, net.trainable_variables)
+                prediction = net(x, training=True)
+                per_example = tf.reduce_mean(tf.square(y - prediction), axis=-1)
+                if loss == "replica-mean":
+                    value = tf.reduce_mean(per_example)
+                elif loss == "keras":
+                    value = keras.losses.MeanSquaredError()(y, prediction)
+                else:
+                    value = tf.nn.compute_average_loss(per_example, global_batch_size=64)
+            grads = tape.gradient(value, net.trainable_variables)
             optimizer.apply_gradients(zip(grads, net.trainable_variables))
-            return loss
+            return value
 
         if strategy is None:
             return replica_fn(x, y)
@@ -226,4 +237,9 @@ out["guard"] = {
     "single": guarded_user_step(None, 0.05, 1.0),
     "mirrored": guarded_user_step(STRATEGY, 0.05, 1.0),
 }
+out["per_replica_loss"] = {
+    kind: guarded_user_step(STRATEGY, 0.01, 1.0, loss=kind)[1]
+    for kind in ("global", "replica-mean", "keras")
+}
+out["per_replica_loss"]["one-device-mean"] = guarded_user_step(None, 0.01, 1.0, "replica-mean")[1]
 json.dump(out, sys.stdout)

@@ -1,0 +1,57 @@
+"""A step's loss averaged over one replica's examples only (`loss-averaged-per-replica`).
+
+Under a `tf.distribute` strategy of N replicas, each replica computes the loss on its share of
+the global batch, and the optimizer adds up the replicas' gradients. A loss averaged over the
+replica's own examples (``tf.reduce_mean``) then gives gradients N times those of the global
+batch's average: the learning rate in effect is N times the one set (hunt18: 4 replicas, SGD
+at 0.05, diverged to a gradient norm of 1e13; 0.99 accuracy with the loss averaged over the
+global batch). TensorFlow's guide divides by the global batch,
+``tf.nn.compute_average_loss(per_example_loss, global_batch_size=...)``; Keras' loss objects
+scale their mean by 1/N themselves, as `fit` does.
+
+Read from the traced loss of a replica's step (more than one replica in sync): a ``Mean`` over
+every axis, reached from the loss through identities, casts and sums only (a penalty added).
+A product or a division on the way (by N, by the global batch, Keras' own scaling) is taken
+for the scaling: silent.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from gradguard.diagnose import reduces_all
+from gradguard.findings import Finding
+
+__all__ = ["graph_mean_per_replica"]
+
+_PASSING = frozenset({"Identity", "Cast", "AddV2", "Add", "AddN"})
+
+
+def graph_mean_per_replica(loss: tf.Tensor, step: int) -> Finding | None:
+    """`loss-averaged-per-replica` for a replica's loss that is its own examples' mean."""
+    context = tf.distribute.get_replica_context()
+    replicas = context.num_replicas_in_sync if context is not None else 1
+    if replicas <= 1:
+        return None
+    stack, seen = [loss], set[tf.Operation]()
+    while stack:
+        op = stack.pop().op
+        if op in seen:
+            continue
+        seen.add(op)
+        if op.type == "Mean" and reduces_all(op):
+            name = op.name.split("/", 1)[-1] if op.name.startswith("replica_") else op.name
+            message = (
+                f"The loss is a mean over this replica's examples ({name}), under a strategy "
+                f"of {replicas} replicas whose gradients the optimizer adds up: each update is "
+                f"{replicas} times the global batch's average, as if the learning rate were "
+                f"{replicas} times the one set. Average over the global batch: "
+                "tf.nn.compute_average_loss(per_example_loss, global_batch_size=...), or a "
+                "keras.losses object, which scales by the replicas itself."
+            )
+            return Finding(
+                "loss-averaged-per-replica", message, step, details={"replicas": replicas}
+            )
+        if op.type in _PASSING:
+            stack += [t for t in op.inputs if t.dtype.is_floating]
+    return None
