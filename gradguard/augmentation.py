@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from gradguard.findings import Finding
 
-__all__ = ["findings"]
+__all__ = ["findings", "function_name", "map_function", "upstream"]
 
 # Op types that draw anew at each run: a Generator's state read, stateful random ops.
 _STATEFUL = ("Rng", "StatefulUniform", "StatefulStandardNormal", "StatefulTruncatedNormal")
@@ -65,7 +65,7 @@ def _seeded(nodes: list[Any]) -> bool:
     )
 
 
-def _upstream(dataset: Any) -> Iterator[Any]:
+def upstream(dataset: Any) -> Iterator[Any]:
     """`dataset` and every data set it reads from."""
     seen, stack = set(), [dataset]
     while stack:
@@ -80,24 +80,24 @@ def _upstream(dataset: Any) -> Iterator[Any]:
             pass
 
 
-def _function(dataset: Any) -> Any:
+def map_function(dataset: Any) -> Any:
     """The traced function of a map (`map`, `flat_map`, `interleave`), or None."""
     return getattr(getattr(dataset, "_map_func", None), "function", None)
 
 
 def _shuffled(dataset: Any) -> bool:
-    return any("Shuffle" in type(each).__name__ for each in _upstream(dataset))
+    return any("Shuffle" in type(each).__name__ for each in upstream(dataset))
 
 
 def _repeated(dataset: Any) -> tuple[Any, str] | None:
     """A random map whose draws every epoch replays, and how (`_CACHED` or `_SEEDED`)."""
-    for each in _upstream(dataset):
+    for each in upstream(dataset):
         if "CacheDataset" in type(each).__name__:
-            functions = [f for f in map(_function, _upstream(each)) if f is not None]
+            functions = [f for f in map(map_function, upstream(each)) if f is not None]
             drawing = [f for f in functions if _draws(_nodes(f))]
             if drawing:
                 return drawing[0], _CACHED
-        function = _function(each)
+        function = map_function(each)
         if function is not None and _seeded(_nodes(function)) and not _shuffled(each):
             return function, _SEEDED
     return None
@@ -115,7 +115,7 @@ _SEEDED = (
 )
 
 
-def _name(function: Any) -> str:
+def function_name(function: Any) -> str:
     """The Python name of a traced data set function (``random_shift``, ``lambda``)."""
     name = getattr(function, "name", b"")
     name = name.decode() if isinstance(name, bytes) else str(name)
@@ -131,11 +131,12 @@ def findings(arguments: Mapping[str, Any], step: int) -> list[Finding]:
     if repeated is None:
         return []
     function, how = repeated
+    name = function_name(function)
     message = (
-        f"The random map {_name(function)!r} of fit's data set draws the same numbers every "
+        f"The random map {name!r} of fit's data set draws the same numbers every "
         f"epoch, so the model sees one fixed augmented copy of each example: {how}; or move the "
         "augmentation into the model (keras.layers.RandomFlip, RandomTranslation...)."
     )
     cause = "cache" if how is _CACHED else "global seed"
-    details = {"map": _name(function), "cause": cause}
+    details = {"map": name, "cause": cause}
     return [Finding("augmentation-repeated", message, step, details=details)]

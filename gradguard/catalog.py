@@ -130,6 +130,9 @@ CODES: Mapping[str, CodeInfo] = {
     "embedding-ids-fractional": CodeInfo(
         _W, LossError, "an Embedding fed float ids that are not whole: truncated to int"
     ),
+    "augmentation-misaligned": CodeInfo(
+        _W, LossError, "inputs and labels flipped or cropped by random draws of their own"
+    ),
     "loss-averaged-per-replica": CodeInfo(
         _W, UpdateError, "a replica's loss averaged over its own examples: N replicas' sum"
     ),

@@ -15,7 +15,8 @@ Under ``gradguard run``, which wraps `fit`, its arrays are also read on the host
 (`given`): examples of unit length (`rownorm`, a suspect too costly to fold per step), token
 labels that are one of the inputs or padded elsewhere (`tokenlabels`), an embedding masking a
 real token 0 (`maskzero`), a data set zipping inputs and labels shuffled apart (`unpaired`),
-rows shuffled under a stateful recurrent layer (`statefulshuffle`),
+rows shuffled under a stateful recurrent layer (`statefulshuffle`), inputs and labels flipped or
+cropped by random draws of their own (`augmentpair`),
 and the largest sample or class weight, whose in-graph fold is then left out; and the inputs'
 scale, against that of the inputs later given to `evaluate` and `predict` (`heldout_scale`).
 """
@@ -27,6 +28,7 @@ from typing import Any
 
 from gradguard import (
     _compat,
+    augmentpair,
     batch,
     chance,
     label_range,
@@ -79,6 +81,8 @@ class FitBatches:
             # (an override's train_step may read the zip as anything: two unpaired image sets)
             unpaired_finding = unpaired.finding(x, step) if keras_own_step(model) else None
             found += [unpaired_finding] if unpaired_finding is not None else []
+            misaligned = augmentpair.finding(arguments, step)
+            found += [misaligned] if misaligned is not None else []
             return found + reshuffledsplit.findings(arguments, step)
         self.heldout.trained_on(model, x)
         weights = [  # (fit takes one or the other)

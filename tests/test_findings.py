@@ -29,7 +29,8 @@ def test_every_design_code_is_in_the_catalog():
     validation-split-ordered activation-missing optimizer-setting-ignored
     batchnorm-statistics-stale ema-weights-stale embedding-ids-fractional
     accuracy-exact-match split-reshuffled optimizer-build-lost stateful-shuffled
-    loss-not-scaled hinge-on-batch-total loss-averaged-per-replica""".split()
+    loss-not-scaled hinge-on-batch-total loss-averaged-per-replica augmentation-misaligned
+    """.split()
     assert sorted(gradguard.CODES) == sorted(design)
 
 

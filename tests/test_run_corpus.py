@@ -190,6 +190,8 @@ BUGS: dict[str, Bug] = {
     "bug_loss_scaler_given_the_loss_unscaled_tf_function.py": Bug(("loss-not-scaled",)),
     # Triplet distances summed over the batch too (no axis): the hinge of the batch's totals.
     "bug_triplet_distances_summed_over_the_batch_tf_function.py": Bug(("hinge-on-batch-total",)),
+    # A segmentation map flipping the image and its mask with two random_flip calls.
+    "bug_image_and_mask_flipped_by_two_draws_fit.py": Bug(("augmentation-misaligned",)),
     "bug_lr_set_by_tf_keras2_name_fit.py": Bug(("optimizer-setting-ignored",)),
     "bug_validation_split_on_data_sorted_by_target_fit.py": Bug(
         ("validation-split-ordered",), mentions=(("validation-split-ordered", "all lie above"),)
@@ -538,6 +540,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_stateful_lstm_rows_in_order_fit.py": Healthy(),
     "ok_loss_scaler_given_the_scaled_loss_tf_function.py": Healthy(),
     "ok_triplet_distances_per_triplet_tf_function.py": Healthy(),
+    "ok_image_and_mask_flipped_by_one_draw_fit.py": Healthy(),
     "ok_embedding_fed_raw_ids_as_floats_fit.py": Healthy(),
     "ok_accuracy_metric_string_fit.py": Healthy(),
     "ok_validation_taken_after_a_shuffle_done_once_fit.py": Healthy(),
@@ -913,6 +916,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "stateful-shuffled",
         "loss-not-scaled",
         "hinge-on-batch-total",
+        "augmentation-misaligned",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}
     assert runtime_codes <= covered
