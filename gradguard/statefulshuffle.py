@@ -9,7 +9,8 @@ state can label, 1.00 with ``shuffle=False``). The loss still falls, on what eac
 alone.
 
 Read under ``gradguard run`` as `fit` starts, from its arguments and the model's layers; a data
-set is judged by the shuffles it reads (Keras ignores `shuffle` for it).
+set is judged by the shuffles it reads (Keras ignores `shuffle` for it), a generator or a
+`PyDataset` not at all (it orders its own batches).
 """
 
 from __future__ import annotations
@@ -53,10 +54,13 @@ def finding(model: Any, arguments: Mapping[str, Any], step: int) -> Finding | No
             return None
         how = "its data set is shuffled (Dataset.shuffle)"
         fix = "Drop the data set's shuffle"
-    elif arguments.get("shuffle", True):
-        how = f"fit shuffles the rows (shuffle={arguments.get('shuffle', True)!r}, its default)"
+    elif x is not None and all(hasattr(a, "shape") for a in tf.nest.flatten(x)):  # (arrays)
+        if not arguments.get("shuffle", True):
+            return None
+        given = f"shuffle={arguments['shuffle']!r}" if "shuffle" in arguments else "its default"
+        how = f"fit shuffles the rows ({given})"
         fix = "Pass shuffle=False to fit"
-    else:
+    else:  # (a generator or a PyDataset orders its own batches)
         return None
     message = (
         f"Layer {stateful[0]!r} is stateful (stateful=True): it carries each row's state into "

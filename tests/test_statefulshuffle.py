@@ -43,6 +43,7 @@ _IN_ORDER = tf.data.Dataset.from_tensor_slices((_X, _Y)).batch(4)
         ("stateful-lstm", {"x": _IN_ORDER, "shuffle": True}, False),  # (ignored for data sets)
         ("lstm", {"x": _X, "y": _Y}, False),
         ("lstm", {"x": _SHUFFLED}, False),
+        ("stateful-lstm", {"x": (b for b in [(_X, _Y)])}, False),  # (orders its own batches)
     ],
     ids=[
         "arrays-by-default",
@@ -53,6 +54,7 @@ _IN_ORDER = tf.data.Dataset.from_tensor_slices((_X, _Y)).batch(4)
         "data-set-in-order",
         "not-stateful",
         "not-stateful-data-set",
+        "generator",
     ],
 )
 def test_a_stateful_layer_fed_shuffled_rows_is_found(model, arguments, found):
