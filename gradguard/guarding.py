@@ -248,7 +248,7 @@ class Guard:
 
     def on_scaled_apply(self, optimizer: Any) -> None:
         """A LossScaleOptimizer's update call (its inner update may be skipped in-graph)."""
-        self.loss_scaling.on_apply(optimizer)
+        self.loss_scaling.on_apply(optimizer, self._last_loss)
         self.ledger.on_scaled_apply()
 
     def on_apply(self, optimizer: Any, original: Any, grads: Any, variables: Any) -> Any:

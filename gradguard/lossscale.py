@@ -9,7 +9,8 @@ scale out again, training looks fine, but float16 gradients are left unprotected
 underflow the scaling is there to prevent.
 
 Noted as a loss scaler's `scale_loss` and `apply` are called (`instrument`), traced or eager;
-judged at each read for the loss scalers that made updates and never scaled a loss.
+judged at each read for the loss scalers that made updates and never scaled a loss. A traced
+loss multiplied by the scaler's `dynamic_scale` by hand counts as scaled.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from gradguard import _compat
+from gradguard.diagnose import ancestors, variable_placeholders
 from gradguard.findings import Finding
 
 __all__ = ["LossScaling"]
@@ -32,9 +34,17 @@ class LossScaling:
         # The latest loss scaled: a gradient of `scaled` is taken for `loss`.
         self.latest: tuple[Any, Any] = (None, None)  # (scaled, loss)
 
-    def on_apply(self, optimizer: Any) -> None:
-        """`optimizer`, a loss scaler, is asked for an update."""
+    def on_apply(self, optimizer: Any, loss: Any) -> None:
+        """`optimizer`, a loss scaler, is asked for an update of the gradients of `loss`.
+
+        A traced loss that reads the scaler's `dynamic_scale` was scaled by hand.
+        """
         self._applied[id(_compat.inner_optimizer(optimizer))] = optimizer
+        scale = getattr(optimizer, "dynamic_scale", None)
+        if scale is not None and hasattr(loss, "graph"):
+            (handle,) = variable_placeholders(loss.graph, [scale])
+            if any(op is getattr(handle, "op", None) for op in ancestors(loss)):
+                self._scaled.add(id(optimizer))
 
     def on_scale(self, optimizer: Any, loss: Any, scaled: Any) -> None:
         """`optimizer`, a loss scaler, scaled `loss` into `scaled`."""
