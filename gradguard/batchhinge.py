@@ -10,8 +10,9 @@ steps, 1-NN accuracy 0.20 against 0.55 per triplet). Nothing fails; the loss loo
 Read from a traced loss (`lossgraph.graph_findings`): a ``Maximum`` with 0 (or a ``Relu``) of a
 scalar that compares, through sums, differences and constant factors, two sums or means over
 every axis of tensors of the batch computed from variables (the model's outputs). A hinge per
-example, a hinge of one batch average against a constant (a budget), and a clamp at a floor
-other than 0 (a KL's free bits) are silent.
+example, a hinge of one batch average against a constant (a budget), of ratios of totals (a
+precision, a gap between groups' means), of one example's vectors (rank 1), and a clamp at a
+floor other than 0 (a KL's free bits) are silent.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from gradguard.findings import Finding
 
 __all__ = ["graph_hinge_on_batch_total"]
 
-# Between the hinge and the total: sums and differences of totals, the margin, constant factors.
-_ARITHMETIC = frozenset({"AddV2", "Add", "Sub", "Neg", "Mul", "RealDiv", "Identity", "Cast"})
+# Between the hinge and the totals: their sums and differences, the margin; constant factors.
+_ARITHMETIC = frozenset({"AddV2", "Add", "Sub", "Neg", "Identity", "Cast"})
+_SCALING = frozenset({"Mul", "RealDiv"})
 
 
 def _batch_totals(tensor: tf.Tensor) -> list[tf.Operation]:
@@ -39,22 +41,22 @@ def _batch_totals(tensor: tf.Tensor) -> list[tf.Operation]:
         seen.add(op)
         if op.type in ("Sum", "Mean"):
             values = op.inputs[0]
-            if (
-                values.shape.rank
-                and reduces_all(op)
-                and _batched(values)
-                and reads_variables(values)
-            ):
+            if _batched(values) and reduces_all(op) and reads_variables(values):
                 found.append(op)
         elif op.type in _ARITHMETIC:
             stack += [t for t in op.inputs if t.dtype.is_floating and t.shape.rank == 0]
+        elif op.type in _SCALING and tf.get_static_value(op.inputs[1]) is not None:
+            stack.append(op.inputs[0])  # (a ratio of totals is a rate: precision, a group's mean)
     return sorted(found, key=lambda op: op.name)
 
 
 def _batched(values: tf.Tensor) -> bool:
-    """Whether the leading axis of `values` may be a batch's (unknown, or more than one)."""
-    first = values.shape[0]
-    return first is None or first > 1
+    """Whether `values` are per-example features: a leading axis of more than one, and more.
+
+    One example's vector (rank 1: TransE on one triple) is summed whole by rights.
+    """
+    rank = values.shape.rank
+    return bool(rank and rank >= 2) and (values.shape[0] is None or values.shape[0] > 1)
 
 
 def graph_hinge_on_batch_total(ops: Iterable[tf.Operation], step: int) -> Finding | None:

@@ -9,8 +9,9 @@ scale out again, training looks fine, but float16 gradients are left unprotected
 underflow the scaling is there to prevent.
 
 Noted as a loss scaler's `scale_loss` and `apply` are called (`instrument`), traced or eager;
-judged at each read for the loss scalers that made updates and never scaled a loss. A traced
-loss multiplied by the scaler's `dynamic_scale` by hand counts as scaled.
+judged at each read for the loss scalers that made updates of a traced loss and never scaled a
+loss. A traced loss multiplied by the scaler's `dynamic_scale` by hand counts as scaled; an
+eager step's loss, a number, cannot be told from one scaled by hand and is not judged.
 """
 
 from __future__ import annotations
@@ -37,11 +38,14 @@ class LossScaling:
     def on_apply(self, optimizer: Any, loss: Any) -> None:
         """`optimizer`, a loss scaler, is asked for an update of the gradients of `loss`.
 
-        A traced loss that reads the scaler's `dynamic_scale` was scaled by hand.
+        Only a traced loss is judged: one that reads the scaler's `dynamic_scale` was scaled by
+        hand, and an eager one cannot be read (``loss * optimizer.dynamic_scale`` is a number).
         """
         self._applied[id(_compat.inner_optimizer(optimizer))] = optimizer
         scale = getattr(optimizer, "dynamic_scale", None)
-        if scale is not None and hasattr(loss, "graph"):
+        if not hasattr(loss, "graph"):
+            self._scaled.add(id(optimizer))
+        elif scale is not None:
             (handle,) = variable_placeholders(loss.graph, [scale])
             if any(op is getattr(handle, "op", None) for op in ancestors(loss)):
                 self._scaled.add(id(optimizer))

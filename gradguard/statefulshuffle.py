@@ -9,8 +9,8 @@ state can label, 1.00 with ``shuffle=False``). The loss still falls, on what eac
 alone.
 
 Read under ``gradguard run`` as `fit` starts, from its arguments and the model's layers; a data
-set is judged by the shuffles it reads (Keras ignores `shuffle` for it), a generator or a
-`PyDataset` not at all (it orders its own batches).
+set is judged by the shuffles it reads (Keras ignores `shuffle` for it), a `PyDataset` by
+`shuffle` (its batches' order), a generator not at all (it orders its own batches).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import keras
 import tensorflow as tf
 
 from gradguard import _compat
@@ -25,16 +26,23 @@ from gradguard.findings import Finding
 
 __all__ = ["finding"]
 
+_REGROUPING = ("FlatMap", "Interleave", "Unbatch", "Window")
+
 
 def _shuffles(dataset: tf.data.Dataset) -> bool:
-    """Whether `dataset` reads a shuffle anywhere upstream."""
+    """Whether `dataset` reads a shuffle of its rows.
+
+    Not one of groups that a `flat_map`, `interleave` or `unbatch` then lays out in order
+    (streams shuffled whole, each read in sequence).
+    """
     stack, seen = [dataset], set()
     while stack:
         each = stack.pop()
-        if id(each) in seen:
+        kind = type(each).__name__
+        if id(each) in seen or any(name in kind for name in _REGROUPING):
             continue
         seen.add(id(each))
-        if "Shuffle" in type(each).__name__:
+        if "Shuffle" in kind:
             return True
         try:
             stack += each._inputs()
@@ -54,13 +62,14 @@ def finding(model: Any, arguments: Mapping[str, Any], step: int) -> Finding | No
             return None
         how = "its data set is shuffled (Dataset.shuffle)"
         fix = "Drop the data set's shuffle"
-    elif x is not None and all(hasattr(a, "shape") for a in tf.nest.flatten(x)):  # (arrays)
+    elif isinstance(x, keras.utils.PyDataset) or _arrays(x):
         if not arguments.get("shuffle", True):
             return None
         given = f"shuffle={arguments['shuffle']!r}" if "shuffle" in arguments else "its default"
-        how = f"fit shuffles the rows ({given})"
+        rows = "batches" if isinstance(x, keras.utils.PyDataset) else "rows"
+        how = f"fit shuffles the {rows} ({given})"
         fix = "Pass shuffle=False to fit"
-    else:  # (a generator or a PyDataset orders its own batches)
+    else:  # (a generator orders its own batches)
         return None
     message = (
         f"Layer {stateful[0]!r} is stateful (stateful=True): it carries each row's state into "
@@ -70,6 +79,10 @@ def finding(model: Any, arguments: Mapping[str, Any], step: int) -> Finding | No
         "reset the states between sequences (layer.reset_states())."
     )
     return Finding("stateful-shuffled", message, step, details={"layers": stateful})
+
+
+def _arrays(x: Any) -> bool:
+    return x is not None and all(hasattr(a, "shape") for a in tf.nest.flatten(x))
 
 
 def _stateful(layer: Any) -> bool:

@@ -32,6 +32,18 @@ def _free_bits(a, p, n):  # a floor other than 0 on a batch average
     return tf.maximum(tf.reduce_mean(tf.square(a - p)) - tf.reduce_mean(tf.square(a - n)), 0.5)
 
 
+def _precision_floor(a, p, n):  # a ratio of two totals held above 0.9: a rate, not a margin
+    probability = tf.sigmoid(a[:, :1])
+    precision = tf.reduce_sum(probability * tf.sigmoid(p[:, :1])) / tf.reduce_sum(probability)
+    return tf.reduce_mean(tf.square(a - p)) + tf.nn.relu(0.9 - precision)
+
+
+def _one_triple(a, p, n):  # TransE on one triple at a time: vectors of rank 1, summed whole
+    return tf.maximum(
+        tf.reduce_sum(tf.square(a[0] - p[0])) - tf.reduce_sum(tf.square(a[0] - n[0])) + 1.0, 0.0
+    )
+
+
 @pytest.mark.parametrize(
     "loss_of, found",
     [
@@ -42,8 +54,20 @@ def _free_bits(a, p, n):  # a floor other than 0 on a batch average
         (_triplet(-1, tf.reduce_mean), False),
         (_budget, False),
         (_free_bits, False),
+        (_precision_floor, False),
+        (_one_triple, False),
     ],
-    ids=["sum", "mean", "relu", "per-triplet", "per-triplet-mean", "budget", "free-bits"],
+    ids=[
+        "sum",
+        "mean",
+        "relu",
+        "per-triplet",
+        "per-triplet-mean",
+        "budget",
+        "free-bits",
+        "precision-floor",
+        "one-triple",
+    ],
 )
 def test_a_hinge_of_batch_totals_is_found(loss_of, found):
     keras.utils.set_random_seed(0)

@@ -13,6 +13,15 @@ import tensorflow as tf
 
 from gradguard import statefulshuffle
 
+
+class _Batches(keras.utils.PyDataset):
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        return _X[4 * index : 4 * index + 4], _Y[4 * index : 4 * index + 4]
+
+
 _X = np.zeros((8, 5, 2), "float32")
 _Y = np.zeros(8, "float32")
 
@@ -30,6 +39,13 @@ _MODELS = {
 }
 _SHUFFLED = tf.data.Dataset.from_tensor_slices((_X, _Y)).shuffle(8).batch(4)
 _IN_ORDER = tf.data.Dataset.from_tensor_slices((_X, _Y)).batch(4)
+# Streams shuffled whole, then each laid out in order (hunt19): the rows stay in sequence.
+_GROUPS_SHUFFLED = (
+    tf.data.Dataset.from_tensor_slices((_X.reshape(2, 4, 5, 2), _Y.reshape(2, 4)))
+    .shuffle(2)
+    .flat_map(lambda x, y: tf.data.Dataset.from_tensor_slices((x, y)))
+    .batch(4)
+)
 
 
 @pytest.mark.parametrize(
@@ -41,9 +57,12 @@ _IN_ORDER = tf.data.Dataset.from_tensor_slices((_X, _Y)).batch(4)
         ("stateful-lstm", {"x": _SHUFFLED}, True),
         ("stateful-lstm", {"x": _X, "y": _Y, "shuffle": False}, False),
         ("stateful-lstm", {"x": _IN_ORDER, "shuffle": True}, False),  # (ignored for data sets)
+        ("stateful-lstm", {"x": _GROUPS_SHUFFLED}, False),
         ("lstm", {"x": _X, "y": _Y}, False),
         ("lstm", {"x": _SHUFFLED}, False),
         ("stateful-lstm", {"x": (b for b in [(_X, _Y)])}, False),  # (orders its own batches)
+        ("stateful-lstm", {"x": _Batches()}, True),  # (fit shuffles its batches' order)
+        ("stateful-lstm", {"x": _Batches(), "shuffle": False}, False),
     ],
     ids=[
         "arrays-by-default",
@@ -52,9 +71,12 @@ _IN_ORDER = tf.data.Dataset.from_tensor_slices((_X, _Y)).batch(4)
         "shuffled-data-set",
         "shuffle-false",
         "data-set-in-order",
+        "streams-shuffled-whole",
         "not-stateful",
         "not-stateful-data-set",
         "generator",
+        "py-dataset",
+        "py-dataset-in-order",
     ],
 )
 def test_a_stateful_layer_fed_shuffled_rows_is_found(model, arguments, found):
