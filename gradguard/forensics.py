@@ -37,6 +37,7 @@ from gradguard import (
     ranout,
     rawlabels,
     regularizers,
+    replicas,
     suspects,
 )
 from gradguard import activations as activations_lib
@@ -61,17 +62,15 @@ class Forensics:
 
     def __init__(self, tap: Tap, ledger: Ledger, names: Callable[[list[Any]], list[str]]):
         self._tap, self._ledger, self._names = tap, ledger, names
-        # Per core, the keeper of its first unhealthy step's batch and the model; under XLA,
-        # the step whose latest batch a replay already explained.
+        # Per core, its first unhealthy batch's keeper and model; the step a replay explained.
         self._keepers: dict[int, tuple[origin_lib.Keeper, Any]] = {}
         self._replayed: dict[int, int] = {}
-        # The whole batch ``(x, y, sample_weight)`` a Keras train step got (`fit_batch`), and
-        # each model's compiled loss there: a replay then covers the loss and backward pass.
+        # The batch ``(x, y, sample_weight)`` of a Keras train step (`fit_batch`), and each
+        # model's compiled loss: a replay covers the loss and backward pass.
         self.batch: tuple[Any, ...] | None = None
         self._fit_model: Any = None
         self._losses: dict[int, Callable[[Any, Any], Any]] = {}
-        # Under XLA no batch can be kept in-graph: per core, the spec of its model's input;
-        # and the arguments of the latest call the host made (`offer`), to find it among.
+        # Under XLA, per core, its model's input spec; the host's latest call's arguments.
         self._xla_inputs: dict[int, tf.TensorSpec] = {}
         self._latest_call: list[Any] = []
         self._graph_chance: dict[int, float | None] = {}  # per core (losslevel.graph_chance)
@@ -256,8 +255,9 @@ class Forensics:
             self._graph_chance[id(core)] = losslevel.graph_chance(loss)
             core.notes["loss_floor"] = losslevel.graph_loss_floor(loss)
             # Its labels' classes, counted in-graph: imbalanced classes' level is their entropy.
+            # (Not in a replica: a fold in the first replica's trace alone desynchronizes them.)
             labels = losslevel.cross_entropy_labels(loss)
-            if labels is not None:
+            if labels is not None and replicas.summing_replica_context() is None:
                 counts = self._traced_counts[id(core)] = chance.LabelCounts(*labels[1:])
                 counts.observe(labels[0])
 

@@ -9,11 +9,10 @@ optimizer's updates (`apply_gradients` / `apply`) go through it (`gradguard.inst
   `missing-apply` and `variable-not-trained`; gradients that are all None are explained at once
   (`none-gradient`, with where the chain broke), and so is a gradient applied to a variable
   other than its own (`pairing`), gradients accumulated in variables never reset
-  (`accumulators`), variables read that never got a gradient (`unreached`), and a loss
-  scaler's loss never scaled (`lossscale`).
+  (`accumulators`), variables read that never got a gradient (`unreached`), a loss scaler's loss
+  never scaled (`lossscale`) and a replica's loss averaged over its examples (`replicaloss`).
 
-Decorators: `gradguard.decorator`; ``gradguard run`` uses `Guard` process-wide. (The module is
-not called `guard`: that is the decorator's public name.)
+Decorators: `gradguard.decorator`; ``gradguard run`` uses `Guard` process-wide (not `guard`).
 """
 
 from __future__ import annotations
@@ -40,6 +39,7 @@ from gradguard.modes import inference_mode
 from gradguard.naming import VariableNames
 from gradguard.options import Options, check_optimizer
 from gradguard.pairing import Pairing
+from gradguard.replicaloss import mean_per_replica
 from gradguard.stages import Stages
 from gradguard.tap import Tap
 from gradguard.unadapted import InputScales
@@ -94,10 +94,9 @@ class Guard:
         self._names = VariableNames(self.model, self.ledger)
         self.extra_sources = self.ledger.extra_sources  # (watched, not asked for: `instrument`)
         self._pairing = Pairing(ledger_key)  # which variable each gradient is of
-        # A loop with no optimizer named may update by hand: its losses are watched for NaN.
+        # With no optimizer named, a loop may update by hand: its losses are watched for NaN.
         self._manual = LossWatch() if self.optimizer is None else None
-        # Watched layer outputs of the model (one model), when a check watches them.
-        watched = self.model is not None and self.options.watches_activations()
+        watched = self.model is not None and self.options.watches_activations()  # (its layers)
         name = str(getattr(self.model, "name", ""))
         self._recorder = activations_lib.Recorder(self.model, name) if watched else None
         self._tap = Tap()  # (layers called under a tape: Keras' variables, frozen, outputs)
@@ -113,8 +112,8 @@ class Guard:
         self._unreached = Unreached(self._tap, self.ledger, self._names)
         self._last_loss: tf.Tensor | None = None
         self.loss_scaling = LossScaling()  # (and the latest loss scaled)
-        # A guard entered while another decorator's guard listens hands everything to it: one
-        # report for the whole step (stacked decorators, a guarded step calling another).
+        # A guard entered while another decorator's guard listens hands everything to it (one
+        # report for the step: stacked decorators, a guarded step calling another).
         self._outer: Guard | None = None
         for each in models:
             self.ledger.expect(list(getattr(each, "trainable_variables", [])))
@@ -257,6 +256,7 @@ class Guard:
         variables = list(_compat.optimizer_variables(optimizer) if variables is None else variables)
         self.ledger.on_apply(variables)
         self._pending += self._pairing.misapplied(grads, variables, self._names, self._calls)
+        self._pending += mean_per_replica(self._last_loss, self._calls)  # (in a replica?)
         explicit_none = [v for g, v in zip(grads, variables) if g is None]
         if explicit_none and len(explicit_none) < len(variables):
             loss, names, step = self._last_loss, self._names, self._calls

@@ -26,7 +26,6 @@ from gradguard import (
     lossmean,
     lossprobs,
     losssign,
-    replicaloss,
     reshapes,
     softmaxone,
 )
@@ -289,7 +288,6 @@ def graph_findings(loss: tf.Tensor, step: int, variables: Iterable[Any] = ()) ->
     found.append(losssign.graph_loss_sign(loss, ops, is_output, step))
     found.append(lossmean.graph_error_measured_whole(loss, ops, reads_variables, step))
     found.append(lossmask.graph_mask_keeps_one_label(loss, ops, _reads_a_variable, step))
-    found.append(replicaloss.graph_mean_per_replica(loss, step))
     return [finding for finding in found if finding is not None]
 
 

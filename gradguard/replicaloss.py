@@ -9,30 +9,33 @@ global batch). TensorFlow's guide divides by the global batch,
 ``tf.nn.compute_average_loss(per_example_loss, global_batch_size=...)``; Keras' loss objects
 scale their mean by 1/N themselves, as `fit` does.
 
-Read from the traced loss of a replica's step (more than one replica in sync): a ``Mean`` over
-every axis, reached from the loss through identities, casts and sums only (a penalty added).
-A product or a division on the way (by N, by the global batch, Keras' own scaling) is taken
-for the scaling: silent.
+Read, as the optimizer is asked for an update in a replica (more than one in sync), from the
+traced loss of the latest gradient: a ``Mean`` over every axis, reached from the loss through
+identities, casts and sums only (a penalty added). A product or a division on the way (by N,
+by the global batch, Keras' own scaling) is taken for the scaling, and gradients averaged across
+the replicas and applied once, outside them (``strategy.reduce(MEAN, ...)``), are right: silent.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import tensorflow as tf
 
 from gradguard.diagnose import reduces_all
 from gradguard.findings import Finding
 
-__all__ = ["graph_mean_per_replica"]
+__all__ = ["mean_per_replica"]
 
 _PASSING = frozenset({"Identity", "Cast", "AddV2", "Add", "AddN"})
 
 
-def graph_mean_per_replica(loss: tf.Tensor, step: int) -> Finding | None:
-    """`loss-averaged-per-replica` for a replica's loss that is its own examples' mean."""
+def mean_per_replica(loss: Any, step: int) -> list[Finding]:
+    """`loss-averaged-per-replica` for an update, in a replica, of its own examples' mean."""
     context = tf.distribute.get_replica_context()
     replicas = context.num_replicas_in_sync if context is not None else 1
-    if replicas <= 1:
-        return None
+    if replicas <= 1 or not hasattr(loss, "graph"):
+        return []
     stack, seen = [loss], set[tf.Operation]()
     while stack:
         op = stack.pop().op
@@ -49,9 +52,8 @@ def graph_mean_per_replica(loss: tf.Tensor, step: int) -> Finding | None:
                 "tf.nn.compute_average_loss(per_example_loss, global_batch_size=...), or a "
                 "keras.losses object, which scales by the replicas itself."
             )
-            return Finding(
-                "loss-averaged-per-replica", message, step, details={"replicas": replicas}
-            )
+            details = {"replicas": replicas}
+            return [Finding("loss-averaged-per-replica", message, step, details=details)]
         if op.type in _PASSING:
             stack += [t for t in op.inputs if t.dtype.is_floating]
-    return None
+    return []

@@ -35,6 +35,7 @@ def mirrored():
 @pytest.mark.parametrize(
     "case",
     [
+        "classifier",  # (a traced cross-entropy's classes, counted on one device only)
         "clipped",
         "plain_function_loss",
         "tiny_lr",

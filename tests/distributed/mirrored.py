@@ -237,6 +237,44 @@ out["guard"] = {
     "single": guarded_user_step(None, 0.05, 1.0),
     "mirrored": guarded_user_step(STRATEGY, 0.05, 1.0),
 }
+
+
+def classifier_step(strategy):
+    """A hand-written classifier step (tf.nn's sparse cross-entropy averaged over the global
+    batch) under the guard: its labels' classes are counted in-graph on one device only."""
+    scope = strategy.scope() if strategy else tf.device("/cpu:0")
+    with scope:
+        keras.utils.set_random_seed(1)
+        net = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)])
+        optimizer = keras.optimizers.SGD(0.1)
+    labels = (X[:, 0] > 0).astype("int32") + (X[:, 1] > 0).astype("int32")
+
+    @gradguard.guard(net, optimizer, every=5, policy=POLICY)
+    @tf.function
+    def step(x, y):
+        def replica_fn(x, y):
+            with tf.GradientTape() as tape:
+                logits = net(x, training=True)
+                per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits)
+                loss = tf.nn.compute_average_loss(per_example, global_batch_size=64)
+            grads = tape.gradient(loss, net.trainable_variables)
+            optimizer.apply_gradients(zip(grads, net.trainable_variables))
+            return loss
+
+        if strategy is None:
+            return replica_fn(x, y)
+        return strategy.reduce("SUM", strategy.run(replica_fn, args=(x, y)), axis=None)
+
+    dataset = tf.data.Dataset.from_tensor_slices((X, labels)).batch(64)
+    if strategy is not None:
+        dataset = strategy.experimental_distribute_dataset(dataset)
+    for _ in range(5):
+        for x, y in dataset:
+            step(x, y)
+    return weights(net), sorted(step.report().codes())
+
+
+out["classifier"] = {"single": classifier_step(None), "mirrored": classifier_step(STRATEGY)}
 out["per_replica_loss"] = {
     kind: guarded_user_step(STRATEGY, 0.01, 1.0, loss=kind)[1]
     for kind in ("global", "replica-mean", "keras")
