@@ -13,7 +13,8 @@ reverse, a projective transform, a crop or roll, in a ``cond`` too, as
 ``tf.image.random_flip_left_right``'s) is moved by the random draws it is made from. Reported
 when the inputs and the labels are both moved, by disjoint draws. One draw deciding both (a
 flip of the two stacked, one ``tf.random.uniform`` in a ``tf.cond`` around both, stateless ops
-given one seed) is silent, as is a label never moved (a class id) or moved by no draw.
+given one seed, a constant or one tensor: a seed zipped into the data set) is silent, as is a
+label never moved (a class id) or moved by no draw.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def _ancestors(tensors: Iterable[tf.Tensor]) -> list[tf.Operation]:
 
 
 def _draw_key(op: tf.Operation) -> Any:
-    """What decides a random op's numbers: a stateless op's constant inputs (its seed), or it."""
+    """What decides a random op's numbers: a stateless op's inputs (its seed), or the op."""
     if not op.type.startswith("StatelessRandom"):
         return op.name
     key = []
@@ -63,8 +64,8 @@ def _draw_key(op: tf.Operation) -> Any:
             key.append(tuple(value.ravel().tolist()))
         elif tensor.op.type.startswith("StatelessRandom"):  # (a key made from the seed)
             key.append((_draw_key(tensor.op), tensor.value_index))
-        else:
-            return op.name
+        else:  # (one seed tensor: an argument of the map, a draw made once for both)
+            key.append((tensor.op.name, tensor.value_index))
     return (op.type, tuple(key))
 
 

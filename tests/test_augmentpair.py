@@ -49,6 +49,16 @@ def _same_constant_seed(image, mask):
     return flip(image, (1, 2)), flip(mask, (1, 2))
 
 
+def _zipped_seed(image, mask, seed):  # (hunt19: one seed per example, zipped into the data)
+    flip = tf.image.stateless_random_flip_left_right
+    return flip(image, seed), flip(mask, seed)
+
+
+def _zipped_seeds_apart(image, mask, seed):
+    flip = tf.image.stateless_random_flip_left_right
+    return flip(image, seed), flip(mask, seed + 1)
+
+
 def _photometric(image, mask):  # only the image's colours: the mask needs no change
     return tf.image.random_brightness(image, 0.2)[2:10, 2:10], mask[2:10, 2:10]
 
@@ -67,6 +77,8 @@ def _class_label(image, label):
         (_one_cond, _MASKS, False, False),
         (_one_seed, _MASKS, False, False),
         (_same_constant_seed, _MASKS, False, False),
+        (_zipped_seed, _MASKS, False, False),
+        (_zipped_seeds_apart, _MASKS, False, True),
         (_photometric, _MASKS, False, False),
         (_class_label, _CLASSES, False, False),
     ],
@@ -78,12 +90,17 @@ def _class_label(image, label):
         "one-cond",
         "one-seed",
         "same-constant-seed",
+        "zipped-seed",
+        "zipped-seeds-apart",
         "photometric-only",
         "class-label",
     ],
 )
 def test_inputs_and_labels_moved_by_draws_of_their_own_are_found(augment, labels, batched, found):
     dataset = tf.data.Dataset.from_tensor_slices((_IMAGES, labels))
+    if augment in (_zipped_seed, _zipped_seeds_apart):
+        seeds = tf.data.Dataset.from_tensor_slices(np.arange(16, dtype="int32").reshape(8, 2))
+        dataset = tf.data.Dataset.zip((dataset, seeds)).map(lambda xy, s: (*xy, s))
     if batched:
         dataset = dataset.batch(4).map(augment)
     else:
