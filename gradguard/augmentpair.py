@@ -19,12 +19,13 @@ label never moved (a class id) or moved by no draw.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import tensorflow as tf
 
 from gradguard import augmentation
+from gradguard.diagnose import ancestors
 from gradguard.findings import Finding
 
 __all__ = ["finding"]
@@ -39,18 +40,6 @@ _BRANCHING = frozenset({"If", "StatelessIf", "Case", "StatelessCase"})
 
 def _random(op: tf.Operation) -> bool:
     return "Random" in op.type or op.type.startswith("Rng")
-
-
-def _ancestors(tensors: Iterable[tf.Tensor]) -> list[tf.Operation]:
-    stack, seen, found = [t.op for t in tensors], set(), []
-    while stack:
-        op = stack.pop()
-        if op in seen:
-            continue
-        seen.add(op)
-        found.append(op)
-        stack += [t.op for t in op.inputs]
-    return found
 
 
 def _draw_key(op: tf.Operation) -> Any:
@@ -71,7 +60,7 @@ def _draw_key(op: tf.Operation) -> Any:
 
 def _draws_moving(output: tf.Tensor, branches_move: Mapping[str, bool]) -> set[Any]:
     """The random draws `output` is made from, if it passes a geometric op (else none)."""
-    ops = _ancestors([output])
+    ops = ancestors(output)
     moved = any(
         op.type in _GEOMETRIC
         or (op.type in _BRANCHING and any(branches_move.get(n, False) for n in _branch_names(op)))
