@@ -22,7 +22,7 @@ the same numbers every epoch on purpose and are not counted.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import tensorflow as tf
@@ -65,12 +65,12 @@ def _seeded(nodes: list[Any]) -> bool:
     )
 
 
-def upstream(dataset: Any) -> Iterator[Any]:
-    """`dataset` and every data set it reads from."""
+def upstream(dataset: Any, stop: Callable[[Any], bool] = lambda each: False) -> Iterator[Any]:
+    """`dataset` and every data set it reads from, neither yielding nor passing those `stop`s."""
     seen, stack = set(), [dataset]
     while stack:
         each = stack.pop()
-        if id(each) in seen:
+        if id(each) in seen or stop(each):
             continue
         seen.add(id(each))
         yield each

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 
 import tensorflow as tf
 
-from gradguard.diagnose import reads_variables, reduces_all
+from gradguard.diagnose import hinge_argument, reads_variables, reduces_all
 from gradguard.findings import Finding
 
 __all__ = ["graph_hinge_on_batch_total"]
@@ -62,17 +62,10 @@ def _batched(values: tf.Tensor) -> bool:
 def graph_hinge_on_batch_total(ops: Iterable[tf.Operation], step: int) -> Finding | None:
     """`hinge-on-batch-total` for the first hinge of 0 taken of a whole batch's total."""
     for op in sorted(ops, key=lambda op: op.name):
-        if op.type == "Relu":
-            argument = op.inputs[0]
-        elif op.type == "Maximum":
-            zero = [t for t in op.inputs if _is_zero(t)]
-            rest = [t for t in op.inputs if not _is_zero(t)]
-            if len(zero) != 1 or len(rest) != 1:
-                continue
-            argument = rest[0]
-        else:
-            continue
-        totals = _batch_totals(argument) if argument.shape.rank == 0 else []
+        argument = hinge_argument(op)
+        totals = (
+            _batch_totals(argument) if argument is not None and argument.shape.rank == 0 else []
+        )
         if len(totals) < 2:  # (one total against a constant: a budget on a batch average)
             continue
         message = (
@@ -85,8 +78,3 @@ def graph_hinge_on_batch_total(ops: Iterable[tf.Operation], step: int) -> Findin
         )
         return Finding("hinge-on-batch-total", message, step, details={"op": op.name})
     return None
-
-
-def _is_zero(tensor: tf.Tensor) -> bool:
-    value = tf.get_static_value(tensor)
-    return value is not None and value.size == 1 and float(value) == 0.0

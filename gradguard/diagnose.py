@@ -36,6 +36,7 @@ __all__ = [
 SOFTMAX_CROSS_ENTROPY = frozenset(
     {"SparseSoftmaxCrossEntropyWithLogits", "SoftmaxCrossEntropyWithLogits"}
 )
+COMPARISONS = frozenset({"Equal", "NotEqual", "Greater", "GreaterEqual", "Less", "LessEqual"})
 
 # Ops whose gradient function exists but returns None.
 _NO_GRADIENT = {"Round", "Floor", "Ceil", "Rint"}
@@ -70,10 +71,28 @@ def _breaks_chain(op: tf.Operation) -> bool:
 def _describe(op: tf.Operation) -> str:
     if op.type == "Cast":
         return f"a cast to {op.outputs[0].dtype.name}"
-    if op.type in ("Greater", "GreaterEqual", "Less", "LessEqual", "Equal", "NotEqual"):
+    if op.type in COMPARISONS:
         return "a comparison (>, <, ==)"
     name = _FRIENDLY.get(op.type, f"{op.type}, which has no gradient")
     return f"{name} (op '{op.name}')"
+
+
+def hinge_argument(op: tf.Operation) -> tf.Tensor | None:
+    """What a hinge ``max(x, 0)`` takes: a ``Relu``'s input, or a ``Maximum``'s other operand.
+
+    None for any other op, and for a ``Maximum`` with no constant 0 or two (``max(0, 0)``).
+    """
+    if op.type == "Relu":
+        return op.inputs[0]
+    if op.type != "Maximum":
+        return None
+    zeros = [_is_zero(t) for t in op.inputs]
+    return op.inputs[zeros.index(False)] if sum(zeros) == 1 else None
+
+
+def _is_zero(tensor: tf.Tensor) -> bool:
+    value = tf.get_static_value(tensor)
+    return value is not None and value.size == 1 and float(value) == 0.0
 
 
 def ancestors(tensor: tf.Tensor) -> set[tf.Operation]:

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from gradguard import losssign
 from gradguard.diagnose import (
+    COMPARISONS,
     SOFTMAX_CROSS_ENTROPY,
     ancestors,
     descendants,
@@ -86,7 +87,6 @@ def cross_entropy_labels(loss: tf.Tensor) -> tuple[tf.Tensor, str, int] | None:
 
 # Between a probability and its log: a pick of the actions taken, Keras' clipping, an epsilon.
 _TO_LOG = {"GatherV2", "GatherNd", "AddV2", "Add", "Maximum", "Minimum", "ClipByValue", "Identity"}
-_COMPARISONS = {"Equal", "NotEqual", "Greater", "GreaterEqual", "Less", "LessEqual"}
 
 
 def graph_surrogate(loss: tf.Tensor, variables: Iterable[Any]) -> bool:
@@ -136,4 +136,4 @@ def _per_example_data(tensor: tf.Tensor, made: set[tf.Operation]) -> bool:
     op = tensor.op
     while op.type in ("Cast", "Identity", "ExpandDims", "Reshape") and op.inputs:
         op = op.inputs[0].op
-    return op.type not in _COMPARISONS
+    return op.type not in COMPARISONS

@@ -102,11 +102,7 @@ def _reads(op: tf.Operation) -> Iterator[tuple[str, int, tf.Tensor]]:
         depth = tf.get_static_value(op.inputs[1])
         if depth is not None and _raw(op.inputs[0]):
             yield "one_hot", int(depth), op.inputs[0]
-    margin = None  # the hinge's 1 - y * f
-    if op.type == "Relu":
-        margin = op.inputs[0]
-    elif op.type == "Maximum" and any(_constant(t) == 0 for t in op.inputs):
-        margin = next((t for t in op.inputs if _constant(t) != 0), None)
+    margin = diagnose.hinge_argument(op)  # the hinge's 1 - y * f
     if margin is None or margin.op.type != "Sub" or _constant(margin.op.inputs[0]) != 1:
         return
     product = margin.op.inputs[1].op

@@ -22,6 +22,7 @@ import keras
 import tensorflow as tf
 
 from gradguard import _compat
+from gradguard.augmentation import upstream
 from gradguard.findings import Finding
 
 __all__ = ["finding"]
@@ -35,20 +36,11 @@ def _shuffles(dataset: tf.data.Dataset) -> bool:
     Not one of groups that a `flat_map`, `interleave` or `unbatch` then lays out in order
     (streams shuffled whole, each read in sequence).
     """
-    stack, seen = [dataset], set()
-    while stack:
-        each = stack.pop()
-        kind = type(each).__name__
-        if id(each) in seen or any(name in kind for name in _REGROUPING):
-            continue
-        seen.add(id(each))
-        if "Shuffle" in kind:
-            return True
-        try:
-            stack += each._inputs()
-        except (AttributeError, NotImplementedError):
-            pass
-    return False
+    return any("Shuffle" in type(each).__name__ for each in upstream(dataset, _regrouping))
+
+
+def _regrouping(dataset: Any) -> bool:
+    return any(name in type(dataset).__name__ for name in _REGROUPING)
 
 
 def finding(model: Any, arguments: Mapping[str, Any], step: int) -> Finding | None:
