@@ -70,10 +70,9 @@ RESOURCE_VARIABLES = (_variable_ops.BaseResourceVariable, _variable_ops.Resource
 def outside_trace() -> Iterator[None]:
     """`tf.init_scope`, where variables made do not make the function being traced trace again.
 
-    A `tf.function` whose first trace creates a variable traces itself a second time (the
-    variable's initial value might need lifting out of its graph). A variable made eagerly needs
-    none: gradguard's own state, and an optimizer's slots built before its first update, are
-    made here, so a guarded step is traced once like a plain one whose optimizer was built.
+    A `tf.function` whose first trace makes a variable traces itself twice (to lift its initial
+    value out of the graph). gradguard's state, and an optimizer's slots built before its first
+    update, are made eagerly here, so a guarded step is traced once.
     """
 
     def eager(next_creator: Callable[..., Any], **kwargs: Any) -> Any:
@@ -96,8 +95,8 @@ def without_op_callbacks() -> Iterator[None]:
     `tf.debugging.enable_check_numerics()`, how users look for the op that made a NaN, is an
     op callback: it checks every op made or run after it. gradguard's state holds infinities
     and NaN on purpose (a minimum not yet seen, a rate not measured), so its reads raised in a
-    healthy loop; and the user asked about their own ops. (Callbacks are TF's private
-    `op_callbacks` registry, per thread: taken off the context and put back in order.)
+    healthy loop; and the user asked about their own ops. (TF's private `op_callbacks`, per
+    thread: taken off the context and put back in order.)
     """
     callbacks = list(_context.context().op_callbacks)
     if not callbacks:
@@ -161,18 +160,21 @@ def in_xla_context() -> bool:
 def rare_cond(pred: Any, true_fn: Callable[[], Any], false_fn: Callable[[], Any]) -> Any:
     """`tf.cond` for a branch of many ops taken on few steps, kept one `If` op in a graph.
 
-    TensorFlow lowers a graph's conditional to Switch and Merge ops, and the executor then
-    passes a dead tensor through every op of the branch not taken, on every step (about 0.1 us
-    an op here); an `If` op instead calls the branch taken as a function (about 5 us a call
-    here), which pays from some fifty ops. Under XLA nothing is lowered anyway.
+    A lowered conditional (Switch and Merge) passes a dead tensor through every op of the
+    branch not taken, on every step (about 0.1 us an op here); an `If` op calls the branch taken
+    as a function (about 5 us), which pays from some fifty ops. XLA lowers nothing anyway. An
+    `If` op sits with every resource it reads: one reading a mirrored variable's copies on
+    several devices stays lowered.
     """
     if tf.executing_eagerly():
         return tf.cond(pred, true_fn, false_fn)
     graph = tf.compat.v1.get_default_graph()
     before = len(graph.get_operations())
     result = tf.cond(pred, true_fn, false_fn)
+    outer = {id(inner): outer for outer, inner in getattr(graph, "captures", ())}
     for op in graph.get_operations()[before:]:
-        if op.type in ("If", "StatelessIf"):
+        resources = [outer.get(id(t), t) for t in op.inputs if t.dtype == tf.resource]
+        if op.type in ("If", "StatelessIf") and len({t.device for t in resources}) <= 1:
             op._set_attr(  # pylint: disable=protected-access
                 "_lower_using_switch_merge", _attr_value_pb2.AttrValue(b=False)
             )

@@ -36,6 +36,7 @@ def mirrored():
     "case",
     [
         "classifier",  # (a traced cross-entropy's classes, counted on one device only)
+        "cross_replica",  # (gradients reduced, then applied once outside strategy.run)
         "clipped",
         "plain_function_loss",
         "tiny_lr",

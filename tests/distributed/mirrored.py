@@ -58,12 +58,13 @@ def train_step(strategy, lr, loss="keras", **options):
     return weights(net), sorted(step.report().codes()), norms
 
 
-def guarded_user_step(strategy, lr, clip, loss="global"):
+def guarded_user_step(strategy, lr, clip, loss="global", cross_replica=False):
     """The user's own step calling strategy.run, under the guard decorator.
 
     Its loss: averaged over the global batch (`compute_average_loss`), or over the replica's
     examples only (``replica-mean``, the gradients then summed over the replicas), or by a
-    Keras loss object, which scales its mean by the replicas.
+    Keras loss object, which scales its mean by the replicas. `cross_replica`: the replicas
+    return their gradients, summed and applied once outside `strategy.run`.
     """
     scope = strategy.scope() if strategy else tf.device("/cpu:0")
     with scope:
@@ -86,12 +87,19 @@ def guarded_user_step(strategy, lr, clip, loss="global"):
                 else:
                     value = tf.nn.compute_average_loss(per_example, global_batch_size=64)
             grads = tape.gradient(value, net.trainable_variables)
+            if cross_replica:
+                return value, grads
             optimizer.apply_gradients(zip(grads, net.trainable_variables))
             return value
 
         if strategy is None:
             return replica_fn(x, y)
-        return strategy.reduce("SUM", strategy.run(replica_fn, args=(x, y)), axis=None)
+        if not cross_replica:
+            return strategy.reduce("SUM", strategy.run(replica_fn, args=(x, y)), axis=None)
+        value, grads = strategy.run(replica_fn, args=(x, y))
+        grads = [strategy.reduce("SUM", g, axis=None) for g in grads]
+        optimizer.apply_gradients(zip(grads, net.trainable_variables))
+        return strategy.reduce("SUM", value, axis=None)
 
     dataset = tf.data.Dataset.from_tensor_slices((X, Y)).batch(64)
     if strategy is not None:
@@ -236,6 +244,11 @@ out["activations"] = {"single": activations(None), "mirrored": activations(STRAT
 out["guard"] = {
     "single": guarded_user_step(None, 0.05, 1.0),
     "mirrored": guarded_user_step(STRATEGY, 0.05, 1.0),
+}
+# (gradguard's rarely taken branches read every copy of a mirrored variable there)
+out["cross_replica"] = {
+    "single": guarded_user_step(None, 0.05, 1.0),
+    "mirrored": guarded_user_step(STRATEGY, 0.05, 1.0, cross_replica=True),
 }
 
 
