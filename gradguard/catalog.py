@@ -79,7 +79,7 @@ CODES: Mapping[str, CodeInfo] = {
         _E, GradientError, "a variable was updated with another variable's gradient"
     ),
     "loss-misassigned": CodeInfo(
-        _W, LossError, "losses listed for dict outputs land on other outputs (sorted order)"
+        _W, LossError, "losses listed, or weights keyed off, for dict outputs land elsewhere"
     ),
     "epsilon-dominates": CodeInfo(
         _W, UpdateError, "Adam's epsilon outweighs the gradients: steps lr * g / epsilon"

@@ -152,7 +152,7 @@ class Forensics:
     def compiled_loss(self, step: int) -> list[Finding | None]:
         """A Keras train step being traced: its compiled loss against its model and labels.
 
-        Losses listed for outputs written as a dict, against the order Keras matches them in
+        Losses listed, or weights keyed off, for dict outputs: where Keras matches them
         (`output_order`). One loss for one output: traced alone on the shapes of the batch's
         labels and of the model's output (`lossgraph.loss_broadcast`), and held against the
         model's output layer (`output_layer.mismatch`). Only Keras' own train step: an
@@ -165,7 +165,7 @@ class Forensics:
         loss, y = getattr(model, "loss", None), self.batch[1]
         outputs = tf.nest.flatten(self._tap.output_spec(model))
         if loss is None or isinstance(loss, (list, tuple, dict)) or len(outputs) != 1:
-            return [output_order.listed_for_dict(model, step)]
+            return output_order.findings(model, step)
         found = [output_layer.mismatch(model, loss, step)]
         compiled = _compat.compiled_loss_object(loss)
         if compiled is not None and tf.is_tensor(y) and y.shape.rank is not None:

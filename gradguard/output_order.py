@@ -8,9 +8,15 @@ loss_weights=[1.0, 0.0]`` meant for (main, aux) puts the cross-entropy with weig
 and leaves "main" with weight 0, untrained; Keras neither raises nor warns, and the total loss
 falls as usual.
 
+Loss weights given as a dict are matched by name only when their keys are the losses' keys. A
+key that names no output (one left from before a head was renamed) makes Keras match them by
+position too, in sorted-key order: ``loss={"price": ..., "dept": ...}, loss_weights={"price":
+1.0, "segment": 0.0}`` gives "dept" weight 1 and "price" weight 0, silently.
+
 Read from the model and its compile arguments when a Keras train step is traced (`fit`). Silent
-for dicts written in sorted order, for losses and weights given as dicts (matched by name), and
-for lists whose entries are all the same (any order gives the same result).
+for dicts written in sorted order, for losses and weights given as dicts keyed alike (matched by
+name), for lists whose entries are all the same (any order gives the same result), and for
+weights keyed otherwise whose outputs named in both still get the weights written for them.
 """
 
 from __future__ import annotations
@@ -19,7 +25,12 @@ from typing import Any
 
 from gradguard.findings import Finding
 
-__all__ = ["listed_for_dict"]
+__all__ = ["findings", "listed_for_dict", "weights_keyed_off"]
+
+
+def findings(model: Any, step: int) -> list[Finding | None]:
+    """Both ways compile's losses and weights land on other outputs than written (or None)."""
+    return [listed_for_dict(model, step), weights_keyed_off(model, step)]
 
 
 def _name(entry: Any) -> str:
@@ -71,4 +82,35 @@ def listed_for_dict(model: Any, step: int) -> Finding | None:
         f"(loss={{{keys[0]!r}: ..., {keys[1]!r}: ...}}), which Keras matches by name."
     )
     details = {"written": keys, "order": order, "lists": lists}
+    return Finding("loss-misassigned", message, step, details=details)
+
+
+def weights_keyed_off(model: Any, step: int) -> Finding | None:
+    """`loss-misassigned` when loss weights keyed otherwise than the losses move a weight.
+
+    Both dicts, for a model with dict outputs; a weight moved off an output named in both.
+    """
+    compiled = getattr(model, "_compile_loss", None)
+    losses = getattr(compiled, "_user_loss", None)
+    weights = getattr(compiled, "_user_loss_weights", None)
+    if not isinstance(getattr(model, "_outputs_struct", None), dict):
+        return None
+    if not isinstance(losses, dict) or not isinstance(weights, dict):
+        return None
+    if set(losses) == set(weights) or len(losses) != len(weights):
+        return None  # (matched by name; Keras raises on another count)
+    # Keras flattens both by sorted key and pairs them by position.
+    landed = dict(zip(sorted(losses), (weights[key] for key in sorted(weights))))
+    moved = [key for key in sorted(set(losses) & set(weights)) if landed[key] != weights[key]]
+    if not moved:
+        return None
+    unknown = sorted(set(weights) - set(losses))
+    gets = " and ".join(f"{key!r} gets weight {_name(landed[key])}" for key in sorted(losses))
+    message = (
+        f"compile's loss_weights are keyed {sorted(weights)}, its losses {sorted(losses)}: "
+        f"{', '.join(map(repr, unknown))} names no output, so Keras matches the weights to the "
+        f"losses by position in sorted-key order, and {gets}. Key loss_weights by the output "
+        "names, as the losses are."
+    )
+    details = {"losses": sorted(losses), "weights": sorted(weights), "landed": landed}
     return Finding("loss-misassigned", message, step, details=details)

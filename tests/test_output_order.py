@@ -1,5 +1,7 @@
 """Losses listed for dict outputs (`loss-misassigned`): Keras matches the lists in sorted-key
-order; dicts, lists in that order, and lists whose entries are all the same stay silent."""
+order; dicts, lists in that order, and lists whose entries are all the same stay silent. So it
+does loss weights keyed by a name no output has: each output named right keeps its weight, or
+not."""
 
 from __future__ import annotations
 
@@ -48,6 +50,36 @@ def test_losses_listed_for_dict_outputs_name_each_outputs_loss():
     assert found.details["lists"] == {"loss": ["mae", "mse"]}
 
 
+def test_loss_weights_keyed_by_a_name_no_output_has_land_in_sorted_order():
+    losses = {"price": "mse", "dept": "mae"}
+    report = _fit(["price", "dept"], loss=losses, loss_weights={"price": 1.0, "segment": 0.0})
+    (found,) = [f for f in report.findings if f.code == "loss-misassigned"]
+    assert found.details["landed"] == {"dept": 1.0, "price": 0.0}, found.details
+    assert "'segment' names no output" in found.message, found.message
+    assert "'dept' gets weight 1.0 and 'price' gets weight 0.0" in found.message
+
+
+def test_loss_weights_keyed_off_take_effect_as_the_finding_says():
+    """What Keras does, not what the finding assumes: the head the finding says gets weight 0
+    does not move, and the one said to get 1 does (`landed`, by a real fit)."""
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    inputs = keras.Input((4,))
+    heads = {name: layers.Dense(1, name=name)(inputs) for name in ("price", "dept")}
+    model = keras.Model(inputs, heads)
+    model.compile(
+        "sgd",
+        loss={"price": "mse", "dept": "mse"},
+        loss_weights={"price": 1.0, "segment": 0.0},
+    )
+    before = {name: model.get_layer(name).get_weights()[0].copy() for name in heads}
+    labels = {name: rng.normal(size=(64, 1)).astype("float32") for name in heads}
+    model.fit(x, labels, batch_size=32, epochs=1, verbose=0)
+    moved = {n: bool(np.any(model.get_layer(n).get_weights()[0] != before[n])) for n in heads}
+    assert moved == {"dept": True, "price": False}
+
+
 @pytest.mark.parametrize(
     "outputs,as_dict,compiled",
     [
@@ -64,8 +96,24 @@ def test_losses_listed_for_dict_outputs_name_each_outputs_loss():
         (["main", "aux"], True, {"loss": ["mse", "mse"]}),
         # A list of outputs keeps its order.
         (["main", "aux"], False, {"loss": ["mae", "mse"], "loss_weights": [1.0, 0.0]}),
+        # A weight keyed by a name no output has, but every output keeps its own.
+        (
+            ["price", "dept"],
+            True,
+            {
+                "loss": {"price": "mse", "dept": "mae"},
+                "loss_weights": {"price": 1.0, "department": 0.0},
+            },
+        ),
     ],
-    ids=["dict-losses", "dict-weights", "written-sorted", "same-losses", "list-outputs"],
+    ids=[
+        "dict-losses",
+        "dict-weights",
+        "written-sorted",
+        "same-losses",
+        "list-outputs",
+        "weights-keyed-off-in-place",
+    ],
 )
 def test_losses_matched_as_written_stay_silent(outputs, as_dict, compiled):
     report = _fit(outputs, as_dict, **compiled)

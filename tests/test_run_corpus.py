@@ -218,6 +218,10 @@ BUGS: dict[str, Bug] = {
     "bug_loss_weights_listed_for_dict_outputs_fit.py": Bug(
         ("loss-misassigned",), mentions=(("loss-misassigned", "'main' gets weight 0.0"),)
     ),
+    # loss_weights keyed by a name no output has: Keras pairs the dicts in sorted-key order.
+    "bug_loss_weights_keyed_by_a_renamed_head_fit.py": Bug(
+        ("loss-misassigned",), mentions=(("loss-misassigned", "'price' gets weight 0.0"),)
+    ),
     "bug_unscaled_features_sgd.py": Bug(("exploding-gradient",), also_errors=("non-finite",)),
     "bug_deep_sigmoid_stack.py": Bug(("vanishing-gradient",)),
     "bug_log_zero_cross_entropy.py": Bug(("non-finite",)),
@@ -510,6 +514,7 @@ HEALTHY: dict[str, Healthy] = {
     # The twin of bug_adam_learning_rate_one: large first steps, then a loss far below chance.
     "ok_sgd_momentum_rewrites_fresh_head_then_converges_fit.py": Healthy(),
     "ok_loss_weights_listed_for_dict_outputs_fit.py": Healthy(),
+    "ok_loss_weights_keyed_by_a_renamed_head_fit.py": Healthy(),
     "ok_vae_kl_without_minus_tf_function.py": Healthy(),
     "ok_sample_weights_normalized_to_sum_one_sgd_fit.py": Healthy(),
     "ok_frozen_base_never_pretrained_fit.py": Healthy(),
