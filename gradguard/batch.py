@@ -17,6 +17,7 @@ __all__ = [
     "mismatched_rows",
     "replica_slice",
     "rows_of",
+    "sliced",
     "spread_rows",
     "unpack",
 ]
@@ -92,6 +93,39 @@ def head(value: Any, rows: int = 1024) -> np.ndarray | None:
         return np.asarray(value[:rows])
     except (TypeError, ValueError, IndexError):
         return None
+
+
+# Data sets that keep their rows as they are: they only order, group, repeat or drop them.
+_KEEPS_ROWS = ("Shuffle", "Batch", "Prefetch", "Cache", "Repeat", "Take", "Skip", "Options")
+
+
+def sliced(dataset: Any, rows: int = 1024) -> tuple[Any, ...] | None:
+    """The first `rows` rows of the arrays a data set slices, as `fit` unpacks an element.
+
+    ``(x, y, sample_weight)`` (y and the weights may be None) when the data set is
+    ``from_tensor_slices`` of eager tensors or arrays, then only shuffled, batched, repeated,
+    cached, prefetched, taken or skipped: read on the host without drawing an element (which
+    would move the data set's shuffle and random ops on). Else None (a map, a generator...).
+    """
+    each = dataset
+    while type(each).__name__ != "_TensorSliceDataset":
+        try:
+            inputs = list(each._inputs())
+        except (AttributeError, NotImplementedError):
+            return None
+        if len(inputs) != 1 or not any(kind in type(each).__name__ for kind in _KEEPS_ROWS):
+            return None
+        each = inputs[0]
+    specs = tf.nest.flatten(each.element_spec)
+    tensors = getattr(each, "_tensors", [])  # (TensorFlow's own: one per leaf, rows first)
+    if len(tensors) != len(specs) or not all(isinstance(s, tf.TensorSpec) for s in specs):
+        return None  # (ragged or sparse rows are stored otherwise)
+    if not all(hasattr(t, "numpy") for t in tensors):
+        return None  # (sliced in a graph)
+    element = tf.nest.pack_sequence_as(each.element_spec, [t[:rows] for t in tensors])
+    if not isinstance(element, tuple):
+        return (element, None, None)
+    return tuple(element) + (None,) * (3 - len(element)) if len(element) <= 3 else None
 
 
 def spread_rows(count: int, most: int) -> np.ndarray:

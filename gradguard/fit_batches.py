@@ -72,7 +72,8 @@ class FitBatches:
 
         Of data `fit` draws batches from (a data set, a generator) only how a data set pairs
         its inputs and labels (`unpaired`), splits off its validation set (`reshuffledsplit`)
-        and is shuffled (`statefulshuffle`); the rest tells in-graph.
+        and is shuffled (`statefulshuffle`), and the arrays it only batches and shuffles
+        (`batch.sliced`: token labels and inputs); the rest tells in-graph.
         """
         x = arguments.get("x")
         stateful = statefulshuffle.finding(model, arguments, step)
@@ -83,6 +84,10 @@ class FitBatches:
             found += [unpaired_finding] if unpaired_finding is not None else []
             misaligned = augmentpair.finding(arguments, step)
             found += [misaligned] if misaligned is not None else []
+            sliced = batch.sliced(x)  # (arrays only batched and shuffled: read as fit's)
+            if sliced is not None:
+                found += tokenlabels.findings(model, sliced[0], sliced[1], step)
+                found += maskzero.findings(model, sliced[0], step)
             return found + reshuffledsplit.findings(arguments, step)
         self.heldout.trained_on(model, x)
         weights = [  # (fit takes one or the other)

@@ -13,7 +13,7 @@ answer), and no lone 0 inside the row. Padded sequences, joined padded sequences
 numbered from 1 stay silent.
 
 Told once from the data on the host, like `tokenlabels`: `TrainStep`'s first batch, or `fit`'s
-arrays under ``gradguard run``.
+arrays under ``gradguard run`` (or those a data set only slices and batches).
 """
 
 from __future__ import annotations

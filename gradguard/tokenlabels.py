@@ -23,8 +23,8 @@
   the input is padding the labels are one value (the padding tag) at 99% or more, or not.
 
 Told once from the data on the host: `TrainStep`'s first batch, or `fit`'s arrays under
-``gradguard run``. Not under `GuardCallback` alone, nor for data `fit` draws batches from (a
-data set, a generator).
+``gradguard run`` (or those a data set only slices and batches: `batch.sliced`). Not under
+`GuardCallback` alone, nor for data `fit` draws otherwise (a generator, a mapped data set).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Token labels against the model's token inputs (`tokenlabels`), from `TrainStep`'s first batch
-and from `fit`'s arrays under ``gradguard run``: labels that are one of the inputs position by
-position (`labels-in-inputs`: teacher forcing without the shift; the shifted decoder input, a
-copy task, an autoencoder, masks and masked language modelling silent), and tags padded on the
-other side from their tokens (`padding-misaligned`; padded alike, a padding tag other than 0,
-0 as a real token, and an encoder-decoder silent)."""
+and from `fit`'s arrays (or a data set's sliced ones) under ``gradguard run``: labels that are
+one of the inputs position by position (`labels-in-inputs`: teacher forcing without the shift;
+the shifted decoder input, a copy task, an autoencoder, masks and masked language modelling
+silent), and tags padded on the other side from their tokens (`padding-misaligned`; padded
+alike, a padding tag other than 0, 0 as a real token, and an encoder-decoder silent)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import tensorflow as tf
 from harness import findings_through
 
 import gradguard
-from gradguard import tokenlabels
+from gradguard import batch, tokenlabels
 from gradguard.guarding import Guard
 from gradguard.options import Options
 
@@ -108,20 +108,50 @@ def test_train_step_finds_the_unshifted_decoder_input_at_its_first_batch(shifted
         assert "input x[1] (input layer 'dec') itself" in found[0].message
 
 
-@pytest.mark.parametrize("data", ["arrays", "shifted", "dataset"])
-def test_run_reads_fits_arrays_as_it_starts(data):
+@pytest.mark.parametrize(
+    "data, found",
+    [
+        ("arrays", True),
+        ("shifted", False),
+        ("dataset", True),  # arrays sliced, shuffled and batched: read as fit's arrays
+        ("shifted-dataset", False),
+        ("mapped-dataset", False),  # a map makes the pairs: its rows are not read
+    ],
+)
+def test_run_reads_fits_arrays_as_it_starts(data, found):
     model = _seq2seq()
     model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
     guard = Guard(options=Options.create(), raise_errors=False)
-    decoder = SHIFTED if data == "shifted" else TGT
+    decoder = SHIFTED if data.startswith("shifted") else TGT
     with guard.instrument_process():
-        if data == "dataset":  # its batches are not read on the host
-            batches = tf.data.Dataset.from_tensor_slices(((SRC, decoder), TGT)).batch(32)
-            model.fit(batches, epochs=1, verbose=0)
+        if data.endswith("dataset"):
+            batches = tf.data.Dataset.from_tensor_slices(((SRC, decoder), TGT))
+            if data == "mapped-dataset":
+                batches = tf.data.Dataset.from_tensor_slices((SRC, TGT))
+                batches = batches.map(lambda src, tgt: ((src, tgt), tgt))
+            model.fit(batches.shuffle(128).batch(32).prefetch(1), epochs=1, verbose=0)
         else:
             model.fit([SRC, decoder], TGT, batch_size=32, epochs=1, verbose=0)
     codes = [f.code for f in guard.read(final=True).findings]
-    assert ("labels-in-inputs" in codes) == (data == "arrays"), codes
+    assert ("labels-in-inputs" in codes) == found, codes
+
+
+def test_a_data_sets_arrays_are_read_without_drawing_from_it():
+    """`batch.sliced` reads the sliced arrays, not the data set: its shuffle is not moved on."""
+
+    def first_epoch(peek: bool) -> list[int]:
+        tf.random.set_seed(3)
+        rows = tf.data.Dataset.from_tensor_slices((np.arange(64), np.arange(64) * 2))
+        batches = rows.shuffle(64).batch(8).repeat(2).prefetch(1)
+        if peek:
+            x, y, weights = batch.sliced(batches, rows=5)
+            assert x.numpy().tolist() == [0, 1, 2, 3, 4] and y.numpy().tolist()[-1] == 8
+            assert weights is None
+        return [int(v) for x, _ in batches.take(8) for v in x]
+
+    assert first_epoch(peek=True) == first_epoch(peek=False)
+    mapped = tf.data.Dataset.from_tensor_slices(np.arange(4)).map(lambda v: (v, v)).batch(2)
+    assert batch.sliced(mapped) is None
 
 
 def _tagged(n: int = 200, pad_tags: str = "pre", pad_tag: int = 0):
