@@ -136,6 +136,9 @@ CODES: Mapping[str, CodeInfo] = {
     "loss-averaged-per-replica": CodeInfo(
         _W, UpdateError, "a replica's loss averaged over its own examples: N replicas' sum"
     ),
+    "gradient-of-predictions": CodeInfo(
+        _W, GradientError, "the gradients applied are of the model's outputs, not of a loss"
+    ),
     "hinge-on-batch-total": CodeInfo(
         _W, LossError, "a margin's hinge taken of sums over the whole batch, not per example"
     ),

@@ -10,7 +10,8 @@ optimizer's updates (`apply_gradients` / `apply`) go through it (`gradguard.inst
   (`none-gradient`, with where the chain broke), and so is a gradient applied to a variable
   other than its own (`pairing`), gradients accumulated in variables never reset
   (`accumulators`), variables read that never got a gradient (`unreached`), a loss scaler's loss
-  never scaled (`lossscale`) and a replica's loss averaged over its examples (`replicaloss`).
+  never scaled (`lossscale`), a replica's loss averaged over its examples (`replicaloss`) and
+  gradients of the predictions, not of a loss (`predictiongrad`).
 
 Decorators: `gradguard.decorator`; ``gradguard run`` uses `Guard` process-wide (not `guard`).
 """
@@ -39,6 +40,7 @@ from gradguard.modes import inference_mode
 from gradguard.naming import VariableNames
 from gradguard.options import Options, check_optimizer
 from gradguard.pairing import Pairing
+from gradguard.predictiongrad import PredictionGradients
 from gradguard.replicaloss import mean_per_replica
 from gradguard.stages import Stages
 from gradguard.tap import Tap
@@ -94,6 +96,7 @@ class Guard:
         self._names = VariableNames(self.model, self.ledger)
         self.extra_sources = self.ledger.extra_sources  # (watched, not asked for: `instrument`)
         self._pairing = Pairing(ledger_key)  # which variable each gradient is of
+        self._predictions = PredictionGradients()  # (gradients of a model's outputs)
         # With no optimizer named, a loop may update by hand: its losses are watched for NaN.
         self._manual = LossWatch() if self.optimizer is None else None
         watched = self.model is not None and self.options.watches_activations()  # (its layers)
@@ -178,14 +181,15 @@ class Guard:
     # -- what the user's code does (in-graph or eager) -----------------------------------------
 
     def on_gradient(
-        self, tape: Any, target: Any, sources: Any, result: Any, extra: Any = ()
+        self, tape: Any, target: Any, sources: Any, result: Any, extra: Any, weighted: bool
     ) -> None:
-        """A `tape.gradient` call: what was asked, what came back, and what else it reads."""
+        """A `tape.gradient` call: what it asked (`weighted`: with `output_gradients`) and got."""
         self._tap.on_gradient()
         flat_sources = tf.nest.flatten(sources)
         flat_result = tf.nest.flatten(result) if result is not None else [None] * len(flat_sources)
         pairs = [(s, g) for s, g in zip(flat_sources, flat_result) if _compat.is_variable(s)]
         self._pairing.on_gradient(pairs)
+        self._predictions.on_gradient(self._tap.model_returning(target), target, pairs, weighted)
         unwatched = [s for s, g in zip(flat_sources, flat_result) if g is None]
         unwatched = [s for s in unwatched if not _compat.is_variable(s)]
         if unwatched and not self._unwatched_reported:
@@ -206,11 +210,9 @@ class Guard:
         self.ledger.tape_unwatching |= not getattr(tape, "_watch_accessed_variables", True)
         self.ledger.on_gradient(pairs, tape.watched_variables(), extra)
         if all(g is None for _, g in pairs):
+            breaks, every = diagnose.tape_breaks(tape, target, variables), range(len(variables))
             finding = diagnose.none_gradient_finding(
-                self._names(variables),
-                range(len(variables)),
-                diagnose.tape_breaks(tape, target, variables),
-                self._calls,
+                self._names(variables), every, breaks, self._calls
             )
             self._pending.append(finding)
             if self.raise_errors and self.policy.of(finding) is findings_lib.Policy.RAISE:
@@ -257,6 +259,7 @@ class Guard:
         self.ledger.on_apply(variables)
         self._pending += self._pairing.misapplied(grads, variables, self._names, self._calls)
         self._pending += mean_per_replica(self._last_loss, self._calls)  # (in a replica?)
+        self._pending += self._predictions.on_apply(grads, self._calls)
         explicit_none = [v for g, v in zip(grads, variables) if g is None]
         if explicit_none and len(explicit_none) < len(variables):
             loss, names, step = self._last_loss, self._names, self._calls
@@ -280,14 +283,10 @@ class Guard:
         self.forensics.traced_loss(core, loss)  # (an eager loss has no graph to read)
         for judge in self.inputs_read:
             judge.observe(self._tap.layer_inputs())
-        core.update(
-            loss,
-            full,
-            absent,
-            self._activations(optimizer),
-            bad_input=functools.partial(self.forensics.batch_faults, core),
-            before_apply=functools.partial(self.forensics.keep_batch, core),
-        )
+        bad_input = functools.partial(self.forensics.batch_faults, core)
+        before_apply = functools.partial(self.forensics.keep_batch, core)
+        activations = self._activations(optimizer)
+        core.update(loss, full, absent, activations, bad_input=bad_input, before_apply=before_apply)
         return None
 
     def _activations(self, optimizer: Any) -> tuple[Any, ...]:

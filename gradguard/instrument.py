@@ -12,8 +12,8 @@ the user's ops, not gradguard's: `_unchecked`).
 The patches, and the context managers that use them:
 
 * `listening(guard)`: every `tf.GradientTape.gradient` call is reported to the innermost guard
-  listening (`guard.on_gradient(tape, target, sources, result, extra)`), with the gradients of
-  the variables it asks for (`guard.extra_sources`) computed in the same call.
+  listening (`guard.on_gradient(tape, target, sources, result, extra, weighted)`), with the
+  gradients of the variables it asks for (`guard.extra_sources`) computed in the same call.
 * `intercepting_all(guard)`: every Keras optimizer's updates (`apply`, and so
   `apply_gradients`) go to the innermost guard listening (the decorator, ``gradguard run``),
   and so do each `fit`'s start and end (``guard.on_fit_start(model, arguments)``,
@@ -99,23 +99,24 @@ def _report_gradients(original: Any) -> Any:
         guard = listener()
         if guard is None:
             return original(tape, target, sources, *args, **kwargs)
+        weighted = (args[0] if args else kwargs.get("output_gradients")) is not None
         # Variables the tape watched that the call does not ask for: their gradients come in
         # the same call (a tape gives gradients once), to tell which the target depends on.
         extra = list(guard.extra_sources(tape, sources, kwargs))
         if not extra:
             result = original(tape, target, sources, *args, **kwargs)
-            _unchecked(guard.on_gradient, tape, target, sources, result, ())
+            _unchecked(guard.on_gradient, tape, target, sources, result, (), weighted)
             return result
         flat = tf.nest.flatten(sources)
         try:
             both = original(tape, target, [*flat, *extra], *args, **kwargs)
         except Exception:  # noqa: BLE001 - the extras' fault (the tape is not spent): without
             result = original(tape, target, sources, *args, **kwargs)
-            _unchecked(guard.on_gradient, tape, target, sources, result, ())
+            _unchecked(guard.on_gradient, tape, target, sources, result, (), weighted)
             return result
         result = tf.nest.pack_sequence_as(sources, both[: len(flat)])
         extra_pairs = tuple(zip(extra, both[len(flat) :]))
-        _unchecked(guard.on_gradient, tape, target, sources, result, extra_pairs)
+        _unchecked(guard.on_gradient, tape, target, sources, result, extra_pairs, weighted)
         return result
 
     return gradient
@@ -310,9 +311,9 @@ def listening(guard: Any, *, outermost: bool = False) -> Iterator[None]:
 
     Args:
       guard: Has ``extra_sources(tape, sources, kwargs)`` (variables to differentiate too)
-        and ``on_gradient(tape, target, sources, result, extra)`` (``extra``: (variable,
-        gradient) pairs), and, for `intercepting_all`, ``on_apply(optimizer, apply, grads,
-        variables)``.
+        and ``on_gradient(tape, target, sources, result, extra, weighted)`` (``extra``:
+        (variable, gradient) pairs; ``weighted``: ``output_gradients`` given), and, for
+        `intercepting_all`, ``on_apply(optimizer, apply, grads, variables)``.
       outermost: Listen below every guard already listening (``gradguard run``).
     """
     if outermost:

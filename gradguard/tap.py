@@ -82,6 +82,9 @@ class Tap:
         # The layers whose `losses` (their penalties and their sublayers') were read.
         self.penalties_read: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
         self._eager_loss: tuple[Any, Any] = (None, None)  # (a Keras loss, what it returned)
+        # (model, what its call returned) since the latest gradient call, and before it.
+        self._recent_calls: list[tuple[Any, Any]] = []
+        self._forward_calls: list[tuple[Any, Any]] = []
         self.penalized: set[int] = set()  # weights a traced loss penalizes by hand (keys)
 
     def record(
@@ -109,6 +112,7 @@ class Tap:
         if isinstance(layer, keras.Model):
             self._models[id(layer)] = layer
             self.last_model = weakref.ref(layer)
+            self._recent_calls.append((layer, result))
             if args:
                 self._latest[id(layer)] = args[0]
             if args and id(layer) not in self._inputs:
@@ -186,6 +190,12 @@ class Tap:
         """
         if self._recent:
             self._forward, self._recent = self._recent, []
+        if self._recent_calls:
+            self._forward_calls, self._recent_calls = self._recent_calls, []
+
+    def model_returning(self, tensor: Any) -> Any:
+        """The model whose call in the forward pass just closed returned `tensor`, or None."""
+        return next((m for m, result in self._forward_calls if result is tensor), None)
 
     def watch(self, optimizer: Any, variables: Sequence[Any], model_name: str = "") -> list[Site]:
         """Fixes the layers `optimizer`'s update of `variables` watches (`sites`); their sites."""
