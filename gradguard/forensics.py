@@ -64,15 +64,14 @@ class Forensics:
         self._tap, self._ledger, self._names = tap, ledger, names
         # Per core, its first unhealthy batch's keeper and model; the step a replay explained.
         self._keepers: dict[int, tuple[origin_lib.Keeper, Any]] = {}
-        self._replayed: dict[int, int] = {}
+        self._replayed: dict[int, int] = {}  # (`origin`)
         # The batch ``(x, y, sample_weight)`` of a Keras train step (`fit_batch`), and each
         # model's compiled loss: a replay covers the loss and backward pass.
         self.batch: tuple[Any, ...] | None = None
         self._fit_model: Any = None
         self._losses: dict[int, Callable[[Any, Any], Any]] = {}
-        # Under XLA, per core, its model's input spec; the host's latest call's arguments.
-        self._xla_inputs: dict[int, tf.TensorSpec] = {}
-        self._latest_call: list[Any] = []
+        self._xla_inputs: dict[int, tf.TensorSpec] = {}  # (XLA: per core, its input's spec)
+        self._latest_call: list[Any] = []  # (XLA: the host's latest call's arguments)
         self._graph_chance: dict[int, float | None] = {}  # per core (losslevel.graph_chance)
         self._fit = fit_batches.FitBatches()  # (each model's batches in Keras' own step)
         self._fit_length = ranout.FitLength()  # (under gradguard run: fit's data ran out)
@@ -239,8 +238,8 @@ class Forensics:
     def traced_loss(self, core: StepCore, loss: Any) -> None:
         """A step's traced loss: its raw labels; a hand-written step's levels (`losslevel`).
 
-        Its chance level, its floor, and whether its trend means anything (not for a policy
-        gradient's surrogate). Keras' own step tells its level otherwise (`note_chance`).
+        Its chance level and floor, whether it sums the batch and whether its trend means
+        anything (not a policy gradient's surrogate's). Keras' own step: `note_chance`.
         """
         if loss is None or not hasattr(loss, "graph"):  # (eager: no graph; its Keras loss)
             core.notes.update(self._tap.eager_loss_notes(loss))
@@ -254,6 +253,7 @@ class Forensics:
                 core.ignore("loss-not-decreasing")
             self._graph_chance[id(core)] = losslevel.graph_chance(loss)
             core.notes["loss_floor"] = losslevel.graph_loss_floor(loss)
+            core.notes["loss_summed"] = losslevel.graph_batch_sum(loss)
             # Its labels' classes, counted in-graph: imbalanced classes' level is their entropy.
             # (Not in a replica: a fold in the first replica's trace alone desynchronizes them.)
             labels = losslevel.cross_entropy_labels(loss)

@@ -23,9 +23,16 @@ from gradguard.diagnose import (
     descendants,
     is_data,
     reads_variables,
+    reduces_all,
 )
 
-__all__ = ["cross_entropy_labels", "graph_chance", "graph_loss_floor", "graph_surrogate"]
+__all__ = [
+    "cross_entropy_labels",
+    "graph_batch_sum",
+    "graph_chance",
+    "graph_loss_floor",
+    "graph_surrogate",
+]
 
 
 # Ops that average a per-example loss into the batch's: a mean, or a sum over a count.
@@ -49,6 +56,25 @@ def graph_loss_floor(loss: tf.Tensor) -> float | None:
     logistic = op.type == "AddV2" and re.fullmatch(r"logistic_loss(_\d+)?", name) is not None
     entropy = op.type == "Neg" and op.name.endswith("binary_crossentropy/Neg")
     return 0.0 if logistic or entropy else None
+
+
+def graph_batch_sum(loss: tf.Tensor) -> str | None:
+    """The examples a traced loss adds up, when it is their sum: ``"512 examples"``.
+
+    ``tf.reduce_sum`` over every axis of values with a batch axis (per-example losses, squared
+    errors), not divided by a count after (a mean, `tf.nn.compute_average_loss`): its gradient
+    grows with the batch, and a learning rate meant for a mean is that many times too large.
+    ``"the batch"`` when its size is not known when traced. Named by `exploding-gradient`.
+    """
+    op = loss.op
+    while op.type == "Identity" and op.inputs:
+        op = op.inputs[0].op
+    if op.type != "Sum" or not reduces_all(op) or op.inputs[0].shape.rank is None:
+        return None
+    rows = op.inputs[0].shape[0] if op.inputs[0].shape.rank else 1
+    if rows is not None and rows < 2:
+        return None
+    return "the batch" if rows is None else f"{rows} examples"
 
 
 def graph_chance(loss: tf.Tensor) -> float | None:

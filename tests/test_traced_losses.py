@@ -549,3 +549,43 @@ def test_a_mask_on_the_models_input_is_not_a_mask_on_the_labels():
     for _ in range(2):
         step(masked, tokens)
     assert "labels-uninformative" not in step.report().codes(), str(step.report())
+
+
+@pytest.mark.parametrize(
+    "reduce, named",
+    [
+        (lambda e: tf.reduce_sum(e), "64 examples"),  # per-example losses summed
+        (lambda e: tf.reduce_sum(tf.reduce_sum(e, axis=1)), "64 examples"),
+        (lambda e: tf.reduce_mean(e), None),
+        (lambda e: tf.reduce_sum(e) / 64.0, None),  # a mean written by hand
+        (lambda e: tf.nn.compute_average_loss(tf.reduce_sum(e, 1), global_batch_size=64), None),
+        (lambda e: tf.reduce_mean(tf.reduce_sum(e, axis=1)), None),  # summed over outputs only
+    ],
+    ids=["sum", "sum-of-sums", "mean", "sum-over-count", "average-loss", "sum-over-outputs"],
+)
+def test_a_loss_summed_over_its_batch_is_named_when_it_diverges(reduce, named):
+    """`exploding-gradient` says the loss sums its examples (`losslevel.graph_batch_sum`):
+    SGD tuned for a mean takes steps 64 times too large. Means, and sums divided by a count,
+    are not named: there a rate too high for that model diverges (lr 2 here)."""
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 8)).astype("float32")
+    y = (x @ rng.normal(size=(8, 2))).astype("float32")
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16), keras.layers.Dense(2)])
+    optimizer = keras.optimizers.SGD(0.05 if named else 2.0)
+
+    @tf.function
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = reduce(tf.square(y - model(x, training=True)))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+
+    step = gradguard.guard(model, optimizer, policy=WARN_ALL, every=5)(train_step)
+    for _ in range(15):
+        step(x, y)
+    (found,) = [f for f in step.report().findings if f.code == "exploding-gradient"]
+    if named:
+        assert f"The loss is a sum over {named} (tf.reduce_sum)" in found.message, found.message
+    else:
+        assert "sum over" not in found.message, found.message

@@ -254,6 +254,12 @@ class ExplodingGradient(Check):
                 "gradguard.clip_by_global_norm(1.0), and check that inputs and targets are "
                 "normalized."
             )
+        if context.notes.get("loss_summed"):
+            message += (
+                f" The loss is a sum over {context.notes['loss_summed']} (tf.reduce_sum): its "
+                "gradient grows with the batch size; take the mean (tf.reduce_mean, or divide "
+                "by the batch size) or scale the learning rate down by the batch size."
+            )
         details = {"first_norm": first, "max_norm": largest, "max_step": step, "layer": layer}
         if np.isfinite(float(s["loss_first"])):
             details["first_loss"] = float(s["loss_first"])
