@@ -195,7 +195,8 @@ class Tap:
 
     def model_returning(self, tensor: Any) -> Any:
         """The model whose call in the forward pass just closed returned `tensor`, or None."""
-        return next((m for m, result in self._forward_calls if result is tensor), None)
+        calls = self._forward_calls
+        return next((m for m, out in calls if any(t is tensor for t in tf.nest.flatten(out))), None)
 
     def watch(self, optimizer: Any, variables: Sequence[Any], model_name: str = "") -> list[Site]:
         """Fixes the layers `optimizer`'s update of `variables` watches (`sites`); their sites."""

@@ -127,3 +127,23 @@ def test_run_finds_it_in_a_models_own_train_step(target):
         model.fit(_X, _Y, batch_size=16, epochs=2, verbose=0)
     codes = guard.read(final=True).codes()
     assert ("gradient-of-predictions" in codes) == (target == "predictions"), codes
+
+
+def test_one_head_of_a_dict_output_differentiated_is_found():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8,))
+    heads = {"a": keras.layers.Dense(3)(inputs), "b": keras.layers.Dense(2)(inputs)}
+    model, optimizer = keras.Model(inputs, heads, name="two_heads"), keras.optimizers.SGD(0.01)
+
+    @gradguard.guard(model, optimizer, policy=WARN_ALL, every=5)
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            outputs = model(x, training=True)
+        grads = tape.gradient(outputs["a"], model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+
+    for _ in range(3):
+        step(_X)
+    (found,) = [f for f in step.report().findings if f.code == "gradient-of-predictions"]
+    assert found.details["model"] == "two_heads"
