@@ -8,7 +8,8 @@ with its own `train_step`: held-out accuracy 0.15 against 0.91).
 Taken at the update that applies such gradients (not at a gradient call whose result is only
 read: a saliency map): the call's target was, as the very tensor, the output of a Keras model
 called under the tape, with two or more values per example (rank 2 or more, a last axis of 2
-or more: not a model that returns its loss per example), the sources held that model's
+or more), made by layers that predict (with trainable weights, or an activation: not a model
+that returns its loss per example or per token from a `Lambda`), the sources held that model's
 trainable variables, and no ``output_gradients`` were given (they chain a loss's gradient
 through the outputs by hand, as an actor-critic or a split backward pass does: healthy).
 """
@@ -17,6 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+import keras
+import tensorflow as tf
 
 from gradguard.findings import Finding
 
@@ -39,7 +43,7 @@ class PredictionGradients:
         self._gradients, shape = [], getattr(target, "shape", None)
         if model is None or weighted or shape is None or shape.rank is None or shape.rank < 2:
             return
-        if shape[-1] is None or shape[-1] < 2:
+        if shape[-1] is None or shape[-1] < 2 or not _predicts(model):
             return
         own = {id(v) for v in getattr(model, "trainable_variables", [])}
         self._gradients = [g for v, g in pairs if id(v) in own and g is not None]
@@ -62,3 +66,17 @@ class PredictionGradients:
             details={"model": name, "shape": list(shape)},
         )
         return [finding]
+
+
+def _predicts(model: Any) -> bool:
+    """Whether every output of a functional `model` is made by a layer that predicts.
+
+    One with trainable weights (Dense, a convolution, a model inside) or an activation.
+    """
+    outputs = tf.nest.flatten(getattr(model, "outputs", None) or [])
+    layers = [getattr(getattr(t, "_keras_history", None), "operation", None) for t in outputs]
+    activation = (keras.layers.Activation, keras.layers.Softmax)
+    return bool(layers) and all(
+        layer is not None and (bool(layer.trainable_weights) or isinstance(layer, activation))
+        for layer in layers
+    )
