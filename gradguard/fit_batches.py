@@ -55,6 +55,12 @@ def keras_own_step(model: Any) -> bool:
     return all(getattr(type(model), f, 0) is getattr(_compat.KERAS_TRAINER, f) for f in _KERAS)
 
 
+def _token_findings(model: Any, x: Any, y: Any, step: int) -> list[Finding]:
+    """`tokenlabels` (for Keras' own step: an override may shift the labels) and `maskzero`."""
+    found = tokenlabels.findings(model, x, y, step) if keras_own_step(model) else []
+    return found + maskzero.findings(model, x, step)
+
+
 class FitBatches:
     """The in-graph readers of each model's batches, and what they find."""
 
@@ -86,8 +92,7 @@ class FitBatches:
             found += [misaligned] if misaligned is not None else []
             sliced = batch.sliced(x)  # (arrays only batched and shuffled: read as fit's)
             if sliced is not None:
-                found += tokenlabels.findings(model, sliced[0], sliced[1], step)
-                found += maskzero.findings(model, sliced[0], step)
+                found += _token_findings(model, sliced[0], sliced[1], step)
             return found + reshuffledsplit.findings(arguments, step)
         self.heldout.trained_on(model, x)
         weights = [  # (fit takes one or the other)
@@ -99,8 +104,7 @@ class FitBatches:
             "rows_normalized": rownorm.first_batch_suspect(batch.head(x)),
             "sample_weight_largest": max(known, default=None),
         }
-        found += tokenlabels.findings(model, x, arguments.get("y"), step)
-        return found + maskzero.findings(model, x, step)
+        return found + _token_findings(model, x, arguments.get("y"), step)
 
     def observe(self, model: Any, x: Any, y: Any, sample_weight: Any) -> None:
         """In-graph, as a train step of `model` is traced: folds its inputs, labels and weights."""

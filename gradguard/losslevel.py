@@ -62,7 +62,7 @@ def graph_batch_sum(loss: tf.Tensor) -> str | None:
     """The examples a traced loss adds up, when it is their sum: ``"512 examples"``.
 
     ``tf.reduce_sum`` over every axis of values with a batch axis (per-example losses, squared
-    errors), not divided by a count after (a mean, `tf.nn.compute_average_loss`): its gradient
+    errors), not divided by a count before or after (a mean, `compute_average_loss`): its gradient
     grows with the batch, and a learning rate meant for a mean is that many times too large.
     ``"the batch"`` when its size is not known when traced. Named by `exploding-gradient`.
     """
@@ -71,6 +71,8 @@ def graph_batch_sum(loss: tf.Tensor) -> str | None:
         op = op.inputs[0].op
     if op.type != "Sum" or not reduces_all(op) or op.inputs[0].shape.rank is None:
         return None
+    if op.inputs[0].op.type in ("RealDiv", "DivNoNan", "Mul"):
+        return None  # (values scaled before the sum: ``reduce_sum(err ** 2 / B)`` is a mean)
     rows = op.inputs[0].shape[0] if op.inputs[0].shape.rank else 1
     if rows is not None and rows < 2:
         return None

@@ -21,9 +21,12 @@
   positions (no recurrent layer returning its last state only, no `RepeatVector`, global
   pooling or `Flatten`: an encoder-decoder's labels need not line up with its input); where
   the input is padding the labels are one value (the padding tag) at 99% or more, or not.
+  Labels that are the input's next tokens (a language model's: ``x = seq[:, :-1], y = seq[:,
+  1:]``) are padded alike, whatever the one label at the padding's end.
 
 Told once from the data on the host: `TrainStep`'s first batch, or `fit`'s arrays under
-``gradguard run`` (or those a data set only slices and batches: `batch.sliced`). Not under
+``gradguard run`` (or those a data set only slices and batches: `batch.sliced`) for a model
+trained by Keras' own `train_step` (an override may shift or pad the labels itself). Not under
 `GuardCallback` alone, nor for data `fit` draws otherwise (a generator, a mapped data set).
 """
 
@@ -107,6 +110,9 @@ def _misaligned(
     ):
         return None
     name, tokens = inputs[0]
+    share, positions = _share(tokens[:, 1:], labels[:, :-1], tokens[:, 1:] != 0)
+    if share >= SHIFTED and positions >= MIN_POSITIONS:
+        return None  # (the labels are the next tokens: a language model's, padded alike)
     padding = tokens == 0
     count = int(padding.sum())
     lengths = padding.sum(axis=1)  # (alike in every row: a start token numbered 0, not padding)

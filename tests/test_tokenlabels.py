@@ -116,10 +116,13 @@ def test_train_step_finds_the_unshifted_decoder_input_at_its_first_batch(shifted
         ("dataset", True),  # arrays sliced, shuffled and batched: read as fit's arrays
         ("shifted-dataset", False),
         ("mapped-dataset", False),  # a map makes the pairs: its rows are not read
+        ("own-train-step", False),  # an override may shift the labels itself
     ],
 )
 def test_run_reads_fits_arrays_as_it_starts(data, found):
     model = _seq2seq()
+    if data == "own-train-step":
+        model = OwnStep(model.inputs, model.outputs)
     model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
     guard = Guard(options=Options.create(), raise_errors=False)
     decoder = SHIFTED if data.startswith("shifted") else TGT
@@ -154,6 +157,13 @@ def test_a_data_sets_arrays_are_read_without_drawing_from_it():
     assert batch.sliced(mapped) is None
 
 
+class OwnStep(keras.Model):
+    """Keras' train step behind an override (which could shift or pad the labels)."""
+
+    def train_step(self, data):
+        return super().train_step(data)
+
+
 def _tagged(n: int = 200, pad_tags: str = "pre", pad_tag: int = 0):
     """Sentences of 4 to T tokens (ids 1..V-1) and a tag (1..4) per token, padded with
     `pad_sequences`: the tokens at their start (its default), the tags as `pad_tags` says."""
@@ -177,10 +187,22 @@ def _tagger(encoder_decoder: bool = False) -> keras.Model:
 
 @pytest.mark.parametrize(
     "case",
-    ["post-tags", "alike", "pad-tag-9", "zero-is-a-token", "start-token-0", "encoder-decoder"],
+    [
+        "post-tags",
+        "alike",
+        "pad-tag-9",
+        "zero-is-a-token",
+        "start-token-0",
+        "encoder-decoder",
+        "next-tokens",
+    ],
 )
 def test_tags_padded_elsewhere_than_their_tokens_are_found(case):
     x, y = _tagged(pad_tags="post" if case in ("post-tags", "encoder-decoder") else "pre")
+    if case == "next-tokens":  # a language model on pre-padded rows: x = seq[:-1], y = seq[1:]
+        sequences = np.pad(x, ((0, 0), (0, 1)))
+        sequences[:, -1] = np.where(x[:, -1] > 0, 1, 0)  # an end token
+        x, y = sequences[:, :-1], sequences[:, 1:]
     if case == "pad-tag-9":
         x, y = _tagged(pad_tag=9)
     if case == "zero-is-a-token":  # 0 inside sentences too: not padding

@@ -558,10 +558,19 @@ def test_a_mask_on_the_models_input_is_not_a_mask_on_the_labels():
         (lambda e: tf.reduce_sum(tf.reduce_sum(e, axis=1)), "64 examples"),
         (lambda e: tf.reduce_mean(e), None),
         (lambda e: tf.reduce_sum(e) / 64.0, None),  # a mean written by hand
+        (lambda e: tf.reduce_sum(e / 64.0), None),  # the same, divided first
         (lambda e: tf.nn.compute_average_loss(tf.reduce_sum(e, 1), global_batch_size=64), None),
         (lambda e: tf.reduce_mean(tf.reduce_sum(e, axis=1)), None),  # summed over outputs only
     ],
-    ids=["sum", "sum-of-sums", "mean", "sum-over-count", "average-loss", "sum-over-outputs"],
+    ids=[
+        "sum",
+        "sum-of-sums",
+        "mean",
+        "sum-over-count",
+        "count-then-sum",
+        "average-loss",
+        "sum-over-outputs",
+    ],
 )
 def test_a_loss_summed_over_its_batch_is_named_when_it_diverges(reduce, named):
     """`exploding-gradient` says the loss sums its examples (`losslevel.graph_batch_sum`):
