@@ -11,7 +11,8 @@
   whose tokens (not 0), one step later, are the labels at 90% or more (a shifted input). With a
   shifted input the labels may equal the encoder's (a copy task, learned through the encoder's
   summary); with one input (an autoencoder, or a model that masks its tokens itself next to a
-  padding mask) the labels are the input by design.
+  padding mask) the labels are the input by design, and so they are with an input that reaches
+  the output only through a summary (a bottleneck autoencoder with segment ids beside it).
 * `padding-misaligned`: `keras.utils.pad_sequences` pads at the start by default
   (``padding="pre"``). Tokens padded that way and their tags with ``padding="post"`` (or the
   reverse) put each tag at another token's position, shifted by the sentence's length: the loss
@@ -36,6 +37,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from gradguard import _compat, batch
 from gradguard import tokens as tokens_lib
@@ -68,23 +70,66 @@ def findings(model: Any, x: Any, y: Any, step: int) -> list[Finding]:
         labels = labels[..., 0]
     if labels is None or labels.ndim != 2 or labels.shape[1] < 2 or not _integral(labels):
         return []
-    inputs = [
-        (name, array)
-        for name, array, _ in tokens_lib.named_inputs(model, x)
+    named = [
+        (name, array, tensor)
+        for name, array, tensor in tokens_lib.named_inputs(model, x)
         if array.shape == labels.shape and tokens_lib.is_tokens(array)
     ]
-    found = [_copied(inputs, labels, step), _misaligned(model, inputs, labels, step)]
+    inputs = [(name, array) for name, array, _ in named]
+    # A label can be copied from an input only where its positions reach the output.
+    positional = _positional_inputs(model)
+    reaching = [(n, a) for n, a, t in named if positional is None or _layer(t) in positional]
+    copied = _copied(inputs, reaching, labels, step)
+    found = [copied, _misaligned(model, inputs, labels, step)]
     return [finding for finding in found if finding is not None]
 
 
-def _copied(inputs: list[tuple[str, np.ndarray]], labels: np.ndarray, step: int) -> Finding | None:
+def _summarizes(layer: Any) -> bool:
+    """Whether `layer`'s output keeps none of its input's positions (an encoder's summary)."""
+    return isinstance(layer, _SUMMARIZING) or getattr(layer, "return_sequences", True) is False
+
+
+def _layer(tensor: Any) -> int | None:
+    return id(getattr(getattr(tensor, "_keras_history", None), "operation", None))
+
+
+def _positional_inputs(model: Any) -> set[int] | None:
+    """Ids of a functional model's input layers whose positions reach its output.
+
+    Through a path of no `_summarizes` layer; None for a model of no known graph.
+    """
+    stack = list(tf.nest.flatten(getattr(model, "outputs", None) or []))
+    if not stack:
+        return None
+    seen, found = set(), set()
+    while stack:
+        history = getattr(stack.pop(), "_keras_history", None)
+        if history is None or (id(history.operation), history.node_index) in seen:
+            continue
+        seen.add((id(history.operation), history.node_index))
+        if _summarizes(history.operation):
+            continue
+        node = history.operation._inbound_nodes[history.node_index]
+        if not node.input_tensors:
+            found.add(id(history.operation))  # (an input layer)
+        stack.extend(node.input_tensors)
+    return found
+
+
+def _copied(
+    inputs: list[tuple[str, np.ndarray]],
+    reaching: list[tuple[str, np.ndarray]],
+    labels: np.ndarray,
+    step: int,
+) -> Finding | None:
+    """`labels-in-inputs`: of `inputs`, one of those `reaching` the output by position."""
     if len(inputs) < 2:  # (one: an autoencoder; masks, segment and position ids are no tokens)
         return None
     for _, array in inputs:  # each of its tokens, one step later, is the label before it?
         share, positions = _share(array[:, 1:], labels[:, :-1], array[:, 1:] != 0)
         if share >= SHIFTED and positions >= MIN_POSITIONS:
             return None
-    for name, array in inputs:
+    for name, array in reaching:
         share, positions = _share(array, labels, (array != 0) | (labels != 0))
         if share >= SAME and positions >= MIN_POSITIONS:
             return Finding(
@@ -104,10 +149,7 @@ def _copied(inputs: list[tuple[str, np.ndarray]], labels: np.ndarray, step: int)
 def _misaligned(
     model: Any, inputs: list[tuple[str, np.ndarray]], labels: np.ndarray, step: int
 ) -> Finding | None:
-    if len(inputs) != 1 or any(
-        isinstance(layer, _SUMMARIZING) or getattr(layer, "return_sequences", True) is False
-        for layer in _compat.flatten_layers(model)
-    ):
+    if len(inputs) != 1 or any(_summarizes(layer) for layer in _compat.flatten_layers(model)):
         return None
     name, tokens = inputs[0]
     share, positions = _share(tokens[:, 1:], labels[:, :-1], tokens[:, 1:] != 0)

@@ -227,3 +227,21 @@ def test_tags_padded_elsewhere_are_found_at_the_first_batch_or_fits_start(entry,
     findings = findings_through(entry, _tagger(), loss, x, y)
     codes = [f.code for f in findings]
     assert ("padding-misaligned" in codes) == (pad_tags == "post"), codes
+
+
+@pytest.mark.parametrize("skip", [False, True], ids=["bottleneck", "tokens-also-by-position"])
+def test_an_input_reaching_the_output_only_through_a_summary_is_not_copied_from(skip):
+    """A bottleneck autoencoder with segment ids beside its tokens: the labels are its token
+    input by design, since the tokens reach the output only through the encoder's last state.
+    The same tokens also fed to the decoder position by position can be copied: found."""
+    keras.utils.set_random_seed(7)
+    tokens, segments = keras.Input((T,), dtype="int32"), keras.Input((T,), dtype="int32")
+    summary = keras.layers.GRU(8)(keras.layers.Embedding(V, 8)(tokens))
+    steps = [keras.layers.RepeatVector(T)(summary), keras.layers.Embedding(3, 4)(segments)]
+    if skip:
+        steps.append(keras.layers.Embedding(V, 4)(tokens))
+    decoded = keras.layers.GRU(8, return_sequences=True)(keras.layers.Concatenate()(steps))
+    model = keras.Model([tokens, segments], keras.layers.Dense(V)(decoded))
+    segment_ids = np.where(TGT > 0, 1 + (np.arange(T) >= T // 2), 0).astype("int32")
+    found = [f for f in tokenlabels.findings(model, [TGT, segment_ids], TGT, step=1)]
+    assert [f.code for f in found] == (["labels-in-inputs"] if skip else []), found
