@@ -9,7 +9,8 @@ sequence classifier counting bases: accuracy 0.69 against 1.0 without the mask).
 Taken: a token input (integer ids of more than two values) fed straight to an embedding that
 masks 0, with 32 or more 0s in its first rows, where fewer than half of the rows with 0s hold
 them as padding does: in one run, or two (two sequences padded, then joined: a question and its
-answer), and no lone 0 inside the row. Padded sequences, joined padded sequences, and tokens
+answer), and no lone 0 inside the row. Padded sequences, joined padded sequences (any number of
+fixed-length fields, whose runs of 0s start or end on the same few columns), and tokens
 numbered from 1 stay silent.
 
 Told once from the data on the host, like `tokenlabels`: `TrainStep`'s first batch, or `fit`'s
@@ -34,6 +35,7 @@ MIN_ZEROS = 32  # 0s to see before judging where they are
 # (a question and its answer); a real token 0 recurs wherever the sequence holds it.
 PADDING_RUNS = 2
 PADDED = 0.5  # share of the rows with 0s that hold them as padding does
+FIELD_EDGES = 0.95  # share of the runs of 0s that start (or end) on a few shared columns
 
 
 def findings(model: Any, x: Any, step: int) -> list[Finding]:
@@ -46,7 +48,7 @@ def findings(model: Any, x: Any, step: int) -> list[Finding]:
             continue
         zeros = array == 0
         count = int(zeros.sum())
-        if count < MIN_ZEROS:
+        if count < MIN_ZEROS or _fields_padded(zeros):
             continue
         # (a lone 0 inside a row is a token: padding between two sequences pads the first)
         lone = (zeros[:, 1:-1] & ~zeros[:, :-2] & ~zeros[:, 2:]).any(axis=1)
@@ -67,6 +69,21 @@ def findings(model: Any, x: Any, step: int) -> list[Finding]:
         details = {"layer": layer.name, "input": name, "inside": inside, "zeros": count}
         found.append(Finding("zero-token-masked", message, step, details=details))
     return found
+
+
+def _fields_padded(zeros: np.ndarray) -> bool:
+    """Whether the runs of 0s start, or end, on as few columns as a row has runs.
+
+    So do fields of fixed length each padded, then joined (however many); a real 0 falls anywhere.
+    """
+    fields = int(tokens_lib.runs(zeros).max())
+    before = np.pad(zeros, ((0, 0), (1, 0)))[:, :-1]  # (the left neighbour is a 0)
+    after = np.pad(zeros, ((0, 0), (0, 1)))[:, 1:]
+    for edges in (zeros & ~before, zeros & ~after):  # (the runs' first and last columns)
+        columns = np.bincount(np.nonzero(edges)[1], minlength=zeros.shape[1])
+        if np.sort(columns)[::-1][:fields].sum() >= FIELD_EDGES * columns.sum():
+            return True
+    return False
 
 
 def _masking_embeddings(model: Any) -> list[Any]:

@@ -34,6 +34,11 @@ def _sequences(tokens: str, n: int = 96) -> tuple[np.ndarray, np.ndarray]:
     elif tokens == "joined":  # a question and its answer, each padded after, then joined
         half = _sequences("padded-post", n)[0][:, : T // 2]
         x = np.concatenate([half, np.roll(half, 1, axis=0)], axis=1)
+    elif tokens == "three-fields":  # three fields of 8, each padded after (one 0 or more)
+        rng = np.random.default_rng(7)
+        lengths = rng.integers(3, 8, size=(n, 3))  # (7 of 8: a lone 0 ends the field)
+        fields = [np.where(np.arange(8) < k[:, None], x[:, :8] + 1, 0) for k in lengths.T]
+        x = np.concatenate(fields, axis=1)
     return x.astype("int32"), y
 
 
@@ -52,7 +57,17 @@ def _model(mask_zero: bool = True, second_input: bool = False) -> keras.Model:
 
 
 @pytest.mark.parametrize(
-    "case", ["from-0", "from-1", "padded-pre", "padded-post", "joined", "no-mask", "two-inputs"]
+    "case",
+    [
+        "from-0",
+        "from-1",
+        "padded-pre",
+        "padded-post",
+        "joined",
+        "three-fields",
+        "no-mask",
+        "two-inputs",
+    ],
 )
 def test_an_embedding_masking_a_real_token_0_is_found(case):
     x, _ = _sequences("from-0" if case in ("no-mask", "two-inputs") else case)
