@@ -89,7 +89,8 @@ def _summarizes(layer: Any) -> bool:
     return isinstance(layer, _SUMMARIZING) or getattr(layer, "return_sequences", True) is False
 
 
-def _layer(tensor: Any) -> int | None:
+def _layer(tensor: Any) -> int:
+    """The id of the layer that made a symbolic `tensor` (None's when unknown: no input)."""
     return id(getattr(getattr(tensor, "_keras_history", None), "operation", None))
 
 
