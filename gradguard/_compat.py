@@ -160,11 +160,10 @@ def in_xla_context() -> bool:
 def rare_cond(pred: Any, true_fn: Callable[[], Any], false_fn: Callable[[], Any]) -> Any:
     """`tf.cond` for a branch of many ops taken on few steps, kept one `If` op in a graph.
 
-    A lowered conditional (Switch and Merge) passes a dead tensor through every op of the
-    branch not taken, on every step (about 0.1 us an op here); an `If` op calls the branch taken
-    as a function (about 5 us), which pays from some fifty ops. XLA lowers nothing anyway. An
-    `If` op sits with every resource it reads: one reading a mirrored variable's copies on
-    several devices stays lowered.
+    A lowered conditional (Switch and Merge) passes a dead tensor through every op of the branch
+    not taken, every step (0.1 us an op here); an `If` op calls the branch taken as a function
+    (5 us), which pays from some fifty ops; XLA lowers nothing. An `If` op sits with every
+    resource it reads: one reading a mirrored variable's copies on two devices stays lowered.
     """
     if tf.executing_eagerly():
         return tf.cond(pred, true_fn, false_fn)

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from gradguard.augmentation import upstream
+
 __all__ = [
     "ModelInputError",
     "call_model",
@@ -107,15 +109,10 @@ def sliced(dataset: Any, rows: int = 1024) -> tuple[Any, ...] | None:
     cached, prefetched, taken or skipped: read on the host without drawing an element (which
     would move the data set's shuffle and random ops on). Else None (a map, a generator...).
     """
-    each = dataset
-    while type(each).__name__ != "_TensorSliceDataset":
-        try:
-            inputs = list(each._inputs())
-        except (AttributeError, NotImplementedError):
-            return None
-        if len(inputs) != 1 or not any(kind in type(each).__name__ for kind in _KEEPS_ROWS):
-            return None
-        each = inputs[0]
+    *kept, each = upstream(dataset)  # (a chain: its source last)
+    keeps = (any(kind in type(one).__name__ for kind in _KEEPS_ROWS) for one in kept)
+    if type(each).__name__ != "_TensorSliceDataset" or not all(keeps):
+        return None  # (a map, a zip, a generator...)
     specs = tf.nest.flatten(each.element_spec)
     tensors = getattr(each, "_tensors", [])  # (TensorFlow's own: one per leaf, rows first)
     if len(tensors) != len(specs) or not all(isinstance(s, tf.TensorSpec) for s in specs):
