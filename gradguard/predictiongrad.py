@@ -11,7 +11,8 @@ called under the tape, with two or more values per example (rank 2 or more, a la
 or more), made by layers that predict (with trainable weights, or an activation: not a model
 that returns its loss per example or per token from a `Lambda`), the sources held that model's
 trainable variables, and no ``output_gradients`` were given (they chain a loss's gradient
-through the outputs by hand, as an actor-critic or a split backward pass does: healthy).
+through the outputs by hand, as an actor-critic or a split backward pass does: healthy). In a
+traced step, gradients clipped or scaled before the update still count (hunt21 m1).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class PredictionGradients:
 
     def on_apply(self, grads: Sequence[Any], step: int) -> list[Finding]:
         """`gradient-of-predictions` if the update applies those gradients (once per run)."""
-        if self._reported or not any(g is t for g in grads for t in self._gradients):
+        if self._reported or not any(_carries(g, self._gradients) for g in grads):
             return []
         self._reported = True
         name, shape = getattr(self._model, "name", "model"), tuple(self._shape)
@@ -66,6 +67,32 @@ class PredictionGradients:
             details={"model": name, "shape": list(shape)},
         )
         return [finding]
+
+
+# Ops that pass a gradient on value by value: clipped (`tf.clip_by_global_norm`, `clip_by_norm`,
+# `clip_by_value`), scaled, cast, masked, summed with another (accumulated, decayed).
+_ELEMENTWISE = {
+    "Identity", "IdentityN", "Mul", "RealDiv", "Cast", "ClipByValue", "Maximum", "Minimum",
+    "Neg", "Select", "SelectV2", "AddV2", "AddN",
+}  # fmt: skip
+
+
+def _carries(gradient: Any, taken: Sequence[Any], depth: int = 8) -> bool:
+    """Whether `gradient` is one of `taken`, or, in a traced step, made from one value by value.
+
+    Followed only through `_ELEMENTWISE` ops and their operands of the gradient's own shape
+    (the clipped tensor, not the norm that scales it). An eager tensor has no history.
+    """
+    if any(gradient is t for t in taken):
+        return True
+    op = getattr(gradient, "op", None)
+    if depth == 0 or op is None or op.type not in _ELEMENTWISE:
+        return False
+    return any(
+        _carries(operand, taken, depth - 1)
+        for operand in op.inputs
+        if operand.shape == gradient.shape
+    )
 
 
 def _predicts(model: Any) -> bool:

@@ -44,20 +44,32 @@ def _step(model, optimizer, target: str):
         variables = model.trainable_variables
         if target == "predictions":
             grads = tape.gradient(logits, variables)
+        elif target == "predictions-clipped":
+            grads, _ = tf.clip_by_global_norm(tape.gradient(logits, variables), 1.0)
+            grads = [tf.clip_by_value(g * 0.5, -1.0, 1.0) for g in grads]
         elif target == "chained":  # d loss / d logits, pushed through the outputs by hand
             grads = tape.gradient(logits, variables, output_gradients=tape.gradient(loss, logits))
         else:
             if target == "saliency":  # read, not applied
                 tape.gradient(logits, x)
             grads = tape.gradient(loss, variables)
+            if target == "loss-clipped":
+                grads, _ = tf.clip_by_global_norm(grads, 1.0)
         optimizer.apply_gradients(zip(grads, variables))
         return loss
 
     return train_step
 
 
-@pytest.mark.parametrize("target", ["predictions", "loss", "chained", "saliency"])
-@pytest.mark.parametrize("traced", [True, False], ids=["tf-function", "eager"])
+_TARGETS = ["predictions", "loss", "chained", "saliency", "loss-clipped"]
+
+
+# Clipped gradients are followed back through the traced graph; an eager tensor has no history.
+@pytest.mark.parametrize(
+    "target, traced",
+    [*((t, m) for t in _TARGETS for m in (True, False)), ("predictions-clipped", True)],
+    ids=lambda v: {True: "tf-function", False: "eager"}.get(v, v),
+)
 def test_the_gradient_of_the_predictions_applied_is_found(target, traced):
     model, optimizer = _classifier(), keras.optimizers.Adam(1e-2)
     train_step = _step(model, optimizer, target)
@@ -66,7 +78,7 @@ def test_the_gradient_of_the_predictions_applied_is_found(target, traced):
     )
     losses = [float(step(tf.constant(_X), _Y)) for _ in range(30)]
     found = [f for f in step.report().findings if f.code == "gradient-of-predictions"]
-    if target == "predictions":
+    if target.startswith("predictions"):
         (finding,) = found
         assert finding.details["model"] == "classifier", finding.details
         assert finding.details["shape"][-1] == 3
