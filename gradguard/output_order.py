@@ -13,10 +13,15 @@ key that names no output (one left from before a head was renamed) makes Keras m
 position too, in sorted-key order: ``loss={"price": ..., "dept": ...}, loss_weights={"price":
 1.0, "segment": 0.0}`` gives "dept" weight 1 and "price" weight 0, silently.
 
+Weights keyed by the output layers' names (Keras 2 matched those) are matched the same way:
+``loss_weights={"label_head": 1.0, "amount_head": 0.0005}`` for outputs "category" and "price"
+made by those layers gives "category" 0.0005 and "price" 1.
+
 Read from the model and its compile arguments when a Keras train step is traced (`fit`). Silent
 for dicts written in sorted order, for losses and weights given as dicts keyed alike (matched by
 name), for lists whose entries are all the same (any order gives the same result), and for
-weights keyed otherwise whose outputs named in both still get the weights written for them.
+weights keyed otherwise whose outputs, named in both or by their layers, still get the weights
+written for them.
 """
 
 from __future__ import annotations
@@ -101,16 +106,28 @@ def weights_keyed_off(model: Any, step: int) -> Finding | None:
         return None  # (matched by name; Keras raises on another count)
     # Keras flattens both by sorted key and pairs them by position.
     landed = dict(zip(sorted(losses), (weights[key] for key in sorted(weights))))
-    moved = [key for key in sorted(set(losses) & set(weights)) if landed[key] != weights[key]]
+    # The weight meant for each output: keyed by its name, or by its layer's (Keras 2's habit).
+    layers = {_layer_name(t): key for key, t in model._outputs_struct.items()}
+    meant = {layers.get(key, key): weight for key, weight in weights.items()}
+    moved = [key for key in sorted(set(losses) & set(meant)) if landed[key] != meant[key]]
     if not moved:
         return None
     unknown = sorted(set(weights) - set(losses))
+    what = "names no output"
+    if set(unknown) <= set(layers):
+        what = "are the output layers' names, not the outputs' (Keras 2 matched those)"
     gets = " and ".join(f"{key!r} gets weight {_name(landed[key])}" for key in sorted(losses))
     message = (
         f"compile's loss_weights are keyed {sorted(weights)}, its losses {sorted(losses)}: "
-        f"{', '.join(map(repr, unknown))} names no output, so Keras matches the weights to the "
+        f"{', '.join(map(repr, unknown))} {what}, so Keras matches the weights to the "
         f"losses by position in sorted-key order, and {gets}. Key loss_weights by the output "
         "names, as the losses are."
     )
     details = {"losses": sorted(losses), "weights": sorted(weights), "landed": landed}
     return Finding("loss-misassigned", message, step, details=details)
+
+
+def _layer_name(output: Any) -> str | None:
+    """The name of the layer that made a functional model's `output`."""
+    layer = getattr(getattr(output, "_keras_history", None), "operation", None)
+    return getattr(layer, "name", None)

@@ -1,7 +1,7 @@
 """Losses listed for dict outputs (`loss-misassigned`): Keras matches the lists in sorted-key
 order; dicts, lists in that order, and lists whose entries are all the same stay silent. So it
 does loss weights keyed by a name no output has: each output named right keeps its weight, or
-not."""
+not; weights keyed by the output layers' names (Keras 2's habit) are judged the same way."""
 
 from __future__ import annotations
 
@@ -17,15 +17,24 @@ import gradguard
 layers = keras.layers
 
 
-def _fit(outputs: list[str], as_dict: bool = True, **compiled: Any) -> gradguard.Report:
-    """Two regression heads, `outputs` in the order written, fit for two steps under the guard."""
+def _fit(
+    outputs: list[str],
+    as_dict: bool = True,
+    layer_names: dict[str, str] | None = None,
+    **compiled: Any,
+) -> gradguard.Report:
+    """Two regression heads, `outputs` in the order written, fit for two steps under the guard.
+
+    Each head's layer is named as its output, or as `layer_names` says.
+    """
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 4)).astype("float32")
     labels = {name: rng.normal(size=(64, 1)).astype("float32") for name in outputs}
     inputs = keras.Input((4,))
     hidden = layers.Dense(8, activation="relu")(inputs)
-    heads = {name: layers.Dense(1, name=name)(hidden) for name in outputs}
+    named = layer_names or {}
+    heads = {name: layers.Dense(1, name=named.get(name, name))(hidden) for name in outputs}
     model = keras.Model(inputs, heads if as_dict else list(heads.values()))
     model.compile("adam", **compiled)
     y = labels if as_dict else list(labels.values())
@@ -57,6 +66,19 @@ def test_loss_weights_keyed_by_a_name_no_output_has_land_in_sorted_order():
     assert found.details["landed"] == {"dept": 1.0, "price": 0.0}, found.details
     assert "'segment' names no output" in found.message, found.message
     assert "'dept' gets weight 1.0 and 'price' gets weight 0.0" in found.message
+
+
+def test_loss_weights_keyed_by_the_output_layers_names_land_in_sorted_order():
+    """Keras 2 matched loss weights by the output layers' names; Keras 3 by sorted position."""
+    report = _fit(
+        ["category", "price"],
+        layer_names={"category": "label_head", "price": "amount_head"},
+        loss={"category": "mse", "price": "mse"},
+        loss_weights={"label_head": 1.0, "amount_head": 0.0005},
+    )
+    (found,) = [f for f in report.findings if f.code == "loss-misassigned"]
+    assert found.details["landed"] == {"category": 0.0005, "price": 1.0}, found.details
+    assert "output layers' names" in found.message, found.message
 
 
 def test_loss_weights_keyed_off_take_effect_as_the_finding_says():
@@ -105,6 +127,16 @@ def test_loss_weights_keyed_off_take_effect_as_the_finding_says():
                 "loss_weights": {"price": 1.0, "department": 0.0},
             },
         ),
+        # Keyed by the output layers' names, which sort as the outputs do.
+        (
+            ["category", "price"],
+            True,
+            {
+                "layer_names": {"category": "a_head", "price": "b_head"},
+                "loss": {"category": "mse", "price": "mae"},
+                "loss_weights": {"a_head": 1.0, "b_head": 0.5},
+            },
+        ),
     ],
     ids=[
         "dict-losses",
@@ -113,6 +145,7 @@ def test_loss_weights_keyed_off_take_effect_as_the_finding_says():
         "same-losses",
         "list-outputs",
         "weights-keyed-off-in-place",
+        "weights-keyed-by-layers-in-place",
     ],
 )
 def test_losses_matched_as_written_stay_silent(outputs, as_dict, compiled):
