@@ -185,6 +185,10 @@ def test_saved_optimizer_state_a_restored_model_never_trains_with_is_not_lost(
     # twin: the model restored through a checkpoint made for the restore alone then trains.
     model, optimizer = trained
     kind = "tf" if use.startswith("tf") else ".weights.h5"
+    if kind == "tf":  # A model never compiled: its optimizer is saved beside it, not in it.
+        keras.utils.set_random_seed(11)
+        model, optimizer = make(), keras.optimizers.Adam(1e-3)
+        train(model, optimizer, 5)
     path = save(tmp_path, kind, model, optimizer)
     fresh = make()
 
@@ -207,6 +211,7 @@ def test_saved_optimizer_state_a_restored_model_never_trains_with_is_not_lost(
         report = watched(restore_and_use)
     if use == "tf-then-fit":  # Adam's saved state went nowhere, and the model trained
         assert report.codes() == {"checkpoint-unexpected-variables"}, str(report)
+        assert int(fresh.optimizer.iterations) == 1  # (Adam started anew)
         return
     assert len(report) == 0, str(report)
     assert same(values(fresh), values(model))
@@ -231,6 +236,52 @@ def test_pretrained_weights_fine_tuned_by_a_new_optimizer_at_another_rate_are_si
         warnings.simplefilter("ignore")  # Keras' own warning about the skipped state
         report = watched(fine_tune)
     assert len(report) == 0, str(report)
+
+
+@pytest.mark.parametrize("use", ["fit", "predict"])
+def test_a_compiled_models_checkpoint_restored_before_compile(trained, tmp_path, use):
+    # `tf.train.Checkpoint(model=model)` of a compiled model holds its optimizer under
+    # model/optimizer; the model restored into has none yet. TensorFlow restores that state
+    # when `compile` attaches an optimizer (deferred: Adam goes on from the saved iteration),
+    # so nothing was left behind; a model restored to predict never needs it (hunt22 p03).
+    model, optimizer = trained
+    model.compile(optimizer=optimizer, loss="mse")
+    path = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
+    fresh = make()
+
+    def restore_then_use() -> None:
+        tf.train.Checkpoint(model=fresh).restore(path)
+        if use == "fit":
+            fresh.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+            fresh.fit(X, Y, batch_size=32, epochs=1, verbose=0)
+        else:
+            fresh.predict(X, verbose=0)
+
+    report = watched(restore_then_use)
+    assert len(report) == 0, str(report)
+    if use == "fit":  # (what TensorFlow does, which the silence rests on)
+        assert int(fresh.optimizer.iterations) == int(optimizer.iterations) + 1
+
+
+def test_expect_partial_drops_the_values_a_restore_leaves_behind(trained, tmp_path):
+    # The backbone restored from a checkpoint that also holds the old head: TensorFlow's
+    # `expect_partial()` says leaving the head is meant; without it, the head is reported.
+    model, optimizer = trained
+    backbone, head = model.layers
+    path = tf.train.Checkpoint(backbone=backbone, head=head).write(str(tmp_path / "ckpt"))
+    reports = {}
+    for partial in (True, False):
+        fresh = make()
+
+        def restore(fresh=fresh, partial=partial) -> None:
+            status = tf.train.Checkpoint(backbone=fresh.layers[0]).restore(path)
+            if partial:
+                status.expect_partial()
+
+        reports[partial] = watched(restore)
+    assert len(reports[True]) == 0, str(reports[True])
+    unexpected = finding(reports[False], "checkpoint-unexpected-variables")
+    assert set(unexpected.variables) == {f"{head.name}/{w.name}" for w in head.weights}
 
 
 @pytest.mark.parametrize("skip_mismatch", [True, False])

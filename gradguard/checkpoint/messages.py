@@ -118,7 +118,13 @@ def findings(values: list[Value], where: str) -> list[Finding]:
         details = {
             "path": where,
             "values": [
-                {"name": v.name, "key": v.key, "saved": fmt(v.saved), "current": fmt(v.current)}
+                {
+                    "name": v.name,
+                    "key": v.key,
+                    "saved": fmt(v.saved),
+                    "current": fmt(v.current),
+                    "optimizer": v.optimizer,
+                }
                 for v in group
             ],
         }

@@ -14,6 +14,12 @@ an update after the restore. They are dropped at once for weights loaded into an
 the saved one's: a new stage on purpose (fine-tuning pretrained weights), whose optimizer starts
 anew, where a resume compiles the optimizer it saved.
 
+Saved values a `tf.train.Checkpoint` restore leaves behind (``checkpoint-unexpected-variables``)
+wait too: ``restore(path).expect_partial()``, TensorFlow's own way of saying that leaving them
+is meant (the backbone restored from a checkpoint that also holds the old head), drops them.
+And TensorFlow restores values into objects attached after the restore (the optimizer `compile`
+gives a model restored before it): what the restore put in since is not reported at the end.
+
 And a restore puts the saved learning rate back over the one the code asked for (stage 2
 fine-tunes at 1e-5 after stage 1 at 1e-3, and trains at 1e-3). Scripts that know this set the
 rate again after restoring, so the watcher looks when it is removed (at the end of `gradguard
@@ -190,8 +196,8 @@ def _optimizers_of(trainers: list[Any]) -> list[Any]:
 
 
 def _optimizer_values(finding: Finding) -> bool:
-    """Whether the finding names optimizer values only."""
-    return all(name.startswith("optimizer/") for name in finding.variables)
+    """Whether the finding names optimizer values only (its own or a compiled model's)."""
+    return all(value["optimizer"] for value in finding.details["values"])
 
 
 def _about_the_optimizer_only(finding: Finding) -> bool:
@@ -201,6 +207,21 @@ def _about_the_optimizer_only(finding: Finding) -> bool:
     return finding.code == "checkpoint-unexpected-variables" and _optimizer_values(finding)
 
 
+def _left_behind(coordinator: Any, findings: list[Finding]) -> list[Finding]:
+    """The `findings` with a value a TF checkpoint restore has still not put anywhere.
+
+    TensorFlow restores saved values into objects made after the restore as they are attached
+    (deferred): the optimizer `compile` gives a model restored before it, a layer built later.
+    `coordinator` (the restore's, None for others) records every saved object matched so far.
+    """
+    proto = getattr(coordinator, "object_graph_proto", None)
+    if proto is None:
+        return findings
+    matched: set[int] = getattr(coordinator, "matched_proto_ids", set())
+    restored = {a.checkpoint_key for i in matched for a in proto.nodes[i].attributes}
+    return [f for f in findings if any(v["key"] not in restored for v in f.details["values"])]
+
+
 @dataclasses.dataclass
 class _UntrainedYet:
     """Findings about saved optimizer state, standing once what was restored trains."""
@@ -208,6 +229,7 @@ class _UntrainedYet:
     trainers: list[weakref.ref[Any]]  # (not the checkpoint: often made for the restore only)
     updates: dict[int, int]  # each optimizer's update count at the restore, by id
     findings: list[Finding]
+    coordinator: Any  # a TF checkpoint restore's (see `_left_behind`), or None
 
     def trained(self) -> bool:
         optimizers = _optimizers_of([t for ref in self.trainers if (t := ref()) is not None])
@@ -221,13 +243,18 @@ class _Watcher:
         self.report = report
         self.rates: list[_RestoredRate] = []
         self.waiting: list[_UntrainedYet] = []
+        # Values a checkpoint's restore leaves behind, with its restore's coordinator (None:
+        # no status came back), whose `expect_partial` the status's `expect_partial()` sets.
+        self.partial: list[tuple[Any, list[Finding]]] = []
 
     def __call__(
         self, owner: Any, path: Any, restore: Callable[[], Any], skip_mismatch: bool
     ) -> Any:
+        partial: list[Finding] = []
+        waiting = None
+        root = owner if isinstance(owner, tf.train.Checkpoint) else None
         try:
             resolved = files.resolve(path)
-            root = owner if isinstance(owner, tf.train.Checkpoint) else None
             checked = check(
                 resolved,
                 _objects_of(owner),
@@ -254,18 +281,29 @@ class _Watcher:
                     if not (f.code == "checkpoint-missing-variables" and _optimizer_values(f))
                 ]
             now = [f for f in found if not _about_the_optimizer_only(f)]
+            later = [f for f in found if f not in now]
+            # A checkpoint's restore returns a status whose `expect_partial()` says leaving
+            # saved values behind is meant: those wait for the status (see `finish`).
+            partial = [f for f in now if f.code == "checkpoint-unexpected-variables" and root]
             for finding in now:
-                self._add(finding)
-            if len(now) < len(found):
+                if finding not in partial:
+                    self._add(finding)
+            if later:
                 trainers = _trainers(owner)
                 updates = {id(o): updating.updates_made(o) for o in _optimizers_of(trainers)}
-                later = [f for f in found if f not in now]
                 refs = [weakref.ref(t) for t in trainers]
-                self.waiting.append(_UntrainedYet(refs, updates, later))
+                waiting = _UntrainedYet(refs, updates, later, None)
+                self.waiting.append(waiting)
             self.rates += [r for s in checked.optimizers if (r := self._rate(resolved, s))]
         except Exception as e:  # noqa: BLE001 - the user's script must go on
             logging.warning("gradguard: could not validate checkpoint %s: %s", path, e)
-        return restore()
+        status = restore()
+        coordinator = getattr(status, "_checkpoint", None) if root else None
+        if partial:
+            self.partial.append((coordinator, partial))
+        if waiting is not None:
+            waiting.coordinator = coordinator
+        return status
 
     @staticmethod
     def _rate(path: str, state: OptimizerState) -> _RestoredRate | None:
@@ -284,15 +322,21 @@ class _Watcher:
         """Judges what waited till the end: lost optimizer state and restored learning rates.
 
         Lost state stands if what was restored trained since; a restored rate, if the script
-        did not set it again.
+        did not set it again; values left behind, unless the script called the restore
+        status's `expect_partial()`.
         """
+        for coordinator, left in self.partial:
+            if not getattr(coordinator, "expect_partial", False):
+                for left_behind in _left_behind(coordinator, left):
+                    self._add(left_behind)
+        self.partial = []
         for waiting in self.waiting:
             try:
                 trained = waiting.trained()
             except Exception as e:  # noqa: BLE001 - never break the end of the run
                 logging.warning("gradguard: could not read an optimizer's update count: %s", e)
                 continue
-            for lost in waiting.findings if trained else ():
+            for lost in _left_behind(waiting.coordinator, waiting.findings) if trained else ():
                 self._add(lost)
         self.waiting = []
         for rate in self.rates:
