@@ -97,6 +97,9 @@ CODES: Mapping[str, CodeInfo] = {
         _W, LossError, "the labels are one of the inputs, position by position (no shift)"
     ),
     "attention-mask-inverted": CodeInfo(_W, LossError, "attention keeps only the padding"),
+    "future-tokens-visible": CodeInfo(
+        _W, LossError, "next-token labels, and the model sees the tokens ahead (no causal mask)"
+    ),
     "accumulators-not-reset": CodeInfo(_W, UpdateError, "gradients accumulated, never reset"),
     "zero-token-masked": CodeInfo(_W, LossError, "mask_zero hides 0, a real token in the data"),
     "reshape-transposes": CodeInfo(_W, LossError, "a reshape reorders axes: the data scrambled"),

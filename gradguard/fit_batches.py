@@ -32,6 +32,7 @@ from gradguard import (
     batch,
     chance,
     label_range,
+    lookahead,
     maskzero,
     padding,
     rescaled,
@@ -56,9 +57,11 @@ def keras_own_step(model: Any) -> bool:
 
 
 def _token_findings(model: Any, x: Any, y: Any, step: int) -> list[Finding]:
-    """`tokenlabels` (for Keras' own step: an override may shift the labels) and `maskzero`."""
-    found = tokenlabels.findings(model, x, y, step) if keras_own_step(model) else []
-    return found + maskzero.findings(model, x, step)
+    """`maskzero`; `tokenlabels` and `lookahead` for Keras' own step (an override may shift)."""
+    found = maskzero.findings(model, x, step)
+    if keras_own_step(model):
+        found += tokenlabels.findings(model, x, y, step) + lookahead.findings(model, x, y, step)
+    return found
 
 
 class FitBatches:

@@ -39,15 +39,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gradguard import _compat, batch
+from gradguard import _compat
 from gradguard import tokens as tokens_lib
 from gradguard.findings import Finding
 
 __all__ = ["findings"]
 
-MIN_POSITIONS = 64  # non-padding positions to see before judging
+MIN_POSITIONS = tokens_lib.MIN_POSITIONS  # non-padding positions to see before judging
 SAME = 0.99  # share of positions equal to the labels: the input holds them
-SHIFTED = 0.9  # share equal to the labels one step earlier: healthy teacher forcing
 MIN_PADDING = 32  # padding positions to see before judging where the labels' padding is
 EDGE = 0.95  # share of the rows with 0s whose 0s are one run at the start or the end: padding
 CONSTANT = 0.99  # share of the labels at the inputs' padding that one padding tag takes
@@ -65,10 +64,8 @@ def findings(model: Any, x: Any, y: Any, step: int) -> list[Finding]:
 
     `x` and `y`: a batch, or `fit`'s arrays (their first rows are read).
     """
-    labels = batch.head(y)
-    if labels is not None and labels.ndim == 3 and labels.shape[-1] == 1:
-        labels = labels[..., 0]
-    if labels is None or labels.ndim != 2 or labels.shape[1] < 2 or not _integral(labels):
+    labels = tokens_lib.label_tokens(y)
+    if labels is None:
         return []
     named = [
         (name, array, tensor)
@@ -126,10 +123,8 @@ def _copied(
     """`labels-in-inputs`: of `inputs`, one of those `reaching` the output by position."""
     if len(inputs) < 2:  # (one: an autoencoder; masks, segment and position ids are no tokens)
         return None
-    for _, array in inputs:  # each of its tokens, one step later, is the label before it?
-        share, positions = _share(array[:, 1:], labels[:, :-1], array[:, 1:] != 0)
-        if share >= SHIFTED and positions >= MIN_POSITIONS:
-            return None
+    if any(tokens_lib.next_tokens(array, labels) for _, array in inputs):
+        return None  # (a shifted input: healthy teacher forcing)
     for name, array in reaching:
         share, positions = _share(array, labels, (array != 0) | (labels != 0))
         if share >= SAME and positions >= MIN_POSITIONS:
@@ -153,9 +148,8 @@ def _misaligned(
     if len(inputs) != 1 or any(_summarizes(layer) for layer in _compat.flatten_layers(model)):
         return None
     name, tokens = inputs[0]
-    share, positions = _share(tokens[:, 1:], labels[:, :-1], tokens[:, 1:] != 0)
-    if share >= SHIFTED and positions >= MIN_POSITIONS:
-        return None  # (the labels are the next tokens: a language model's, padded alike)
+    if tokens_lib.next_tokens(tokens, labels):
+        return None  # (a language model's labels, padded alike)
     padding = tokens == 0
     count = int(padding.sum())
     lengths = padding.sum(axis=1)  # (alike in every row: a start token numbered 0, not padding)
@@ -185,9 +179,3 @@ def _share(inputs: np.ndarray, labels: np.ndarray, positions: np.ndarray) -> tup
     """The share of `positions` (a mask) at which `inputs` equal `labels`, and their count."""
     count = int(positions.sum())
     return (float(np.mean(inputs[positions] == labels[positions])) if count else 0.0), count
-
-
-def _integral(array: np.ndarray) -> bool:
-    if np.issubdtype(array.dtype, np.integer):
-        return True
-    return bool(np.issubdtype(array.dtype, np.floating) and np.all(np.round(array) == array))

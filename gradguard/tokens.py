@@ -13,7 +13,36 @@ import numpy as np
 
 from gradguard import batch
 
-__all__ = ["edge_share", "is_tokens", "named_inputs", "runs"]
+__all__ = ["edge_share", "is_tokens", "label_tokens", "named_inputs", "next_tokens", "runs"]
+
+MIN_POSITIONS = 64  # non-padding positions to see before judging
+SHIFTED = 0.9  # share of an input's tokens, one step later, equal to the labels: next tokens
+
+
+def label_tokens(y: Any) -> np.ndarray | None:
+    """`y`'s first rows as one token label per position, (rows, positions); None if not so."""
+    labels = batch.head(y)
+    if labels is not None and labels.ndim == 3 and labels.shape[-1] == 1:
+        labels = labels[..., 0]
+    if labels is None or labels.ndim != 2 or labels.shape[1] < 2 or not _integral(labels):
+        return None
+    return labels
+
+
+def next_tokens(tokens: np.ndarray, labels: np.ndarray) -> bool:
+    """Whether `labels` are `tokens`' next ones (a language model's, a shifted decoder input's).
+
+    At `SHIFTED` or more of `MIN_POSITIONS` or more positions whose next token is not 0.
+    """
+    later = tokens[:, 1:] != 0
+    same = tokens[:, 1:][later] == labels[:, :-1][later]
+    return same.size >= MIN_POSITIONS and float(np.mean(same)) >= SHIFTED
+
+
+def _integral(array: np.ndarray) -> bool:
+    if np.issubdtype(array.dtype, np.integer):
+        return True
+    return bool(np.issubdtype(array.dtype, np.floating) and np.all(np.round(array) == array))
 
 
 def named_inputs(model: Any, x: Any) -> list[tuple[str, np.ndarray, Any]]:

@@ -31,6 +31,7 @@ from gradguard import (
     frozen,
     label_range,
     linearstack,
+    lookahead,
     losses,
     maskzero,
     output_layer,
@@ -136,6 +137,7 @@ class TraceFindings:
             found.append(output_layer.mismatch(self._model, self.loss_fn, step))
             found.append(rescaled.first_batch_finding(self._model, batch[0], step))
             found += tokenlabels.findings(self._model, batch[0], batch[1], step)
+            found += lookahead.findings(self._model, batch[0], batch[1], step)
             found += maskzero.findings(self._model, batch[0], step)
             found.append(linearstack.collapsed(self._model, step))
             allowed = label_range.bounds(self._model, self.loss_fn)

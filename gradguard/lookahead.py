@@ -1,0 +1,115 @@
+"""A model trained on next-token labels that sees the tokens ahead (`future-tokens-visible`).
+
+A language model (or a teacher-forced decoder) learns each position's next token from the
+tokens up to it: its labels are its input shifted one step (``x = seq[:, :-1], y = seq[:,
+1:]``). Attention without a causal mask (`MultiHeadAttention(h, h)` with no
+``use_causal_mask=True``), a bidirectional RNN or a centred convolution lets each position read
+the next input token, which is its own label: the training loss falls towards 0 and the
+teacher-forced accuracy towards 1, while generation, which sees only the prefix, is poor (a
+two-block transformer: 0.13 of the next tokens right from the prefix, against 0.81 with the
+mask). Nothing fails.
+
+Told once on the host, from the first batch as `tokenlabels` is (`TrainStep`'s first batch, or
+`fit`'s arrays under ``gradguard run``): an input of token ids whose tokens, one step later, are
+the labels (`tokens.next_tokens`); the model is called in inference mode on a few of those
+rows, and again with every token after the middle position changed, and its outputs at the
+positions up to the middle must not change. Silent for causal models (a causal mask, a
+one-way RNN, a causal convolution), labels that are not the next tokens (a masked language
+model's, tags), models with a stateful layer (a call would move its state) and models not
+built yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from gradguard import _compat, batch
+from gradguard import tokens as tokens_lib
+from gradguard.findings import Finding
+
+__all__ = ["findings"]
+
+ROWS = 8  # rows the model is called on, twice
+CHANGED = 1e-4  # an output this much (relative to its largest) apart has read what changed
+
+
+def findings(model: Any, x: Any, y: Any, step: int) -> list[Finding]:
+    """`future-tokens-visible` for a model fed `x` with labels `y` (a batch, or fit's arrays)."""
+    labels = tokens_lib.label_tokens(y)
+    if labels is None or not getattr(model, "built", False) or _stateful(model):
+        return []
+    for name, tokens, _ in tokens_lib.named_inputs(model, x):
+        if tokens.shape == labels.shape and tokens_lib.is_tokens(tokens):
+            if tokens_lib.next_tokens(tokens, labels):
+                middle = tokens.shape[1] // 2
+                if _sees_ahead(model, x, name, tokens[:ROWS], middle):
+                    return [_finding(model, name, middle, step)]
+    return []
+
+
+def _stateful(model: Any) -> bool:
+    return any(getattr(layer, "stateful", False) for layer in _compat.flatten_layers(model))
+
+
+def _sees_ahead(model: Any, x: Any, name: str, tokens: np.ndarray, middle: int) -> bool:
+    """Whether `model`'s outputs up to position `middle` change with the tokens after it."""
+    ahead = np.arange(tokens.shape[1]) > middle
+    # Every token after the middle made another of the same ids (0, padding, stays).
+    changed = np.where(ahead & (tokens != 0), tokens % tokens.max() + 1, tokens)
+    if np.array_equal(changed, tokens):
+        return False
+    inputs = [_rows(x, name, t) for t in (tokens, changed)]
+    if inputs[0] is None:
+        return False
+    try:
+        outputs = [tf.nest.flatten(model(given, training=False)) for given in inputs]
+    except Exception as e:  # noqa: BLE001 - a model that cannot be called so: the script goes on
+        logging.warning("gradguard: could not call %s on a few rows: %s", model.name, e)
+        return False
+    for before, after in zip(*outputs):
+        before, after = np.asarray(before), np.asarray(after)
+        if before.ndim < 2 or before.shape[1] != tokens.shape[1]:
+            continue  # (not one output per position)
+        scale = max(float(np.max(np.abs(before[:, : middle + 1]))), 1e-6)
+        if np.max(np.abs(after - before)[:, : middle + 1]) > CHANGED * scale:
+            return True
+    return False
+
+
+def _rows(x: Any, name: str, tokens: np.ndarray) -> Any:
+    """`x`'s first rows, with `tokens` for the input `name` (as `tokens.named_inputs` names it).
+
+    None if an input is not an array.
+    """
+
+    def rows(value: Any, this: bool) -> Any:
+        head = tokens if this else batch.head(value)
+        return None if head is None else head[: len(tokens)]
+
+    if isinstance(x, Mapping):
+        given = {k: rows(v, name == f"x[{k!r}]") for k, v in x.items()}
+        return None if any(v is None for v in given.values()) else given
+    if isinstance(x, (list, tuple)):
+        listed = [rows(v, name.split(" ")[0] == f"x[{i}]") for i, v in enumerate(x)]
+        return None if any(v is None for v in listed) else listed
+    return tokens
+
+
+def _finding(model: Any, name: str, middle: int, step: int) -> Finding:
+    return Finding(
+        "future-tokens-visible",
+        f"The labels are the next tokens of the input {name} (a language model's, or a "
+        f"teacher-forced decoder's), but model {model.name!r} sees ahead: its outputs at "
+        f"positions 0..{middle} change when only the tokens after position {middle} do. Each "
+        "position can read its own label from the next input token, so the training loss "
+        "falls to about 0 while generation, which sees only the prefix, fails. Mask the "
+        "future: MultiHeadAttention(...)(h, h, use_causal_mask=True), a one-way RNN (not "
+        "Bidirectional), Conv1D(..., padding='causal').",
+        step,
+        details={"input": name, "middle": middle},
+    )
