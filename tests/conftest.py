@@ -23,6 +23,9 @@ os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 # with a bias add took 0.54 s against 1.1 ms unfused, TF 2.21), which held a mixed-precision
 # corpus script for minutes; the test files ran 7% faster without it too. Set it to override.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+# A check that fails on the host around `fit` is logged and skipped in users' scripts; here
+# (and in the corpus workers, which inherit it) it fails the test.
+os.environ.setdefault("GRADGUARD_STRICT", "1")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

@@ -1177,3 +1177,28 @@ def test_float16_underflow_is_named_only_without_a_loss_scaler(scaled):
         keras.mixed_precision.set_global_policy("float32")
     assert zero.variables == ("meta/kernel", "meta/bias"), zero
     assert ("LossScaleOptimizer" in zero.message) == (not scaled), zero.message
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_a_check_failing_around_fit_is_logged_and_fit_goes_on(monkeypatch, caplog, strict):
+    """A bug in a host-side check must not kill the user's script (``GRADGUARD_STRICT=1``,
+    the test suite's setting, raises it instead)."""
+
+    def broken(*args):
+        raise ValueError("a broken check")
+
+    monkeypatch.setattr(Guard, "on_fit_start", broken)
+    if not strict:
+        monkeypatch.delenv("GRADGUARD_STRICT")
+    model = mlp(depth=1)
+    model.compile(keras.optimizers.SGD(1e-2), "mse")
+    before = [w.copy() for w in model.get_weights()]
+    guard = Guard(options=Options.create(policy=WARN_ALL), raise_errors=False)
+    with guard.instrument_process(), caplog.at_level(logging.ERROR):
+        if strict:
+            with pytest.raises(ValueError, match="a broken check"):
+                model.fit(*regression_data(), batch_size=16, epochs=1, verbose=0)
+            return
+        model.fit(*regression_data(), batch_size=16, epochs=1, verbose=0)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    assert "a check failed in on_fit_start" in caplog.text, caplog.text
