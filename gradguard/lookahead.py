@@ -12,9 +12,10 @@ mask). Nothing fails.
 Told once on the host, from the first batch as `tokenlabels` is (`TrainStep`'s first batch, or
 `fit`'s arrays under ``gradguard run``): an input of token ids whose tokens, one step later, are
 the labels (`tokens.next_tokens`); the model is called in inference mode on a few of those
-rows, and again with every token after the middle position changed, and its outputs at the
-positions up to the middle must not change. Silent for causal models (a causal mask, a
-one-way RNN, a causal convolution), labels that are not the next tokens (a masked language
+rows, and again with each row's last token changed, and its outputs at the positions before
+must not change. Silent for causal models (a causal mask, a one-way RNN, a causal
+convolution), a prefix language model (its prompt read both ways, the rest causally: no
+earlier position sees the last token), labels that are not the next tokens (a masked language
 model's, tags), models with a stateful layer (a call would move its state) and models not
 built yet.
 """
@@ -45,10 +46,10 @@ def findings(model: Any, x: Any, y: Any, step: int) -> list[Finding]:
         return []
     for name, tokens, _ in tokens_lib.named_inputs(model, x):
         if tokens.shape == labels.shape and tokens_lib.is_tokens(tokens):
-            if tokens_lib.next_tokens(tokens, labels):
-                middle = tokens.shape[1] // 2
-                if _sees_ahead(model, x, name, tokens[:ROWS], middle):
-                    return [_finding(model, name, middle, step)]
+            if tokens_lib.next_tokens(tokens, labels) and _sees_ahead(
+                model, x, name, tokens[:ROWS]
+            ):
+                return [_finding(model, name, step)]
     return []
 
 
@@ -56,15 +57,21 @@ def _stateful(model: Any) -> bool:
     return any(getattr(layer, "stateful", False) for layer in _compat.flatten_layers(model))
 
 
-def _sees_ahead(model: Any, x: Any, name: str, tokens: np.ndarray, middle: int) -> bool:
-    """Whether `model`'s outputs up to position `middle` change with the tokens after it."""
-    ahead = np.arange(tokens.shape[1]) > middle
-    # Every token after the middle made another of the same ids (0, padding, stays).
-    changed = np.where(ahead & (tokens != 0), tokens % tokens.max() + 1, tokens)
-    if np.array_equal(changed, tokens):
-        return False
+def _sees_ahead(model: Any, x: Any, name: str, tokens: np.ndarray) -> bool:
+    """Whether `model`'s outputs before each row's last token change when only that one does.
+
+    The last token: one no earlier position may see, in a causal model and in a prefix language
+    model (whose prompt positions see each other) alike.
+    """
+    real = tokens != 0
+    rows = np.flatnonzero(real.any(axis=1))
+    last = tokens.shape[1] - 1 - np.argmax(real[rows, ::-1], axis=1)
+    changed = tokens.copy()
+    changed[rows, last] = tokens[rows, last] % tokens.max() + 1  # another of the same ids
+    earlier = np.zeros(tokens.shape, bool)
+    earlier[rows] = np.arange(tokens.shape[1]) < last[:, None]
     inputs = [_rows(x, name, t) for t in (tokens, changed)]
-    if inputs[0] is None:
+    if inputs[0] is None or not earlier.any():
         return False
     try:
         outputs = [tf.nest.flatten(model(given, training=False)) for given in inputs]
@@ -73,10 +80,10 @@ def _sees_ahead(model: Any, x: Any, name: str, tokens: np.ndarray, middle: int) 
         return False
     for before, after in zip(*outputs):
         before, after = np.asarray(before), np.asarray(after)
-        if before.ndim < 2 or before.shape[1] != tokens.shape[1]:
+        if before.ndim < 2 or before.shape[:2] != tokens.shape:
             continue  # (not one output per position)
-        scale = max(float(np.max(np.abs(before[:, : middle + 1]))), 1e-6)
-        if np.max(np.abs(after - before)[:, : middle + 1]) > CHANGED * scale:
+        scale = max(float(np.max(np.abs(before[earlier]))), 1e-6)
+        if np.max(np.abs(after - before)[earlier]) > CHANGED * scale:
             return True
     return False
 
@@ -100,16 +107,16 @@ def _rows(x: Any, name: str, tokens: np.ndarray) -> Any:
     return tokens
 
 
-def _finding(model: Any, name: str, middle: int, step: int) -> Finding:
+def _finding(model: Any, name: str, step: int) -> Finding:
     return Finding(
         "future-tokens-visible",
         f"The labels are the next tokens of the input {name} (a language model's, or a "
         f"teacher-forced decoder's), but model {model.name!r} sees ahead: its outputs at "
-        f"positions 0..{middle} change when only the tokens after position {middle} do. Each "
-        "position can read its own label from the next input token, so the training loss "
-        "falls to about 0 while generation, which sees only the prefix, fails. Mask the "
-        "future: MultiHeadAttention(...)(h, h, use_causal_mask=True), a one-way RNN (not "
+        "earlier positions change when only each row's last token does. Each position can "
+        "read its own label from the next input token, so the training loss falls to about 0 "
+        "while generation, which sees only the prefix, fails. Mask the future: "
+        "MultiHeadAttention(...)(h, h, use_causal_mask=True), a one-way RNN (not "
         "Bidirectional), Conv1D(..., padding='causal').",
         step,
-        details={"input": name, "middle": middle},
+        details={"input": name},
     )
