@@ -148,6 +148,9 @@ CODES: Mapping[str, CodeInfo] = {
     "loss-not-scaled": CodeInfo(
         _W, UpdateError, "a LossScaleOptimizer unscales gradients of a loss it never scaled"
     ),
+    "frozen-still-trained": CodeInfo(
+        _W, UpdateError, "layers frozen after fit, fit again without compile: still updated"
+    ),
     "stateful-shuffled": CodeInfo(
         _W, LossError, "a stateful RNN trained on rows fit shuffles: its state is another row's"
     ),

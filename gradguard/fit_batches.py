@@ -31,6 +31,7 @@ from gradguard import (
     augmentpair,
     batch,
     chance,
+    frozenlate,
     label_range,
     lookahead,
     maskzero,
@@ -74,6 +75,7 @@ class FitBatches:
         self._pixels: dict[int, rescaled.InputPixels | None] = {}
         self._weights: dict[int, sampleweights.LargestWeight] = {}
         self._given: dict[int, dict[str, Any]] = {}  # notes from fit's arrays (`given`)
+        self._traced: dict[int, list[Any]] = {}  # the variables each train step updates
         self.heldout = HeldoutScales()  # (fit's inputs, against evaluate's and predict's)
 
     def given(self, model: Any, arguments: Mapping[str, Any], step: int) -> list[Finding]:
@@ -86,7 +88,8 @@ class FitBatches:
         """
         x = arguments.get("x")
         stateful = statefulshuffle.finding(model, arguments, step)
-        found = [stateful] if stateful is not None else []
+        frozen = frozenlate.finding(model, self._traced.get(id(model), []), step)
+        found = [f for f in (stateful, frozen) if f is not None]
         if batch.head(x) is None and not isinstance(x, (list, tuple, Mapping)):
             # (an override's train_step may read the zip as anything: two unpaired image sets)
             unpaired_finding = unpaired.finding(x, step) if keras_own_step(model) else None
@@ -112,6 +115,7 @@ class FitBatches:
     def observe(self, model: Any, x: Any, y: Any, sample_weight: Any) -> None:
         """In-graph, as a train step of `model` is traced: folds its inputs, labels and weights."""
         key, loss = id(model), getattr(model, "loss", None)
+        self._traced[key] = list(model.trainable_variables)
         if key not in self._label_ranges and loss is not None:
             allowed = label_range.bounds(model, loss)
             if allowed is not None:
