@@ -148,6 +148,9 @@ CODES: Mapping[str, CodeInfo] = {
     "loss-not-scaled": CodeInfo(
         _W, UpdateError, "a LossScaleOptimizer unscales gradients of a loss it never scaled"
     ),
+    "tape-reused-after-update": CodeInfo(
+        _W, UpdateError, "gradients of a tape recorded before an earlier update, applied"
+    ),
     "frozen-still-trained": CodeInfo(
         _W, UpdateError, "layers frozen after fit, fit again without compile: still updated"
     ),

@@ -10,8 +10,8 @@ optimizer's updates (`apply_gradients` / `apply`) go through it (`gradguard.inst
   (`none-gradient`, with where the chain broke), and so is a gradient applied to a variable
   other than its own (`pairing`), gradients accumulated in variables never reset
   (`accumulators`), variables read that never got a gradient (`unreached`), a loss scaler's loss
-  never scaled (`lossscale`), a replica's loss averaged over its examples (`replicaloss`) and
-  gradients of the predictions, not of a loss (`predictiongrad`).
+  never scaled (`lossscale`), a replica's loss averaged over its examples (`replicaloss`),
+  gradients of the predictions (`predictiongrad`) or of a tape older than an update (`staletape`).
 
 Decorators: `gradguard.decorator`; ``gradguard run`` uses `Guard` process-wide (not `guard`).
 """
@@ -43,6 +43,7 @@ from gradguard.pairing import Pairing
 from gradguard.predictiongrad import PredictionGradients
 from gradguard.replicaloss import mean_per_replica
 from gradguard.stages import Stages
+from gradguard.staletape import StaleTapes
 from gradguard.tap import Tap
 from gradguard.unadapted import InputScales
 from gradguard.unreached import Unreached
@@ -82,8 +83,6 @@ class Guard:
         stages: Stages | None = None,
     ):
         optimizers, models = _as_list(optimizer), _as_list(model)
-        for each in optimizers:
-            check_optimizer(each)
         self.options = options if options is not None else Options.create()
         self.cadence = self.options.read_every
         self.models = models
@@ -96,7 +95,8 @@ class Guard:
         self._names = VariableNames(self.model, self.ledger)
         self.extra_sources = self.ledger.extra_sources  # (watched, not asked for: `instrument`)
         self._pairing = Pairing(ledger_key)  # which variable each gradient is of
-        self._predictions = PredictionGradients()  # (gradients of a model's outputs)
+        # Gradients of a model's outputs; of a tape recorded before an update.
+        self._predictions, self._stale = PredictionGradients(), StaleTapes()
         # With no optimizer named, a loop may update by hand: its losses are watched for NaN.
         self._manual = LossWatch() if self.optimizer is None else None
         watched = self.model is not None and self.options.watches_activations()  # (its layers)
@@ -108,6 +108,7 @@ class Guard:
         self.cores: dict[int, StepCore] = {}
         self.stages = stages if stages is not None else Stages()  # a game's players, or stages
         self._calls = 0  # host-side calls of the guarded function
+        self.process_wide = False  # (`instrument_process`: every call in the process)
         self._pending: list[findings_lib.Finding] = []
         self._traced_losses: list[tuple[tf.Tensor, int]] = []  # judged when traced to the end
         self._unwatched_reported = False  # a gradient asked of a tensor the tape did not watch
@@ -121,6 +122,7 @@ class Guard:
         for each in models:
             self.ledger.expect(list(getattr(each, "trainable_variables", [])))
         for each in optimizers:
+            check_optimizer(each)
             inner = _compat.inner_optimizer(each)
             if inner.built:
                 # Its variables now, not in the user's first trace: creating variables there
@@ -161,8 +163,6 @@ class Guard:
             self.ledger.expect(list(getattr(model, "trainable_variables", [])))
         self.models += [model for model in inner.models if model not in self.models]
 
-    process_wide = False
-
     @contextlib.contextmanager
     def instrument_process(self, *, activations: bool = False) -> Iterator[Guard]:
         """Routes every gradient call and every Keras optimizer update through this guard.
@@ -189,6 +189,7 @@ class Guard:
         flat_result = tf.nest.flatten(result) if result is not None else [None] * len(flat_sources)
         pairs = [(s, g) for s, g in zip(flat_sources, flat_result) if _compat.is_variable(s)]
         self._pairing.on_gradient(pairs)
+        self._stale.on_gradient(tape, pairs)
         self._predictions.on_gradient(self._tap.model_returning(target), target, pairs, weighted)
         unwatched = [s for s, g in zip(flat_sources, flat_result) if g is None]
         unwatched = [s for s in unwatched if not _compat.is_variable(s)]
@@ -260,6 +261,7 @@ class Guard:
         self._pending += self._pairing.misapplied(grads, variables, self._names, self._calls)
         self._pending += mean_per_replica(self._last_loss, self._calls)  # (in a replica?)
         self._pending += self._predictions.on_apply(grads, self._calls)
+        self._pending += self._stale.on_apply(grads, variables, self._calls)
         explicit_none = [v for g, v in zip(grads, variables) if g is None]
         if explicit_none and len(explicit_none) < len(variables):
             loss, names, step = self._last_loss, self._names, self._calls
@@ -364,8 +366,7 @@ class Guard:
         keras_variables = {ledger_key(v): v for layer in layers for v in layer.weights}
         untracked = self.ledger.untracked(layers)
         found = [*self._pending, *self._unreached.findings(step)]
-        frozen = [frozenbatch.graph_batch_frozen(*traced) for traced in self._traced_losses]
-        found += [finding for finding in frozen if finding is not None]
+        found += filter(None, (frozenbatch.graph_batch_frozen(*t) for t in self._traced_losses))
         found += self.forensics.label_findings(step) + self.stages.findings(step)
         found += [f for judge in self.inputs_read for f in judge.findings(step)]
         found += self.forensics.model_findings(self.cores.values(), step, final)

@@ -30,7 +30,7 @@ def test_every_design_code_is_in_the_catalog():
     batchnorm-statistics-stale ema-weights-stale embedding-ids-fractional
     accuracy-exact-match split-reshuffled optimizer-build-lost stateful-shuffled
     loss-not-scaled hinge-on-batch-total loss-averaged-per-replica augmentation-misaligned
-    gradient-of-predictions future-tokens-visible frozen-still-trained
+    gradient-of-predictions future-tokens-visible frozen-still-trained tape-reused-after-update
     """.split()
     assert sorted(gradguard.CODES) == sorted(design)
 
