@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from gradguard.findings import Finding
+from gradguard.findings import Finding, listing
 
 __all__ = ["finding"]
 
@@ -33,11 +33,11 @@ def finding(model: Any, traced: Sequence[Any], step: int) -> Finding | None:
     if not frozen:
         return None
     names = [getattr(v, "path", None) or v.name for v in frozen]
-    shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
     return Finding(
         "frozen-still-trained",
         f"{len(frozen)} variable(s) of {model.name!r} are frozen now (trainable=False), but this "
-        f"fit reuses the train function built before they were, and updates them still: {shown}. "
+        "fit reuses the train function built before they were, and updates them still: "
+        f"{listing(names)}. "
         "Keras 3 reads trainable when it builds the train function and keeps it until compile: "
         "call model.compile(...) after changing trainable.",
         step,

@@ -22,16 +22,15 @@ built yet.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from gradguard import _compat, batch
 from gradguard import tokens as tokens_lib
 from gradguard.findings import Finding
+from gradguard.statefulshuffle import stateful_layers
 
 __all__ = ["findings"]
 
@@ -42,7 +41,7 @@ CHANGED = 1e-4  # an output this much (relative to its largest) apart has read w
 def findings(model: Any, x: Any, y: Any, step: int) -> list[Finding]:
     """`future-tokens-visible` for a model fed `x` with labels `y` (a batch, or fit's arrays)."""
     labels = tokens_lib.label_tokens(y)
-    if labels is None or not getattr(model, "built", False) or _stateful(model):
+    if labels is None or not getattr(model, "built", False) or stateful_layers(model):
         return []
     for name, tokens, _ in tokens_lib.named_inputs(model, x):
         if tokens.shape == labels.shape and tokens_lib.is_tokens(tokens):
@@ -51,10 +50,6 @@ def findings(model: Any, x: Any, y: Any, step: int) -> list[Finding]:
             ):
                 return [_finding(model, name, step)]
     return []
-
-
-def _stateful(model: Any) -> bool:
-    return any(getattr(layer, "stateful", False) for layer in _compat.flatten_layers(model))
 
 
 def _sees_ahead(model: Any, x: Any, name: str, tokens: np.ndarray) -> bool:
@@ -70,7 +65,7 @@ def _sees_ahead(model: Any, x: Any, name: str, tokens: np.ndarray) -> bool:
     changed[rows, last] = tokens[rows, last] % tokens.max() + 1  # another of the same ids
     earlier = np.zeros(tokens.shape, bool)
     earlier[rows] = np.arange(tokens.shape[1]) < last[:, None]
-    inputs = [_rows(x, name, t) for t in (tokens, changed)]
+    inputs = [tokens_lib.rows_with(x, name, t) for t in (tokens, changed)]
     if inputs[0] is None or not earlier.any():
         return False
     try:
@@ -86,25 +81,6 @@ def _sees_ahead(model: Any, x: Any, name: str, tokens: np.ndarray) -> bool:
         if np.max(np.abs(after - before)[earlier]) > CHANGED * scale:
             return True
     return False
-
-
-def _rows(x: Any, name: str, tokens: np.ndarray) -> Any:
-    """`x`'s first rows, with `tokens` for the input `name` (as `tokens.named_inputs` names it).
-
-    None if an input is not an array.
-    """
-
-    def rows(value: Any, this: bool) -> Any:
-        head = tokens if this else batch.head(value)
-        return None if head is None else head[: len(tokens)]
-
-    if isinstance(x, Mapping):
-        given = {k: rows(v, name == f"x[{k!r}]") for k, v in x.items()}
-        return None if any(v is None for v in given.values()) else given
-    if isinstance(x, (list, tuple)):
-        listed = [rows(v, name.split(" ")[0] == f"x[{i}]") for i, v in enumerate(x)]
-        return None if any(v is None for v in listed) else listed
-    return tokens
 
 
 def _finding(model: Any, name: str, step: int) -> Finding:

@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from gradguard.findings import Finding
+from gradguard.findings import Finding, listing
 
 __all__ = ["StaleTapes"]
 
@@ -56,12 +56,11 @@ class StaleTapes:
             return []
         self._reported = True
         names = [getattr(v, "path", None) or v.name for v in stale]
-        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
         message = (
-            f"The gradients applied to {shown} come from a tape that recorded the forward pass "
-            "before an earlier update changed them: a persistent tape differentiates its one "
-            "recording, so each update on it repeats the first step's gradients, and the loss "
-            "at the weights each update makes is never seen. Record the forward pass anew "
-            "(a new tf.GradientTape, the loss recomputed) before each update."
+            f"The gradients applied to {listing(names, 3)} come from a tape that recorded the "
+            "forward pass before an earlier update changed them: a persistent tape "
+            "differentiates its one recording, so each update on it repeats the first step's "
+            "gradients, and the loss at the weights each update makes is never seen. Record the "
+            "forward pass anew (a new tf.GradientTape, the loss recomputed) before each update."
         )
         return [Finding("tape-reused-after-update", message, step, tuple(names))]

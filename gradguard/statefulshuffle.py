@@ -45,7 +45,7 @@ def _regrouping(dataset: Any) -> bool:
 
 def finding(model: Any, arguments: Mapping[str, Any], step: int) -> Finding | None:
     """`stateful-shuffled` for a `fit` shuffling the rows a stateful layer carries state across."""
-    stateful = [layer.name for layer in _compat.flatten_layers(model) if _stateful(layer)]
+    stateful = stateful_layers(model)
     if not stateful:
         return None
     x = arguments.get("x")
@@ -77,6 +77,8 @@ def _arrays(x: Any) -> bool:
     return x is not None and all(hasattr(a, "shape") for a in tf.nest.flatten(x))
 
 
-def _stateful(layer: Any) -> bool:
+def stateful_layers(model: Any) -> list[str]:
+    """The names of `model`'s layers built with ``stateful=True``."""
     # (An RNN wrapper or a Keras RNN layer; a Bidirectional wrapper passes it to its halves.)
-    return getattr(layer, "stateful", False) is True
+    layers = _compat.flatten_layers(model)
+    return [layer.name for layer in layers if getattr(layer, "stateful", False) is True]

@@ -13,7 +13,15 @@ import numpy as np
 
 from gradguard import batch
 
-__all__ = ["edge_share", "is_tokens", "label_tokens", "named_inputs", "next_tokens", "runs"]
+__all__ = [
+    "edge_share",
+    "is_tokens",
+    "label_tokens",
+    "named_inputs",
+    "next_tokens",
+    "rows_with",
+    "runs",
+]
 
 MIN_POSITIONS = 64  # non-padding positions to see before judging
 SHIFTED = 0.9  # share of an input's tokens, one step later, equal to the labels: next tokens
@@ -53,19 +61,43 @@ def named_inputs(model: Any, x: Any) -> list[tuple[str, np.ndarray, Any]]:
     symbolic = list(getattr(model, "inputs", None) or [])
     if isinstance(x, Mapping):
         by_name = {getattr(t, "name", None): t for t in symbolic}
-        named = [(f"x[{key!r}]", value, by_name.get(key)) for key, value in x.items()]
+        named = [(_keyed(key), value, by_name.get(key)) for key, value in x.items()]
     elif isinstance(x, (list, tuple)):
         symbolic = symbolic if len(symbolic) == len(x) else [None] * len(x)
         history = [getattr(t, "_keras_history", None) for t in symbolic]
         layers = [getattr(getattr(h, "operation", None), "name", None) for h in history]
         named = [
-            (f"x[{i}]" + (f" (input layer {layer!r})" if layer else ""), value, tensor)
+            (_keyed(i) + (f" (input layer {layer!r})" if layer else ""), value, tensor)
             for i, (layer, value, tensor) in enumerate(zip(layers, x, symbolic))
         ]
     else:
         named = [("x", x, symbolic[0] if len(symbolic) == 1 else None)]
     arrays = [(name, batch.head(value), tensor) for name, value, tensor in named]
     return [(name, array, tensor) for name, array, tensor in arrays if array is not None]
+
+
+def rows_with(x: Any, name: str, tokens: np.ndarray) -> Any:
+    """`x`'s first rows, with `tokens` for the input `name` (as `named_inputs` names it).
+
+    None if an input is not an array.
+    """
+
+    def rows(value: Any, this: bool) -> Any:
+        head = tokens if this else batch.head(value)
+        return None if head is None else head[: len(tokens)]
+
+    if isinstance(x, Mapping):
+        given = {k: rows(v, name == _keyed(k)) for k, v in x.items()}
+        return None if any(v is None for v in given.values()) else given
+    if isinstance(x, (list, tuple)):
+        listed = [rows(v, name.split(" ")[0] == _keyed(i)) for i, v in enumerate(x)]
+        return None if any(v is None for v in listed) else listed
+    return tokens
+
+
+def _keyed(key: Any) -> str:
+    """An input named as the user indexes `x`: ``x['ids']``, ``x[1]``."""
+    return f"x[{key!r}]"
 
 
 def is_tokens(array: np.ndarray) -> bool:
