@@ -247,7 +247,7 @@ out["guard"] = {
 }
 # (gradguard's rarely taken branches read every copy of a mirrored variable there)
 out["cross_replica"] = {
-    "single": guarded_user_step(None, 0.05, 1.0),
+    "single": out["guard"]["single"],  # (the same one-device run)
     "mirrored": guarded_user_step(STRATEGY, 0.05, 1.0, cross_replica=True),
 }
 
