@@ -403,6 +403,37 @@ def test_resuming_a_lowered_learning_rate_is_silent(stage1):
     )
 
 
+@pytest.mark.parametrize("case", ["asked-lower", "set-again-after-compile", "asked-higher"])
+def test_a_model_restored_before_compile_gets_the_saved_rate_from_compile(trained, tmp_path, case):
+    # TensorFlow puts the saved optimizer's rate into the optimizer `compile` attaches to a
+    # model restored before it (deferred; hunt22 p03_fix): stage 2 asks 1e-5, trains at 1e-3.
+    model, optimizer = trained
+    model.compile(optimizer=optimizer, loss="mse")
+    path = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
+    fresh = make()
+    asked = 1e-2 if case == "asked-higher" else 1e-5
+
+    def stage2() -> None:
+        tf.train.Checkpoint(model=fresh).restore(path)
+        fresh.compile(optimizer=keras.optimizers.Adam(asked), loss="mse")
+        if case == "set-again-after-compile":
+            fresh.optimizer.learning_rate = asked
+        fresh.fit(X, Y, batch_size=32, epochs=1, verbose=0)
+
+    report = watched(stage2)
+    if case != "asked-lower":  # (a restored rate below the asked one: a lowered rate resumed)
+        assert len(report) == 0, str(report)
+        return
+    assert np.isclose(float(fresh.optimizer.learning_rate), 1e-3)  # TF really put it there
+    changed = finding(report, "checkpoint-optimizer-config-changed")
+    assert report.codes() == {changed.code} and changed.variables == (
+        "model/optimizer/learning_rate",
+    )
+    assert "the 1e-05 the code asked for" in changed.message
+    assert "model/optimizer.learning_rate = 1e-05 after compile" in changed.message
+    assert f"iteration count, {int(optimizer.iterations)})" in changed.message  # (at compile)
+
+
 def test_validate_names_the_learning_rate_without_a_sidecar(stage1):
     report = checkpoint.validate(stage1, model=make(), optimizer=keras.optimizers.Adam(1e-5))
     changed = finding(report, "checkpoint-optimizer-config-changed")

@@ -289,6 +289,11 @@ BUGS: dict[str, Bug] = {
         ("checkpoint-optimizer-config-changed",),
         mentions=(("checkpoint-optimizer-config-changed", "the 1e-05 the code asked for"),),
     ),
+    # The same in a model restored before compile: TF puts the rate into compile's optimizer.
+    "bug_checkpoint_restored_before_compile_keeps_pretrain_lr_fit.py": Bug(
+        ("checkpoint-optimizer-config-changed",),
+        mentions=(("checkpoint-optimizer-config-changed", "after compile"),),
+    ),
     # SGD's slots do not fit Adam's: the rows that meet are optimizer slots of other shapes.
     "bug_optimizer_class_changed_sgd_to_adam.py": Bug(
         ("checkpoint-optimizer-config-changed",),
@@ -514,6 +519,7 @@ HEALTHY: dict[str, Healthy] = {
     # A checkpoint, a SavedModel and an archive written under run hold none of its state.
     "ok_export_after_custom_loop_and_fit.py": Healthy(),
     "ok_checkpoint_restore_then_set_finetune_lr.py": Healthy(),
+    "ok_checkpoint_restored_before_compile_resumes_fit.py": Healthy(),
     "ok_optimizer_same_class_resume.py": Healthy(),
     # The twin of bug_adam_learning_rate_one: large first steps, then a loss far below chance.
     "ok_sgd_momentum_rewrites_fresh_head_then_converges_fit.py": Healthy(),

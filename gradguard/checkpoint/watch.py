@@ -23,7 +23,9 @@ gives a model restored before it): what the restore put in since is not reported
 And a restore puts the saved learning rate back over the one the code asked for (stage 2
 fine-tunes at 1e-5 after stage 1 at 1e-3, and trains at 1e-3). Scripts that know this set the
 rate again after restoring, so the watcher looks when it is removed (at the end of `gradguard
-run`): a rate still at the restored value, above the one asked for, is reported.
+run`): a rate still at the restored value, above the one asked for, is reported. A model
+restored before `compile` gets the saved rate in the optimizer `compile` attaches (deferred), so
+`compile` is watched for that too (`gradguard.checkpoint.compiles`).
 A restored rate below the one asked for is what resuming a run whose rate was lowered on the way
 (e.g. by `ReduceLROnPlateau`) looks like, and is left alone.
 """
@@ -44,7 +46,7 @@ import tensorflow as tf
 from absl import logging
 
 from gradguard import instrument, updating
-from gradguard.checkpoint import files, graph
+from gradguard.checkpoint import compiles, files, graph
 from gradguard.checkpoint.compare import check
 from gradguard.checkpoint.values import OptimizerState, is_optimizer
 from gradguard.findings import Finding, Report
@@ -126,14 +128,9 @@ def _objects_of(owner: Any) -> dict[str, Any]:
     return {"model": owner}
 
 
-def _rate(optimizer: Any) -> float | None:
-    rate = optimizer.learning_rate
-    return float(np.asarray(rate)) if isinstance(rate, keras.Variable) else None
-
-
 def _rate_changed(state: OptimizerState) -> bool:
     """Whether the optimizer restored into asks another learning rate than the saved one."""
-    asked = _rate(state.optimizer)
+    asked = compiles.rate(state.optimizer)
     if asked is None or state.learning_rate is None:
         return False
     return bool(np.float32(asked) != np.float32(state.learning_rate))
@@ -149,24 +146,28 @@ class _RestoredRate:
     asked: float
     saved: float
     iterations: int | None
+    deferred: bool = False  # put into the optimizer `compile` attached after the restore
 
     def finding(self) -> Finding | None:
         """The finding, if the optimizer still trains at the restored rate, above the asked."""
         optimizer = self.optimizer()
         if optimizer is None or self.saved <= self.asked:
             return None
-        now = _rate(optimizer)
+        now = compiles.rate(optimizer)
         if now is None or np.float32(now) != np.float32(self.saved):
             return None  # the script set the rate again after restoring
         count = (
             f" (and its iteration count, {self.iterations})" if self.iterations is not None else ""
         )
+        how, after = ("restoring put", "restoring")
+        if self.deferred:
+            how, after = ("the restore made before compile put", "compile")
         return Finding(
             "checkpoint-optimizer-config-changed",
             f"{self.key} trains at learning_rate {self.saved:.6g}, the value saved in "
-            f"{self.path}, not the {self.asked:.6g} the code asked for: restoring put the saved "
+            f"{self.path}, not the {self.asked:.6g} the code asked for: {how} the saved "
             f"learning rate back{count}, since it is a variable of the optimizer; set "
-            f"{self.key}.learning_rate = {self.asked:.6g} after restoring to train at the new "
+            f"{self.key}.learning_rate = {self.asked:.6g} after {after} to train at the new "
             "rate.",
             # The variable, not the optimizer: not merged with what was found at the restore.
             variables=(f"{self.key}/learning_rate",),
@@ -246,6 +247,7 @@ class _Watcher:
         # Values a checkpoint's restore leaves behind, with its restore's coordinator (None:
         # no status came back), whose `expect_partial` the status's `expect_partial()` sets.
         self.partial: list[tuple[Any, list[Finding]]] = []
+        self.compiles = compiles.CompileWatch(self._compiled)
 
     def __call__(
         self, owner: Any, path: Any, restore: Callable[[], Any], skip_mismatch: bool
@@ -295,6 +297,7 @@ class _Watcher:
                 waiting = _UntrainedYet(refs, updates, later, None)
                 self.waiting.append(waiting)
             self.rates += [r for s in checked.optimizers if (r := self._rate(resolved, s))]
+            self.compiles.restored(_objects_of(owner), resolved)
         except Exception as e:  # noqa: BLE001 - the user's script must go on
             logging.warning("gradguard: could not validate checkpoint %s: %s", path, e)
         status = restore()
@@ -309,10 +312,17 @@ class _Watcher:
     def _rate(path: str, state: OptimizerState) -> _RestoredRate | None:
         if not state.restored or not _rate_changed(state):
             return None
-        asked, saved = _rate(state.optimizer), state.learning_rate
+        asked, saved = compiles.rate(state.optimizer), state.learning_rate
         assert asked is not None and saved is not None  # (as `_rate_changed` read them)
         optimizer = weakref.ref(state.optimizer)
         return _RestoredRate(path, state.key, optimizer, asked, saved, state.iterations)
+
+    def _compiled(
+        self, path: str, key: str, optimizer: Any, asked: float, saved: float, iterations: int
+    ) -> None:
+        """`compile` put the rate a restore saved into the optimizer (`CompileWatch`)."""
+        ref = weakref.ref(optimizer)
+        self.rates.append(_RestoredRate(path, key, ref, asked, saved, iterations, deferred=True))
 
     def _add(self, finding: Finding) -> None:
         if self.report.add(finding):
@@ -371,5 +381,6 @@ def watch_restores(report: Report) -> Callable[[], None]:
     watcher = _Watcher(report)
     stack = contextlib.ExitStack()
     stack.enter_context(watching_restores(watcher))
+    stack.enter_context(watcher.compiles.patch)
     stack.callback(watcher.finish)
     return stack.close
