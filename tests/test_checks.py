@@ -969,6 +969,7 @@ def test_input_suspects_join_the_loss_not_decreasing_message(key, resumed):
         (1e-10, None, False),  # a constant 1e-10 is below float precision
         (1e-10, ("ExponentialDecay", 1e-3), True),  # a schedule brought it there
         (9e-4, ("CosineDecay", 1e-3), False),  # barely decayed: not the schedule's doing
+        (3e-3, None, False),  # a rate that moves weights: the gradients shrank (hunt22 p10)
     ],
 )
 def test_weights_that_stopped_are_blamed_on_a_schedule_only_when_it_ran_out(
@@ -982,6 +983,20 @@ def test_weights_that_stopped_are_blamed_on_a_schedule_only_when_it_ran_out(
     (stopped,) = [f for f in check.judge(state, context) if f.code == "weights-unchanged"]
     assert ("decay_steps" in stopped.message) == blamed, stopped.message
     assert (schedule is not None and blamed) == ("ExponentialDecay" in stopped.message)
+    shrank = learning_rate >= 1e-6 and not blamed
+    assert ("gradients shrank" in stopped.message) == shrank, stopped.message
+    tiny = 0 < learning_rate < 1e-6 and not blamed
+    assert ("too small for float precision" in stopped.message) == tiny, stopped.message
+
+
+def test_a_stall_of_every_gradient_names_a_loss_whose_rest_is_cut_from_the_tape():
+    # hunt22 p10: a PINN's boundary term fitted exactly, its residual a constant (the derivative
+    # taken on a tape not nested in the training tape): every gradient exactly 0, loss 0.5.
+    (scripted,) = [s for s in SCRIPTED if s.name == "zero-gradient-every-gradient-stalls-at-step-2"]
+    check, state = fold(scripted, "graph")
+    steps = len(scripted.steps)
+    (finding,) = check.judge(state, Context(steps=steps, step=steps - 1))
+    assert "since step 2" in finding.message and "not nested in it" in finding.message
 
 
 @pytest.mark.parametrize("decay", ["halved-every-10-steps", "cosine-to-0"])

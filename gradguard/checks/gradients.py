@@ -73,8 +73,10 @@ class ZeroGradient(Check):
             message = (
                 f"Every gradient has been exactly zero since step {since} ({stalled} steps in a "
                 "row) although the loss is not: training stopped. Every ReLU feeding the loss "
-                "died (a learning rate too high, an output layer with a ReLU), or the gradients "
-                "were zeroed before the optimizer (an accumulator reset before "
+                "died (a learning rate too high, an output layer with a ReLU), the part of the "
+                "loss that reaches the weights is fitted exactly and the rest is cut from the "
+                "tape (computed outside it, or a derivative taken on a tape not nested in it), "
+                "or the gradients were zeroed before the optimizer (an accumulator reset before "
                 "apply_gradients)."
             )
             # A warning: training had gradients, and a stall can pass (a saturated adversary).

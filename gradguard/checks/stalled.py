@@ -1,7 +1,7 @@
 """Weights that moved, then stopped: `UpdateRatio`'s findings for a run that stalled partway.
 
-Exactly (`weights-unchanged`: a schedule that reached 0, or a rate below float precision), or
-all but (`update-too-small` under a learning rate brought down `DECAYED` times or more). Both
+Exactly (`weights-unchanged`: a schedule that reached 0, a rate below float precision, or
+gradients that shrank below it at a rate that moved the weights), or all but (`update-too-small` under a learning rate brought down `DECAYED` times or more). Both
 read `UpdateRatio`'s streak state; one cause is told once, the earlier one.
 """
 
@@ -14,10 +14,13 @@ import numpy as np
 from gradguard.findings import Finding, Severity, listing, number
 from gradguard.stats import Context, Layout
 
-__all__ = ["DECAYED", "STALLED_SHARE", "judge"]
+__all__ = ["DECAYED", "MOVING_RATE", "STALLED_SHARE", "judge"]
 
 DECAYED = 1e-3  # a learning rate this far below its start was brought down by the run
 STALLED_SHARE = 0.2  # ... and ratios below `low` for this share of the run: it stopped
+# A rate this large changes a float32 weight of magnitude up to ~10 whenever the gradient (for
+# Adam, its normalized step) is of order one: below precision at it, the gradients shrank.
+MOVING_RATE = 1e-6
 
 
 def judge(
@@ -71,6 +74,12 @@ def _stopped(
     decayed = _decayed(context)
     if decayed:
         cause = decayed
+    elif context.learning_rate and context.learning_rate >= MOVING_RATE:
+        cause = (
+            f"their gradients shrank until an update at this learning rate{lr} no longer "
+            "changes these float32 values: the loss has converged for them, and if it is still "
+            "high, a term of it does not reach them"
+        )
     elif context.learning_rate:  # still positive: not a schedule run out
         cause = f"the learning rate{lr} is too small for float precision at these weights"
     else:
