@@ -23,6 +23,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from gradguard.carried import carries
 from gradguard.findings import Finding
 
 __all__ = ["PredictionGradients"]
@@ -52,7 +53,7 @@ class PredictionGradients:
 
     def on_apply(self, grads: Sequence[Any], step: int) -> list[Finding]:
         """`gradient-of-predictions` if the update applies those gradients (once per run)."""
-        if self._reported or not any(_carries(g, self._gradients) for g in grads):
+        if self._reported or not any(carries(g, self._gradients) for g in grads):
             return []
         self._reported = True
         name, shape = getattr(self._model, "name", "model"), tuple(self._shape)
@@ -67,32 +68,6 @@ class PredictionGradients:
             details={"model": name, "shape": list(shape)},
         )
         return [finding]
-
-
-# Ops that pass a gradient on value by value: clipped (`tf.clip_by_global_norm`, `clip_by_norm`,
-# `clip_by_value`), scaled, cast, masked, summed with another (accumulated, decayed).
-_ELEMENTWISE = {
-    "Identity", "IdentityN", "Mul", "RealDiv", "Cast", "ClipByValue", "Maximum", "Minimum",
-    "Neg", "Select", "SelectV2", "AddV2", "AddN",
-}  # fmt: skip
-
-
-def _carries(gradient: Any, taken: Sequence[Any], depth: int = 8) -> bool:
-    """Whether `gradient` is one of `taken`, or, in a traced step, made from one value by value.
-
-    Followed only through `_ELEMENTWISE` ops and their operands of the gradient's own shape
-    (the clipped tensor, not the norm that scales it). An eager tensor has no history.
-    """
-    if any(gradient is t for t in taken):
-        return True
-    op = getattr(gradient, "op", None)
-    if depth == 0 or op is None or op.type not in _ELEMENTWISE:
-        return False
-    return any(
-        _carries(operand, taken, depth - 1)
-        for operand in op.inputs
-        if operand.shape == gradient.shape
-    )
 
 
 def _predicts(model: Any) -> bool:

@@ -12,7 +12,8 @@ gradients before, of variables an optimizer has updated since that tape's first 
 Silent for several losses differentiated before any update (a GAN's two players from one
 persistent tape, even with one player's update between: the other's variables did not change),
 gradients accumulated over micro-batches (no update between), gradients taken again only to be
-logged (not applied), and a new tape per update.
+logged (not applied), and a new tape per update. In a traced step, stale gradients clipped or
+scaled before the update still count (PPO-style loops clip them).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
+from gradguard.carried import carries
 from gradguard.findings import Finding, listing
 
 __all__ = ["StaleTapes"]
@@ -49,7 +51,7 @@ class StaleTapes:
 
     def on_apply(self, grads: Sequence[Any], variables: Sequence[Any], step: int) -> list[Finding]:
         """An update of `variables` by `grads`: `tape-reused-after-update` if stale (once)."""
-        stale = [v for v, g in self._stale if any(g is applied for applied in grads)]
+        stale = [v for v, g in self._stale if any(carries(applied, [g]) for applied in grads)]
         for v in variables:
             self._updates[id(v)] = self._updates.get(id(v), 0) + 1
         if not stale or self._reported:

@@ -1,8 +1,9 @@
 """Weights that moved, then stopped: `UpdateRatio`'s findings for a run that stalled partway.
 
 Exactly (`weights-unchanged`: a schedule that reached 0, a rate below float precision, or
-gradients that shrank below it at a rate that moved the weights), or all but (`update-too-small` under a learning rate brought down `DECAYED` times or more). Both
-read `UpdateRatio`'s streak state; one cause is told once, the earlier one.
+gradients that shrank below it at a rate that moved the weights), or all but
+(`update-too-small` under a learning rate brought down `DECAYED` times or more). Both read
+`UpdateRatio`'s streak state; one cause is told once, the earlier one.
 """
 
 from __future__ import annotations
