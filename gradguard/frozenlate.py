@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from gradguard import stats
 from gradguard.findings import Finding, listing
 
 __all__ = ["finding"]
@@ -32,7 +33,7 @@ def finding(model: Any, traced: Sequence[Any], step: int) -> Finding | None:
     frozen = [v for v in traced if id(v) not in now]
     if not frozen:
         return None
-    names = [getattr(v, "path", None) or v.name for v in frozen]
+    names = stats.names(frozen, model.name)
     return Finding(
         "frozen-still-trained",
         f"{len(frozen)} variable(s) of {model.name!r} are frozen now (trainable=False), but this "

@@ -261,7 +261,7 @@ class Guard:
         self._pending += self._pairing.misapplied(grads, variables, self._names, self._calls)
         self._pending += mean_per_replica(self._last_loss, self._calls)  # (in a replica?)
         self._pending += self._predictions.on_apply(grads, self._calls)
-        self._pending += self._stale.on_apply(grads, variables, self._calls)
+        self._pending += self._stale.on_apply(grads, variables, self._calls, self._names)
         explicit_none = [v for g, v in zip(grads, variables) if g is None]
         if explicit_none and len(explicit_none) < len(variables):
             loss, names, step = self._last_loss, self._names, self._calls

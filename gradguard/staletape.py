@@ -19,7 +19,7 @@ scaled before the update still count (PPO-style loops clip them).
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from gradguard.carried import carries
@@ -49,20 +49,29 @@ class StaleTapes:
         for v, _ in pairs:
             first.setdefault(id(v), self._updates.get(id(v), 0))
 
-    def on_apply(self, grads: Sequence[Any], variables: Sequence[Any], step: int) -> list[Finding]:
-        """An update of `variables` by `grads`: `tape-reused-after-update` if stale (once)."""
+    def on_apply(
+        self,
+        grads: Sequence[Any],
+        variables: Sequence[Any],
+        step: int,
+        names: Callable[[list[Any]], list[str]],
+    ) -> list[Finding]:
+        """An update of `variables` by `grads`: `tape-reused-after-update` if stale (once).
+
+        `names` gives variables their display names (the guard's `naming.VariableNames`).
+        """
         stale = [v for v, g in self._stale if any(carries(applied, [g]) for applied in grads)]
         for v in variables:
             self._updates[id(v)] = self._updates.get(id(v), 0) + 1
         if not stale or self._reported:
             return []
         self._reported = True
-        names = [getattr(v, "path", None) or v.name for v in stale]
+        shown = names(stale)
         message = (
-            f"The gradients applied to {listing(names, 3)} come from a tape that recorded the "
+            f"The gradients applied to {listing(shown, 3)} come from a tape that recorded the "
             "forward pass before an earlier update changed them: a persistent tape "
             "differentiates its one recording, so each update on it repeats the first step's "
             "gradients, and the loss at the weights each update makes is never seen. Record the "
             "forward pass anew (a new tf.GradientTape, the loss recomputed) before each update."
         )
-        return [Finding("tape-reused-after-update", message, step, tuple(names))]
+        return [Finding("tape-reused-after-update", message, step, tuple(shown))]
