@@ -160,6 +160,9 @@ CODES: Mapping[str, CodeInfo] = {
     "ema-weights-stale": CodeInfo(
         _W, UpdateError, "use_ema's average, put in the model by fit, mostly its first weights"
     ),
+    "predictions-constant": CodeInfo(
+        _W, LossError, "once fit ends, every training example gets the same prediction"
+    ),
     # Before the long run (`gradguard.preflight`).
     "initial-loss-unexpected": CodeInfo(
         _W, LossError, "the initial loss is far above what an untrained model measures"

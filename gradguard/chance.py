@@ -18,7 +18,7 @@ import tensorflow as tf
 from gradguard import _compat, ordering, replicas
 from gradguard.findings import Finding
 
-__all__ = ["LabelCounts", "LabelSample", "chance_loss", "comparable"]
+__all__ = ["LabelCounts", "LabelSample", "chance_loss", "comparable", "loss_family"]
 
 # Keras loss names (as `model.compile` and `keras.losses.get` spell them) by family.
 _SPARSE = {"sparse_categorical_crossentropy", "sparsecategoricalcrossentropy"}
@@ -27,7 +27,7 @@ _BINARY = {"binary_crossentropy", "binarycrossentropy"}
 _SQUARED = {"mean_squared_error", "meansquarederror", "mse"}
 
 
-def _family(loss: Any) -> str | None:
+def loss_family(loss: Any) -> str | None:
     """The loss's family from its Keras name, class name or function name; None if unknown."""
     if loss is None:
         return None
@@ -74,7 +74,7 @@ def chance_loss(loss: Any, outputs: int | None, labels: Any = None) -> float | N
     Returns:
       The loss of predicting the label distribution, or None (an unknown loss, no classes).
     """
-    family = _family(loss)
+    family = loss_family(loss)
     enough = MIN_LABELS  # labels to tell frequencies from: 10 a class where there are many
     if family in ("sparse", "categorical"):
         enough = max(enough, 10 * (outputs or 0))
@@ -222,7 +222,7 @@ class LabelCounts:
     def __init__(self, loss: Any, outputs: int):
         self.loss = loss
         self.outputs = outputs
-        self.family = _family(loss)
+        self.family = loss_family(loss)
         self.smoothing = float(getattr(loss, "label_smoothing", 0.0) or 0.0)
         self._counts: tf.Variable | None = None
         # Whether the batches come one class at a time.
@@ -234,7 +234,7 @@ class LabelCounts:
 
         C outputs of a categorical one; any number of 0/1 outputs, counted together.
         """
-        family = _family(loss)
+        family = loss_family(loss)
         if family == "binary":
             return outputs is not None and outputs >= 1
         return family in ("sparse", "categorical") and outputs is not None and outputs >= 2

@@ -2,8 +2,9 @@
 
 Its held-out data against its history (`heldout`), its `class_weight` (`classweights`) and its
 `sample_weight` (`lossmask`), each judged from what `fit` was given; the weights `fit` put into
-the model at its end, an optimizer's moving average (`ema`); and a metric that cannot score
-probabilities (`exactaccuracy`).
+the model at its end, an optimizer's moving average (`ema`); a metric that cannot score
+probabilities (`exactaccuracy`); and the model's predictions on `fit`'s arrays, the same for
+every example (`collapsed`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gradguard import classweights, ema, exactaccuracy, heldout, lossmask, output_layer
+from gradguard import classweights, collapsed, ema, exactaccuracy, heldout, lossmask, output_layer
 from gradguard.findings import Finding
 
 __all__ = ["judge"]
@@ -31,4 +32,5 @@ def judge(
     found += ema.stale(model.optimizer, step)
     found += exactaccuracy.always_zero(model, history, arguments.get("callbacks"), step)
     kept = lossmask.fit_weights_keep_one_label(arguments, step)
+    found += collapsed.after_fit(model, arguments, step)
     return found + ([] if kept is None else [kept])
