@@ -18,7 +18,7 @@ import tensorflow as tf
 from gradguard import _compat, ordering, replicas
 from gradguard.findings import Finding
 
-__all__ = ["LabelCounts", "LabelSample", "chance_loss", "comparable", "loss_family"]
+__all__ = ["NOISY", "LabelCounts", "LabelSample", "chance_loss", "comparable", "loss_family"]
 
 # Keras loss names (as `model.compile` and `keras.losses.get` spell them) by family.
 _SPARSE = {"sparse_categorical_crossentropy", "sparsecategoricalcrossentropy"}
@@ -190,7 +190,8 @@ class LabelSample:
 
 # Layers that make the training loss noisier than the model: it then runs above the labels'
 # entropy while the model, at inference, beats it.
-_NOISY = (keras.layers.Dropout, keras.layers.GaussianNoise, keras.layers.GaussianDropout)
+# Layers whose training-mode noise keeps the training loss off the labels' entropy.
+NOISY = (keras.layers.Dropout, keras.layers.GaussianNoise, keras.layers.GaussianDropout)
 
 
 def comparable(model: Any) -> bool:
@@ -201,7 +202,7 @@ def comparable(model: Any) -> bool:
     to the loss (`model.losses`: an L2 term is not the labels' to beat).
     """
     layers = _compat.flatten_layers(model)
-    noisy = any(isinstance(layer, _NOISY) and getattr(layer, "rate", 0) for layer in layers)
+    noisy = any(isinstance(layer, NOISY) and getattr(layer, "rate", 0) for layer in layers)
     return not noisy and not getattr(model, "losses", None)
 
 

@@ -35,7 +35,6 @@ EXAMPLES = 256
 # A loss on the examples checked this near the labels' entropy or above: at chance. Collapsed
 # models measured 0.99 to 1.02 of it; trained ones, with dropout or L2, 0.3 to 0.86.
 AT_CHANCE = 0.97
-_NOISY = (keras.layers.Dropout, keras.layers.GaussianNoise, keras.layers.GaussianDropout)
 HEAVY = 0.01  # a regularizer factor (l1 or l2) this large: named as the cause
 _PENALTIES = ("kernel_regularizer", "bias_regularizer", "activity_regularizer")
 
@@ -145,7 +144,7 @@ def _cause(model: Any) -> str:
     dropped = [
         f"{layer.name} (rate {float(layer.rate):g})"
         for layer in layers
-        if isinstance(layer, _NOISY) and float(getattr(layer, "rate", 0) or 0) >= 0.5
+        if isinstance(layer, chance.NOISY) and float(getattr(layer, "rate", 0) or 0) >= 0.5
     ]
     if dropped:
         return (
