@@ -190,7 +190,6 @@ class LabelSample:
 
 # Layers that make the training loss noisier than the model: it then runs above the labels'
 # entropy while the model, at inference, beats it.
-# Layers whose training-mode noise keeps the training loss off the labels' entropy.
 NOISY = (keras.layers.Dropout, keras.layers.GaussianNoise, keras.layers.GaussianDropout)
 
 
