@@ -107,6 +107,9 @@ CODES: Mapping[str, CodeInfo] = {
     "batch-frozen-at-trace": CodeInfo(_W, LossError, "the same examples every step: drawn once"),
     "softmax-over-one": CodeInfo(_W, GradientError, "softmax weights over one position: all 1"),
     "monitor-mode-inverted": CodeInfo(_W, LossError, "a callback keeps the worst epoch as best"),
+    "monitor-not-logged": CodeInfo(
+        _W, LossError, "a callback watches a name fit never logs: it never acts"
+    ),
     "regularization-ignored": CodeInfo(_W, LossError, "regularizers never added to the loss"),
     "augmentation-repeated": CodeInfo(_W, LossError, "random augmentation repeats every epoch"),
     "activation-missing": CodeInfo(

@@ -109,7 +109,7 @@ class Forensics:
         if core is not None:
             self.note_chance(core)
             found += fitend.judge(model, core.notes, history, arguments, core.steps - 1)
-        found += monitors.findings(model, arguments.get("callbacks"), step)
+        found += monitors.findings(model, arguments.get("callbacks"), history, step)
         self._stale.fit_ended(model, arguments, history, step)
         return found + self._fit_length.judge(model, arguments, step)
 

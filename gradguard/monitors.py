@@ -1,4 +1,4 @@
-"""A callback that keeps the worst epoch as its best (`monitor-mode-inverted`).
+"""Callbacks that keep the worst epoch (`monitor-mode-inverted`) or watch nothing logged.
 
 Keras' `EarlyStopping`, `ModelCheckpoint` and `ReduceLROnPlateau` watch a logged quantity
 (``monitor``) and are told whether lower or higher is better (``mode``). Copied from a
@@ -15,16 +15,24 @@ Keras' three callbacks against the direction of what they watch, known exactly: 
 judged: a metric of the user's own (a function, or a subclass, which may turn the direction
 around: an error rate from an accuracy), an output's loss (an adversary's head is trained to
 raise it: domain-adversarial training), and a user's own callback.
+
+And a callback told to watch a name `fit` never logs (``monitor="val_mse"`` where the loss is
+logged as ``val_loss``, a metric's name mistyped) does nothing at all: Keras warns each epoch
+and goes on, `ReduceLROnPlateau` never lowers the rate, `EarlyStopping` never stops and
+`ModelCheckpoint(save_best_only=True)` never saves (`monitor-not-logged`). Told when `fit`
+returns, from its history: the name is not among the logged ones, and the callback never saw a
+value.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator
 from typing import Any
 
 import keras
 
-from gradguard.findings import Finding
+from gradguard.findings import Finding, listing
 
 __all__ = ["KEEP_BEST", "findings", "metrics_of"]
 
@@ -71,10 +79,22 @@ _EFFECTS = {  # what the worst epoch taken for the best does, by callback
 }
 
 
-def findings(model: Any, callbacks: Any, step: int) -> list[Finding]:
-    """`monitor-mode-inverted` for each of `fit`'s `callbacks` told the wrong way to improve."""
+_NEVER = {  # what a callback whose quantity never came does, by callback
+    "EarlyStopping": "never stops early, nor keeps a best epoch's weights",
+    "ModelCheckpoint": "never saves a best epoch (save_best_only)",
+    "ReduceLROnPlateau": "never lowers the learning rate",
+}
+
+
+def findings(model: Any, callbacks: Any, history: Any, step: int) -> list[Finding]:
+    """`monitor-mode-inverted` and `monitor-not-logged` for `fit`'s `callbacks`."""
     found = []
+    logged = sorted(getattr(history, "history", None) or {})
     for callback in getattr(callbacks, "callbacks", callbacks) or ():
+        loss = getattr(model, "loss", None)
+        if logged and (missing := _not_logged(callback, loss, logged, step)) is not None:
+            found.append(missing)
+            continue
         # (Keras' callbacks that keep a best epoch: a user's own may mean other things by these)
         keeps = [kind for kind in KEEP_BEST if isinstance(callback, kind)]
         monitor, mode = getattr(callback, "monitor", None), getattr(callback, "mode", None)
@@ -95,3 +115,40 @@ def findings(model: Any, callbacks: Any, step: int) -> list[Finding]:
         details = {"callback": kind, "monitor": monitor, "mode": mode}
         found.append(Finding("monitor-mode-inverted", message, step, details=details))
     return found
+
+
+# Names a metric is asked for by, and the name Keras 3 logs it under.
+_ALIASES = {"acc": "accuracy", "mse": "mean_squared_error", "mae": "mean_absolute_error"}
+
+
+def _not_logged(callback: Any, loss: Any, logged: list[str], step: int) -> Finding | None:
+    """`monitor-not-logged` if a Keras callback watched a name `fit` never logged.
+
+    Keras warns at each epoch and goes on: the callback never saw a value (its ``best`` is still
+    None; a user's callback that adds the name to the logs would have given it one).
+    """
+    keeps = [kind for kind in KEEP_BEST if isinstance(callback, kind)]
+    monitor = getattr(callback, "monitor", None)
+    if not keeps or not isinstance(monitor, str) or monitor in logged:
+        return None
+    if getattr(callback, "best", 0) is not None or (
+        isinstance(callback, keras.callbacks.ModelCheckpoint) and not callback.save_best_only
+    ):
+        return None
+    kind = type(callback).__name__
+    prefix = "val_" if monitor.startswith("val_") else ""
+    name = monitor.removeprefix(prefix)
+    same_data = [n.removeprefix(prefix) for n in logged if n.startswith(prefix)]
+    if loss in (name, _ALIASES.get(name)):  # the compiled loss, asked for by its own name
+        name = "loss"
+    name = name if name in same_data else _ALIASES.get(name, name)
+    close = [name] if name in same_data else difflib.get_close_matches(name, same_data, 1, 0.5)
+    hint = f"monitor={prefix + close[0]!r}, probably" if close else "one of the names fit logs"
+    message = (
+        f"{kind}(monitor={monitor!r}) watches a name fit never logged (it logged "
+        f"{listing(logged, 6)}): it {_NEVER[keeps[0].__name__]}, and Keras only warns. "
+        f"Pass {hint}: a compiled loss is logged as 'loss' and 'val_loss', a metric by its "
+        "name, with 'val_' for the validation data."
+    )
+    details = {"callback": kind, "monitor": monitor, "logged": logged}
+    return Finding("monitor-not-logged", message, step, details=details)

@@ -144,3 +144,47 @@ def test_keras_accuracy_on_probabilities_is_found_with_the_callback_it_misled(me
     if found:
         assert findings[0].details["logged"] == ["accuracy", "val_accuracy"]
         assert findings[0].details["callbacks"] == ["EarlyStopping(monitor='val_accuracy')"]
+
+
+class F1Logger(keras.callbacks.Callback):
+    """A user's callback that adds its own quantity to the logs, for the next callback."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["val_f1"] = 0.5 + 0.1 * epoch
+
+
+@pytest.mark.parametrize(
+    "kind, monitor, found",
+    [
+        ("ReduceLROnPlateau", "val_mse", "val_mean_squared_error"),  # hunt23 p15
+        ("EarlyStopping", "val_acc", "val_accuracy"),  # a tf.keras 1 name
+        ("ModelCheckpoint", "val_acuracy", "val_accuracy"),  # mistyped
+        ("ModelCheckpoint-every-epoch", "val_mse", None),  # (no best kept: monitor unread)
+        ("EarlyStopping", "val_accuracy", None),
+        ("ReduceLROnPlateau", "val_f1", None),  # (logged by the user's callback before it)
+    ],
+)
+def test_a_callback_watching_a_name_fit_never_logs_is_found(kind, monitor, found, tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = (x[:, :1] > 0).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile("adam", "binary_crossentropy", metrics=["accuracy", "mean_squared_error"])
+    if kind == "ModelCheckpoint-every-epoch":
+        path = str(tmp_path / "last.weights.h5")
+        callback = keras.callbacks.ModelCheckpoint(
+            path, monitor, mode="min", save_weights_only=True
+        )
+    else:
+        callback = _callback(kind, monitor, "max" if "acc" in monitor else "min", tmp_path)
+    guard = Guard(options=Options.create(), raise_errors=False)
+    with guard.instrument_process():
+        model.fit(
+            x, y, epochs=2, validation_split=0.25, callbacks=[F1Logger(), callback], verbose=0
+        )
+        findings = [f for f in guard.read(final=True).findings if f.code == "monitor-not-logged"]
+    assert bool(findings) == (found is not None), findings
+    if found:
+        assert findings[0].details["monitor"] == monitor
+        assert f"monitor={found!r}, probably" in findings[0].message
