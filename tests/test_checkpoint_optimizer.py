@@ -434,6 +434,17 @@ def test_a_model_restored_before_compile_gets_the_saved_rate_from_compile(traine
     assert f"iteration count, {int(optimizer.iterations)})" in changed.message  # (at compile)
 
 
+def test_load_model_under_the_watch_compiles_what_it_loads(trained, tmp_path):
+    # `compile` is watched where Keras defines it: Keras' own test of a custom `compile`, which
+    # decides whether `load_model` compiles the archive's config, must still find none.
+    model, optimizer = trained
+    path = save(tmp_path, ".keras", model, optimizer)
+    loaded = []
+    assert len(watched(lambda: loaded.append(keras.models.load_model(path)))) == 0
+    assert loaded[0].loss is not None
+    loaded[0].fit(X, Y, epochs=1, verbose=0)  # ("No loss to compute" if it was not compiled)
+
+
 def test_validate_names_the_learning_rate_without_a_sidecar(stage1):
     report = checkpoint.validate(stage1, model=make(), optimizer=keras.optimizers.Adam(1e-5))
     changed = finding(report, "checkpoint-optimizer-config-changed")

@@ -21,11 +21,15 @@ import keras
 import numpy as np
 from absl import logging
 
-from gradguard import _compat
 from gradguard.checkpoint.values import is_optimizer
 from gradguard.patching import Patch
 
 __all__ = ["CompileWatch", "rate"]
+
+# Keras' base trainer, which defines `compile`: patched there, not in a subclass, so Keras'
+# own test of a custom `compile` (`type(model).compile != Trainer.compile`, which decides
+# whether `load_model` compiles what it loads) still finds none.
+_DEFINES_COMPILE = next(c for c in keras.Model.__mro__ if "compile" in vars(c))
 
 # ``on_change(path, key, optimizer, asked, saved, iterations)``: `compile` of a model restored
 # from `path` gave `optimizer` (named `key` in messages) the saved rate over the asked one.
@@ -48,7 +52,7 @@ class CompileWatch:
     def __init__(self, on_change: OnChange):
         self._on_change = on_change
         self._restored: list[tuple[weakref.ref[Any], str, str]] = []  # (model, path, key)
-        self.patch = Patch(_compat.KERAS_TRAINER, "compile", self._wrap)
+        self.patch = Patch(_DEFINES_COMPILE, "compile", self._wrap)
 
     def restored(self, objects: dict[str, Any], path: str) -> None:
         """Notes the models among what a restore restored into (by name) with no optimizer yet."""
