@@ -110,6 +110,9 @@ CODES: Mapping[str, CodeInfo] = {
     "monitor-not-logged": CodeInfo(
         _W, LossError, "a callback watches a name fit never logs: it never acts"
     ),
+    "loss-not-logged": CodeInfo(
+        _W, LossError, "a custom train_step logs a loss tracker it never updates: 0.0"
+    ),
     "regularization-ignored": CodeInfo(_W, LossError, "regularizers never added to the loss"),
     "augmentation-repeated": CodeInfo(_W, LossError, "random augmentation repeats every epoch"),
     "activation-missing": CodeInfo(

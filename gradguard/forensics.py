@@ -108,7 +108,7 @@ class Forensics:
         core = cores.get(id(_compat.inner_optimizer(model.optimizer)))
         if core is not None:
             self.note_chance(core)
-            found += fitend.judge(model, core.notes, history, arguments, core.steps - 1)
+            found += fitend.judge(model, core, history, arguments)
         found += monitors.findings(model, arguments.get("callbacks"), history, step)
         self._stale.fit_ended(model, arguments, history, step)
         return found + self._fit_length.judge(model, arguments, step)

@@ -228,6 +228,7 @@ BUGS: dict[str, Bug] = {
     "bug_reduce_lr_on_plateau_monitors_unlogged_name_fit.py": Bug(
         ("monitor-not-logged",), mentions=(("monitor-not-logged", "monitor='val_loss'"),)
     ),
+    "bug_custom_train_step_loss_tracker_never_updated_fit.py": Bug(("loss-not-logged",)),
     # loss_weights keyed by a name no output has: Keras pairs the dicts in sorted-key order.
     "bug_loss_weights_keyed_by_a_renamed_head_fit.py": Bug(
         ("loss-misassigned",), mentions=(("loss-misassigned", "'price' gets weight 0.0"),)
@@ -537,6 +538,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_persistent_tape_reused_for_k_updates_tf_function.py": Healthy(),
     "ok_dropout_rate_is_one_minus_keep_prob_fit.py": Healthy(),
     "ok_reduce_lr_on_plateau_monitors_val_loss_fit.py": Healthy(),
+    "ok_custom_train_step_loss_tracker_updated_fit.py": Healthy(),
     "ok_vae_kl_without_minus_tf_function.py": Healthy(),
     "ok_sample_weights_normalized_to_sum_one_sgd_fit.py": Healthy(),
     "ok_frozen_base_never_pretrained_fit.py": Healthy(),
@@ -950,6 +952,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "tape-reused-after-update",
         "predictions-constant",
         "monitor-not-logged",
+        "loss-not-logged",
         "loss-misassigned",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}

@@ -1,0 +1,63 @@
+"""A custom `train_step` that logs a loss tracker it never updates (`loss-not-logged`).
+
+Real `fit` calls under ``gradguard run``'s guard: the tracker returned but never updated (`fit`
+logs 0.0 at every epoch) is found; the tracker updated, and a step that logs its loss under
+another name, are not.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gradguard.guarding import Guard
+from gradguard.options import Options
+
+_RNG = np.random.default_rng(0)
+_X = _RNG.normal(size=(64, 4)).astype("float32")
+_Y = (_X[:, :1] > 0).astype("int32")
+
+
+class Classifier(keras.Model):
+    def __init__(self, tracker: str):
+        super().__init__()
+        self.tracker = tracker
+        self.out = keras.layers.Dense(2)
+        self.loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+
+    def call(self, x, training=False):
+        return self.out(x)
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            loss = self.loss_fn(y, self(x, training=True))
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        if self.tracker != "never-updated":
+            self.loss_tracker.update_state(loss)
+        name = "xent" if self.tracker == "logged-as-xent" else "loss"
+        return {name: self.loss_tracker.result()}
+
+
+@pytest.mark.parametrize("tracker", ["never-updated", "updated", "logged-as-xent"])
+def test_a_loss_tracker_the_step_never_updates_is_found(tracker):
+    keras.utils.set_random_seed(0)
+    model = Classifier(tracker)
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    guard = Guard(options=Options.create(), raise_errors=False)
+    with guard.instrument_process():
+        history = model.fit(_X, _Y, batch_size=16, epochs=3, verbose=0)
+    found = [f for f in guard.read(final=True).findings if f.code == "loss-not-logged"]
+    zero = history.history.get("loss") == [0.0, 0.0, 0.0]
+    assert bool(found) == zero == (tracker == "never-updated"), (found, history.history)
+    if found:
+        assert "Classifier.train_step" in found[0].message
+        assert "self.loss_tracker.update_state(loss)" in found[0].message
