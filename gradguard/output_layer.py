@@ -5,7 +5,8 @@ layer that makes them says which they are before any data is seen:
 
 * a softmax over one unit is 1 whatever the input: the model cannot learn (a sigmoid can);
 * a plain `Dense` (no activation) that is trained makes logits, which a loss on probabilities
-  clips or normalizes into nonsense;
+  clips or normalizes into nonsense, and so does a `Dot` of two embeddings (a matrix
+  factorization's score);
 * a `Softmax` over an axis other than the last makes values that do not sum to 1 over the
   classes the loss reads (a sequence's time steps instead).
 
@@ -97,15 +98,36 @@ def mismatch(model: Any, loss_fn: Any, step: int) -> Finding | None:
     # adaptation or class-aggregation layer, its outputs still probabilities.)
     logits = activation is keras.activations.linear and getattr(layer, "kernel", None) is not None
     logits = logits and bool(layer.trainable)
-    if logits and kind is not None and kind.name in _CROSS_ENTROPIES and not kind.from_logits:
+    if kind is None or kind.name not in _CROSS_ENTROPIES or kind.from_logits:
+        return None
+    if logits or _scores(layer):
+        made = "has no activation" if logits else "is a dot product of two vectors (a score)"
         why = (
-            f"{layer.name!r} has no activation, so the model outputs logits, but the loss "
+            f"{layer.name!r} {made}, so the model outputs logits, but the loss "
             f"({kind.name}) reads probabilities (from_logits=False): it clips or normalizes "
             "the logits and the model cannot learn; pass from_logits=True to the loss, or "
             "give the last layer a softmax (a sigmoid for one unit)."
         )
         return _finding(why, layer, step)
     return None
+
+
+def _scores(layer: Any) -> bool:
+    """Whether `layer` is a `Dot` of vectors not made by a softmax or sigmoid (unbounded).
+
+    A matrix factorization's or a two-tower model's score; the dot product of two probability
+    vectors is one itself.
+    """
+    if not isinstance(layer, keras.layers.Dot):
+        return False
+    nodes = getattr(layer, "_inbound_nodes", None) or []
+    inputs = nodes[0].input_tensors if nodes else []
+    makers = [getattr(getattr(t, "_keras_history", None), "operation", None) for t in inputs]
+    bounded = (keras.activations.softmax, keras.activations.sigmoid)
+    return bool(makers) and not any(
+        isinstance(m, keras.layers.Softmax) or getattr(m, "activation", None) in bounded
+        for m in makers
+    )
 
 
 def learns_a_constant(model: Any) -> bool:

@@ -568,6 +568,36 @@ def test_a_logits_output_into_a_loss_on_probabilities_is_a_mismatch(from_logits)
     assert ("from-logits-mismatch" in codes) == (not from_logits), str(step.report())
 
 
+@pytest.mark.parametrize(
+    "towers, from_logits, found",
+    [
+        ("embeddings", False, True),  # hunt23 p09: a matrix factorization's score
+        ("embeddings", True, False),
+        ("softmax", False, False),  # two probability vectors: their dot product is one too
+    ],
+)
+def test_a_dot_of_two_towers_into_a_loss_on_probabilities_is_a_mismatch(towers, from_logits, found):
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 20, (32, 1)), rng.integers(0, 30, (32, 1))
+    clicked = rng.integers(0, 2, (32, 1)).astype("float32")
+    u, i = keras.Input((1,), dtype="int32"), keras.Input((1,), dtype="int32")
+    activation = "softmax" if towers == "softmax" else None
+    vectors = [
+        keras.layers.Dense(8, activation=activation)(
+            keras.layers.Flatten()(keras.layers.Embedding(n, 8)(t))
+        )
+        for n, t in ((20, u), (30, i))
+    ]
+    model = keras.Model([u, i], keras.layers.Dot(axes=1)(vectors))
+    loss = keras.losses.BinaryCrossentropy(from_logits=from_logits)
+    step = gradguard.TrainStep(model, keras.optimizers.Adam(), loss, policy=WARN_ALL)
+    step([users, items], clicked)
+    mismatch = [f for f in step.report().findings if f.code == "from-logits-mismatch"]
+    assert bool(mismatch) == found, str(step.report())
+    if found:
+        assert "dot product of two vectors" in mismatch[0].message
+
+
 @pytest.mark.parametrize("eager", [True, False])
 def test_guard_over_a_model_with_nothing_to_train_says_so(eager):
     model = mlp()
