@@ -229,6 +229,9 @@ BUGS: dict[str, Bug] = {
         ("monitor-not-logged",), mentions=(("monitor-not-logged", "monitor='val_loss'"),)
     ),
     "bug_custom_train_step_loss_tracker_never_updated_fit.py": Bug(("loss-not-logged",)),
+    "bug_matrix_factorization_dot_score_into_bce_on_probabilities_fit.py": Bug(
+        ("from-logits-mismatch",), mentions=(("from-logits-mismatch", "dot product"),)
+    ),
     # loss_weights keyed by a name no output has: Keras pairs the dicts in sorted-key order.
     "bug_loss_weights_keyed_by_a_renamed_head_fit.py": Bug(
         ("loss-misassigned",), mentions=(("loss-misassigned", "'price' gets weight 0.0"),)
@@ -539,6 +542,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_dropout_rate_is_one_minus_keep_prob_fit.py": Healthy(),
     "ok_reduce_lr_on_plateau_monitors_val_loss_fit.py": Healthy(),
     "ok_custom_train_step_loss_tracker_updated_fit.py": Healthy(),
+    "ok_matrix_factorization_dot_score_from_logits_fit.py": Healthy(),
     "ok_vae_kl_without_minus_tf_function.py": Healthy(),
     "ok_sample_weights_normalized_to_sum_one_sgd_fit.py": Healthy(),
     "ok_frozen_base_never_pretrained_fit.py": Healthy(),
