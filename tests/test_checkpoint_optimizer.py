@@ -383,6 +383,14 @@ def test_stage2_restore_puts_the_old_learning_rate_back_and_is_reported(stage1):
     assert changed.details["changed"]["learning_rate"]["current"] == pytest.approx(1e-5)
 
 
+def test_a_restored_rate_nothing_trains_at_is_silent(stage1):
+    # Best weights reloaded only to be evaluated (hunt23 h06): the restored rate moves nothing.
+    model, optimizer = make(), keras.optimizers.Adam(1e-5)
+    report = watched(lambda: tf.train.Checkpoint(model=model, optimizer=optimizer).restore(stage1))
+    assert np.isclose(float(optimizer.learning_rate), 1e-3)  # (restored all the same)
+    assert len(report) == 0, str(report)
+
+
 def test_setting_the_learning_rate_again_after_restoring_is_silent(stage1):
     model, optimizer = make(), keras.optimizers.Adam(1e-5)
 

@@ -23,7 +23,8 @@ gives a model restored before it): what the restore put in since is not reported
 And a restore puts the saved learning rate back over the one the code asked for (stage 2
 fine-tunes at 1e-5 after stage 1 at 1e-3, and trains at 1e-3). Scripts that know this set the
 rate again after restoring, so the watcher looks when it is removed (at the end of `gradguard
-run`): a rate still at the restored value, above the one asked for, is reported. A model
+run`): a rate still at the restored value, above the one asked for, is reported if the optimizer
+made an update since (best weights reloaded only to be evaluated train at no rate). A model
 restored before `compile` gets the saved rate in the optimizer `compile` attaches (deferred), so
 `compile` is watched for that too (`gradguard.checkpoint.compiles`).
 A restored rate below the one asked for is what resuming a run whose rate was lowered on the way
@@ -147,12 +148,15 @@ class _RestoredRate:
     saved: float
     iterations: int | None
     deferred: bool = False  # put into the optimizer `compile` attached after the restore
+    updates: int = 0  # the optimizer's update count once restored: later ones train at the rate
 
     def finding(self) -> Finding | None:
         """The finding, if the optimizer still trains at the restored rate, above the asked."""
         optimizer = self.optimizer()
         if optimizer is None or self.saved <= self.asked:
             return None
+        if updating.updates_made(optimizer) <= self.updates:
+            return None  # nothing trained at it (best weights reloaded to evaluate)
         now = compiles.rate(optimizer)
         if now is None or np.float32(now) != np.float32(self.saved):
             return None  # the script set the rate again after restoring
@@ -253,6 +257,7 @@ class _Watcher:
         self, owner: Any, path: Any, restore: Callable[[], Any], skip_mismatch: bool
     ) -> Any:
         partial: list[Finding] = []
+        rates: list[_RestoredRate] = []
         waiting = None
         root = owner if isinstance(owner, tf.train.Checkpoint) else None
         try:
@@ -296,11 +301,14 @@ class _Watcher:
                 refs = [weakref.ref(t) for t in trainers]
                 waiting = _UntrainedYet(refs, updates, later, None)
                 self.waiting.append(waiting)
-            self.rates += [r for s in checked.optimizers if (r := self._rate(resolved, s))]
+            rates += [r for s in checked.optimizers if (r := self._rate(resolved, s))]
+            self.rates += rates
             self.compiles.restored(_objects_of(owner), resolved)
         except Exception as e:  # noqa: BLE001 - the user's script must go on
             logging.warning("gradguard: could not validate checkpoint %s: %s", path, e)
         status = restore()
+        for rate in rates:
+            rate.updates = updating.updates_made(rate.optimizer())
         coordinator = getattr(status, "_checkpoint", None) if root else None
         if partial:
             self.partial.append((coordinator, partial))
@@ -322,7 +330,8 @@ class _Watcher:
     ) -> None:
         """`compile` put the rate a restore saved into the optimizer (`CompileWatch`)."""
         ref = weakref.ref(optimizer)
-        self.rates.append(_RestoredRate(path, key, ref, asked, saved, iterations, deferred=True))
+        rate = _RestoredRate(path, key, ref, asked, saved, iterations, True, iterations)
+        self.rates.append(rate)
 
     def _add(self, finding: Finding) -> None:
         if self.report.add(finding):
