@@ -1,8 +1,8 @@
 """A custom `train_step` that logs a loss tracker it never updates (`loss-not-logged`).
 
 Real `fit` calls under ``gradguard run``'s guard: the tracker returned but never updated (`fit`
-logs 0.0 at every epoch) is found; the tracker updated, and a step that logs its loss under
-another name, are not.
+logs 0.0 at every epoch), in `train_step` or `test_step` (``val_loss``), is found; the tracker
+updated, and a step that logs its loss under another name, are not.
 """
 
 from __future__ import annotations
@@ -46,18 +46,29 @@ class Classifier(keras.Model):
         name = "xent" if self.tracker == "logged-as-xent" else "loss"
         return {name: self.loss_tracker.result()}
 
+    def test_step(self, data):  # hunt23 p17: Keras resets the tracker before evaluating
+        x, y = data
+        loss = self.loss_fn(y, self(x, training=False))
+        if self.tracker != "test-step-never-updates":
+            self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}
 
-@pytest.mark.parametrize("tracker", ["never-updated", "updated", "logged-as-xent"])
+
+@pytest.mark.parametrize(
+    "tracker", ["never-updated", "test-step-never-updates", "updated", "logged-as-xent"]
+)
 def test_a_loss_tracker_the_step_never_updates_is_found(tracker):
     keras.utils.set_random_seed(0)
     model = Classifier(tracker)
     model.compile(optimizer=keras.optimizers.SGD(0.01))
     guard = Guard(options=Options.create(), raise_errors=False)
     with guard.instrument_process():
-        history = model.fit(_X, _Y, batch_size=16, epochs=3, verbose=0)
+        history = model.fit(_X, _Y, batch_size=16, epochs=3, validation_split=0.25, verbose=0)
     found = [f for f in guard.read(final=True).findings if f.code == "loss-not-logged"]
-    zero = history.history.get("loss") == [0.0, 0.0, 0.0]
-    assert bool(found) == zero == (tracker == "never-updated"), (found, history.history)
+    zero = [k for k in ("loss", "val_loss") if history.history.get(k) == [0.0, 0.0, 0.0]]
+    expected = {"never-updated": ["loss"], "test-step-never-updates": ["val_loss"]}
+    assert [f.details["logged"] for f in found] == zero == expected.get(tracker, [])
     if found:
-        assert "Classifier.train_step" in found[0].message
+        step = "train_step" if tracker == "never-updated" else "test_step"
+        assert f"Classifier.{step}" in found[0].message
         assert "self.loss_tracker.update_state(loss)" in found[0].message
