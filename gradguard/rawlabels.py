@@ -84,7 +84,9 @@ class RawLabels:
                     f"parts up to {number(high)}): it casts them to class ids, dropping the "
                     "fraction, so labels such as 0.33 and 0.67 both train towards class 0. "
                     "Were the labels scaled with the features (a min-max or standard scaling "
-                    "of the whole table)? Keep the class ids whole, numbered 0 to C - 1."
+                    "of the whole table), or a segmentation mask resized by interpolation "
+                    "(tf.image.resize's default bilinear: use method='nearest')? Keep the class "
+                    "ids whole, numbered 0 to C - 1."
                 )
             else:
                 continue

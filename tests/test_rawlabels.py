@@ -177,5 +177,5 @@ def test_class_ids_scaled_into_fractions_are_found(labels, entry):
     found = [f for f in report.findings if f.code == "labels-out-of-range"]
     assert bool(found) == (labels == "scaled"), found
     if found:
-        assert "not whole numbers" in found[0].message
+        assert "not whole numbers" in found[0].message and "method='nearest'" in found[0].message
         assert found[0].details["fractions"][1] == pytest.approx(2 / 3, abs=1e-6)
