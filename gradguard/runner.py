@@ -132,7 +132,7 @@ def run_script(plan: Plan) -> Outcome:
     The script's own exceptions end it as they would in Python (status 1, 130 for
     KeyboardInterrupt) and never gradguard's: the findings made before are still returned.
     """
-    from gradguard import checkpoint
+    from gradguard import checkpoint, tracedrandom
     from gradguard.guarding import Guard
 
     guard = Guard(options=plan.options, raise_errors=False)
@@ -141,6 +141,7 @@ def run_script(plan: Plan) -> Outcome:
     sys.path.insert(0, os.path.dirname(os.path.abspath(plan.script)))
     status, crash, message = 0, "", ""
     unwatch = checkpoint.watch_restores(guard.report)
+    unwatch_draws = tracedrandom.watch(guard.report)
     try:
         with guard.instrument_process(activations=plan.activations):
             runpy.run_path(plan.script, run_name="__main__")
@@ -152,6 +153,7 @@ def run_script(plan: Plan) -> Outcome:
         status, crash = 1, traceback.format_exc()
     finally:
         unwatch()
+        unwatch_draws()
         sys.argv, sys.path[:] = old_argv, old_path
     outcome = Outcome(status, guard.report, False, crash, message)
     try:

@@ -31,7 +31,7 @@ def test_every_design_code_is_in_the_catalog():
     accuracy-exact-match split-reshuffled optimizer-build-lost stateful-shuffled
     loss-not-scaled hinge-on-batch-total loss-averaged-per-replica augmentation-misaligned
     gradient-of-predictions future-tokens-visible frozen-still-trained tape-reused-after-update
-    predictions-constant monitor-not-logged loss-not-logged
+    predictions-constant monitor-not-logged loss-not-logged random-frozen-at-trace
     """.split()
     assert sorted(gradguard.CODES) == sorted(design)
 

@@ -229,6 +229,9 @@ BUGS: dict[str, Bug] = {
         ("monitor-not-logged",), mentions=(("monitor-not-logged", "monitor='val_loss'"),)
     ),
     "bug_custom_train_step_loss_tracker_never_updated_fit.py": Bug(("loss-not-logged",)),
+    "bug_numpy_random_in_tf_data_map_drawn_once_fit.py": Bug(
+        ("random-frozen-at-trace",), mentions=(("random-frozen-at-trace", "'augment'"),)
+    ),
     "bug_matrix_factorization_dot_score_into_bce_on_probabilities_fit.py": Bug(
         ("from-logits-mismatch",), mentions=(("from-logits-mismatch", "dot product"),)
     ),
@@ -542,6 +545,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_dropout_rate_is_one_minus_keep_prob_fit.py": Healthy(),
     "ok_reduce_lr_on_plateau_monitors_val_loss_fit.py": Healthy(),
     "ok_custom_train_step_loss_tracker_updated_fit.py": Healthy(),
+    "ok_tf_random_in_tf_data_map_fit.py": Healthy(),
     "ok_matrix_factorization_dot_score_from_logits_fit.py": Healthy(),
     "ok_vae_kl_without_minus_tf_function.py": Healthy(),
     "ok_sample_weights_normalized_to_sum_one_sgd_fit.py": Healthy(),
@@ -957,6 +961,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "predictions-constant",
         "monitor-not-logged",
         "loss-not-logged",
+        "random-frozen-at-trace",
         "loss-misassigned",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}

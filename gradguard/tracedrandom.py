@@ -1,0 +1,150 @@
+"""A NumPy or Python random draw in a `tf.data` function, made once as it is traced.
+
+`tf.data` traces a map (filter, flat_map...) function once, into a graph: its Python runs once,
+and what it computes is a constant of that graph. A draw from ``np.random`` or ``random`` there
+is made once, so every element of every epoch gets the same "random" shift, flip or crop, and
+the augmentation does nothing (`random-frozen-at-trace`; hunt23 p11: one shift for every
+image, accuracy on shifted test digits 0.25 against 1.00 with ``tf.random.uniform``). Nothing
+fails, and the graph holds only a constant, which looks like any other.
+
+Under ``gradguard run`` the module-level draws of NumPy's legacy API (`_NUMPY`) and of Python's
+`random` (`_PYTHON`) are wrapped: one called from the script's own code while a `tf.data`
+function is traced (its graph, or one it is nested in, is named ``Dataset_<transformation>_``)
+is reported at once, per place in the code. Draws that run at each element are silent: inside
+`tf.py_function` or `tf.numpy_function`, in a generator given to `from_generator`, in a
+`keras.utils.PyDataset`; so are draws made while building arrays before the pipeline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import random
+import sys
+import sysconfig
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from gradguard.findings import Finding, Report
+from gradguard.patching import Patch
+
+__all__ = ["watch"]
+
+_NUMPY = (
+    "rand", "randn", "randint", "random", "random_sample", "uniform", "normal", "choice",
+    "shuffle", "permutation", "standard_normal", "binomial", "poisson", "beta", "exponential",
+)  # fmt: skip
+_PYTHON = ("random", "uniform", "randint", "randrange", "choice", "shuffle", "sample", "gauss")
+# tf.data names a function's graph ``Dataset_<transformation>_<function>``.
+_TRANSFORMATIONS = ("flat_map", "map", "filter", "interleave", "scan", "reduce")
+_AUTOGRAPH = os.path.join("tensorflow", "python", "autograph") + os.sep
+_GENERATED = "__autograph_generated_file"
+# Code that is not the script's: the standard library, installed packages, gradguard itself.
+_PATHS = sysconfig.get_paths()
+_LIBRARIES = tuple(
+    os.path.realpath(p) + os.sep
+    for p in {
+        *(_PATHS[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")),
+        os.path.dirname(os.path.abspath(__file__)),
+    }
+)
+
+
+def _library(frame: Any) -> bool:
+    return os.path.realpath(frame.f_code.co_filename).startswith(_LIBRARIES)
+
+
+def _script_frame(frame: Any) -> Any:
+    """Where the script drew (past autograph's own calls); None for a draw a library made.
+
+    A function autograph converted runs from a generated file: it is named by the line that
+    handed it to tf.data instead.
+    """
+    while frame is not None and _AUTOGRAPH in frame.f_code.co_filename:
+        frame = frame.f_back
+    if frame is None or _library(frame):
+        return None
+    while frame is not None and (_GENERATED in frame.f_code.co_filename or _library(frame)):
+        frame = frame.f_back
+    return frame
+
+
+def _dataset_function() -> str | None:
+    """The name of the `tf.data` function being traced now, if one is."""
+    graph = tf.compat.v1.get_default_graph() if tf.inside_function() else None
+    while graph is not None:
+        name = str(getattr(graph, "name", ""))
+        if name.startswith("Dataset_"):
+            return name
+        graph = getattr(graph, "outer_graph", None)
+    return None
+
+
+class _Draws:
+    """Notes draws made from the script's code while a `tf.data` function is traced."""
+
+    def __init__(self, report: Report):
+        self.report = report
+        self._seen: set[tuple[str, int]] = set()
+
+    def wrap(self, module: str) -> Callable[[Any], Any]:
+        def wrapping(original: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(original)
+            def draw(*args: Any, **kwargs: Any) -> Any:
+                if tf.inside_function():  # (cheap; the rest only while tracing)
+                    try:
+                        self._note(f"{module}.{original.__name__}", sys._getframe(1))
+                    except Exception as e:  # noqa: BLE001 - the user's script must go on
+                        logging.warning("gradguard: could not judge a random draw: %s", e)
+                return original(*args, **kwargs)
+
+            return draw
+
+        return wrapping
+
+    def _note(self, call: str, frame: Any) -> None:
+        function = _dataset_function()
+        frame = None if function is None else _script_frame(frame)
+        if function is None or frame is None:
+            return
+        where = (frame.f_code.co_filename, frame.f_lineno)
+        if where in self._seen:
+            return
+        self._seen.add(where)
+        rest = function.removeprefix("Dataset_")
+        transformation = next((t for t in _TRANSFORMATIONS if rest.startswith(f"{t}_")), "")
+        name = rest.removeprefix(f"{transformation}_") if transformation else rest
+        message = (
+            f"{call}(...) in the tf.data {transformation or 'dataset'} function {name!r} (given at "
+            f"{os.path.basename(where[0])}:{where[1]}) is drawn once, as tf.data traces the "
+            "function into a graph: every element of every epoch gets the same value, and the "
+            "augmentation does nothing. Draw inside the graph instead: tf.random.uniform, "
+            "tf.image.random_* ops, or a tf.random.Generator made outside the function."
+        )
+        details = {"call": call, "function": name, "file": where[0], "line": where[1]}
+        finding = Finding("random-frozen-at-trace", message, 0, details=details)
+        if self.report.add(finding):
+            logging.warning("gradguard [%s]: %s", finding.code, finding.message)
+
+
+def watch(report: Report) -> Callable[[], None]:
+    """Reports NumPy and Python random draws made while `tf.data` traces the script's functions.
+
+    Args:
+      report: Where the findings go (and are logged).
+
+    Returns:
+      A function that removes the wrappers.
+    """
+    draws = _Draws(report)
+    patches = [Patch(np.random, name, draws.wrap("np.random")) for name in _NUMPY]
+    patches += [Patch(random, name, draws.wrap("random")) for name in _PYTHON]
+    stack = contextlib.ExitStack()
+    for patch in patches:
+        stack.enter_context(patch)
+    return stack.close
