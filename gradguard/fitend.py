@@ -46,5 +46,6 @@ def judge(model: Any, core: StepCore, history: Any, arguments: Mapping[str, Any]
     found += exactaccuracy.always_zero(model, history, arguments.get("callbacks"), step)
     kept = lossmask.fit_weights_keep_one_label(arguments, step)
     found += collapsed.after_fit(model, arguments, step)
-    found += loggedloss.never_updated(model, history, core.statistics()["loss"], step)
+    callbacks, latest = arguments.get("callbacks"), core.statistics()["loss"]
+    found += loggedloss.never_updated(model, history, callbacks, latest, step)
     return found + ([] if kept is None else [kept])

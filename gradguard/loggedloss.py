@@ -9,31 +9,37 @@ training stopped after 4 of 40 epochs, accuracy 0.53 against 0.87). The same in 
 (Keras resets the metrics before evaluating): ``val_loss`` is 0.0 at every epoch, and the
 checkpoint kept is the first epoch's (hunt23 p17: MSE 0.24 against 0.05).
 
-Told under ``gradguard run`` when `fit` returns, for a model whose class defines its own step:
-`fit` logged a loss (or validation loss) of exactly 0.0 at each of two or more epochs, while the
-loss the train step differentiated, at its latest update, was not near 0.
+Told under ``gradguard run`` when `fit` returns, for a model whose class defines its own step
+and a Keras callback that watched that loss: `fit` logged it as exactly 0.0 at each of two or
+more epochs, while the loss the train step differentiated, at its latest update, was not near
+0. (Without such a callback the 0.0 only shows in the logs, which the user reads: a step that
+returns its batch's loss is logged so too, Keras logging the model's metrics instead.)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import keras
 import numpy as np
 
-from gradguard import _compat
+from gradguard import _compat, monitors
 from gradguard.findings import Finding, number
 
 __all__ = ["never_updated"]
 
 _STEPS = {"loss": "train_step", "val_loss": "test_step"}  # what logs each, in the model
-_WATCHERS = {
-    "loss": "EarlyStopping stops, ReduceLROnPlateau lowers the rate",
-    "val_loss": "ModelCheckpoint(save_best_only=True) keeps the first epoch, EarlyStopping stops",
+_EFFECTS = {  # what a constant 0.0 makes of each callback that watches it
+    "EarlyStopping": "stops after its patience",
+    "ModelCheckpoint": "keeps the first epoch (save_best_only)",
+    "ReduceLROnPlateau": "lowers the rate after each patience",
 }
 
 
-def never_updated(model: Any, history: Any, trained: float, step: int) -> list[Finding]:
-    """`loss-not-logged` for each loss `fit` logged as 0.0 at every epoch, `trained` not 0."""
+def never_updated(
+    model: Any, history: Any, callbacks: Any, trained: float, step: int
+) -> list[Finding]:
+    """`loss-not-logged` for a loss `fit` logged as 0.0 at every epoch that a callback watched."""
     if not np.isfinite(trained) or abs(trained) < 1e-6:
         return []  # (a loss that really is 0: fitted exactly)
     found = []
@@ -42,14 +48,24 @@ def never_updated(model: Any, history: Any, trained: float, step: int) -> list[F
         if len(logged) < 2 or any(float(v) != 0.0 for v in logged):
             continue
         owner = next(c for c in type(model).__mro__ if method in vars(c))
-        if owner is _compat.KERAS_TRAINER:  # (Keras' own step updates its tracker)
+        misled = [
+            f"{type(c).__name__}(monitor={key!r}) {_EFFECTS[kind.__name__]}"
+            for c in getattr(callbacks, "callbacks", callbacks) or ()
+            for kind in monitors.KEEP_BEST
+            if isinstance(c, kind)
+            and getattr(c, "monitor", None) == key
+            and (kind is not keras.callbacks.ModelCheckpoint or c.save_best_only)
+        ]
+        if owner is _compat.KERAS_TRAINER or not misled:  # (Keras' own step updates it)
             continue
         message = (
             f"fit logged a {key} of 0.0 at each of its {len(logged)} epochs, while the loss "
             f"the train step differentiated was {number(trained)} at its latest update: "
-            f"{type(model).__name__}.{method} returns a loss tracker it never updates. Callbacks "
-            f"that watch {key!r} see no change ({_WATCHERS[key]}). Call "
-            f"self.loss_tracker.update_state(loss) in {method} before returning its result."
+            f"{type(model).__name__}.{method} never updates the tracker fit logs as {key!r} "
+            f"(Keras logs the model's metrics, not what the step returns), so "
+            f"{'; '.join(misled)}. Update it in {method}: self.loss_tracker.update_state(loss) "
+            "for a tracker of your own listed in metrics (for the model's own, the metric "
+            "named 'loss' in self.metrics)."
         )
         details = {"logged": key, "epochs": len(logged), "trained_loss": float(trained)}
         found.append(Finding("loss-not-logged", message, step, details=details))
