@@ -18,7 +18,15 @@ import tensorflow as tf
 from gradguard import _compat, ordering, replicas
 from gradguard.findings import Finding
 
-__all__ = ["NOISY", "LabelCounts", "LabelSample", "chance_loss", "comparable", "loss_family"]
+__all__ = [
+    "NOISY",
+    "LabelCounts",
+    "LabelSample",
+    "chance_loss",
+    "comparable",
+    "entropy",
+    "loss_family",
+]
 
 # Keras loss names (as `model.compile` and `keras.losses.get` spell them) by family.
 _SPARSE = {"sparse_categorical_crossentropy", "sparsecategoricalcrossentropy"}
@@ -50,7 +58,8 @@ def _count(labels: np.ndarray, family: str | None) -> int:
     return labels.size // max(labels.shape[-1], 1) if family == "categorical" else labels.size
 
 
-def _entropy(frequencies: np.ndarray) -> float:
+def entropy(frequencies: np.ndarray) -> float:
+    """The entropy of class frequencies (classes of frequency 0 left out)."""
     p = frequencies[frequencies > 0]
     return float(-(p * np.log(p)).sum())
 
@@ -126,13 +135,13 @@ def _mean_entropy(rows: np.ndarray, smoothing: float) -> float:
 
 def _smoothed_entropy(frequencies: np.ndarray, smoothing: float) -> float:
     """The entropy of class frequencies, smoothed as the loss smooths its labels."""
-    return _entropy(frequencies * (1 - smoothing) + smoothing / len(frequencies))
+    return entropy(frequencies * (1 - smoothing) + smoothing / len(frequencies))
 
 
 def _binary_entropy(positive: float, smoothing: float) -> float:
     """The entropy of a share of positive labels (kept off 0 and 1, as the loss clips)."""
     p = min(max(positive * (1 - smoothing) + smoothing / 2, 1e-7), 1 - 1e-7)
-    return _entropy(np.array([p, 1 - p]))
+    return entropy(np.array([p, 1 - p]))
 
 
 class LabelSample:

@@ -99,8 +99,7 @@ def _cross_entropy(
         positive = labels.mean()
         frequencies = np.array([positive, 1 - positive])
         loss = -(labels * np.log(p) + (1 - labels) * np.log(1 - p)).mean()
-    frequencies = frequencies[frequencies > 0]
-    return float(loss), float(-(frequencies * np.log(frequencies)).sum())
+    return float(loss), chance.entropy(frequencies)
 
 
 def _rows(x: Any, y: Any) -> tuple[Any, np.ndarray] | None:

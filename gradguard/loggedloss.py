@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
 import numpy as np
 
 from gradguard import _compat, monitors
@@ -49,12 +48,9 @@ def never_updated(
             continue
         owner = next(c for c in type(model).__mro__ if method in vars(c))
         misled = [
-            f"{type(c).__name__}(monitor={key!r}) {_EFFECTS[kind.__name__]}"
+            f"{type(c).__name__}(monitor={key!r}) {_EFFECTS[kind]}"
             for c in getattr(callbacks, "callbacks", callbacks) or ()
-            for kind in monitors.KEEP_BEST
-            if isinstance(c, kind)
-            and getattr(c, "monitor", None) == key
-            and (kind is not keras.callbacks.ModelCheckpoint or c.save_best_only)
+            if (kind := monitors.keeps_best(c)) and getattr(c, "monitor", None) == key
         ]
         if owner is _compat.KERAS_TRAINER or not misled:  # (Keras' own step updates it)
             continue

@@ -34,7 +34,7 @@ import keras
 
 from gradguard.findings import Finding, listing
 
-__all__ = ["KEEP_BEST", "findings", "metrics_of"]
+__all__ = ["KEEP_BEST", "findings", "keeps_best", "metrics_of"]
 
 
 def metrics_of(model: Any) -> Iterator[Any]:
@@ -72,6 +72,19 @@ KEEP_BEST = (
     keras.callbacks.ModelCheckpoint,
     keras.callbacks.ReduceLROnPlateau,
 )
+
+
+def keeps_best(callback: Any) -> str | None:
+    """Which of `KEEP_BEST` `callback` is, if it acts on its best epoch; else None.
+
+    A `ModelCheckpoint` acts on it only with ``save_best_only`` (else it saves every epoch).
+    """
+    kinds = [kind for kind in KEEP_BEST if isinstance(callback, kind)]
+    if not kinds or (kinds[0] is keras.callbacks.ModelCheckpoint and not callback.save_best_only):
+        return None
+    return kinds[0].__name__
+
+
 _EFFECTS = {  # what the worst epoch taken for the best does, by callback
     "EarlyStopping": "stops training while the model still improves",
     "ModelCheckpoint": "saves the worst epoch as the best (save_best_only)",
@@ -127,13 +140,10 @@ def _not_logged(callback: Any, loss: Any, logged: list[str], step: int) -> Findi
     Keras warns at each epoch and goes on: the callback never saw a value (its ``best`` is still
     None; a user's callback that adds the name to the logs would have given it one).
     """
-    keeps = [kind for kind in KEEP_BEST if isinstance(callback, kind)]
-    monitor = getattr(callback, "monitor", None)
-    if not keeps or not isinstance(monitor, str) or monitor in logged:
+    keeps, monitor = keeps_best(callback), getattr(callback, "monitor", None)
+    if keeps is None or not isinstance(monitor, str) or monitor in logged:
         return None
-    if getattr(callback, "best", 0) is not None or (
-        isinstance(callback, keras.callbacks.ModelCheckpoint) and not callback.save_best_only
-    ):
+    if getattr(callback, "best", 0) is not None:
         return None
     kind = type(callback).__name__
     prefix = "val_" if monitor.startswith("val_") else ""
@@ -146,7 +156,7 @@ def _not_logged(callback: Any, loss: Any, logged: list[str], step: int) -> Findi
     hint = f"monitor={prefix + close[0]!r}, probably" if close else "one of the names fit logs"
     message = (
         f"{kind}(monitor={monitor!r}) watches a name fit never logged (it logged "
-        f"{listing(logged, 6)}): it {_NEVER[keeps[0].__name__]}, and Keras only warns. "
+        f"{listing(logged, 6)}): it {_NEVER[keeps]}, and Keras only warns. "
         f"Pass {hint}: a compiled loss is logged as 'loss' and 'val_loss', a metric by its "
         "name, with 'val_' for the validation data."
     )
