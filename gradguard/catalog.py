@@ -63,6 +63,9 @@ CODES: Mapping[str, CodeInfo] = {
     "class-weights-misnumbered": CodeInfo(
         _W, LossError, "class_weight keyed one above the labels: each class another's weight"
     ),
+    "sample-weights-misaligned": CodeInfo(
+        _W, LossError, "class-balancing sample_weight in another order than the labels"
+    ),
     "training-flag-missing": CodeInfo(_W, ActivationError, "normalization run in inference mode"),
     "normalization-not-adapted": CodeInfo(
         _W, ActivationError, "a Normalization layer never adapted, before unscaled inputs"

@@ -16,9 +16,10 @@ Under ``gradguard run``, which wraps `fit`, its arrays are also read on the host
 labels that are one of the inputs or padded elsewhere (`tokenlabels`), an embedding masking a
 real token 0 (`maskzero`), a data set zipping inputs and labels shuffled apart (`unpaired`),
 rows shuffled under a stateful recurrent layer (`statefulshuffle`), inputs and labels flipped or
-cropped by random draws of their own (`augmentpair`),
-and the largest sample or class weight, whose in-graph fold is then left out; and the inputs'
-scale, against that of the inputs later given to `evaluate` and `predict` (`heldout_scale`).
+cropped by random draws of their own (`augmentpair`), class-balancing sample weights left in
+another order than the labels (`weightorder`), and the largest sample or class weight, whose
+in-graph fold is then left out; and the inputs' scale, against that of the inputs later given
+to `evaluate` and `predict` (`heldout_scale`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from gradguard import (
     statefulshuffle,
     tokenlabels,
     unpaired,
+    weightorder,
 )
 from gradguard.findings import Finding
 from gradguard.heldout_scale import HeldoutScales
@@ -110,6 +112,7 @@ class FitBatches:
             "rows_normalized": rownorm.first_batch_suspect(batch.head(x)),
             "sample_weight_largest": max(known, default=None),
         }
+        found += weightorder.shuffled_apart(arguments, step)
         return found + _token_findings(model, x, arguments.get("y"), step)
 
     def observe(self, model: Any, x: Any, y: Any, sample_weight: Any) -> None:
