@@ -66,6 +66,9 @@ CODES: Mapping[str, CodeInfo] = {
     "sample-weights-misaligned": CodeInfo(
         _W, LossError, "class-balancing sample_weight in another order than the labels"
     ),
+    "vocabulary-misses-data": CodeInfo(
+        _W, LossError, "a lookup's vocabulary misses most of the values fit trains on"
+    ),
     "training-flag-missing": CodeInfo(_W, ActivationError, "normalization run in inference mode"),
     "normalization-not-adapted": CodeInfo(
         _W, ActivationError, "a Normalization layer never adapted, before unscaled inputs"

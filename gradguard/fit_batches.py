@@ -35,6 +35,7 @@ from gradguard import (
     frozenlate,
     label_range,
     lookahead,
+    lookupvocab,
     maskzero,
     padding,
     rescaled,
@@ -60,8 +61,8 @@ def keras_own_step(model: Any) -> bool:
 
 
 def _token_findings(model: Any, x: Any, y: Any, step: int) -> list[Finding]:
-    """`maskzero`; `tokenlabels` and `lookahead` for Keras' own step (an override may shift)."""
-    found = maskzero.findings(model, x, step)
+    """`maskzero`, `lookupvocab`; `tokenlabels`, `lookahead` for Keras' own step (no override)."""
+    found = maskzero.findings(model, x, step) + lookupvocab.findings(model, x, step)
     if keras_own_step(model):
         found += tokenlabels.findings(model, x, y, step) + lookahead.findings(model, x, y, step)
     return found

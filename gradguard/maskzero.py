@@ -40,7 +40,9 @@ FIELD_EDGES = 0.95  # share of the runs of 0s that start (or end) on a few share
 
 def findings(model: Any, x: Any, step: int) -> list[Finding]:
     """`zero-token-masked` for the token inputs of `x` whose masking embedding hides tokens."""
-    masking = {id(t): layer for layer in _masking_embeddings(model) for t in _inputs_of(layer)}
+    masking = {
+        id(t): layer for layer in _masking_embeddings(model) for t in tokens_lib.inputs_of(layer)
+    }
     found = []
     for name, array, tensor in tokens_lib.named_inputs(model, x):
         layer = masking.get(id(tensor))
@@ -92,9 +94,3 @@ def _masking_embeddings(model: Any) -> list[Any]:
         for layer in _compat.flatten_layers(model)
         if isinstance(layer, keras.layers.Embedding) and getattr(layer, "mask_zero", False)
     ]
-
-
-def _inputs_of(layer: Any) -> list[Any]:
-    """The symbolic tensors `layer` was called on (each call of a shared layer's)."""
-    nodes = getattr(layer, "_inbound_nodes", None) or []
-    return [t for node in nodes for t in getattr(node, "input_tensors", ())]

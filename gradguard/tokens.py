@@ -15,6 +15,7 @@ from gradguard import batch
 
 __all__ = [
     "edge_share",
+    "inputs_of",
     "is_tokens",
     "label_tokens",
     "named_inputs",
@@ -74,6 +75,12 @@ def named_inputs(model: Any, x: Any) -> list[tuple[str, np.ndarray, Any]]:
         named = [("x", x, symbolic[0] if len(symbolic) == 1 else None)]
     arrays = [(name, batch.head(value), tensor) for name, value, tensor in named]
     return [(name, array, tensor) for name, array, tensor in arrays if array is not None]
+
+
+def inputs_of(layer: Any) -> list[Any]:
+    """The symbolic tensors `layer` was called on (each call of a shared layer's)."""
+    nodes = getattr(layer, "_inbound_nodes", None) or []
+    return [t for node in nodes for t in getattr(node, "input_tensors", ())]
 
 
 def rows_with(x: Any, name: str, tokens: np.ndarray) -> Any:

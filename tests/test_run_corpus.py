@@ -401,6 +401,8 @@ BUGS: dict[str, Bug] = {
     ),
     # sample-weights-misaligned: balanced weights left behind when x and y were permuted.
     "bug_sample_weight_not_permuted_with_the_data_fit.py": Bug(("sample-weights-misaligned",)),
+    # vocabulary-misses-data: a StringLookup adapted on a sample of its column.
+    "bug_string_lookup_adapted_on_a_sample_fit.py": Bug(("vocabulary-misses-data",)),
     # A learning rate brought down 1000x and more during training, the weights all but still.
     "bug_lr_scheduler_compounds_every_epoch_fit.py": Bug(
         ("update-too-small",), mentions=(("update-too-small", "brought down from 0.001"),)
@@ -490,6 +492,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_class_weight_balanced_fit.py": Healthy(),
     "ok_class_weight_counted_on_the_labels_fit_is_given_fit.py": Healthy(),
     "ok_sample_weight_permuted_with_the_data_fit.py": Healthy(),
+    "ok_string_lookup_adapted_on_the_training_column_fit.py": Healthy(),
     "ok_model_called_with_training_true_batchnorm_tf_function.py": Healthy(),
     "ok_normalization_layer_adapted_fit.py": Healthy(),
     # Optimizers one after another: a stage on trained weights, a second model on a shared layer.
@@ -949,6 +952,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "batchnorm-statistics-stale",
         "class-weights-misnumbered",
         "sample-weights-misaligned",
+        "vocabulary-misses-data",
         "ema-weights-stale",
         "embedding-ids-fractional",
         "accuracy-exact-match",

@@ -1,0 +1,111 @@
+"""A lookup whose vocabulary misses most values `fit` trains on (`vocabulary-misses-data`).
+
+`StringLookup`, `IntegerLookup` and `TextVectorization` map every value missing from their
+vocabulary to one out-of-vocabulary index (``[UNK]``). Adapted on a sample of the data (or on
+another split, or given a vocabulary spelled otherwise than the data: another case, ints
+against strings), most of the training values land there, the embedding after the lookup sees
+one id for all of them, and the model cannot tell them apart (a store's effect unlearnable:
+test MSE 0.80 against 0.05). Nothing fails.
+
+Taken: a lookup fed straight by one of the model's inputs, whose vocabulary is not full (no
+`max_tokens`, or fewer entries than it: a vocabulary adapted on the training data then holds
+every training value), where `OUT` or more of `MIN_VALUES` or more values in `fit`'s first
+rows are out of its vocabulary. A vocabulary capped by `max_tokens` leaves its rare values out
+on purpose, and is not judged; nor is an inverted lookup (ids to values). Told once from the
+data on the host, as `fit` starts under ``gradguard run`` (its arrays, or those a data set
+only slices and batches).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gradguard import _compat
+from gradguard import tokens as tokens_lib
+from gradguard.findings import Finding
+
+__all__ = ["MIN_VALUES", "OUT", "findings"]
+
+OUT = 0.3  # share of the training values out of vocabulary (0 when adapted on them)
+MIN_VALUES = 64  # values to see before judging
+_LOOKUPS = (keras.layers.StringLookup, keras.layers.IntegerLookup, keras.layers.TextVectorization)
+
+
+def findings(model: Any, x: Any, step: int) -> list[Finding]:
+    """`vocabulary-misses-data` for the lookups of `model` fed by inputs of `x` they miss."""
+    lookups = {
+        id(t): layer
+        for layer in _compat.flatten_layers(model)
+        if isinstance(layer, _LOOKUPS) and not getattr(layer, "invert", False)
+        for t in tokens_lib.inputs_of(layer)
+    }
+    found = []
+    for name, array, tensor in tokens_lib.named_inputs(model, x):
+        layer = lookups.get(id(tensor))
+        finding = None if layer is None else _judge(layer, name, array, step)
+        found += [] if finding is None else [finding]
+    return found
+
+
+def _judge(layer: Any, name: str, array: np.ndarray, step: int) -> Finding | None:
+    index = getattr(layer, "_lookup_layer", layer)  # (TextVectorization's own StringLookup)
+    try:
+        size, vocabulary = index.vocabulary_size(), index.get_vocabulary(False)
+        values = _values(layer, array)
+    except (AttributeError, TypeError, ValueError, tf.errors.OpError):
+        return None  # (not adapted yet, or inputs the layer cannot read)
+    if index.max_tokens is not None and size >= index.max_tokens:
+        return None  # (capped: its rarest values are left out on purpose)
+    if getattr(index, "num_oov_indices", 1) < 1 or len(values) < MIN_VALUES:
+        return None  # (no out-of-vocabulary index: Keras raises on a missing value)
+    known = {_plain(v) for v in vocabulary}
+    missing = np.array([v not in known for v in values])
+    out = float(missing.mean())
+    if out < OUT:
+        return None
+    distinct = len(set(values))
+    unseen = len({v for v, m in zip(values, missing) if m})
+    given = getattr(index, "_has_input_vocabulary", False)
+    cause = (
+        "Its vocabulary was given (vocabulary=...) and does not hold them: compare its "
+        "entries with the data's values (case, spelling, ints against strings)."
+        if given
+        else "It was adapted on data that lacks them (a sample, or another split): adapt it "
+        "on the values fit trains on (the whole training column)."
+    )
+    message = (
+        f"{type(layer).__name__} {layer.name!r} maps {out:.0%} of the values of its input "
+        f"{name} that fit trains on to its out-of-vocabulary index: {unseen} of the "
+        f"{distinct} distinct values in fit's first rows are not among its {len(vocabulary)} "
+        "entries, so the layers after it see one id for all of them and cannot tell them "
+        f"apart. {cause}"
+    )
+    details = {
+        "layer": layer.name,
+        "input": name,
+        "out_of_vocabulary": out,
+        "vocabulary": len(vocabulary),
+        "distinct": distinct,
+        "unseen": unseen,
+    }
+    return Finding("vocabulary-misses-data", message, step, details=details)
+
+
+def _values(layer: Any, array: np.ndarray) -> list[Any]:
+    """The values `layer` looks up in `array` (a text's tokens), mask and padding left out."""
+    if isinstance(layer, keras.layers.TextVectorization):
+        split = layer._preprocess(tf.constant(array))  # (standardized and split, as in call)
+        tokens = split.flat_values if isinstance(split, tf.RaggedTensor) else split
+        values = [_plain(v) for v in np.asarray(tokens).ravel().tolist()]
+        return [v for v in values if v != ""]
+    mask = getattr(layer, "mask_token", None)
+    return [v for v in map(_plain, np.asarray(array).ravel().tolist()) if v != mask]
+
+
+def _plain(value: Any) -> Any:
+    """A value as the vocabulary lists it: text as `str`."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value

@@ -1,0 +1,108 @@
+"""`vocabulary-misses-data`: a lookup layer (StringLookup, IntegerLookup, TextVectorization)
+whose vocabulary misses most of the values `fit` trains on, told from fit's arrays."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from gradguard import lookupvocab
+
+RNG = np.random.default_rng(0)
+STORES = np.array([f"store_{i:03d}" for i in RNG.integers(0, 300, 2000)])
+CODES = RNG.integers(1000, 1300, 2000)
+WORDS = np.array([f"w{i}" for i in range(400)])
+TEXTS = np.array([" ".join(RNG.choice(WORDS, 12)) for _ in range(600)])
+
+
+def model_on(lookup: keras.layers.Layer, dtype: str = "string", shape: tuple = (1,)):
+    """A functional model whose input feeds `lookup` straight."""
+    inputs = keras.Input(shape=shape, dtype=dtype)
+    ids = lookup(inputs)
+    return keras.Model(inputs, keras.layers.Flatten()(keras.layers.Embedding(1000, 2)(ids)))
+
+
+def adapted(lookup: keras.layers.Layer, data: np.ndarray) -> keras.layers.Layer:
+    lookup.adapt(data)
+    return lookup
+
+
+@pytest.mark.parametrize(
+    "make,x,found",
+    [
+        # hunt23 p04: adapted on a sample of a column with many values.
+        (lambda: adapted(keras.layers.StringLookup(), STORES[:100]), STORES[:, None], True),
+        (lambda: adapted(keras.layers.IntegerLookup(), CODES[:100]), CODES[:, None], True),
+        (lambda: adapted(keras.layers.StringLookup(max_tokens=5000), STORES[:100]), STORES, True),
+        (
+            lambda: keras.layers.StringLookup(vocabulary=np.unique(np.char.upper(STORES))),
+            STORES,
+            True,
+        ),
+        (
+            lambda: adapted(keras.layers.TextVectorization(output_sequence_length=12), TEXTS[:5]),
+            TEXTS,
+            True,
+        ),
+        # Healthy: adapted on what fit trains on, a given vocabulary that holds the data.
+        (lambda: adapted(keras.layers.StringLookup(), STORES), STORES[:, None], False),
+        (lambda: adapted(keras.layers.IntegerLookup(), CODES), CODES[:, None], False),
+        (lambda: keras.layers.StringLookup(vocabulary=np.unique(STORES)), STORES, False),
+        (lambda: adapted(keras.layers.TextVectorization(), TEXTS), TEXTS, False),
+        # Healthy: a vocabulary capped by max_tokens leaves its rare values out on purpose.
+        (lambda: adapted(keras.layers.StringLookup(max_tokens=50), STORES), STORES, False),
+        (lambda: adapted(keras.layers.TextVectorization(max_tokens=60), TEXTS), TEXTS, False),
+        # Healthy: a sample that holds most values, too few values to judge.
+        (lambda: adapted(keras.layers.StringLookup(), STORES[:1500]), STORES, False),
+        (lambda: adapted(keras.layers.StringLookup(), STORES[:5]), STORES[:40], False),
+    ],
+    ids=[
+        "string-sample",
+        "integer-sample",
+        "below-max-tokens",
+        "given-in-upper-case",
+        "text-sample",
+        "string-all",
+        "integer-all",
+        "given",
+        "text-all",
+        "capped",
+        "text-capped",
+        "most-values",
+        "few-values",
+    ],
+)
+def test_a_vocabulary_missing_most_training_values_is_found(make, x, found):
+    lookup = make()
+    model = model_on(lookup, "int64" if x.dtype.kind == "i" else "string", x.shape[1:])
+    findings = lookupvocab.findings(model, x, step=4)
+    assert [f.code for f in findings] == (["vocabulary-misses-data"] if found else [])
+    if found:
+        assert findings[0].details["out_of_vocabulary"] >= lookupvocab.OUT
+        assert findings[0].details["layer"] == lookup.name
+
+
+def test_the_message_tells_an_adapted_vocabulary_from_a_given_one():
+    sample = adapted(keras.layers.StringLookup(), STORES[:100])
+    (finding,) = lookupvocab.findings(model_on(sample), STORES[:, None], step=0)
+    out = np.mean(~np.isin(STORES[:1024], STORES[:100]))
+    assert f"maps {out:.0%} of the values of its input x" in finding.message
+    assert "adapted on data that lacks them" in finding.message
+    given = keras.layers.StringLookup(vocabulary=np.unique(np.char.upper(STORES)))
+    (finding,) = lookupvocab.findings(model_on(given), STORES[:, None], step=0)
+    assert "vocabulary was given" in finding.message
+
+
+def test_the_input_is_found_by_name_and_an_inverted_lookup_is_not_judged():
+    store = keras.Input(shape=(1,), dtype="string", name="store")
+    promo = keras.Input(shape=(1,), name="promo")
+    lookup = adapted(keras.layers.StringLookup(), STORES[:100])
+    ids = keras.layers.Flatten()(keras.layers.Embedding(200, 2)(lookup(store)))
+    model = keras.Model({"store": store, "promo": promo}, keras.layers.Concatenate()([ids, promo]))
+    x = {"promo": np.zeros((2000, 1), "float32"), "store": STORES[:, None]}
+    (finding,) = lookupvocab.findings(model, x, step=0)
+    assert finding.details["input"] == "x['store']"
+    inverted = keras.layers.StringLookup(vocabulary=["a", "b"], invert=True)
+    inputs = keras.Input(shape=(1,), dtype="int64")
+    assert lookupvocab.findings(keras.Model(inputs, inverted(inputs)), CODES[:, None], 0) == []
