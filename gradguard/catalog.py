@@ -69,6 +69,9 @@ CODES: Mapping[str, CodeInfo] = {
     "vocabulary-misses-data": CodeInfo(
         _W, LossError, "a lookup's vocabulary misses most of the values fit trains on"
     ),
+    "normalization-features-pooled": CodeInfo(
+        _W, ActivationError, "one mean and variance for features of very different scales"
+    ),
     "training-flag-missing": CodeInfo(_W, ActivationError, "normalization run in inference mode"),
     "normalization-not-adapted": CodeInfo(
         _W, ActivationError, "a Normalization layer never adapted, before unscaled inputs"

@@ -37,6 +37,7 @@ from gradguard import (
     lookahead,
     lookupvocab,
     maskzero,
+    normpooled,
     padding,
     rescaled,
     reshuffledsplit,
@@ -61,8 +62,9 @@ def keras_own_step(model: Any) -> bool:
 
 
 def _token_findings(model: Any, x: Any, y: Any, step: int) -> list[Finding]:
-    """`maskzero`, `lookupvocab`; `tokenlabels`, `lookahead` for Keras' own step (no override)."""
+    """`maskzero`, `lookupvocab`, `normpooled`; `tokenlabels`, `lookahead` for Keras' own step."""
     found = maskzero.findings(model, x, step) + lookupvocab.findings(model, x, step)
+    found += normpooled.findings(model, x, step)
     if keras_own_step(model):
         found += tokenlabels.findings(model, x, y, step) + lookahead.findings(model, x, y, step)
     return found

@@ -24,7 +24,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gradguard import _compat
 from gradguard import tokens as tokens_lib
 from gradguard.findings import Finding
 
@@ -37,18 +36,15 @@ _LOOKUPS = (keras.layers.StringLookup, keras.layers.IntegerLookup, keras.layers.
 
 def findings(model: Any, x: Any, step: int) -> list[Finding]:
     """`vocabulary-misses-data` for the lookups of `model` fed by inputs of `x` they miss."""
-    lookups = {
-        id(t): layer
-        for layer in _compat.flatten_layers(model)
-        if isinstance(layer, _LOOKUPS) and not getattr(layer, "invert", False)
-        for t in tokens_lib.inputs_of(layer)
-    }
     found = []
-    for name, array, tensor in tokens_lib.named_inputs(model, x):
-        layer = lookups.get(id(tensor))
-        finding = None if layer is None else _judge(layer, name, array, step)
+    for layer, name, array in tokens_lib.fed_layers(model, x, _reads):
+        finding = _judge(layer, name, array, step)
         found += [] if finding is None else [finding]
     return found
+
+
+def _reads(layer: Any) -> bool:
+    return isinstance(layer, _LOOKUPS) and not getattr(layer, "invert", False)
 
 
 def _judge(layer: Any, name: str, array: np.ndarray, step: int) -> Finding | None:

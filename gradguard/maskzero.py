@@ -24,7 +24,6 @@ from typing import Any
 import keras
 import numpy as np
 
-from gradguard import _compat
 from gradguard import tokens as tokens_lib
 from gradguard.findings import Finding
 
@@ -40,13 +39,9 @@ FIELD_EDGES = 0.95  # share of the runs of 0s that start (or end) on a few share
 
 def findings(model: Any, x: Any, step: int) -> list[Finding]:
     """`zero-token-masked` for the token inputs of `x` whose masking embedding hides tokens."""
-    masking = {
-        id(t): layer for layer in _masking_embeddings(model) for t in tokens_lib.inputs_of(layer)
-    }
     found = []
-    for name, array, tensor in tokens_lib.named_inputs(model, x):
-        layer = masking.get(id(tensor))
-        if layer is None or array.ndim != 2 or not tokens_lib.is_tokens(array):
+    for layer, name, array in tokens_lib.fed_layers(model, x, _masks_zero):
+        if array.ndim != 2 or not tokens_lib.is_tokens(array):
             continue
         zeros = array == 0
         count = int(zeros.sum())
@@ -88,9 +83,5 @@ def _fields_padded(zeros: np.ndarray) -> bool:
     return False
 
 
-def _masking_embeddings(model: Any) -> list[Any]:
-    return [
-        layer
-        for layer in _compat.flatten_layers(model)
-        if isinstance(layer, keras.layers.Embedding) and getattr(layer, "mask_zero", False)
-    ]
+def _masks_zero(layer: Any) -> bool:
+    return isinstance(layer, keras.layers.Embedding) and getattr(layer, "mask_zero", False)

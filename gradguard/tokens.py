@@ -6,15 +6,16 @@ Which arrays are token sequences, named as the user indexes them, and where thei
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from gradguard import batch
+from gradguard import _compat, batch
 
 __all__ = [
     "edge_share",
+    "fed_layers",
     "inputs_of",
     "is_tokens",
     "label_tokens",
@@ -75,6 +76,24 @@ def named_inputs(model: Any, x: Any) -> list[tuple[str, np.ndarray, Any]]:
         named = [("x", x, symbolic[0] if len(symbolic) == 1 else None)]
     arrays = [(name, batch.head(value), tensor) for name, value, tensor in named]
     return [(name, array, tensor) for name, array, tensor in arrays if array is not None]
+
+
+def fed_layers(model: Any, x: Any, wanted: Callable[[Any], bool]) -> list[tuple[Any, str, Any]]:
+    """The `wanted` layers of `model` fed straight by an array of `x`: ``(layer, name, array)``.
+
+    Each array's first rows, named as `named_inputs` names it; a layer called on several of the
+    model's inputs comes once per input.
+    """
+    layers: dict[int, list[Any]] = {}
+    for layer in _compat.flatten_layers(model):
+        if wanted(layer):
+            for tensor in inputs_of(layer):
+                layers.setdefault(id(tensor), []).append(layer)
+    return [
+        (layer, name, array)
+        for name, array, tensor in named_inputs(model, x)
+        for layer in layers.get(id(tensor), [])
+    ]
 
 
 def inputs_of(layer: Any) -> list[Any]:

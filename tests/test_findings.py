@@ -20,7 +20,8 @@ def test_every_design_code_is_in_the_catalog():
     cannot-overfit-batch labels-uninformative learning-rate-far-from-suggestion
     gradient-misassigned labels-out-of-range loss-sign-flipped units-identical
     batches-one-class optimizer-recreated class-weights-inverted class-weights-misnumbered
-    sample-weights-misaligned vocabulary-misses-data training-flag-missing
+    sample-weights-misaligned vocabulary-misses-data normalization-features-pooled
+    training-flag-missing
     normalization-not-adapted inputs-rescaled-twice loss-misassigned frozen-untrained
     epsilon-dominates labels-in-inputs data-exhausted padding-misaligned
     reshape-transposes zero-token-masked accumulators-not-reset

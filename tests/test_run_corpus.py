@@ -403,6 +403,8 @@ BUGS: dict[str, Bug] = {
     "bug_sample_weight_not_permuted_with_the_data_fit.py": Bug(("sample-weights-misaligned",)),
     # vocabulary-misses-data: a StringLookup adapted on a sample of its column.
     "bug_string_lookup_adapted_on_a_sample_fit.py": Bug(("vocabulary-misses-data",)),
+    # normalization-features-pooled: Normalization(axis=None) on a price beside ratios.
+    "bug_normalization_axis_none_on_mixed_scales_fit.py": Bug(("normalization-features-pooled",)),
     # A learning rate brought down 1000x and more during training, the weights all but still.
     "bug_lr_scheduler_compounds_every_epoch_fit.py": Bug(
         ("update-too-small",), mentions=(("update-too-small", "brought down from 0.001"),)
@@ -493,6 +495,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_class_weight_counted_on_the_labels_fit_is_given_fit.py": Healthy(),
     "ok_sample_weight_permuted_with_the_data_fit.py": Healthy(),
     "ok_string_lookup_adapted_on_the_training_column_fit.py": Healthy(),
+    "ok_normalization_per_feature_on_mixed_scales_fit.py": Healthy(),
     "ok_model_called_with_training_true_batchnorm_tf_function.py": Healthy(),
     "ok_normalization_layer_adapted_fit.py": Healthy(),
     # Optimizers one after another: a stage on trained weights, a second model on a shared layer.
@@ -953,6 +956,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "class-weights-misnumbered",
         "sample-weights-misaligned",
         "vocabulary-misses-data",
+        "normalization-features-pooled",
         "ema-weights-stale",
         "embedding-ids-fractional",
         "accuracy-exact-match",

@@ -1,0 +1,87 @@
+"""A `Normalization` with one mean and variance for features of very different scales.
+
+``keras.layers.Normalization(axis=None)`` (or a scalar ``mean=``/``variance=``) standardizes
+with statistics pooled over every feature. For pixels or embeddings of one scale that is what
+is meant; for a table whose columns differ in scale (a price in the tens of thousands beside
+ratios in 0..1) the large column sets the variance, and every other column comes out squashed
+by the same factor (spreads of 1e-5 beside 1): the network can hardly use them (test MSE 0.21
+against 0.003 with the default per-feature ``axis=-1``). Nothing fails.
+
+Taken: a `Normalization` fed straight by one of the model's inputs, computing with one mean and
+one variance for all its input's features (its last axis, of several), and whose input
+columns' spreads in `fit`'s first rows differ by `SPREAD` or more (constant columns left out).
+Told once from the data on the host, as `fit` starts under ``gradguard run`` (its arrays, or
+those a data set only slices and batches).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+from gradguard import tokens as tokens_lib
+from gradguard import unadapted
+from gradguard.findings import Finding
+
+__all__ = ["SPREAD", "findings"]
+
+SPREAD = 100.0  # largest over smallest column spread; one scale's features stay within 10
+
+
+def findings(model: Any, x: Any, step: int) -> list[Finding]:
+    """`normalization-features-pooled` for pooled Normalizations before columns of many scales."""
+    found = []
+    for layer, name, array in tokens_lib.fed_layers(model, x, _pools_features):
+        finding = _judge(layer, name, array, step)
+        found += [] if finding is None else [finding]
+    return found
+
+
+def _pools_features(layer: Any) -> bool:
+    """Whether `layer` is a Normalization computing with one mean and one variance.
+
+    Its statistics as it computes with them (pooled by ``axis=None``, or scalars given, then
+    broadcast); one never adapted is `unadapted`'s.
+    """
+    if not isinstance(layer, keras.layers.Normalization) or layer.invert or not layer.built:
+        return False
+    if unadapted.never_adapted(layer) or getattr(layer, "mean", None) is None:
+        return False
+    mean, variance = np.asarray(layer.mean), np.asarray(layer.variance)
+    return bool(np.all(mean == mean.flat[0]) and np.all(variance == variance.flat[0]))
+
+
+def _judge(layer: Any, name: str, array: np.ndarray, step: int) -> Finding | None:
+    if array.ndim < 2 or array.shape[-1] < 2 or array.dtype.kind not in "biuf":
+        return None
+    spreads = np.std(array.reshape(-1, array.shape[-1]).astype(np.float64), axis=0)
+    varying = spreads[spreads > 0]
+    if len(varying) < 2 or not np.all(np.isfinite(varying)):
+        return None
+    ratio = float(varying.max() / varying.min())
+    if ratio < SPREAD:
+        return None
+    widest, narrowest = (
+        int(np.argmax(spreads)),
+        int(np.argmin(np.where(spreads > 0, spreads, np.inf))),
+    )
+    axis = "axis=None" if not layer.axis else "a scalar mean= and variance="
+    shrunk = spreads[narrowest] / spreads[widest]
+    message = (
+        f"Normalization {layer.name!r} standardizes its input {name} with one mean and "
+        f"variance for all its {array.shape[-1]} features ({axis}), but their spreads differ "
+        f"{ratio:.3g}-fold (feature {widest}: {spreads[widest]:.3g}, feature {narrowest}: "
+        f"{spreads[narrowest]:.3g}): the widest sets the variance, and the narrowest comes "
+        f"out {shrunk:.2g} times as wide, too small for the layers after it to use. "
+        "Standardize each feature on its own: Normalization() (axis=-1, the default), then "
+        "adapt it on the training data."
+    )
+    details = {
+        "layer": layer.name,
+        "input": name,
+        "ratio": ratio,
+        "spreads": [float(s) for s in spreads],
+    }
+    return Finding("normalization-features-pooled", message, step, details=details)
