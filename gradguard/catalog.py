@@ -157,6 +157,9 @@ CODES: Mapping[str, CodeInfo] = {
     "loss-averaged-per-replica": CodeInfo(
         _W, UpdateError, "a replica's loss averaged over its own examples: N replicas' sum"
     ),
+    "loss-summed-per-replica": CodeInfo(
+        _W, UpdateError, "a replica's loss summed over its examples, never divided by the batch"
+    ),
     "gradient-of-predictions": CodeInfo(
         _W, GradientError, "the gradients applied are of the model's outputs, not of a loss"
     ),

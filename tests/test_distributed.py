@@ -81,12 +81,17 @@ def test_mirrored_findings_are_the_planted_ones(mirrored):
     assert mirrored["jit_clipped"]["mirrored"][1] == []
 
 
-def test_a_loss_averaged_per_replica_is_found(mirrored):
+def test_a_loss_averaged_or_summed_per_replica_is_found(mirrored):
     # tf.reduce_mean on each replica's examples, the replicas' gradients summed: twice the step.
     codes = mirrored["per_replica_loss"]
     assert "loss-averaged-per-replica" in codes["replica-mean"]
-    for silent in ("global", "keras", "one-device-mean"):
+    for silent in ("global", "keras", "one-device-mean", "divided-then-summed", "one-device-sum"):
         assert "loss-averaged-per-replica" not in codes[silent], (silent, codes[silent])
+        assert "loss-summed-per-replica" not in codes[silent], (silent, codes[silent])
+    # Summed over the replica's examples and never divided by the global batch (hunt22 p02).
+    for summed in ("replica-sum", "keras-sum"):
+        assert "loss-summed-per-replica" in codes[summed], (summed, codes[summed])
+        assert "loss-averaged-per-replica" not in codes[summed], (summed, codes[summed])
 
 
 def test_mirrored_activations_count_every_replicas_examples(mirrored):

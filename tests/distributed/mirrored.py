@@ -61,9 +61,11 @@ def train_step(strategy, lr, loss="keras", **options):
 def guarded_user_step(strategy, lr, clip, loss="global", cross_replica=False):
     """The user's own step calling strategy.run, under the guard decorator.
 
-    Its loss: averaged over the global batch (`compute_average_loss`), or over the replica's
-    examples only (``replica-mean``, the gradients then summed over the replicas), or by a
-    Keras loss object, which scales its mean by the replicas. `cross_replica`: the replicas
+    Its loss: averaged over the global batch (`compute_average_loss`, or summed after each
+    example is divided by it), or over the replica's examples only (``replica-mean``, the
+    gradients then summed over the replicas), or summed over them and never divided (by hand,
+    or a Keras loss object with ``reduction="sum"``), or by a Keras loss object, which scales
+    its mean by the replicas. `cross_replica`: the replicas
     return their gradients, summed and applied once outside `strategy.run`.
     """
     scope = strategy.scope() if strategy else tf.device("/cpu:0")
@@ -82,6 +84,12 @@ def guarded_user_step(strategy, lr, clip, loss="global", cross_replica=False):
                 per_example = tf.reduce_mean(tf.square(y - prediction), axis=-1)
                 if loss == "replica-mean":
                     value = tf.reduce_mean(per_example)
+                elif loss == "replica-sum":
+                    value = tf.reduce_sum(per_example)
+                elif loss == "keras-sum":  # (the global batch's division forgotten)
+                    value = keras.losses.MeanSquaredError(reduction="sum")(y, prediction)
+                elif loss == "divided-then-summed":
+                    value = tf.reduce_sum(per_example / 64.0)
                 elif loss == "keras":
                     value = keras.losses.MeanSquaredError()(y, prediction)
                 else:
@@ -290,7 +298,15 @@ def classifier_step(strategy):
 out["classifier"] = {"single": classifier_step(None), "mirrored": classifier_step(STRATEGY)}
 out["per_replica_loss"] = {
     kind: guarded_user_step(STRATEGY, 0.01, 1.0, loss=kind)[1]
-    for kind in ("global", "replica-mean", "keras")
+    for kind in (
+        "global",
+        "replica-mean",
+        "keras",
+        "replica-sum",
+        "keras-sum",
+        "divided-then-summed",
+    )
 }
 out["per_replica_loss"]["one-device-mean"] = guarded_user_step(None, 0.01, 1.0, "replica-mean")[1]
+out["per_replica_loss"]["one-device-sum"] = guarded_user_step(None, 0.01, 1.0, "replica-sum")[1]
 json.dump(out, sys.stdout)
