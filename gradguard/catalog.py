@@ -157,6 +157,9 @@ CODES: Mapping[str, CodeInfo] = {
     "loss-averaged-per-replica": CodeInfo(
         _W, UpdateError, "a replica's loss averaged over its own examples: N replicas' sum"
     ),
+    "weights-copied-as-constant": CodeInfo(
+        _W, UpdateError, "a layer computes with a constant copy of a variable, never updated"
+    ),
     "loss-summed-per-replica": CodeInfo(
         _W, UpdateError, "a replica's loss summed over its examples, never divided by the batch"
     ),

@@ -28,6 +28,7 @@ from gradguard import (
     losssign,
     reshapes,
     softmaxone,
+    weightcopy,
 )
 from gradguard.diagnose import (
     ancestors,
@@ -288,6 +289,7 @@ def graph_findings(loss: tf.Tensor, step: int, variables: Iterable[Any] = ()) ->
     found.append(losssign.graph_loss_sign(loss, ops, is_output, step))
     found.append(lossmean.graph_error_measured_whole(loss, ops, reads_variables, step))
     found.append(lossmask.graph_mask_keeps_one_label(loss, ops, _reads_a_variable, step))
+    found.append(weightcopy.graph_weights_copied(loss, ops, variables, step))
     return [finding for finding in found if finding is not None]
 
 

@@ -30,7 +30,8 @@ def test_every_design_code_is_in_the_catalog():
     validation-split-ordered activation-missing optimizer-setting-ignored
     batchnorm-statistics-stale ema-weights-stale embedding-ids-fractional
     accuracy-exact-match split-reshuffled optimizer-build-lost stateful-shuffled
-    loss-not-scaled hinge-on-batch-total loss-averaged-per-replica loss-summed-per-replica
+    loss-not-scaled hinge-on-batch-total loss-averaged-per-replica weights-copied-as-constant
+    loss-summed-per-replica
     augmentation-misaligned
     gradient-of-predictions future-tokens-visible frozen-still-trained tape-reused-after-update
     predictions-constant monitor-not-logged loss-not-logged random-frozen-at-trace

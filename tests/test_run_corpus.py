@@ -405,6 +405,8 @@ BUGS: dict[str, Bug] = {
     "bug_string_lookup_adapted_on_a_sample_fit.py": Bug(("vocabulary-misses-data",)),
     # normalization-features-pooled: Normalization(axis=None) on a price beside ratios.
     "bug_normalization_axis_none_on_mixed_scales_fit.py": Bug(("normalization-features-pooled",)),
+    # weights-copied-as-constant: a tied decoder's transposed kernel taken in build().
+    "bug_tied_decoder_kernel_transposed_in_build_fit.py": Bug(("weights-copied-as-constant",)),
     # A learning rate brought down 1000x and more during training, the weights all but still.
     "bug_lr_scheduler_compounds_every_epoch_fit.py": Bug(
         ("update-too-small",), mentions=(("update-too-small", "brought down from 0.001"),)
@@ -496,6 +498,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_sample_weight_permuted_with_the_data_fit.py": Healthy(),
     "ok_string_lookup_adapted_on_the_training_column_fit.py": Healthy(),
     "ok_normalization_per_feature_on_mixed_scales_fit.py": Healthy(),
+    "ok_tied_decoder_kernel_transposed_in_call_fit.py": Healthy(),
     "ok_model_called_with_training_true_batchnorm_tf_function.py": Healthy(),
     "ok_normalization_layer_adapted_fit.py": Healthy(),
     # Optimizers one after another: a stage on trained weights, a second model on a shared layer.
@@ -957,6 +960,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "sample-weights-misaligned",
         "vocabulary-misses-data",
         "normalization-features-pooled",
+        "weights-copied-as-constant",
         "ema-weights-stale",
         "embedding-ids-fractional",
         "accuracy-exact-match",
