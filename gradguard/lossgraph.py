@@ -7,8 +7,9 @@ trace. `graph_findings` also judges whether the loss reads the outputs as the va
 (`from-logits-mismatch`, `lossprobs`); with `loss_fn_findings`, the loss's sign (`losssign`)
 whether it measures the error whole: the batch's mean error squared, or the error never
 squared (`lossmean`), and whether it counts only the examples of one label (`lossmask`); and
-whether the data on its way to the loss was reshaped where a transpose was meant (`reshapes`)
-or attended through a mask that keeps only the padding (`attnmask`).
+whether the data on its way to the loss was reshaped where a transpose was meant (`reshapes`),
+attended through a mask that keeps only the padding (`attnmask`), or multiplied by a constant
+copy of a variable the gradient trains (`weightcopy`).
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ from gradguard import _compat, batch
 __all__ = [
     "edge_share",
     "fed_layers",
-    "inputs_of",
     "is_tokens",
     "label_tokens",
     "named_inputs",
@@ -87,7 +86,7 @@ def fed_layers(model: Any, x: Any, wanted: Callable[[Any], bool]) -> list[tuple[
     layers: dict[int, list[Any]] = {}
     for layer in _compat.flatten_layers(model):
         if wanted(layer):
-            for tensor in inputs_of(layer):
+            for tensor in _inputs_of(layer):
                 layers.setdefault(id(tensor), []).append(layer)
     return [
         (layer, name, array)
@@ -96,7 +95,7 @@ def fed_layers(model: Any, x: Any, wanted: Callable[[Any], bool]) -> list[tuple[
     ]
 
 
-def inputs_of(layer: Any) -> list[Any]:
+def _inputs_of(layer: Any) -> list[Any]:
     """The symbolic tensors `layer` was called on (each call of a shared layer's)."""
     nodes = getattr(layer, "_inbound_nodes", None) or []
     return [t for node in nodes for t in getattr(node, "input_tensors", ())]
