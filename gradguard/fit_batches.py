@@ -104,6 +104,8 @@ class FitBatches:
             sliced = batch.sliced(x)  # (arrays only batched and shuffled: read as fit's)
             if sliced is not None:
                 found += _token_findings(model, sliced[0], sliced[1], step)
+                weighted = {"y": sliced[1], "sample_weight": sliced[2]}
+                found += weightorder.shuffled_apart(weighted, step)
             return found + reshuffledsplit.findings(arguments, step)
         self.heldout.trained_on(model, x)
         weights = [  # (fit takes one or the other)

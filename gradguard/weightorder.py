@@ -5,10 +5,11 @@ count (``n / (n_classes * count)``, indexed by the labels). Computed before ``x`
 were shuffled, sorted or split by an index (``x, y = x[perm], y[perm]``) and not indexed with
 them, they keep their values and their counts but land on other examples: the rare class's
 examples weigh about what the frequent class's do, and the imbalance they were computed for
-is not compensated at all. Judged as `fit` starts, under ``gradguard run``, from its arrays:
-weights that have as many values as the labels have classes, in inverse proportion to their
-counts, those counts close to the classes' (`COUNTS`), yet little of their variance lies
-between the classes (`FOLLOWS`). Weights that follow the labels explain all of it; weights
+is not compensated at all. Judged as `fit` starts, under ``gradguard run``, from its arrays (or
+the first rows of those a data set only slices, shuffles and batches): weights that have as
+many values as the labels have classes, in inverse proportion to their counts, those counts
+close to the classes' (`COUNTS`), yet little of their variance lies between the classes
+(`FOLLOWS`). Weights that follow the labels explain all of it; weights
 for anything else (recency, confidence, a group's balance) do not take the classes' counts.
 """
 
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
 from gradguard import batch
 from gradguard.findings import Finding
@@ -36,8 +38,8 @@ def shuffled_apart(arguments: Mapping[str, Any], step: int) -> list[Finding]:
 
     Args:
       arguments: `fit`'s arguments by name: its labels `y` (class ids or one-hot rows),
-        `sample_weight` (a NumPy array, one weight per example) and `validation_split` (its
-        last examples are not trained on). Anything else is not judged.
+        `sample_weight` (a NumPy array or an eager tensor, one weight per example) and
+        `validation_split` (its last examples are not trained on). Anything else is not judged.
       step: The step to date the finding at.
     """
     read = _read(arguments)
@@ -88,6 +90,8 @@ def shuffled_apart(arguments: Mapping[str, Any], step: int) -> list[Finding]:
 def _read(arguments: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
     """The training part's class ids and one weight per example; None if not both."""
     ids, weights = batch.class_ids(arguments.get("y")), arguments.get("sample_weight")
+    if isinstance(weights, tf.Tensor):  # (a data set's first rows)
+        weights = weights.numpy()
     if ids is None or not isinstance(weights, np.ndarray) or weights.dtype.kind not in "biuf":
         return None
     if weights.ndim == 2 and weights.shape[1] == 1:

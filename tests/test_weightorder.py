@@ -3,10 +3,12 @@ labels `fit` is given (computed, then x and y permuted without it)."""
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from gradguard import weightorder
+from gradguard import fit_batches, weightorder
 
 RNG = np.random.default_rng(0)
 # 5% positives; the examples of each class in a random order.
@@ -85,3 +87,13 @@ def test_the_message_names_the_rare_class_and_its_weight():
     assert f"{heaviest:.3g} on {rare} examples, as class 1 has {rare}" in finding.message
     held = np.mean(weights[y == 1] == heaviest)
     assert f"only {held:.0%} of class 1's examples weigh {heaviest:.3g}" in finding.message
+
+
+def test_a_data_set_of_arrays_and_weights_is_judged_from_its_first_rows():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="sigmoid")])
+    x = np.zeros((3000, 2), "float32")
+    for weights, found in ((balanced(LABELS), True), (balanced(LABELS)[PERM], False)):
+        data = tf.data.Dataset.from_tensor_slices((x, LABELS[PERM], weights))
+        findings = fit_batches.FitBatches().given(model, {"x": data.shuffle(64).batch(32)}, 0)
+        codes = [f.code for f in findings]
+        assert ("sample-weights-misaligned" in codes) == found, codes
