@@ -10,12 +10,14 @@ with the transpose taken in `call`). Every variable still gets a gradient and mo
 
 Read from the traced loss of a gradient (`lossgraph.graph_findings`), as the step is traced:
 a float constant of the step (an eager tensor it captured, or a NumPy array) of `MIN_SIZE` or
-more values, most of them different (drawn, as weights are; not zeros or ones), multiplied into
-the computation as weights are (a matrix product, a convolution, an einsum, through transposes
-and reshapes), that holds exactly the values of a variable the gradient is taken of, read at
-that trace (before the first update: the copy is still equal). A constant compared with its
-variable (a penalty toward the starting weights, L2-SP) is not used as weights, and constants
-of other values (positional encodings, fixed filters) are not copies: silent.
+more values, most of them different (drawn, as weights are; not zeros or ones), multiplied as
+weights are (a matrix product, a convolution, an einsum, through transposes and reshapes) into
+what a variable computed, that holds exactly the values of a variable the gradient is taken
+of, read at that trace (before the first update: the copy is still equal). A constant
+compared with its variable (a penalty toward the starting weights, L2-SP) is not used as
+weights; a frozen copy of a model that multiplies the data (a reference kept on purpose:
+learning without forgetting's old model) computes from no variable; and constants of other
+values (positional encodings, fixed filters) are not copies: silent.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from gradguard import _compat
+from gradguard.diagnose import reads_variables
 from gradguard.findings import Finding
 
 __all__ = ["MIN_SIZE", "graph_weights_copied"]
@@ -87,14 +90,19 @@ def graph_weights_copied(
 
 
 def _used_as_weights(tensor: tf.Tensor) -> bool:
-    """Whether `tensor` (through views) is multiplied into a product as weights are."""
+    """Whether `tensor` (through views) multiplies what a variable computed, as weights do.
+
+    A frozen model's copy multiplies data, or other copies (a reference kept on purpose).
+    """
     stack, seen = [tensor], set[tf.Operation]()
     while stack:
-        for consumer in stack.pop().consumers():
+        current = stack.pop()
+        for consumer in current.consumers():
             if consumer in seen:
                 continue
             seen.add(consumer)
-            if consumer.type in _AS_WEIGHTS:
+            others = [t for t in consumer.inputs if t is not current]
+            if consumer.type in _AS_WEIGHTS and any(reads_variables(t) for t in others):
                 return True
             if consumer.type in _VIEWS:
                 stack += consumer.outputs

@@ -93,3 +93,16 @@ def test_fixed_constants_that_copy_no_variable_are_silent():
     zeros = keras.layers.Dense(12, kernel_initializer="zeros")
     start = keras.layers.Lambda(lambda t: t + tf.matmul(t, tf.zeros((12, 12))))
     assert judged(keras.Model(inputs, zeros(start(inputs)))) is None
+
+
+def test_a_frozen_copy_of_the_old_model_kept_as_a_reference_is_silent():
+    # Learning without forgetting (hunt24 h04): the old model's logits from constant copies of
+    # the starting weights, a target for a KL term; they multiply the data, not a variable's.
+    model = keras.Sequential([keras.Input((12,)), keras.layers.Dense(12)])
+    kernel, bias = [tf.constant(v.numpy()) for v in model.trainable_variables]
+
+    def keep_old():
+        old = tf.nn.softmax(tf.matmul(X, kernel) + bias)
+        return tf.reduce_mean(keras.losses.kl_divergence(old, tf.nn.softmax(model(X))))
+
+    assert judged(model, keep_old) is None
