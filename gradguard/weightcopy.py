@@ -60,8 +60,8 @@ def graph_weights_copied(
     captured = {
         id(inside): outside
         for outside, inside in getattr(loss.graph, "captures", ())
-        if isinstance(outside, tf.Tensor) and outside.dtype.is_floating
-    }
+        if isinstance(outside, tf.Tensor) and not tf.is_symbolic_tensor(outside)
+    }  # (eager tensors only: a nested function captures its outer graph's tensors too)
     copies = []
     for op in ops:
         tensor = op.outputs[0] if op.type in ("Const", "Placeholder") else None
