@@ -8,10 +8,11 @@ by the same factor (spreads of 1e-5 beside 1): the network can hardly use them (
 against 0.003 with the default per-feature ``axis=-1``). Nothing fails.
 
 Taken: a `Normalization` fed straight by one of the model's inputs, computing with one mean and
-one variance for all its input's features (its last axis, of several), and whose input
-columns' spreads in `fit`'s first rows differ by `SPREAD` or more (constant columns left out).
-Told once from the data on the host, as `fit` starts under ``gradguard run`` (its arrays, or
-those a data set only slices and batches).
+one variance for all its input, where along one axis (the features: last, or first for
+channels-first windows) half or more of the varying features are `SPREAD` times narrower than
+the widest, in `fit`'s first rows. An image's few border columns that barely vary are not half
+of them, and features of one scale are not narrower. Told once from the data on the host, as
+`fit` starts under ``gradguard run`` (its arrays, or those a data set only slices and batches).
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from gradguard import tokens as tokens_lib
 from gradguard import unadapted
 from gradguard.findings import Finding
 
-__all__ = ["SPREAD", "findings"]
+__all__ = ["SPREAD", "SQUASHED", "findings"]
 
-SPREAD = 100.0  # largest over smallest column spread; one scale's features stay within 10
+SPREAD = 100.0  # a feature this many times narrower than the widest is squashed
+SQUASHED = 0.5  # ... and at least this share of the varying features are
 
 
 def findings(model: Any, x: Any, step: int) -> list[Finding]:
@@ -54,33 +56,48 @@ def _pools_features(layer: Any) -> bool:
 
 
 def _judge(layer: Any, name: str, array: np.ndarray, step: int) -> Finding | None:
-    if array.ndim < 2 or array.shape[-1] < 2 or array.dtype.kind not in "biuf":
+    if array.ndim < 2 or array.dtype.kind not in "biuf":
         return None
-    spreads = np.std(array.reshape(-1, array.shape[-1]).astype(np.float64), axis=0)
-    varying = spreads[spreads > 0]
-    if len(varying) < 2 or not np.all(np.isfinite(varying)):
-        return None
-    ratio = float(varying.max() / varying.min())
-    if ratio < SPREAD:
-        return None
-    widest, narrowest = (
-        int(np.argmax(spreads)),
-        int(np.argmin(np.where(spreads > 0, spreads, np.inf))),
-    )
-    axis = "axis=None" if not layer.axis else "a scalar mean= and variance="
+    for axis in range(1, array.ndim):  # (features last, or first: channels-first windows)
+        spreads = _spreads(array, axis)
+        varying = spreads[spreads > 0]
+        if len(varying) < 2 or not np.all(np.isfinite(varying)):
+            continue
+        # Most features squashed, not a few (an image's border columns barely vary).
+        squashed = varying <= varying.max() / SPREAD
+        if squashed.mean() >= SQUASHED:
+            return _finding(layer, name, spreads, axis, array.ndim, step)
+    return None
+
+
+def _spreads(array: np.ndarray, axis: int) -> np.ndarray:
+    """Each index of `axis`'s spread, over the examples and every other axis."""
+    columns = np.moveaxis(array, axis, -1).astype(np.float64)
+    return np.std(columns.reshape(-1, columns.shape[-1]), axis=0)
+
+
+def _finding(
+    layer: Any, name: str, spreads: np.ndarray, axis: int, ndim: int, step: int
+) -> Finding:
+    widest = int(np.argmax(spreads))
+    narrowest = int(np.argmin(np.where(spreads > 0, spreads, np.inf)))
+    ratio = float(spreads[widest] / spreads[narrowest])
+    pooled = "axis=None" if not layer.axis else "a scalar mean= and variance="
+    where = "" if axis == ndim - 1 else f" along axis {axis}"
     shrunk = spreads[narrowest] / spreads[widest]
     message = (
         f"Normalization {layer.name!r} standardizes its input {name} with one mean and "
-        f"variance for all its {array.shape[-1]} features ({axis}), but their spreads differ "
-        f"{ratio:.3g}-fold (feature {widest}: {spreads[widest]:.3g}, feature {narrowest}: "
-        f"{spreads[narrowest]:.3g}): the widest sets the variance, and the narrowest comes "
-        f"out {shrunk:.2g} times as wide, too small for the layers after it to use. "
-        "Standardize each feature on its own: Normalization() (axis=-1, the default), then "
-        "adapt it on the training data."
+        f"variance for all its {len(spreads)} features{where} ({pooled}), but their spreads "
+        f"differ {ratio:.3g}-fold (feature {widest}: {spreads[widest]:.3g}, feature "
+        f"{narrowest}: {spreads[narrowest]:.3g}): the widest sets the variance, and the "
+        f"narrowest comes out {shrunk:.2g} times as wide, too small for the layers after it "
+        "to use. Standardize each feature on its own: Normalization() (axis=-1, the default; "
+        "the features' axis if they are not last), then adapt it on the training data."
     )
     details = {
         "layer": layer.name,
         "input": name,
+        "axis": axis,
         "ratio": ratio,
         "spreads": [float(s) for s in spreads],
     }
