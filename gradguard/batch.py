@@ -97,6 +97,16 @@ def head(value: Any, rows: int = 1024) -> np.ndarray | None:
         return None
 
 
+def spread(value: Any, rows: int = 1024) -> np.ndarray | None:
+    """`rows` examples of one array or tensor spread over all of it (data may be in order)."""
+    if not hasattr(value, "shape") or not hasattr(value, "dtype") or not value.shape:
+        return None
+    try:
+        return np.asarray(rows_of(value, spread_rows(int(value.shape[0]), rows)))
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
 # Data sets that keep their rows as they are: they only order, group, repeat or drop them.
 _KEEPS_ROWS = ("Shuffle", "Batch", "Prefetch", "Cache", "Repeat", "Take", "Skip", "Options")
 

@@ -7,17 +7,19 @@ against strings), most of the training values land there, the embedding after th
 one id for all of them, and the model cannot tell them apart (a store's effect unlearnable:
 test MSE 0.80 against 0.05). Nothing fails.
 
-Taken: a lookup fed straight by one of the model's inputs, whose vocabulary is not full (no
-`max_tokens`, or fewer entries than it: a vocabulary adapted on the training data then holds
-every training value), where `OUT` or more of `MIN_VALUES` or more values in `fit`'s first
-rows are out of its vocabulary. A vocabulary capped by `max_tokens` leaves its rare values out
-on purpose, and is not judged; nor is an inverted lookup (ids to values). Told once from the
-data on the host, as `fit` starts under ``gradguard run`` (its arrays, or those a data set
-only slices and batches).
+Taken: a lookup fed straight by one of the model's inputs that maps `OUT` or more of
+`MIN_VALUES` or more values, in 1,024 of `fit`'s rows spread over its arrays (data may be
+stored in order: a vocabulary adapted on the first rows holds them), to its out-of-vocabulary
+index, where the values it misses are about as frequent as those it holds. A vocabulary that
+leaves out only the rare values (capped by `max_tokens` on a long tail, or given with a least
+count) does so on purpose, and is not judged; nor is an inverted lookup (ids to values). Told
+once from the data on the host, as `fit` starts under ``gradguard run`` (its arrays, or the
+first rows of those a data set only slices and batches).
 """
 
 from __future__ import annotations
 
+import collections
 from typing import Any
 
 import keras
@@ -27,9 +29,10 @@ import tensorflow as tf
 from gradguard import tokens as tokens_lib
 from gradguard.findings import Finding
 
-__all__ = ["MIN_VALUES", "OUT", "findings"]
+__all__ = ["MIN_VALUES", "OUT", "RARER", "findings"]
 
 OUT = 0.3  # share of the training values out of vocabulary (0 when adapted on them)
+RARER = 0.5  # values left out this much rarer than those kept: a cut of the rare ones
 MIN_VALUES = 64  # values to see before judging
 _LOOKUPS = (keras.layers.StringLookup, keras.layers.IntegerLookup, keras.layers.TextVectorization)
 
@@ -37,7 +40,7 @@ _LOOKUPS = (keras.layers.StringLookup, keras.layers.IntegerLookup, keras.layers.
 def findings(model: Any, x: Any, step: int) -> list[Finding]:
     """`vocabulary-misses-data` for the lookups of `model` fed by inputs of `x` they miss."""
     found = []
-    for layer, name, array in tokens_lib.fed_layers(model, x, _reads):
+    for layer, name, array in tokens_lib.fed_layers(model, x, _reads, spread=True):
         finding = _judge(layer, name, array, step)
         found += [] if finding is None else [finding]
     return found
@@ -54,39 +57,50 @@ def _judge(layer: Any, name: str, array: np.ndarray, step: int) -> Finding | Non
         values = _values(layer, array)
     except (AttributeError, TypeError, ValueError, tf.errors.OpError):
         return None  # (not adapted yet, or inputs the layer cannot read)
-    if index.max_tokens is not None and size >= index.max_tokens:
-        return None  # (capped: its rarest values are left out on purpose)
     if getattr(index, "num_oov_indices", 1) < 1 or len(values) < MIN_VALUES:
         return None  # (no out-of-vocabulary index: Keras raises on a missing value)
     known = {_plain(v) for v in vocabulary}
-    missing = np.array([v not in known for v in values])
-    out = float(missing.mean())
+    counts = collections.Counter(values)
+    missed = [count for value, count in counts.items() if value not in known]
+    kept = [count for value, count in counts.items() if value in known]
+    out = sum(missed) / len(values)
     if out < OUT:
         return None
-    distinct = len(set(values))
-    unseen = len({v for v, m in zip(values, missing) if m})
+    if kept and np.mean(missed) < RARER * np.mean(kept):
+        return None  # (the rare values cut on purpose: max_tokens, a least count)
+    capped = index.max_tokens is not None and size >= index.max_tokens
     given = getattr(index, "_has_input_vocabulary", False)
-    cause = (
-        "Its vocabulary was given (vocabulary=...) and does not hold them: compare its "
-        "entries with the data's values (case, spelling, ints against strings)."
-        if given
-        else "It was adapted on data that lacks them (a sample, or another split): adapt it "
-        "on the values fit trains on (the whole training column)."
-    )
+    if not kept:
+        cause = (
+            "None of the data's values is in it: compare its entries with them (case, "
+            "spelling, ints against strings), and adapt it on the data fit trains on."
+        )
+    elif capped:
+        cause = (
+            f"Its vocabulary is capped at max_tokens={index.max_tokens}, and the values it "
+            "leaves out are as frequent as those it keeps: raise max_tokens, or leave it out."
+        )
+    elif given:
+        cause = "Its vocabulary was given (vocabulary=...) and lacks them: complete it."
+    else:
+        cause = (
+            "It was adapted on data that lacks them (a sample, or another split): adapt it "
+            "on the values fit trains on (the whole training column)."
+        )
     message = (
         f"{type(layer).__name__} {layer.name!r} maps {out:.0%} of the values of its input "
-        f"{name} that fit trains on to its out-of-vocabulary index: {unseen} of the "
-        f"{distinct} distinct values in fit's first rows are not among its {len(vocabulary)} "
-        "entries, so the layers after it see one id for all of them and cannot tell them "
-        f"apart. {cause}"
+        f"{name} that fit trains on to its out-of-vocabulary index: {len(missed)} of the "
+        f"{len(counts)} distinct values in {len(array)} of fit's rows are not among its "
+        f"{len(vocabulary)} entries, so the layers after it see one id for all of them and "
+        f"cannot tell them apart. {cause}"
     )
     details = {
         "layer": layer.name,
         "input": name,
         "out_of_vocabulary": out,
         "vocabulary": len(vocabulary),
-        "distinct": distinct,
-        "unseen": unseen,
+        "distinct": len(counts),
+        "unseen": len(missed),
     }
     return Finding("vocabulary-misses-data", message, step, details=details)
 

@@ -54,10 +54,11 @@ def _integral(array: np.ndarray) -> bool:
     return bool(np.issubdtype(array.dtype, np.floating) and np.all(np.round(array) == array))
 
 
-def named_inputs(model: Any, x: Any) -> list[tuple[str, np.ndarray, Any]]:
+def named_inputs(model: Any, x: Any, spread: bool = False) -> list[tuple[str, np.ndarray, Any]]:
     """`x`'s arrays, first rows: each named as the user indexes it, with its symbolic input.
 
     The symbolic input is the model's (`model.inputs`) that the array feeds, None if unknown.
+    `spread`: rows spread over each array instead (`batch.spread`), for data stored in order.
     """
     symbolic = list(getattr(model, "inputs", None) or [])
     if isinstance(x, Mapping):
@@ -73,15 +74,18 @@ def named_inputs(model: Any, x: Any) -> list[tuple[str, np.ndarray, Any]]:
         ]
     else:
         named = [("x", x, symbolic[0] if len(symbolic) == 1 else None)]
-    arrays = [(name, batch.head(value), tensor) for name, value, tensor in named]
+    rows = batch.spread if spread else batch.head
+    arrays = [(name, rows(value), tensor) for name, value, tensor in named]
     return [(name, array, tensor) for name, array, tensor in arrays if array is not None]
 
 
-def fed_layers(model: Any, x: Any, wanted: Callable[[Any], bool]) -> list[tuple[Any, str, Any]]:
+def fed_layers(
+    model: Any, x: Any, wanted: Callable[[Any], bool], spread: bool = False
+) -> list[tuple[Any, str, Any]]:
     """The `wanted` layers of `model` fed straight by an array of `x`: ``(layer, name, array)``.
 
-    Each array's first rows, named as `named_inputs` names it; a layer called on several of the
-    model's inputs comes once per input.
+    Each array's rows as `named_inputs` reads them (`spread` over it, or its first), named as
+    it names them; a layer called on several of the model's inputs comes once per input.
     """
     layers: dict[int, list[Any]] = {}
     for layer in _compat.flatten_layers(model):
@@ -90,7 +94,7 @@ def fed_layers(model: Any, x: Any, wanted: Callable[[Any], bool]) -> list[tuple[
                 layers.setdefault(id(tensor), []).append(layer)
     return [
         (layer, name, array)
-        for name, array, tensor in named_inputs(model, x)
+        for name, array, tensor in named_inputs(model, x, spread)
         for layer in layers.get(id(tensor), [])
     ]
 

@@ -14,6 +14,27 @@ STORES = np.array([f"store_{i:03d}" for i in RNG.integers(0, 300, 2000)])
 CODES = RNG.integers(1000, 1300, 2000)
 WORDS = np.array([f"w{i}" for i in range(400)])
 TEXTS = np.array([" ".join(RNG.choice(WORDS, 12)) for _ in range(600)])
+# A long tail (hunt24 h11): 60% of the rows from 30 regular values, the rest seen once or twice.
+TAIL = np.array(
+    [
+        f"u{i}"
+        for i in np.where(
+            RNG.random(2000) < 0.6, RNG.integers(0, 30, 2000), RNG.integers(100, 9000, 2000)
+        )
+    ]
+)
+TAIL_TEXTS = np.array(
+    [
+        " ".join(
+            np.where(
+                RNG.random(12) < 0.6,
+                RNG.choice(WORDS[:20], 12),
+                RNG.choice([f"r{i}" for i in range(3000)], 12),
+            )
+        )
+        for _ in range(600)
+    ]
+)
 
 
 def model_on(lookup: keras.layers.Layer, dtype: str = "string", shape: tuple = (1,)):
@@ -50,9 +71,21 @@ def adapted(lookup: keras.layers.Layer, data: np.ndarray) -> keras.layers.Layer:
         (lambda: adapted(keras.layers.IntegerLookup(), CODES), CODES[:, None], False),
         (lambda: keras.layers.StringLookup(vocabulary=np.unique(STORES)), STORES, False),
         (lambda: adapted(keras.layers.TextVectorization(), TEXTS), TEXTS, False),
-        # Healthy: a vocabulary capped by max_tokens leaves its rare values out on purpose.
-        (lambda: adapted(keras.layers.StringLookup(max_tokens=50), STORES), STORES, False),
-        (lambda: adapted(keras.layers.TextVectorization(max_tokens=60), TEXTS), TEXTS, False),
+        # A cap that leaves out values as frequent as those it keeps.
+        (lambda: adapted(keras.layers.StringLookup(max_tokens=50), STORES), STORES, True),
+        # Healthy: a vocabulary capped by max_tokens (or given with a least count) on a long
+        # tail leaves only its rare values out, on purpose.
+        (lambda: adapted(keras.layers.StringLookup(max_tokens=40), TAIL), TAIL, False),
+        (
+            lambda: keras.layers.StringLookup(vocabulary=[f"u{i}" for i in range(30)]),
+            TAIL,
+            False,
+        ),
+        (
+            lambda: adapted(keras.layers.TextVectorization(max_tokens=40), TAIL_TEXTS),
+            TAIL_TEXTS,
+            False,
+        ),
         # Healthy: a sample that holds most values, too few values to judge.
         (lambda: adapted(keras.layers.StringLookup(), STORES[:1500]), STORES, False),
         (lambda: adapted(keras.layers.StringLookup(), STORES[:5]), STORES[:40], False),
@@ -67,8 +100,10 @@ def adapted(lookup: keras.layers.Layer, data: np.ndarray) -> keras.layers.Layer:
         "integer-all",
         "given",
         "text-all",
-        "capped",
-        "text-capped",
+        "capped-among-equals",
+        "capped-tail",
+        "least-count",
+        "text-capped-tail",
         "most-values",
         "few-values",
     ],
@@ -86,12 +121,26 @@ def test_a_vocabulary_missing_most_training_values_is_found(make, x, found):
 def test_the_message_tells_an_adapted_vocabulary_from_a_given_one():
     sample = adapted(keras.layers.StringLookup(), STORES[:100])
     (finding,) = lookupvocab.findings(model_on(sample), STORES[:, None], step=0)
-    out = np.mean(~np.isin(STORES[:1024], STORES[:100]))
+    out = np.mean(~np.isin(STORES[np.linspace(0, 1999, 1024).astype(int)], STORES[:100]))
     assert f"maps {out:.0%} of the values of its input x" in finding.message
     assert "adapted on data that lacks them" in finding.message
-    given = keras.layers.StringLookup(vocabulary=np.unique(np.char.upper(STORES)))
+    given = keras.layers.StringLookup(vocabulary=np.unique(STORES)[:100])
     (finding,) = lookupvocab.findings(model_on(given), STORES[:, None], step=0)
-    assert "vocabulary was given" in finding.message
+    assert "vocabulary was given (vocabulary=...) and lacks them" in finding.message
+    upper = keras.layers.StringLookup(vocabulary=np.unique(np.char.upper(STORES)))
+    (finding,) = lookupvocab.findings(model_on(upper), STORES[:, None], step=0)
+    assert "None of the data's values is in it" in finding.message
+    capped = adapted(keras.layers.StringLookup(max_tokens=50), STORES)
+    (finding,) = lookupvocab.findings(model_on(capped), STORES[:, None], step=0)
+    assert "capped at max_tokens=50" in finding.message
+
+
+def test_rows_are_read_over_all_of_fit_s_arrays():
+    # hunt24 b04: adapted on the first rows of data stored in order; later rows hold new values.
+    ordered = np.sort(STORES)
+    sample = adapted(keras.layers.StringLookup(), ordered[:1000])
+    (finding,) = lookupvocab.findings(model_on(sample), ordered[:, None], step=0)
+    assert finding.details["out_of_vocabulary"] == pytest.approx(0.5, abs=0.05)
 
 
 def test_the_input_is_found_by_name_and_an_inverted_lookup_is_not_judged():
