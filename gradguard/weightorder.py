@@ -9,8 +9,11 @@ is not compensated at all. Judged as `fit` starts, under ``gradguard run``, from
 the first rows of those a data set only slices, shuffles and batches): weights that have as
 many values as the labels have classes, in inverse proportion to their counts, those counts
 close to the classes' (`COUNTS`), yet little of their variance lies between the classes
-(`FOLLOWS`). Weights that follow the labels explain all of it; weights
-for anything else (recency, confidence, a group's balance) do not take the classes' counts.
+(`FOLLOWS`). Weights that follow the labels explain all of it; weights for anything else
+(recency, confidence) do not take the classes' counts. Weights that balance these very rows
+exactly (value times count the same for every value) were computed on them: unless their
+counts are exactly the classes', they balance other groups (a demographic group about as
+large as a class) and are silent.
 """
 
 from __future__ import annotations
@@ -55,9 +58,12 @@ def shuffled_apart(arguments: Mapping[str, Any], step: int) -> list[Finding]:
     mass = values * value_counts
     if mass.max() > BALANCED * mass.min():
         return []  # (not in inverse proportion to their counts: not class-balancing)
-    by_count = np.sort(counts)
-    if np.any(np.abs(np.sort(value_counts) - by_count) > COUNTS * by_count):
+    by_count, by_value_count = np.sort(counts), np.sort(value_counts)
+    if np.any(np.abs(by_value_count - by_count) > COUNTS * by_count):
         return []
+    exact = mass.max() <= (1.0 + 1e-6) * mass.min()
+    if exact and np.any(by_value_count != by_count):
+        return []  # (they balance other groups of these very rows: a group's, not the classes')
     means = np.array([weights[ids == c].mean() for c in classes])
     between = np.sum(counts * (means - weights.mean()) ** 2) / len(weights)
     share = float(between / weights.var())

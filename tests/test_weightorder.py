@@ -15,6 +15,8 @@ RNG = np.random.default_rng(0)
 LABELS = (RNG.random(3000) < 0.05).astype("float32")
 PERM = RNG.permutation(3000)
 THREE = RNG.choice(3, size=3000, p=[0.6, 0.3, 0.1])
+# A group with about as many members as LABELS has positives, drawn apart from them.
+GROUP = np.isin(np.arange(3000), RNG.choice(3000, int(LABELS.sum()) + 9, replace=False))
 
 
 def balanced(y: np.ndarray) -> np.ndarray:
@@ -41,6 +43,7 @@ def balanced(y: np.ndarray) -> np.ndarray:
         # Healthy: weights for something else than the classes.
         (LABELS, np.linspace(0.1, 1.0, 3000), 0.0, False),  # recency: many values
         (LABELS, balanced((RNG.random(3000) < 0.3).astype(int)), 0.0, False),  # a group's balance
+        (LABELS, balanced(GROUP), 0.0, False),  # hunt24 h13: a group about as large as a class
         (LABELS, (RNG.random(3000) < 0.95).astype("float32"), 0.0, False),  # a 0/1 mask
         (LABELS, np.ones(3000), 0.0, False),
         (np.arange(3000) % 2, balanced(LABELS), 0.0, False),  # balanced classes
@@ -62,6 +65,7 @@ def balanced(y: np.ndarray) -> np.ndarray:
         "scaled",
         "recency",
         "group-balance",
+        "group-as-large-as-a-class",
         "mask",
         "ones",
         "balanced-classes",
