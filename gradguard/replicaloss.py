@@ -15,10 +15,13 @@ identities, casts and sums only (a penalty added). A product or a division on th
 by the global batch, Keras' own scaling) is taken for the scaling, and gradients averaged across
 the replicas and applied once, outside them (``strategy.reduce(MEAN, ...)``), are right: silent.
 
-A ``Sum`` over every axis there, of values not scaled first, is the guide's sum with its division
-by the global batch forgotten (a loss object built with ``reduction="sum"``, as the guide once
-said, then used as it is: `loss-summed-per-replica`). Each update is then the global batch's
-size times its average (hunt22: SGD at 0.005, 64 examples a batch: accuracy 0.87 against 0.93).
+A ``Sum`` over every axis there (or an ``L2Loss``; the walk also passes a constant weight of
+0.5 or more), of values not divided first, by a scalar or in weights, is the guide's sum with
+its division by the global batch forgotten (a loss object built with ``reduction="sum"``, as
+the guide once said, then used as it is: `loss-summed-per-replica`). Each update is then the
+global batch's size times its average (hunt22: SGD at 0.005, 64 examples a batch: accuracy
+0.87 against 0.93). After a constant weight, a mean is not judged: ``0.5 * mean`` on 2
+replicas is their share.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ __all__ = ["mean_per_replica"]
 
 _PASSING = frozenset({"Identity", "Cast", "AddV2", "Add", "AddN"})
 _VIEWS = frozenset({"Identity", "Cast", "Reshape", "Squeeze", "ExpandDims"})
-_SCALINGS = frozenset({"Mul", "RealDiv", "DivNoNan", "Div", "TrueDiv"})
+_DIVISIONS = frozenset({"RealDiv", "DivNoNan", "Div", "TrueDiv", "Reciprocal"})
 
 
 def mean_per_replica(loss: Any, step: int) -> list[Finding]:
@@ -47,14 +50,15 @@ def mean_per_replica(loss: Any, step: int) -> list[Finding]:
     replicas = context.num_replicas_in_sync if context is not None else 1
     if replicas <= 1 or not hasattr(loss, "graph"):
         return []
-    stack, seen = [loss], set[tf.Operation]()
+    stack, seen = [(loss, False)], set[tf.Operation]()
     while stack:
-        op = stack.pop().op
+        tensor, weighted = stack.pop()
+        op = tensor.op
         if op in seen:
             continue
         seen.add(op)
         name = op.name.split("/", 1)[-1] if op.name.startswith("replica_") else op.name
-        if op.type == "Mean" and reduces_all(op):
+        if op.type == "Mean" and reduces_all(op) and not weighted:
             message = (
                 f"The loss is a mean over this replica's examples ({name}), under a strategy "
                 f"of {replicas} replicas whose gradients the optimizer adds up: each update is "
@@ -65,7 +69,8 @@ def mean_per_replica(loss: Any, step: int) -> list[Finding]:
             )
             details = {"replicas": replicas}
             return [Finding("loss-averaged-per-replica", message, step, details=details)]
-        if op.type == "Sum" and reduces_all(op) and not _scaled(op.inputs[0]):
+        summed = op.type == "Sum" and reduces_all(op) or op.type == "L2Loss"  # (a sum, halved)
+        if summed and not _scaled(op.inputs[0]):
             message = (
                 f"The loss is a sum over this replica's examples ({name}), never divided by the "
                 f"global batch, under a strategy of {replicas} replicas whose gradients the "
@@ -77,19 +82,39 @@ def mean_per_replica(loss: Any, step: int) -> list[Finding]:
             details = {"replicas": replicas}
             return [Finding("loss-summed-per-replica", message, step, details=details)]
         if op.type in _PASSING:
-            stack += [t for t in op.inputs if t.dtype.is_floating]
+            stack += [(t, weighted) for t in op.inputs if t.dtype.is_floating]
+        elif op.type == "Mul" and _weight(op):  # (0.5 * a sum of squares)
+            stack += [(t, True) for t in op.inputs if tf.get_static_value(t) is None]
     return []
 
 
-def _scaled(values: tf.Tensor) -> bool:
-    """Whether `values` (what a sum adds up) were multiplied or divided by a scalar first.
+def _weight(op: tf.Operation) -> bool:
+    """Whether a product has a constant scalar factor of 0.5 or more: a weight, not 1 / batch.
 
-    ``tf.reduce_sum(per_example / global_batch)``, or one value only: nothing to divide.
+    (After one, a mean over the replica's examples may be the replicas' share: 0.5 of 2.)
+    """
+    for t in op.inputs:
+        value = tf.get_static_value(t) if t.shape.rank == 0 else None
+        if value is not None and float(value) >= 0.5:
+            return True
+    return False
+
+
+def _scaled(values: tf.Tensor) -> bool:
+    """Whether `values` (what a sum adds up) were divided first, by a scalar or in weights.
+
+    ``tf.reduce_sum(per_example / global_batch)``, a product with weights divided by the
+    global count (``per_token * (mask / tokens)``), or one value only: nothing to divide.
     """
     if values.shape.num_elements() == 1:
         return True
-    op = values.op
-    while op.type in _VIEWS:
-        op = op.inputs[0].op
-    scalar = any(t.shape.rank == 0 for t in op.inputs)
-    return op.type in _SCALINGS and scalar
+    op = _through_views(values).op
+    if op.type in _DIVISIONS or op.type == "Mul" and any(t.shape.rank == 0 for t in op.inputs):
+        return True
+    return op.type == "Mul" and any(_through_views(t).op.type in _DIVISIONS for t in op.inputs)
+
+
+def _through_views(tensor: tf.Tensor) -> tf.Tensor:
+    while tensor.op.type in _VIEWS:
+        tensor = tensor.op.inputs[0]
+    return tensor

@@ -85,11 +85,12 @@ def test_a_loss_averaged_or_summed_per_replica_is_found(mirrored):
     # tf.reduce_mean on each replica's examples, the replicas' gradients summed: twice the step.
     codes = mirrored["per_replica_loss"]
     assert "loss-averaged-per-replica" in codes["replica-mean"]
-    for silent in ("global", "keras", "one-device-mean", "divided-then-summed", "one-device-sum"):
+    silents = ("global", "keras", "one-device-mean", "divided-then-summed", "one-device-sum")
+    for silent in (*silents, "weights-divided", "halved-mean"):
         assert "loss-averaged-per-replica" not in codes[silent], (silent, codes[silent])
         assert "loss-summed-per-replica" not in codes[silent], (silent, codes[silent])
     # Summed over the replica's examples and never divided by the global batch (hunt22 p02).
-    for summed in ("replica-sum", "keras-sum"):
+    for summed in ("replica-sum", "keras-sum", "halved-sum", "l2-loss"):
         assert "loss-summed-per-replica" in codes[summed], (summed, codes[summed])
         assert "loss-averaged-per-replica" not in codes[summed], (summed, codes[summed])
 

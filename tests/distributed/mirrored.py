@@ -90,6 +90,14 @@ def guarded_user_step(strategy, lr, clip, loss="global", cross_replica=False):
                     value = keras.losses.MeanSquaredError(reduction="sum")(y, prediction)
                 elif loss == "divided-then-summed":
                     value = tf.reduce_sum(per_example / 64.0)
+                elif loss == "halved-sum":  # (0.5 * a sum of squares, never divided)
+                    value = 0.5 * tf.reduce_sum(per_example)
+                elif loss == "l2-loss":
+                    value = tf.nn.l2_loss(y - prediction)
+                elif loss == "weights-divided":  # (the global count inside the weights)
+                    value = tf.reduce_sum(per_example * (tf.ones_like(per_example) / 64.0))
+                elif loss == "halved-mean":  # (the replicas' share: 1/2 of 2 replicas' means)
+                    value = 0.5 * tf.reduce_mean(per_example)
                 elif loss == "keras":
                     value = keras.losses.MeanSquaredError()(y, prediction)
                 else:
@@ -305,6 +313,10 @@ out["per_replica_loss"] = {
         "replica-sum",
         "keras-sum",
         "divided-then-summed",
+        "halved-sum",
+        "l2-loss",
+        "weights-divided",
+        "halved-mean",
     )
 }
 out["per_replica_loss"]["one-device-mean"] = guarded_user_step(None, 0.01, 1.0, "replica-mean")[1]
