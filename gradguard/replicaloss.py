@@ -30,7 +30,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard.diagnose import reduces_all
+from gradguard.diagnose import ancestors, reduces_all
 from gradguard.findings import Finding
 
 __all__ = ["mean_per_replica"]
@@ -38,6 +38,7 @@ __all__ = ["mean_per_replica"]
 _PASSING = frozenset({"Identity", "Cast", "AddV2", "Add", "AddN"})
 _VIEWS = frozenset({"Identity", "Cast", "Reshape", "Squeeze", "ExpandDims"})
 _DIVISIONS = frozenset({"RealDiv", "DivNoNan", "Div", "TrueDiv", "Reciprocal"})
+_DATA = frozenset({"IteratorGetNext", "IteratorGetNextSync", "OptionalGetValue"})
 
 
 def mean_per_replica(loss: Any, step: int) -> list[Finding]:
@@ -70,7 +71,7 @@ def mean_per_replica(loss: Any, step: int) -> list[Finding]:
             details = {"replicas": replicas}
             return [Finding("loss-averaged-per-replica", message, step, details=details)]
         summed = op.type == "Sum" and reduces_all(op) or op.type == "L2Loss"  # (a sum, halved)
-        if summed and not _scaled(op.inputs[0]):
+        if summed and _of_examples(op.inputs[0]) and not _scaled(op.inputs[0]):
             message = (
                 f"The loss is a sum over this replica's examples ({name}), never divided by the "
                 f"global batch, under a strategy of {replicas} replicas whose gradients the "
@@ -112,6 +113,17 @@ def _scaled(values: tf.Tensor) -> bool:
     if op.type in _DIVISIONS or op.type == "Mul" and any(t.shape.rank == 0 for t in op.inputs):
         return True
     return op.type == "Mul" and any(_through_views(t).op.type in _DIVISIONS for t in op.inputs)
+
+
+def _of_examples(values: tf.Tensor) -> bool:
+    """Whether `values` are computed from the step's data, not from variables only.
+
+    ``tf.reduce_sum(model.losses)`` sums penalties, one per regularizer: nothing to divide.
+    """
+    return any(
+        op.type in _DATA or op.type == "Placeholder" and op.outputs[0].dtype != tf.resource
+        for op in ancestors(values)
+    )
 
 
 def _through_views(tensor: tf.Tensor) -> tf.Tensor:

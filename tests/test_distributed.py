@@ -86,7 +86,7 @@ def test_a_loss_averaged_or_summed_per_replica_is_found(mirrored):
     codes = mirrored["per_replica_loss"]
     assert "loss-averaged-per-replica" in codes["replica-mean"]
     silents = ("global", "keras", "one-device-mean", "divided-then-summed", "one-device-sum")
-    for silent in (*silents, "weights-divided", "halved-mean"):
+    for silent in (*silents, "weights-divided", "halved-mean", "penalties-summed"):
         assert "loss-averaged-per-replica" not in codes[silent], (silent, codes[silent])
         assert "loss-summed-per-replica" not in codes[silent], (silent, codes[silent])
     # Summed over the replica's examples and never divided by the global batch (hunt22 p02).

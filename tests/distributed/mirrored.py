@@ -98,6 +98,9 @@ def guarded_user_step(strategy, lr, clip, loss="global", cross_replica=False):
                     value = tf.reduce_sum(per_example * (tf.ones_like(per_example) / 64.0))
                 elif loss == "halved-mean":  # (the replicas' share: 1/2 of 2 replicas' means)
                     value = 0.5 * tf.reduce_mean(per_example)
+                elif loss == "penalties-summed":  # (a sum of the model's penalties, not examples)
+                    penalty = tf.reduce_sum(tf.stack([tf.reduce_sum(v**2) for v in net.weights]))
+                    value = tf.nn.compute_average_loss(per_example, global_batch_size=64) + penalty
                 elif loss == "keras":
                     value = keras.losses.MeanSquaredError()(y, prediction)
                 else:
@@ -317,6 +320,7 @@ out["per_replica_loss"] = {
         "l2-loss",
         "weights-divided",
         "halved-mean",
+        "penalties-summed",
     )
 }
 out["per_replica_loss"]["one-device-mean"] = guarded_user_step(None, 0.01, 1.0, "replica-mean")[1]
