@@ -10,9 +10,10 @@ against 0.003 with the default per-feature ``axis=-1``). Nothing fails.
 Taken: a `Normalization` fed straight by one of the model's inputs, computing with one mean and
 one variance for all its input, where along one axis (the features: last, or first for
 channels-first windows) half or more of the varying features are `SPREAD` times narrower than
-the widest, in `fit`'s first rows. An image's few border columns that barely vary are not half
-of them, and features of one scale are not narrower. Told once from the data on the host, as
-`fit` starts under ``gradguard run`` (its arrays, or those a data set only slices and batches).
+the widest, in 1,024 rows spread over `fit`'s arrays (or the first rows of those a data set
+only slices and batches). An image's few border columns that barely vary are not half of
+them, and features of one scale are not narrower. Told once from the data on the host, as
+`fit` starts under ``gradguard run``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ SQUASHED = 0.5  # ... and at least this share of the varying features are
 def findings(model: Any, x: Any, step: int) -> list[Finding]:
     """`normalization-features-pooled` for pooled Normalizations before columns of many scales."""
     found = []
-    for layer, name, array in tokens_lib.fed_layers(model, x, _pools_features):
+    for layer, name, array in tokens_lib.fed_layers(model, x, _pools_features, spread=True):
         finding = _judge(layer, name, array, step)
         found += [] if finding is None else [finding]
     return found
