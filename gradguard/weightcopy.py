@@ -57,35 +57,34 @@ def graph_weights_copied(
 
     `ops` are those `loss` is computed from; `variables`, those its gradient is taken of.
     """
+    by_size: dict[int, list[Any]] = {}
+    for variable in variables:
+        by_size.setdefault(int(np.prod(variable.shape)), []).append(variable)
     captured = {
         id(inside): outside
         for outside, inside in getattr(loss.graph, "captures", ())
         if isinstance(outside, tf.Tensor) and not tf.is_symbolic_tensor(outside)
     }  # (eager tensors only: a nested function captures its outer graph's tensors too)
-    copies = []
     for op in ops:
-        tensor = op.outputs[0] if op.type in ("Const", "Placeholder") else None
-        if tensor is None or not tensor.dtype.is_floating:
+        if op.type not in ("Const", "Placeholder"):
             continue
-        if (tensor.shape.num_elements() or 0) < MIN_SIZE or not _used_as_weights(tensor):
-            continue
+        tensor = op.outputs[0]
+        size = tensor.shape.num_elements() or 0
+        if size < MIN_SIZE or size not in by_size or not tensor.dtype.is_floating:
+            continue  # (sizes first: the graph walks below only for a variable's size)
         value = captured.get(id(tensor))  # (an eager tensor the step captured)
         value = tf.get_static_value(tensor) if value is None else np.asarray(value)
-        value = None if value is None else np.sort(np.asarray(value).ravel())
+        if value is None or not _used_as_weights(tensor):
+            continue
+        value = np.sort(np.asarray(value).ravel())
         # (drawn weights differ from each other; zeros or ones equal a variable by chance)
-        if value is not None and np.count_nonzero(np.diff(value)) >= value.size // 2:
-            copies.append((value, tensor))
-    if not copies:
-        return None
-    by_size: dict[int, list[Any]] = {}
-    for variable in variables:
-        by_size.setdefault(int(np.prod(variable.shape)), []).append(variable)
-    for value, inside in copies:
-        for variable in by_size.get(value.size, []):
+        if np.count_nonzero(np.diff(value)) < value.size // 2:
+            continue
+        for variable in by_size[size]:
             with _compat.outside_trace():
                 held = np.sort(np.asarray(variable.numpy()).ravel())
             if value.dtype == held.dtype and np.array_equal(value, held):
-                return _finding(variable, inside, step)
+                return _finding(variable, tensor, step)
     return None
 
 
