@@ -14,27 +14,17 @@ STORES = np.array([f"store_{i:03d}" for i in RNG.integers(0, 300, 2000)])
 CODES = RNG.integers(1000, 1300, 2000)
 WORDS = np.array([f"w{i}" for i in range(400)])
 TEXTS = np.array([" ".join(RNG.choice(WORDS, 12)) for _ in range(600)])
-# A long tail (hunt24 h11): 60% of the rows from 30 regular values, the rest seen once or twice.
-TAIL = np.array(
-    [
-        f"u{i}"
-        for i in np.where(
-            RNG.random(2000) < 0.6, RNG.integers(0, 30, 2000), RNG.integers(100, 9000, 2000)
-        )
-    ]
-)
-TAIL_TEXTS = np.array(
-    [
-        " ".join(
-            np.where(
-                RNG.random(12) < 0.6,
-                RNG.choice(WORDS[:20], 12),
-                RNG.choice([f"r{i}" for i in range(3000)], 12),
-            )
-        )
-        for _ in range(600)
-    ]
-)
+
+
+def long_tail(count: int) -> np.ndarray:
+    """Ids of `count` values: 60% from 30 regular ones, the rest from thousands seen once or so."""
+    regular, rare = RNG.integers(0, 30, count), RNG.integers(100, 9000, count)
+    return np.where(RNG.random(count) < 0.6, regular, rare)
+
+
+# A long tail (hunt24 h11), as categories and as the words of texts.
+TAIL = np.array([f"u{i}" for i in long_tail(2000)])
+TAIL_TEXTS = np.array([" ".join(f"w{i}" for i in long_tail(12)) for _ in range(600)])
 
 
 def model_on(lookup: keras.layers.Layer, dtype: str = "string", shape: tuple = (1,)):
