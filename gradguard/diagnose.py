@@ -100,6 +100,16 @@ def ancestors(tensor: tf.Tensor) -> set[tf.Operation]:
     return _reachable(tensor.op, lambda op: (t.op for t in op.inputs))
 
 
+VIEWS = frozenset({"Identity", "Cast", "Reshape", "Squeeze", "ExpandDims"})  # values kept
+
+
+def before_views(tensor: tf.Tensor) -> tf.Tensor:
+    """`tensor` before the views and casts it went through (`VIEWS`)."""
+    while tensor.op.type in VIEWS:
+        tensor = tensor.op.inputs[0]
+    return tensor
+
+
 def reads_variables(tensor: tf.Tensor) -> bool:
     """Whether `tensor` is computed from a variable (the model's output, not data)."""
     return any(op.type == "ReadVariableOp" for op in ancestors(tensor))

@@ -39,11 +39,9 @@ _LOOKUPS = (keras.layers.StringLookup, keras.layers.IntegerLookup, keras.layers.
 
 def findings(model: Any, x: Any, step: int) -> list[Finding]:
     """`vocabulary-misses-data` for the lookups of `model` fed by inputs of `x` they miss."""
-    found = []
-    for layer, name, array in tokens_lib.fed_layers(model, x, _reads, spread=True):
-        finding = _judge(layer, name, array, step)
-        found += [] if finding is None else [finding]
-    return found
+    fed = tokens_lib.fed_layers(model, x, _reads, spread=True)
+    found = [_judge(layer, name, array, step) for layer, name, array in fed]
+    return [finding for finding in found if finding is not None]
 
 
 def _reads(layer: Any) -> bool:

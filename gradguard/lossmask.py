@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from gradguard import batch as batch_lib
-from gradguard.diagnose import ancestors
+from gradguard.diagnose import VIEWS, ancestors, before_views
 from gradguard.findings import Finding
 
 __all__ = ["fit_weights_keep_one_label", "graph_mask_keeps_one_label"]
@@ -28,7 +28,6 @@ __all__ = ["fit_weights_keep_one_label", "graph_mask_keeps_one_label"]
 _LEFT_OUT = 0.1
 
 # Ops that pass a mask or labels on without changing which element holds which value.
-_VIEWS = {"Identity", "Cast", "Reshape", "Squeeze", "ExpandDims"}
 
 
 def graph_mask_keeps_one_label(
@@ -151,15 +150,8 @@ def _labels_and_constant(
             continue  # a string (`TextVectorization` in the model compares strings)
         if tf.get_static_value(labels) is None:
             constant = np.asarray(value).reshape(()).item()  # (labels cast to float: 0.0 is 0)
-            return _root(labels), int(constant) if float(constant).is_integer() else constant
+            return before_views(labels), int(constant) if float(constant).is_integer() else constant
     return None, None
-
-
-def _root(tensor: tf.Tensor) -> tf.Tensor:
-    """`tensor` before the views and casts it went through."""
-    while tensor.op.type in _VIEWS:
-        tensor = tensor.op.inputs[0]
-    return tensor
 
 
 def _products(mask: tf.Operation, ops: set[tf.Operation]) -> set[tf.Operation]:
@@ -174,7 +166,7 @@ def _products(mask: tf.Operation, ops: set[tf.Operation]) -> set[tf.Operation]:
         for consumer in value.consumers():
             if consumer not in ops:
                 continue
-            if consumer.type in _VIEWS or consumer.type == "Where":
+            if consumer.type in VIEWS or consumer.type == "Where":
                 stack += consumer.outputs
             elif (
                 consumer.type == "Mul"

@@ -35,11 +35,9 @@ SQUASHED = 0.5  # ... and at least this share of the varying features are
 
 def findings(model: Any, x: Any, step: int) -> list[Finding]:
     """`normalization-features-pooled` for pooled Normalizations before columns of many scales."""
-    found = []
-    for layer, name, array in tokens_lib.fed_layers(model, x, _pools_features, spread=True):
-        finding = _judge(layer, name, array, step)
-        found += [] if finding is None else [finding]
-    return found
+    fed = tokens_lib.fed_layers(model, x, _pools_features, spread=True)
+    found = [_judge(layer, name, array, step) for layer, name, array in fed]
+    return [finding for finding in found if finding is not None]
 
 
 def _pools_features(layer: Any) -> bool:

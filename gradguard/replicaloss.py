@@ -30,13 +30,12 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard.diagnose import ancestors, reduces_all
+from gradguard.diagnose import ancestors, before_views, reduces_all
 from gradguard.findings import Finding
 
 __all__ = ["mean_per_replica"]
 
 _PASSING = frozenset({"Identity", "Cast", "AddV2", "Add", "AddN"})
-_VIEWS = frozenset({"Identity", "Cast", "Reshape", "Squeeze", "ExpandDims"})
 _DIVISIONS = frozenset({"RealDiv", "DivNoNan", "Div", "TrueDiv", "Reciprocal"})
 _DATA = frozenset({"IteratorGetNext", "IteratorGetNextSync", "OptionalGetValue"})
 
@@ -109,10 +108,10 @@ def _scaled(values: tf.Tensor) -> bool:
     """
     if values.shape.num_elements() == 1:
         return True
-    op = _through_views(values).op
+    op = before_views(values).op
     if op.type in _DIVISIONS or op.type == "Mul" and any(t.shape.rank == 0 for t in op.inputs):
         return True
-    return op.type == "Mul" and any(_through_views(t).op.type in _DIVISIONS for t in op.inputs)
+    return op.type == "Mul" and any(before_views(t).op.type in _DIVISIONS for t in op.inputs)
 
 
 def _of_examples(values: tf.Tensor) -> bool:
@@ -124,9 +123,3 @@ def _of_examples(values: tf.Tensor) -> bool:
         op.type in _DATA or op.type == "Placeholder" and op.outputs[0].dtype != tf.resource
         for op in ancestors(values)
     )
-
-
-def _through_views(tensor: tf.Tensor) -> tf.Tensor:
-    while tensor.op.type in _VIEWS:
-        tensor = tensor.op.inputs[0]
-    return tensor

@@ -29,13 +29,13 @@ import numpy as np
 import tensorflow as tf
 
 from gradguard import _compat
-from gradguard.diagnose import reads_variables
+from gradguard.diagnose import VIEWS, reads_variables
 from gradguard.findings import Finding
 
 __all__ = ["MIN_SIZE", "graph_weights_copied"]
 
 MIN_SIZE = 16  # values in a copy: a few scalars equal by chance are not a layer's weights
-_VIEWS = frozenset({"Identity", "Transpose", "Reshape", "Cast", "ExpandDims", "Squeeze"})
+_VIEWS = VIEWS | {"Transpose"}  # (a copy transposed is still the variable's values)
 _AS_WEIGHTS = frozenset(
     {
         "MatMul",
