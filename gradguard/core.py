@@ -22,7 +22,7 @@ from gradguard.checks import Check
 from gradguard.checks.base import StateReader, fold
 from gradguard.options import Options
 from gradguard.sinks import Sink, StepRecorder
-from gradguard.stats import LOGGED_NOTES, Context, Layout, Stats, known_false
+from gradguard.stats import LOGGED_NOTES, Context, Layout, Stats
 
 __all__ = ["SCOPE", "StepCore"]
 
@@ -300,8 +300,8 @@ class StepCore:
         """Folds the step into the checks (a row for the deferrable ones if they wait; in-graph)."""
         stats = Stats(**fields)
         later = self.deferred
-        if later is None or (later.host_folds and not known_false(stats.measured)):
-            fold(self.checks, stats)  # (before a measuring step the host folded the rows)
+        if later is None:
+            fold(self.checks, stats)
         else:
             fold([check for check in self.checks if check not in later.checks], stats)
             later.write(stats)

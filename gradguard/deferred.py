@@ -15,8 +15,10 @@ folds have cost a quarter of that.
 
 Who folds the rows:
 
-* `TrainStep`'s lean steps (``host_folds``): the host, which picks lean and measuring steps,
-  folds them before each measuring step (`before_step`); measuring steps fold every check.
+* `TrainStep`'s steps (``host_folds``): the host, which picks lean and measuring steps, folds
+  the rows before each measuring step (`before_step`). A measuring step writes its row too and
+  folds only the other checks: the deferrable ones are then traced once, in the loop, not in
+  the measuring step as well (a tenth of a second of a short run's first calls).
 * The guard's steps, which decide in-graph whether they measure and run any number of updates
   per call (GANs, accumulation, loops), and `TrainStep`'s when they measure more often than
   every 16 steps or accumulate: the step that finds the buffer full folds it first
@@ -77,10 +79,11 @@ def for_checks(
 ) -> DeferredFold | None:
     """The buffer for the deferrable ones among built `checks`, if `defer` and it gains.
 
-    `defer`: ``"lean"`` (the host folds before each measuring step, every `every` steps) or
-    ``"all"`` (the steps fold a full buffer; the host reads every `read_every` calls). The
-    ``cadence - 1`` rows then fill just before the host would fold or read them. Measuring
-    steps too close together for ``"lean"`` (every statistic every step) take ``"all"``.
+    `defer`: ``"lean"`` (the host folds before each measuring step, every `every` steps: the
+    `every` rows since the last fill just before) or ``"all"`` (the steps fold a full buffer;
+    the host reads every `read_every` calls: ``read_every - 1`` rows fill just before it does).
+    Measuring steps too close together for ``"lean"`` (every statistic every step) take
+    ``"all"``.
     """
     deferrable = [check for check in checks if check.deferrable]
     if defer == "lean" and not defers(every.n):
@@ -88,11 +91,12 @@ def for_checks(
     cadence = every if defer == "lean" else read_every
     if defer is None or not deferrable or not defers(cadence.n):
         return None
-    return DeferredFold(deferrable, cadence.n - 1, step, host_folds=defer == "lean")
+    rows = cadence.n if defer == "lean" else cadence.n - 1
+    return DeferredFold(deferrable, rows, step, host_folds=defer == "lean")
 
 
 class DeferredFold:
-    """A buffer of lean steps' statistics and the loop that folds it into the checks.
+    """A buffer of steps' statistics and the loop that folds it into the checks.
 
     The rows are folded before any read of a check's state (it sets `Check.before_read`), and
     before each measuring step by the host (`before_step`) or, without ``host_folds``, when
@@ -100,8 +104,8 @@ class DeferredFold:
 
     Args:
       checks: The deferrable checks, built (on one layout).
-      rows: The buffer's rows: with ``host_folds``, at least the lean steps between two
-        measuring steps.
+      rows: The buffer's rows: with ``host_folds``, at least the steps from one measuring step
+        to the next.
       step: The step counter: after a step, the next one (the rows are the steps before it).
       host_folds: The host calls `before_step` before every step.
     """
@@ -113,7 +117,7 @@ class DeferredFold:
         self.size = checks[0].layout.size  # `Stats.grad_sq`'s length
         self.host_folds = host_folds
         self._step = step
-        self.waiting = 0  # lean steps run since the last fold (the host's count, if it folds)
+        self.waiting = 0  # steps run since the last fold (the host's count, if it folds)
         width = len(_SCALARS) + len(_PER_VARIABLE) * self.size
         with _compat.outside_trace():
             self._rows = replicas.state_variable(
@@ -131,16 +135,15 @@ class DeferredFold:
             check.before_read = self.fold
 
     def before_step(self, measure: bool) -> None:
-        """Host, before a step: a measuring step's fold comes after the rows'."""
+        """Host, before a step: the rows are folded before a measuring step's."""
         if not self.host_folds:
             return  # (the steps fold a full buffer)
-        if not measure:
-            self.waiting += 1
-        elif self.waiting:
+        if measure and self.waiting:
             compiled = int(self._folded.numpy()) >= COMPILE_AFTER  # (every `every` steps)
             with _compat.without_op_callbacks():  # (gradguard's ops: not check_numerics')
                 (self._compiled_fold if compiled else self._graph_fold)()
             self.waiting = 0
+        self.waiting += 1
 
     def fold(self) -> None:
         """Host: folds the waiting rows into the checks, as a graph (no compile for a read)."""
