@@ -8,7 +8,7 @@ from typing import Any
 
 import keras
 
-from gradguard import errors, heldout, ranout
+from gradguard import compilestate, errors, heldout, ranout
 from gradguard import findings as findings_lib
 from gradguard.guarding import Guard
 from gradguard.options import ChecksArg, Options
@@ -109,6 +109,7 @@ class GuardCallback(keras.callbacks.Callback):
         def guarded_train_step(data: Any) -> Any:
             self._traces += 1  # once per trace of fit's function (or per step when eager)
             guard.forensics.fit_batch(model, data)  # kept if the step goes non-finite
+            compilestate.build_outside_trace(model)  # (fit's function is then traced once)
             with guard.instrument():
                 return train_step(data)
 

@@ -16,9 +16,10 @@ The patches, and the context managers that use them:
   gradients of the variables it asks for (`guard.extra_sources`) computed in the same call.
 * `intercepting_all(guard)`: every Keras optimizer's updates (`apply`, and so
   `apply_gradients`) go to the innermost guard listening (the decorator, ``gradguard run``),
-  and so do each `fit`'s start and end (``guard.on_fit_start(model, arguments)``,
-  ``guard.on_fit_end(model, arguments, history)``), and the inputs each `evaluate` and
-  `predict` is given (``guard.on_heldout(model, call, x)``).
+  and so do Keras' own train step's batches (``guard.on_fit_batch(model, data)``; its compile
+  state is then built outside the trace, `compilestate`), each `fit`'s start and end
+  (``guard.on_fit_start(model, arguments)``, ``guard.on_fit_end(model, arguments, history)``),
+  and the inputs each `evaluate` and `predict` is given (``guard.on_heldout(model, call, x)``).
 * `reporting_assigns()`: every variable set by ``assign``, ``assign_sub`` or ``assign_add``,
   eagerly or as traced (``guard.on_assign(variable, method, value)``; ``gradguard run``).
 * `tapping_layers(tap)`: every Keras layer call is handed to ``tap.record(layer, output, args,
@@ -52,7 +53,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from gradguard import _compat
+from gradguard import _compat, compilestate
 from gradguard.patching import Patch
 
 __all__ = [
@@ -263,6 +264,7 @@ def _report_fit_batches(original: Any) -> Any:
         # Keras' own train step (fit, train_on_batch) is the one place that sees the labels
         # and the compiled loss: the guard keeps them for a NaN-origin replay.
         _tell("on_fit_batch", model, data)
+        compilestate.build_outside_trace(model)  # (fit's function is then traced once)
         return original(model, data)
 
     return train_step

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import numpy as np
 import pytest
@@ -11,6 +13,8 @@ from conftest import WARN_ALL, bpr_recommender, fit_and_train_step, mlp, regress
 import gradguard
 from gradguard import heldout
 from gradguard import inspect as inspect_lib
+from gradguard.guarding import Guard
+from gradguard.options import Options
 
 EPOCHS, BATCH = 3, 16  # 4 batches an epoch on 64 examples: 12 steps
 
@@ -240,6 +244,46 @@ def test_a_later_fit_with_the_same_callback_does_not_trace_again():
         model.fit(*regression_data(), batch_size=BATCH, epochs=1, verbose=0, callbacks=[callback])
     assert callback.tracing_count == 1
     assert callback.report().steps_observed == 12
+
+
+def _fit_counting_traces(x, y, entry):
+    """Fit's history and how many times it traced its train step (`entry`: None for plain)."""
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(8, activation="relu")(inputs)
+    heads = [
+        keras.layers.Dense(3, activation="softmax", name="classes")(hidden),
+        keras.layers.Dense(1, name="value")(hidden),
+    ][: len(y)]
+    model = keras.Model(inputs, heads if len(heads) > 1 else heads[0])
+    losses, metrics = ["categorical_crossentropy", "mse"][: len(y)], [["accuracy"], ["mae"]]
+    model.compile(keras.optimizers.Adam(1e-2), losses, metrics=metrics[: len(y)])
+    traces = []
+    # (the class's train_step looked up at each trace: `gradguard run` patches it)
+    object.__setattr__(
+        model, "train_step", lambda data: traces.append(1) or type(model).train_step(model, data)
+    )
+    callbacks = [gradguard.GuardCallback(policy=WARN_ALL)] if entry == "callback" else []
+    guard = Guard(options=Options.create(), raise_errors=False)
+    with guard.instrument_process() if entry == "run" else contextlib.nullcontext():
+        history = model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=callbacks)
+    return history.history, len(traces)
+
+
+@pytest.mark.parametrize("outputs", [1, 2])
+@pytest.mark.parametrize("entry", ["callback", "run"])
+def test_compiled_metrics_and_losses_are_built_outside_the_trace_fit_traces_once(entry, outputs):
+    # Keras builds compile's metrics (and, for two outputs, the per-output loss trackers) in
+    # the first trace of fit's function: their variables make TensorFlow trace it twice. The
+    # guard has them built outside the trace, so the costlier guarded step is traced once
+    # (`GuardCallback`, and fit under a process-wide guard as `gradguard run` has it).
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(100, 4)).astype("float32")
+    y = [keras.utils.to_categorical(rng.integers(0, 3, size=100), 3), x[:, :1]][:outputs]
+    plain, plain_traces = _fit_counting_traces(x, y, None)
+    guarded, traces = _fit_counting_traces(x, y, entry)
+    assert (plain_traces, traces) == (2, 1)
+    assert guarded == plain and any("accuracy" in name for name in guarded)
 
 
 def _two_heads():
