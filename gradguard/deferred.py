@@ -18,7 +18,7 @@ Who folds the rows:
 * `TrainStep`'s steps (``host_folds``): the host, which picks lean and measuring steps, folds
   the rows before each measuring step (`before_step`). A measuring step writes its row too and
   folds only the other checks: the deferrable ones are then traced once, in the loop, not in
-  the measuring step as well (a tenth of a second of a short run's first calls).
+  the measuring step as well (150 ops fewer in the benchmark MLP's measuring step, of 995).
 * The guard's steps, which decide in-graph whether they measure and run any number of updates
   per call (GANs, accumulation, loops), and `TrainStep`'s when they measure more often than
   every 16 steps or accumulate: the step that finds the buffer full folds it first
