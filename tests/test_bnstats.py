@@ -67,6 +67,37 @@ def test_a_short_fit_at_the_default_momentum_is_found(short_fit):
     assert details["inference_loss"] > 2 * details["training_mode_loss"]
     assert len(details["layers"]) == 2
     assert "momentum 0.99" in finding.message and "made 75" in finding.message
+    # Its classes change too (accuracy 0.61 against 0.90): not called a matter of probabilities.
+    assert details["classes_agree"] < bnstats.AGREE and "same class" not in finding.message
+
+
+def test_stale_statistics_that_change_no_class_are_said_to_change_the_probabilities_only():
+    # A Conv1D classifier of three frequencies, 150 updates at the default momentum (hunt25
+    # h50): log-loss 0.43 in inference against 0.09, and every example keeps its class.
+    rng = np.random.default_rng(14)
+    keras.utils.set_random_seed(14)
+    y = rng.integers(0, 3, 1600)
+    time = np.linspace(0, 1, 32)
+    phase = rng.uniform(0, 6, (1600, 1))
+    waves = np.sin(2 * np.pi * np.array([2, 5, 9])[y][:, None] * time + phase)
+    x = (waves + 0.3 * rng.normal(size=(1600, 32)))[..., None].astype("float32")
+    conv = [keras.layers.Conv1D(16, 5, padding="same") for _ in range(2)]
+    model = keras.Sequential(
+        [keras.Input((32, 1))]
+        + [
+            layer
+            for c in conv
+            for layer in (c, keras.layers.BatchNormalization(), keras.layers.ReLU())
+        ]
+        + [keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(3, activation="softmax")]
+    )
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    arguments = {"x": x, "y": y, "epochs": 3, "batch_size": 32}
+    history = model.fit(verbose=0, **arguments)
+    finding = bnstats.stale_statistics(model, history.history["loss"][0], arguments, step=149)
+    assert finding is not None, "the moving statistics lag: the finding stays"
+    assert finding.details["classes_agree"] >= bnstats.AGREE
+    assert "same class in both modes" in finding.message
 
 
 def test_the_check_leaves_the_moving_statistics_and_seeds_as_fit_left_them():
