@@ -60,7 +60,7 @@ _SCALARS = (
 )
 _BOOLS = ("applied", "overflow", "vetoed", "loss_known", "measured")
 _PER_VARIABLE = ("grad_sq", "weight_sq")
-# The measuring cadences (`every`) whose lean steps leave the fold: from 16 steps one launch of
+# The measuring cadences (`every`) whose steps leave the fold: from 16 steps one launch of
 # the loop serves enough rows to pay for itself; up to 1000 the buffer stays small (a row is a
 # few dozen floats).
 EVERY_RANGE = range(16, 1001)

@@ -27,8 +27,6 @@ __all__ = ["fit_weights_keep_one_label", "graph_mask_keeps_one_label"]
 # fewer (an outlier or two dropped) leave a data set of one label anyway.
 _LEFT_OUT = 0.1
 
-# Ops that pass a mask or labels on without changing which element holds which value.
-
 
 def graph_mask_keeps_one_label(
     loss: tf.Tensor,

@@ -81,16 +81,12 @@ def test_stale_statistics_that_change_no_class_are_said_to_change_the_probabilit
     phase = rng.uniform(0, 6, (1600, 1))
     waves = np.sin(2 * np.pi * np.array([2, 5, 9])[y][:, None] * time + phase)
     x = (waves + 0.3 * rng.normal(size=(1600, 32)))[..., None].astype("float32")
-    conv = [keras.layers.Conv1D(16, 5, padding="same") for _ in range(2)]
-    model = keras.Sequential(
-        [keras.Input((32, 1))]
-        + [
-            layer
-            for c in conv
-            for layer in (c, keras.layers.BatchNormalization(), keras.layers.ReLU())
-        ]
-        + [keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(3, activation="softmax")]
-    )
+    layers = [keras.Input((32, 1))]
+    for _ in range(2):
+        conv = keras.layers.Conv1D(16, 5, padding="same")
+        layers += [conv, keras.layers.BatchNormalization(), keras.layers.ReLU()]
+    layers += [keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(3, activation="softmax")]
+    model = keras.Sequential(layers)
     model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
     arguments = {"x": x, "y": y, "epochs": 3, "batch_size": 32}
     history = model.fit(verbose=0, **arguments)
