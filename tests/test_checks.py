@@ -968,8 +968,8 @@ def test_input_suspects_join_the_loss_not_decreasing_message(key, resumed):
         (0.0, None, True),  # a schedule that ran out reaches 0
         (1e-10, None, False),  # a constant 1e-10 is below float precision
         (1e-10, ("ExponentialDecay", 1e-3), True),  # a schedule brought it there
-        (9e-4, ("CosineDecay", 1e-3), False),  # barely decayed: not the schedule's doing
-        (3e-3, None, False),  # a rate that moves weights: the gradients shrank (hunt22 p10)
+        (9e-4, ("CosineDecay", 1e-3), None),  # barely decayed, so not the schedule: converged
+        (3e-3, None, None),  # a rate that moves weights: the loss converged (hunt26 h01, h10)
     ],
 )
 def test_weights_that_stopped_are_blamed_on_a_schedule_only_when_it_ran_out(
@@ -980,11 +980,13 @@ def test_weights_that_stopped_are_blamed_on_a_schedule_only_when_it_ran_out(
     steps = len(scripted.steps)
     notes = {"schedule": schedule}
     context = Context(steps=steps, step=steps - 1, learning_rate=learning_rate, notes=notes)
-    (stopped,) = [f for f in check.judge(state, context) if f.code == "weights-unchanged"]
+    stopped = [f for f in check.judge(state, context) if f.code == "weights-unchanged"]
+    if blamed is None:  # gradients that shrank below precision at this rate: converged
+        assert stopped == []
+        return
+    (stopped,) = stopped
     assert ("decay_steps" in stopped.message) == blamed, stopped.message
     assert (schedule is not None and blamed) == ("ExponentialDecay" in stopped.message)
-    shrank = learning_rate >= 1e-6 and not blamed
-    assert ("gradients shrank" in stopped.message) == shrank, stopped.message
     tiny = 0 < learning_rate < 1e-6 and not blamed
     assert ("too small for float precision" in stopped.message) == tiny, stopped.message
 

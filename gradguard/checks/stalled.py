@@ -1,7 +1,7 @@
 """Weights that moved, then stopped: `UpdateRatio`'s findings for a run that stalled partway.
 
-Exactly (`weights-unchanged`: a schedule that reached 0, a rate below float precision, or
-gradients that shrank below it at a rate that moved the weights), or all but
+Exactly (`weights-unchanged`: a schedule that reached 0, or a rate below float precision; at a
+rate that moves weights, gradients that shrank below it mean the loss converged), or all but
 (`update-too-small` under a learning rate brought down `DECAYED` times or more). Both read
 `UpdateRatio`'s streak state; one cause is told once, the earlier one.
 """
@@ -67,20 +67,17 @@ def _stopped(
         and s["unchanged_streak"][i] >= enough
         and s["eligible"][i] > s["unchanged_streak"][i]
     ]
-    if not stopped:
+    decayed = _decayed(context)
+    if not stopped or (not decayed and (context.learning_rate or 0.0) >= MOVING_RATE):
+        # At a rate that moves weights, the gradients shrank below float precision: the loss
+        # converged for these variables (a DQN's exact Q-values, a bias fitted early), which
+        # is healthy. A loss left high by a term that does not reach them is `zero-gradient`.
         return None
     lr = "" if context.learning_rate is None else f" ({number(context.learning_rate)})"
     variables = tuple(layout.names[i] for i in stopped)
     since = int(min(s["unchanged_since"][i] for i in stopped))
-    decayed = _decayed(context)
     if decayed:
         cause = decayed
-    elif context.learning_rate and context.learning_rate >= MOVING_RATE:
-        cause = (
-            f"their gradients shrank until an update at this learning rate{lr} no longer "
-            "changes these float32 values: the loss has converged for them, and if it is still "
-            "high, a term of it does not reach them"
-        )
     elif context.learning_rate:  # still positive: not a schedule run out
         cause = f"the learning rate{lr} is too small for float precision at these weights"
     else:
