@@ -379,7 +379,7 @@ class Guard:
         for core in self.cores.values() if self._adversarial() else ():
             core.ignore("loss-not-decreasing")
         for key, core in self.cores.items():  # (a core's optimizer is a scaler's inner one)
-            core.notes["float16_unscaled"] &= not self.loss_scaling.wraps(key)
+            self.loss_scaling.note(key, core.notes)
             self.forensics.before_read(core)
             core.read(core.steps, raise_errors=False, final=final)
         self.report.steps_observed = steps = self.steps_seen()

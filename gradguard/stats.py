@@ -299,14 +299,15 @@ _TENSOR_FIELDS = [f.name for f in dataclasses.fields(Stats) if f.name != "activa
 # The owners' notes (`StepCore.notes`) a judgment uses, logged in the run's configuration so
 # that ``gradguard inspect`` judges its logs the same: the chance-level loss, whether the
 # optimizer had made updates before it was watched (a resumed run), plain SGD's global_clipnorm
-# and momentum, the largest sample weight, the learning rate when the run began, and a large
-# Adam epsilon with the gradients' scale.
+# and momentum, the largest sample weight, the learning rate when the run began, a large Adam
+# epsilon with the gradients' scale, and the scale of a loss scaler given eager losses only.
 LOGGED_NOTES = (
     "chance_loss",
     "resumed",
     "sgd_clip",
     "sgd_momentum",
     "sample_weight_largest",
+    "loss_scale_unseen",
     "lr_start",
     "adam_epsilon",
 )

@@ -3,6 +3,8 @@
 Keras 3's loss scaler divides every gradient by its scale (2**15 at first): a hand-written step
 that does not take the gradient of ``optimizer.scale_loss(loss)`` updates 2**15 times too
 little under SGD. Real loops under the guard; `fit`, which scales the loss itself, is silent.
+An eager loop's loss cannot be told from one scaled by hand: there, SGD's steps too small are
+`update-too-small`, naming the scale.
 """
 
 from __future__ import annotations
@@ -55,10 +57,14 @@ def test_a_loss_scaler_given_an_unscaled_loss_is_found(scaled, traced):
         step(_X, _Y)
     moved = np.abs(model.get_weights()[0] - before).max()
     found = [f for f in step.report().findings if f.code == "loss-not-scaled"]
+    small = [f for f in step.report().findings if f.code == "update-too-small"]
     if scaled:
-        assert not found and moved > 1e-2
-    elif not traced:  # (an eager loss, a number, cannot be told from one scaled by hand)
+        assert not found and moved > 1e-2 and not small
+    elif not traced:  # (an eager loss, a number, cannot be told from one scaled by hand...)
         assert moved < 1e-4 and not found
+        # ... but SGD's steps, every one below the bar, are told with the scale (hunt26 b13)
+        assert len(small) == 1 and "loss scale (3.28e+04)" in small[0].message, small
+        assert "optimizer.scale_loss(loss)" in small[0].message
     else:
         assert moved < 1e-4  # (the planted bug: 2**15 times too little)
         assert len(found) == 1 and found[0].step <= 5, [str(f) for f in found]

@@ -188,6 +188,10 @@ BUGS: dict[str, Bug] = {
     "bug_stateful_lstm_rows_shuffled_by_fit.py": Bug(("stateful-shuffled",)),
     # A LossScaleOptimizer in a hand-written loop, the loss never scaled: SGD steps / 2**15.
     "bug_loss_scaler_given_the_loss_unscaled_tf_function.py": Bug(("loss-not-scaled",)),
+    # Eager, the loss a number: SGD's steps too small, the scale named (the twin scales by hand).
+    "bug_loss_scaler_given_the_loss_unscaled_eager.py": Bug(
+        ("update-too-small",), mentions=(("update-too-small", "loss scale (3.28e+04)"),)
+    ),
     # Triplet distances summed over the batch too (no axis): the hinge of the batch's totals.
     "bug_triplet_distances_summed_over_the_batch_tf_function.py": Bug(("hinge-on-batch-total",)),
     # A segmentation map flipping the image and its mask with two random_flip calls.
@@ -482,6 +486,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_subclassed_call_chained_eager.py": Healthy(),
     "ok_reinforce_log_probs_stacked.py": Healthy(),
     "ok_dqn_target_network_tf_function.py": Healthy(),
+    "ok_loss_scaler_loss_scaled_by_hand_eager.py": Healthy(),
     # Trained until its Q-values are exact: the output bias stops moving because it converged.
     "ok_dqn_polyak_target_converges_tf_function.py": Healthy(),
     "ok_transfer_learning_freeze_then_finetune_fit.py": Healthy(),

@@ -76,10 +76,11 @@ class UpdateRatio(Check):
     higher bar for `update-too-small`: `CLIP_LOW` (every layer below it on every measured step),
     or the healthy range's floor `HEALTHY_LOW` with a momentum of 0.9 or more (which adds up to
     ``1 / (1 - momentum)`` scaled steps into one), and the message names what scales them: a
-    `global_clipnorm` that far below the smallest gradient norm measured, or sample weights
+    `global_clipnorm` that far below the smallest gradient norm measured, sample weights
     that are all that far below 1 (``Context.notes["sample_weight_largest"]``: weights
-    normalized to sum to 1, `sampleweights`). Adam and the other adaptive optimizers undo the
-    scale: not judged so.
+    normalized to sum to 1, `sampleweights`), or a LossScaleOptimizer's scale dividing the
+    gradients of eager losses it never scaled (``"loss_scale_unseen"``, `lossscale`). Adam and
+    the other adaptive optimizers undo the scale: not judged so.
     """
 
     NEAR_ZERO = 1e-3  # a layer's weight norm below this: weights still near 0, no scale yet
@@ -320,6 +321,17 @@ class UpdateRatio(Check):
             )
             return cause, momentum
         momentum = context.notes.get("sgd_momentum")
+        scale = context.notes.get("loss_scale_unseen") or 0.0
+        if momentum is not None and scale >= self.CLIP_BINDS:
+            cause = (
+                f"the LossScaleOptimizer divides every gradient by its loss scale "
+                f"({number(scale)}) before SGD's step, and this eager loop never called "
+                "optimizer.scale_loss: unless the loss was multiplied by "
+                "optimizer.dynamic_scale by hand, every step is that many times too small. "
+                "Take the gradient of the scaled loss: "
+                "grads = tape.gradient(optimizer.scale_loss(loss), variables)."
+            )
+            return cause, momentum
         weight = context.notes.get("sample_weight_largest") or 0.0
         if momentum is not None and 0.0 < weight * self.CLIP_BINDS <= 1.0:
             cause = (
