@@ -242,8 +242,10 @@ class Ledger:
                     f"Gradients were computed in {gradient_calls} calls but no optimizer "
                     "update was applied and the weights did not change: call "
                     "optimizer.apply_gradients(zip(grads, model.trainable_variables)) "
-                    "after tape.gradient (or, updating by hand, check the step is not 0: "
-                    "a Python learning rate is frozen into a tf.function when traced).",
+                    "after tape.gradient. A tf.function decides a Python `if` and freezes a "
+                    "Python number once, when traced: an update under `if step % k == 0` on a "
+                    "Python counter is never traced in (use a tf.Variable counter), and a "
+                    "learning rate computed from one can be frozen at 0 (updating by hand).",
                     step,
                     tuple(names(variables)),
                     details={"gradient_calls": gradient_calls, "updates": 0},
