@@ -76,9 +76,10 @@ class LossScaling:
         """`loss-not-scaled`, once per loss scaler that updated and never scaled a loss."""
         found = []
         for scaler in self._applied.values():
-            if {id(scaler)} & (self._scaled | self._eager | self._reported):
+            key = id(scaler)  # (scaled, eager and not judged here, or told already)
+            if key in self._scaled or key in self._eager or key in self._reported:
                 continue
-            self._reported.add(id(scaler))
+            self._reported.add(key)
             message = (
                 f"The LossScaleOptimizer wrapping {type(_compat.inner_optimizer(scaler)).__name__} "
                 "divides every gradient by its loss scale (2**15 at first), but no loss was "
