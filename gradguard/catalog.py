@@ -163,6 +163,9 @@ CODES: Mapping[str, CodeInfo] = {
     "loss-summed-per-replica": CodeInfo(
         _W, UpdateError, "a replica's loss summed over its examples, never divided by the batch"
     ),
+    "loss-averaged-twice": CodeInfo(
+        _W, UpdateError, "the batch's mean loss summed as one number and divided by the batch"
+    ),
     "gradient-of-predictions": CodeInfo(
         _W, GradientError, "the gradients applied are of the model's outputs, not of a loss"
     ),

@@ -9,7 +9,8 @@ whether it measures the error whole: the batch's mean error squared, or the erro
 squared (`lossmean`), and whether it counts only the examples of one label (`lossmask`); and
 whether the data on its way to the loss was reshaped where a transpose was meant (`reshapes`),
 attended through a mask that keeps only the padding (`attnmask`), or multiplied by a constant
-copy of a variable the gradient trains (`weightcopy`).
+copy of a variable the gradient trains (`weightcopy`); and, with `loss_fn_findings` too,
+whether the batch's mean is divided by the batch again (`meantwice`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from gradguard import (
     lossmean,
     lossprobs,
     losssign,
+    meantwice,
     reshapes,
     softmaxone,
     weightcopy,
@@ -291,6 +293,7 @@ def graph_findings(loss: tf.Tensor, step: int, variables: Iterable[Any] = ()) ->
     found.append(lossmean.graph_error_measured_whole(loss, ops, reads_variables, step))
     found.append(lossmask.graph_mask_keeps_one_label(loss, ops, _reads_a_variable, step))
     found.append(weightcopy.graph_weights_copied(loss, ops, variables, step))
+    found.append(meantwice.graph_mean_divided_again(ops, reads_variables, step))
     return [finding for finding in found if finding is not None]
 
 
@@ -300,7 +303,8 @@ def loss_fn_findings(
     """The judgments of a traced loss for a loss function traced alone, `y_pred` the output.
 
     For `TrainStep`, which is handed the loss function: `loss-sign-flipped`
-    (`losssign.graph_loss_sign`) and `labels-uninformative` (`lossmean`). Keras' and
+    (`losssign.graph_loss_sign`), `labels-uninformative` (`lossmean`), the mask's
+    `labels-uninformative` (`lossmask`) and `loss-averaged-twice` (`meantwice`). Keras' and
     TensorFlow's own losses are not traced: they are right.
     """
     owner = loss_fn if inspect.isroutine(loss_fn) else type(loss_fn)
@@ -319,5 +323,6 @@ def loss_fn_findings(
         losssign.graph_loss_sign(loss, ops, lambda op: op is output, step),
         lossmean.graph_error_measured_whole(loss, ops, lambda t: output in ancestors(t), step),
         lossmask.graph_mask_keeps_one_label(loss, ops, lambda op: op is output, step),
+        meantwice.graph_mean_divided_again(ops, lambda t: output in ancestors(t), step),
     ]
     return [finding for finding in found if finding is not None]

@@ -31,7 +31,7 @@ def test_every_design_code_is_in_the_catalog():
     batchnorm-statistics-stale ema-weights-stale embedding-ids-fractional
     accuracy-exact-match split-reshuffled optimizer-build-lost stateful-shuffled
     loss-not-scaled hinge-on-batch-total loss-averaged-per-replica weights-copied-as-constant
-    loss-summed-per-replica
+    loss-summed-per-replica loss-averaged-twice
     augmentation-misaligned
     gradient-of-predictions future-tokens-visible frozen-still-trained tape-reused-after-update
     predictions-constant monitor-not-logged loss-not-logged random-frozen-at-trace

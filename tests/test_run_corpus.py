@@ -187,6 +187,7 @@ BUGS: dict[str, Bug] = {
     # A stateful LSTM's chunks laid out in order, then shuffled by fit's default shuffle=True.
     "bug_stateful_lstm_rows_shuffled_by_fit.py": Bug(("stateful-shuffled",)),
     # A LossScaleOptimizer in a hand-written loop, the loss never scaled: SGD steps / 2**15.
+    "bug_keras_loss_averaged_again_by_the_batch_tf_function.py": Bug(("loss-averaged-twice",)),
     "bug_loss_scaler_given_the_loss_unscaled_tf_function.py": Bug(("loss-not-scaled",)),
     # Eager, the loss a number: SGD's steps too small, the scale named (the twin scales by hand).
     "bug_loss_scaler_given_the_loss_unscaled_eager.py": Bug(
@@ -487,6 +488,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_reinforce_log_probs_stacked.py": Healthy(),
     "ok_dqn_target_network_tf_function.py": Healthy(),
     "ok_loss_scaler_loss_scaled_by_hand_eager.py": Healthy(),
+    "ok_keras_loss_per_example_summed_by_the_batch_tf_function.py": Healthy(),
     # Trained until its Q-values are exact: the output bias stops moving because it converged.
     "ok_dqn_polyak_target_converges_tf_function.py": Healthy(),
     "ok_transfer_learning_freeze_then_finetune_fit.py": Healthy(),

@@ -1,0 +1,44 @@
+"""Healthy twin: the custom-training guide's reduction done as it says, the loss object built
+with reduction="none" (one loss per example), then summed and divided by the batch size.
+
+Source: https://www.tensorflow.org/tutorials/distribute/custom_training (compute the loss:
+        "reduction=NONE", then sum and divide by the global batch), hunt26 b05
+expected: silent
+"""
+import keras
+import numpy as np
+import tensorflow as tf
+
+keras.utils.set_random_seed(4)
+rng = np.random.default_rng(4)
+x = rng.normal(size=(2400, 10)).astype("float32")
+y = np.maximum(x @ rng.normal(size=(10, 16)), 0) @ rng.normal(size=(16,))
+y = ((y - y.mean()) / y.std()).astype("float32")[:, None]
+BATCH_SIZE = 64
+
+model = keras.Sequential(
+    [keras.Input((10,)), keras.layers.Dense(32, activation="relu"), keras.layers.Dense(1)]
+)
+optimizer = keras.optimizers.SGD(0.05)
+loss_object = keras.losses.MeanSquaredError(reduction="none")
+
+
+def compute_loss(labels, predictions):
+    per_example_loss = loss_object(labels, predictions)
+    return tf.reduce_sum(per_example_loss) * (1.0 / BATCH_SIZE)
+
+
+@tf.function
+def train_step(inputs, labels):
+    with tf.GradientTape() as tape:
+        loss = compute_loss(labels, model(inputs, training=True))
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    return loss
+
+
+data = tf.data.Dataset.from_tensor_slices((x[:2000], y[:2000])).shuffle(2000, seed=0)
+for epoch in range(8):
+    for inputs, labels in data.batch(BATCH_SIZE, drop_remainder=True):
+        loss = train_step(inputs, labels)
+print("held-out MSE", float(np.mean((model(x[2000:]).numpy() - y[2000:]) ** 2)))
