@@ -7,28 +7,24 @@ built yet; TensorFlow restores it when the optimizer builds), and then runs unch
 
 Two things can only be judged later. Saved optimizer state that does not reach an optimizer (Keras
 skips it for an optimizer not built yet, or the model restored into has none) is lost only if the
-model then trains: a model restored to be evaluated, to predict or to be exported needs none. Those
-findings wait for the end of `gradguard run`, and stand if an optimizer of what was restored made
-an update after the restore. They are dropped at once for weights loaded into another model
-(`load_weights(..., skip_mismatch=True)`) or by an optimizer made at another learning rate than
-the saved one's: a new stage on purpose (fine-tuning pretrained weights), whose optimizer starts
-anew, where a resume compiles the optimizer it saved.
+model then trains: restored to be evaluated, predict or be exported, it needs none. Those findings
+wait for the end of `gradguard run`, and stand if an optimizer of what was restored made an update
+after the restore at the saved learning rate. Weights loaded into another model (`skip_mismatch`),
+or an optimizer at another rate than the saved one's (made before the restore, or by a `compile`
+after it: hunt27 h10), are a new stage on purpose (fine-tuning), whose optimizer starts anew.
 
 Saved values a `tf.train.Checkpoint` restore leaves behind (``checkpoint-unexpected-variables``)
-wait too: ``restore(path).expect_partial()``, TensorFlow's own way of saying that leaving them
-is meant (the backbone restored from a checkpoint that also holds the old head), drops them.
-And TensorFlow restores values into objects attached after the restore (the optimizer `compile`
-gives a model restored before it): what the restore put in since is not reported at the end.
+wait too: ``restore(path).expect_partial()`` (leaving them is meant: a backbone restored from a
+checkpoint with the old head) drops them, and what TensorFlow put since into objects attached
+after the restore (the optimizer `compile` attaches: deferred) is not reported at the end.
 
 And a restore puts the saved learning rate back over the one the code asked for (stage 2
-fine-tunes at 1e-5 after stage 1 at 1e-3, and trains at 1e-3). Scripts that know this set the
-rate again after restoring, so the watcher looks when it is removed (at the end of `gradguard
-run`): a rate still at the restored value, above the one asked for, is reported if the optimizer
-made an update since (best weights reloaded only to be evaluated train at no rate). A model
-restored before `compile` gets the saved rate in the optimizer `compile` attaches (deferred), so
-`compile` is watched for that too (`gradguard.checkpoint.compiles`).
-A restored rate below the one asked for is what resuming a run whose rate was lowered on the way
-(e.g. by `ReduceLROnPlateau`) looks like, and is left alone.
+fine-tunes at 1e-5 after stage 1 at 1e-3, and trains at 1e-3). Scripts that know this set it
+again, so the watcher looks at the end of `gradguard run`: a rate still at the restored value,
+above the one asked for, is reported if the optimizer made an update since. A model restored
+before `compile` gets the saved rate in the optimizer `compile` attaches (deferred), so `compile`
+is watched too (`compiles`). A restored rate below the one asked for is a resumed run whose rate
+was lowered on the way (`ReduceLROnPlateau`): left alone.
 """
 
 from __future__ import annotations
@@ -235,10 +231,21 @@ class _UntrainedYet:
     updates: dict[int, int]  # each optimizer's update count at the restore, by id
     findings: list[Finding]
     coordinator: Any  # a TF checkpoint restore's (see `_left_behind`), or None
+    rates: set[np.float32]  # the learning rates saved among the values
 
     def trained(self) -> bool:
+        """Whether an optimizer trained since, at a saved rate (at another: a new stage)."""
         optimizers = _optimizers_of([t for ref in self.trainers if (t := ref()) is not None])
-        return any(updating.updates_made(o) > self.updates.get(id(o), 0) for o in optimizers)
+        moved = [o for o in optimizers if updating.updates_made(o) > self.updates.get(id(o), 0)]
+        rates = [compiles.rate(o) for o in moved]
+        return any(r is None or not self.rates or np.float32(r) in self.rates for r in rates)
+
+
+def _saved_rates(path: str, findings: list[Finding]) -> set[np.float32]:
+    """The learning rates saved among the optimizer values `findings` name."""
+    values = [v for f in findings for v in f.details.get("values", ())]
+    keys = {v["key"] for v in values if v["name"].endswith("learning_rate")}
+    return {np.float32(tf.train.load_variable(path, key)) for key in keys}
 
 
 class _Watcher:
@@ -253,9 +260,7 @@ class _Watcher:
         self.partial: list[tuple[Any, list[Finding]]] = []
         self.compiles = compiles.CompileWatch(self._compiled)
 
-    def __call__(
-        self, owner: Any, path: Any, restore: Callable[[], Any], skip_mismatch: bool
-    ) -> Any:
+    def __call__(self, owner: Any, path: Any, restore: Callable[[], Any], skip: bool) -> Any:
         partial: list[Finding] = []
         rates: list[_RestoredRate] = []
         waiting = None
@@ -271,13 +276,13 @@ class _Watcher:
                 learning_rate=False,
             )
             found = checked.report.findings
-            if skip_mismatch:  # the script asked Keras to skip what does not fit
+            if skip:  # the script asked Keras to skip what does not fit (skip_mismatch)
                 found = [f for f in found if f.code != "checkpoint-shape-mismatch"]
             # Weights put into another model (`skip_mismatch`), or an optimizer made at another
             # rate than the saved one's, are a new stage on purpose (fine-tuning): its
             # optimizer starts anew, and the saved one's state has nowhere to go.
             lost = [s for s in checked.optimizers if not s.restored]
-            if skip_mismatch or (lost and all(_rate_changed(s) for s in lost)):
+            if skip or (lost and all(_rate_changed(s) for s in lost)):
                 found = [f for f in found if not _about_the_optimizer_only(f)]
             # Saved before the optimizer's first update: it had no slots to save, and those it
             # makes start from zero whether restored or not.
@@ -299,7 +304,7 @@ class _Watcher:
                 trainers = _trainers(owner)
                 updates = {id(o): updating.updates_made(o) for o in _optimizers_of(trainers)}
                 refs = [weakref.ref(t) for t in trainers]
-                waiting = _UntrainedYet(refs, updates, later, None)
+                waiting = _UntrainedYet(refs, updates, later, None, _saved_rates(resolved, later))
                 self.waiting.append(waiting)
             rates += [r for s in checked.optimizers if (r := self._rate(resolved, s))]
             self.rates += rates
@@ -340,9 +345,8 @@ class _Watcher:
     def finish(self) -> None:
         """Judges what waited till the end: lost optimizer state and restored learning rates.
 
-        Lost state stands if what was restored trained since; a restored rate, if the script
-        did not set it again; values left behind, unless the script called the restore
-        status's `expect_partial()`.
+        Lost state stands if what was restored trained since at a saved rate; a restored rate,
+        if the script did not set it again; values left behind, unless `expect_partial()`.
         """
         for coordinator, left in self.partial:
             if not getattr(coordinator, "expect_partial", False):

@@ -38,7 +38,7 @@ def train_step(inputs, labels):
 
 
 data = tf.data.Dataset.from_tensor_slices((x[:2000], y[:2000])).shuffle(2000, seed=0)
-for epoch in range(8):
+for _ in range(8):
     for inputs, labels in data.batch(BATCH_SIZE, drop_remainder=True):
-        loss = train_step(inputs, labels)
+        train_step(inputs, labels)
 print("held-out MSE", float(np.mean((model(x[2000:]).numpy() - y[2000:]) ** 2)))
