@@ -529,3 +529,34 @@ def test_probe_optimizers_do_not_shift_keras_auto_names():
     before = keras.optimizers.Adam().name
     assert config._slot_signatures()  # the probes built
     assert number(keras.optimizers.Adam().name) == number(before) + 1
+
+
+@pytest.mark.parametrize("then", ["predict", "fit", "restore-found"])
+def test_a_restore_of_no_checkpoint_then_a_model_used_untrained_is_found(then, tmp_path):
+    # hunt27 b05: the manager pointed at an empty directory, latest_checkpoint None, and
+    # restore(None) restores nothing; the model then only predicts. The twins: a first run
+    # from scratch trains after it; a later restore that finds the checkpoint fills it.
+    keras.utils.set_random_seed(3)
+    model, optimizer = make(), keras.optimizers.Adam(1e-3)
+    path = save(tmp_path, "tf", model, optimizer)
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(tmp_path / "x"), 1)
+    assert manager.latest_checkpoint is None
+
+    def restore_and_use() -> None:
+        checkpoint_ = tf.train.Checkpoint(model=model, optimizer=optimizer)
+        checkpoint_.restore(manager.latest_checkpoint)
+        if then == "fit":
+            model.compile(optimizer=optimizer, loss="mse")
+            model.fit(X, Y, epochs=1, verbose=0)
+        elif then == "restore-found":
+            model.set_weights([w + 1.0 for w in model.get_weights()])  # (other values, then)
+            checkpoint_.restore(path)
+        model.predict(X, verbose=0)
+
+    report = watched(restore_and_use)
+    if then != "predict":
+        assert len(report) == 0, str(report)
+        return
+    missing = finding(report, "checkpoint-missing-variables")
+    assert missing.severity is Severity.ERROR and "restore(None)" in missing.message
+    assert len(missing.variables) == len(model.weights)

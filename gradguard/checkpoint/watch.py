@@ -43,7 +43,7 @@ import tensorflow as tf
 from absl import logging
 
 from gradguard import instrument, updating
-from gradguard.checkpoint import compiles, files, graph
+from gradguard.checkpoint import compiles, files, graph, nothing
 from gradguard.checkpoint.compare import check
 from gradguard.checkpoint.values import OptimizerState, is_optimizer
 from gradguard.findings import Finding, Report
@@ -56,7 +56,7 @@ __all__ = ["watch_restores"]
 RestoreHook = Callable[[Any, Any, Callable[[], Any], bool], Any]
 """``hook(owner, path, restore, skip_mismatch)``, called instead of a restore: it must call
 ``restore()`` once and return its result. `owner` is the `tf.train.Checkpoint` or Keras model
-restored into; `skip_mismatch`, what `load_weights` was asked (False for a checkpoint)."""
+restored into; `path` may be None; `skip_mismatch`, what `load_weights` was asked."""
 
 _RESTORE_HOOKS: list[RestoreHook] = []
 _RESTORE_PATCHES: list[instrument.Patch] = []
@@ -71,7 +71,7 @@ def _through_hooks(original: Callable[..., Any]) -> Callable[..., Any]:
 
         # `save_path` (Checkpoint.restore/read) or `filepath` (load_weights), however passed.
         path = args[0] if args else kwargs.get("save_path", kwargs.get("filepath"))
-        if path is None or getattr(_restoring, "on", False) or not _RESTORE_HOOKS:
+        if getattr(_restoring, "on", False) or not _RESTORE_HOOKS:  # (a path None too)
             return call()
         # `load_weights(filepath, skip_mismatch=False)`: mismatched shapes skipped on request.
         skip_mismatch = isinstance(owner, keras.Model) and bool(
@@ -92,12 +92,7 @@ def _through_hooks(original: Callable[..., Any]) -> Callable[..., Any]:
 def watching_restores(hook: RestoreHook) -> Iterator[None]:
     """Routes every checkpoint restore and `load_weights` call through `hook` while inside.
 
-    Example:
-      >>> def hook(owner, path, restore, skip_mismatch):
-      ...     print("restoring", path)
-      ...     return restore()
-      >>> with watching_restores(hook):  # doctest: +SKIP
-      ...     model.load_weights("model.weights.h5")
+    Example: ``with watching_restores(hook): model.load_weights("model.weights.h5")``.
     """
     if not _RESTORE_PATCHES:
         _RESTORE_PATCHES.extend(
@@ -259,12 +254,17 @@ class _Watcher:
         # no status came back), whose `expect_partial` the status's `expect_partial()` sets.
         self.partial: list[tuple[Any, list[Finding]]] = []
         self.compiles = compiles.CompileWatch(self._compiled)
+        self.nothing = nothing.RestoredNothing()  # `restore(None)`: no checkpoint found
 
     def __call__(self, owner: Any, path: Any, restore: Callable[[], Any], skip: bool) -> Any:
         partial: list[Finding] = []
         rates: list[_RestoredRate] = []
         waiting = None
         root = owner if isinstance(owner, tf.train.Checkpoint) else None
+        if path is None:
+            self.nothing.restored(_objects_of(owner))
+            return restore()
+        self.nothing.filled(_objects_of(owner))
         try:
             resolved = files.resolve(path)
             checked = check(
@@ -353,6 +353,7 @@ class _Watcher:
                 for left_behind in _left_behind(coordinator, left):
                     self._add(left_behind)
         self.partial = []
+        self.nothing.finish(self._add)
         for waiting in self.waiting:
             try:
                 trained = waiting.trained()
