@@ -531,11 +531,12 @@ def test_probe_optimizers_do_not_shift_keras_auto_names():
     assert number(keras.optimizers.Adam().name) == number(before) + 1
 
 
-@pytest.mark.parametrize("then", ["predict", "fit", "restore-found"])
+@pytest.mark.parametrize("then", ["predict", "fit", "fit-beside-a-fixed-target", "restore-found"])
 def test_a_restore_of_no_checkpoint_then_a_model_used_untrained_is_found(then, tmp_path):
     # hunt27 b05: the manager pointed at an empty directory, latest_checkpoint None, and
     # restore(None) restores nothing; the model then only predicts. The twins: a first run
-    # from scratch trains after it; a later restore that finds the checkpoint fills it.
+    # from scratch trains after it (beside a model fixed on purpose: a random target, as in
+    # random network distillation); a later restore that finds the checkpoint fills it.
     keras.utils.set_random_seed(3)
     model, optimizer = make(), keras.optimizers.Adam(1e-3)
     path = save(tmp_path, "tf", model, optimizer)
@@ -543,9 +544,12 @@ def test_a_restore_of_no_checkpoint_then_a_model_used_untrained_is_found(then, t
     assert manager.latest_checkpoint is None
 
     def restore_and_use() -> None:
-        checkpoint_ = tf.train.Checkpoint(model=model, optimizer=optimizer)
+        objects = {"model": model, "optimizer": optimizer}
+        if then == "fit-beside-a-fixed-target":
+            objects["target"] = make()  # (never trained)
+        checkpoint_ = tf.train.Checkpoint(**objects)
         checkpoint_.restore(manager.latest_checkpoint)
-        if then == "fit":
+        if then.startswith("fit"):
             model.compile(optimizer=optimizer, loss="mse")
             model.fit(X, Y, epochs=1, verbose=0)
         elif then == "restore-found":

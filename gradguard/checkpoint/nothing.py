@@ -37,39 +37,51 @@ class RestoredNothing:
     """The models a ``restore(None)`` reached, judged at the end (`finish`)."""
 
     def __init__(self) -> None:
-        self._restores: list[_Restore] = []
+        self._restores: list[list[_Restore]] = []  # per restore, the models it reached
 
     def restored(self, objects: dict[str, Any]) -> None:
         """``restore(None)`` on a checkpoint of `objects` (its children)."""
+        restores = []
         for model in objects.values():
             if isinstance(model, keras.Model) and model.built and model.weights:
                 updates = updating.updates_made(getattr(model, "optimizer", None))
                 weights = [np.array(w) for w in model.get_weights()]
-                self._restores.append(_Restore(weakref.ref(model), updates, weights))
+                restores.append(_Restore(weakref.ref(model), updates, weights))
+        self._restores.append(restores)
 
     def filled(self, objects: dict[str, Any]) -> None:
         """A restore of a checkpoint found, into `objects`: their models are restored now."""
         models = {id(obj) for obj in objects.values()}
-        self._restores = [r for r in self._restores if id(r.model()) not in models]
+        self._restores = [r for r in self._restores if not models & {id(m.model()) for m in r}]
 
     def finish(self, add: Callable[[Finding], None]) -> None:
-        """Adds the finding for each model never trained, nor changed, since."""
-        for restore in self._restores:
-            model = restore.model()
-            if model is None or _trained_since(model, restore):
+        """Adds the finding for the models of each restore none of which changed since.
+
+        One that trained makes the restore a first run's (a model beside it may be fixed on
+        purpose: random network distillation's random target).
+        """
+        for restores in self._restores:
+            models = [(r.model(), r) for r in restores]
+            if any(m is None or _trained_since(m, r) for m, r in models):
                 continue
-            names = [w.path for w in model.weights]
-            message = (
-                f"A checkpoint restore was given no checkpoint (restore(None)): "
-                "CheckpointManager.latest_checkpoint and tf.train.latest_checkpoint are None "
-                "when the directory holds none (a typo in it, another run's directory). It "
-                f"restored nothing into {model.name}, which was not trained after it: its "
-                f"{len(names)} variables ({listing(names)}) keep their random initial values. "
-                "Point the manager at the directory the checkpoints were saved in, and check "
-                "that the path is not None before restoring."
-            )
-            add(Finding("checkpoint-missing-variables", message, -1, tuple(names), Severity.ERROR))
+            for model, _ in models:
+                add(_finding(model))
         self._restores = []
+
+
+def _finding(model: Any) -> Finding:
+    """`checkpoint-missing-variables` for `model`, restored from no checkpoint, untrained."""
+    names = [w.path for w in model.weights]
+    message = (
+        "A checkpoint restore was given no checkpoint (restore(None)): "
+        "CheckpointManager.latest_checkpoint and tf.train.latest_checkpoint are None when the "
+        "directory holds none (a typo in it, another run's directory). It restored nothing "
+        f"into {model.name}, which was not trained after it: its {len(names)} variables "
+        f"({listing(names)}) keep their random initial values. Point the manager at the "
+        "directory the checkpoints were saved in, and check that the path is not None before "
+        "restoring."
+    )
+    return Finding("checkpoint-missing-variables", message, -1, tuple(names), Severity.ERROR)
 
 
 def _trained_since(model: Any, restore: _Restore) -> bool:
