@@ -1,13 +1,20 @@
-"""A restore given no checkpoint (``restore(None)``), and a model then used untrained.
+"""Restores that put nothing into a model, which is then used untrained.
 
 ``tf.train.CheckpointManager(...).latest_checkpoint`` and ``tf.train.latest_checkpoint(dir)``
 are None when the directory holds no checkpoint (a typo in it, another run's directory), and
 ``checkpoint.restore(None)`` then restores nothing, silently: it is how a first run starts from
-scratch. A script that trains afterwards is that first run. One whose model is never trained
-after it, nor restored from a checkpoint found, and whose weights are still those it had then,
-evaluates or predicts with its random initial weights (hunt27 b05: held-out MSE 0.96, against
-0.02 with the right directory): `checkpoint-missing-variables`, judged when `gradguard run`
-ends (`watch`).
+scratch. A script that trains afterwards is that first run. One whose models are never trained
+after it, nor restored from a checkpoint found, and whose weights are still those they had then,
+evaluates or predicts with random initial weights (hunt27 b05: held-out MSE 0.96, against 0.02
+with the right directory).
+
+A Keras 3 model restored before it is built (a subclassed model has no variables until first
+called) never gets the saved values either: TensorFlow defers them for variables made later,
+but Keras 3 makes its own, which the deferral does not reach (hunt27 b09, hunt22 p05). Once
+built, its weights are read back against the checkpoint: different, with no update since, they
+never arrived.
+
+Both are `checkpoint-missing-variables`, judged when `gradguard run` ends (`watch`).
 """
 
 from __future__ import annotations
@@ -21,65 +28,106 @@ import keras
 import numpy as np
 
 from gradguard import updating
+from gradguard.checkpoint import files
+from gradguard.checkpoint.compare import check
 from gradguard.findings import Finding, Severity, listing
 
 __all__ = ["RestoredNothing"]
+
+# What each restore was, and the fix.
+_NO_CHECKPOINT = (
+    "given no checkpoint (restore(None)): CheckpointManager.latest_checkpoint and "
+    "tf.train.latest_checkpoint are None when the directory holds none (a typo in it, another "
+    "run's directory), so it restored nothing into {name}",
+    "Point the manager at the directory the checkpoints were saved in, and check that the "
+    "path is not None before restoring.",
+)
+_UNBUILT = (
+    "made before {name} was built: a model has no variables until it is first called, and "
+    "Keras 3 makes them where TensorFlow's deferred restore does not reach, so the saved "
+    "values never arrived",
+    "Build it first, model(batch) or model.build(input_shape), then restore.",
+)
 
 
 @dataclasses.dataclass
 class _Restore:
     model: weakref.ref[Any]
     updates: int  # its optimizer's update count at the restore (0: none)
-    weights: list[np.ndarray]  # its weights then
+    weights: list[np.ndarray]  # its weights then (none when it was not built)
 
 
 class RestoredNothing:
-    """The models a ``restore(None)`` reached, judged at the end (`finish`)."""
+    """Restores of no checkpoint, or into unbuilt models: judged at the end (`finish`)."""
 
     def __init__(self) -> None:
-        self._restores: list[list[_Restore]] = []  # per restore, the models it reached
+        self._restores: list[list[_Restore]] = []  # ``restore(None)``: the models it reached
+        self._unbuilt: list[tuple[str, _Restore, dict[str, weakref.ref[Any]]]] = []
 
-    def restored(self, objects: dict[str, Any]) -> None:
-        """``restore(None)`` on a checkpoint of `objects` (its children)."""
-        restores = []
-        for model in objects.values():
-            if isinstance(model, keras.Model) and model.built and model.weights:
-                updates = updating.updates_made(getattr(model, "optimizer", None))
-                weights = [np.array(w) for w in model.get_weights()]
-                restores.append(_Restore(weakref.ref(model), updates, weights))
-        self._restores.append(restores)
+    def restored(self, path: Any, objects: dict[str, Any]) -> bool:
+        """A restore of `path` into `objects`; whether it can restore nothing (not validated).
 
-    def filled(self, objects: dict[str, Any]) -> None:
-        """A restore of a checkpoint found, into `objects`: their models are restored now."""
-        models = {id(obj) for obj in objects.values()}
-        self._restores = [r for r in self._restores if not models & {id(m.model()) for m in r}]
+        A checkpoint found fills the models it reaches: earlier restores of none are void.
+        """
+        models = [obj for obj in objects.values() if isinstance(obj, keras.Model)]
+        if path is None:
+            self._restores.append([_snapshot(m) for m in models if m.built and m.weights])
+            return True
+        ids = {id(obj) for obj in objects.values()}
+        self._restores = [r for r in self._restores if not ids & {id(m.model()) for m in r}]
+        unbuilt = [m for m in models if not m.built]
+        try:
+            resolved = files.resolve(path) if unbuilt else ""
+        except FileNotFoundError:
+            return False  # (validation says so)
+        refs = {key: weakref.ref(obj) for key, obj in objects.items()}
+        self._unbuilt += [(resolved, _snapshot(m), refs) for m in unbuilt]
+        return bool(unbuilt)
 
     def finish(self, add: Callable[[Finding], None]) -> None:
-        """Adds the finding for the models of each restore none of which changed since.
+        """Adds the findings for models the restores never reached and nothing trained since.
 
-        One that trained makes the restore a first run's (a model beside it may be fixed on
-        purpose: random network distillation's random target).
+        Of a ``restore(None)``, one model trained makes it a first run's (a model beside it may
+        be fixed on purpose: random network distillation's random target).
         """
         for restores in self._restores:
-            models = [(r.model(), r) for r in restores]
-            if any(m is None or _trained_since(m, r) for m, r in models):
+            models = [(m, r) for r in restores if (m := r.model()) is not None]
+            if len(models) == len(restores) and not any(_trained_since(*mr) for mr in models):
+                for model, _ in models:
+                    add(_finding(model, [v.path for v in model.weights], _NO_CHECKPOINT))
+        for path, restore, refs in self._unbuilt:
+            model = restore.model()
+            if model is None or not model.built or _trained_since(model, restore):
                 continue
-            for model, _ in models:
-                add(_finding(model))
-        self._restores = []
+            objects = {key: obj for key, ref in refs.items() if (obj := ref()) is not None}
+            checked = check(path, objects, build=False, plain=True, learning_rate=False)
+            assert checked.read is not None
+            lost = [
+                value.name
+                for value in checked.values
+                if value.variable is not None
+                and value.saved is not None
+                and not value.optimizer
+                and not np.array_equal(checked.read(value.key), np.asarray(value.variable))
+            ]
+            if lost:
+                add(_finding(model, lost, _UNBUILT))
+        self._restores, self._unbuilt = [], []
 
 
-def _finding(model: Any) -> Finding:
-    """`checkpoint-missing-variables` for `model`, restored from no checkpoint, untrained."""
-    names = [w.path for w in model.weights]
+def _snapshot(model: Any) -> _Restore:
+    updates = updating.updates_made(getattr(model, "optimizer", None))
+    weights = [np.array(w) for w in model.get_weights()] if model.built else []
+    return _Restore(weakref.ref(model), updates, weights)
+
+
+def _finding(model: Any, names: list[str], restore: tuple[str, str]) -> Finding:
+    """`checkpoint-missing-variables` for variables of `model` (`names`) a restore never filled."""
+    what, fix = restore
     message = (
-        "A checkpoint restore was given no checkpoint (restore(None)): "
-        "CheckpointManager.latest_checkpoint and tf.train.latest_checkpoint are None when the "
-        "directory holds none (a typo in it, another run's directory). It restored nothing "
-        f"into {model.name}, which was not trained after it: its {len(names)} variables "
-        f"({listing(names)}) keep their random initial values. Point the manager at the "
-        "directory the checkpoints were saved in, and check that the path is not None before "
-        "restoring."
+        f"A checkpoint restore was {what.format(name=model.name)}; {model.name} was not "
+        f"trained after it: its {len(names)} variables ({listing(names)}) keep their random "
+        f"initial values. {fix}"
     )
     return Finding("checkpoint-missing-variables", message, -1, tuple(names), Severity.ERROR)
 
@@ -88,6 +136,8 @@ def _trained_since(model: Any, restore: _Restore) -> bool:
     """Whether `model` was updated, or its weights set otherwise, since the restore."""
     if updating.updates_made(getattr(model, "optimizer", None)) > restore.updates:
         return True
+    if not restore.weights:  # (not built then: the optimizer alone tells)
+        return False
     now = model.get_weights()
     return len(now) != len(restore.weights) or any(
         not np.array_equal(a, b) for a, b in zip(now, restore.weights)

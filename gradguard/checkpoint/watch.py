@@ -254,17 +254,15 @@ class _Watcher:
         # no status came back), whose `expect_partial` the status's `expect_partial()` sets.
         self.partial: list[tuple[Any, list[Finding]]] = []
         self.compiles = compiles.CompileWatch(self._compiled)
-        self.nothing = nothing.RestoredNothing()  # `restore(None)`: no checkpoint found
+        self.nothing = nothing.RestoredNothing()  # of no checkpoint, or into unbuilt models
 
     def __call__(self, owner: Any, path: Any, restore: Callable[[], Any], skip: bool) -> Any:
         partial: list[Finding] = []
         rates: list[_RestoredRate] = []
         waiting = None
         root = owner if isinstance(owner, tf.train.Checkpoint) else None
-        if path is None:
-            self.nothing.restored(_objects_of(owner))
+        if self.nothing.restored(path, _objects_of(owner)):  # (no checkpoint, or not built)
             return restore()
-        self.nothing.filled(_objects_of(owner))
         try:
             resolved = files.resolve(path)
             checked = check(
