@@ -576,7 +576,9 @@ class Subclassed(keras.Model):
         return self.head(self.hidden(x))
 
 
-@pytest.mark.parametrize("case", ["restored-unbuilt", "built-first", "restored-unbuilt-then-fit"])
+@pytest.mark.parametrize(
+    "case", ["restored-unbuilt", "built-first", "restored-unbuilt-then-fit", "restored-again"]
+)
 def test_a_subclassed_model_restored_before_it_is_built_is_found(case, tmp_path):
     # hunt27 b09, hunt22 p05: in Keras 3 the saved values do not all reach the variables a
     # model makes when first called after the restore; it predicts with random weights.
@@ -586,6 +588,9 @@ def test_a_subclassed_model_restored_before_it_is_built_is_found(case, tmp_path)
     for variable in trained.weights:
         variable.assign(variable + 1.0)
     path = tf.train.Checkpoint(model=trained).write(str(tmp_path / "ckpt"))
+    for variable in trained.weights:
+        variable.assign(variable * 2.0)
+    other = tf.train.Checkpoint(model=trained).write(str(tmp_path / "other"))
     model = Subclassed()
 
     def restore_and_use() -> None:
@@ -595,6 +600,9 @@ def test_a_subclassed_model_restored_before_it_is_built_is_found(case, tmp_path)
         if case.endswith("fit"):
             model.compile(optimizer=keras.optimizers.SGD(1e-2), loss="mse")
             model.fit(X, Y, epochs=1, verbose=0)
+        if case == "restored-again":  # once built, from another checkpoint
+            model(X)
+            tf.train.Checkpoint(model=model).restore(other)
         model.predict(X, verbose=0)
 
     report = watched(restore_and_use)

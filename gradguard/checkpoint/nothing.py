@@ -67,7 +67,8 @@ class RestoredNothing:
     def restored(self, path: Any, objects: dict[str, Any]) -> bool:
         """A restore of `path` into `objects`; whether it can restore nothing (not validated).
 
-        A checkpoint found fills the models it reaches: earlier restores of none are void.
+        A later restore into a model (of a checkpoint found, the model built) voids what the
+        earlier ones left it: it is restored now.
         """
         models = [obj for obj in objects.values() if isinstance(obj, keras.Model)]
         if path is None:
@@ -75,6 +76,7 @@ class RestoredNothing:
             return True
         ids = {id(obj) for obj in objects.values()}
         self._restores = [r for r in self._restores if not ids & {id(m.model()) for m in r}]
+        self._unbuilt = [u for u in self._unbuilt if id(u[1].model()) not in ids]
         unbuilt = [m for m in models if not m.built]
         try:
             resolved = files.resolve(path) if unbuilt else ""
