@@ -26,6 +26,7 @@ from typing import Any
 
 import keras
 import numpy as np
+from absl import logging
 
 from gradguard import updating
 from gradguard.checkpoint import files
@@ -102,19 +103,28 @@ class RestoredNothing:
             if model is None or not model.built or _trained_since(model, restore):
                 continue
             objects = {key: obj for key, ref in refs.items() if (obj := ref()) is not None}
-            checked = check(path, objects, build=False, plain=True, learning_rate=False)
-            assert checked.read is not None
-            lost = [
-                value.name
-                for value in checked.values
-                if value.variable is not None
-                and value.saved is not None
-                and not value.optimizer
-                and not np.array_equal(checked.read(value.key), np.asarray(value.variable))
-            ]
+            try:
+                lost = _not_arrived(path, objects)
+            except Exception as e:  # noqa: BLE001 - never break the end of the run
+                logging.warning("gradguard: could not read back %s against %s: %s", model, path, e)
+                continue
             if lost:
                 add(_finding(model, lost, _UNBUILT))
         self._restores, self._unbuilt = [], []
+
+
+def _not_arrived(path: str, objects: dict[str, Any]) -> list[str]:
+    """The names of the model variables among `objects` whose values differ from `path`'s."""
+    checked = check(path, objects, build=False, plain=True, learning_rate=False)
+    assert checked.read is not None
+    return [
+        value.name
+        for value in checked.values
+        if value.variable is not None
+        and value.saved is not None
+        and not value.optimizer
+        and not np.array_equal(checked.read(value.key), np.asarray(value.variable))
+    ]
 
 
 def _snapshot(model: Any) -> _Restore:
