@@ -69,8 +69,15 @@ class RestoredNothing:
         """A restore of `path` into `objects`; whether it can restore nothing (not validated).
 
         A later restore into a model (of a checkpoint found, the model built) voids what the
-        earlier ones left it: it is restored now.
+        earlier ones left it: it is restored now. Never raises: the user's script goes on.
         """
+        try:
+            return self._restored(path, objects)
+        except Exception as e:  # noqa: BLE001 - the user's script must go on
+            logging.warning("gradguard: could not note the restore of %s: %s", path, e)
+            return False
+
+    def _restored(self, path: Any, objects: dict[str, Any]) -> bool:
         models = [obj for obj in objects.values() if isinstance(obj, keras.Model)]
         if path is None:
             self._restores.append([_snapshot(m) for m in models if m.built and m.weights])
@@ -79,10 +86,7 @@ class RestoredNothing:
         self._restores = [r for r in self._restores if not ids & {id(m.model()) for m in r}]
         self._unbuilt = [u for u in self._unbuilt if id(u[1].model()) not in ids]
         unbuilt = [m for m in models if not m.built]
-        try:
-            resolved = files.resolve(path) if unbuilt else ""
-        except FileNotFoundError:
-            return False  # (validation says so)
+        resolved = files.resolve(path) if unbuilt else ""  # (missing: validation says so)
         refs = {key: weakref.ref(obj) for key, obj in objects.items()}
         self._unbuilt += [(resolved, _snapshot(m), refs) for m in unbuilt]
         return bool(unbuilt)
