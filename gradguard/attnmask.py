@@ -24,6 +24,7 @@ from collections.abc import Iterable
 
 import tensorflow as tf
 
+from gradguard.diagnose import scalar_constant
 from gradguard.findings import Finding
 
 __all__ = ["graph_attention_keeps_padding"]
@@ -83,9 +84,11 @@ def _keeps_zeros(mask: tf.Tensor, keep: bool, tokens: set[int]) -> bool:
     """Whether `mask` (true, or 1, meaning `keep`) keeps only where the step's `tokens` are 0."""
     op = mask.op
     while True:
-        if op.type in _VIEWS or (op.type == "Greater" and _constant(op.inputs[1]) in (0, 0.5)):
+        if op.type in _VIEWS or (
+            op.type == "Greater" and scalar_constant(op.inputs[1]) in (0, 0.5)
+        ):
             op = op.inputs[0].op
-        elif op.type == "LogicalNot" or (op.type == "Sub" and _constant(op.inputs[0]) == 1):
+        elif op.type == "LogicalNot" or (op.type == "Sub" and scalar_constant(op.inputs[0]) == 1):
             keep, op = not keep, op.inputs[-1].op
         else:
             break
@@ -97,8 +100,8 @@ def _keeps_zeros(mask: tf.Tensor, keep: bool, tokens: set[int]) -> bool:
         return any(_keeps_zeros(t, keep, tokens) for t in op.inputs)
     if op.type not in ("Equal", "NotEqual") or (op.type == "Equal") != keep:
         return False
-    data = [t for t in op.inputs if _constant(t) is None]
-    zero = any(_constant(t) == 0 for t in op.inputs)
+    data = [t for t in op.inputs if scalar_constant(t) is None]
+    zero = any(scalar_constant(t) == 0 for t in op.inputs)
     return len(data) == 1 and zero and id(_source(data[0])) in tokens
 
 
@@ -133,14 +136,9 @@ def _source(tensor: tf.Tensor) -> tf.Tensor | None:
 
 
 def _large(tensor: tf.Tensor, negative: bool) -> bool:
-    value = _constant(tensor)
+    value = scalar_constant(tensor)
     return value is not None and (value <= _LARGE_NEGATIVE if negative else value >= 1e4)
 
 
 def _large_negative(tensor: tf.Tensor) -> bool:
     return _large(tensor, negative=True)
-
-
-def _constant(tensor: tf.Tensor) -> float | None:
-    value = tf.get_static_value(tensor)
-    return float(value.item()) if value is not None and value.size == 1 else None

@@ -26,6 +26,7 @@ __all__ = [
     "model_breaks",
     "none_gradient_finding",
     "reads_variables",
+    "scalar_constant",
     "shape_text",
     "tape_breaks",
     "unwatched_tensor_finding",
@@ -88,6 +89,12 @@ def hinge_argument(op: tf.Operation) -> tf.Tensor | None:
         return None
     zeros = [_is_zero(t) for t in op.inputs]
     return op.inputs[zeros.index(False)] if sum(zeros) == 1 else None
+
+
+def scalar_constant(tensor: tf.Tensor) -> float | None:
+    """The value of `tensor` when it is one number known when traced, else None."""
+    value = tf.get_static_value(tensor)
+    return float(value.item()) if value is not None and value.size == 1 else None
 
 
 def _is_zero(tensor: tf.Tensor) -> bool:

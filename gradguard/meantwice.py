@@ -22,13 +22,13 @@ from collections.abc import Callable, Iterable
 
 import tensorflow as tf
 
-from gradguard.diagnose import before_views, reduces_all
+from gradguard.diagnose import before_views, reduces_all, scalar_constant
 from gradguard.findings import Finding
 
 __all__ = ["graph_mean_divided_again"]
 
 _DIVISIONS = frozenset({"RealDiv", "DivNoNan"})
-BATCH = 4.0  # the least divisor taken for a batch size (a half or a third is a weight)
+_LEAST_BATCH = 4.0  # the least divisor taken for a batch size (a half or a third is a weight)
 
 
 def graph_mean_divided_again(
@@ -63,21 +63,16 @@ def graph_mean_divided_again(
 
 
 def _divided(op: tf.Operation) -> tuple[tf.Tensor, float] | None:
-    """(What `op` divides, by what): by a constant of `BATCH` or more, or times its inverse."""
+    """(What `op` divides, by what): by `_LEAST_BATCH` or more, or times its inverse or less."""
     if op.type in _DIVISIONS:
-        value = _scalar_constant(op.inputs[1])
-        return (op.inputs[0], value) if value is not None and value >= BATCH else None
+        value = scalar_constant(op.inputs[1])
+        return (op.inputs[0], value) if value is not None and value >= _LEAST_BATCH else None
     if op.type == "Mul":
         a, b = op.inputs
-        for values, factor in ((a, _scalar_constant(b)), (b, _scalar_constant(a))):
-            if factor is not None and 0.0 < factor <= 1.0 / BATCH:
+        for values, factor in ((a, scalar_constant(b)), (b, scalar_constant(a))):
+            if factor is not None and 0.0 < factor <= 1.0 / _LEAST_BATCH:
                 return values, 1.0 / factor
     return None
-
-
-def _scalar_constant(tensor: tf.Tensor) -> float | None:
-    value = tf.get_static_value(tensor) if tensor.shape.rank == 0 else None
-    return None if value is None else float(value)
 
 
 def _batch_mean(tensor: tf.Tensor, from_model: Callable[[tf.Tensor], bool]) -> bool:
@@ -85,7 +80,7 @@ def _batch_mean(tensor: tf.Tensor, from_model: Callable[[tf.Tensor], bool]) -> b
     op = tensor.op
     if op.type == "Mean":
         values = op.inputs[0]
-    elif op.type in _DIVISIONS and _scalar_constant(op.inputs[1]) != 1.0:
+    elif op.type in _DIVISIONS and scalar_constant(op.inputs[1]) != 1.0:
         summed = before_views(op.inputs[0]).op  # (a Keras loss: a sum over the count)
         if summed.type != "Sum":
             return False

@@ -45,7 +45,7 @@ from absl import logging
 from gradguard import instrument, updating
 from gradguard.checkpoint import compiles, files, graph, nothing
 from gradguard.checkpoint.compare import check
-from gradguard.checkpoint.values import OptimizerState, is_optimizer
+from gradguard.checkpoint.values import Check, OptimizerState, is_optimizer
 from gradguard.findings import Finding, Report
 
 __all__ = ["watch_restores"]
@@ -236,11 +236,11 @@ class _UntrainedYet:
         return any(r is None or not self.rates or np.float32(r) in self.rates for r in rates)
 
 
-def _saved_rates(path: str, findings: list[Finding]) -> set[np.float32]:
-    """The learning rates saved among the optimizer values `findings` name."""
+def _saved_rates(checked: Check, findings: list[Finding]) -> set[np.float32]:
+    """The learning rates saved among the optimizer values `findings` name (read as validated)."""
     values = [v for f in findings for v in f.details.get("values", ())]
     keys = {v["key"] for v in values if v["name"].endswith("learning_rate")}
-    return {np.float32(tf.train.load_variable(path, key)) for key in keys}
+    return {np.float32(checked.read(key)) for key in keys} if checked.read else set()
 
 
 class _Watcher:
@@ -302,7 +302,7 @@ class _Watcher:
                 trainers = _trainers(owner)
                 updates = {id(o): updating.updates_made(o) for o in _optimizers_of(trainers)}
                 refs = [weakref.ref(t) for t in trainers]
-                waiting = _UntrainedYet(refs, updates, later, None, _saved_rates(resolved, later))
+                waiting = _UntrainedYet(refs, updates, later, None, _saved_rates(checked, later))
                 self.waiting.append(waiting)
             rates += [r for s in checked.optimizers if (r := self._rate(resolved, s))]
             self.rates += rates

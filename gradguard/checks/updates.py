@@ -322,7 +322,7 @@ class UpdateRatio(Check):
             return cause, momentum
         momentum = context.notes.get("sgd_momentum")
         scale = context.notes.get("loss_scale_unseen") or 0.0
-        if momentum is not None and scale >= self.CLIP_BINDS:
+        if momentum is not None and scale >= self.CLIP_BINDS:  # (shrinks steps as a clip does)
             cause = (
                 f"the LossScaleOptimizer divides every gradient by its loss scale "
                 f"({number(scale)}) before SGD's step, and this eager loop never called "
