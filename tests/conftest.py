@@ -13,8 +13,8 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # One thread per TensorFlow pool, here and in every subprocess a test starts (they inherit the
-# environment): the suite runs four TensorFlow processes at once (two pytest workers, two corpus
-# workers) on CI's two cores, and each process's pools, sized to every core, spin while they
+# environment): the suite runs three TensorFlow processes at once (two pytest workers, a corpus
+# worker) on CI's two cores, and each process's pools, sized to every core, spin while they
 # wait for work. On one thread each the suite took 10:48 and 17.9 CPU-minutes against 13-15
 # minutes and 22-26 CPU-minutes (this machine, same tests). Set either variable to override.
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
