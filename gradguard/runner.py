@@ -140,7 +140,9 @@ def run_script(plan: Plan) -> Outcome:
     sys.argv = [plan.script, *plan.args]
     sys.path.insert(0, os.path.dirname(os.path.abspath(plan.script)))
     status, crash, message = 0, "", ""
-    unwatch = checkpoint.watch_restores(guard.report)
+    unwatch = checkpoint.watch_restores(
+        guard.report, lambda: [c.optimizer for c in guard.cores.values()]
+    )
     unwatch_draws = tracedrandom.watch(guard.report)
     try:
         with guard.instrument_process(activations=plan.activations):

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import keras
 import numpy as np
 from absl import logging
 
-from gradguard import updating
+from gradguard import _compat, updating
 from gradguard.checkpoint import files
 from gradguard.checkpoint.compare import check
 from gradguard.findings import Finding, Severity, listing
@@ -54,14 +54,20 @@ _UNBUILT = (
 @dataclasses.dataclass
 class _Restore:
     model: weakref.ref[Any]
-    updates: int  # its optimizer's update count at the restore (0: none)
+    updates: dict[int, int]  # the update counts of its optimizer and the trainers then, by id
     weights: list[np.ndarray]  # its weights then (none when it was not built)
 
 
 class RestoredNothing:
-    """Restores of no checkpoint, or into unbuilt models: judged at the end (`finish`)."""
+    """Restores of no checkpoint, or into unbuilt models: judged at the end (`finish`).
 
-    def __init__(self) -> None:
+    Args:
+      trainers: The optimizers that have trained so far (`gradguard run`'s guard knows them;
+        a model's compiled one is looked at anyway).
+    """
+
+    def __init__(self, trainers: Callable[[], Iterable[Any]] = tuple) -> None:
+        self._trainers = trainers
         self._restores: list[list[_Restore]] = []  # ``restore(None)``: the models it reached
         self._unbuilt: list[tuple[str, _Restore, dict[str, weakref.ref[Any]]]] = []
 
@@ -80,7 +86,7 @@ class RestoredNothing:
     def _restored(self, path: Any, objects: dict[str, Any]) -> bool:
         models = [obj for obj in objects.values() if isinstance(obj, keras.Model)]
         if path is None:
-            self._restores.append([_snapshot(m) for m in models if m.built and m.weights])
+            self._restores.append([self._snapshot(m) for m in models if m.built and m.weights])
             return True
         ids = {id(obj) for obj in objects.values()}
         self._restores = [r for r in self._restores if not ids & {id(m.model()) for m in r}]
@@ -88,7 +94,7 @@ class RestoredNothing:
         unbuilt = [m for m in models if not m.built]
         resolved = files.resolve(path) if unbuilt else ""  # (missing: validation says so)
         refs = {key: weakref.ref(obj) for key, obj in objects.items()}
-        self._unbuilt += [(resolved, _snapshot(m), refs) for m in unbuilt]
+        self._unbuilt += [(resolved, self._snapshot(m), refs) for m in unbuilt]
         return bool(unbuilt)
 
     def finish(self, add: Callable[[Finding], None]) -> None:
@@ -99,12 +105,12 @@ class RestoredNothing:
         """
         for restores in self._restores:
             models = [(m, r) for r in restores if (m := r.model()) is not None]
-            if len(models) == len(restores) and not any(_trained_since(*mr) for mr in models):
+            if len(models) == len(restores) and not any(self._trained(*mr) for mr in models):
                 for model, _ in models:
                     add(_finding(model, [v.path for v in model.weights], _NO_CHECKPOINT))
         for path, restore, refs in self._unbuilt:
             model = restore.model()
-            if model is None or not model.built or _trained_since(model, restore):
+            if model is None or not model.built or self._trained(model, restore):
                 continue
             objects = {key: obj for key, ref in refs.items() if (obj := ref()) is not None}
             try:
@@ -115,6 +121,18 @@ class RestoredNothing:
             if lost:
                 add(_finding(model, lost, _UNBUILT))
         self._restores, self._unbuilt = [], []
+
+    def _optimizers(self, model: Any) -> list[Any]:
+        compiled = getattr(model, "optimizer", None)
+        return [*self._trainers(), *([compiled] if compiled is not None else [])]
+
+    def _snapshot(self, model: Any) -> _Restore:
+        updates = {id(o): updating.updates_made(o) for o in self._optimizers(model)}
+        weights = [np.array(w) for w in model.get_weights()] if model.built else []
+        return _Restore(weakref.ref(model), updates, weights)
+
+    def _trained(self, model: Any, restore: _Restore) -> bool:
+        return _trained_since(model, restore, self._optimizers(model))
 
 
 def _not_arrived(path: str, objects: dict[str, Any]) -> list[str]:
@@ -131,12 +149,6 @@ def _not_arrived(path: str, objects: dict[str, Any]) -> list[str]:
     ]
 
 
-def _snapshot(model: Any) -> _Restore:
-    updates = updating.updates_made(getattr(model, "optimizer", None))
-    weights = [np.array(w) for w in model.get_weights()] if model.built else []
-    return _Restore(weakref.ref(model), updates, weights)
-
-
 def _finding(model: Any, names: list[str], restore: tuple[str, str]) -> Finding:
     """`checkpoint-missing-variables` for variables of `model` (`names`) a restore never filled."""
     what, fix = restore
@@ -148,11 +160,16 @@ def _finding(model: Any, names: list[str], restore: tuple[str, str]) -> Finding:
     return Finding("checkpoint-missing-variables", message, -1, tuple(names), Severity.ERROR)
 
 
-def _trained_since(model: Any, restore: _Restore) -> bool:
+def _trained_since(model: Any, restore: _Restore, optimizers: list[Any]) -> bool:
     """Whether `model` was updated, or its weights set otherwise, since the restore."""
-    if updating.updates_made(getattr(model, "optimizer", None)) > restore.updates:
-        return True
-    if not restore.weights:  # (not built then: the optimizer alone tells)
+    variables = {id(v) for v in model.trainable_variables}
+    for optimizer in optimizers:
+        trains = optimizer is getattr(model, "optimizer", None) or variables & {
+            id(v) for v in _compat.optimizer_variables(optimizer)
+        }
+        if trains and updating.updates_made(optimizer) > restore.updates.get(id(optimizer), 0):
+            return True
+    if not restore.weights:  # (not built then: the optimizers alone tell)
         return False
     now = model.get_weights()
     return len(now) != len(restore.weights) or any(

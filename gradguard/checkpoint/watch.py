@@ -1,9 +1,10 @@
 """Watching the restores an unmodified script makes (for `gradguard run`).
 
-Each restore method is patched to run through hooks (`watching_restores`): each
-`tf.train.Checkpoint.restore` / `read` and `keras.Model.load_weights` call is validated
-first, judged as that call restores (Keras skips the state of an optimizer that has not been
-built yet; TensorFlow restores it when the optimizer builds), and then runs unchanged.
+Each `tf.train.Checkpoint.restore` / `read` and `keras.Model.load_weights` call runs through a
+hook (`hooks.watching_restores`): it is validated first, judged as that call restores (Keras
+skips the state of an optimizer that has not been built yet; TensorFlow restores it when the
+optimizer builds), and then runs unchanged. Restores of nothing, or into unbuilt models, are
+`nothing`'s; restored optimizers that a new one replaces in training, `unused`'s.
 
 Two things can only be judged later. Saved optimizer state that does not reach an optimizer (Keras
 skips it for an optimizer not built yet, or the model restored into has none) is lost only if the
@@ -31,10 +32,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
-import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import keras
@@ -42,75 +41,14 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from gradguard import instrument, updating
-from gradguard.checkpoint import compiles, files, graph, nothing
+from gradguard import updating
+from gradguard.checkpoint import compiles, files, graph, nothing, unused
 from gradguard.checkpoint.compare import check
+from gradguard.checkpoint.hooks import watching_restores
 from gradguard.checkpoint.values import Check, OptimizerState, is_optimizer
 from gradguard.findings import Finding, Report
 
 __all__ = ["watch_restores"]
-
-# --- routing every restore through hooks: `tf.train.Checkpoint.restore` / `read` and
-# `keras.Model.load_weights`, each wrapped by an `instrument.Patch` while a watch is on.
-
-RestoreHook = Callable[[Any, Any, Callable[[], Any], bool], Any]
-"""``hook(owner, path, restore, skip_mismatch)``, called instead of a restore: it must call
-``restore()`` once and return its result. `owner` is the `tf.train.Checkpoint` or Keras model
-restored into; `path` may be None; `skip_mismatch`, what `load_weights` was asked."""
-
-_RESTORE_HOOKS: list[RestoreHook] = []
-_RESTORE_PATCHES: list[instrument.Patch] = []
-_restoring = threading.local()  # `Checkpoint.restore` calls `read`: one restore, seen once
-
-
-def _through_hooks(original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def restore(owner: Any, *args: Any, **kwargs: Any) -> Any:
-        def call() -> Any:
-            return original(owner, *args, **kwargs)
-
-        # `save_path` (Checkpoint.restore/read) or `filepath` (load_weights), however passed.
-        path = args[0] if args else kwargs.get("save_path", kwargs.get("filepath"))
-        if getattr(_restoring, "on", False) or not _RESTORE_HOOKS:  # (a path None too)
-            return call()
-        # `load_weights(filepath, skip_mismatch=False)`: mismatched shapes skipped on request.
-        skip_mismatch = isinstance(owner, keras.Model) and bool(
-            args[1] if len(args) > 1 else kwargs.get("skip_mismatch", False)
-        )
-        _restoring.on = True
-        try:
-            for hook in reversed(_RESTORE_HOOKS):  # the first hook installed runs innermost
-                call = functools.partial(hook, owner, path, call, skip_mismatch)
-            return call()
-        finally:
-            _restoring.on = False
-
-    return restore
-
-
-@contextlib.contextmanager
-def watching_restores(hook: RestoreHook) -> Iterator[None]:
-    """Routes every checkpoint restore and `load_weights` call through `hook` while inside.
-
-    Example: ``with watching_restores(hook): model.load_weights("model.weights.h5")``.
-    """
-    if not _RESTORE_PATCHES:
-        _RESTORE_PATCHES.extend(
-            instrument.Patch(owner, name, _through_hooks)
-            for owner, name in (
-                (tf.train.Checkpoint, "restore"),
-                (tf.train.Checkpoint, "read"),
-                (keras.Model, "load_weights"),
-            )
-        )
-    with contextlib.ExitStack() as patches:
-        for patch in _RESTORE_PATCHES:
-            patches.enter_context(patch)
-        _RESTORE_HOOKS.append(hook)
-        try:
-            yield
-        finally:
-            _RESTORE_HOOKS.remove(hook)
 
 
 def _objects_of(owner: Any) -> dict[str, Any]:
@@ -246,7 +184,7 @@ def _saved_rates(checked: Check, findings: list[Finding]) -> set[np.float32]:
 class _Watcher:
     """The hook `watching_restores` calls for each restore: validate, then restore."""
 
-    def __init__(self, report: Report):
+    def __init__(self, report: Report, trainers: Callable[[], Iterable[Any]]):
         self.report = report
         self.rates: list[_RestoredRate] = []
         self.waiting: list[_UntrainedYet] = []
@@ -254,12 +192,13 @@ class _Watcher:
         # no status came back), whose `expect_partial` the status's `expect_partial()` sets.
         self.partial: list[tuple[Any, list[Finding]]] = []
         self.compiles = compiles.CompileWatch(self._compiled)
-        self.nothing = nothing.RestoredNothing()  # of no checkpoint, or into unbuilt models
+        self.nothing = nothing.RestoredNothing(trainers)  # of no checkpoint, or unbuilt models
+        self.unused = unused.ThrownAway(trainers)  # restored optimizers a new one replaced
 
     def __call__(self, owner: Any, path: Any, restore: Callable[[], Any], skip: bool) -> Any:
         partial: list[Finding] = []
         rates: list[_RestoredRate] = []
-        waiting = None
+        waiting, states = None, []
         root = owner if isinstance(owner, tf.train.Checkpoint) else None
         if self.nothing.restored(path, _objects_of(owner)):  # (no checkpoint, or not built)
             return restore()
@@ -273,7 +212,7 @@ class _Watcher:
                 plain=True,
                 learning_rate=False,
             )
-            found = checked.report.findings
+            found, states = checked.report.findings, checked.optimizers
             if skip:  # the script asked Keras to skip what does not fit (skip_mismatch)
                 found = [f for f in found if f.code != "checkpoint-shape-mismatch"]
             # Weights put into another model (`skip_mismatch`), or an optimizer made at another
@@ -310,6 +249,7 @@ class _Watcher:
         except Exception as e:  # noqa: BLE001 - the user's script must go on
             logging.warning("gradguard: could not validate checkpoint %s: %s", path, e)
         status = restore()
+        self.unused.restored(path, states, _objects_of(owner).values())
         for rate in rates:
             rate.updates = updating.updates_made(rate.optimizer())
         coordinator = getattr(status, "_checkpoint", None) if root else None
@@ -352,6 +292,7 @@ class _Watcher:
                     self._add(left_behind)
         self.partial = []
         self.nothing.finish(self._add)
+        self.unused.finish(self._add)
         for waiting in self.waiting:
             try:
                 trained = waiting.trained()
@@ -374,7 +315,9 @@ class _Watcher:
         self.rates = []
 
 
-def watch_restores(report: Report) -> Callable[[], None]:
+def watch_restores(
+    report: Report, trainers: Callable[[], Iterable[Any]] = tuple
+) -> Callable[[], None]:
     """Validates every checkpoint restore and `load_weights` call made from now on.
 
     `tf.train.Checkpoint.restore` / `read` and `keras.Model.load_weights` are wrapped: before each
@@ -386,11 +329,12 @@ def watch_restores(report: Report) -> Callable[[], None]:
 
     Args:
       report: Where the findings go.
+      trainers: The optimizers that have trained so far (`gradguard run`'s guard's).
 
     Returns:
       A function that judges what is left to judge and removes the wrappers.
     """
-    watcher = _Watcher(report)
+    watcher = _Watcher(report, trainers)
     stack = contextlib.ExitStack()
     stack.enter_context(watching_restores(watcher))
     stack.enter_context(watcher.compiles.patch)
