@@ -267,6 +267,11 @@ BUGS: dict[str, Bug] = {
     "bug_subclassed_model_restored_before_it_is_built.py": Bug(
         ("checkpoint-missing-variables",), mentions=(("checkpoint-missing-variables", "built"),)
     ),
+    # A resume whose checkpoint holds the model and an epoch counter but not the optimizer.
+    "bug_resume_checkpoint_without_the_optimizer_tf_function.py": Bug(
+        ("checkpoint-missing-variables",),
+        mentions=(("checkpoint-missing-variables", "holds no optimizer"),),
+    ),
     # A resume restores model and optimizer, then compiles a new optimizer of the same set-up.
     "bug_resume_compiles_a_new_optimizer_fit.py": Bug(
         ("checkpoint-optimizer-state-not-restored",),
@@ -507,6 +512,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_checkpoint_manager_first_run_starts_from_scratch.py": Healthy(),
     "ok_subclassed_model_built_before_it_is_restored.py": Healthy(),
     "ok_resume_compiles_the_restored_optimizer_fit.py": Healthy(),
+    "ok_resume_checkpoint_with_the_optimizer_tf_function.py": Healthy(),
     # Trained until its Q-values are exact: the output bias stops moving because it converged.
     "ok_dqn_polyak_target_converges_tf_function.py": Healthy(),
     "ok_transfer_learning_freeze_then_finetune_fit.py": Healthy(),

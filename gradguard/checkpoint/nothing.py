@@ -12,7 +12,7 @@ A Keras 3 model restored before it is built (a subclassed model has no variables
 called) never gets the saved values either: TensorFlow defers them for variables made later,
 but Keras 3 makes its own, which the deferral does not reach (hunt27 b09, hunt22 p05). Once
 built, its weights are read back against the checkpoint: different, with no update since, they
-never arrived.
+never arrived. A model trained since cannot be read back; it trained from its initial values.
 
 Both are `checkpoint-missing-variables`, judged when `gradguard run` ends (`watch`).
 """
@@ -110,16 +110,17 @@ class RestoredNothing:
                     add(_finding(model, [v.path for v in model.weights], _NO_CHECKPOINT))
         for path, restore, refs in self._unbuilt:
             model = restore.model()
-            if model is None or not model.built or self._trained(model, restore):
+            if model is None or not model.built:
                 continue
+            trained = self._trained(model, restore)
             objects = {key: obj for key, ref in refs.items() if (obj := ref()) is not None}
             try:
-                lost = _not_arrived(path, objects)
+                lost = _not_arrived(path, objects, trained)
             except Exception as e:  # noqa: BLE001 - never break the end of the run
                 logging.warning("gradguard: could not read back %s against %s: %s", model, path, e)
                 continue
             if lost:
-                add(_finding(model, lost, _UNBUILT))
+                add(_finding(model, lost, _UNBUILT, trained))
         self._restores, self._unbuilt = [], []
 
     def _optimizers(self, model: Any) -> list[Any]:
@@ -135,8 +136,13 @@ class RestoredNothing:
         return _trained_since(model, restore, self._optimizers(model))
 
 
-def _not_arrived(path: str, objects: dict[str, Any]) -> list[str]:
-    """The names of the model variables among `objects` whose values differ from `path`'s."""
+def _not_arrived(path: str, objects: dict[str, Any], trained: bool) -> list[str]:
+    """The names of the model variables among `objects` whose values differ from `path`'s.
+
+    All of those `path` holds, once `trained` since: their values cannot be compared any more,
+    and Keras 3 gives none of them the saved value (TF 2.21, Keras 3.15: dense, convolutional
+    and batch-normalization layers alike).
+    """
     checked = check(path, objects, build=False, plain=True, learning_rate=False)
     assert checked.read is not None
     return [
@@ -145,18 +151,22 @@ def _not_arrived(path: str, objects: dict[str, Any]) -> list[str]:
         if value.variable is not None
         and value.saved is not None
         and not value.optimizer
-        and not np.array_equal(checked.read(value.key), np.asarray(value.variable))
+        and (trained or not np.array_equal(checked.read(value.key), np.asarray(value.variable)))
     ]
 
 
-def _finding(model: Any, names: list[str], restore: tuple[str, str]) -> Finding:
+def _finding(
+    model: Any, names: list[str], restore: tuple[str, str], trained: bool = False
+) -> Finding:
     """`checkpoint-missing-variables` for variables of `model` (`names`) a restore never filled."""
     what, fix = restore
-    message = (
-        f"A checkpoint restore was {what.format(name=model.name)}; {model.name} was not "
-        f"trained after it: its {len(names)} variables ({listing(names)}) keep their random "
-        f"initial values. {fix}"
-    )
+    what = what.format(name=model.name)
+    variables = f"{len(names)} variables ({listing(names)})"
+    if trained:
+        told = f"{model.name} then trained from the initial values of its {variables}"
+    else:
+        told = f"{model.name} was not trained after it: its {variables} keep their initial values"
+    message = f"A checkpoint restore was {what}; {told}. {fix}"
     return Finding("checkpoint-missing-variables", message, -1, tuple(names), Severity.ERROR)
 
 

@@ -4,7 +4,7 @@ Each `tf.train.Checkpoint.restore` / `read` and `keras.Model.load_weights` call 
 hook (`hooks.watching_restores`): it is validated first, judged as that call restores (Keras
 skips the state of an optimizer that has not been built yet; TensorFlow restores it when the
 optimizer builds), and then runs unchanged. Restores of nothing, or into unbuilt models, are
-`nothing`'s; restored optimizers that a new one replaces in training, `unused`'s.
+`nothing`'s; resumes whose optimizer starts over, `resumes`'.
 
 Two things can only be judged later. Saved optimizer state that does not reach an optimizer (Keras
 skips it for an optimizer not built yet, or the model restored into has none) is lost only if the
@@ -42,7 +42,7 @@ import tensorflow as tf
 from absl import logging
 
 from gradguard import updating
-from gradguard.checkpoint import compiles, files, graph, nothing, unused
+from gradguard.checkpoint import compiles, files, graph, nothing, resumes
 from gradguard.checkpoint.compare import check
 from gradguard.checkpoint.hooks import watching_restores
 from gradguard.checkpoint.values import Check, OptimizerState, is_optimizer
@@ -193,12 +193,12 @@ class _Watcher:
         self.partial: list[tuple[Any, list[Finding]]] = []
         self.compiles = compiles.CompileWatch(self._compiled)
         self.nothing = nothing.RestoredNothing(trainers)  # of no checkpoint, or unbuilt models
-        self.unused = unused.ThrownAway(trainers)  # restored optimizers a new one replaced
+        self.resumes = resumes.Resumes(trainers)  # whose optimizer starts over
 
     def __call__(self, owner: Any, path: Any, restore: Callable[[], Any], skip: bool) -> Any:
         partial: list[Finding] = []
         rates: list[_RestoredRate] = []
-        waiting, states = None, []
+        waiting, checked = None, None
         root = owner if isinstance(owner, tf.train.Checkpoint) else None
         if self.nothing.restored(path, _objects_of(owner)):  # (no checkpoint, or not built)
             return restore()
@@ -212,7 +212,7 @@ class _Watcher:
                 plain=True,
                 learning_rate=False,
             )
-            found, states = checked.report.findings, checked.optimizers
+            found = checked.report.findings
             if skip:  # the script asked Keras to skip what does not fit (skip_mismatch)
                 found = [f for f in found if f.code != "checkpoint-shape-mismatch"]
             # Weights put into another model (`skip_mismatch`), or an optimizer made at another
@@ -249,7 +249,7 @@ class _Watcher:
         except Exception as e:  # noqa: BLE001 - the user's script must go on
             logging.warning("gradguard: could not validate checkpoint %s: %s", path, e)
         status = restore()
-        self.unused.restored(path, states, _objects_of(owner).values())
+        self.resumes.restored(path, checked, _objects_of(owner))
         for rate in rates:
             rate.updates = updating.updates_made(rate.optimizer())
         coordinator = getattr(status, "_checkpoint", None) if root else None
@@ -292,7 +292,7 @@ class _Watcher:
                     self._add(left_behind)
         self.partial = []
         self.nothing.finish(self._add)
-        self.unused.finish(self._add)
+        self.resumes.finish(self._add)
         for waiting in self.waiting:
             try:
                 trained = waiting.trained()
