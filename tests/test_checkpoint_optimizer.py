@@ -743,3 +743,33 @@ def test_a_resume_whose_checkpoint_holds_no_optimizer_is_found(case, tmp_path):
         assert missing.severity is Severity.ERROR
     else:
         assert not any("holds no optimizer" in f.message for f in report.findings), str(report)
+
+
+def test_values_a_deferred_restore_put_into_a_later_optimizer_are_not_called_left_behind(
+    tmp_path,
+):
+    # hunt27 b13: a model-only restore of a compiled Adam model's checkpoint, then compile with
+    # SGD and momentum. TensorFlow's deferred restore puts the saved step count, rate and some
+    # slots into the SGD; only the other slots are left behind, and only they are named.
+    keras.utils.set_random_seed(3)
+    model, optimizer = make(), keras.optimizers.Adam(1e-3)
+    model.compile(optimizer=optimizer, loss="mse")
+    model.fit(X, Y, epochs=2, verbose=0)
+    path = tf.train.Checkpoint(model=model, optimizer=optimizer).write(str(tmp_path / "ckpt"))
+    fresh = make()
+
+    def fine_tune() -> None:
+        tf.train.Checkpoint(model=fresh).restore(path).expect_partial()
+        fresh.compile(optimizer=keras.optimizers.SGD(1e-3, momentum=0.9), loss="mse")
+        fresh.fit(X, Y, epochs=1, verbose=0)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras' own warnings about skipped state
+        report = watched(fine_tune)
+    assert int(fresh.optimizer.iterations) == 2 + 1  # (Adam's 2 steps went in)
+    left = finding(report, "checkpoint-unexpected-variables")
+    assert "optimizer/iteration" not in left.variables and left.variables, str(report)
+    assert "optimizer/learning_rate" not in left.variables, str(report)
+    # Matched by position: Adam's 10 values (step, rate, two slots for each of the 4 weights)
+    # against the SGD's 6 (step, rate, a momentum for each): the last 4 went nowhere.
+    assert len(left.variables) == 4 and "4 saved value(s)" in left.message, str(report)

@@ -42,7 +42,7 @@ import tensorflow as tf
 from absl import logging
 
 from gradguard import updating
-from gradguard.checkpoint import compiles, files, graph, nothing, resumes
+from gradguard.checkpoint import compiles, files, graph, messages, nothing, resumes
 from gradguard.checkpoint.compare import check
 from gradguard.checkpoint.hooks import watching_restores
 from gradguard.checkpoint.values import Check, OptimizerState, is_optimizer
@@ -141,19 +141,29 @@ def _about_the_optimizer_only(finding: Finding) -> bool:
     return finding.code == "checkpoint-unexpected-variables" and _optimizer_values(finding)
 
 
-def _left_behind(coordinator: Any, findings: list[Finding]) -> list[Finding]:
-    """The `findings` with a value a TF checkpoint restore has still not put anywhere.
+def _left_behind(coordinator: Any, findings: list[Finding], checked: Check) -> list[Finding]:
+    """The `findings` for the values a TF checkpoint restore has still not put anywhere.
 
     TensorFlow restores saved values into objects made after the restore as they are attached
-    (deferred): the optimizer `compile` gives a model restored before it, a layer built later.
-    `coordinator` (the restore's, None for others) records every saved object matched so far.
+    (deferred): the optimizer `compile` gives a model restored before it (the saved step count
+    and some slots, hunt27 b13), a layer built later. `coordinator` (the restore's, None for
+    others) records every saved object matched so far; `checked`, the values as validated.
     """
     proto = getattr(coordinator, "object_graph_proto", None)
     if proto is None:
         return findings
     matched: set[int] = getattr(coordinator, "matched_proto_ids", set())
     restored = {a.checkpoint_key for i in matched for a in proto.nodes[i].attributes}
-    return [f for f in findings if any(v["key"] not in restored for v in f.details["values"])]
+    values = {value.key: value for value in checked.values}
+    left = []
+    for finding in findings:
+        keys = [v["key"] for v in finding.details["values"]]
+        if all(key not in restored for key in keys):
+            left.append(finding)
+        elif any(key not in restored for key in keys):  # named again without those restored
+            where = finding.details["path"]
+            left += messages.findings([values[k] for k in keys if k not in restored], where)
+    return left
 
 
 @dataclasses.dataclass
@@ -163,6 +173,7 @@ class _UntrainedYet:
     trainers: list[weakref.ref[Any]]  # (not the checkpoint: often made for the restore only)
     updates: dict[int, int]  # each optimizer's update count at the restore, by id
     findings: list[Finding]
+    checked: Check  # what they were found in
     coordinator: Any  # a TF checkpoint restore's (see `_left_behind`), or None
     rates: set[np.float32]  # the learning rates saved among the values
 
@@ -190,7 +201,7 @@ class _Watcher:
         self.waiting: list[_UntrainedYet] = []
         # Values a checkpoint's restore leaves behind, with its restore's coordinator (None:
         # no status came back), whose `expect_partial` the status's `expect_partial()` sets.
-        self.partial: list[tuple[Any, list[Finding]]] = []
+        self.partial: list[tuple[Any, list[Finding], Check]] = []
         self.compiles = compiles.CompileWatch(self._compiled)
         self.nothing = nothing.RestoredNothing(trainers)  # of no checkpoint, or unbuilt models
         self.resumes = resumes.Resumes(trainers)  # whose optimizer starts over
@@ -241,7 +252,8 @@ class _Watcher:
                 trainers = _trainers(owner)
                 updates = {id(o): updating.updates_made(o) for o in _optimizers_of(trainers)}
                 refs = [weakref.ref(t) for t in trainers]
-                waiting = _UntrainedYet(refs, updates, later, None, _saved_rates(checked, later))
+                rates_saved = _saved_rates(checked, later)
+                waiting = _UntrainedYet(refs, updates, later, checked, None, rates_saved)
                 self.waiting.append(waiting)
             rates += [r for s in checked.optimizers if (r := self._rate(resolved, s))]
             self.rates += rates
@@ -253,8 +265,8 @@ class _Watcher:
         for rate in rates:
             rate.updates = updating.updates_made(rate.optimizer())
         coordinator = getattr(status, "_checkpoint", None) if root else None
-        if partial:
-            self.partial.append((coordinator, partial))
+        if partial and checked is not None:
+            self.partial.append((coordinator, partial, checked))
         if waiting is not None:
             waiting.coordinator = coordinator
         return status
@@ -286,9 +298,9 @@ class _Watcher:
         Lost state stands if what was restored trained since at a saved rate; a restored rate,
         if the script did not set it again; values left behind, unless `expect_partial()`.
         """
-        for coordinator, left in self.partial:
+        for coordinator, left, checked in self.partial:
             if not getattr(coordinator, "expect_partial", False):
-                for left_behind in _left_behind(coordinator, left):
+                for left_behind in _left_behind(coordinator, left, checked):
                     self._add(left_behind)
         self.partial = []
         self.nothing.finish(self._add)
@@ -299,8 +311,9 @@ class _Watcher:
             except Exception as e:  # noqa: BLE001 - never break the end of the run
                 logging.warning("gradguard: could not read an optimizer's update count: %s", e)
                 continue
-            for lost in _left_behind(waiting.coordinator, waiting.findings) if trained else ():
-                self._add(lost)
+            if trained:
+                for lost in _left_behind(waiting.coordinator, waiting.findings, waiting.checked):
+                    self._add(lost)
         self.waiting = []
         for rate in self.rates:
             try:
