@@ -141,7 +141,9 @@ def run_script(plan: Plan) -> Outcome:
     sys.path.insert(0, os.path.dirname(os.path.abspath(plan.script)))
     status, crash, message = 0, "", ""
     unwatch = checkpoint.watch_restores(
-        guard.report, lambda: [c.optimizer for c in guard.cores.values()]
+        guard.report,
+        lambda: [core.optimizer for core in guard.cores.values()],
+        lambda: {id(core.optimizer): core.notes.get("lr_start") for core in guard.cores.values()},
     )
     unwatch_draws = tracedrandom.watch(guard.report)
     try:

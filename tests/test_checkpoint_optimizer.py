@@ -84,10 +84,10 @@ def keras_saved(request, trained, tmp_path_factory):
     return saved_as(request.param, trained, tmp_path_factory)
 
 
-def watched(action, trainers=tuple):
+def watched(action, trainers=tuple, start_rates=dict):
     """Runs `action()` under `checkpoint.watch_restores`; returns the report (watch ended)."""
     report = Report()
-    unwatch = checkpoint.watch_restores(report, trainers)
+    unwatch = checkpoint.watch_restores(report, trainers, start_rates)
     try:
         action()
     finally:
@@ -773,3 +773,36 @@ def test_values_a_deferred_restore_put_into_a_later_optimizer_are_not_called_lef
     # Matched by position: Adam's 10 values (step, rate, two slots for each of the 4 weights)
     # against the SGD's 6 (step, rate, a momentum for each): the last 4 went nowhere.
     assert len(left.variables) == 4 and "4 saved value(s)" in left.message, str(report)
+
+
+@pytest.mark.parametrize("reset", [False, True])
+def test_a_new_stage_given_the_old_runs_step_count_starts_its_schedule_late(reset, tmp_path):
+    # hunt27 b13: the SGD compile attaches after a model-only restore gets Adam's step count,
+    # so its cosine decay starts past its end. The twin sets the count back to 0 after compile.
+    # (Under `gradguard run` the guard notes each optimizer's rate at its first update.)
+    keras.utils.set_random_seed(3)
+    model, optimizer = make(), keras.optimizers.Adam(1e-3)
+    model.compile(optimizer=optimizer, loss="mse")
+    model.fit(X, Y, epochs=8, verbose=0)
+    path = tf.train.Checkpoint(model=model, optimizer=optimizer).write(str(tmp_path / "ckpt"))
+    fresh, starts = make(), {}
+
+    def fine_tune() -> None:
+        tf.train.Checkpoint(model=fresh).restore(path).expect_partial()
+        decay = keras.optimizers.schedules.CosineDecay(1e-2, decay_steps=4, alpha=0.01)
+        fresh.compile(optimizer=keras.optimizers.SGD(decay, momentum=0.9), loss="mse")
+        fresh.optimizer.build(fresh.trainable_variables)
+        if reset:
+            fresh.optimizer.iterations.assign(0)
+        starts[id(fresh.optimizer)] = float(fresh.optimizer.learning_rate)
+        fresh.fit(X, Y, epochs=2, verbose=0)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras' own warnings about skipped state
+        report = watched(fine_tune, lambda: [fresh.optimizer], lambda: starts)
+    if reset:
+        assert len(report) == 0, str(report)
+        return
+    late = finding(report, "checkpoint-optimizer-config-changed")
+    assert "CosineDecay" in late.message and "iterations.assign(0)" in late.message, str(report)
+    assert late.severity is Severity.WARNING

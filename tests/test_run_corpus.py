@@ -272,6 +272,11 @@ BUGS: dict[str, Bug] = {
         ("checkpoint-missing-variables",),
         mentions=(("checkpoint-missing-variables", "holds no optimizer"),),
     ),
+    # A new stage compiled after a model-only restore gets the old run's step count.
+    "bug_finetune_compiled_after_restore_starts_its_schedule_late_fit.py": Bug(
+        ("checkpoint-optimizer-config-changed",),
+        mentions=(("checkpoint-optimizer-config-changed", "step count"),),
+    ),
     # A resume restores model and optimizer, then compiles a new optimizer of the same set-up.
     "bug_resume_compiles_a_new_optimizer_fit.py": Bug(
         ("checkpoint-optimizer-state-not-restored",),
@@ -513,6 +518,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_subclassed_model_built_before_it_is_restored.py": Healthy(),
     "ok_resume_compiles_the_restored_optimizer_fit.py": Healthy(),
     "ok_resume_checkpoint_with_the_optimizer_tf_function.py": Healthy(),
+    "ok_finetune_compiled_after_restore_counts_from_zero_fit.py": Healthy(),
     # Trained until its Q-values are exact: the output bias stops moving because it converged.
     "ok_dqn_polyak_target_converges_tf_function.py": Healthy(),
     "ok_transfer_learning_freeze_then_finetune_fit.py": Healthy(),

@@ -16,6 +16,13 @@ Two ways, both judged when `gradguard run` ends (`watch`):
   checkpoint without a counter (pretrained weights) starts a new stage: silent.
 
 In both, the optimizer that starts over trains the variables of a model the restore reached.
+
+And the opposite (`late_schedule`, `checkpoint-optimizer-config-changed`): a model restored from
+the checkpoint of a compiled model, then compiled with a new optimizer of another set-up for a
+new stage, gets the saved step count anyway: TensorFlow's deferred restore puts it into the
+optimizer `compile` attaches. On a schedule, that optimizer starts where the old run ended
+(hunt27 b13: a cosine decay past its end, the whole stage at its floor rate; 0.072 against
+0.035 with the count reset).
 """
 
 from __future__ import annotations
@@ -193,3 +200,35 @@ def _never_saved(path: str, progress: tuple[str, int], optimizer: Any) -> Findin
         f"tf.train.Checkpoint(model=model, optimizer=optimizer, {name}={name})."
     )
     return Finding("checkpoint-missing-variables", message, -1, ("optimizer",), Severity.ERROR)
+
+
+def late_schedule(key: str, optimizer: Any, start: float | None, left: int) -> Finding | None:
+    """The finding for a new optimizer whose schedule a deferred restore started late.
+
+    `optimizer` (`key`) was attached after a restore that left `left` of its saved optimizer
+    values behind (another set-up), and started at learning rate `start`. None if that is
+    near its step-0 rate.
+    """
+    schedule = _schedule(optimizer)
+    if schedule is None or start is None:
+        return None
+    first = float(np.asarray(schedule(0)))
+    if not start < first / 2:
+        return None
+    name = type(schedule).__name__
+    message = (
+        f"{key} ({type(optimizer).__name__} on a {name} schedule) started at learning rate "
+        f"{start:.3g}, not its step-0 rate {first:.3g}: it was attached to a model restored "
+        f"before from the checkpoint of another optimizer ({left} of whose saved values fit "
+        f"nowhere in it), and TensorFlow's deferred restore put that optimizer's step count "
+        f"into it. If this is a new stage, set {key}.iterations.assign(0) after compile, or "
+        f"restore a checkpoint of the model's layers only."
+    )
+    return Finding(
+        "checkpoint-optimizer-config-changed",
+        message,
+        -1,
+        (f"{key}/iteration",),
+        Severity.WARNING,
+        details={"changed": {"learning_rate": {"saved": start, "current": first}}},
+    )

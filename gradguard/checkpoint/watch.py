@@ -178,11 +178,15 @@ class _UntrainedYet:
     rates: set[np.float32]  # the learning rates saved among the values
 
     def trained(self) -> bool:
-        """Whether an optimizer trained since, at a saved rate (at another: a new stage)."""
+        """Whether an optimizer trained since, at a saved rate (at another: a new stage).
+
+        A schedule's rate is not told apart from a saved schedule's (none is saved as a value),
+        but a schedule where a rate was saved is another set-up: a new stage too.
+        """
         optimizers = _optimizers_of([t for ref in self.trainers if (t := ref()) is not None])
         moved = [o for o in optimizers if updating.updates_made(o) > self.updates.get(id(o), 0)]
         rates = [compiles.rate(o) for o in moved]
-        return any(r is None or not self.rates or np.float32(r) in self.rates for r in rates)
+        return any(not self.rates or r is not None and np.float32(r) in self.rates for r in rates)
 
 
 def _saved_rates(checked: Check, findings: list[Finding]) -> set[np.float32]:
@@ -195,8 +199,14 @@ def _saved_rates(checked: Check, findings: list[Finding]) -> set[np.float32]:
 class _Watcher:
     """The hook `watching_restores` calls for each restore: validate, then restore."""
 
-    def __init__(self, report: Report, trainers: Callable[[], Iterable[Any]]):
+    def __init__(
+        self,
+        report: Report,
+        trainers: Callable[[], Iterable[Any]],
+        start_rates: Callable[[], dict[int, float | None]],
+    ):
         self.report = report
+        self.start_rates = start_rates
         self.rates: list[_RestoredRate] = []
         self.waiting: list[_UntrainedYet] = []
         # Values a checkpoint's restore leaves behind, with its restore's coordinator (None:
@@ -288,6 +298,17 @@ class _Watcher:
         rate = _RestoredRate(path, key, ref, asked, saved, iterations, True, iterations)
         self.rates.append(rate)
 
+    def _late_schedules(self, waiting: _UntrainedYet, left: int) -> None:
+        """The optimizers `compile` attached since to the models restored, started late."""
+        starts = self.start_rates()
+        for model in [t for ref in waiting.trainers if isinstance(t := ref(), keras.Model)]:
+            optimizer = getattr(model, "optimizer", None)
+            if optimizer is not None and id(optimizer) not in waiting.updates:
+                start = starts.get(id(optimizer))
+                late = resumes.late_schedule("model.optimizer", optimizer, start, left)
+                if late is not None:
+                    self._add(late)
+
     def _add(self, finding: Finding) -> None:
         if self.report.add(finding):
             logging.warning("gradguard [%s]: %s", finding.code, finding.message)
@@ -311,9 +332,11 @@ class _Watcher:
             except Exception as e:  # noqa: BLE001 - never break the end of the run
                 logging.warning("gradguard: could not read an optimizer's update count: %s", e)
                 continue
-            if trained:
-                for lost in _left_behind(waiting.coordinator, waiting.findings, waiting.checked):
-                    self._add(lost)
+            lost = _left_behind(waiting.coordinator, waiting.findings, waiting.checked)
+            for left_behind in lost if trained else ():
+                self._add(left_behind)
+            if lost:  # (a new stage may still have been given the old run's step count)
+                self._late_schedules(waiting, sum(len(f.details["values"]) for f in lost))
         self.waiting = []
         for rate in self.rates:
             try:
@@ -329,7 +352,9 @@ class _Watcher:
 
 
 def watch_restores(
-    report: Report, trainers: Callable[[], Iterable[Any]] = tuple
+    report: Report,
+    trainers: Callable[[], Iterable[Any]] = tuple,
+    start_rates: Callable[[], dict[int, float | None]] = dict,
 ) -> Callable[[], None]:
     """Validates every checkpoint restore and `load_weights` call made from now on.
 
@@ -343,11 +368,12 @@ def watch_restores(
     Args:
       report: Where the findings go.
       trainers: The optimizers that have trained so far (`gradguard run`'s guard's).
+      start_rates: Their learning rates at their first update, by id.
 
     Returns:
       A function that judges what is left to judge and removes the wrappers.
     """
-    watcher = _Watcher(report, trainers)
+    watcher = _Watcher(report, trainers, start_rates)
     stack = contextlib.ExitStack()
     stack.enter_context(watching_restores(watcher))
     stack.enter_context(watcher.compiles.patch)
