@@ -329,14 +329,13 @@ class _Watcher:
         for waiting in self.waiting:
             try:
                 trained = waiting.trained()
+                lost = _left_behind(waiting.coordinator, waiting.findings, waiting.checked)
+                for left_behind in lost if trained else ():
+                    self._add(left_behind)
+                if lost:  # (a new stage may still have been given the old run's step count)
+                    self._late_schedules(waiting, sum(len(f.details["values"]) for f in lost))
             except Exception as e:  # noqa: BLE001 - never break the end of the run
-                logging.warning("gradguard: could not read an optimizer's update count: %s", e)
-                continue
-            lost = _left_behind(waiting.coordinator, waiting.findings, waiting.checked)
-            for left_behind in lost if trained else ():
-                self._add(left_behind)
-            if lost:  # (a new stage may still have been given the old run's step count)
-                self._late_schedules(waiting, sum(len(f.details["values"]) for f in lost))
+                logging.warning("gradguard: could not judge the optimizer state left: %s", e)
         self.waiting = []
         for rate in self.rates:
             try:
