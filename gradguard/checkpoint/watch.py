@@ -118,6 +118,28 @@ def _trainers(owner: Any) -> list[Any]:
     return [obj for obj in objects if is_optimizer(obj) or isinstance(obj, keras.Model)]
 
 
+def _skipped(found: list[Finding], checked: Check) -> list[Finding]:
+    """`found` without the shapes `load_weights(..., skip_mismatch=True)` was asked to skip.
+
+    Unless it skips every weight it could load (hunt27 b11: hidden layers widened, nothing
+    loaded): a new head is skipped on purpose, a whole model is not.
+    """
+    weights = [v for v in checked.values if not v.optimizer and v.variable is not None]
+    if any(v.saved is not None and v.problem is None for v in weights):
+        return [f for f in found if f.code != "checkpoint-shape-mismatch"]
+    return [
+        dataclasses.replace(
+            f,
+            message=f"load_weights(..., skip_mismatch=True) loaded none of the model's weights: "
+            f"every one of them differs in shape from the file's, and the model goes on with its "
+            f"initial values. {f.message}",
+        )
+        if f.code == "checkpoint-shape-mismatch"
+        else f
+        for f in found
+    ]
+
+
 def _optimizers_of(trainers: list[Any]) -> list[Any]:
     """The optimizers that train `trainers` (a model's, once compiled)."""
     found = []
@@ -235,7 +257,7 @@ class _Watcher:
             )
             found = checked.report.findings
             if skip:  # the script asked Keras to skip what does not fit (skip_mismatch)
-                found = [f for f in found if f.code != "checkpoint-shape-mismatch"]
+                found = _skipped(found, checked)
             # Weights put into another model (`skip_mismatch`), or an optimizer made at another
             # rate than the saved one's, are a new stage on purpose (fine-tuning): its
             # optimizer starts anew, and the saved one's state has nowhere to go.
