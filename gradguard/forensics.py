@@ -5,8 +5,8 @@ and the variables the tapes and optimizers touch (`ledger.Ledger`). From those, 
 tells each step core:
 
 * which model it trains, and that model's chance-level loss (`chance`);
-* what Keras' `fit` showed: its batches (`fit_batches`), its warnings, and, once it returned,
-  its held-out data (`fitend`), whether its data ran out (`ranout`), its BatchNormalization;
+* what Keras' `fit` showed: its batches, warnings, a resumed schedule it restarts (`resumedfit`)
+  and, once it returned, its held-out data, whether its data ran out, its BatchNormalization;
 * where a NaN began: the first unhealthy step's model input, kept in-graph, replayed once
   (`origin`) at the next host read.
 """
@@ -38,6 +38,7 @@ from gradguard import (
     rawlabels,
     regularizers,
     replicas,
+    resumedfit,
     suspects,
 )
 from gradguard import activations as activations_lib
@@ -75,6 +76,7 @@ class Forensics:
         self._graph_chance: dict[int, float | None] = {}  # per core (losslevel.graph_chance)
         self._fit = fit_batches.FitBatches()  # (each model's batches in Keras' own step)
         self._fit_length = ranout.FitLength()  # (under gradguard run: fit's data ran out)
+        self._resumed = resumedfit.ResumedFits()  # (and restarts a resumed schedule)
         self._stale = bnstats.StaleStatistics()  # (and its models' BatchNormalization)
         self._traced_counts: dict[int, chance.LabelCounts] = {}  # (a traced loss's classes)
         self._raw_labels = rawlabels.RawLabels()  # (what hand-written losses read of labels)
@@ -93,16 +95,16 @@ class Forensics:
     def fit_given(self, model: Any, arguments: Mapping[str, Any], step: int) -> list[Finding]:
         """`fit` starts on `arguments`: its arrays (`FitBatches.given`), maps (`augmentation`)."""
         self._fit_length.start(model)
-        return self._fit.given(model, arguments, step) + augmentation.findings(arguments, step)
+        found = self._fit.given(model, arguments, step) + augmentation.findings(arguments, step)
+        return found + self._resumed.given(model, arguments)
 
     def fit_ended(
         self, cores: Mapping[int, StepCore], model: Any, fit: Any, step: int
     ) -> list[Finding]:
-        """`fit` of `model` returned: its held-out data, weights and length judged, at `step`.
+        """`fit` of `model` returned (`fit`: ``(arguments, history)``), judged at `step`.
 
-        `fit` is its arguments by name and what it returned, ``(arguments, history)``. The
-        held-out data and weights are judged by the core of its optimizer, among `cores`
-        (`fitend`); whether its data ran out, by `ranout`.
+        Its held-out data and weights by the core of its optimizer, among `cores` (`fitend`);
+        whether its data ran out, by `ranout`.
         """
         (arguments, history), found = fit, []
         core = cores.get(id(_compat.inner_optimizer(model.optimizer)))
@@ -198,12 +200,10 @@ class Forensics:
         """Tells the core the chance-level loss of the model it trains, when it can be told.
 
         From a compiled model's loss (`fit`) and its output's width, else from the graph of a
-        hand-written step's loss (`traced_loss`); either way with the class frequencies of the
-        labels counted in-graph (`chance.LabelCounts`), ln C until enough are. None for several
-        outputs (their losses add up), for weighted examples (`sample_weight`,
-        `class_weight`), which change the level, and for labels whose own entropy (soft
-        labels, or labels the loss smooths) is near their mean's, as a teacher's targets at a
-        high temperature.
+        hand-written step's loss (`traced_loss`); with the labels' class frequencies counted
+        in-graph (`chance.LabelCounts`), ln C until enough are. None for several outputs, for
+        weighted examples (`sample_weight`, `class_weight`), and for labels whose own entropy
+        is near their mean's (soft labels, smoothed ones, a teacher's at a high temperature).
         """
         model = self.model_of(core)
         counts = self._fit.label_counts.get(id(model))
@@ -343,8 +343,8 @@ class Forensics:
     def offer(self, *call: Any) -> None:
         """The arguments of a call the host just made (a train step), kept only under XLA.
 
-        Only a reference to the latest call's, and only once an XLA step was traced: under XLA
-        the first unhealthy batch cannot be kept in-graph, so the latest one is replayed.
+        A reference to the latest call's, once an XLA step was traced: under XLA the first
+        unhealthy batch cannot be kept in-graph, so the latest one is replayed.
         """
         if self._xla_inputs:
             self._latest_call = tf.nest.flatten(call)

@@ -272,6 +272,11 @@ BUGS: dict[str, Bug] = {
         ("checkpoint-missing-variables",),
         mentions=(("checkpoint-missing-variables", "holds no optimizer"),),
     ),
+    # A resumed fit without initial_epoch: the epoch-indexed scheduler starts over.
+    "bug_fit_resumed_without_initial_epoch.py": Bug(
+        ("checkpoint-optimizer-config-changed",),
+        mentions=(("checkpoint-optimizer-config-changed", "initial_epoch"),),
+    ),
     # load_weights(skip_mismatch=True) into a model whose every layer changed: nothing loads.
     "bug_skip_mismatch_skips_the_whole_model_fit.py": Bug(
         ("checkpoint-shape-mismatch",),
@@ -525,6 +530,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_resume_checkpoint_with_the_optimizer_tf_function.py": Healthy(),
     "ok_finetune_compiled_after_restore_counts_from_zero_fit.py": Healthy(),
     "ok_skip_mismatch_skips_only_the_new_head_fit.py": Healthy(),
+    "ok_fit_resumed_with_initial_epoch.py": Healthy(),
     # Trained until its Q-values are exact: the output bias stops moving because it converged.
     "ok_dqn_polyak_target_converges_tf_function.py": Healthy(),
     "ok_transfer_learning_freeze_then_finetune_fit.py": Healthy(),
