@@ -6,18 +6,15 @@ skips the state of an optimizer that has not been built yet; TensorFlow restores
 optimizer builds), and then runs unchanged. Restores of nothing, or into unbuilt models, are
 `nothing`'s; resumes whose optimizer starts over, `resumes`'.
 
-Two things can only be judged later. Saved optimizer state that does not reach an optimizer (Keras
-skips it for an optimizer not built yet, or the model restored into has none) is lost only if the
-model then trains: restored to be evaluated, predict or be exported, it needs none. Those findings
-wait for the end of `gradguard run`, and stand if an optimizer of what was restored made an update
-after the restore at the saved learning rate. Weights loaded into another model (`skip_mismatch`),
-or an optimizer at another rate than the saved one's (made before the restore, or by a `compile`
-after it: hunt27 h10), are a new stage on purpose (fine-tuning), whose optimizer starts anew.
-
-Saved values a `tf.train.Checkpoint` restore leaves behind (``checkpoint-unexpected-variables``)
-wait too: ``restore(path).expect_partial()`` (leaving them is meant: a backbone restored from a
-checkpoint with the old head) drops them, and what TensorFlow put since into objects attached
-after the restore (the optimizer `compile` attaches: deferred) is not reported at the end.
+Some things wait for the end of `gradguard run`. Saved optimizer state that reaches no optimizer
+(Keras skips it for one not built yet, or the model has none) is lost only if the model then
+trains at the saved learning rate: restored to be evaluated or exported, it needs none. Weights
+loaded into another model (`skip_mismatch`), or an optimizer at another rate (or on a schedule
+where a rate was saved; made before the restore, or by a `compile` after it: hunt27 h10, b13),
+are a new stage on purpose, whose optimizer starts anew. Values a `tf.train.Checkpoint` restore
+leaves behind (``checkpoint-unexpected-variables``) wait too: ``expect_partial()`` drops them
+(a backbone restored from a checkpoint with the old head), and what TensorFlow put since into
+objects attached after the restore (deferred: the optimizer `compile` attaches) is not named.
 
 And a restore puts the saved learning rate back over the one the code asked for (stage 2
 fine-tunes at 1e-5 after stage 1 at 1e-3, and trains at 1e-3). Scripts that know this set it
