@@ -31,8 +31,9 @@ import pytest
 SCRIPTS = Path(__file__).parent / "scripts"
 WORKER = Path(__file__).parent / "corpus_worker.py"
 # Corpus workers: one beside the two pytest workers on CI's two cores (the pytest worker that
-# holds the corpus waits meanwhile). Two there made three busy processes for two cores: the
-# suite took 1,155 s against 1,084 s with one (2026-12-06), its processes slowed by sharing.
+# holds the corpus waits meanwhile). Two there made three busy processes for two cores: timed
+# per test, the suite took 1,155 s against 1,084 s with one (2026-12-06), and a few percent
+# less CPU on CI.
 MAX_PARALLEL = max(1, min(2, (os.cpu_count() or 2) - 1))
 TIMEOUT = 240  # seconds per script; each takes 1-10 s
 
