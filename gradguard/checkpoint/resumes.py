@@ -38,6 +38,7 @@ import tensorflow as tf
 from absl import logging
 
 from gradguard import _compat, updating
+from gradguard.checkpoint import compiles
 from gradguard.checkpoint.values import Check
 from gradguard.findings import Finding, Severity
 
@@ -167,8 +168,8 @@ def _rate(optimizer: Any) -> Any:
     """What the optimizer was asked to train at: a value, or a schedule's configuration."""
     if (schedule := _schedule(optimizer)) is not None:
         return type(schedule).__name__, schedule.get_config()
-    rate = _compat.learning_rate_object(optimizer)
-    return np.float32(np.asarray(rate)) if isinstance(rate, keras.Variable) else id(rate)
+    value = compiles.rate(optimizer)  # (a value's; else a callable's, told by identity)
+    return np.float32(value) if value is not None else id(_compat.learning_rate_object(optimizer))
 
 
 def _thrown_away(path: str, restored: _Restored, optimizer: Any) -> Finding:
@@ -191,11 +192,11 @@ def _thrown_away(path: str, restored: _Restored, optimizer: Any) -> Finding:
 def _never_saved(path: str, progress: tuple[str, int], optimizer: Any) -> Finding:
     name, count = progress
     kind = type(optimizer).__name__
-    schedule = _schedule(optimizer)
+    schedule = type(_schedule(optimizer)).__name__
     message = (
         f"The checkpoint {path} holds no optimizer, yet the run restored from it resumes ({name} "
         f"restored at {count}): the model goes on from the checkpoint while its {kind} starts "
-        f"from step 0, its {type(schedule).__name__} schedule back at its start and its slots "
+        f"from step 0, its {schedule} schedule back at its start and its slots "
         f"at zero. Save the optimizer with the model, "
         f"tf.train.Checkpoint(model=model, optimizer=optimizer, {name}={name})."
     )
@@ -209,13 +210,10 @@ def late_schedule(key: str, optimizer: Any, start: float | None, left: int) -> F
     values behind (another set-up), and started at learning rate `start`. None if that is
     near its step-0 rate.
     """
-    schedule = _schedule(optimizer)
-    if schedule is None or start is None:
+    schedule = updating.schedule_start(optimizer)  # (its class name, its step-0 rate)
+    if schedule is None or start is None or not start < schedule[1] / 2:
         return None
-    first = float(np.asarray(schedule(0)))
-    if not start < first / 2:
-        return None
-    name = type(schedule).__name__
+    name, first = schedule
     message = (
         f"{key} ({type(optimizer).__name__} on a {name} schedule) started at learning rate "
         f"{start:.3g}, not its step-0 rate {first:.3g}: it was attached to a model restored "
