@@ -6,7 +6,8 @@ LSTM, a transformer) they were most of gradguard's cost. Steps now write the sta
 deferrable checks need as one row of a buffer, and one loop folds the rows into the checks,
 many at a time. The loop calls the checks' own `update` on each row, so the deferred fold is
 the per-step fold by construction. A host read folds what waits first (`Check.state`,
-`StateReader`), as a graph, without compiling.
+`StateReader`), as a graph, without compiling; a few rows, before the loop was ever traced, op
+by op (`EAGER_ROWS`: a short run never traces the loop).
 
 The loop runs as a graph (about 70 us a row) until `COMPILE_AFTER` rows have been folded, then
 compiled by XLA (one launch, the loop's scalar work fused: about 4 us a row). Compiling costs
@@ -42,7 +43,7 @@ from gradguard import _compat, replicas
 from gradguard.checks.base import Check
 from gradguard.stats import Every, Stats
 
-__all__ = ["COMPILE_AFTER", "EVERY_RANGE", "DeferredFold", "defers", "for_checks"]
+__all__ = ["COMPILE_AFTER", "EAGER_ROWS", "EVERY_RANGE", "DeferredFold", "defers", "for_checks"]
 
 # A row: these `Stats` fields as float32, then the per-variable squared gradient norms. Bools
 # and the small int mask are exact in float32; the step is the row's place.
@@ -67,6 +68,9 @@ EVERY_RANGE = range(16, 1001)
 # Rows folded as a graph before the fold loop is compiled (module docstring): 1024 rows at about
 # 70 us take a quarter of the compile's 0.3 s.
 COMPILE_AFTER = 1024
+# Rows a host read folds op by op while the loop was never traced: tracing it costs 0.1-0.2 s
+# (every check's update), a row run eagerly about 4 ms.
+EAGER_ROWS = 16
 
 
 def defers(every: int) -> bool:
@@ -118,6 +122,7 @@ class DeferredFold:
         self.host_folds = host_folds
         self._step = step
         self.waiting = 0  # steps run since the last fold (the host's count, if it folds)
+        self._looped = False  # the host has called the loop (traced it) once
         width = len(_SCALARS) + len(_PER_VARIABLE) * self.size
         with _compat.outside_trace():
             self._rows = replicas.state_variable(
@@ -140,16 +145,25 @@ class DeferredFold:
             return  # (the steps fold a full buffer)
         if measure and self.waiting:
             compiled = int(self._folded.numpy()) >= COMPILE_AFTER  # (every `every` steps)
+            self._looped = True
             with _compat.without_op_callbacks():  # (gradguard's ops: not check_numerics')
                 (self._compiled_fold if compiled else self._graph_fold)()
             self.waiting = 0
         self.waiting += 1
 
     def fold(self) -> None:
-        """Host: folds the waiting rows into the checks, as a graph (no compile for a read)."""
+        """Host: folds the waiting rows into the checks, as a graph (no compile for a read).
+
+        A few rows, before the loop was ever traced, are folded op by op instead (a short run's
+        reads never trace it: `EAGER_ROWS`).
+        """
         if self.waiting or not self.host_folds:  # (the guard's host does not know)
             with _compat.without_op_callbacks():
-                self._graph_fold()
+                if self.host_folds and self.waiting <= EAGER_ROWS and not self._looped:
+                    self._fold()
+                else:
+                    self._looped = True
+                    self._graph_fold()
             self.waiting = 0
 
     def write(self, stats: Stats) -> None:

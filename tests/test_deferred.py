@@ -58,8 +58,8 @@ def _functions(mode: str) -> Iterator[None]:
         tf.config.run_functions_eagerly(False)
 
 
-def _train(mode: str) -> tuple[list[dict[str, np.ndarray]], Any]:
-    """The checks' state after STEPS steps: a NaN batch at NAN_AT, a report at READ_AT."""
+def _train(mode: str, steps: int = STEPS) -> tuple[list[dict[str, np.ndarray]], Any]:
+    """The checks' state after `steps` steps: a NaN batch at NAN_AT, a report at READ_AT."""
     x, y = regression_data()
     bad = x.copy()
     bad[3, 2] = np.nan
@@ -67,7 +67,7 @@ def _train(mode: str) -> tuple[list[dict[str, np.ndarray]], Any]:
         mlp(), keras.optimizers.SGD(0.05), "mse", policy=WARN_ALL, **OPTIONS[mode]
     )
     with _functions(mode):
-        for i in range(STEPS):
+        for i in range(steps):
             step(bad if i == NAN_AT else x, y)
             if i == READ_AT:
                 step.report()  # folds the rows waiting since step 21
@@ -91,10 +91,24 @@ def test_deferred_folds_leave_the_state_of_folding_every_step(mode, monkeypatch)
     nan_step = NAN_AT // OPTIONS[mode].get("accumulate", 1)  # the update it was part of
     assert int(nonfinite["grad_first"][0]) == int(nonfinite["data_first"]) == nan_step
     assert int(nonfinite["skipped"]) == 1
-    for got, want in zip(deferred_states, per_step_states):
+    _assert_same(deferred_states, per_step_states)
+
+
+def _assert_same(got_states: list[dict[str, Any]], want_states: list[dict[str, Any]]) -> None:
+    for got, want in zip(got_states, want_states, strict=True):
         assert set(got) == set(want)
         for key in want:
             np.testing.assert_allclose(got[key], want[key], rtol=1e-6, err_msg=key)
+
+
+def test_reads_of_a_short_run_fold_op_by_op_without_tracing_the_loop(monkeypatch):
+    # Tracing the loop costs 0.1-0.2 s: a run whose reads find few rows (step 0's read, then
+    # the 15 steps since, the NaN among them) folds them eagerly, to the same state.
+    deferred_states, core = _train("graph", steps=deferred.EAGER_ROWS)
+    assert core.deferred is not None and not core.deferred._looped
+    assert core.deferred._graph_fold.experimental_get_tracing_count() == 0
+    monkeypatch.setattr(deferred, "defers", lambda every: False)
+    _assert_same(deferred_states, _train("graph", steps=deferred.EAGER_ROWS)[0])
 
 
 def test_rows_of_measuring_steps_carry_the_weights_a_nan_weight_is_found_at_its_step():
