@@ -8,6 +8,7 @@ Per model, what applies to it, decided at its first batch:
 * their classes for a cross-entropy (`chance.LabelCounts`: the chance level, and batches of
   one class at a time);
 * its inputs' padding, if a recurrent layer reads them unmasked (`padding`, a suspect);
+* an input position equal to every label, one an example (`labelcolumn`: the target leaked);
 * pixels divided by 255 twice (`rescaled`), or never (a suspect);
 * its sample weights' largest (`sampleweights`: far below 1, SGD's steps shrink).
 
@@ -34,6 +35,7 @@ from gradguard import (
     chance,
     frozenlate,
     label_range,
+    labelcolumn,
     lookahead,
     lookupvocab,
     maskzero,
@@ -78,6 +80,7 @@ class FitBatches:
         self._label_ranges: dict[int, label_range.LabelRange] = {}
         self._paddings: dict[int, padding.TrailingPadding | None] = {}
         self._pixels: dict[int, rescaled.InputPixels | None] = {}
+        self._columns: dict[int, labelcolumn.LabelColumn] = {}
         self._weights: dict[int, sampleweights.LargestWeight] = {}
         self._given: dict[int, dict[str, Any]] = {}  # notes from fit's arrays (`given`)
         self._traced: dict[int, list[Any]] = {}  # the variables each train step updates
@@ -142,12 +145,17 @@ class FitBatches:
         for inputs in (self._paddings[key], self._pixels[key]):
             if inputs is not None:
                 inputs.observe(x)
+        self._columns.setdefault(key, labelcolumn.LabelColumn(model)).observe(x, y)
         if key not in self._given:  # (fit's arrays told the weights on the host)
             self._weights.setdefault(key, sampleweights.LargestWeight()).observe(sample_weight)
 
     def findings(self, step: int) -> list[Finding]:
-        """`labels-out-of-range`, `batches-one-class` and `inputs-rescaled-twice` (a host read)."""
+        """`labels-out-of-range`, `batches-one-class`, `inputs-rescaled-twice`, `labels-in-inputs`.
+
+        (A host read.)
+        """
         found = [labels.judge(step) for labels in self._label_ranges.values()]
+        found += [columns.finding(step) for columns in self._columns.values()]
         found += [counts.batches_one_class(step) for counts in self.label_counts.values()]
         found += [pixels.finding(step) for pixels in self._pixels.values() if pixels]
         return [finding for finding in found if finding is not None]

@@ -215,6 +215,10 @@ BUGS: dict[str, Bug] = {
     ),
     # Teacher forcing without the shift: the decoder reads each label at its own position.
     "bug_teacher_forcing_not_shifted_fit.py": Bug(("labels-in-inputs",)),
+    # Each window's label is its own first value (targets=series): the model copies it.
+    "bug_timeseries_targets_are_the_windows_own_values_fit.py": Bug(
+        ("labels-in-inputs",), mentions=(("labels-in-inputs", "column 0"),)
+    ),
     # Adam's epsilon 1 outweighs gradients near 1e-2: SGD at the learning rate.
     "bug_adam_epsilon_one_fit.py": Bug(("epsilon-dominates",)),
     # A frozen base never trained nor loaded: the head learns from fixed random features.
@@ -618,6 +622,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_augmentation_flip_changes_label_fit.py": Healthy(),
     "ok_rows_normalized_instead_of_features_fit.py": Healthy(),
     "ok_teacher_forcing_not_shifted_fit.py": Healthy(),
+    "ok_timeseries_targets_follow_the_windows_fit.py": Healthy(),
     "ok_dataset_not_repeated_steps_per_epoch_fit.py": Healthy(),
     "ok_tags_padded_after_tokens_padded_before_fit.py": Healthy(),
     "ok_one_hot_labels_numbered_from_one_train_step.py": Healthy(),
