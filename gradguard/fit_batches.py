@@ -9,6 +9,7 @@ Per model, what applies to it, decided at its first batch:
   one class at a time);
 * its inputs' padding, if a recurrent layer reads them unmasked (`padding`, a suspect);
 * an input position equal to every label, one an example (`labelcolumn`: the target leaked);
+* targets listed for dict outputs, which Keras matches in sorted-key order (`output_order`);
 * pixels divided by 255 twice (`rescaled`), or never (a suspect);
 * its sample weights' largest (`sampleweights`: far below 1, SGD's steps shrink).
 
@@ -40,6 +41,7 @@ from gradguard import (
     lookupvocab,
     maskzero,
     normpooled,
+    output_order,
     padding,
     rescaled,
     reshuffledsplit,
@@ -81,6 +83,7 @@ class FitBatches:
         self._paddings: dict[int, padding.TrailingPadding | None] = {}
         self._pixels: dict[int, rescaled.InputPixels | None] = {}
         self._columns: dict[int, labelcolumn.LabelColumn] = {}
+        self._listed: dict[int, output_order.ListedTargets | None] = {}
         self._weights: dict[int, sampleweights.LargestWeight] = {}
         self._given: dict[int, dict[str, Any]] = {}  # notes from fit's arrays (`given`)
         self._traced: dict[int, list[Any]] = {}  # the variables each train step updates
@@ -146,16 +149,22 @@ class FitBatches:
             if inputs is not None:
                 inputs.observe(x)
         self._columns.setdefault(key, labelcolumn.LabelColumn(model)).observe(x, y)
+        if key not in self._listed:
+            self._listed[key] = output_order.ListedTargets.of(model, y)
+        if (listed := self._listed[key]) is not None:
+            listed.observe(y)
         if key not in self._given:  # (fit's arrays told the weights on the host)
             self._weights.setdefault(key, sampleweights.LargestWeight()).observe(sample_weight)
 
     def findings(self, step: int) -> list[Finding]:
-        """`labels-out-of-range`, `batches-one-class`, `inputs-rescaled-twice`, `labels-in-inputs`.
+        """What the batches showed, judged (a host read).
 
-        (A host read.)
+        `labels-out-of-range`, `batches-one-class`, `inputs-rescaled-twice`, `labels-in-inputs`
+        and `loss-misassigned`.
         """
         found = [labels.judge(step) for labels in self._label_ranges.values()]
         found += [columns.finding(step) for columns in self._columns.values()]
+        found += [listed.finding(step) for listed in self._listed.values() if listed]
         found += [counts.batches_one_class(step) for counts in self.label_counts.values()]
         found += [pixels.finding(step) for pixels in self._pixels.values() if pixels]
         return [finding for finding in found if finding is not None]

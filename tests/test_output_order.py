@@ -21,11 +21,14 @@ def _fit(
     outputs: list[str],
     as_dict: bool = True,
     layer_names: dict[str, str] | None = None,
+    targets: str | None = None,
     **compiled: Any,
 ) -> gradguard.Report:
     """Two regression heads, `outputs` in the order written, fit for two steps under the guard.
 
-    Each head's layer is named as its output, or as `layer_names` says.
+    Each head's layer is named as its output, or as `layer_names` says. `targets`: ``"list"``
+    (each head's, in the order written) or ``"one"`` (the first head's, for each) whatever the
+    outputs' structure.
     """
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
@@ -38,9 +41,35 @@ def _fit(
     model = keras.Model(inputs, heads if as_dict else list(heads.values()))
     model.compile("adam", **compiled)
     y = labels if as_dict else list(labels.values())
+    if targets is not None:
+        y = list(labels.values()) if targets == "list" else [labels[outputs[0]]] * len(outputs)
     callback = gradguard.GuardCallback(policy=WARN_ALL)
     model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[callback])
     return callback.report()
+
+
+def test_targets_listed_for_dict_outputs_land_in_sorted_order():
+    # Keras 3 matches fit's list of targets to dict outputs by sorted key, silently.
+    report = _fit(["priority", "eta"], targets="list", loss={"priority": "mse", "eta": "mse"})
+    (found,) = [f for f in report.findings if f.code == "loss-misassigned"]
+    assert found.details["targets"] == "list"
+    assert "'eta' trains on the targets listed first (meant for 'priority')" in found.message
+    assert "fit(x, {'priority': ..., 'eta': ...})" in found.message
+
+
+@pytest.mark.parametrize(
+    "outputs, targets",
+    [
+        (["priority", "eta"], None),  # a dict of targets: matched by name
+        (["priority", "eta"], "one"),  # one target for every head: any order gives the same
+        (["eta", "priority"], "list"),  # written in sorted order
+    ],
+    ids=["dict", "one-target-for-each", "sorted"],
+)
+def test_targets_matched_as_written_stay_silent(outputs, targets):
+    losses = {name: "mse" for name in outputs}
+    report = _fit(outputs, targets=targets, loss=losses)
+    assert [f for f in report.findings if f.code == "loss-misassigned"] == []
 
 
 def test_loss_weights_listed_for_dict_outputs_land_in_sorted_order():

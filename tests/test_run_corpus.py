@@ -227,6 +227,10 @@ BUGS: dict[str, Bug] = {
     "bug_sample_weights_normalized_to_sum_one_sgd_fit.py": Bug(
         ("update-too-small",), mentions=(("update-too-small", "every sample weight is"),)
     ),
+    # fit's targets listed for dict outputs: Keras 3 matches them in sorted-key order.
+    "bug_dict_outputs_fit_given_a_list_of_targets_fit.py": Bug(
+        ("loss-misassigned",), mentions=(("loss-misassigned", "targets listed first"),)
+    ),
     # loss_weights listed for dict outputs: Keras matches them in sorted-key order.
     "bug_loss_weights_listed_for_dict_outputs_fit.py": Bug(
         ("loss-misassigned",), mentions=(("loss-misassigned", "'main' gets weight 0.0"),)
@@ -605,6 +609,7 @@ HEALTHY: dict[str, Healthy] = {
     # The twin of bug_adam_learning_rate_one: large first steps, then a loss far below chance.
     "ok_sgd_momentum_rewrites_fresh_head_then_converges_fit.py": Healthy(),
     "ok_loss_weights_listed_for_dict_outputs_fit.py": Healthy(),
+    "ok_dict_outputs_fit_given_a_dict_of_targets_fit.py": Healthy(),
     "ok_loss_weights_keyed_by_a_renamed_head_fit.py": Healthy(),
     "ok_gradient_of_predictions_own_train_step_fit.py": Healthy(),
     "ok_next_token_attention_without_causal_mask_fit.py": Healthy(),
