@@ -123,7 +123,7 @@ CODES: Mapping[str, CodeInfo] = {
         _W, LossError, "a custom train_step logs a loss tracker it never updates: 0.0"
     ),
     "random-frozen-at-trace": CodeInfo(
-        _W, LossError, "a NumPy/Python random draw in a tf.data function, made once at its trace"
+        _W, LossError, "a random draw that repeats: made once at a tf.data trace, or an int seed"
     ),
     "regularization-ignored": CodeInfo(_W, LossError, "regularizers never added to the loss"),
     "augmentation-repeated": CodeInfo(_W, LossError, "random augmentation repeats every epoch"),

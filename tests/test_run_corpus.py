@@ -249,6 +249,10 @@ BUGS: dict[str, Bug] = {
     "bug_numpy_random_in_tf_data_map_drawn_once_fit.py": Bug(
         ("random-frozen-at-trace",), mentions=(("random-frozen-at-trace", "'augment'"),)
     ),
+    # keras.random.randint(..., seed=int) in a layer: Keras 3 draws the same shift every batch.
+    "bug_keras_random_integer_seed_in_augmentation_layer_fit.py": Bug(
+        ("random-frozen-at-trace",), mentions=(("random-frozen-at-trace", "SeedGenerator"),)
+    ),
     "bug_matrix_factorization_dot_score_into_bce_on_probabilities_fit.py": Bug(
         ("from-logits-mismatch",), mentions=(("from-logits-mismatch", "dot product"),)
     ),
@@ -628,6 +632,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_rows_normalized_instead_of_features_fit.py": Healthy(),
     "ok_teacher_forcing_not_shifted_fit.py": Healthy(),
     "ok_timeseries_targets_follow_the_windows_fit.py": Healthy(),
+    "ok_keras_random_seed_generator_in_augmentation_layer_fit.py": Healthy(),
     "ok_dataset_not_repeated_steps_per_epoch_fit.py": Healthy(),
     "ok_tags_padded_after_tokens_padded_before_fit.py": Healthy(),
     "ok_one_hot_labels_numbered_from_one_train_step.py": Healthy(),

@@ -1,15 +1,18 @@
-"""A NumPy or Python random draw in a `tf.data` function (`random-frozen-at-trace`).
+"""Random draws that repeat their values (`random-frozen-at-trace`).
 
 Real pipelines under `tracedrandom.watch`: `np.random` and `random` in a map function are drawn
 once, at the trace (every element gets the same value), and found; `tf.random` in the map, a
 NumPy draw inside `tf.py_function` (run per element), NumPy drawing the arrays before the
-pipeline and a draw in a `tf.function` that is not tf.data's stay silent.
+pipeline and a draw in a `tf.function` that is not tf.data's stay silent. Keras random
+functions given an integer seed repeat at every call: found in a traced function and when
+eager calls repeat a seed; a SeedGenerator, a seed per call and one eager draw stay silent.
 """
 
 from __future__ import annotations
 
 import random
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -76,3 +79,62 @@ def test_draws_outside_tf_data_functions_are_silent_and_the_watch_ends():
     assert not hasattr(np.random.randint, "__wrapped__") and not hasattr(
         random.randint, "__wrapped__"
     )
+
+
+class _Shift(keras.layers.Layer):
+    """A random-shift layer drawing with `seed` (an int, a SeedGenerator or None)."""
+
+    def __init__(self, seed):
+        super().__init__(name="shift")
+        self.draw_seed = seed
+
+    def call(self, x):
+        return x + keras.random.randint((), 0, 1000, seed=self.draw_seed)
+
+
+@pytest.mark.parametrize(
+    "seed, traced, found",
+    [
+        (7, True, True),  # in a traced step: every call repeats the draw
+        (7, False, True),  # eagerly, the same seed twice at one place
+        ("generator", True, False),  # a SeedGenerator: new values at each call
+        (None, True, False),
+        ("per-call", False, False),  # a new integer seed each call: new values
+    ],
+    ids=["int-traced", "int-eager", "seed-generator", "no-seed", "seed-per-call"],
+)
+def test_a_keras_random_draw_given_an_integer_seed_is_found(seed, traced, found):
+    report = Report()
+    unwatch = tracedrandom.watch(report)
+    try:
+        layer = _Shift(keras.random.SeedGenerator(7) if seed == "generator" else seed)
+        call = tf.function(layer) if traced else layer
+        shifts = []
+        for i in range(3):
+            if seed == "per-call":
+                layer.draw_seed = i
+            shifts.append(int(call(tf.constant(0))))
+    finally:
+        unwatch()
+    assert (len(set(shifts)) == 1) == found  # (what the finding rests on)
+    codes = [f for f in report.findings if f.code == "random-frozen-at-trace"]
+    assert len(codes) == found
+    if found:
+        assert codes[0].details == {
+            "call": "keras.random.randint",
+            "seed": 7,
+            "file": __file__,
+            "line": _Shift.call.__code__.co_firstlineno + 1,
+        }
+        assert "keras.random.SeedGenerator(7)" in codes[0].message
+
+
+def test_one_eager_draw_with_an_integer_seed_is_silent():
+    # A fixed batch of noise made once (a GAN's samples to watch): drawn once, as meant.
+    report = Report()
+    unwatch = tracedrandom.watch(report)
+    try:
+        keras.random.normal((4, 8), seed=42)
+    finally:
+        unwatch()
+    assert len(report) == 0, str(report)
