@@ -15,6 +15,10 @@ frames of ``b`` samples re-framed as ``b`` frames of ``a`` is the same shape cha
 right. Axes of size 1 moved (``(batch, 1, d)`` to ``(batch, d, 1)``) change no element's
 place and are left out; so is a reshape between equal sizes (which cannot be told from a
 transpose by its shape), of more than one unknown size, or of variables alone (weights).
+
+Attention heads split by a reshape alone, ``(batch, T, H * d)`` to ``(batch, H, T, d)``, or
+merged back so (`_heads_moved`): each "head" holds T/H consecutive positions' features, and a
+token attends only inside its block. The split in place, ``(batch, T, H, d)``, is silent.
 """
 
 from __future__ import annotations
@@ -38,10 +42,15 @@ def graph_reshape_transposes(ops: Iterable[tf.Operation], step: int) -> Finding 
     """`reshape-transposes` for the first reshape among `ops` that reorders its input's axes."""
     for op in sorted((op for op in ops if op.type == "Reshape"), key=lambda op: op.name):
         before, after = _symbolic(op)
-        if before is None or after is None or not _reordered(before, after):
+        if before is None or after is None:
+            continue
+        heads = _heads_moved(before, after)
+        if not (heads or _reordered(before, after)):
             continue
         if not any(parent.type in _SOURCES for parent in ancestors(op.inputs[0])):
             continue  # (a weight reshaped: not data)
+        if heads:
+            return _heads_finding(op, heads, step)
         perm = _perm(before, after)
         fix = f"tf.transpose(x, perm={perm})" if perm is not None else "tf.transpose(x, perm)"
         scope = op.name.rpartition("/")[0]  # the layer's, when in a model
@@ -58,6 +67,48 @@ def graph_reshape_transposes(ops: Iterable[tf.Operation], step: int) -> Finding 
         details = {"op": op.name, **shapes, "perm": perm}
         return Finding("reshape-transposes", message, step, details=details)
     return None
+
+
+def _heads_moved(before: tuple[Any, ...], after: tuple[Any, ...]) -> str | None:
+    """``"split"`` or ``"merged"`` for attention heads split or merged by a reshape alone.
+
+    ``(batch, T, H * d)`` to ``(batch, H, T, d)`` (split), or back (merged): the heads' axis
+    put before the positions' (or taken from before them) without a transpose. T known, more
+    than 1 and not H; H and d more than 1.
+    """
+    if len(before) == 3 and len(after) == 4:
+        (_, positions, width), (_, heads, moved, depth), kind = before, after, "split"
+    elif len(before) == 4 and len(after) == 3:
+        (_, heads, positions, depth), (_, moved, width), kind = before, after, "merged"
+    else:
+        return None
+    sizes = (positions, width, heads, moved, depth)
+    if None in sizes or before[0] != after[0] or positions != moved:
+        return None
+    fits = heads * depth == width and positions not in (1, heads)
+    return kind if fits and heads > 1 and depth > 1 else None
+
+
+def _heads_finding(op: tf.Operation, kind: str, step: int) -> Finding:
+    """`reshape-transposes` for heads split or merged by `op`, a reshape (`_heads_moved`)."""
+    before, after = op.inputs[0].shape.as_list(), op.outputs[0].shape.as_list()
+    positions, heads, depth = (
+        (before[1], after[1], after[3]) if kind == "split" else (after[1], before[1], before[3])
+    )
+    scope = op.name.rpartition("/")[0]
+    where = f" in {scope}" if scope else ""
+    split = f"tf.transpose(tf.reshape(x, (batch, {positions}, {heads}, {depth})), [0, 2, 1, 3])"
+    merge = f"tf.reshape(tf.transpose(x, [0, 2, 1, 3]), (batch, {positions}, {heads * depth}))"
+    message = (
+        f"A reshape{where} turns {shape_text(op.inputs[0].shape)} into "
+        f"{shape_text(op.outputs[0].shape)}: attention heads {kind} by a reshape alone. A "
+        "reshape keeps the elements in memory order, so each of the "
+        f"{heads} 'heads' holds {positions // heads or 'a part of'} consecutive positions' "
+        f"features instead of {depth} features of every position, and attention mixes the "
+        f"wrong values. Split heads with {split}; merge them with {merge}."
+    )
+    details = {"op": op.name, "from": before, "to": after, "heads": kind}
+    return Finding("reshape-transposes", message, step, details=details)
 
 
 def _symbolic(op: tf.Operation) -> tuple[tuple[Any, ...] | None, tuple[Any, ...] | None]:

@@ -155,3 +155,61 @@ def test_a_batch_traced_at_a_fixed_size_is_told_from_features_regrouped(batch, t
     )
     finding = reshapes.graph_reshape_transposes(graph.graph.get_operations(), step=0)
     assert (finding is not None) == found, finding
+
+
+class _Heads(keras.layers.Layer):
+    """Self-attention over (batch, T, 12) in 3 heads of 4, split and merged as `how` says."""
+
+    def __init__(self, how: str):
+        super().__init__(name="attention")
+        self.how = how
+        self.qkv = [keras.layers.Dense(12) for _ in range(3)]
+
+    def _split(self, t: tf.Tensor) -> tf.Tensor:
+        if self.how == "reshape":  # the heads' axis put before the positions': scrambled
+            return tf.reshape(t, (-1, 3, T, 4))
+        return tf.transpose(tf.reshape(t, (-1, T, 3, 4)), [0, 2, 1, 3])
+
+    def _merge(self, t: tf.Tensor) -> tf.Tensor:
+        if self.how == "reshape":
+            return tf.reshape(t, (-1, T, 12))
+        return tf.reshape(tf.transpose(t, [0, 2, 1, 3]), (-1, T, 12))
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        q, k, v = (self._split(dense(x)) for dense in self.qkv)
+        weights = tf.nn.softmax(tf.matmul(q, k, transpose_b=True) / 2.0, axis=-1)
+        return self._merge(tf.matmul(weights, v))
+
+
+@pytest.mark.parametrize("how", ["reshape", "reshape-and-transpose"])
+def test_attention_heads_split_by_a_reshape_alone_are_found(how):
+    x, y = _sequences(12)
+    inputs = keras.Input((T, 12))
+    hidden = keras.layers.Flatten()(_Heads(how)(inputs))
+    keras.utils.set_random_seed(3)
+    model = keras.Model(inputs, keras.layers.Dense(1)(hidden))
+    model.compile(keras.optimizers.Adam(1e-2), "mse")
+    guard = Guard(options=Options.create(), raise_errors=False)
+    with guard.instrument_process():
+        model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    found = [f for f in guard.read(final=True).findings if f.code == "reshape-transposes"]
+    assert bool(found) == (how == "reshape"), found
+    if found:  # (the first reshape by name: a merge's)
+        assert found[0].details["heads"] in ("split", "merged")
+        assert "attention heads" in found[0].message
+        assert "tf.transpose(tf.reshape(x, (batch, 10, 3, 4)), [0, 2, 1, 3])" in found[0].message
+
+
+@pytest.mark.parametrize(
+    "before, after, heads",
+    [
+        ((None, 10, 12), (None, 3, 10, 4), "split"),
+        ((None, 3, 10, 4), (None, 10, 12), "merged"),
+        ((None, 10, 12), (None, 10, 3, 4), None),  # split in place, before the transpose
+        ((None, 10, 3, 4), (None, 10, 12), None),  # merged after the transpose back
+        ((None, 3, 12), (None, 3, 3, 4), None),  # as many heads as positions: cannot be told
+        ((None, 10, 12), (None, 12, 10, 1), None),  # depth 1
+    ],
+)
+def test_heads_moved_by_a_reshape_are_told_by_their_sizes(before, after, heads):
+    assert reshapes._heads_moved(before, after) == heads

@@ -213,6 +213,10 @@ BUGS: dict[str, Bug] = {
     "bug_reshape_to_time_major_tf_function.py": Bug(
         ("reshape-transposes",), mentions=(("reshape-transposes", "perm=[1, 0, 2]"),)
     ),
+    # Attention heads split by a reshape alone: each head holds a block of positions.
+    "bug_attention_heads_split_by_reshape_without_transpose_fit.py": Bug(
+        ("reshape-transposes",), mentions=(("reshape-transposes", "attention heads"),)
+    ),
     # Teacher forcing without the shift: the decoder reads each label at its own position.
     "bug_teacher_forcing_not_shifted_fit.py": Bug(("labels-in-inputs",)),
     # Each window's label is its own first value (targets=series): the model copies it.
@@ -638,6 +642,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_one_hot_labels_numbered_from_one_train_step.py": Healthy(),
     "ok_hinge_loss_labels_zero_one_tf_function.py": Healthy(),
     "ok_reshape_to_time_major_tf_function.py": Healthy(),
+    "ok_attention_heads_split_by_reshape_and_transpose_fit.py": Healthy(),
     "ok_regression_relu_output_standardized_targets_fit.py": Healthy(),
     "ok_mask_zero_on_a_real_token_fit.py": Healthy(),
     "ok_gradient_accumulators_never_reset_tf_function.py": Healthy(),
