@@ -65,27 +65,30 @@ def graph_logits_as_probabilities(
     clip, a division by the rows' sums, casts and reshapes only, from the raw output of a
     layer this update trains (`is_output`: a product with its kernel, plus its bias; no softmax
     or sigmoid), and that is a cross-entropy's log-probability (multiplied by the labels, or
-    the logits of Keras' sparse cross-entropy). The loss was not told ``from_logits=True``:
-    Keras clips logits to [1e-7, 1 - 1e-7] and reads them as probabilities. Keras' losses on a
+    the logits of Keras' sparse cross-entropy; or picked by the labels, ``where(y == 1, p, 1 -
+    p)``, as a hand-written binary or focal cross-entropy does). The loss was not told
+    ``from_logits=True``: Keras clips logits to [1e-7, 1 - 1e-7] and reads them as
+    probabilities (a hand-written loss's own clip alike). Keras' losses on a
     softmax or sigmoid output take its logits and are not flagged, nor are probabilities mixed
     by a fixed matrix after the softmax (a noise-adaptation or a class-aggregation layer that
     is not trained), nor the log of a variance floored at epsilon (no upper clip).
     """
     loss_ops = set(ops)
     for op in loss_ops:
-        if op.type != "Log" or not _cross_entropy_term(op, loss_ops):
+        if op.type != "Log":
             continue
-        source, capped = op.inputs[0].op, False
-        while source.type in _CLIPPED and source.inputs:
-            capped |= source.type in ("Minimum", "ClipByValue") and _at_most_one(source)
-            source = source.inputs[0].op
-        product = source.inputs[0].op if source.type in _BIAS and source.inputs else source
-        if capped and is_output(product):
+        selected = _selected_by_label(op.inputs[0].op)
+        if not (selected or _cross_entropy_term(op, loss_ops)):
+            continue
+        outputs = [_clipped_output(s, is_output) for s in selected or [op.inputs[0].op]]
+        source = next((output for output in outputs if output is not None), None)
+        if source is not None:
             message = (
                 f"The loss takes the log of the raw output of a trained layer ({source.name}, no "
                 "softmax or sigmoid between) as a probability: a cross-entropy with "
-                "from_logits=False given logits. Keras clips them to [1e-7, 1 - 1e-7], so "
-                "every logit outside (0, 1) is read as a probability of 1e-7 or 1 and gets no "
+                "from_logits=False (or written by hand) given logits. They are clipped to "
+                "[epsilon, 1 - epsilon], so every logit outside (0, 1) is read as a probability "
+                "of about 0 or 1 and gets no "
                 "gradient, and the model learns slowly or not at all. Pass from_logits=True "
                 "to the loss (e.g. keras.losses.SparseCategoricalCrossentropy(from_logits="
                 "True)), or end the model with a softmax (a sigmoid for one unit)."
@@ -93,6 +96,34 @@ def graph_logits_as_probabilities(
             details = {"output": source.name, "log": op.name}
             return Finding("from-logits-mismatch", message, step, details=details)
     return None
+
+
+def _clipped_output(
+    source: tf.Operation, is_output: Callable[[tf.Operation], bool]
+) -> tf.Operation | None:
+    """The trained layer's raw output that `source` caps at 1 or less (`_CLIPPED`), or None."""
+    capped = False
+    while source.type in _CLIPPED and source.inputs:
+        capped |= source.type in ("Minimum", "ClipByValue") and _at_most_one(source)
+        source = source.inputs[0].op
+    product = source.inputs[0].op if source.type in _BIAS and source.inputs else source
+    return source if capped and is_output(product) else None
+
+
+def _selected_by_label(select: tf.Operation) -> list[tf.Operation]:
+    """A binary cross-entropy's ``where(y == 1, p, 1 - p)`` (a focal loss's): p, twice.
+
+    The ops `select` picks from by a condition read from the labels, ``1 - p`` taken as p;
+    empty for any other op.
+    """
+    if select.type not in ("SelectV2", "Select") or not is_data(select.inputs[0]):
+        return []
+    picked = []
+    for branch in (t.op for t in select.inputs[1:]):
+        if branch.type == "Sub" and tf.get_static_value(branch.inputs[0]) == 1.0:
+            branch = branch.inputs[1].op
+        picked.append(branch)
+    return picked
 
 
 def _at_most_one(clip: tf.Operation) -> bool:

@@ -482,6 +482,10 @@ BUGS: dict[str, Bug] = {
     "bug_custom_loop_cross_entropy_without_from_logits_tf_function.py": Bug(
         ("from-logits-mismatch",), mentions=(("from-logits-mismatch", "from_logits=True"),)
     ),
+    # A focal loss written by hand, clipping a linear output: read as probabilities.
+    "bug_focal_loss_by_hand_on_a_linear_output_tf_function.py": Bug(
+        ("from-logits-mismatch",), mentions=(("from-logits-mismatch", "written by hand"),)
+    ),
     # NaN: in the data (inputs, labels, an empty batch), a masked mean over no positives,
     # float16 overflow on every step, an IRNN diverging.
     "bug_nan_in_labels_fit.py": Bug(("non-finite",), mentions=(("non-finite", "labels"),)),
@@ -577,6 +581,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_single_unit_sigmoid_binary_fit.py": Healthy(),
     "ok_softmax_sparse_ce_digit_labels_fit.py": Healthy(),
     "ok_logits_with_from_logits_loss.py": Healthy(),
+    "ok_focal_loss_by_hand_on_a_sigmoid_output_tf_function.py": Healthy(),
     "ok_zip_then_shuffle_aligned.py": Healthy(),
     "ok_deep_relu_he_init_fit.py": Healthy(),
     "ok_linear_output_regression_lstm.py": Healthy(),

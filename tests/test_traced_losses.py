@@ -335,6 +335,11 @@ def _probability_loss(kind, y, outputs):
         return keras.losses.CategoricalCrossentropy()(tf.one_hot(y, 4), outputs)
     if kind.startswith("binary"):
         return keras.losses.BinaryCrossentropy()(tf.cast(y > 1, tf.float32)[:, None], outputs)
+    if kind.startswith("focal"):  # by hand: where(y == 1, p, 1 - p), clipped against log(0)
+        labels = tf.cast(y > 1, tf.float32)[:, None]
+        p = tf.clip_by_value(outputs, 1e-7, 1.0 - 1e-7)
+        picked = tf.where(tf.equal(labels, 1.0), p, 1.0 - p)
+        return -tf.reduce_mean(tf.pow(1.0 - picked, 2.0) * tf.math.log(picked))
     if kind == "softmax-mixed-by-a-frozen-matrix":  # noisy-label forward correction
         return keras.losses.SparseCategoricalCrossentropy()(y, tf.nn.softmax(outputs) @ _MIXING)
     if kind == "log-floored-not-capped":  # a floor alone is not Keras' clip into (0, 1)
@@ -357,6 +362,8 @@ def _probability_loss(kind, y, outputs):
         ("sparse-from-logits", None, False),
         ("sparse-on-nn-softmax", None, False),
         ("binary-on-sigmoid", "sigmoid", False),
+        ("focal-on-logits", None, True),  # hunt28 b10
+        ("focal-on-sigmoid", "sigmoid", False),
         ("gaussian-likelihood", None, False),
         ("log-of-clipped-output", None, False),
         ("softmax-mixed-by-a-frozen-matrix", None, False),
@@ -365,7 +372,7 @@ def _probability_loss(kind, y, outputs):
 )
 def test_a_cross_entropy_on_probabilities_given_logits_is_named(kind, activation, found):
     keras.utils.set_random_seed(0)
-    units = 1 if kind.startswith("binary") else 4
+    units = 1 if kind.startswith(("binary", "focal")) else 4
     model = keras.Sequential(
         [
             keras.Input((8,)),
