@@ -1,4 +1,4 @@
-"""Whether a traced loss grows with the labels' log-likelihood or cosine (`loss-sign-flipped`).
+"""Whether a traced loss grows with the labels' likelihood, cosine or overlap (`loss-sign-flipped`).
 
 A cross-entropy is the negative log-likelihood of the labels: written by hand it needs a minus,
 ``-sum(y * log p)``. Without it, minimizing the loss makes the labels less likely: the loss
@@ -21,6 +21,9 @@ classes) claims nothing, nor does any term whose direction cannot be followed.
 A cosine similarity of the labels and the trained model's output (their product, each scaled
 to unit length) is followed the same way: a loss that grows with it turns the predictions away
 from the labels. Keras' `cosine_similarity` is already negated, and ``1 -`` it flips it back.
+So is the overlap of the labels and the probabilities the model gives them (``y * p``, summed
+by a Dice or IoU coefficient): ``loss=dice_coef`` where ``1 - dice_coef`` was meant. An IoU's
+union holds the overlap too, its direction not followed through a divisor: it claims nothing.
 """
 
 from __future__ import annotations
@@ -97,9 +100,17 @@ def graph_loss_sign(
     def labels(tensor: tf.Tensor) -> bool:
         return tensor.op not in made and is_data(tensor)
 
-    directions = []
+    directions, kinds = [], {}
     for op in ops:
-        source = _log_likelihood(op, is_output, labels) or _cosine(op, is_output, labels)
+        for kind, find in (
+            ("likelihood", _log_likelihood),
+            ("cosine", _cosine),
+            ("overlap", _overlap),
+        ):
+            source = find(op, is_output, labels)
+            if source is not None:
+                kinds[op] = kind
+                break
         if source is None:
             continue
         tensor, direction, labelled = source
@@ -114,7 +125,14 @@ def graph_loss_sign(
         return None
     source_op = directions[0][1]
     term = source_op.name
-    if source_op.type == "Mul":  # (`_cosine`)
+    if kinds[source_op] == "overlap":
+        message = (
+            f"The loss grows with the overlap of the predicted probabilities and the labels "
+            f"({term}, their product summed): a Dice or IoU coefficient, a score where higher is "
+            "better, minimized as it is, so the predictions are turned away from the labels "
+            "while the loss falls. Minimize 1 - dice_coef(y_true, y_pred), not dice_coef."
+        )
+    elif kinds[source_op] == "cosine":
         message = (
             f"The loss grows with the cosine similarity of the predictions to the labels "
             f"({term}), so minimizing it turns the predictions away from them (toward a "
@@ -173,6 +191,27 @@ def _cosine(
         if label is not None and output is not None and labels(label) and not _sliced(label):
             if _from_output(output, is_output):
                 return op.outputs[0], 1, True
+    return None
+
+
+def _overlap(
+    op: tf.Operation,
+    is_output: Callable[[tf.Operation], bool],
+    labels: Callable[[tf.Tensor], bool],
+) -> tuple[tf.Tensor, int, bool] | None:
+    """(the product, +1, labelled) of labels and the probabilities the model gives them.
+
+    ``y_true * y_pred`` of a softmax or sigmoid output and labels of its shape (as fed, one-
+    hot, or one minus them): the intersection a Dice or IoU coefficient sums, which grows as
+    the predictions match the labels (``1 -`` it, a Dice loss, flips it back).
+    """
+    if op.type != "Mul" or op.inputs[0].shape != op.inputs[1].shape:
+        return None
+    for label, output in (op.inputs, op.inputs[::-1]):
+        if labels(label) and _label_sign(label) == 1 and not _sliced(label):
+            if label.shape.rank and label.shape.rank >= 2:
+                if _probability_of_output(output, is_output):
+                    return op.outputs[0], 1, True
     return None
 
 

@@ -88,6 +88,10 @@ BUGS: dict[str, Bug] = {
     "bug_manual_update_wrong_sign_tf_function.py": Bug(("non-finite",)),
     # loss-sign-flipped: a cosine loss minimized the wrong way round
     "bug_one_minus_keras_cosine_similarity_fit.py": Bug(("loss-sign-flipped",)),
+    # ... and the Dice coefficient, an overlap score, minimized as it is.
+    "bug_dice_coefficient_minimized_as_the_loss_fit.py": Bug(
+        ("loss-sign-flipped",), mentions=(("loss-sign-flipped", "1 - dice_coef"),)
+    ),
     # ... and a loss with no floor: a VAE's KL without its minus runs away below 0.
     "bug_vae_kl_without_minus_tf_function.py": Bug(
         ("loss-sign-flipped",), mentions=(("loss-sign-flipped", "KL divergence"),)
@@ -605,6 +609,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_mixed_float16_loop_without_loss_scaling.py": Healthy(),
     "ok_adamw_weight_decay_typo_fit.py": Healthy(),
     "ok_one_plus_keras_cosine_similarity_fit.py": Healthy(),
+    "ok_one_minus_dice_coefficient_as_the_loss_fit.py": Healthy(),
     "ok_pinn_initial_condition_shapes_match.py": Healthy(),
     "ok_mirrored_strategy_loop.py": Healthy(),
     "ok_warmup_from_zero.py": Healthy(),

@@ -166,6 +166,56 @@ def test_a_loss_growing_with_the_labels_cosine_similarity_is_named(kind, found, 
         assert "cosine similarity of the predictions to the labels" in flipped[0].message
 
 
+def _dice(y, p):
+    return (2.0 * tf.reduce_sum(y * p) + 1.0) / (tf.reduce_sum(y) + tf.reduce_sum(p) + 1.0)
+
+
+# Overlap losses on (n, 8) masks and a sigmoid (or, where named, linear) output.
+_OVERLAP_LOSSES = {
+    "dice-coefficient": _dice,  # hunt28 b03: compile(loss=dice_coef)
+    "dice-per-example": lambda y, p: tf.reduce_mean(
+        (2.0 * tf.reduce_sum(y * p, -1) + 1.0) / (tf.reduce_sum(y + p, -1) + 1.0)
+    ),
+    "one-minus-dice": lambda y, p: 1.0 - _dice(y, p),
+    "cross-entropy-minus-dice": lambda y, p: (
+        tf.reduce_mean(keras.losses.binary_crossentropy(y, p)) - _dice(y, p)
+    ),
+    # The union holds the overlap too (through the divisor): it claims nothing.
+    "iou-coefficient": lambda y, p: (
+        tf.reduce_sum(y * p) / (tf.reduce_sum(y) + tf.reduce_sum(p) - tf.reduce_sum(y * p) + 1.0)
+    ),
+    "brier-score": lambda y, p: tf.reduce_mean(tf.square(y - p)),
+}
+
+
+@pytest.mark.parametrize(
+    "kind, found",
+    [
+        ("dice-coefficient", True),
+        ("dice-per-example", True),
+        ("one-minus-dice", False),
+        ("cross-entropy-minus-dice", False),
+        ("iou-coefficient", False),
+        ("brier-score", False),
+    ],
+)
+def test_a_loss_growing_with_the_overlap_of_predictions_and_labels_is_named(kind, found):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, "relu"), keras.layers.Dense(8, "sigmoid")]
+    )
+    step = guarded_loss_step(model, _OVERLAP_LOSSES[kind])
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        x = rng.normal(size=(32, 8)).astype("float32")
+        step(x, (x > 0.5).astype("float32"))
+    flipped = [f for f in step.report().findings if f.code == "loss-sign-flipped"]
+    assert bool(flipped) == found, str(step.report())
+    if found:
+        assert "overlap of the predicted probabilities and the labels" in flipped[0].message
+        assert "1 - dice_coef" in flipped[0].message
+
+
 def test_a_generator_lowering_the_discriminators_likelihood_of_fake_is_not_flagged():
     """The minimax GAN: the generator minimizes log D(fake | G(z)), through the discriminator's
     layer, which this update does not train."""
