@@ -66,6 +66,7 @@ _FOLD_MAX = np.array([False, True, True, False, True])
 
 
 _BINARY_FIX = "number the two classes 0 and 1, or use sparse categorical cross-entropy for more"
+_PIXEL = 1.0 / 255.0  # a binary label of 1 divided like a pixel: 0.00392...
 
 
 def _binary_fix(low: float, high: float) -> str:
@@ -210,6 +211,16 @@ class LabelRange:
                 f"be trained towards: {allowed.why}; {fix}."
             )
             details["allowed"] = [allowed.low, allowed.high if np.isfinite(allowed.high) else None]
+            return Finding("labels-out-of-range", message, step, details=details)
+        if allowed.fix is _BINARY_FIX and abs(low) <= _TOLERANCE and abs(high - _PIXEL) < 1e-6:
+            message = (
+                f"The labels range over [{number(low)}, {number(high)}]: their largest is 1/255, "
+                "where a binary cross-entropy's positive label is 1. Masks (or labels) stored "
+                "as 0 and 1 were divided by 255 with the images, so every prediction is trained "
+                "towards about 0 and the positive class is never learned. Divide only the "
+                "inputs by 255, or multiply these labels by 255."
+            )
+            details["pixel_scaled"] = True
             return Finding("labels-out-of-range", message, step, details=details)
         if allowed.softmax is None or low < -_TOLERANCE:
             return None

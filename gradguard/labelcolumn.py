@@ -80,7 +80,8 @@ class LabelColumn:
                     np.ones(inputs.shape[1], np.float32), name="gradguard_label_column"
                 )
                 self._seen = replicas.state_variable(
-                    np.array([0.0, -np.inf, -np.inf], np.float32), name="gradguard_label_range"
+                    np.array([0.0, -np.inf, -np.inf], np.float32),
+                    name="gradguard_label_column_seen",
                 )
         assert self._seen is not None
         if inputs.shape[1] != self._equal.shape[0]:

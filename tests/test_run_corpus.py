@@ -98,6 +98,10 @@ BUGS: dict[str, Bug] = {
     ),
     # labels-out-of-range
     "bug_regression_sigmoid_output_fit.py": Bug(("labels-out-of-range",)),
+    # Masks of 0 and 1 divided by 255 with the images: a largest label of 1/255.
+    "bug_masks_divided_by_255_with_the_images_fit.py": Bug(
+        ("labels-out-of-range",), mentions=(("labels-out-of-range", "1/255"),)
+    ),
     "bug_multilabel_softmax_output_fit.py": Bug(
         ("labels-out-of-range",), mentions=(("labels-out-of-range", "sigmoid"),)
     ),
@@ -610,6 +614,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_adamw_weight_decay_typo_fit.py": Healthy(),
     "ok_one_plus_keras_cosine_similarity_fit.py": Healthy(),
     "ok_one_minus_dice_coefficient_as_the_loss_fit.py": Healthy(),
+    "ok_masks_kept_0_and_1_images_divided_by_255_fit.py": Healthy(),
     "ok_pinn_initial_condition_shapes_match.py": Healthy(),
     "ok_mirrored_strategy_loop.py": Healthy(),
     "ok_warmup_from_zero.py": Healthy(),
