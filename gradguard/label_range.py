@@ -9,6 +9,7 @@ Two mismatches are plain once the labels' range is known:
   targets well below 0 (standardized: half of them), each predicted as 0 at best;
 * a binary cross-entropy, which reads labels as probabilities in [0, 1], given other values
   (classes numbered 1 and 2, pixel values): the loss falls below zero without measuring any fit;
+  or given 0 and exactly 1/255 (masks of 0 and 1 divided by 255 with the images): never 1;
 * a softmax output, whose outputs sum to 1 for each example, against labels of its width that
   sum to more (several classes at once: multi-label; or counts, annotators' votes) in a
   cross-entropy or a regression loss: no two labels can both be likely, and TensorFlow's
