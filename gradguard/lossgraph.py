@@ -30,6 +30,7 @@ from gradguard import (
     losssign,
     meantwice,
     reshapes,
+    selfpair,
     softmaxone,
     weightcopy,
 )
@@ -285,6 +286,7 @@ def graph_findings(loss: tf.Tensor, step: int, variables: Iterable[Any] = ()) ->
         attnmask.graph_attention_keeps_padding,
         softmaxone.graph_softmax_over_one,
         batchhinge.graph_hinge_on_batch_total,
+        selfpair.graph_self_positive,
     )
     found = [judge(ops, step) for judge in judges]
     is_output = losssign.trained_layer(loss.graph, variables)

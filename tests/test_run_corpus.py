@@ -317,6 +317,10 @@ BUGS: dict[str, Bug] = {
         ("checkpoint-optimizer-state-not-restored",),
         mentions=(("checkpoint-optimizer-state-not-restored", "made no update"),),
     ),
+    # labels-uninformative: SimCLR's positives on the unmasked diagonal (labels tf.range(2N))
+    "bug_simclr_positive_is_each_rows_own_similarity_fit.py": Bug(
+        ("labels-uninformative",), mentions=(("labels-uninformative", "own similarity"),)
+    ),
     # labels-uninformative: a custom loss linear in the error (the square forgotten)
     "bug_custom_loss_mean_error_without_square_fit.py": Bug(
         ("labels-uninformative",), mentions=(("labels-uninformative", "linear in the error"),)
@@ -615,6 +619,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_one_plus_keras_cosine_similarity_fit.py": Healthy(),
     "ok_one_minus_dice_coefficient_as_the_loss_fit.py": Healthy(),
     "ok_masks_kept_0_and_1_images_divided_by_255_fit.py": Healthy(),
+    "ok_simclr_positive_is_the_other_view_fit.py": Healthy(),
     "ok_pinn_initial_condition_shapes_match.py": Healthy(),
     "ok_mirrored_strategy_loop.py": Healthy(),
     "ok_warmup_from_zero.py": Healthy(),

@@ -655,3 +655,43 @@ def test_a_loss_summed_over_its_batch_is_named_when_it_diverges(reduce, named):
         assert f"The loss is a sum over {named} (tf.reduce_sum)" in found.message, found.message
     else:
         assert "sum over" not in found.message, found.message
+
+
+def _contrastive_loss(kind, outputs):
+    """NT-Xent of `kind` over the model's (n, 8) outputs: two 'views' of 4 examples each."""
+    z = tf.math.l2_normalize(outputs, axis=1)
+    n = tf.shape(z)[0] // 2
+    if kind == "two-towers":  # CLIP: the first half against the second, pairs on the diagonal
+        logits = tf.matmul(z[:4], z[4:], transpose_b=True) / 0.2
+        return keras.losses.sparse_categorical_crossentropy(tf.range(4), logits, True)
+    logits = tf.matmul(z, z, transpose_b=True) / 0.2
+    labels = tf.range(2 * n)
+    if kind == "masked-and-paired":
+        logits -= 1e9 * tf.eye(2 * n)
+        labels = tf.concat([tf.range(n, 2 * n), tf.range(0, n)], 0)
+    if kind == "self-positive-one-hot":
+        return keras.losses.categorical_crossentropy(tf.one_hot(labels, 2 * n), logits, True)
+    return keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+
+
+@pytest.mark.parametrize(
+    "kind, found",
+    [
+        ("self-positive", True),  # hunt28 b05: labels tf.range(2n), no mask
+        ("self-positive-one-hot", True),
+        ("masked-and-paired", False),
+        ("two-towers", False),
+    ],
+)
+def test_a_contrastive_loss_whose_positive_is_each_rows_own_similarity_is_named(kind, found):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8)])
+    step = guarded_loss_step(model, lambda y, p: tf.reduce_mean(_contrastive_loss(kind, p)))
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        step(rng.normal(size=(8, 6)).astype("float32"), np.zeros(8, "float32"))
+    named = [f for f in step.report().findings if f.code == "labels-uninformative"]
+    assert bool(named) == found, str(step.report())
+    if found:
+        assert "its own similarity" in named[0].message
+        assert "MatMul" in named[0].details["product"]
