@@ -201,9 +201,9 @@ def _overlap(
 ) -> tuple[tf.Tensor, int, bool] | None:
     """(the product, +1, labelled) of labels and the probabilities the model gives them.
 
-    ``y_true * y_pred`` of a softmax or sigmoid output and labels of its shape (as fed, one-
-    hot, or one minus them): the intersection a Dice or IoU coefficient sums, which grows as
-    the predictions match the labels (``1 -`` it, a Dice loss, flips it back).
+    ``y_true * y_pred`` of a softmax or sigmoid output and labels of its shape (as fed,
+    one-hot, or one minus them): the intersection a Dice or IoU coefficient sums, which grows
+    as the predictions match the labels (``1 -`` it, a Dice loss, flips it back).
     """
     if op.type != "Mul" or op.inputs[0].shape != op.inputs[1].shape:
         return None

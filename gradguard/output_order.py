@@ -166,6 +166,10 @@ class ListedTargets:
         written = getattr(model, "_outputs_struct", None)
         if not isinstance(written, dict) or not isinstance(y, (list, tuple)):
             return None
+        if not all(
+            isinstance(t, tf.Tensor) and (t.dtype.is_floating or t.dtype.is_integer) for t in y
+        ):
+            return None  # (a None for an output without a loss, strings: not compared)
         keys = list(written)
         return cls(keys) if len(y) == len(keys) and keys != sorted(keys) else None
 
