@@ -8,7 +8,7 @@ training loss falls to about 0 (a copy is easy to learn) and the model has no sk
 target is not given (the future, a table without the column): a forecaster trained so had a
 next-step error of 0.88 against 0.011 with the targets shifted past the window. Nothing fails.
 
-The fingerprint is exact: labels of one number an example that took more than one value, and
+The fingerprint is exact: labels of one number an example, not all alike within a batch, and
 one position of the inputs equal to the label in every example seen, `MIN_EXAMPLES` of them at
 least. A feature that predicts the label well is not equal to it in every example; a forecast
 of the next value differs from every value of its window; an autoencoder's labels are all its
@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from gradguard import _compat, replicas
-from gradguard.findings import Finding, number
+from gradguard.findings import Finding
 
 __all__ = ["LabelColumn"]
 
@@ -65,7 +65,7 @@ class LabelColumn:
         known = all(isinstance(d, int) for d in shape)
         self._shape: tuple[int, ...] = shape if known else ()  # an example's inputs
         self._equal: tf.Variable | None = None  # per input position: equal to every label so far
-        self._seen: tf.Variable | None = None  # [examples, -smallest label, largest label]
+        self._seen: tf.Variable | None = None  # [examples, 1 once a batch's labels differed]
 
     def observe(self, x: Any, y: Any) -> None:
         """In-graph: folds a batch (inputs or labels this does not apply to: nothing)."""
@@ -80,44 +80,37 @@ class LabelColumn:
                     np.ones(inputs.shape[1], np.float32), name="gradguard_label_column"
                 )
                 self._seen = replicas.state_variable(
-                    np.array([0.0, -np.inf, -np.inf], np.float32),
-                    name="gradguard_label_column_seen",
+                    np.zeros(2, np.float32), name="gradguard_label_column_seen"
                 )
         assert self._seen is not None
         if inputs.shape[1] != self._equal.shape[0]:
             return  # (another input shape on a later trace: the first one's is kept)
         same = tf.cast(tf.reduce_all(tf.equal(inputs, labels), axis=0), tf.float32)
         self._equal.assign(self._equal.read_value() * same)
+        # (no infinities as start values: check_numerics, when on, would stop the step)
+        varied = tf.reduce_any(tf.not_equal(labels, labels[:1]))
         seen = self._seen.read_value()
-        batch = tf.stack(
-            [
-                seen[0] + tf.cast(tf.shape(labels)[0], tf.float32),
-                tf.maximum(seen[1], -tf.reduce_min(labels)),  # (an empty batch: -inf)
-                tf.maximum(seen[2], tf.reduce_max(labels)),
-            ]
-        )
-        self._seen.assign(batch)
+        count = seen[0] + tf.cast(tf.shape(labels)[0], tf.float32)
+        self._seen.assign(tf.stack([count, tf.maximum(seen[1], tf.cast(varied, tf.float32))]))
 
     def finding(self, step: int) -> Finding | None:
         """`labels-in-inputs` if an input position held every label seen (a host read)."""
         if self._equal is None or self._seen is None:
             return None
-        examples, smallest, largest = self._seen.numpy()
-        smallest = -smallest
+        examples, varied = self._seen.numpy()
         positions = np.flatnonzero(self._equal.numpy() > 0.5)
-        if examples < MIN_EXAMPLES or not positions.size or not largest > smallest:
+        if examples < MIN_EXAMPLES or not positions.size or not varied:
             return None
         where = tuple(int(i) for i in np.unravel_index(positions[0], self._shape))
         at = f"column {where[0]}" if len(where) == 1 else f"position {list(where)}"
         message = (
-            f"The labels equal the model's input at {at} in every one of the "
-            f"{int(examples)} training examples seen (labels from {number(float(smallest))} "
-            f"to {number(float(largest))}): the target is among the inputs, so the model can "
-            "copy it, its training loss falls to about 0, and it has no skill where the target "
-            "is not given. A target column left in the features, or a window that holds its "
-            "own target (timeseries_dataset_from_array(data, targets=data) pairs each window "
-            "with the value it starts at): drop the column from the inputs, or give the "
-            "targets that follow each window (targets=data[sequence_length:])."
+            f"The labels equal the model's input at {at} in every one of the {int(examples)} "
+            "training examples seen: the target is among the inputs, so the model can copy it, "
+            "its training loss falls to about 0, and it has no skill where the target is not "
+            "given. A target column left in the features, or a window that holds its own target "
+            "(timeseries_dataset_from_array(data, targets=data) pairs each window with the value "
+            "it starts at): drop the column from the inputs, or give the targets that follow "
+            "each window (targets=data[sequence_length:])."
         )
         details = {"input_position": list(where), "examples": int(examples)}
         return Finding("labels-in-inputs", message, step, details=details)
