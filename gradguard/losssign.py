@@ -21,9 +21,8 @@ classes) claims nothing, nor does any term whose direction cannot be followed.
 A cosine similarity of the labels and the trained model's output (their product, each scaled
 to unit length) is followed the same way: a loss that grows with it turns the predictions away
 from the labels. Keras' `cosine_similarity` is already negated, and ``1 -`` it flips it back.
-So is the overlap of the labels and the probabilities the model gives them (``y * p``, summed
-by a Dice or IoU coefficient): ``loss=dice_coef`` where ``1 - dice_coef`` was meant. An IoU's
-union holds the overlap too, its direction not followed through a divisor: it claims nothing.
+So is the overlap ``y * p`` of the labels and the model's probabilities (``loss=dice_coef``,
+not ``1 - dice_coef``); an IoU's union holds it in a divisor, not followed: it claims nothing.
 """
 
 from __future__ import annotations
@@ -59,6 +58,7 @@ _TOWARD_OUTPUT = {
     "StridedSlice", "Slice",
 }  # fmt: skip
 _PRODUCTS = {"MatMul", "BatchMatMulV2", "Einsum", "Conv2D", "Conv1D"}
+_KINDS = ("likelihood", "cosine", "overlap")  # what a term grows with (`graph_loss_sign`)
 _SHAPE_OF = {"Shape", "ShapeN", "Size", "Rank"}
 _UNKNOWN = 0
 
@@ -102,11 +102,7 @@ def graph_loss_sign(
 
     directions, kinds = [], {}
     for op in ops:
-        for kind, find in (
-            ("likelihood", _log_likelihood),
-            ("cosine", _cosine),
-            ("overlap", _overlap),
-        ):
+        for kind, find in zip(_KINDS, (_log_likelihood, _cosine, _overlap)):
             source = find(op, is_output, labels)
             if source is not None:
                 kinds[op] = kind
@@ -201,17 +197,15 @@ def _overlap(
 ) -> tuple[tf.Tensor, int, bool] | None:
     """(the product, +1, labelled) of labels and the probabilities the model gives them.
 
-    ``y_true * y_pred`` of a softmax or sigmoid output and labels of its shape (as fed,
-    one-hot, or one minus them): the intersection a Dice or IoU coefficient sums, which grows
-    as the predictions match the labels (``1 -`` it, a Dice loss, flips it back).
+    ``y_true * y_pred`` of a softmax or sigmoid output and labels of its shape: the overlap a
+    Dice coefficient sums, which grows as the predictions match the labels.
     """
     if op.type != "Mul" or op.inputs[0].shape != op.inputs[1].shape:
         return None
     for label, output in (op.inputs, op.inputs[::-1]):
-        if labels(label) and _label_sign(label) == 1 and not _sliced(label):
-            if label.shape.rank and label.shape.rank >= 2:
-                if _probability_of_output(output, is_output):
-                    return op.outputs[0], 1, True
+        marked = labels(label) and _label_sign(label) == 1 and (label.shape.rank or 0) >= 2
+        if marked and not _sliced(label) and _probability_of_output(output, is_output):
+            return op.outputs[0], 1, True
     return None
 
 
