@@ -239,7 +239,7 @@ class Forensics:
         """A step's traced loss: its raw labels; a hand-written step's levels (`losslevel`).
 
         Its chance level and floor, whether it sums the batch and whether its trend means
-        anything (not a policy gradient's surrogate's). Keras' own step: `note_chance`.
+        anything (not a surrogate's nor a moving target's). Keras' own step: `note_chance`.
         """
         if loss is None or not hasattr(loss, "graph"):  # (eager: no graph; its Keras loss)
             core.notes.update(self._tap.eager_loss_notes(loss))
@@ -249,7 +249,7 @@ class Forensics:
             return
         self._tap.penalized |= regularizers.penalized(loss, core.variables)
         if id(core) not in self._graph_chance:
-            if losslevel.graph_surrogate(loss, core.variables):
+            if losslevel.graph_trend_uninformative(loss, core.variables):
                 core.ignore("loss-not-decreasing")
             self._graph_chance[id(core)] = losslevel.graph_chance(loss)
             core.notes["loss_floor"] = losslevel.graph_loss_floor(loss)

@@ -1,9 +1,9 @@
 """The levels a traced loss shows: its floor, its chance level, and whether it measures learning.
 
 The floor it cannot go below, the chance level it starts at, and whether its trend says anything
-of learning at all (not a policy gradient's surrogate). For code gradguard did not write (the
-guard, ``gradguard run``), whose labels are not seen: read from the traced loss once per trace,
-and judged by `LossNotDecreasing` (``Context.notes``).
+of learning at all (not a policy gradient's surrogate, nor a TD error against a target network).
+For code gradguard did not write (the guard, ``gradguard run``), whose labels are not seen: read
+from the traced loss once per trace, and judged by `LossNotDecreasing` (``Context.notes``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from gradguard.diagnose import (
     is_data,
     reads_variables,
     reduces_all,
+    variable_placeholders,
 )
 
 __all__ = [
@@ -31,7 +32,9 @@ __all__ = [
     "graph_batch_sum",
     "graph_chance",
     "graph_loss_floor",
+    "graph_moving_target",
     "graph_surrogate",
+    "graph_trend_uninformative",
 ]
 
 
@@ -117,6 +120,12 @@ def cross_entropy_labels(loss: tf.Tensor) -> tuple[tf.Tensor, str, int] | None:
 _TO_LOG = {"GatherV2", "GatherNd", "AddV2", "Add", "Maximum", "Minimum", "ClipByValue", "Identity"}
 
 
+def graph_trend_uninformative(loss: tf.Tensor, variables: Iterable[Any]) -> bool:
+    """Whether `loss`'s trend says nothing of learning: a surrogate's, or a moving target's."""
+    variables = list(variables)
+    return graph_surrogate(loss, variables) or graph_moving_target(loss, variables)
+
+
 def graph_surrogate(loss: tf.Tensor, variables: Iterable[Any]) -> bool:
     """Whether `loss` weighs the trained model's log-probabilities per example by data.
 
@@ -142,6 +151,34 @@ def graph_surrogate(loss: tf.Tensor, variables: Iterable[Any]) -> bool:
                 if rank and (rank == 1 or weight[0].shape != value.shape):
                     return True
             stack += consumer.outputs
+    return False
+
+
+def graph_moving_target(loss: tf.Tensor, variables: Iterable[Any]) -> bool:
+    """Whether `loss` holds the trained model's output against what another network computes.
+
+    A TD target ``r + gamma * V_target(s')`` from a target network: the loss's level moves as
+    that network is synced and its values grow towards the returns, so it may rise while the
+    values converge (hunt29 h04: sixfold, the values within 0.17 of the true ones), and its
+    trend says nothing of learning. A difference (``Sub``, ``SquaredDifference``: a squared
+    error, Huber's) one side of which reads the trained `variables`, the other only variables
+    they do not hold; a frozen base under a trained head meets it in a product, not here.
+    """
+    ops = ancestors(loss)
+    placeholders = variable_placeholders(loss.graph, list(variables))
+    trained = {p.op for p in placeholders if getattr(p, "graph", None) is loss.graph}
+    if all(op.inputs[0].op in trained for op in ops if op.type == "ReadVariableOp"):
+        return False  # (every variable read is trained: no other network)
+
+    def reads(tensor: tf.Tensor) -> set[bool]:  # per variable read, whether it is trained
+        made = ancestors(tensor)
+        return {op.inputs[0].op in trained for op in made if op.type == "ReadVariableOp"}
+
+    for op in ops:
+        if op.type in ("Sub", "SquaredDifference") and len(op.inputs) == 2:
+            left, right = (reads(t) for t in op.inputs)
+            if (True in left and right == {False}) or (True in right and left == {False}):
+                return True
     return False
 
 

@@ -128,3 +128,83 @@ def test_reinforce_whose_returns_grow_is_not_told_its_loss_rose():
     s = rng.normal(size=(256, STATES)).astype("float32")
     assert np.mean(model(s).numpy().argmax(-1) == (s[:, 0] > 0)) > 0.8  # ... as the agent learnt
     assert "loss-not-decreasing" not in {f.code for f in step.report().findings}
+
+
+# A TD error against a target network: the target side reads only the target's variables.
+def _td_error(net, target, s, r):
+    return tf.reduce_mean(tf.square(r + 0.9 * target(s)[:, 0] - net(s)[:, 0]))
+
+
+def _huber_to_target(net, target, s, r):
+    return keras.losses.Huber()(r + 0.9 * target(s)[:, 0], net(s)[:, 0])
+
+
+def _supervised_error(net, target, s, r):  # labels are data
+    return tf.reduce_mean(tf.square(r - net(s)[:, 0]))
+
+
+def _frozen_base_under_a_head(net, target, s, r):  # another network's features, then trained
+    return tf.reduce_mean(tf.square(r - net(target(s))[:, 0]))
+
+
+@pytest.mark.parametrize(
+    "loss_of, moving",
+    [
+        (_td_error, True),
+        (_huber_to_target, True),
+        (_supervised_error, False),
+        (_frozen_base_under_a_head, False),
+    ],
+    ids=lambda v: v.__name__.strip("_") if callable(v) else str(v),
+)
+def test_an_error_against_another_networks_output_is_a_moving_target(loss_of, moving):
+    keras.utils.set_random_seed(0)
+    net = keras.Sequential([keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
+    target = keras.Sequential([keras.layers.Dense(STATES)])
+    net.build((None, STATES)), target.build((None, STATES))  # (its variables captured, not made)
+    read = []
+
+    @tf.function
+    def trace(s, r):
+        loss = loss_of(net, target, s, r)
+        read.append(losslevel.graph_moving_target(loss, net.trainable_variables))
+        return loss
+
+    trace.get_concrete_function(tf.TensorSpec([None, STATES]), tf.TensorSpec([None]))
+    assert read == [moving]
+
+
+def test_td_learning_whose_loss_rises_as_the_values_grow_is_not_told_its_loss_rose():
+    # hunt29 h04: the values of a 20-state random walk learnt from a target network synced
+    # every 50 updates; the TD target's noise grows with the values, so the loss rises.
+    keras.utils.set_random_seed(15)
+    rng, states, gamma = np.random.default_rng(15), 20, 0.9
+    net = keras.Sequential(
+        [keras.Input((states,)), keras.layers.Dense(32, activation="relu"), keras.layers.Dense(1)]
+    )
+    target = keras.models.clone_model(net)
+    target.set_weights(net.get_weights())
+    optimizer, eye = keras.optimizers.Adam(3e-3), np.eye(states, dtype="float32")
+
+    @tf.function
+    def td_step(s, r, s2, done):
+        y = r + gamma * (1.0 - done) * target(s2)[:, 0]
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(y - net(s, training=True)[:, 0]))
+        grads = tape.gradient(loss, net.trainable_variables)
+        optimizer.apply_gradients(zip(grads, net.trainable_variables))
+        return loss
+
+    step = gradguard.guard(net, optimizer, policy=WARN_ALL)(td_step)
+    losses = []
+    for i in range(1500):
+        s = rng.integers(1, states - 1, size=64)
+        s2 = s + np.where(rng.random(64) < 0.5, 1, -1)
+        done = np.isin(s2, (0, states - 1)).astype("float32")
+        losses.append(float(step(eye[s], np.ones(64, "float32"), eye[s2], done)))
+        if i % 50 == 49:
+            target.set_weights(net.get_weights())
+    assert np.mean(losses[-100:]) > 2 * np.mean(losses[:100])  # the TD loss rose ...
+    values = net(eye).numpy()[1:-1, 0]
+    assert values.min() > 2.0 and values.max() > 5.0  # ... as the values grew towards 3.7-9.8
+    assert "loss-not-decreasing" not in {f.code for f in step.report().findings}
