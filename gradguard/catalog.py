@@ -112,6 +112,9 @@ CODES: Mapping[str, CodeInfo] = {
     "accumulators-not-reset": CodeInfo(_W, UpdateError, "gradients accumulated, never reset"),
     "zero-token-masked": CodeInfo(_W, LossError, "mask_zero hides 0, a real token in the data"),
     "reshape-transposes": CodeInfo(_W, LossError, "a reshape reorders axes: the data scrambled"),
+    "channels-first-input": CodeInfo(
+        _W, LossError, "channels-first images read by a channels-last convolution"
+    ),
     "heldout-scale-mismatch": CodeInfo(_W, LossError, "held-out inputs scaled unlike fit's"),
     "batch-frozen-at-trace": CodeInfo(_W, LossError, "the same examples every step: drawn once"),
     "softmax-over-one": CodeInfo(_W, GradientError, "softmax weights over one position: all 1"),

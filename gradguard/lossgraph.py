@@ -8,9 +8,10 @@ trace. `graph_findings` also judges whether the loss reads the outputs as the va
 whether it measures the error whole: the batch's mean error squared, or the error never
 squared (`lossmean`), and whether it counts only the examples of one label (`lossmask`); and
 whether the data on its way to the loss was reshaped where a transpose was meant (`reshapes`),
-attended through a mask that keeps only the padding (`attnmask`), or multiplied by a constant
-copy of a variable the gradient trains (`weightcopy`); and, with `loss_fn_findings` too,
-whether the batch's mean is divided by the batch again (`meantwice`).
+read channels-first by a channels-last convolution (`convlayout`), attended through a mask that
+keeps only the padding (`attnmask`), or multiplied by a constant copy of a variable the gradient
+trains (`weightcopy`); and, with `loss_fn_findings` too, whether the batch's mean is divided by
+the batch again (`meantwice`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import tensorflow as tf
 from gradguard import (
     attnmask,
     batchhinge,
+    convlayout,
     lossmask,
     lossmean,
     lossprobs,
@@ -283,6 +285,7 @@ def graph_findings(loss: tf.Tensor, step: int, variables: Iterable[Any] = ()) ->
         lossprobs.graph_softmax_over_batch,
         graph_swapped_cross_entropy,
         reshapes.graph_reshape_transposes,
+        convlayout.graph_channels_first,
         attnmask.graph_attention_keeps_padding,
         softmaxone.graph_softmax_over_one,
         batchhinge.graph_hinge_on_batch_total,

@@ -225,6 +225,10 @@ BUGS: dict[str, Bug] = {
     "bug_attention_heads_split_by_reshape_without_transpose_fit.py": Bug(
         ("reshape-transposes",), mentions=(("reshape-transposes", "attention heads"),)
     ),
+    # Images stored (N, 3, 32, 32) read by Conv2D as 3 rows, 32 columns and 32 channels.
+    "bug_images_channels_first_into_default_conv2d_fit.py": Bug(
+        ("channels-first-input",), mentions=(("channels-first-input", "(32, 32, 3)"),)
+    ),
     # Teacher forcing without the shift: the decoder reads each label at its own position.
     "bug_teacher_forcing_not_shifted_fit.py": Bug(("labels-in-inputs",)),
     # Each window's label is its own first value (targets=series): the model copies it.
@@ -663,6 +667,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_hinge_loss_labels_zero_one_tf_function.py": Healthy(),
     "ok_reshape_to_time_major_tf_function.py": Healthy(),
     "ok_attention_heads_split_by_reshape_and_transpose_fit.py": Healthy(),
+    "ok_images_transposed_to_channels_last_conv2d_fit.py": Healthy(),
     "ok_regression_relu_output_standardized_targets_fit.py": Healthy(),
     "ok_mask_zero_on_a_real_token_fit.py": Healthy(),
     "ok_gradient_accumulators_never_reset_tf_function.py": Healthy(),
@@ -1035,6 +1040,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "data-exhausted",
         "padding-misaligned",
         "reshape-transposes",
+        "channels-first-input",
         "zero-token-masked",
         "accumulators-not-reset",
         "attention-mask-inverted",
