@@ -115,6 +115,9 @@ CODES: Mapping[str, CodeInfo] = {
     "channels-first-input": CodeInfo(
         _W, LossError, "channels-first images read by a channels-last convolution"
     ),
+    "messages-to-sender": CodeInfo(
+        _W, LossError, "graph messages summed back at the nodes they came from"
+    ),
     "heldout-scale-mismatch": CodeInfo(_W, LossError, "held-out inputs scaled unlike fit's"),
     "batch-frozen-at-trace": CodeInfo(_W, LossError, "the same examples every step: drawn once"),
     "softmax-over-one": CodeInfo(_W, GradientError, "softmax weights over one position: all 1"),

@@ -229,6 +229,8 @@ BUGS: dict[str, Bug] = {
     "bug_images_channels_first_into_default_conv2d_fit.py": Bug(
         ("channels-first-input",), mentions=(("channels-first-input", "(32, 32, 3)"),)
     ),
+    # A hand-written GNN sums h[senders]'s messages by senders: every node hears only itself.
+    "bug_gnn_messages_summed_at_their_senders_tf_function.py": Bug(("messages-to-sender",)),
     # Teacher forcing without the shift: the decoder reads each label at its own position.
     "bug_teacher_forcing_not_shifted_fit.py": Bug(("labels-in-inputs",)),
     # Each window's label is its own first value (targets=series): the model copies it.
@@ -668,6 +670,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_reshape_to_time_major_tf_function.py": Healthy(),
     "ok_attention_heads_split_by_reshape_and_transpose_fit.py": Healthy(),
     "ok_images_transposed_to_channels_last_conv2d_fit.py": Healthy(),
+    "ok_gnn_messages_summed_at_their_receivers_tf_function.py": Healthy(),
     "ok_regression_relu_output_standardized_targets_fit.py": Healthy(),
     "ok_mask_zero_on_a_real_token_fit.py": Healthy(),
     "ok_gradient_accumulators_never_reset_tf_function.py": Healthy(),
@@ -1041,6 +1044,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "padding-misaligned",
         "reshape-transposes",
         "channels-first-input",
+        "messages-to-sender",
         "zero-token-masked",
         "accumulators-not-reset",
         "attention-mask-inverted",
