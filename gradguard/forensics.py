@@ -242,7 +242,7 @@ class Forensics:
         anything (not a surrogate's nor a moving target's). Keras' own step: `note_chance`.
         """
         if loss is None or not hasattr(loss, "graph"):  # (eager: no graph; its Keras loss)
-            core.notes.update(self._tap.eager_loss_notes(loss))
+            core.notes.update(self._tap.eager_loss_notes(loss, core.variables))
             return
         self._raw_labels.watch(id(core), loss)  # (each trace: one-hot encodings, hinges...)
         if self.in_keras_step():

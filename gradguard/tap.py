@@ -25,12 +25,20 @@ from gradguard.activations import (
 )
 from gradguard.ledger import key
 
-__all__ = ["Tap"]
+__all__ = ["ACTING", "ACTING_SHARE", "Tap"]
+
+ACTING, ACTING_SHARE = 10, 50  # updates after acting: at least 10, and one in 50
 
 # Layers whose training mode `modes.inference_mode` judges.
 _MODAL = (keras.layers.BatchNormalization, keras.layers.Dropout)
 # Layers whose inputs are judged (`unadapted`, `fractionalids`).
 _INPUTS_READ = (keras.layers.Normalization, keras.layers.Embedding)
+
+
+def _one_example(value: Any) -> bool:
+    """Whether `value` is a batch of one (an array or tensor whose first axis is 1)."""
+    shape = getattr(value, "shape", None)
+    return shape is not None and len(shape) > 0 and shape[0] == 1
 
 
 def _spec(value: Any) -> Any:
@@ -86,6 +94,10 @@ class Tap:
         self._recent_calls: list[tuple[Any, Any]] = []
         self._forward_calls: list[tuple[Any, Any]] = []
         self.penalized: set[int] = set()  # weights a traced loss penalizes by hand (keys)
+        # Models called on one example outside a tape since the latest eager update (an agent
+        # acting), and per eager update's first variable, [updates after acting, updates].
+        self._acted: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+        self._acting: dict[int, list[int]] = {}
 
     def record(
         self,
@@ -104,6 +116,8 @@ class Tap:
             self._read[id(layer)] = layer
             self._latest[id(layer)] = args[0]
         if not under_tape:
+            if isinstance(layer, keras.Model) and args and _one_example(args[0]):
+                self._acted[id(layer)] = layer
             return
         self._layers[id(layer)] = layer
         if isinstance(layer, _MODAL):
@@ -125,15 +139,29 @@ class Tap:
         """A Keras loss computed eagerly under a tape (`instrument`): the latest, and its loss."""
         self._eager_loss = (loss_fn, result)
 
-    def eager_loss_notes(self, loss: Any) -> dict[str, float]:
-        """``{"loss_floor": 0.0}`` for an eager `loss` a Keras binary cross-entropy returned.
+    def eager_loss_notes(self, loss: Any, variables: Sequence[Any]) -> dict[str, Any]:
+        """Notes on an eager update of `variables` and its `loss`, to add to its core's.
 
-        With labels in [0, 1] it cannot go below 0 (`checks.loss`; `losslevel` reads it
-        in-graph); empty for any other loss, as a note to add to a core's.
+        ``"loss_floor": 0.0`` for a loss a Keras binary cross-entropy returned: with labels in
+        [0, 1] it cannot go below 0 (`checks.loss`; `losslevel` reads it in-graph).
+        ``"acting": True`` once `ACTING` updates or more, and one in `ACTING_SHARE` at least,
+        came after a model holding `variables` was called on one example outside a tape: an
+        agent acting between its updates (REINFORCE, DQN), which learns from data its own
+        policy makes, so its loss's trend says nothing of learning (hunt29 f04).
         """
         loss_fn, result = self._eager_loss
         kind = baseline.kind_of(loss_fn) if loss is not None and result is loss else None
-        return {"loss_floor": 0.0} if kind is not None and kind.name == baseline.BINARY_CE else {}
+        notes: dict[str, Any] = {}
+        if kind is not None and kind.name == baseline.BINARY_CE:
+            notes["loss_floor"] = 0.0
+        trained = {key(v) for v in variables}
+        acted = any(trained & {key(v) for v in m.trainable_variables} for m in self._acted.values())
+        self._acted.clear()
+        counts = self._acting.setdefault(key(variables[0]) if variables else 0, [0, 0])
+        counts[0], counts[1] = counts[0] + acted, counts[1] + 1
+        if counts[0] >= ACTING and counts[0] * ACTING_SHARE >= counts[1]:
+            notes["acting"] = True
+        return notes
 
     def losses_read(self, layer: Any) -> None:
         """`layer.losses` was read into a loss (by the process-wide patch of the property)."""

@@ -16,6 +16,8 @@ from conftest import WARN_ALL
 
 import gradguard
 from gradguard import losslevel
+from gradguard.guarding import Guard
+from gradguard.options import Options
 
 STATES, ACTIONS = 8, 2
 
@@ -208,3 +210,35 @@ def test_td_learning_whose_loss_rises_as_the_values_grow_is_not_told_its_loss_ro
     values = net(eye).numpy()[1:-1, 0]
     assert values.min() > 2.0 and values.max() > 5.0  # ... as the values grew towards 3.7-9.8
     assert "loss-not-decreasing" not in {f.code for f in step.report().findings}
+
+
+def _eager_policy_gradient(act_alone: bool, rng: np.random.Generator) -> list[str]:
+    """An eager REINFORCE agent acting on one state at a time (or, `act_alone` False, on all
+    its states at once), updated once per step of its 12-step episodes; the finding codes."""
+    model, optimizer = _policy(), keras.optimizers.Adam(1e-2)
+    guard = Guard(options=Options.create(), raise_errors=False)
+    with guard.instrument_process():
+        for episode in range(25):
+            states = rng.normal(size=(12, STATES)).astype("float32")
+            if act_alone:
+                probs = np.concatenate([model(s[None]).numpy() for s in states])
+            else:
+                probs = model(states).numpy()
+            actions = (rng.random(12) < probs[:, 1]).astype("int32")
+            rewards = (actions == (states[:, 0] > 0)).astype("float32")
+            returns = np.cumsum(rewards[::-1])[::-1] * (1 + episode / 5)  # longer episodes
+            for s, a, g in zip(states, actions, returns):
+                with tf.GradientTape() as tape:
+                    loss = -tf.math.log(model(s[None], training=True)[0, a] + 1e-8) * g
+                grads = tape.gradient(loss, model.trainable_variables)
+                optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    return [f.code for f in guard.read(final=True).findings]
+
+
+@pytest.mark.parametrize("act_alone", [True, False])
+def test_an_eager_agent_acting_between_its_updates_is_not_told_its_loss_rose(act_alone):
+    # hunt29 f04: an eager REINFORCE, its loss -log p(a) * G rising with the returns. Acting on
+    # one state at a time outside the tape is what an agent does; a batch of 12 is an
+    # evaluation's, and the loss's trend is judged again.
+    codes = _eager_policy_gradient(act_alone, np.random.default_rng(0))
+    assert ("loss-not-decreasing" in codes) != act_alone, codes

@@ -52,7 +52,9 @@ class LossNotDecreasing(Check):
     restored checkpoint), and the loss has not risen more than `HOLDING` since, it is not
     flagged for not decreasing; a loss that rises (training being undone: wrong labels, a rate
     too large) still is. Nor is a loss whose first window is below 0 (a policy-gradient
-    surrogate, a critic's score): an objective with no floor, whose trend says nothing;
+    surrogate, a critic's score): an objective with no floor, whose trend says nothing; nor an
+    eager step's whose model acts between its updates, on one example at a time outside a tape
+    (``Context.notes["acting"]``, `Tap.eager_loss_notes`: an agent learning from its own data);
     nor one read while the learning rate is being raised (``Context.notes["lr_before"]``,
     `updating.RateHistory`: a learning-rate range test).
 
@@ -207,8 +209,10 @@ class LossNotDecreasing(Check):
             message += suspects.sentence(context.notes)
             return [Finding("loss-not-decreasing", message, context.step, details=details)]
         # A loss that starts below 0 is an objective with no floor (a policy-gradient
-        # surrogate, a critic's score): its trend says nothing of learning.
-        if first < 1e-8 or first - recent > self.min_improvement * first:
+        # surrogate, a critic's score), and an agent acting between its eager updates learns
+        # from data its own policy makes (`Tap.eager_loss_notes`): the trend says nothing.
+        acting = context.notes.get("acting")
+        if acting or first < 1e-8 or first - recent > self.min_improvement * first:
             return []
         trained = (floor is not None and first < self.TRAINED * chance) or context.notes.get(
             "resumed"
