@@ -118,6 +118,9 @@ CODES: Mapping[str, CodeInfo] = {
     "messages-to-sender": CodeInfo(
         _W, LossError, "graph messages summed back at the nodes they came from"
     ),
+    "term-cancels-itself": CodeInfo(
+        _W, GradientError, "a loss term subtracts or divides out its own copy: no gradient"
+    ),
     "heldout-scale-mismatch": CodeInfo(_W, LossError, "held-out inputs scaled unlike fit's"),
     "batch-frozen-at-trace": CodeInfo(_W, LossError, "the same examples every step: drawn once"),
     "softmax-over-one": CodeInfo(_W, GradientError, "softmax weights over one position: all 1"),

@@ -7,12 +7,13 @@ trace. `graph_findings` also judges whether the loss reads the outputs as the va
 (`from-logits-mismatch`, `lossprobs`); with `loss_fn_findings`, the loss's sign (`losssign`)
 whether it measures the error whole: the batch's mean error squared, or the error never
 squared (`lossmean`), and whether it counts only the examples of one label (`lossmask`); and
-whether the data on its way to the loss was reshaped where a transpose was meant (`reshapes`),
-read channels-first by a channels-last convolution (`convlayout`), summed back onto the graph
-nodes it was gathered from (`messagepass`), attended through a mask that keeps only the padding
-(`attnmask`), or multiplied by a constant copy of a variable the gradient trains (`weightcopy`);
-and, with `loss_fn_findings` too, whether the batch's mean is divided by the batch again
-(`meantwice`).
+whether a term of it is the difference or quotient of two copies of one computation
+(`selfcancel`); whether the data on its way to the loss was reshaped where a transpose was
+meant (`reshapes`), read channels-first by a channels-last convolution (`convlayout`), summed
+back onto the graph nodes it was gathered from (`messagepass`), attended through a mask that
+keeps only the padding (`attnmask`), or multiplied by a constant copy of a variable the
+gradient trains (`weightcopy`); and, with `loss_fn_findings` too, whether the batch's mean is
+divided by the batch again (`meantwice`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from gradguard import (
     meantwice,
     messagepass,
     reshapes,
+    selfcancel,
     selfpair,
     softmaxone,
     weightcopy,
@@ -289,6 +291,7 @@ def graph_findings(loss: tf.Tensor, step: int, variables: Iterable[Any] = ()) ->
         reshapes.graph_reshape_transposes,
         convlayout.graph_channels_first,
         messagepass.graph_messages_to_sender,
+        selfcancel.graph_term_cancels_itself,
         attnmask.graph_attention_keeps_padding,
         softmaxone.graph_softmax_over_one,
         batchhinge.graph_hinge_on_batch_total,

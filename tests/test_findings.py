@@ -24,7 +24,8 @@ def test_every_design_code_is_in_the_catalog():
     training-flag-missing
     normalization-not-adapted inputs-rescaled-twice loss-misassigned frozen-untrained
     epsilon-dominates labels-in-inputs data-exhausted padding-misaligned
-    reshape-transposes channels-first-input messages-to-sender zero-token-masked
+    reshape-transposes channels-first-input messages-to-sender term-cancels-itself
+    zero-token-masked
     accumulators-not-reset
     attention-mask-inverted heldout-scale-mismatch batch-frozen-at-trace
     softmax-over-one monitor-mode-inverted regularization-ignored augmentation-repeated

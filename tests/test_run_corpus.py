@@ -231,6 +231,10 @@ BUGS: dict[str, Bug] = {
     ),
     # A hand-written GNN sums h[senders]'s messages by senders: every node hears only itself.
     "bug_gnn_messages_summed_at_their_senders_tf_function.py": Bug(("messages-to-sender",)),
+    # PPO's "old" log-probabilities recomputed from the current actor in the tape: ratio 1.
+    "bug_ppo_old_log_probs_recomputed_in_the_tape_tf_function.py": Bug(
+        ("term-cancels-itself",), mentions=(("term-cancels-itself", "exp(log_p - log_p)"),)
+    ),
     # Teacher forcing without the shift: the decoder reads each label at its own position.
     "bug_teacher_forcing_not_shifted_fit.py": Bug(("labels-in-inputs",)),
     # Each window's label is its own first value (targets=series): the model copies it.
@@ -671,6 +675,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_attention_heads_split_by_reshape_and_transpose_fit.py": Healthy(),
     "ok_images_transposed_to_channels_last_conv2d_fit.py": Healthy(),
     "ok_gnn_messages_summed_at_their_receivers_tf_function.py": Healthy(),
+    "ok_ppo_old_log_probs_stored_with_the_rollout_tf_function.py": Healthy(),
     "ok_regression_relu_output_standardized_targets_fit.py": Healthy(),
     "ok_mask_zero_on_a_real_token_fit.py": Healthy(),
     "ok_gradient_accumulators_never_reset_tf_function.py": Healthy(),
@@ -1045,6 +1050,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "reshape-transposes",
         "channels-first-input",
         "messages-to-sender",
+        "term-cancels-itself",
         "zero-token-masked",
         "accumulators-not-reset",
         "attention-mask-inverted",
