@@ -194,7 +194,7 @@ CODES: Mapping[str, CodeInfo] = {
         _W, LossError, "a stateful RNN trained on rows fit shuffles: its state is another row's"
     ),
     "ema-weights-stale": CodeInfo(
-        _W, UpdateError, "use_ema's average, put in the model by fit, mostly its first weights"
+        _W, UpdateError, "a weights' average (use_ema, a target network) stays at its first"
     ),
     "predictions-constant": CodeInfo(
         _W, LossError, "once fit ends, every training example gets the same prediction"

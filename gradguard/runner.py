@@ -132,7 +132,7 @@ def run_script(plan: Plan) -> Outcome:
     The script's own exceptions end it as they would in Python (status 1, 130 for
     KeyboardInterrupt) and never gradguard's: the findings made before are still returned.
     """
-    from gradguard import checkpoint, tracedrandom
+    from gradguard import checkpoint, staletarget, tracedrandom
     from gradguard.guarding import Guard
 
     guard = Guard(options=plan.options, raise_errors=False)
@@ -146,6 +146,7 @@ def run_script(plan: Plan) -> Outcome:
         lambda: {id(core.optimizer): core.notes.get("lr_start") for core in guard.cores.values()},
     )
     unwatch_draws = tracedrandom.watch(guard.report)
+    unwatch_sets = staletarget.watch(guard.report, lambda: guard.ledger.updates)
     try:
         with guard.instrument_process(activations=plan.activations):
             runpy.run_path(plan.script, run_name="__main__")
@@ -158,6 +159,7 @@ def run_script(plan: Plan) -> Outcome:
     finally:
         unwatch()
         unwatch_draws()
+        unwatch_sets()
         sys.argv, sys.path[:] = old_argv, old_path
     outcome = Outcome(status, guard.report, False, crash, message)
     try:

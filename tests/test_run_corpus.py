@@ -196,6 +196,10 @@ BUGS: dict[str, Bug] = {
     "bug_keras_accuracy_metric_on_probabilities_fit.py": Bug(("accuracy-exact-match",)),
     # Adam(use_ema=True, ema_momentum=0.99999) over 632 updates: fit ends on the first weights.
     "bug_ema_momentum_outlasts_the_run_fit.py": Bug(("ema-weights-stale",)),
+    # A DQN's soft update blends the target network with itself: it keeps its first weights.
+    "bug_dqn_soft_update_blends_the_target_with_itself_tf_function.py": Bug(
+        ("ema-weights-stale",), mentions=(("ema-weights-stale", "tau * online"),)
+    ),
     # A stateful LSTM's chunks laid out in order, then shuffled by fit's default shuffle=True.
     "bug_stateful_lstm_rows_shuffled_by_fit.py": Bug(("stateful-shuffled",)),
     # A LossScaleOptimizer in a hand-written loop, the loss never scaled: SGD steps / 2**15.
@@ -676,6 +680,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_images_transposed_to_channels_last_conv2d_fit.py": Healthy(),
     "ok_gnn_messages_summed_at_their_receivers_tf_function.py": Healthy(),
     "ok_ppo_old_log_probs_stored_with_the_rollout_tf_function.py": Healthy(),
+    "ok_dqn_soft_update_blends_in_the_online_weights_tf_function.py": Healthy(),
     "ok_regression_relu_output_standardized_targets_fit.py": Healthy(),
     "ok_mask_zero_on_a_real_token_fit.py": Healthy(),
     "ok_gradient_accumulators_never_reset_tf_function.py": Healthy(),
