@@ -24,13 +24,11 @@ from collections.abc import Iterable
 
 import tensorflow as tf
 
-from gradguard.diagnose import scalar_constant
+from gradguard.diagnose import DATA_SOURCES, scalar_constant
 from gradguard.findings import Finding
 
 __all__ = ["graph_attention_keeps_padding"]
 
-# Where a step's data enters its graph: a traced function's arguments, or fit's iterator.
-_SOURCES = frozenset({"Placeholder", "IteratorGetNext", "IteratorGetNextSync", "OptionalGetValue"})
 # Ops that pass a mask on, position for position (broadcast, sliced, cast to bool or 0/1).
 _VIEWS = frozenset(
     {"Identity", "Cast", "ExpandDims", "Reshape", "Squeeze", "StridedSlice", "Tile", "BroadcastTo"}
@@ -132,7 +130,7 @@ def _source(tensor: tf.Tensor) -> tf.Tensor | None:
     """
     while tensor.op.type in _VIEWS or tensor.op.type == "SelectV2":
         tensor = tensor.op.inputs[-1] if tensor.op.type == "SelectV2" else tensor.op.inputs[0]
-    return tensor if tensor.op.type in _SOURCES else None
+    return tensor if tensor.op.type in DATA_SOURCES else None
 
 
 def _large(tensor: tf.Tensor, negative: bool) -> bool:

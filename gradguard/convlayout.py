@@ -21,15 +21,13 @@ from collections.abc import Iterable
 
 import tensorflow as tf
 
-from gradguard.diagnose import ancestors, shape_text
+from gradguard.diagnose import DATA_SOURCES, ancestors, shape_text
 from gradguard.findings import Finding
 
 __all__ = ["graph_channels_first"]
 
 _CONVOLUTIONS = {"Conv2D": b"NHWC", "Conv3D": b"NDHWC"}  # (the channels-last layouts)
 _LEARNED = {"Conv2D", "Conv3D", "MatMul", "BatchMatMulV2", "BatchMatMulV3", "Einsum"}
-# Where a step's data enters its graph: a traced function's arguments, or fit's iterator.
-_SOURCES = {"Placeholder", "IteratorGetNext", "IteratorGetNextSync", "OptionalGetValue"}
 MAX_CHANNELS = 4  # grey, RGB, RGBA (and two-channel images)
 MIN_SIDE = 8  # a square image at least this wide
 
@@ -46,7 +44,7 @@ def graph_channels_first(ops: Iterable[tf.Operation], step: int) -> Finding | No
         before = ancestors(op.inputs[0])
         if any(parent.type in _LEARNED for parent in before):
             continue  # (a feature map: its layout is the model's own)
-        if not any(parent.type in _SOURCES for parent in before):
+        if not any(parent.type in DATA_SOURCES for parent in before):
             continue
         return _finding(op, step)
     return None

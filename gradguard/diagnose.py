@@ -38,6 +38,11 @@ SOFTMAX_CROSS_ENTROPY = frozenset(
     {"SparseSoftmaxCrossEntropyWithLogits", "SoftmaxCrossEntropyWithLogits"}
 )
 COMPARISONS = frozenset({"Equal", "NotEqual", "Greater", "GreaterEqual", "Less", "LessEqual"})
+# Where a step's data enters its graph: a traced function's arguments (a variable's handle is a
+# placeholder too: its dtype is resource), or fit's iterator.
+DATA_SOURCES = frozenset(
+    {"Placeholder", "IteratorGetNext", "IteratorGetNextSync", "OptionalGetValue"}
+)
 
 # Ops whose gradient function exists but returns None.
 _NO_GRADIENT = {"Round", "Floor", "Ceil", "Rint"}

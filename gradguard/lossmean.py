@@ -15,7 +15,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard.diagnose import SOFTMAX_CROSS_ENTROPY, ancestors, is_data, reduces_all
+from gradguard.diagnose import DATA_SOURCES, SOFTMAX_CROSS_ENTROPY, ancestors, is_data, reduces_all
 from gradguard.findings import Finding
 
 __all__ = ["graph_error_measured_whole"]
@@ -29,7 +29,6 @@ _SQUARING = {"Square", "Pow", "Abs"}
 # Linear ops that scale their input by another: linear in the error only for a constant factor.
 _SCALING = {"Mul", "RealDiv", "DivNoNan"}
 # Ops whose outputs are the step's data: a traced function's arguments, an iterator's batch.
-_DATA = {"Placeholder", "IteratorGetNext", "IteratorGetNextSync", "OptionalGetValue"}
 # Ops that read only their input's shape, not its values.
 _SHAPES = {"Shape", "ShapeN", "Size", "Rank"}
 # Ops that compare two values element by element.
@@ -128,7 +127,9 @@ def _data_read(tensor: tf.Tensor) -> set[tuple[str, int]]:
     """
     read = _values_read([tensor])
     return {
-        (v.op.name, v.value_index) for v in read if v.op.type in _DATA and v.dtype != tf.resource
+        (v.op.name, v.value_index)
+        for v in read
+        if v.op.type in DATA_SOURCES and v.dtype != tf.resource
     }
 
 
@@ -145,7 +146,7 @@ def _values_read(tensors: list[tf.Tensor]) -> list[tf.Tensor]:
         if name in found or value.op.type in _SHAPES:
             continue
         found[name] = value
-        if value.op.type not in _DATA:
+        if value.op.type not in DATA_SOURCES:
             stack.extend(value.op.inputs)
     return list(found.values())
 
@@ -196,6 +197,6 @@ def _constant_factor(op: tf.Operation, value: tf.Tensor) -> bool:
     A count of examples (a mean written as a sum over the batch size) reads only a shape.
     """
     others = [t for t in op.inputs if (t.op, t.value_index) != (value.op, value.value_index)]
-    varies = {"ReadVariableOp", *_DATA}  # (a variable's handle is a placeholder too)
+    varies = {"ReadVariableOp", *DATA_SOURCES}  # (a variable's handle is a placeholder too)
     read = _values_read(others)
     return bool(others) and not any(v.op.type in varies or v.op is value.op for v in read)

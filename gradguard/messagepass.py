@@ -21,6 +21,7 @@ from collections.abc import Iterable
 import numpy as np
 import tensorflow as tf
 
+from gradguard.diagnose import DATA_SOURCES
 from gradguard.findings import Finding
 
 __all__ = ["graph_messages_to_sender"]
@@ -37,8 +38,6 @@ _SEGMENTS = {
     "SegmentSumV2",
     "SegmentMeanV2",
 }
-# Fed per row: a traced function's arguments (not a variable's handle), fit's iterator.
-_FED = {"Placeholder", "IteratorGetNext", "IteratorGetNextSync", "OptionalGetValue"}
 
 
 def graph_messages_to_sender(ops: Iterable[tf.Operation], step: int) -> Finding | None:
@@ -63,7 +62,7 @@ def _gathers(data: tf.Tensor) -> list[tf.Operation]:
                 return []  # (an embedding table's rows: looked up, not a node's state)
             found.append(op)
             continue
-        if op.type in _FED and op.outputs[0].dtype != tf.resource:
+        if op.type in DATA_SOURCES and op.outputs[0].dtype != tf.resource:
             return []  # (edge features, the other end's rows: information travels)
         stack.extend(t.op for t in op.inputs)
     return found

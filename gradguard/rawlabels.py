@@ -31,12 +31,11 @@ from typing import Any
 import tensorflow as tf
 
 from gradguard import diagnose, label_range
+from gradguard.diagnose import DATA_SOURCES
 from gradguard.findings import Finding, number
 
 __all__ = ["RawLabels"]
 
-# Where a step's data enters its graph: a traced function's arguments, or fit's iterator.
-_SOURCES = frozenset({"Placeholder", "IteratorGetNext", "IteratorGetNextSync", "OptionalGetValue"})
 _PASSING = frozenset({"Cast", "Identity", "Squeeze", "Reshape", "ExpandDims"})
 _WHOLE = 1e-6  # a class id's largest fractional part (a float's round-off in 0..C - 1)
 
@@ -138,7 +137,7 @@ def _float_labels(loss: tf.Operation) -> tf.Tensor | None:
         tensor = tensor.op.inputs[0]
         if not tensor.dtype.is_floating:
             return None  # (integers cast to floats: whole)
-    return labels if tensor.op.type in _SOURCES else None
+    return labels if tensor.op.type in DATA_SOURCES else None
 
 
 def _raw(tensor: tf.Tensor) -> bool:
@@ -146,4 +145,4 @@ def _raw(tensor: tf.Tensor) -> bool:
     op = tensor.op
     while op.type in _PASSING and op.inputs:
         op = op.inputs[0].op
-    return op.type in _SOURCES
+    return op.type in DATA_SOURCES

@@ -29,13 +29,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from gradguard.diagnose import ancestors, shape_text
+from gradguard.diagnose import DATA_SOURCES, ancestors, shape_text
 from gradguard.findings import Finding
 
 __all__ = ["graph_reshape_transposes"]
-
-# Where a step's data enters its graph: a traced function's arguments, or fit's iterator.
-_SOURCES = frozenset({"Placeholder", "IteratorGetNext", "IteratorGetNextSync", "OptionalGetValue"})
 
 
 def graph_reshape_transposes(ops: Iterable[tf.Operation], step: int) -> Finding | None:
@@ -47,7 +44,7 @@ def graph_reshape_transposes(ops: Iterable[tf.Operation], step: int) -> Finding 
         heads = _heads_moved(before, after)
         if not (heads or _reordered(before, after)):
             continue
-        if not any(parent.type in _SOURCES for parent in ancestors(op.inputs[0])):
+        if not any(parent.type in DATA_SOURCES for parent in ancestors(op.inputs[0])):
             continue  # (a weight reshaped: not data)
         if heads:
             return _heads_finding(op, heads, step)
