@@ -10,8 +10,9 @@ falls all the same (hunt29 b02: held-out node accuracy 0.41 against 0.88 at the 
 Read from a traced loss's graph (`lossgraph.graph_findings`): a segment reduction whose data is
 computed from rows gathered (along axis 0, of computed values, not a variable's table) only by
 the indices it reduces by: the same tensor, or constants of equal values that repeat (unique
-ones make the gather and the sum an exact identity). Messages that also read the other end of
-the edge, edge features or anything else fed per row are left out: they do carry information.
+ones make the gather and the sum an exact identity), where no other segment reduction passes
+rows gathered by other indices. Messages that also read the other end of the edge, edge features
+or anything else fed per row are left out: they do carry information.
 """
 
 from __future__ import annotations
@@ -41,12 +42,21 @@ _SEGMENTS = {
 
 
 def graph_messages_to_sender(ops: Iterable[tf.Operation], step: int) -> Finding | None:
-    """`messages-to-sender` for the first segment reduction among `ops` that returns rows home."""
+    """`messages-to-sender` for the first segment reduction among `ops` that returns rows home.
+
+    Only if none of them passes rows gathered by other indices: an attention softmax's
+    denominator summed where its scores were gathered is beside a numerator that passes.
+    """
+    home, passing = None, False
     for op in sorted((op for op in ops if op.type in _SEGMENTS), key=lambda op: op.name):
         gathers = _gathers(op.inputs[0])
-        if gathers and all(_same_indices(g.inputs[1], op.inputs[1]) for g in gathers):
-            return _finding(op, gathers[0], step)
-    return None
+        if not gathers:
+            continue
+        if all(_same_indices(g.inputs[1], op.inputs[1]) for g in gathers):
+            home = home or _finding(op, gathers[0], step)
+        else:
+            passing = True
+    return None if passing else home
 
 
 def _gathers(data: tf.Tensor) -> list[tf.Operation]:

@@ -58,6 +58,13 @@ def _edge_features_at_senders(h, s, r, e):
     return tf.math.unsorted_segment_sum(tf.gather(h, s) * e, s, NODES)
 
 
+def _attention_scored_at_receivers(h, s, r, e):  # its denominator sums receivers' own scores
+    scores = tf.exp(_DENSE(tf.gather(h, r))[:, 0])
+    denominator = tf.math.unsorted_segment_sum(scores, r, NODES)
+    weights = scores / tf.gather(denominator, r)
+    return tf.math.unsorted_segment_sum(weights[:, None] * tf.gather(h, s), r, NODES)
+
+
 def _pooled(h, s, r, e):  # a segment sum of the nodes themselves: no gather
     return tf.math.unsorted_segment_sum(h, tf.range(NODES) // 10, NODES // 10)
 
@@ -74,6 +81,7 @@ def _table_rows_by_id(h, s, r, e):  # an embedding's rows summed by their ids
         (_at_receivers, False),
         (_both_ends_at_senders, False),
         (_edge_features_at_senders, False),
+        (_attention_scored_at_receivers, False),
         (_pooled, False),
         (_table_rows_by_id, False),
     ],
