@@ -681,6 +681,8 @@ HEALTHY: dict[str, Healthy] = {
     "ok_gnn_messages_summed_at_their_receivers_tf_function.py": Healthy(),
     "ok_ppo_old_log_probs_stored_with_the_rollout_tf_function.py": Healthy(),
     "ok_dqn_soft_update_blends_in_the_online_weights_tf_function.py": Healthy(),
+    # A TD loss against a synced target network rises as the values grow: not judged.
+    "ok_td_values_with_a_synced_target_network_loss_rises_tf_function.py": Healthy(),
     "ok_regression_relu_output_standardized_targets_fit.py": Healthy(),
     "ok_mask_zero_on_a_real_token_fit.py": Healthy(),
     "ok_gradient_accumulators_never_reset_tf_function.py": Healthy(),
