@@ -43,10 +43,13 @@ class _Sets:
 
     def wrap(self, original: Callable[..., Any]) -> Callable[..., Any]:
         def set_weights(layer: Any, weights: Any) -> Any:
-            before = layer.get_weights()
+            before = None
+            with contextlib.suppress(Exception):  # (gradguard's reading never fails the call)
+                before = layer.get_weights()
             result = original(layer, weights)
-            with contextlib.suppress(Exception):  # (a shape Keras took: only compared)
-                self._note(layer, before, weights)
+            if before is not None:
+                with contextlib.suppress(Exception):
+                    self._note(layer, before, weights)
             return result
 
         return set_weights
@@ -70,13 +73,12 @@ class _Sets:
                 continue
             message = (
                 f"{layer.name}.set_weights was called {int(calls)} times while the training "
-                f"made {updates} updates, and after the first it never moved a weight (the largest "
-                f"change {change:.1g} of the largest weight): {layer.name} keeps the weights it "
-                "was first given. A "
-                "target network's update that blends it with itself (0.99 * target + 0.01 * "
-                "target, the online weights left out) computes its targets from the random "
-                "network it started as. Blend in the online weights: tau * online + (1 - tau) "
-                "* target."
+                f"made {updates} updates, and after the first it never moved a weight (the "
+                f"largest change {change:.1g} of the largest weight): {layer.name} keeps the "
+                "weights it was first given. A target network's update that blends it with "
+                "itself (0.99 * target + 0.01 * target, the online weights left out) computes "
+                "its targets from the network it started as. Blend in the online weights: "
+                "tau * online + (1 - tau) * target."
             )
             details = {"layer": layer.name, "calls": int(calls)}
             found.append(Finding("ema-weights-stale", message, updates, details=details))
