@@ -7,12 +7,13 @@ mixed up, as in BNN-UPC/MARL-GNN-TE#1), every node gets back only its own messag
 edge: nothing travels along the edges and the network is a per-node model in disguise. The loss
 falls all the same (hunt29 b02: held-out node accuracy 0.41 against 0.88 at the receivers).
 
-Read from a traced loss's graph (`lossgraph.graph_findings`): a segment reduction whose data is
-computed from rows gathered (along axis 0, of computed values, not a variable's table) only by
-the indices it reduces by: the same tensor, or constants of equal values that repeat (unique
-ones make the gather and the sum an exact identity), where no other segment reduction passes
-rows gathered by other indices. Messages that also read the other end of the edge, edge features
-or anything else fed per row are left out: they do carry information.
+Read from a traced loss's graph (`lossgraph.graph_findings`): a segment reduction (or a scatter
+into rows, ``tf.tensor_scatter_nd_add``, ``tf.scatter_nd``) whose data is computed from rows
+gathered (along axis 0, of computed values, not a variable's table) only by the indices it
+reduces by: the same tensor, or constants of equal values that repeat (unique ones make the
+gather and the sum an exact identity), where no other reduction passes rows gathered by other
+indices. Messages that also read the other end of the edge, edge features or anything else fed
+per row are left out: they do carry information.
 """
 
 from __future__ import annotations
@@ -27,17 +28,24 @@ from gradguard.findings import Finding
 
 __all__ = ["graph_messages_to_sender"]
 
-_SEGMENTS = {
-    "UnsortedSegmentSum",
-    "UnsortedSegmentMax",
-    "UnsortedSegmentMin",
-    "UnsortedSegmentProd",
-    "SegmentSum",
-    "SegmentMean",
-    "SegmentMax",
-    "SegmentMin",
-    "SegmentSumV2",
-    "SegmentMeanV2",
+# The reductions into rows, each with (its data's input, its indices' input): segment
+# reductions, and scatters (``tf.tensor_scatter_nd_add(zeros, ids[:, None], messages)``).
+_SEGMENT = (0, 1)
+_REDUCTIONS = {
+    "UnsortedSegmentSum": _SEGMENT,
+    "UnsortedSegmentMax": _SEGMENT,
+    "UnsortedSegmentMin": _SEGMENT,
+    "UnsortedSegmentProd": _SEGMENT,
+    "SegmentSum": _SEGMENT,
+    "SegmentMean": _SEGMENT,
+    "SegmentMax": _SEGMENT,
+    "SegmentMin": _SEGMENT,
+    "SegmentSumV2": _SEGMENT,
+    "SegmentMeanV2": _SEGMENT,
+    "ScatterNd": (1, 0),
+    "TensorScatterAdd": (2, 1),
+    "TensorScatterMax": (2, 1),
+    "TensorScatterMin": (2, 1),
 }
 
 
@@ -48,11 +56,12 @@ def graph_messages_to_sender(ops: Iterable[tf.Operation], step: int) -> Finding 
     denominator summed where its scores were gathered is beside a numerator that passes.
     """
     home, passing = None, False
-    for op in sorted((op for op in ops if op.type in _SEGMENTS), key=lambda op: op.name):
-        gathers = _gathers(op.inputs[0])
+    for op in sorted((op for op in ops if op.type in _REDUCTIONS), key=lambda op: op.name):
+        data, ids = (op.inputs[i] for i in _REDUCTIONS[op.type])
+        gathers = _gathers(data)
         if not gathers:
             continue
-        if all(_same_indices(g.inputs[1], op.inputs[1]) for g in gathers):
+        if all(_same_indices(g.inputs[1], _row_ids(ids)) for g in gathers):
             home = home or _finding(op, gathers[0], step)
         else:
             passing = True
@@ -84,9 +93,21 @@ def _same_indices(gathered: tf.Tensor, summed: tf.Tensor) -> bool:
     if gathered is summed:
         return True
     a, b = tf.get_static_value(gathered), tf.get_static_value(summed)
+    if b is not None and np.ndim(b) == 2 and np.shape(b)[-1] == 1:
+        b = np.reshape(b, -1)  # (a scatter's column of constant ids)
     if a is None or b is None or np.shape(a) != np.shape(b) or np.ndim(a) != 1:
         return False
     return bool(np.array_equal(a, b)) and len(np.unique(a)) < len(a)
+
+
+def _row_ids(indices: tf.Tensor) -> tf.Tensor:
+    """A scatter's ``(n, 1)`` indices as the ``(n,)`` ids they were made from (else as given)."""
+    op = indices.op
+    column = indices.shape.rank == 2 and indices.shape[-1] == 1
+    if column and op.type in ("ExpandDims", "Reshape", "StridedSlice") and op.inputs:
+        if op.inputs[0].shape.rank == 1:
+            return op.inputs[0]
+    return indices
 
 
 def _unwrapped(tensor: tf.Tensor) -> tf.Tensor:

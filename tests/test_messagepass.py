@@ -1,7 +1,8 @@
 """Graph messages summed back at the nodes they came from (`messagepass`, `messages-to-sender`).
 
 Found from the traced graph of a hand-written step and under `fit`: messages gathered from
-``h[senders]`` and summed by ``senders`` (the same tensor, or equal constants). Silent: summed at
+``h[senders]`` and summed by ``senders`` (the same tensor, or equal constants), or scattered
+there (``tf.tensor_scatter_nd_add``, ``tf.scatter_nd``). Silent: summed at
 the receivers, messages that also read the receivers' rows or edge features, graph pooling
 (a segment sum of the nodes themselves), and an embedding table's rows summed by their ids.
 """
@@ -45,6 +46,18 @@ def _keras_segment_sum_at_senders(h, s, r, e):
     return keras.ops.segment_sum(_DENSE(tf.gather(h, s)), s, NODES)
 
 
+def _scattered_at_senders(h, s, r, e):  # tf.tensor_scatter_nd_add, ids as a column
+    return tf.tensor_scatter_nd_add(tf.zeros_like(h), s[:, None], _DENSE(tf.gather(h, s)))
+
+
+def _scatter_nd_at_senders(h, s, r, e):
+    return tf.scatter_nd(tf.expand_dims(s, -1), _DENSE(tf.gather(h, s)), tf.shape(h))
+
+
+def _scattered_at_receivers(h, s, r, e):
+    return tf.tensor_scatter_nd_add(tf.zeros_like(h), r[:, None], _DENSE(tf.gather(h, s)))
+
+
 def _at_receivers(h, s, r, e):
     return tf.math.unsorted_segment_sum(_DENSE(tf.gather(h, s)), r, NODES)
 
@@ -78,6 +91,9 @@ def _table_rows_by_id(h, s, r, e):  # an embedding's rows summed by their ids
     [
         (_at_senders, True),
         (_keras_segment_sum_at_senders, True),
+        (_scattered_at_senders, True),
+        (_scatter_nd_at_senders, True),
+        (_scattered_at_receivers, False),
         (_at_receivers, False),
         (_both_ends_at_senders, False),
         (_edge_features_at_senders, False),
