@@ -23,7 +23,7 @@ from collections.abc import Iterable
 import numpy as np
 import tensorflow as tf
 
-from gradguard.diagnose import DATA_SOURCES
+from gradguard.diagnose import DATA_SOURCES, before_views
 from gradguard.findings import Finding
 
 __all__ = ["graph_messages_to_sender"]
@@ -89,7 +89,7 @@ def _gathers(data: tf.Tensor) -> list[tf.Operation]:
 
 def _same_indices(gathered: tf.Tensor, summed: tf.Tensor) -> bool:
     """Whether two index tensors are one, or equal constants with repeats (see the module)."""
-    gathered, summed = _unwrapped(gathered), _unwrapped(summed)
+    gathered, summed = before_views(gathered), before_views(summed)
     if gathered is summed:
         return True
     a, b = tf.get_static_value(gathered), tf.get_static_value(summed)
@@ -101,19 +101,15 @@ def _same_indices(gathered: tf.Tensor, summed: tf.Tensor) -> bool:
 
 
 def _row_ids(indices: tf.Tensor) -> tf.Tensor:
-    """A scatter's ``(n, 1)`` indices as the ``(n,)`` ids they were made from (else as given)."""
+    """A scatter's ``ids[:, None]`` column as the ids; other indices as given.
+
+    (An ExpandDims or a Reshape of the ids is a view, which `before_views` sees through.)
+    """
     op = indices.op
     column = indices.shape.rank == 2 and indices.shape[-1] == 1
-    if column and op.type in ("ExpandDims", "Reshape", "StridedSlice") and op.inputs:
-        if op.inputs[0].shape.rank == 1:
-            return op.inputs[0]
+    if column and op.type == "StridedSlice" and op.inputs[0].shape.rank == 1:
+        return op.inputs[0]
     return indices
-
-
-def _unwrapped(tensor: tf.Tensor) -> tf.Tensor:
-    while tensor.op.type in ("Identity", "Cast") and tensor.op.inputs:
-        tensor = tensor.op.inputs[0]
-    return tensor
 
 
 def _finding(op: tf.Operation, gather: tf.Operation, step: int) -> Finding:

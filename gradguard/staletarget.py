@@ -92,12 +92,11 @@ def watch(report: Report, updates: Callable[[], int]) -> Callable[[], None]:
       report: Where the findings go when the watch ends.
       updates: The optimizer updates made so far (the run's steps).
     """
-    sets = _Sets()
-    patch = Patch(keras.layers.Layer, "set_weights", sets.wrap)
-    patch.__enter__()
+    sets, stack = _Sets(), contextlib.ExitStack()
+    stack.enter_context(Patch(keras.layers.Layer, "set_weights", sets.wrap))
 
     def unwatch() -> None:
-        patch.__exit__(None, None, None)
+        stack.close()
         for finding in sets.findings(updates()):
             if report.add(finding):
                 logging.warning("gradguard [%s]: %s", finding.code, finding.message)
