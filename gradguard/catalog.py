@@ -121,6 +121,9 @@ CODES: Mapping[str, CodeInfo] = {
     "term-cancels-itself": CodeInfo(
         _W, GradientError, "a loss term subtracts or divides out its own copy: no gradient"
     ),
+    "head-trained-to-lose": CodeInfo(
+        _W, LossError, "a subtracted cross-entropy trains its own head to be wrong: no reversal"
+    ),
     "heldout-scale-mismatch": CodeInfo(_W, LossError, "held-out inputs scaled unlike fit's"),
     "batch-frozen-at-trace": CodeInfo(_W, LossError, "the same examples every step: drawn once"),
     "softmax-over-one": CodeInfo(_W, GradientError, "softmax weights over one position: all 1"),

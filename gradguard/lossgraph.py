@@ -8,7 +8,8 @@ trace. `graph_findings` also judges whether the loss reads the outputs as the va
 whether it measures the error whole: the batch's mean error squared, or the error never
 squared (`lossmean`), and whether it counts only the examples of one label (`lossmask`); and
 whether a term of it is the difference or quotient of two copies of one computation
-(`selfcancel`); whether the data on its way to the loss was reshaped where a transpose was
+(`selfcancel`), or a cross-entropy subtracted along with the head that computes it
+(`adversary`); whether the data on its way to the loss was reshaped where a transpose was
 meant (`reshapes`), read channels-first by a channels-last convolution (`convlayout`), summed
 back onto the graph nodes it was gathered from (`messagepass`), attended through a mask that
 keeps only the padding (`attnmask`), or multiplied by a constant copy of a variable the
@@ -19,12 +20,13 @@ divided by the batch again (`meantwice`).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import tensorflow as tf
 
 from gradguard import (
+    adversary,
     attnmask,
     batchhinge,
     convlayout,
@@ -276,7 +278,7 @@ def _reads_a_variable(op: tf.Operation) -> bool:
     return op.type in ("ReadVariableOp", "ResourceGather")
 
 
-def graph_findings(loss: tf.Tensor, step: int, variables: Iterable[Any] = ()) -> list[Finding]:
+def graph_findings(loss: tf.Tensor, step: int, variables: Sequence[Any] = ()) -> list[Finding]:
     """Every judgment of a traced loss, for code gradguard did not write (the guard, `run`).
 
     Each judge reads `ops`, the ops the loss is computed from (one walk of the graph for all);
@@ -301,6 +303,7 @@ def graph_findings(loss: tf.Tensor, step: int, variables: Iterable[Any] = ()) ->
     is_output = losssign.trained_layer(loss.graph, variables)
     found.append(lossprobs.graph_logits_as_probabilities(ops, is_output, step))
     found.append(losssign.graph_loss_sign(loss, ops, is_output, step))
+    found.append(adversary.graph_head_trained_to_lose(loss, ops, is_output, variables, step))
     found.append(lossmean.graph_error_measured_whole(loss, ops, reads_variables, step))
     found.append(lossmask.graph_mask_keeps_one_label(loss, ops, _reads_a_variable, step))
     found.append(weightcopy.graph_weights_copied(loss, ops, variables, step))

@@ -28,28 +28,22 @@ not ``1 - dice_coef``); an IoU's union holds it in a divisor, not followed: it c
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
-import numpy as np
 import tensorflow as tf
 
 from gradguard.diagnose import (
     SOFTMAX_CROSS_ENTROPY,
     descendants,
     is_data,
+    reads_variables,
     variable_placeholders,
 )
 from gradguard.findings import Finding
+from gradguard.lossdirection import label_sign, to_loss
 
-__all__ = ["graph_loss_sign", "trained_layer"]
+__all__ = ["Term", "graph_loss_sign", "terms", "trained_layer"]
 
-# Ops through which the loss moves with their input (the direction kept): reductions, reshapes,
-# selections and increasing functions. A product and a difference are judged by operand.
-_KEEPING = {
-    "Identity", "Cast", "Reshape", "Squeeze", "ExpandDims", "Transpose", "Pack", "ConcatV2",
-    "Sum", "Mean", "AddV2", "Add", "AddN", "BroadcastTo", "Tile", "StridedSlice", "Slice",
-    "Maximum", "Minimum", "ClipByValue", "Exp", "Log", "Log1p", "Sqrt", "Softplus", "Relu",
-}  # fmt: skip
 # Between a layer's output and a log-probability: a bias, an activation, one head's slice,
 # Keras' clipping and renormalization, the `1 - p` of a binary cross-entropy's second term.
 _TOWARD_OUTPUT = {
@@ -59,8 +53,6 @@ _TOWARD_OUTPUT = {
 }  # fmt: skip
 _PRODUCTS = {"MatMul", "BatchMatMulV2", "Einsum", "Conv2D", "Conv1D"}
 _KINDS = ("likelihood", "cosine", "overlap")  # what a term grows with (`graph_loss_sign`)
-_SHAPE_OF = {"Shape", "ShapeN", "Size", "Rank"}
-_UNKNOWN = 0
 
 
 def trained_layer(graph: Any, variables: Iterable[Any]) -> Callable[[tf.Operation], bool]:
@@ -82,6 +74,52 @@ def trained_layer(graph: Any, variables: Iterable[Any]) -> Callable[[tf.Operatio
     return is_trained
 
 
+class Term(NamedTuple):
+    """One path of a likelihood-like term to the loss (`terms`)."""
+
+    op: tf.Operation  # what the term is computed by (a cross-entropy, a log-probability)
+    kind: str  # what it grows with: "likelihood", "cosine" or "overlap"
+    direction: int  # +1: the loss grows with it; -1: falls; `UNKNOWN` (0): cannot be told
+    labelled: bool  # the labels' own (picked or weighted by labels that are data)
+    weighted: bool  # multiplied on its way by the model's own values (an entropy's p * log p)
+
+
+def terms(
+    loss: tf.Tensor,
+    ops: set[tf.Operation],
+    is_output: Callable[[tf.Operation], bool],
+    constant_labels: bool = False,
+) -> list[Term]:
+    """Every path to `loss` of a log-probability, cosine or overlap of the model's output.
+
+    Args:
+      loss: The traced scalar loss.
+      ops: The ops `loss` is computed from.
+      is_output: Whether an op makes the trained model's output (`trained_layer`).
+      constant_labels: Whether labels made in the step from constants count as labels
+        (``tf.zeros(n)`` for a domain classifier's "source"), or only data the step is fed.
+    """
+    # Data is what the step is fed and the model did not make (its output is fed too when a
+    # loss function is traced alone).
+    made = set().union(*(descendants(op.outputs[0]) for op in ops if is_output(op)))
+
+    def labels(tensor: tf.Tensor) -> bool:
+        if tensor.op in made:
+            return False
+        return not reads_variables(tensor) if constant_labels else is_data(tensor)
+
+    found = []
+    for op in sorted(ops, key=lambda op: op.name):
+        for kind, find in zip(_KINDS, (_log_likelihood, _cosine, _overlap)):
+            source = find(op, is_output, labels)
+            if source is not None:
+                tensor, direction, labelled = source
+                paths = to_loss(tensor, (direction, labelled, False), loss, ops, labels)
+                found += [Term(op, kind, *path) for path in paths]
+                break
+    return found
+
+
 def graph_loss_sign(
     loss: tf.Tensor, ops: set[tf.Operation], is_output: Callable[[tf.Operation], bool], step: int
 ) -> Finding | None:
@@ -93,30 +131,13 @@ def graph_loss_sign(
       is_output: Whether an op makes the trained model's output (`trained_layer`).
       step: The step the finding is dated.
     """
-    # Data is what the step is fed and the model did not make (its output is fed too when a
-    # loss function is traced alone).
-    made = set().union(*(descendants(op.outputs[0]) for op in ops if is_output(op)))
-
-    def labels(tensor: tf.Tensor) -> bool:
-        return tensor.op not in made and is_data(tensor)
-
     directions, kinds = [], {}
-    for op in ops:
-        for kind, find in zip(_KINDS, (_log_likelihood, _cosine, _overlap)):
-            source = find(op, is_output, labels)
-            if source is not None:
-                kinds[op] = kind
-                break
-        if source is None:
-            continue
-        tensor, direction, labelled = source
-        for path_direction, path_labelled, weighted in _to_loss(
-            tensor, (direction, labelled, False), loss, ops, labels
-        ):
-            # The labels' log-likelihood; and, against it, log-probabilities summed over the
-            # classes with constant weights (a complementary-label estimator's counter-term).
-            if path_labelled or (not weighted and path_direction != 1):
-                directions.append((path_direction, op))
+    for term in terms(loss, ops, is_output):
+        kinds[term.op] = term.kind
+        # The labels' log-likelihood; and, against it, log-probabilities summed over the
+        # classes with constant weights (a complementary-label estimator's counter-term).
+        if term.labelled or (not term.weighted and term.direction != 1):
+            directions.append((term.direction, term.op))
     if not directions or any(direction != 1 for direction, _ in directions):
         return None
     source_op = directions[0][1]
@@ -162,12 +183,34 @@ def _log_likelihood(
         if not _from_output(op.inputs[0], is_output, allow_log=True):
             return None
         return op.outputs[0], -1, labels(op.inputs[1])
+    sigmoid = _sigmoid_cross_entropy(op)
+    if sigmoid is not None and _from_output(sigmoid[0], is_output):
+        return op.outputs[0], -1, labels(sigmoid[1])
     if op.type == "LogSoftmax" and _from_output(op.inputs[0], is_output):
         return op.outputs[0], 1, False
     if op.type in ("Log", "Xlogy") and _probability_of_output(op.inputs[-1], is_output):
         labelled = op.type == "Xlogy" and labels(op.inputs[0])
         return op.outputs[0], 1, labelled
     return None
+
+
+def _sigmoid_cross_entropy(op: tf.Operation) -> tuple[tf.Tensor, tf.Tensor] | None:
+    """(logits, labels) of ``tf.nn.sigmoid_cross_entropy_with_logits`` (Keras' on logits).
+
+    Its last op: ``(max(x, 0) - x * z) + log1p(exp(-|x|))``.
+    """
+    if op.type not in ("AddV2", "Add"):
+        return None
+    first, second = (t.op for t in op.inputs)
+    if first.type != "Sub" or second.type != "Log1p" or second.inputs[0].op.type != "Exp":
+        return None
+    positive, product = first.inputs[0].op, first.inputs[1].op  # Select(x >= 0, x, 0), x * z
+    if positive.type not in ("Select", "SelectV2") or product.type != "Mul":
+        return None
+    logits, labels = product.inputs
+    if logits is not positive.inputs[1]:
+        logits, labels = labels, logits
+    return logits, labels
 
 
 def _cosine(
@@ -203,7 +246,7 @@ def _overlap(
     if op.type != "Mul" or op.inputs[0].shape != op.inputs[1].shape:
         return None
     for label, output in (op.inputs, op.inputs[::-1]):
-        marked = labels(label) and _label_sign(label) == 1 and (label.shape.rank or 0) >= 2
+        marked = labels(label) and label_sign(label) == 1 and (label.shape.rank or 0) >= 2
         if marked and not _sliced(label) and _probability_of_output(output, is_output):
             return op.outputs[0], 1, True
     return None
@@ -288,113 +331,3 @@ def _back_to(
         if through(op):
             stack += [t.op for t in op.inputs if t.dtype.is_floating]
     return None
-
-
-def _constant_sign(tensor: tf.Tensor) -> int:
-    """+1 or -1 for a constant whose values all share that sign, else `_UNKNOWN` (0)."""
-    source = tensor.op
-    while source.type in ("Cast", "Identity") and source.inputs:
-        source = source.inputs[0].op
-    if source.type != "Const":
-        return _UNKNOWN
-    values = tf.get_static_value(source.outputs[0])
-    if values is None or not np.size(values):
-        return _UNKNOWN
-    return 1 if np.all(values > 0) else -1 if np.all(values < 0) else _UNKNOWN
-
-
-def _to_loss(
-    tensor: tf.Tensor,
-    start: tuple[int, bool, bool],
-    loss: tf.Tensor,
-    ops: set[tf.Operation],
-    labels: Callable[[tf.Tensor], bool],
-) -> list[tuple[int, bool, bool]]:
-    """(direction, labelled, weighted by the model) of every path from `tensor` to `loss`.
-
-    ``(0, True, False)`` alone where a path's direction cannot be followed: it claims nothing.
-    """
-    reached: list[tuple[int, bool, bool]] = []
-    # (A path is known by the value an op takes, not the op alone: the two sides of a
-    # difference, a preference loss's chosen and rejected log-probabilities, arrive at one op.)
-    seen: set[tuple[tf.Operation, tf.Operation, int, tuple[int, bool, bool]]] = set()
-    stack = [(tensor, start)]
-    while stack:
-        value, state = stack.pop()
-        if value is loss or value.op is loss.op:
-            reached.append(state)
-            continue
-        for consumer in value.consumers():
-            key = (consumer, value.op, value.value_index, state)
-            # (A shape read for a mean's count, the batch's size unknown, is not the value.)
-            if consumer not in ops or key in seen or consumer.type in _SHAPE_OF:
-                continue
-            seen.add(key)
-            step = _through(consumer, value, state, labels)
-            if step is None or len(seen) > 4096:
-                return [(_UNKNOWN, True, False)]
-            stack += [(out, step) for out in consumer.outputs]
-    return reached
-
-
-def _through(
-    op: tf.Operation,
-    value: tf.Tensor,
-    state: tuple[int, bool, bool],
-    labels: Callable[[tf.Tensor], bool],
-) -> tuple[int, bool, bool] | None:
-    """The path's state after `op` takes `value`; None where its direction cannot be told."""
-    sign, marked, weighted = state
-    places = [i for i, t in enumerate(op.inputs) if t is value]
-    if len(places) != 1:
-        return None  # a value met with itself (a square)
-    place, others = places[0], [t for t in op.inputs if t is not value]
-    if op.type in _KEEPING:
-        return state
-    if op.type == "Neg":
-        return -sign, marked, weighted
-    if op.type == "Sub":
-        return (sign if place == 0 else -sign), marked, weighted
-    if op.type == "Mul":
-        other = others[0]
-        if not labels(other):  # a constant, or the model's own values (p * log p)
-            constant = _constant_sign(other)
-            if constant != _UNKNOWN:
-                return sign * constant, marked, weighted
-            return sign, marked, True
-        # Labels of the log-probabilities' own shape are a distribution over the classes (one-
-        # hot or soft: not negative, unless negated); a weight per example may be an advantage
-        # or a cost, of either sign.
-        factor = _label_sign(other)
-        same_shape = other.shape.rank and other.shape.rank >= 2 and other.shape == value.shape
-        return (sign * factor, True, weighted) if factor and same_shape else None
-    if op.type in ("RealDiv", "DivNoNan") and place == 0:
-        constant = _constant_sign(others[0])
-        return (sign * constant if constant != _UNKNOWN else sign), marked, weighted
-    # Values picked by class ids (a gather), or by a mask, from the log-probabilities.
-    if op.type in ("GatherV2", "GatherNd") and place == 0:
-        return sign, marked or labels(op.inputs[1]), weighted
-    if op.type in ("SelectV2", "Select") and place > 0:
-        return sign, marked or labels(op.inputs[0]), weighted
-    return None
-
-
-def _label_sign(tensor: tf.Tensor, depth: int = 0) -> int:
-    """+1 for labels as fed (or one-hot, or one minus them), -1 negated, else 0 (unknown)."""
-    op = tensor.op
-    if depth > 8:
-        return _UNKNOWN
-    if op.type in ("Placeholder", "OneHot"):
-        return 1
-    if op.type == "Const":
-        return _constant_sign(tensor)
-    if op.type == "Neg":
-        return -_label_sign(op.inputs[0], depth + 1)
-    if op.type in ("Cast", "Identity", "Reshape", "ExpandDims", "Squeeze", "StridedSlice"):
-        return _label_sign(op.inputs[0], depth + 1)
-    signs = [_label_sign(t, depth + 1) for t in op.inputs[:2]]
-    if op.type in ("Mul", "AddV2", "Add") and signs == [1, 1]:
-        return 1  # label smoothing: y * (1 - e) + e / C
-    if op.type == "Sub" and _constant_sign(op.inputs[0]) == 1 and signs[1] == 1:
-        return 1  # one minus the labels: a binary cross-entropy's second term
-    return _UNKNOWN

@@ -239,6 +239,10 @@ BUGS: dict[str, Bug] = {
     "bug_ppo_old_log_probs_recomputed_in_the_tape_tf_function.py": Bug(
         ("term-cancels-itself",), mentions=(("term-cancels-itself", "exp(log_p - log_p)"),)
     ),
+    # DANN with the domain loss subtracted, no reversal layer: the domain head learns to be wrong.
+    "bug_dann_domain_loss_subtracted_without_reversal_tf_function.py": Bug(
+        ("head-trained-to-lose",), mentions=(("head-trained-to-lose", "sequential_2/dense_3"),)
+    ),
     # Teacher forcing without the shift: the decoder reads each label at its own position.
     "bug_teacher_forcing_not_shifted_fit.py": Bug(("labels-in-inputs",)),
     # Each window's label is its own first value (targets=series): the model copies it.
@@ -681,6 +685,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_gnn_messages_summed_at_their_receivers_tf_function.py": Healthy(),
     "ok_ppo_old_log_probs_stored_with_the_rollout_tf_function.py": Healthy(),
     "ok_dqn_soft_update_blends_in_the_online_weights_tf_function.py": Healthy(),
+    "ok_dann_domain_loss_behind_a_gradient_reversal_layer_tf_function.py": Healthy(),
     # A TD loss against a synced target network rises as the values grow: not judged.
     "ok_td_values_with_a_synced_target_network_loss_rises_tf_function.py": Healthy(),
     "ok_regression_relu_output_standardized_targets_fit.py": Healthy(),
@@ -1058,6 +1063,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "channels-first-input",
         "messages-to-sender",
         "term-cancels-itself",
+        "head-trained-to-lose",
         "zero-token-masked",
         "accumulators-not-reset",
         "attention-mask-inverted",

@@ -40,6 +40,9 @@ def _likelihood_loss(kind, y, logits):
         return -tf.reduce_mean(keras.losses.categorical_crossentropy(one_hot, probabilities))
     if kind == "sparse-cross-entropy-negated":
         return -tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+    if kind.startswith("sigmoid-cross-entropy"):  # Keras' binary cross-entropy on logits
+        cross_entropy = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(one_hot, logits))
+        return -cross_entropy if kind.endswith("negated") else cross_entropy
     if kind.startswith("multi-label"):  # one sigmoid per class, a binary cross-entropy each
         p = tf.sigmoid(logits)
         log_likelihood = one_hot * tf.math.log(p + 1e-7) + (1 - one_hot) * tf.math.log(1 - p + 1e-7)
@@ -80,10 +83,12 @@ def _likelihood_loss(kind, y, logits):
         ("keras-cross-entropy-negated", True),
         ("sparse-cross-entropy-negated", True),
         ("multi-label-without-minus", True),
+        ("sigmoid-cross-entropy-negated", True),
         ("picked-without-minus", True),
         ("log-softmax", False),
         ("negated-labels", False),
         ("multi-label", False),
+        ("sigmoid-cross-entropy", False),
         ("policy-gradient", False),
         # Costs minimized with a plus look as rewards without the minus: no claim either way.
         ("policy-gradient-on-costs", False),
