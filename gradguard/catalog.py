@@ -124,6 +124,9 @@ CODES: Mapping[str, CodeInfo] = {
     "head-trained-to-lose": CodeInfo(
         _W, LossError, "a subtracted cross-entropy trains its own head to be wrong: no reversal"
     ),
+    "loss-has-no-minimum": CodeInfo(
+        _W, LossError, "the loss falls for ever as a trained variable grows: no + log_var term"
+    ),
     "heldout-scale-mismatch": CodeInfo(_W, LossError, "held-out inputs scaled unlike fit's"),
     "batch-frozen-at-trace": CodeInfo(_W, LossError, "the same examples every step: drawn once"),
     "softmax-over-one": CodeInfo(_W, GradientError, "softmax weights over one position: all 1"),

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["UNKNOWN", "constant_sign", "label_sign", "to_loss"]
+__all__ = ["UNKNOWN", "constant_sign", "label_sign", "positive", "to_loss"]
 
 # Ops through which the loss moves with their input (the direction kept): reductions, reshapes,
 # selections and increasing functions. A product and a difference are judged by operand.
@@ -48,10 +48,14 @@ def to_loss(
     loss: tf.Tensor,
     ops: set[tf.Operation],
     labels: Callable[[tf.Tensor], bool],
+    strict: bool = False,
 ) -> list[tuple[int, bool, bool]]:
     """(direction, labelled, weighted by the model) of every path from `tensor` to `loss`.
 
     ``(0, True, False)`` alone where a path's direction cannot be followed: it claims nothing.
+    `strict` follows only ops that move strictly with their input, without a bound the path
+    could settle at (no clipping, no ReLU), and products with factors known to be positive
+    (`positive`).
     """
     reached: list[tuple[int, bool, bool]] = []
     # (A path is known by the value an op takes, not the op alone: the two sides of a
@@ -69,7 +73,10 @@ def to_loss(
             if consumer not in ops or key in seen or consumer.type in _SHAPE_OF:
                 continue
             seen.add(key)
-            step = _through(consumer, value, state, labels)
+            if strict:
+                step = _strictly(consumer, value, state)
+            else:
+                step = _through(consumer, value, state, labels)
             if step is None or len(seen) > 4096:
                 return [(UNKNOWN, True, False)]
             stack += [(out, step) for out in consumer.outputs]
@@ -116,6 +123,61 @@ def _through(
     if op.type in ("SelectV2", "Select") and place > 0:
         return sign, marked or labels(op.inputs[0]), weighted
     return None
+
+
+# Ops that move strictly with their input: a value followed through them alone never settles.
+_STRICT = {
+    "Identity", "Cast", "Reshape", "Squeeze", "ExpandDims", "Transpose", "Pack", "ConcatV2",
+    "Sum", "Mean", "AddV2", "Add", "AddN", "BroadcastTo", "Tile", "StridedSlice", "Slice",
+    "GatherV2", "Exp", "Log", "Log1p", "Softplus",
+}  # fmt: skip
+
+
+def _strictly(
+    op: tf.Operation, value: tf.Tensor, state: tuple[int, bool, bool]
+) -> tuple[int, bool, bool] | None:
+    """`_through` for `to_loss(strict=True)`: strictly monotone ops, factors of known sign."""
+    sign, marked, weighted = state
+    places = [i for i, t in enumerate(op.inputs) if t is value]
+    if len(places) != 1:
+        return None
+    place, others = places[0], [t for t in op.inputs if t is not value]
+    if op.type in _STRICT and (place == 0 or op.type not in ("GatherV2", "StridedSlice")):
+        return state
+    if op.type == "Neg":
+        return -sign, marked, weighted
+    if op.type == "Sub":
+        return (sign if place == 0 else -sign), marked, weighted
+    if op.type in ("Mul", "RealDiv", "DivNoNan") and (op.type == "Mul" or place == 0):
+        factor = constant_sign(others[0]) or (1 if positive(others[0]) else UNKNOWN)
+        return (sign * factor, marked, weighted) if factor else None
+    return None
+
+
+# Ops whose output is above 0, or 0 only by chance (an error squared), not by design (a ReLU,
+# a hinge: a Lagrange multiplier's factor is 0 once its constraint holds); ops that keep signs.
+_POSITIVE = {
+    "Square", "SquaredDifference", "Abs", "Exp", "Softplus", "Sigmoid", "Softmax", "Sqrt",
+    "EuclideanNorm", "SoftmaxCrossEntropyWithLogits", "SparseSoftmaxCrossEntropyWithLogits",
+}  # fmt: skip
+_SIGN_KEEPING = {
+    "Identity", "Cast", "Reshape", "Squeeze", "ExpandDims", "Transpose", "Pack", "ConcatV2",
+    "Sum", "Mean", "Max", "AddV2", "Add", "AddN", "Mul", "RealDiv", "DivNoNan", "StridedSlice",
+    "Slice", "GatherV2", "StopGradient", "Tile", "BroadcastTo",
+}  # fmt: skip
+
+
+def positive(tensor: tf.Tensor, depth: int = 0) -> bool:
+    """Whether `tensor` is above 0 by construction (an error squared, a cross-entropy)."""
+    op = tensor.op
+    if op.type in _POSITIVE:
+        return True
+    if op.type == "Const":
+        return constant_sign(tensor) == 1
+    floating = [t for t in op.inputs if t.dtype.is_floating]
+    if depth > 16 or not floating:
+        return False
+    return op.type in _SIGN_KEEPING and all(positive(t, depth + 1) for t in floating)
 
 
 def label_sign(tensor: tf.Tensor, depth: int = 0) -> int:

@@ -1,20 +1,20 @@
 """What a traced loss shows about how it compares labels with predictions.
 
-A loss that silently broadcasts them (`loss-broadcast`: every label compared with every
-prediction, or a narrow output stretched over wide labels) and a cross-entropy given the
-model's output as its labels (`labels-out-of-range`). Read from a traced `FuncGraph`, once per
-trace. `graph_findings` also judges whether the loss reads the outputs as the values they are
-(`from-logits-mismatch`, `lossprobs`); with `loss_fn_findings`, the loss's sign (`losssign`)
-whether it measures the error whole: the batch's mean error squared, or the error never
-squared (`lossmean`), and whether it counts only the examples of one label (`lossmask`); and
-whether a term of it is the difference or quotient of two copies of one computation
-(`selfcancel`), or a cross-entropy subtracted along with the head that computes it
-(`adversary`); whether the data on its way to the loss was reshaped where a transpose was
-meant (`reshapes`), read channels-first by a channels-last convolution (`convlayout`), summed
-back onto the graph nodes it was gathered from (`messagepass`), attended through a mask that
-keeps only the padding (`attnmask`), or multiplied by a constant copy of a variable the
-gradient trains (`weightcopy`); and, with `loss_fn_findings` too, whether the batch's mean is
-divided by the batch again (`meantwice`).
+A loss that silently broadcasts them (`loss-broadcast`: every label compared with every prediction,
+or a narrow output stretched over wide labels) and a cross-entropy given the model's output as its
+labels (`labels-out-of-range`). Read from a traced `FuncGraph`, once per trace. `graph_findings`
+also judges whether the loss reads the outputs as the values they are (`from-logits-mismatch`,
+`lossprobs`); with `loss_fn_findings`, the loss's sign (`losssign`) whether it measures the error
+whole: the batch's mean error squared, or the error never squared (`lossmean`), and whether it
+counts only the examples of one label (`lossmask`); and whether a term of it is the difference or
+quotient of two copies of one computation (`selfcancel`), or a cross-entropy subtracted along with
+the head that computes it (`adversary`); whether it falls for ever with a variable it trains
+(`unbounded`); whether the data on its way to the loss was reshaped where a transpose was meant
+(`reshapes`), read channels-first by a channels-last convolution (`convlayout`), summed back onto
+the graph nodes it was gathered from (`messagepass`), attended through a mask that keeps only the
+padding (`attnmask`), or multiplied by a constant copy of a variable the gradient trains
+(`weightcopy`); and, with `loss_fn_findings` too, whether the batch's mean is divided by the batch
+again (`meantwice`).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from gradguard import (
     selfcancel,
     selfpair,
     softmaxone,
+    unbounded,
     weightcopy,
 )
 from gradguard.diagnose import (
@@ -304,6 +305,7 @@ def graph_findings(loss: tf.Tensor, step: int, variables: Sequence[Any] = ()) ->
     found.append(lossprobs.graph_logits_as_probabilities(ops, is_output, step))
     found.append(losssign.graph_loss_sign(loss, ops, is_output, step))
     found.append(adversary.graph_head_trained_to_lose(loss, ops, is_output, variables, step))
+    found.append(unbounded.graph_loss_has_no_minimum(loss, ops, variables, step))
     found.append(lossmean.graph_error_measured_whole(loss, ops, reads_variables, step))
     found.append(lossmask.graph_mask_keeps_one_label(loss, ops, _reads_a_variable, step))
     found.append(weightcopy.graph_weights_copied(loss, ops, variables, step))

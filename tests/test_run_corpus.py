@@ -243,6 +243,10 @@ BUGS: dict[str, Bug] = {
     "bug_dann_domain_loss_subtracted_without_reversal_tf_function.py": Bug(
         ("head-trained-to-lose",), mentions=(("head-trained-to-lose", "sequential_2/dense_3"),)
     ),
+    # Learned uncertainty weights without their + log_var: log_var climbs, the tasks fade out.
+    "bug_multitask_uncertainty_weights_without_log_var_fit.py": Bug(
+        ("loss-has-no-minimum",), mentions=(("loss-has-no-minimum", "log_vars grows"),)
+    ),
     # Teacher forcing without the shift: the decoder reads each label at its own position.
     "bug_teacher_forcing_not_shifted_fit.py": Bug(("labels-in-inputs",)),
     # Each window's label is its own first value (targets=series): the model copies it.
@@ -686,6 +690,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_ppo_old_log_probs_stored_with_the_rollout_tf_function.py": Healthy(),
     "ok_dqn_soft_update_blends_in_the_online_weights_tf_function.py": Healthy(),
     "ok_dann_domain_loss_behind_a_gradient_reversal_layer_tf_function.py": Healthy(),
+    "ok_multitask_uncertainty_weights_with_log_var_fit.py": Healthy(),
     # A TD loss against a synced target network rises as the values grow: not judged.
     "ok_td_values_with_a_synced_target_network_loss_rises_tf_function.py": Healthy(),
     "ok_regression_relu_output_standardized_targets_fit.py": Healthy(),
@@ -1064,6 +1069,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "messages-to-sender",
         "term-cancels-itself",
         "head-trained-to-lose",
+        "loss-has-no-minimum",
         "zero-token-masked",
         "accumulators-not-reset",
         "attention-mask-inverted",

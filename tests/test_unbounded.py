@@ -1,0 +1,121 @@
+"""A trained variable the loss falls with for ever (`unbounded`, `loss-has-no-minimum`).
+
+Found from the traced graph: learned uncertainty weights without their ``+ s`` term, a loss
+weight trained as ``w * loss``. Silent: Kendall's weighting with its ``+ s``; a learned log
+standard deviation in a Gaussian likelihood; SAC's temperature (a factor of unknown sign); a
+Lagrange multiplier times a ReLU (0 once its constraint holds); a learned softmax temperature;
+a weight with a Keras constraint; the model's own kernels.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import gradguard
+from gradguard import lossgraph
+
+FEATURES = 5
+
+
+def _setup(constraint=None):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(2)])
+    scale = keras.Variable(np.zeros(2, "float32"), name="log_vars")
+    scale.constraint = constraint  # (as add_weight(constraint=...) sets it)
+    return model, scale
+
+
+def _errors(model, x, y):
+    """Each task's mean squared error: never negative."""
+    return tf.reduce_mean(tf.square(y - model(x)), axis=0)
+
+
+def _uncertainty_without_log_var(model, s, x, y):
+    return tf.reduce_sum(tf.exp(-s) * _errors(model, x, y))
+
+
+def _uncertainty(model, s, x, y):  # Kendall et al.: the + s holds it at the noise level
+    return tf.reduce_sum(tf.exp(-s) * _errors(model, x, y) + s)
+
+
+def _learned_loss_weights(model, s, x, y):
+    return tf.reduce_sum(s * _errors(model, x, y))
+
+
+def _gaussian_log_std(model, s, x, y):
+    return tf.reduce_sum(0.5 * tf.exp(-2.0 * s) * _errors(model, x, y) + s)
+
+
+def _sac_temperature(model, s, x, y):
+    log_pi = tf.nn.log_softmax(model(x))[:, 0]
+    return -tf.reduce_mean(s[0] * tf.stop_gradient(log_pi + 1.0))
+
+
+def _lagrange_multiplier(model, s, x, y):  # dual ascent: still once the constraint holds
+    violation = tf.nn.relu(tf.reduce_mean(tf.square(model(x))) - 1.0)
+    return tf.reduce_mean(_errors(model, x, y)) - s[0] * tf.stop_gradient(violation)
+
+
+def _softmax_temperature(model, s, x, y):
+    logits = model(x) * tf.exp(s[0])
+    labels = tf.cast(y[:, 0] > 0, tf.int32)
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+
+
+@pytest.mark.parametrize(
+    "loss_of, direction, constrained",
+    [
+        (_uncertainty_without_log_var, "grows", False),
+        (_learned_loss_weights, "shrinks", False),
+        (_uncertainty, None, False),
+        (_gaussian_log_std, None, False),
+        (_sac_temperature, None, False),
+        (_lagrange_multiplier, None, False),
+        (_softmax_temperature, None, False),
+        (_learned_loss_weights, None, True),
+    ],
+    ids=lambda v: v.__name__.strip("_") if callable(v) else str(v),
+)
+def test_a_variable_the_loss_falls_with_for_ever_is_found(loss_of, direction, constrained):
+    model, s = _setup(keras.constraints.NonNeg() if constrained else None)
+    read = []
+
+    @tf.function
+    def trace(x, y):
+        loss = loss_of(model, s, x, y)
+        read.extend(lossgraph.graph_findings(loss, 0, [*model.trainable_variables, s]))
+        return loss
+
+    trace.get_concrete_function(tf.TensorSpec([None, FEATURES]), tf.TensorSpec([None, 2]))
+    found = [f for f in read if f.code == "loss-has-no-minimum"]
+    assert [f.details["direction"] for f in found] == ([direction] if direction else []), read
+    if found:
+        assert found[0].variables == (s.path,)
+
+
+@pytest.mark.parametrize("bounded", [False, True], ids=["without-log-var", "kendall"])
+def test_uncertainty_weights_without_their_log_variance_are_found_by_the_guard(bounded):
+    model, s = _setup()
+    variables = [*model.trainable_variables, s]
+    optimizer = keras.optimizers.SGD(0.05)
+    loss_of = _uncertainty if bounded else _uncertainty_without_log_var
+
+    @tf.function
+    @gradguard.guard(model, optimizer)
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_of(model, s, x, y)
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        x = rng.normal(size=(32, FEATURES)).astype("float32")
+        train_step(x, np.stack([x[:, 0], 3.0 * x[:, 1]], axis=1))
+    found = [f for f in train_step.report().findings if f.code == "loss-has-no-minimum"]
+    assert bool(found) != bounded, train_step.report()
+    if found:
+        assert "exp(-s) * loss + s" in found[0].message
