@@ -5,17 +5,17 @@ A cross-entropy is the negative log-likelihood of the labels: written by hand it
 falls without limit and the model learns the opposite of the data, while every other signal
 looks healthy.
 
-Read from a traced loss, once per trace: each log-probability the model's trained layer gives
-(a ``LogSoftmax``, a ``Log`` of a softmax or sigmoid, a softmax cross-entropy op) is followed
-to the loss through ops whose direction is known (sums, means, reshapes, slices, a product with
-a constant, a minus). Only the labels' log-likelihood counts: log-probabilities picked by class
-ids, or multiplied by labels of their own shape (one-hot or soft, signs followed through a
-minus). A weight per example (a policy gradient's returns, or costs, minimized with a plus on
-purpose) has a sign the graph cannot tell: it claims nothing. An entropy bonus (``p * log p``)
-and a distilled teacher's targets are not the labels' likelihood; only the model being trained
-counts (the logits come from a layer whose kernel this update trains), so a GAN generator
-minimizing the discriminator's log-likelihood of "fake" stays silent. A loss with a term in
-each direction (adversarial domain adaptation, a complementary-label estimator's sum over all
+Read from a traced loss, once per trace: each log-probability the model's trained layer gives (a
+``LogSoftmax``, a ``Log`` of a softmax or sigmoid, a softmax or sigmoid cross-entropy on logits) is
+followed to the loss through ops whose direction is known (sums, means, reshapes, slices, a product
+with a constant, a minus: `lossdirection`). Only the labels' log-likelihood counts: log-
+probabilities picked by class ids, or multiplied by labels of their own shape (one-hot or soft,
+signs followed through a minus). A weight per example (a policy gradient's returns, or costs,
+minimized with a plus on purpose) has a sign the graph cannot tell: it claims nothing. An entropy
+bonus (``p * log p``) and a distilled teacher's targets are not the labels' likelihood; only the
+model being trained counts (the logits come from a layer whose kernel this update trains), so a GAN
+generator minimizing the discriminator's log-likelihood of "fake" stays silent. A loss with a term
+in each direction (adversarial domain adaptation, a complementary-label estimator's sum over all
 classes) claims nothing, nor does any term whose direction cannot be followed.
 
 A cosine similarity of the labels and the trained model's output (their product, each scaled
@@ -176,8 +176,9 @@ def _log_likelihood(
     """(tensor, its direction in the log-likelihood, labelled) of a log-probability op, or None.
 
     A ``LogSoftmax``, or a ``Log``/``Xlogy`` of a softmax or sigmoid (or one minus it), of the
-    trained model's output: +1. A softmax cross-entropy op is already negated: -1, labelled by
-    its labels when they are data.
+    trained model's output: +1. A softmax cross-entropy op, or a sigmoid one on logits (Keras'
+    binary cross-entropy ``from_logits``), is already negated: -1, labelled by its labels when
+    they are data.
     """
     if op.type in SOFTMAX_CROSS_ENTROPY:
         if not _from_output(op.inputs[0], is_output, allow_log=True):
