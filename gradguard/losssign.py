@@ -8,15 +8,16 @@ looks healthy.
 Read from a traced loss, once per trace: each log-probability the model's trained layer gives (a
 ``LogSoftmax``, a ``Log`` of a softmax or sigmoid, a softmax or sigmoid cross-entropy on logits) is
 followed to the loss through ops whose direction is known (sums, means, reshapes, slices, a product
-with a constant, a minus: `lossdirection`). Only the labels' log-likelihood counts: log-
-probabilities picked by class ids, or multiplied by labels of their own shape (one-hot or soft,
+with a constant, a minus: `lossdirection`). Only the labels' log-likelihood counts:
+log-probabilities picked by class ids, or multiplied by labels of their own shape (one-hot or soft,
 signs followed through a minus). A weight per example (a policy gradient's returns, or costs,
 minimized with a plus on purpose) has a sign the graph cannot tell: it claims nothing. An entropy
 bonus (``p * log p``) and a distilled teacher's targets are not the labels' likelihood; only the
 model being trained counts (the logits come from a layer whose kernel this update trains), so a GAN
 generator minimizing the discriminator's log-likelihood of "fake" stays silent. A loss with a term
-in each direction (adversarial domain adaptation, a complementary-label estimator's sum over all
-classes) claims nothing, nor does any term whose direction cannot be followed.
+in each direction (adversarial domain adaptation, which `adversary` judges; a complementary-label
+estimator's sum over all classes) claims nothing, nor does any term whose direction cannot be
+followed.
 
 A cosine similarity of the labels and the trained model's output (their product, each scaled
 to unit length) is followed the same way: a loss that grows with it turns the predictions away
