@@ -125,7 +125,7 @@ CODES: Mapping[str, CodeInfo] = {
         _W, LossError, "a subtracted cross-entropy trains its own head to be wrong: no reversal"
     ),
     "loss-has-no-minimum": CodeInfo(
-        _W, LossError, "the loss falls for ever as a trained variable grows: no + log_var term"
+        _W, LossError, "the loss falls for ever as a variable or log-scale moves: a log term lost"
     ),
     "heldout-scale-mismatch": CodeInfo(_W, LossError, "held-out inputs scaled unlike fit's"),
     "batch-frozen-at-trace": CodeInfo(_W, LossError, "the same examples every step: drawn once"),

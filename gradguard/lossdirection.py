@@ -49,13 +49,14 @@ def to_loss(
     ops: set[tf.Operation],
     labels: Callable[[tf.Tensor], bool],
     strict: bool = False,
+    avoid: frozenset[tf.Operation] = frozenset(),
 ) -> list[tuple[int, bool, bool]]:
     """(direction, labelled, weighted by the model) of every path from `tensor` to `loss`.
 
     ``(0, True, False)`` alone where a path's direction cannot be followed: it claims nothing.
     `strict` follows only ops that move strictly with their input, without a bound the path
     could settle at (no clipping, no ReLU), and products with factors known to be positive
-    (`positive`).
+    (`positive`). Paths through the ops in `avoid` are left out.
     """
     reached: list[tuple[int, bool, bool]] = []
     # (A path is known by the value an op takes, not the op alone: the two sides of a
@@ -70,7 +71,12 @@ def to_loss(
         for consumer in value.consumers():
             key = (consumer, value.op, value.value_index, state)
             # (A shape read for a mean's count, the batch's size unknown, is not the value.)
-            if consumer not in ops or key in seen or consumer.type in _SHAPE_OF:
+            if (
+                consumer not in ops
+                or key in seen
+                or consumer.type in _SHAPE_OF
+                or consumer in avoid
+            ):
                 continue
             seen.add(key)
             if strict:

@@ -247,6 +247,10 @@ BUGS: dict[str, Bug] = {
     "bug_multitask_uncertainty_weights_without_log_var_fit.py": Bug(
         ("loss-has-no-minimum",), mentions=(("loss-has-no-minimum", "log_vars grows"),)
     ),
+    # A flow's log-determinant subtracted: the loss rewards contracting the data.
+    "bug_flow_log_det_sign_flipped_tf_function.py": Bug(
+        ("loss-has-no-minimum",), mentions=(("loss-has-no-minimum", "log-determinant"),)
+    ),
     # Teacher forcing without the shift: the decoder reads each label at its own position.
     "bug_teacher_forcing_not_shifted_fit.py": Bug(("labels-in-inputs",)),
     # Each window's label is its own first value (targets=series): the model copies it.
@@ -691,6 +695,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_dqn_soft_update_blends_in_the_online_weights_tf_function.py": Healthy(),
     "ok_dann_domain_loss_behind_a_gradient_reversal_layer_tf_function.py": Healthy(),
     "ok_multitask_uncertainty_weights_with_log_var_fit.py": Healthy(),
+    "ok_flow_log_det_added_tf_function.py": Healthy(),
     # A TD loss against a synced target network rises as the values grow: not judged.
     "ok_td_values_with_a_synced_target_network_loss_rises_tf_function.py": Healthy(),
     "ok_regression_relu_output_standardized_targets_fit.py": Healthy(),

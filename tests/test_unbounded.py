@@ -1,10 +1,11 @@
 """A trained variable the loss falls with for ever (`unbounded`, `loss-has-no-minimum`).
 
-Found from the traced graph: learned uncertainty weights without their ``+ s`` term, a loss
-weight trained as ``w * loss``. Silent: Kendall's weighting with its ``+ s``; a learned log
+Found from the traced graph: learned uncertainty weights without their ``+ s`` term, a loss weight
+trained as ``w * loss``; and a log-scale the model computes whose log-determinant term has the
+wrong sign (a flow's, a Gaussian's). Silent: Kendall's weighting with its ``+ s``; a learned log
 standard deviation in a Gaussian likelihood; SAC's temperature (a factor of unknown sign); a
-Lagrange multiplier times a ReLU (0 once its constraint holds); a learned softmax temperature;
-a weight with a Keras constraint; the model's own kernels.
+Lagrange multiplier times a ReLU (0 once its constraint holds); a learned softmax temperature; a
+weight with a Keras constraint; the model's own kernels.
 """
 
 from __future__ import annotations
@@ -119,3 +120,96 @@ def test_uncertainty_weights_without_their_log_variance_are_found_by_the_guard(b
     assert bool(found) != bounded, train_step.report()
     if found:
         assert "exp(-s) * loss + s" in found[0].message
+
+
+def _log_scale_and_shift(model, x):
+    out = model(x)
+    return 2.0 * tf.tanh(out[:, :1] / 2.0), out[:, 1:]
+
+
+def _flow(log_det_sign):
+    """An affine flow's negative log-likelihood: z = x * exp(s) + t, log|det| = sum(s)."""
+
+    def loss_of(model, x, y):
+        s, t = _log_scale_and_shift(model, x)
+        z = y[:, :1] * tf.exp(s) + t
+        log_prob = -0.5 * tf.reduce_sum(z**2, 1) + log_det_sign * tf.reduce_sum(s, 1)
+        return -tf.reduce_mean(log_prob)
+
+    return loss_of
+
+
+def _gaussian(log_var_sign, divided):
+    """A Gaussian's negative log-likelihood with a log-variance the model predicts."""
+
+    def loss_of(model, x, y):
+        log_var, mean = _log_scale_and_shift(model, x)
+        error = tf.square(y[:, :1] - mean)
+        scaled = error / tf.exp(log_var) if divided else error * tf.exp(-log_var)
+        return tf.reduce_mean(0.5 * scaled + log_var_sign * 0.5 * log_var)
+
+    return loss_of
+
+
+def _vae_kl(model, x, y):
+    """The KL of a predicted posterior to N(0, 1), and a reparameterized sample's error."""
+    log_var, mean = _log_scale_and_shift(model, x)
+    z = mean + tf.exp(0.5 * log_var) * y[:, :1]
+    kl = -0.5 * tf.reduce_sum(1.0 + log_var - tf.square(mean) - tf.exp(log_var), 1)
+    return tf.reduce_mean(tf.square(z - y[:, 1:]) + kl)
+
+
+def _gaussian_policy(model, x, y):
+    """PPO's ratio of a Gaussian policy, an entropy bonus: the advantages' sign is the data's."""
+    log_std, mean = _log_scale_and_shift(model, x)
+    log_p = -0.5 * tf.square((y[:, :1] - mean) / tf.exp(log_std)) - log_std
+    ratio = tf.exp(log_p - tf.stop_gradient(log_p) + 0.1)
+    return -tf.reduce_mean(ratio * y[:, 1:]) - 0.01 * tf.reduce_mean(log_std)
+
+
+def _poisson(model, x, y):
+    """A Poisson log-link: exp(s) - y * s, the counts from the data."""
+    log_rate, _ = _log_scale_and_shift(model, x)
+    return tf.reduce_mean(tf.exp(log_rate) - tf.abs(y[:, :1]) * log_rate)
+
+
+@pytest.mark.parametrize(
+    "loss_of, direction",
+    [
+        (_flow(-1.0), "shrinks"),
+        (_gaussian(-1.0, divided=True), "grows"),
+        (_gaussian(-1.0, divided=False), "grows"),
+        (_flow(1.0), None),
+        (_gaussian(1.0, divided=True), None),
+        (_gaussian(1.0, divided=False), None),
+        (_vae_kl, None),
+        (_gaussian_policy, None),
+        (_poisson, None),
+    ],
+    ids=[
+        "flow-log-det-flipped",
+        "gaussian-log-var-subtracted",
+        "gaussian-precision-log-var-subtracted",
+        "flow",
+        "gaussian",
+        "gaussian-precision",
+        "vae-kl",
+        "gaussian-policy",
+        "poisson",
+    ],
+)
+def test_a_log_scale_whose_log_determinant_has_the_wrong_sign_is_found(loss_of, direction):
+    model, _ = _setup()
+    read = []
+
+    @tf.function
+    def trace(x, y):
+        loss = loss_of(model, x, y)
+        read.extend(lossgraph.graph_findings(loss, 0, model.trainable_variables))
+        return loss
+
+    trace.get_concrete_function(tf.TensorSpec([None, FEATURES]), tf.TensorSpec([None, 2]))
+    found = [f for f in read if f.code == "loss-has-no-minimum"]
+    assert [f.details["direction"] for f in found] == ([direction] if direction else []), read
+    if found:
+        assert "log-determinant" in found[0].message
