@@ -127,6 +127,9 @@ CODES: Mapping[str, CodeInfo] = {
     "loss-has-no-minimum": CodeInfo(
         _W, LossError, "the loss falls for ever as a variable or log-scale moves: a log term lost"
     ),
+    "teacher-trained": CodeInfo(
+        _W, UpdateError, "a distillation's teacher trained by the update: pulled to the student"
+    ),
     "heldout-scale-mismatch": CodeInfo(_W, LossError, "held-out inputs scaled unlike fit's"),
     "batch-frozen-at-trace": CodeInfo(_W, LossError, "the same examples every step: drawn once"),
     "softmax-over-one": CodeInfo(_W, GradientError, "softmax weights over one position: all 1"),

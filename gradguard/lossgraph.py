@@ -9,12 +9,13 @@ whole: the batch's mean error squared, or the error never squared (`lossmean`), 
 counts only the examples of one label (`lossmask`); and whether a term of it is the difference or
 quotient of two copies of one computation (`selfcancel`), or a cross-entropy subtracted along with
 the head that computes it (`adversary`); whether it falls for ever with a variable it trains
-(`unbounded`); whether the data on its way to the loss was reshaped where a transpose was meant
-(`reshapes`), read channels-first by a channels-last convolution (`convlayout`), summed back onto
-the graph nodes it was gathered from (`messagepass`), attended through a mask that keeps only the
-padding (`attnmask`), or multiplied by a constant copy of a variable the gradient trains
-(`weightcopy`); and, with `loss_fn_findings` too, whether the batch's mean is divided by the batch
-again (`meantwice`).
+(`unbounded`); whether its soft targets come from a teacher it trains (`softtargets`); whether the
+data on its way to the loss was reshaped where a transpose was meant (`reshapes`), read
+channels-first by a channels-last convolution (`convlayout`), summed back onto the graph nodes it
+was gathered from (`messagepass`), attended through a mask that keeps only the padding
+(`attnmask`), or multiplied by a constant copy of a variable the gradient trains (`weightcopy`);
+and, with `loss_fn_findings` too, whether the batch's mean is divided by the batch again
+(`meantwice`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from gradguard import (
     selfcancel,
     selfpair,
     softmaxone,
+    softtargets,
     unbounded,
     weightcopy,
 )
@@ -306,6 +308,7 @@ def graph_findings(loss: tf.Tensor, step: int, variables: Sequence[Any] = ()) ->
     found.append(losssign.graph_loss_sign(loss, ops, is_output, step))
     found.append(adversary.graph_head_trained_to_lose(loss, ops, is_output, variables, step))
     found.append(unbounded.graph_loss_has_no_minimum(loss, ops, variables, step))
+    found.append(softtargets.graph_teacher_trained(loss, ops, is_output, variables, step))
     found.append(lossmean.graph_error_measured_whole(loss, ops, reads_variables, step))
     found.append(lossmask.graph_mask_keeps_one_label(loss, ops, _reads_a_variable, step))
     found.append(weightcopy.graph_weights_copied(loss, ops, variables, step))

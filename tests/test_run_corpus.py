@@ -251,6 +251,10 @@ BUGS: dict[str, Bug] = {
     "bug_flow_log_det_sign_flipped_tf_function.py": Bug(
         ("loss-has-no-minimum",), mentions=(("loss-has-no-minimum", "log-determinant"),)
     ),
+    # A Distiller differentiating self.trainable_variables: the teacher trained toward the student.
+    "bug_distiller_trains_its_teacher_fit.py": Bug(
+        ("teacher-trained",), mentions=(("teacher-trained", "teacher/dense"),)
+    ),
     # Teacher forcing without the shift: the decoder reads each label at its own position.
     "bug_teacher_forcing_not_shifted_fit.py": Bug(("labels-in-inputs",)),
     # Each window's label is its own first value (targets=series): the model copies it.
@@ -696,6 +700,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_dann_domain_loss_behind_a_gradient_reversal_layer_tf_function.py": Healthy(),
     "ok_multitask_uncertainty_weights_with_log_var_fit.py": Healthy(),
     "ok_flow_log_det_added_tf_function.py": Healthy(),
+    "ok_distiller_trains_only_its_student_fit.py": Healthy(),
     # A TD loss against a synced target network rises as the values grow: not judged.
     "ok_td_values_with_a_synced_target_network_loss_rises_tf_function.py": Healthy(),
     "ok_regression_relu_output_standardized_targets_fit.py": Healthy(),
@@ -1075,6 +1080,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "term-cancels-itself",
         "head-trained-to-lose",
         "loss-has-no-minimum",
+        "teacher-trained",
         "zero-token-masked",
         "accumulators-not-reset",
         "attention-mask-inverted",
