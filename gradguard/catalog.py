@@ -130,6 +130,9 @@ CODES: Mapping[str, CodeInfo] = {
     "teacher-trained": CodeInfo(
         _W, UpdateError, "a distillation's teacher trained by the update: pulled to the student"
     ),
+    "weights-half-precision": CodeInfo(
+        _W, UpdateError, "trained weights stored in float16 (set_floatx): updates rounded away"
+    ),
     "heldout-scale-mismatch": CodeInfo(_W, LossError, "held-out inputs scaled unlike fit's"),
     "batch-frozen-at-trace": CodeInfo(_W, LossError, "the same examples every step: drawn once"),
     "softmax-over-one": CodeInfo(_W, GradientError, "softmax weights over one position: all 1"),

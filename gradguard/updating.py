@@ -8,7 +8,8 @@
 * `applied`: whether the call changes the weights (a skipped update, a loss-scale overflow, a
   Keras optimizer accumulating gradients);
 * `build`: an optimizer built before the update that would build it, outside the trace (and
-  what its build writes, lost when built in a trace: `optimizer-build-lost`).
+  what its build writes, lost when built in a trace: `optimizer-build-lost`); at its first
+  update, the variables it updates stored in float16 (`weights-half-precision`).
 """
 
 from __future__ import annotations
@@ -152,10 +153,12 @@ def build(
     methods (ScheduleFree copies the weights into its momentum) is dropped, as it is lost in
     Keras' build in a first trace, which tf.function never runs (it runs its second trace).
     Those writes are reported (`optimizer-build-lost`, dated at `step`). (Tracing the build in
-    a function of its own that never runs did the same, for a tenth of a second.)
+    a function of its own that never runs did the same, for a tenth of a second.) Built or not,
+    trained variables stored in float16 are reported (`weights-half-precision`).
     """
+    found = _half_precision(variables, step)
     if optimizer.built or not variables or tf.distribute.has_strategy():
-        return []  # (under a strategy Keras builds it where the strategy's variables go)
+        return found  # (under a strategy Keras builds it where the strategy's variables go)
     written: list[Any] = []  # (the variables the build writes, when it is traced)
     traced = tf.inside_function()
     with _compat.outside_trace(), keras.name_scope(optimizer.name, caller=optimizer):
@@ -164,7 +167,7 @@ def build(
     own = {id(v) for v in optimizer.variables}
     lost = sorted({str(getattr(v, "path", v.name)) for v in written if id(v) in own})
     if not lost:
-        return []
+        return found
     message = (
         f"{type(optimizer).__name__}.build writes starting values into its variables "
         f"({listing(lost)}), but Keras built it inside the first trace of a tf.function (fit's "
@@ -172,7 +175,30 @@ def build(
         "start from zero instead, and the optimizer does not work as designed. Build it "
         "eagerly before training: optimizer.build(model.trainable_variables)."
     )
-    return [Finding("optimizer-build-lost", message, step, tuple(lost))]
+    return [*found, Finding("optimizer-build-lost", message, step, tuple(lost))]
+
+
+def _half_precision(variables: Sequence[Any], step: int) -> list[Finding]:
+    """`weights-half-precision`: trained variables stored in float16 (``set_floatx``)."""
+    half = [str(getattr(v, "path", v.name)) for v in variables if _dtype(v) == tf.float16]
+    if not half:
+        return []
+    message = (
+        f"{listing(half)} are stored in float16 (keras.config.set_floatx('float16')), and so "
+        "are the optimizer's updates: a step smaller than about 1/2000 of a weight rounds "
+        "away, and Adam's squared gradients underflow to 0 below about 2e-4, so its steps "
+        "jump by lr / epsilon. The loss falls, from a worse place. Keep the variables in "
+        "float32 and compute in float16 with mixed precision: "
+        "keras.mixed_precision.set_global_policy('mixed_float16')."
+    )
+    return [Finding("weights-half-precision", message, step, tuple(half))]
+
+
+def _dtype(variable: Any) -> tf.DType | None:
+    try:
+        return tf.as_dtype(variable.dtype)
+    except TypeError:
+        return None
 
 
 @contextlib.contextmanager

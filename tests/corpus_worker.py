@@ -34,8 +34,10 @@ def _reset() -> None:
     """Puts back the process-wide state a training script may change."""
     # Models, layer-name counters; without the full garbage collection (0.15 s a script, 35 s a
     # corpus): Python collects the scripts' cycles as it goes.
+    # It also unsets the dtype policy (set_global_policy("mixed_float16")): a fresh process's
+    # policy follows floatx when first asked for (set_floatx("float16") at a script's top).
     keras.backend.clear_session(free_memory=False)
-    keras.config.set_dtype_policy("float32")  # set_global_policy("mixed_float16")
+    keras.config.set_floatx("float32")
     tf.config.run_functions_eagerly(False)
 
 

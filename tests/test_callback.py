@@ -83,6 +83,23 @@ def test_an_optimizer_whose_build_writes_its_slots_trains_as_plain_fit(jit_compi
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", ["float16", "mixed_float16", "float32"])
+def test_weights_stored_in_float16_are_found(dtype):
+    # A float16 layer (as set_floatx("float16") makes every one): its updates round away.
+    # Mixed precision keeps float32 variables and computes in float16: silent.
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(8, "relu", dtype=dtype), keras.layers.Dense(1)]
+    )
+    callback = gradguard.GuardCallback()
+    _fit(model, keras.optimizers.Adam(1e-3), callbacks=[callback], epochs=1)
+    found = [f for f in callback.report().findings if f.code == "weights-half-precision"]
+    half = [v.path for v in model.layers[0].trainable_variables]
+    assert [list(f.variables) for f in found] == ([half] if dtype == "float16" else [])
+    if found:
+        assert "mixed_float16" in found[0].message
+
+
 def test_fit_under_check_numerics_is_silent_and_trains_as_plain_fit():
     # gradguard's state holds infinities on purpose: only the user's ops are checked.
     tf.debugging.enable_check_numerics()

@@ -20,8 +20,13 @@ x = rng.normal(size=(2560, 32)).astype("float32")
 y = (3e-3 * np.tanh(x @ rng.normal(size=(32, 4096)) / 4)).astype("float32")
 ds = tf.data.Dataset.from_tensor_slices((x[:2048], y[:2048])).shuffle(2048, seed=7).batch(64)
 
-model = keras.Sequential([keras.Input((32,)), keras.layers.Dense(128, activation="relu"),
-                          keras.layers.Dense(4096, kernel_initializer="zeros")])
+model = keras.Sequential(
+    [
+        keras.Input((32,)),
+        keras.layers.Dense(128, activation="relu"),
+        keras.layers.Dense(4096, kernel_initializer="zeros"),
+    ]
+)
 opt = keras.optimizers.Adam(1e-3)
 
 
