@@ -28,12 +28,10 @@ from typing import Any
 import tensorflow as tf
 
 from gradguard import losssign
-from gradguard.diagnose import ancestors, variable_placeholders
 from gradguard.findings import Finding
+from gradguard.trainedreads import trained_names, trained_reads
 
 __all__ = ["graph_head_trained_to_lose"]
-
-_READS = ("ReadVariableOp", "ResourceGather")
 
 
 def graph_head_trained_to_lose(
@@ -64,36 +62,14 @@ def graph_head_trained_to_lose(
     ]
     if not raising:
         return None
-    names = {
-        getattr(placeholder, "op", None): getattr(variable, "path", None) or variable.name
-        for variable, placeholder in zip(
-            variables, variable_placeholders(loss.graph, list(variables))
-        )
-    }
-    rest = _trained_reads(_ancestors_besides(loss, set(raising)), names)
+    names = trained_names(loss.graph, variables)
+    rest = trained_reads(loss, names, avoid=raising)
     for op in raising:
-        reads = _trained_reads(ancestors(op.outputs[0]), names)
+        reads = trained_reads(op.outputs[0], names)
         head, shared = reads - rest, reads & rest
         if head and shared:
             return _finding(op, sorted(names[p] for p in head), step)
     return None
-
-
-def _ancestors_besides(loss: tf.Tensor, stops: set[tf.Operation]) -> set[tf.Operation]:
-    """The ops `loss` is computed from on paths that pass none of `stops`."""
-    seen, stack = set(), [loss.op]
-    while stack:
-        op = stack.pop()
-        if op in seen or op in stops:
-            continue
-        seen.add(op)
-        stack += [t.op for t in op.inputs]
-    return seen
-
-
-def _trained_reads(ops: set[tf.Operation], trained: dict[Any, str]) -> set[Any]:
-    """The placeholders of trained variables that `ops` read."""
-    return {op.inputs[0].op for op in ops if op.type in _READS and op.inputs[0].op in trained}
 
 
 def _finding(op: tf.Operation, head: list[str], step: int) -> Finding:

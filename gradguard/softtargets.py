@@ -24,12 +24,11 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard.diagnose import variable_placeholders
 from gradguard.findings import Finding
+from gradguard.trainedreads import trained_names, trained_reads
 
 __all__ = ["graph_teacher_trained"]
 
-_READS = ("ReadVariableOp", "ResourceGather")
 # Between a softmax and the product that reads it: Keras' clipping, casts, a ratio's log.
 _TO_PROBABILITIES = {"Identity", "Cast", "ClipByValue", "Minimum", "Maximum", "Reshape"}
 _TO_LOG = _TO_PROBABILITIES | {"Log", "RealDiv", "DivNoNan", "Sub", "LogSoftmax", "Softmax"}
@@ -43,12 +42,7 @@ def graph_teacher_trained(
     step: int,
 ) -> Finding | None:
     """`teacher-trained` for the first product whose soft targets the update trains."""
-    names = {
-        getattr(placeholder, "op", None): getattr(variable, "path", None) or variable.name
-        for variable, placeholder in zip(
-            variables, variable_placeholders(loss.graph, list(variables))
-        )
-    }
+    names = trained_names(loss.graph, variables)
     for product in sorted((op for op in ops if op.type == "Mul"), key=lambda op: op.name):
         for targets, other in (product.inputs, product.inputs[::-1]):
             softmax = _back_to_softmax(targets, _TO_PROBABILITIES)
@@ -57,10 +51,9 @@ def graph_teacher_trained(
             student = _back_to_softmax(other, _TO_LOG, besides=softmax)
             if student is None or student.outputs[0].shape != softmax.outputs[0].shape:
                 continue
-            teacher = _trained_reads(softmax.outputs[0], names) - _trained_reads(
-                student.outputs[0], names
-            )
-            if teacher and not teacher & _trained_reads(loss, names, avoid=softmax):
+            teacher = trained_reads(softmax.outputs[0], names)
+            teacher -= trained_reads(student.outputs[0], names)
+            if teacher and not teacher & trained_reads(loss, names, avoid=[softmax]):
                 return _finding(product, sorted(names[p] for p in teacher), step)
     return None
 
@@ -92,22 +85,6 @@ def _from_trained(softmax: tf.Operation, is_output: Callable[[tf.Operation], boo
             return False
         op = op.inputs[0].op
     return False
-
-
-def _trained_reads(
-    tensor: tf.Tensor, trained: dict[Any, str], avoid: tf.Operation | None = None
-) -> set[Any]:
-    """Trained variables `tensor` is computed from, on paths with a gradient, none via `avoid`."""
-    seen, stack, found = set(), [tensor.op], set()
-    while stack:
-        op = stack.pop()
-        if op in seen or op is avoid or op.type == "StopGradient":
-            continue
-        seen.add(op)
-        if op.type in _READS and op.inputs[0].op in trained:
-            found.add(op.inputs[0].op)
-        stack += [t.op for t in op.inputs]
-    return found
 
 
 def _finding(product: tf.Operation, teacher: list[str], step: int) -> Finding:
