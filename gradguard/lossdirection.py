@@ -6,7 +6,8 @@ with the labels keeps it when they are a distribution over the classes (one-hot 
 product with the model's own values marks the path "weighted"; a weight per example (an
 advantage, a cost, of either sign) or any op whose direction is not known stops the walk, and
 the term then claims nothing (`UNKNOWN`). Used by `losssign` (the labels' likelihood raising the
-loss) and `adversary` (a head trained to raise its own loss).
+loss) and `adversary` (a head trained to raise its own loss); and, strictly (only ops that never
+settle, factors known to be positive), by `unbounded` (a variable the loss falls with for ever).
 """
 
 from __future__ import annotations
