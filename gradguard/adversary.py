@@ -28,7 +28,7 @@ from typing import Any
 import tensorflow as tf
 
 from gradguard import losssign
-from gradguard.findings import Finding
+from gradguard.findings import Finding, listing
 from gradguard.trainedreads import trained_names, trained_reads
 
 __all__ = ["graph_head_trained_to_lose"]
@@ -73,11 +73,10 @@ def graph_head_trained_to_lose(
 
 
 def _finding(op: tf.Operation, head: list[str], step: int) -> Finding:
-    shown = ", ".join(head[:4]) + (f" and {len(head) - 4} more" if len(head) > 4 else "")
     message = (
         f"The loss subtracts a cross-entropy ({op.name}) computed by variables no other part of "
-        f"the loss reads ({shown}): minimizing it trains that head to be wrong, its own loss "
-        "growing without limit, and the shared layers learn to help it (adversarial training "
+        f"the loss reads ({listing(head)}): minimizing it trains that head to be wrong, its own "
+        "loss growing without limit, and the shared layers learn to help it (adversarial training "
         "such as DANN written as loss = task_loss - lam * domain_loss, with no gradient "
         "reversal). Reverse the gradient only into the shared features: add the head's loss "
         "behind a gradient-reversal layer (a tf.custom_gradient returning -lam * dy), or train "

@@ -24,7 +24,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard.findings import Finding
+from gradguard.findings import Finding, listing
 from gradguard.trainedreads import trained_names, trained_reads
 
 __all__ = ["graph_teacher_trained"]
@@ -88,11 +88,10 @@ def _from_trained(softmax: tf.Operation, is_output: Callable[[tf.Operation], boo
 
 
 def _finding(product: tf.Operation, teacher: list[str], step: int) -> Finding:
-    shown = ", ".join(teacher[:4]) + (f" and {len(teacher) - 4} more" if len(teacher) > 4 else "")
     message = (
         f"The soft targets of {product.name} are the probabilities of a model this update trains "
-        f"({shown}), and no other part of the loss trains it: the distillation loss pulls the "
-        "teacher toward the student as much as the student toward the teacher, and the "
+        f"({listing(teacher)}), and no other part of the loss trains it: the distillation loss "
+        "pulls the teacher toward the student as much as the student toward the teacher, and the "
         "teacher's knowledge is washed out while the loss falls. Differentiate with respect to "
         "the student's variables only (tape.gradient(loss, self.student.trainable_variables), "
         "not self.trainable_variables), or hold the targets with tf.stop_gradient."
