@@ -52,6 +52,7 @@ from gradguard.diagnose import (
     shape_text,
 )
 from gradguard.findings import Finding
+from gradguard.trainedreads import READS
 
 __all__ = [
     "graph_findings",
@@ -278,7 +279,7 @@ def graph_loss_broadcast(ops: Iterable[tf.Operation], step: int) -> Finding | No
 
 
 def _reads_a_variable(op: tf.Operation) -> bool:
-    return op.type in ("ReadVariableOp", "ResourceGather")
+    return op.type in READS
 
 
 def graph_findings(loss: tf.Tensor, step: int, variables: Sequence[Any] = ()) -> list[Finding]:

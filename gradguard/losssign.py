@@ -43,7 +43,7 @@ from gradguard.diagnose import (
 from gradguard.findings import Finding
 from gradguard.lossdirection import label_sign, to_loss
 
-__all__ = ["Term", "graph_loss_sign", "terms", "trained_layer"]
+__all__ = ["Term", "back_to", "graph_loss_sign", "terms", "trained_layer"]
 
 # Between a layer's output and a log-probability: a bias, an activation, one head's slice,
 # Keras' clipping and renormalization, the `1 - p` of a binary cross-entropy's second term.
@@ -290,14 +290,14 @@ def _normalized(tensor: tf.Tensor) -> tf.Tensor | None:
                 return o.inputs[0] is x
             return o.type == "Mul" and o.inputs[0] is x and o.inputs[1] is x
 
-        if _back_to(scale, squares, lambda o: o.type in _NORM) is not None:
+        if back_to(scale, squares, lambda o: o.type in _NORM) is not None:
             return vector
     return None
 
 
 def _probability_of_output(tensor: tf.Tensor, is_output: Callable[[tf.Operation], bool]) -> bool:
     """Whether `tensor` is a softmax or sigmoid (or one minus it) of the model's output."""
-    squashing = _back_to(
+    squashing = back_to(
         tensor,
         lambda op: op.type in ("Softmax", "Sigmoid"),
         lambda op: op.type in _TOWARD_OUTPUT and op.type not in ("LogSoftmax", "BiasAdd"),
@@ -310,13 +310,13 @@ def _from_output(
 ) -> bool:
     """Whether `tensor` is the trained model's output (through a bias, reshapes, clipping)."""
     # Keras' sparse cross-entropy on probabilities hands their log to the logits op.
-    found = _back_to(
+    found = back_to(
         tensor, is_output, lambda op: op.type in _TOWARD_OUTPUT or (allow_log and op.type == "Log")
     )
     return found is not None
 
 
-def _back_to(
+def back_to(
     tensor: tf.Tensor,
     target: Callable[[tf.Operation], bool],
     through: Callable[[tf.Operation], bool],

@@ -25,6 +25,7 @@ from typing import Any
 import tensorflow as tf
 
 from gradguard.findings import Finding, listing
+from gradguard.losssign import back_to
 from gradguard.trainedreads import trained_names, trained_reads
 
 __all__ = ["graph_teacher_trained"]
@@ -62,17 +63,11 @@ def _back_to_softmax(
     tensor: tf.Tensor, through: set[str], besides: tf.Operation | None = None
 ) -> tf.Operation | None:
     """The softmax `tensor` is made from, back through a few ops of `through`."""
-    stack, seen = [tensor.op], set[tf.Operation]()
-    while stack and len(seen) < 16:
-        op = stack.pop()
-        if op in seen:
-            continue
-        seen.add(op)
-        if op.type in ("Softmax", "LogSoftmax") and op is not besides:
-            return op
-        if op.type in through:
-            stack += [t.op for t in op.inputs if t.dtype.is_floating]
-    return None
+    return back_to(
+        tensor,
+        lambda op: op.type in ("Softmax", "LogSoftmax") and op is not besides,
+        lambda op: op.type in through,
+    )
 
 
 def _from_trained(softmax: tf.Operation, is_output: Callable[[tf.Operation], bool]) -> bool:

@@ -14,9 +14,9 @@ import tensorflow as tf
 
 from gradguard.diagnose import variable_placeholders
 
-__all__ = ["trained_names", "trained_reads"]
+__all__ = ["READS", "trained_names", "trained_reads"]
 
-_READS = ("ReadVariableOp", "ResourceGather")
+READS = ("ReadVariableOp", "ResourceGather")  # ops that read a variable's value
 
 
 def trained_names(graph: Any, variables: Sequence[Any]) -> dict[Any, str]:
@@ -38,7 +38,7 @@ def trained_reads(
         if op in seen or op in avoid or op.type == "StopGradient":
             continue
         seen.add(op)
-        if op.type in _READS and op.inputs[0].op in trained:
+        if op.type in READS and op.inputs[0].op in trained:
             found.add(op.inputs[0].op)
         stack += [t.op for t in op.inputs]
     return found

@@ -35,10 +35,9 @@ import tensorflow as tf
 from gradguard.diagnose import reads_variables, variable_placeholders
 from gradguard.findings import Finding
 from gradguard.lossdirection import UNKNOWN, constant_sign, to_loss
+from gradguard.trainedreads import READS
 
 __all__ = ["graph_loss_has_no_minimum"]
-
-_READS = ("ReadVariableOp", "ResourceGather")
 
 
 def graph_loss_has_no_minimum(
@@ -51,7 +50,7 @@ def graph_loss_has_no_minimum(
             continue
         if getattr(variable, "constraint", None) is not None:
             continue  # (bounded by it after every update)
-        reads = [op for op in placeholder.consumers() if op.type in _READS and op in ops]
+        reads = [op for op in placeholder.consumers() if op.type in READS and op in ops]
         start = (1, False, False)  # (the direction of the variable itself)
         directions = {
             path[0]
