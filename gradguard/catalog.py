@@ -121,6 +121,9 @@ CODES: Mapping[str, CodeInfo] = {
     "term-cancels-itself": CodeInfo(
         _W, GradientError, "a loss term subtracts or divides out its own copy: no gradient"
     ),
+    "repeated-columns": CodeInfo(
+        _W, LossError, "the loss reads a stack of copies of one computation: a loop index unused"
+    ),
     "head-trained-to-lose": CodeInfo(
         _W, LossError, "a subtracted cross-entropy trains its own head to be wrong: no reversal"
     ),

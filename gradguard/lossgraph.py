@@ -8,7 +8,8 @@ also judges whether the loss reads the outputs as the values they are (`from-log
 whole: the batch's mean error squared, or the error never squared (`lossmean`), and whether it
 counts only the examples of one label (`lossmask`); and whether a term of it is the difference or
 quotient of two copies of one computation (`selfcancel`), or a cross-entropy subtracted along with
-the head that computes it (`adversary`); whether it falls for ever with a variable it trains
+the head that computes it (`adversary`); whether it reads a stack of copies of one computation
+(`repeatedcolumns`); whether it falls for ever with a variable it trains
 (`unbounded`); whether its soft targets come from a teacher it trains (`softtargets`); whether the
 data on its way to the loss was reshaped where a transpose was meant (`reshapes`), read
 channels-first by a channels-last convolution (`convlayout`), summed back onto the graph nodes it
@@ -37,6 +38,7 @@ from gradguard import (
     losssign,
     meantwice,
     messagepass,
+    repeatedcolumns,
     reshapes,
     selfcancel,
     selfpair,
@@ -298,6 +300,7 @@ def graph_findings(loss: tf.Tensor, step: int, variables: Sequence[Any] = ()) ->
         convlayout.graph_channels_first,
         messagepass.graph_messages_to_sender,
         selfcancel.graph_term_cancels_itself,
+        repeatedcolumns.graph_repeated_columns,
         attnmask.graph_attention_keeps_padding,
         softmaxone.graph_softmax_over_one,
         batchhinge.graph_hinge_on_batch_total,
@@ -324,7 +327,8 @@ def loss_fn_findings(
 
     For `TrainStep`, which is handed the loss function: `loss-sign-flipped`
     (`losssign.graph_loss_sign`), `labels-uninformative` (`lossmean`), the mask's
-    `labels-uninformative` (`lossmask`) and `loss-averaged-twice` (`meantwice`). Keras' and
+    `labels-uninformative` (`lossmask`), `loss-averaged-twice` (`meantwice`) and
+    `repeated-columns` (`repeatedcolumns`). Keras' and
     TensorFlow's own losses are not traced: they are right.
     """
     owner = loss_fn if inspect.isroutine(loss_fn) else type(loss_fn)
@@ -344,5 +348,6 @@ def loss_fn_findings(
         lossmean.graph_error_measured_whole(loss, ops, lambda t: output in ancestors(t), step),
         lossmask.graph_mask_keeps_one_label(loss, ops, lambda op: op is output, step),
         meantwice.graph_mean_divided_again(ops, lambda t: output in ancestors(t), step),
+        repeatedcolumns.graph_repeated_columns(ops, step),
     ]
     return [finding for finding in found if finding is not None]

@@ -24,7 +24,7 @@ import tensorflow as tf
 from gradguard.diagnose import reads_variables
 from gradguard.findings import Finding
 
-__all__ = ["graph_term_cancels_itself"]
+__all__ = ["StructuralKeys", "graph_term_cancels_itself"]
 
 _CANCELLING = {"Sub": "0", "RealDiv": "1", "Div": "1", "DivNoNan": "1"}
 _WRITES = {"AssignVariableOp", "AssignAddVariableOp", "AssignSubVariableOp"}
@@ -36,7 +36,7 @@ def graph_term_cancels_itself(ops: Iterable[tf.Operation], step: int) -> Finding
     candidates = [op for op in candidates if op.inputs[0] is not op.inputs[1]]
     if not candidates:
         return None
-    keys = _StructuralKeys(candidates[0].graph)
+    keys = StructuralKeys(candidates[0].graph)
     for op in candidates:
         left, right = op.inputs[0], op.inputs[1]
         floating = op.outputs[0].dtype.is_floating
@@ -45,7 +45,7 @@ def graph_term_cancels_itself(ops: Iterable[tf.Operation], step: int) -> Finding
     return None
 
 
-class _StructuralKeys:
+class StructuralKeys:
     """Equal keys for tensors computed alike, op for op, from the same sources (interned)."""
 
     def __init__(self, graph: tf.Graph) -> None:

@@ -25,6 +25,7 @@ def test_every_design_code_is_in_the_catalog():
     normalization-not-adapted inputs-rescaled-twice loss-misassigned frozen-untrained
     epsilon-dominates labels-in-inputs data-exhausted padding-misaligned
     reshape-transposes channels-first-input messages-to-sender term-cancels-itself
+    repeated-columns
     head-trained-to-lose loss-has-no-minimum teacher-trained weights-half-precision
     zero-token-masked
     accumulators-not-reset

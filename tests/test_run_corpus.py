@@ -239,6 +239,10 @@ BUGS: dict[str, Bug] = {
     "bug_ppo_old_log_probs_recomputed_in_the_tape_tf_function.py": Bug(
         ("term-cancels-itself",), mentions=(("term-cancels-itself", "exp(log_p - log_p)"),)
     ),
+    # repeated-columns: ordinal targets [y > k] all built with one threshold (loop index unused)
+    "bug_ordinal_targets_built_with_one_threshold_tf_function.py": Bug(
+        ("repeated-columns",), mentions=(("repeated-columns", "5 copies"),)
+    ),
     # DANN with the domain loss subtracted, no reversal layer: the domain head learns to be wrong.
     "bug_dann_domain_loss_subtracted_without_reversal_tf_function.py": Bug(
         ("head-trained-to-lose",), mentions=(("head-trained-to-lose", "sequential_2/dense_3"),)
@@ -700,6 +704,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_ppo_old_log_probs_stored_with_the_rollout_tf_function.py": Healthy(),
     "ok_dqn_soft_update_blends_in_the_online_weights_tf_function.py": Healthy(),
     "ok_dann_domain_loss_behind_a_gradient_reversal_layer_tf_function.py": Healthy(),
+    "ok_ordinal_targets_one_threshold_each_tf_function.py": Healthy(),
     "ok_multitask_uncertainty_weights_with_log_var_fit.py": Healthy(),
     "ok_flow_log_det_added_tf_function.py": Healthy(),
     "ok_distiller_trains_only_its_student_fit.py": Healthy(),
@@ -1081,6 +1086,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "channels-first-input",
         "messages-to-sender",
         "term-cancels-itself",
+        "repeated-columns",
         "head-trained-to-lose",
         "loss-has-no-minimum",
         "teacher-trained",
