@@ -149,6 +149,9 @@ CODES: Mapping[str, CodeInfo] = {
     "random-frozen-at-trace": CodeInfo(
         _W, LossError, "a random draw that repeats: made once at a tf.data trace, or an int seed"
     ),
+    "learning-rate-frozen-at-trace": CodeInfo(
+        _W, UpdateError, "a traced step sets the learning rate to a Python value read at trace"
+    ),
     "regularization-ignored": CodeInfo(_W, LossError, "regularizers never added to the loss"),
     "augmentation-repeated": CodeInfo(_W, LossError, "random augmentation repeats every epoch"),
     "activation-missing": CodeInfo(

@@ -9,7 +9,8 @@
   Keras optimizer accumulating gradients);
 * `build`: an optimizer built before the update that would build it, outside the trace (and
   what its build writes, lost when built in a trace: `optimizer-build-lost`); at its first
-  update, the variables it updates stored in float16 (`weights-half-precision`).
+  update, the variables it updates stored in float16 (`weights-half-precision`), and a learning
+  rate its traced step sets to a constant (`frozenrate`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gradguard import _compat, replicas
+from gradguard import _compat, frozenrate, replicas
 from gradguard import transforms as transforms_lib
 from gradguard.findings import Finding, listing
 
@@ -154,9 +155,12 @@ def build(
     Keras' build in a first trace, which tf.function never runs (it runs its second trace).
     Those writes are reported (`optimizer-build-lost`, dated at `step`). (Tracing the build in
     a function of its own that never runs did the same, for a tenth of a second.) Built or not,
-    trained variables stored in float16 are reported (`weights-half-precision`).
+    trained variables stored in float16 are reported (`weights-half-precision`), and so is a
+    learning rate the traced step sets to a constant (`learning-rate-frozen-at-trace`).
     """
     found = _half_precision(variables, step)
+    if (frozen := frozenrate.rate_frozen_at_trace(optimizer, step)) is not None:
+        found.append(frozen)
     if optimizer.built or not variables or tf.distribute.has_strategy():
         return found  # (under a strategy Keras builds it where the strategy's variables go)
     written: list[Any] = []  # (the variables the build writes, when it is traced)

@@ -301,6 +301,11 @@ BUGS: dict[str, Bug] = {
     "bug_keras_random_integer_seed_in_augmentation_layer_fit.py": Bug(
         ("random-frozen-at-trace",), mentions=(("random-frozen-at-trace", "SeedGenerator"),)
     ),
+    # A warm-up computed in Python and set inside the traced step: the first step's rate for ever.
+    "bug_warmup_rate_set_from_a_python_global_tf_function.py": Bug(
+        ("learning-rate-frozen-at-trace",),
+        mentions=(("learning-rate-frozen-at-trace", "0.000312"),),
+    ),
     "bug_matrix_factorization_dot_score_into_bce_on_probabilities_fit.py": Bug(
         ("from-logits-mismatch",), mentions=(("from-logits-mismatch", "dot product"),)
     ),
@@ -693,6 +698,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_teacher_forcing_not_shifted_fit.py": Healthy(),
     "ok_timeseries_targets_follow_the_windows_fit.py": Healthy(),
     "ok_keras_random_seed_generator_in_augmentation_layer_fit.py": Healthy(),
+    "ok_warmup_rate_passed_as_a_tensor_tf_function.py": Healthy(),
     "ok_dataset_not_repeated_steps_per_epoch_fit.py": Healthy(),
     "ok_tags_padded_after_tokens_padded_before_fit.py": Healthy(),
     "ok_one_hot_labels_numbered_from_one_train_step.py": Healthy(),
@@ -1126,6 +1132,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "monitor-not-logged",
         "loss-not-logged",
         "random-frozen-at-trace",
+        "learning-rate-frozen-at-trace",
         "loss-misassigned",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}

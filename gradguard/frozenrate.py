@@ -1,0 +1,75 @@
+"""A learning rate a traced step sets to a Python value (`learning-rate-frozen-at-trace`).
+
+A loop computes a warm-up or a decay in Python and the step sets it,
+``optimizer.learning_rate = current_lr``, inside a `tf.function`. Python runs once, when the
+function is traced: the value of that moment becomes a constant of the graph, and every call
+assigns it again, so the rate never follows the loop's schedule (TensorFlow's tf.function guide
+on Python globals; hunt30 b07: a warm-up frozen at its first value, 1/500 of the rate meant,
+held-out accuracy 0.58 against 0.76 with the rate passed in as a tensor).
+
+Read from the trace of the step, at each optimizer's first update there (`updating.build`): an
+assignment of a constant to the optimizer's learning-rate variable in the step's own graph
+(not in a branch of a `tf.cond`), where every argument of the step is a tensor (a Python
+argument, ``train_step(x, y, lr=0.01)``, retraces per value: the constant is the argument's).
+Silent: a rate passed in as a tensor, read from a variable or computed from
+``optimizer.iterations``, set outside the `tf.function`, or a `LearningRateSchedule`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+from gradguard import _compat
+from gradguard.diagnose import before_views, variable_placeholders
+from gradguard.findings import Finding
+
+__all__ = ["rate_frozen_at_trace"]
+
+
+def rate_frozen_at_trace(optimizer: Any, step: int) -> Finding | None:
+    """`learning-rate-frozen-at-trace` if the traced step sets `optimizer`'s rate to a constant."""
+    rate = _compat.learning_rate_object(optimizer)
+    if not tf.inside_function() or not _compat.is_variable(rate):
+        return None
+    # From the outermost graph in: fit's step is traced inside the function of its iterator,
+    # an update in a `tf.cond` in the branch's graph. Each captures the rate's handle itself.
+    graphs, graph = [], tf.compat.v1.get_default_graph()
+    while hasattr(graph, "captures"):  # (a FuncGraph; the eager context's graph has none)
+        graphs.append(graph)
+        graph = graph.outer_graph
+    for graph in reversed(graphs):
+        arguments = graph.structured_input_signature  # (None for a branch: no arguments)
+        if arguments is not None and not _only_tensors(arguments):
+            return None
+        (handle,) = variable_placeholders(graph, [rate])
+        for op in graph.get_operations():
+            if op.type == "AssignVariableOp" and op.inputs[0] is handle:
+                value = before_views(op.inputs[1])
+                if value.op.type == "Const" and arguments is not None:
+                    return _finding(optimizer, float(tf.get_static_value(value)), step)
+    return None
+
+
+def _only_tensors(arguments: Any) -> bool:
+    """Whether a function was traced for tensors (and iterators, or None) only.
+
+    A Python argument (``train_step(x, y, lr=0.01)``) traces the function anew for each value:
+    a constant may be the argument's.
+    """
+    leaves = tf.nest.flatten(arguments, expand_composites=False)
+    return all(leaf is None or isinstance(leaf, tf.TypeSpec) for leaf in leaves)
+
+
+def _finding(optimizer: Any, value: float, step: int) -> Finding:
+    name = type(_compat.inner_optimizer(optimizer)).__name__
+    message = (
+        f"The traced step sets {name}'s learning rate to a constant, {value:.3g}: a Python value "
+        "assigned inside a tf.function (optimizer.learning_rate = current_lr) is read once, when "
+        "the function is traced, and every call assigns that same value again, so the rate never "
+        "follows the schedule the loop computes. Pass the rate in as a tensor argument "
+        "(train_step(x, y, tf.constant(lr))), set it outside the tf.function, or give the "
+        "optimizer a keras.optimizers.schedules.LearningRateSchedule."
+    )
+    return Finding("learning-rate-frozen-at-trace", message, step, details={"value": value})
