@@ -10,8 +10,9 @@ held-out accuracy 0.58 against 0.76 with the rate passed in as a tensor).
 Read from the trace of the step, at each optimizer's first update there (`updating.build`): an
 assignment of a constant to the optimizer's learning-rate variable in the step's own graph
 (not in a branch of a `tf.cond`), where every argument of the step is a tensor (a Python
-argument, ``train_step(x, y, lr=0.01)``, retraces per value: the constant is the argument's).
-Silent: a rate passed in as a tensor, read from a variable or computed from
+argument, ``train_step(x, y, lr=0.01)``, retraces per value: the constant is the argument's), and
+the constant is not the rate the optimizer holds as the step is traced (set again: a constant
+rate, meant as one). Silent: a rate passed in as a tensor, read from a variable or computed from
 ``optimizer.iterations``, set outside the `tf.function`, or a `LearningRateSchedule`.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 from gradguard import _compat
@@ -48,7 +50,13 @@ def rate_frozen_at_trace(optimizer: Any, step: int) -> Finding | None:
             if op.type == "AssignVariableOp" and op.inputs[0] is handle:
                 value = before_views(op.inputs[1])
                 if value.op.type == "Const" and arguments is not None:
-                    return _finding(optimizer, float(tf.get_static_value(value)), step)
+                    constant = float(tf.get_static_value(value))
+                    with tf.init_scope():  # (the rate held now, read eagerly)
+                        held = float(rate.numpy())
+                    # The rate it already holds, set again: a constant rate, meant as one.
+                    return (
+                        None if np.isclose(constant, held) else _finding(optimizer, constant, step)
+                    )
     return None
 
 

@@ -3,8 +3,9 @@
 `learning-rate-frozen-at-trace`: ``optimizer.learning_rate = current_lr`` inside a
 `tf.function`, `current_lr` a Python float the loop changes, is read once when the step is
 traced. Silent: the rate passed in as a tensor or as a Python argument (a trace per value),
-computed in the graph from ``optimizer.iterations``, set outside the function, set in a
-`tf.cond` branch, a `LearningRateSchedule`, an eager step.
+the rate the optimizer already holds set again, computed in the graph from
+``optimizer.iterations``, set outside the function, set in a `tf.cond` branch, a
+`LearningRateSchedule`, an eager step.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class _Loop:
                 optimizer.learning_rate = self.rate
             elif how == "assign-literal":
                 optimizer.learning_rate.assign(0.001)
+            elif how == "assign-its-own-rate":
+                optimizer.learning_rate.assign(0.01)
             elif how in ("tensor-argument", "python-argument"):
                 optimizer.learning_rate = rate
             elif how == "from-iterations":
@@ -87,6 +90,7 @@ class _Loop:
     [
         ("global", True),
         ("assign-literal", True),
+        ("assign-its-own-rate", False),
         ("tensor-argument", False),
         ("python-argument", False),
         ("from-iterations", False),
