@@ -172,6 +172,9 @@ CODES: Mapping[str, CodeInfo] = {
     "split-reshuffled": CodeInfo(
         _W, LossError, "training and validation split after a shuffle redrawn every epoch"
     ),
+    "predictions-reshuffled": CodeInfo(
+        _W, LossError, "predict given a data set that reshuffles every pass: no order to pair"
+    ),
     "accuracy-exact-match": CodeInfo(
         _W, LossError, "keras.metrics.Accuracy on probabilities: 0 at every epoch"
     ),

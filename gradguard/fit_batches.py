@@ -89,6 +89,10 @@ class FitBatches:
         self._traced: dict[int, list[Any]] = {}  # the variables each train step updates
         self.heldout = HeldoutScales()  # (fit's inputs, against evaluate's and predict's)
 
+    def heldout_given(self, model: Any, call: str, x: Any, step: int) -> list[Finding]:
+        """`call` gives `model` the inputs `x`: scaled as `fit`'s were, in an order that holds?"""
+        return self.heldout.given(model, call, x, step) + reshuffledsplit.predicted(call, x, step)
+
     def given(self, model: Any, arguments: Mapping[str, Any], step: int) -> list[Finding]:
         """On the host as `fit` starts: notes from its arguments (by name), and the findings.
 

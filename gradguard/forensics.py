@@ -124,8 +124,8 @@ class Forensics:
                 self._ledger.frozen_models.setdefault(id(model), model)
 
     def heldout_given(self, model: Any, call: str, x: Any, step: int) -> list[Finding]:
-        """`call` gives `model` the inputs `x`: scaled as `fit`'s were (`heldout_scale`)?"""
-        return self._fit.heldout.given(model, call, x, step)
+        """`call` gives `model` the inputs `x`: scaled as `fit`'s were, not reshuffled?"""
+        return self._fit.heldout_given(model, call, x, step)
 
     def in_keras_step(self) -> bool:
         """Whether the graph being traced is a Keras train step's (`fit_batch` saw its batch)."""

@@ -34,6 +34,7 @@ def test_every_design_code_is_in_the_catalog():
     validation-split-ordered activation-missing optimizer-setting-ignored
     batchnorm-statistics-stale ema-weights-stale embedding-ids-fractional
     accuracy-exact-match split-reshuffled optimizer-build-lost stateful-shuffled
+    predictions-reshuffled
     loss-not-scaled hinge-on-batch-total loss-averaged-per-replica weights-copied-as-constant
     loss-summed-per-replica loss-averaged-twice
     augmentation-misaligned

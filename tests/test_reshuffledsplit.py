@@ -1,6 +1,8 @@
 """`split-reshuffled`: fit's training and validation data sets split (take, skip, shard) after a
 shuffle that reshuffles every epoch; a split before the shuffle, or of a shuffle told not to
-reshuffle, is silent. Judged from real `tf.data` pipelines; `fit` itself in the corpus."""
+reshuffle, is silent. `predictions-reshuffled`: predict given a data set that reshuffles every
+pass; arrays, unshuffled, shuffled-once or cached data sets, and evaluate, are silent. Judged
+from real `tf.data` pipelines; `fit` and `predict` themselves in the corpus."""
 
 from __future__ import annotations
 
@@ -47,3 +49,46 @@ def test_a_split_after_a_shuffle_redrawn_every_epoch_is_found(split, found):
     assert [f.code for f in findings] == (["split-reshuffled"] if found else [])
     # Not judged without both data sets (arrays, a validation_split).
     assert not reshuffledsplit.findings({"x": train, "validation_data": None}, step=3)
+
+
+@pytest.mark.parametrize(
+    "given, call, found",
+    [
+        (lambda: _DATA.shuffle(100).batch(10), "predict", True),  # tensorflow#57636
+        (lambda: _DATA.shuffle(100, seed=1).batch(10).take(5), "predict", True),
+        (lambda: _DATA.shuffle(100).batch(10).prefetch(2), "predict", True),
+        (lambda: tf.keras.utils.image_dataset_from_directory, "predict", None),  # (below)
+        (lambda: _DATA.batch(10), "predict", False),
+        (lambda: _DATA.shuffle(100, reshuffle_each_iteration=False).batch(10), "predict", False),
+        (lambda: _DATA.shuffle(100).cache().batch(10), "predict", False),
+        (lambda: _DATA.shuffle(100).batch(10), "evaluate", False),
+        (lambda: np.arange(100.0), "predict", False),
+    ],
+    ids=[
+        "reshuffled",
+        "seeded-reshuffle-taken",
+        "reshuffled-prefetched",
+        "image-directory",
+        "unshuffled",
+        "shuffled-once",
+        "cached-after-the-shuffle",
+        "evaluate",
+        "arrays",
+    ],
+)
+def test_predict_given_a_data_set_that_reshuffles_every_pass_is_found(given, call, found, tmp_path):
+    if found is None:  # image_dataset_from_directory shuffles every pass unless told not to
+        for label in ("a", "b"):
+            (tmp_path / label).mkdir()
+            for i in range(3):
+                tf.io.write_file(
+                    str(tmp_path / label / f"{i}.png"),
+                    tf.io.encode_png(tf.zeros([4, 4, 1], "uint8")),
+                )
+        for shuffle in (True, False):
+            data = given()(str(tmp_path), image_size=(4, 4), batch_size=2, shuffle=shuffle)
+            codes = [f.code for f in reshuffledsplit.predicted("predict", data, step=3)]
+            assert codes == (["predictions-reshuffled"] if shuffle else [])
+        return
+    codes = [f.code for f in reshuffledsplit.predicted(call, given(), step=3)]
+    assert codes == (["predictions-reshuffled"] if found else [])

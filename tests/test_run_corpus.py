@@ -192,6 +192,10 @@ BUGS: dict[str, Bug] = {
     "bug_schedule_free_optimizer_built_in_the_first_trace_fit.py": Bug(("optimizer-build-lost",)),
     # shuffle() then take/skip: a new training/validation split every epoch.
     "bug_validation_taken_after_a_reshuffling_shuffle_fit.py": Bug(("split-reshuffled",)),
+    # A confusion matrix from predict on a shuffled validation set, labels from another pass.
+    "bug_predict_on_a_reshuffling_dataset_then_labels_from_another_pass_fit.py": Bug(
+        ("predictions-reshuffled",)
+    ),
     # metrics=[keras.metrics.Accuracy()] on softmax outputs: 0 at every epoch, epoch 1 restored.
     "bug_keras_accuracy_metric_on_probabilities_fit.py": Bug(("accuracy-exact-match",)),
     # Adam(use_ema=True, ema_momentum=0.99999) over 632 updates: fit ends on the first weights.
@@ -739,6 +743,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_embedding_fed_raw_ids_as_floats_fit.py": Healthy(),
     "ok_accuracy_metric_string_fit.py": Healthy(),
     "ok_validation_taken_after_a_shuffle_done_once_fit.py": Healthy(),
+    "ok_predict_on_an_unshuffled_dataset_with_labels_from_another_pass_fit.py": Healthy(),
     "ok_schedule_free_optimizer_built_before_fit.py": Healthy(),
     "ok_hidden_layer_initialized_randomly_tf_function.py": Healthy(),
     "ok_lr_set_by_tf_keras2_name_fit.py": Healthy(),
@@ -1119,6 +1124,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "embedding-ids-fractional",
         "accuracy-exact-match",
         "split-reshuffled",
+        "predictions-reshuffled",
         "optimizer-build-lost",
         "stateful-shuffled",
         "loss-not-scaled",
