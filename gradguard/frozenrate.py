@@ -42,14 +42,16 @@ def rate_frozen_at_trace(optimizer: Any, step: int) -> Finding | None:
         graphs.append(graph)
         graph = graph.outer_graph
     for graph in reversed(graphs):
-        arguments = graph.structured_input_signature  # (None for a branch: no arguments)
-        if arguments is not None and not _only_tensors(arguments):
+        arguments = graph.structured_input_signature
+        if arguments is None:
+            continue  # (a `tf.cond` branch's graph: what it assigns is assigned on a condition)
+        if not _only_tensors(arguments):
             return None
         (handle,) = variable_placeholders(graph, [rate])
         for op in graph.get_operations():
             if op.type == "AssignVariableOp" and op.inputs[0] is handle:
                 value = before_views(op.inputs[1])
-                if value.op.type == "Const" and arguments is not None:
+                if value.op.type == "Const":
                     constant = float(tf.get_static_value(value))
                     with tf.init_scope():  # (the rate held now, read eagerly)
                         held = float(rate.numpy())

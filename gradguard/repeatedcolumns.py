@@ -22,12 +22,13 @@ import tensorflow as tf
 
 from gradguard.findings import Finding
 from gradguard.selfcancel import StructuralKeys
+from gradguard.trainedreads import READS
 
 __all__ = ["graph_repeated_columns"]
 
 # Ops whose output depends only on their input's shape: zeros of y's shape are not y's data.
 _SHAPE_ONLY = frozenset({"Shape", "ShapeN", "Size", "Rank", "ZerosLike", "OnesLike"})
-_DATA = frozenset({"Placeholder", "ReadVariableOp", "ResourceGather"})
+_DATA = frozenset({"Placeholder", *READS})  # (the step's inputs, its variables' reads)
 
 
 def graph_repeated_columns(ops: Iterable[tf.Operation], step: int) -> Finding | None:
