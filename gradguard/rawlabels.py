@@ -15,6 +15,8 @@
   scaled with the features (a whole table min-max scaled: classes 0..3 become 0, 0.33, 0.67,
   1) collapse to class 0 but for the last (held-out accuracy 0.26 against 0.96). Found for
   float labels with a fractional part.
+* A loss that reads box labels as corners ``(x1, y1, x2, y2)``, given center-and-size boxes,
+  takes the size as the far corner: most boxes inverted (`corners`, which counts them).
 
 Read from a step's traced loss at each trace (`Forensics.traced_loss`; `fit` traces its
 function more than once): the labels such an op reads straight from the step's data (through
@@ -30,7 +32,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard import diagnose, label_range
+from gradguard import corners, diagnose, label_range
 from gradguard.diagnose import DATA_SOURCES
 from gradguard.findings import Finding, number
 
@@ -46,10 +48,17 @@ class RawLabels:
     def __init__(self) -> None:
         # (step, "one_hot" or "hinge", depth or 0) -> the range of the labels it reads.
         self._ranges: dict[tuple[int, str, int], label_range.LabelRange] = {}
+        # (step, the lengths' columns) -> the boxes a loss reads as corners (`corners`).
+        self._boxes: dict[tuple[int, Any], corners.InvertedBoxes] = {}
 
     def watch(self, key: int, loss: Any) -> None:
         """In-graph, each trace of step `key`: folds the raw labels `loss` reads so."""
-        for op in diagnose.ancestors(loss):
+        ops = diagnose.ancestors(loss)
+        for found in corners.lengths(ops).values():
+            columns = [(hi[1], lo[1]) for _, hi, lo in found]
+            boxes = self._boxes.setdefault((key, tuple(columns)), corners.InvertedBoxes(columns))
+            boxes.observe(found)
+        for op in ops:
             for kind, depth, labels in _reads(op):
                 where = (key, kind, depth)
                 if where not in self._ranges:
@@ -90,7 +99,8 @@ class RawLabels:
             else:
                 continue
             found.append(Finding("labels-out-of-range", message, step, details=details))
-        return found
+        inverted = [boxes.finding(step) for boxes in self._boxes.values()]
+        return found + [finding for finding in inverted if finding is not None]
 
 
 def _reads(op: tf.Operation) -> Iterator[tuple[str, int, tf.Tensor]]:

@@ -157,6 +157,10 @@ BUGS: dict[str, Bug] = {
     # A hand-written hinge given labels 0/1: the negatives add a constant, the model learns
     # from the positives only (and every gradient stalls at zero).
     "bug_hinge_loss_labels_zero_one_tf_function.py": Bug(("labels-out-of-range",)),
+    # A corner-format GIoU loss given center-and-size boxes: most boxes read inverted.
+    "bug_giou_loss_given_center_size_boxes_fit.py": Bug(
+        ("labels-out-of-range",), mentions=(("labels-out-of-range", "box corners"),)
+    ),
     # A ReLU output fitted to standardized targets: the negative half cannot be predicted.
     "bug_regression_relu_output_standardized_targets_fit.py": Bug(
         ("labels-out-of-range",), mentions=(("labels-out-of-range", "a ReLU"),)
@@ -707,6 +711,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_tags_padded_after_tokens_padded_before_fit.py": Healthy(),
     "ok_one_hot_labels_numbered_from_one_train_step.py": Healthy(),
     "ok_hinge_loss_labels_zero_one_tf_function.py": Healthy(),
+    "ok_giou_loss_given_center_size_boxes_fit.py": Healthy(),
     "ok_reshape_to_time_major_tf_function.py": Healthy(),
     "ok_attention_heads_split_by_reshape_and_transpose_fit.py": Healthy(),
     "ok_images_transposed_to_channels_last_conv2d_fit.py": Healthy(),
