@@ -56,9 +56,9 @@ def rate_frozen_at_trace(optimizer: Any, step: int) -> Finding | None:
                     with tf.init_scope():  # (the rate held now, read eagerly)
                         held = float(rate.numpy())
                     # The rate it already holds, set again: a constant rate, meant as one.
-                    return (
-                        None if np.isclose(constant, held) else _finding(optimizer, constant, step)
-                    )
+                    # (Relative only: a frozen 1e-9 is not the 0 of a rate yet to warm up.)
+                    same = np.isclose(constant, held, rtol=1e-6, atol=0.0)
+                    return None if same else _finding(optimizer, constant, step)
     return None
 
 

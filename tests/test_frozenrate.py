@@ -43,7 +43,8 @@ class _Loop:
         self.how, self.rate = how, 0.0
         self.net = _net()
         rate = keras.optimizers.schedules.ExponentialDecay(0.01, 10, 0.9)
-        self.optimizer = keras.optimizers.SGD(rate if how == "schedule" else 0.01)
+        held = 0.0 if how == "assign-tiny-over-zero" else 0.01  # (a rate of 0 until warm-up)
+        self.optimizer = keras.optimizers.SGD(rate if how == "schedule" else held)
         self.step = self._step()
 
     def _step(self):
@@ -54,6 +55,8 @@ class _Loop:
                 optimizer.learning_rate = self.rate
             elif how == "assign-literal":
                 optimizer.learning_rate.assign(0.001)
+            elif how == "assign-tiny-over-zero":
+                optimizer.learning_rate.assign(1e-9)
             elif how == "assign-its-own-rate":
                 optimizer.learning_rate.assign(0.01)
             elif how in ("tensor-argument", "python-argument"):
@@ -90,6 +93,7 @@ class _Loop:
     [
         ("global", True),
         ("assign-literal", True),
+        ("assign-tiny-over-zero", True),  # (1e-9 is not the 0 held: no absolute tolerance)
         ("assign-its-own-rate", False),
         ("tensor-argument", False),
         ("python-argument", False),
@@ -105,7 +109,8 @@ def test_a_learning_rate_set_to_a_python_value_in_a_traced_step_is_found(how, fo
     frozen = [f for f in report.findings if f.code == "learning-rate-frozen-at-trace"]
     assert bool(frozen) == found, report
     if found:
-        assert frozen[0].details["value"] == pytest.approx(0.0025 if how == "global" else 0.001)
+        expected = {"global": 0.0025, "assign-literal": 0.001, "assign-tiny-over-zero": 1e-9}
+        assert frozen[0].details["value"] == pytest.approx(expected[how], rel=1e-6)
         assert "SGD's learning rate to a constant" in frozen[0].message
 
 
