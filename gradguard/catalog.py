@@ -149,6 +149,9 @@ CODES: Mapping[str, CodeInfo] = {
     "random-frozen-at-trace": CodeInfo(
         _W, LossError, "a random draw that repeats: made once at a tf.data trace, or an int seed"
     ),
+    "loop-variable-late-bound": CodeInfo(
+        _W, LossError, "Lambda layers or losses made in a loop all read its last value"
+    ),
     "learning-rate-frozen-at-trace": CodeInfo(
         _W, UpdateError, "a traced step sets the learning rate to a Python value read at trace"
     ),

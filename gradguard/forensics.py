@@ -28,6 +28,7 @@ from gradguard import (
     fit_batches,
     fitend,
     frozen,
+    latebound,
     linearstack,
     lossgraph,
     losslevel,
@@ -66,8 +67,7 @@ class Forensics:
         # Per core, its first unhealthy batch's keeper and model; the step a replay explained.
         self._keepers: dict[int, tuple[origin_lib.Keeper, Any]] = {}
         self._replayed: dict[int, int] = {}  # (`origin`)
-        # The batch ``(x, y, sample_weight)`` of a Keras train step (`fit_batch`), and each
-        # model's compiled loss: a replay covers the loss and backward pass.
+        # A Keras train step's batch (`fit_batch`); each model's compiled loss (replays use it).
         self.batch: tuple[Any, ...] | None = None
         self._fit_model: Any = None
         self._losses: dict[int, Callable[[Any, Any], Any]] = {}
@@ -81,7 +81,7 @@ class Forensics:
         self._traced_counts: dict[int, chance.LabelCounts] = {}  # (a traced loss's classes)
         self._raw_labels = rawlabels.RawLabels()  # (what hand-written losses read of labels)
         self._frozen = frozen.FrozenUntrained()  # (frozen layers never trained nor loaded)
-        self._linear_judged: set[int] = set()  # (models judged by `linearstack`)
+        self._linear_judged: set[int] = set()  # (models judged once: `linearstack`, `latebound`)
 
     def fit_batch(self, model: Any, data: Any) -> None:
         """A Keras train step's batch (`fit`, `train_on_batch`): kept with its model's loss."""
@@ -138,16 +138,16 @@ class Forensics:
         return [finding for finding in found if finding is not None]
 
     def model_findings(self, cores: Iterable[StepCore], step: int, final: bool) -> list[Finding]:
-        """Models `cores` train: `frozen`, `linearstack` (once); at the end, `regularizers` too.
+        """Models `cores` train: `frozen`; `linearstack`, `latebound` once; `regularizers` last.
 
         `final` (the run ended) judges the BatchNormalization of the models `fit` trained too.
         """
         models = [model for model in map(self.model_of, cores) if model is not None]
-        found = self._frozen.judge(models, step, final)
-        once = [linearstack.collapsed(m, step) for m in models if id(m) not in self._linear_judged]
-        self._linear_judged.update(map(id, models))  # (once: its layers do not change)
+        found = self._frozen.judge(models, step, final) + (self._stale.judge() if final else [])
+        judges = (linearstack.collapsed, latebound.finding)  # (once: a model's layers, losses)
+        once = [j(m, step) for m in models if id(m) not in self._linear_judged for j in judges]
+        self._linear_judged.update(map(id, models))
         once.append(regularizers.ignored(self._tap, self._ledger, step) if final else None)
-        found += self._stale.judge() if final else []
         return found + [finding for finding in once if finding is not None]
 
     def compiled_loss(self, step: int) -> list[Finding | None]:

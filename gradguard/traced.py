@@ -5,7 +5,8 @@ chain to the loss broke), labels broadcast against the predictions (`loss-broadc
 output layer that cannot make what the loss reads (`from-logits-mismatch`), and the first
 batch's pixels divided by 255 twice (`inputs-rescaled-twice`) or labels that are one of its
 inputs or padded elsewhere (`tokenlabels`) or an embedding that masks a real token 0
-(`maskzero`) or hidden Dense layers with no activation (`linearstack`), and in the model a
+(`maskzero`) or hidden Dense layers with no activation (`linearstack`) or Lambda layers made in
+a loop that all read its last value (`latebound`), and in the model a
 reshape where a transpose was meant (`reshapes`) or an attention mask that keeps the padding
 (`attnmask`); and, from the labels of batches spread
 over the run, the chance level the loss checks compare with and labels out of the output's
@@ -30,6 +31,7 @@ from gradguard import (
     diagnose,
     frozen,
     label_range,
+    latebound,
     linearstack,
     lookahead,
     losses,
@@ -140,6 +142,7 @@ class TraceFindings:
             found += lookahead.findings(self._model, batch[0], batch[1], step)
             found += maskzero.findings(self._model, batch[0], step)
             found.append(linearstack.collapsed(self._model, step))
+            found.append(latebound.finding(self._model, step))
             allowed = label_range.bounds(self._model, self.loss_fn)
             self._label_range = label_range.LabelRange(allowed) if allowed else None
         if self.loss_shapes.traced and (read or "chance_loss" not in core.notes):
