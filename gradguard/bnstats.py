@@ -55,6 +55,7 @@ MAX_BATCHES = 8  # of a data set, read anew
 SHARE = 0.5  # of what training gained that inference lost
 RATIO = 1.25  # inference loss over training-mode loss (a model that barely learned: no)
 AGREE = 0.99  # of the examples given the same class in both modes: only the probabilities lag
+FRESH = 0.5  # a momentum below it keeps the last batches' statistics, not a long average
 
 
 def _norms(model: Any) -> list[Any]:
@@ -186,14 +187,24 @@ def stale_statistics(
         return None
     momentum = max(float(layer.momentum) for layer in norms)
     updates = int(np.asarray(model.optimizer.iterations))
+    if momentum < FRESH:  # (PyTorch's convention: its momentum=0.1 is the new batch's weight)
+        why = (
+            f"With momentum {momentum:g} they are mostly the last batch's: Keras' momentum is "
+            "the weight the old statistics keep, where PyTorch's momentum=0.1 is the new "
+            "batch's (its equivalent here is 0.9). Raise the momentum (BatchNormalization("
+            "momentum=0.9), or the default 0.99), and standardize the inputs."
+        )
+    else:
+        why = (
+            f"With momentum {momentum:g} they average about {1 / max(1 - momentum, 1e-9):.0f} "
+            f"updates, and this model has made {updates}. Lower the momentum "
+            "(BatchNormalization(momentum=0.9)) or train longer, and standardize the inputs."
+        )
     message = (
         f"In inference mode (evaluate, predict) the model's loss on its own training examples "
         f"is {inference:.3g}, against {training:.3g} in training mode (the first epoch's was "
         f"{first:.3g}): its {len(norms)} BatchNormalization layer(s) normalize by moving "
-        f"statistics that do not match the batches'. With momentum {momentum:g} they "
-        f"average about {1 / max(1 - momentum, 1e-9):.0f} updates, and this model has made "
-        f"{updates}. Lower the momentum (BatchNormalization(momentum=0.9)) or train longer, "
-        "and standardize the inputs."
+        f"statistics that do not match the batches'. {why}"
     )
     if agree is not None and agree >= AGREE:
         message += (

@@ -163,3 +163,16 @@ def test_a_loop_of_short_fits_is_judged_once_its_last_fit_returned():
             after_one.fit_ended(model, arguments, history, step=24)
             assert [f.code for f in after_one.judge()] == ["batchnorm-statistics-stale"]
     assert stale.judge() == []
+
+
+def test_a_momentum_in_pytorchs_convention_is_told_to_rise():
+    """momentum=0.1 (PyTorch's weight of the new batch) keeps the last, 3-row, batch's
+    statistics: found, and the message asks for a higher momentum, not a lower one."""
+    model = _model(momentum=0.1)
+    x, y = _data(rows=1603)  # (25 batches of 64 and one of 3)
+    arguments = {"x": x, "y": y, "epochs": 3, "batch_size": 64}
+    history = model.fit(verbose=0, **arguments)
+    finding = bnstats.stale_statistics(model, history.history["loss"][0], arguments, step=77)
+    assert finding is not None, "momentum 0.1 with a 3-row last batch was not found"
+    assert "PyTorch's momentum=0.1" in finding.message and "Raise the momentum" in finding.message
+    assert "Lower the momentum" not in finding.message
