@@ -22,6 +22,7 @@ and, with `loss_fn_findings` too, whether the batch's mean is divided by the bat
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -222,25 +223,40 @@ def _batch_against_batch(a: tf.Tensor, b: tf.Tensor) -> bool:
 
 
 def graph_swapped_cross_entropy(ops: Iterable[tf.Operation], step: int) -> Finding | None:
-    """`labels-out-of-range`: a softmax cross-entropy given the model's output as its labels.
+    """`labels-out-of-range`: a softmax or sigmoid cross-entropy given the model's output as labels.
 
-    Read from a traced loss: a ``SoftmaxCrossEntropyWithLogits`` op whose labels are computed
-    from variables and whose logits are not (``labels=`` and ``logits=`` swapped). The labels
-    are then unbounded logits, not probabilities: the loss falls below 0 without limit while
-    the model learns nothing. Distillation stays silent: its logits come from the student.
+    Read from a traced loss: a ``SoftmaxCrossEntropyWithLogits`` op, or the ``logits * labels``
+    of ``tf.nn.sigmoid_cross_entropy_with_logits`` (its ``logistic_loss``), whose labels are
+    computed from variables and whose logits are not (``labels=`` and ``logits=`` swapped, or
+    passed by position in TF1's order). The labels are then unbounded logits, not
+    probabilities: the loss falls below 0 without limit while the model learns nothing.
+    Distillation stays silent: its logits come from the student.
     """
     for op in ops:
-        if op.type != "SoftmaxCrossEntropyWithLogits":
+        pair = _logits_and_labels(op)
+        if pair is None:
             continue
-        logits, labels = op.inputs[0], op.inputs[1]
+        (logits, labels), name = pair, op.name.removesuffix("/mul")
         if reads_variables(labels) and not reads_variables(logits):
             message = (
-                f"The cross-entropy {op.name} takes the model's output as its labels and the "
-                "data as its logits: labels= and logits= are swapped. It reads labels as "
-                "probabilities, so the loss falls below 0 without limit while the model learns "
-                "nothing; pass labels=y_true, logits=model(x)."
+                f"The cross-entropy {name} takes the model's output as its labels and the "
+                "data as its logits: labels= and logits= are swapped (TensorFlow 2 takes "
+                "labels first). It reads labels as probabilities, so the loss falls below 0 "
+                "without limit while the model learns nothing; pass labels=y_true, "
+                "logits=model(x) by keyword."
             )
-            return Finding("labels-out-of-range", message, step, details={"loss_op": op.name})
+            return Finding("labels-out-of-range", message, step, details={"loss_op": name})
+    return None
+
+
+def _logits_and_labels(op: tf.Operation) -> tuple[tf.Tensor, tf.Tensor] | None:
+    """The logits and the labels a softmax or sigmoid cross-entropy `op` reads, else None."""
+    if op.type == "SoftmaxCrossEntropyWithLogits":
+        return op.inputs[0], op.inputs[1]
+    scope, _, leaf = op.name.rpartition("/")
+    logistic = re.fullmatch(r"logistic_loss(_\d+)?", scope.rpartition("/")[2])
+    if op.type == "Mul" and leaf == "mul" and logistic:  # (logits * labels)
+        return op.inputs[0], op.inputs[1]
     return None
 
 

@@ -48,7 +48,8 @@ def graph_loss_floor(loss: tf.Tensor) -> float | None:
     Followed from the loss back through reductions only to the cross-entropy itself: a Keras
     `BinaryCrossentropy` on probabilities (its final ``binary_crossentropy/Neg``) or on logits
     (Keras takes a sigmoid output's logits), or ``tf.nn.sigmoid_cross_entropy_with_logits``
-    (both a ``logistic_loss`` op). With labels in [0, 1] (probabilities) it cannot go below 0;
+    (both a ``logistic_loss`` op; not given the model's output as its labels: swapped, told by
+    `lossgraph`). With labels in [0, 1] (probabilities) it cannot go below 0;
     labels of -1 and 1 make it fall below 0 without limit (`LossNotDecreasing`). A penalty
     added or weights multiplied in claim no floor.
     """
@@ -58,6 +59,12 @@ def graph_loss_floor(loss: tf.Tensor) -> float | None:
     name = op.name.rsplit("/", 1)[-1]
     logistic = op.type == "AddV2" and re.fullmatch(r"logistic_loss(_\d+)?", name) is not None
     entropy = op.type == "Neg" and op.name.endswith("binary_crossentropy/Neg")
+    if logistic:  # (its labels the model's output, its logits data: swapped, `lossgraph` says)
+        try:
+            logits, labels = op.graph.get_operation_by_name(f"{op.name}/mul").inputs
+        except KeyError:  # (another TensorFlow's insides: no product of that name)
+            logits = labels = None
+        logistic = labels is None or not (reads_variables(labels) and not reads_variables(logits))
     return 0.0 if logistic or entropy else None
 
 

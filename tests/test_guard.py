@@ -127,7 +127,10 @@ def test_gradients_zipped_with_another_order_of_the_variables(order, pairing):
 
 
 @pytest.mark.parametrize("order", ["guard-over-function", "function-over-guard"])
-@pytest.mark.parametrize("pairing", ["labels-and-logits-swapped", "right", "distilled"])
+@pytest.mark.parametrize(
+    "pairing",
+    ["labels-and-logits-swapped", "right", "distilled", "sigmoid-by-position", "sigmoid-right"],
+)
 def test_a_cross_entropy_given_the_model_output_as_labels(order, pairing):
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
@@ -143,6 +146,10 @@ def test_a_cross_entropy_given_the_model_output_as_labels(order, pairing):
                 ce = tf.nn.softmax_cross_entropy_with_logits(labels=logits, logits=y)
             elif pairing == "right":
                 ce = tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=logits)
+            elif pairing == "sigmoid-by-position":  # (TF1's order; TF2 takes labels first)
+                ce = tf.nn.sigmoid_cross_entropy_with_logits(logits, y)
+            elif pairing == "sigmoid-right":
+                ce = tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits)
             else:  # the teacher's probabilities are the labels: read from variables, on purpose
                 soft = tf.nn.softmax(teacher(x))
                 ce = tf.nn.softmax_cross_entropy_with_logits(labels=soft, logits=logits)
@@ -156,9 +163,11 @@ def test_a_cross_entropy_given_the_model_output_as_labels(order, pairing):
         step(x, y)
     report = report_of(step, guarded)
     swapped = [f for f in report.findings if f.code == "labels-out-of-range"]
-    assert bool(swapped) == (pairing == "labels-and-logits-swapped"), str(report)
+    found = pairing in ("labels-and-logits-swapped", "sigmoid-by-position")
+    assert bool(swapped) == found, str(report)
     if swapped:
         assert "swapped" in swapped[0].message, swapped[0].message
+        assert ("logistic_loss" in swapped[0].message) == pairing.startswith("sigmoid")
 
 
 @pytest.mark.parametrize("function", [False, True], ids=["eager", "tf-function"])
