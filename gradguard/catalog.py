@@ -130,6 +130,9 @@ CODES: Mapping[str, CodeInfo] = {
     "loss-has-no-minimum": CodeInfo(
         _W, LossError, "the loss falls for ever as a variable or log-scale moves: a log term lost"
     ),
+    "advantage-not-stopped": CodeInfo(
+        _W, GradientError, "a policy gradient's advantage not stopped: the actor trains the critic"
+    ),
     "teacher-trained": CodeInfo(
         _W, UpdateError, "a distillation's teacher trained by the update: pulled to the student"
     ),

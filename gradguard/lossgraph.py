@@ -10,7 +10,8 @@ counts only the examples of one label (`lossmask`); and whether a term of it is 
 quotient of two copies of one computation (`selfcancel`), or a cross-entropy subtracted along with
 the head that computes it (`adversary`); whether it reads a stack of copies of one computation
 (`repeatedcolumns`); whether it falls for ever with a variable it trains
-(`unbounded`); whether its soft targets come from a teacher it trains (`softtargets`); whether the
+(`unbounded`); whether its soft targets come from a teacher it trains (`softtargets`), or its
+policy gradient's advantage from a critic it trains (`actorcritic`); whether the
 data on its way to the loss was reshaped where a transpose was meant (`reshapes`), read
 channels-first by a channels-last convolution (`convlayout`), summed back onto the graph nodes it
 was gathered from (`messagepass`), attended through a mask that keeps only the padding
@@ -29,6 +30,7 @@ from typing import Any
 import tensorflow as tf
 
 from gradguard import (
+    actorcritic,
     adversary,
     attnmask,
     batchhinge,
@@ -329,6 +331,7 @@ def graph_findings(loss: tf.Tensor, step: int, variables: Sequence[Any] = ()) ->
     found.append(adversary.graph_head_trained_to_lose(loss, ops, is_output, variables, step))
     found.append(unbounded.graph_loss_has_no_minimum(loss, ops, variables, step))
     found.append(softtargets.graph_teacher_trained(loss, ops, is_output, variables, step))
+    found.append(actorcritic.graph_advantage_not_stopped(loss, ops, variables, step))
     found.append(lossmean.graph_error_measured_whole(loss, ops, reads_variables, step))
     found.append(lossmask.graph_mask_keeps_one_label(loss, ops, _reads_a_variable, step))
     found.append(weightcopy.graph_weights_copied(loss, ops, variables, step))

@@ -157,6 +157,8 @@ BUGS: dict[str, Bug] = {
     # A hand-written hinge given labels 0/1: the negatives add a constant, the model learns
     # from the positives only (and every gradient stalls at zero).
     "bug_hinge_loss_labels_zero_one_tf_function.py": Bug(("labels-out-of-range",)),
+    # An actor-critic's advantage R - V(s) not stopped: the actor term trains the critic.
+    "bug_actor_critic_advantage_not_stopped_tf_function.py": Bug(("advantage-not-stopped",)),
     # Per-output quantile losses made in a list comprehension: every one reads the last q.
     "bug_quantile_losses_made_in_a_loop_fit.py": Bug(("loop-variable-late-bound",)),
     # A corner-format GIoU loss given center-and-size boxes: most boxes read inverted.
@@ -715,6 +717,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_hinge_loss_labels_zero_one_tf_function.py": Healthy(),
     "ok_giou_loss_given_center_size_boxes_fit.py": Healthy(),
     "ok_quantile_losses_made_in_a_loop_fit.py": Healthy(),
+    "ok_actor_critic_advantage_not_stopped_tf_function.py": Healthy(),
     "ok_reshape_to_time_major_tf_function.py": Healthy(),
     "ok_attention_heads_split_by_reshape_and_transpose_fit.py": Healthy(),
     "ok_images_transposed_to_channels_last_conv2d_fit.py": Healthy(),
@@ -1148,6 +1151,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "random-frozen-at-trace",
         "learning-rate-frozen-at-trace",
         "loop-variable-late-bound",
+        "advantage-not-stopped",
         "loss-misassigned",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}
