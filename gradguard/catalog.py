@@ -133,6 +133,9 @@ CODES: Mapping[str, CodeInfo] = {
     "advantage-not-stopped": CodeInfo(
         _W, GradientError, "a policy gradient's advantage not stopped: the actor trains the critic"
     ),
+    "posterior-collapsed": CodeInfo(
+        _W, LossError, "a VAE's posterior is the prior for every input: z carries nothing"
+    ),
     "teacher-trained": CodeInfo(
         _W, UpdateError, "a distillation's teacher trained by the update: pulled to the student"
     ),

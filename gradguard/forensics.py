@@ -35,6 +35,7 @@ from gradguard import (
     monitors,
     output_layer,
     output_order,
+    posterior,
     ranout,
     rawlabels,
     regularizers,
@@ -79,7 +80,7 @@ class Forensics:
         self._resumed = resumedfit.ResumedFits()  # (and restarts a resumed schedule)
         self._stale = bnstats.StaleStatistics()  # (and its models' BatchNormalization)
         self._traced_counts: dict[int, chance.LabelCounts] = {}  # (a traced loss's classes)
-        self._raw_labels = rawlabels.RawLabels()  # (what hand-written losses read of labels)
+        self._watchers = (rawlabels.RawLabels(), posterior.PosteriorKL())  # (in traced losses)
         self._frozen = frozen.FrozenUntrained()  # (frozen layers never trained nor loaded)
         self._linear_judged: set[int] = set()  # (models judged once: `linearstack`, `latebound`)
 
@@ -132,9 +133,9 @@ class Forensics:
         return self.batch is not None and activations_lib.in_current_graph(self.batch)
 
     def label_findings(self, step: int) -> list[Finding]:
-        """What the labels showed (`fit_batches`; a hand-written step's: `rawlabels`, one class)."""
+        """What the labels showed (`fit_batches`, one class), and the traced losses' watchers."""
         found = [counts.batches_one_class(step) for counts in self._traced_counts.values()]
-        found += self._fit.findings(step) + self._raw_labels.findings(step)
+        found += self._fit.findings(step) + [f for w in self._watchers for f in w.findings(step)]
         return [finding for finding in found if finding is not None]
 
     def model_findings(self, cores: Iterable[StepCore], step: int, final: bool) -> list[Finding]:
@@ -244,7 +245,8 @@ class Forensics:
         if loss is None or not hasattr(loss, "graph"):  # (eager: no graph; its Keras loss)
             core.notes.update(self._tap.eager_loss_notes(loss, core.variables))
             return
-        self._raw_labels.watch(id(core), loss)  # (each trace: one-hot encodings, hinges...)
+        for watcher in self._watchers:  # (each trace: one-hot encodings, hinges, a KL...)
+            watcher.watch(id(core), loss)
         if self.in_keras_step():
             return
         self._tap.penalized |= regularizers.penalized(loss, core.variables)
@@ -358,8 +360,7 @@ class Forensics:
         kept = keeper[0].unreplayed() if keeper is not None else None
         if keeper is None or kept is None:
             return
-        step, batch, weights = kept
-        loss = self._losses.get(id(keeper[1]))
+        (step, batch, weights), loss = kept, self._losses.get(id(keeper[1]))
         if len(batch) == 3 and loss is not None:  # the whole batch, and the loss
             x, y, sample_weight = batch
             found = origin_lib.trace(keeper[1], x, y, sample_weight, loss=loss, weights=weights)
@@ -384,15 +385,10 @@ class Forensics:
         ]
         step = self._replayed[id(core)] = core.steps - 1
         if not matches:  # no call seen from the host (`gradguard run`), or not this model's
-            core.notes["non_finite_origin"] = {
-                "step": step,
-                "replayed": False,
-                "latest": True,
-                "where": (
-                    "under XLA the step's batch cannot be kept for a replay; run the step "
-                    "without jit_compile=True to have the layer named"
-                ),
-            }
+            where = "under XLA the step's batch cannot be kept for a replay; run the step "
+            where += "without jit_compile=True to have the layer named"
+            notes = {"step": step, "replayed": False, "latest": True, "where": where}
+            core.notes["non_finite_origin"] = notes
             return
         found = origin_lib.trace(model, matches[0])
         core.notes["non_finite_origin"] = origin_lib.note(

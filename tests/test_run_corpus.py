@@ -157,6 +157,8 @@ BUGS: dict[str, Bug] = {
     # A hand-written hinge given labels 0/1: the negatives add a constant, the model learns
     # from the positives only (and every gradient stalls at zero).
     "bug_hinge_loss_labels_zero_one_tf_function.py": Bug(("labels-out-of-range",)),
+    # A VAE's reconstruction averaged over the pixels, its KL summed: the posterior collapses.
+    "bug_vae_reconstruction_averaged_posterior_collapse_fit.py": Bug(("posterior-collapsed",)),
     # An actor-critic's advantage R - V(s) not stopped: the actor term trains the critic.
     "bug_actor_critic_advantage_not_stopped_tf_function.py": Bug(("advantage-not-stopped",)),
     # Per-output quantile losses made in a list comprehension: every one reads the last q.
@@ -718,6 +720,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_giou_loss_given_center_size_boxes_fit.py": Healthy(),
     "ok_quantile_losses_made_in_a_loop_fit.py": Healthy(),
     "ok_actor_critic_advantage_not_stopped_tf_function.py": Healthy(),
+    "ok_vae_reconstruction_averaged_posterior_collapse_fit.py": Healthy(),
     "ok_reshape_to_time_major_tf_function.py": Healthy(),
     "ok_attention_heads_split_by_reshape_and_transpose_fit.py": Healthy(),
     "ok_images_transposed_to_channels_last_conv2d_fit.py": Healthy(),
@@ -1152,6 +1155,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "learning-rate-frozen-at-trace",
         "loop-variable-late-bound",
         "advantage-not-stopped",
+        "posterior-collapsed",
         "loss-misassigned",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}
