@@ -136,6 +136,9 @@ CODES: Mapping[str, CodeInfo] = {
     "posterior-collapsed": CodeInfo(
         _W, LossError, "a VAE's posterior is the prior for every input: z carries nothing"
     ),
+    "contrastive-labels-inverted": CodeInfo(
+        _W, LossError, "a contrastive loss pulls the dissimilar pairs together: labels inverted"
+    ),
     "teacher-trained": CodeInfo(
         _W, UpdateError, "a distillation's teacher trained by the update: pulled to the student"
     ),

@@ -151,6 +151,16 @@ def reduces_all(op: tf.Operation) -> bool | None:
     return rank > 0 and {int(a) % rank for a in np.atleast_1d(axes)} == set(range(rank))
 
 
+SHAPE_ONLY = frozenset({"Shape", "ShapeN", "Size", "Rank", "ZerosLike", "OnesLike"})  # (no values)
+
+
+def value_ancestors(tensor: tf.Tensor) -> set[tf.Operation]:
+    """The ops `tensor`'s values come from: not through `SHAPE_ONLY` ops (a reshape's shape)."""
+    return _reachable(
+        tensor.op, lambda op: [] if op.type in SHAPE_ONLY else (t.op for t in op.inputs)
+    )
+
+
 def descendants(tensor: tf.Tensor) -> set[tf.Operation]:
     """The ops computed from `tensor` (its own op included)."""
     return _reachable(tensor.op, lambda op: (c for t in op.outputs for c in t.consumers()))

@@ -25,6 +25,7 @@ from gradguard import (
     augmentation,
     bnstats,
     chance,
+    contrastive,
     fit_batches,
     fitend,
     frozen,
@@ -53,6 +54,9 @@ from gradguard.tap import Tap
 
 __all__ = ["Forensics"]
 
+# What a traced loss reads, folded in-graph: raw labels, a VAE's KL, a contrastive loss's pairs.
+_WATCHERS = (rawlabels.RawLabels, posterior.PosteriorKL, contrastive.ContrastivePairs)
+
 
 class Forensics:
     """The models' side of a guard's diagnosis.
@@ -80,7 +84,7 @@ class Forensics:
         self._resumed = resumedfit.ResumedFits()  # (and restarts a resumed schedule)
         self._stale = bnstats.StaleStatistics()  # (and its models' BatchNormalization)
         self._traced_counts: dict[int, chance.LabelCounts] = {}  # (a traced loss's classes)
-        self._watchers = (rawlabels.RawLabels(), posterior.PosteriorKL())  # (in traced losses)
+        self._watchers = [watcher() for watcher in _WATCHERS]  # (each traced loss's values)
         self._frozen = frozen.FrozenUntrained()  # (frozen layers never trained nor loaded)
         self._linear_judged: set[int] = set()  # (models judged once: `linearstack`, `latebound`)
 

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 
 import tensorflow as tf
 
+from gradguard.diagnose import value_ancestors
 from gradguard.findings import Finding
 from gradguard.selfcancel import StructuralKeys
 from gradguard.trainedreads import READS
@@ -27,7 +28,6 @@ from gradguard.trainedreads import READS
 __all__ = ["graph_repeated_columns"]
 
 # Ops whose output depends only on their input's shape: zeros of y's shape are not y's data.
-_SHAPE_ONLY = frozenset({"Shape", "ShapeN", "Size", "Rank", "ZerosLike", "OnesLike"})
 _DATA = frozenset({"Placeholder", *READS})  # (the step's inputs, its variables' reads)
 
 
@@ -48,16 +48,7 @@ def graph_repeated_columns(ops: Iterable[tf.Operation], step: int) -> Finding | 
 
 def _carries_data(tensor: tf.Tensor) -> bool:
     """Whether `tensor`'s value comes from the step's inputs or variables, not constants only."""
-    seen, stack = set(), [tensor.op]
-    while stack:
-        op = stack.pop()
-        if op in seen or op.type in _SHAPE_ONLY:
-            continue
-        seen.add(op)
-        if op.type in _DATA:
-            return True
-        stack.extend(t.op for t in op.inputs)
-    return False
+    return any(op.type in _DATA for op in value_ancestors(tensor))
 
 
 def _expression(tensor: tf.Tensor, depth: int = 3) -> str:

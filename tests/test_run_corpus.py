@@ -157,6 +157,8 @@ BUGS: dict[str, Bug] = {
     # A hand-written hinge given labels 0/1: the negatives add a constant, the model learns
     # from the positives only (and every gradient stalls at zero).
     "bug_hinge_loss_labels_zero_one_tf_function.py": Bug(("labels-out-of-range",)),
+    # The paper's contrastive loss (0 = similar) on pairs labelled 1 = similar.
+    "bug_contrastive_loss_labels_inverted_fit.py": Bug(("contrastive-labels-inverted",)),
     # A VAE's reconstruction averaged over the pixels, its KL summed: the posterior collapses.
     "bug_vae_reconstruction_averaged_posterior_collapse_fit.py": Bug(("posterior-collapsed",)),
     # An actor-critic's advantage R - V(s) not stopped: the actor term trains the critic.
@@ -721,6 +723,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_quantile_losses_made_in_a_loop_fit.py": Healthy(),
     "ok_actor_critic_advantage_not_stopped_tf_function.py": Healthy(),
     "ok_vae_reconstruction_averaged_posterior_collapse_fit.py": Healthy(),
+    "ok_contrastive_loss_labels_inverted_fit.py": Healthy(),
     "ok_reshape_to_time_major_tf_function.py": Healthy(),
     "ok_attention_heads_split_by_reshape_and_transpose_fit.py": Healthy(),
     "ok_images_transposed_to_channels_last_conv2d_fit.py": Healthy(),
@@ -1156,6 +1159,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "loop-variable-late-bound",
         "advantage-not-stopped",
         "posterior-collapsed",
+        "contrastive-labels-inverted",
         "loss-misassigned",
     }
     covered = {code for bug in BUGS.values() for code in bug.codes}
