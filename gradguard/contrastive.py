@@ -21,10 +21,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 
-from gradguard import _compat, diagnose, replicas
+from gradguard import diagnose, replicas
 from gradguard.diagnose import DATA_SOURCES as DATA
 from gradguard.findings import Finding
 from gradguard.trainedreads import READS
@@ -50,10 +49,7 @@ class ContrastivePairs:
             return
         distance, pulled, pushed = (tf.reshape(tf.cast(t, tf.float32), [-1]) for t in found)
         if key not in self._sums:
-            with _compat.outside_trace():
-                self._sums[key] = replicas.state_variable(
-                    np.zeros(5, np.float32), name="gradguard_contrastive_pairs"
-                )
+            self._sums[key] = replicas.zeros_state(5, "gradguard_contrastive_pairs")
         sums = self._sums[key].read_value()
         read = [tf.reduce_sum(pulled * distance), tf.reduce_sum(pulled)]
         read += [tf.reduce_sum(pushed * distance), tf.reduce_sum(pushed), tf.constant(1.0)]

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from gradguard import _compat, diagnose, replicas
+from gradguard import diagnose, replicas
 from gradguard.diagnose import DATA_SOURCES, before_views
 from gradguard.findings import Finding
 from gradguard.trainedreads import READS
@@ -125,10 +125,7 @@ class InvertedBoxes:
         if len(shapes) != 1 or None in shapes:
             return  # (lengths of unlike shapes: not one box's)
         if self._counts is None:
-            with _compat.outside_trace():
-                self._counts = replicas.state_variable(
-                    np.zeros(2, np.float32), name="gradguard_inverted_boxes"
-                )
+            self._counts = replicas.zeros_state(2, "gradguard_inverted_boxes")
         inverted = tf.reduce_any(tf.stack([d < 0 for d in differences]), axis=0)
         counts = [
             tf.reduce_sum(tf.cast(inverted, tf.float32)),

@@ -22,10 +22,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 
-from gradguard import _compat, diagnose, replicas
+from gradguard import diagnose, replicas
 from gradguard.findings import Finding
 
 __all__ = ["COLLAPSED", "STEPS", "PosteriorKL"]
@@ -52,10 +51,7 @@ class PosteriorKL:
         terms = tf.exp(log_variance) + tf.square(mean) - 1.0 - log_variance
         kl = 0.5 * tf.reduce_mean(tf.reduce_sum(terms, axis=axes))
         if key not in self._kl:
-            with _compat.outside_trace():
-                self._kl[key] = replicas.state_variable(
-                    np.zeros(2, np.float32), name="gradguard_posterior_kl"
-                )
+            self._kl[key] = replicas.zeros_state(2, "gradguard_posterior_kl")
         seen = self._kl[key].read_value()
         self._kl[key].assign(tf.stack([seen[0] + 1.0, kl]))
 

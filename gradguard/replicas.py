@@ -26,6 +26,7 @@ __all__ = [
     "run_if",
     "run_sharded",
     "state_variable",
+    "zeros_state",
     "summing_replica_context",
 ]
 
@@ -46,6 +47,12 @@ def state_variable(
         name=name,
         aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
     )
+
+
+def zeros_state(size: int, name: str) -> tf.Variable:
+    """A float32 `state_variable` of `size` zeros, made outside the trace it is asked for in."""
+    with _compat.outside_trace():
+        return state_variable(tf.zeros([size]), name=name)
 
 
 def replica_local_variable(
