@@ -96,13 +96,12 @@ def _picked(tensor: tf.Tensor, policy: tuple[str, ...]) -> bool:
         op = _through(op.inputs[0], _SIGNS).op
     if op.type not in ("Mul", "GatherV2", "GatherNd"):
         return False
-    picks, values = (
-        (op.inputs[1], op.inputs[0])
-        if op.type != "Mul"
-        else sorted(op.inputs[:2], key=reads_variables)
+    pairs = [op.inputs[:2]] if op.type != "Mul" else [op.inputs[:2], op.inputs[1::-1]]
+    # (the op types first: a graph walk per product of a large model costs a trace seconds)
+    return any(
+        _through(values, _SIGNS).op.type in policy and is_data(picks) and reads_variables(values)
+        for values, picks in pairs
     )
-    source = _through(values, _SIGNS).op
-    return is_data(picks) and reads_variables(values) and source.type in policy
 
 
 def _finding(product: tf.Operation, critic: list[str], step: int) -> Finding:
