@@ -64,7 +64,7 @@ class ContrastivePairs:
             if min(pulled, pushed) < _ENOUGH:
                 continue
             near, far = pulled_sum / pulled, pushed_sum / pushed
-            if not near > FARTHER * far:
+            if not near > FARTHER * far or far <= 0:  # (pairs of one point each: no distances)
                 continue
             message = (
                 f"The contrastive loss pulls together the pairs whose label weighs d**2 and "
