@@ -23,7 +23,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard.diagnose import VIEWS, is_data, reads_variables
+from gradguard.diagnose import VIEWS, before_views, is_data, reads_variables
 from gradguard.findings import Finding, listing
 from gradguard.trainedreads import trained_names, trained_reads
 
@@ -41,7 +41,7 @@ def graph_advantage_not_stopped(
         for log_probability, advantage in (product.inputs, product.inputs[::-1]):
             if not _log_probability_of_actions(log_probability):
                 continue
-            difference = _through(advantage, _SIGNS)
+            difference = before_views(advantage, _SIGNS)
             if difference.op.type != "Sub" or not _returns(difference.op.inputs[0]):
                 continue
             critic = trained_reads(difference, names)
@@ -52,15 +52,9 @@ def graph_advantage_not_stopped(
     return None
 
 
-def _through(tensor: tf.Tensor, types: frozenset[str]) -> tf.Tensor:
-    while tensor.op.type in types and tensor.op.inputs:
-        tensor = tensor.op.inputs[0]
-    return tensor
-
-
 def _returns(tensor: tf.Tensor) -> bool:
     """Whether `tensor` is the data's returns or rewards, bootstrapped at most (``r + g V(s')``)."""
-    op = _through(tensor, _SIGNS).op
+    op = before_views(tensor, _SIGNS).op
     if op.type in ("AddV2", "Add"):
         return any(map(is_data, op.inputs))
     return is_data(tensor)
@@ -73,7 +67,7 @@ def _log_probability_of_actions(tensor: tf.Tensor) -> bool:
     picked by the actions (``log(gather(probs, a))``, ``log(sum(one_hot(a) * probs))``); or the
     log-probabilities picked so (``sum(one_hot(a) * log_softmax(logits))``).
     """
-    op = _through(tensor, _SIGNS).op
+    op = before_views(tensor, _SIGNS).op
     if op.type == "SparseSoftmaxCrossEntropyWithLogits":  # (-log pi(a|s) of action ids a)
         return is_data(op.inputs[1]) and reads_variables(op.inputs[0])
     if op.type == "Log":
@@ -91,15 +85,17 @@ def _past_epsilon(tensor: tf.Tensor) -> tf.Tensor:
 
 def _picked(tensor: tf.Tensor, policy: tuple[str, ...]) -> bool:
     """Whether `tensor` picks, by the data's actions, from a `policy` op's output."""
-    op = _through(tensor, _SIGNS).op
+    op = before_views(tensor, _SIGNS).op
     if op.type == "Sum":
-        op = _through(op.inputs[0], _SIGNS).op
+        op = before_views(op.inputs[0], _SIGNS).op
     if op.type not in ("Mul", "GatherV2", "GatherNd"):
         return False
     pairs = [op.inputs[:2]] if op.type != "Mul" else [op.inputs[:2], op.inputs[1::-1]]
     # (the op types first: a graph walk per product of a large model costs a trace seconds)
     return any(
-        _through(values, _SIGNS).op.type in policy and is_data(picks) and reads_variables(values)
+        before_views(values, _SIGNS).op.type in policy
+        and is_data(picks)
+        and reads_variables(values)
         for values, picks in pairs
     )
 

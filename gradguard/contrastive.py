@@ -103,11 +103,8 @@ def _hinge_distance(term: tf.Tensor) -> tf.Tensor | None:
     op = diagnose.before_views(term).op
     if op.type == "Square":
         op = diagnose.before_views(op.inputs[0]).op
-    if op.type == "Maximum" and any(map(_is_zero, op.inputs)):
-        difference = op.inputs[1] if _is_zero(op.inputs[0]) else op.inputs[0]
-    elif op.type == "Relu":
-        difference = op.inputs[0]
-    else:
+    difference = diagnose.hinge_argument(op)
+    if difference is None:
         return None
     difference = diagnose.before_views(difference)
     if difference.op.type != "Sub" or tf.get_static_value(difference.op.inputs[0]) is None:
@@ -128,8 +125,3 @@ def _is_labels(tensor: tf.Tensor) -> bool:
     """Whether `tensor`'s values are the step's data, not variables' (whatever its shape)."""
     made = diagnose.value_ancestors(tensor)
     return not any(op.type in READS for op in made) and any(op.type in DATA for op in made)
-
-
-def _is_zero(tensor: tf.Tensor) -> bool:
-    value = tf.get_static_value(tensor)
-    return value is not None and value.size == 1 and float(value) == 0.0

@@ -62,19 +62,10 @@ def lengths(ops: Iterable[tf.Operation]) -> dict[str, list[Length]]:
 
 def _as_lengths(op: tf.Operation) -> list[tf.Tensor]:
     """The differences `op` treats as lengths: clips at 0, or multiplies into an area."""
-    if op.type == "Relu":
-        return [op.inputs[0]]
-    if op.type == "Maximum":
-        zero = [_is_zero(t) for t in op.inputs]
-        return [op.inputs[1 - zero.index(True)]] if zero.count(True) == 1 else []
     if op.type == "Mul" and all(t.op.type == "Sub" for t in op.inputs):
         return list(op.inputs)
-    return []
-
-
-def _is_zero(tensor: tf.Tensor) -> bool:
-    value = tf.get_static_value(tensor)
-    return value is not None and value.size == 1 and float(value) == 0.0
+    clipped = diagnose.hinge_argument(op)  # (a Relu's input, a Maximum with 0's other operand)
+    return [] if clipped is None else [clipped]
 
 
 def _length(difference: tf.Tensor) -> Length | None:

@@ -115,9 +115,9 @@ def ancestors(tensor: tf.Tensor) -> set[tf.Operation]:
 VIEWS = frozenset({"Identity", "Cast", "Reshape", "Squeeze", "ExpandDims"})  # values kept
 
 
-def before_views(tensor: tf.Tensor) -> tf.Tensor:
-    """`tensor` before the views and casts it went through (`VIEWS`)."""
-    while tensor.op.type in VIEWS:
+def before_views(tensor: tf.Tensor, views: frozenset[str] = VIEWS) -> tf.Tensor:
+    """`tensor` before the views and casts it went through (`VIEWS`, or the op types given)."""
+    while tensor.op.type in views:
         tensor = tensor.op.inputs[0]
     return tensor
 

@@ -23,7 +23,6 @@ and, with `loss_fn_findings` too, whether the batch's mean is divided by the bat
 from __future__ import annotations
 
 import inspect
-import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -35,6 +34,7 @@ from gradguard import (
     attnmask,
     batchhinge,
     convlayout,
+    losslevel,
     lossmask,
     lossmean,
     lossprobs,
@@ -227,18 +227,21 @@ def _batch_against_batch(a: tf.Tensor, b: tf.Tensor) -> bool:
 def graph_swapped_cross_entropy(ops: Iterable[tf.Operation], step: int) -> Finding | None:
     """`labels-out-of-range`: a softmax or sigmoid cross-entropy given the model's output as labels.
 
-    Read from a traced loss: a ``SoftmaxCrossEntropyWithLogits`` op, or the ``logits * labels``
-    of ``tf.nn.sigmoid_cross_entropy_with_logits`` (its ``logistic_loss``), whose labels are
+    Read from a traced loss: a ``SoftmaxCrossEntropyWithLogits`` op, or the ``logistic_loss`` of
+    ``tf.nn.sigmoid_cross_entropy_with_logits`` (`losslevel.logistic_inputs`), whose labels are
     computed from variables and whose logits are not (``labels=`` and ``logits=`` swapped, or
     passed by position in TF1's order). The labels are then unbounded logits, not
     probabilities: the loss falls below 0 without limit while the model learns nothing.
     Distillation stays silent: its logits come from the student.
     """
     for op in ops:
-        pair = _logits_and_labels(op)
+        if op.type == "SoftmaxCrossEntropyWithLogits":
+            pair: tuple[tf.Tensor, tf.Tensor] | None = (op.inputs[0], op.inputs[1])
+        else:
+            pair = losslevel.logistic_inputs(op)
         if pair is None:
             continue
-        (logits, labels), name = pair, op.name.removesuffix("/mul")
+        (logits, labels), name = pair, op.name
         if reads_variables(labels) and not reads_variables(logits):
             message = (
                 f"The cross-entropy {name} takes the model's output as its labels and the "
@@ -248,17 +251,6 @@ def graph_swapped_cross_entropy(ops: Iterable[tf.Operation], step: int) -> Findi
                 "logits=model(x) by keyword."
             )
             return Finding("labels-out-of-range", message, step, details={"loss_op": name})
-    return None
-
-
-def _logits_and_labels(op: tf.Operation) -> tuple[tf.Tensor, tf.Tensor] | None:
-    """The logits and the labels a softmax or sigmoid cross-entropy `op` reads, else None."""
-    if op.type == "SoftmaxCrossEntropyWithLogits":
-        return op.inputs[0], op.inputs[1]
-    scope, _, leaf = op.name.rpartition("/")
-    logistic = re.fullmatch(r"logistic_loss(_\d+)?", scope.rpartition("/")[2])
-    if op.type == "Mul" and leaf == "mul" and logistic:  # (logits * labels)
-        return op.inputs[0], op.inputs[1]
     return None
 
 

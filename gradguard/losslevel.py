@@ -56,16 +56,27 @@ def graph_loss_floor(loss: tf.Tensor) -> float | None:
     op = loss.op
     while op.type in _REDUCING and op.inputs:
         op = op.inputs[0].op
-    name = op.name.rsplit("/", 1)[-1]
-    logistic = op.type == "AddV2" and re.fullmatch(r"logistic_loss(_\d+)?", name) is not None
     entropy = op.type == "Neg" and op.name.endswith("binary_crossentropy/Neg")
-    if logistic:  # (its labels the model's output, its logits data: swapped, `lossgraph` says)
-        try:
-            logits, labels = op.graph.get_operation_by_name(f"{op.name}/mul").inputs
-        except KeyError:  # (another TensorFlow's insides: no product of that name)
-            logits = labels = None
-        logistic = labels is None or not (reads_variables(labels) and not reads_variables(logits))
-    return 0.0 if logistic or entropy else None
+    logistic = logistic_inputs(op)
+    if logistic is not None:  # (its labels the model's output, its logits data: swapped)
+        logits, labels = logistic
+        logistic = None if reads_variables(labels) and not reads_variables(logits) else logistic
+    return 0.0 if logistic is not None or entropy else None
+
+
+def logistic_inputs(op: tf.Operation) -> tuple[tf.Tensor, tf.Tensor] | None:
+    """The (logits, labels) of `op` if it is ``tf.nn.sigmoid_cross_entropy_with_logits``' sum.
+
+    Its ``logistic_loss`` op, ``relu(z) - z * y + log1p(exp(-abs(z)))``, whose product
+    ``logistic_loss/mul`` reads the logits and the labels in that order.
+    """
+    if op.type != "AddV2" or not re.fullmatch(r"logistic_loss(_\d+)?", op.name.rsplit("/")[-1]):
+        return None
+    try:
+        logits, labels = op.graph.get_operation_by_name(f"{op.name}/mul").inputs
+    except KeyError:  # (another TensorFlow's insides: no product of that name)
+        return None
+    return logits, labels
 
 
 def graph_batch_sum(loss: tf.Tensor) -> str | None:
