@@ -24,9 +24,7 @@ from typing import Any
 import tensorflow as tf
 
 from gradguard import diagnose, replicas
-from gradguard.diagnose import DATA_SOURCES as DATA
 from gradguard.findings import Finding
-from gradguard.trainedreads import READS
 
 __all__ = ["FARTHER", "STEPS", "ContrastivePairs"]
 
@@ -87,11 +85,15 @@ def _terms(ops: set[tf.Operation]) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor] | N
     for push in weighted:
         for weight, term in (push.inputs, push.inputs[::-1]):
             distance = _hinge_distance(term)
-            if distance is None or not _is_labels(weight):
+            if distance is None or not diagnose.is_data(weight):
                 continue
             for pull in weighted:
                 for other, near in (pull.inputs, pull.inputs[::-1]):
-                    if pull is not push and _is_distance(near, distance) and _is_labels(other):
+                    if (
+                        pull is not push
+                        and _is_distance(near, distance)
+                        and diagnose.is_data(other)
+                    ):
                         shapes = {str(t.shape) for t in (other, weight, distance)}
                         if len(shapes) == 1:  # (one weight and one distance a pair)
                             return distance, other, weight
@@ -119,9 +121,3 @@ def _is_distance(tensor: tf.Tensor, distance: tf.Tensor) -> bool:
     if tensor.op.type == "Square":
         tensor = diagnose.before_views(tensor.op.inputs[0])
     return tensor.name == distance.name
-
-
-def _is_labels(tensor: tf.Tensor) -> bool:
-    """Whether `tensor`'s values are the step's data, not variables' (whatever its shape)."""
-    made = diagnose.value_ancestors(tensor)
-    return not any(op.type in READS for op in made) and any(op.type in DATA for op in made)

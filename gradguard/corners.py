@@ -25,9 +25,8 @@ import numpy as np
 import tensorflow as tf
 
 from gradguard import diagnose, replicas
-from gradguard.diagnose import DATA_SOURCES, before_views
+from gradguard.diagnose import DATA_SOURCES, READS, before_views
 from gradguard.findings import Finding
-from gradguard.trainedreads import READS
 
 __all__ = ["InvertedBoxes", "lengths"]
 

@@ -44,6 +44,7 @@ DATA_SOURCES = frozenset(
     {"Placeholder", "IteratorGetNext", "IteratorGetNextSync", "OptionalGetValue"}
 )
 
+READS = frozenset({"ReadVariableOp", "ResourceGather"})  # ops that read a variable's value
 # Ops whose gradient function exists but returns None.
 _NO_GRADIENT = {"Round", "Floor", "Ceil", "Rint"}
 _FRIENDLY = {
@@ -128,14 +129,15 @@ def reads_variables(tensor: tf.Tensor) -> bool:
 
 
 def is_data(tensor: tf.Tensor) -> bool:
-    """Whether `tensor` is computed from the step's inputs (labels, actions), not variables.
+    """Whether `tensor`'s values come from the step's inputs (labels, actions), not variables.
 
-    Constants alone are not data: a ``tf.ones`` of labels made in the step is the same on every
-    step.
+    Values only (`value_ancestors`): labels reshaped to the predictions' shape are data, zeros
+    shaped like the labels are not. Constants alone are not data either: a ``tf.ones`` of
+    labels made in the step is the same on every step.
     """
-    made = ancestors(tensor)
-    return not any(op.type == "ReadVariableOp" for op in made) and any(
-        op.type == "Placeholder" for op in made
+    made = value_ancestors(tensor)
+    return not any(op.type in READS for op in made) and any(
+        op.type in DATA_SOURCES and op.outputs[0].dtype != tf.resource for op in made
     )
 
 

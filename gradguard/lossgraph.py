@@ -51,13 +51,13 @@ from gradguard import (
     weightcopy,
 )
 from gradguard.diagnose import (
+    READS,
     ancestors,
     descendants,
     reads_variables,
     shape_text,
 )
 from gradguard.findings import Finding
-from gradguard.trainedreads import READS
 
 __all__ = [
     "graph_findings",

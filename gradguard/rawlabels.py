@@ -33,12 +33,11 @@ from typing import Any
 import tensorflow as tf
 
 from gradguard import corners, diagnose, label_range
-from gradguard.diagnose import DATA_SOURCES
+from gradguard.diagnose import DATA_SOURCES, VIEWS, before_views, scalar_constant
 from gradguard.findings import Finding, number
 
 __all__ = ["RawLabels"]
 
-_PASSING = frozenset({"Cast", "Identity", "Squeeze", "Reshape", "ExpandDims"})
 _WHOLE = 1e-6  # a class id's largest fractional part (a float's round-off in 0..C - 1)
 
 
@@ -114,16 +113,11 @@ def _reads(op: tf.Operation) -> Iterator[tuple[str, int, tf.Tensor]]:
         if depth is not None and _raw(op.inputs[0]):
             yield "one_hot", int(depth), op.inputs[0]
     margin = diagnose.hinge_argument(op)  # the hinge's 1 - y * f
-    if margin is None or margin.op.type != "Sub" or _constant(margin.op.inputs[0]) != 1:
+    if margin is None or margin.op.type != "Sub" or scalar_constant(margin.op.inputs[0]) != 1:
         return
     product = margin.op.inputs[1].op
     if product.type == "Mul":
         yield from (("hinge", 0, t) for t in product.inputs if _raw(t))
-
-
-def _constant(tensor: tf.Tensor) -> Any:
-    value = tf.get_static_value(tensor)
-    return value.item() if value is not None and value.size == 1 else None
 
 
 def _float_labels(loss: tf.Operation) -> tf.Tensor | None:
@@ -134,16 +128,14 @@ def _float_labels(loss: tf.Operation) -> tf.Tensor | None:
     only: labels the code cast to integers itself (``tf.cast(age, tf.int32)``, a floor on
     purpose) reach the loss whole.
     """
-    op = loss.inputs[1].op
-    while op.type in _PASSING and op.type != "Cast" and op.inputs:
-        op = op.inputs[0].op
+    op = before_views(loss.inputs[1], VIEWS - {"Cast"}).op
     scope = op.name.rpartition("/")[0]
     if op.type != "Cast" or not op.inputs[0].dtype.is_floating:
         return None
     if not scope or not loss.name.startswith(scope + "/"):
         return None
     labels = tensor = op.inputs[0]
-    while tensor.op.type in _PASSING and tensor.op.inputs:
+    while tensor.op.type in VIEWS:
         tensor = tensor.op.inputs[0]
         if not tensor.dtype.is_floating:
             return None  # (integers cast to floats: whole)
@@ -152,7 +144,4 @@ def _float_labels(loss: tf.Operation) -> tf.Tensor | None:
 
 def _raw(tensor: tf.Tensor) -> bool:
     """Whether `tensor` is the step's input data, cast or reshaped at most."""
-    op = tensor.op
-    while op.type in _PASSING and op.inputs:
-        op = op.inputs[0].op
-    return op.type in DATA_SOURCES
+    return before_views(tensor).op.type in DATA_SOURCES

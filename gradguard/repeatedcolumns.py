@@ -20,10 +20,9 @@ from collections.abc import Iterable
 
 import tensorflow as tf
 
-from gradguard.diagnose import value_ancestors
+from gradguard.diagnose import READS, value_ancestors
 from gradguard.findings import Finding
 from gradguard.selfcancel import StructuralKeys
-from gradguard.trainedreads import READS
 
 __all__ = ["graph_repeated_columns"]
 

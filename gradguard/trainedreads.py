@@ -12,11 +12,9 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard.diagnose import variable_placeholders
+from gradguard.diagnose import READS, variable_placeholders
 
-__all__ = ["READS", "trained_names", "trained_reads"]
-
-READS = ("ReadVariableOp", "ResourceGather")  # ops that read a variable's value
+__all__ = ["trained_names", "trained_reads"]
 
 
 def trained_names(graph: Any, variables: Sequence[Any]) -> dict[Any, str]:

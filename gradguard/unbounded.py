@@ -32,10 +32,9 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard.diagnose import reads_variables, variable_placeholders
+from gradguard.diagnose import READS, reads_variables, variable_placeholders
 from gradguard.findings import Finding
 from gradguard.lossdirection import UNKNOWN, constant_sign, to_loss
-from gradguard.trainedreads import READS
 
 __all__ = ["graph_loss_has_no_minimum"]
 
