@@ -5,8 +5,8 @@ and the variables the tapes and optimizers touch (`ledger.Ledger`). From those, 
 tells each step core:
 
 * which model it trains, and that model's chance-level loss (`chance`);
-* what Keras' `fit` showed: its batches, warnings, a resumed schedule it restarts (`resumedfit`)
-  and, once it returned, its held-out data, whether its data ran out, its BatchNormalization;
+* what Keras' `fit` showed: its batches, warnings, a resumed schedule it restarts (`resumedfit`),
+  new data (`newdata`) and, once it returned, its held-out data, its data's end, its BatchNorm;
 * where a NaN began: the first unhealthy step's model input, kept in-graph, replayed once
   (`origin`) at the next host read.
 """
@@ -34,6 +34,7 @@ from gradguard import (
     lossgraph,
     losslevel,
     monitors,
+    newdata,
     output_layer,
     output_order,
     posterior,
@@ -43,6 +44,7 @@ from gradguard import (
     replicas,
     resumedfit,
     suspects,
+    switchedoff,
 )
 from gradguard import activations as activations_lib
 from gradguard import origin as origin_lib
@@ -82,6 +84,7 @@ class Forensics:
         self._fit = fit_batches.FitBatches()  # (each model's batches in Keras' own step)
         self._fit_length = ranout.FitLength()  # (under gradguard run: fit's data ran out)
         self._resumed = resumedfit.ResumedFits()  # (and restarts a resumed schedule)
+        self._new_data = newdata.FitData()  # (the arrays each model's last fit was given)
         self._stale = bnstats.StaleStatistics()  # (and its models' BatchNormalization)
         self._traced_counts: dict[int, chance.LabelCounts] = {}  # (a traced loss's classes)
         self._watchers = [watcher() for watcher in _WATCHERS]  # (each traced loss's values)
@@ -97,9 +100,12 @@ class Forensics:
         if fit_batches.keras_own_step(model):
             self._fit.observe(model, *self.batch)
 
-    def fit_given(self, model: Any, arguments: Mapping[str, Any], step: int) -> list[Finding]:
-        """`fit` starts on `arguments`: its arrays (`FitBatches.given`), maps (`augmentation`)."""
+    def fit_given(
+        self, cores: Mapping[int, StepCore], model: Any, arguments: Mapping[str, Any], step: int
+    ) -> list[Finding]:
+        """`fit` starts on `arguments`: its arrays (`FitBatches.given`, `newdata`), maps."""
         self._fit_length.start(model)
+        self._new_data.given(model, arguments, cores)
         found = self._fit.given(model, arguments, step) + augmentation.findings(arguments, step)
         return found + self._resumed.given(model, arguments)
 
@@ -276,26 +282,12 @@ class Forensics:
         core.notes.update(self._fit.input_notes(model))
 
     def note_switched_off(self, core: StepCore) -> None:
-        """Tells the core which of its variables feed only outputs compiled with loss weight 0.
-
-        ``compile(loss_weights={"aux": 0.0})`` switches an output off: the layers feeding only
-        that output (in a functional model's graph) get exactly zero gradients by the user's
-        choice, so `zero-gradient` leaves them out.
-        """
-        if "switched_off" in core.notes:
-            return
+        """Tells the core which of its variables feed only outputs switched off (`switchedoff`)."""
         model = self.model_of(core)
-        weights = _compat.output_loss_weights(model) if model is not None else None
-        outputs = getattr(model, "outputs", None) or []
-        if not weights or len(outputs) != len(weights) or all(weights.values()):
-            return
-        by_name = dict(zip(model.output_names, outputs))
-        off = _compat.layers_feeding(by_name[n] for n, w in weights.items() if w == 0)
-        on = _compat.layers_feeding(by_name[n] for n, w in weights.items() if w != 0)
-        keys = {key(v) for layer in model.layers if id(layer) in off - on for v in layer.weights}
-        core.notes["switched_off"] = frozenset(
-            i for i, v in enumerate(core.variables) if key(v) in keys
-        )
+        if "switched_off" not in core.notes and model is not None:
+            off = switchedoff.variables(model, core.variables)
+            if off is not None:
+                core.notes["switched_off"] = off
 
     def watch(self, core: StepCore) -> None:
         """Gets ready to keep `core`'s first unhealthy batch (call when the core is made)."""

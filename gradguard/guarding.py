@@ -229,7 +229,7 @@ class Guard:
 
     def on_fit_start(self, model: Any, arguments: Mapping[str, Any]) -> None:
         """`fit` is called (under ``gradguard run``): its arrays are read on the host."""
-        self._pending += self.forensics.fit_given(model, arguments, self._calls)
+        self._pending += self.forensics.fit_given(self.cores, model, arguments, self._calls)
 
     def on_fit_end(self, model: Any, arguments: Mapping[str, Any], history: Any) -> None:
         """`fit` returned (under ``gradguard run``): its held-out data and weights judged."""

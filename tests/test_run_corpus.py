@@ -621,6 +621,8 @@ HEALTHY: dict[str, Healthy] = {
     "ok_finetune_compiled_after_restore_counts_from_zero_fit.py": Healthy(),
     "ok_skip_mismatch_skips_only_the_new_head_fit.py": Healthy(),
     "ok_fit_resumed_with_initial_epoch.py": Healthy(),
+    # A second fit on other data (a curriculum's hard examples): its loss is a new trend.
+    "ok_curriculum_easy_examples_first_fit.py": Healthy(),
     # Trained until its Q-values are exact: the output bias stops moving because it converged.
     "ok_dqn_polyak_target_converges_tf_function.py": Healthy(),
     "ok_transfer_learning_freeze_then_finetune_fit.py": Healthy(),

@@ -136,6 +136,7 @@ class Check:
         """Creates the state variables; called once, outside any trace."""
         self.layout = layout
         self._specs: dict[str, StateSpec] = {}
+        self._defaults: list[tuple[tf.Variable, Any]] = []  # (`reset`)
         self._scalars: list[Scalar] = []
         self._build()
 
@@ -214,8 +215,11 @@ class Check:
             )
         name = "gradguard_" + "_".join(names)
         if replicas == "same":
-            return replicas_lib.state_variable(default, dtype, name)
-        return replicas_lib.replica_local_variable(default, dtype, name)
+            variable = replicas_lib.state_variable(default, dtype, name)
+        else:
+            variable = replicas_lib.replica_local_variable(default, dtype, name)
+        self._defaults.append((variable, default))
+        return variable
 
     def add_scalar(self, tag: str, value: Callable[[], tf.Tensor]) -> None:
         """Declares a TensorBoard scalar computed from the state in-graph (from `_build`)."""
@@ -239,6 +243,13 @@ class Check:
             name: spec.combine([v.numpy() for v in spec.local_values()])
             for name, spec in self._specs.items()
         }
+
+    def reset(self) -> None:
+        """Host: starts the state again from its defaults, once the steps waiting are folded."""
+        if self.before_read is not None:
+            self.before_read()
+        for variable, default in self._defaults:
+            variable.assign(default)
 
     def update(self, stats: Stats) -> None:
         """Folds one step into the state (in-graph)."""
