@@ -222,8 +222,8 @@ class LossNotDecreasing(Check):
         message = (
             f"The loss has not decreased: it averaged {number(first)} over the first "
             f"{self.window} steps and is {number(recent)} now (step {context.step}); the weights "
-            "are not moving usefully: see the other findings (learning rate, gradients, "
-            "updates) and check that labels match the model's outputs."
+            "are not moving usefully. Other findings, if any, may name why (the learning rate, "
+            "the gradients, the updates); check that the labels match the model's outputs."
         )
         message += suspects.sentence(context.notes)
         return [Finding("loss-not-decreasing", message, context.step, details=details)]
