@@ -3,7 +3,7 @@
 Not findings of their own: a dropout rate of 0.9 or an L2 factor of 0.1 can be chosen on
 purpose. When the loss does not decrease (`loss-not-decreasing`) or units are dead from the
 first step (`dead-units`), the message names them as the likely cause (`sentence`), where it
-would otherwise say only "see the other findings":
+would otherwise leave the cause to other findings:
 
 * a `Dropout` rate of 0.9 or more: ``rate`` is the fraction dropped (TensorFlow 1's
   ``keep_prob`` was the fraction kept), so ``Dropout(0.99)`` leaves 1% of the units;
