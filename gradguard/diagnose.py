@@ -93,7 +93,7 @@ def hinge_argument(op: tf.Operation) -> tf.Tensor | None:
         return op.inputs[0]
     if op.type != "Maximum":
         return None
-    zeros = [_is_zero(t) for t in op.inputs]
+    zeros = [scalar_constant(t) == 0 for t in op.inputs]
     return op.inputs[zeros.index(False)] if sum(zeros) == 1 else None
 
 
@@ -101,11 +101,6 @@ def scalar_constant(tensor: tf.Tensor) -> float | None:
     """The value of `tensor` when it is one number known when traced, else None."""
     value = tf.get_static_value(tensor)
     return float(value.item()) if value is not None and value.size == 1 else None
-
-
-def _is_zero(tensor: tf.Tensor) -> bool:
-    value = tf.get_static_value(tensor)
-    return value is not None and value.size == 1 and float(value) == 0.0
 
 
 def ancestors(tensor: tf.Tensor) -> set[tf.Operation]:
