@@ -165,6 +165,9 @@ CODES: Mapping[str, CodeInfo] = {
         _W, UpdateError, "a traced step sets the learning rate to a Python value read at trace"
     ),
     "regularization-ignored": CodeInfo(_W, LossError, "regularizers never added to the loss"),
+    "sample-weights-ignored": CodeInfo(
+        _W, LossError, "fit's class or sample weights never reach a train_step's loss"
+    ),
     "augmentation-repeated": CodeInfo(_W, LossError, "random augmentation repeats every epoch"),
     "activation-missing": CodeInfo(
         _W, ActivationError, "hidden Dense layers without activation: one linear map"

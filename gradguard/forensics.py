@@ -29,6 +29,8 @@ from gradguard import (
     fit_batches,
     fitend,
     frozen,
+    frozenbatch,
+    ignoredweights,
     latebound,
     linearstack,
     lossgraph,
@@ -147,6 +149,11 @@ class Forensics:
         found = [counts.batches_one_class(step) for counts in self._traced_counts.values()]
         found += self._fit.findings(step) + [f for w in self._watchers for f in w.findings(step)]
         return [finding for finding in found if finding is not None]
+
+    def traced_findings(self, traced: list[tuple[tf.Tensor, int]]) -> list[Finding]:
+        """Traced losses with their steps: a batch drawn once (`frozenbatch`), weights unread."""
+        found = [frozenbatch.graph_batch_frozen(*t) for t in traced]
+        return [f for f in found if f is not None] + ignoredweights.sample_weights_ignored(traced)
 
     def model_findings(self, cores: Iterable[StepCore], step: int, final: bool) -> list[Finding]:
         """Models `cores` train: `frozen`; `linearstack`, `latebound` once; `regularizers` last.

@@ -25,7 +25,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from gradguard import _compat, diagnose, frozenbatch, instrument, lossgraph, replicas, updating
+from gradguard import _compat, diagnose, instrument, lossgraph, replicas, updating
 from gradguard import activations as activations_lib
 from gradguard import findings as findings_lib
 from gradguard.accumulators import Accumulators
@@ -366,7 +366,7 @@ class Guard:
         keras_variables = {ledger_key(v): v for layer in layers for v in layer.weights}
         untracked = self.ledger.untracked(layers)
         found = [*self._pending, *self._unreached.findings(step)]
-        found += filter(None, (frozenbatch.graph_batch_frozen(*t) for t in self._traced_losses))
+        found += self.forensics.traced_findings(self._traced_losses)
         found += self.forensics.label_findings(step) + self.stages.findings(step)
         found += [f for judge in self.inputs_read for f in judge.findings(step)]
         found += self.forensics.model_findings(self.cores.values(), step, final)

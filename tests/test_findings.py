@@ -41,7 +41,7 @@ def test_every_design_code_is_in_the_catalog():
     gradient-of-predictions future-tokens-visible frozen-still-trained tape-reused-after-update
     predictions-constant monitor-not-logged loss-not-logged random-frozen-at-trace
     learning-rate-frozen-at-trace loop-variable-late-bound advantage-not-stopped
-    posterior-collapsed contrastive-labels-inverted
+    posterior-collapsed contrastive-labels-inverted sample-weights-ignored
     """.split()
     assert sorted(gradguard.CODES) == sorted(design)
 

@@ -189,6 +189,8 @@ BUGS: dict[str, Bug] = {
     "bug_softmax_over_size_one_axis_fit.py": Bug(("softmax-over-one",)),
     # An L1 kernel_regularizer in a hand-written loop whose loss never adds model.losses.
     "bug_regularizer_not_added_in_loop.py": Bug(("regularization-ignored",)),
+    # fit's class_weight handed to a train_step override that drops data[2].
+    "bug_class_weight_dropped_by_train_step_override_fit.py": Bug(("sample-weights-ignored",)),
     # ds.map(random_shift).cache(): the first epoch's shifts replayed every epoch.
     "bug_augmentation_cached_then_replayed_fit.py": Bug(("augmentation-repeated",)),
     # tf.random.uniform in a map under keras.utils.set_random_seed: the same shifts each epoch.
@@ -750,6 +752,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_softmax_over_size_one_axis_fit.py": Healthy(),
     "ok_early_stopping_mode_inverted_fit.py": Healthy(),
     "ok_regularizer_not_added_in_loop.py": Healthy(),
+    "ok_class_weight_passed_by_train_step_override_fit.py": Healthy(),
     "ok_augmentation_cached_then_replayed_fit.py": Healthy(),
     "ok_validation_split_on_data_sorted_by_target_fit.py": Healthy(),
     "ok_hidden_layers_without_activation_tf_function.py": Healthy(),
@@ -1129,6 +1132,7 @@ def test_every_runtime_code_has_a_buggy_script() -> None:
         "softmax-over-one",
         "monitor-mode-inverted",
         "regularization-ignored",
+        "sample-weights-ignored",
         "validation-split-ordered",
         "activation-missing",
         "optimizer-setting-ignored",
