@@ -2,7 +2,7 @@
 
 A loss that silently broadcasts them (`loss-broadcast`: every label compared with every prediction,
 or a narrow output stretched over wide labels) and a cross-entropy given the model's output as its
-labels (`labels-out-of-range`). Read from a traced `FuncGraph`, once per trace. `graph_findings`
+labels (`labels-out-of-range`, `swappedargs`). Read from a traced `FuncGraph`, once per trace. `graph_findings`
 also judges whether the loss reads the outputs as the values they are (`from-logits-mismatch`,
 `lossprobs`); with `loss_fn_findings`, the loss's sign (`losssign`) whether it measures the error
 whole: the batch's mean error squared, or the error never squared (`lossmean`), and whether it
@@ -34,7 +34,6 @@ from gradguard import (
     attnmask,
     batchhinge,
     convlayout,
-    losslevel,
     lossmask,
     lossmean,
     lossprobs,
@@ -47,6 +46,7 @@ from gradguard import (
     selfpair,
     softmaxone,
     softtargets,
+    swappedargs,
     unbounded,
     weightcopy,
 )
@@ -62,7 +62,6 @@ from gradguard.findings import Finding
 __all__ = [
     "graph_findings",
     "graph_loss_broadcast",
-    "graph_swapped_cross_entropy",
     "loss_broadcast",
     "loss_fn_findings",
 ]
@@ -224,36 +223,6 @@ def _batch_against_batch(a: tf.Tensor, b: tf.Tensor) -> bool:
     return reads_variables(low) and any(op.type == "OneHot" for op in made)
 
 
-def graph_swapped_cross_entropy(ops: Iterable[tf.Operation], step: int) -> Finding | None:
-    """`labels-out-of-range`: a softmax or sigmoid cross-entropy given the model's output as labels.
-
-    Read from a traced loss: a ``SoftmaxCrossEntropyWithLogits`` op, or the ``logistic_loss`` of
-    ``tf.nn.sigmoid_cross_entropy_with_logits`` (`losslevel.logistic_inputs`), whose labels are
-    computed from variables and whose logits are not (``labels=`` and ``logits=`` swapped, or
-    passed by position in TF1's order). The labels are then unbounded logits, not
-    probabilities: the loss falls below 0 without limit while the model learns nothing.
-    Distillation stays silent: its logits come from the student.
-    """
-    for op in ops:
-        if op.type == "SoftmaxCrossEntropyWithLogits":
-            pair: tuple[tf.Tensor, tf.Tensor] | None = (op.inputs[0], op.inputs[1])
-        else:
-            pair = losslevel.logistic_inputs(op)
-        if pair is None:
-            continue
-        (logits, labels), name = pair, op.name
-        if reads_variables(labels) and not reads_variables(logits):
-            message = (
-                f"The cross-entropy {name} takes the model's output as its labels and the "
-                "data as its logits: labels= and logits= are swapped (TensorFlow 2 takes "
-                "labels first). It reads labels as probabilities, so the loss falls below 0 "
-                "without limit while the model learns nothing; pass labels=y_true, "
-                "logits=model(x) by keyword."
-            )
-            return Finding("labels-out-of-range", message, step, details={"loss_op": name})
-    return None
-
-
 def graph_loss_broadcast(ops: Iterable[tf.Operation], step: int) -> Finding | None:
     """`loss-broadcast` from a traced loss: an elementwise op pairing every example with every one.
 
@@ -305,7 +274,7 @@ def graph_findings(loss: tf.Tensor, step: int, variables: Sequence[Any] = ()) ->
         graph_loss_broadcast,
         lossprobs.graph_double_softmax,
         lossprobs.graph_softmax_over_batch,
-        graph_swapped_cross_entropy,
+        swappedargs.graph_swapped_cross_entropy,
         reshapes.graph_reshape_transposes,
         convlayout.graph_channels_first,
         messagepass.graph_messages_to_sender,

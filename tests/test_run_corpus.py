@@ -105,6 +105,10 @@ BUGS: dict[str, Bug] = {
     "bug_multilabel_softmax_output_fit.py": Bug(
         ("labels-out-of-range",), mentions=(("labels-out-of-range", "sigmoid"),)
     ),
+    # categorical_crossentropy(y_pred, y_true): the log of the labels weighed by the output.
+    "bug_label_smoothing_loss_with_arguments_swapped_fit.py": Bug(
+        ("labels-out-of-range",), mentions=(("labels-out-of-range", "are swapped"),)
+    ),
     # gradient-misassigned
     "bug_zip_order_swapped.py": Bug(("gradient-misassigned",)),
     "bug_fit_train_step_partial_variables.py": Bug(("variable-not-trained",)),
@@ -753,6 +757,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_early_stopping_mode_inverted_fit.py": Healthy(),
     "ok_regularizer_not_added_in_loop.py": Healthy(),
     "ok_class_weight_passed_by_train_step_override_fit.py": Healthy(),
+    "ok_label_smoothing_loss_with_arguments_in_order_fit.py": Healthy(),
     "ok_augmentation_cached_then_replayed_fit.py": Healthy(),
     "ok_validation_split_on_data_sorted_by_target_fit.py": Healthy(),
     "ok_hidden_layers_without_activation_tf_function.py": Healthy(),

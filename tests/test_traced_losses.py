@@ -446,6 +446,58 @@ def test_a_cross_entropy_on_probabilities_given_logits_is_named(kind, activation
         assert "from_logits=True" in mismatches[0].message
 
 
+_PRIOR = tf.Variable(tf.zeros(4), trainable=False)  # a target network's logits, say
+
+
+def _ordered_loss(kind, y, probabilities):
+    """A Keras cross-entropy of `kind` on class ids `y` (n,) and a softmax's `probabilities`."""
+    one_hot = tf.one_hot(y, 4)
+    if kind == "categorical-swapped":  # keras#8993: (y_pred, y_true)
+        return tf.reduce_mean(keras.losses.categorical_crossentropy(probabilities, one_hot))
+    if kind == "binary-swapped":
+        return tf.reduce_mean(keras.losses.binary_crossentropy(probabilities, one_hot))
+    if kind == "categorical":
+        return tf.reduce_mean(keras.losses.categorical_crossentropy(one_hot, probabilities))
+    if kind == "smoothed-with-a-constant-target":  # the smoothing term's target is no data
+        uniform = tf.ones_like(probabilities) / 4
+        smoothing = keras.losses.categorical_crossentropy(probabilities, uniform)
+        cross_entropy = keras.losses.categorical_crossentropy(one_hot, probabilities)
+        return tf.reduce_mean(0.9 * cross_entropy + 0.1 * smoothing)
+    if kind == "against-a-frozen-network":  # its probabilities read variables, not data
+        target = tf.nn.softmax(_PRIOR + tf.zeros_like(probabilities))
+        return tf.reduce_mean(keras.losses.categorical_crossentropy(probabilities, target))
+    if kind == "entropy-bonus":  # the predictions' own entropy, clipped, beside the loss
+        entropy = keras.losses.categorical_crossentropy(probabilities, probabilities)
+        cross_entropy = keras.losses.categorical_crossentropy(one_hot, probabilities)
+        return tf.reduce_mean(cross_entropy - 0.01 * entropy)
+    return tf.reduce_mean(keras.losses.kl_divergence(probabilities, one_hot))  # reverse KL
+
+
+@pytest.mark.parametrize(
+    "kind,found",
+    [
+        ("categorical-swapped", True),
+        ("binary-swapped", True),
+        ("categorical", False),
+        ("smoothed-with-a-constant-target", False),
+        ("against-a-frozen-network", False),
+        ("entropy-bonus", False),
+        ("reverse-kl", False),
+    ],
+)
+def test_a_keras_cross_entropy_given_its_arguments_swapped_is_named(kind, found):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4, "softmax")])
+    step = guarded_loss_step(model, lambda y, p: _ordered_loss(kind, y, p))
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        step(rng.normal(size=(16, 8)).astype("float32"), rng.integers(0, 4, 16))
+    swapped = [f for f in step.report().findings if f.code == "labels-out-of-range"]
+    assert bool(swapped) == found, str(step.report())
+    if found:
+        assert "y_true and y_pred are swapped" in swapped[0].message, swapped[0].message
+
+
 def _token_losses(y, logits):
     """Each token's cross-entropy and the padding mask of labels `y` (0 is padding)."""
     per_token = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
