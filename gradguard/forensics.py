@@ -1,8 +1,7 @@
 """What the guard works out about the models the user's code trains, from what it saw them do.
 
-The guard sees the models only through the layer calls made under a tape (`tap.Tap`)
-and the variables the tapes and optimizers touch (`ledger.Ledger`). From those, `Forensics`
-tells each step core:
+The guard sees the models only through the layer calls made under a tape (`tap.Tap`) and the
+variables the tapes and optimizers touch (`ledger.Ledger`). `Forensics` tells each step core:
 
 * which model it trains, and that model's chance-level loss (`chance`);
 * what Keras' `fit` showed: its batches, warnings, a resumed schedule it restarts (`resumedfit`),
@@ -14,6 +13,7 @@ tells each step core:
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -92,6 +92,7 @@ class Forensics:
         self._watchers = [watcher() for watcher in _WATCHERS]  # (each traced loss's values)
         self._frozen = frozen.FrozenUntrained()  # (frozen layers never trained nor loaded)
         self._linear_judged: set[int] = set()  # (models judged once: `linearstack`, `latebound`)
+        self.trained_graphs: weakref.WeakSet[Any] = weakref.WeakSet()  # (traced updates')
 
     def fit_batch(self, model: Any, data: Any) -> None:
         """A Keras train step's batch (`fit`, `train_on_batch`): kept with its model's loss."""
@@ -116,8 +117,7 @@ class Forensics:
     ) -> list[Finding]:
         """`fit` of `model` returned (`fit`: ``(arguments, history)``), judged at `step`.
 
-        Its held-out data and weights by the core of its optimizer, among `cores` (`fitend`);
-        whether its data ran out, by `ranout`.
+        Its held-out data and weights by its optimizer's core (`fitend`); its data ran out?
         """
         (arguments, history), found = fit, []
         core = cores.get(id(_compat.inner_optimizer(model.optimizer)))
@@ -262,6 +262,7 @@ class Forensics:
         if loss is None or not hasattr(loss, "graph"):  # (eager: no graph; its Keras loss)
             core.notes.update(self._tap.eager_loss_notes(loss, core.variables))
             return
+        self.trained_graphs.add(loss.graph)
         for watcher in self._watchers:  # (each trace: one-hot encodings, hinges, a KL...)
             watcher.watch(id(core), loss)
         if self.in_keras_step():

@@ -2,22 +2,21 @@
 
 A loss that silently broadcasts them (`loss-broadcast`: every label compared with every prediction,
 or a narrow output stretched over wide labels) and a cross-entropy given the model's output as its
-labels (`labels-out-of-range`, `swappedargs`). Read from a traced `FuncGraph`, once per trace. `graph_findings`
-also judges whether the loss reads the outputs as the values they are (`from-logits-mismatch`,
-`lossprobs`); with `loss_fn_findings`, the loss's sign (`losssign`) whether it measures the error
-whole: the batch's mean error squared, or the error never squared (`lossmean`), and whether it
-counts only the examples of one label (`lossmask`); and whether a term of it is the difference or
-quotient of two copies of one computation (`selfcancel`), or a cross-entropy subtracted along with
-the head that computes it (`adversary`); whether it reads a stack of copies of one computation
-(`repeatedcolumns`); whether it falls for ever with a variable it trains
-(`unbounded`); whether its soft targets come from a teacher it trains (`softtargets`), or its
-policy gradient's advantage from a critic it trains (`actorcritic`); whether the
-data on its way to the loss was reshaped where a transpose was meant (`reshapes`), read
-channels-first by a channels-last convolution (`convlayout`), summed back onto the graph nodes it
-was gathered from (`messagepass`), attended through a mask that keeps only the padding
-(`attnmask`), or multiplied by a constant copy of a variable the gradient trains (`weightcopy`);
-and, with `loss_fn_findings` too, whether the batch's mean is divided by the batch again
-(`meantwice`).
+labels (`labels-out-of-range`, `swappedargs`). Read from a traced `FuncGraph`, once per trace.
+`graph_findings` also judges whether the loss reads the outputs as the values they are
+(`from-logits-mismatch`, `lossprobs`); with `loss_fn_findings`, the loss's sign (`losssign`) whether
+it measures the error whole: the batch's mean error squared, or the error never squared
+(`lossmean`), and whether it counts only the examples of one label (`lossmask`); and whether a term
+of it is the difference or quotient of two copies of one computation (`selfcancel`), or a
+cross-entropy subtracted along with the head that computes it (`adversary`); whether it reads a
+stack of copies of one computation (`repeatedcolumns`); whether it falls for ever with a variable it
+trains (`unbounded`); whether its soft targets come from a teacher it trains (`softtargets`), or its
+policy gradient's advantage from a critic it trains (`actorcritic`); whether the data on its way to
+the loss was reshaped where a transpose was meant (`reshapes`), read channels-first by a
+channels-last convolution (`convlayout`), summed back onto the graph nodes it was gathered from
+(`messagepass`), attended through a mask that keeps only the padding (`attnmask`), or multiplied by
+a constant copy of a variable the gradient trains (`weightcopy`); and, with `loss_fn_findings` too,
+whether the batch's mean is divided by the batch again (`meantwice`).
 """
 
 from __future__ import annotations

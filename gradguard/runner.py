@@ -145,7 +145,7 @@ def run_script(plan: Plan) -> Outcome:
         lambda: [core.optimizer for core in guard.cores.values()],
         lambda: {id(core.optimizer): core.notes.get("lr_start") for core in guard.cores.values()},
     )
-    unwatch_draws = tracedrandom.watch(guard.report)
+    unwatch_draws = tracedrandom.watch(guard.report, lambda: guard.forensics.trained_graphs)
     unwatch_sets = staletarget.watch(guard.report, lambda: guard.ledger.updates)
     try:
         with guard.instrument_process(activations=plan.activations):

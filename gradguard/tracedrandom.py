@@ -14,6 +14,13 @@ is reported at once, per place in the code. Draws that run at each element are s
 `tf.py_function` or `tf.numpy_function`, in a generator given to `from_generator`, in a
 `keras.utils.PyDataset`; so are draws made while building arrays before the pipeline.
 
+The same draws made while a training step is traced (a `tf.function` in which an optimizer
+update is applied: the guard's `Forensics.trained_graphs`) are drawn once too (hunt33 b08,
+tensorflow#36715: a random shift drawn with ``np.random.randint`` in the step, the same for every
+batch): noted as the step is traced and reported at the end of the run, when the graphs that
+applied updates are known. Silent: draws in the script's ``build`` or ``__init__`` (a layer's
+initial values), and in a function that updated nothing (a one-off sample).
+
 Keras 3's random functions (`keras.random.uniform`, `randint`, `normal`, ...) given an integer
 seed are stateless: the seed fixes the values, so every call draws the same ones (a random-shift
 layer ported from ``tf.random.uniform(..., seed=s)`` to ``keras.random.randint(..., seed=s)``
@@ -34,7 +41,7 @@ import os
 import random
 import sys
 import sysconfig
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any
 
 import keras
@@ -108,6 +115,7 @@ class _Draws:
         self.report = report
         self._seen: set[tuple[str, int]] = set()
         self._seeds: dict[tuple[str, int], int] = {}  # the integer seed last drawn with, eagerly
+        self._in_traces: dict[tuple[str, int], tuple[str, list[Any]]] = {}  # (call, graphs)
 
     def wrap(self, module: str) -> Callable[[Any], Any]:
         def wrapping(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -171,12 +179,15 @@ class _Draws:
             logging.warning("gradguard [%s]: %s", finding.code, finding.message)
 
     def _note(self, call: str, frame: Any) -> None:
-        function = _dataset_function()
-        frame = None if function is None else _script_frame(frame)
-        if function is None or frame is None:
+        function, frame = _dataset_function(), _script_frame(frame)
+        if frame is None:
             return
         where = (frame.f_code.co_filename, frame.f_lineno)
         if where in self._seen:
+            return
+        if function is None:  # (another function's trace: a training step's? `judge_steps`)
+            if not _building(frame):
+                self._in_traces.setdefault(where, (call, _graphs()))
             return
         self._seen.add(where)
         rest = function.removeprefix("Dataset_")
@@ -192,15 +203,52 @@ class _Draws:
         details = {"call": call, "function": name, "file": where[0], "line": where[1]}
         self._add(Finding("random-frozen-at-trace", message, 0, details=details))
 
+    def judge_steps(self, trained: Container[Any]) -> None:
+        """Reports the draws made while tracing a function that applied updates (a step)."""
+        for (file, line), (call, graphs) in self._in_traces.items():
+            step = next((g for g in graphs if g in trained), None)
+            if step is None or (file, line) in self._seen:
+                continue
+            self._seen.add((file, line))
+            message = (
+                f"{call}(...) at {os.path.basename(file)}:{line} runs while the training step "
+                f"{step.name!r} is traced, not each time it runs: its value is a constant of "
+                "the graph, so every step gets the same 'random' value, and the augmentation "
+                "or noise does nothing. Draw inside the graph instead: tf.random.uniform, "
+                "tf.image.random_* ops, or a tf.random.Generator made outside the function."
+            )
+            details = {"call": call, "function": step.name, "file": file, "line": line}
+            self._add(Finding("random-frozen-at-trace", message, 0, details=details))
 
-def watch(report: Report) -> Callable[[], None]:
+
+def _graphs() -> list[Any]:
+    """The graph being traced now and the graphs it is nested in."""
+    graphs, graph = [], tf.compat.v1.get_default_graph()
+    while graph is not None:
+        graphs.append(graph)
+        graph = getattr(graph, "outer_graph", None)
+    return graphs
+
+
+def _building(frame: Any) -> bool:
+    """Whether the script's code is building a layer or object: a draw there is an initial value."""
+    while frame is not None:
+        if frame.f_code.co_name in ("build", "__init__") and not _library(frame):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def watch(report: Report, trained: Callable[[], Container[Any]] = tuple) -> Callable[[], None]:
     """Reports random draws of the script's that repeat their values (module docstring).
 
     Args:
       report: Where the findings go (and are logged).
+      trained: The graphs in which a traced step applied updates, asked at the end (the
+        guard's `Forensics.trained_graphs`; none by default).
 
     Returns:
-      A function that removes the wrappers.
+      A function that judges the draws made in traced steps, then removes the wrappers.
     """
     draws = _Draws(report)
     patches = [Patch(np.random, name, draws.wrap("np.random")) for name in _NUMPY]
@@ -209,4 +257,11 @@ def watch(report: Report) -> Callable[[], None]:
     stack = contextlib.ExitStack()
     for patch in patches:
         stack.enter_context(patch)
-    return stack.close
+
+    def close() -> None:
+        try:
+            draws.judge_steps(trained())
+        finally:
+            stack.close()
+
+    return close

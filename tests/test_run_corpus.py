@@ -319,6 +319,10 @@ BUGS: dict[str, Bug] = {
     "bug_numpy_random_in_tf_data_map_drawn_once_fit.py": Bug(
         ("random-frozen-at-trace",), mentions=(("random-frozen-at-trace", "'augment'"),)
     ),
+    # np.random in a tf.function training step: one shift, drawn as the step is traced.
+    "bug_numpy_random_shift_inside_the_train_step_tf_function.py": Bug(
+        ("random-frozen-at-trace",), mentions=(("random-frozen-at-trace", "'train_step'"),)
+    ),
     # keras.random.randint(..., seed=int) in a layer: Keras 3 draws the same shift every batch.
     "bug_keras_random_integer_seed_in_augmentation_layer_fit.py": Bug(
         ("random-frozen-at-trace",), mentions=(("random-frozen-at-trace", "SeedGenerator"),)
@@ -758,6 +762,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_regularizer_not_added_in_loop.py": Healthy(),
     "ok_class_weight_passed_by_train_step_override_fit.py": Healthy(),
     "ok_label_smoothing_loss_with_arguments_in_order_fit.py": Healthy(),
+    "ok_random_shift_drawn_in_the_graph_inside_the_train_step_tf_function.py": Healthy(),
     "ok_augmentation_cached_then_replayed_fit.py": Healthy(),
     "ok_validation_split_on_data_sorted_by_target_fit.py": Healthy(),
     "ok_hidden_layers_without_activation_tf_function.py": Healthy(),

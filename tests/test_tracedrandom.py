@@ -3,8 +3,9 @@
 Real pipelines under `tracedrandom.watch`: `np.random` and `random` in a map function are drawn
 once, at the trace (every element gets the same value), and found; `tf.random` in the map, a
 NumPy draw inside `tf.py_function` (run per element), NumPy drawing the arrays before the
-pipeline and a draw in a `tf.function` that is not tf.data's stay silent. Keras random
-functions given an integer seed repeat at every call: found in a traced function and when
+pipeline and a draw in a `tf.function` that is not tf.data's stay silent. Drawn while a training
+step is traced: found; a draw in a layer's `build` there (an initial value) stays silent. Keras
+random functions given an integer seed repeat at every call: found in a traced function and when
 eager calls repeat a seed; a SeedGenerator, a seed per call and one eager draw stay silent.
 """
 
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import gradguard
 from gradguard import tracedrandom
 from gradguard.findings import Report
 
@@ -90,6 +92,56 @@ class _Shift(keras.layers.Layer):
 
     def call(self, x):
         return x + keras.random.randint((), 0, 1000, seed=self.draw_seed)
+
+
+class _NoisyDense(keras.layers.Layer):
+    """A layer whose build draws its initial kernel with NumPy: an initial value, once."""
+
+    def build(self, input_shape):
+        kernel = np.random.normal(size=(input_shape[-1], 2)).astype("float32")
+        self.kernel = self.add_weight(shape=kernel.shape, initializer=lambda *_, **__: kernel)
+
+    def call(self, x):
+        return x @ self.kernel
+
+
+@pytest.mark.parametrize("draw", ["numpy", "python", "tf-random", "in-build", "not-a-step"])
+def test_a_random_draw_made_once_as_a_training_step_is_traced_is_found(draw):
+    # hunt33 b08 (tensorflow#24610, #36715): np.random inside a tf.function step.
+    model = keras.Sequential([_NoisyDense()])  # (built in the step's first trace)
+    optimizer = keras.optimizers.SGD(0.01)
+
+    def train_step(x):
+        if draw == "numpy":
+            x = x + np.random.randint(0, 1000)
+        elif draw == "python":
+            x = x + random.random()
+        elif draw == "tf-random":
+            x = x + tf.random.uniform(())
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(model(x) ** 2)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return x
+
+    step = gradguard.guard(model, optimizer)(tf.function(train_step))
+    report = Report()
+    unwatch = tracedrandom.watch(report, lambda: step.guard.forensics.trained_graphs)
+    try:
+        x = np.zeros((2, 4), np.float32)
+        inputs = [step(x).numpy() for _ in range(3)]
+        if draw == "not-a-step":  # a function called once, updating nothing: not judged
+            tf.function(lambda: tf.constant(np.random.normal()))()
+    finally:
+        unwatch()
+    found = {"numpy": "np.random.randint", "python": "random.random"}.get(draw)
+    if draw in ("numpy", "python", "tf-random"):  # (the same input every step: frozen)
+        assert (np.ptp(inputs) == 0) == (found is not None)
+    codes = [f for f in report.findings if f.code == "random-frozen-at-trace"]
+    assert [f.details["call"] for f in codes] == ([found] if found else []), str(report)
+    if found:
+        assert "training step 'train_step'" in codes[0].message, codes[0].message
+        assert "test_tracedrandom.py" in codes[0].message
 
 
 @pytest.mark.parametrize(
