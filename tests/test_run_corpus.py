@@ -549,6 +549,8 @@ BUGS: dict[str, Bug] = {
     ),
     # batches-one-class
     "bug_dataset_sorted_by_class_not_shuffled_fit.py": Bug(("batches-one-class",)),
+    # ... or through shuffle(64): batches mostly of one class (tensorflow#36626).
+    "bug_sorted_classes_through_a_small_shuffle_buffer_fit.py": Bug(("batches-one-class",)),
     "bug_validation_split_on_data_sorted_by_class_fit.py": Bug(
         ("loss-not-decreasing",), mentions=(("loss-not-decreasing", "validation_split=0.25"),)
     ),
@@ -762,6 +764,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_regularizer_not_added_in_loop.py": Healthy(),
     "ok_class_weight_passed_by_train_step_override_fit.py": Healthy(),
     "ok_label_smoothing_loss_with_arguments_in_order_fit.py": Healthy(),
+    "ok_sorted_classes_through_a_full_shuffle_buffer_fit.py": Healthy(),
     "ok_random_shift_drawn_in_the_graph_inside_the_train_step_tf_function.py": Healthy(),
     "ok_augmentation_cached_then_replayed_fit.py": Healthy(),
     "ok_validation_split_on_data_sorted_by_target_fit.py": Healthy(),
