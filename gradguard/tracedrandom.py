@@ -186,8 +186,8 @@ class _Draws:
         if where in self._seen:
             return
         if function is None:  # (another function's trace: a training step's? `judge_steps`)
-            if not _building(frame):
-                self._in_traces.setdefault(where, (call, _graphs()))
+            if not _building(frame):  # (the graphs of every trace it was drawn in)
+                self._in_traces.setdefault(where, (call, []))[1].extend(_graphs())
             return
         self._seen.add(where)
         rest = function.removeprefix("Dataset_")
@@ -231,9 +231,14 @@ def _graphs() -> list[Any]:
 
 
 def _building(frame: Any) -> bool:
-    """Whether the script's code is building a layer or object: a draw there is an initial value."""
+    """Whether a layer is making its weights, or the script an object: an initial value's draw.
+
+    A ``build`` or ``add_weight`` anywhere below (Keras' own layers call the script's
+    initializers from theirs), or the script's own ``__init__``.
+    """
     while frame is not None:
-        if frame.f_code.co_name in ("build", "__init__") and not _library(frame):
+        name = frame.f_code.co_name
+        if name in ("build", "add_weight") or (name == "__init__" and not _library(frame)):
             return True
         frame = frame.f_back
     return False

@@ -105,10 +105,35 @@ class _NoisyDense(keras.layers.Layer):
         return x @ self.kernel
 
 
-@pytest.mark.parametrize("draw", ["numpy", "python", "tf-random", "in-build", "not-a-step"])
+class _NumpyShift(keras.layers.Layer):
+    """An augmentation layer drawing with NumPy in `call` (Keras may trace it to build it)."""
+
+    def call(self, x):
+        return x + np.random.randint(0, 1000)
+
+
+def _initial_kernel(shape, dtype=None):
+    return np.random.normal(size=shape).astype("float32")
+
+
+@pytest.mark.parametrize(
+    "draw",
+    [
+        "numpy",
+        "python",
+        "in-a-layers-call",
+        "tf-random",
+        "in-build",
+        "in-an-initializer",
+        "not-a-step",
+    ],
+)
 def test_a_random_draw_made_once_as_a_training_step_is_traced_is_found(draw):
     # hunt33 b08 (tensorflow#24610, #36715): np.random inside a tf.function step.
-    model = keras.Sequential([_NoisyDense()])  # (built in the step's first trace)
+    layer = _NoisyDense()  # (built in the step's first trace)
+    if draw == "in-an-initializer":  # a Keras layer's build draws through the script's function
+        layer = keras.layers.Dense(2, kernel_initializer=_initial_kernel)
+    model = keras.Sequential([_NumpyShift(), layer] if draw == "in-a-layers-call" else [layer])
     optimizer = keras.optimizers.SGD(0.01)
 
     def train_step(x):
@@ -129,6 +154,8 @@ def test_a_random_draw_made_once_as_a_training_step_is_traced_is_found(draw):
     unwatch = tracedrandom.watch(report, lambda: step.guard.forensics.trained_graphs)
     try:
         x = np.zeros((2, 4), np.float32)
+        if draw == "in-a-layers-call":  # traced for a prediction first: no step's graph
+            tf.function(model)(x)
         inputs = [step(x).numpy() for _ in range(3)]
         if draw == "not-a-step":  # a function called once, updating nothing: not judged
             tf.function(lambda: tf.constant(np.random.normal()))()
@@ -137,6 +164,7 @@ def test_a_random_draw_made_once_as_a_training_step_is_traced_is_found(draw):
     found = {"numpy": "np.random.randint", "python": "random.random"}.get(draw)
     if draw in ("numpy", "python", "tf-random"):  # (the same input every step: frozen)
         assert (np.ptp(inputs) == 0) == (found is not None)
+    found = "np.random.randint" if draw == "in-a-layers-call" else found
     codes = [f for f in report.findings if f.code == "random-frozen-at-trace"]
     assert [f.details["call"] for f in codes] == ([found] if found else []), str(report)
     if found:
