@@ -159,10 +159,13 @@ def exploding_reference(steps: Sequence[Mapping[str, Any]], layout: Layout) -> d
     layer = np.sqrt(_per_layer(_field(steps, "grad_sq"), layout))
     loss, known = _field(steps, "loss"), _field(steps, "loss_known")
     at_first = np.flatnonzero(finite)[:1]
+    losses = loss[known & np.isfinite(loss)]
     return {
         "norm_first": first,
         "norm_max": largest,
         "loss_first": loss[at_first[0]] if at_first.size and known[at_first[0]] else np.nan,
+        "norm_last": norm[finite][-1] if finite.any() else 0.0,
+        "loss_last": losses[-1] if losses.size else np.nan,
         "norm_max_step": at,
         "layer_norm_max": np.where(np.isfinite(layer), layer, 0.0).max(axis=0),
     }
@@ -598,6 +601,29 @@ SCRIPTED = [
             grad_norm=lambda s: 9e5 * (1 + 5 * s),
             grad_sq=lambda s: np.full(4, (9e5 * (1 + 5 * s)) ** 2 / 4),
             loss=lambda s: 4.6e10 - 1e6 * s,
+        ),
+        exploding_reference,
+        frozenset({"exploding-gradient"}),
+    ),
+    Scripted(
+        # An LSTM crossing a cliff as it starts to learn: 1000x its first norm at one step,
+        # back to a tenth of that while its loss fell by more than half (hunt34 f04).
+        "exploding-spike-the-run-recovered-from",
+        checks.ExplodingGradient,
+        LAYOUT,
+        _steps(
+            grad_norm=lambda s: 200.0 if s == 5 else 0.1 * (1 + s),
+            loss=lambda s: 0.7 / (1 + s),
+        ),
+        exploding_reference,
+    ),
+    Scripted(
+        "exploding-spike-the-loss-did-not-fall-from",  # the same norms, the loss up: diverging
+        checks.ExplodingGradient,
+        LAYOUT,
+        _steps(
+            grad_norm=lambda s: 200.0 if s == 5 else 0.1 * (1 + s),
+            loss=lambda s: 0.7 * (1 + s),
         ),
         exploding_reference,
         frozenset({"exploding-gradient"}),
