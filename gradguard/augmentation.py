@@ -10,7 +10,8 @@ copy of each example, as if there were no augmentation. Nothing fails.
   or ``tf.image.random_*`` ops in the map: each op takes a fixed seed from it, and tf.data
   starts its sequence again with each epoch's iterator, so the k-th example gets the same draw
   every epoch (0.57 against 0.99 with a `tf.random.Generator`). A shuffle before the map deals
-  the draws to other examples each epoch: left alone.
+  the draws to other examples each epoch, and a data set repeated for ever (``.repeat()`` with
+  ``steps_per_epoch``) is one iterator whose draws go on: left alone.
 
 Read under ``gradguard run`` as `fit` starts on a `tf.data.Dataset` for more than one epoch,
 from the traced functions of its maps (`map`, `flat_map`, `interleave`). Draws that move on by
@@ -90,7 +91,12 @@ def _shuffled(dataset: Any) -> bool:
 
 
 def _repeated(dataset: Any) -> tuple[Any, str] | None:
-    """A random map whose draws every epoch replays, and how (`_CACHED` or `_SEEDED`)."""
+    """A random map whose draws every epoch replays, and how (`_CACHED` or `_SEEDED`).
+
+    A data set repeated for ever is read by one iterator through all of fit's epochs
+    (``steps_per_epoch``): its seeded draws go on from epoch to epoch, never restarted.
+    """
+    endless = int(dataset.cardinality()) == int(tf.data.INFINITE_CARDINALITY)
     for each in upstream(dataset):
         if "CacheDataset" in type(each).__name__:
             functions = [f for f in map(map_function, upstream(each)) if f is not None]
@@ -98,7 +104,8 @@ def _repeated(dataset: Any) -> tuple[Any, str] | None:
             if drawing:
                 return drawing[0], _CACHED
         function = map_function(each)
-        if function is not None and _seeded(_nodes(function)) and not _shuffled(each):
+        restarted = not (endless or _shuffled(each))
+        if function is not None and restarted and _seeded(_nodes(function)):
             return function, _SEEDED
     return None
 

@@ -3,7 +3,8 @@ for a `cache` (in memory or to a file) after a map that draws random numbers (`t
 Generator, `tf.image.random_*`, Keras' random layers), and for `tf.random` ops seeded by the
 global seed in a map with no shuffle before it, given to a real `fit` of several epochs under a
 process-wide guard; silent for the cache before a Generator's map, for a deterministic map, for
-a fixed stateless seed, for a shuffle before the seeded map, and for one epoch."""
+a fixed stateless seed, for a shuffle before the seeded map, for a seeded map repeated for ever
+(one iterator through fit: hunt34 f06), and for one epoch."""
 
 from __future__ import annotations
 
@@ -60,8 +61,9 @@ def _pipeline(kind: str, tmp_path) -> tf.data.Dataset:
         "global seed": lambda: base.map(_seeded),
         "shuffle, then global seed": lambda: base.shuffle(32).map(_seeded),
         "generator": lambda: base.map(_shift()),
-    }[kind]()
-    return data.shuffle(32).batch(8)
+    }[kind.removesuffix(", repeated for ever")]()
+    data = data.shuffle(32).batch(8)
+    return data.repeat() if kind.endswith("repeated for ever") else data
 
 
 FOUND = [
@@ -69,8 +71,10 @@ FOUND = [
     "tf.image, then cache to a file",
     "keras layer, then cache",
     "global seed",
+    "generator, then cache, repeated for ever",  # (the cache still replays the first pass)
 ]
 SILENT = [
+    "global seed, repeated for ever",  # one iterator through fit: its draws go on
     "cache, then generator",
     "deterministic, then cache",
     "fixed seed, then cache",
@@ -85,10 +89,21 @@ def test_a_random_map_every_epoch_replays_is_found(kind, tmp_path):
     data = _pipeline(kind, tmp_path)
     codes = [f.code for f in augmentation.findings({"x": data, "epochs": 3}, step=0)]
     assert codes == ([CODE] if kind in FOUND else [])
+    if kind.startswith("global seed"):  # (what it rests on: a new iterator restarts the draws)
+        iterator = iter(data)
+        first = [next(iterator)[0].numpy() for _ in range(4)]  # (an epoch: 4 batches)
+        if kind == "global seed":  # (fit's next epoch: a new iterator)
+            second = [x.numpy() for x, _ in data]
+        else:
+            second = [next(iterator)[0].numpy() for _ in range(4)]
+        examples = [sorted(e.tobytes() for e in np.concatenate(b)) for b in (first, second)]
+        assert (examples[0] == examples[1]) == (kind in FOUND)  # (the shuffle after: as sets)
     assert augmentation.findings({"x": data, "epochs": 1}, step=0) == []  # (no epoch replayed)
 
 
-@pytest.mark.parametrize("kind", ["generator, then cache", "global seed", "generator"])
+@pytest.mark.parametrize(
+    "kind", ["generator, then cache", "global seed", "generator", "global seed, repeated for ever"]
+)
 def test_under_a_process_wide_guard_fit_is_told(kind, tmp_path):
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
@@ -97,7 +112,7 @@ def test_under_a_process_wide_guard_fit_is_told(kind, tmp_path):
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     guard = Guard(options=Options.create(), raise_errors=False)
     with guard.instrument_process():
-        model.fit(_pipeline(kind, tmp_path), epochs=2, verbose=0)
+        model.fit(_pipeline(kind, tmp_path), epochs=2, steps_per_epoch=4, verbose=0)
         found = [f for f in guard.read(final=True).findings if f.code == CODE]
     assert len(found) == (kind in FOUND)
     if found:
