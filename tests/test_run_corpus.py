@@ -765,6 +765,8 @@ HEALTHY: dict[str, Healthy] = {
     "ok_class_weight_passed_by_train_step_override_fit.py": Healthy(),
     "ok_label_smoothing_loss_with_arguments_in_order_fit.py": Healthy(),
     "ok_sorted_classes_through_a_full_shuffle_buffer_fit.py": Healthy(),
+    "ok_lstm_gradient_spike_while_it_starts_to_learn_fit.py": Healthy(),
+    "ok_augmentation_seeded_dataset_repeated_for_ever_fit.py": Healthy(),
     "ok_random_shift_drawn_in_the_graph_inside_the_train_step_tf_function.py": Healthy(),
     "ok_augmentation_cached_then_replayed_fit.py": Healthy(),
     "ok_validation_split_on_data_sorted_by_target_fit.py": Healthy(),
