@@ -17,7 +17,8 @@ Keras' own ``activation`` (a custom layer, `tf.nn.softmax` passed as a function,
 model: nothing is claimed).
 
 The same layer tells whether labels all of one class are a bug (`learns_a_constant`): its own
-bias fits them, or the output is built so that they carry the signal (BPR's 1s).
+bias fits them (or per-id biases summed into the score), or the output is built so that they
+carry the signal (BPR's 1s).
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def _scores(layer: Any) -> bool:
         return False
     nodes = getattr(layer, "_inbound_nodes", None) or []
     inputs = nodes[0].input_tensors if nodes else []
-    makers = [getattr(getattr(t, "_keras_history", None), "operation", None) for t in inputs]
+    makers = [_maker(t) for t in inputs]
     bounded = (keras.activations.softmax, keras.activations.sigmoid)
     return bool(makers) and not any(
         isinstance(m, keras.layers.Softmax) or getattr(m, "activation", None) in bounded
@@ -130,20 +131,52 @@ def _scores(layer: Any) -> bool:
     )
 
 
-def learns_a_constant(model: Any) -> bool:
-    """Whether `model`'s output layer has a trainable bias, which fits labels of one class alone.
+def _maker(tensor: Any) -> Any:
+    """The layer that made `tensor` (a functional model's), or None."""
+    return getattr(getattr(tensor, "_keras_history", None), "operation", None)
 
-    Labels all one class are a bug where a bias can fit them (a threshold on the wrong scale:
-    the loss falls to 0, nothing learned); by construction where the output is a difference
-    or product of scores (BPR, a sampled softmax's positive at index 0) or comes through a
-    frozen layer (a GAN's generator trained through its discriminator). Unknown: False.
-    """
-    output = of(model)
-    if output is None:
-        return False
-    layer = output[0]
+
+def _inputs_of(tensor: Any) -> list[Any]:
+    """The tensors the layer that made `tensor` was called on for it (its call's node)."""
+    history = getattr(tensor, "_keras_history", None)
+    nodes = getattr(_maker(tensor), "_inbound_nodes", None) or []
+    if history is None or history.node_index >= len(nodes):
+        return []
+    return list(nodes[history.node_index].input_tensors)
+
+
+def _has_bias(layer: Any) -> bool:
     bias = getattr(layer, "bias", None)
     return bias is not None and bool(layer.trainable) and bool(getattr(bias, "trainable", True))
+
+
+def _per_id_bias(tensor: Any) -> bool:
+    """Whether `tensor` is an `Embedding`'s one trainable value per id, reshaped or not."""
+    while isinstance(_maker(tensor), (keras.layers.Flatten, keras.layers.Reshape)):
+        tensor = (_inputs_of(tensor) or [None])[0]
+    layer = _maker(tensor)
+    return isinstance(layer, keras.layers.Embedding) and layer.output_dim == 1 and layer.trainable
+
+
+def learns_a_constant(model: Any) -> bool:
+    """Whether `model`'s output has a trainable bias, which fits labels of one class alone.
+
+    Labels all one class are a bug where a bias can fit them (a threshold on the wrong scale:
+    the loss falls to 0, nothing learned): the output layer's own bias, or, under an
+    `Activation`, per-id biases summed into the score (a matrix factorization with user and
+    item biases trained on positive interactions only, no negatives). By construction where
+    the output is a difference or product of scores (BPR, a sampled softmax's positive at index
+    0) or comes through a frozen layer (a GAN's generator trained through its discriminator).
+    Unknown: False.
+    """
+    if of(model) is None:
+        return False
+    tensor = model.outputs[0]
+    while isinstance(_maker(tensor), keras.layers.Activation):
+        tensor = (_inputs_of(tensor) or [None])[0]
+    if isinstance(_maker(tensor), keras.layers.Add):
+        return any(_per_id_bias(each) for each in _inputs_of(tensor))
+    return _maker(tensor) is not None and _has_bias(_maker(tensor))
 
 
 def _finding(why: str, layer: Any, step: int) -> Finding:

@@ -491,6 +491,10 @@ BUGS: dict[str, Bug] = {
     ),
     "bug_shuffle_then_map_zip_misaligned.py": Bug(("loss-not-decreasing",)),
     # What the inputs, the data's scale or the optimizer show, named beside the symptom.
+    # Positive interactions only, into a factorization with per-id biases: every label 1.
+    "bug_recommender_trained_on_positive_interactions_only_fit.py": Bug(
+        ("loss-not-decreasing",), mentions=(("loss-not-decreasing", "sampled negatives"),)
+    ),
     "bug_regression_targets_in_thousands_adam_fit.py": Bug(
         ("loss-not-decreasing",), mentions=(("loss-not-decreasing", "the data's scale"),)
     ),
@@ -767,6 +771,7 @@ HEALTHY: dict[str, Healthy] = {
     "ok_sorted_classes_through_a_full_shuffle_buffer_fit.py": Healthy(),
     "ok_lstm_gradient_spike_while_it_starts_to_learn_fit.py": Healthy(),
     "ok_augmentation_seeded_dataset_repeated_for_ever_fit.py": Healthy(),
+    "ok_recommender_trained_with_sampled_negatives_fit.py": Healthy(),
     "ok_random_shift_drawn_in_the_graph_inside_the_train_step_tf_function.py": Healthy(),
     "ok_augmentation_cached_then_replayed_fit.py": Healthy(),
     "ok_validation_split_on_data_sorted_by_target_fit.py": Healthy(),

@@ -204,7 +204,8 @@ class LossNotDecreasing(Check):
                     f"learns to predict that value whatever the input (its loss, "
                     f"{number(recent)} now, falls toward 0 with nothing learned). Check how the "
                     "labels are made (a threshold on the wrong scale, the wrong column, a "
-                    "filter that kept one class)."
+                    "filter that kept one class; positive interactions alone, with no sampled "
+                    "negatives labelled 0)."
                 )
             message += suspects.sentence(context.notes)
             return [Finding("loss-not-decreasing", message, context.step, details=details)]
