@@ -39,7 +39,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gradguard import _compat
+from gradguard import _compat, batch
 from gradguard import tokens as tokens_lib
 from gradguard.findings import Finding
 
@@ -64,12 +64,16 @@ def findings(model: Any, x: Any, y: Any, step: int) -> list[Finding]:
 
     `x` and `y`: a batch, or `fit`'s arrays (their first rows are read).
     """
-    labels = tokens_lib.label_tokens(y)
+    first = batch.head(y)
+    labels = tokens_lib.label_tokens(first if first is None else tokens_lib.one_hot_ids(first))
     if labels is None:
         return []
     named = [
         (name, array, tensor)
-        for name, array, tensor in tokens_lib.named_inputs(model, x)
+        for name, array, tensor in (
+            (name, tokens_lib.one_hot_ids(array), tensor)
+            for name, array, tensor in tokens_lib.named_inputs(model, x)
+        )
         if array.shape == labels.shape and tokens_lib.is_tokens(array)
     ]
     inputs = [(name, array) for name, array, _ in named]

@@ -20,6 +20,7 @@ __all__ = [
     "label_tokens",
     "named_inputs",
     "next_tokens",
+    "one_hot_ids",
     "rows_with",
     "runs",
 ]
@@ -127,6 +128,20 @@ def rows_with(x: Any, name: str, tokens: np.ndarray) -> Any:
 def _keyed(key: Any) -> str:
     """An input named as the user indexes `x`: ``x['ids']``, ``x[1]``."""
     return f"x[{key!r}]"
+
+
+def one_hot_ids(array: np.ndarray) -> np.ndarray:
+    """One-hot token sequences (rows, positions, vocabulary) as ids from 1, 0 where all 0.
+
+    A character model's inputs and labels are often one-hot rather than ids; shifted by one,
+    an all-zero position (padding) keeps the id 0. Other arrays are returned as they are.
+    """
+    if array.ndim != 3 or array.shape[-1] <= 2:
+        return array
+    sums = array.sum(axis=-1)
+    if not (np.all((array == 0) | (array == 1)) and np.all(sums <= 1) and sums.any()):
+        return array
+    return np.where(sums == 1, np.argmax(array, axis=-1) + 1, 0)
 
 
 def is_tokens(array: np.ndarray) -> bool:

@@ -1,9 +1,10 @@
 """Token labels against the model's token inputs (`tokenlabels`), from `TrainStep`'s first batch
 and from `fit`'s arrays (or a data set's sliced ones) under ``gradguard run``: labels that are
-one of the inputs position by position (`labels-in-inputs`: teacher forcing without the shift;
-the shifted decoder input, a copy task, an autoencoder, masks and masked language modelling
-silent), and tags padded on the other side from their tokens (`padding-misaligned`; padded
-alike, a padding tag other than 0, 0 as a real token, and an encoder-decoder silent)."""
+one of the inputs position by position (`labels-in-inputs`: teacher forcing without the shift,
+ids or one-hot rows; the shifted decoder input, a copy task, an autoencoder, masks and masked
+language modelling silent), and tags padded on the other side from their tokens
+(`padding-misaligned`; padded alike, a padding tag other than 0, 0 as a real token, and an
+encoder-decoder silent)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,11 @@ def _sequences(n: int = 128, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.
 SRC, TGT, SHIFTED = _sequences()
 
 
+def _one_hot(tokens: np.ndarray) -> np.ndarray:
+    """Token ids as one-hot rows, as a character model is fed; padding (0) all zeros."""
+    return np.eye(V, dtype="float32")[tokens] * (tokens > 0)[..., None]
+
+
 def _masked(tokens: np.ndarray, share: float) -> np.ndarray:
     corrupted = tokens.copy()
     hidden = (np.random.default_rng(1).random(tokens.shape) < share) & (tokens > 0)
@@ -58,6 +64,9 @@ def _masked(tokens: np.ndarray, share: float) -> np.ndarray:
         ([TGT, (TGT > 0).astype("int32")], TGT, None),  # masked in the model, a padding mask
         ([TGT, np.tile(np.arange(T), (len(TGT), 1))], TGT, None),  # position ids
         ([SRC[:4], TGT[:4]], TGT[:4], None),  # too few positions to judge
+        ([_one_hot(SRC), _one_hot(TGT)], _one_hot(TGT), "x[1]"),  # one-hot (hunt34 b08)
+        ([_one_hot(SRC), _one_hot(SHIFTED)], _one_hot(TGT), None),
+        (_one_hot(TGT), _one_hot(TGT), None),  # a one-hot autoencoder
     ],
     ids=[
         "not-shifted",
@@ -72,6 +81,9 @@ def _masked(tokens: np.ndarray, share: float) -> np.ndarray:
         "masked-in-model",
         "position-ids",
         "few-positions",
+        "one-hot-not-shifted",
+        "one-hot-shifted",
+        "one-hot-autoencoder",
     ],
 )
 def test_labels_equal_to_an_input_are_found(x, y, named):
