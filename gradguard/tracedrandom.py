@@ -186,8 +186,9 @@ class _Draws:
         if where in self._seen:
             return
         if function is None:  # (another function's trace: a training step's? `judge_steps`)
-            if not _building(frame):  # (the graphs of every trace it was drawn in)
-                self._in_traces.setdefault(where, (call, []))[1].extend(_graphs())
+            if not _building(frame):  # (the graphs of every trace it was drawn in, once each)
+                known = self._in_traces.setdefault(where, (call, []))[1]
+                known += [g for g in _graphs() if not any(g is k for k in known)]
             return
         self._seen.add(where)
         rest = function.removeprefix("Dataset_")
