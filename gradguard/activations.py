@@ -22,6 +22,7 @@ __all__ = [
     "Site",
     "current_graph",
     "capture",
+    "enclosing_graphs",
     "find_sites",
     "flatten_outputs",
     "in_current_graph",
@@ -304,6 +305,15 @@ def current_graph() -> Any:
     return tf.compat.v1.get_default_graph() if tf.inside_function() else None
 
 
+def enclosing_graphs(graph: Any) -> list[Any]:
+    """`graph` and the graphs it is nested in, innermost first (a branch's, its function's...)."""
+    graphs = []
+    while graph is not None:
+        graphs.append(graph)
+        graph = getattr(graph, "outer_graph", None)
+    return graphs
+
+
 def visible_here(tensor: Any) -> bool:
     """Whether `tensor` can be used in the graph being traced (or eagerly) here.
 
@@ -316,11 +326,7 @@ def visible_here(tensor: Any) -> bool:
     if graph is None:
         return getattr(tensor, "graph", None) is None  # eager: an eager tensor
     own = getattr(tensor, "graph", None)  # (None: an eager tensor, which no graph reads)
-    while graph is not None and own is not None:
-        if own is graph:
-            return True
-        graph = getattr(graph, "outer_graph", None)
-    return False
+    return any(own is each for each in enclosing_graphs(graph))
 
 
 def in_current_graph(structure: Any) -> bool:

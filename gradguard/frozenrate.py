@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from gradguard import _compat
+from gradguard.activations import enclosing_graphs
 from gradguard.diagnose import before_views, variable_placeholders
 from gradguard.findings import Finding
 
@@ -37,11 +38,8 @@ def rate_frozen_at_trace(optimizer: Any, step: int) -> Finding | None:
         return None
     # From the outermost graph in: fit's step is traced inside the function of its iterator,
     # an update in a `tf.cond` in the branch's graph. Each captures the rate's handle itself.
-    graphs, graph = [], tf.compat.v1.get_default_graph()
-    while hasattr(graph, "captures"):  # (a FuncGraph; the eager context's graph has none)
-        graphs.append(graph)
-        graph = graph.outer_graph
-    for graph in reversed(graphs):
+    graphs = enclosing_graphs(tf.compat.v1.get_default_graph())
+    for graph in reversed([g for g in graphs if hasattr(g, "captures")]):  # (FuncGraphs)
         arguments = graph.structured_input_signature
         if arguments is None:
             continue  # (a `tf.cond` branch's graph: what it assigns is assigned on a condition)

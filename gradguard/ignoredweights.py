@@ -21,6 +21,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from gradguard.activations import enclosing_graphs
 from gradguard.diagnose import value_ancestors
 from gradguard.findings import Finding
 
@@ -51,9 +52,9 @@ def sample_weights_ignored(traced: Iterable[tuple[tf.Tensor, int]]) -> list[Find
 
 def _step_graph(graph: Any) -> Any:
     """`graph` or the graph it is nested in that is `fit`'s step function; None if none is."""
-    while graph is not None and getattr(graph, "name", None) != STEP_FUNCTION:
-        graph = getattr(graph, "outer_graph", None)
-    return graph
+    return next(
+        (g for g in enclosing_graphs(graph) if getattr(g, "name", None) == STEP_FUNCTION), None
+    )
 
 
 def _sample_weights(graph: Any) -> list[tf.Tensor]:

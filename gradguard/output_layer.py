@@ -174,9 +174,10 @@ def learns_a_constant(model: Any) -> bool:
     tensor = model.outputs[0]
     while isinstance(_maker(tensor), keras.layers.Activation):
         tensor = (_inputs_of(tensor) or [None])[0]
-    if isinstance(_maker(tensor), keras.layers.Add):
+    layer = _maker(tensor)
+    if isinstance(layer, keras.layers.Add):
         return any(_per_id_bias(each) for each in _inputs_of(tensor))
-    return _maker(tensor) is not None and _has_bias(_maker(tensor))
+    return layer is not None and _has_bias(layer)
 
 
 def _finding(why: str, layer: Any, step: int) -> Finding:

@@ -68,14 +68,8 @@ def findings(model: Any, x: Any, y: Any, step: int) -> list[Finding]:
     labels = tokens_lib.label_tokens(first if first is None else tokens_lib.one_hot_ids(first))
     if labels is None:
         return []
-    named = [
-        (name, array, tensor)
-        for name, array, tensor in (
-            (name, tokens_lib.one_hot_ids(array), tensor)
-            for name, array, tensor in tokens_lib.named_inputs(model, x)
-        )
-        if array.shape == labels.shape and tokens_lib.is_tokens(array)
-    ]
+    given = [(n, tokens_lib.one_hot_ids(a), t) for n, a, t in tokens_lib.named_inputs(model, x)]
+    named = [(n, a, t) for n, a, t in given if a.shape == labels.shape and tokens_lib.is_tokens(a)]
     inputs = [(name, array) for name, array, _ in named]
     # A label can be copied from an input only where its positions reach the output.
     positional = _positional_inputs(model)

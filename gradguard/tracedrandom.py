@@ -49,6 +49,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from gradguard.activations import current_graph, enclosing_graphs
 from gradguard.findings import Finding, Report
 from gradguard.patching import Patch
 
@@ -99,13 +100,8 @@ def _script_frame(frame: Any) -> Any:
 
 def _dataset_function() -> str | None:
     """The name of the `tf.data` function being traced now, if one is."""
-    graph = tf.compat.v1.get_default_graph() if tf.inside_function() else None
-    while graph is not None:
-        name = str(getattr(graph, "name", ""))
-        if name.startswith("Dataset_"):
-            return name
-        graph = getattr(graph, "outer_graph", None)
-    return None
+    names = (str(getattr(g, "name", "")) for g in enclosing_graphs(current_graph()))
+    return next((name for name in names if name.startswith("Dataset_")), None)
 
 
 class _Draws:
@@ -188,7 +184,8 @@ class _Draws:
         if function is None:  # (another function's trace: a training step's? `judge_steps`)
             if not _building(frame):  # (the graphs of every trace it was drawn in, once each)
                 known = self._in_traces.setdefault(where, (call, []))[1]
-                known += [g for g in _graphs() if not any(g is k for k in known)]
+                traced = enclosing_graphs(current_graph())
+                known += [g for g in traced if not any(g is k for k in known)]
             return
         self._seen.add(where)
         rest = function.removeprefix("Dataset_")
@@ -220,15 +217,6 @@ class _Draws:
             )
             details = {"call": call, "function": step.name, "file": file, "line": line}
             self._add(Finding("random-frozen-at-trace", message, 0, details=details))
-
-
-def _graphs() -> list[Any]:
-    """The graph being traced now and the graphs it is nested in."""
-    graphs, graph = [], tf.compat.v1.get_default_graph()
-    while graph is not None:
-        graphs.append(graph)
-        graph = getattr(graph, "outer_graph", None)
-    return graphs
 
 
 def _building(frame: Any) -> bool:
